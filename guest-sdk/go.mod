@@ -1,0 +1,3 @@
+module github.com/librahost/librahost/guest-sdk
+
+go 1.26
