@@ -1,0 +1,95 @@
+package memalloc
+
+import (
+	"sync"
+
+	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
+)
+
+// MaxReserve is the most a single memory reserves: the whole 32-bit
+// address space of a guest.
+const MaxReserve = 4 << 30
+
+// Allocator is an experimental.MemoryAllocator. The zero value is ready to
+// use; one Allocator may serve any number of memories.
+type Allocator struct {
+	// Limit caps each reservation, in bytes; 0 means MaxReserve. A guest
+	// then cannot grow its memory beyond Limit.
+	Limit uint64
+	// OnFallback, if set, is called when a reservation fails. The memory
+	// then lives on the Go heap and moves when it grows.
+	OnFallback func(error)
+}
+
+// Allocate implements experimental.MemoryAllocator. It reserves max bytes
+// (capped at Limit) with MAP_NORESERVE: untouched pages cost nothing.
+func (a *Allocator) Allocate(cap, max uint64) experimental.LinearMemory {
+	limit := a.Limit
+	if limit == 0 || limit > MaxReserve {
+		limit = MaxReserve
+	}
+	size := min(max, limit)
+	if size == 0 {
+		return &heapMemory{buf: []byte{}}
+	}
+	buf, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		if a.OnFallback != nil {
+			a.OnFallback(&ReserveError{Bytes: size, Err: err})
+		}
+		return &heapMemory{buf: make([]byte, 0, min(cap, size)), max: size}
+	}
+	return &mmapMemory{buf: buf}
+}
+
+// mmapMemory is one reservation. Reallocate only changes the length of the
+// slice it returns.
+type mmapMemory struct {
+	mu  sync.Mutex
+	buf []byte // the whole reservation; nil once freed
+}
+
+// Reallocate implements experimental.LinearMemory.
+func (m *mmapMemory) Reallocate(size uint64) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if size > uint64(len(m.buf)) {
+		return nil
+	}
+	return m.buf[:size:size]
+}
+
+// Free implements experimental.LinearMemory. It unmaps the reservation;
+// calling it again does nothing.
+func (m *mmapMemory) Free() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.buf != nil {
+		_ = unix.Munmap(m.buf)
+		m.buf = nil
+	}
+}
+
+// heapMemory is the fallback when the reservation fails, and the memory of
+// a module whose maximum is zero.
+type heapMemory struct {
+	buf []byte
+	max uint64
+}
+
+func (m *heapMemory) Reallocate(size uint64) []byte {
+	if size > m.max {
+		return nil
+	}
+	if size > uint64(cap(m.buf)) {
+		nb := make([]byte, size, max(size, min(2*uint64(cap(m.buf)), m.max)))
+		copy(nb, m.buf)
+		m.buf = nb
+	}
+	m.buf = m.buf[:size]
+	return m.buf
+}
+
+func (m *heapMemory) Free() { m.buf = nil }
