@@ -24,7 +24,7 @@ type Allocator struct {
 
 // Allocate implements experimental.MemoryAllocator. It reserves max bytes
 // (capped at Limit) with MAP_NORESERVE: untouched pages cost nothing.
-func (a *Allocator) Allocate(cap, max uint64) experimental.LinearMemory {
+func (a Allocator) Allocate(cap, max uint64) experimental.LinearMemory {
 	limit := a.Limit
 	if limit == 0 || limit > MaxReserve {
 		limit = MaxReserve

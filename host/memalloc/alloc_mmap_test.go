@@ -32,13 +32,13 @@ func growModule(min, max byte, hasMax bool) []byte {
 func TestAllocatorWazero(t *testing.T) {
 	tests := []struct {
 		name     string
-		alloc    *Allocator
+		alloc    Allocator
 		mod      []byte
 		maxPages uint32
 	}{
-		{"declared max", &Allocator{}, growModule(1, 100, true), 100},
-		{"no max reserves 4 GiB", &Allocator{}, growModule(2, 0, false), 65536},
-		{"limit", &Allocator{Limit: 16 * page}, growModule(1, 0, false), 16},
+		{"declared max", Allocator{}, growModule(1, 100, true), 100},
+		{"no max reserves 4 GiB", Allocator{}, growModule(2, 0, false), 65536},
+		{"limit", Allocator{Limit: 16 * page}, growModule(1, 0, false), 16},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +98,7 @@ func TestAllocatorWazero(t *testing.T) {
 }
 
 func TestAllocatorDirect(t *testing.T) {
-	a := &Allocator{}
+	a := Allocator{}
 	m := a.Allocate(page, 4*page)
 	b := m.Reallocate(page)
 	if len(b) != page {

@@ -5,5 +5,5 @@
 //
 // Use it with experimental.WithMemoryAllocator:
 //
-//	ctx = experimental.WithMemoryAllocator(ctx, &memalloc.Allocator{})
+//	ctx = experimental.WithMemoryAllocator(ctx, memalloc.Allocator{})
 package memalloc
