@@ -1,0 +1,135 @@
+package wasi
+
+import (
+	"os"
+)
+
+// fdKind is what an fd refers to.
+type fdKind uint8
+
+const (
+	kindStdin fdKind = iota + 1
+	kindStdout
+	kindStderr
+	kindDir
+	kindFile
+)
+
+// maxFDs bounds the fd table; path_open beyond it fails with EMFILE.
+const maxFDs = 1 << 16
+
+// fdEntry is one open fd. Everything but file is checkpoint state; file is
+// reopened from (mount, rel, access, fdflags) on restore.
+type fdEntry struct {
+	kind    fdKind
+	preopen bool
+	mount   int    // index into System.mounts; -1 for stdio
+	rel     string // slash-separated path within the mount, "." for its root
+	file    *os.File
+
+	offset  int64
+	fdflags uint16
+	read    bool // opened for reading
+	write   bool // opened for writing
+
+	rightsBase, rightsInheriting uint64
+
+	dir *dirCursor // kindDir: entries read by fd_readdir
+}
+
+// fdTable maps guest fds to entries.
+type fdTable struct {
+	m map[uint32]*fdEntry
+}
+
+func newFDTable(nmounts int) *fdTable {
+	t := &fdTable{m: make(map[uint32]*fdEntry)}
+	t.m[0] = &fdEntry{kind: kindStdin, mount: -1, read: true, rightsBase: stdioRights}
+	t.m[1] = &fdEntry{kind: kindStdout, mount: -1, write: true, rightsBase: stdioRights}
+	t.m[2] = &fdEntry{kind: kindStderr, mount: -1, write: true, rightsBase: stdioRights}
+	for i := 0; i < nmounts; i++ {
+		t.m[uint32(3+i)] = &fdEntry{
+			kind: kindDir, preopen: true, mount: i, rel: ".", read: true,
+			rightsBase: dirRightsBase, rightsInheriting: dirRightsBase | fileRightsBase,
+		}
+	}
+	return t
+}
+
+func (t *fdTable) get(fd uint32) (*fdEntry, bool) {
+	e, ok := t.m[fd]
+	return e, ok
+}
+
+// insert places e at the lowest free fd.
+func (t *fdTable) insert(e *fdEntry) (uint32, bool) {
+	for fd := uint32(0); fd < maxFDs; fd++ {
+		if _, used := t.m[fd]; !used {
+			t.m[fd] = e
+			return fd, true
+		}
+	}
+	return 0, false
+}
+
+func (t *fdTable) remove(fd uint32) {
+	delete(t.m, fd)
+}
+
+func (t *fdTable) closeAll() {
+	for fd, e := range t.m {
+		if e.file != nil {
+			e.file.Close()
+		}
+		delete(t.m, fd)
+	}
+}
+
+// Rights, as reported by fd_fdstat_get.
+const (
+	rightFdDatasync uint64 = 1 << iota
+	rightFdRead
+	rightFdSeek
+	rightFdFdstatSetFlags
+	rightFdSync
+	rightFdTell
+	rightFdWrite
+	rightFdAdvise
+	rightFdAllocate
+	rightPathCreateDirectory
+	rightPathCreateFile
+	rightPathLinkSource
+	rightPathLinkTarget
+	rightPathOpen
+	rightFdReaddir
+	rightPathReadlink
+	rightPathRenameSource
+	rightPathRenameTarget
+	rightPathFilestatGet
+	rightPathFilestatSetSize
+	rightPathFilestatSetTimes
+	rightFdFilestatGet
+	rightFdFilestatSetSize
+	rightFdFilestatSetTimes
+	rightPathSymlink
+	rightPathRemoveDirectory
+	rightPathUnlinkFile
+	rightPollFdReadwrite
+	rightSockShutdown
+	rightSockAccept
+)
+
+const fileRightsBase = rightFdDatasync | rightFdRead | rightFdSeek | rightFdFdstatSetFlags |
+	rightFdSync | rightFdTell | rightFdWrite | rightFdAdvise | rightFdAllocate |
+	rightFdFilestatGet | rightFdFilestatSetSize | rightFdFilestatSetTimes | rightPollFdReadwrite
+
+const dirRightsBase = rightFdDatasync | rightFdFdstatSetFlags | rightFdSync |
+	rightPathCreateDirectory | rightPathCreateFile | rightPathLinkSource | rightPathLinkTarget |
+	rightPathOpen | rightFdReaddir | rightPathReadlink | rightPathRenameSource |
+	rightPathRenameTarget | rightPathFilestatGet | rightPathFilestatSetSize |
+	rightPathFilestatSetTimes | rightFdFilestatGet | rightFdFilestatSetTimes |
+	rightPathSymlink | rightPathRemoveDirectory | rightPathUnlinkFile
+
+// stdioRights are those of a character device that is not a terminal
+// (wasi-libc's isatty wants seek and tell absent).
+const stdioRights = fileRightsBase

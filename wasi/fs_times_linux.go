@@ -1,0 +1,65 @@
+package wasi
+
+import (
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+const (
+	utimeOmit         = (1 << 30) - 2
+	atSymlinkNofollow = 0x100
+)
+
+func timespecOf(t time.Time) syscall.Timespec {
+	if t.IsZero() {
+		return syscall.Timespec{Nsec: utimeOmit}
+	}
+	return syscall.NsecToTimespec(t.UnixNano())
+}
+
+// utimensat sets the times of name relative to dir (the file dir itself when
+// name is empty), leaving zero times unchanged.
+func utimensat(dir *os.File, name string, at, mt time.Time, nofollow bool) error {
+	ts := [2]syscall.Timespec{timespecOf(at), timespecOf(mt)}
+	var p *byte
+	if name != "" {
+		var err error
+		if p, err = syscall.BytePtrFromString(name); err != nil {
+			return err
+		}
+	}
+	flags := 0
+	if nofollow {
+		flags = atSymlinkNofollow
+	}
+	sc, err := dir.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errno syscall.Errno
+	cerr := sc.Control(func(fd uintptr) {
+		_, _, errno = syscall.Syscall6(syscall.SYS_UTIMENSAT, fd,
+			uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&ts[0])), uintptr(flags), 0, 0)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// sysStat fills the fields of st only the host's stat has.
+func sysStat(fi fs.FileInfo, st *filestat) {
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.dev = uint64(sys.Dev)
+		st.ino = uint64(sys.Ino)
+		st.nlink = uint64(sys.Nlink)
+		st.atim = uint64(sys.Atim.Sec)*1e9 + uint64(sys.Atim.Nsec)
+		st.ctim = uint64(sys.Ctim.Sec)*1e9 + uint64(sys.Ctim.Nsec)
+	}
+}

@@ -1,0 +1,234 @@
+package wasi
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Subscription and event layout.
+const (
+	subscriptionSize = 48
+	eventSize        = 32
+
+	eventtypeClock   = 0
+	eventtypeFdRead  = 1
+	eventtypeFdWrite = 2
+
+	subclockAbstime = 1
+)
+
+var pollFuncs = []hostFunc{
+	{"poll_oneoff", []api.ValueType{i32, i32, i32, i32}, pollOneoff},
+}
+
+type pollEvent struct {
+	userdata uint64
+	err      errno
+	typ      uint8
+	nbytes   uint64
+}
+
+type pollClock struct {
+	userdata uint64
+	deadline int64 // guest monotonic ns
+}
+
+func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) errno {
+	in, out, n, neventsPtr := uint32(st[0]), uint32(st[1]), uint32(st[2]), uint32(st[3])
+	if n == 0 {
+		return errnoInval
+	}
+	if n > math.MaxUint32/subscriptionSize {
+		return errnoFault
+	}
+	subs, ok := memRead(mod, in, n*subscriptionSize)
+	if !ok {
+		return errnoFault
+	}
+	if _, ok := memRead(mod, out, n*eventSize); !ok {
+		return errnoFault
+	}
+
+	// start is "now" for relative clocks: after an unwind, the repeated
+	// call uses the time of the original one.
+	now := s.nanotime()
+	start := now
+	if s.hasPending {
+		start, s.hasPending = s.pendingStart, false
+	}
+
+	var events []pollEvent
+	var clocks []pollClock
+	var stdinSubs []uint64
+	for i := uint32(0); i < n; i++ {
+		sub := subs[i*subscriptionSize:]
+		ud := le.Uint64(sub)
+		switch typ := sub[8]; typ {
+		case eventtypeClock:
+			id, timeout, flags := le.Uint32(sub[16:]), int64(le.Uint64(sub[24:])), le.Uint16(sub[40:])
+			if flags&^subclockAbstime != 0 {
+				return errnoInval
+			}
+			abs := flags&subclockAbstime != 0
+			var dl int64
+			switch id {
+			case clockRealtime:
+				if abs {
+					dl = now + (timeout - s.walltimeNanos())
+				} else {
+					dl = addSat(start, timeout)
+				}
+			case clockMonotonic, clockProcessCputimeID, clockThreadCputimeID:
+				if abs {
+					dl = timeout
+				} else {
+					dl = addSat(start, timeout)
+				}
+			default:
+				events = append(events, pollEvent{ud, errnoInval, typ, 0})
+				continue
+			}
+			clocks = append(clocks, pollClock{ud, dl})
+		case eventtypeFdRead, eventtypeFdWrite:
+			ev, wait := s.pollFD(ud, typ, le.Uint32(sub[16:]))
+			if wait {
+				stdinSubs = append(stdinSubs, ud)
+				continue
+			}
+			events = append(events, ev)
+		default:
+			return errnoInval
+		}
+	}
+
+	intr := s.intr
+	fireAll := false // an interrupt ends every sleep early
+	for {
+		now = s.nanotime()
+		for _, c := range clocks {
+			if c.deadline <= now || fireAll {
+				events = append(events, pollEvent{userdata: c.userdata, typ: eventtypeClock})
+			}
+		}
+		if len(stdinSubs) > 0 {
+			s.stdin.poll()
+			if s.stdin.ready() {
+				for _, ud := range stdinSubs {
+					events = append(events, pollEvent{ud, 0, eventtypeFdRead, uint64(len(s.stdin.buf))})
+				}
+			}
+		}
+		if len(events) > 0 {
+			break
+		}
+		var timer <-chan time.Time
+		stop := func() bool { return false }
+		if len(clocks) > 0 {
+			earliest := clocks[0].deadline
+			for _, c := range clocks[1:] {
+				earliest = min(earliest, c.deadline)
+			}
+			t := time.NewTimer(time.Duration(earliest - now))
+			stop = t.Stop
+			timer = t.C
+		}
+		var stdinCh <-chan stdinChunk
+		if len(stdinSubs) > 0 {
+			stdinCh = s.stdin.wait()
+		}
+		var chunk stdinChunk
+		var gotChunk, interrupted, done bool
+		select {
+		case <-timer:
+		case chunk = <-stdinCh:
+			gotChunk = true
+		case <-intr:
+			interrupted = true
+		case <-ctx.Done():
+			done = true
+		}
+		stop()
+		switch {
+		case done:
+			return errnoIntr
+		case gotChunk:
+			s.stdin.accept(chunk)
+		case interrupted:
+			if s.hooks == nil {
+				// A checkpoint is pending: end the sleep early.
+				fireAll = len(clocks) > 0
+				intr = nil
+				continue
+			}
+			if s.hooks.Enter(ctx, mod) {
+				s.pendingStart, s.hasPending = start, true
+				return errnoSuccess
+			}
+			intr = nil
+		}
+	}
+
+	if len(events) > int(n) {
+		events = events[:n]
+	}
+	buf, _ := memRead(mod, out, uint32(len(events))*eventSize)
+	clear(buf)
+	for i, ev := range events {
+		b := buf[i*eventSize:]
+		le.PutUint64(b, ev.userdata)
+		le.PutUint16(b[8:], uint16(ev.err))
+		b[10] = ev.typ
+		if ev.typ != eventtypeClock {
+			le.PutUint64(b[16:], ev.nbytes)
+		}
+	}
+	if !memWriteU32(mod, neventsPtr, uint32(len(events))) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// pollFD checks an fd subscription: stdin reads that would block wait.
+func (s *System) pollFD(ud uint64, typ uint8, fd uint32) (ev pollEvent, wait bool) {
+	ev = pollEvent{userdata: ud, typ: typ}
+	e, ok := s.fds.get(fd)
+	if !ok {
+		ev.err = errnoBadf
+		return ev, false
+	}
+	switch e.kind {
+	case kindStdin:
+		if typ == eventtypeFdWrite {
+			ev.err = errnoBadf
+			return ev, false
+		}
+		s.stdin.poll()
+		if !s.stdin.ready() {
+			return ev, true
+		}
+		ev.nbytes = uint64(len(s.stdin.buf))
+	case kindStdout, kindStderr:
+		if typ == eventtypeFdRead {
+			ev.err = errnoBadf
+		}
+	case kindDir:
+		ev.err = errnoBadf
+	case kindFile:
+		if typ == eventtypeFdRead {
+			if fi, err := e.file.Stat(); err == nil && fi.Size() > e.offset {
+				ev.nbytes = uint64(fi.Size() - e.offset)
+			}
+		}
+	}
+	return ev, false
+}
+
+func addSat(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
