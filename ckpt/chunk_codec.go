@@ -1,0 +1,143 @@
+package ckpt
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/zeebo/xxh3"
+)
+
+// A stored chunk value is a fixed header followed by the payload:
+//
+//	codec   u8      codecRaw or codecZstd
+//	rawLen  u32 LE  length of the chunk before compression
+//	sum     u64 LE  xxh3-64 of the payload
+//	payload
+//
+// The key of the value is the xxh3-128 of the raw chunk, so a reader checks
+// the payload cheaply (sum) and the content fully (key) after decompressing.
+const chunkHeaderLen = 13
+
+const (
+	codecRaw  = 0
+	codecZstd = 1
+)
+
+// Hash is the content address of a chunk: the xxh3-128 of its raw bytes,
+// high half first. The zero Hash stands for an all-zero chunk.
+type Hash [16]byte
+
+func hashOf(b []byte) Hash { return xxh3.Hash128(b).Bytes() }
+
+// IsZero reports whether h stands for an all-zero (elided) chunk.
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+func (h Hash) String() string { return fmt.Sprintf("%x", h[:]) }
+
+type chunkHeader struct {
+	codec  byte
+	rawLen uint32
+	sum    uint64
+}
+
+func putChunkHeader(dst []byte, h chunkHeader) {
+	dst[0] = h.codec
+	binary.LittleEndian.PutUint32(dst[1:], h.rawLen)
+	binary.LittleEndian.PutUint64(dst[5:], h.sum)
+}
+
+// decodeError is a refusal of a stored value before the store knows which
+// checkpoint it belongs to; the store wraps it in an *Error.
+type decodeError struct {
+	kind error
+	msg  string
+}
+
+func (e *decodeError) Error() string { return e.msg }
+
+func corruptf(format string, args ...any) error {
+	return &decodeError{kind: ErrCorrupt, msg: fmt.Sprintf(format, args...)}
+}
+
+func truncatedf(format string, args ...any) error {
+	return &decodeError{kind: ErrTruncated, msg: fmt.Sprintf(format, args...)}
+}
+
+// decodeChunkHeader splits a stored chunk value and checks its payload sum.
+// maxRaw bounds rawLen (the manifest's chunk size).
+func decodeChunkHeader(v []byte, maxRaw uint32) (chunkHeader, []byte, error) {
+	if len(v) < chunkHeaderLen {
+		return chunkHeader{}, nil, truncatedf("chunk value truncated (%d bytes)", len(v))
+	}
+	h := chunkHeader{
+		codec:  v[0],
+		rawLen: binary.LittleEndian.Uint32(v[1:]),
+		sum:    binary.LittleEndian.Uint64(v[5:]),
+	}
+	payload := v[chunkHeaderLen:]
+	switch h.codec {
+	case codecRaw:
+		if uint32(len(payload)) != h.rawLen {
+			if uint32(len(payload)) < h.rawLen {
+				return h, nil, truncatedf("chunk value truncated (%d of %d bytes)", len(payload), h.rawLen)
+			}
+			return h, nil, corruptf("chunk raw length %d but %d bytes stored", h.rawLen, len(payload))
+		}
+	case codecZstd:
+	default:
+		return h, nil, corruptf("chunk has unknown codec %d", h.codec)
+	}
+	if h.rawLen > maxRaw {
+		return h, nil, corruptf("chunk length %d exceeds chunk size %d", h.rawLen, maxRaw)
+	}
+	if xxh3.Hash(payload) != h.sum {
+		return h, nil, corruptf("chunk checksum mismatch")
+	}
+	return h, payload, nil
+}
+
+// decodeChunk decompresses a stored value into dst (len(dst) == raw length)
+// and checks the content hash against want.
+func decodeChunk(v []byte, dst []byte, want Hash, dec *zstd.Decoder) error {
+	h, payload, err := decodeChunkHeader(v, uint32(len(dst)))
+	if err != nil {
+		return err
+	}
+	if int(h.rawLen) != len(dst) {
+		return corruptf("chunk length %d, want %d", h.rawLen, len(dst))
+	}
+	switch h.codec {
+	case codecRaw:
+		copy(dst, payload)
+	case codecZstd:
+		out, err := dec.DecodeAll(payload, dst[:0])
+		if err != nil {
+			return corruptf("chunk does not decompress: %v", err)
+		}
+		if len(out) != len(dst) || (len(out) > 0 && &out[0] != &dst[0]) {
+			return corruptf("chunk decompresses to %d bytes, want %d", len(out), len(dst))
+		}
+	}
+	if hashOf(dst) != want {
+		return corruptf("chunk %s content hash mismatch", short(want[:]))
+	}
+	return nil
+}
+
+// encodeChunk compresses raw into a stored value. buf has room for the
+// header before raw (raw == buf[chunkHeaderLen:]); when compression does not
+// shrink the chunk, buf itself becomes the value and nothing is copied.
+// out is a spare buffer the compressed value may be appended to.
+func encodeChunk(enc *zstd.Encoder, buf []byte, out []byte) (value []byte, usedBuf bool) {
+	raw := buf[chunkHeaderLen:]
+	out = append(out[:0], make([]byte, chunkHeaderLen)...)
+	out = enc.EncodeAll(raw, out)
+	payload := out[chunkHeaderLen:]
+	if len(payload) < len(raw) {
+		putChunkHeader(out, chunkHeader{codec: codecZstd, rawLen: uint32(len(raw)), sum: xxh3.Hash(payload)})
+		return out, false
+	}
+	putChunkHeader(buf, chunkHeader{codec: codecRaw, rawLen: uint32(len(raw)), sum: xxh3.Hash(raw)})
+	return buf, true
+}

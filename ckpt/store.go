@@ -1,0 +1,193 @@
+package ckpt
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Config configures a Store. The zero value of each field means its default.
+type Config struct {
+	Path      string // bbolt file, created with its parent directories
+	ChunkSize int    // default 64 KiB; a power of two, at least 4 KiB
+	Keep      int    // epochs kept per Key, default 3
+	Workers   int    // parallelism for hash, compress and decompress; default GOMAXPROCS
+	NoSync    bool   // skip fsync; tests only
+
+	// PoolBytes bounds the copy buffers kept between captures (so that a
+	// capture after the first does not fault in fresh memory while the
+	// guest is paused). Default 256 MiB; negative keeps none.
+	PoolBytes int
+}
+
+const (
+	defaultChunkSize = 64 << 10
+	minChunkSize     = 4 << 10
+	maxChunkSize     = 64 << 20
+	defaultKeep      = 3
+	defaultPoolBytes = 256 << 20
+	openTimeout      = time.Second
+)
+
+var (
+	bucketChunks    = []byte("chunks")
+	bucketRefs      = []byte("refs")
+	bucketManifests = []byte("manifests")
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Path == "" {
+		return c, errors.New("ckpt: Config.Path is empty")
+	}
+	if c.ChunkSize == 0 {
+		c.ChunkSize = defaultChunkSize
+	}
+	if c.ChunkSize < minChunkSize || c.ChunkSize > maxChunkSize || c.ChunkSize&(c.ChunkSize-1) != 0 {
+		return c, fmt.Errorf("ckpt: Config.ChunkSize %d is not a power of two between %d and %d", c.ChunkSize, minChunkSize, maxChunkSize)
+	}
+	if c.Keep == 0 {
+		c.Keep = defaultKeep
+	}
+	if c.Keep < 0 {
+		return c, fmt.Errorf("ckpt: Config.Keep %d is negative", c.Keep)
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.PoolBytes == 0 {
+		c.PoolBytes = defaultPoolBytes
+	}
+	return c, nil
+}
+
+// Store is a checkpoint store backed by one bbolt file. It is safe for
+// concurrent use; captures of several Keys may run at the same time.
+type Store struct {
+	cfg  Config
+	db   *bolt.DB
+	enc  *zstd.Encoder
+	dec  *zstd.Decoder
+	bufs *bufPool
+	zero []byte // ChunkSize zero bytes
+
+	mu     sync.Mutex
+	keys   map[Key]*keyState
+	closed bool
+
+	badMu sync.Mutex
+	bad   map[Hash]struct{} // chunks found corrupt: rewritten when captured again
+
+	writeq     chan *Pending
+	writerDone chan struct{}
+}
+
+// Open opens or creates the store at cfg.Path. If another process (or
+// another Store in this one) has it open, Open fails after one second with
+// ErrInUse.
+func Open(cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("ckpt: create store directory: %w", err)
+	}
+	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
+		Timeout:         openTimeout,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
+		NoSync:          cfg.NoSync,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, &storeError{kind: ErrInUse, msg: fmt.Sprintf("ckpt: store %s is in use by another process", cfg.Path)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ckpt: open store %s: %w", cfg.Path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketChunks, bucketRefs, bucketManifests} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ckpt: initialise store %s: %w", cfg.Path, err)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(cfg.Workers), zstd.WithEncoderCRC(false),
+		zstd.WithSingleSegment(true), zstd.WithWindowSize(windowFor(cfg.ChunkSize)))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ckpt: zstd encoder: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(cfg.Workers),
+		zstd.WithDecoderMaxMemory(maxChunkSize), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ckpt: zstd decoder: %w", err)
+	}
+	s := &Store{
+		cfg:        cfg,
+		db:         db,
+		enc:        enc,
+		dec:        dec,
+		bufs:       newBufPool(chunkHeaderLen+cfg.ChunkSize, cfg.PoolBytes),
+		zero:       make([]byte, cfg.ChunkSize),
+		keys:       make(map[Key]*keyState),
+		bad:        make(map[Hash]struct{}),
+		writeq:     make(chan *Pending, 1024),
+		writerDone: make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+func windowFor(chunkSize int) int {
+	if chunkSize < zstd.MinWindowSize {
+		return zstd.MinWindowSize
+	}
+	return chunkSize
+}
+
+// Close waits for pending captures to become durable (or fail) and closes
+// the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.writeq)
+	s.mu.Unlock()
+	<-s.writerDone
+	s.enc.Close()
+	s.dec.Close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("ckpt: close store %s: %w", s.cfg.Path, err)
+	}
+	return nil
+}
+
+// Path returns the store's file name.
+func (s *Store) Path() string { return s.cfg.Path }
+
+type storeError struct {
+	kind error
+	msg  string
+}
+
+func (e *storeError) Error() string { return e.msg }
+func (e *storeError) Unwrap() error { return e.kind }

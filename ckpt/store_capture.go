@@ -1,0 +1,188 @@
+package ckpt
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// keyState is what the store remembers of one Key between captures.
+type keyState struct {
+	capMu sync.Mutex // serialises Captures of the key
+
+	mu     sync.Mutex // guards the fields below
+	loaded bool
+	base   *baseState // last durable capture, nil if none usable
+}
+
+// baseState is an immutable record of a durable capture that the next
+// capture of the same key is compared against.
+type baseState struct {
+	epoch     uint64
+	chunkSize int
+	mem       []Hash
+	files     []Hash
+}
+
+func (s *Store) keyState(k Key) *keyState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ks := s.keys[k]
+	if ks == nil {
+		ks = &keyState{}
+		s.keys[k] = ks
+	}
+	return ks
+}
+
+// currentBase returns the key's last durable capture, loading it from the
+// newest manifest on first use.
+func (s *Store) currentBase(k Key, ks *keyState) *baseState {
+	ks.mu.Lock()
+	if ks.loaded {
+		b := ks.base
+		ks.mu.Unlock()
+		return b
+	}
+	ks.mu.Unlock()
+	b := s.loadBase(k)
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if !ks.loaded {
+		ks.loaded, ks.base = true, b
+	}
+	return ks.base
+}
+
+func (s *Store) loadBase(k Key) *baseState {
+	var b *baseState
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketManifests).Cursor()
+		last := manifestKey(k, math.MaxUint64)
+		key, v := c.Seek(last)
+		if !bytes.Equal(key, last) {
+			key, v = c.Prev()
+		}
+		if key == nil || !bytes.HasPrefix(key, last[:len(last)-8]) || len(key) != len(last) {
+			return nil
+		}
+		m, err := decodeManifest(v)
+		if err != nil || int(m.ChunkSize) != s.cfg.ChunkSize {
+			return nil
+		}
+		b = &baseState{epoch: m.Epoch, chunkSize: int(m.ChunkSize), mem: m.Chunks, files: m.FileChunks}
+		return nil
+	})
+	return b
+}
+
+// Capture snapshots a paused guest. It hashes mem, copies the non-zero
+// chunks that differ from the key's last durable capture and returns; mem
+// may change as soon as it returns. Compression and the durable write go on
+// in the background: see Pending.
+func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
+	start := time.Now()
+	if len(meta.Job) > math.MaxUint16 {
+		return nil, fmt.Errorf("ckpt: job name is %d bytes, at most %d allowed", len(meta.Job), math.MaxUint16)
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	bad := s.badSnapshot()
+	ks := s.keyState(meta.Key)
+	ks.capMu.Lock()
+	defer ks.capMu.Unlock()
+
+	base := s.currentBase(meta.Key, ks)
+	if base != nil && base.chunkSize != s.cfg.ChunkSize {
+		base = nil
+	}
+	var baseMem, baseFiles []Hash
+	if base != nil {
+		baseMem, baseFiles = base.mem, base.files
+	}
+
+	p := &Pending{
+		s:          s,
+		base:       base,
+		compressed: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	m := &Manifest{Meta: meta, Format: FormatVersion, MemSize: uint64(len(mem)), ChunkSize: uint32(s.cfg.ChunkSize)}
+	m.Globals = append([]uint64(nil), meta.Globals...)
+	m.Asyncify = cloneBytes(meta.Asyncify)
+	m.Host = cloneBytes(meta.Host)
+	if m.Created.IsZero() {
+		m.Created = start
+	}
+	m.Created = m.Created.Round(0)
+
+	sc := s.scan(mem, baseMem, bad)
+	m.Chunks = sc.hashes
+	jobs := sc.jobs
+	st := Stats{Chunks: len(sc.hashes), Zero: sc.zero, Changed: sc.changed, BytesCopied: sc.copied}
+	if len(meta.Files) > filesInlineMax {
+		fs := s.scan(meta.Files, baseFiles, bad)
+		m.Files, m.FileChunks, m.FilesLen = nil, fs.hashes, uint64(len(meta.Files))
+		jobs = append(jobs, fs.jobs...)
+		st.BytesCopied += fs.copied
+	} else {
+		m.Files = cloneBytes(meta.Files)
+	}
+	p.jobs = s.dedupe(jobs)
+	p.m = m
+	for _, j := range p.jobs {
+		p.total += int64(len(j.buf) - chunkHeaderLen)
+	}
+	st.PauseDur = time.Since(start)
+	p.stats = st
+	p.captured = time.Now()
+
+	s.startCompress(p)
+	if err := s.enqueue(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// dedupe drops copies of a chunk that occurs more than once.
+func (s *Store) dedupe(jobs []chunkJob) []chunkJob {
+	if len(jobs) < 2 {
+		return jobs
+	}
+	seen := make(map[Hash]struct{}, len(jobs))
+	out := jobs[:0]
+	for _, j := range jobs {
+		if _, ok := seen[j.hash]; ok {
+			s.bufs.put(j.buf)
+			continue
+		}
+		seen[j.hash] = struct{}{}
+		out = append(out, j)
+	}
+	return out
+}
+
+func (s *Store) enqueue(p *Pending) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.writeq <- p
+	return nil
+}

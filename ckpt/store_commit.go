@@ -1,0 +1,156 @@
+package ckpt
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// errMissing aborts a commit whose capture relies on a chunk that is no
+// longer in the store.
+type errMissing struct{ h Hash }
+
+func (e *errMissing) Error() string {
+	return "chunk " + short(e.h[:]) + " of the previous epoch is missing from the store"
+}
+
+// commit makes one capture durable: its new chunks, the reference counts,
+// the manifest and the dropping of epochs beyond Keep, in one transaction.
+func (s *Store) commit(p *Pending) error {
+	m := p.m
+	slices.SortFunc(p.jobs, func(a, b chunkJob) int { return bytes.Compare(a.hash[:], b.hash[:]) })
+	var newBytes int64
+	var rewritten []Hash
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		newBytes, rewritten = 0, rewritten[:0]
+		chunks, refs, mans := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs), tx.Bucket(bucketManifests)
+
+		epochs := epochsOf(tx, m.Key)
+		if !slices.Contains(epochs, m.Epoch) {
+			epochs = append(epochs, m.Epoch)
+			slices.Sort(epochs)
+		}
+		var drop []uint64
+		if len(epochs) > s.cfg.Keep {
+			drop = epochs[:len(epochs)-s.cfg.Keep]
+		}
+		if slices.Contains(drop, m.Epoch) {
+			return errors.New("it is older than the newest " + itoa(uint64(s.cfg.Keep)) + " epochs kept")
+		}
+
+		if err := fail("commit:chunks"); err != nil {
+			return err
+		}
+		bad := s.badSnapshot()
+		sizes := make(map[Hash]int, len(p.jobs))
+		for _, j := range p.jobs {
+			_, isBad := bad[j.hash]
+			if !isBad && refs.Get(j.hash[:]) != nil {
+				continue
+			}
+			if err := chunks.Put(j.hash[:], j.value); err != nil {
+				return err
+			}
+			sizes[j.hash] = len(j.value)
+			newBytes += int64(len(j.value))
+			if isBad {
+				rewritten = append(rewritten, j.hash)
+			}
+		}
+
+		deltas := make(refDeltas, len(m.Chunks))
+		deltas.add(1, m.Chunks, m.FileChunks)
+		newSet := make([]Hash, 0, len(deltas))
+		for h := range deltas {
+			newSet = append(newSet, h)
+		}
+		mk := manifestKey(m.Key, m.Epoch)
+		needSweep := false
+		if old := mans.Get(mk); old != nil && !deltas.drop(old) {
+			needSweep = true
+		}
+		if err := fail("commit:gc"); err != nil {
+			return err
+		}
+		for _, e := range drop {
+			dk := manifestKey(m.Key, e)
+			if !deltas.drop(mans.Get(dk)) {
+				needSweep = true
+			}
+			if err := mans.Delete(dk); err != nil {
+				return err
+			}
+		}
+		missing, err := deltas.apply(tx, sizes)
+		if err != nil {
+			return err
+		}
+		if missing != nil {
+			return &errMissing{*missing}
+		}
+
+		var stored uint64
+		for _, h := range newSet {
+			_, size, ok := decodeRef(refs.Get(h[:]))
+			if !ok {
+				return &errMissing{h}
+			}
+			stored += size
+		}
+		m.StoredBytes = stored
+		m.Stats = p.stats
+		m.Stats.BytesStored = newBytes
+		m.Stats.WriteDur = time.Since(p.captured)
+
+		if err := fail("commit:manifest"); err != nil {
+			return err
+		}
+		if err := mans.Put(mk, encodeManifest(m)); err != nil {
+			return err
+		}
+		if needSweep {
+			if err := sweep(tx); err != nil {
+				return err
+			}
+		}
+		return fail("commit:tx")
+	})
+	ks := s.keyState(m.Key)
+	if err != nil {
+		var miss *errMissing
+		if errors.As(err, &miss) {
+			// The capture was compared against chunks that are gone: make
+			// the next capture of this key a full one.
+			ks.mu.Lock()
+			ks.loaded, ks.base = true, nil
+			ks.mu.Unlock()
+			return &Error{Key: m.Key, Epoch: m.Epoch, HasEpoch: true, Kind: ErrNotFound, Cause: err,
+				Detail: "not written: " + err.Error()}
+		}
+		return &Error{Key: m.Key, Epoch: m.Epoch, HasEpoch: true, Kind: ErrWrite, Cause: err,
+			Detail: "not written: " + oneLine(err.Error())}
+	}
+	p.stats.BytesStored = newBytes
+	ks.mu.Lock()
+	ks.loaded = true
+	ks.base = &baseState{epoch: m.Epoch, chunkSize: int(m.ChunkSize), mem: m.Chunks, files: m.FileChunks}
+	ks.mu.Unlock()
+	if len(rewritten) > 0 {
+		s.badMu.Lock()
+		for _, h := range rewritten {
+			delete(s.bad, h)
+		}
+		s.badMu.Unlock()
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	if i := bytes.IndexAny([]byte(s), "\r\n"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

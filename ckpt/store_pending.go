@@ -1,0 +1,127 @@
+package ckpt
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Pending is a capture on its way to the store.
+type Pending struct {
+	s     *Store
+	base  *baseState // what the capture was compared against
+	m     *Manifest  // complete except StoredBytes and Stats.BytesStored/WriteDur
+	jobs  []chunkJob
+	total int64
+
+	captured   time.Time
+	compressed chan struct{} // closed when every job has its value
+	done       chan struct{} // closed when durable or failed
+
+	progress atomic.Int64
+	stats    Stats // final after done
+	err      error // set before done is closed
+}
+
+// Done is closed when the checkpoint is durable or has failed.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Err is nil if the checkpoint is durable; call it after Done.
+func (p *Pending) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// Wait blocks until the checkpoint is durable or has failed.
+func (p *Pending) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Stats describes the capture. BytesStored and WriteDur are known after Done.
+func (p *Pending) Stats() Stats {
+	select {
+	case <-p.done:
+	default:
+		st := p.stats
+		st.BytesStored, st.WriteDur = 0, 0
+		return st
+	}
+	return p.stats
+}
+
+// Progress reports how many of the copied bytes have been processed; done
+// equals total only once the checkpoint is durable.
+func (p *Pending) Progress() (done, total int64) {
+	total = p.total
+	select {
+	case <-p.done:
+		return total, total
+	default:
+	}
+	done = p.progress.Load()
+	if done >= total {
+		done = max(total-1, 0)
+	}
+	return done, total
+}
+
+// Key and Epoch identify the checkpoint.
+func (p *Pending) Key() Key      { return p.m.Key }
+func (p *Pending) Epoch() uint64 { return p.m.Epoch }
+
+// startCompress encodes the capture's chunks on cfg.Workers goroutines;
+// the shared encoder bounds how many run at once across captures.
+func (s *Store) startCompress(p *Pending) {
+	if len(p.jobs) == 0 {
+		close(p.compressed)
+		return
+	}
+	var next atomic.Int64
+	w := min(s.cfg.Workers, len(p.jobs))
+	var running atomic.Int32
+	running.Store(int32(w))
+	for range w {
+		go func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(p.jobs) {
+					break
+				}
+				j := &p.jobs[i]
+				out := s.bufs.get()
+				value, usedBuf := encodeChunk(s.enc, j.buf, out)
+				if usedBuf {
+					s.bufs.put(out)
+				} else {
+					s.bufs.put(j.buf)
+				}
+				p.progress.Add(int64(len(j.buf) - chunkHeaderLen))
+				j.buf, j.value = nil, value
+			}
+			if running.Add(-1) == 0 {
+				close(p.compressed)
+			}
+		}()
+	}
+}
+
+// writer is the one goroutine that writes captures, in the order they were
+// taken.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for p := range s.writeq {
+		<-p.compressed
+		err := s.commit(p)
+		p.stats.WriteDur = time.Since(p.captured)
+		for _, j := range p.jobs {
+			s.bufs.put(j.value)
+		}
+		p.jobs = nil
+		p.err = err
+		close(p.done)
+	}
+}

@@ -1,0 +1,101 @@
+package ckpt
+
+import (
+	"bytes"
+	"sync"
+)
+
+// chunkJob is one chunk copied during a capture, on its way to the store.
+type chunkJob struct {
+	hash  Hash
+	buf   []byte // chunkHeaderLen spare bytes, then the raw chunk
+	value []byte // the stored value once encoded (buf itself, or a pool buffer)
+}
+
+type scanResult struct {
+	hashes  []Hash
+	jobs    []chunkJob
+	zero    int
+	changed int
+	copied  int64
+}
+
+// scan hashes data in ChunkSize pieces on cfg.Workers goroutines and copies
+// the non-zero pieces whose hash differs from base (or is in bad). It is the
+// part of a capture that runs while the guest is paused.
+func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}) scanResult {
+	cs := s.cfg.ChunkSize
+	n := int(chunkCount(uint64(len(data)), cs))
+	res := scanResult{hashes: make([]Hash, n)}
+	w := s.cfg.Workers
+	if w > n {
+		w = n
+	}
+	if w <= 1 {
+		s.scanRange(data, base, bad, 0, n, &res)
+		return res
+	}
+	parts := make([]scanResult, w)
+	var wg sync.WaitGroup
+	for i := range w {
+		lo, hi := i*n/w, (i+1)*n/w
+		parts[i].hashes = res.hashes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.scanRange(data, base, bad, lo, hi, &parts[i])
+		}()
+	}
+	wg.Wait()
+	for _, p := range parts {
+		res.jobs = append(res.jobs, p.jobs...)
+		res.zero += p.zero
+		res.changed += p.changed
+		res.copied += p.copied
+	}
+	return res
+}
+
+func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, lo, hi int, res *scanResult) {
+	cs := s.cfg.ChunkSize
+	for i := lo; i < hi; i++ {
+		off := i * cs
+		c := data[off:min(off+cs, len(data))]
+		if bytes.Equal(c, s.zero[:len(c)]) {
+			res.hashes[i] = Hash{}
+			res.zero++
+			continue
+		}
+		h := hashOf(c)
+		res.hashes[i] = h
+		if i < len(base) && base[i] == h {
+			if _, isBad := bad[h]; !isBad {
+				continue
+			}
+		}
+		buf := s.bufs.get()[:chunkHeaderLen+len(c)]
+		copy(buf[chunkHeaderLen:], c)
+		res.jobs = append(res.jobs, chunkJob{hash: h, buf: buf})
+		res.changed++
+		res.copied += int64(len(c))
+	}
+}
+
+func (s *Store) badSnapshot() map[Hash]struct{} {
+	s.badMu.Lock()
+	defer s.badMu.Unlock()
+	if len(s.bad) == 0 {
+		return nil
+	}
+	m := make(map[Hash]struct{}, len(s.bad))
+	for h := range s.bad {
+		m[h] = struct{}{}
+	}
+	return m
+}
+
+func (s *Store) markBad(h Hash) {
+	s.badMu.Lock()
+	s.bad[h] = struct{}{}
+	s.badMu.Unlock()
+}
