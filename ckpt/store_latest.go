@@ -94,6 +94,7 @@ func (s *Store) verifyIn(tx *bolt.Tx, m *Manifest) error {
 			seen[h] = struct{}{}
 			v := chunks.Get(h[:])
 			if v == nil {
+				s.markBad(h)
 				return epochErr(m.Key, m.Epoch, ErrCorrupt, "chunk %s is missing: checkpoint is corrupt", short(h[:]))
 			}
 			items = append(items, item{h, v})

@@ -138,6 +138,7 @@ func (s *Store) readChunks(m *Manifest, hashes []Hash, dst []byte) error {
 			}
 			v := chunks.Get(h[:])
 			if v == nil {
+				s.markBad(h)
 				return epochErr(m.Key, m.Epoch, ErrCorrupt, "chunk %s is missing: checkpoint is corrupt", short(h[:]))
 			}
 			items = append(items, item{i, v})

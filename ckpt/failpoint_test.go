@@ -1,0 +1,82 @@
+package ckpt
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestFailpoints(t *testing.T) {
+	for _, name := range []string{"commit:chunks", "commit:gc", "commit:manifest", "commit:tx"} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Keep = 1 // the failed commit would also have dropped epoch 1
+			s := openTest(t, cfg)
+			k := Key{Job: "fp"}
+			mem := genMemory(256<<10, 5)
+			capture(t, s, testMeta(k, 1), mem)
+			before := storeDigest(t, s)
+
+			dirty := []int{3, 4, 30, 31, 60}
+			for _, c := range dirty {
+				mem[c*cs(s)+1] ^= 0xff
+			}
+			injected := errors.New("no space left on device (injected)")
+			failpoint = func(n string) error {
+				if n == name {
+					return injected
+				}
+				return nil
+			}
+			p, err := s.Capture(testMeta(k, 2), mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-p.Done()
+			failpoint = nil
+			err = p.Err()
+			if !errors.Is(err, ErrWrite) || !errors.Is(err, injected) || strings.Contains(err.Error(), "\n") ||
+				!strings.HasPrefix(err.Error(), `ckpt: epoch 2 of job "fp" worker 0: not written: `) {
+				t.Fatalf("Err = %v", err)
+			}
+			if after := storeDigest(t, s); after != before {
+				t.Fatal("a failed commit modified the store")
+			}
+			m, _, err := s.Latest(k, testBinding)
+			if err != nil || m.Epoch != 1 {
+				t.Fatalf("Latest after failure: %v, %v", m, err)
+			}
+
+			// The next capture is computed against epoch 1, the last durable one.
+			st := capture(t, s, testMeta(k, 3), mem)
+			if st.Changed != len(dirty) {
+				t.Fatalf("capture after failure changed %d chunks, want %d", st.Changed, len(dirty))
+			}
+			m, _, err = s.Latest(k, testBinding)
+			if err != nil || m.Epoch != 3 || !bytes.Equal(readBack(t, s, m), mem) {
+				t.Fatalf("Latest after recovery: %v, %v", m, err)
+			}
+			checkRefs(t, s)
+		})
+	}
+}
+
+func TestDeleteFailpoint(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	k := Key{Job: "del"}
+	capture(t, s, testMeta(k, 1), genMemory(128<<10, 6))
+	before := storeDigest(t, s)
+	failpoint = func(string) error { return errors.New("injected") }
+	err := s.Delete(k)
+	failpoint = nil
+	if !errors.Is(err, ErrWrite) {
+		t.Fatalf("Delete = %v", err)
+	}
+	if storeDigest(t, s) != before {
+		t.Fatal("a failed Delete modified the store")
+	}
+	if _, _, err := s.Latest(k, testBinding); err != nil {
+		t.Fatal(err)
+	}
+}
