@@ -2,23 +2,208 @@ package wasi
 
 import (
 	"context"
+	"io/fs"
+	"os"
+	"syscall"
 
 	"github.com/tetratelabs/wazero/api"
 )
 
+// path_open flags.
+const (
+	oflagCreat     = 1
+	oflagDirectory = 2
+	oflagExcl      = 4
+	oflagTrunc     = 8
+
+	lookupSymlinkFollow = 1
+)
+
 var pathFuncs = []hostFunc{
-	{"path_create_directory", []api.ValueType{i32, i32, i32}, pathNosys},
-	{"path_filestat_get", []api.ValueType{i32, i32, i32, i32, i32}, pathNosys},
-	{"path_filestat_set_times", []api.ValueType{i32, i32, i32, i32, i64, i64, i32}, pathNosys},
-	{"path_link", []api.ValueType{i32, i32, i32, i32, i32, i32, i32}, pathNosys},
-	{"path_open", []api.ValueType{i32, i32, i32, i32, i32, i64, i64, i32, i32}, pathNosys},
-	{"path_readlink", []api.ValueType{i32, i32, i32, i32, i32, i32}, pathNosys},
-	{"path_remove_directory", []api.ValueType{i32, i32, i32}, pathNosys},
-	{"path_rename", []api.ValueType{i32, i32, i32, i32, i32, i32}, pathNosys},
-	{"path_symlink", []api.ValueType{i32, i32, i32, i32, i32}, pathNosys},
-	{"path_unlink_file", []api.ValueType{i32, i32, i32}, pathNosys},
+	{"path_create_directory", []api.ValueType{i32, i32, i32}, pathCreateDirectory},
+	{"path_filestat_get", []api.ValueType{i32, i32, i32, i32, i32}, pathFilestatGet},
+	{"path_filestat_set_times", []api.ValueType{i32, i32, i32, i32, i64, i64, i32}, pathFilestatSetTimes},
+	{"path_link", []api.ValueType{i32, i32, i32, i32, i32, i32, i32}, pathLink},
+	{"path_open", []api.ValueType{i32, i32, i32, i32, i32, i64, i64, i32, i32}, pathOpen},
+	{"path_readlink", []api.ValueType{i32, i32, i32, i32, i32, i32}, pathReadlink},
+	{"path_remove_directory", []api.ValueType{i32, i32, i32}, pathRemoveDirectory},
+	{"path_rename", []api.ValueType{i32, i32, i32, i32, i32, i32}, pathRename},
+	{"path_symlink", []api.ValueType{i32, i32, i32, i32, i32}, pathSymlink},
+	{"path_unlink_file", []api.ValueType{i32, i32, i32}, pathUnlinkFile},
 }
 
-func pathNosys(*System, context.Context, api.Module, []uint64) errno {
-	return errnoNosys
+func readString(mod api.Module, ptr, n uint32) (string, errno) {
+	b, ok := memRead(mod, ptr, n)
+	if !ok {
+		return "", errnoFault
+	}
+	return string(b), errnoSuccess
+}
+
+// lookup reads a path argument and resolves it against dirfd.
+func (s *System) lookup(mod api.Module, dirfd, ptr, n uint32, follow bool) (*location, errno) {
+	dir, en := s.dirEntry(dirfd)
+	if en != errnoSuccess {
+		return nil, en
+	}
+	p, en := readString(mod, ptr, n)
+	if en != errnoSuccess {
+		return nil, en
+	}
+	return s.resolve(dir, p, follow)
+}
+
+// hostFlags are the host open flags of an entry; appends are done by the
+// fd layer, so O_APPEND is never passed on.
+func hostFlags(read, write bool, fdflags uint16) int {
+	flag := os.O_RDONLY
+	switch {
+	case read && write:
+		flag = os.O_RDWR
+	case write:
+		flag = os.O_WRONLY
+	}
+	if fdflags&(fdflagSync|fdflagRsync) != 0 {
+		flag |= os.O_SYNC
+	} else if fdflags&fdflagDsync != 0 {
+		flag |= syscall.O_DSYNC
+	}
+	return flag
+}
+
+func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	dirfd, dirflags, pathPtr, pathLen := uint32(st[0]), uint32(st[1]), uint32(st[2]), uint32(st[3])
+	oflags, rights, fdflags, fdPtr := uint16(st[4]), st[5], uint16(st[7]), uint32(st[8])
+	if pathLen == 0 {
+		return errnoInval
+	}
+	loc, en := s.lookup(mod, dirfd, pathPtr, pathLen, dirflags&lookupSymlinkFollow != 0)
+	if en != errnoSuccess {
+		return en
+	}
+	creat, dirOnly := oflags&oflagCreat != 0, oflags&oflagDirectory != 0
+	if creat && dirOnly {
+		return errnoInval
+	}
+	read, write := openAccess(oflags, rights, fdflags)
+	e := &fdEntry{mount: loc.mi, rel: loc.rel, read: read, write: write,
+		fdflags: fdflags & (fdflagAppend | fdflagNonblock | fdflagDsync | fdflagRsync | fdflagSync)}
+	flag := hostFlags(read, write, e.fdflags)
+	var f *os.File
+	var err error
+	switch fi := loc.fi; {
+	case fi == nil && !creat:
+		return errnoNoent
+	case fi == nil:
+		if loc.dirOnly {
+			return errnoIsdir
+		}
+		flag |= os.O_CREATE
+		if oflags&oflagExcl != 0 {
+			flag |= os.O_EXCL
+		}
+		f, err = s.w.open(loc.m, loc.rel, flag, 0o666)
+	case creat && oflags&oflagExcl != 0:
+		return errnoExist
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return errnoLoop
+	case fi.IsDir():
+		if write {
+			return errnoIsdir
+		}
+		f, err = loc.m.root.Open(loc.rel)
+	case dirOnly:
+		return errnoNotdir
+	case oflags&oflagTrunc != 0:
+		if loc.m.readOnly {
+			return errnoRofs
+		}
+		f, err = s.w.open(loc.m, loc.rel, flag|os.O_TRUNC, 0)
+	default:
+		if write && loc.m.readOnly {
+			return errnoRofs
+		}
+		f, err = loc.m.root.OpenFile(loc.rel, flag, 0)
+	}
+	if err != nil {
+		return toErrno(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return toErrno(err)
+	}
+	e.file = f
+	if fi.IsDir() {
+		e.kind, e.read, e.write = kindDir, true, false
+		e.rightsBase, e.rightsInheriting = dirRightsBase, dirRightsBase|fileRightsBase
+	} else {
+		e.kind, e.rightsBase = kindFile, fileRightsBase
+	}
+	if dirOnly && !fi.IsDir() {
+		f.Close()
+		return errnoNotdir
+	}
+	fd, ok := s.fds.insert(e)
+	if !ok {
+		f.Close()
+		return errnoMfile
+	}
+	if !memWriteU32(mod, fdPtr, fd) {
+		s.fds.remove(fd)
+		f.Close()
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+// openAccess chooses the access mode from the rights asked for, or, when
+// they say nothing, from the flags (as wazero does).
+func openAccess(oflags uint16, rights uint64, fdflags uint16) (read, write bool) {
+	r, w := rights&rightFdRead != 0, rights&rightFdWrite != 0
+	switch {
+	case r || w:
+		return r, w
+	case oflags&(oflagCreat|oflagTrunc) != 0 || fdflags&fdflagAppend != 0:
+		return true, true
+	}
+	return true, false
+}
+
+func pathFilestatGet(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), uint32(st[1])&lookupSymlinkFollow != 0)
+	if en != errnoSuccess {
+		return en
+	}
+	if loc.fi == nil {
+		return errnoNoent
+	}
+	buf, ok := memRead(mod, uint32(st[4]), 64)
+	if !ok {
+		return errnoFault
+	}
+	fs := statOf(loc.fi)
+	fs.put(buf)
+	return errnoSuccess
+}
+
+func pathFilestatSetTimes(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	follow := uint32(st[1])&lookupSymlinkFollow != 0
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), follow)
+	if en != errnoSuccess {
+		return en
+	}
+	at, mt, en := s.times(int64(st[4]), int64(st[5]), uint16(st[6]))
+	if en != errnoSuccess {
+		return en
+	}
+	if loc.fi == nil {
+		return errnoNoent
+	}
+	dir, err := loc.m.root.Open(loc.parent())
+	if err != nil {
+		return toErrno(err)
+	}
+	defer dir.Close()
+	return toErrno(s.w.chtimes(loc.m, dir, loc.name(), at, mt, follow))
 }

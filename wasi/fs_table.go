@@ -2,6 +2,7 @@ package wasi
 
 import (
 	"os"
+	"strings"
 )
 
 // fdKind is what an fd refers to.
@@ -133,3 +134,19 @@ const dirRightsBase = rightFdDatasync | rightFdFdstatSetFlags | rightFdSync |
 // stdioRights are those of a character device that is not a terminal
 // (wasi-libc's isatty wants seek and tell absent).
 const stdioRights = fileRightsBase
+
+// renamed updates the paths of open entries after a rename within mount mi,
+// so that a restore reopens them where they now are.
+func (t *fdTable) renamed(mi int, from, to string) {
+	for _, e := range t.m {
+		if e.mount != mi || e.preopen {
+			continue
+		}
+		switch {
+		case e.rel == from:
+			e.rel = to
+		case strings.HasPrefix(e.rel, from+"/"):
+			e.rel = to + e.rel[len(from):]
+		}
+	}
+}

@@ -90,14 +90,6 @@ func (w fsWriter) symlink(target string, m *mount, rel string) error {
 	return m.root.Symlink(target, rel)
 }
 
-// chtimes sets the times of rel in m; a zero time leaves that time as is.
-func (w fsWriter) chtimes(m *mount, rel string, atime, mtime time.Time) error {
-	if err := w.check(m); err != nil {
-		return err
-	}
-	return m.root.Chtimes(rel, atime, mtime)
-}
-
 // chtimesFile sets the times of the file open as e.
 func (w fsWriter) chtimesFile(e *fdEntry, atime, mtime time.Time) error {
 	if err := w.check(w.s.mounts[e.mount]); err != nil {
@@ -106,11 +98,12 @@ func (w fsWriter) chtimesFile(e *fdEntry, atime, mtime time.Time) error {
 	return utimensat(e.file, "", atime, mtime, false)
 }
 
-// lchtimes sets the times of name in the directory dir (open within m)
-// without following a final symbolic link.
-func (w fsWriter) lchtimes(m *mount, dir *os.File, name string, atime, mtime time.Time) error {
+// chtimes sets the times of name in the directory dir (open within m),
+// following a final symbolic link only if follow; zero times are left as
+// they are.
+func (w fsWriter) chtimes(m *mount, dir *os.File, name string, atime, mtime time.Time, follow bool) error {
 	if err := w.check(m); err != nil {
 		return err
 	}
-	return utimensat(dir, name, atime, mtime, true)
+	return utimensat(dir, name, atime, mtime, !follow)
 }

@@ -44,3 +44,5 @@ func basic() {
 	fmt.Fprintln(os.Stderr, "to stderr")
 	os.Exit(3)
 }
+
+var fixedTime = time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -1,0 +1,161 @@
+package wasi
+
+import (
+	"context"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+func pathCreateDirectory(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	if loc.fi != nil {
+		return errnoExist
+	}
+	return toErrno(s.w.mkdir(loc.m, loc.rel))
+}
+
+func pathRemoveDirectory(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	p, en := readString(mod, uint32(st[1]), uint32(st[2]))
+	if en != errnoSuccess {
+		return en
+	}
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	switch {
+	case loc.fi == nil:
+		return errnoNoent
+	case !loc.fi.IsDir():
+		return errnoNotdir
+	case path.Base(strings.TrimRight(p, "/")) == ".":
+		return errnoInval
+	case loc.rel == ".":
+		return errnoBusy
+	}
+	return toErrno(s.w.remove(loc.m, loc.rel))
+}
+
+func pathUnlinkFile(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	switch {
+	case loc.fi == nil:
+		return errnoNoent
+	case loc.fi.IsDir():
+		return errnoIsdir
+	}
+	return toErrno(s.w.remove(loc.m, loc.rel))
+}
+
+func pathReadlink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	if loc.fi == nil {
+		return errnoNoent
+	}
+	if loc.fi.Mode()&fs.ModeSymlink == 0 {
+		return errnoInval
+	}
+	target, err := loc.m.root.Readlink(loc.rel)
+	if err != nil {
+		return toErrno(err)
+	}
+	buf, ok := memRead(mod, uint32(st[3]), uint32(st[4]))
+	if !ok {
+		return errnoFault
+	}
+	n := copy(buf, target)
+	if !memWriteU32(mod, uint32(st[5]), uint32(n)) {
+		return errnoFault
+	}
+	return errnoSuccess
+}
+
+func pathSymlink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	target, en := readString(mod, uint32(st[0]), uint32(st[1]))
+	if en != errnoSuccess {
+		return en
+	}
+	switch {
+	case target == "":
+		return errnoNoent
+	case strings.IndexByte(target, 0) >= 0:
+		return errnoInval
+	}
+	loc, en := s.lookup(mod, uint32(st[2]), uint32(st[3]), uint32(st[4]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	switch {
+	case loc.fi != nil:
+		return errnoExist
+	case loc.dirOnly:
+		return errnoNoent
+	}
+	return toErrno(s.w.symlink(target, loc.m, loc.rel))
+}
+
+func pathLink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	from, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), uint32(st[1])&lookupSymlinkFollow != 0)
+	if en != errnoSuccess {
+		return en
+	}
+	to, en := s.lookup(mod, uint32(st[4]), uint32(st[5]), uint32(st[6]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	switch {
+	case from.fi == nil:
+		return errnoNoent
+	case from.fi.IsDir():
+		return errnoPerm
+	case to.fi != nil:
+		return errnoExist
+	case to.dirOnly:
+		return errnoNoent
+	}
+	return toErrno(s.w.link(from.m, from.rel, to.m, to.rel))
+}
+
+func pathRename(s *System, _ context.Context, mod api.Module, st []uint64) errno {
+	from, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	to, en := s.lookup(mod, uint32(st[3]), uint32(st[4]), uint32(st[5]), false)
+	if en != errnoSuccess {
+		return en
+	}
+	switch {
+	case from.fi == nil:
+		return errnoNoent
+	case from.rel == "." || to.rel == ".":
+		return errnoBusy
+	case from.m != to.m:
+		return errnoXdev
+	case to.dirOnly && !from.fi.IsDir():
+		return errnoNotdir
+	case to.fi != nil && from.fi.IsDir() && !to.fi.IsDir():
+		return errnoNotdir
+	case to.fi != nil && !from.fi.IsDir() && to.fi.IsDir():
+		return errnoIsdir
+	case from.fi.IsDir() && strings.HasPrefix(to.rel+"/", from.rel+"/") && to.rel != from.rel:
+		return errnoInval
+	}
+	if err := s.w.rename(from.m, from.rel, to.m, to.rel); err != nil {
+		return toErrno(err)
+	}
+	s.fds.renamed(from.mi, from.rel, to.rel)
+	return errnoSuccess
+}
