@@ -70,7 +70,7 @@ func (w fsWriter) rename(from *mount, fromRel string, to *mount, toRel string) e
 	if from != to {
 		return errnoError(errnoXdev)
 	}
-	return from.root.Rename(fromRel, toRel)
+	return renameat(from.root, fromRel, toRel)
 }
 
 func (w fsWriter) link(from *mount, fromRel string, to *mount, toRel string) error {

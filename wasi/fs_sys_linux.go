@@ -3,6 +3,7 @@ package wasi
 import (
 	"io/fs"
 	"os"
+	"path"
 	"syscall"
 	"time"
 	"unsafe"
@@ -62,4 +63,21 @@ func sysStat(fi fs.FileInfo, st *filestat) {
 		st.atim = uint64(sys.Atim.Sec)*1e9 + uint64(sys.Atim.Nsec)
 		st.ctim = uint64(sys.Ctim.Sec)*1e9 + uint64(sys.Ctim.Nsec)
 	}
+}
+
+// renameat renames with POSIX semantics (a directory may replace an empty
+// one), in parent directories opened through root, naming single
+// components only.
+func renameat(root *os.Root, from, to string) error {
+	fd, err := root.Open(path.Dir(from))
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	td, err := root.Open(path.Dir(to))
+	if err != nil {
+		return err
+	}
+	defer td.Close()
+	return syscall.Renameat(int(fd.Fd()), path.Base(from), int(td.Fd()), path.Base(to))
 }

@@ -22,3 +22,7 @@ func sysStat(fi fs.FileInfo, st *filestat) {
 		st.nlink = uint64(sys.Nlink)
 	}
 }
+
+func renameat(root *os.Root, from, to string) error {
+	return root.Rename(from, to)
+}
