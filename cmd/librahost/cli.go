@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+const usage = `librahost runs WebAssembly programs with transparent checkpoints.
+
+Usage:
+  librahost build [-o out.wasm] <Go package dir | file.c ... | app.wasm>
+  librahost run [flags] app.wasm [--] [guest args]
+  librahost checkpoint --state DIR
+  librahost restore --state DIR [--epoch N]
+  librahost ckpt ls --state DIR
+  librahost ckpt inspect --state DIR [--epoch N]
+
+Run 'librahost <command> -h' for a command's flags.
+`
+
+// errUsage is a command-line mistake; its message has been printed.
+var errUsage = errors.New("usage")
+
+// exitError carries an exit code chosen by a command.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+type command struct {
+	name string
+	run  func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"build", cmdBuild},
+	{"run", cmdRun},
+	{"checkpoint", cmdCheckpoint},
+	{"restore", cmdRestore},
+	{"ckpt", cmdCkpt},
+}
+
+// run is the whole CLI: it returns the process's exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdout, stderr)
+		var ee exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.As(err, &ee):
+			return ee.code
+		case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+			return 2
+		default:
+			fmt.Fprintf(stderr, "librahost %s: %s\n", c.name, oneLine(err.Error()))
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "librahost: unknown command %q (run 'librahost help')\n", args[0])
+	return 2
+}
+
+// newFlags returns a FlagSet that prints its errors as one line.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("librahost "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags; a mistake has been printed by the FlagSet.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

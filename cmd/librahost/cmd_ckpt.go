@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/librahost/librahost/host"
+)
+
+func cmdCheckpoint(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("checkpoint", stderr)
+	state := fs.String("state", "", "state directory of the running instance")
+	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the checkpoint to be durable")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *state == "" {
+		return errors.New("--state is required")
+	}
+	r, err := host.RequestCheckpoint(*state, *timeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "checkpoint %d durable: %s written, guest paused %s\n", r.Epoch, host.FormatBytes(uint64(r.BytesStored)), r.Pause)
+	return nil
+}
+
+func cmdRestore(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("restore", stderr)
+	state := fs.String("state", "", "state directory to restore from")
+	epoch := fs.Uint64("epoch", 0, "checkpoint to restore (default: the newest good one)")
+	verbose := fs.Bool("v", false, "print a line per checkpoint")
+	every := fs.Duration("checkpoint-every", 0, "take a checkpoint at this interval after the restore")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *state == "" {
+		return errors.New("--state is required")
+	}
+	return runSession(host.SessionConfig{
+		StateDir:        *state,
+		Resume:          true,
+		Epoch:           *epoch,
+		Verbose:         *verbose,
+		CheckpointEvery: *every,
+	}, stdout, stderr)
+}
+
+func cmdCkpt(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: librahost ckpt ls|inspect --state DIR [--epoch N]")
+		return errUsage
+	}
+	sub := args[0]
+	fs := newFlags("ckpt "+sub, stderr)
+	state := fs.String("state", "", "state directory")
+	epoch := fs.Uint64("epoch", 0, "checkpoint to inspect (default: the newest)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *state == "" {
+		return errors.New("--state is required")
+	}
+	switch sub {
+	case "ls":
+		list, err := host.ListCheckpoints(*state)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EPOCH\tCREATED\tMEMORY\tSTORED\tNEW\tMODULE")
+		for _, c := range list {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.12s\n", c.Epoch, c.Created.Local().Format(time.DateTime),
+				host.FormatBytes(c.MemSize), host.FormatBytes(c.StoredBytes), host.FormatBytes(c.NewBytes), c.ModuleDigest)
+		}
+		return tw.Flush()
+	case "inspect":
+		d, err := host.InspectCheckpoint(*state, *epoch)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, kv := range d.Fields {
+			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown subcommand %q (want ls or inspect)", sub)
+	}
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/wasi"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	var dirs, envs listFlag
+	fs.Var(&dirs, "dir", "mount a host directory: HOST:GUEST[:ro] (repeatable)")
+	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
+	state := fs.String("state", "", "state directory for checkpoints (default <app>.libra when checkpointing)")
+	every := fs.Duration("checkpoint-every", 0, "take a checkpoint at this interval (e.g. 10s)")
+	resume := fs.Bool("resume", false, "continue the run held in --state from its newest good checkpoint")
+	verbose := fs.Bool("v", false, "print a line per checkpoint")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: librahost run [flags] app.wasm [--] [guest args]")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 && !*resume {
+		fs.Usage()
+		return errUsage
+	}
+	var module string
+	var guestArgs []string
+	if len(rest) > 0 {
+		module = rest[0]
+		guestArgs = rest[1:]
+		if len(guestArgs) > 0 && guestArgs[0] == "--" {
+			guestArgs = guestArgs[1:]
+		}
+	}
+	if module != "" && needsBuild(module) {
+		built, err := buildForRun(module, stderr)
+		if err != nil {
+			return err
+		}
+		module = built
+	}
+	mounts, err := parseMounts(dirs)
+	if err != nil {
+		return err
+	}
+	for _, e := range envs {
+		if !strings.Contains(e, "=") {
+			return fmt.Errorf("--env %q: want K=V", e)
+		}
+	}
+	if *state == "" && (*every > 0 || *resume) {
+		if module == "" {
+			return errors.New("--resume needs --state or the module")
+		}
+		*state = strings.TrimSuffix(filepath.Base(rest[0]), filepath.Ext(rest[0])) + ".libra"
+	}
+	name := "app"
+	if module != "" {
+		name = strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")
+	}
+	return runSession(host.SessionConfig{
+		ModulePath:      module,
+		Args:            append([]string{name}, guestArgs...),
+		Env:             envs,
+		Mounts:          mounts,
+		StateDir:        *state,
+		CheckpointEvery: *every,
+		Resume:          *resume,
+		Verbose:         *verbose,
+	}, stdout, stderr)
+}
+
+// runSession runs a session with the process's streams and signals:
+// Ctrl-C or SIGTERM takes a final checkpoint and exits.
+func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
+	cfg.Stdin = os.Stdin
+	cfg.Stdout, _ = stdout.(*os.File)
+	cfg.Stderr, _ = stderr.(*os.File)
+	if cfg.Stdout == nil || cfg.Stderr == nil {
+		return errors.New("stdout and stderr must be files")
+	}
+	cfg.Log = stderr
+	cfg.CacheDir = cacheDir("wazero")
+	stop := make(chan struct{})
+	cfg.Stop = stop
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got os.Signal
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		got = s
+		close(stop)
+		if _, ok := <-sigs; ok { // a second signal: leave now
+			os.Exit(130)
+		}
+	}()
+	code, err := host.Run(context.Background(), cfg)
+	if errors.Is(err, host.ErrStopped) {
+		if got == syscall.SIGTERM {
+			return exitError{143}
+		}
+		return exitError{130}
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitError{code}
+	}
+	return nil
+}
+
+func parseMounts(dirs []string) ([]wasi.Mount, error) {
+	var out []wasi.Mount
+	for _, d := range dirs {
+		parts := strings.Split(d, ":")
+		m := wasi.Mount{HostPath: parts[0], GuestPath: parts[0]}
+		switch {
+		case len(parts) == 2:
+			m.GuestPath = parts[1]
+		case len(parts) == 3 && parts[2] == "ro":
+			m.GuestPath, m.ReadOnly = parts[1], true
+		case len(parts) != 1:
+			return nil, fmt.Errorf("--dir %q: want HOST:GUEST[:ro]", d)
+		}
+		if fi, err := os.Stat(m.HostPath); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--dir %q: %s is not a directory", d, m.HostPath)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// cacheDir is librahost's cache directory for sub, or "" if there is none.
+func cacheDir(sub string) string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "librahost", sub)
+}
+

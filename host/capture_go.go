@@ -1,0 +1,133 @@
+package host
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/librahost/librahost/host/wasmbin"
+)
+
+// Go's wasm port keeps these in mutable globals 0 and 2; the offsets are
+// those of runtime.g and runtime.m in Go 1.26 (tested per Go version by
+// the build tests).
+const (
+	goGlobalSP      = 0
+	goGlobalG       = 2
+	gStackLo        = 0
+	gStackHi        = 8
+	gStackguard0    = 16
+	gM              = 48
+	mG0             = 0
+	goStackPreempt  = 0xfffffffffffffade
+	pokeEvery       = 100 * time.Microsecond
+	pokeMaxAttempts = 1 << 20
+)
+
+// poker forces Go's cooperative preemption while a checkpoint is pending:
+// it writes stackPreempt into the running goroutine's stackguard0, so the
+// next function prologue enters the scheduler, where the SDK's watcher
+// gets to run and returns from libra_run. A guest that calls no function
+// at all is not preemptible until it does, as in Go before 1.14.
+type poker struct {
+	w       *Worker
+	sp, g   api.Global
+	running atomic.Bool
+	done    chan struct{}
+	mu      sync.Mutex // held during a poke; taken to wait one out
+	stopped sync.WaitGroup
+	pokes   atomic.Int64
+}
+
+func newPoker(w *Worker) *poker {
+	p := &poker{w: w, done: make(chan struct{})}
+	p.sp = w.mod.ExportedGlobal(wasmbin.GlobalExportName(goGlobalSP))
+	p.g = w.mod.ExportedGlobal(wasmbin.GlobalExportName(goGlobalG))
+	p.stopped.Add(1)
+	go p.loop()
+	return p
+}
+
+// resume marks the guest running; pause marks it stopped and waits for a
+// poke under way, so memory is quiet when the caller reads it.
+func (p *poker) resume() {
+	p.running.Store(true)
+	if p.w.pending.Load() {
+		signal(p.w.pokeWake)
+	}
+}
+
+func (p *poker) pause() {
+	p.running.Store(false)
+	p.mu.Lock()
+	//lint:ignore SA2001 an empty critical section waits for a poke in flight
+	p.mu.Unlock()
+}
+
+func (p *poker) close() {
+	close(p.done)
+	p.stopped.Wait()
+}
+
+func (p *poker) loop() {
+	defer p.stopped.Done()
+	t := time.NewTicker(pokeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.w.pokeWake:
+		}
+		for i := 0; i < pokeMaxAttempts && p.w.pending.Load() && p.running.Load(); i++ {
+			p.mu.Lock()
+			if p.running.Load() {
+				p.poke()
+			}
+			p.mu.Unlock()
+			select {
+			case <-p.done:
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// poke preempts the goroutine running now, if it is safe to.
+func (p *poker) poke() {
+	if p.sp == nil || p.g == nil {
+		return
+	}
+	mem := p.w.mod.Memory()
+	if mem == nil {
+		return
+	}
+	buf, ok := mem.Read(0, mem.Size())
+	if !ok {
+		return
+	}
+	g := p.g.Get()
+	sp := p.sp.Get() & 0xffffffff
+	if g2 := p.g.Get(); g2 != g || g == 0 || g%8 != 0 || g+64 > uint64(len(buf)) {
+		return
+	}
+	lo := load64(buf, g+gStackLo)
+	hi := load64(buf, g+gStackHi)
+	if !(lo < sp && sp <= hi) {
+		return
+	}
+	m := load64(buf, g+gM)
+	if m == 0 || m%8 != 0 || m+8 > uint64(len(buf)) || load64(buf, m+mG0) == g {
+		return // never the scheduler's g0: poking it aborts the runtime
+	}
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&buf[g+gStackguard0])), goStackPreempt)
+	p.pokes.Add(1)
+}
+
+func load64(buf []byte, off uint64) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&buf[off])))
+}

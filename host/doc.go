@@ -1,0 +1,24 @@
+// Package host runs one WebAssembly guest in wazero as a Worker and makes it
+// checkpointable without the program's help.
+//
+// A Worker loads and validates a module, rewrites it to export every
+// mutable global, instantiates it with librahost's own WASI (package wasi)
+// and the "libra" imports, runs it, and pauses it when a checkpoint is
+// pending:
+//
+//   - a Go guest built by `librahost build` keeps its goroutine stacks in
+//     linear memory; the SDK's libra_run export returns to the host when a
+//     checkpoint is pending, and while one is the host forces Go's
+//     cooperative preemption so that the guest gets there within
+//     milliseconds wherever it is;
+//   - any other guest built by `librahost build` went through Binaryen's
+//     asyncify pass, and unwinds its call stack at the next libra.* or WASI
+//     import.
+//
+// Memory, globals, asyncify data and the host-side state (fd table, clocks,
+// output positions) then go to the checkpoint store (package ckpt), and a
+// fresh instance, in this or another process, restores from them.
+//
+// Session drives a Worker for the CLI: a state directory, periodic and
+// requested checkpoints, resume, output exactly once.
+package host

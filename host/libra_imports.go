@@ -1,0 +1,48 @@
+package host
+
+import (
+	"context"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// instantiateLibra instantiates the "libra" host module: the SDK's calls.
+// For an asyncify guest each one is a capture point.
+func (w *Worker) instantiateLibra(ctx context.Context) error {
+	b := w.rt.NewHostModuleBuilder("libra")
+	i32 := []api.ValueType{api.ValueTypeI32}
+	fn := func(name string, results []api.ValueType, f func(ctx context.Context, mod api.Module) uint64) {
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			if w.kind == KindAsyncify && w.Enter(ctx, mod) {
+				return
+			}
+			r := f(ctx, mod)
+			if len(results) > 0 {
+				stack[0] = r
+			}
+		}), nil, results).Export(name)
+	}
+	fn("rank", i32, func(context.Context, api.Module) uint64 { return uint64(w.cfg.Rank) })
+	fn("size", i32, func(context.Context, api.Module) uint64 { return uint64(w.cfg.Size) })
+	fn("pending", i32, func(context.Context, api.Module) uint64 {
+		if w.pending.Load() {
+			return 1
+		}
+		return 0
+	})
+	fn("yield", nil, func(context.Context, api.Module) uint64 { return 0 })
+	// checkpoint: a Go guest's watcher returns "paused" after this call; an
+	// asyncify guest unwinds at once (the rewind then returns from here).
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+		if w.kind == KindAsyncify && w.async.rewinding {
+			w.Enter(ctx, mod)
+			return
+		}
+		w.RequestCheckpoint()
+		if w.kind == KindAsyncify {
+			w.Enter(ctx, mod)
+		}
+	}), nil, nil).Export("checkpoint")
+	_, err := b.Instantiate(ctx)
+	return err
+}

@@ -1,0 +1,353 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/wasi"
+)
+
+// SessionConfig is one `librahost run`, `run --resume` or `restore`.
+// Zero means default.
+type SessionConfig struct {
+	ModulePath string // the module; for a resume, "" means the copy in StateDir
+	Args       []string
+	Env        []string
+	Mounts     []wasi.Mount
+
+	// StateDir holds checkpoints, the run record and the output ledger;
+	// "" runs without checkpoints.
+	StateDir        string
+	CheckpointEvery time.Duration
+	Keep            int // checkpoints kept, default 3
+
+	// Resume continues the run in StateDir from its newest good
+	// checkpoint (or Epoch, if set).
+	Resume bool
+	Epoch  uint64
+
+	Stdin          io.Reader
+	Stdout, Stderr *os.File // the real streams
+	Log            io.Writer // librahost's own lines; default Stderr
+	Verbose        bool      // a line per checkpoint
+
+	CacheDir string // wazero compilation cache; "" none
+
+	// Stop, when closed, takes a final checkpoint and ends the session
+	// with ErrStopped.
+	Stop <-chan struct{}
+}
+
+// Session is a running guest with its state directory.
+type Session struct {
+	cfg    SessionConfig
+	rec    *runRecord
+	store  *ckpt.Store
+	ledger *Ledger
+	lock   *os.File
+	worker *Worker
+	key    ckpt.Key
+	bind   ckpt.Binding
+
+	mu       sync.Mutex
+	epoch    uint64        // newest durable epoch
+	next     uint64        // epoch of the next capture
+	inflight *ckpt.Pending // the capture being written, if any
+	waiters  []chan ckptResult
+	stopping bool
+	lastErr  error
+}
+
+type ckptResult struct {
+	epoch uint64
+	stats ckpt.Stats
+	err   error
+}
+
+// Run runs a session to its end. It returns the guest's exit code, or an
+// error: a trap, a refused checkpoint, a host failure, or ErrStopped.
+func Run(ctx context.Context, cfg SessionConfig) (int, error) {
+	if cfg.Log == nil {
+		cfg.Log = cfg.Stderr
+		if cfg.Log == nil {
+			cfg.Log = io.Discard
+		}
+	}
+	s := &Session{cfg: cfg, key: ckpt.Key{Job: "run", Worker: 0}}
+	defer s.close()
+	if err := s.open(ctx); err != nil {
+		return 1, err
+	}
+	return s.run(ctx)
+}
+
+func (s *Session) close() {
+	if s.worker != nil {
+		s.worker.Close(context.Background())
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.ledger != nil {
+		s.ledger.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+}
+
+// open prepares the state directory and the worker, restoring it when
+// resuming.
+func (s *Session) open(ctx context.Context) error {
+	cfg := &s.cfg
+	module, err := s.loadModule()
+	if err != nil {
+		return err
+	}
+	var stdout, stderr *Output
+	var wcache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		if c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir); err == nil {
+			wcache = c
+		}
+	}
+	if cfg.StateDir != "" {
+		s.ledger, err = OpenLedger(filepath.Join(cfg.StateDir, ledgerFile), !cfg.Resume)
+		if err != nil {
+			return err
+		}
+		s.ledger.Bind(0, cfg.Stdout)
+		s.ledger.Bind(1, cfg.Stderr)
+		stdout = NewOutput(writerOf(cfg.Stdout), s.ledger.Slot(0))
+		stderr = NewOutput(writerOf(cfg.Stderr), s.ledger.Slot(1))
+	} else {
+		stdout = NewOutput(writerOf(cfg.Stdout), nil)
+		stderr = NewOutput(writerOf(cfg.Stderr), nil)
+	}
+	w, err := NewWorker(ctx, Config{
+		Module: module,
+		Args:   s.rec.Args,
+		Env:    s.rec.Env,
+		Mounts: mountsFromJSON(s.rec.Mounts),
+		Stdin:  cfg.Stdin,
+		Stdout: stdout,
+		Stderr: stderr,
+		Cache:  wcache,
+		OnPause: func(c *Capture) error {
+			return s.onPause(c)
+		},
+		OnCheckpointFailed: s.onFailed,
+	})
+	if err != nil {
+		return err
+	}
+	s.worker = w
+	if cfg.StateDir == "" {
+		if w.Kind() == KindPlain {
+			fmt.Fprintf(cfg.Log, "librahost: warning: %s was not built by `librahost build`: it runs, but cannot be checkpointed\n", displayName(s.rec.Module))
+		}
+		return nil
+	}
+	if w.Kind() == KindPlain {
+		return fmt.Errorf("%w (build it with `librahost build`)", ErrNotCheckpointable)
+	}
+	s.bind = ckpt.Binding{ModuleDigest: w.Digest(), Wazero: WazeroVersion(), Go: w.Info().Go}
+	s.store, err = ckpt.Open(ckpt.Config{Path: filepath.Join(cfg.StateDir, storeFile), Keep: cfg.Keep})
+	if err != nil {
+		return err
+	}
+	if cfg.Resume {
+		if err := s.restore(); err != nil {
+			return err
+		}
+	} else if err := s.store.Delete(s.key); err != nil && !errors.Is(err, ckpt.ErrNotFound) {
+		return err
+	}
+	s.next = s.epoch + 1
+	if infos, err := s.store.Epochs(s.key); err == nil && len(infos) > 0 {
+		s.next = max(s.next, infos[len(infos)-1].Epoch+1)
+	}
+	s.rec.Finished = false
+	s.rec.Pid = os.Getpid()
+	s.rec.Epoch = s.epoch
+	return writeRecord(cfg.StateDir, s.rec)
+}
+
+// restore loads the newest good checkpoint, or the one asked for, into the
+// worker. A run killed before its first checkpoint starts over; the
+// ledger still keeps its output from being printed twice.
+func (s *Session) restore() error {
+	var m *ckpt.Manifest
+	var err error
+	if s.cfg.Epoch != 0 {
+		m, err = s.store.Manifest(s.key, s.cfg.Epoch)
+		if err == nil {
+			err = s.checkBinding(m)
+		}
+		if err == nil {
+			err = s.store.Verify(m)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		var refused []error
+		m, refused, err = s.store.Latest(s.key, s.bind)
+		for _, r := range refused {
+			fmt.Fprintf(s.cfg.Log, "librahost: warning: %v; trying an older checkpoint\n", r)
+		}
+		if err != nil {
+			if errors.Is(err, ckpt.ErrNotFound) && len(refused) == 0 {
+				return nil
+			}
+			if len(refused) > 0 {
+				return fmt.Errorf("%w: %v", ErrNoCheckpoint, refused[len(refused)-1])
+			}
+			return err
+		}
+	}
+	st := &State{
+		MemSize:    m.MemSize,
+		ReadMemory: func(dst []byte) error { return s.store.ReadMemory(m, dst) },
+		Globals:    m.Globals,
+		Host:       m.Host,
+	}
+	if err := s.worker.Restore(st); err != nil {
+		return err
+	}
+	s.epoch = m.Epoch
+	if s.cfg.Verbose {
+		fmt.Fprintf(s.cfg.Log, "librahost: resumed from checkpoint %d (%s)\n", m.Epoch, FormatBytes(m.MemSize))
+	}
+	return nil
+}
+
+func (s *Session) checkBinding(m *ckpt.Manifest) error {
+	if m.Binding != s.bind {
+		return fmt.Errorf("%w: checkpoint %d was made by another build of the module", ckpt.ErrForeignModule, m.Epoch)
+	}
+	return nil
+}
+
+// loadModule reads the module and the run record: a new one for a run, the
+// saved one for a resume.
+func (s *Session) loadModule() ([]byte, error) {
+	cfg := &s.cfg
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+			return nil, fmt.Errorf("host: state dir: %w", err)
+		}
+		lock, err := lockDir(cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		s.lock = lock
+	}
+	var old *runRecord
+	if cfg.StateDir != "" {
+		r, err := readRecord(cfg.StateDir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		old = r
+	}
+	path := cfg.ModulePath
+	if path == "" {
+		if cfg.StateDir == "" || old == nil {
+			return nil, fmt.Errorf("%w: state dir %s holds no run", ErrNoCheckpoint, cfg.StateDir)
+		}
+		path = filepath.Join(cfg.StateDir, moduleFile)
+	}
+	module, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	digest := digestHex(sha256Sum(module))
+	switch {
+	case cfg.Resume && old == nil:
+		return nil, fmt.Errorf("%w: state dir %s holds no run to resume", ErrNoCheckpoint, cfg.StateDir)
+	case cfg.Resume && old.Digest != digest:
+		return nil, fmt.Errorf("host: state dir %s holds a run of another module (%s); refusing to resume it with %s", cfg.StateDir, displayName(old.Module), path)
+	case cfg.Resume:
+		s.rec = old
+		return module, nil
+	case old != nil && !old.Finished:
+		what := "an unfinished run of " + displayName(old.Module)
+		if old.Digest != digest {
+			what = "an unfinished run of another module (" + displayName(old.Module) + ")"
+		}
+		return nil, fmt.Errorf("%w: state dir %s holds %s, last checkpoint %d; use --resume to continue it, or another --state", ErrUnfinished, cfg.StateDir, what, old.Epoch)
+	}
+	s.rec = &runRecord{
+		Module:  path,
+		Digest:  digest,
+		Args:    cfg.Args,
+		Env:     cfg.Env,
+		Mounts:  mountsToJSON(cfg.Mounts),
+		Job:     s.key.Job,
+		Started: time.Now().UTC(),
+	}
+	if cfg.StateDir != "" {
+		if abs, err := filepath.Abs(path); err == nil {
+			s.rec.Module = abs
+		}
+		if err := writeFileAtomic(filepath.Join(cfg.StateDir, moduleFile), module); err != nil {
+			return nil, err
+		}
+	}
+	return module, nil
+}
+
+func writerOf(f *os.File) io.Writer {
+	if f == nil {
+		return nil
+	}
+	return f
+}
+
+func displayName(path string) string { return filepath.Base(path) }
+
+func mountsToJSON(ms []wasi.Mount) []mountJSON {
+	var out []mountJSON
+	for _, m := range ms {
+		if abs, err := filepath.Abs(m.HostPath); err == nil {
+			m.HostPath = abs
+		}
+		out = append(out, mountJSON{Host: m.HostPath, Guest: m.GuestPath, ReadOnly: m.ReadOnly})
+	}
+	return out
+}
+
+func mountsFromJSON(ms []mountJSON) []wasi.Mount {
+	var out []wasi.Mount
+	for _, m := range ms {
+		out = append(out, wasi.Mount{HostPath: m.Host, GuestPath: m.Guest, ReadOnly: m.ReadOnly})
+	}
+	return out
+}
+
+// FormatBytes prints n in binary units.
+func FormatBytes(n uint64) string {
+	var b bytes.Buffer
+	switch {
+	case n >= 1<<30:
+		fmt.Fprintf(&b, "%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		fmt.Fprintf(&b, "%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		fmt.Fprintf(&b, "%.1f KiB", float64(n)/(1<<10))
+	default:
+		fmt.Fprintf(&b, "%d B", n)
+	}
+	return b.String()
+}

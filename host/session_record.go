@@ -1,0 +1,109 @@
+package host
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Files of a state directory.
+const (
+	recordFile = "run.json"
+	moduleFile = "module.wasm"
+	storeFile  = "ckpt.db"
+	ledgerFile = "output.ledger"
+	lockFile   = "lock"
+)
+
+// runRecord describes the run a state directory holds.
+type runRecord struct {
+	Module   string       `json:"module"` // the path it was started from
+	Digest   string       `json:"digest"` // hex SHA-256 of the module
+	Args     []string     `json:"args"`
+	Env      []string     `json:"env,omitempty"`
+	Mounts   []mountJSON  `json:"mounts,omitempty"`
+	Job      string       `json:"job"`
+	Started  time.Time    `json:"started"`
+	Finished bool         `json:"finished"`
+	Exit     int          `json:"exit_code"`
+	Epoch    uint64       `json:"last_epoch"`
+	Pid      int          `json:"pid"`
+	Extra    *recordExtra `json:"extra,omitempty"`
+}
+
+type recordExtra struct {
+	CheckpointEvery string `json:"checkpoint_every,omitempty"`
+}
+
+type mountJSON struct {
+	Host     string `json:"host"`
+	Guest    string `json:"guest"`
+	ReadOnly bool   `json:"ro,omitempty"`
+}
+
+func digestHex(d [32]byte) string { return hex.EncodeToString(d[:]) }
+
+func readRecord(dir string) (*runRecord, error) {
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return nil, err
+	}
+	var r runRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("host: %s: %v", filepath.Join(dir, recordFile), err)
+	}
+	return &r, nil
+}
+
+// writeRecord replaces the record atomically.
+func writeRecord(dir string, r *runRecord) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, recordFile), append(b, '\n'))
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("host: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("host: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("host: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	return nil
+}
+
+// lockDir takes the state directory's lock, so that two librahost
+// processes never run the same state.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("host: state dir %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("host: state dir %s is in use by another librahost process", dir)
+	}
+	return f, nil
+}

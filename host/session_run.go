@@ -1,0 +1,216 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+)
+
+// run runs the worker with the session's checkpoint triggers.
+func (s *Session) run(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	if s.store != nil {
+		stopCtl, err := s.serveControl()
+		if err != nil {
+			fmt.Fprintf(s.cfg.Log, "librahost: warning: %v\n", err)
+		} else {
+			defer stopCtl()
+		}
+		go s.triggers(done)
+	}
+	if s.cfg.Stop != nil {
+		go func() {
+			select {
+			case <-done:
+			case <-s.cfg.Stop:
+				if s.store == nil {
+					cancel() // nothing to save
+					return
+				}
+				s.mu.Lock()
+				s.stopping = true
+				s.mu.Unlock()
+				s.worker.RequestCheckpoint()
+			}
+		}()
+	}
+	code, err := s.worker.Run(ctx)
+	if werr := s.waitInflight(); err == nil && werr != nil && !errors.Is(werr, ErrStopped) {
+		err = werr
+	}
+	if errors.Is(err, ErrStopped) || (s.cfg.Stop != nil && isClosed(s.cfg.Stop) && s.store == nil) {
+		return 1, ErrStopped
+	}
+	if err != nil {
+		return code, err
+	}
+	if s.store != nil {
+		s.rec.Finished = true
+		s.rec.Exit = code
+		s.rec.Epoch = s.epoch
+		if werr := writeRecord(s.cfg.StateDir, s.rec); werr != nil {
+			return code, werr
+		}
+	}
+	return code, nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// triggers requests periodic checkpoints.
+func (s *Session) triggers(done <-chan struct{}) {
+	if s.cfg.CheckpointEvery <= 0 {
+		return
+	}
+	t := time.NewTicker(s.cfg.CheckpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			busy := s.inflight != nil
+			s.mu.Unlock()
+			if !busy {
+				s.worker.RequestCheckpoint()
+			}
+		}
+	}
+}
+
+// requestCheckpoint asks for a checkpoint and returns a channel that
+// reports it once it is durable (or failed).
+func (s *Session) requestCheckpoint() <-chan ckptResult {
+	c := make(chan ckptResult, 1)
+	s.mu.Lock()
+	s.waiters = append(s.waiters, c)
+	s.mu.Unlock()
+	s.worker.RequestCheckpoint()
+	return c
+}
+
+// onPause captures the paused guest into the store. Compression and the
+// durable write go on in the background while the guest runs, except for
+// the final checkpoint of a stop, which is waited for.
+func (s *Session) onPause(c *Capture) error {
+	// One write at a time: a capture waits for the one before it.
+	if err := s.waitInflight(); err != nil {
+		s.finish(0, ckpt.Stats{}, err)
+	}
+	s.mu.Lock()
+	epoch := s.next
+	s.next++
+	stopping := s.stopping
+	s.mu.Unlock()
+	meta := ckpt.Meta{
+		Key:      s.key,
+		Epoch:    epoch,
+		Binding:  s.bind,
+		Globals:  c.Globals,
+		Asyncify: c.Asyncify,
+		Host:     c.Host,
+		Created:  time.Now().UTC(),
+	}
+	p, err := s.store.Capture(meta, c.Memory)
+	if err != nil {
+		s.finish(epoch, ckpt.Stats{}, err)
+		if stopping {
+			return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)
+		}
+		return nil
+	}
+	s.mu.Lock()
+	s.inflight = p
+	s.mu.Unlock()
+	go s.progress(epoch, p)
+	if stopping {
+		if err := s.waitInflight(); err != nil {
+			return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)
+		}
+		fmt.Fprintf(s.cfg.Log, "librahost: stopped after checkpoint %d; `librahost run --resume --state %s` continues\n", epoch, s.cfg.StateDir)
+		return ErrStopped
+	}
+	return nil
+}
+
+// waitInflight waits for the capture being written and records it.
+func (s *Session) waitInflight() error {
+	s.mu.Lock()
+	p := s.inflight
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	err := p.Wait()
+	s.mu.Lock()
+	if s.inflight != p {
+		s.mu.Unlock()
+		return err
+	}
+	s.inflight = nil
+	s.mu.Unlock()
+	return err
+}
+
+// progress reports a capture once it is durable, with a progress line for
+// long writes.
+func (s *Session) progress(epoch uint64, p *ckpt.Pending) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.Done():
+			st := p.Stats()
+			err := p.Err()
+			if err == nil {
+				s.mu.Lock()
+				s.epoch = max(s.epoch, epoch)
+				s.rec.Epoch = s.epoch
+				s.mu.Unlock()
+				writeRecord(s.cfg.StateDir, s.rec)
+				if s.cfg.Verbose {
+					fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d durable: %s memory, %s written, pause %s, write %s\n",
+						epoch, FormatBytes(uint64(st.Chunks)*uint64(64<<10)), FormatBytes(uint64(st.BytesStored)),
+						st.PauseDur.Round(time.Microsecond), st.WriteDur.Round(time.Millisecond))
+				}
+			}
+			s.finish(epoch, st, err)
+			return
+		case <-t.C:
+			done, total := p.Progress()
+			fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d: %s of %s written\n", epoch, FormatBytes(uint64(done)), FormatBytes(uint64(total)))
+		}
+	}
+}
+
+// finish reports a checkpoint's outcome to those who asked for it.
+func (s *Session) finish(epoch uint64, st ckpt.Stats, err error) {
+	if err != nil {
+		fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d failed: %v\n", epoch, err)
+	}
+	s.mu.Lock()
+	ws := s.waiters
+	s.waiters = nil
+	s.mu.Unlock()
+	for _, w := range ws {
+		w <- ckptResult{epoch: epoch, stats: st, err: err}
+	}
+}
+
+func (s *Session) onFailed(err error) {
+	s.finish(0, ckpt.Stats{}, err)
+}

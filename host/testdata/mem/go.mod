@@ -1,0 +1,3 @@
+module mem
+
+go 1.26

@@ -1,0 +1,52 @@
+// mem holds a large heap (MiB from argv[1]) and rewrites a small part of
+// it (per mille from argv[2]) in a loop, for checkpoint benchmarks.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+)
+
+func main() {
+	mib, permille, rounds := 256, 10, 1<<30
+	if len(os.Args) > 1 {
+		mib, _ = strconv.Atoi(os.Args[1])
+	}
+	if len(os.Args) > 2 {
+		permille, _ = strconv.Atoi(os.Args[2])
+	}
+	if len(os.Args) > 3 {
+		rounds, _ = strconv.Atoi(os.Args[3])
+	}
+	buf := make([]byte, mib<<20)
+	x := uint64(88172645463325252)
+	for i := 0; i < len(buf); i += 8 { // a mix: a quarter random, the rest structured
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		if (i>>16)%4 == 0 {
+			buf[i], buf[i+1], buf[i+2], buf[i+3] = byte(x), byte(x>>8), byte(x>>16), byte(x>>24)
+		} else {
+			buf[i] = byte(i >> 12)
+		}
+	}
+	fmt.Println("ready")
+	step := len(buf) * permille / 1000
+	off := 0
+	for r := 0; r < rounds; r++ {
+		off = touch(buf, off, step)
+	}
+	fmt.Println("done", buf[0])
+}
+
+// touch dirties step bytes' worth of pages from off. It is a call, so the
+// loop above is preemptible.
+//
+//go:noinline
+func touch(buf []byte, off, step int) int {
+	for i := 0; i < step; i += 4096 {
+		buf[(off+i)%len(buf)]++
+	}
+	return (off + step) % len(buf)
+}

@@ -1,0 +1,226 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/librahost/librahost/host/build"
+	"github.com/librahost/librahost/host/memalloc"
+	"github.com/librahost/librahost/host/wasmbin"
+	"github.com/librahost/librahost/wasi"
+)
+
+// Kind is how a guest is captured.
+type Kind int
+
+const (
+	// KindPlain is a WASI module not built by librahost: it runs, but
+	// cannot be checkpointed.
+	KindPlain Kind = iota
+	// KindGo is a Go reactor with the SDK's libra_run: native capture.
+	KindGo
+	// KindAsyncify went through Binaryen's asyncify pass.
+	KindAsyncify
+)
+
+func (k Kind) String() string {
+	return [...]string{"plain", "go", "asyncify"}[k]
+}
+
+// Config describes one Worker. Zero means default.
+type Config struct {
+	Module []byte   // the module as given (its digest binds checkpoints)
+	Args   []string // argv, argv[0] included
+	Env    []string // "K=V"
+	Mounts []wasi.Mount
+	Stdin  io.Reader
+	Stdout *Output // nil: discard
+	Stderr *Output
+	Rank   int
+	Size   int // default 1
+
+	// Cache is the wazero compilation cache shared by Workers; nil: none.
+	Cache wazero.CompilationCache
+
+	// OnPause is called on the guest's goroutine while it is paused for a
+	// checkpoint. Capture's memory is valid only during the call.
+	OnPause func(*Capture) error
+	// OnCheckpointFailed is called when a requested checkpoint could not
+	// be taken; the guest goes on.
+	OnCheckpointFailed func(error)
+}
+
+// Capture is a paused guest's whole state.
+type Capture struct {
+	Memory   []byte
+	Globals  []uint64
+	Asyncify []byte
+	Host     []byte
+}
+
+// Worker is one guest in its own wazero runtime.
+type Worker struct {
+	cfg     Config
+	kind    Kind
+	info    build.Info
+	digest  [32]byte
+	globals []wasmbin.Global
+
+	rt     wazero.Runtime
+	mod    api.Module
+	sys    *wasi.System
+	clock  *guestClock
+
+	// pending is set while a checkpoint is due; interrupt wakes a guest
+	// sleeping in poll_oneoff.
+	pending   atomic.Bool
+	mu        sync.Mutex
+	interrupt chan struct{}
+	pokeWake  chan struct{}
+
+	async    asyncState
+	restored *State // set by Restore, consumed by Run
+}
+
+// Digest returns the SHA-256 of the module as given.
+func (w *Worker) Digest() [32]byte { return w.digest }
+
+// Kind returns how the guest is captured.
+func (w *Worker) Kind() Kind { return w.kind }
+
+// Info returns the build information the module carries.
+func (w *Worker) Info() build.Info { return w.info }
+
+// NewWorker validates and compiles the module. It does not run it.
+func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
+	if cfg.Size == 0 {
+		cfg.Size = 1
+	}
+	w := &Worker{cfg: cfg, interrupt: make(chan struct{}, 1), pokeWake: make(chan struct{}, 1)}
+	w.digest = sha256Sum(cfg.Module)
+	if _, err := wasmbin.Parse(cfg.Module); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotWasm, err)
+	}
+	info, ok, err := build.ReadInfo(cfg.Module)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !ok:
+		w.kind = KindPlain
+	case info.Kind == "go":
+		w.kind = KindGo
+	case info.Kind == "asyncify":
+		w.kind = KindAsyncify
+	default:
+		return nil, fmt.Errorf("host: module built for an unknown capture kind %q", info.Kind)
+	}
+	w.info = info
+	code := cfg.Module
+	if w.kind != KindPlain {
+		code, w.globals, err = wasmbin.ExportMutableGlobals(cfg.Module)
+		if err != nil {
+			return nil, fmt.Errorf("host: %w", err)
+		}
+	}
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	if cfg.Cache != nil {
+		rc = rc.WithCompilationCache(cfg.Cache)
+	}
+	w.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	compiled, err := w.rt.CompileModule(ctx, code)
+	if err != nil {
+		w.rt.Close(ctx)
+		return nil, fmt.Errorf("host: compile: %w", err)
+	}
+	if err := w.instantiateHost(ctx); err != nil {
+		w.rt.Close(ctx)
+		return nil, err
+	}
+	// One reservation for the whole memory: it never moves, so the poker
+	// may read it while the guest runs, and growing it is free.
+	mctx := experimental.WithMemoryAllocator(ctx, memalloc.Allocator{})
+	mc := wazero.NewModuleConfig().WithStartFunctions().WithName("")
+	w.mod, err = w.rt.InstantiateModule(mctx, compiled, mc)
+	if err != nil {
+		w.rt.Close(ctx)
+		return nil, fmt.Errorf("host: instantiate: %w", err)
+	}
+	return w, nil
+}
+
+// instantiateHost instantiates WASI and the libra imports.
+func (w *Worker) instantiateHost(ctx context.Context) error {
+	w.clock = newGuestClock(0)
+	var stdout, stderr io.Writer
+	if w.cfg.Stdout != nil {
+		stdout = w.cfg.Stdout
+	}
+	if w.cfg.Stderr != nil {
+		stderr = w.cfg.Stderr
+	}
+	wc := wasi.Config{
+		Args:      w.cfg.Args,
+		Env:       w.cfg.Env,
+		Stdin:     w.cfg.Stdin,
+		Stdout:    stdout,
+		Stderr:    stderr,
+		Mounts:    w.cfg.Mounts,
+		Nanotime:  func() int64 { return w.clock.Nanotime() },
+		Interrupt: w.interrupt,
+	}
+	if w.kind == KindAsyncify {
+		wc.Hooks = w
+	}
+	sys, err := wasi.New(wc)
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	if err := sys.Instantiate(ctx, w.rt); err != nil {
+		return fmt.Errorf("host: wasi: %w", err)
+	}
+	w.sys = sys
+	return w.instantiateLibra(ctx)
+}
+
+// Close releases the runtime and the guest's memory.
+func (w *Worker) Close(ctx context.Context) error {
+	err := w.rt.Close(ctx)
+	if w.sys != nil {
+		w.sys.Close()
+	}
+	return err
+}
+
+// RequestCheckpoint marks a checkpoint pending: the guest pauses at its
+// next capture point and OnPause runs.
+func (w *Worker) RequestCheckpoint() {
+	if w.kind == KindPlain {
+		return
+	}
+	if w.pending.CompareAndSwap(false, true) {
+		signal(w.interrupt)
+		signal(w.pokeWake)
+	}
+}
+
+// Pending reports whether a checkpoint is due.
+func (w *Worker) Pending() bool { return w.pending.Load() }
+
+// signal wakes whoever waits on c, without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -1,0 +1,143 @@
+package tests
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// plainRun runs a module without checkpoints and returns its stdout.
+func plainRun(t *testing.T, wasm string, args ...string) []byte {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(librahost, append([]string{"run", wasm, "--"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, errb.Bytes())
+	}
+	return out.Bytes()
+}
+
+// killResume runs wasm with frequent checkpoints, SIGKILLs it at random
+// moments `kills` times, resuming each time in a new process, and lets the
+// last one finish. Every process appends to one stdout file; its content
+// is returned.
+func killResume(t *testing.T, wasm string, kills int, every string, window [2]time.Duration, args ...string) []byte {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	outPath := filepath.Join(dir, "stdout")
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	killed := 0
+	for i := 0; ; i++ {
+		argv := []string{"run", "--state", state, "--checkpoint-every", every}
+		if i > 0 {
+			argv = append(argv, "--resume")
+		}
+		argv = append(argv, wasm, "--")
+		argv = append(argv, args...)
+		var errb bytes.Buffer
+		cmd := exec.Command(librahost, argv...)
+		cmd.Stdout, cmd.Stderr = out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if killed < kills {
+			d := window[0] + time.Duration(rng.Int64N(int64(window[1]-window[0])))
+			select {
+			case err := <-exited:
+				t.Logf("run %d finished before its kill at %v (%v)", i, d, err)
+				checkExit(t, err, errb.Bytes())
+				return readAll(t, outPath)
+			case <-time.After(d):
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			killed++
+			t.Logf("run %d killed after %v", i, d)
+			continue
+		}
+		checkExit(t, <-exited, errb.Bytes())
+		if killed < kills {
+			t.Fatalf("only %d of %d kills happened", killed, kills)
+		}
+		return readAll(t, outPath)
+	}
+}
+
+func checkExit(t *testing.T, err error, stderr []byte) {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) || err != nil {
+		t.Fatalf("final run: %v\nstderr:\n%s", err, stderr)
+	}
+}
+
+func readAll(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func compareOutput(t *testing.T, got, want []byte) {
+	t.Helper()
+	if bytes.Equal(got, want) {
+		return
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	lo := max(0, i-80)
+	t.Fatalf("output differs from the uninterrupted run at byte %d (got %d bytes, want %d)\ngot:  %q\nwant: %q",
+		i, len(got), len(want), got[lo:min(len(got), i+80)], want[lo:min(len(want), i+80)])
+}
+
+func TestKillResumeGoSieve(t *testing.T) {
+	wasm := guest(t, "samples/sieve")
+	want := plainRun(t, wasm, "-n", "4")
+	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "-n", "4")
+	compareOutput(t, got, want)
+}
+
+func TestKillResumeCNbody(t *testing.T) {
+	wasm := guest(t, "samples/nbody/nbody.c")
+	want := plainRun(t, wasm, "200000")
+	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "200000")
+	compareOutput(t, got, want)
+}
+
+func TestKillResumeTimer(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	got := killResume(t, wasm, 4, "120ms", [2]time.Duration{400 * time.Millisecond, 1200 * time.Millisecond})
+	compareOutput(t, got, want)
+}
+
+func TestKillResumeFDTable(t *testing.T) {
+	wasm := guest(t, "tests/testdata/fdtable")
+	want := plainRun(t, wasm)
+	if !bytes.Contains(want, []byte("bad file")) {
+		t.Fatalf("fd 0 should read as closed: %s", want)
+	}
+	got := killResume(t, wasm, 3, "100ms", [2]time.Duration{300 * time.Millisecond, 1000 * time.Millisecond})
+	compareOutput(t, got, want)
+}

@@ -1,0 +1,3 @@
+module fdtable
+
+go 1.26

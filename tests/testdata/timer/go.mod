@@ -1,0 +1,3 @@
+module timer
+
+go 1.26
