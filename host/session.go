@@ -37,7 +37,7 @@ type SessionConfig struct {
 	Epoch  uint64
 
 	Stdin          io.Reader
-	Stdout, Stderr *os.File // the real streams
+	Stdout, Stderr *os.File  // the real streams
 	Log            io.Writer // librahost's own lines; default Stderr
 	Verbose        bool      // a line per checkpoint
 

@@ -74,10 +74,10 @@ type Worker struct {
 	digest  [32]byte
 	globals []wasmbin.Global
 
-	rt     wazero.Runtime
-	mod    api.Module
-	sys    *wasi.System
-	clock  *guestClock
+	rt    wazero.Runtime
+	mod   api.Module
+	sys   *wasi.System
+	clock *guestClock
 
 	// pending is set while a checkpoint is due; interrupt wakes a guest
 	// sleeping in poll_oneoff.

@@ -156,4 +156,3 @@ func cacheDir(sub string) string {
 	}
 	return filepath.Join(d, "librahost", sub)
 }
-
