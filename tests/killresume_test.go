@@ -135,7 +135,7 @@ func TestKillResumeTimer(t *testing.T) {
 func TestKillResumeFDTable(t *testing.T) {
 	wasm := guest(t, "tests/testdata/fdtable")
 	want := plainRun(t, wasm)
-	if !bytes.Contains(want, []byte("bad file")) {
+	if !bytes.Contains(want, []byte("Bad file number")) {
 		t.Fatalf("fd 0 should read as closed: %s", want)
 	}
 	got := killResume(t, wasm, 3, "100ms", [2]time.Duration{300 * time.Millisecond, 1000 * time.Millisecond})
