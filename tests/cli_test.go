@@ -1,0 +1,114 @@
+package tests
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lh runs librahost and returns its stdout, stderr and exit code.
+func lh(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(librahost, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// oneLineError checks that stderr is exactly one line naming want.
+func oneLineError(t *testing.T, stderr, want string) {
+	t.Helper()
+	if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("want one line containing %q, got:\n%s", want, stderr)
+	}
+	if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic:") {
+		t.Fatalf("a Go panic reached the user:\n%s", stderr)
+	}
+}
+
+func TestRunNotWasm(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.wasm")
+	os.WriteFile(p, []byte("#!/bin/sh\necho hello\n"), 0o644)
+	_, stderr, code := lh(t, "run", p)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	oneLineError(t, stderr, "not a WebAssembly module")
+}
+
+func TestRunTrap(t *testing.T) {
+	out, stderr, code := lh(t, "run", guest(t, "tests/testdata/trap.c"))
+	if code != 1 || out != "before the trap\n" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	oneLineError(t, stderr, "trapped")
+}
+
+func TestRunExitCode(t *testing.T) {
+	out, _, code := lh(t, "run", guest(t, "tests/testdata/exit3.c"))
+	if code != 3 || out != "exiting with 3\n" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+}
+
+func TestPlainModule(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "plain.wasm")
+	cmd := exec.Command("go", "build", "-o", wasm, ".")
+	cmd.Dir = "testdata/plain"
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	out, stderr, code := lh(t, "run", wasm)
+	if code != 0 || out != "plain module ran\n" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	oneLineError(t, stderr, "cannot be checkpointed")
+	_, stderr, code = lh(t, "run", "--checkpoint-every", "1s", "--state", filepath.Join(dir, "st"), wasm)
+	if code != 1 {
+		t.Fatalf("checkpointing a plain module: exit %d", code)
+	}
+	oneLineError(t, stderr, "cannot be checkpointed")
+}
+
+// A state dir that holds an unfinished run is not started over by
+// accident, and is not resumed with another module.
+func TestUnfinishedRun(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	state := filepath.Join(t.TempDir(), "st")
+	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "100ms", wasm)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Kill()
+	cmd.Wait()
+	_, stderr, code := lh(t, "run", "--state", state, wasm)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	oneLineError(t, stderr, "use --resume")
+	_, stderr, code = lh(t, "run", "--resume", "--state", state, guest(t, "tests/testdata/fdtable"))
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	oneLineError(t, stderr, "another module")
+	out, stderr, code := lh(t, "run", "--resume", "--state", state, wasm)
+	if code != 0 || !strings.Contains(out, "tick 39 ok=true") {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, out, stderr)
+	}
+}
