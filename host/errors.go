@@ -13,6 +13,8 @@ var (
 	ErrNoCheckpoint = errors.New("host: no usable checkpoint")
 	// ErrStopped: the session was stopped after a final checkpoint.
 	ErrStopped = errors.New("host: stopped after a final checkpoint")
+
+	errFinished = errors.New("host: run already finished")
 )
 
 // TrapError is a guest that trapped. Its message is one line.

@@ -86,6 +86,10 @@ func Run(ctx context.Context, cfg SessionConfig) (int, error) {
 	s := &Session{cfg: cfg, key: ckpt.Key{Job: "run", Worker: 0}}
 	defer s.close()
 	if err := s.open(ctx); err != nil {
+		if errors.Is(err, errFinished) {
+			fmt.Fprintf(cfg.Log, "librahost: the run in %s already finished with exit code %d\n", cfg.StateDir, s.rec.Exit)
+			return s.rec.Exit, nil
+		}
 		return 1, err
 	}
 	return s.run(ctx)
@@ -278,6 +282,9 @@ func (s *Session) loadModule() ([]byte, error) {
 		return nil, fmt.Errorf("%w: state dir %s holds no run to resume", ErrNoCheckpoint, cfg.StateDir)
 	case cfg.Resume && old.Digest != digest:
 		return nil, fmt.Errorf("host: state dir %s holds a run of another module (%s); refusing to resume it with %s", cfg.StateDir, displayName(old.Module), path)
+	case cfg.Resume && old.Finished:
+		s.rec = old
+		return module, errFinished
 	case cfg.Resume:
 		s.rec = old
 		return module, nil

@@ -1,0 +1,85 @@
+package tests
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIGTERM takes a final checkpoint and exits; --resume continues, and the
+// two runs together print what one uninterrupted run prints.
+func TestSigtermCheckpointAndResume(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "st")
+	var out, errb bytes.Buffer
+	cmd := exec.Command(librahost, "run", "--state", state, wasm)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if cmd.ProcessState.ExitCode() != 143 {
+		t.Fatalf("exit %v, want 143\n%s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "--resume") {
+		t.Fatalf("stderr does not say how to resume:\n%s", errb.String())
+	}
+	cmd = exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, errb.String())
+	}
+	compareOutput(t, out.Bytes(), want)
+}
+
+// `librahost checkpoint` reaches a running instance through its state dir;
+// after a SIGKILL the run resumes from that checkpoint.
+func TestCheckpointCommand(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "st")
+	outPath := filepath.Join(dir, "out")
+	f, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(librahost, "run", "--state", state, wasm)
+	cmd.Stdout = f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	stdout, stderr, code := lh(t, "checkpoint", "--state", state)
+	if code != 0 || !strings.HasPrefix(stdout, "checkpoint 1 durable") {
+		t.Fatalf("checkpoint: exit %d\n%s%s", code, stdout, stderr)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
+	if !strings.Contains(ls, "\n1 ") {
+		t.Fatalf("ckpt ls does not list epoch 1:\n%s", ls)
+	}
+	cmd = exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+	cmd.Stdout = f
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	compareOutput(t, readAll(t, outPath), want)
+	_, stderr, code = lh(t, "checkpoint", "--state", state)
+	if code != 1 {
+		t.Fatalf("checkpoint with nothing running: exit %d", code)
+	}
+	oneLineError(t, stderr, "no librahost process is running")
+}
