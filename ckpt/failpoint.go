@@ -3,7 +3,7 @@ package ckpt
 // failpoint, when set (by tests), is called before each durable write with
 // the write's name; a non-nil result makes that write fail.
 //
-// Names: "commit:chunks", "commit:manifest", "commit:gc", "commit:tx",
+// Names: "commit:batch" (an early batch of chunks), "commit:chunks", "commit:manifest", "commit:gc", "commit:tx",
 // "delete:tx".
 var failpoint func(name string) error
 

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestFailpoints(t *testing.T) {
-	for _, name := range []string{"commit:chunks", "commit:gc", "commit:manifest", "commit:tx"} {
+	defer func(b int) { batchBytes = b }(batchBytes)
+	batchBytes = 2 << 10 // several early batches per capture
+	for _, name := range []string{"commit:batch", "commit:chunks", "commit:gc", "commit:manifest", "commit:tx"} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Keep = 1 // the failed commit would also have dropped epoch 1
@@ -18,7 +22,7 @@ func TestFailpoints(t *testing.T) {
 			capture(t, s, testMeta(k, 1), mem)
 			before := storeDigest(t, s)
 
-			dirty := []int{3, 4, 30, 31, 60}
+			dirty := []int{3, 4, 30, 31, 60, 61, 62, 63}
 			for _, c := range dirty {
 				mem[c*cs(s)+1] ^= 0xff
 			}
@@ -78,5 +82,26 @@ func TestDeleteFailpoint(t *testing.T) {
 	}
 	if _, _, err := s.Latest(k, testBinding); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestOpenSweepsOrphans(t *testing.T) {
+	cfg := testConfig(t)
+	s := openTest(t, cfg)
+	k := Key{Job: "orphan"}
+	capture(t, s, testMeta(k, 1), genMemory(128<<10, 8))
+	before := storeDigest(t, s)
+	// A crash between an early batch and its commit leaves chunks without
+	// a reference count.
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketChunks).Put(make([]byte, 16), []byte("orphan"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, cfg)
+	if storeDigest(t, s) != before {
+		t.Fatal("Open did not remove the orphan chunk")
 	}
 }

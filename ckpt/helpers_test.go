@@ -39,31 +39,60 @@ func fillRandom(c []byte, r *rand.Rand) {
 	}
 }
 
-var words = []string{"checkpoint", "message", "worker", "epoch", "the ", "and ", "sample", "halo", "stencil", "wordcount"}
+var words = []string{"checkpoint ", "message ", "worker ", "epoch ", "the ", "and ", "sample ", "halo ", "stencil ", "wordcount "}
 
-// fillStructured writes a mix of small integers, pointers into a small
-// range, short text and repeated words.
-func fillStructured(c []byte, r *rand.Rand) {
-	var prev uint64
-	for i := 0; i+8 <= len(c); i += 8 {
-		var w uint64
-		switch r.IntN(6) {
-		case 0:
-			w = uint64(r.IntN(256))
-		case 1:
-			w = 0xc000000000 + uint64(r.IntN(1<<16))*8
-		case 2:
-			copy(c[i:i+8], words[r.IntN(len(words))])
-			continue
-		case 3:
-			w = prev
-		case 4:
-			w = 0
-		default:
-			w = uint64(i)
+// templates are object layouts that fillStructured repeats with small
+// variations, the way a heap holds many objects of a few types.
+var templates = func() [][]byte {
+	r := rand.New(rand.NewPCG(7, 7))
+	out := make([][]byte, 64)
+	for i := range out {
+		t := make([]byte, 16+8*r.IntN(30))
+		for j := 0; j < len(t); j += 8 {
+			var w uint64
+			switch r.IntN(4) {
+			case 0:
+				w = 0xc000000000 + uint64(r.IntN(1<<20))*8 // pointer
+			case 1:
+				w = uint64(r.IntN(1000)) // small integer
+			case 2: // zero
+			default:
+				w = r.Uint64() // hash, float
+			}
+			binary.LittleEndian.PutUint64(t[j:], w)
 		}
-		binary.LittleEndian.PutUint64(c[i:], w)
-		prev = w
+		out[i] = t
+	}
+	return out
+}()
+
+// fillStructured writes heap-like data: objects copied from a few
+// templates with a word or two changed, zero gaps and short text.
+func fillStructured(c []byte, r *rand.Rand) {
+	for i := 0; i < len(c); {
+		var n int
+		switch x := r.IntN(16); {
+		case x < 12:
+			t := templates[r.IntN(len(templates))]
+			n = copy(c[i:], t)
+			for range 1 + r.IntN(4) {
+				if j := 8 * r.IntN(len(t)/8); i+j+8 <= len(c) {
+					w := 0xc000000000 + uint64(r.IntN(1<<20))*8
+					if r.IntN(3) == 0 {
+						w = r.Uint64()
+					}
+					binary.LittleEndian.PutUint64(c[i+j:], w)
+				}
+			}
+		case x < 14:
+			n = min(16+r.IntN(496), len(c)-i)
+			clear(c[i : i+n])
+		default:
+			for k := 0; k < 4+r.IntN(12) && i+n < len(c); k++ {
+				n += copy(c[i+n:], words[r.IntN(len(words))])
+			}
+		}
+		i += n
 	}
 }
 

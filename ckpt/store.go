@@ -119,7 +119,8 @@ func Open(cfg Config) (*Store, error) {
 				return err
 			}
 		}
-		return nil
+		_, err := sweepOrphans(tx)
+		return err
 	})
 	if err != nil {
 		db.Close()

@@ -137,6 +137,7 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		m.Files = cloneBytes(meta.Files)
 	}
 	p.jobs = s.dedupe(jobs)
+	p.ready = make(chan int, len(p.jobs))
 	p.m = m
 	for _, j := range p.jobs {
 		p.total += int64(len(j.buf) - chunkHeaderLen)

@@ -51,6 +51,15 @@ func (s *Store) commit(p *Pending) error {
 			if !isBad && refs.Get(j.hash[:]) != nil {
 				continue
 			}
+			if v := chunks.Get(j.hash[:]); v != nil && (!isBad || j.wrote) {
+				// Written by an early batch (ours, or another capture's
+				// that is not committed yet).
+				sizes[j.hash] = len(v)
+				if j.wrote {
+					newBytes += int64(len(v))
+				}
+				continue
+			}
 			if err := chunks.Put(j.hash[:], j.value); err != nil {
 				return err
 			}
@@ -120,18 +129,7 @@ func (s *Store) commit(p *Pending) error {
 	})
 	ks := s.keyState(m.Key)
 	if err != nil {
-		var miss *errMissing
-		if errors.As(err, &miss) {
-			// The capture was compared against chunks that are gone: make
-			// the next capture of this key a full one.
-			ks.mu.Lock()
-			ks.loaded, ks.base = true, nil
-			ks.mu.Unlock()
-			return &Error{Key: m.Key, Epoch: m.Epoch, HasEpoch: true, Kind: ErrNotFound, Cause: err,
-				Detail: "not written: " + err.Error()}
-		}
-		return &Error{Key: m.Key, Epoch: m.Epoch, HasEpoch: true, Kind: ErrWrite, Cause: err,
-			Detail: "not written: " + oneLine(err.Error())}
+		return s.writeErr(m, err)
 	}
 	p.stats.BytesStored = newBytes
 	ks.mu.Lock()
@@ -146,6 +144,23 @@ func (s *Store) commit(p *Pending) error {
 		s.badMu.Unlock()
 	}
 	return nil
+}
+
+// writeErr reports a capture that could not be made durable, in one line.
+func (s *Store) writeErr(m *Manifest, err error) error {
+	var miss *errMissing
+	if errors.As(err, &miss) {
+		// The capture was compared against chunks that are gone: make the
+		// next capture of this key a full one.
+		ks := s.keyState(m.Key)
+		ks.mu.Lock()
+		ks.loaded, ks.base = true, nil
+		ks.mu.Unlock()
+		return &Error{Key: m.Key, Epoch: m.Epoch, HasEpoch: true, Kind: ErrNotFound, Cause: err,
+			Detail: "not written: " + err.Error()}
+	}
+	return &Error{Key: m.Key, Epoch: m.Epoch, HasEpoch: true, Kind: ErrWrite, Cause: err,
+		Detail: "not written: " + oneLine(err.Error())}
 }
 
 func oneLine(s string) string {

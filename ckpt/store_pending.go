@@ -15,6 +15,7 @@ type Pending struct {
 
 	captured   time.Time
 	compressed chan struct{} // closed when every job has its value
+	ready      chan int      // indexes of jobs that have their value
 	done       chan struct{} // closed when durable or failed
 
 	progress atomic.Int64
@@ -99,8 +100,9 @@ func (s *Store) startCompress(p *Pending) {
 				} else {
 					s.bufs.put(j.buf)
 				}
-				p.progress.Add(int64(len(j.buf) - chunkHeaderLen))
+				j.raw = len(j.buf) - chunkHeaderLen
 				j.buf, j.value = nil, value
+				p.ready <- i
 			}
 			if running.Add(-1) == 0 {
 				close(p.compressed)
@@ -114,8 +116,16 @@ func (s *Store) startCompress(p *Pending) {
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	for p := range s.writeq {
-		<-p.compressed
-		err := s.commit(p)
+		err := s.writeChunks(p)
+		if err == nil {
+			err = s.commit(p)
+		} else {
+			<-p.compressed // the compressors still own the jobs
+			err = s.writeErr(p.m, err)
+		}
+		if err != nil {
+			s.dropOrphans(p)
+		}
 		p.stats.WriteDur = time.Since(p.captured)
 		for _, j := range p.jobs {
 			s.bufs.put(j.value)

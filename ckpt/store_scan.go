@@ -10,6 +10,8 @@ type chunkJob struct {
 	hash  Hash
 	buf   []byte // chunkHeaderLen spare bytes, then the raw chunk
 	value []byte // the stored value once encoded (buf itself, or a pool buffer)
+	raw   int    // raw length
+	wrote bool   // written to the chunks bucket by an early batch
 }
 
 type scanResult struct {
