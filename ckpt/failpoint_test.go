@@ -94,7 +94,7 @@ func TestOpenSweepsOrphans(t *testing.T) {
 	// A crash between an early batch and its commit leaves chunks without
 	// a reference count.
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketChunks).Put(make([]byte, 16), []byte("orphan"))
+		return tx.Bucket(bucketChunks).Put(seqKey(1<<40), []byte("orphan"))
 	})
 	if err != nil {
 		t.Fatal(err)

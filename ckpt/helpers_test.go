@@ -187,3 +187,19 @@ func readBack(t testing.TB, s *Store, m *Manifest) []byte {
 	}
 	return dst
 }
+
+// chunkKey returns the key of chunk h's value in the chunks bucket.
+func chunkKey(t testing.TB, s *Store, h Hash) []byte {
+	t.Helper()
+	var key []byte
+	s.db.View(func(tx *bolt.Tx) error {
+		if r, ok := decodeRef(tx.Bucket(bucketRefs).Get(h[:])); ok {
+			key = seqKey(r.seq)
+		}
+		return nil
+	})
+	if key == nil {
+		t.Fatalf("chunk %x is not indexed", h)
+	}
+	return key
+}

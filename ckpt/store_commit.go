@@ -21,7 +21,6 @@ func (e *errMissing) Error() string {
 // the manifest and the dropping of epochs beyond Keep, in one transaction.
 func (s *Store) commit(p *Pending) error {
 	m := p.m
-	slices.SortFunc(p.jobs, func(a, b chunkJob) int { return bytes.Compare(a.hash[:], b.hash[:]) })
 	var newBytes int64
 	var rewritten []Hash
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -45,25 +44,30 @@ func (s *Store) commit(p *Pending) error {
 			return err
 		}
 		bad := s.badSnapshot()
-		sizes := make(map[Hash]int, len(p.jobs))
-		for _, j := range p.jobs {
+		placed := make(map[Hash]chunkLoc, len(p.jobs))
+		for i := range p.jobs {
+			j := &p.jobs[i]
 			_, isBad := bad[j.hash]
 			if !isBad && refs.Get(j.hash[:]) != nil {
-				continue
-			}
-			if v := chunks.Get(j.hash[:]); v != nil && (!isBad || j.wrote) {
-				// Written by an early batch (ours, or another capture's
-				// that is not committed yet).
-				sizes[j.hash] = len(v)
 				if j.wrote {
-					newBytes += int64(len(v))
+					// Stored meanwhile by another capture: drop our copy.
+					if err := chunks.Delete(seqKey(j.seq)); err != nil {
+						return err
+					}
 				}
 				continue
 			}
-			if err := chunks.Put(j.hash[:], j.value); err != nil {
-				return err
+			if !j.wrote {
+				seq, err := chunks.NextSequence()
+				if err != nil {
+					return err
+				}
+				if err := chunks.Put(seqKey(seq), j.value); err != nil {
+					return err
+				}
+				j.seq = seq
 			}
-			sizes[j.hash] = len(j.value)
+			placed[j.hash] = chunkLoc{seq: j.seq, size: uint64(len(j.value))}
 			newBytes += int64(len(j.value))
 			if isBad {
 				rewritten = append(rewritten, j.hash)
@@ -93,7 +97,7 @@ func (s *Store) commit(p *Pending) error {
 				return err
 			}
 		}
-		missing, err := deltas.apply(tx, sizes)
+		missing, err := deltas.apply(tx, placed)
 		if err != nil {
 			return err
 		}
@@ -103,11 +107,11 @@ func (s *Store) commit(p *Pending) error {
 
 		var stored uint64
 		for _, h := range newSet {
-			_, size, ok := decodeRef(refs.Get(h[:]))
+			r, ok := decodeRef(refs.Get(h[:]))
 			if !ok {
 				return &errMissing{h}
 			}
-			stored += size
+			stored += r.size
 		}
 		m.StoredBytes = stored
 		m.Stats = p.stats

@@ -8,37 +8,71 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Chunks are reference counted: the refs bucket maps a chunk hash to the
-// number of manifests that use it and the chunk's stored size. A commit
-// adds one for each distinct hash of the new manifest and takes one for
-// each distinct hash of every manifest it drops, in the same transaction;
-// a hash whose count reaches zero loses its chunk. Only the net changes are
-// written, so a steady incremental checkpoint touches few entries.
+// Chunk values live in the chunks bucket under an 8-byte sequence number,
+// so that every capture appends at the end of the B+tree: keyed by content
+// hash, new chunks would land between old ones and bbolt would rewrite the
+// old values sharing their leaf pages (measured: 2.5-5.7x the bytes).
+// The refs bucket is the content index: chunk hash → (number of manifests
+// that use it, stored size, sequence number).
 //
-// If a manifest to be dropped cannot be decoded its references are unknown;
-// the transaction then rebuilds every count by a mark-and-sweep over all
-// manifests (sweep).
+// A commit adds one for each distinct hash of the new manifest and takes
+// one for each distinct hash of every manifest it drops, in the same
+// transaction; a chunk whose count reaches zero is deleted. Only the net
+// changes are written, so a steady incremental checkpoint touches few
+// entries. If a manifest to be dropped cannot be decoded its references are
+// unknown; the transaction then rebuilds every count by a mark-and-sweep
+// over all manifests (sweep).
 
 type refDeltas map[Hash]int
 
-func decodeRef(v []byte) (count, size uint64, ok bool) {
-	count, n := binary.Uvarint(v)
-	if n <= 0 {
-		return 0, 0, false
-	}
-	size, m := binary.Uvarint(v[n:])
-	if m <= 0 {
-		return 0, 0, false
-	}
-	return count, size, true
+type chunkLoc struct {
+	seq  uint64
+	size uint64
 }
 
-func encodeRef(count, size uint64) []byte {
-	b := binary.AppendUvarint(make([]byte, 0, 12), count)
-	return binary.AppendUvarint(b, size)
+type ref struct {
+	count uint64
+	chunkLoc
 }
 
-// add counts each distinct non-zero hash of hs once, by d.
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+
+func parseSeqKey(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
+
+func decodeRef(v []byte) (ref, bool) {
+	var r ref
+	var n, m int
+	if r.count, n = binary.Uvarint(v); n <= 0 {
+		return r, false
+	}
+	if r.size, m = binary.Uvarint(v[n:]); m <= 0 || len(v) != n+m+8 {
+		return r, false
+	}
+	r.seq = binary.BigEndian.Uint64(v[n+m:])
+	return r, true
+}
+
+func encodeRef(r ref) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 24), r.count)
+	b = binary.AppendUvarint(b, r.size)
+	return binary.BigEndian.AppendUint64(b, r.seq)
+}
+
+// chunkValue returns the stored value of chunk h, or nil.
+func chunkValue(tx *bolt.Tx, h Hash) []byte {
+	r, ok := decodeRef(tx.Bucket(bucketRefs).Get(h[:]))
+	if !ok {
+		return nil
+	}
+	return tx.Bucket(bucketChunks).Get(seqKey(r.seq))
+}
+
+// add counts each distinct non-zero hash of the lists once, by d.
 func (r refDeltas) add(d int, lists ...[]Hash) {
 	seen := make(map[Hash]struct{}, len(lists[0]))
 	for _, hs := range lists {
@@ -66,36 +100,51 @@ func (r refDeltas) drop(v []byte) bool {
 	return true
 }
 
-// apply writes the net changes. sizes holds chunks written in this
-// transaction. It returns the first hash that should be present but is not.
-func (r refDeltas) apply(tx *bolt.Tx, sizes map[Hash]int) (missing *Hash, err error) {
+// apply writes the net changes. placed holds the chunks stored by this
+// commit (new ones, or rewrites of chunks found corrupt). It returns the
+// first hash that should be present but is not.
+func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc) (missing *Hash, err error) {
 	chunks, refs := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs)
 	keys := make([]Hash, 0, len(r))
 	for h, d := range r {
-		if d != 0 {
+		if _, ok := placed[h]; d != 0 || ok {
 			keys = append(keys, h)
 		}
 	}
 	slices.SortFunc(keys, func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
 	for _, h := range keys {
 		d := r[h]
-		count, size, ok := decodeRef(refs.Get(h[:]))
-		if n, written := sizes[h]; written {
-			size = uint64(n)
+		old, ok := decodeRef(refs.Get(h[:]))
+		cur := old
+		loc, put := placed[h]
+		if put {
+			if ok && old.seq != loc.seq {
+				// A corrupt value is replaced by the fresh copy.
+				if err := chunks.Delete(seqKey(old.seq)); err != nil {
+					return nil, err
+				}
+			}
+			if !ok {
+				cur.count = 0
+			}
+			cur.chunkLoc = loc
 		} else if !ok && d > 0 {
 			return &h, nil
 		}
-		c := int64(count) + int64(d)
+		c := int64(cur.count) + int64(d)
 		if c <= 0 {
 			if err := refs.Delete(h[:]); err != nil {
 				return nil, err
 			}
-			if err := chunks.Delete(h[:]); err != nil {
-				return nil, err
+			if ok || put {
+				if err := chunks.Delete(seqKey(cur.seq)); err != nil {
+					return nil, err
+				}
 			}
 			continue
 		}
-		if err := refs.Put(h[:], encodeRef(uint64(c), size)); err != nil {
+		cur.count = uint64(c)
+		if err := refs.Put(h[:], encodeRef(cur)); err != nil {
 			return nil, err
 		}
 	}
@@ -115,12 +164,11 @@ func epochsOf(tx *bolt.Tx, k Key) []uint64 {
 	return out
 }
 
-// sweep rebuilds every reference count from the manifests that decode and
-// deletes the chunks none of them uses.
+// sweep recounts every reference from the manifests that decode, deletes
+// the chunks none of them uses, and then any value no index entry names.
 func sweep(tx *bolt.Tx) error {
 	counts := make(map[Hash]uint64)
-	mb := tx.Bucket(bucketManifests)
-	if err := mb.ForEach(func(_, v []byte) error {
+	if err := tx.Bucket(bucketManifests).ForEach(func(_, v []byte) error {
 		m, err := decodeManifest(v)
 		if err != nil {
 			return nil
@@ -138,33 +186,39 @@ func sweep(tx *bolt.Tx) error {
 	}); err != nil {
 		return err
 	}
-	if err := tx.DeleteBucket(bucketRefs); err != nil {
-		return err
+	refs := tx.Bucket(bucketRefs)
+	type upd struct {
+		k []byte
+		v []byte // nil: delete
 	}
-	refs, err := tx.CreateBucket(bucketRefs)
-	if err != nil {
-		return err
-	}
-	chunks := tx.Bucket(bucketChunks)
-	var dead [][]byte
-	c := chunks.Cursor()
+	var updates []upd
+	c := refs.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		var h Hash
 		copy(h[:], k)
-		if n := counts[h]; n > 0 && len(k) == len(h) {
-			if err := refs.Put(h[:], encodeRef(n, uint64(len(v)))); err != nil {
-				return err
-			}
-			continue
+		r, ok := decodeRef(v)
+		n := counts[h]
+		switch {
+		case !ok || n == 0 || len(k) != len(h):
+			updates = append(updates, upd{k: bytes.Clone(k)})
+		case r.count != n:
+			r.count = n
+			updates = append(updates, upd{k: bytes.Clone(k), v: encodeRef(r)})
 		}
-		dead = append(dead, append([]byte(nil), k...))
 	}
-	for _, k := range dead {
-		if err := chunks.Delete(k); err != nil {
+	for _, u := range updates {
+		var err error
+		if u.v == nil {
+			err = refs.Delete(u.k)
+		} else {
+			err = refs.Put(u.k, u.v)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return nil
+	_, err := sweepOrphans(tx)
+	return err
 }
 
 // sweepAll runs sweep in its own transaction.

@@ -76,7 +76,6 @@ func (s *Store) Verify(m *Manifest) error {
 }
 
 func (s *Store) verifyIn(tx *bolt.Tx, m *Manifest) error {
-	chunks := tx.Bucket(bucketChunks)
 	type item struct {
 		h Hash
 		v []byte
@@ -92,7 +91,7 @@ func (s *Store) verifyIn(tx *bolt.Tx, m *Manifest) error {
 				continue
 			}
 			seen[h] = struct{}{}
-			v := chunks.Get(h[:])
+			v := chunkValue(tx, h)
 			if v == nil {
 				s.markBad(h)
 				return epochErr(m.Key, m.Epoch, ErrCorrupt, "chunk %s is missing: checkpoint is corrupt", short(h[:]))

@@ -126,7 +126,6 @@ func (s *Store) readChunks(m *Manifest, hashes []Hash, dst []byte) error {
 		return epochErr(m.Key, m.Epoch, ErrCorrupt, "manifest lists %d chunks for %d bytes: checkpoint is corrupt", len(hashes), len(dst))
 	}
 	return s.db.View(func(tx *bolt.Tx) error {
-		chunks := tx.Bucket(bucketChunks)
 		type item struct {
 			i int
 			v []byte
@@ -136,7 +135,7 @@ func (s *Store) readChunks(m *Manifest, hashes []Hash, dst []byte) error {
 			if h.IsZero() {
 				continue
 			}
-			v := chunks.Get(h[:])
+			v := chunkValue(tx, h)
 			if v == nil {
 				s.markBad(h)
 				return epochErr(m.Key, m.Epoch, ErrCorrupt, "chunk %s is missing: checkpoint is corrupt", short(h[:]))

@@ -1,9 +1,6 @@
 package ckpt
 
 import (
-	"bytes"
-	"slices"
-
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -55,31 +52,36 @@ func (s *Store) writeChunks(p *Pending) error {
 }
 
 func (s *Store) writeBatch(p *Pending, batch []int) error {
-	slices.SortFunc(batch, func(a, b int) int { return bytes.Compare(p.jobs[a].hash[:], p.jobs[b].hash[:]) })
 	if err := fail("commit:batch"); err != nil {
 		return err
 	}
-	var wrote []int
+	bad := s.badSnapshot()
+	type put struct{ i int; seq uint64 }
+	var wrote []put
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		wrote = wrote[:0]
-		chunks := tx.Bucket(bucketChunks)
+		chunks, refs := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs)
 		for _, i := range batch {
 			j := &p.jobs[i]
-			if chunks.Get(j.hash[:]) != nil {
-				continue // present, or known bad: commit rewrites those
+			if _, isBad := bad[j.hash]; !isBad && refs.Get(j.hash[:]) != nil {
+				continue // already stored
 			}
-			if err := chunks.Put(j.hash[:], j.value); err != nil {
+			seq, err := chunks.NextSequence()
+			if err != nil {
 				return err
 			}
-			wrote = append(wrote, i)
+			if err := chunks.Put(seqKey(seq), j.value); err != nil {
+				return err
+			}
+			wrote = append(wrote, put{i, seq})
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, i := range wrote {
-		p.jobs[i].wrote = true
+	for _, w := range wrote {
+		p.jobs[w.i].wrote, p.jobs[w.i].seq = true, w.seq
 	}
 	for _, i := range batch {
 		p.progress.Add(int64(p.jobs[i].raw))
@@ -87,44 +89,46 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 	return nil
 }
 
-// dropOrphans removes the chunks a failed capture wrote early and nothing
-// references.
+// dropOrphans removes the chunks a failed capture wrote early; nothing
+// references them.
 func (s *Store) dropOrphans(p *Pending) {
-	var hs []Hash
+	var seqs []uint64
 	for _, j := range p.jobs {
 		if j.wrote {
-			hs = append(hs, j.hash)
+			seqs = append(seqs, j.seq)
 		}
 	}
-	if len(hs) == 0 {
+	if len(seqs) == 0 {
 		return
 	}
 	_ = s.db.Update(func(tx *bolt.Tx) error {
-		chunks, refs := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs)
-		for _, h := range hs {
-			if refs.Get(h[:]) == nil {
-				if err := chunks.Delete(h[:]); err != nil {
-					return err
-				}
+		chunks := tx.Bucket(bucketChunks)
+		for _, seq := range seqs {
+			if err := chunks.Delete(seqKey(seq)); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 }
 
-// sweepOrphans deletes chunks that have no reference count: left by a
-// crash between a capture's early batches and its commit.
+// sweepOrphans deletes chunk values that no index entry points to: left by
+// a crash between a capture's early batches and its commit.
 func sweepOrphans(tx *bolt.Tx) (int, error) {
 	chunks, refs := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs)
+	live := make(map[uint64]struct{}, refs.Stats().KeyN)
+	if err := refs.ForEach(func(_, v []byte) error {
+		if r, ok := decodeRef(v); ok {
+			live[r.seq] = struct{}{}
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
 	var dead [][]byte
-	rc := refs.Cursor()
-	rk, _ := rc.First()
 	c := chunks.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		for rk != nil && bytes.Compare(rk, k) < 0 {
-			rk, _ = rc.Next()
-		}
-		if rk == nil || !bytes.Equal(rk, k) {
+		if _, ok := live[parseSeqKey(k)]; !ok || len(k) != 8 {
 			dead = append(dead, append([]byte(nil), k...))
 		}
 	}
