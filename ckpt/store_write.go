@@ -56,7 +56,10 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 		return err
 	}
 	bad := s.badSnapshot()
-	type put struct{ i int; seq uint64 }
+	type put struct {
+		i   int
+		seq uint64
+	}
 	var wrote []put
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		wrote = wrote[:0]
