@@ -77,11 +77,14 @@ func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 	if pathLen == 0 {
 		return errnoInval
 	}
-	loc, en := s.lookup(mod, dirfd, pathPtr, pathLen, dirflags&lookupSymlinkFollow != 0)
+	creat, dirOnly := oflags&oflagCreat != 0, oflags&oflagDirectory != 0
+	// O_CREAT|O_EXCL never follows a final symbolic link: it must fail
+	// on one, dangling or not.
+	follow := dirflags&lookupSymlinkFollow != 0 && !(creat && oflags&oflagExcl != 0)
+	loc, en := s.lookup(mod, dirfd, pathPtr, pathLen, follow)
 	if en != errnoSuccess {
 		return en
 	}
-	creat, dirOnly := oflags&oflagCreat != 0, oflags&oflagDirectory != 0
 	if creat && dirOnly {
 		return errnoInval
 	}

@@ -83,6 +83,8 @@ func TestPathOpenErrno(t *testing.T) {
 		{"symlink follow", 3, "lf", follow, 0, rightsR, errnoSuccess},
 		{"dir symlink in path", 3, "ld/inner", 0, 0, rightsR, errnoSuccess},
 		{"dangling", 3, "dangle", follow, 0, rightsR, errnoNoent},
+		{"dangling create", 3, "dangle", follow, oflagCreat, rightsRW, errnoSuccess},
+		{"dangling create exclusive", 3, "dangle", follow, oflagCreat | oflagExcl, rightsRW, errnoExist},
 		{"absolute link", 3, "abs", follow, 0, rightsR, errnoSuccess},
 		{"link with dotdot", 3, "dotdot", follow, 0, rightsR, errnoSuccess},
 		{"escaping link", 3, "esc", follow, 0, rightsR, errnoNoent},
