@@ -49,6 +49,30 @@ func TestParseSample(t *testing.T) {
 	}
 }
 
+func TestParseSectionOrder(t *testing.T) {
+	// datacount goes between element and code, tag between memory and global.
+	b := newModule().
+		section(secType, u32(1), raw(0x60, 0, 0)).
+		section(secFunction, u32(1), u32(0)).
+		section(secMemory, u32(1), raw(0), u32(1)).
+		section(secTag, u32(0)).
+		section(secGlobal, u32(1), raw(byte(I32), 1, 0x41, 0, 0x0b)).
+		section(secDataCount, u32(0)).
+		section(secCode, u32(1), u32(2), raw(0, 0x0b)).
+		section(secData, u32(0)).
+		bytes()
+	if _, err := Parse(b); err != nil {
+		t.Fatal(err)
+	}
+	out, globals, err := ExportMutableGlobals(b)
+	if err != nil || len(globals) != 1 {
+		t.Fatal(err, globals)
+	}
+	if _, err := Parse(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	good := sampleModule()
 	tests := []struct {
@@ -68,6 +92,7 @@ func TestParseErrors(t *testing.T) {
 		{"out of order", newModule().section(secExport, u32(0)).section(secImport, u32(0)).bytes(),
 			"import section at offset 0xb: section out of order"},
 		{"repeated", newModule().section(secType, u32(0)).section(secType, u32(0)).bytes(), "out of order or repeated"},
+		{"datacount after code", newModule().section(secCode, u32(0)).section(secDataCount, u32(0)).bytes(), "out of order"},
 		{"trailing", newModule().section(secType, u32(0), raw(0)).bytes(), "unexpected bytes at end of section"},
 		{"bad count", newModule().section(secExport, u32(1000)).bytes(), "vector length exceeds section"},
 		{"bad valtype", newModule().section(secType, u32(1), raw(0x60, 1, 0x40, 0)).bytes(), "unsupported value type"},

@@ -31,13 +31,14 @@ func sectionName(id byte) string {
 }
 
 // order is the position a known section must keep relative to the others
-// (the tag section sits between memory and global).
+// (the tag section sits between memory and global, datacount between
+// element and code).
 func order(id byte) int {
 	switch id {
 	case secTag:
 		return 55
 	case secDataCount:
-		return 105
+		return 95
 	}
 	return int(id) * 10
 }
