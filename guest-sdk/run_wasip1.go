@@ -16,7 +16,7 @@ func userMain()
 // watchEvery is how often the watcher asks the host whether a checkpoint is
 // pending. While one is, the host also forces the running goroutine into
 // the scheduler, so the watcher gets to run within about this interval.
-const watchEvery = time.Millisecond
+const watchEvery = 250 * time.Microsecond
 
 var (
 	started  bool

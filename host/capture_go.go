@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
+	"golang.org/x/sys/unix"
 
 	"github.com/librahost/librahost/host/wasmbin"
 )
@@ -21,9 +22,13 @@ const (
 	gStackHi        = 8
 	gStackguard0    = 16
 	gM              = 48
+	gPreempt        = 177
+	gSize           = 184
 	mG0             = 0
+	mCurg           = 136
+	mSize           = 144
 	goStackPreempt  = 0xfffffffffffffade
-	pokeEvery       = 100 * time.Microsecond
+	pokeEvery       = 50 * time.Microsecond
 	pokeMaxAttempts = 1 << 20
 )
 
@@ -88,16 +93,19 @@ func (p *poker) loop() {
 				p.poke()
 			}
 			p.mu.Unlock()
-			select {
-			case <-p.done:
-				return
-			case <-t.C:
-			}
+			// Go's timers sleep at least a millisecond; a nanosleep
+			// on this thread keeps the pokes tens of microseconds apart.
+			ts := unix.NsecToTimespec(int64(pokeEvery))
+			unix.Nanosleep(&ts, nil)
 		}
 	}
 }
 
-// poke preempts the goroutine running now, if it is safe to.
+// poke asks the goroutine that runs now to stop, as Go's own sysmon does
+// on other platforms (preemptone): it sets curg.preempt and writes
+// stackPreempt into curg.stackguard0. curg is the running goroutine of the
+// current M, even while it runs on the scheduler's stack (g0), for example
+// in the garbage collector's mark worker, which checks curg.preempt.
 func (p *poker) poke() {
 	if p.sp == nil || p.g == nil {
 		return
@@ -110,21 +118,31 @@ func (p *poker) poke() {
 	if !ok {
 		return
 	}
+	size := uint64(len(buf))
+	valid := func(a uint64) bool { return a != 0 && a%8 == 0 && a+gSize <= size }
 	g := p.g.Get()
 	sp := p.sp.Get() & 0xffffffff
-	if g2 := p.g.Get(); g2 != g || g == 0 || g%8 != 0 || g+64 > uint64(len(buf)) {
-		return
-	}
-	lo := load64(buf, g+gStackLo)
-	hi := load64(buf, g+gStackHi)
-	if !(lo < sp && sp <= hi) {
+	if g2 := p.g.Get(); g2 != g || !valid(g) {
 		return
 	}
 	m := load64(buf, g+gM)
-	if m == 0 || m%8 != 0 || m+8 > uint64(len(buf)) || load64(buf, m+mG0) == g {
+	if !valid(m) || m+mSize > size {
+		return
+	}
+	curg := load64(buf, m+mCurg)
+	g0 := load64(buf, m+mG0)
+	if !valid(curg) || curg == g0 || load64(buf, curg+gM) != m {
 		return // never the scheduler's g0: poking it aborts the runtime
 	}
-	atomic.StoreUint64((*uint64)(unsafe.Pointer(&buf[g+gStackguard0])), goStackPreempt)
+	lo, hi := load64(buf, curg+gStackLo), load64(buf, curg+gStackHi)
+	if lo >= hi || hi > size {
+		return
+	}
+	if g == curg && !(lo < sp && sp <= hi) {
+		return
+	}
+	*(*uint8)(unsafe.Pointer(&buf[curg+gPreempt])) = 1
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&buf[curg+gStackguard0])), goStackPreempt)
 	p.pokes.Add(1)
 }
 

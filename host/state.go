@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // hostStateVersion is the version of the encoding of hostState.
@@ -33,6 +34,8 @@ type State struct {
 
 // capture hands the paused guest's state to OnPause.
 func (w *Worker) capture() error {
+	paused := time.Now()
+	requested := time.Unix(0, w.requested.Load())
 	w.pending.Store(false)
 	select { // a wake-up meant for this checkpoint is spent
 	case <-w.interrupt:
@@ -46,6 +49,7 @@ func (w *Worker) capture() error {
 		w.failCheckpoint(err)
 		return nil
 	}
+	c.Requested, c.Paused = requested, paused
 	if err := w.cfg.OnPause(c); err != nil {
 		if errors.Is(err, ErrStopped) {
 			return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -64,6 +65,9 @@ type Capture struct {
 	Globals  []uint64
 	Asyncify []byte
 	Host     []byte
+
+	Requested time.Time // when the checkpoint was asked for
+	Paused    time.Time // when the guest stopped for it
 }
 
 // Worker is one guest in its own wazero runtime.
@@ -82,6 +86,7 @@ type Worker struct {
 	// pending is set while a checkpoint is due; interrupt wakes a guest
 	// sleeping in poll_oneoff.
 	pending   atomic.Bool
+	requested atomic.Int64 // unix ns of the pending request
 	mu        sync.Mutex
 	interrupt chan struct{}
 	pokeWake  chan struct{}
@@ -207,6 +212,7 @@ func (w *Worker) RequestCheckpoint() {
 		return
 	}
 	if w.pending.CompareAndSwap(false, true) {
+		w.requested.Store(time.Now().UnixNano())
 		signal(w.interrupt)
 		signal(w.pokeWake)
 	}

@@ -1,11 +1,15 @@
 // mem holds a large heap (MiB from argv[1]) and rewrites a small part of
-// it (per mille from argv[2]) in a loop, for checkpoint benchmarks.
+// it (per mille from argv[2]) in each of argv[3] rounds, for checkpoint
+// benchmarks. With argv[4] "ckpt" it asks for a checkpoint after each
+// round, so that each one sees exactly one round's changes.
 package main
 
 import (
 	"fmt"
 	"os"
 	"strconv"
+
+	libra "github.com/librahost/librahost/guest-sdk"
 )
 
 func main() {
@@ -19,6 +23,7 @@ func main() {
 	if len(os.Args) > 3 {
 		rounds, _ = strconv.Atoi(os.Args[3])
 	}
+	ckpt := len(os.Args) > 4 && os.Args[4] == "ckpt"
 	buf := make([]byte, mib<<20)
 	x := uint64(88172645463325252)
 	for i := 0; i < len(buf); i += 8 { // a mix: a quarter random, the rest structured
@@ -36,6 +41,9 @@ func main() {
 	off := 0
 	for r := 0; r < rounds; r++ {
 		off = touch(buf, off, step)
+		if ckpt {
+			libra.Checkpoint()
+		}
 	}
 	fmt.Println("done", buf[0])
 }
