@@ -33,9 +33,17 @@ func (p *bufPool) get() []byte {
 		p.mu.Unlock()
 		return b[:p.size]
 	}
+	// Carve a slab: one allocation of fresh memory instead of many.
+	slab := make([]byte, slabBuffers*p.size)
+	for i := 1; i < slabBuffers; i++ {
+		p.free = append(p.free, slab[i*p.size:(i+1)*p.size:(i+1)*p.size])
+	}
 	p.mu.Unlock()
-	return make([]byte, p.size)
+	return slab[:p.size:p.size]
 }
+
+// slabBuffers is how many buffers one allocation provides.
+const slabBuffers = 32
 
 func (p *bufPool) put(b []byte) {
 	if cap(b) < p.size {
@@ -46,4 +54,28 @@ func (p *bufPool) put(b []byte) {
 		p.free = append(p.free, b[:p.size])
 	}
 	p.mu.Unlock()
+}
+
+// reserve makes sure n buffers are free, faulted in and kept.
+func (p *bufPool) reserve(n int) {
+	p.mu.Lock()
+	if p.max < n {
+		p.max = n
+	}
+	need := n - len(p.free)
+	p.mu.Unlock()
+	if need <= 0 {
+		return
+	}
+	bufs := make([][]byte, 0, need)
+	for range need {
+		b := p.get()
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 0 // fault the page in
+		}
+		bufs = append(bufs, b)
+	}
+	for _, b := range bufs {
+		p.put(b)
+	}
 }

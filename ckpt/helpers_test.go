@@ -203,3 +203,5 @@ func chunkKey(t testing.TB, s *Store, h Hash) []byte {
 	}
 	return key
 }
+
+func nil2rand() *rand.Rand { return rand.New(rand.NewPCG(3, 4)) }

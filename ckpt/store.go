@@ -192,3 +192,15 @@ type storeError struct {
 
 func (e *storeError) Error() string { return e.msg }
 func (e *storeError) Unwrap() error { return e.kind }
+
+// Reserve prepares copy buffers for capturing a memory of memSize bytes, so
+// that the first Capture does not fault in fresh memory while the guest is
+// paused (measured: ~300 ms instead of ~60 ms for 256 MiB). Call it when a
+// worker starts or its memory grows; it does nothing if Config.PoolBytes
+// is negative.
+func (s *Store) Reserve(memSize int) {
+	if s.cfg.PoolBytes < 0 {
+		return
+	}
+	s.bufs.reserve(int(chunkCount(uint64(memSize), s.cfg.ChunkSize)))
+}
