@@ -112,13 +112,13 @@ func setup() {
 
 	cache := filepath.Join(d, "cache")
 	jobs := map[string][]string{
-		"go":         {filepath.Join(d, "gomod/cmd/hello")},
-		"go-sdk":     {filepath.Join(d, "gosdk")},
-		"go-nomod":   {filepath.Join(d, "nomod/hello")},
-		"c":          {filepath.Join(d, "c/hello.c")},
-		"c-two":      {filepath.Join(d, "c/main2.c"), filepath.Join(d, "c/part.c")},
-		"wasm-go":    {filepath.Join(d, "plain/plain.wasm")},
-		"wasm-c":     {filepath.Join(d, "plain/c.wasm")},
+		"go":       {filepath.Join(d, "gomod/cmd/hello")},
+		"go-sdk":   {filepath.Join(d, "gosdk")},
+		"go-nomod": {filepath.Join(d, "nomod/hello")},
+		"c":        {filepath.Join(d, "c/hello.c")},
+		"c-two":    {filepath.Join(d, "c/main2.c"), filepath.Join(d, "c/part.c")},
+		"wasm-go":  {filepath.Join(d, "plain/plain.wasm")},
+		"wasm-c":   {filepath.Join(d, "plain/c.wasm")},
 	}
 	// Plain command modules as .wasm inputs: a Go build and a clang build.
 	plainGo := exec.Command("go", "build", "-o", "plain.wasm", ".")
