@@ -15,7 +15,15 @@ import (
 	"github.com/librahost/librahost/ckpt"
 )
 
-var benchCache = sync.OnceValue(func() wazero.CompilationCache { return wazero.NewCompilationCache() })
+// benchCache is a compilation cache on disk, as the CLI uses: an in-memory
+// one forgets a module when its runtime closes.
+var benchCache = sync.OnceValue(func() wazero.CompilationCache {
+	c, err := wazero.NewCompilationCacheWithDir(filepath.Join(testDir, "wazero"))
+	if err != nil {
+		panic(err)
+	}
+	return c
+})
 
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {

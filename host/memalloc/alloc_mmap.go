@@ -41,6 +41,10 @@ func (a Allocator) Allocate(cap, max uint64) experimental.LinearMemory {
 		}
 		return &heapMemory{buf: make([]byte, 0, min(cap, size)), max: size}
 	}
+	// Transparent huge pages: a restore writes the whole memory at once,
+	// and 2 MiB pages take 512 times fewer faults than 4 KiB ones (and
+	// fewer TLB misses while the guest runs). Advice only: ignore errors.
+	_ = unix.Madvise(buf, unix.MADV_HUGEPAGE)
 	return &mmapMemory{buf: buf}
 }
 
