@@ -1,0 +1,47 @@
+package ckpt
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SetFailpoints arms failpoints from a spec of the form
+// "name=action[;name=action...]", where action is "error" (the write
+// fails) or "sleep(DUR)" (the write waits DUR first, inside its
+// transaction). End-to-end fault-injection tests set it through the
+// LIBRAHOST_FAILPOINTS environment variable, in the manner of gofail.
+// An empty spec disarms them all.
+func SetFailpoints(spec string) error {
+	if strings.TrimSpace(spec) == "" {
+		failpoint = nil
+		return nil
+	}
+	actions := map[string]func() error{}
+	for _, item := range strings.Split(spec, ";") {
+		name, action, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || name == "" {
+			return fmt.Errorf("ckpt: failpoint %q: want name=action", item)
+		}
+		switch {
+		case action == "error":
+			actions[name] = func() error { return fmt.Errorf("ckpt: failpoint %s", name) }
+		case strings.HasPrefix(action, "sleep(") && strings.HasSuffix(action, ")"):
+			d, err := time.ParseDuration(action[len("sleep(") : len(action)-1])
+			if err != nil {
+				return fmt.Errorf("ckpt: failpoint %q: %v", item, err)
+			}
+			actions[name] = func() error { time.Sleep(d); return nil }
+		default:
+			return errors.New("ckpt: failpoint " + item + ": action must be error or sleep(DUR)")
+		}
+	}
+	failpoint = func(name string) error {
+		if a, ok := actions[name]; ok {
+			return a()
+		}
+		return nil
+	}
+	return nil
+}
