@@ -3,6 +3,8 @@ package host
 import (
 	"runtime/debug"
 	"sync"
+
+	"github.com/librahost/librahost/ckpt"
 )
 
 // WazeroVersion is the version of wazero this binary runs guests with; a
@@ -20,3 +22,7 @@ var WazeroVersion = sync.OnceValue(func() string {
 	}
 	return "unknown"
 })
+
+// SetFailpoints arms the checkpoint store's failpoints (see
+// ckpt.SetFailpoints); the CLI reads them from LIBRAHOST_FAILPOINTS.
+func SetFailpoints(spec string) error { return ckpt.SetFailpoints(spec) }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -140,4 +141,55 @@ func TestKillResumeFDTable(t *testing.T) {
 	}
 	got := killResume(t, wasm, 3, "100ms", [2]time.Duration{300 * time.Millisecond, 1000 * time.Millisecond})
 	compareOutput(t, got, want)
+}
+
+// A SIGKILL in the middle of a checkpoint write (held open by a failpoint
+// inside the store's transaction) loses that checkpoint only: the resume
+// starts from the one before, and the output is still exactly once.
+func TestKillDuringCheckpointWrite(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "st")
+	outPath := filepath.Join(dir, "out")
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var listed string
+	for i, fp := range []string{"", "commit:tx=sleep(3s)", "commit:chunks=sleep(3s)"} {
+		argv := []string{"run", "--state", state, "--checkpoint-every", "300ms"}
+		if i > 0 {
+			argv = append(argv, "--resume")
+		}
+		cmd := exec.Command(librahost, append(argv, wasm)...)
+		cmd.Stdout = out
+		cmd.Env = append(os.Environ(), "LIBRAHOST_FAILPOINTS="+fp)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The first run takes a few good checkpoints; the next ones are
+		// killed while their first write is held inside the store.
+		time.Sleep(1200 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
+		if i == 0 {
+			listed = ls
+			if strings.Count(ls, "\n") < 2 {
+				t.Fatalf("the first run took no checkpoint:\n%s", ls)
+			}
+		} else if ls != listed {
+			t.Fatalf("a checkpoint killed during its write was kept:\nbefore:\n%s\nafter:\n%s", listed, ls)
+		}
+	}
+	cmd := exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+	cmd.Stdout = out
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, errb.Bytes())
+	}
+	compareOutput(t, readAll(t, outPath), want)
 }

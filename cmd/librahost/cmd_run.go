@@ -94,6 +94,11 @@ func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
 	}
 	cfg.Log = stderr
 	cfg.CacheDir = cacheDir("wazero")
+	if spec := os.Getenv("LIBRAHOST_FAILPOINTS"); spec != "" {
+		if err := host.SetFailpoints(spec); err != nil {
+			return err
+		}
+	}
 	stop := make(chan struct{})
 	cfg.Stop = stop
 	sigs := make(chan os.Signal, 2)
