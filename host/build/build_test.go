@@ -37,6 +37,14 @@ import "fmt"
 func main() { fmt.Println("hello from go", 6*7) }
 `
 
+// goMainSmall keeps the plain Go module small: asyncify takes a while.
+const goMainSmall = `package main
+
+import "os"
+
+func main() { os.Stdout.WriteString("hello from go 42\n") }
+`
+
 const goMainSDK = `package main
 
 import (
@@ -108,7 +116,7 @@ func setup() {
 	write(filepath.Join(d, "c/main2.c"), cMain2)
 	write(filepath.Join(d, "c/part.c"), cPart)
 	write(filepath.Join(d, "plain/go.mod"), "module plain\n\ngo 1.26\n")
-	write(filepath.Join(d, "plain/main.go"), goMain)
+	write(filepath.Join(d, "plain/main.go"), goMainSmall)
 
 	cache := filepath.Join(d, "cache")
 	jobs := map[string][]string{
