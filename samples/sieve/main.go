@@ -52,11 +52,16 @@ func sieve(n uint64, every int, out *bufio.Writer) {
 			if p == 2 {
 				continue
 			}
-			m := next[i]
-			for ; m < hi; m += 2 * p {
-				seg[(m-lo)/2] = true
+			if next[i] >= hi {
+				continue
 			}
-			next[i] = m
+			// Work in segment indexes: an odd multiple every p slots.
+			j, end := int((next[i]-lo)/2), int((hi-lo+1)/2)
+			step := int(p)
+			for ; j < end; j += step {
+				seg[j] = true
+			}
+			next[i] = lo + 2*uint64(j)
 		}
 		for j := uint64(0); lo+2*j < hi; j++ {
 			v := lo + 2*j
