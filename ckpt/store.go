@@ -81,6 +81,7 @@ type Store struct {
 	mu     sync.Mutex
 	keys   map[Key]*keyState
 	closed bool
+	pinned map[pin]int // base epochs that queued captures were compared against
 
 	badMu sync.Mutex
 	bad   map[Hash]struct{} // chunks found corrupt: rewritten when captured again
@@ -147,6 +148,7 @@ func Open(cfg Config) (*Store, error) {
 		bufs:       newBufPool(chunkHeaderLen+cfg.ChunkSize, cfg.PoolBytes),
 		zero:       make([]byte, cfg.ChunkSize),
 		keys:       make(map[Key]*keyState),
+		pinned:     make(map[pin]int),
 		bad:        make(map[Hash]struct{}),
 		writeq:     make(chan *Pending, 1024),
 		writerDone: make(chan struct{}),

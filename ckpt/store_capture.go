@@ -40,20 +40,17 @@ func (s *Store) keyState(k Key) *keyState {
 }
 
 // currentBase returns the key's last durable capture, loading it from the
-// newest manifest on first use.
+// newest manifest on first use, and pins its epoch (see pin).
 func (s *Store) currentBase(k Key, ks *keyState) *baseState {
-	ks.mu.Lock()
-	if ks.loaded {
-		b := ks.base
-		ks.mu.Unlock()
-		return b
-	}
-	ks.mu.Unlock()
-	b := s.loadBase(k)
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if !ks.loaded {
-		ks.loaded, ks.base = true, b
+		ks.loaded, ks.base = true, s.loadBase(k)
+	}
+	if ks.base != nil {
+		s.mu.Lock()
+		s.pinned[pin{k, ks.base.epoch}]++
+		s.mu.Unlock()
 	}
 	return ks.base
 }
@@ -101,11 +98,8 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	defer ks.capMu.Unlock()
 
 	base := s.currentBase(meta.Key, ks)
-	if base != nil && base.chunkSize != s.cfg.ChunkSize {
-		base = nil
-	}
 	var baseMem, baseFiles []Hash
-	if base != nil {
+	if base != nil && base.chunkSize == s.cfg.ChunkSize {
 		baseMem, baseFiles = base.mem, base.files
 	}
 
@@ -148,6 +142,7 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 
 	s.startCompress(p)
 	if err := s.enqueue(p); err != nil {
+		s.unpin(p)
 		return nil, err
 	}
 	return p, nil
@@ -186,4 +181,35 @@ func (s *Store) enqueue(p *Pending) error {
 	}
 	s.writeq <- p
 	return nil
+}
+
+// pin names an epoch that a queued capture relies on: its unchanged chunks
+// are those of that epoch, so Keep must not drop it before the capture is
+// committed.
+type pin struct {
+	k     Key
+	epoch uint64
+}
+
+func (s *Store) unpin(p *Pending) {
+	if p.base == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pn := pin{p.m.Key, p.base.epoch}
+	if s.pinned[pn]--; s.pinned[pn] <= 0 {
+		delete(s.pinned, pn)
+	}
+}
+
+// isPinned reports whether a capture other than p relies on epoch e of k.
+func (s *Store) isPinned(p *Pending, k Key, e uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.pinned[pin{k, e}]
+	if p.base != nil && p.base.epoch == e && p.m.Key == k {
+		n--
+	}
+	return n > 0
 }

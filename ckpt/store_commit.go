@@ -23,6 +23,12 @@ func (s *Store) commit(p *Pending) error {
 	m := p.m
 	var newBytes int64
 	var rewritten []Hash
+	// Holding the key's lock from the choice of epochs to drop until the
+	// new base is published keeps a concurrent Capture of the same key from
+	// choosing a base that this commit drops.
+	ks := s.keyState(m.Key)
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		newBytes, rewritten = 0, rewritten[:0]
 		chunks, refs, mans := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs), tx.Bucket(bucketManifests)
@@ -34,7 +40,11 @@ func (s *Store) commit(p *Pending) error {
 		}
 		var drop []uint64
 		if len(epochs) > s.cfg.Keep {
-			drop = epochs[:len(epochs)-s.cfg.Keep]
+			for _, e := range epochs[:len(epochs)-s.cfg.Keep] {
+				if !s.isPinned(p, m.Key, e) {
+					drop = append(drop, e)
+				}
+			}
 		}
 		if slices.Contains(drop, m.Epoch) {
 			return errors.New("it is older than the newest " + itoa(uint64(s.cfg.Keep)) + " epochs kept")
@@ -131,15 +141,17 @@ func (s *Store) commit(p *Pending) error {
 		}
 		return fail("commit:tx")
 	})
-	ks := s.keyState(m.Key)
 	if err != nil {
+		if errors.As(err, new(*errMissing)) {
+			// The capture was compared against chunks that are gone: make
+			// the next capture of this key a full one.
+			ks.loaded, ks.base = true, nil
+		}
 		return s.writeErr(m, err)
 	}
 	p.stats.BytesStored = newBytes
-	ks.mu.Lock()
 	ks.loaded = true
 	ks.base = &baseState{epoch: m.Epoch, chunkSize: int(m.ChunkSize), mem: m.Chunks, files: m.FileChunks}
-	ks.mu.Unlock()
 	if len(rewritten) > 0 {
 		s.badMu.Lock()
 		for _, h := range rewritten {
@@ -154,12 +166,6 @@ func (s *Store) commit(p *Pending) error {
 func (s *Store) writeErr(m *Manifest, err error) error {
 	var miss *errMissing
 	if errors.As(err, &miss) {
-		// The capture was compared against chunks that are gone: make the
-		// next capture of this key a full one.
-		ks := s.keyState(m.Key)
-		ks.mu.Lock()
-		ks.loaded, ks.base = true, nil
-		ks.mu.Unlock()
 		return &Error{Key: m.Key, Epoch: m.Epoch, HasEpoch: true, Kind: ErrNotFound, Cause: err,
 			Detail: "not written: " + err.Error()}
 	}

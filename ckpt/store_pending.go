@@ -126,6 +126,7 @@ func (s *Store) writer() {
 		if err != nil {
 			s.dropOrphans(p)
 		}
+		s.unpin(p)
 		p.stats.WriteDur = time.Since(p.captured)
 		for _, j := range p.jobs {
 			s.bufs.put(j.value)

@@ -285,3 +285,58 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlappingCaptures takes a capture while the previous one of the same
+// key is still being written, with Keep 1: the second is compared against
+// epoch 1, which the first's commit would drop.
+func TestOverlappingCaptures(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Keep = 1
+	s := openTest(t, cfg)
+	k := Key{Job: "overlap"}
+	mem1 := genMemory(128<<10, 9)
+	capture(t, s, testMeta(k, 1), mem1)
+
+	defer func(b int) { batchBytes = b }(batchBytes)
+	batchBytes = 1 // every chunk is an early batch
+	release := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	failpoint = func(name string) error {
+		if name == "commit:batch" {
+			select {
+			case blocked <- struct{}{}:
+				<-release
+			default:
+			}
+		}
+		return nil
+	}
+	defer func() { failpoint = nil }()
+
+	mem2 := bytes.Clone(mem1)
+	mem2[0] ^= 1
+	p2, err := s.Capture(testMeta(k, 2), mem2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-blocked // epoch 2 is being written (its chunks, before its commit)
+	p3, err := s.Capture(testMeta(k, 3), mem1) // back to epoch 1's content
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := p2.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p3.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := s.Latest(k, testBinding)
+	if err != nil || m.Epoch != 3 || !bytes.Equal(readBack(t, s, m), mem1) {
+		t.Fatalf("Latest = %v, %v", m, err)
+	}
+	if infos, _ := s.Epochs(k); len(infos) != 1 {
+		t.Fatalf("kept %d epochs, want 1", len(infos))
+	}
+	checkRefs(t, s)
+}
