@@ -319,7 +319,7 @@ func TestOverlappingCaptures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-blocked // epoch 2 is being written (its chunks, before its commit)
+	<-blocked                                  // epoch 2 is being written (its chunks, before its commit)
 	p3, err := s.Capture(testMeta(k, 3), mem1) // back to epoch 1's content
 	if err != nil {
 		t.Fatal(err)
