@@ -97,9 +97,15 @@ func decodeChunkHeader(v []byte, maxRaw uint32) (chunkHeader, []byte, error) {
 	return h, payload, nil
 }
 
+// decodeSlack is spare capacity the zstd decoder needs past a block to use
+// its fast copy loops.
+const decodeSlack = 256
+
 // decodeChunk decompresses a stored value into dst (len(dst) == raw length)
-// and checks the content hash against want.
-func decodeChunk(v []byte, dst []byte, want Hash, dec *zstd.Decoder) error {
+// and checks the content hash against want. scratch, if it has room for
+// len(dst)+decodeSlack bytes, lets the decoder run its fast path when dst
+// itself has no spare capacity.
+func decodeChunk(v []byte, dst []byte, want Hash, dec *zstd.Decoder, scratch []byte) error {
 	h, payload, err := decodeChunkHeader(v, uint32(len(dst)))
 	if err != nil {
 		return err
@@ -111,12 +117,22 @@ func decodeChunk(v []byte, dst []byte, want Hash, dec *zstd.Decoder) error {
 	case codecRaw:
 		copy(dst, payload)
 	case codecZstd:
-		out, err := dec.DecodeAll(payload, dst[:0])
+		if len(dst) == 0 {
+			return corruptf("chunk is empty but compressed")
+		}
+		into := dst[:0]
+		if cap(scratch) >= len(dst)+decodeSlack {
+			into = scratch[:0]
+		}
+		out, err := dec.DecodeAll(payload, into)
 		if err != nil {
 			return corruptf("chunk does not decompress: %v", err)
 		}
-		if len(out) != len(dst) || (len(out) > 0 && &out[0] != &dst[0]) {
+		if len(out) != len(dst) || (len(out) > 0 && &out[0] != &into[:1][0]) {
 			return corruptf("chunk decompresses to %d bytes, want %d", len(out), len(dst))
+		}
+		if &into[:1][0] != &dst[:1][0] {
+			copy(dst, out)
 		}
 	}
 	if hashOf(dst) != want {

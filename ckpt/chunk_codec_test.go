@@ -42,19 +42,23 @@ func TestChunkCodec(t *testing.T) {
 				t.Fatalf("codec %d, want %d", v[0], tt.codec)
 			}
 			dst := make([]byte, len(tt.raw))
-			if err := decodeChunk(v, dst, hashOf(tt.raw), dec); err != nil || !bytes.Equal(dst, tt.raw) {
+			if err := decodeChunk(v, dst, hashOf(tt.raw), dec, nil); err != nil || !bytes.Equal(dst, tt.raw) {
 				t.Fatalf("decode: %v", err)
+			}
+			dst = make([]byte, len(tt.raw))
+			if err := decodeChunk(v, dst, hashOf(tt.raw), dec, make([]byte, len(tt.raw)+decodeSlack)); err != nil || !bytes.Equal(dst, tt.raw) {
+				t.Fatalf("decode through scratch: %v", err)
 			}
 			// Every single-byte corruption and every truncation is refused.
 			for i := range v {
 				bad := bytes.Clone(v)
 				bad[i] ^= 0x10
-				if err := decodeChunk(bad, make([]byte, len(tt.raw)), hashOf(tt.raw), dec); err == nil {
+				if err := decodeChunk(bad, make([]byte, len(tt.raw)), hashOf(tt.raw), dec, nil); err == nil {
 					t.Fatalf("flip of byte %d accepted", i)
 				}
 			}
 			for n := range len(v) {
-				err := decodeChunk(v[:n], make([]byte, len(tt.raw)), hashOf(tt.raw), dec)
+				err := decodeChunk(v[:n], make([]byte, len(tt.raw)), hashOf(tt.raw), dec, nil)
 				var de *decodeError
 				if !errors.As(err, &de) {
 					t.Fatalf("truncation to %d: %v", n, err)

@@ -87,7 +87,7 @@ func FuzzChunkDecode(f *testing.F) {
 		}
 		if h.codec == codecRaw {
 			dst := make([]byte, h.rawLen)
-			if err := decodeChunk(v, dst, Hash{1}, nil); err == nil {
+			if err := decodeChunk(v, dst, Hash{1}, nil, nil); err == nil {
 				t.Fatal("a chunk with a made-up hash was accepted")
 			}
 		}

@@ -78,6 +78,8 @@ type Store struct {
 	bufs *bufPool
 	zero []byte // ChunkSize zero bytes
 
+	scratch sync.Pool // *[]byte of ChunkSize+decodeSlack, for decoding
+
 	mu     sync.Mutex
 	keys   map[Key]*keyState
 	closed bool
@@ -152,6 +154,10 @@ func Open(cfg Config) (*Store, error) {
 		bad:        make(map[Hash]struct{}),
 		writeq:     make(chan *Pending, 1024),
 		writerDone: make(chan struct{}),
+	}
+	s.scratch.New = func() any {
+		b := make([]byte, cfg.ChunkSize+decodeSlack)
+		return &b
 	}
 	go s.writer()
 	return s, nil

@@ -147,7 +147,9 @@ func (s *Store) readChunks(m *Manifest, hashes []Hash, dst []byte) error {
 			off := it.i * cs
 			end := min(off+cs, len(dst))
 			h := hashes[it.i]
-			if err := decodeChunk(it.v, dst[off:end:end], h, s.dec); err != nil {
+			scratch := s.scratch.Get().(*[]byte)
+			defer s.scratch.Put(scratch)
+			if err := decodeChunk(it.v, dst[off:end:end], h, s.dec, *scratch); err != nil {
 				s.markBad(h)
 				return chunkErr(m, h, err)
 			}
