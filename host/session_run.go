@@ -176,6 +176,11 @@ func (s *Session) progress(epoch uint64, p *ckpt.Pending) {
 		case <-p.Done():
 			st := p.Stats()
 			err := p.Err()
+			s.mu.Lock()
+			if s.inflight == p {
+				s.inflight = nil
+			}
+			s.mu.Unlock()
 			if err == nil {
 				s.mu.Lock()
 				s.epoch = max(s.epoch, epoch)

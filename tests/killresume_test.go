@@ -114,15 +114,15 @@ func compareOutput(t *testing.T, got, want []byte) {
 
 func TestKillResumeGoSieve(t *testing.T) {
 	wasm := guest(t, "samples/sieve")
-	want := plainRun(t, wasm, "-n", "4")
-	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "-n", "4")
+	want := plainRun(t, wasm, "-n", "50000000", "-every", "2")
+	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "-n", "50000000", "-every", "2")
 	compareOutput(t, got, want)
 }
 
 func TestKillResumeCNbody(t *testing.T) {
 	wasm := guest(t, "samples/nbody/nbody.c")
-	want := plainRun(t, wasm, "200000")
-	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "200000")
+	want := plainRun(t, wasm, "4000000", "100000")
+	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "4000000", "100000")
 	compareOutput(t, got, want)
 }
 

@@ -14,8 +14,8 @@ import (
 const segmentSize = 1 << 21 // odd numbers per segment
 
 func main() {
-	limit := flag.Uint64("n", 2_000_000_000, "count the primes below `N`")
-	every := flag.Int("every", 32, "print progress every `K` segments")
+	limit := flag.Uint64("n", 100_000_000, "count the primes below `N`")
+	every := flag.Int("every", 4, "print progress every `K` segments")
 	flag.Parse()
 	if *limit < 3 || *limit > 1<<40 || *every < 1 {
 		fmt.Fprintln(os.Stderr, "sieve: -n must be in [3, 2^40] and -every at least 1")
