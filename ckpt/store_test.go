@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -339,4 +341,52 @@ func TestOverlappingCaptures(t *testing.T) {
 		t.Fatalf("kept %d epochs, want 1", len(infos))
 	}
 	checkRefs(t, s)
+}
+
+func TestEpochsAndProgress(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	k := Key{Job: "info", Worker: 4}
+	mem := genMemory(512<<10, 12)
+	var stats []Stats
+	for e := uint64(1); e <= 2; e++ {
+		mem[int(e)*cs(s)] ^= 0xff
+		p, err := s.Capture(testMeta(k, e), mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done, total := p.Progress(); done > total || total != p.Stats().BytesCopied {
+			t.Fatalf("Progress = %d/%d, copied %d", done, total, p.Stats().BytesCopied)
+		}
+		if err := p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if done, total := p.Progress(); done != total {
+			t.Fatalf("Progress after Wait = %d/%d", done, total)
+		}
+		st := p.Stats()
+		if st.PauseDur <= 0 || st.WriteDur <= 0 || st.BytesStored <= 0 {
+			t.Fatalf("Stats = %+v", st)
+		}
+		stats = append(stats, st)
+	}
+	infos, err := s.Epochs(k)
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("Epochs = %v, %v", infos, err)
+	}
+	var total uint64
+	s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketChunks).ForEach(func(_, v []byte) error { total += uint64(len(v)); return nil })
+	})
+	for i, in := range infos {
+		if in.Epoch != uint64(i+1) || in.NewBytes != uint64(stats[i].BytesStored) || in.Format != FormatVersion ||
+			in.MemSize != uint64(len(mem)) || in.Binding != testBinding || in.Created.IsZero() {
+			t.Errorf("Info %d = %+v", i, in)
+		}
+	}
+	if infos[1].StoredBytes > total || infos[1].StoredBytes < total-uint64(stats[1].BytesStored)-uint64(cs(s)) {
+		t.Errorf("StoredBytes %d, store holds %d", infos[1].StoredBytes, total)
+	}
+	if infos[1].NewBytes >= infos[0].NewBytes/10 {
+		t.Errorf("incremental epoch wrote %d bytes, full one %d", infos[1].NewBytes, infos[0].NewBytes)
+	}
 }
