@@ -15,6 +15,20 @@
 // The new chunks and the manifest of one capture are written in one bbolt
 // transaction, so a crash at any moment leaves earlier epochs intact.
 //
+// Layout of the bbolt file:
+//
+//	manifests  len(job) u16 | job | worker u32 | epoch u64 (big-endian) → manifest (manifest_codec.go)
+//	refs       chunk hash (xxh3-128) → manifests using it, stored size, sequence number
+//	chunks     sequence number u64 → chunk header + payload (chunk_codec.go)
+//
+// Chunk values are keyed by an increasing sequence number rather than by
+// their hash so that new chunks append to the B+tree instead of splitting
+// leaves full of old ones (store_gc.go has the figures). A capture's chunks
+// may be written in several early transactions while the rest is still
+// being compressed; they count only once the final transaction has written
+// their reference counts and the manifest, and chunks left unreferenced by
+// a crash are swept at Open.
+//
 // Every chunk and manifest carries a checksum. Reads verify them and refuse
 // a corrupt, truncated, foreign or newer-format checkpoint with one clear
 // line that wraps one of the package's sentinel errors; Latest falls back to
