@@ -42,6 +42,13 @@ func buildC(ctx context.Context, files []string, work string, cfg *Config) ([]by
 	if err := run(ctx, "clang-14", cfg.Stderr, "", env, filepath.Join(bin, "clang-14"), args...); err != nil {
 		return nil, Info{}, err
 	}
+	if cfg.Plain {
+		b, err := os.ReadFile(linked)
+		if err != nil {
+			return nil, Info{}, fmt.Errorf("build: %v", err)
+		}
+		return b, Info{}, nil
+	}
 	out, err := asyncify(ctx, linked, work, cfg)
 	if err != nil {
 		return nil, Info{}, err

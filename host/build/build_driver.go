@@ -24,6 +24,10 @@ type Config struct {
 	CacheDir string
 	// GoFlags are extra flags for go build, such as -trimpath.
 	GoFlags []string
+	// Plain builds the same program without capture, as an ordinary WASI
+	// command module that librahost runs but cannot checkpoint: the
+	// baseline of run-time comparisons.
+	Plain bool
 }
 
 func (c *Config) setDefaults() {
@@ -71,7 +75,10 @@ func Build(ctx context.Context, inputs []string, cfg Config) (out string, err er
 	if out == "" {
 		out = defaultOut(kind, inputs)
 	}
-	if err := writeOut(out, withInfo(wasm, info), inputs); err != nil {
+	if !cfg.Plain {
+		wasm = withInfo(wasm, info)
+	}
+	if err := writeOut(out, wasm, inputs); err != nil {
 		return "", err
 	}
 	return out, nil

@@ -66,7 +66,9 @@ func buildGo(ctx context.Context, dir, work string, cfg *Config) ([]byte, Info, 
 		return nil, Info{}, fmt.Errorf("build: %s is package %s, not a main package", dir, fields[0])
 	}
 	args := []string{"build", "-buildmode=c-shared", "-o", filepath.Join(work, "go.wasm")}
-	if !contains(strings.Fields(fields[2]), sdkImportPath) {
+	if cfg.Plain {
+		args = []string{"build", "-o", filepath.Join(work, "go.wasm")}
+	} else if !contains(strings.Fields(fields[2]), sdkImportPath) {
 		overlay, err := writeGlue(pkgDir, work)
 		if err != nil {
 			return nil, Info{}, err
@@ -81,6 +83,9 @@ func buildGo(ctx context.Context, dir, work string, cfg *Config) ([]byte, Info, 
 	b, err := os.ReadFile(filepath.Join(work, "go.wasm"))
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("build: %v", err)
+	}
+	if cfg.Plain {
+		return b, Info{}, requireExports(b, "go build", "_start")
 	}
 	if err := requireExports(b, "go build", "_initialize", "libra_run"); err != nil {
 		return nil, Info{}, err

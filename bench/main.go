@@ -1,0 +1,160 @@
+// Command bench measures librahost end to end on this machine and prints
+// a Markdown table for bench/RESULTS.md: the run time of each guest kind
+// against its plain build, measured in the same run, and the cost of
+// periodic checkpoints.
+//
+//	go run ./bench [-runs 3] [-quick]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/librahost/librahost/host/build"
+)
+
+func main() {
+	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
+	quick := flag.Bool("quick", false, "smaller workloads")
+	flag.Parse()
+	if err := run(*runs, *quick); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type guest struct {
+	name  string
+	src   string // built by librahost build
+	plain string // the same program built without capture
+	args  []string
+}
+
+func run(runs int, quick bool) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "librahost-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	lh := filepath.Join(dir, "librahost")
+	if out, err := exec.Command("go", "build", "-o", lh, filepath.Join(root, "cmd/librahost")).CombinedOutput(); err != nil {
+		return fmt.Errorf("build librahost: %v\n%s", err, out)
+	}
+	sieveN, nbodyN := "10", "2000000"
+	if quick {
+		sieveN, nbodyN = "3", "500000"
+	}
+	ctx := context.Background()
+	bc := build.Config{CacheDir: filepath.Join(dir, "cache")}
+	mk := func(name string, src string, plain bool) (string, error) {
+		c := bc
+		c.Out = filepath.Join(dir, name+".wasm")
+		c.Plain = plain
+		return build.Build(ctx, []string{filepath.Join(root, src)}, c)
+	}
+	var gs []guest
+	for _, g := range []struct {
+		name, src string
+		args      []string
+	}{
+		{"Go native (samples/sieve)", "samples/sieve", []string{"-n", sieveN}},
+		{"C asyncify (samples/nbody)", "samples/nbody/nbody.c", []string{nbodyN}},
+	} {
+		base := strings.Fields(strings.ToLower(g.name))[0] + fmt.Sprint(len(gs))
+		capture, err := mk(base, g.src, false)
+		if err != nil {
+			return err
+		}
+		plain, err := mk(base+"-plain", g.src, true)
+		if err != nil {
+			return err
+		}
+		gs = append(gs, guest{g.name, capture, plain, g.args})
+	}
+	// Go through asyncify: the plain Go build, instrumented.
+	goAsync, err := build.Build(ctx, []string{gs[0].plain}, build.Config{Out: filepath.Join(dir, "go-asyncify.wasm"), CacheDir: bc.CacheDir})
+	if err != nil {
+		return err
+	}
+	gs = append(gs, guest{"Go through asyncify (samples/sieve)", goAsync, gs[0].plain, gs[0].args})
+
+	fmt.Printf("machine: %s, %d cores, %s; median of %d runs\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(), runs)
+	fmt.Println("| guest | plain build | librahost build | ratio | with --checkpoint-every 1s | ratio |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, g := range gs {
+		plain, err := timeRun(lh, dir, runs, g.plain, g.args, false)
+		if err != nil {
+			return err
+		}
+		capt, err := timeRun(lh, dir, runs, g.src, g.args, false)
+		if err != nil {
+			return err
+		}
+		ck, err := timeRun(lh, dir, runs, g.src, g.args, true)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %s | %s | %s | %.3f× | %s | %.3f× |\n", g.name, secs(plain), secs(capt), capt.Seconds()/plain.Seconds(), secs(ck), ck.Seconds()/plain.Seconds())
+	}
+	return nil
+}
+
+// timeRun runs a module under librahost runs times (after one warm-up run
+// that fills the compilation cache) and returns the median wall time.
+func timeRun(lh, dir string, runs int, wasm string, args []string, ckpt bool) (time.Duration, error) {
+	var ds []time.Duration
+	for i := -1; i < runs; i++ {
+		argv := []string{"run"}
+		if ckpt {
+			argv = append(argv, "--state", filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano())), "--checkpoint-every", "1s")
+		}
+		argv = append(argv, wasm, "--")
+		argv = append(argv, args...)
+		cmd := exec.Command(lh, argv...)
+		cmd.Stderr = os.Stderr
+		t0 := time.Now()
+		if out, err := cmd.Output(); err != nil {
+			return 0, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, out)
+		}
+		if i >= 0 {
+			ds = append(ds, time.Since(t0))
+		}
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], nil
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("run bench from inside the repository: %v", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
