@@ -83,3 +83,44 @@ func TestCheckpointCommand(t *testing.T) {
 	}
 	oneLineError(t, stderr, "no librahost process is running")
 }
+
+// restore --epoch continues from an older checkpoint than the newest;
+// the output is still exactly once.
+func TestRestoreOlderEpoch(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "st")
+	outPath := filepath.Join(dir, "out")
+	f, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "200ms", wasm)
+	cmd.Stdout = f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
+	lines := strings.Split(strings.TrimSpace(ls), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("want at least two checkpoints:\n%s", ls)
+	}
+	oldest := strings.Fields(lines[1])[0]
+	cmd = exec.Command(librahost, "restore", "--state", state, "--epoch", oldest)
+	cmd.Stdout = f
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("restore --epoch %s: %v\n%s", oldest, err, errb.Bytes())
+	}
+	compareOutput(t, readAll(t, outPath), want)
+	insp, _, code := lh(t, "ckpt", "inspect", "--state", state, "--epoch", oldest)
+	if code != 0 || !strings.Contains(insp, "verify:") || !strings.Contains(insp, "module digest:") {
+		t.Fatalf("ckpt inspect: exit %d\n%s", code, insp)
+	}
+}
