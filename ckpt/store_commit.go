@@ -149,7 +149,7 @@ func (s *Store) commit(p *Pending) error {
 		}
 		return s.writeErr(m, err)
 	}
-	p.stats.BytesStored = newBytes
+	p.stored = newBytes
 	ks.loaded = true
 	ks.base = &baseState{epoch: m.Epoch, chunkSize: int(m.ChunkSize), mem: m.Chunks, files: m.FileChunks}
 	if len(rewritten) > 0 {

@@ -19,7 +19,9 @@ type Pending struct {
 	done       chan struct{} // closed when durable or failed
 
 	progress atomic.Int64
-	stats    Stats // final after done
+	stats    Stats // pause-side figures, fixed once Capture returns
+	stored   int64 // written by the writer
+	final    Stats // set before done is closed
 	err      error // set before done is closed
 }
 
@@ -46,12 +48,10 @@ func (p *Pending) Wait() error {
 func (p *Pending) Stats() Stats {
 	select {
 	case <-p.done:
+		return p.final
 	default:
-		st := p.stats
-		st.BytesStored, st.WriteDur = 0, 0
-		return st
+		return p.stats
 	}
-	return p.stats
 }
 
 // Progress reports how many of the copied bytes have been processed; done
@@ -127,7 +127,11 @@ func (s *Store) writer() {
 			s.dropOrphans(p)
 		}
 		s.unpin(p)
-		p.stats.WriteDur = time.Since(p.captured)
+		p.final = p.stats
+		p.final.WriteDur = time.Since(p.captured)
+		if err == nil {
+			p.final.BytesStored = p.stored
+		}
 		for _, j := range p.jobs {
 			s.bufs.put(j.value)
 		}
