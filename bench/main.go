@@ -52,9 +52,9 @@ func run(runs int, quick bool) error {
 	if out, err := exec.Command("go", "build", "-o", lh, filepath.Join(root, "cmd/librahost")).CombinedOutput(); err != nil {
 		return fmt.Errorf("build librahost: %v\n%s", err, out)
 	}
-	sieveN, nbodyN := "10", "2000000"
+	sieveN, nbodyN := "100000000", "8000000"
 	if quick {
-		sieveN, nbodyN = "3", "500000"
+		sieveN, nbodyN = "20000000", "2000000"
 	}
 	ctx := context.Background()
 	bc := build.Config{CacheDir: filepath.Join(dir, "cache")}
@@ -123,10 +123,11 @@ func timeRun(lh, dir string, runs int, wasm string, args []string, ckpt bool) (t
 		argv = append(argv, wasm, "--")
 		argv = append(argv, args...)
 		cmd := exec.Command(lh, argv...)
-		cmd.Stderr = os.Stderr
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		t0 := time.Now()
-		if out, err := cmd.Output(); err != nil {
-			return 0, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, out)
+		if _, err := cmd.Output(); err != nil {
+			return 0, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
 		}
 		if i >= 0 {
 			ds = append(ds, time.Since(t0))
