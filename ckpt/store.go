@@ -80,10 +80,11 @@ type Store struct {
 
 	scratch sync.Pool // *[]byte of ChunkSize+decodeSlack, for decoding
 
-	mu     sync.Mutex
-	keys   map[Key]*keyState
-	closed bool
-	pinned map[pin]int // base epochs that queued captures were compared against
+	mu      sync.Mutex
+	keys    map[Key]*keyState
+	closeMu sync.RWMutex // held for reading while sending on writeq
+	closed  bool         // guarded by closeMu
+	pinned  map[pin]int  // base epochs that queued captures were compared against
 
 	badMu sync.Mutex
 	bad   map[Hash]struct{} // chunks found corrupt: rewritten when captured again
@@ -173,14 +174,14 @@ func windowFor(chunkSize int) int {
 // Close waits for pending captures to become durable (or fail) and closes
 // the file.
 func (s *Store) Close() error {
-	s.mu.Lock()
+	s.closeMu.Lock()
 	if s.closed {
-		s.mu.Unlock()
+		s.closeMu.Unlock()
 		return nil
 	}
 	s.closed = true
 	close(s.writeq)
-	s.mu.Unlock()
+	s.closeMu.Unlock()
 	<-s.writerDone
 	s.enc.Close()
 	s.dec.Close()

@@ -86,9 +86,9 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	if len(meta.Job) > math.MaxUint16 {
 		return nil, fmt.Errorf("ckpt: job name is %d bytes, at most %d allowed", len(meta.Job), math.MaxUint16)
 	}
-	s.mu.Lock()
+	s.closeMu.RLock()
 	closed := s.closed
-	s.mu.Unlock()
+	s.closeMu.RUnlock()
 	if closed {
 		return nil, ErrClosed
 	}
@@ -173,9 +173,11 @@ func (s *Store) dedupe(jobs []chunkJob) []chunkJob {
 	return out
 }
 
+// enqueue hands p to the writer. It holds closeMu (not mu, which the
+// writer takes) so that a full queue cannot deadlock.
 func (s *Store) enqueue(p *Pending) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
