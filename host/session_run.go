@@ -51,10 +51,13 @@ func (s *Session) run(ctx context.Context) (int, error) {
 		return code, err
 	}
 	if s.store != nil {
+		s.mu.Lock()
 		s.rec.Finished = true
 		s.rec.Exit = code
 		s.rec.Epoch = s.epoch
-		if werr := writeRecord(s.cfg.StateDir, s.rec); werr != nil {
+		werr := writeRecord(s.cfg.StateDir, s.rec)
+		s.mu.Unlock()
+		if werr != nil {
 			return code, werr
 		}
 	}
@@ -185,8 +188,10 @@ func (s *Session) progress(epoch uint64, p *ckpt.Pending) {
 				s.mu.Lock()
 				s.epoch = max(s.epoch, epoch)
 				s.rec.Epoch = s.epoch
+				if werr := writeRecord(s.cfg.StateDir, s.rec); werr != nil {
+					fmt.Fprintf(s.cfg.Log, "librahost: warning: %v\n", werr)
+				}
 				s.mu.Unlock()
-				writeRecord(s.cfg.StateDir, s.rec)
 				if s.cfg.Verbose {
 					fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d durable: %s memory, %s written, pause %s, write %s\n",
 						epoch, FormatBytes(uint64(st.Chunks)*uint64(64<<10)), FormatBytes(uint64(st.BytesStored)),
