@@ -207,17 +207,21 @@ func (s *Session) restore() error {
 	} else {
 		var refused []error
 		m, refused, err = s.store.Latest(s.key, s.bind)
-		for _, r := range refused {
-			fmt.Fprintf(s.cfg.Log, "librahost: warning: %v; trying an older checkpoint\n", r)
-		}
 		if err != nil {
 			if errors.Is(err, ckpt.ErrNotFound) && len(refused) == 0 {
 				return nil
 			}
 			if len(refused) > 0 {
-				return fmt.Errorf("%w: %v", ErrNoCheckpoint, refused[len(refused)-1])
+				more := ""
+				if len(refused) > 1 {
+					more = fmt.Sprintf(" (and %d older ones refused)", len(refused)-1)
+				}
+				return fmt.Errorf("%w: %v%s", ErrNoCheckpoint, refused[0], more)
 			}
 			return err
+		}
+		for _, r := range refused {
+			fmt.Fprintf(s.cfg.Log, "librahost: warning: %v; trying an older checkpoint\n", r)
 		}
 	}
 	st := &State{

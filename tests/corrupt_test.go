@@ -1,0 +1,211 @@
+package tests
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// prepareState runs the timer guest with frequent checkpoints, kills it,
+// and returns the state dir and the stdout file it wrote.
+func prepareState(t *testing.T, wasm string) (state, outPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	state = filepath.Join(dir, "st")
+	outPath = filepath.Join(dir, "out")
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "150ms", wasm)
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return state, outPath
+}
+
+// copyDir copies a flat directory.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	os.MkdirAll(to, 0o755)
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// editStore changes the newest manifest or chunk of a state dir's store
+// behind librahost's back, as a failing disk or a stray process would.
+func editStore(t *testing.T, state string, edit func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(state, "ckpt.db"), 0o644, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(edit); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newest(b *bolt.Bucket) ([]byte, []byte) {
+	k, v := b.Cursor().Last()
+	return bytes.Clone(k), bytes.Clone(v)
+}
+
+// storeSum hashes every key and value of a store: what a refusal must not
+// change (bbolt's own bookkeeping pages may).
+func storeSum(t *testing.T, state string) [32]byte {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(state, "ckpt.db"), 0o644, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := sha256.New()
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			h.Write(name)
+			return b.ForEach(func(k, v []byte) error {
+				h.Write(k)
+				h.Write(v)
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// A corrupt, truncated or newer-format checkpoint is refused with one line
+// and nothing in the state dir is changed; --resume then falls back to the
+// previous good checkpoint, and the output is still exactly once.
+func TestDamagedCheckpoint(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	state0, out0 := prepareState(t, wasm)
+	ls, _, _ := lh(t, "ckpt", "ls", "--state", state0)
+	lines := strings.Split(strings.TrimSpace(ls), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("want at least two checkpoints:\n%s", ls)
+	}
+	newestEpoch := strings.Fields(lines[len(lines)-1])[0]
+	for _, tc := range []struct {
+		name string
+		want string
+		edit func(tx *bolt.Tx) error
+	}{
+		{"corrupt chunk", "corrupt", func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("chunks"))
+			k, v := newest(b)
+			v[len(v)-1] ^= 0xff
+			return b.Put(k, v)
+		}},
+		{"truncated manifest", "truncated", func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("manifests"))
+			k, v := newest(b)
+			return b.Put(k, v[:len(v)/2])
+		}},
+		{"format version", "format version 9", func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte("manifests"))
+			k, v := newest(b)
+			binary.LittleEndian.PutUint32(v[4:], 9)
+			return b.Put(k, v)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			state := filepath.Join(dir, "st")
+			copyDir(t, state0, state)
+			outPath := filepath.Join(dir, "out")
+			os.WriteFile(outPath, readAll(t, out0), 0o644)
+			editStore(t, state, tc.edit)
+			before := storeSum(t, state)
+			rec := fileSum(t, filepath.Join(state, "run.json"))
+			_, stderr, code := lh(t, "restore", "--state", state, "--epoch", newestEpoch)
+			if code != 1 {
+				t.Fatalf("restore of the damaged epoch: exit %d\n%s", code, stderr)
+			}
+			oneLineError(t, stderr, tc.want)
+			if storeSum(t, state) != before {
+				t.Fatal("a refused restore changed the checkpoint store")
+			}
+			if fileSum(t, filepath.Join(state, "run.json")) != rec {
+				t.Fatal("a refused restore changed the run record")
+			}
+			out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			var errb bytes.Buffer
+			cmd := exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+			cmd.Stdout, cmd.Stderr = out, &errb
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("resume: %v\n%s", err, errb.Bytes())
+			}
+			if !strings.Contains(errb.String(), tc.want) || !strings.Contains(errb.String(), "older checkpoint") {
+				t.Fatalf("resume did not report the damaged checkpoint:\n%s", errb.String())
+			}
+			compareOutput(t, readAll(t, outPath), want)
+		})
+	}
+}
+
+// A checkpoint made by another build of the module is refused, whatever
+// the run record says.
+func TestCheckpointOfAnotherBuild(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	state, _ := prepareState(t, wasm)
+	other := readAll(t, guest(t, "tests/testdata/fdtable"))
+	os.WriteFile(filepath.Join(state, "module.wasm"), other, 0o644)
+	rec := string(readAll(t, filepath.Join(state, "run.json")))
+	sum := sha256.Sum256(other)
+	i := strings.Index(rec, `"digest": "`) + len(`"digest": "`)
+	rec = rec[:i] + hex.EncodeToString(sum[:]) + rec[i+64:]
+	os.WriteFile(filepath.Join(state, "run.json"), []byte(rec), 0o644)
+	before := storeSum(t, state)
+	_, stderr, code := lh(t, "restore", "--state", state)
+	if code != 1 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	oneLineError(t, stderr, "another build")
+	if storeSum(t, state) != before {
+		t.Fatal("a refused restore changed the checkpoint store")
+	}
+}
