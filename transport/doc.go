@@ -1,0 +1,24 @@
+// Package transport carries guest messages between librahost workers.
+//
+// Layers, from the guest outwards:
+//
+//   - The channel cores (channel_sender.go, channel_receiver.go): one
+//     Sender and one Receiver per direction src→dst. They number messages,
+//     deliver in order, drop duplicates, ack cumulatively and retransmit
+//     from a sender log that only Stable shortens. They are deterministic
+//     state machines: no goroutines, no clock (time is an argument), no
+//     randomness and no I/O, in the style of etcd raft's Ready.
+//   - The frame format (frame.go): a versioned binary encoding of DATA,
+//     ACK, HELLO and CONTROL frames; several frames travel in one buffer.
+//   - Links (link.go): a Link carries buffers of encoded frames to one peer
+//     host. Pipe (inproc.go) is an in-memory pair; the QUIC driver is
+//     another. WithFaults (fault.go) wraps any Link with seeded loss,
+//     duplication, reordering, delay and partitions.
+//   - The Endpoint (mux.go): for one host, owns the cores of every channel
+//     that starts or ends at a local worker, routes frames to links by the
+//     destination's host, coalesces small frames, runs the retransmit timer
+//     and fills per-worker inboxes. One goroutine per Endpoint touches the
+//     cores.
+//
+// transport never imports host, ckpt or wasi: host maps between their types.
+package transport
