@@ -1,0 +1,143 @@
+package transport
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+)
+
+// ALPN is the application protocol every librahost host offers and requires.
+const ALPN = "librahost/1"
+
+// LoadHostTLS reads host's key and certificate and the cluster CA from the
+// cluster directory dir and returns a TLS configuration for both roles:
+// as a server it requires and verifies a client certificate, as a client it
+// verifies the server's; either way the peer's certificate must be issued by
+// the cluster CA and no other, carry the cluster's ID and a valid host ID.
+// TLS 1.3 only, ALPN "librahost/1". The returned Config may be cloned and
+// used for any number of connections.
+func LoadHostTLS(dir, host string) (*tls.Config, error) {
+	if err := checkHostName(host); err != nil {
+		return nil, err
+	}
+	ca, err := readCert(filepath.Join(dir, tlsCAFile))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w in %s", ErrNoCluster, dir)
+		}
+		return nil, err
+	}
+	clusterID, err := clusterIDOf(ca)
+	if err != nil || !ca.IsCA {
+		return nil, fmt.Errorf("%w: %s is not a librahost cluster CA", ErrBadCert, filepath.Join(dir, tlsCAFile))
+	}
+	crtPath, keyPath := hostFiles(dir, host)
+	leaf, err := readCert(crtPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w %s in %s", ErrNoHost, host, dir)
+		}
+		return nil, err
+	}
+	key, err := readKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if !key.PublicKey.Equal(leaf.PublicKey) {
+		return nil, fmt.Errorf("%w: %s does not match %s", ErrBadCert, keyPath, crtPath)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:     pool,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadCert, crtPath, err)
+	}
+	if id, err := HostIDFromCert(leaf); err != nil || id != HostID(host) {
+		return nil, fmt.Errorf("%w: %s is not host %s's certificate", ErrBadCert, crtPath, host)
+	}
+
+	v := &peerVerifier{roots: pool, clusterID: clusterID}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{
+			Certificate: [][]byte{leaf.Raw},
+			PrivateKey:  key,
+			Leaf:        leaf,
+		}},
+		RootCAs:          pool,
+		ClientCAs:        pool,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		MinVersion:       tls.VersionTLS13,
+		MaxVersion:       tls.VersionTLS13,
+		NextProtos:       []string{ALPN},
+		VerifyConnection: v.verify,
+	}, nil
+}
+
+// peerVerifier checks, after the standard chain verification, that a peer's
+// certificate belongs to this cluster and names a host.
+type peerVerifier struct {
+	roots     *x509.CertPool
+	clusterID string
+}
+
+func (v *peerVerifier) verify(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("%w: peer sent no certificate", ErrBadCert)
+	}
+	if cs.NegotiatedProtocol != ALPN {
+		return fmt.Errorf("transport: peer does not speak %s", ALPN)
+	}
+	leaf := cs.PeerCertificates[0]
+	// Verified again here, whatever the Config's other settings became
+	// after cloning: only the cluster CA may have issued the peer's
+	// certificate, for both client and server use.
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         v.roots,
+		Intermediates: inter,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return fmt.Errorf("%w: peer %q: %v", ErrBadCert, leaf.Subject.CommonName, err)
+	}
+	if id, err := clusterIDOf(leaf); err != nil || id != v.clusterID {
+		return fmt.Errorf("%w: peer %q is not of cluster %s", ErrBadCert, leaf.Subject.CommonName, v.clusterID)
+	}
+	if _, err := HostIDFromCert(leaf); err != nil {
+		return err
+	}
+	return nil
+}
+
+// HostIDFromCert returns the host ID a cluster host certificate names.
+// It does not verify the certificate.
+func HostIDFromCert(c *x509.Certificate) (HostID, error) {
+	name := c.Subject.CommonName
+	if err := checkHostName(name); err != nil || c.IsCA || !slices.Contains(c.Subject.Organization, tlsOrg) {
+		return "", fmt.Errorf("%w: %q names no librahost host", ErrBadCert, name)
+	}
+	return HostID(name), nil
+}
+
+// PeerHostID returns the host ID of the peer of a verified TLS connection.
+func PeerHostID(cs tls.ConnectionState) (HostID, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return "", fmt.Errorf("%w: peer sent no certificate", ErrBadCert)
+	}
+	return HostIDFromCert(cs.PeerCertificates[0])
+}
+
+func clusterIDOf(c *x509.Certificate) (string, error) {
+	if len(c.Subject.OrganizationalUnit) != 1 || !slices.Contains(c.Subject.Organization, tlsOrg) {
+		return "", fmt.Errorf("%w: %q has no cluster ID", ErrBadCert, c.Subject.CommonName)
+	}
+	return c.Subject.OrganizationalUnit[0], nil
+}
