@@ -3,6 +3,7 @@ package host
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"unsafe"
 
@@ -77,8 +78,9 @@ func (l *Ledger) Slot(i int) *LedgerSlot { return &l.data.Slots[i] }
 // current size; on a resumed one, if f is the same regular file as before,
 // the bytes already emitted are read from its size, which is exact even
 // if the previous run died in the middle of a write.
-func (l *Ledger) Bind(i int, f *os.File) {
-	if f == nil {
+func (l *Ledger) Bind(i int, w io.Writer) {
+	f, ok := w.(*os.File)
+	if !ok {
 		return
 	}
 	fi, err := f.Stat()

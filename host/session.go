@@ -37,7 +37,7 @@ type SessionConfig struct {
 	Epoch  uint64
 
 	Stdin          io.Reader
-	Stdout, Stderr *os.File  // the real streams
+	Stdout, Stderr io.Writer // the real streams; files let a resume read what was emitted
 	Log            io.Writer // librahost's own lines; default Stderr
 	Verbose        bool      // a line per checkpoint
 
@@ -132,11 +132,11 @@ func (s *Session) open(ctx context.Context) error {
 		}
 		s.ledger.Bind(0, cfg.Stdout)
 		s.ledger.Bind(1, cfg.Stderr)
-		stdout = NewOutput(writerOf(cfg.Stdout), s.ledger.Slot(0))
-		stderr = NewOutput(writerOf(cfg.Stderr), s.ledger.Slot(1))
+		stdout = NewOutput(cfg.Stdout, s.ledger.Slot(0))
+		stderr = NewOutput(cfg.Stderr, s.ledger.Slot(1))
 	} else {
-		stdout = NewOutput(writerOf(cfg.Stdout), nil)
-		stderr = NewOutput(writerOf(cfg.Stderr), nil)
+		stdout = NewOutput(cfg.Stdout, nil)
+		stderr = NewOutput(cfg.Stderr, nil)
 	}
 	w, err := NewWorker(ctx, Config{
 		Module: module,
@@ -317,13 +317,6 @@ func (s *Session) loadModule() ([]byte, error) {
 		}
 	}
 	return module, nil
-}
-
-func writerOf(f *os.File) io.Writer {
-	if f == nil {
-		return nil
-	}
-	return f
 }
 
 func displayName(path string) string { return filepath.Base(path) }

@@ -87,11 +87,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 // Ctrl-C or SIGTERM takes a final checkpoint and exits.
 func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
 	cfg.Stdin = os.Stdin
-	cfg.Stdout, _ = stdout.(*os.File)
-	cfg.Stderr, _ = stderr.(*os.File)
-	if cfg.Stdout == nil || cfg.Stderr == nil {
-		return errors.New("stdout and stderr must be files")
-	}
+	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Log = stderr
 	cfg.CacheDir = cacheDir("wazero")
 	if spec := os.Getenv("LIBRAHOST_FAILPOINTS"); spec != "" {
