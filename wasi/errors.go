@@ -20,6 +20,13 @@ var (
 	ErrSnapshot = errors.New("wasi: bad snapshot")
 	// ErrRestore reports a snapshot that decodes but cannot be applied.
 	ErrRestore = errors.New("wasi: restore failed")
+	// ErrJournal reports a file journal that cannot be read or written.
+	ErrJournal = errors.New("wasi: file journal")
+	// ErrNoJournal reports a file checkpoint or rollback without
+	// Config.Journal.
+	ErrNoJournal = errors.New("wasi: no file journal configured")
+	// ErrRollback reports a rollback to an epoch the journal cannot serve.
+	ErrRollback = errors.New("wasi: file rollback")
 )
 
 // errno is a wasi_snapshot_preview1 error number.

@@ -88,6 +88,7 @@ func fdFilestatGet(s *System, _ context.Context, mod api.Module, st []uint64) er
 			return toErrno(err)
 		}
 		fs = statOf(fi)
+		s.j.adjustLinks(&fs)
 	}
 	fs.put(buf)
 	return errnoSuccess

@@ -101,11 +101,7 @@ func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 		if loc.dirOnly {
 			return errnoIsdir
 		}
-		flag |= os.O_CREATE
-		if oflags&oflagExcl != 0 {
-			flag |= os.O_EXCL
-		}
-		f, err = s.w.open(loc.m, loc.rel, flag, 0o666)
+		f, err = s.w.create(loc, flag, oflags&oflagExcl != 0)
 	case creat && oflags&oflagExcl != 0:
 		return errnoExist
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -121,7 +117,7 @@ func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 		if loc.m.readOnly {
 			return errnoRofs
 		}
-		f, err = s.w.open(loc.m, loc.rel, flag|os.O_TRUNC, 0)
+		f, err = s.w.openTrunc(loc, flag)
 	default:
 		if write && loc.m.readOnly {
 			return errnoRofs
@@ -186,6 +182,7 @@ func pathFilestatGet(s *System, _ context.Context, mod api.Module, st []uint64) 
 		return errnoFault
 	}
 	fs := statOf(loc.fi)
+	s.j.adjustLinks(&fs)
 	fs.put(buf)
 	return errnoSuccess
 }
@@ -208,5 +205,5 @@ func pathFilestatSetTimes(s *System, _ context.Context, mod api.Module, st []uin
 		return toErrno(err)
 	}
 	defer dir.Close()
-	return toErrno(s.w.chtimes(loc.m, dir, loc.name(), at, mt, follow))
+	return toErrno(s.w.chtimes(loc, dir, loc.name(), at, mt, follow))
 }

@@ -17,7 +17,7 @@ func pathCreateDirectory(s *System, _ context.Context, mod api.Module, st []uint
 	if loc.fi != nil {
 		return errnoExist
 	}
-	return toErrno(s.w.mkdir(loc.m, loc.rel))
+	return toErrno(s.w.mkdir(loc))
 }
 
 func pathRemoveDirectory(s *System, _ context.Context, mod api.Module, st []uint64) errno {
@@ -39,7 +39,7 @@ func pathRemoveDirectory(s *System, _ context.Context, mod api.Module, st []uint
 	case loc.rel == ".":
 		return errnoBusy
 	}
-	return toErrno(s.w.remove(loc.m, loc.rel))
+	return toErrno(s.w.remove(loc))
 }
 
 func pathUnlinkFile(s *System, _ context.Context, mod api.Module, st []uint64) errno {
@@ -53,7 +53,7 @@ func pathUnlinkFile(s *System, _ context.Context, mod api.Module, st []uint64) e
 	case loc.fi.IsDir():
 		return errnoIsdir
 	}
-	return toErrno(s.w.remove(loc.m, loc.rel))
+	return toErrno(s.w.remove(loc))
 }
 
 func pathReadlink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
@@ -103,7 +103,7 @@ func pathSymlink(s *System, _ context.Context, mod api.Module, st []uint64) errn
 	case loc.dirOnly:
 		return errnoNoent
 	}
-	return toErrno(s.w.symlink(target, loc.m, loc.rel))
+	return toErrno(s.w.symlink(target, loc))
 }
 
 func pathLink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
@@ -125,7 +125,7 @@ func pathLink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 	case to.dirOnly:
 		return errnoNoent
 	}
-	return toErrno(s.w.link(from.m, from.rel, to.m, to.rel))
+	return toErrno(s.w.link(from, to))
 }
 
 func pathRename(s *System, _ context.Context, mod api.Module, st []uint64) errno {
@@ -153,7 +153,7 @@ func pathRename(s *System, _ context.Context, mod api.Module, st []uint64) errno
 	case from.fi.IsDir() && strings.HasPrefix(to.rel+"/", from.rel+"/") && to.rel != from.rel:
 		return errnoInval
 	}
-	if err := s.w.rename(from.m, from.rel, to.m, to.rel); err != nil {
+	if err := s.w.rename(from, to); err != nil {
 		return toErrno(err)
 	}
 	s.fds.renamed(from.mi, from.rel, to.rel)

@@ -81,3 +81,51 @@ func renameat(root *os.Root, from, to string) error {
 	defer td.Close()
 	return syscall.Renameat(int(fd.Fd()), path.Base(from), int(td.Fd()), path.Base(to))
 }
+
+// errXdev is the error of a rename across file systems.
+var errXdev = syscall.EXDEV
+
+// fileIDOf identifies the file fi describes.
+func fileIDOf(fi fs.FileInfo) fileID {
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{uint64(sys.Dev), uint64(sys.Ino)}
+	}
+	return fileID{}
+}
+
+// fileTimes returns the access and modification times of fi in ns.
+func fileTimes(fi fs.FileInfo) (atime, mtime int64) {
+	mtime = fi.ModTime().UnixNano()
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return sys.Atim.Nano(), mtime
+	}
+	return mtime, mtime
+}
+
+// renameOut renames rel in root to name in dir.
+func renameOut(root *os.Root, rel string, dir *os.File, name string) error {
+	pd, err := root.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer pd.Close()
+	return syscall.Renameat(int(pd.Fd()), path.Base(rel), int(dir.Fd()), name)
+}
+
+// renameIn renames name in dir to rel in root.
+func renameIn(dir *os.File, name string, root *os.Root, rel string) error {
+	pd, err := root.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer pd.Close()
+	return syscall.Renameat(int(dir.Fd()), name, int(pd.Fd()), path.Base(rel))
+}
+
+// linkCount is the number of hard links of fi.
+func linkCount(fi fs.FileInfo) uint64 {
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Nlink)
+	}
+	return 1
+}

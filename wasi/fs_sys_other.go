@@ -5,6 +5,7 @@ package wasi
 import (
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -25,4 +26,34 @@ func sysStat(fi fs.FileInfo, st *filestat) {
 
 func renameat(root *os.Root, from, to string) error {
 	return root.Rename(from, to)
+}
+
+var errXdev = syscall.EXDEV
+
+func fileIDOf(fi fs.FileInfo) fileID {
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{uint64(sys.Dev), uint64(sys.Ino)}
+	}
+	return fileID{}
+}
+
+func fileTimes(fi fs.FileInfo) (atime, mtime int64) {
+	mtime = fi.ModTime().UnixNano()
+	return mtime, mtime
+}
+
+// renameOut renames rel in root to name in dir by their host paths.
+func renameOut(root *os.Root, rel string, dir *os.File, name string) error {
+	return os.Rename(filepath.Join(root.Name(), rel), filepath.Join(dir.Name(), name))
+}
+
+func renameIn(dir *os.File, name string, root *os.Root, rel string) error {
+	return os.Rename(filepath.Join(dir.Name(), name), filepath.Join(root.Name(), rel))
+}
+
+func linkCount(fi fs.FileInfo) uint64 {
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Nlink)
+	}
+	return 1
 }

@@ -36,6 +36,26 @@ type fdEntry struct {
 	rightsBase, rightsInheriting uint64
 
 	dir *dirCursor // kindDir: entries read by fd_readdir
+
+	// track is the change tracking of the file in the epoch numbered
+	// trackGen (a cache of fileTracker.files).
+	track    *fileTrack
+	trackGen uint64
+	// trash is set once the file's name was removed while open and the
+	// file moved to the journal's trash: changes through the fd are
+	// journaled against the trash. detached is set instead when the file
+	// left every namespace (or was copied to the trash): its changes are
+	// not tracked.
+	trash    string
+	detached bool
+}
+
+// journalPath is where changes through e are journaled.
+func (e *fdEntry) journalPath() (int, string) {
+	if e.trash != "" {
+		return trashMount, e.trash
+	}
+	return e.mount, e.rel
 }
 
 // fdTable maps guest fds to entries.
@@ -149,4 +169,19 @@ func (t *fdTable) renamed(mi int, from, to string) {
 			e.rel = to + e.rel[len(from):]
 		}
 	}
+}
+
+// openAs returns the entries of regular files open at rel in mount mi whose
+// file is id.
+func (t *fdTable) openAs(mi int, rel string, id fileID) []*fdEntry {
+	var out []*fdEntry
+	for _, e := range t.m {
+		if e.kind != kindFile || e.mount != mi || e.rel != rel || e.detached || e.trash != "" {
+			continue
+		}
+		if fi, err := e.file.Stat(); err == nil && fileIDOf(fi) == id {
+			out = append(out, e)
+		}
+	}
+	return out
 }

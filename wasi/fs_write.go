@@ -1,6 +1,7 @@
 package wasi
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"time"
@@ -8,8 +9,10 @@ import (
 
 // fsWriter is the one layer through which every change to mounted files
 // passes: data writes, size changes, creation, removal, renames, links and
-// time changes. Read-only mounts are refused here. File rollback records its
-// undo data here before each change.
+// time changes. Read-only mounts are refused here. When the journal is on,
+// each change is tracked for the next checkpoint's delta and, once undo is
+// on, what undoes it is appended to the journal before the change is made;
+// a change that then fails is followed by an abort record.
 type fsWriter struct {
 	s *System
 }
@@ -26,7 +29,21 @@ func (w fsWriter) writeAt(e *fdEntry, p []byte, off int64) (int, error) {
 	if err := w.check(w.s.mounts[e.mount]); err != nil {
 		return 0, err
 	}
-	return e.file.WriteAt(p, off)
+	j := w.s.j
+	t, err := j.trackFD(e)
+	if err != nil {
+		return 0, err
+	}
+	if t == nil {
+		return e.file.WriteAt(p, off)
+	}
+	mount, rel := e.journalPath()
+	if err := j.save(t, e.file, mount, rel, off, off+int64(len(p))); err != nil {
+		return 0, err
+	}
+	n, err := e.file.WriteAt(p, off)
+	t.dirty.add(off, off+int64(n))
+	return n, err
 }
 
 // truncate sets the size of the file of e.
@@ -34,60 +51,259 @@ func (w fsWriter) truncate(e *fdEntry, size int64) error {
 	if err := w.check(w.s.mounts[e.mount]); err != nil {
 		return err
 	}
+	j := w.s.j
+	t, err := j.trackFD(e)
+	if err != nil {
+		return err
+	}
+	if t != nil {
+		mount, rel := e.journalPath()
+		if err := j.truncating(t, e.file, mount, rel, size); err != nil {
+			return err
+		}
+	}
 	return e.file.Truncate(size)
 }
 
-// open opens rel in m with flags that may create or truncate it.
-func (w fsWriter) open(m *mount, rel string, flag int, perm fs.FileMode) (*os.File, error) {
-	if err := w.check(m); err != nil {
+// truncating journals what a truncation of f to size loses.
+func (j *journal) truncating(t *fileTrack, f *os.File, mount int, rel string, size int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if size < fi.Size() {
+		if err := j.save(t, f, mount, rel, size, fi.Size()); err != nil {
+			return err
+		}
+	}
+	t.minSize = min(t.minSize, size)
+	return nil
+}
+
+// create creates and opens the file at loc, which did not exist. Unless
+// excl, a file that appeared meanwhile is opened instead.
+func (w fsWriter) create(loc *location, flag int, excl bool) (*os.File, error) {
+	if err := w.check(loc.m); err != nil {
 		return nil, err
 	}
-	return m.root.OpenFile(rel, flag, perm)
+	j := w.s.j
+	flag |= os.O_CREATE
+	if !j.on {
+		if excl {
+			flag |= os.O_EXCL
+		}
+		return loc.m.root.OpenFile(loc.rel, flag, 0o666)
+	}
+	if err := j.append(&jrec{typ: jrecCreate, mount: loc.mi, rel: loc.rel, kind: objFile}); err != nil {
+		return nil, err
+	}
+	f, err := loc.m.root.OpenFile(loc.rel, flag|os.O_EXCL, 0o666)
+	if err != nil {
+		j.abort()
+		if !excl && errors.Is(err, fs.ErrExist) {
+			return loc.m.root.OpenFile(loc.rel, flag&^os.O_CREATE, 0)
+		}
+		return nil, err
+	}
+	j.created(f, loc.mi, loc.rel)
+	j.ops = append(j.ops, deltaOp{typ: opCreate, mount: loc.mi, rel: loc.rel})
+	return f, nil
 }
 
-func (w fsWriter) mkdir(m *mount, rel string) error {
-	if err := w.check(m); err != nil {
-		return err
+// openTrunc opens the existing file at loc with flag and truncates it.
+func (w fsWriter) openTrunc(loc *location, flag int) (*os.File, error) {
+	if err := w.check(loc.m); err != nil {
+		return nil, err
 	}
-	return m.root.Mkdir(rel, 0o777)
+	j := w.s.j
+	if !j.on {
+		return loc.m.root.OpenFile(loc.rel, flag|os.O_TRUNC, 0)
+	}
+	g, err := loc.m.root.OpenFile(loc.rel, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Close()
+	t, err := j.trackFile(g, loc.mi, loc.rel)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.truncating(t, g, loc.mi, loc.rel, 0); err != nil {
+		return nil, err
+	}
+	if err := g.Truncate(0); err != nil {
+		return nil, err
+	}
+	return loc.m.root.OpenFile(loc.rel, flag, 0)
 }
 
-// remove removes the file or empty directory rel in m.
-func (w fsWriter) remove(m *mount, rel string) error {
-	if err := w.check(m); err != nil {
+func (w fsWriter) mkdir(loc *location) error {
+	if err := w.check(loc.m); err != nil {
 		return err
 	}
-	return m.root.Remove(rel)
+	j := w.s.j
+	if !j.on {
+		return loc.m.root.Mkdir(loc.rel, 0o777)
+	}
+	if err := j.append(&jrec{typ: jrecCreate, mount: loc.mi, rel: loc.rel, kind: objDir}); err != nil {
+		return err
+	}
+	if err := loc.m.root.Mkdir(loc.rel, 0o777); err != nil {
+		j.abort()
+		return err
+	}
+	j.ops = append(j.ops, deltaOp{typ: opMkdir, mount: loc.mi, rel: loc.rel})
+	return nil
 }
 
-func (w fsWriter) rename(from *mount, fromRel string, to *mount, toRel string) error {
-	if err := w.check(from); err != nil {
+// remove removes the file, symbolic link or empty directory at loc.
+func (w fsWriter) remove(loc *location) error {
+	if err := w.check(loc.m); err != nil {
 		return err
 	}
-	if err := w.check(to); err != nil {
+	if !w.s.j.on {
+		return loc.m.root.Remove(loc.rel)
+	}
+	return w.s.removeObj(loc)
+}
+
+// removeObj journals and removes what is at loc: a directory or a link is
+// remembered by its attributes, a file is moved to the trash (copied when
+// an open fd keeps using it) unless the guest created it in this epoch.
+func (s *System) removeObj(loc *location) error {
+	j, m, fi := s.j, loc.m, loc.fi
+	r := &jrec{typ: jrecRemove, mount: loc.mi, rel: loc.rel, mode: uint32(fi.Mode().Perm())}
+	r.atime, r.mtime = fileTimes(fi)
+	switch {
+	case fi.IsDir():
+		r.kind = objDir
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := m.root.Readlink(loc.rel)
+		if err != nil {
+			return err
+		}
+		r.kind, r.data = objSymlink, []byte(target)
+	default:
+		id := fileIDOf(fi)
+		open := s.fds.openAs(loc.mi, loc.rel, id)
+		t := j.files[id]
+		detach := true
+		if !j.undo || (t != nil && t.created && t.hasName(loc.rel) && linkCount(fi) == 1) {
+			if err := m.root.Remove(loc.rel); err != nil {
+				return err
+			}
+		} else {
+			r.kind, r.rel2 = objFile, trashName()
+			if err := j.append(r); err != nil {
+				return err
+			}
+			copied, err := j.moveToTrash(m, loc.rel, r.rel2)
+			if err != nil {
+				j.abort()
+				return err
+			}
+			if !copied {
+				j.trashLinked(id)
+				detach = false
+			}
+		}
+		for _, e := range open {
+			if detach {
+				e.detached = true
+			} else {
+				e.trash = r.rel2
+			}
+		}
+		j.removed(loc.mi, loc.rel, id)
+		j.ops = append(j.ops, deltaOp{typ: opRemove, mount: loc.mi, rel: loc.rel})
+		return nil
+	}
+	if err := j.append(r); err != nil {
 		return err
 	}
-	if from != to {
+	if err := m.root.Remove(loc.rel); err != nil {
+		j.abort()
+		return err
+	}
+	j.ops = append(j.ops, deltaOp{typ: opRemove, mount: loc.mi, rel: loc.rel})
+	return nil
+}
+
+// rename renames from to to, replacing what is at to.
+func (w fsWriter) rename(from, to *location) error {
+	if err := w.check(from.m); err != nil {
+		return err
+	}
+	if err := w.check(to.m); err != nil {
+		return err
+	}
+	if from.m != to.m {
 		return errnoError(errnoXdev)
 	}
-	return renameat(from.root, fromRel, toRel)
-}
-
-func (w fsWriter) link(from *mount, fromRel string, to *mount, toRel string) error {
-	if err := w.check(to); err != nil {
+	j := w.s.j
+	if !j.on {
+		return renameat(from.m.root, from.rel, to.rel)
+	}
+	if to.fi != nil {
+		if os.SameFile(from.fi, to.fi) {
+			return nil // POSIX: renaming a file onto itself does nothing
+		}
+		if err := w.s.removeObj(to); err != nil {
+			return err
+		}
+	}
+	if err := j.append(&jrec{typ: jrecRename, mount: from.mi, rel: from.rel, rel2: to.rel}); err != nil {
 		return err
 	}
-	if from != to {
+	if err := renameat(from.m.root, from.rel, to.rel); err != nil {
+		j.abort()
+		return err
+	}
+	j.renamed(from.mi, from.rel, to.rel)
+	j.ops = append(j.ops, deltaOp{typ: opRename, mount: from.mi, rel: from.rel, rel2: to.rel})
+	return nil
+}
+
+// link makes to a new name of the file from.
+func (w fsWriter) link(from, to *location) error {
+	if err := w.check(to.m); err != nil {
+		return err
+	}
+	if from.m != to.m {
 		return errnoError(errnoXdev)
 	}
-	return from.root.Link(fromRel, toRel)
-}
-
-func (w fsWriter) symlink(target string, m *mount, rel string) error {
-	if err := w.check(m); err != nil {
+	j := w.s.j
+	if !j.on {
+		return from.m.root.Link(from.rel, to.rel)
+	}
+	if err := j.append(&jrec{typ: jrecCreate, mount: to.mi, rel: to.rel, kind: objFile}); err != nil {
 		return err
 	}
-	return m.root.Symlink(target, rel)
+	if err := from.m.root.Link(from.rel, to.rel); err != nil {
+		j.abort()
+		return err
+	}
+	j.ops = append(j.ops, deltaOp{typ: opLink, mount: to.mi, rel: from.rel, rel2: to.rel})
+	return nil
+}
+
+func (w fsWriter) symlink(target string, loc *location) error {
+	if err := w.check(loc.m); err != nil {
+		return err
+	}
+	j := w.s.j
+	if !j.on {
+		return loc.m.root.Symlink(target, loc.rel)
+	}
+	if err := j.append(&jrec{typ: jrecCreate, mount: loc.mi, rel: loc.rel, kind: objSymlink}); err != nil {
+		return err
+	}
+	if err := loc.m.root.Symlink(target, loc.rel); err != nil {
+		j.abort()
+		return err
+	}
+	j.ops = append(j.ops, deltaOp{typ: opSymlink, mount: loc.mi, rel: loc.rel, rel2: target})
+	return nil
 }
 
 // chtimesFile sets the times of the file open as e.
@@ -95,15 +311,36 @@ func (w fsWriter) chtimesFile(e *fdEntry, atime, mtime time.Time) error {
 	if err := w.check(w.s.mounts[e.mount]); err != nil {
 		return err
 	}
+	if j := w.s.j; j.undo && !e.detached {
+		fi, err := e.file.Stat()
+		if err != nil {
+			return err
+		}
+		mount, rel := e.journalPath()
+		if err := j.appendTimes(mount, rel, fi); err != nil {
+			return err
+		}
+	}
 	return utimensat(e.file, "", atime, mtime, false)
 }
 
-// chtimes sets the times of name in the directory dir (open within m),
-// following a final symbolic link only if follow; zero times are left as
-// they are.
-func (w fsWriter) chtimes(m *mount, dir *os.File, name string, atime, mtime time.Time, follow bool) error {
-	if err := w.check(m); err != nil {
+// chtimes sets the times of the object at loc, named name in the directory
+// dir, following a final symbolic link only if follow; zero times are left
+// as they are.
+func (w fsWriter) chtimes(loc *location, dir *os.File, name string, atime, mtime time.Time, follow bool) error {
+	if err := w.check(loc.m); err != nil {
 		return err
 	}
+	if j := w.s.j; j.undo {
+		if err := j.appendTimes(loc.mi, loc.rel, loc.fi); err != nil {
+			return err
+		}
+	}
 	return utimensat(dir, name, atime, mtime, !follow)
+}
+
+func (j *journal) appendTimes(mount int, rel string, fi fs.FileInfo) error {
+	r := &jrec{typ: jrecTimes, mount: mount, rel: rel}
+	r.atime, r.mtime = fileTimes(fi)
+	return j.append(r)
 }

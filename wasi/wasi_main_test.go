@@ -25,6 +25,16 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if p := os.Getenv("WASI_TEST_GUEST"); p != "" {
+		// A child process of a test: the parent built the guest.
+		var err error
+		if guestWasm, err = os.ReadFile(p); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		guestCache = openGuestCache()
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "wasi-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -42,13 +52,22 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if cd, err := os.UserCacheDir(); err == nil {
-		guestCache, _ = wazero.NewCompilationCacheWithDir(filepath.Join(cd, "librahost", "wasi-test-wazero"))
-	}
-	if guestCache == nil {
-		guestCache = wazero.NewCompilationCache()
-	}
+	guestPath = out
+	guestCache = openGuestCache()
 	return m.Run()
+}
+
+// guestPath is where the guest was built, for child processes.
+var guestPath string
+
+func openGuestCache() wazero.CompilationCache {
+	if cd, err := os.UserCacheDir(); err == nil {
+		c, err := wazero.NewCompilationCacheWithDir(filepath.Join(cd, "librahost", "wasi-test-wazero"))
+		if err == nil {
+			return c
+		}
+	}
+	return wazero.NewCompilationCache()
 }
 
 type guestResult struct {

@@ -51,6 +51,13 @@ type Config struct {
 	// set, poll_oneoff then calls Hooks.Enter and, if the host unwinds,
 	// remembers its deadline so the repeated call sleeps only what is left.
 	Interrupt <-chan struct{}
+
+	// Journal is the path of this guest's undo journal for file rollback
+	// (a directory Journal+".trash" beside it keeps removed files). With
+	// it set, every change to mounted files is tracked for
+	// CheckpointFiles and, after the first checkpoint, journaled so that
+	// RollbackFiles can undo it. "" disables checkpoints of files.
+	Journal string
 }
 
 // mount is a validated Mount with its traversal-resistant root.
@@ -71,6 +78,7 @@ type System struct {
 	mounts []*mount
 	fds    *fdTable
 	w      fsWriter
+	j      *journal
 
 	nanotime func() int64
 	walltime func() (int64, int32)
@@ -134,6 +142,14 @@ func New(cfg Config) (*System, error) {
 		s.rand = rand.Reader
 	}
 	s.w = fsWriter{s: s}
+	if cfg.Journal != "" {
+		jp, err := filepath.Abs(cfg.Journal)
+		if err != nil {
+			return nil, fmt.Errorf("%w: journal: %v", ErrConfig, err)
+		}
+		cfg.Journal = jp
+	}
+	s.j = newJournal(s, cfg.Journal)
 	for i, m := range cfg.Mounts {
 		mt, err := openMount(m)
 		if err != nil {
@@ -186,5 +202,6 @@ func (s *System) Close() error {
 	s.closed = true
 	s.fds.closeAll()
 	s.closeMounts()
+	s.j.close()
 	return nil
 }

@@ -22,6 +22,8 @@ func main() {
 		basic()
 	case "files":
 		files(os.Args[2:])
+	case "churn":
+		churn(os.Args[2:])
 	default:
 		fmt.Fprintln(os.Stderr, "unknown scenario", os.Args[1])
 		os.Exit(2)

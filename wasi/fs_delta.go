@@ -1,0 +1,292 @@
+package wasi
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"sort"
+)
+
+// A file delta (the blob of CheckpointFiles) redoes one epoch of the
+// guest's file changes on the files as they were at the previous
+// checkpoint: deltaMagic, a uvarint version, the epoch, the namespace
+// operations in the order the guest made them, then the files whose data
+// changed, each by its final path with the smallest size it had in the
+// epoch, its final size, and the current contents of the ranges written.
+const (
+	deltaMagic   = "LHFDLT\x00"
+	deltaVersion = 1
+)
+
+// Delta operation types.
+const (
+	opCreate  = 1 // create an empty file at rel
+	opMkdir   = 2
+	opSymlink = 3 // rel2 is the target
+	opLink    = 4 // link rel to rel2
+	opRemove  = 5
+	opRename  = 6 // rename rel to rel2
+	opMax     = 7
+)
+
+type deltaOp struct {
+	typ   byte
+	mount int
+	rel   string
+	rel2  string
+}
+
+// deltaFile is the data of one file in a delta.
+type deltaFile struct {
+	mount         int
+	rel           string
+	minSize, size int64
+	extents       []deltaExtent
+}
+
+type deltaExtent struct {
+	off  int64
+	data []byte
+}
+
+// CheckpointFiles is called while the guest is paused for checkpoint
+// epoch. It seals the journal's current epoch (changes made from now on
+// are undone by RollbackFiles(epoch)) and returns the file delta of the
+// checkpoint: the changes since the previous one (namespace operations,
+// sizes, and the current contents of the ranges the guest wrote, never
+// whole untouched files). The first call of a run that did not start with
+// RollbackFiles starts a new journal.
+func (s *System) CheckpointFiles(epoch uint64) ([]byte, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	j := s.j
+	if !j.on {
+		return nil, ErrNoJournal
+	}
+	if j.f == nil {
+		if err := j.create(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrJournal, err)
+		}
+	}
+	files, prints, err := j.collect()
+	if err != nil {
+		return nil, err
+	}
+	b := []byte(deltaMagic)
+	b = binary.AppendUvarint(b, deltaVersion)
+	b = binary.AppendUvarint(b, epoch)
+	b = binary.AppendUvarint(b, uint64(len(j.ops)))
+	for _, op := range j.ops {
+		b = append(b, op.typ)
+		b = binary.AppendUvarint(b, uint64(op.mount))
+		b = appendString(b, op.rel)
+		b = appendString(b, op.rel2)
+	}
+	b = binary.AppendUvarint(b, uint64(len(files)))
+	for _, f := range files {
+		b = binary.AppendUvarint(b, uint64(f.mount))
+		b = appendString(b, f.rel)
+		b = binary.AppendVarint(b, f.minSize)
+		b = binary.AppendVarint(b, f.size)
+		b = binary.AppendUvarint(b, uint64(len(f.extents)))
+		for _, x := range f.extents {
+			b = binary.AppendVarint(b, x.off)
+			b = appendString(b, string(x.data))
+		}
+	}
+	j.undo = true
+	if err := j.append(&jrec{typ: jrecSeal, epoch: epoch, prints: prints}); err != nil {
+		return nil, err
+	}
+	j.newEpoch()
+	return b, nil
+}
+
+// collect reads the current contents of every tracked file's written
+// ranges, with a fingerprint of each file for the seal.
+func (j *journal) collect() ([]deltaFile, []fingerprint, error) {
+	var files []deltaFile
+	var prints []fingerprint
+	for id, t := range j.files {
+		for _, rel := range t.names {
+			f, err := j.s.mounts[t.mount].root.Open(rel)
+			if err != nil {
+				continue // replaced or removed behind the guest's back
+			}
+			df, fp, err := readTracked(f, id, t, rel)
+			f.Close()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: %s: %v", ErrJournal, rel, err)
+			}
+			if df != nil {
+				files = append(files, *df)
+				prints = append(prints, *fp)
+				break
+			}
+		}
+	}
+	sort.Slice(files, func(a, b int) bool {
+		if files[a].mount != files[b].mount {
+			return files[a].mount < files[b].mount
+		}
+		return files[a].rel < files[b].rel
+	})
+	sort.Slice(prints, func(a, b int) bool {
+		if prints[a].mount != prints[b].mount {
+			return prints[a].mount < prints[b].mount
+		}
+		return prints[a].rel < prints[b].rel
+	})
+	return files, prints, nil
+}
+
+// readTracked reads the delta data and fingerprint of t from f; nil when f
+// is not the tracked file.
+func readTracked(f *os.File, id fileID, t *fileTrack, rel string) (*deltaFile, *fingerprint, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if fileIDOf(fi) != id {
+		return nil, nil, nil
+	}
+	size := fi.Size()
+	df := &deltaFile{mount: t.mount, rel: rel, minSize: min(t.minSize, size), size: size}
+	_, mt := fileTimes(fi)
+	fp := &fingerprint{mount: t.mount, rel: rel, size: size, mtime: mt}
+	h := crc32.New(castagnoli)
+	for _, sp := range t.dirty.clip(size) {
+		buf := make([]byte, sp.end-sp.off)
+		n, err := f.ReadAt(buf, sp.off)
+		if err != nil && err != io.EOF {
+			return nil, nil, err
+		}
+		buf = buf[:n]
+		h.Write(buf)
+		df.extents = append(df.extents, deltaExtent{sp.off, buf})
+		fp.ranges = append(fp.ranges, sp)
+	}
+	fp.hash = h.Sum32()
+	return df, fp, nil
+}
+
+// delta is a decoded file delta.
+type delta struct {
+	epoch uint64
+	ops   []deltaOp
+	files []deltaFile
+}
+
+// decodeDelta decodes a CheckpointFiles blob.
+func decodeDelta(b []byte) (*delta, error) {
+	if len(b) < len(deltaMagic) || string(b[:len(deltaMagic)]) != deltaMagic {
+		return nil, fmt.Errorf("%w: no delta magic", ErrJournal)
+	}
+	d := &decoder{b: b[len(deltaMagic):]}
+	if v := d.uvarint(); d.err == nil && v != deltaVersion {
+		return nil, fmt.Errorf("%w: delta version %d", ErrJournal, v)
+	}
+	out := &delta{epoch: d.uvarint()}
+	n := d.count(4)
+	for i := 0; i < n && d.err == nil; i++ {
+		op := deltaOp{typ: d.byte(), mount: int(d.uvarint() & 0xffff), rel: d.string(), rel2: d.string()}
+		if d.err == nil && (op.typ < opCreate || op.typ >= opMax || !validRel(op.rel) ||
+			(op.typ == opRename || op.typ == opLink) && !validRel(op.rel2)) {
+			d.fail("bad delta op")
+		}
+		out.ops = append(out.ops, op)
+	}
+	n = d.count(5)
+	for i := 0; i < n && d.err == nil; i++ {
+		f := deltaFile{mount: int(d.uvarint() & 0xffff), rel: d.string(), minSize: d.varint(), size: d.varint()}
+		ne := d.count(2)
+		for k := 0; k < ne && d.err == nil; k++ {
+			x := deltaExtent{off: d.varint(), data: []byte(d.string())}
+			if x.off < 0 || x.off+int64(len(x.data)) < x.off {
+				d.fail("bad extent")
+			}
+			f.extents = append(f.extents, x)
+		}
+		if d.err == nil && (!validRel(f.rel) || f.minSize < 0 || f.size < 0) {
+			d.fail("bad delta file")
+		}
+		out.files = append(out.files, f)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrJournal, d.err)
+	}
+	return out, nil
+}
+
+// applyDelta redoes a delta on files as they were at the previous
+// checkpoint, opened as roots (one per mount).
+func applyDelta(roots []*os.Root, b []byte) error {
+	d, err := decodeDelta(b)
+	if err != nil {
+		return err
+	}
+	root := func(mi int) (*os.Root, error) {
+		if mi >= len(roots) {
+			return nil, fmt.Errorf("%w: mount %d", ErrJournal, mi)
+		}
+		return roots[mi], nil
+	}
+	for _, op := range d.ops {
+		r, err := root(op.mount)
+		if err != nil {
+			return err
+		}
+		switch op.typ {
+		case opCreate:
+			var f *os.File
+			if f, err = r.OpenFile(op.rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666); err == nil {
+				err = f.Close()
+			}
+		case opMkdir:
+			err = r.Mkdir(op.rel, 0o777)
+		case opSymlink:
+			err = r.Symlink(op.rel2, op.rel)
+		case opLink:
+			err = r.Link(op.rel, op.rel2)
+		case opRemove:
+			err = r.Remove(op.rel)
+		case opRename:
+			err = renameat(r, op.rel, op.rel2)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: redo %d %s: %v", ErrJournal, op.typ, op.rel, err)
+		}
+	}
+	for _, df := range d.files {
+		r, err := root(df.mount)
+		if err != nil {
+			return err
+		}
+		f, err := r.OpenFile(df.rel, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("%w: redo %s: %v", ErrJournal, df.rel, err)
+		}
+		err = f.Truncate(df.minSize)
+		if err == nil {
+			err = f.Truncate(df.size)
+		}
+		for _, x := range df.extents {
+			if err == nil {
+				_, err = f.WriteAt(x.data, x.off)
+			}
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%w: redo %s: %v", ErrJournal, df.rel, err)
+		}
+	}
+	return nil
+}
