@@ -1,15 +1,28 @@
 package ckpt
 
-// failpoint, when set (by tests), is called before each durable write with
-// the write's name; a non-nil result makes that write fail.
+import "sync/atomic"
+
+// failpoint, when set (by tests, or SetFailpoints), is called before each
+// durable write with the write's name; a non-nil result makes that write
+// fail. It may be replaced while writes run.
 //
-// Names: "commit:batch" (an early batch of chunks), "commit:chunks", "commit:manifest", "commit:gc", "commit:tx",
-// "delete:tx".
-var failpoint func(name string) error
+// Names: "commit:batch" (an early batch of chunks), "commit:chunks",
+// "commit:manifest", "commit:gc", "commit:tx", "delete:tx",
+// "deleteafter:tx".
+var failpoint atomic.Pointer[func(name string) error]
+
+// setFailpoint arms f (nil disarms).
+func setFailpoint(f func(name string) error) {
+	if f == nil {
+		failpoint.Store(nil)
+		return
+	}
+	failpoint.Store(&f)
+}
 
 func fail(name string) error {
-	if f := failpoint; f != nil {
-		return f(name)
+	if f := failpoint.Load(); f != nil {
+		return (*f)(name)
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 // An empty spec disarms them all.
 func SetFailpoints(spec string) error {
 	if strings.TrimSpace(spec) == "" {
-		failpoint = nil
+		setFailpoint(nil)
 		return nil
 	}
 	actions := map[string]func() error{}
@@ -37,11 +37,11 @@ func SetFailpoints(spec string) error {
 			return errors.New("ckpt: failpoint " + item + ": action must be error or sleep(DUR)")
 		}
 	}
-	failpoint = func(name string) error {
+	setFailpoint(func(name string) error {
 		if a, ok := actions[name]; ok {
 			return a()
 		}
 		return nil
-	}
+	})
 	return nil
 }

@@ -27,18 +27,18 @@ func TestFailpoints(t *testing.T) {
 				mem[c*cs(s)+1] ^= 0xff
 			}
 			injected := errors.New("no space left on device (injected)")
-			failpoint = func(n string) error {
+			setFailpoint(func(n string) error {
 				if n == name {
 					return injected
 				}
 				return nil
-			}
+			})
 			p, err := s.Capture(testMeta(k, 2), mem)
 			if err != nil {
 				t.Fatal(err)
 			}
 			<-p.Done()
-			failpoint = nil
+			setFailpoint(nil)
 			err = p.Err()
 			if !errors.Is(err, ErrWrite) || !errors.Is(err, injected) || strings.Contains(err.Error(), "\n") ||
 				!strings.HasPrefix(err.Error(), `ckpt: epoch 2 of job "fp" worker 0: not written: `) {
@@ -71,9 +71,9 @@ func TestDeleteFailpoint(t *testing.T) {
 	k := Key{Job: "del"}
 	capture(t, s, testMeta(k, 1), genMemory(128<<10, 6))
 	before := storeDigest(t, s)
-	failpoint = func(string) error { return errors.New("injected") }
+	setFailpoint(func(string) error { return errors.New("injected") })
 	err := s.Delete(k)
-	failpoint = nil
+	setFailpoint(nil)
 	if !errors.Is(err, ErrWrite) {
 		t.Fatalf("Delete = %v", err)
 	}

@@ -303,7 +303,7 @@ func TestOverlappingCaptures(t *testing.T) {
 	batchBytes = 1 // every chunk is an early batch
 	release := make(chan struct{})
 	blocked := make(chan struct{}, 1)
-	failpoint = func(name string) error {
+	setFailpoint(func(name string) error {
 		if name == "commit:batch" {
 			select {
 			case blocked <- struct{}{}:
@@ -312,8 +312,8 @@ func TestOverlappingCaptures(t *testing.T) {
 			}
 		}
 		return nil
-	}
-	defer func() { failpoint = nil }()
+	})
+	defer func() { setFailpoint(nil) }()
 
 	mem2 := bytes.Clone(mem1)
 	mem2[0] ^= 1
