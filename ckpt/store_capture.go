@@ -17,6 +17,7 @@ type keyState struct {
 	mu     sync.Mutex // guards the fields below
 	loaded bool
 	base   *baseState // last durable capture, nil if none usable
+	last   *Pending   // last capture handed to the writer
 }
 
 // baseState is an immutable record of a durable capture that the next
@@ -145,6 +146,9 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		s.unpin(p)
 		return nil, err
 	}
+	ks.mu.Lock()
+	ks.last = p
+	ks.mu.Unlock()
 	return p, nil
 }
 
