@@ -124,6 +124,15 @@ func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) err
 		if len(events) > 0 {
 			break
 		}
+		if s.det != nil && len(clocks) > 0 {
+			// Virtual time: jump to the earliest deadline.
+			earliest := clocks[0].deadline
+			for _, c := range clocks[1:] {
+				earliest = min(earliest, c.deadline)
+			}
+			s.det.sleepUntil(earliest)
+			continue
+		}
 		var timer <-chan time.Time
 		stop := func() bool { return false }
 		if len(clocks) > 0 {

@@ -13,7 +13,7 @@ import (
 // length and bytes.
 const (
 	snapshotMagic   = "LHWASI\x00"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // Snapshot encodes all checkpoint state of s: the pending poll_oneoff start
@@ -31,6 +31,10 @@ func (s *System) Snapshot() ([]byte, error) {
 	}
 	b = appendBool(b, s.hasPending)
 	b = binary.AppendVarint(b, s.pendingStart)
+	b = appendBool(b, s.det != nil)
+	if s.det != nil {
+		b = s.det.appendState(b)
+	}
 
 	fds := make([]uint32, 0, len(s.fds.m))
 	for fd := range s.fds.m {
@@ -79,6 +83,16 @@ func (s *System) Restore(b []byte) error {
 	if len(st.mounts) != len(s.mounts) {
 		return fmt.Errorf("%w: snapshot has %d mounts, config %d", ErrRestore, len(st.mounts), len(s.mounts))
 	}
+	if st.det != (s.det != nil) {
+		return fmt.Errorf("%w: snapshot deterministic %v, config %v", ErrRestore, st.det, s.det != nil)
+	}
+	var det *determinism
+	if s.det != nil {
+		det = &determinism{}
+		if err := det.setState(st.detMono, st.detRand); err != nil {
+			return fmt.Errorf("%w: random state: %v", ErrRestore, err)
+		}
+	}
 	for i, g := range st.mounts {
 		if s.mounts[i].guest != g {
 			return fmt.Errorf("%w: mount %d is %q in snapshot, %q in config", ErrRestore, i, g, s.mounts[i].guest)
@@ -98,6 +112,9 @@ func (s *System) Restore(b []byte) error {
 	s.fds.closeAll()
 	s.fds = t
 	s.hasPending, s.pendingStart = st.hasPending, st.pendingStart
+	if det != nil {
+		*s.det = *det
+	}
 	return nil
 }
 
@@ -136,6 +153,9 @@ type snapshotState struct {
 	mounts       []string
 	hasPending   bool
 	pendingStart int64
+	det          bool
+	detMono      int64
+	detRand      []byte
 	fds          map[uint32]*fdEntry
 }
 
@@ -144,7 +164,8 @@ func decodeSnapshot(b []byte) (*snapshotState, error) {
 		return nil, fmt.Errorf("%w: no magic", ErrSnapshot)
 	}
 	d := &decoder{b: b[len(snapshotMagic):]}
-	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
+	v := d.uvarint()
+	if d.err == nil && v != snapshotVersion && v != 1 {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, v, snapshotVersion)
 	}
 	st := &snapshotState{fds: make(map[uint32]*fdEntry)}
@@ -154,6 +175,12 @@ func decodeSnapshot(b []byte) (*snapshotState, error) {
 	}
 	st.hasPending = d.bool()
 	st.pendingStart = d.varint()
+	if v >= 2 {
+		if st.det = d.bool(); st.det {
+			st.detMono = d.varint()
+			st.detRand = []byte(d.string())
+		}
+	}
 	nfd := d.count(12)
 	for i := 0; i < nfd && d.err == nil; i++ {
 		fd := d.uvarint()

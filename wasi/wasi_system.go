@@ -58,6 +58,12 @@ type Config struct {
 	// CheckpointFiles and, after the first checkpoint, journaled so that
 	// RollbackFiles can undo it. "" disables checkpoints of files.
 	Journal string
+
+	// Deterministic makes the clocks virtual and random_get a stream
+	// seeded by Seed, so that a run can be replayed exactly (see
+	// wasi_determinism.go); Nanotime, Walltime and Rand are then unused.
+	Deterministic bool
+	Seed          uint64
 }
 
 // mount is a validated Mount with its traversal-resistant root.
@@ -85,6 +91,7 @@ type System struct {
 	rand     io.Reader
 	hooks    Hooks
 	intr     <-chan struct{}
+	det      *determinism // nil unless Config.Deterministic
 
 	// pendingStart is the guest-monotonic time at which a poll_oneoff
 	// interrupted by an unwind began: the repeated call measures its
@@ -140,6 +147,10 @@ func New(cfg Config) (*System, error) {
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
+	}
+	if cfg.Deterministic {
+		s.det = newDeterminism(cfg.Seed)
+		s.nanotime, s.walltime, s.rand = s.det.nanotime, s.det.walltime, s.det
 	}
 	s.w = fsWriter{s: s}
 	if cfg.Journal != "" {

@@ -22,6 +22,8 @@ func main() {
 		basic()
 	case "files":
 		files(os.Args[2:])
+	case "det":
+		det()
 	case "churn":
 		churn(os.Args[2:])
 	default:
@@ -48,3 +50,24 @@ func basic() {
 }
 
 var fixedTime = time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// det prints what a deterministic run must repeat: times, a sleep's
+// length, random bytes, and the order of a map's keys.
+func det() {
+	start := time.Now()
+	fmt.Println("now:", start.UnixNano())
+	time.Sleep(50 * time.Millisecond)
+	fmt.Println("slept:", time.Since(start))
+	var b [16]byte
+	rand.Read(b[:])
+	fmt.Println("rand:", hex.EncodeToString(b[:]))
+	m := map[int]bool{}
+	for i := 0; i < 20; i++ {
+		m[i] = true
+	}
+	for k := range m {
+		fmt.Print(k, " ")
+	}
+	fmt.Println()
+	fmt.Println("now:", time.Now().UnixNano())
+}
