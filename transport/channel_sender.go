@@ -1,0 +1,302 @@
+package transport
+
+import (
+	"fmt"
+	"time"
+)
+
+// SenderConfig configures a Sender. Zero fields take their defaults.
+type SenderConfig struct {
+	// Window bounds the payload bytes sent and not yet acked: Send refuses
+	// a message that would exceed it, unless nothing is unacked (so one
+	// message larger than the window still goes). Default 64 MiB.
+	Window int64
+	// RetransmitAfter is how long an unacked message waits before it is
+	// sent again. Each further retransmission of it waits twice as long,
+	// up to MaxRetransmitAfter. Default 200 ms.
+	RetransmitAfter time.Duration
+	// MaxRetransmitAfter caps the backoff. Default 8 × RetransmitAfter.
+	MaxRetransmitAfter time.Duration
+}
+
+// Defaults of SenderConfig.
+const (
+	DefaultWindow          = 64 << 20
+	DefaultRetransmitAfter = 200 * time.Millisecond
+)
+
+func (c SenderConfig) withDefaults() SenderConfig {
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	if c.RetransmitAfter <= 0 {
+		c.RetransmitAfter = DefaultRetransmitAfter
+	}
+	if c.MaxRetransmitAfter < c.RetransmitAfter {
+		c.MaxRetransmitAfter = 8 * c.RetransmitAfter
+	}
+	return c
+}
+
+// Entry is one message in a sender log.
+type Entry struct {
+	Seq     uint64
+	Epoch   uint64
+	Tag     int32
+	Payload []byte
+}
+
+// SenderState is what a checkpoint keeps of a Sender: the next sequence
+// number and the log. Whether entries were acked is deliberately not part
+// of it: the receiver's checkpoint may predate the ack, so after a restore
+// every logged message counts as unacked and is sent again (the receiver
+// drops the duplicates).
+type SenderState struct {
+	Next    uint64  // sequence number of the next message; the first is 1
+	Entries []Entry // Seq contiguous, ending at Next-1
+}
+
+// Sender is the sending half of one channel src→dst. It is a deterministic
+// state machine: it never blocks, keeps no clock and does no I/O. The
+// caller passes the time in, transmits the frames it returns and feeds it
+// the peer's acks. It is not safe for concurrent use.
+//
+// Messages are numbered from 1. A message stays in the log until Stable
+// says the receiver's checkpoint covers it; once acked it is no longer
+// retransmitted (unless Rewind says the receiver lost it again).
+type Sender struct {
+	src, dst uint32
+	cfg      SenderConfig
+
+	next    uint64 // next sequence number
+	acked   uint64 // every seq ≤ acked was acked; stable ≤ acked < next
+	stable  uint64 // log holds stable+1 .. next-1
+	log     []sentEntry
+	head    int   // log[head] has seq stable+1
+	unacked int64 // payload bytes of seq in acked+1 .. next-1
+
+	ready, spare []Frame
+	deadline     time.Time // earliest retransmit due; valid if timed
+	timed        bool
+}
+
+type sentEntry struct {
+	Entry
+	sentAt  time.Time
+	retries uint32
+}
+
+// NewSender returns the Sender of channel src→dst with an empty log.
+func NewSender(src, dst uint32, cfg SenderConfig) *Sender {
+	return &Sender{src: src, dst: dst, cfg: cfg.withDefaults(), next: 1}
+}
+
+// Send logs a message and queues it for Ready. It returns false, and
+// changes nothing, when the message does not fit in the window: the caller
+// blocks the guest until an ack frees room. The Sender keeps payload (it is
+// the log): the caller must not modify it afterwards.
+func (s *Sender) Send(now time.Time, tag int32, epoch uint64, payload []byte) bool {
+	n := int64(len(payload))
+	if s.unacked > 0 && s.unacked+n > s.cfg.Window {
+		return false
+	}
+	e := sentEntry{Entry: Entry{Seq: s.next, Epoch: epoch, Tag: tag, Payload: payload}, sentAt: now}
+	s.next++
+	s.log = append(s.log, e)
+	s.unacked += n
+	s.ready = append(s.ready, s.frame(&e.Entry))
+	s.arm(now.Add(s.cfg.RetransmitAfter))
+	return true
+}
+
+// Ready returns the frames of messages sent since the last call. The slice
+// is valid until the next call to Ready.
+func (s *Sender) Ready() []Frame {
+	r := s.ready
+	s.ready, s.spare = s.spare[:0], r
+	return r
+}
+
+// HasReady reports whether Ready would return frames.
+func (s *Sender) HasReady() bool { return len(s.ready) > 0 }
+
+// OnAck records the peer's cumulative ack: every message with Seq ≤ cum
+// was received. Acks that go backwards are ignored; an ack past the last
+// message sent counts up to that message only.
+func (s *Sender) OnAck(cum uint64) {
+	if cum >= s.next {
+		cum = s.next - 1
+	}
+	if cum <= s.acked {
+		return
+	}
+	for seq := s.acked + 1; seq <= cum; seq++ {
+		s.unacked -= int64(len(s.entry(seq).Payload))
+	}
+	s.acked = cum
+	if s.acked == s.next-1 {
+		s.timed = false
+	}
+}
+
+// Tick retransmits every unacked message whose timer ran out at now, and
+// doubles its next timeout (up to MaxRetransmitAfter).
+func (s *Sender) Tick(now time.Time) []Frame {
+	if !s.timed || now.Before(s.deadline) {
+		return nil
+	}
+	var out []Frame
+	s.timed = false
+	for seq := s.acked + 1; seq < s.next; seq++ {
+		e := s.entry(seq)
+		due := e.sentAt.Add(s.rto(e.retries))
+		if !now.Before(due) {
+			out = append(out, s.frame(&e.Entry))
+			e.sentAt = now
+			e.retries++
+			due = now.Add(s.rto(e.retries))
+		}
+		s.arm(due)
+	}
+	return out
+}
+
+// OnReconnect returns every unacked message, to be sent on a new link: the
+// old one may have lost anything in flight. Their timers restart at now
+// without backoff.
+func (s *Sender) OnReconnect(now time.Time) []Frame {
+	var out []Frame
+	s.timed = false
+	for seq := s.acked + 1; seq < s.next; seq++ {
+		e := s.entry(seq)
+		out = append(out, s.frame(&e.Entry))
+		e.sentAt, e.retries = now, 0
+		s.arm(now.Add(s.cfg.RetransmitAfter))
+	}
+	return out
+}
+
+// Stable drops every message with Seq ≤ seq from the log: the receiver's
+// committed checkpoint covers them. It is the only way messages leave the
+// log. Stable implies acked.
+func (s *Sender) Stable(seq uint64) {
+	if seq >= s.next {
+		seq = s.next - 1
+	}
+	if seq <= s.stable {
+		return
+	}
+	s.OnAck(seq)
+	k := int(seq - s.stable)
+	clear(s.log[s.head : s.head+k])
+	s.head += k
+	s.stable = seq
+	if s.head == len(s.log) {
+		s.log, s.head = s.log[:0], 0
+	} else if s.head > 1024 && s.head > len(s.log)/2 {
+		n := copy(s.log, s.log[s.head:])
+		clear(s.log[n:])
+		s.log, s.head = s.log[:n], 0
+	}
+}
+
+// Rewind marks every message with Seq ≥ fromSeq unacked again, after the
+// receiver rolled back to having delivered fromSeq-1. The next Tick
+// retransmits them. It fails with ErrLogTrimmed if some of them are no
+// longer in the log.
+func (s *Sender) Rewind(fromSeq uint64) error {
+	if fromSeq == 0 || fromSeq > s.next {
+		return fmt.Errorf("%w: rewind %d->%d to %d, next is %d", ErrBadState, s.src, s.dst, fromSeq, s.next)
+	}
+	if fromSeq-1 < s.stable {
+		return fmt.Errorf("%w: rewind %d->%d to %d, log starts at %d", ErrLogTrimmed, s.src, s.dst, fromSeq, s.stable+1)
+	}
+	for seq := fromSeq; seq <= s.acked; seq++ {
+		s.unacked += int64(len(s.entry(seq).Payload))
+	}
+	if fromSeq-1 < s.acked {
+		s.acked = fromSeq - 1
+	}
+	for seq := s.acked + 1; seq < s.next; seq++ {
+		e := s.entry(seq)
+		e.sentAt, e.retries = time.Time{}, 0
+	}
+	if s.acked+1 < s.next {
+		s.deadline, s.timed = time.Time{}, true
+	}
+	return nil
+}
+
+// Log returns the messages in the log, oldest first, sharing payloads.
+func (s *Sender) Log() []Entry {
+	out := make([]Entry, 0, len(s.log)-s.head)
+	for i := s.head; i < len(s.log); i++ {
+		out = append(out, s.log[i].Entry)
+	}
+	return out
+}
+
+// Unacked returns the payload bytes sent and not yet acked.
+func (s *Sender) Unacked() int64 { return s.unacked }
+
+// Acked returns the cumulative ack: every Seq ≤ Acked was received.
+func (s *Sender) Acked() uint64 { return s.acked }
+
+// Next returns the sequence number the next message will get.
+func (s *Sender) Next() uint64 { return s.next }
+
+// State returns what a checkpoint must keep; entries share payloads.
+func (s *Sender) State() SenderState {
+	return SenderState{Next: s.next, Entries: s.Log()}
+}
+
+// Restore replaces the Sender's state with st. Every logged message counts
+// as unacked and the next Tick (or OnReconnect) sends it again. Ready
+// frames not yet taken are discarded.
+func (s *Sender) Restore(st SenderState) error {
+	if st.Next == 0 || uint64(len(st.Entries)) > st.Next-1 {
+		return fmt.Errorf("%w: sender %d->%d: next %d with %d entries", ErrBadState, s.src, s.dst, st.Next, len(st.Entries))
+	}
+	first := st.Next - uint64(len(st.Entries))
+	log := make([]sentEntry, len(st.Entries))
+	var bytes int64
+	for i, e := range st.Entries {
+		if e.Seq != first+uint64(i) {
+			return fmt.Errorf("%w: sender %d->%d: entry %d has seq %d, want %d", ErrBadState, s.src, s.dst, i, e.Seq, first+uint64(i))
+		}
+		log[i] = sentEntry{Entry: e}
+		bytes += int64(len(e.Payload))
+	}
+	s.next, s.stable, s.acked = st.Next, first-1, first-1
+	s.log, s.head, s.unacked = log, 0, bytes
+	s.ready = s.ready[:0]
+	s.timed = len(log) > 0
+	s.deadline = time.Time{}
+	return nil
+}
+
+func (s *Sender) entry(seq uint64) *sentEntry {
+	return &s.log[s.head+int(seq-s.stable-1)]
+}
+
+func (s *Sender) frame(e *Entry) Frame {
+	return Frame{Type: FrameData, Src: s.src, Dst: s.dst, Seq: e.Seq, Epoch: e.Epoch, Tag: e.Tag, Payload: e.Payload}
+}
+
+func (s *Sender) rto(retries uint32) time.Duration {
+	d := s.cfg.RetransmitAfter
+	for range retries {
+		if d >= s.cfg.MaxRetransmitAfter {
+			break
+		}
+		d *= 2
+	}
+	return min(d, s.cfg.MaxRetransmitAfter)
+}
+
+// arm makes the retransmit deadline at most t.
+func (s *Sender) arm(t time.Time) {
+	if !s.timed || t.Before(s.deadline) {
+		s.deadline, s.timed = t, true
+	}
+}
