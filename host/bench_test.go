@@ -86,6 +86,7 @@ func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckp
 		b.Fatal(err)
 	}
 	defer store.Close()
+	store.Reserve((mib + 8) << 20) // as the Session does when a worker starts
 	ctx := context.Background()
 	i := 0
 	w, err := NewWorker(ctx, Config{

@@ -177,6 +177,9 @@ func (s *Session) open(ctx context.Context) error {
 	} else if err := s.store.Delete(s.key); err != nil && !errors.Is(err, ckpt.ErrNotFound) {
 		return err
 	}
+	// Fault in the store's copy buffers now rather than during the first
+	// (full) capture's pause.
+	go s.store.Reserve(s.worker.MemorySize())
 	s.next = s.epoch + 1
 	if infos, err := s.store.Epochs(s.key); err == nil && len(infos) > 0 {
 		s.next = max(s.next, infos[len(infos)-1].Epoch+1)

@@ -140,6 +140,7 @@ func (s *Session) onPause(c *Capture) error {
 	s.inflight = p
 	s.mu.Unlock()
 	go s.progress(epoch, p)
+	go s.store.Reserve(len(c.Memory)) // for the next capture, if memory grew
 	if stopping {
 		if err := s.waitInflight(); err != nil {
 			return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)

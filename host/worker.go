@@ -230,3 +230,11 @@ func signal(c chan struct{}) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// MemorySize is the guest's current linear memory size in bytes.
+func (w *Worker) MemorySize() int {
+	if m := w.mod.Memory(); m != nil {
+		return int(m.Size())
+	}
+	return 0
+}
