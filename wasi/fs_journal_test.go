@@ -268,6 +268,7 @@ func TestFileRollbackWarnsOnForeignChange(t *testing.T) {
 // view copied at that checkpoint, and resumes from there, until the guest
 // finishes; the files then equal those of an uninterrupted run.
 func TestFileRollbackAfterKill(t *testing.T) {
+	t.Parallel()
 	const seed, epochs, nops = 11, 30, 20
 	ref := t.TempDir()
 	churnSetup(t, ref)

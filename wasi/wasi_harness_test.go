@@ -12,14 +12,14 @@ import (
 // import under its own name (a wrapper calling it) and its memory, so tests
 // can call every import with chosen arguments.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	s   *System
 	r   wazero.Runtime
 	mod api.Module
 	ctx context.Context
 }
 
-func newHarness(t *testing.T, cfg Config) *harness {
+func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {

@@ -22,6 +22,8 @@ func main() {
 		basic()
 	case "files":
 		files(os.Args[2:])
+	case "io":
+		fileIO(os.Args[2:])
 	case "det":
 		det()
 	case "churn":
