@@ -16,9 +16,28 @@
 // concurrent rename can reach a file outside a mount.
 //
 // Every change to mounted files (writes, truncation, creation, renames,
-// removals, time changes) goes through one internal layer (fs_write.go), the
-// place where undo data for file rollback is to be recorded.
+// removals, links, time changes) goes through one internal layer
+// (fs_write.go). With Config.Journal set, that layer tracks the changes of
+// each epoch for the file delta CheckpointFiles returns (namespace
+// operations, sizes, and the current contents of the written ranges only),
+// and, from the first CheckpointFiles or RollbackFiles on, appends to the
+// journal what undoes each change before making it: the prior contents of
+// a range the first time it is overwritten in an epoch, a file's size and
+// times at its first change, created paths, removed files (moved to a
+// trash directory beside the journal, or copied there across file
+// systems), removed directories and symbolic links, renames and time
+// changes. Records carry a length and a CRC-32C, so a record torn by a kill
+// is ignored, and a change is made only after its record is written.
+// RollbackFiles(e) undoes, newest first, everything after the seal of
+// checkpoint e, keeping its progress in the journal; ReleaseFiles compacts
+// the journal when old checkpoints are gone. A host that wants to roll a
+// fresh run back to its start calls CheckpointFiles(0) before the guest
+// runs.
 //
-// A System is owned by the goroutine running its guest. Snapshot, Restore and
-// Close must not run while the guest is inside an import.
+// Config.Deterministic replaces the clocks by virtual ones and random_get
+// by a seeded stream, both saved by Snapshot (wasi_determinism.go).
+//
+// A System is owned by the goroutine running its guest. Snapshot, Restore,
+// CheckpointFiles, RollbackFiles, ReleaseFiles and Close must not run while
+// the guest is inside an import.
 package wasi

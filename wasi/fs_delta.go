@@ -67,6 +67,9 @@ func (s *System) CheckpointFiles(epoch uint64) ([]byte, error) {
 		return nil, ErrNoJournal
 	}
 	if j.f == nil {
+		if j.resumed {
+			return nil, fmt.Errorf("%w: not open after a failed rollback", ErrJournal)
+		}
 		if err := j.create(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrJournal, err)
 		}

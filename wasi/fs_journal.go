@@ -22,6 +22,9 @@ type journal struct {
 	path string // "" when rollback is off
 	on   bool   // changes are tracked
 	undo bool   // undo records are written
+	// resumed says RollbackFiles was called: the journal holds history
+	// and is never started anew.
+	resumed bool
 
 	f         *os.File // the journal, open for appending at size
 	size      int64

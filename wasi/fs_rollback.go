@@ -31,6 +31,7 @@ func (s *System) RollbackFiles(epoch uint64) (warnings []string, err error) {
 		return nil, ErrNoJournal
 	}
 	j.close()
+	j.resumed = true
 	f, err := os.OpenFile(j.path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRollback, err)
