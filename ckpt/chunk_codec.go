@@ -141,6 +141,13 @@ func decodeChunk(v []byte, dst []byte, want Hash, dec *zstd.Decoder, scratch []b
 	return nil
 }
 
+// encodeSlack is the room past a chunk that zstd may need to emit it as
+// raw blocks (frame header, then 3 bytes per block of at most 128 KiB), so
+// that encoding an incompressible chunk into a pool buffer never grows it.
+func encodeSlack(chunkSize int) int {
+	return 32 + 3*(chunkSize/(128<<10)+1)
+}
+
 // encodeChunk compresses raw into a stored value. buf has room for the
 // header before raw (raw == buf[chunkHeaderLen:]); when compression does not
 // shrink the chunk, buf itself becomes the value and nothing is copied.

@@ -73,3 +73,25 @@ func randomBytes(n int) []byte {
 	fillRandom(b, nil2rand())
 	return b
 }
+
+// TestEncodeIncompressibleInPlace: an incompressible chunk encoded into a
+// pool-sized buffer does not make zstd grow (reallocate) the buffer.
+func TestEncodeIncompressibleInPlace(t *testing.T) {
+	enc, _ := testCodecs(t)
+	for _, cs := range []int{4 << 10, 64 << 10, 256 << 10} {
+		size := chunkHeaderLen + cs + encodeSlack(cs)
+		buf := make([]byte, size)
+		fillRandom(buf[chunkHeaderLen:chunkHeaderLen+cs], nil2rand())
+		buf = buf[:chunkHeaderLen+cs]
+		out := make([]byte, size)
+		encodeChunk(enc, buf, out) // warm the encoder
+		allocs := testing.AllocsPerRun(20, func() {
+			if v, usedBuf := encodeChunk(enc, buf, out); !usedBuf || v[0] != codecRaw {
+				t.Fatal("random chunk not stored raw")
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("chunk size %d: %.0f allocations per encode", cs, allocs)
+		}
+	}
+}

