@@ -134,9 +134,15 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	p.jobs = s.dedupe(jobs)
 	p.ready = make(chan int, len(p.jobs))
 	p.m = m
-	for _, j := range p.jobs {
-		p.total += int64(len(j.buf) - chunkHeaderLen)
+	p.total = int64(len(mem))
+	if m.FileChunks != nil {
+		p.total += int64(len(meta.Files))
 	}
+	skipped := p.total
+	for _, j := range p.jobs {
+		skipped -= int64(len(j.buf) - chunkHeaderLen)
+	}
+	p.progress.Store(skipped)
 	st.PauseDur = time.Since(start)
 	p.stats = st
 	p.captured = time.Now()

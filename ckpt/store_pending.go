@@ -11,7 +11,7 @@ type Pending struct {
 	base  *baseState // what the capture was compared against
 	m     *Manifest  // complete except StoredBytes and Stats.BytesStored/WriteDur
 	jobs  []chunkJob
-	total int64
+	total int64 // bytes the capture covers: memory, and the file blob if chunked
 
 	captured   time.Time
 	compressed chan struct{} // closed when every job has its value
@@ -54,8 +54,11 @@ func (p *Pending) Stats() Stats {
 	}
 }
 
-// Progress reports how many of the copied bytes have been processed; done
-// equals total only once the checkpoint is durable.
+// Progress reports how many bytes of the guest's memory (and of its file
+// blob, when that is stored as chunks) have been processed, out of all of
+// them. A chunk counts as processed once it is compressed, or at once if it
+// is skipped: zero, unchanged since the base epoch, or a copy of another.
+// done equals total only once the checkpoint is durable.
 func (p *Pending) Progress() (done, total int64) {
 	total = p.total
 	select {
@@ -102,6 +105,7 @@ func (s *Store) startCompress(p *Pending) {
 				}
 				j.raw = len(j.buf) - chunkHeaderLen
 				j.buf, j.value = nil, value
+				p.progress.Add(int64(j.raw))
 				p.ready <- i
 			}
 			if running.Add(-1) == 0 {

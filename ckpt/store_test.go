@@ -354,7 +354,8 @@ func TestEpochsAndProgress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if done, total := p.Progress(); done > total || total != p.Stats().BytesCopied {
+		// Zero and unchanged chunks count as processed at once.
+		if done, total := p.Progress(); done >= total || total != int64(len(mem)) || done < total-p.Stats().BytesCopied {
 			t.Fatalf("Progress = %d/%d, copied %d", done, total, p.Stats().BytesCopied)
 		}
 		if err := p.Wait(); err != nil {
@@ -388,5 +389,40 @@ func TestEpochsAndProgress(t *testing.T) {
 	}
 	if infos[1].NewBytes >= infos[0].NewBytes/10 {
 		t.Errorf("incremental epoch wrote %d bytes, full one %d", infos[1].NewBytes, infos[0].NewBytes)
+	}
+}
+
+// TestProgressDuringWrite: progress counts compressed chunks before the
+// write is durable, and reaches the total only when it is.
+func TestProgressDuringWrite(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	k := Key{Job: "progress"}
+	mem := genMemory(1<<20, 13)
+	release := make(chan struct{})
+	setFailpoint(func(name string) error {
+		if name == "commit:tx" {
+			<-release
+		}
+		return nil
+	})
+	defer setFailpoint(nil)
+	p, err := s.Capture(testMeta(k, 1), mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(p.Stats().Zero * cs(s))
+	if done, total := p.Progress(); total != int64(len(mem)) || done < zero || done >= total {
+		t.Fatalf("Progress at capture = %d/%d, %d bytes zero", done, total, zero)
+	}
+	<-p.compressed // every chunk compressed; the commit waits on release
+	if done, total := p.Progress(); done != total-1 {
+		t.Fatalf("Progress while committing = %d/%d", done, total)
+	}
+	close(release)
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if done, total := p.Progress(); done != total {
+		t.Fatalf("Progress when durable = %d/%d", done, total)
 	}
 }

@@ -86,9 +86,6 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 	for _, w := range wrote {
 		p.jobs[w.i].wrote, p.jobs[w.i].seq = true, w.seq
 	}
-	for _, i := range batch {
-		p.progress.Add(int64(p.jobs[i].raw))
-	}
 	return nil
 }
 
