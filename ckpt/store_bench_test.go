@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,20 +14,46 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The benchmarks use a 256 MiB memory from genMemory: a quarter zero, the
-// rest half structured, half random, with the default 64 KiB chunks.
+// The benchmarks use a 256 MiB memory with the default 64 KiB chunks, from
+// one of two generators: genMemory ("mixed": a quarter zero, the rest half
+// structured, half random bytes), or genGoHeap (names ending in GoHeap: a
+// synthetic image laid out like a Go wasm heap, see heapgen_test.go).
 // Durable benchmarks fsync (NoSync off) unless their name says otherwise.
+// Besides wall time they report cpu-ms/op, the CPU time of the whole
+// process per operation, which a busy machine disturbs less.
 
 const benchMem = 256 << 20
 
-var (
-	benchOnce sync.Once
-	benchData []byte
+type dataSet int
+
+const (
+	mixed dataSet = iota
+	goHeap
 )
 
-func benchMemory(b *testing.B) []byte {
-	benchOnce.Do(func() { benchData = genMemory(benchMem, 42) })
-	return bytes.Clone(benchData)
+var (
+	benchOnce [2]sync.Once
+	benchData [2][]byte
+)
+
+func benchMemory(b *testing.B, d dataSet) []byte {
+	benchOnce[d].Do(func() {
+		if d == goHeap {
+			benchData[d] = genGoHeap(benchMem, 42)
+		} else {
+			benchData[d] = genMemory(benchMem, 42)
+		}
+	})
+	return bytes.Clone(benchData[d])
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchStore(b *testing.B, noSync bool) *Store {
@@ -62,8 +89,11 @@ func pick(chunks []int, frac float64, r *rand.Rand) []int {
 	return out
 }
 
-func reportCapture(b *testing.B, pause time.Duration, stored int64, elapsed time.Duration) {
+func reportCapture(b *testing.B, pause time.Duration, stored int64, elapsed, cpu time.Duration) {
 	n := float64(b.N)
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/1000/n, "cpu-ms/op")
+	}
 	b.ReportMetric(float64(pause.Microseconds())/1000/n, "ms/pause")
 	b.ReportMetric(float64(stored)/n, "stored-B/op")
 	if elapsed > 0 {
@@ -74,8 +104,8 @@ func reportCapture(b *testing.B, pause time.Duration, stored int64, elapsed time
 // benchCapture runs captures of mem with dirtyFrac of its non-zero chunks
 // changed before each. timeWrite includes the background write in the
 // timed part (Capture→Wait); otherwise only Capture (the pause) is timed.
-func benchCapture(b *testing.B, dirtyFrac float64, timeWrite, noSync bool) {
-	mem := benchMemory(b)
+func benchCapture(b *testing.B, d dataSet, dirtyFrac float64, timeWrite, noSync bool) {
+	mem := benchMemory(b, d)
 	s := benchStore(b, noSync)
 	cs := s.cfg.ChunkSize
 	nz := nonZeroChunks(mem, cs)
@@ -91,7 +121,7 @@ func benchCapture(b *testing.B, dirtyFrac float64, timeWrite, noSync bool) {
 	}
 	var pause time.Duration
 	var stored int64
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -102,7 +132,7 @@ func benchCapture(b *testing.B, dirtyFrac float64, timeWrite, noSync bool) {
 		}
 		touch(mem, cs, dirty, int(epoch))
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU()
 		p, err := s.Capture(testMeta(k, epoch), mem)
 		if err != nil {
 			b.Fatal(err)
@@ -115,6 +145,7 @@ func benchCapture(b *testing.B, dirtyFrac float64, timeWrite, noSync bool) {
 		}
 		if timeWrite {
 			elapsed += time.Since(start)
+			cpu += processCPU() - cpu0
 		}
 		b.StopTimer()
 		st := p.Stats()
@@ -123,18 +154,23 @@ func benchCapture(b *testing.B, dirtyFrac float64, timeWrite, noSync bool) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	reportCapture(b, pause, stored, elapsed)
+	reportCapture(b, pause, stored, elapsed, cpu)
 }
 
-func BenchmarkCaptureFull256M(b *testing.B)            { benchCapture(b, 1, false, false) }
-func BenchmarkCaptureDirty1pct256M(b *testing.B)       { benchCapture(b, 0.01, false, false) }
-func BenchmarkDurableFull256M(b *testing.B)            { benchCapture(b, 1, true, false) }
-func BenchmarkDurableDirty1pct256M(b *testing.B)       { benchCapture(b, 0.01, true, false) }
-func BenchmarkDurableFull256MNoSync(b *testing.B)      { benchCapture(b, 1, true, true) }
-func BenchmarkDurableDirty1pct256MNoSync(b *testing.B) { benchCapture(b, 0.01, true, true) }
+func BenchmarkCaptureFull256M(b *testing.B)            { benchCapture(b, mixed, 1, false, false) }
+func BenchmarkCaptureDirty1pct256M(b *testing.B)       { benchCapture(b, mixed, 0.01, false, false) }
+func BenchmarkDurableFull256M(b *testing.B)            { benchCapture(b, mixed, 1, true, false) }
+func BenchmarkDurableDirty1pct256M(b *testing.B)       { benchCapture(b, mixed, 0.01, true, false) }
+func BenchmarkDurableFull256MNoSync(b *testing.B)      { benchCapture(b, mixed, 1, true, true) }
+func BenchmarkDurableDirty1pct256MNoSync(b *testing.B) { benchCapture(b, mixed, 0.01, true, true) }
+
+func BenchmarkCaptureFull256MGoHeap(b *testing.B)       { benchCapture(b, goHeap, 1, false, false) }
+func BenchmarkDurableFull256MGoHeap(b *testing.B)       { benchCapture(b, goHeap, 1, true, false) }
+func BenchmarkDurableDirty1pct256MGoHeap(b *testing.B)  { benchCapture(b, goHeap, 0.01, true, false) }
+func BenchmarkDurableFull256MGoHeapNoSync(b *testing.B) { benchCapture(b, goHeap, 1, true, true) }
 
 func BenchmarkReadMemory256M(b *testing.B) {
-	mem := benchMemory(b)
+	mem := benchMemory(b, mixed)
 	s := benchStore(b, true)
 	k := Key{Job: "read"}
 	capture(b, s, testMeta(k, 1), mem)
@@ -160,7 +196,7 @@ func BenchmarkReadMemory256M(b *testing.B) {
 // goroutine hashing with xxh3, compressing with zstd fastest and writing
 // every chunk in one bbolt transaction with default options.
 func BenchmarkBaselineSingleGoroutine256M(b *testing.B) {
-	mem := benchMemory(b)
+	mem := benchMemory(b, mixed)
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "base.db"), 0o600, nil)
 	if err != nil {
 		b.Fatal(err)
