@@ -36,6 +36,10 @@ type SessionConfig struct {
 	Resume bool
 	Epoch  uint64
 
+	// Deterministic makes clocks and random numbers come from Seed.
+	Deterministic bool
+	Seed          uint64
+
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer // the real streams; files let a resume read what was emitted
 	Log            io.Writer // librahost's own lines; default Stderr
@@ -138,15 +142,26 @@ func (s *Session) open(ctx context.Context) error {
 		stdout = NewOutput(cfg.Stdout, nil)
 		stderr = NewOutput(cfg.Stderr, nil)
 	}
+	journal := ""
+	if cfg.StateDir != "" {
+		journal = filepath.Join(cfg.StateDir, journalFile)
+		if !cfg.Resume { // a new run: the old run's undo data is void
+			os.Remove(journal)
+			os.RemoveAll(journal + ".trash")
+		}
+	}
 	w, err := NewWorker(ctx, Config{
-		Module: module,
-		Args:   s.rec.Args,
-		Env:    s.rec.Env,
-		Mounts: mountsFromJSON(s.rec.Mounts),
-		Stdin:  cfg.Stdin,
-		Stdout: stdout,
-		Stderr: stderr,
-		Cache:  wcache,
+		Module:        module,
+		Args:          s.rec.Args,
+		Env:           s.rec.Env,
+		Mounts:        mountsFromJSON(s.rec.Mounts),
+		Journal:       journal,
+		Deterministic: s.rec.Deterministic,
+		Seed:          s.rec.Seed,
+		Stdin:         cfg.Stdin,
+		Stdout:        stdout,
+		Stderr:        stderr,
+		Cache:         wcache,
 		OnPause: func(c *Capture) error {
 			return s.onPause(c)
 		},
@@ -174,8 +189,16 @@ func (s *Session) open(ctx context.Context) error {
 		if err := s.restore(); err != nil {
 			return err
 		}
-	} else if err := s.store.Delete(s.key); err != nil && !errors.Is(err, ckpt.ErrNotFound) {
-		return err
+	} else {
+		if err := s.store.Delete(s.key); err != nil && !errors.Is(err, ckpt.ErrNotFound) {
+			return err
+		}
+		// Mark the start of the run in the file journal, so that a run
+		// killed before its first checkpoint restarts on its files as
+		// they were.
+		if _, err := w.CheckpointFiles(0); err != nil {
+			return err
+		}
 	}
 	// Fault in the store's copy buffers now rather than during the first
 	// (full) capture's pause.
@@ -212,7 +235,9 @@ func (s *Session) restore() error {
 		m, refused, err = s.store.Latest(s.key, s.bind)
 		if err != nil {
 			if errors.Is(err, ckpt.ErrNotFound) && len(refused) == 0 {
-				return nil
+				// Killed before its first checkpoint: start over, on the
+				// files as they were at the start.
+				return s.rollbackFiles(0)
 			}
 			if len(refused) > 0 {
 				more := ""
@@ -226,6 +251,14 @@ func (s *Session) restore() error {
 		for _, r := range refused {
 			fmt.Fprintf(s.cfg.Log, "librahost: warning: %v; trying an older checkpoint\n", r)
 		}
+	}
+	// A later checkpoint than the one restored belongs to an abandoned
+	// timeline (or was refused): drop it, so that no later resume picks it.
+	if err := s.store.DeleteAfter(s.key, m.Epoch); err != nil {
+		return err
+	}
+	if err := s.rollbackFiles(m.Epoch); err != nil {
+		return err
 	}
 	st := &State{
 		MemSize:    m.MemSize,
@@ -241,6 +274,15 @@ func (s *Session) restore() error {
 		fmt.Fprintf(s.cfg.Log, "librahost: resumed from checkpoint %d (%s)\n", m.Epoch, FormatBytes(m.MemSize))
 	}
 	return nil
+}
+
+// rollbackFiles returns the files the guest touched to checkpoint epoch.
+func (s *Session) rollbackFiles(epoch uint64) error {
+	warnings, err := s.worker.RollbackFiles(epoch)
+	for _, w := range warnings {
+		fmt.Fprintf(s.cfg.Log, "librahost: warning: %s\n", w)
+	}
+	return err
 }
 
 func (s *Session) checkBinding(m *ckpt.Manifest) error {
@@ -284,6 +326,11 @@ func (s *Session) loadModule() ([]byte, error) {
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	digest := digestHex(sha256Sum(module))
+	if cfg.Resume && old == nil && cfg.ModulePath != "" {
+		// Killed before the run was recorded: the guest never ran.
+		fmt.Fprintf(cfg.Log, "librahost: nothing to resume in %s; starting the run\n", cfg.StateDir)
+		cfg.Resume = false
+	}
 	switch {
 	case cfg.Resume && old == nil:
 		return nil, fmt.Errorf("%w: state dir %s holds no run to resume", ErrNoCheckpoint, cfg.StateDir)
@@ -303,13 +350,15 @@ func (s *Session) loadModule() ([]byte, error) {
 		return nil, fmt.Errorf("%w: state dir %s holds %s, last checkpoint %d; use --resume to continue it, or another --state", ErrUnfinished, cfg.StateDir, what, old.Epoch)
 	}
 	s.rec = &runRecord{
-		Module:  path,
-		Digest:  digest,
-		Args:    cfg.Args,
-		Env:     cfg.Env,
-		Mounts:  mountsToJSON(cfg.Mounts),
-		Job:     s.key.Job,
-		Started: time.Now().UTC(),
+		Module:        path,
+		Digest:        digest,
+		Args:          cfg.Args,
+		Env:           cfg.Env,
+		Mounts:        mountsToJSON(cfg.Mounts),
+		Deterministic: cfg.Deterministic,
+		Seed:          cfg.Seed,
+		Job:           s.key.Job,
+		Started:       time.Now().UTC(),
 	}
 	if cfg.StateDir != "" {
 		if abs, err := filepath.Abs(path); err == nil {

@@ -13,27 +13,30 @@ import (
 
 // Files of a state directory.
 const (
-	recordFile = "run.json"
-	moduleFile = "module.wasm"
-	storeFile  = "ckpt.db"
-	ledgerFile = "output.ledger"
-	lockFile   = "lock"
+	recordFile  = "run.json"
+	moduleFile  = "module.wasm"
+	storeFile   = "ckpt.db"
+	ledgerFile  = "output.ledger"
+	journalFile = "files.journal"
+	lockFile    = "lock"
 )
 
 // runRecord describes the run a state directory holds.
 type runRecord struct {
-	Module   string       `json:"module"` // the path it was started from
-	Digest   string       `json:"digest"` // hex SHA-256 of the module
-	Args     []string     `json:"args"`
-	Env      []string     `json:"env,omitempty"`
-	Mounts   []mountJSON  `json:"mounts,omitempty"`
-	Job      string       `json:"job"`
-	Started  time.Time    `json:"started"`
-	Finished bool         `json:"finished"`
-	Exit     int          `json:"exit_code"`
-	Epoch    uint64       `json:"last_epoch"`
-	Pid      int          `json:"pid"`
-	Extra    *recordExtra `json:"extra,omitempty"`
+	Module        string       `json:"module"` // the path it was started from
+	Digest        string       `json:"digest"` // hex SHA-256 of the module
+	Args          []string     `json:"args"`
+	Env           []string     `json:"env,omitempty"`
+	Mounts        []mountJSON  `json:"mounts,omitempty"`
+	Deterministic bool         `json:"deterministic,omitempty"`
+	Seed          uint64       `json:"seed,omitempty"`
+	Job           string       `json:"job"`
+	Started       time.Time    `json:"started"`
+	Finished      bool         `json:"finished"`
+	Exit          int          `json:"exit_code"`
+	Epoch         uint64       `json:"last_epoch"`
+	Pid           int          `json:"pid"`
+	Extra         *recordExtra `json:"extra,omitempty"`
 }
 
 type recordExtra struct {

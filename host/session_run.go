@@ -119,6 +119,17 @@ func (s *Session) onPause(c *Capture) error {
 	s.next++
 	stopping := s.stopping
 	s.mu.Unlock()
+	files, err := s.worker.CheckpointFiles(epoch)
+	if err != nil {
+		s.finish(epoch, ckpt.Stats{}, err)
+		if stopping {
+			return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)
+		}
+		return nil
+	}
+	if infos, err := s.store.Epochs(s.key); err == nil && len(infos) > 0 {
+		s.worker.ReleaseFiles(infos[0].Epoch)
+	}
 	meta := ckpt.Meta{
 		Key:      s.key,
 		Epoch:    epoch,
@@ -126,6 +137,7 @@ func (s *Session) onPause(c *Capture) error {
 		Globals:  c.Globals,
 		Asyncify: c.Asyncify,
 		Host:     c.Host,
+		Files:    files,
 		Created:  time.Now().UTC(),
 	}
 	p, err := s.store.Capture(meta, c.Memory)

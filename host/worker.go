@@ -48,6 +48,14 @@ type Config struct {
 	Rank   int
 	Size   int // default 1
 
+	// Journal is the path of the guest's file undo journal (in the state
+	// directory); "" means files are not rolled back.
+	Journal string
+	// Deterministic makes clocks and random numbers come from Seed, so a
+	// run can be replayed exactly.
+	Deterministic bool
+	Seed          uint64
+
 	// Cache is the wazero compilation cache shared by Workers; nil: none.
 	Cache wazero.CompilationCache
 
@@ -181,6 +189,10 @@ func (w *Worker) instantiateHost(ctx context.Context) error {
 		Mounts:    w.cfg.Mounts,
 		Nanotime:  func() int64 { return w.clock.Nanotime() },
 		Interrupt: w.interrupt,
+
+		Journal:       w.cfg.Journal,
+		Deterministic: w.cfg.Deterministic,
+		Seed:          w.cfg.Seed,
 	}
 	if w.kind == KindAsyncify {
 		wc.Hooks = w
@@ -238,3 +250,20 @@ func (w *Worker) MemorySize() int {
 	}
 	return 0
 }
+
+// CheckpointFiles seals the file journal for checkpoint epoch and returns
+// the checkpoint's file delta. Call it while the guest is paused (OnPause)
+// or before it runs.
+func (w *Worker) CheckpointFiles(epoch uint64) ([]byte, error) {
+	return w.sys.CheckpointFiles(epoch)
+}
+
+// RollbackFiles returns every file the guest touched to its state at
+// checkpoint epoch (0: the start of the run). Call it before Restore.
+func (w *Worker) RollbackFiles(epoch uint64) ([]string, error) {
+	return w.sys.RollbackFiles(epoch)
+}
+
+// ReleaseFiles drops undo data that only checkpoints older than oldest
+// could use. Call it while the guest is paused.
+func (w *Worker) ReleaseFiles(oldest uint64) { w.sys.ReleaseFiles(oldest) }

@@ -24,6 +24,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	every := fs.Duration("checkpoint-every", 0, "take a checkpoint at this interval (e.g. 10s)")
 	resume := fs.Bool("resume", false, "continue the run held in --state from its newest good checkpoint")
 	verbose := fs.Bool("v", false, "print a line per checkpoint")
+	deterministic := fs.Bool("deterministic", false, "clocks and random numbers from --seed, so a run replays exactly")
+	seed := fs.Uint64("seed", 0, "seed of --deterministic")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: librahost run [flags] app.wasm [--] [guest args]")
 		fs.PrintDefaults()
@@ -80,6 +82,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		CheckpointEvery: *every,
 		Resume:          *resume,
 		Verbose:         *verbose,
+		Deterministic:   *deterministic,
+		Seed:            *seed,
 	}, stdout, stderr)
 }
 
