@@ -19,11 +19,14 @@
 //
 //	manifests  len(job) u16 | job | worker u32 | epoch u64 (big-endian) → manifest (manifest_codec.go)
 //	refs       chunk hash (xxh3-128) → manifests using it, stored size, sequence number
-//	chunks     sequence number u64 → chunk header + payload (chunk_codec.go)
+//	chunks     sequence number u64 → a bucket holding one value, the chunk
+//	           header + payload (chunk_codec.go, store_chunks.go)
 //
 // Chunk values are keyed by an increasing sequence number rather than by
 // their hash so that new chunks append to the B+tree instead of splitting
-// leaves full of old ones (store_gc.go has the figures). A capture's chunks
+// leaves full of old ones (store_gc.go has the figures), and each sits in a
+// bucket of its own so that dropping a chunk does not rewrite the values
+// next to it (store_chunks.go). A capture's chunks
 // may be written in several early transactions while the rest is still
 // being compressed; they count only once the final transaction has written
 // their reference counts and the manifest, and chunks left unreferenced by

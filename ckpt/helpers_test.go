@@ -135,14 +135,23 @@ func capture(t testing.TB, s *Store, meta Meta, mem []byte) Stats {
 func storeDigest(t testing.TB, s *Store) [32]byte {
 	t.Helper()
 	h := sha256.New()
+	var walk func(b *bolt.Bucket) error
+	walk = func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			h.Write(k)
+			if v == nil { // a nested bucket
+				h.Write([]byte("{"))
+				defer h.Write([]byte("}"))
+				return walk(b.Bucket(k))
+			}
+			h.Write(v)
+			return nil
+		})
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			h.Write(name)
-			return b.ForEach(func(k, v []byte) error {
-				h.Write(k)
-				h.Write(v)
-				return nil
-			})
+			return walk(b)
 		})
 	})
 	if err != nil {
@@ -157,7 +166,10 @@ func bucketLen(t testing.TB, s *Store, name []byte) int {
 	t.Helper()
 	n := 0
 	s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(name).Stats().KeyN
+		c := tx.Bucket(name).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
 		return nil
 	})
 	return n
@@ -186,6 +198,42 @@ func readBack(t testing.TB, s *Store, m *Manifest) []byte {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// mutateChunk rewrites the stored value of chunk h directly through bbolt.
+func mutateChunk(t testing.TB, s *Store, h Hash, f func([]byte) []byte) {
+	t.Helper()
+	key := chunkKey(t, s, h)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		chunks := tx.Bucket(bucketChunks)
+		v := getChunk(chunks, key)
+		if v == nil {
+			t.Fatalf("no value for chunk %x", h)
+		}
+		nv := f(bytes.Clone(v))
+		if b := chunks.Bucket(key); b != nil {
+			return b.Put(chunkValueKey, nv)
+		}
+		return chunks.Put(key, nv)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chunkBytes is the total size of the stored chunk values.
+func chunkBytes(t testing.TB, s *Store) uint64 {
+	t.Helper()
+	var total uint64
+	s.db.View(func(tx *bolt.Tx) error {
+		chunks := tx.Bucket(bucketChunks)
+		c := chunks.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			total += uint64(len(getChunk(chunks, k)))
+		}
+		return nil
+	})
+	return total
 }
 
 // chunkKey returns the key of chunk h's value in the chunks bucket.

@@ -61,7 +61,7 @@ func (s *Store) commit(p *Pending) error {
 			if !isBad && refs.Get(j.hash[:]) != nil {
 				if j.wrote {
 					// Stored meanwhile by another capture: drop our copy.
-					if err := chunks.Delete(seqKey(j.seq)); err != nil {
+					if err := deleteChunk(chunks, seqKey(j.seq)); err != nil {
 						return err
 					}
 				}
@@ -72,7 +72,7 @@ func (s *Store) commit(p *Pending) error {
 				if err != nil {
 					return err
 				}
-				if err := chunks.Put(seqKey(seq), j.value); err != nil {
+				if err := putChunk(chunks, seq, j.value); err != nil {
 					return err
 				}
 				j.seq = seq

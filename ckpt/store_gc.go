@@ -69,7 +69,7 @@ func chunkValue(tx *bolt.Tx, h Hash) []byte {
 	if !ok {
 		return nil
 	}
-	return tx.Bucket(bucketChunks).Get(seqKey(r.seq))
+	return getChunk(tx.Bucket(bucketChunks), seqKey(r.seq))
 }
 
 // add counts each distinct non-zero hash of the lists once, by d.
@@ -120,7 +120,7 @@ func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc) (missing *Hash, 
 		if put {
 			if ok && old.seq != loc.seq {
 				// A corrupt value is replaced by the fresh copy.
-				if err := chunks.Delete(seqKey(old.seq)); err != nil {
+				if err := deleteChunk(chunks, seqKey(old.seq)); err != nil {
 					return nil, err
 				}
 			}
@@ -137,7 +137,7 @@ func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc) (missing *Hash, 
 				return nil, err
 			}
 			if ok || put {
-				if err := chunks.Delete(seqKey(cur.seq)); err != nil {
+				if err := deleteChunk(chunks, seqKey(cur.seq)); err != nil {
 					return nil, err
 				}
 			}

@@ -39,19 +39,19 @@ func TestRefusals(t *testing.T) {
 		{"corrupt chunk", func(t *testing.T, s *Store) {
 			m, _ := s.Manifest(k, 2)
 			h := m.Chunks[1]
-			mutateValue(t, s, bucketChunks, chunkKey(t, s, h), func(v []byte) []byte { v[len(v)-1] ^= 1; return v })
+			mutateChunk(t, s, h, func(v []byte) []byte { v[len(v)-1] ^= 1; return v })
 		}, testBinding, ErrCorrupt, "checksum mismatch: checkpoint is corrupt"},
 		{"missing chunk", func(t *testing.T, s *Store) {
 			m, _ := s.Manifest(k, 2)
 			h := m.Chunks[1]
-			if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketChunks).Delete(chunkKey(t, s, h)) }); err != nil {
+			if err := s.db.Update(func(tx *bolt.Tx) error { return deleteChunk(tx.Bucket(bucketChunks), chunkKey(t, s, h)) }); err != nil {
 				t.Fatal(err)
 			}
 		}, testBinding, ErrCorrupt, "is missing: checkpoint is corrupt"},
 		{"truncated chunk", func(t *testing.T, s *Store) {
 			m, _ := s.Manifest(k, 2)
 			h := m.Chunks[1]
-			mutateValue(t, s, bucketChunks, chunkKey(t, s, h), func(v []byte) []byte { return v[:5] })
+			mutateChunk(t, s, h, func(v []byte) []byte { return v[:5] })
 		}, testBinding, ErrTruncated, "truncated"},
 		{"truncated manifest", func(t *testing.T, s *Store) {
 			mutateValue(t, s, bucketManifests, manifestKey(k, 2), func(v []byte) []byte { return v[:len(v)/2] })

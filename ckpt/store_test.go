@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -374,10 +372,7 @@ func TestEpochsAndProgress(t *testing.T) {
 	if err != nil || len(infos) != 2 {
 		t.Fatalf("Epochs = %v, %v", infos, err)
 	}
-	var total uint64
-	s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketChunks).ForEach(func(_, v []byte) error { total += uint64(len(v)); return nil })
-	})
+	total := chunkBytes(t, s)
 	for i, in := range infos {
 		if in.Epoch != uint64(i+1) || in.NewBytes != uint64(stats[i].BytesStored) || in.Format != FormatVersion ||
 			in.MemSize != uint64(len(mem)) || in.Binding != testBinding || in.Created.IsZero() {

@@ -73,7 +73,7 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 			if err != nil {
 				return err
 			}
-			if err := chunks.Put(seqKey(seq), j.value); err != nil {
+			if err := putChunk(chunks, seq, j.value); err != nil {
 				return err
 			}
 			wrote = append(wrote, put{i, seq})
@@ -104,7 +104,7 @@ func (s *Store) dropOrphans(p *Pending) {
 	_ = s.db.Update(func(tx *bolt.Tx) error {
 		chunks := tx.Bucket(bucketChunks)
 		for _, seq := range seqs {
-			if err := chunks.Delete(seqKey(seq)); err != nil {
+			if err := deleteChunk(chunks, seqKey(seq)); err != nil {
 				return err
 			}
 		}
@@ -133,7 +133,7 @@ func sweepOrphans(tx *bolt.Tx) (int, error) {
 		}
 	}
 	for _, k := range dead {
-		if err := chunks.Delete(k); err != nil {
+		if err := deleteChunk(chunks, k); err != nil {
 			return 0, err
 		}
 	}
