@@ -1,6 +1,7 @@
 package wasi
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,11 @@ func TestRollbackEachChange(t *testing.T) {
 		}},
 		{"open with O_TRUNC", func(h *harness) errno {
 			_, e := h.open(3, "f", 0, oflagTrunc, rightsRW)
+			return e
+		}},
+		{"open a large file with O_TRUNC", func(h *harness) errno {
+			fd, e := h.open(3, "big", 0, oflagTrunc, rightsRW)
+			pwrite(h, fd, "small now", 0)
 			return e
 		}},
 		{"create", func(h *harness) errno {
@@ -68,6 +74,7 @@ func TestRollbackEachChange(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "f"), []byte("0123456789"), 0o644)
 			os.Mkdir(filepath.Join(dir, "d"), 0o755)
 			os.Mkdir(filepath.Join(dir, "e"), 0o755)
+			os.WriteFile(filepath.Join(dir, "big"), bytes.Repeat([]byte("big"), 100000), 0o640)
 			os.WriteFile(filepath.Join(dir, "d", "g"), []byte("gg"), 0o600)
 			os.Symlink("d/g", filepath.Join(dir, "l"))
 			os.Chtimes(filepath.Join(dir, "f"), old, old)

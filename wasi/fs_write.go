@@ -119,6 +119,11 @@ func (w fsWriter) openTrunc(loc *location, flag int) (*os.File, error) {
 	if !j.on {
 		return loc.m.root.OpenFile(loc.rel, flag|os.O_TRUNC, 0)
 	}
+	if fi := loc.fi; j.undo && fi.Mode().IsRegular() && fi.Size() >= truncTrashMin && linkCount(fi) == 1 {
+		if t := j.files[fileIDOf(fi)]; (t == nil || !t.created) && len(w.s.fds.openAs(loc.mi, loc.rel, fileIDOf(fi))) == 0 {
+			return w.replace(loc, flag)
+		}
+	}
 	g, err := loc.m.root.OpenFile(loc.rel, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -135,6 +140,31 @@ func (w fsWriter) openTrunc(loc *location, flag int) (*os.File, error) {
 		return nil, err
 	}
 	return loc.m.root.OpenFile(loc.rel, flag, 0)
+}
+
+// truncTrashMin is the size from which a file opened with O_TRUNC is
+// moved to the trash and replaced by a new empty file, rather than having
+// its contents copied to the journal.
+const truncTrashMin = 64 << 10
+
+// replace moves the file at loc to the trash and creates an empty one
+// with its permissions in its place.
+func (w fsWriter) replace(loc *location, flag int) (*os.File, error) {
+	if err := w.s.removeObj(loc); err != nil {
+		return nil, err
+	}
+	perm := loc.fi.Mode().Perm()
+	nl := *loc
+	nl.fi = nil
+	f, err := w.create(&nl, flag, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (w fsWriter) mkdir(loc *location) error {
