@@ -14,6 +14,9 @@ import (
 // probability Reorder; then, with Delay or Jitter, it arrives after Delay
 // plus a uniform [0, Jitter) — so jitter reorders too.
 //
+// The first buffer sent through a FaultLink (the link's HELLO) passes
+// unharmed: a real link delivers its handshake reliably or not at all.
+//
 // The decisions come from a PCG generator seeded with Seed and are drawn in
 // the order buffers are sent, so a run that sends the same buffers in the
 // same order sees the same faults.
@@ -42,6 +45,7 @@ type FaultLink struct {
 	delayed   []delayedBuf
 	wake      chan struct{}
 	sendErr   error
+	started   bool // the first buffer went out
 	closed    bool
 	done      chan struct{}
 }
@@ -84,6 +88,11 @@ func (fl *FaultLink) Send(buf []byte) error {
 	if err := fl.sendErr; err != nil {
 		fl.mu.Unlock()
 		return err
+	}
+	if !fl.started {
+		fl.started = true
+		fl.mu.Unlock()
+		return fl.l.Send(buf)
 	}
 	if fl.partitioned() || fl.rng.Float64() < fl.f.Drop {
 		fl.mu.Unlock()

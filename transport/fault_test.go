@@ -60,6 +60,7 @@ func faultTrace(t *testing.T, f Faults, n int) []string {
 			got = append(got, string(buf))
 		}
 	}()
+	fa.Send([]byte("hello"))
 	for i := range n {
 		if err := fa.Send(fmt.Appendf(nil, "%d", i)); err != nil {
 			t.Fatal(err)
@@ -85,7 +86,7 @@ func TestFaultsDeterministic(t *testing.T) {
 	// Roughly the asked-for rates.
 	seen, dups, late := map[string]int{}, 0, 0
 	last := -1
-	for _, s := range x {
+	for _, s := range x[1:] {
 		seen[s]++
 		if seen[s] == 2 {
 			dups++
@@ -100,7 +101,7 @@ func TestFaultsDeterministic(t *testing.T) {
 	if lost := n - len(seen); lost < 8 || lost > 35 || dups < 2 || dups > 25 || late < 2 {
 		t.Fatalf("lost %d, duplicated %d, late %d of %d", lost, dups, late, n)
 	}
-	if got := faultTrace(t, Faults{}, n); len(got) != n {
+	if got := faultTrace(t, Faults{}, n); len(got) != n+1 {
 		t.Fatalf("no faults: %d of %d arrived", len(got), n)
 	}
 }
@@ -110,6 +111,14 @@ func TestFaultsDelayAndPartition(t *testing.T) {
 		a, b := Pipe()
 		fa := WithFaults(a, Faults{Delay: 10 * time.Millisecond, Jitter: 10 * time.Millisecond, Seed: 1})
 		fb := WithFaults(b, Faults{})
+		fa.Send([]byte("hello")) // the first buffer passes unharmed
+		if buf, _ := fb.Recv(); string(buf) != "hello" {
+			t.Fatalf("first buffer: %q", buf)
+		}
+		fb.Send([]byte("hello"))
+		if buf, _ := fa.Recv(); string(buf) != "hello" {
+			t.Fatalf("first buffer: %q", buf)
+		}
 		start := time.Now()
 		for i := range 20 {
 			fa.Send([]byte{byte(i)})

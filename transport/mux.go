@@ -1,0 +1,345 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Any matches every source or tag in Recv and TryRecv.
+const Any = -1
+
+// EndpointConfig configures an Endpoint. Zero fields take their defaults,
+// except Host and Route, which are required.
+type EndpointConfig struct {
+	// Host is this host's ID; ranks whose Route is Host are local.
+	Host HostID
+	// Route says on which host a rank runs.
+	Route func(rank uint32) HostID
+	// ClusterID and Job go into the HELLO each link starts with; a peer
+	// whose HELLO names another cluster or job (when both are set) is
+	// disconnected.
+	ClusterID, Job string
+
+	Sender   SenderConfig
+	Receiver ReceiverConfig
+	// TickEvery is how often retransmit timers are checked. Default a
+	// quarter of Sender.RetransmitAfter.
+	TickEvery time.Duration
+	// MaxBatch is the largest buffer of coalesced frames handed to a link,
+	// unless one frame is larger. Default 64 KiB.
+	MaxBatch int
+	// MaxQueued bounds the bytes waiting for one link's Send; frames past
+	// it are dropped, as a congested network would, and retransmitted
+	// later. Default 16 MiB.
+	MaxQueued int
+	// StableOnAck drops messages from the sender logs as soon as they are
+	// acked: for runs that take no checkpoints. Otherwise only Stable does.
+	StableOnAck bool
+	// OnControl receives CONTROL frames. It runs on the Endpoint's
+	// goroutine and must not block.
+	OnControl func(from HostID, kind uint8, body []byte)
+	// OnLinkDown is told when a link fails or a peer is refused; the
+	// driver may reconnect and call AddLink again. It must not block.
+	OnLinkDown func(host HostID, err error)
+	// Logf logs one line per event worth a human's attention (a refused
+	// peer, garbage on a link). Default log.Printf.
+	Logf func(format string, args ...any)
+}
+
+func (c EndpointConfig) withDefaults() EndpointConfig {
+	c.Sender = c.Sender.withDefaults()
+	c.Receiver = c.Receiver.withDefaults()
+	if c.TickEvery <= 0 {
+		c.TickEvery = c.Sender.RetransmitAfter / 4
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 64 << 10
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = 16 << 20
+	}
+	if c.Logf == nil {
+		c.Logf = log.Printf
+	}
+	return c
+}
+
+// Message is a guest message as delivered to its destination's inbox.
+// Data must not be modified: it may be shared with the sender's log.
+type Message struct {
+	Src   uint32
+	Tag   int32
+	Epoch uint64 // the sender's epoch when it sent
+	Seq   uint64 // position in channel Src→Dst, from 1
+	Data  []byte
+}
+
+// Endpoint carries the messages of one host's workers. It owns the Sender
+// and Receiver of every channel with a local end, routes frames to links
+// by host, coalesces them into batches and runs the retransmit timers. One
+// goroutine (the loop) touches the channel cores; each link has a reader
+// and a writer goroutine. Methods are safe for concurrent use.
+type Endpoint struct {
+	cfg EndpointConfig
+
+	mu      sync.RWMutex
+	chans   map[uint64]*channel
+	workers map[uint32]*worker
+
+	qmu     sync.Mutex
+	sends   []sendReq
+	inbound []inBatch
+	events  []func()
+	wake    chan struct{}
+
+	closing chan struct{}
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+
+	loop loopState // owned by the loop goroutine
+}
+
+// channel is one direction src→dst with at least one local end.
+type channel struct {
+	src, dst uint32
+	sender   *Sender   // if src is local; loop only
+	receiver *Receiver // if dst is local; loop only
+	local    bool      // both ends local
+	overflow []sendReq // loop only: admitted but refused by the Sender
+	ackDue   bool      // loop only
+	flags    chanFlags // loop only
+
+	mu      sync.Mutex // guards used and waiting
+	cond    sync.Cond
+	used    int64 // payload bytes admitted and not yet acked
+	waiting int
+}
+
+// worker is a local rank.
+type worker struct {
+	epoch atomic.Uint64
+	in    inbox
+}
+
+type sendReq struct {
+	ch    *channel
+	tag   int32
+	epoch uint64
+	data  []byte
+}
+
+// NewEndpoint starts an Endpoint. Close stops it.
+func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
+	if cfg.Host == "" || cfg.Route == nil {
+		return nil, fmt.Errorf("transport: endpoint needs Host and Route")
+	}
+	e := &Endpoint{
+		cfg:     cfg.withDefaults(),
+		chans:   map[uint64]*channel{},
+		workers: map[uint32]*worker{},
+		wake:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+	}
+	e.loop.init()
+	e.wg.Add(1)
+	go e.run()
+	return e, nil
+}
+
+func (e *Endpoint) isLocal(rank uint32) bool { return e.cfg.Route(rank) == e.cfg.Host }
+
+// channel returns channel src→dst, creating it; nil if neither end is local.
+func (e *Endpoint) channel(src, dst uint32) *channel {
+	k := uint64(src)<<32 | uint64(dst)
+	e.mu.RLock()
+	ch := e.chans[k]
+	e.mu.RUnlock()
+	if ch != nil {
+		return ch
+	}
+	ls, ld := e.isLocal(src), e.isLocal(dst)
+	if !ls && !ld {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ch = e.chans[k]; ch != nil {
+		return ch
+	}
+	ch = &channel{src: src, dst: dst, local: ls && ld}
+	ch.cond.L = &ch.mu
+	if ls {
+		ch.sender = NewSender(src, dst, e.cfg.Sender)
+	}
+	if ld {
+		ch.receiver = NewReceiver(src, dst, e.cfg.Receiver)
+	}
+	e.chans[k] = ch
+	return ch
+}
+
+// worker returns local rank r's state, creating it.
+func (e *Endpoint) worker(r uint32) *worker {
+	e.mu.RLock()
+	w := e.workers[r]
+	e.mu.RUnlock()
+	if w != nil {
+		return w
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if w = e.workers[r]; w == nil {
+		w = &worker{}
+		w.in.init()
+		e.workers[r] = w
+	}
+	return w
+}
+
+// Send copies payload into channel src→dst and returns. It blocks only
+// while the channel's window of unacked bytes is full. src must be local.
+func (e *Endpoint) Send(src, dst uint32, tag int32, payload []byte) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if len(payload) > MaxPayload {
+		return fmt.Errorf("%w: message of %d bytes", ErrTooLarge, len(payload))
+	}
+	if !e.isLocal(src) {
+		return fmt.Errorf("transport: send from rank %d, which is not on host %s", src, e.cfg.Host)
+	}
+	ch := e.channel(src, dst)
+	n := int64(len(payload))
+	win := e.cfg.Sender.Window
+	ch.mu.Lock()
+	for ch.used > 0 && ch.used+n > win {
+		if e.closed.Load() {
+			ch.mu.Unlock()
+			return ErrClosed
+		}
+		ch.waiting++
+		ch.cond.Wait()
+		ch.waiting--
+	}
+	ch.used += n
+	ch.mu.Unlock()
+	data := make([]byte, len(payload))
+	copy(data, payload)
+	req := sendReq{ch: ch, tag: tag, epoch: e.worker(src).epoch.Load(), data: data}
+	e.qmu.Lock()
+	e.sends = append(e.sends, req)
+	e.qmu.Unlock()
+	e.poke()
+	return nil
+}
+
+// release returns n bytes of window to the channel's senders.
+func (ch *channel) release(n int64) {
+	if n <= 0 {
+		return
+	}
+	ch.mu.Lock()
+	ch.used = max(ch.used-n, 0)
+	if ch.waiting > 0 {
+		ch.cond.Broadcast()
+	}
+	ch.mu.Unlock()
+}
+
+// SetEpoch sets the epoch stamped on messages local rank src sends from
+// now on.
+func (e *Endpoint) SetEpoch(src uint32, epoch uint64) { e.worker(src).epoch.Store(epoch) }
+
+// Recv returns the first message in dst's inbox from src with tag (either
+// may be Any), waiting for one. Each rank should have one receiving
+// goroutine.
+func (e *Endpoint) Recv(ctx context.Context, dst uint32, src, tag int32) (Message, error) {
+	w := e.worker(dst)
+	for {
+		if m, ok := w.in.take(src, tag); ok {
+			return m, nil
+		}
+		select {
+		case <-w.in.notify:
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		case <-e.closing:
+			return Message{}, ErrClosed
+		}
+	}
+}
+
+// TryRecv is Recv without waiting: ok is false when no message matches.
+func (e *Endpoint) TryRecv(dst uint32, src, tag int32) (Message, bool) {
+	return e.worker(dst).in.take(src, tag)
+}
+
+// Inbox returns a channel that receives a value whenever messages arrive
+// for dst (coalesced: one value may stand for many). Recv waits on the same
+// channel, so use either this with TryRecv or Recv, not both.
+func (e *Endpoint) Inbox(dst uint32) <-chan struct{} { return e.worker(dst).in.notify }
+
+// Stable drops messages with Seq ≤ seq of channel src→dst from its sender
+// log: the receiver's committed checkpoint covers them.
+func (e *Endpoint) Stable(src, dst uint32, seq uint64) {
+	ch := e.channel(src, dst)
+	if ch == nil || ch.sender == nil {
+		return
+	}
+	e.do(func() {
+		before := ch.sender.Unacked()
+		ch.sender.Stable(seq)
+		ch.release(before - ch.sender.Unacked())
+		e.loop.admitOverflow(e, ch)
+	})
+}
+
+// SendControl queues a CONTROL frame to host.
+func (e *Endpoint) SendControl(host HostID, kind uint8, body []byte) {
+	f := Frame{Type: FrameControl, Kind: kind, Body: append([]byte(nil), body...)}
+	e.do(func() { e.loop.emit(e, host, &f) })
+}
+
+// AddLink gives the Endpoint a link to host, new or after a reconnect. An
+// older link to host is closed. Every unacked message to host's ranks is
+// sent again on the new link.
+func (e *Endpoint) AddLink(host HostID, l Link) {
+	e.do(func() { e.loop.addLink(e, host, l) })
+}
+
+// do runs f on the loop goroutine.
+func (e *Endpoint) do(f func()) {
+	e.qmu.Lock()
+	e.events = append(e.events, f)
+	e.qmu.Unlock()
+	e.poke()
+}
+
+func (e *Endpoint) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the Endpoint and closes its links. Blocked Send and Recv
+// calls return ErrClosed.
+func (e *Endpoint) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	close(e.closing)
+	e.mu.RLock()
+	for _, ch := range e.chans {
+		ch.mu.Lock()
+		ch.cond.Broadcast()
+		ch.mu.Unlock()
+	}
+	e.mu.RUnlock()
+	e.wg.Wait()
+	return nil
+}

@@ -1,0 +1,266 @@
+package transport
+
+import (
+	"time"
+)
+
+// loopState is the part of an Endpoint only its loop goroutine touches.
+type loopState struct {
+	links   map[HostID]*peerLink
+	tickers []*channel // channels with a local sender and a remote receiver
+	dirty   []*channel // senders with Ready frames
+	acks    []*channel // receivers owing an ACK
+	msgs    []Message  // scratch
+	nextID  uint64
+
+	sends   []sendReq
+	inbound []inBatch
+	events  []func()
+}
+
+type chanFlags struct{ ticking, dirty bool }
+
+func (ls *loopState) init() { ls.links = map[HostID]*peerLink{} }
+
+func (e *Endpoint) run() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.TickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.wake:
+		case <-t.C:
+			e.loop.tick(e, time.Now())
+		case <-e.closing:
+			e.loop.shutdown()
+			return
+		}
+		e.loop.drain(e)
+	}
+}
+
+// drain processes everything queued for the loop, then flushes links.
+func (ls *loopState) drain(e *Endpoint) {
+	for {
+		e.qmu.Lock()
+		ls.sends, e.sends = e.sends, ls.sends[:0]
+		ls.inbound, e.inbound = e.inbound, ls.inbound[:0]
+		ls.events, e.events = e.events, ls.events[:0]
+		e.qmu.Unlock()
+		if len(ls.sends) == 0 && len(ls.inbound) == 0 && len(ls.events) == 0 {
+			break
+		}
+		for i, f := range ls.events {
+			f()
+			ls.events[i] = nil
+		}
+		now := time.Now()
+		for i := range ls.sends {
+			ls.send(e, now, ls.sends[i])
+			ls.sends[i] = sendReq{}
+		}
+		for i := range ls.inbound {
+			ls.receive(e, ls.inbound[i])
+			ls.inbound[i] = inBatch{}
+		}
+		ls.flushReady(e)
+		ls.flushAcks(e)
+	}
+	for _, pl := range ls.links {
+		pl.offer(e)
+	}
+}
+
+func (ls *loopState) send(e *Endpoint, now time.Time, r sendReq) {
+	ch := r.ch
+	if len(ch.overflow) > 0 || !ch.sender.Send(now, r.tag, r.epoch, r.data) {
+		ch.overflow = append(ch.overflow, r)
+		return
+	}
+	ls.markDirty(ch)
+}
+
+func (ls *loopState) markDirty(ch *channel) {
+	if !ch.flags.dirty {
+		ch.flags.dirty = true
+		ls.dirty = append(ls.dirty, ch)
+	}
+	if !ch.local && !ch.flags.ticking {
+		ch.flags.ticking = true
+		ls.tickers = append(ls.tickers, ch)
+	}
+}
+
+// admitOverflow moves messages the Sender refused into it while it takes
+// them.
+func (ls *loopState) admitOverflow(e *Endpoint, ch *channel) {
+	if len(ch.overflow) == 0 {
+		return
+	}
+	now := time.Now()
+	i := 0
+	for ; i < len(ch.overflow); i++ {
+		r := ch.overflow[i]
+		if !ch.sender.Send(now, r.tag, r.epoch, r.data) {
+			break
+		}
+		ls.markDirty(ch)
+	}
+	n := copy(ch.overflow, ch.overflow[i:])
+	clear(ch.overflow[n:])
+	ch.overflow = ch.overflow[:n]
+}
+
+// flushReady hands new DATA frames to local receivers or to links.
+func (ls *loopState) flushReady(e *Endpoint) {
+	for i, ch := range ls.dirty {
+		ls.dirty[i] = nil
+		ch.flags.dirty = false
+		frames := ch.sender.Ready()
+		if ch.local {
+			for _, f := range frames {
+				ls.deliver(e, ch, f)
+			}
+			ls.onAck(e, ch, ch.receiver.Delivered())
+			continue
+		}
+		host := e.cfg.Route(ch.dst)
+		for j := range frames {
+			ls.emit(e, host, &frames[j])
+		}
+	}
+	ls.dirty = ls.dirty[:0]
+}
+
+func (ls *loopState) flushAcks(e *Endpoint) {
+	for i, ch := range ls.acks {
+		ls.acks[i] = nil
+		ch.ackDue = false
+		ls.emit(e, e.cfg.Route(ch.src), ch.receiver.Ack())
+	}
+	ls.acks = ls.acks[:0]
+}
+
+// deliver passes one DATA frame to ch's receiver and the worker's inbox.
+func (ls *loopState) deliver(e *Endpoint, ch *channel, f Frame) {
+	d, _ := ch.receiver.OnData(f)
+	if len(d) == 0 {
+		return
+	}
+	ls.msgs = ls.msgs[:0]
+	for _, g := range d {
+		ls.msgs = append(ls.msgs, Message{Src: g.Src, Tag: g.Tag, Epoch: g.Epoch, Seq: g.Seq, Data: g.Payload})
+	}
+	e.worker(ch.dst).in.push(ls.msgs)
+	clear(ls.msgs)
+}
+
+func (ls *loopState) onAck(e *Endpoint, ch *channel, cum uint64) {
+	s := ch.sender
+	before := s.Unacked()
+	s.OnAck(cum)
+	if e.cfg.StableOnAck {
+		s.Stable(cum)
+	}
+	ch.release(before - s.Unacked())
+	ls.admitOverflow(e, ch)
+}
+
+// receive handles the frames of one buffer from a peer.
+func (ls *loopState) receive(e *Endpoint, b inBatch) {
+	for i := range b.frames {
+		f := &b.frames[i]
+		switch f.Type {
+		case FrameData:
+			if !e.isLocal(f.Dst) || e.isLocal(f.Src) {
+				continue // misrouted
+			}
+			ch := e.channel(f.Src, f.Dst)
+			ls.deliver(e, ch, *f)
+			if !ch.ackDue {
+				ch.ackDue = true
+				ls.acks = append(ls.acks, ch)
+			}
+		case FrameAck:
+			if !e.isLocal(f.Src) || e.isLocal(f.Dst) {
+				continue
+			}
+			ls.onAck(e, e.channel(f.Src, f.Dst), f.Cum)
+		case FrameControl:
+			if e.cfg.OnControl != nil {
+				e.cfg.OnControl(b.pl.host, f.Kind, f.Body)
+			}
+		}
+	}
+}
+
+// tick retransmits what timed out.
+func (ls *loopState) tick(e *Endpoint, now time.Time) {
+	for _, ch := range ls.tickers {
+		frames := ch.sender.Tick(now)
+		if len(frames) == 0 {
+			continue
+		}
+		host := e.cfg.Route(ch.dst)
+		for j := range frames {
+			ls.emit(e, host, &frames[j])
+		}
+	}
+}
+
+// emit encodes f into the batch for host; without a link it is dropped
+// (the sender log still has it).
+func (ls *loopState) emit(e *Endpoint, host HostID, f *Frame) {
+	pl := ls.links[host]
+	if pl == nil {
+		return
+	}
+	if len(pl.out) >= e.cfg.MaxBatch {
+		pl.handoff(e)
+	}
+	pl.out = AppendFrame(pl.out, f)
+}
+
+func (ls *loopState) addLink(e *Endpoint, host HostID, l Link) {
+	if old := ls.links[host]; old != nil {
+		old.kill(nil)
+	}
+	ls.nextID++
+	pl := newPeerLink(e, host, l, ls.nextID)
+	ls.links[host] = pl
+	now := time.Now()
+	e.mu.RLock()
+	var chans []*channel
+	for _, ch := range e.chans {
+		chans = append(chans, ch)
+	}
+	e.mu.RUnlock()
+	for _, ch := range chans {
+		if ch.sender != nil && !ch.local && e.cfg.Route(ch.dst) == host {
+			frames := ch.sender.OnReconnect(now)
+			for j := range frames {
+				ls.emit(e, host, &frames[j])
+			}
+		}
+		if ch.receiver != nil && !ch.local && e.cfg.Route(ch.src) == host && ch.receiver.Delivered() > 0 {
+			ls.emit(e, host, ch.receiver.Ack())
+		}
+	}
+	pl.start(e)
+}
+
+func (ls *loopState) linkDown(e *Endpoint, pl *peerLink, err error) {
+	if ls.links[pl.host] != pl {
+		return
+	}
+	delete(ls.links, pl.host)
+	if e.cfg.OnLinkDown != nil {
+		e.cfg.OnLinkDown(pl.host, err)
+	}
+}
+
+func (ls *loopState) shutdown() {
+	for _, pl := range ls.links {
+		pl.kill(nil)
+	}
+}
