@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -419,5 +420,32 @@ func TestProgressDuringWrite(t *testing.T) {
 	}
 	if done, total := p.Progress(); done != total {
 		t.Fatalf("Progress when durable = %d/%d", done, total)
+	}
+}
+
+// TestSmallCaptureOneTransaction: a capture whose new chunks are fewer than
+// batchBytes is written by its commit alone, with no early batch.
+func TestSmallCaptureOneTransaction(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	k := Key{Job: "small"}
+	mem := genMemory(1<<20, 14)
+	capture(t, s, testMeta(k, 1), mem)
+	var batches, commits atomic.Int32
+	setFailpoint(func(name string) error {
+		switch name {
+		case "commit:batch":
+			batches.Add(1)
+		case "commit:tx":
+			commits.Add(1)
+		}
+		return nil
+	})
+	defer setFailpoint(nil)
+	for _, c := range []int{3, 50, 200} {
+		mem[c*cs(s)] ^= 1
+	}
+	capture(t, s, testMeta(k, 2), mem)
+	if batches.Load() != 0 || commits.Load() != 1 {
+		t.Fatalf("%d early batches and %d commits, want 0 and 1", batches.Load(), commits.Load())
 	}
 }
