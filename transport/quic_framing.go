@@ -16,6 +16,9 @@ const (
 	// that actually arrived, so a peer that announces a huge buffer and
 	// then stalls costs little memory.
 	quicReadChunk = 1 << 20
+	// quicDirectRead: payload reads at least this large bypass the
+	// stream's read buffer.
+	quicDirectRead = 32 << 10
 )
 
 // appendBufferHeader appends the length prefix of a buffer of n bytes.
@@ -25,13 +28,28 @@ func appendBufferHeader(dst []byte, n int) []byte {
 
 // bufferReader decodes length-prefixed buffers from a stream.
 type bufferReader struct {
+	src io.Reader
 	r   *bufio.Reader
 	max int
 	hdr [quicLenSize]byte
 }
 
 func newBufferReader(r io.Reader, size, max int) *bufferReader {
-	return &bufferReader{r: bufio.NewReaderSize(r, size), max: max}
+	return &bufferReader{src: r, r: bufio.NewReaderSize(r, size), max: max}
+}
+
+// readFull fills p, reading what is not buffered yet straight from the
+// stream when that is large, to save a copy.
+func (br *bufferReader) readFull(p []byte) (int, error) {
+	if len(p)-br.r.Buffered() < quicDirectRead {
+		return io.ReadFull(br.r, p)
+	}
+	k := 0
+	if br.r.Buffered() > 0 {
+		k, _ = br.r.Read(p)
+	}
+	m, err := io.ReadFull(br.src, p[k:])
+	return k + m, err
 }
 
 // next returns the next buffer, newly allocated. Its error is the stream's
@@ -50,7 +68,7 @@ func (br *bufferReader) next() ([]byte, error) {
 	}
 	if n <= quicReadChunk {
 		buf := make([]byte, n)
-		if _, err := io.ReadFull(br.r, buf); err != nil {
+		if _, err := br.readFull(buf); err != nil {
 			return nil, unexpected(err)
 		}
 		return buf, nil
@@ -60,7 +78,7 @@ func (br *bufferReader) next() ([]byte, error) {
 		if len(buf) == cap(buf) {
 			buf = append(buf, make([]byte, min(cap(buf), int(n)-len(buf)))...)[:len(buf)]
 		}
-		m, err := io.ReadFull(br.r, buf[len(buf):min(cap(buf), int(n))])
+		m, err := br.readFull(buf[len(buf):min(cap(buf), int(n))])
 		buf = buf[:len(buf)+m]
 		if err != nil {
 			return nil, unexpected(err)
