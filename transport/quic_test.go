@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -457,4 +458,66 @@ func TestQUICRedial(t *testing.T) {
 		t.Fatalf("link to the old process: %v", err)
 	}
 	exchange(t, l, r)
+}
+
+// TestQUICDialedNameMustMatch: the dialed peer's certificate must be valid
+// for the name or address dialed.
+func TestQUICDialedNameMustMatch(t *testing.T) {
+	c := newQUICCluster(t, "a", "b", "c=127.0.0.2")
+	a, _ := c.listen(t, "a")
+	onAddr := func(addr string) func(*QUICConfig) {
+		return func(cfg *QUICConfig) { cfg.Listen = addr }
+	}
+	b, _ := c.listen(t, "b", onAddr("127.0.0.2:0"))
+	cc, _ := c.listen(t, "c", onAddr("127.0.0.2:0"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, l, err := a.Dial(ctx, b.Addr().String()); err == nil {
+		l.Close()
+		t.Fatal("b's certificate was taken for 127.0.0.2")
+	} else {
+		t.Logf("dial b at 127.0.0.2: %v", err)
+	}
+	if _, _, err := a.Dial(ctx, cc.Addr().String()); err != nil {
+		t.Fatalf("dial c at 127.0.0.2: %v", err)
+	}
+	// By name: every certificate is valid for localhost.
+	_, port, _ := strings.Cut(a.Addr().String(), ":")
+	if peer, _, err := cc.Dial(ctx, "localhost:"+port); err != nil && !errors.Is(err, ErrDuplicateLink) {
+		t.Fatalf("dial a as localhost: %v", err)
+	} else if peer != "a" {
+		t.Fatalf("dialed a, got %q", peer)
+	}
+}
+
+// TestQUICCloseUnblocks: Close wakes a Recv waiting on the same link.
+func TestQUICCloseUnblocks(t *testing.T) {
+	c := newQUICCluster(t, "a", "b")
+	a, _ := c.listen(t, "a")
+	b, _ := c.listen(t, "b")
+	ab, _ := quicConnect(t, a, b)
+	done := make(chan error, 1)
+	go func() {
+		_, err := ab.Recv()
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	ab.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("recv: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake Recv")
+	}
+	// Closing the transport closes the links it keeps.
+	_, l := quicConnect(t, a, b)
+	b.Close()
+	if _, err := recvTimeout(t, l, 5*time.Second); !errors.Is(err, io.EOF) {
+		t.Fatalf("recv after the transport closed: %v", err)
+	}
+	if _, _, err := b.Accept(context.Background()); !errors.Is(err, ErrTransportClosed) {
+		t.Fatalf("accept after close: %v", err)
+	}
 }

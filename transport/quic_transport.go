@@ -147,9 +147,18 @@ func (t *QUICTransport) Dial(ctx context.Context, addr string) (HostID, Link, er
 	if err != nil {
 		return "", nil, fmt.Errorf("transport: quic: dial %s: %v", addr, err)
 	}
+	tlsCfg := t.tlsCfg
+	if tlsCfg.ServerName == "" {
+		// The peer's certificate must be valid for the name dialed, not
+		// only for the address it resolved to.
+		if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
+			tlsCfg = tlsCfg.Clone()
+			tlsCfg.ServerName = host
+		}
+	}
 	hctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 	defer cancel()
-	conn, err := t.tr.Dial(hctx, ua, t.tlsCfg, t.quicConfig(true))
+	conn, err := t.tr.Dial(hctx, ua, tlsCfg, t.quicConfig(true))
 	if err != nil {
 		if t.isClosed() {
 			return "", nil, ErrTransportClosed
