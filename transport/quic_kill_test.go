@@ -26,7 +26,12 @@ func TestQUICPeerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := ListenQUIC(QUICConfig{TLS: cfg, KeepAlive: 200 * time.Millisecond, IdleTimeout: time.Second})
+	tr, err := ListenQUIC(QUICConfig{
+		Listen:      os.Getenv(quicPeerEnv + "_ADDR"),
+		TLS:         cfg,
+		KeepAlive:   200 * time.Millisecond,
+		IdleTimeout: time.Second,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,32 +65,7 @@ func TestQUICKilledPeer(t *testing.T) {
 		cfg.IdleTimeout = idle
 	})
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestQUICPeerProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), quicPeerEnv+"="+c.dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	addr := ""
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatal("the peer process did not start")
-	}
-	go io.Copy(io.Discard, out)
+	cmd, addr := startQUICPeer(t, c.dir, "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -113,6 +93,7 @@ func TestQUICKilledPeer(t *testing.T) {
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	cmd.Wait()
 	killed := time.Now()
 	select {
 	case err := <-recvErr:
@@ -125,5 +106,87 @@ func TestQUICKilledPeer(t *testing.T) {
 	}
 	if err := l.Send([]byte("x")); !errors.Is(err, io.EOF) {
 		t.Fatalf("send to the dead peer: %v", err)
+	}
+}
+
+// startQUICPeer starts TestQUICPeerProcess as host b of the cluster in dir,
+// listening on listen (any loopback port if empty), and returns its address.
+func startQUICPeer(t *testing.T, dir, listen string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestQUICPeerProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), quicPeerEnv+"="+dir, quicPeerEnv+"_ADDR="+listen)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		t.Fatal("the peer process did not start")
+	}
+	go io.Copy(io.Discard, out)
+	return cmd, addr
+}
+
+// TestQUICRestartedPeer: a peer process that dies and comes back on the
+// same address resets the old connection at once (its stateless reset key
+// comes from its host key), long before the idle timeout.
+func TestQUICRestartedPeer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	c := newQUICCluster(t, "a", "b")
+	const idle = 20 * time.Second
+	a, _ := c.listen(t, "a", func(cfg *QUICConfig) {
+		cfg.KeepAlive = 200 * time.Millisecond
+		cfg.IdleTimeout = idle
+	})
+	cmd, addr := startQUICPeer(t, c.dir, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, l, err := a.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Send([]byte("echo")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recvTimeout(t, l, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	killed := time.Now()
+	startQUICPeer(t, c.dir, addr)
+	_, err = recvTimeout(t, l, idle/2)
+	t.Logf("recv failed %v after the kill: %v", time.Since(killed).Round(time.Millisecond), err)
+	var down *LinkDownError
+	if !errors.As(err, &down) || !strings.Contains(down.Reason, "stateless reset") {
+		t.Fatalf("recv: %v, want a stateless reset", err)
+	}
+	// The new process takes a new connection.
+	_, l2, err := a.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Send([]byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := recvTimeout(t, l2, 5*time.Second); err != nil || string(got) != "again" {
+		t.Fatalf("echo: %q, %v", got, err)
 	}
 }
