@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-// Any matches every source or tag in Recv and TryRecv.
+// Any matches every source, or every tag ≥ 0, in Recv and TryRecv. Tags
+// below Any are reserved for the guest SDK's collectives: only a Recv
+// naming them exactly receives them.
 const Any = -1
 
 // EndpointConfig configures an Endpoint. Zero fields take their defaults,

@@ -27,7 +27,7 @@ func (in *inbox) take(src, tag int32) (Message, bool) {
 	defer in.mu.Unlock()
 	for i := in.head; i < len(in.q); i++ {
 		m := in.q[i]
-		if (src != Any && m.Src != uint32(src)) || (tag != Any && m.Tag != tag) {
+		if (src != Any && m.Src != uint32(src)) || (tag == Any && m.Tag < 0) || (tag != Any && m.Tag != tag) {
 			continue
 		}
 		if i == in.head {
