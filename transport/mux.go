@@ -36,7 +36,8 @@ type EndpointConfig struct {
 	MaxBatch int
 	// MaxQueued bounds the bytes waiting for one link's Send; frames past
 	// it are dropped, as a congested network would, and retransmitted
-	// later. Default 16 MiB.
+	// later. Drops cost a retransmit timeout, so keep it above the data
+	// the windows let through. Default 2 × Sender.Window + 16 MiB.
 	MaxQueued int
 	// StableOnAck drops messages from the sender logs as soon as they are
 	// acked: for runs that take no checkpoints. Otherwise only Stable does.
@@ -62,7 +63,7 @@ func (c EndpointConfig) withDefaults() EndpointConfig {
 		c.MaxBatch = 64 << 10
 	}
 	if c.MaxQueued <= 0 {
-		c.MaxQueued = 16 << 20
+		c.MaxQueued = int(2*c.Sender.Window) + 16<<20
 	}
 	if c.Logf == nil {
 		c.Logf = log.Printf

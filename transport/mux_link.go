@@ -70,6 +70,9 @@ func (pl *peerLink) handoff(e *Endpoint) {
 		next, pl.free = pl.free[n-1], pl.free[:n-1]
 	}
 	pl.mu.Unlock()
+	if next == nil {
+		next = make([]byte, 0, e.cfg.MaxBatch+8<<10)
+	}
 	pl.out = next
 	select {
 	case pl.wake <- struct{}{}:
@@ -92,6 +95,13 @@ func (pl *peerLink) offer(e *Endpoint) {
 	if !busy {
 		pl.handoff(e)
 	}
+}
+
+// congested reports whether more than a batch waits for the writer.
+func (pl *peerLink) congested(e *Endpoint) bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.queued > e.cfg.MaxBatch
 }
 
 func (pl *peerLink) writer(e *Endpoint) {

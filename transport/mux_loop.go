@@ -58,6 +58,9 @@ func (ls *loopState) drain(e *Endpoint) {
 		for i := range ls.sends {
 			ls.send(e, now, ls.sends[i])
 			ls.sends[i] = sendReq{}
+			if i%256 == 255 {
+				ls.flushReady(e) // keeps Ready slices and batches small
+			}
 		}
 		for i := range ls.inbound {
 			ls.receive(e, ls.inbound[i])
@@ -194,14 +197,19 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 	}
 }
 
-// tick retransmits what timed out.
+// tick retransmits what timed out. Channels whose link is still busy
+// sending are skipped: their frames may not even have left, and resending
+// into a congested link only lengthens the queue.
 func (ls *loopState) tick(e *Endpoint, now time.Time) {
 	for _, ch := range ls.tickers {
+		host := e.cfg.Route(ch.dst)
+		if pl := ls.links[host]; pl != nil && pl.congested(e) {
+			continue
+		}
 		frames := ch.sender.Tick(now)
 		if len(frames) == 0 {
 			continue
 		}
-		host := e.cfg.Route(ch.dst)
 		for j := range frames {
 			ls.emit(e, host, &frames[j])
 		}
