@@ -27,7 +27,46 @@ var (
 	// callers to release once the checkpoint has been taken.
 	ckptAsks = make(chan chan struct{})
 	acks     []chan struct{}
+
+	// waitAsks carries goroutines that wait for the host (a message to
+	// receive, room in a send window); waiters holds them until the host
+	// reports a change.
+	waitAsks = make(chan waiter)
+	waiters  []waiter
 )
+
+// libra.pending returns changes<<1 | checkpoint: bit 0 says a checkpoint
+// is due; the rest counts the changes of this worker's inbox and send
+// windows, so that a goroutine that found nothing to receive waits for
+// the count to move past what it saw.
+type waiter struct {
+	seen uint64
+	wake chan struct{}
+}
+
+// hostChanges returns the host's change count.
+func hostChanges() uint64 { return uint64(hostPending()) >> 1 }
+
+// waitHost parks the calling goroutine until the host's change count
+// moves past seen.
+func waitHost(seen uint64) {
+	w := waiter{seen: seen, wake: make(chan struct{})}
+	waitAsks <- w
+	<-w.wake
+}
+
+// wakeWaiters releases the waiters whose change has come.
+func wakeWaiters(changes uint64) {
+	kept := waiters[:0]
+	for _, w := range waiters {
+		if changes > w.seen {
+			close(w.wake)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	waiters = kept
+}
 
 // libraRun runs the program until it finishes or must stop for the host.
 // The first call starts main.main in a goroutine; each later call resumes
@@ -44,11 +83,13 @@ func libraRun() int32 {
 			close(finished)
 		}()
 	}
-	// Back from the host: a checkpoint, if one was due, has been taken.
+	// Back from the host: a checkpoint, if one was due, has been taken,
+	// or something the waiters wait for has happened.
 	for _, a := range acks {
 		close(a)
 	}
 	acks = acks[:0]
+	wakeWaiters(hostChanges())
 	for {
 		select {
 		case <-finished:
@@ -58,8 +99,17 @@ func libraRun() int32 {
 			acks = append(acks, a)
 			hostCheckpoint()
 			return statusPaused
+		case w := <-waitAsks:
+			waiters = append(waiters, w)
+			p := uint64(hostPending())
+			wakeWaiters(p >> 1)
+			if p&1 != 0 {
+				return statusPaused
+			}
 		case <-ticker.C:
-			if hostPending() != 0 {
+			p := uint64(hostPending())
+			wakeWaiters(p >> 1)
+			if p&1 != 0 {
 				return statusPaused
 			}
 		}

@@ -11,6 +11,7 @@ import (
 func (w *Worker) instantiateLibra(ctx context.Context) error {
 	b := w.rt.NewHostModuleBuilder("libra")
 	i32 := []api.ValueType{api.ValueTypeI32}
+	i64 := []api.ValueType{api.ValueTypeI64}
 	fn := func(name string, results []api.ValueType, f func(ctx context.Context, mod api.Module) uint64) {
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
 			if w.kind == KindAsyncify && w.Enter(ctx, mod) {
@@ -24,11 +25,14 @@ func (w *Worker) instantiateLibra(ctx context.Context) error {
 	}
 	fn("rank", i32, func(context.Context, api.Module) uint64 { return uint64(w.cfg.Rank) })
 	fn("size", i32, func(context.Context, api.Module) uint64 { return uint64(w.cfg.Size) })
-	fn("pending", i32, func(context.Context, api.Module) uint64 {
+	// pending: bit 0 says a checkpoint is due; the rest counts changes of
+	// the worker's inbox, for the SDK's waiting goroutines.
+	fn("pending", i64, func(context.Context, api.Module) uint64 {
+		p := w.changes.Load() << 1
 		if w.pending.Load() {
-			return 1
+			p |= 1
 		}
-		return 0
+		return p
 	})
 	fn("yield", nil, func(context.Context, api.Module) uint64 { return 0 })
 	// checkpoint: a Go guest's watcher returns "paused" after this call; an
@@ -43,6 +47,7 @@ func (w *Worker) instantiateLibra(ctx context.Context) error {
 			w.Enter(ctx, mod)
 		}
 	}), nil, nil).Export("checkpoint")
+	w.exportMessages(b)
 	_, err := b.Instantiate(ctx)
 	return err
 }

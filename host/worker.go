@@ -16,6 +16,7 @@ import (
 	"github.com/librahost/librahost/host/build"
 	"github.com/librahost/librahost/host/memalloc"
 	"github.com/librahost/librahost/host/wasmbin"
+	"github.com/librahost/librahost/transport"
 	"github.com/librahost/librahost/wasi"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// run can be replayed exactly.
 	Deterministic bool
 	Seed          uint64
+
+	// Endpoint carries the guest's messages; nil: a job of one that sends
+	// none.
+	Endpoint *transport.Endpoint
 
 	// Cache is the wazero compilation cache shared by Workers; nil: none.
 	Cache wazero.CompilationCache
@@ -98,6 +103,9 @@ type Worker struct {
 	mu        sync.Mutex
 	interrupt chan struct{}
 	pokeWake  chan struct{}
+	inboxWake chan struct{}
+	changes   atomic.Uint64      // arrivals in the inbox, for libra.pending
+	held      *transport.Message // a message too large for the guest's buffer
 
 	async    asyncState
 	restored *State // set by Restore, consumed by Run
@@ -117,7 +125,7 @@ func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.Size == 0 {
 		cfg.Size = 1
 	}
-	w := &Worker{cfg: cfg, interrupt: make(chan struct{}, 1), pokeWake: make(chan struct{}, 1)}
+	w := &Worker{cfg: cfg, interrupt: make(chan struct{}, 1), pokeWake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1)}
 	w.digest = sha256Sum(cfg.Module)
 	if _, err := wasmbin.Parse(cfg.Module); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotWasm, err)

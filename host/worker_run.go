@@ -19,6 +19,9 @@ const (
 // Run runs the guest until it exits. It returns the guest's exit code;
 // an error means a trap or a host failure, not a non-zero exit.
 func (w *Worker) Run(ctx context.Context) (int, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go w.watchInbox(done)
 	var err error
 	switch w.kind {
 	case KindGo:

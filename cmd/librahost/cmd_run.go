@@ -26,6 +26,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	verbose := fs.Bool("v", false, "print a line per checkpoint")
 	deterministic := fs.Bool("deterministic", false, "clocks and random numbers from --seed, so a run replays exactly")
 	seed := fs.Uint64("seed", 0, "seed of --deterministic")
+	n := fs.Int("n", 1, "run `N` workers of the module on this machine (ranks 0..N-1)")
+	prefix := fs.Bool("prefix", false, "start each line a worker prints with [rank]")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: librahost run [flags] app.wasm [--] [guest args]")
 		fs.PrintDefaults()
@@ -68,6 +70,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			return errors.New("--resume needs --state or the module")
 		}
 		*state = strings.TrimSuffix(filepath.Base(rest[0]), filepath.Ext(rest[0])) + ".libra"
+	}
+	if *n > 1 {
+		if *state != "" || *every > 0 || *resume {
+			return errors.New("checkpoints of a job of several workers need coordinated checkpoints, which this librahost does not have yet: run -n without --state, --checkpoint-every and --resume")
+		}
+		return runJob(host.JobConfig{
+			ModulePath: module,
+			N:          *n,
+			Args:       append([]string{strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")}, guestArgs...),
+			Env:        envs,
+			Mounts:     mounts,
+			Prefix:     *prefix,
+		}, stdout, stderr)
 	}
 	name := "app"
 	if module != "" {
@@ -160,4 +175,32 @@ func cacheDir(sub string) string {
 		return ""
 	}
 	return filepath.Join(d, "librahost", sub)
+}
+
+// runJob runs a job of several workers on this machine; Ctrl-C stops it.
+func runJob(cfg host.JobConfig, stdout, stderr io.Writer) error {
+	cfg.Stdin = os.Stdin
+	cfg.Stdout, cfg.Stderr, cfg.Log = stdout, stderr, stderr
+	cfg.CacheDir = cacheDir("wazero")
+	stop := make(chan struct{})
+	cfg.Stop = stop
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			close(stop)
+		}
+	}()
+	code, err := host.RunJob(context.Background(), cfg)
+	if errors.Is(err, host.ErrStopped) {
+		return exitError{130}
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitError{code}
+	}
+	return nil
 }

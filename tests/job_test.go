@@ -1,0 +1,45 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+)
+
+// `librahost run -n 4` runs a job of four workers on this machine.
+func TestRunJobSamples(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		args []string
+		want string
+	}{
+		{"samples/ring", []string{"-laps", "300"}, "ring of 4: 300 laps, token 1800, every hop checked\n"},
+		{"samples/pi", []string{"-darts", "2000000"}, "pi ≈ 3.14"},
+		{"samples/pi/c/pi.c", []string{"2000000"}, "pi ~ 3.14"},
+	} {
+		t.Run(tc.src, func(t *testing.T) {
+			wasm := guest(t, tc.src)
+			out, stderr, code := lh(t, append([]string{"run", "-n", "4", wasm, "--"}, tc.args...)...)
+			if code != 0 || !strings.HasPrefix(out, tc.want) || strings.Count(out, "\n") != 1 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+			}
+			if strings.Contains(out, "workers") && !strings.Contains(out, "on 4 workers") {
+				t.Fatalf("stdout: %s", out)
+			}
+		})
+	}
+}
+
+// --prefix marks each line with its rank; -n with checkpoints is refused
+// in one line until coordinated checkpoints exist.
+func TestRunJobFlags(t *testing.T) {
+	wasm := guest(t, "samples/ring")
+	out, _, code := lh(t, "run", "-n", "3", "--prefix", wasm, "--", "-laps", "10")
+	if code != 0 || out != "[0] ring of 3: 10 laps, token 30, every hop checked\n" {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+	_, stderr, code := lh(t, "run", "-n", "3", "--checkpoint-every", "1s", wasm)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	oneLineError(t, stderr, "coordinated checkpoints")
+}
