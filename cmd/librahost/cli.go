@@ -17,6 +17,7 @@ Usage:
   librahost restore --state DIR [--epoch N]
   librahost ckpt ls --state DIR
   librahost ckpt inspect --state DIR [--epoch N]
+  librahost cluster init DIR --hosts "a b=10.0.0.2 c"
 
 Run 'librahost <command> -h' for a command's flags.
 `
@@ -40,6 +41,7 @@ var commands = []command{
 	{"checkpoint", cmdCheckpoint},
 	{"restore", cmdRestore},
 	{"ckpt", cmdCkpt},
+	{"cluster", cmdCluster},
 }
 
 // run is the whole CLI: it returns the process's exit code.

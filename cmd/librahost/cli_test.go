@@ -56,3 +56,18 @@ func TestCLIUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterInit(t *testing.T) {
+	dir := t.TempDir() + "/cluster"
+	var out, errb bytes.Buffer
+	if code := run([]string{"cluster", "init", dir, "--hosts", "a b=127.0.0.1"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"cluster", "init", dir, "--hosts", "a"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "already exists") {
+		t.Fatalf("second init: exit %d: %s", code, errb.String())
+	}
+	if code := run([]string{"cluster", "add-host", dir, "c=10.0.0.3"}, &out, &errb); code != 0 {
+		t.Fatalf("add-host: exit %d", code)
+	}
+}
