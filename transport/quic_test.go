@@ -144,7 +144,7 @@ func TestQUICThreeHosts(t *testing.T) {
 func TestQUICRefusesOutsiders(t *testing.T) {
 	c := newQUICCluster(t, "a", "b")
 	foreign := newQUICCluster(t, "b", "m")
-	a, _ := c.listen(t, "a")
+	a, rec := c.listen(t, "a")
 
 	t.Run("certificate from another CA", func(t *testing.T) {
 		fb, _ := foreign.listen(t, "b")
@@ -165,6 +165,33 @@ func TestQUICRefusesOutsiders(t *testing.T) {
 		}
 		assertNoAccept(t, a)
 		assertNoAccept(t, fb)
+		t.Log(rec.waitFor(t, "bad certificate"))
+
+		// A client that trusts a but shows a foreign certificate is
+		// refused by a's own check.
+		cfg := foreign.tls(t, "m")
+		cfg.RootCAs = c.tls(t, "b").RootCAs
+		cfg.VerifyConnection = nil
+		// Go clients send no certificate the server's CA list does not
+		// name, unless made to.
+		foreignCert := cfg.Certificates[0]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &foreignCert, nil }
+		conn, err := quic.DialAddr(ctx, a.Addr().String(), cfg, &quic.Config{})
+		if err == nil {
+			str, err := conn.OpenStreamSync(ctx)
+			if err == nil {
+				_, err = str.Write(quicHello{kind: helloDial, instance: 1, seq: 1}.append(nil))
+			}
+			if err == nil {
+				_, err = io.ReadFull(str, make([]byte, quicHelloLen))
+			}
+			if err == nil {
+				t.Fatal("a host with a foreign certificate got an answer")
+			}
+			conn.CloseWithError(0, "")
+		}
+		assertNoAccept(t, a)
+		t.Log(rec.waitFor(t, "certificate signed by unknown authority"))
 	})
 
 	t.Run("no client certificate", func(t *testing.T) {
@@ -190,6 +217,7 @@ func TestQUICRefusesOutsiders(t *testing.T) {
 			conn.CloseWithError(0, "")
 		}
 		assertNoAccept(t, a)
+		t.Log(rec.waitFor(t, "didn't provide a certificate"))
 	})
 
 	t.Run("cluster server, outsider's trust", func(t *testing.T) {

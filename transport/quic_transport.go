@@ -82,13 +82,15 @@ func ListenQUIC(cfg QUICConfig) (*QUICTransport, error) {
 	t.tr = &quic.Transport{
 		Conn:              udp,
 		StatelessResetKey: resetKey(cfg.TLS.Certificates[0]),
+		ConnContext:       t.watchHandshake,
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.ln, err = t.tr.Listen(t.tlsCfg, t.quicConfig(false))
 	if err != nil {
+		t.cancel()
 		udp.Close()
 		return nil, fmt.Errorf("transport: quic: listen %s: %v", cfg.Listen, err)
 	}
-	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -258,6 +260,9 @@ func (t *QUICTransport) acceptLoop() {
 
 // serve answers the hello of a connection a peer dialed and queues its link.
 func (t *QUICTransport) serve(conn *quic.Conn) {
+	if w, ok := conn.Context().Value(handshakeWatchKey{}).(*handshakeWatch); ok {
+		w.served.Store(true)
+	}
 	peer, err := PeerHostID(conn.ConnectionState().TLS)
 	if err != nil {
 		t.refuse(conn, "?", err.Error())
@@ -306,6 +311,24 @@ func (t *QUICTransport) serve(conn *quic.Conn) {
 	case <-t.ctx.Done():
 		l.fail(quicCodeClosed, "host shutting down")
 	}
+}
+
+// handshakeWatch is attached to the context of every incoming connection,
+// so that one that ends before serve sees it (a refused certificate, a
+// handshake that timed out) is logged.
+type handshakeWatch struct{ served atomic.Bool }
+
+type handshakeWatchKey struct{}
+
+func (t *QUICTransport) watchHandshake(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+	w := &handshakeWatch{}
+	addr := ci.RemoteAddr
+	context.AfterFunc(ctx, func() {
+		if !w.served.Load() && t.ctx.Err() == nil {
+			t.cfg.Logf("transport: quic: refused a connection from %s: %s", addr, describeQUICError(context.Cause(ctx)))
+		}
+	})
+	return context.WithValue(ctx, handshakeWatchKey{}, w), nil
 }
 
 func (t *QUICTransport) refuse(conn *quic.Conn, peer HostID, why string) {
