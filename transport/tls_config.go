@@ -141,3 +141,22 @@ func clusterIDOf(c *x509.Certificate) (string, error) {
 	}
 	return c.Subject.OrganizationalUnit[0], nil
 }
+
+// ClusterID returns the cluster ID in the certificate of a configuration
+// from LoadHostTLS, for HELLO frames and status output.
+func ClusterID(cfg *tls.Config) (string, error) {
+	if cfg == nil || len(cfg.Certificates) == 0 {
+		return "", fmt.Errorf("%w: no host certificate", ErrBadCert)
+	}
+	leaf := cfg.Certificates[0].Leaf
+	if leaf == nil {
+		if len(cfg.Certificates[0].Certificate) == 0 {
+			return "", fmt.Errorf("%w: no host certificate", ErrBadCert)
+		}
+		var err error
+		if leaf, err = x509.ParseCertificate(cfg.Certificates[0].Certificate[0]); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadCert, err)
+		}
+	}
+	return clusterIDOf(leaf)
+}

@@ -58,6 +58,9 @@ func TestTLSInitCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if id, err := ClusterID(cfg); err != nil || id != cid {
+			t.Errorf("host %s: ClusterID = %q, %v; want %q", h, id, err, cid)
+		}
 		if cfg.ClientAuth != tls.RequireAndVerifyClientCert || cfg.MinVersion != tls.VersionTLS13 ||
 			len(cfg.NextProtos) != 1 || cfg.NextProtos[0] != ALPN {
 			t.Errorf("host %s: config %+v", h, cfg)
