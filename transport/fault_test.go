@@ -54,7 +54,7 @@ func faultTrace(t *testing.T, f Faults, n int) []string {
 		defer close(done)
 		for {
 			buf, err := b.Recv()
-			if err != nil {
+			if err != nil || string(buf) == "end" {
 				return
 			}
 			got = append(got, string(buf))
@@ -67,8 +67,11 @@ func faultTrace(t *testing.T, f Faults, n int) []string {
 		}
 	}
 	time.Sleep(f.Delay + f.Jitter + time.Millisecond)
-	fa.Close()
+	// The pipe keeps order: once the receiver sees this marker, sent past
+	// the fault layer, it has everything the faults let through.
+	a.Send([]byte("end"))
 	<-done
+	fa.Close()
 	return got
 }
 
