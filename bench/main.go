@@ -94,47 +94,51 @@ func run(runs int, quick bool) error {
 	fmt.Println("| guest | plain build | librahost build | ratio | with --checkpoint-every 1s | ratio |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, g := range gs {
-		plain, err := timeRun(lh, dir, runs, g.plain, g.args, false)
-		if err != nil {
-			return err
+		// The three variants run in alternation, so that a change in the
+		// machine's load affects them alike.
+		variants := []struct {
+			wasm string
+			ckpt bool
+		}{{g.plain, false}, {g.src, false}, {g.src, true}}
+		times := make([][]time.Duration, len(variants))
+		for round := -1; round < runs; round++ { // round -1 warms the compilation cache
+			for i, v := range variants {
+				d, err := timeRun(lh, dir, v.wasm, g.args, v.ckpt)
+				if err != nil {
+					return err
+				}
+				if round >= 0 {
+					times[i] = append(times[i], d)
+				}
+			}
 		}
-		capt, err := timeRun(lh, dir, runs, g.src, g.args, false)
-		if err != nil {
-			return err
-		}
-		ck, err := timeRun(lh, dir, runs, g.src, g.args, true)
-		if err != nil {
-			return err
-		}
+		plain, capt, ck := median(times[0]), median(times[1]), median(times[2])
 		fmt.Printf("| %s | %s | %s | %.3f× | %s | %.3f× |\n", g.name, secs(plain), secs(capt), capt.Seconds()/plain.Seconds(), secs(ck), ck.Seconds()/plain.Seconds())
 	}
 	return nil
 }
 
-// timeRun runs a module under librahost runs times (after one warm-up run
-// that fills the compilation cache) and returns the median wall time.
-func timeRun(lh, dir string, runs int, wasm string, args []string, ckpt bool) (time.Duration, error) {
-	var ds []time.Duration
-	for i := -1; i < runs; i++ {
-		argv := []string{"run"}
-		if ckpt {
-			argv = append(argv, "--state", filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano())), "--checkpoint-every", "1s")
-		}
-		argv = append(argv, wasm, "--")
-		argv = append(argv, args...)
-		cmd := exec.Command(lh, argv...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		t0 := time.Now()
-		if _, err := cmd.Output(); err != nil {
-			return 0, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
-		}
-		if i >= 0 {
-			ds = append(ds, time.Since(t0))
-		}
+// timeRun runs a module once under librahost and returns the wall time.
+func timeRun(lh, dir string, wasm string, args []string, ckpt bool) (time.Duration, error) {
+	argv := []string{"run"}
+	if ckpt {
+		argv = append(argv, "--state", filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano())), "--checkpoint-every", "1s")
 	}
+	argv = append(argv, wasm, "--")
+	argv = append(argv, args...)
+	cmd := exec.Command(lh, argv...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	if _, err := cmd.Output(); err != nil {
+		return 0, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
+	}
+	return time.Since(t0), nil
+}
+
+func median(ds []time.Duration) time.Duration {
 	slices.Sort(ds)
-	return ds[len(ds)/2], nil
+	return ds[len(ds)/2]
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
