@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -94,7 +95,7 @@ func TestUnfinishedRun(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	waitEpoch(t, state, 1)
 	cmd.Process.Kill()
 	cmd.Wait()
 	_, stderr, code := lh(t, "run", "--state", state, wasm)
@@ -111,4 +112,25 @@ func TestUnfinishedRun(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "tick 39 ok=true") {
 		t.Fatalf("resume: exit %d\n%s\n%s", code, out, stderr)
 	}
+}
+
+// waitEpoch waits until the run in state has a durable checkpoint epoch
+// ≥ k (0: until the run is recorded), as its run record says: a fixed
+// sleep would race with the first compilation of a module on a new
+// machine.
+func waitEpoch(t *testing.T, state string, k uint64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(filepath.Join(state, "run.json")); err == nil {
+			var rec struct {
+				Epoch uint64 `json:"last_epoch"`
+			}
+			if json.Unmarshal(b, &rec) == nil && rec.Epoch >= k {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no checkpoint %d in %s after 60 s", k, state)
 }

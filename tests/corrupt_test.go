@@ -33,28 +33,17 @@ func prepareState(t *testing.T, wasm string) (state, outPath string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	waitEpoch(t, state, 2)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	return state, outPath
 }
 
-// copyDir copies a flat directory.
+// copyDir copies a state directory.
 func copyDir(t *testing.T, from, to string) {
 	t.Helper()
-	os.MkdirAll(to, 0o755)
-	ents, err := os.ReadDir(from)
-	if err != nil {
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
 		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -131,7 +120,9 @@ func TestDamagedCheckpoint(t *testing.T) {
 		edit func(tx *bolt.Tx) error
 	}{
 		{"corrupt chunk", "corrupt", func(tx *bolt.Tx) error {
-			b := tx.Bucket([]byte("chunks"))
+			// chunks: sequence number → a bucket holding the chunk's value.
+			seq, _ := newest(tx.Bucket([]byte("chunks")))
+			b := tx.Bucket([]byte("chunks")).Bucket(seq)
 			k, v := newest(b)
 			v[len(v)-1] ^= 0xff
 			return b.Put(k, v)

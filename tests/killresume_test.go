@@ -171,7 +171,11 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 		}
 		// The first run takes a few good checkpoints; the next ones are
 		// killed while their first write is held inside the store.
-		time.Sleep(1200 * time.Millisecond)
+		if i == 0 {
+			waitEpoch(t, state, 2)
+		} else {
+			time.Sleep(1200 * time.Millisecond)
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		ls, _, _ := lh(t, "ckpt", "ls", "--state", state)

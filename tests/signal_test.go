@@ -24,7 +24,8 @@ func TestSigtermCheckpointAndResume(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	waitEpoch(t, state, 0)
+	time.Sleep(500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
 	if cmd.ProcessState.ExitCode() != 143 {
@@ -59,7 +60,8 @@ func TestCheckpointCommand(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	waitEpoch(t, state, 0)
+	time.Sleep(300 * time.Millisecond)
 	stdout, stderr, code := lh(t, "checkpoint", "--state", state)
 	if code != 0 || !strings.HasPrefix(stdout, "checkpoint 1 durable") {
 		t.Fatalf("checkpoint: exit %d\n%s%s", code, stdout, stderr)
@@ -102,7 +104,7 @@ func TestRestoreOlderEpoch(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	waitEpoch(t, state, 2)
 	cmd.Process.Kill()
 	cmd.Wait()
 	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
