@@ -32,6 +32,7 @@ type asyncState struct {
 // a checkpoint is pending it starts an unwind and tells the import to
 // return at once.
 func (w *Worker) Enter(ctx context.Context, mod api.Module) bool {
+	w.checkStop()
 	if w.async.rewinding {
 		w.async.rewinding = false
 		w.callAsync(ctx, mod, "asyncify_stop_rewind")

@@ -115,9 +115,15 @@ func RunJob(ctx context.Context, cfg JobConfig) (int, error) {
 		go func() {
 			defer wg.Done()
 			codes[r], errs[r] = w.Run(ctx)
-			if errs[r] != nil && ctx.Err() == nil {
+			if errors.Is(errs[r], context.Canceled) {
+				codes[r], errs[r] = 0, nil // stopped because another failed
+				return
+			}
+			if errs[r] != nil {
 				errs[r] = fmt.Errorf("rank %d: %w", r, errs[r])
-				cancel() // one worker's failure ends the job
+			}
+			if errs[r] != nil || codes[r] != 0 {
+				cancel() // one worker's failure ends the job, as mpirun's would
 			}
 		}()
 	}
@@ -130,7 +136,7 @@ func RunJob(ctx context.Context, cfg JobConfig) (int, error) {
 		return 130, ErrStopped
 	}
 	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if err != nil {
 			return 1, err
 		}
 	}

@@ -28,6 +28,7 @@ func (w *Worker) instantiateLibra(ctx context.Context) error {
 	// pending: bit 0 says a checkpoint is due; the rest counts changes of
 	// the worker's inbox, for the SDK's waiting goroutines.
 	fn("pending", i64, func(context.Context, api.Module) uint64 {
+		w.checkStop()
 		p := w.changes.Load() << 1
 		if w.pending.Load() {
 			p |= 1

@@ -69,10 +69,8 @@ func (w *Worker) exportMessages(b wazero.HostModuleBuilder) {
 			}
 			// An asyncify guest waits here; a checkpoint that comes due
 			// meanwhile unwinds it, and the rewind calls recv again.
+			w.checkStop()
 			select {
-			case <-ctx.Done():
-				st[0] = errnoAgain
-				return
 			case <-w.inboxWake:
 			case <-w.interrupt:
 				if w.Enter(ctx, mod) {

@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/librahost/librahost/host/build"
 	"github.com/librahost/librahost/host/memalloc"
@@ -99,6 +100,7 @@ type Worker struct {
 	// pending is set while a checkpoint is due; interrupt wakes a guest
 	// sleeping in poll_oneoff.
 	pending   atomic.Bool
+	stopped   atomic.Bool // Run's context is done: end the guest
 	requested atomic.Int64 // unix ns of the pending request
 	mu        sync.Mutex
 	interrupt chan struct{}
@@ -152,7 +154,9 @@ func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
 			return nil, fmt.Errorf("host: %w", err)
 		}
 	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
+	// No WithCloseOnContextDone: its checks in every loop cost up to 2× in
+	// guests' hot loops. Run stops a guest cooperatively instead (stop).
+	rc := wazero.NewRuntimeConfig()
 	if cfg.Cache != nil {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
@@ -275,3 +279,23 @@ func (w *Worker) RollbackFiles(epoch uint64) ([]string, error) {
 // ReleaseFiles drops undo data that only checkpoints older than oldest
 // could use. Call it while the guest is paused.
 func (w *Worker) ReleaseFiles(oldest uint64) { w.sys.ReleaseFiles(oldest) }
+
+// stop ends the guest at its next chance: a Go guest is preempted into the
+// SDK's watcher, whose next libra.pending call exits; an asyncify guest
+// exits at its next libra.* or WASI import. A plain module is stopped only
+// by its own end.
+func (w *Worker) stop() {
+	if w.stopped.CompareAndSwap(false, true) {
+		w.pending.Store(true)
+		signal(w.interrupt)
+		signal(w.pokeWake)
+		signal(w.inboxWake)
+	}
+}
+
+// checkStop exits the guest (from inside an import) once stop was called.
+func (w *Worker) checkStop() {
+	if w.stopped.Load() {
+		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+	}
+}

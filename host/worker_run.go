@@ -22,6 +22,13 @@ func (w *Worker) Run(ctx context.Context) (int, error) {
 	done := make(chan struct{})
 	defer close(done)
 	go w.watchInbox(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			w.stop()
+		case <-done:
+		}
+	}()
 	var err error
 	switch w.kind {
 	case KindGo:

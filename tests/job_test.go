@@ -3,6 +3,7 @@ package tests
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // `librahost run -n 4` runs a job of four workers on this machine.
@@ -42,4 +43,34 @@ func TestRunJobFlags(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	oneLineError(t, stderr, "coordinated checkpoints")
+}
+
+// A worker that fails ends the job, even while the others wait in Recv.
+func TestRunJobWorkerFails(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		code int
+		want string
+	}{
+		{"tests/testdata/trapjob.c", 1, "rank 1: guest trapped"},
+		{"tests/testdata/gowait", 1, "rank 1 fails"},
+	} {
+		t.Run(tc.src, func(t *testing.T) {
+			done := make(chan struct{})
+			var stderr string
+			var code int
+			go func() {
+				defer close(done)
+				_, stderr, code = lh(t, "run", "-n", "3", guest(t, tc.src))
+			}()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the job did not end")
+			}
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+			}
+		})
+	}
 }

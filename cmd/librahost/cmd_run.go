@@ -126,6 +126,9 @@ func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
 			return
 		}
 		got = s
+		if cfg.StateDir == "" { // nothing to save: leave at once
+			os.Exit(130)
+		}
 		close(stop)
 		if _, ok := <-sigs; ok { // a second signal: leave now
 			os.Exit(130)
@@ -190,6 +193,9 @@ func runJob(cfg host.JobConfig, stdout, stderr io.Writer) error {
 	go func() {
 		if _, ok := <-sigs; ok {
 			close(stop)
+		}
+		if _, ok := <-sigs; ok { // a second signal: leave now
+			os.Exit(130)
 		}
 	}()
 	code, err := host.RunJob(context.Background(), cfg)
