@@ -100,7 +100,7 @@ type Worker struct {
 	// pending is set while a checkpoint is due; interrupt wakes a guest
 	// sleeping in poll_oneoff.
 	pending   atomic.Bool
-	stopped   atomic.Bool // Run's context is done: end the guest
+	stopped   atomic.Bool  // Run's context is done: end the guest
 	requested atomic.Int64 // unix ns of the pending request
 	mu        sync.Mutex
 	interrupt chan struct{}
