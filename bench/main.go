@@ -52,7 +52,7 @@ func run(runs int, quick bool) error {
 	if out, err := exec.Command("go", "build", "-o", lh, filepath.Join(root, "cmd/librahost")).CombinedOutput(); err != nil {
 		return fmt.Errorf("build librahost: %v\n%s", err, out)
 	}
-	sieveN, nbodyN := "100000000", "8000000"
+	sieveN, nbodyN := "400000000", "30000000"
 	if quick {
 		sieveN, nbodyN = "20000000", "2000000"
 	}

@@ -64,6 +64,9 @@ func killResume(t *testing.T, wasm string, kills int, every string, window [2]ti
 			case err := <-exited:
 				t.Logf("run %d finished before its kill at %v (%v)", i, d, err)
 				checkExit(t, err, errb.Bytes())
+				if killed < min(kills, 2) {
+					t.Fatalf("the guest finished after %d kills: make its work longer", killed)
+				}
 				return readAll(t, outPath)
 			case <-time.After(d):
 			}
@@ -114,15 +117,15 @@ func compareOutput(t *testing.T, got, want []byte) {
 
 func TestKillResumeGoSieve(t *testing.T) {
 	wasm := guest(t, "samples/sieve")
-	want := plainRun(t, wasm, "-n", "50000000", "-every", "2")
-	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "-n", "50000000", "-every", "2")
+	want := plainRun(t, wasm, "-n", "200000000", "-every", "4")
+	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "-n", "200000000", "-every", "4")
 	compareOutput(t, got, want)
 }
 
 func TestKillResumeCNbody(t *testing.T) {
 	wasm := guest(t, "samples/nbody/nbody.c")
-	want := plainRun(t, wasm, "4000000", "100000")
-	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "4000000", "100000")
+	want := plainRun(t, wasm, "12000000", "400000")
+	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "12000000", "400000")
 	compareOutput(t, got, want)
 }
 

@@ -14,7 +14,7 @@ import (
 const segmentSize = 1 << 21 // odd numbers per segment
 
 func main() {
-	limit := flag.Uint64("n", 100_000_000, "count the primes below `N`")
+	limit := flag.Uint64("n", 400_000_000, "count the primes below `N`")
 	every := flag.Int("every", 4, "print progress every `K` segments")
 	flag.Parse()
 	if *limit < 3 || *limit > 1<<40 || *every < 1 {
