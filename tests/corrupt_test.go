@@ -23,11 +23,7 @@ func prepareState(t *testing.T, wasm string) (state, outPath string) {
 	dir := t.TempDir()
 	state = filepath.Join(dir, "st")
 	outPath = filepath.Join(dir, "out")
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	out := appendTo(t, outPath)
 	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "150ms", wasm)
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {
@@ -159,11 +155,7 @@ func TestDamagedCheckpoint(t *testing.T) {
 			if fileSum(t, filepath.Join(state, "run.json")) != rec {
 				t.Fatal("a refused restore changed the run record")
 			}
-			out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_APPEND, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.Close()
+			out := appendTo(t, outPath)
 			var errb bytes.Buffer
 			cmd := exec.Command(librahost, "run", "--resume", "--state", state, wasm)
 			cmd.Stdout, cmd.Stderr = out, &errb

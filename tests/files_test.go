@@ -66,8 +66,7 @@ func TestKillResumeFiles(t *testing.T) {
 	os.Mkdir(data, 0o755)
 	state := filepath.Join(dir, "st")
 	outPath := filepath.Join(dir, "out")
-	out, _ := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	defer out.Close()
+	out := appendTo(t, outPath)
 	kills := 0
 	defer func() { t.Logf("%d kills", kills) }()
 	for i := 0; ; i++ {

@@ -37,11 +37,7 @@ func killResume(t *testing.T, wasm string, kills int, every string, window [2]ti
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	outPath := filepath.Join(dir, "stdout")
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	out := appendTo(t, outPath)
 	killed := 0
 	for i := 0; ; i++ {
 		argv := []string{"run", "--state", state, "--checkpoint-every", every}
@@ -155,11 +151,7 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "st")
 	outPath := filepath.Join(dir, "out")
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	out := appendTo(t, outPath)
 	var listed string
 	for i, fp := range []string{"", "commit:tx=sleep(3s)", "commit:chunks=sleep(3s)"} {
 		argv := []string{"run", "--state", state, "--checkpoint-every", "300ms"}
@@ -199,4 +191,16 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 		t.Fatalf("%v\n%s", err, errb.Bytes())
 	}
 	compareOutput(t, readAll(t, outPath), want)
+}
+
+// appendTo opens path for appending, as a shell's >> does, so that the
+// runs of a kill/resume sequence write one stdout; it closes with the test.
+func appendTo(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

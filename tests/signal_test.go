@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -50,11 +49,7 @@ func TestCheckpointCommand(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "st")
 	outPath := filepath.Join(dir, "out")
-	f, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := appendTo(t, outPath)
 	cmd := exec.Command(librahost, "run", "--state", state, wasm)
 	cmd.Stdout = f
 	if err := cmd.Start(); err != nil {
@@ -94,11 +89,7 @@ func TestRestoreOlderEpoch(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "st")
 	outPath := filepath.Join(dir, "out")
-	f, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := appendTo(t, outPath)
 	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "200ms", wasm)
 	cmd.Stdout = f
 	if err := cmd.Start(); err != nil {
