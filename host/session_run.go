@@ -119,13 +119,18 @@ func (s *Session) onPause(c *Capture) error {
 	s.next++
 	stopping := s.stopping
 	s.mu.Unlock()
-	files, err := s.worker.CheckpointFiles(epoch)
-	if err != nil {
+	// failed reports a checkpoint that could not be taken; the guest goes
+	// on, unless this was the final checkpoint of a stop.
+	failed := func(err error) error {
 		s.finish(epoch, ckpt.Stats{}, err)
 		if stopping {
-			return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)
+			return stopFailed(err)
 		}
 		return nil
+	}
+	files, err := s.worker.CheckpointFiles(epoch)
+	if err != nil {
+		return failed(err)
 	}
 	if infos, err := s.store.Epochs(s.key); err == nil && len(infos) > 0 {
 		s.worker.ReleaseFiles(infos[0].Epoch)
@@ -142,11 +147,7 @@ func (s *Session) onPause(c *Capture) error {
 	}
 	p, err := s.store.Capture(meta, c.Memory)
 	if err != nil {
-		s.finish(epoch, ckpt.Stats{}, err)
-		if stopping {
-			return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)
-		}
-		return nil
+		return failed(err)
 	}
 	s.mu.Lock()
 	s.inflight = p
@@ -155,7 +156,7 @@ func (s *Session) onPause(c *Capture) error {
 	go s.store.Reserve(len(c.Memory)) // for the next capture, if memory grew
 	if stopping {
 		if err := s.waitInflight(); err != nil {
-			return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)
+			return stopFailed(err)
 		}
 		fmt.Fprintf(s.cfg.Log, "librahost: stopped after checkpoint %d; `librahost run --resume --state %s` continues\n", epoch, s.cfg.StateDir)
 		return ErrStopped
@@ -236,4 +237,9 @@ func (s *Session) finish(epoch uint64, st ckpt.Stats, err error) {
 
 func (s *Session) onFailed(err error) {
 	s.finish(0, ckpt.Stats{}, err)
+}
+
+// stopFailed is the end of a stop whose final checkpoint failed.
+func stopFailed(err error) error {
+	return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)
 }

@@ -95,13 +95,14 @@ func (tw *triggerWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// countGuests is the count program built for each capture mechanism.
+var countGuests = []struct{ name, src string }{
+	{"go", "testdata/count"},
+	{"c", "testdata/count.c"},
+}
+
 func TestCaptureRestore(t *testing.T) {
-	for _, tc := range []struct {
-		name, src string
-	}{
-		{"go", "testdata/count"},
-		{"c", "testdata/count.c"},
-	} {
+	for _, tc := range countGuests {
 		t.Run(tc.name, func(t *testing.T) {
 			module := testGuest(t, tc.src)
 			args := []string{"count", "700"}
@@ -123,12 +124,7 @@ func TestCaptureRestore(t *testing.T) {
 // Restoring memory without the globals must not work: this guards the
 // rewrite that exports them.
 func TestRestoreWithoutGlobals(t *testing.T) {
-	for _, tc := range []struct {
-		name, src string
-	}{
-		{"go", "testdata/count"},
-		{"c", "testdata/count.c"},
-	} {
+	for _, tc := range countGuests {
 		t.Run(tc.name, func(t *testing.T) {
 			module := testGuest(t, tc.src)
 			args := []string{"count", "700"}
