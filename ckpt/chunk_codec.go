@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/xxh3"
 )
 
 // A stored chunk value is a fixed header followed by the payload:
 //
-//	codec   u8      codecRaw or codecZstd
+//	codec   u8      codecRaw, codecZstd or codecS2
 //	rawLen  u32 LE  length of the chunk before compression
 //	sum     u64 LE  xxh3-64 of the payload
 //	payload
@@ -21,8 +22,38 @@ const chunkHeaderLen = 13
 
 const (
 	codecRaw  = 0
-	codecZstd = 1
+	codecZstd = 1 // zstd frame
+	codecS2   = 2 // S2 block (klauspost/compress/s2); written by format 2
 )
+
+// Codec chooses how a Store compresses the chunks it writes. Chunks of
+// every codec are read whatever the setting.
+type Codec int
+
+const (
+	// CodecDefault is CodecS2.
+	CodecDefault Codec = iota
+	// CodecS2 compresses with S2 (an LZ77 without entropy coding): on the
+	// benchmark memories 2.5x (Go heap) to 2x (mixed) as fast as zstd's
+	// fastest level per core, for 3-20 % larger chunks, and 3x as fast
+	// to read back. A full checkpoint of a large guest waits for its
+	// compressor, so this is the default.
+	CodecS2
+	// CodecZstd compresses with zstd's fastest level: the smallest store.
+	CodecZstd
+)
+
+func (c Codec) String() string {
+	switch c {
+	case CodecDefault:
+		return "default"
+	case CodecS2:
+		return "s2"
+	case CodecZstd:
+		return "zstd"
+	}
+	return "Codec(" + itoa(uint64(c)) + ")"
+}
 
 // Hash is the content address of a chunk: the xxh3-128 of its raw bytes,
 // high half first. The zero Hash stands for an all-zero chunk.
@@ -84,7 +115,7 @@ func decodeChunkHeader(v []byte, maxRaw uint32) (chunkHeader, []byte, error) {
 			}
 			return h, nil, corruptf("chunk raw length %d but %d bytes stored", h.rawLen, len(payload))
 		}
-	case codecZstd:
+	case codecZstd, codecS2:
 	default:
 		return h, nil, corruptf("chunk has unknown codec %d", h.codec)
 	}
@@ -134,6 +165,20 @@ func decodeChunk(v []byte, dst []byte, want Hash, dec *zstd.Decoder, scratch []b
 		if &into[:1][0] != &dst[:1][0] {
 			copy(dst, out)
 		}
+	case codecS2:
+		if n, err := s2.DecodedLen(payload); err != nil || n != len(dst) || n == 0 {
+			if err != nil {
+				return corruptf("chunk does not decompress: %v", err)
+			}
+			return corruptf("chunk decompresses to %d bytes, want %d", n, len(dst))
+		}
+		out, err := s2.Decode(dst, payload)
+		if err != nil {
+			return corruptf("chunk does not decompress: %v", err)
+		}
+		if len(out) != len(dst) || &out[0] != &dst[0] {
+			return corruptf("chunk decompresses to %d bytes, want %d", len(out), len(dst))
+		}
 	}
 	if hashOf(dst) != want {
 		return corruptf("chunk %s content hash mismatch", short(want[:]))
@@ -144,21 +189,39 @@ func decodeChunk(v []byte, dst []byte, want Hash, dec *zstd.Decoder, scratch []b
 // encodeSlack is the room past a chunk that zstd may need to emit it as
 // raw blocks (frame header, then 3 bytes per block of at most 128 KiB), so
 // that encoding an incompressible chunk into a pool buffer never grows it.
+// It covers S2's worst case too (a varint length and one literal header).
 func encodeSlack(chunkSize int) int {
 	return 32 + 3*(chunkSize/(128<<10)+1)
+}
+
+// chunkEncoder compresses chunks with one codec; zstd is set for CodecZstd.
+type chunkEncoder struct {
+	codec byte
+	zstd  *zstd.Encoder
 }
 
 // encodeChunk compresses raw into a stored value. buf has room for the
 // header before raw (raw == buf[chunkHeaderLen:]); when compression does not
 // shrink the chunk, buf itself becomes the value and nothing is copied.
 // out is a spare buffer the compressed value may be appended to.
-func encodeChunk(enc *zstd.Encoder, buf []byte, out []byte) (value []byte, usedBuf bool) {
+func encodeChunk(e chunkEncoder, buf []byte, out []byte) (value []byte, usedBuf bool) {
 	raw := buf[chunkHeaderLen:]
 	out = append(out[:0], make([]byte, chunkHeaderLen)...)
-	out = enc.EncodeAll(raw, out)
+	if e.codec == codecS2 {
+		// s2.Encode writes into out's spare capacity when it is at least
+		// s2.MaxEncodedLen (pool buffers are); otherwise it allocates.
+		payload := s2.Encode(out[chunkHeaderLen:cap(out)], raw)
+		if len(payload) > 0 && cap(out) > chunkHeaderLen && &payload[0] == &out[:chunkHeaderLen+1][chunkHeaderLen] {
+			out = out[:chunkHeaderLen+len(payload)]
+		} else {
+			out = append(out, payload...)
+		}
+	} else {
+		out = e.zstd.EncodeAll(raw, out)
+	}
 	payload := out[chunkHeaderLen:]
 	if len(payload) < len(raw) {
-		putChunkHeader(out, chunkHeader{codec: codecZstd, rawLen: uint32(len(raw)), sum: xxh3.Hash(payload)})
+		putChunkHeader(out, chunkHeader{codec: e.codec, rawLen: uint32(len(raw)), sum: xxh3.Hash(payload)})
 		return out, false
 	}
 	putChunkHeader(buf, chunkHeader{codec: codecRaw, rawLen: uint32(len(raw)), sum: xxh3.Hash(raw)})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +25,9 @@ func fuzzManifests() [][]byte {
 	chunked := *full
 	chunked.FileChunks, chunked.FilesLen = []Hash{{9}, {}}, 4096+1
 	empty := &Manifest{ChunkSize: 65536}
-	return [][]byte{encodeManifest(full), encodeManifest(&chunked), encodeManifest(empty)}
+	v1 := *full // written by format 1, still read
+	v1.Format = 1
+	return [][]byte{encodeManifest(full), encodeManifest(&chunked), encodeManifest(empty), encodeManifest(&v1)}
 }
 
 func FuzzManifestDecode(f *testing.F) {
@@ -66,9 +69,9 @@ func checkManifestDecode(t *testing.T, data []byte) {
 	}
 }
 
-// FuzzChunkDecode exercises the chunk header decoder and the raw path.
-// (The zstd payload decoder is klauspost/compress's, fuzzed upstream; the
-// fuzzing engine stalls on it here.)
+// FuzzChunkDecode exercises the chunk header decoder, the raw path and the
+// S2 path. (The zstd payload decoder is klauspost/compress's, fuzzed
+// upstream; the fuzzing engine stalls on it here.)
 func FuzzChunkDecode(f *testing.F) {
 	raw := []byte("a short raw chunk")
 	v := append(make([]byte, chunkHeaderLen), raw...)
@@ -85,10 +88,14 @@ func FuzzChunkDecode(f *testing.F) {
 		if h.rawLen > uint32(n) || (h.codec == codecRaw && len(payload) != int(h.rawLen)) {
 			t.Fatalf("header %+v accepted for %d payload bytes, limit %d", h, len(payload), n)
 		}
-		if h.codec == codecRaw {
+		if h.codec == codecRaw || h.codec == codecS2 {
 			dst := make([]byte, h.rawLen)
-			if err := decodeChunk(v, dst, Hash{1}, nil, nil); err == nil {
+			err := decodeChunk(v, dst, Hash{1}, nil, nil)
+			if err == nil {
 				t.Fatal("a chunk with a made-up hash was accepted")
+			}
+			if _, ok := err.(*decodeError); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
 			}
 		}
 	})
@@ -115,9 +122,22 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		write("FuzzManifestDecode", fmt.Sprintf("seed-badsum-%d", i), fmt.Sprintf("[]byte(%q)\n", v))
 	}
 	enc, _ := testCodecs(t)
-	for i, raw := range [][]byte{genMemory(4096, 1), randomBytes(4096)} {
-		v, _ := encodeChunk(enc, append(make([]byte, chunkHeaderLen), raw...), nil)
-		write("FuzzChunkDecode", fmt.Sprintf("seed-%d", i), fmt.Sprintf("[]byte(%q)\nuint16(%d)\n", v, len(raw)))
-		write("FuzzChunkDecode", fmt.Sprintf("seed-short-%d", i), fmt.Sprintf("[]byte(%q)\nuint16(%d)\n", v[:20], len(raw)))
+	structured := genMemory(4096, 1)
+	fillStructured(structured, nil2rand())
+	seeds := []struct {
+		name string
+		enc  chunkEncoder
+		raw  []byte
+	}{
+		{"seed-0", enc, genMemory(4096, 1)},
+		{"seed-1", enc, randomBytes(4096)},
+		{"seed-s2-0", s2Encoder, structured},
+		{"seed-s2-1", s2Encoder, structured[:300]},
+	}
+	for _, sd := range seeds {
+		v, _ := encodeChunk(sd.enc, append(make([]byte, chunkHeaderLen), sd.raw...), nil)
+		write("FuzzChunkDecode", sd.name, fmt.Sprintf("[]byte(%q)\nuint16(%d)\n", v, len(sd.raw)))
+		short := strings.Replace(sd.name, "seed-", "seed-short-", 1)
+		write("FuzzChunkDecode", short, fmt.Sprintf("[]byte(%q)\nuint16(%d)\n", v[:20], len(sd.raw)))
 	}
 }

@@ -5,8 +5,14 @@ import (
 	"time"
 )
 
-// FormatVersion is the manifest format this build writes and reads.
-const FormatVersion = 1
+// FormatVersion is the manifest format this build writes. It reads every
+// format from MinFormatVersion on. Format 2 may use S2-compressed chunks
+// (codecS2), which format 1 readers do not know; the manifest layout is
+// the same.
+const (
+	FormatVersion    = 2
+	MinFormatVersion = 1
+)
 
 // Key names one guest's checkpoint series: a worker of a job.
 type Key struct {

@@ -28,7 +28,11 @@ const (
 func encodeManifest(m *Manifest) []byte {
 	b := make([]byte, manifestHeaderLen, 256+len(m.Asyncify)+len(m.Host)+len(m.Files)+8*len(m.Globals)+16*len(m.Chunks)+16*len(m.FileChunks))
 	copy(b, manifestMagic)
-	binary.LittleEndian.PutUint32(b[4:], FormatVersion)
+	format := m.Format
+	if format < MinFormatVersion || format > FormatVersion {
+		format = FormatVersion
+	}
+	binary.LittleEndian.PutUint32(b[4:], format)
 
 	b = appendString(b, m.Job)
 	b = binary.LittleEndian.AppendUint32(b, m.Worker)
@@ -117,7 +121,7 @@ func checkManifestHeader(v []byte) (uint32, error) {
 	if uint64(len(v)) > total {
 		return format, corruptf("manifest has %d bytes past its end", uint64(len(v))-total)
 	}
-	if format != FormatVersion {
+	if format < MinFormatVersion || format > FormatVersion {
 		return format, &decodeError{kind: ErrFormat, msg: formatMsg(format)}
 	}
 	body := v[:len(v)-manifestTrailer]
@@ -128,7 +132,7 @@ func checkManifestHeader(v []byte) (uint32, error) {
 }
 
 func formatMsg(format uint32) string {
-	return "format version " + itoa(uint64(format)) + ", this librahost reads " + itoa(FormatVersion)
+	return "format version " + itoa(uint64(format)) + ", this librahost reads " + itoa(MinFormatVersion) + " to " + itoa(FormatVersion)
 }
 
 func itoa(v uint64) string {

@@ -21,6 +21,7 @@ type Config struct {
 	Keep      int    // epochs kept per Key, default 3
 	Workers   int    // parallelism for hash, compress and decompress; default GOMAXPROCS
 	NoSync    bool   // skip fsync; tests only
+	Codec     Codec  // compression of the chunks written; default CodecS2
 
 	// PoolBytes bounds the copy buffers kept between captures (so that a
 	// capture after the first does not fault in fresh memory while the
@@ -62,6 +63,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
+	switch c.Codec {
+	case CodecDefault:
+		c.Codec = CodecS2
+	case CodecS2, CodecZstd:
+	default:
+		return c, fmt.Errorf("ckpt: Config.Codec %v is unknown", c.Codec)
+	}
 	if c.PoolBytes == 0 {
 		c.PoolBytes = defaultPoolBytes
 	}
@@ -73,7 +81,7 @@ func (c Config) withDefaults() (Config, error) {
 type Store struct {
 	cfg  Config
 	db   *bolt.DB
-	enc  *zstd.Encoder
+	enc  chunkEncoder
 	dec  *zstd.Decoder
 	bufs *bufPool
 	zero []byte // ChunkSize zero bytes
@@ -130,15 +138,19 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("ckpt: initialise store %s: %w", cfg.Path, err)
 	}
-	// Literals are not entropy-coded: on the benchmark data sets this makes
-	// the encoder 8 % (mixed) to 20 % (Go heap) faster per core for 0-2 %
-	// larger chunks, and compression is what a full checkpoint waits for.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(cfg.Workers), zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(true),
-		zstd.WithSingleSegment(true), zstd.WithWindowSize(windowFor(cfg.ChunkSize)))
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("ckpt: zstd encoder: %w", err)
+	enc := chunkEncoder{codec: codecS2}
+	if cfg.Codec == CodecZstd {
+		// Literals are not entropy-coded: on the benchmark data sets this
+		// makes the encoder 8 % (mixed) to 20 % (Go heap) faster per core
+		// for 0-2 % larger chunks.
+		enc.codec = codecZstd
+		enc.zstd, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(cfg.Workers), zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(true),
+			zstd.WithSingleSegment(true), zstd.WithWindowSize(windowFor(cfg.ChunkSize)))
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ckpt: zstd encoder: %w", err)
+		}
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(cfg.Workers),
 		zstd.WithDecoderMaxMemory(maxChunkSize), zstd.WithDecodeAllCapLimit(true))
@@ -186,7 +198,9 @@ func (s *Store) Close() error {
 	close(s.writeq)
 	s.closeMu.Unlock()
 	<-s.writerDone
-	s.enc.Close()
+	if s.enc.zstd != nil {
+		s.enc.zstd.Close()
+	}
 	s.dec.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("ckpt: close store %s: %w", s.cfg.Path, err)

@@ -56,8 +56,8 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchStore(b *testing.B, noSync bool) *Store {
-	return openTest(b, Config{Path: filepath.Join(b.TempDir(), "bench.db"), NoSync: noSync})
+func benchStore(b *testing.B, noSync bool, codec Codec) *Store {
+	return openTest(b, Config{Path: filepath.Join(b.TempDir(), "bench.db"), NoSync: noSync, Codec: codec})
 }
 
 // nonZeroChunks lists the chunks of mem that are not all zero.
@@ -105,8 +105,12 @@ func reportCapture(b *testing.B, pause time.Duration, stored int64, elapsed, cpu
 // changed before each. timeWrite includes the background write in the
 // timed part (Capture→Wait); otherwise only Capture (the pause) is timed.
 func benchCapture(b *testing.B, d dataSet, dirtyFrac float64, timeWrite, noSync bool) {
+	benchCaptureCodec(b, d, dirtyFrac, timeWrite, noSync, CodecDefault)
+}
+
+func benchCaptureCodec(b *testing.B, d dataSet, dirtyFrac float64, timeWrite, noSync bool, codec Codec) {
 	mem := benchMemory(b, d)
-	s := benchStore(b, noSync)
+	s := benchStore(b, noSync, codec)
 	cs := s.cfg.ChunkSize
 	nz := nonZeroChunks(mem, cs)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -169,9 +173,27 @@ func BenchmarkDurableFull256MGoHeap(b *testing.B)       { benchCapture(b, goHeap
 func BenchmarkDurableDirty1pct256MGoHeap(b *testing.B)  { benchCapture(b, goHeap, 0.01, true, false) }
 func BenchmarkDurableFull256MGoHeapNoSync(b *testing.B) { benchCapture(b, goHeap, 1, true, true) }
 
-func BenchmarkReadMemory256M(b *testing.B) {
+// The same with zstd (CodecZstd), the codec of format 1 stores.
+func BenchmarkDurableFull256MZstd(b *testing.B) {
+	benchCaptureCodec(b, mixed, 1, true, false, CodecZstd)
+}
+func BenchmarkDurableDirty1pct256MZstd(b *testing.B) {
+	benchCaptureCodec(b, mixed, 0.01, true, false, CodecZstd)
+}
+func BenchmarkDurableFull256MGoHeapZstd(b *testing.B) {
+	benchCaptureCodec(b, goHeap, 1, true, false, CodecZstd)
+}
+func BenchmarkDurableDirty1pct256MGoHeapZstd(b *testing.B) {
+	benchCaptureCodec(b, goHeap, 0.01, true, false, CodecZstd)
+}
+
+func BenchmarkReadMemory256M(b *testing.B) { benchReadMemory(b, CodecDefault) }
+
+func BenchmarkReadMemory256MZstd(b *testing.B) { benchReadMemory(b, CodecZstd) }
+
+func benchReadMemory(b *testing.B, codec Codec) {
 	mem := benchMemory(b, mixed)
-	s := benchStore(b, true)
+	s := benchStore(b, true, codec)
 	k := Key{Job: "read"}
 	capture(b, s, testMeta(k, 1), mem)
 	m, err := s.Manifest(k, 1)
