@@ -27,6 +27,8 @@ var (
 	ErrNoJournal = errors.New("wasi: no file journal configured")
 	// ErrRollback reports a rollback to an epoch the journal cannot serve.
 	ErrRollback = errors.New("wasi: file rollback")
+	// ErrNoEvent reports OpenEvent without Config.Event.
+	ErrNoEvent = errors.New("wasi: no event configured")
 )
 
 // errno is a wasi_snapshot_preview1 error number.

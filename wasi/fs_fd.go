@@ -233,6 +233,13 @@ func (s *System) readv(ctx context.Context, mod api.Module, st []uint64, at int6
 		return errnoBadf
 	case kindDir:
 		return errnoIsdir
+	case kindEvent:
+		if at >= 0 {
+			return errnoSpipe
+		}
+		if nread, en = s.readEvent(iov); en != errnoSuccess {
+			return en
+		}
 	case kindFile:
 		if !e.read {
 			return errnoBadf
@@ -317,7 +324,7 @@ func (s *System) writev(mod api.Module, st []uint64, at int64) errno {
 	}
 	var written int
 	switch e.kind {
-	case kindStdin:
+	case kindStdin, kindEvent:
 		return errnoBadf
 	case kindStdout, kindStderr:
 		if at >= 0 {

@@ -41,7 +41,7 @@ func (s *System) seek(mod api.Module, fd uint32, off int64, whence, resPtr uint3
 	switch e.kind {
 	case kindDir:
 		return errnoIsdir
-	case kindStdin, kindStdout, kindStderr:
+	case kindStdin, kindStdout, kindStderr, kindEvent:
 		return errnoSpipe
 	}
 	var base int64
@@ -80,7 +80,7 @@ func fdFilestatGet(s *System, _ context.Context, mod api.Module, st []uint64) er
 	}
 	var fs filestat
 	switch e.kind {
-	case kindStdin, kindStdout, kindStderr:
+	case kindStdin, kindStdout, kindStderr, kindEvent:
 		fs = filestat{filetype: filetypeCharacterDevice, nlink: 1}
 	default:
 		fi, err := e.file.Stat()

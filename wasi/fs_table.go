@@ -14,6 +14,7 @@ const (
 	kindStderr
 	kindDir
 	kindFile
+	kindEvent // Config.Event (fs_event.go)
 )
 
 // maxFDs bounds the fd table; path_open beyond it fails with EMFILE.
@@ -49,6 +50,10 @@ type fdEntry struct {
 	trash    string
 	detached bool
 }
+
+// hasPath reports whether e is a directory or file of a mount, rather than
+// stdio or the event.
+func (e *fdEntry) hasPath() bool { return e.kind == kindDir || e.kind == kindFile }
 
 // journalPath is where changes through e are journaled.
 func (e *fdEntry) journalPath() (int, string) {

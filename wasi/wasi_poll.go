@@ -62,7 +62,7 @@ func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) err
 
 	var events []pollEvent
 	var clocks []pollClock
-	var stdinSubs []uint64
+	var waits []pollWait
 	for i := uint32(0); i < n; i++ {
 		sub := subs[i*subscriptionSize:]
 		ud := le.Uint64(sub)
@@ -94,8 +94,8 @@ func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) err
 			clocks = append(clocks, pollClock{ud, dl})
 		case eventtypeFdRead, eventtypeFdWrite:
 			ev, wait := s.pollFD(ud, typ, le.Uint32(sub[16:]))
-			if wait {
-				stdinSubs = append(stdinSubs, ud)
+			if wait != 0 {
+				waits = append(waits, pollWait{ud, wait})
 				continue
 			}
 			events = append(events, ev)
@@ -113,12 +113,9 @@ func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) err
 				events = append(events, pollEvent{userdata: c.userdata, typ: eventtypeClock})
 			}
 		}
-		if len(stdinSubs) > 0 {
-			s.stdin.poll()
-			if s.stdin.ready() {
-				for _, ud := range stdinSubs {
-					events = append(events, pollEvent{ud, 0, eventtypeFdRead, uint64(len(s.stdin.buf))})
-				}
+		for _, w := range waits {
+			if n, ok := s.readable(w.kind); ok {
+				events = append(events, pollEvent{w.userdata, 0, eventtypeFdRead, n})
 			}
 		}
 		if len(events) > 0 {
@@ -145,8 +142,13 @@ func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) err
 			timer = t.C
 		}
 		var stdinCh <-chan stdinChunk
-		if len(stdinSubs) > 0 {
-			stdinCh = s.stdin.wait()
+		var eventCh <-chan struct{}
+		for _, w := range waits {
+			if w.kind == kindStdin {
+				stdinCh = s.stdin.wait()
+			} else {
+				eventCh = s.event.wake
+			}
 		}
 		var chunk stdinChunk
 		var gotChunk, interrupted, done bool
@@ -154,6 +156,7 @@ func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) err
 		case <-timer:
 		case chunk = <-stdinCh:
 			gotChunk = true
+		case <-eventCh:
 		case <-intr:
 			interrupted = true
 		case <-ctx.Done():
@@ -200,25 +203,33 @@ func pollOneoff(s *System, ctx context.Context, mod api.Module, st []uint64) err
 	return errnoSuccess
 }
 
-// pollFD checks an fd subscription: stdin reads that would block wait.
-func (s *System) pollFD(ud uint64, typ uint8, fd uint32) (ev pollEvent, wait bool) {
+// pollWait is an fd_read subscription that waits for its fd to become
+// readable: stdin or the event.
+type pollWait struct {
+	userdata uint64
+	kind     fdKind
+}
+
+// pollFD checks an fd subscription: reads of stdin or the event that would
+// block return the kind to wait for.
+func (s *System) pollFD(ud uint64, typ uint8, fd uint32) (ev pollEvent, wait fdKind) {
 	ev = pollEvent{userdata: ud, typ: typ}
 	e, ok := s.fds.get(fd)
 	if !ok {
 		ev.err = errnoBadf
-		return ev, false
+		return ev, 0
 	}
 	switch e.kind {
-	case kindStdin:
+	case kindStdin, kindEvent:
 		if typ == eventtypeFdWrite {
 			ev.err = errnoBadf
-			return ev, false
+			return ev, 0
 		}
-		s.stdin.poll()
-		if !s.stdin.ready() {
-			return ev, true
+		n, ok := s.readable(e.kind)
+		if !ok {
+			return ev, e.kind
 		}
-		ev.nbytes = uint64(len(s.stdin.buf))
+		ev.nbytes = n
 	case kindStdout, kindStderr:
 		if typ == eventtypeFdRead {
 			ev.err = errnoBadf
@@ -232,7 +243,17 @@ func (s *System) pollFD(ud uint64, typ uint8, fd uint32) (ev pollEvent, wait boo
 			}
 		}
 	}
-	return ev, false
+	return ev, 0
+}
+
+// readable reports whether a read of stdin or the event would not block,
+// and how many bytes it would return.
+func (s *System) readable(kind fdKind) (uint64, bool) {
+	if kind == kindEvent {
+		return 8, s.event.ready()
+	}
+	s.stdin.poll()
+	return uint64(len(s.stdin.buf)), s.stdin.ready()
 }
 
 func addSat(a, b int64) int64 {

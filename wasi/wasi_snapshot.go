@@ -103,6 +103,9 @@ func (s *System) Restore(b []byte) error {
 		if e.mount >= len(s.mounts) {
 			return fmt.Errorf("%w: fd %d: mount %d out of range", ErrRestore, fd, e.mount)
 		}
+		if e.kind == kindEvent && s.event == nil {
+			return fmt.Errorf("%w: fd %d is an event fd, config has no event", ErrRestore, fd)
+		}
 		if err := s.reopen(e); err != nil {
 			t.closeAll()
 			return fmt.Errorf("%w: fd %d (%s): %v", ErrRestore, fd, e.rel, err)
@@ -121,7 +124,7 @@ func (s *System) Restore(b []byte) error {
 // reopen opens the host file of a decoded entry.
 func (s *System) reopen(e *fdEntry) error {
 	switch e.kind {
-	case kindStdin, kindStdout, kindStderr:
+	case kindStdin, kindStdout, kindStderr, kindEvent:
 		return nil
 	}
 	m := s.mounts[e.mount]
@@ -209,14 +212,14 @@ func decodeSnapshot(b []byte) (*snapshotState, error) {
 			d.fail("fd %d out of range", fd)
 		case st.fds[uint32(fd)] != nil:
 			d.fail("fd %d twice", fd)
-		case e.kind < kindStdin || e.kind > kindFile:
+		case e.kind < kindStdin || e.kind > kindEvent:
 			d.fail("fd %d: bad kind %d", fd, e.kind)
 		case flags > 0xffff || e.offset < 0:
 			d.fail("fd %d: bad flags or offset", fd)
-		case e.kind >= kindDir && (mnt < 0 || mnt >= int64(nm) || !validRel(e.rel)):
+		case e.hasPath() && (mnt < 0 || mnt >= int64(nm) || !validRel(e.rel)):
 			d.fail("fd %d: bad mount or path", fd)
-		case e.kind < kindDir && (mnt != -1 || e.preopen || e.dir != nil):
-			d.fail("fd %d: bad stdio entry", fd)
+		case !e.hasPath() && (mnt != -1 || e.preopen || e.dir != nil):
+			d.fail("fd %d: bad stdio or event entry", fd)
 		case e.kind == kindFile && (e.preopen || e.dir != nil):
 			d.fail("fd %d: bad file entry", fd)
 		}

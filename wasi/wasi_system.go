@@ -51,6 +51,9 @@ type Config struct {
 	// set, poll_oneoff then calls Hooks.Enter and, if the host unwinds,
 	// remembers its deadline so the repeated call sleeps only what is left.
 	Interrupt <-chan struct{}
+	// Event is what the fd that OpenEvent gives the guest reads and
+	// polls; nil: no event fd.
+	Event *Event
 
 	// Journal is the path of this guest's undo journal for file rollback
 	// (a directory Journal+".trash" beside it keeps removed files). With
@@ -91,6 +94,7 @@ type System struct {
 	rand     io.Reader
 	hooks    Hooks
 	intr     <-chan struct{}
+	event    *Event
 	det      *determinism // nil unless Config.Deterministic
 
 	// pendingStart is the guest-monotonic time at which a poll_oneoff
@@ -115,6 +119,7 @@ func New(cfg Config) (*System, error) {
 		rand:     cfg.Rand,
 		hooks:    cfg.Hooks,
 		intr:     cfg.Interrupt,
+		event:    cfg.Event,
 	}
 	for _, a := range cfg.Args {
 		if strings.IndexByte(a, 0) >= 0 {
