@@ -116,10 +116,11 @@ type channel struct {
 	ackDue   bool      // loop only
 	flags    chanFlags // loop only
 
-	mu      sync.Mutex // guards used and waiting
+	mu      sync.Mutex // guards used, waiting and refused
 	cond    sync.Cond
 	used    int64 // payload bytes admitted and not yet acked
 	waiting int
+	refused chan struct{} // the inbox notify of a sender TrySend refused
 }
 
 // worker is a local rank.
@@ -206,23 +207,44 @@ func (e *Endpoint) worker(r uint32) *worker {
 // Send copies payload into channel src→dst and returns. It blocks only
 // while the channel's window of unacked bytes is full. src must be local.
 func (e *Endpoint) Send(src, dst uint32, tag int32, payload []byte) error {
+	_, err := e.send(src, dst, tag, payload, true)
+	return err
+}
+
+// TrySend is Send without waiting: when the window is full it sends
+// nothing and returns false, and Inbox(src) receives a value once acks
+// have made room in the window.
+func (e *Endpoint) TrySend(src, dst uint32, tag int32, payload []byte) (bool, error) {
+	return e.send(src, dst, tag, payload, false)
+}
+
+func (e *Endpoint) send(src, dst uint32, tag int32, payload []byte, wait bool) (bool, error) {
 	if e.closed.Load() {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if len(payload) > MaxPayload {
-		return fmt.Errorf("%w: message of %d bytes", ErrTooLarge, len(payload))
+		return false, fmt.Errorf("%w: message of %d bytes", ErrTooLarge, len(payload))
 	}
 	if !e.isLocal(src) {
-		return fmt.Errorf("transport: send from rank %d, which is not on host %s", src, e.cfg.Host)
+		return false, fmt.Errorf("transport: send from rank %d, which is not on host %s", src, e.cfg.Host)
 	}
 	ch := e.channel(src, dst)
 	n := int64(len(payload))
 	win := e.cfg.Sender.Window
+	var notify chan struct{}
+	if !wait {
+		notify = e.worker(src).in.notify
+	}
 	ch.mu.Lock()
 	for ch.used > 0 && ch.used+n > win {
 		if e.closed.Load() {
 			ch.mu.Unlock()
-			return ErrClosed
+			return false, ErrClosed
+		}
+		if !wait {
+			ch.refused = notify
+			ch.mu.Unlock()
+			return false, nil
 		}
 		ch.waiting++
 		ch.cond.Wait()
@@ -237,7 +259,7 @@ func (e *Endpoint) Send(src, dst uint32, tag int32, payload []byte) error {
 	e.sends = append(e.sends, req)
 	e.qmu.Unlock()
 	e.poke()
-	return nil
+	return true, nil
 }
 
 // release returns n bytes of window to the channel's senders.
@@ -250,7 +272,15 @@ func (ch *channel) release(n int64) {
 	if ch.waiting > 0 {
 		ch.cond.Broadcast()
 	}
+	refused := ch.refused
+	ch.refused = nil
 	ch.mu.Unlock()
+	if refused != nil {
+		select {
+		case refused <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // SetEpoch sets the epoch stamped on messages local rank src sends from
@@ -282,7 +312,8 @@ func (e *Endpoint) TryRecv(dst uint32, src, tag int32) (Message, bool) {
 }
 
 // Inbox returns a channel that receives a value whenever messages arrive
-// for dst (coalesced: one value may stand for many). Recv waits on the same
+// for dst, or a window that refused a TrySend of dst's opens (coalesced:
+// one value may stand for many). Recv waits on the same
 // channel, so use either this with TryRecv or Recv, not both.
 func (e *Endpoint) Inbox(dst uint32) <-chan struct{} { return e.worker(dst).in.notify }
 
