@@ -17,6 +17,12 @@ func hostYield()
 //go:wasmimport libra checkpoint
 func hostCheckpoint()
 
+// hostEventFD returns the fd of the host's event for this guest (see
+// run_wasip1.go), or -1.
+//
+//go:wasmimport libra event_fd
+func hostEventFD() int32
+
 func rank() int32 { return hostRank() }
 func size() int32 { return hostSize() }
 func yield()      { hostYield() }

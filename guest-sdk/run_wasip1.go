@@ -3,6 +3,7 @@
 package libra
 
 import (
+	"os"
 	"time"
 	_ "unsafe" // for go:linkname
 )
@@ -13,15 +14,28 @@ import (
 //go:linkname userMain main.main
 func userMain()
 
-// watchEvery is how often the watcher asks the host whether a checkpoint is
-// pending. While one is, the host also forces the running goroutine into
-// the scheduler, so the watcher gets to run within about this interval.
-const watchEvery = 250 * time.Microsecond
+// The watcher hears from the host through the event fd (libra.event_fd):
+// the host signals it when a message arrives, a send window opens, a
+// checkpoint comes due or the guest must stop, and a goroutine reading it
+// in Go's netpoll wakes the watcher. An idle guest so sleeps in
+// poll_oneoff until the host has something for it.
+//
+// Go's scheduler polls the network only when it has nothing else to run,
+// so while the program computes the event goes unseen: the watcher then
+// also asks the host every watchEvery. While a checkpoint is pending the
+// host forces the running goroutine into the scheduler, which runs due
+// timers first, so the watcher sees the checkpoint within about this
+// interval. Without an event fd it asks every pollEvery.
+const (
+	watchEvery = 2 * time.Millisecond
+	pollEvery  = 250 * time.Microsecond
+)
 
 var (
 	started  bool
 	finished = make(chan struct{})
 	ticker   *time.Ticker
+	events   = make(chan struct{}, 1) // the host signalled the event fd
 
 	// ckptAsks carries Checkpoint calls to the watcher; acks holds the
 	// callers to release once the checkpoint has been taken.
@@ -34,6 +48,33 @@ var (
 	waitAsks = make(chan waiter)
 	waiters  []waiter
 )
+
+// readEvents passes each signal of the event fd to the watcher. Reading
+// blocks in Go's netpoll. If the fd is missing or fails (the program
+// closed it), it wakes the watcher every pollEvery instead.
+func readEvents(fd int32) {
+	if fd >= 0 {
+		f := os.NewFile(uintptr(fd), "libra-event")
+		var b [8]byte
+		for {
+			if _, err := f.Read(b[:]); err != nil {
+				break
+			}
+			notifyWatcher()
+		}
+	}
+	for {
+		time.Sleep(pollEvery)
+		notifyWatcher()
+	}
+}
+
+func notifyWatcher() {
+	select {
+	case events <- struct{}{}:
+	default:
+	}
+}
 
 // libra.pending returns changes<<1 | checkpoint: bit 0 says a checkpoint
 // is due; the rest counts the changes of this worker's inbox and send
@@ -53,6 +94,15 @@ func waitHost(seen uint64) {
 	w := waiter{seen: seen, wake: make(chan struct{})}
 	waitAsks <- w
 	<-w.wake
+}
+
+// wakeAll releases every waiter, to look again: a restored instance has
+// a new host, whose change count may be below what the waiters saw.
+func wakeAll() {
+	for _, w := range waiters {
+		close(w.wake)
+	}
+	waiters = waiters[:0]
 }
 
 // wakeWaiters releases the waiters whose change has come.
@@ -78,6 +128,9 @@ func libraRun() int32 {
 	if !started {
 		started = true
 		ticker = time.NewTicker(watchEvery)
+		// The fd is opened before the program runs, so its number is the
+		// same in every run.
+		go readEvents(hostEventFD())
 		go func() {
 			userMain()
 			close(finished)
@@ -89,7 +142,7 @@ func libraRun() int32 {
 		close(a)
 	}
 	acks = acks[:0]
-	wakeWaiters(hostChanges())
+	wakeAll()
 	for {
 		select {
 		case <-finished:
@@ -101,19 +154,27 @@ func libraRun() int32 {
 			return statusPaused
 		case w := <-waitAsks:
 			waiters = append(waiters, w)
-			p := uint64(hostPending())
-			wakeWaiters(p >> 1)
-			if p&1 != 0 {
+			if askHost() {
+				return statusPaused
+			}
+		case <-events:
+			if askHost() {
 				return statusPaused
 			}
 		case <-ticker.C:
-			p := uint64(hostPending())
-			wakeWaiters(p >> 1)
-			if p&1 != 0 {
+			if askHost() {
 				return statusPaused
 			}
 		}
 	}
+}
+
+// askHost wakes the waiters whose change has come and reports whether a
+// checkpoint is due.
+func askHost() bool {
+	p := uint64(hostPending())
+	wakeWaiters(p >> 1)
+	return p&1 != 0
 }
 
 func checkpoint() {

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"math"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -34,6 +35,16 @@ func (w *Worker) instantiateLibra(ctx context.Context) error {
 			p |= 1
 		}
 		return p
+	})
+	// event_fd: the fd of the worker's event (wasi.Event), which the host
+	// signals when a message arrives, a send window opens, a checkpoint
+	// comes due or the guest must stop; -1 if there is none.
+	fn("event_fd", i32, func(context.Context, api.Module) uint64 {
+		fd, err := w.sys.OpenEvent()
+		if err != nil {
+			return uint64(math.MaxUint32)
+		}
+		return uint64(fd)
 	})
 	fn("yield", nil, func(context.Context, api.Module) uint64 { return 0 })
 	// checkpoint: a Go guest's watcher returns "paused" after this call; an

@@ -14,7 +14,7 @@ import (
 const (
 	errnoOK    = 0
 	errnoBig   = 1  // E2BIG: the message does not fit; its length is reported
-	errnoAgain = 6  // EAGAIN: nothing to receive yet
+	errnoAgain = 6  // EAGAIN: nothing to receive yet, or the send window is full
 	errnoFault = 21 // EFAULT: a pointer outside memory
 	errnoInval = 28 // EINVAL: no such rank
 	errnoNoSys = 52 // ENOSYS: no messaging in this run
@@ -36,6 +36,7 @@ func (w *Worker) watchInbox(done <-chan struct{}) {
 			w.changes.Add(1)
 			signal(w.interrupt)
 			signal(w.inboxWake)
+			w.event.Signal()
 		}
 	}
 }
@@ -45,40 +46,48 @@ func (w *Worker) watchInbox(done <-chan struct{}) {
 //	send(dst, tag i32, ptr, len i32) -> errno
 //	recv(src, tag i32, buf, cap i32, info i32) -> errno; info: src, tag, len i32
 //
-// For a Go guest recv does not wait: EAGAIN sends the SDK's goroutine to
-// wait for libra.pending's change count. For an asyncify guest recv waits
-// here, and the wait is a capture point.
+// Neither waits for a Go guest: EAGAIN (nothing to receive, or the send
+// window is full) sends the SDK's goroutine to wait for libra.pending's
+// change count. An asyncify guest waits here, and the wait is a capture
+// point.
 func (w *Worker) exportMessages(b wazero.HostModuleBuilder) {
 	i32 := api.ValueTypeI32
 	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, st []uint64) {
 		if w.kind == KindAsyncify && w.Enter(ctx, mod) {
 			return
 		}
-		st[0] = uint64(w.send(mod, uint32(st[0]), int32(st[1]), uint32(st[2]), uint32(st[3])))
+		dst, tag, ptr, n := uint32(st[0]), int32(st[1]), uint32(st[2]), uint32(st[3])
+		w.untilReady(ctx, mod, st, func() uint32 { return w.send(mod, dst, tag, ptr, n) })
 	}), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).Export("send")
 	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, st []uint64) {
 		if w.kind == KindAsyncify && w.Enter(ctx, mod) {
 			return
 		}
 		src, tag, buf, capacity, info := int32(st[0]), int32(st[1]), uint32(st[2]), uint32(st[3]), uint32(st[4])
-		for {
-			r := w.recv(mod, src, tag, buf, capacity, info)
-			if r != errnoAgain || w.kind != KindAsyncify {
-				st[0] = uint64(r)
+		w.untilReady(ctx, mod, st, func() uint32 { return w.recv(mod, src, tag, buf, capacity, info) })
+	}), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).Export("recv")
+}
+
+// untilReady puts op's result in st[0]. For an asyncify guest it repeats
+// op while it says EAGAIN, waking when the inbox or a send window changes;
+// a checkpoint that comes due meanwhile unwinds the guest, and the rewind
+// calls the import, so op, again.
+func (w *Worker) untilReady(ctx context.Context, mod api.Module, st []uint64, op func() uint32) {
+	for {
+		r := op()
+		if r != errnoAgain || w.kind != KindAsyncify {
+			st[0] = uint64(r)
+			return
+		}
+		w.checkStop()
+		select {
+		case <-w.inboxWake:
+		case <-w.interrupt:
+			if w.Enter(ctx, mod) {
 				return
 			}
-			// An asyncify guest waits here; a checkpoint that comes due
-			// meanwhile unwinds it, and the rewind calls recv again.
-			w.checkStop()
-			select {
-			case <-w.inboxWake:
-			case <-w.interrupt:
-				if w.Enter(ctx, mod) {
-					return
-				}
-			}
 		}
-	}), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).Export("recv")
+	}
 }
 
 func (w *Worker) send(mod api.Module, dst uint32, tag int32, ptr, n uint32) uint32 {
@@ -93,8 +102,12 @@ func (w *Worker) send(mod api.Module, dst uint32, tag int32, ptr, n uint32) uint
 	if !ok {
 		return errnoFault
 	}
-	if err := ep.Send(uint32(w.cfg.Rank), dst, tag, data); err != nil {
+	ok, err := ep.TrySend(uint32(w.cfg.Rank), dst, tag, data)
+	switch {
+	case err != nil:
 		return errnoInval
+	case !ok: // the window is full: acks make room
+		return errnoAgain
 	}
 	return errnoOK
 }

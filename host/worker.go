@@ -106,6 +106,7 @@ type Worker struct {
 	interrupt chan struct{}
 	pokeWake  chan struct{}
 	inboxWake chan struct{}
+	event     *wasi.Event        // the guest's event fd: see libra.event_fd
 	changes   atomic.Uint64      // arrivals in the inbox, for libra.pending
 	held      *transport.Message // a message too large for the guest's buffer
 
@@ -127,7 +128,7 @@ func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.Size == 0 {
 		cfg.Size = 1
 	}
-	w := &Worker{cfg: cfg, interrupt: make(chan struct{}, 1), pokeWake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1)}
+	w := &Worker{cfg: cfg, interrupt: make(chan struct{}, 1), pokeWake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1), event: wasi.NewEvent()}
 	w.digest = sha256Sum(cfg.Module)
 	if _, err := wasmbin.Parse(cfg.Module); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotWasm, err)
@@ -201,6 +202,7 @@ func (w *Worker) instantiateHost(ctx context.Context) error {
 		Mounts:    w.cfg.Mounts,
 		Nanotime:  func() int64 { return w.clock.Nanotime() },
 		Interrupt: w.interrupt,
+		Event:     w.event,
 
 		Journal:       w.cfg.Journal,
 		Deterministic: w.cfg.Deterministic,
@@ -239,6 +241,7 @@ func (w *Worker) RequestCheckpoint() {
 		w.requested.Store(time.Now().UnixNano())
 		signal(w.interrupt)
 		signal(w.pokeWake)
+		w.event.Signal()
 	}
 }
 
@@ -290,6 +293,7 @@ func (w *Worker) stop() {
 		signal(w.interrupt)
 		signal(w.pokeWake)
 		signal(w.inboxWake)
+		w.event.Signal()
 	}
 }
 
