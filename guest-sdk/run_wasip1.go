@@ -4,6 +4,7 @@ package libra
 
 import (
 	"os"
+	"runtime/metrics"
 	"time"
 	_ "unsafe" // for go:linkname
 )
@@ -25,9 +26,14 @@ func userMain()
 // also asks the host every watchEvery. While a checkpoint is pending the
 // host forces the running goroutine into the scheduler, which runs due
 // timers first, so the watcher sees the checkpoint within about this
-// interval. Without an event fd it asks every pollEvery.
+// interval. When the watcher finds nothing else runnable the program is
+// idle, in netpoll, where the event is seen at once: it then asks only
+// every idleEvery, since each wake of an idle guest costs the host about
+// as much as a fast tick's whole interval is worth (bench/RESULTS.md).
+// Without an event fd it asks every pollEvery.
 const (
 	watchEvery = 2 * time.Millisecond
+	idleEvery  = 20 * time.Millisecond
 	pollEvery  = 250 * time.Microsecond
 )
 
@@ -35,6 +41,8 @@ var (
 	started  bool
 	finished = make(chan struct{})
 	ticker   *time.Ticker
+	interval time.Duration // the ticker's
+	runnable = []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}}
 	events   = make(chan struct{}, 1) // the host signalled the event fd
 
 	// ckptAsks carries Checkpoint calls to the watcher; acks holds the
@@ -127,7 +135,8 @@ func wakeWaiters(changes uint64) {
 func libraRun() int32 {
 	if !started {
 		started = true
-		ticker = time.NewTicker(watchEvery)
+		interval = watchEvery
+		ticker = time.NewTicker(interval)
 		// The fd is opened before the program runs, so its number is the
 		// same in every run.
 		go readEvents(hostEventFD())
@@ -143,6 +152,7 @@ func libraRun() int32 {
 	}
 	acks = acks[:0]
 	wakeAll()
+	setInterval(watchEvery) // the program may be computing
 	for {
 		select {
 		case <-finished:
@@ -170,11 +180,27 @@ func libraRun() int32 {
 }
 
 // askHost wakes the waiters whose change has come and reports whether a
-// checkpoint is due.
+// checkpoint is due. It then sets the ticker for what the program does.
 func askHost() bool {
 	p := uint64(hostPending())
 	wakeWaiters(p >> 1)
-	return p&1 != 0
+	if p&1 != 0 {
+		return true
+	}
+	metrics.Read(runnable)
+	if runnable[0].Value.Kind() == metrics.KindUint64 && runnable[0].Value.Uint64() == 0 {
+		setInterval(idleEvery)
+	} else {
+		setInterval(watchEvery)
+	}
+	return false
+}
+
+func setInterval(d time.Duration) {
+	if d != interval {
+		interval = d
+		ticker.Reset(d)
+	}
 }
 
 func checkpoint() {

@@ -1,11 +1,14 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/transport"
 )
 
 // benchCache is a compilation cache on disk, as the CLI uses: an in-memory
@@ -74,6 +78,61 @@ func BenchmarkPauseLatency(b *testing.B) {
 			b.ReportMetric(ms(slices.Max(lat)), "max-ms")
 		})
 	}
+}
+
+// BenchmarkPingPongGuests measures the round trip of a 64-byte message
+// between two Go guests in one process, through an in-process endpoint:
+// each hop wakes a guest waiting in Recv.
+func BenchmarkPingPongGuests(b *testing.B) {
+	module := testGuest(b, "testdata/pingpong")
+	ctx := context.Background()
+	ep, err := transport.NewEndpoint(transport.EndpointConfig{
+		Host: "local", Route: func(uint32) transport.HostID { return "local" }, StableOnAck: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ep.Close()
+	var out bytes.Buffer
+	args := []string{"pingpong", fmt.Sprint(max(b.N, 100))}
+	var workers [2]*Worker
+	for r := range workers {
+		cfg := Config{Module: module, Args: args, Rank: r, Size: 2, Endpoint: ep, Cache: benchCache()}
+		if r == 0 {
+			cfg.Stdout = NewOutput(&out, nil)
+		}
+		if workers[r], err = NewWorker(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+		defer workers[r].Close(ctx)
+	}
+	b.ResetTimer()
+	errs := make(chan error, 2)
+	for _, w := range workers {
+		go func() {
+			code, err := w.Run(ctx)
+			if err == nil && code != 0 {
+				err = fmt.Errorf("exit code %d", code)
+			}
+			errs <- err
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	var rtts []time.Duration
+	for _, f := range strings.Fields(out.String()) {
+		ns, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rtts = append(rtts, time.Duration(ns))
+	}
+	b.ReportMetric(ms(percentile(rtts, 0.5)), "rtt-p50-ms")
+	b.ReportMetric(ms(percentile(rtts, 0.99)), "rtt-p99-ms")
 }
 
 // memCheckpoints runs the mem guest (mib MiB, permille changed per round),
