@@ -27,6 +27,13 @@ type baseState struct {
 	chunkSize int
 	mem       []Hash
 	files     []Hash
+	stored    uint64 // the manifest's StoredBytes
+	sum       uint64 // the manifest's checksum, to recognise it in the store
+}
+
+func newBaseState(m *Manifest) *baseState {
+	return &baseState{epoch: m.Epoch, chunkSize: int(m.ChunkSize), mem: m.Chunks, files: m.FileChunks,
+		stored: m.StoredBytes, sum: m.Sum}
 }
 
 func (s *Store) keyState(k Key) *keyState {
@@ -72,7 +79,7 @@ func (s *Store) loadBase(k Key) *baseState {
 		if err != nil || int(m.ChunkSize) != s.cfg.ChunkSize {
 			return nil
 		}
-		b = &baseState{epoch: m.Epoch, chunkSize: int(m.ChunkSize), mem: m.Chunks, files: m.FileChunks}
+		b = newBaseState(m)
 		return nil
 	})
 	return b

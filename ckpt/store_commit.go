@@ -2,6 +2,7 @@ package ckpt
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"time"
@@ -107,6 +108,10 @@ func (s *Store) commit(p *Pending) error {
 				return err
 			}
 		}
+		stored, known, err := storedFromBase(tx, p, newSet, placed, len(rewritten) > 0)
+		if err != nil {
+			return err
+		}
 		missing, err := deltas.apply(tx, placed)
 		if err != nil {
 			return err
@@ -115,13 +120,15 @@ func (s *Store) commit(p *Pending) error {
 			return &errMissing{*missing}
 		}
 
-		var stored uint64
-		for _, h := range newSet {
-			r, ok := decodeRef(refs.Get(h[:]))
-			if !ok {
-				return &errMissing{h}
+		if !known {
+			stored = 0
+			for _, h := range newSet {
+				r, ok := decodeRef(refs.Get(h[:]))
+				if !ok {
+					return &errMissing{h}
+				}
+				stored += r.size
 			}
-			stored += r.size
 		}
 		m.StoredBytes = stored
 		m.Stats = p.stats
@@ -131,7 +138,9 @@ func (s *Store) commit(p *Pending) error {
 		if err := fail("commit:manifest"); err != nil {
 			return err
 		}
-		if err := mans.Put(mk, encodeManifest(m)); err != nil {
+		mv := encodeManifest(m)
+		m.Sum = binary.LittleEndian.Uint64(mv[len(mv)-manifestTrailer:])
+		if err := mans.Put(mk, mv); err != nil {
 			return err
 		}
 		if needSweep {
@@ -151,7 +160,7 @@ func (s *Store) commit(p *Pending) error {
 	}
 	p.stored = newBytes
 	ks.loaded = true
-	ks.base = &baseState{epoch: m.Epoch, chunkSize: int(m.ChunkSize), mem: m.Chunks, files: m.FileChunks}
+	ks.base = newBaseState(m)
 	if len(rewritten) > 0 {
 		s.badMu.Lock()
 		for _, h := range rewritten {
@@ -178,4 +187,61 @@ func oneLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// storedFromBase computes the StoredBytes of p's manifest (newSet: its
+// distinct chunks) from its base's: plus the chunks the base does not use,
+// minus those only the base uses. Call it before the reference counts
+// change. known is false (and the caller sums every chunk) when the base's
+// manifest is no longer in the store as it was, or a corrupt chunk was
+// rewritten with another size.
+func storedFromBase(tx *bolt.Tx, p *Pending, newSet []Hash, placed map[Hash]chunkLoc, rewrote bool) (stored uint64, known bool, err error) {
+	b := p.base
+	if b == nil || rewrote || b.chunkSize != int(p.m.ChunkSize) {
+		return 0, false, nil
+	}
+	v := tx.Bucket(bucketManifests).Get(manifestKey(p.m.Key, b.epoch))
+	if len(v) < manifestTrailer || binary.LittleEndian.Uint64(v[len(v)-manifestTrailer:]) != b.sum {
+		return 0, false, nil
+	}
+	// The base manifest is stored, so each of its chunks has a reference.
+	inBase := make(map[Hash]struct{}, len(b.mem)+len(b.files))
+	for _, hs := range [][]Hash{b.mem, b.files} {
+		for _, h := range hs {
+			if !h.IsZero() {
+				inBase[h] = struct{}{}
+			}
+		}
+	}
+	refs := tx.Bucket(bucketRefs)
+	size := func(h Hash) (uint64, error) {
+		if loc, ok := placed[h]; ok {
+			return loc.size, nil
+		}
+		r, ok := decodeRef(refs.Get(h[:]))
+		if !ok {
+			return 0, &errMissing{h}
+		}
+		return r.size, nil
+	}
+	stored = b.stored
+	for _, h := range newSet {
+		if _, ok := inBase[h]; ok {
+			delete(inBase, h)
+			continue
+		}
+		n, err := size(h)
+		if err != nil {
+			return 0, false, err
+		}
+		stored += n
+	}
+	for h := range inBase { // used by the base only
+		n, err := size(h)
+		if err != nil || n > stored {
+			return 0, false, nil
+		}
+		stored -= n
+	}
+	return stored, true, nil
 }
