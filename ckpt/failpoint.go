@@ -7,8 +7,8 @@ import "sync/atomic"
 // fail. It may be replaced while writes run.
 //
 // Names: "commit:batch" (an early batch of chunks), "commit:chunks",
-// "commit:manifest", "commit:gc", "commit:tx", "delete:tx",
-// "deleteafter:tx".
+// "commit:manifest", "commit:gc", "commit:tx", "free:tx" (chunk values
+// a commit left unreferenced), "delete:tx", "deleteafter:tx".
 var failpoint atomic.Pointer[func(name string) error]
 
 // setFailpoint arms f (nil disarms).

@@ -105,3 +105,65 @@ func TestOpenSweepsOrphans(t *testing.T) {
 		t.Fatal("Open did not remove the orphan chunk")
 	}
 }
+
+// TestFreeFailpoint: the chunk values a commit leaves unreferenced are
+// freed after the checkpoint is durable; if that fails the checkpoint
+// stands, the values wait for the next try, and Open sweeps them after a
+// crash.
+func TestFreeFailpoint(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Keep = 1
+	s := openTest(t, cfg)
+	k := Key{Job: "free"}
+	mem := genMemory(256<<10, 5)
+	capture(t, s, testMeta(k, 1), mem)
+	change := func(e uint64) {
+		for c := 0; c < 64; c += 8 {
+			mem[c*cs(s)+1] = byte(e)
+		}
+	}
+	injected := errors.New("input/output error (injected)")
+	setFailpoint(func(n string) error {
+		if n == "free:tx" {
+			return injected
+		}
+		return nil
+	})
+	defer setFailpoint(nil)
+	change(2)
+	capture(t, s, testMeta(k, 2), mem)
+	if m, _, err := s.Latest(k, testBinding); err != nil || m.Epoch != 2 || !bytes.Equal(readBack(t, s, m), mem) {
+		t.Fatalf("Latest after a failed free = %v, %v", m, err)
+	}
+	if chunks, refs := bucketLen(t, s, bucketChunks), bucketLen(t, s, bucketRefs); chunks <= refs {
+		t.Fatalf("%d chunk values, %d references: want the dropped ones left", chunks, refs)
+	}
+	// Freed at the next try.
+	setFailpoint(nil)
+	change(3)
+	capture(t, s, testMeta(k, 3), mem)
+	checkRefs(t, s)
+
+	// Values still not freed when the store closes (or the process
+	// dies) are swept by the next Open.
+	setFailpoint(func(n string) error {
+		if n == "free:tx" {
+			return injected
+		}
+		return nil
+	})
+	change(4)
+	capture(t, s, testMeta(k, 4), mem)
+	if chunks, refs := bucketLen(t, s, bucketChunks), bucketLen(t, s, bucketRefs); chunks <= refs {
+		t.Fatalf("%d chunk values, %d references before reopening", chunks, refs)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	setFailpoint(nil)
+	s = openTest(t, cfg)
+	checkRefs(t, s)
+	if m, _, err := s.Latest(k, testBinding); err != nil || m.Epoch != 4 || !bytes.Equal(readBack(t, s, m), mem) {
+		t.Fatalf("Latest after reopening = %v, %v", m, err)
+	}
+}

@@ -99,6 +99,11 @@ type Store struct {
 
 	writeq     chan *Pending
 	writerDone chan struct{}
+
+	// gcMu is held by the writer from the moment a capture is done until
+	// it has freed what the commit left (freeValues).
+	gcMu    sync.Mutex
+	garbage []uint64 // values a freeValues could not delete; writer-owned
 }
 
 // Open opens or creates the store at cfg.Path. If another process (or

@@ -24,6 +24,7 @@ func (s *Store) commit(p *Pending) error {
 	m := p.m
 	var newBytes int64
 	var rewritten []Hash
+	var garbage []uint64 // values of chunks no longer referenced, freed after the commit
 	// Holding the key's lock from the choice of epochs to drop until the
 	// new base is published keeps a concurrent Capture of the same key from
 	// choosing a base that this commit drops.
@@ -112,7 +113,11 @@ func (s *Store) commit(p *Pending) error {
 		if err != nil {
 			return err
 		}
-		missing, err := deltas.apply(tx, placed)
+		garbage = garbage[:0]
+		missing, err := deltas.apply(tx, placed, func(seq uint64) error {
+			garbage = append(garbage, seq)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -159,6 +164,7 @@ func (s *Store) commit(p *Pending) error {
 		return s.writeErr(m, err)
 	}
 	p.stored = newBytes
+	p.garbage = garbage
 	ks.loaded = true
 	ks.base = newBaseState(m)
 	if len(rewritten) > 0 {

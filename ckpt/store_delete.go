@@ -91,7 +91,7 @@ func dropEpochs(tx *bolt.Tx, k Key, epochs []uint64) error {
 			return err
 		}
 	}
-	if _, err := deltas.apply(tx, nil); err != nil {
+	if _, err := deltas.apply(tx, nil, deleteNow(tx)); err != nil {
 		return err
 	}
 	if needSweep {

@@ -102,9 +102,12 @@ func (r refDeltas) drop(v []byte) bool {
 
 // apply writes the net changes. placed holds the chunks stored by this
 // commit (new ones, or rewrites of chunks found corrupt). It returns the
-// first hash that should be present but is not.
-func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc) (missing *Hash, err error) {
-	chunks, refs := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs)
+// first hash that should be present but is not. The values of chunks no
+// longer referenced are passed to free, which deletes them now or later:
+// once its reference is gone a value is an orphan, which sweepOrphans
+// deletes at Open if nothing else does.
+func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc, free func(seq uint64) error) (missing *Hash, err error) {
+	refs := tx.Bucket(bucketRefs)
 	keys := make([]Hash, 0, len(r))
 	for h, d := range r {
 		if _, ok := placed[h]; d != 0 || ok {
@@ -120,7 +123,7 @@ func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc) (missing *Hash, 
 		if put {
 			if ok && old.seq != loc.seq {
 				// A corrupt value is replaced by the fresh copy.
-				if err := deleteChunk(chunks, seqKey(old.seq)); err != nil {
+				if err := free(old.seq); err != nil {
 					return nil, err
 				}
 			}
@@ -137,7 +140,7 @@ func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc) (missing *Hash, 
 				return nil, err
 			}
 			if ok || put {
-				if err := deleteChunk(chunks, seqKey(cur.seq)); err != nil {
+				if err := free(cur.seq); err != nil {
 					return nil, err
 				}
 			}
@@ -219,6 +222,13 @@ func sweep(tx *bolt.Tx) error {
 	}
 	_, err := sweepOrphans(tx)
 	return err
+}
+
+// deleteNow frees chunk values in the transaction that drops their
+// references.
+func deleteNow(tx *bolt.Tx) func(seq uint64) error {
+	chunks := tx.Bucket(bucketChunks)
+	return func(seq uint64) error { return deleteChunk(chunks, seqKey(seq)) }
 }
 
 // sweepAll runs sweep in its own transaction.

@@ -3,6 +3,8 @@ package ckpt
 import (
 	"sync/atomic"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Pending is a capture on its way to the store.
@@ -19,10 +21,11 @@ type Pending struct {
 	done       chan struct{} // closed when durable or failed
 
 	progress atomic.Int64
-	stats    Stats // pause-side figures, fixed once Capture returns
-	stored   int64 // written by the writer
-	final    Stats // set before done is closed
-	err      error // set before done is closed
+	stats    Stats    // pause-side figures, fixed once Capture returns
+	stored   int64    // written by the writer
+	garbage  []uint64 // chunk values the commit left to free (freeValues)
+	final    Stats    // set before done is closed
+	err      error    // set before done is closed
 }
 
 // Done is closed when the checkpoint is durable or has failed.
@@ -141,6 +144,38 @@ func (s *Store) writer() {
 		}
 		p.jobs = nil
 		p.err = err
+		garbage := append(s.garbage, p.garbage...)
+		p.garbage = nil
+		s.gcMu.Lock()
 		close(p.done)
+		s.garbage = s.freeValues(garbage)
+		s.gcMu.Unlock()
 	}
+}
+
+// freeValues deletes the values of chunks that a commit left unreferenced,
+// in a transaction of its own once the checkpoint is durable, so that a
+// checkpoint does not wait for the old epochs it replaces to be freed. It
+// returns what it could not delete, for the next try; a crash leaves them
+// to sweepOrphans.
+func (s *Store) freeValues(seqs []uint64) []uint64 {
+	if len(seqs) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := fail("free:tx"); err != nil {
+			return err
+		}
+		chunks := tx.Bucket(bucketChunks)
+		for _, seq := range seqs {
+			if err := deleteChunk(chunks, seqKey(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return seqs
+	}
+	return nil
 }

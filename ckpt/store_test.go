@@ -194,6 +194,7 @@ func cs(s *Store) int { return s.cfg.ChunkSize }
 // mark-and-sweep over the manifests.
 func checkRefs(t *testing.T, s *Store) {
 	t.Helper()
+	s.settle()
 	before := storeDigest(t, s)
 	chunks, refs := bucketLen(t, s, bucketChunks), bucketLen(t, s, bucketRefs)
 	if chunks != refs {
