@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -370,4 +371,29 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("%w: %s: not an ECDSA key", ErrBadCert, path)
 	}
 	return ek, nil
+}
+
+// KeyedHosts returns, sorted, the hosts whose key and certificate are both
+// in the cluster directory dir: the identities this machine can take.
+func KeyedHosts(dir string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(dir, tlsHostsDir))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w in %s", ErrNoCluster, dir)
+		}
+		return nil, fmt.Errorf("transport: %v", err)
+	}
+	var hosts []string
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok || checkHostName(name) != nil {
+			continue
+		}
+		crt, _ := hostFiles(dir, name)
+		if _, err := os.Stat(crt); err == nil {
+			hosts = append(hosts, name)
+		}
+	}
+	sort.Strings(hosts)
+	return hosts, nil
 }

@@ -10,8 +10,13 @@ import (
 	"slices"
 )
 
-// ALPN is the application protocol every librahost host offers and requires.
+// ALPN is the application protocol every librahost host offers and requires
+// on the links that carry guest messages.
 const ALPN = "librahost/1"
+
+// ControlALPN is the protocol of a host's control connections: job
+// submission and status (host/node).
+const ControlALPN = "librahost-ctl/1"
 
 // LoadHostTLS reads host's key and certificate and the cluster CA from the
 // cluster directory dir and returns a TLS configuration for both roles:
@@ -21,6 +26,16 @@ const ALPN = "librahost/1"
 // TLS 1.3 only, ALPN "librahost/1". The returned Config may be cloned and
 // used for any number of connections.
 func LoadHostTLS(dir, host string) (*tls.Config, error) {
+	return loadHostTLS(dir, host, ALPN)
+}
+
+// LoadControlTLS is LoadHostTLS for control connections: the same
+// certificates and checks, with ALPN ControlALPN instead of ALPN.
+func LoadControlTLS(dir, host string) (*tls.Config, error) {
+	return loadHostTLS(dir, host, ControlALPN)
+}
+
+func loadHostTLS(dir, host, alpn string) (*tls.Config, error) {
 	if err := checkHostName(host); err != nil {
 		return nil, err
 	}
@@ -62,7 +77,7 @@ func LoadHostTLS(dir, host string) (*tls.Config, error) {
 		return nil, fmt.Errorf("%w: %s is not host %s's certificate", ErrBadCert, crtPath, host)
 	}
 
-	v := &peerVerifier{roots: pool, clusterID: clusterID}
+	v := &peerVerifier{roots: pool, clusterID: clusterID, alpn: alpn}
 	return &tls.Config{
 		Certificates: []tls.Certificate{{
 			Certificate: [][]byte{leaf.Raw},
@@ -74,7 +89,7 @@ func LoadHostTLS(dir, host string) (*tls.Config, error) {
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		MinVersion:       tls.VersionTLS13,
 		MaxVersion:       tls.VersionTLS13,
-		NextProtos:       []string{ALPN},
+		NextProtos:       []string{alpn},
 		VerifyConnection: v.verify,
 	}, nil
 }
@@ -84,14 +99,15 @@ func LoadHostTLS(dir, host string) (*tls.Config, error) {
 type peerVerifier struct {
 	roots     *x509.CertPool
 	clusterID string
+	alpn      string
 }
 
 func (v *peerVerifier) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return fmt.Errorf("%w: peer sent no certificate", ErrBadCert)
 	}
-	if cs.NegotiatedProtocol != ALPN {
-		return fmt.Errorf("transport: peer does not speak %s", ALPN)
+	if cs.NegotiatedProtocol != v.alpn {
+		return fmt.Errorf("transport: peer does not speak %s", v.alpn)
 	}
 	leaf := cs.PeerCertificates[0]
 	// Verified again here, whatever the Config's other settings became

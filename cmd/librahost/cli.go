@@ -18,6 +18,9 @@ Usage:
   librahost ckpt ls --state DIR
   librahost ckpt inspect --state DIR [--epoch N]
   librahost cluster init DIR --hosts "a b=10.0.0.2 c"
+  librahost host --listen ADDR --data DIR --cluster DIR [--name NAME]
+  librahost submit --hosts A,B,C [-n N] [--prefix] app.wasm [--] [guest args]
+  librahost status --hosts A,B,C
 
 Run 'librahost <command> -h' for a command's flags.
 `
@@ -42,6 +45,9 @@ var commands = []command{
 	{"restore", cmdRestore},
 	{"ckpt", cmdCkpt},
 	{"cluster", cmdCluster},
+	{"host", cmdHost},
+	{"submit", cmdSubmit},
+	{"status", cmdStatus},
 }
 
 // run is the whole CLI: it returns the process's exit code.

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/librahost/librahost/host/node"
+	"github.com/librahost/librahost/transport"
+)
+
+func cmdHost(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("host", stderr)
+	listen := fs.String("listen", "", "UDP `address` for control connections (host:port); jobs' transports use the same IP")
+	data := fs.String("data", "", "data `directory` of this host (compilation cache)")
+	cluster := fs.String("cluster", os.Getenv("LIBRAHOST_CLUSTER"), "cluster `directory` holding ca.crt and this host's key and certificate (default $LIBRAHOST_CLUSTER)")
+	name := fs.String("name", "", "this host's `name` in the cluster (default: the machine's host name)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME]")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *listen == "" || *data == "" || *cluster == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if *name == "" {
+		hn, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no --name, and no host name: %v", err)
+		}
+		*name = hn
+	}
+	faults, _, err := transport.FaultsFromEnv()
+	if err != nil {
+		return err
+	}
+	d, err := node.Listen(node.Config{
+		Name: *name, Listen: *listen, DataDir: *data, ClusterDir: *cluster,
+		Faults: faults, Log: stderr,
+	})
+	if err != nil {
+		return err
+	}
+	// The first line of stdout is the address, so that scripts (and the
+	// tests) can listen on port 0.
+	fmt.Fprintf(stdout, "librahost host %s listening on %s (cluster %s)\n", *name, d.Addr(), d.ClusterID())
+	if faults.Enabled() {
+		fmt.Fprintf(stderr, "librahost host %s: fault injection on job links: %s\n", *name, faults)
+	}
+	stop, release := stopOnSignal()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-stop
+		cancel()
+	}()
+	if err := d.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/librahost/librahost/host/node"
+)
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", stderr)
+	cf := addClientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the hosts' reports as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: librahost status --hosts A,B,C [--cluster DIR] [--json]")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if len(cf.addrs()) == 0 || *cf.cluster == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	addrs := cf.addrs()
+	sts, errs, err := node.QueryStatus(context.Background(), cf.client(), addrs)
+	if err != nil {
+		return err
+	}
+	down := 0
+	for _, e := range errs {
+		if e != nil {
+			down++
+		}
+	}
+	if *asJSON {
+		type entry struct {
+			Addr   string           `json:"addr"`
+			Error  string           `json:"error,omitempty"`
+			Status *node.HostStatus `json:"status,omitempty"`
+		}
+		var out []entry
+		for i, a := range addrs {
+			e := entry{Addr: a}
+			if errs[i] != nil {
+				e.Error = errs[i].Error()
+			} else {
+				e.Status = &sts[i]
+			}
+			out = append(out, e)
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		printStatus(stdout, addrs, sts, errs, time.Now())
+	}
+	if down > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// printStatus prints one block per host: the host, then its jobs, newest
+// last, each with its workers.
+func printStatus(w io.Writer, addrs []string, sts []node.HostStatus, errs []error, now time.Time) {
+	for i, a := range addrs {
+		if errs[i] != nil {
+			fmt.Fprintf(w, "%s: down: %s\n", a, oneLine(errs[i].Error()))
+			continue
+		}
+		st := sts[i]
+		running := 0
+		for _, j := range st.Jobs {
+			if j.State == "running" || j.State == "preparing" {
+				running++
+			}
+		}
+		fmt.Fprintf(w, "host %s at %s: up %s, cluster %s, %d running job(s)\n",
+			st.Host, a, now.Sub(st.Started).Round(time.Second), st.Cluster, running)
+		jobs := st.Jobs
+		sort.SliceStable(jobs, func(x, y int) bool { return jobs[x].Started.Before(jobs[y].Started) })
+		for _, j := range jobs {
+			age := now.Sub(j.Started).Round(time.Second)
+			if !j.Ended.IsZero() {
+				age = j.Ended.Sub(j.Started).Round(time.Millisecond)
+			}
+			fmt.Fprintf(w, "  job %s  %-9s %s  %d workers  from %s  %s\n", j.ID, j.State, j.Module, j.N, j.Submitter, age)
+			var ws []string
+			for _, wk := range j.Workers {
+				s := fmt.Sprintf("rank %d %s", wk.Rank, wk.State)
+				if wk.State == "exited" && wk.Exit != 0 {
+					s += fmt.Sprintf(" (%d)", wk.Exit)
+				}
+				if wk.Error != "" {
+					s += ": " + oneLine(wk.Error)
+				}
+				ws = append(ws, s)
+			}
+			fmt.Fprintf(w, "    %s\n", strings.Join(ws, ", "))
+		}
+	}
+}

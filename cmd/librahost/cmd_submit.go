@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/librahost/librahost/host/node"
+)
+
+// clientFlags are the flags of commands that talk to hosts.
+type clientFlags struct {
+	hosts, cluster, as *string
+}
+
+func addClientFlags(fs interface {
+	String(name, value, usage string) *string
+}) clientFlags {
+	return clientFlags{
+		hosts:   fs.String("hosts", os.Getenv("LIBRAHOST_HOSTS"), "control `addresses` of the hosts, comma-separated (default $LIBRAHOST_HOSTS)"),
+		cluster: fs.String("cluster", os.Getenv("LIBRAHOST_CLUSTER"), "cluster `directory` (default $LIBRAHOST_CLUSTER)"),
+		as:      fs.String("as", "", "the host `name` whose certificate to present (default: this machine's, else the first in --cluster)"),
+	}
+}
+
+func (c clientFlags) addrs() []string {
+	var out []string
+	for _, a := range strings.Split(*c.hosts, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (c clientFlags) client() node.Client {
+	return node.Client{ClusterDir: *c.cluster, As: *c.as}
+}
+
+func cmdSubmit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("submit", stderr)
+	cf := addClientFlags(fs)
+	n := fs.Int("n", 1, "number of `workers` (ranks 0..N-1, placed round-robin on --hosts)")
+	prefix := fs.Bool("prefix", false, "start each line a worker prints with [rank]")
+	var envs listFlag
+	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] app.wasm [--] [guest args]")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 || len(cf.addrs()) == 0 || *cf.cluster == "" {
+		fs.Usage()
+		return errUsage
+	}
+	module, guestArgs := rest[0], rest[1:]
+	if len(guestArgs) > 0 && guestArgs[0] == "--" {
+		guestArgs = guestArgs[1:]
+	}
+	for _, e := range envs {
+		if !strings.Contains(e, "=") {
+			return fmt.Errorf("--env %q: want K=V", e)
+		}
+	}
+	if needsBuild(module) {
+		built, err := buildForRun(module, stderr)
+		if err != nil {
+			return err
+		}
+		module = built
+	}
+	wasm, err := os.ReadFile(module)
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
+		return fmt.Errorf("%s is not a WebAssembly module", module)
+	}
+	stop, release := stopOnSignal()
+	defer release()
+	code, err := node.Submit(context.Background(), node.SubmitConfig{
+		Client:     cf.client(),
+		Hosts:      cf.addrs(),
+		N:          *n,
+		Module:     wasm,
+		ModuleName: filepath.Base(module),
+		Args:       append([]string{strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")}, guestArgs...),
+		Env:        envs,
+		Prefix:     *prefix,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		Stop:       stop,
+	})
+	return exitWith(code, err)
+}

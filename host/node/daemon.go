@@ -1,0 +1,242 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/librahost/librahost/transport"
+)
+
+// Config configures a host daemon.
+type Config struct {
+	// Name is the host's ID: its certificate in ClusterDir is used.
+	Name string
+	// Listen is the UDP address of control connections ("host:port");
+	// the transports of jobs listen on the same IP address.
+	Listen     string
+	DataDir    string // modules and the compilation cache
+	ClusterDir string
+	// Faults, when enabled, are applied to every job link (tests and
+	// fault-injection runs; see transport.ParseFaults).
+	Faults transport.Faults
+	Log    io.Writer // one line per event
+}
+
+// Daemon is a running host daemon.
+type Daemon struct {
+	cfg       Config
+	tls       *tls.Config // for job transports
+	clusterID string
+	ln        *quic.Listener
+	udp       *net.UDPConn
+	tr        *quic.Transport
+	started   time.Time
+
+	mu    sync.Mutex
+	jobs  map[string]*job
+	ended []*job
+	wg    sync.WaitGroup
+}
+
+// controlQUIC is the QUIC configuration of control connections: keep-alives
+// let both ends notice a dead peer within IdleTimeout.
+func controlQUIC() *quic.Config {
+	return &quic.Config{
+		KeepAlivePeriod:      time.Second,
+		MaxIdleTimeout:       10 * time.Second,
+		HandshakeIdleTimeout: 5 * time.Second,
+		MaxIncomingStreams:   256,
+	}
+}
+
+// Listen checks cfg, loads the host's certificate and opens its control
+// address.
+func Listen(cfg Config) (*Daemon, error) {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.Name == "" || cfg.Listen == "" || cfg.DataDir == "" || cfg.ClusterDir == "" {
+		return nil, errors.New("node: a host needs a name, a listen address, a data directory and a cluster directory")
+	}
+	ctl, err := transport.LoadControlTLS(cfg.ClusterDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := transport.LoadHostTLS(cfg.ClusterDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	id, err := transport.ClusterID(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "cache"), 0o755); err != nil {
+		return nil, fmt.Errorf("node: data directory: %v", err)
+	}
+	ua, err := net.ResolveUDPAddr("udp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("node: listen %s: %v", cfg.Listen, err)
+	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("node: listen %s: %v", cfg.Listen, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(ctl, controlQUIC())
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("node: listen %s: %v", cfg.Listen, err)
+	}
+	return &Daemon{
+		cfg:       cfg,
+		tls:       data,
+		clusterID: id,
+		ln:        ln,
+		udp:       udp,
+		tr:        tr,
+		started:   time.Now(),
+		jobs:      make(map[string]*job),
+	}, nil
+}
+
+// Addr is the control address the daemon listens on.
+func (d *Daemon) Addr() net.Addr { return d.udp.LocalAddr() }
+
+// ClusterID is the ID of the daemon's cluster.
+func (d *Daemon) ClusterID() string { return d.clusterID }
+
+func (d *Daemon) logf(format string, args ...any) {
+	fmt.Fprintf(d.cfg.Log, "librahost host %s: "+format+"\n", append([]any{d.cfg.Name}, args...)...)
+}
+
+// Serve answers control connections until ctx ends, then cancels the jobs
+// still running and closes the daemon.
+func (d *Daemon) Serve(ctx context.Context) error {
+	defer d.close()
+	for {
+		conn, err := d.ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("node: %v", err)
+		}
+		peer, err := transport.PeerHostID(conn.ConnectionState().TLS)
+		if err != nil {
+			conn.CloseWithError(1, "no host certificate")
+			continue
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.serveConn(ctx, conn, string(peer))
+		}()
+	}
+}
+
+func (d *Daemon) close() {
+	d.mu.Lock()
+	for _, j := range d.jobs {
+		j.cancel(errors.New("the host is shutting down"))
+	}
+	d.mu.Unlock()
+	d.ln.Close()
+	d.wg.Wait()
+	d.tr.Close()
+	d.udp.Close()
+}
+
+// serveConn answers the streams of one control connection.
+func (d *Daemon) serveConn(ctx context.Context, conn *quic.Conn, peer string) {
+	defer conn.CloseWithError(0, "")
+	for {
+		str, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.serveStream(ctx, str, peer)
+		}()
+	}
+}
+
+func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string) {
+	defer str.Close()
+	t, body, err := readMsg(str)
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			d.logf("control stream from %s: %v", peer, err)
+		}
+		str.CancelRead(1)
+		return
+	}
+	switch t {
+	case msgStatusQuery:
+		writeJSON(str, msgStatus, d.status())
+	case msgPrepare:
+		d.runJob(ctx, str, peer, body)
+	default:
+		d.logf("control stream from %s: %s message first: disconnected", peer, t)
+		writeJSON(str, msgError, errorMsg{Error: fmt.Sprintf("unexpected %s message", t)})
+		str.CancelRead(1)
+	}
+}
+
+// status reports the host, its jobs and their workers.
+func (d *Daemon) status() HostStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := HostStatus{
+		Host:    d.cfg.Name,
+		Cluster: d.clusterID,
+		Listen:  d.Addr().String(),
+		Started: d.started,
+		Jobs:    []JobStatus{},
+	}
+	for _, j := range d.ended {
+		st.Jobs = append(st.Jobs, j.status())
+	}
+	for _, j := range d.jobs {
+		st.Jobs = append(st.Jobs, j.status())
+	}
+	return st
+}
+
+// addJob registers a new job; false if its ID is taken.
+func (d *Daemon) addJob(j *job) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, dup := d.jobs[j.id]; dup {
+		return false
+	}
+	for _, e := range d.ended {
+		if e.id == j.id {
+			return false
+		}
+	}
+	d.jobs[j.id] = j
+	return true
+}
+
+// endJob moves a job to the ended list.
+func (d *Daemon) endJob(j *job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.jobs, j.id)
+	d.ended = append(d.ended, j)
+	if len(d.ended) > keepEnded {
+		d.ended = d.ended[len(d.ended)-keepEnded:]
+	}
+}

@@ -1,0 +1,376 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/transport"
+)
+
+// job is one job's part on a host.
+type job struct {
+	id, module, submitter string
+	n                     int
+	placement             []string
+	ranks                 []int
+	started               time.Time
+
+	str   *quic.Stream
+	wmu   sync.Mutex // serialises writes to str
+	stop  context.CancelCauseFunc
+	mu    sync.Mutex
+	state string
+	ended time.Time
+	ws    []WorkerStatus
+}
+
+func (j *job) status() JobStatus {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return JobStatus{
+		ID:        j.id,
+		Module:    j.module,
+		N:         j.n,
+		Submitter: j.submitter,
+		State:     j.state,
+		Started:   j.started,
+		Ended:     j.ended,
+		Workers:   slices.Clone(j.ws),
+	}
+}
+
+func (j *job) setState(s string) {
+	j.mu.Lock()
+	j.state = s
+	if s != statePreparing && s != stateRunning {
+		j.ended = time.Now()
+	}
+	j.mu.Unlock()
+}
+
+func (j *job) setWorkers(state string) {
+	j.mu.Lock()
+	for i := range j.ws {
+		j.ws[i].State = state
+	}
+	j.mu.Unlock()
+}
+
+// cancel stops the job, if it still runs, for the given reason.
+func (j *job) cancel(why error) {
+	if j.stop != nil {
+		j.stop(why)
+	}
+}
+
+// send writes one message to the submitter.
+func (j *job) send(t msgType, body []byte) error {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	return writeMsg(j.str, t, body)
+}
+
+func (j *job) sendJSON(t msgType, v any) error {
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
+	return writeJSON(j.str, t, v)
+}
+
+// fail reports a one-line reason to the submitter.
+func (j *job) fail(err error) {
+	j.sendJSON(msgError, errorMsg{Error: err.Error()})
+}
+
+// output forwards a rank's stdout (stream 1) or stderr (2) to the
+// submitter.
+type output struct {
+	j      *job
+	rank   int
+	stream byte
+}
+
+func (o output) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		n := min(len(p), 1<<20)
+		if err := o.j.send(msgOutput, encodeOutput(o.rank, o.stream, p[:n])); err != nil {
+			return 0, err
+		}
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// runJob prepares, runs and ends a job described by a PREPARE message,
+// talking to its submitter over str.
+func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body []byte) {
+	p, module, err := decodePrepare(body)
+	if err != nil {
+		d.logf("job from %s: %v", peer, err)
+		writeJSON(str, msgError, errorMsg{Error: err.Error()})
+		return
+	}
+	j := &job{
+		id: p.Job, module: p.Module, submitter: peer, n: p.N, placement: p.Placement,
+		started: time.Now(), str: str, state: statePreparing,
+	}
+	for r, h := range p.Placement {
+		if h == d.cfg.Name {
+			j.ranks = append(j.ranks, r)
+			j.ws = append(j.ws, WorkerStatus{Rank: r, State: workerStarting})
+		}
+	}
+	if len(j.ranks) == 0 {
+		j.fail(fmt.Errorf("no rank of job %s is placed on host %s", p.Job, d.cfg.Name))
+		return
+	}
+	if !d.addJob(j) {
+		j.fail(fmt.Errorf("host %s already has a job %s", d.cfg.Name, p.Job))
+		return
+	}
+	defer d.endJob(j)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	j.stop = stop
+	d.logf("job %s from %s: ranks %v of %d (%s)", j.id, peer, j.ranks, j.n, j.module)
+	if err := d.runPrepared(ctx, j, p, module); err != nil {
+		j.setState(stateFailed)
+		j.fail(err)
+		d.logf("job %s: %v", j.id, err)
+	}
+}
+
+func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module []byte) error {
+	ip, _, _ := net.SplitHostPort(d.Addr().String())
+	qt, err := transport.ListenQUIC(transport.QUICConfig{
+		Listen: net.JoinHostPort(ip, "0"),
+		TLS:    d.tls,
+		HostID: d.cfg.Name,
+		Logf:   func(format string, args ...any) { d.logf("job %s: "+format, append([]any{j.id}, args...)...) },
+	})
+	if err != nil {
+		return err
+	}
+	defer qt.Close()
+	peers := map[string]chan struct{}{} // peer host → link-down signal
+	for _, h := range p.Placement {
+		if h != d.cfg.Name {
+			peers[h] = make(chan struct{}, 1)
+		}
+	}
+	ep, err := transport.NewEndpoint(transport.EndpointConfig{
+		Host:        transport.HostID(d.cfg.Name),
+		Route:       func(r uint32) transport.HostID { return transport.HostID(p.Placement[r]) },
+		ClusterID:   d.clusterID,
+		Job:         p.Job,
+		StableOnAck: true, // no checkpoints of multi-host jobs yet
+		OnLinkDown: func(h transport.HostID, err error) {
+			if c, ok := peers[string(h)]; ok {
+				select {
+				case c <- struct{}{}:
+				default:
+				}
+			}
+		},
+		Logf: func(format string, args ...any) { d.logf("job %s: "+format, append([]any{j.id}, args...)...) },
+	})
+	if err != nil {
+		return err
+	}
+	defer ep.Close()
+	if err := j.sendJSON(msgReady, readyMsg{Host: d.cfg.Name, Port: qt.Addr().(*net.UDPAddr).Port}); err != nil {
+		return err
+	}
+	t, body, err := readMsg(j.str)
+	if err != nil || t == msgCancel {
+		j.setState(stateCancelled)
+		return nil
+	}
+	var start startMsg
+	if t != msgStart {
+		return fmt.Errorf("%w: %s message instead of START", ErrProtocol, t)
+	}
+	if err := decodeJSON(t, body, &start); err != nil {
+		return err
+	}
+	for h := range peers {
+		if start.Addrs[h] == "" {
+			return fmt.Errorf("%w: START gives no address for host %s", ErrProtocol, h)
+		}
+	}
+
+	// The submitter's END, CANCEL or a broken stream.
+	endc := make(chan struct{})
+	go func() {
+		t, body, err := readMsg(j.str)
+		switch {
+		case err == nil && t == msgEnd:
+			close(endc)
+		case err == nil && t == msgError:
+			var e errorMsg
+			decodeJSON(t, body, &e)
+			j.cancel(fmt.Errorf("the submitter gave up: %s", e.Error))
+		case err == nil:
+			j.cancel(errors.New("cancelled by the submitter"))
+		default:
+			j.cancel(errors.New("the submitter went away"))
+		}
+	}()
+	// Stop keeping links before the endpoint and transport close.
+	lctx, stopLinks := context.WithCancel(ctx)
+	defer stopLinks()
+	go d.acceptLinks(lctx, j, qt, ep, peers)
+	for h, down := range peers {
+		if d.cfg.Name < h {
+			go d.dialLinks(lctx, j, qt, ep, h, start.Addrs[h], down)
+		}
+	}
+
+	j.setState(stateRunning)
+	j.setWorkers(workerRunning)
+	res, err := host.RunRanks(ctx, host.RanksConfig{
+		Module:     module,
+		ModuleName: p.Module,
+		Ranks:      j.ranks,
+		Size:       p.N,
+		Args:       p.Args,
+		Env:        p.Env,
+		Stdout:     func(r int) io.Writer { return output{j, r, 1} },
+		Stderr:     func(r int) io.Writer { return output{j, r, 2} },
+		Endpoint:   ep,
+		CacheDir:   filepath.Join(d.cfg.DataDir, "cache"),
+		Log:        logWriter{d, j.id},
+	})
+	if err != nil {
+		return err
+	}
+	ex := exitMsg{Ranks: res.Ranks, Codes: res.Codes, Errs: make([]string, len(res.Errs))}
+	cancelled := context.Cause(ctx) != nil
+	j.mu.Lock()
+	for i, e := range res.Errs {
+		w := &j.ws[i]
+		w.Exit = res.Codes[i]
+		switch {
+		case e != nil:
+			ex.Errs[i] = e.Error()
+			w.State, w.Error = workerFailed, e.Error()
+		case cancelled:
+			w.State = workerStopped
+		default:
+			w.State = workerExited
+		}
+	}
+	j.mu.Unlock()
+	if cancelled {
+		j.setState(stateCancelled)
+		d.logf("job %s: %v", j.id, context.Cause(ctx))
+		return nil
+	}
+	if err := j.sendJSON(msgExit, ex); err != nil {
+		j.setState(stateCancelled)
+		return nil
+	}
+	// Keep the endpoint until every rank of the job has ended: messages
+	// sent by ranks that ended here may still need a retransmit.
+	select {
+	case <-endc:
+		if _, err := res.Outcome(); err != nil {
+			j.setState(stateFailed)
+		} else {
+			j.setState(stateEnded)
+		}
+	case <-ctx.Done():
+		j.setState(stateCancelled)
+	}
+	d.logf("job %s: %s", j.id, j.status().State)
+	return nil
+}
+
+// acceptLinks adds the links that the job's peers dial.
+func (d *Daemon) acceptLinks(ctx context.Context, j *job, qt *transport.QUICTransport, ep *transport.Endpoint, peers map[string]chan struct{}) {
+	for {
+		h, l, err := qt.Accept(ctx)
+		if err != nil {
+			return
+		}
+		if _, ok := peers[string(h)]; !ok || string(h) > d.cfg.Name {
+			d.logf("job %s: link from host %s, which has no part in the job: refused", j.id, h)
+			l.Close()
+			continue
+		}
+		ep.AddLink(h, d.withFaults(l, h))
+	}
+}
+
+// dialLinks keeps a link to peer h: it dials, and dials again whenever
+// the link goes down, until ctx ends.
+func (d *Daemon) dialLinks(ctx context.Context, j *job, qt *transport.QUICTransport, ep *transport.Endpoint, h, addr string, down <-chan struct{}) {
+	wait := 50 * time.Millisecond
+	logged := false
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, l, err := qt.Dial(dctx, addr)
+		cancel()
+		switch {
+		case err == nil && string(got) != h:
+			d.logf("job %s: %s is host %s, not %s: link refused", j.id, addr, got, h)
+			l.Close()
+		case err == nil:
+			ep.AddLink(got, d.withFaults(l, got))
+			wait, logged = 50*time.Millisecond, false
+			select {
+			case <-down:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		case errors.Is(err, transport.ErrDuplicateLink):
+		default:
+			if ctx.Err() == nil && !logged {
+				d.logf("job %s: dial host %s at %s: %v (retrying)", j.id, h, addr, err)
+				logged = true
+			}
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// withFaults wraps a job link in the daemon's fault injection, if any,
+// seeded per peer so that both directions differ.
+func (d *Daemon) withFaults(l transport.Link, peer transport.HostID) transport.Link {
+	if !d.cfg.Faults.Enabled() {
+		return l
+	}
+	f := d.cfg.Faults
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s>%s", d.cfg.Name, peer)
+	f.Seed ^= h.Sum64()
+	return transport.WithFaults(l, f)
+}
+
+// logWriter passes a job's warnings to the daemon's log.
+type logWriter struct {
+	d   *Daemon
+	job string
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	fmt.Fprintf(w.d.cfg.Log, "librahost host %s: job %s: %s", w.d.cfg.Name, w.job, p)
+	return len(p), nil
+}

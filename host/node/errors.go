@@ -1,0 +1,16 @@
+package node
+
+import "errors"
+
+var (
+	// ErrProtocol: a peer sent a control message that does not parse or
+	// does not belong where it came.
+	ErrProtocol = errors.New("node: protocol error")
+	// ErrJobFailed: a host gave up a job (its one-line reason follows).
+	ErrJobFailed = errors.New("node: job failed")
+	// ErrHostLost: a host's control connection broke while it ran ranks
+	// of the job.
+	ErrHostLost = errors.New("node: host lost")
+	// ErrNoIdentity: no certificate in the cluster directory to act as.
+	ErrNoIdentity = errors.New("node: no host certificate to act as")
+)

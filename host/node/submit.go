@@ -1,0 +1,474 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/transport"
+)
+
+// Client is how a submitter or status query reaches hosts: the cluster
+// directory and the host identity (certificate) to present.
+type Client struct {
+	ClusterDir string
+	// As names the certificate to present; empty: this machine's host
+	// name if the cluster directory holds its key, else the first host
+	// (by name) whose key it holds.
+	As string
+	// DialTimeout bounds each connection set-up. Default 10 s.
+	DialTimeout time.Duration
+}
+
+func (c Client) dialTimeout() time.Duration {
+	if c.DialTimeout > 0 {
+		return c.DialTimeout
+	}
+	return 10 * time.Second
+}
+
+func (c Client) tlsConfig() (*tls.Config, error) {
+	as := c.As
+	if as == "" {
+		hosts, err := transport.KeyedHosts(c.ClusterDir)
+		if err != nil {
+			return nil, err
+		}
+		if len(hosts) == 0 {
+			return nil, fmt.Errorf("%w in %s", ErrNoIdentity, c.ClusterDir)
+		}
+		as = hosts[0]
+		if hn, err := os.Hostname(); err == nil && slices.Contains(hosts, hn) {
+			as = hn
+		}
+	}
+	return transport.LoadControlTLS(c.ClusterDir, as)
+}
+
+// hostConn is a control connection to one host.
+type hostConn struct {
+	addr string
+	id   string
+	conn *quic.Conn
+}
+
+// dialAll connects to every address at once.
+func (c Client) dialAll(ctx context.Context, addrs []string) ([]*hostConn, error) {
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	timeout := c.dialTimeout()
+	hcs, errs := eachHost(addrs, func(a string) (*hostConn, error) { return dialHost(ctx, a, tc, timeout) })
+	if err := errors.Join(errs...); err != nil {
+		closeAll(hcs)
+		return nil, err
+	}
+	return hcs, nil
+}
+
+func dialHost(ctx context.Context, addr string, tc *tls.Config, timeout time.Duration) (*hostConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, addr, tc, controlQUIC())
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %s", addr, describeDialError(err))
+	}
+	id, err := transport.PeerHostID(conn.ConnectionState().TLS)
+	if err != nil {
+		conn.CloseWithError(1, "")
+		return nil, fmt.Errorf("host %s: %v", addr, err)
+	}
+	return &hostConn{addr: addr, id: string(id), conn: conn}, nil
+}
+
+// describeDialError turns quic-go's and crypto/tls's errors into a short
+// reason.
+func describeDialError(err error) string {
+	s := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), strings.Contains(s, "timeout"):
+		return "no answer (is `librahost host` running there, and is the address right?)"
+	case strings.Contains(s, "unknown authority"):
+		return "refused: its certificate is not from this cluster's CA (" + s + ")"
+	case strings.Contains(s, "certificate"), strings.Contains(s, "tls:"):
+		return "refused: " + s + " (is our certificate from its cluster's CA?)"
+	}
+	return s
+}
+
+func closeAll(hcs []*hostConn) {
+	for _, h := range hcs {
+		if h != nil {
+			h.conn.CloseWithError(0, "")
+		}
+	}
+}
+
+// SubmitConfig is a job to run over several hosts.
+type SubmitConfig struct {
+	Client
+	Hosts      []string // control addresses of the hosts, host:port
+	N          int
+	Module     []byte
+	ModuleName string
+	Args, Env  []string
+	// Prefix starts every line a worker prints with "[rank] ".
+	Prefix         bool
+	Stdout, Stderr io.Writer
+	Log            io.Writer       // progress and host failures
+	Stop           <-chan struct{} // closed: cancel the job
+}
+
+// Submit places cfg.N ranks round-robin on cfg.Hosts, starts them, writes
+// their output as it comes and returns when every rank has ended. The exit
+// code is the first error's (1) or the first non-zero exit code by rank.
+func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
+	if cfg.N < 1 || cfg.N > maxWorkers {
+		return 1, fmt.Errorf("node: a job of %d workers", cfg.N)
+	}
+	if len(cfg.Hosts) == 0 {
+		return 1, errors.New("node: no hosts to submit to")
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	addrs := cfg.Hosts
+	if len(addrs) > cfg.N {
+		addrs = addrs[:cfg.N] // hosts past N get no rank
+	}
+	hcs, err := cfg.dialAll(ctx, addrs)
+	if err != nil {
+		return 1, err
+	}
+	defer closeAll(hcs)
+	seen := map[string]string{}
+	for _, h := range hcs {
+		if a, dup := seen[h.id]; dup {
+			return 1, fmt.Errorf("node: %s and %s are the same host %s", a, h.addr, h.id)
+		}
+		seen[h.id] = h.addr
+	}
+	placement := make([]string, cfg.N)
+	for r := range placement {
+		placement[r] = hcs[r%len(hcs)].id
+	}
+	var idb [8]byte
+	rand.Read(idb[:])
+	s := &submission{cfg: cfg, hcs: hcs, job: hex.EncodeToString(idb[:])}
+	body, err := encodePrepare(prepareMsg{
+		Job: s.job, N: cfg.N, Placement: placement, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
+	}, cfg.Module)
+	if err != nil {
+		return 1, err
+	}
+	return s.run(ctx, body)
+}
+
+// submission is a job being run from this process.
+type submission struct {
+	cfg  SubmitConfig
+	hcs  []*hostConn
+	job  string
+	strs []*quic.Stream
+	wmu  []sync.Mutex
+}
+
+// hostEvent is what one host's stream said.
+type hostEvent struct {
+	i    int
+	exit *exitMsg
+	err  error
+}
+
+func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
+	s.strs = make([]*quic.Stream, len(s.hcs))
+	s.wmu = make([]sync.Mutex, len(s.hcs))
+	ports := make([]int, len(s.hcs))
+	errs := make([]error, len(s.hcs))
+	var wg sync.WaitGroup
+	for i, h := range s.hcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ports[i], errs[i] = s.prepare(ctx, i, h, prepare)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		s.broadcast(msgCancel, nil)
+		return 1, err
+	}
+	start := startMsg{Addrs: map[string]string{}}
+	for i, h := range s.hcs {
+		ip, _, _ := net.SplitHostPort(h.addr)
+		start.Addrs[h.id] = net.JoinHostPort(ip, fmt.Sprint(ports[i]))
+	}
+	fmt.Fprintf(s.cfg.Log, "librahost submit: job %s: %d workers on %d hosts\n", s.job, s.cfg.N, len(s.hcs))
+
+	var outMu sync.Mutex
+	outs := map[[2]int]io.Writer{}
+	writer := func(rank int, stream byte) io.Writer {
+		k := [2]int{rank, int(stream)}
+		if w, ok := outs[k]; ok {
+			return w
+		}
+		dst := s.cfg.Stdout
+		if stream == 2 {
+			dst = s.cfg.Stderr
+		}
+		w := host.NewRankWriter(dst, &outMu, rank, s.cfg.Prefix)
+		if w == nil {
+			w = io.Discard
+		}
+		outs[k] = w
+		return w
+	}
+	events := make(chan hostEvent, len(s.hcs))
+	var omu sync.Mutex // serialises the host readers' writes into outs
+	for i := range s.hcs {
+		if err := s.writeJSON(i, msgStart, start); err != nil {
+			s.broadcast(msgCancel, nil)
+			return 1, fmt.Errorf("%w: host %s: %v", ErrHostLost, s.hcs[i].id, describeStreamError(err))
+		}
+		go func() {
+			ev := s.read(i, func(rank int, stream byte, p []byte) {
+				omu.Lock()
+				writer(rank, stream).Write(p)
+				omu.Unlock()
+			})
+			events <- ev
+		}()
+	}
+
+	exits := make([]*exitMsg, len(s.hcs))
+	var failure error
+	stop := s.cfg.Stop
+	for left := len(s.hcs); left > 0; {
+		select {
+		case ev := <-events:
+			left--
+			if ev.err != nil {
+				if failure == nil {
+					failure = ev.err
+					s.broadcast(msgCancel, nil)
+				}
+				continue
+			}
+			exits[ev.i] = ev.exit
+			if failure == nil && exitFailed(ev.exit) {
+				failure = errJobFailed // the reason is in the exit codes
+				s.broadcast(msgCancel, nil)
+			}
+		case <-stop:
+			stop = nil
+			if failure == nil {
+				failure = host.ErrStopped
+			}
+			s.broadcast(msgCancel, nil)
+		case <-ctx.Done():
+			return 1, ctx.Err()
+		}
+	}
+	if failure == nil {
+		s.broadcast(msgEnd, nil)
+		s.closeStreams()
+	}
+	omu.Lock()
+	for _, w := range outs {
+		if f, ok := w.(interface{ Flush() error }); ok {
+			f.Flush()
+		}
+	}
+	omu.Unlock()
+	if errors.Is(failure, host.ErrStopped) {
+		return 130, failure
+	}
+	code, err := outcome(exits)
+	if err == nil && failure != nil && !errors.Is(failure, errJobFailed) {
+		return 1, failure
+	}
+	return code, err
+}
+
+// errJobFailed marks a failure whose reason is in some host's EXIT.
+var errJobFailed = errors.New("node: a rank failed")
+
+func exitFailed(e *exitMsg) bool {
+	for i := range e.Ranks {
+		if e.Errs[i] != "" || e.Codes[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// outcome folds the hosts' exits: the first error by rank, else the first
+// non-zero exit code by rank, else 0.
+func outcome(exits []*exitMsg) (int, error) {
+	type end struct {
+		code int
+		err  string
+	}
+	byRank := map[int]end{}
+	for _, e := range exits {
+		if e == nil {
+			continue
+		}
+		for i, r := range e.Ranks {
+			byRank[r] = end{e.Codes[i], e.Errs[i]}
+		}
+	}
+	ranks := make([]int, 0, len(byRank))
+	for r := range byRank {
+		ranks = append(ranks, r)
+	}
+	slices.Sort(ranks)
+	for _, r := range ranks {
+		if e := byRank[r]; e.err != "" {
+			return 1, errors.New(e.err)
+		}
+	}
+	for _, r := range ranks {
+		if e := byRank[r]; e.code != 0 {
+			return e.code, nil
+		}
+	}
+	return 0, nil
+}
+
+// prepare opens host i's job stream, sends PREPARE and waits for READY.
+func (s *submission) prepare(ctx context.Context, i int, h *hostConn, body []byte) (int, error) {
+	str, err := h.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
+	}
+	s.strs[i] = str
+	if err := s.write(i, msgPrepare, body); err != nil {
+		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
+	}
+	t, b, err := readMsg(str)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
+	case t == msgError:
+		var e errorMsg
+		decodeJSON(t, b, &e)
+		return 0, fmt.Errorf("host %s: %s", h.id, e.Error)
+	case t != msgReady:
+		return 0, fmt.Errorf("%w: host %s sent %s instead of READY", ErrProtocol, h.id, t)
+	}
+	var r readyMsg
+	if err := decodeJSON(t, b, &r); err != nil {
+		return 0, err
+	}
+	if r.Port <= 0 || r.Port > 65535 {
+		return 0, fmt.Errorf("%w: host %s: port %d", ErrProtocol, h.id, r.Port)
+	}
+	return r.Port, nil
+}
+
+// read reads host i's stream until its EXIT or a failure.
+func (s *submission) read(i int, out func(rank int, stream byte, p []byte)) hostEvent {
+	h := s.hcs[i]
+	for {
+		t, b, err := readMsg(s.strs[i])
+		if err != nil {
+			return hostEvent{i: i, err: fmt.Errorf("%w: host %s at %s: %v", ErrHostLost, h.id, h.addr, describeStreamError(err))}
+		}
+		switch t {
+		case msgOutput:
+			rank, stream, p, err := decodeOutput(b)
+			if err != nil {
+				return hostEvent{i: i, err: fmt.Errorf("host %s: %v", h.id, err)}
+			}
+			out(rank, stream, p)
+		case msgExit:
+			var e exitMsg
+			if err := decodeJSON(t, b, &e); err != nil {
+				return hostEvent{i: i, err: err}
+			}
+			if len(e.Codes) != len(e.Ranks) || len(e.Errs) != len(e.Ranks) {
+				return hostEvent{i: i, err: fmt.Errorf("%w: host %s: EXIT lists differ in length", ErrProtocol, h.id)}
+			}
+			return hostEvent{i: i, exit: &e}
+		case msgError:
+			var e errorMsg
+			decodeJSON(t, b, &e)
+			return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrJobFailed, h.id, e.Error)}
+		default:
+			return hostEvent{i: i, err: fmt.Errorf("%w: host %s sent %s", ErrProtocol, h.id, t)}
+		}
+	}
+}
+
+func describeStreamError(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "connection closed"
+	}
+	var idle *quic.IdleTimeoutError
+	if errors.As(err, &idle) {
+		return "no answer for 10s"
+	}
+	var app *quic.ApplicationError
+	if errors.As(err, &app) {
+		return "the connection was closed"
+	}
+	return err.Error()
+}
+
+func (s *submission) write(i int, t msgType, body []byte) error {
+	s.wmu[i].Lock()
+	defer s.wmu[i].Unlock()
+	return writeMsg(s.strs[i], t, body)
+}
+
+func (s *submission) writeJSON(i int, t msgType, v any) error {
+	s.wmu[i].Lock()
+	defer s.wmu[i].Unlock()
+	return writeJSON(s.strs[i], t, v)
+}
+
+// closeStreams ends every stream and waits, a little, for the hosts to end
+// theirs, so that the last message is delivered before the connections
+// close.
+func (s *submission) closeStreams() {
+	var wg sync.WaitGroup
+	for _, str := range s.strs {
+		if str == nil {
+			continue
+		}
+		str.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			str.SetReadDeadline(time.Now().Add(2 * time.Second))
+			io.Copy(io.Discard, str)
+		}()
+	}
+	wg.Wait()
+}
+
+// broadcast sends a message to every host whose stream is open, ignoring
+// failures: a host that cannot be told has lost its stream, which
+// cancels its part too.
+func (s *submission) broadcast(t msgType, body []byte) {
+	for i, str := range s.strs {
+		if str != nil {
+			s.write(i, t, body)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package node
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// msgType says what a control message carries.
+type msgType uint8
+
+const (
+	msgPrepare msgType = 1 + iota
+	msgReady
+	msgStart
+	msgOutput
+	msgExit
+	msgEnd
+	msgCancel
+	msgError
+	msgStatusQuery
+	msgStatus
+	msgLast = msgStatus
+)
+
+func (t msgType) String() string {
+	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS"}
+	if t >= 1 && t <= msgLast {
+		return names[t-1]
+	}
+	return fmt.Sprintf("type %d", uint8(t))
+}
+
+// maxMsg bounds a control message: a module plus its job description.
+const maxMsg = 512 << 20
+
+// Header: type u8 | length u32 (big-endian) of the body.
+const headerLen = 5
+
+// writeMsg writes one message.
+func writeMsg(w io.Writer, t msgType, body []byte) error {
+	if len(body) > maxMsg {
+		return fmt.Errorf("node: %s message of %d bytes is too large", t, len(body))
+	}
+	b := make([]byte, headerLen, headerLen+len(body))
+	b[0] = byte(t)
+	binary.BigEndian.PutUint32(b[1:], uint32(len(body)))
+	_, err := w.Write(append(b, body...))
+	return err
+}
+
+// writeJSON writes a message whose body is v in JSON.
+func writeJSON(w io.Writer, t msgType, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeMsg(w, t, body)
+}
+
+// readMsg reads one message. A peer that sends an unknown type or an
+// oversized length gets ErrProtocol; a stream that ends inside a message,
+// io.ErrUnexpectedEOF.
+func readMsg(r io.Reader) (msgType, []byte, error) {
+	var h [headerLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	t, n := msgType(h[0]), binary.BigEndian.Uint32(h[1:])
+	if t < 1 || t > msgLast {
+		return 0, nil, fmt.Errorf("%w: unknown message %s", ErrProtocol, t)
+	}
+	if n > maxMsg {
+		return 0, nil, fmt.Errorf("%w: %s message of %d bytes", ErrProtocol, t, n)
+	}
+	// Read what comes rather than allocate what the header claims.
+	body, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(body) < int(n) {
+		return 0, nil, io.ErrUnexpectedEOF
+	}
+	return t, body, nil
+}
+
+// decodeJSON decodes a message body into v, refusing unknown fields.
+func decodeJSON(t msgType, body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: bad %s message: %v", ErrProtocol, t, err)
+	}
+	return nil
+}
+
+// prepareMsg asks a host to prepare its part of a job.
+type prepareMsg struct {
+	Job       string   `json:"job"`
+	N         int      `json:"n"`
+	Placement []string `json:"placement"` // host ID of each rank
+	Args      []string `json:"args,omitempty"`
+	Env       []string `json:"env,omitempty"`
+	Module    string   `json:"module"` // display name
+}
+
+// encodePrepare is the PREPARE body: JSON length u32 | JSON | module bytes.
+func encodePrepare(p prepareMsg, module []byte) ([]byte, error) {
+	j, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(j)))
+	b = append(b, j...)
+	return append(b, module...), nil
+}
+
+func decodePrepare(body []byte) (prepareMsg, []byte, error) {
+	var p prepareMsg
+	if len(body) < 4 {
+		return p, nil, fmt.Errorf("%w: short PREPARE message", ErrProtocol)
+	}
+	n := binary.BigEndian.Uint32(body)
+	if uint64(n) > uint64(len(body)-4) {
+		return p, nil, fmt.Errorf("%w: PREPARE description past the message's end", ErrProtocol)
+	}
+	if err := decodeJSON(msgPrepare, body[4:4+n], &p); err != nil {
+		return p, nil, err
+	}
+	if err := p.check(); err != nil {
+		return p, nil, err
+	}
+	return p, body[4+n:], nil
+}
+
+// check validates a job description from the wire.
+func (p prepareMsg) check() error {
+	switch {
+	case p.Job == "" || len(p.Job) > 64:
+		return fmt.Errorf("%w: bad job ID %q", ErrProtocol, p.Job)
+	case p.N < 1 || p.N > maxWorkers:
+		return fmt.Errorf("%w: a job of %d workers", ErrProtocol, p.N)
+	case len(p.Placement) != p.N:
+		return fmt.Errorf("%w: placement of %d ranks for %d workers", ErrProtocol, len(p.Placement), p.N)
+	}
+	return nil
+}
+
+// maxWorkers bounds the size of a job.
+const maxWorkers = 1 << 16
+
+// readyMsg: the host's part of the job is ready; its transport listens on
+// Port of the host's address.
+type readyMsg struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// startMsg gives every host of the job the address of every other one.
+type startMsg struct {
+	Addrs map[string]string `json:"addrs"` // host ID → UDP host:port
+}
+
+// exitMsg says how the host's ranks ended: Codes and Errs by rank, in the
+// order of Ranks; an empty Errs[i] is no error.
+type exitMsg struct {
+	Ranks []int    `json:"ranks"`
+	Codes []int    `json:"codes"`
+	Errs  []string `json:"errs"`
+}
+
+// errorMsg is one line saying why a host or submitter gives up the job.
+type errorMsg struct {
+	Error string `json:"error"`
+}
+
+// Output body: rank u32 | stream u8 (1 stdout, 2 stderr) | bytes.
+func encodeOutput(rank int, stream byte, p []byte) []byte {
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, 5+len(p)), uint32(rank))
+	return append(append(b, stream), p...)
+}
+
+func decodeOutput(body []byte) (rank int, stream byte, p []byte, err error) {
+	if len(body) < 5 || (body[4] != 1 && body[4] != 2) {
+		return 0, 0, nil, fmt.Errorf("%w: bad OUTPUT message", ErrProtocol)
+	}
+	return int(binary.BigEndian.Uint32(body)), body[4], body[5:], nil
+}
