@@ -97,6 +97,7 @@ type Endpoint struct {
 	sends   []sendReq
 	inbound []inBatch
 	events  []func()
+	afterq  []func() // run by the loop once what was queued before is done
 	wake    chan struct{}
 
 	closing chan struct{}

@@ -16,6 +16,7 @@ type loopState struct {
 	sends   []sendReq
 	inbound []inBatch
 	events  []func()
+	after   []func()
 }
 
 type chanFlags struct{ ticking, dirty bool }
@@ -46,8 +47,9 @@ func (ls *loopState) drain(e *Endpoint) {
 		ls.sends, e.sends = e.sends, ls.sends[:0]
 		ls.inbound, e.inbound = e.inbound, ls.inbound[:0]
 		ls.events, e.events = e.events, ls.events[:0]
+		ls.after, e.afterq = e.afterq, ls.after[:0]
 		e.qmu.Unlock()
-		if len(ls.sends) == 0 && len(ls.inbound) == 0 && len(ls.events) == 0 {
+		if len(ls.sends) == 0 && len(ls.inbound) == 0 && len(ls.events) == 0 && len(ls.after) == 0 {
 			break
 		}
 		for i, f := range ls.events {
@@ -68,6 +70,10 @@ func (ls *loopState) drain(e *Endpoint) {
 		}
 		ls.flushReady(e)
 		ls.flushAcks(e)
+		for i, f := range ls.after {
+			f()
+			ls.after[i] = nil
+		}
 	}
 	for _, pl := range ls.links {
 		pl.offer(e)
@@ -116,7 +122,10 @@ func (ls *loopState) admitOverflow(e *Endpoint, ch *channel) {
 
 // flushReady hands new DATA frames to local receivers or to links.
 func (ls *loopState) flushReady(e *Endpoint) {
-	for i, ch := range ls.dirty {
+	// Delivering to a local receiver acks at once, which may admit
+	// overflow and mark the channel dirty again: walk what is appended too.
+	for i := 0; i < len(ls.dirty); i++ {
+		ch := ls.dirty[i]
 		ls.dirty[i] = nil
 		ch.flags.dirty = false
 		frames := ch.sender.Ready()

@@ -1,0 +1,224 @@
+package transport
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// RankState is one local rank's share of an Endpoint's state at a
+// consistent cut: the epoch stamped on its messages, the sending half of
+// each channel from it, the receiving half of each channel to it, and the
+// messages delivered to its inbox that its program has not taken yet.
+// Together with the program's own state it lets the rank continue exactly:
+// no message is lost or delivered twice.
+type RankState struct {
+	Rank  uint32
+	Epoch uint64
+	Sends []SendState
+	Recvs []RecvState
+	Inbox []Message // in arrival order
+}
+
+// SendState is the sending half of channel Rank→Dst.
+type SendState struct {
+	Dst uint32
+	SenderState
+	// Queued holds messages Send accepted that the Sender had no room
+	// for yet (a full window); they have no sequence number (Seq 0).
+	Queued []Entry
+}
+
+// RecvState is the receiving half of channel Src→Rank.
+type RecvState struct {
+	Src uint32
+	ReceiverState
+}
+
+// Snapshot returns the state of the given local ranks. The caller makes
+// sure none of them sends or receives until it returns (they are paused
+// for a checkpoint). Everything they sent before is processed first, so
+// a message between two of them is either in its receiver's inbox or
+// taken by it; the log of a sender whose receiver is among ranks keeps
+// only messages that receiver has not had, which on one host is none.
+// Message payloads are shared with the Endpoint and must not be modified.
+func (e *Endpoint) Snapshot(ranks []uint32) ([]RankState, error) {
+	res := make(chan []RankState, 1)
+	if !e.after(func() { res <- e.loop.snapshot(e, ranks) }) {
+		return nil, ErrClosed
+	}
+	select {
+	case st := <-res:
+		return st, nil
+	case <-e.closing:
+		return nil, ErrClosed
+	}
+}
+
+// Restore gives a new Endpoint the state of some local ranks, as Snapshot
+// returned it (in this process or another). Call it before any of those
+// ranks sends or receives. Logged messages their receivers had not
+// delivered are delivered (locally) or sent again (to other hosts).
+func (e *Endpoint) Restore(states []RankState) error {
+	for _, st := range states {
+		if !e.isLocal(st.Rank) {
+			return fmt.Errorf("%w: rank %d is not on host %s", ErrBadState, st.Rank, e.cfg.Host)
+		}
+	}
+	res := make(chan error, 1)
+	if !e.after(func() { res <- e.loop.restore(e, states) }) {
+		return ErrClosed
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-e.closing:
+		return ErrClosed
+	}
+}
+
+// StableCut drops from the local sender logs every message the receivers'
+// states in states (a committed cut) have delivered.
+func (e *Endpoint) StableCut(states []RankState) {
+	for _, st := range states {
+		for _, r := range st.Recvs {
+			if e.isLocal(r.Src) {
+				e.Stable(r.Src, st.Rank, r.Delivered)
+			}
+		}
+	}
+}
+
+// after queues f to run on the loop once everything queued before it
+// has been processed and flushed. It reports false if e is closed.
+func (e *Endpoint) after(f func()) bool {
+	if e.closed.Load() {
+		return false
+	}
+	e.qmu.Lock()
+	e.afterq = append(e.afterq, f)
+	e.qmu.Unlock()
+	e.poke()
+	return true
+}
+
+func (ls *loopState) snapshot(e *Endpoint, ranks []uint32) []RankState {
+	in := make(map[uint32]int, len(ranks))
+	out := make([]RankState, len(ranks))
+	for i, r := range ranks {
+		in[r] = i
+		w := e.worker(r)
+		out[i] = RankState{Rank: r, Epoch: w.epoch.Load(), Inbox: w.in.snapshot()}
+	}
+	e.mu.RLock()
+	chans := make([]*channel, 0, len(e.chans))
+	for _, ch := range e.chans {
+		chans = append(chans, ch)
+	}
+	e.mu.RUnlock()
+	slices.SortFunc(chans, func(a, b *channel) int {
+		if a.src != b.src {
+			return int(a.src) - int(b.src)
+		}
+		return int(a.dst) - int(b.dst)
+	})
+	for _, ch := range chans {
+		if i, ok := in[ch.src]; ok && ch.sender != nil {
+			st := ch.sender.State()
+			if _, both := in[ch.dst]; both && ch.receiver != nil {
+				// The receiver's state is in the same cut: the log need
+				// only hold what it has not delivered.
+				d := ch.receiver.Delivered()
+				k := 0
+				for k < len(st.Entries) && st.Entries[k].Seq <= d {
+					k++
+				}
+				st.Entries = st.Entries[k:]
+			}
+			ss := SendState{Dst: ch.dst, SenderState: st}
+			for _, r := range ch.overflow {
+				ss.Queued = append(ss.Queued, Entry{Epoch: r.epoch, Tag: r.tag, Payload: r.data})
+			}
+			out[i].Sends = append(out[i].Sends, ss)
+		}
+		if i, ok := in[ch.dst]; ok && ch.receiver != nil {
+			out[i].Recvs = append(out[i].Recvs, RecvState{Src: ch.src, ReceiverState: ch.receiver.State()})
+		}
+	}
+	return out
+}
+
+func (ls *loopState) restore(e *Endpoint, states []RankState) error {
+	type sent struct {
+		ch *channel
+		st *SendState
+	}
+	var sends []sent
+	for _, st := range states {
+		w := e.worker(st.Rank)
+		w.epoch.Store(st.Epoch)
+		for _, r := range st.Recvs {
+			ch := e.channel(r.Src, st.Rank)
+			if err := ch.receiver.Restore(r.ReceiverState); err != nil {
+				return err
+			}
+		}
+		for i := range st.Sends {
+			sends = append(sends, sent{e.channel(st.Rank, st.Sends[i].Dst), &st.Sends[i]})
+		}
+		w.in.restore(st.Inbox)
+	}
+	now := time.Now()
+	for _, s := range sends {
+		ch := s.ch
+		if err := ch.sender.Restore(s.st.SenderState); err != nil {
+			return err
+		}
+		if ch.local {
+			// Deliver what the receiver had not had; the rest it had.
+			d := ch.receiver.Delivered()
+			for _, en := range s.st.Entries {
+				if en.Seq > d {
+					ls.deliver(e, ch, ch.sender.frame(&en))
+				}
+			}
+			ch.sender.OnAck(ch.receiver.Delivered())
+			if e.cfg.StableOnAck {
+				ch.sender.Stable(ch.receiver.Delivered())
+			}
+		} else if len(s.st.Entries) > 0 {
+			ls.markDirty(ch) // the retransmit timer sends them again
+		}
+		ch.mu.Lock()
+		ch.used = ch.sender.Unacked()
+		ch.mu.Unlock()
+		for _, q := range s.st.Queued {
+			ch.mu.Lock()
+			ch.used += int64(len(q.Payload))
+			ch.mu.Unlock()
+			ls.send(e, now, sendReq{ch: ch, tag: q.Tag, epoch: q.Epoch, data: q.Payload})
+		}
+	}
+	ls.flushReady(e)
+	return nil
+}
+
+// snapshot copies the messages waiting in the inbox.
+func (in *inbox) snapshot() []Message {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.q[in.head:])
+}
+
+// restore replaces the inbox's messages with ms.
+func (in *inbox) restore(ms []Message) {
+	in.mu.Lock()
+	in.q, in.head = slices.Clone(ms), 0
+	in.mu.Unlock()
+	if len(ms) > 0 {
+		select {
+		case in.notify <- struct{}{}:
+		default:
+		}
+	}
+}
