@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"github.com/zeebo/xxh3"
+	bolt "go.etcd.io/bbolt"
 )
 
 // A job epoch is a consistent cut of a job of several workers: one

@@ -18,6 +18,7 @@ type CheckpointInfo struct {
 	StoredBytes  uint64
 	NewBytes     uint64
 	ModuleDigest string
+	Workers      int // a job epoch's: its sizes are the sums over its workers
 }
 
 // ListCheckpoints lists the checkpoints held in stateDir, oldest first.
@@ -27,6 +28,9 @@ func ListCheckpoints(stateDir string) ([]CheckpointInfo, error) {
 		return nil, err
 	}
 	defer st.Close()
+	if rec.N > 1 {
+		return listJobEpochs(st, rec)
+	}
 	infos, err := st.Epochs(ckpt.Key{Job: rec.Job})
 	if err != nil {
 		return nil, err
@@ -54,6 +58,9 @@ func InspectCheckpoint(stateDir string, epoch uint64) (*Inspection, error) {
 		return nil, err
 	}
 	defer st.Close()
+	if rec.N > 1 {
+		return inspectJobEpoch(st, rec, stateDir, epoch)
+	}
 	key := ckpt.Key{Job: rec.Job}
 	if epoch == 0 {
 		infos, err := st.Epochs(key)

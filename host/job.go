@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/librahost/librahost/transport"
 	"github.com/librahost/librahost/wasi"
@@ -29,18 +30,36 @@ type JobConfig struct {
 	Prefix bool
 
 	CacheDir string
-	Stop     <-chan struct{} // closed: stop the job
+	// Stop, when closed, stops the job: after a final checkpoint if it
+	// has a state directory (the job then ends with ErrStopped).
+	Stop <-chan struct{}
+
+	// Deterministic makes clocks and random numbers come from Seed.
+	Deterministic bool
+	Seed          uint64
+
+	// StateDir holds the job's checkpoints, run record and output ledger;
+	// "" runs without checkpoints. The rest is as in SessionConfig.
+	StateDir        string
+	CheckpointEvery time.Duration
+	Keep            int
+	Resume          bool   // continue the job in StateDir (N and the rest come from its record)
+	Epoch           uint64 // with Resume: this committed job epoch, not the newest good one
+	Verbose         bool
 }
 
 // RunJob runs a job of cfg.N workers to its end. The exit code is the
 // first non-zero exit code by rank, or 0; a trap in any worker stops the
 // job with that error.
 func RunJob(ctx context.Context, cfg JobConfig) (int, error) {
-	if cfg.N < 1 {
-		return 1, errors.New("host: a job needs at least one worker")
-	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
+	}
+	if cfg.StateDir != "" {
+		return runCheckpointedJob(ctx, cfg)
+	}
+	if cfg.N < 1 {
+		return 1, errors.New("host: a job needs at least one worker")
 	}
 	module, err := os.ReadFile(cfg.ModulePath)
 	if err != nil {
@@ -73,19 +92,21 @@ func RunJob(ctx context.Context, cfg JobConfig) (int, error) {
 	}
 	var outMu sync.Mutex
 	res, err := RunRanks(ctx, RanksConfig{
-		Module:     module,
-		ModuleName: displayName(cfg.ModulePath),
-		Ranks:      ranks,
-		Size:       cfg.N,
-		Args:       cfg.Args,
-		Env:        cfg.Env,
-		Mounts:     cfg.Mounts,
-		Stdin:      cfg.Stdin,
-		Stdout:     func(r int) io.Writer { return NewRankWriter(cfg.Stdout, &outMu, r, cfg.Prefix) },
-		Stderr:     func(r int) io.Writer { return NewRankWriter(cfg.Stderr, &outMu, r, cfg.Prefix) },
-		Endpoint:   ep,
-		CacheDir:   cfg.CacheDir,
-		Log:        cfg.Log,
+		Module:        module,
+		ModuleName:    displayName(cfg.ModulePath),
+		Ranks:         ranks,
+		Size:          cfg.N,
+		Args:          cfg.Args,
+		Env:           cfg.Env,
+		Mounts:        cfg.Mounts,
+		Stdin:         cfg.Stdin,
+		Stdout:        func(r int) io.Writer { return NewRankWriter(cfg.Stdout, &outMu, r, cfg.Prefix) },
+		Stderr:        func(r int) io.Writer { return NewRankWriter(cfg.Stderr, &outMu, r, cfg.Prefix) },
+		Endpoint:      ep,
+		CacheDir:      cfg.CacheDir,
+		Log:           cfg.Log,
+		Deterministic: cfg.Deterministic,
+		Seed:          cfg.Seed,
 	})
 	if err != nil {
 		return 1, err
@@ -94,4 +115,14 @@ func RunJob(ctx context.Context, cfg JobConfig) (int, error) {
 		return 130, ErrStopped
 	}
 	return res.Outcome()
+}
+
+// jobFromSession is the job a `run --resume` or `restore` of a job's
+// state directory continues.
+func jobFromSession(c SessionConfig) JobConfig {
+	return JobConfig{
+		ModulePath: c.ModulePath, Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr, Log: c.Log,
+		CacheDir: c.CacheDir, Stop: c.Stop, StateDir: c.StateDir, CheckpointEvery: c.CheckpointEvery,
+		Keep: c.Keep, Resume: true, Epoch: c.Epoch, Verbose: c.Verbose,
+	}
 }

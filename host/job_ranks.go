@@ -33,6 +33,22 @@ type RanksConfig struct {
 	Endpoint *transport.Endpoint
 	CacheDir string    // wazero compilation cache; empty: none
 	Log      io.Writer // warnings
+
+	// Journal returns the path of a rank's file undo journal; nil or ""
+	// means its files are not rolled back.
+	Journal       func(rank int) string
+	Deterministic bool
+	Seed          uint64
+
+	// Hooks of a driver that checkpoints the ranks; all optional.
+	// Prepare is called with each rank's worker once all are made and
+	// before any runs (to restore it). OnPause and OnCheckpointFailed are
+	// the workers' (Config). OnExit is told when a rank's program ended,
+	// before the job is stopped for a failure.
+	Prepare            func(rank int, w *Worker) error
+	OnPause            func(rank int, c *Capture) error
+	OnCheckpointFailed func(rank int, err error)
+	OnExit             func(rank int, code int, err error)
 }
 
 // RanksResult is how each rank of a RunRanks call ended, in the order of
@@ -97,19 +113,31 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 		if r == 0 {
 			stdin = cfg.Stdin
 		}
-		w, err := NewWorker(ctx, Config{
-			Module:   cfg.Module,
-			Args:     cfg.Args,
-			Env:      cfg.Env,
-			Mounts:   cfg.Mounts,
-			Stdin:    stdin,
-			Stdout:   stream(cfg.Stdout, r),
-			Stderr:   stream(cfg.Stderr, r),
-			Rank:     r,
-			Size:     cfg.Size,
-			Endpoint: cfg.Endpoint,
-			Cache:    cache,
-		})
+		wc := Config{
+			Module:        cfg.Module,
+			Args:          cfg.Args,
+			Env:           cfg.Env,
+			Mounts:        cfg.Mounts,
+			Stdin:         stdin,
+			Stdout:        stream(cfg.Stdout, r),
+			Stderr:        stream(cfg.Stderr, r),
+			Rank:          r,
+			Size:          cfg.Size,
+			Endpoint:      cfg.Endpoint,
+			Cache:         cache,
+			Deterministic: cfg.Deterministic,
+			Seed:          cfg.Seed,
+		}
+		if cfg.Journal != nil {
+			wc.Journal = cfg.Journal(r)
+		}
+		if cfg.OnPause != nil {
+			wc.OnPause = func(c *Capture) error { return cfg.OnPause(r, c) }
+		}
+		if cfg.OnCheckpointFailed != nil {
+			wc.OnCheckpointFailed = func(err error) { cfg.OnCheckpointFailed(r, err) }
+		}
+		w, err := NewWorker(ctx, wc)
 		if err != nil {
 			for _, w := range workers[:i] {
 				w.Close(context.Background())
@@ -120,6 +148,19 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 			fmt.Fprintf(cfg.Log, "librahost: warning: %s was not built by `librahost build`: it runs, but cannot be checkpointed\n", cfg.ModuleName)
 		}
 		workers[i] = w
+	}
+	closeAll := func() {
+		for _, w := range workers {
+			w.Close(context.Background())
+		}
+	}
+	if cfg.Prepare != nil {
+		for i, w := range workers {
+			if err := cfg.Prepare(cfg.Ranks[i], w); err != nil {
+				closeAll()
+				return RanksResult{}, err
+			}
+		}
 	}
 	res := RanksResult{
 		Ranks: cfg.Ranks,
@@ -135,6 +176,9 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 			if errors.Is(err, context.Canceled) {
 				return // stopped because another failed, or by ctx
 			}
+			if cfg.OnExit != nil {
+				cfg.OnExit(cfg.Ranks[i], code, err)
+			}
 			if err != nil {
 				err = fmt.Errorf("rank %d: %w", cfg.Ranks[i], err)
 			}
@@ -145,9 +189,7 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 		}()
 	}
 	wg.Wait()
-	for _, w := range workers {
-		w.Close(context.Background())
-	}
+	closeAll()
 	flushOutputs(workers)
 	return res, nil
 }

@@ -87,6 +87,11 @@ func Run(ctx context.Context, cfg SessionConfig) (int, error) {
 			cfg.Log = io.Discard
 		}
 	}
+	if cfg.StateDir != "" && cfg.Resume {
+		if rec, err := readRecord(cfg.StateDir); err == nil && rec.N > 1 {
+			return RunJob(ctx, jobFromSession(cfg)) // a job's run record says how many workers
+		}
+	}
 	s := &Session{cfg: cfg, key: ckpt.Key{Job: "run", Worker: 0}}
 	defer s.close()
 	if err := s.open(ctx); err != nil {

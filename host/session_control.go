@@ -24,9 +24,10 @@ func controlAddr(stateDir string) (*net.UnixAddr, error) {
 	return &net.UnixAddr{Net: "unix", Name: "@librahost/" + hex.EncodeToString(sum[:12])}, nil
 }
 
-// serveControl answers requests on the control socket until stopped.
-func (s *Session) serveControl() (stop func(), err error) {
-	addr, err := controlAddr(s.cfg.StateDir)
+// serveControl answers requests on the control socket of stateDir until
+// stopped; request asks for a checkpoint.
+func serveControl(stateDir string, request func() <-chan ckptResult) (stop func(), err error) {
+	addr, err := controlAddr(stateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -40,13 +41,13 @@ func (s *Session) serveControl() (stop func(), err error) {
 			if err != nil {
 				return
 			}
-			go s.serveConn(c)
+			go serveConn(c, request)
 		}
 	}()
 	return func() { l.Close() }, nil
 }
 
-func (s *Session) serveConn(c net.Conn) {
+func serveConn(c net.Conn, request func() <-chan ckptResult) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Minute))
 	line, err := bufio.NewReader(c).ReadString('\n')
@@ -55,7 +56,7 @@ func (s *Session) serveConn(c net.Conn) {
 	}
 	switch strings.TrimSpace(line) {
 	case "checkpoint":
-		r := <-s.requestCheckpoint()
+		r := <-request()
 		if r.err != nil {
 			fmt.Fprintf(c, "error %s\n", oneLine(r.err.Error()))
 			return

@@ -31,6 +31,8 @@ type runRecord struct {
 	Deterministic bool         `json:"deterministic,omitempty"`
 	Seed          uint64       `json:"seed,omitempty"`
 	Job           string       `json:"job"`
+	N             int          `json:"n,omitempty"`      // workers of a job; 0 or 1: a single run
+	Prefix        bool         `json:"prefix,omitempty"` // a job's lines start with [rank]
 	Started       time.Time    `json:"started"`
 	Finished      bool         `json:"finished"`
 	Exit          int          `json:"exit_code"`

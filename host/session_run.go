@@ -16,7 +16,7 @@ func (s *Session) run(ctx context.Context) (int, error) {
 	done := make(chan struct{})
 	defer close(done)
 	if s.store != nil {
-		stopCtl, err := s.serveControl()
+		stopCtl, err := serveControl(s.cfg.StateDir, s.requestCheckpoint)
 		if err != nil {
 			fmt.Fprintf(s.cfg.Log, "librahost: warning: %v\n", err)
 		} else {
@@ -75,22 +75,29 @@ func isClosed(c <-chan struct{}) bool {
 
 // triggers requests periodic checkpoints.
 func (s *Session) triggers(done <-chan struct{}) {
-	if s.cfg.CheckpointEvery <= 0 {
+	periodically(s.cfg.CheckpointEvery, done, func() {
+		s.mu.Lock()
+		busy := s.inflight != nil
+		s.mu.Unlock()
+		if !busy {
+			s.worker.RequestCheckpoint()
+		}
+	})
+}
+
+// periodically calls f every d (if d > 0) until done is closed.
+func periodically(d time.Duration, done <-chan struct{}, f func()) {
+	if d <= 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.CheckpointEvery)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-t.C:
-			s.mu.Lock()
-			busy := s.inflight != nil
-			s.mu.Unlock()
-			if !busy {
-				s.worker.RequestCheckpoint()
-			}
+			f()
 		}
 	}
 }

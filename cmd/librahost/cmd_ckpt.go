@@ -71,9 +71,18 @@ func cmdCkpt(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "EPOCH\tCREATED\tMEMORY\tSTORED\tNEW\tMODULE")
+		job := len(list) > 0 && list[0].Workers > 0
+		if job { // a job's epochs: sizes summed over its workers
+			fmt.Fprintln(tw, "EPOCH\tCREATED\tWORKERS\tMEMORY\tSTORED\tNEW\tMODULE")
+		} else {
+			fmt.Fprintln(tw, "EPOCH\tCREATED\tMEMORY\tSTORED\tNEW\tMODULE")
+		}
 		for _, c := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.12s\n", c.Epoch, c.Created.Local().Format(time.DateTime),
+			workers := ""
+			if job {
+				workers = fmt.Sprintf("%d\t", c.Workers)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s%s\t%s\t%s\t%.12s\n", c.Epoch, c.Created.Local().Format(time.DateTime), workers,
 				host.FormatBytes(c.MemSize), host.FormatBytes(c.StoredBytes), host.FormatBytes(c.NewBytes), c.ModuleDigest)
 		}
 		return tw.Flush()

@@ -72,16 +72,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		*state = strings.TrimSuffix(filepath.Base(rest[0]), filepath.Ext(rest[0])) + ".libra"
 	}
 	if *n > 1 {
-		if *state != "" || *every > 0 || *resume {
-			return errors.New("checkpoints of a job of several workers need coordinated checkpoints, which this librahost does not have yet: run -n without --state, --checkpoint-every and --resume")
+		var argv []string // a resume takes the record's
+		if module != "" {
+			argv = append([]string{strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")}, guestArgs...)
 		}
 		return runJob(host.JobConfig{
-			ModulePath: module,
-			N:          *n,
-			Args:       append([]string{strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")}, guestArgs...),
-			Env:        envs,
-			Mounts:     mounts,
-			Prefix:     *prefix,
+			ModulePath:      module,
+			N:               *n,
+			Args:            argv,
+			Env:             envs,
+			Mounts:          mounts,
+			Prefix:          *prefix,
+			Deterministic:   *deterministic,
+			Seed:            *seed,
+			StateDir:        *state,
+			CheckpointEvery: *every,
+			Resume:          *resume,
+			Verbose:         *verbose,
 		}, stdout, stderr)
 	}
 	name := "app"
@@ -109,13 +116,35 @@ func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Log = stderr
 	cfg.CacheDir = cacheDir("wazero")
+	return withSignals(cfg.StateDir != "", func(stop chan struct{}) (int, error) {
+		cfg.Stop = stop
+		return host.Run(context.Background(), cfg)
+	})
+}
+
+// runJob runs a job of several workers on this machine, like runSession.
+func runJob(cfg host.JobConfig, stdout, stderr io.Writer) error {
+	cfg.Stdin = os.Stdin
+	cfg.Stdout, cfg.Stderr, cfg.Log = stdout, stderr, stderr
+	cfg.CacheDir = cacheDir("wazero")
+	// A job without checkpoints still stops cleanly: its ranks' last lines
+	// are written out.
+	return withSignals(true, func(stop chan struct{}) (int, error) {
+		cfg.Stop = stop
+		return host.RunJob(context.Background(), cfg)
+	})
+}
+
+// withSignals runs f with a stop channel closed by Ctrl-C or SIGTERM: with
+// checkpoints (stateful) that takes a final one and exits 130 or 143;
+// without, Ctrl-C leaves at once. A second signal always leaves at once.
+func withSignals(stateful bool, f func(stop chan struct{}) (int, error)) error {
 	if spec := os.Getenv("LIBRAHOST_FAILPOINTS"); spec != "" {
 		if err := host.SetFailpoints(spec); err != nil {
 			return err
 		}
 	}
 	stop := make(chan struct{})
-	cfg.Stop = stop
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -126,7 +155,7 @@ func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
 			return
 		}
 		got = s
-		if cfg.StateDir == "" { // nothing to save: leave at once
+		if !stateful { // nothing to save: leave at once
 			os.Exit(130)
 		}
 		close(stop)
@@ -134,7 +163,7 @@ func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
 			os.Exit(130)
 		}
 	}()
-	code, err := host.Run(context.Background(), cfg)
+	code, err := f(stop)
 	if errors.Is(err, host.ErrStopped) {
 		if got == syscall.SIGTERM {
 			return exitError{143}
@@ -178,35 +207,4 @@ func cacheDir(sub string) string {
 		return ""
 	}
 	return filepath.Join(d, "librahost", sub)
-}
-
-// runJob runs a job of several workers on this machine; Ctrl-C stops it.
-func runJob(cfg host.JobConfig, stdout, stderr io.Writer) error {
-	cfg.Stdin = os.Stdin
-	cfg.Stdout, cfg.Stderr, cfg.Log = stdout, stderr, stderr
-	cfg.CacheDir = cacheDir("wazero")
-	stop := make(chan struct{})
-	cfg.Stop = stop
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		if _, ok := <-sigs; ok {
-			close(stop)
-		}
-		if _, ok := <-sigs; ok { // a second signal: leave now
-			os.Exit(130)
-		}
-	}()
-	code, err := host.RunJob(context.Background(), cfg)
-	if errors.Is(err, host.ErrStopped) {
-		return exitError{130}
-	}
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return exitError{code}
-	}
-	return nil
 }

@@ -1,0 +1,52 @@
+package host
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/librahost/librahost/transport"
+)
+
+// rankStateVersion is the version of the encoding of rankCheckpoint.
+const rankStateVersion = 1
+
+// rankCheckpoint is the host state of one rank's checkpoint in a job
+// epoch: the Worker's own host state, and what the job adds around it —
+// the rank's share of the transport's channel state at the cut, the output
+// it held back (a partial line), the message a too-small receive buffer
+// kept back, and, for a rank whose program had ended, its exit code.
+type rankCheckpoint struct {
+	Version    int                `json:"version"`
+	Ended      bool               `json:"ended,omitempty"`
+	Exit       int                `json:"exit_code,omitempty"`
+	Worker     json.RawMessage    `json:"worker,omitempty"` // hostState; absent when Ended
+	StdoutTail []byte             `json:"stdout_tail,omitempty"`
+	StderrTail []byte             `json:"stderr_tail,omitempty"`
+	Changes    uint64             `json:"inbox_changes,omitempty"`
+	Held       *transport.Message `json:"held,omitempty"`
+	Comm       []byte             `json:"comm"` // transport.AppendRankState
+}
+
+func decodeRankCheckpoint(b []byte) (*rankCheckpoint, *transport.RankState, error) {
+	var rc rankCheckpoint
+	if err := json.Unmarshal(b, &rc); err != nil {
+		return nil, nil, fmt.Errorf("host: checkpoint job state: %w", err)
+	}
+	if rc.Version != rankStateVersion {
+		return nil, nil, fmt.Errorf("host: checkpoint job state version %d, want %d", rc.Version, rankStateVersion)
+	}
+	comm, err := transport.DecodeRankState(rc.Comm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host: checkpoint channel state: %w", err)
+	}
+	return &rc, &comm, nil
+}
+
+// positions returns the guest's stdout and stderr positions it holds.
+func (rc *rankCheckpoint) positions() (int64, int64) {
+	var hs hostState
+	if json.Unmarshal(rc.Worker, &hs) != nil {
+		return 0, 0
+	}
+	return hs.Stdout, hs.Stderr
+}
