@@ -166,9 +166,9 @@ func newRankOut(st *jobStream, l *jobLedger, rank, stream int, prefix bool) *ran
 	return o
 }
 
-// WriteAt takes the guest's bytes p at position pos; those before what the
+// writeGuest takes the guest's bytes p at position pos; those before what the
 // rank emitted or holds already are dropped.
-func (o *rankOut) WriteAt(p []byte, pos int64) (int, error) {
+func (o *rankOut) writeGuest(p []byte, pos int64) (int, error) {
 	n := len(p)
 	end := pos + int64(n)
 	if end <= o.next {
@@ -264,5 +264,5 @@ func (o *rankOut) restore(pos int64, tail []byte) (lost int64) {
 	return lost
 }
 
-// Write appends p after what the rank holds (Output uses WriteAt).
-func (o *rankOut) Write(p []byte) (int, error) { return o.WriteAt(p, o.next) }
+// Write appends p after what the rank holds (Output uses writeGuest).
+func (o *rankOut) Write(p []byte) (int, error) { return o.writeGuest(p, o.next) }

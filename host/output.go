@@ -46,7 +46,7 @@ func (o *Output) Write(p []byte) (int, error) {
 	if pw, ok := o.w.(positionedWriter); ok {
 		start := o.pos
 		o.pos += int64(len(p))
-		return pw.WriteAt(p, start)
+		return pw.writeGuest(p, start)
 	}
 	start := o.pos
 	end := start + int64(len(p))
@@ -72,5 +72,5 @@ func (o *Output) Write(p []byte) (int, error) {
 // emitted (a job's rank output): Output hands it each write with the
 // guest's position of its first byte and skips nothing itself.
 type positionedWriter interface {
-	WriteAt(p []byte, pos int64) (int, error)
+	writeGuest(p []byte, pos int64) (int, error)
 }

@@ -30,19 +30,23 @@ func TestRunJobSamples(t *testing.T) {
 	}
 }
 
-// --prefix marks each line with its rank; -n with checkpoints is refused
-// in one line until coordinated checkpoints exist.
+// --prefix marks each line with its rank; a job with a state directory
+// records its workers, so a resume of the finished job needs no -n.
 func TestRunJobFlags(t *testing.T) {
 	wasm := guest(t, "samples/ring")
 	out, _, code := lh(t, "run", "-n", "3", "--prefix", wasm, "--", "-laps", "10")
 	if code != 0 || out != "[0] ring of 3: 10 laps, token 30, every hop checked\n" {
 		t.Fatalf("exit %d: %q", code, out)
 	}
-	_, stderr, code := lh(t, "run", "-n", "3", "--checkpoint-every", "1s", wasm)
-	if code != 1 {
-		t.Fatalf("exit %d", code)
+	state := t.TempDir() + "/st"
+	out, stderr, code := lh(t, "run", "-n", "3", "--state", state, "--checkpoint-every", "1s", wasm, "--", "-laps", "10")
+	if code != 0 || out != "ring of 3: 10 laps, token 30, every hop checked\n" {
+		t.Fatalf("exit %d: %q\n%s", code, out, stderr)
 	}
-	oneLineError(t, stderr, "coordinated checkpoints")
+	out, stderr, code = lh(t, "run", "--resume", "--state", state)
+	if code != 0 || out != "" || !strings.Contains(stderr, "already finished with exit code 0") {
+		t.Fatalf("resume of a finished job: exit %d: %q\n%s", code, out, stderr)
+	}
 }
 
 // A worker that fails ends the job, even while the others wait in Recv.

@@ -31,6 +31,12 @@ func plainRun(t *testing.T, wasm string, args ...string) []byte {
 // is returned.
 func killResume(t *testing.T, wasm string, kills int, every string, window [2]time.Duration, args ...string) []byte {
 	t.Helper()
+	return killResumeFlags(t, nil, wasm, kills, every, window, args...)
+}
+
+// killResumeFlags is killResume with more flags for `run` (e.g. -n 4).
+func killResumeFlags(t *testing.T, flags []string, wasm string, kills int, every string, window [2]time.Duration, args ...string) []byte {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -40,7 +46,7 @@ func killResume(t *testing.T, wasm string, kills int, every string, window [2]ti
 	out := appendTo(t, outPath)
 	killed := 0
 	for i := 0; ; i++ {
-		argv := []string{"run", "--state", state, "--checkpoint-every", every}
+		argv := append([]string{"run", "--state", state, "--checkpoint-every", every}, flags...)
 		if i > 0 {
 			argv = append(argv, "--resume")
 		}

@@ -1,0 +1,114 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// jobRun runs a job of n workers without checkpoints and returns its stdout.
+func jobRun(t *testing.T, n string, wasm string, args ...string) []byte {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(librahost, append([]string{"run", "-n", n, wasm, "--"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("uninterrupted job: %v\n%s", err, errb.Bytes())
+	}
+	return out.Bytes()
+}
+
+// A job of four workers exchanging halos, SIGKILLed at random moments and
+// resumed each time, prints what an uninterrupted run prints: the
+// messages in flight and in the inboxes at each cut are delivered once.
+func TestKillResumeJobHeat(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	args := []string{"-steps", "1200", "-every", "40"}
+	want := jobRun(t, "4", wasm, args...)
+	got := killResumeFlags(t, []string{"-n", "4"}, wasm, 3, "200ms", [2]time.Duration{700 * time.Millisecond, 1800 * time.Millisecond}, args...)
+	compareOutput(t, got, want)
+}
+
+// The token ring checks every hop: a lost or repeated message fails it.
+func TestKillResumeJobRing(t *testing.T) {
+	wasm := guest(t, "samples/ring")
+	want := jobRun(t, "4", wasm, "-laps", "5000")
+	got := killResumeFlags(t, []string{"-n", "4", "--prefix"}, wasm, 2, "150ms", [2]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}, "-laps", "5000")
+	compareOutput(t, got, bytes.ReplaceAll(want, []byte("ring"), []byte("[0] ring")))
+}
+
+// C workers (asyncify); the ranks other than 0 end early, so most cuts
+// hold ended ranks.
+func TestKillResumeJobC(t *testing.T) {
+	wasm := guest(t, "samples/pi/c/pi.c")
+	want := jobRun(t, "4", wasm, "500000000")
+	got := killResumeFlags(t, []string{"-n", "4"}, wasm, 2, "150ms", [2]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}, "500000000")
+	compareOutput(t, got, want)
+}
+
+// A damaged checkpoint of one rank makes the whole job fall back to the
+// epoch before; `ckpt ls` lists job epochs; the run record says n, so the
+// resume needs no -n; the output is still exactly once.
+func TestJobFallsBackPastDamagedRank(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	args := []string{"-steps", "400", "-every", "20"}
+	want := jobRun(t, "3", wasm, args...)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "st")
+	outPath := filepath.Join(dir, "out")
+	out := appendTo(t, outPath)
+	cmd := exec.Command(librahost, append([]string{"run", "-n", "3", "--state", state, "--checkpoint-every", "150ms", wasm, "--"}, args...)...)
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitEpoch(t, state, 3)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
+	lines := strings.Split(strings.TrimSpace(ls), "\n")
+	if len(lines) < 3 || !strings.Contains(lines[0], "WORKERS") || !strings.Contains(lines[len(lines)-1], " 3 ") {
+		t.Fatalf("ckpt ls:\n%s", ls)
+	}
+	newest := strings.Fields(lines[len(lines)-1])[0]
+	// Flip a byte of rank 1's newest manifest.
+	var epoch uint64
+	editStore(t, state, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("manifests"))
+		prefix := append(binary.BigEndian.AppendUint16(nil, 3), "job"...)
+		prefix = binary.BigEndian.AppendUint32(prefix, 1)
+		var key, val []byte
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			key, val = bytes.Clone(k), bytes.Clone(v)
+		}
+		epoch = binary.BigEndian.Uint64(key[len(prefix):])
+		val[len(val)/2] ^= 0x40
+		return b.Put(key, val)
+	})
+	if newest != strconv.FormatUint(epoch, 10) {
+		t.Fatalf("rank 1's newest checkpoint is %d, the newest job epoch %s", epoch, newest)
+	}
+	var errb bytes.Buffer
+	resume := exec.Command(librahost, "run", "--resume", "--state", state, "-v")
+	resume.Stdout, resume.Stderr = out, &errb
+	if err := resume.Run(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, errb.Bytes())
+	}
+	stderr := errb.String()
+	if !strings.Contains(stderr, "falls back") || !strings.Contains(stderr, "rank 1") && !strings.Contains(stderr, "worker 1") {
+		t.Fatalf("no fallback reported:\n%s", stderr)
+	}
+	if wantLine := "from epoch " + strconv.FormatUint(epoch-1, 10); !strings.Contains(stderr, wantLine) {
+		t.Fatalf("want the job resumed %s:\n%s", wantLine, stderr)
+	}
+	compareOutput(t, readAll(t, outPath), want)
+}
