@@ -195,6 +195,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	t, body, err := readMsg(j.str)
 	if err != nil || t == msgCancel {
 		j.setState(stateCancelled)
+		d.logf("job %s cancelled before it started", j.id)
 		return nil
 	}
 	var start startMsg
@@ -274,7 +275,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	j.mu.Unlock()
 	if cancelled {
 		j.setState(stateCancelled)
-		d.logf("job %s: %v", j.id, context.Cause(ctx))
+		d.logf("job %s cancelled: %v", j.id, context.Cause(ctx))
 		return nil
 	}
 	if err := j.sendJSON(msgExit, ex); err != nil {

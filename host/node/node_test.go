@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -81,7 +82,9 @@ func startHosts(t *testing.T, faults transport.Faults, names ...string) (addrs [
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			d.Serve(ctx)
+			if err := d.Serve(ctx); err != nil {
+				fmt.Fprintf(log, "serve: %v\n", err)
+			}
 		}()
 		t.Cleanup(func() {
 			cancel()
@@ -210,7 +213,11 @@ func TestSubmitHostLost(t *testing.T) {
 	cfg, _, _ := submitCfg(addrs, 3, ring, "-laps", "1000000")
 	res := submitAsync(cfg)
 	for !strings.Contains(logs[1].String(), "ranks [1]") {
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-res.done:
+			t.Fatalf("the job ended before host b was stopped: %v\nlogs:\n%s%s%s", res.err, logs[0], logs[1], logs[2])
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	stop[1]()
 	code, err := res.wait(t)
@@ -220,7 +227,12 @@ func TestSubmitHostLost(t *testing.T) {
 	if !strings.Contains(err.Error(), "host b") {
 		t.Fatalf("error does not name the host: %v", err)
 	}
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(logs[0].String(), "cancelled") || !strings.Contains(logs[2].String(), "cancelled") {
+		if time.Now().After(deadline) {
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+			t.Fatalf("the other hosts did not cancel their part:\n%s%s", logs[0], logs[2])
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
