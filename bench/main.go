@@ -24,8 +24,9 @@ import (
 func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
+	only := flag.String("only", "", "run one section: guests or jobs")
 	flag.Parse()
-	if err := run(*runs, *quick); err != nil {
+	if err := run(*runs, *quick, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -38,7 +39,7 @@ type guest struct {
 	args  []string
 }
 
-func run(runs int, quick bool) error {
+func run(runs int, quick bool, only string) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -52,6 +53,21 @@ func run(runs int, quick bool) error {
 	if out, err := exec.Command("go", "build", "-o", lh, filepath.Join(root, "cmd/librahost")).CombinedOutput(); err != nil {
 		return fmt.Errorf("build librahost: %v\n%s", err, out)
 	}
+	fmt.Printf("machine: %s, %d cores, %s; median of %d runs\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(), runs)
+	if only != "jobs" {
+		if err := benchGuests(lh, dir, root, runs, quick); err != nil {
+			return err
+		}
+	}
+	if only != "guests" {
+		return benchJobs(lh, dir, root, runs, quick)
+	}
+	return nil
+}
+
+// benchGuests compares each guest kind's run time with its plain build,
+// with and without checkpoints.
+func benchGuests(lh, dir, root string, runs int, quick bool) error {
 	sieveN, nbodyN := "400000000", "30000000"
 	if quick {
 		sieveN, nbodyN = "20000000", "2000000"
@@ -90,7 +106,6 @@ func run(runs int, quick bool) error {
 	}
 	gs = append(gs, guest{"Go through asyncify (samples/sieve)", goAsync, gs[0].plain, gs[0].args})
 
-	fmt.Printf("machine: %s, %d cores, %s; median of %d runs\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(), runs)
 	fmt.Println("| guest | plain build | librahost build | ratio | with --checkpoint-every 1s | ratio |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, g := range gs {
