@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -120,7 +121,7 @@ func fileID(w io.Writer) []int64 {
 	if err != nil || !fi.Mode().IsRegular() {
 		return nil
 	}
-	st, ok := fi.Sys().(*unix.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil
 	}

@@ -1,0 +1,64 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A rank's output goes out in whole lines, counted in the ledger; a
+// resume settles a write cut short by a kill from the stream's file size,
+// and a restored rank prints what it held back at the checkpoint and
+// nothing it had printed.
+func TestJobLedger(t *testing.T) {
+	dir := t.TempDir()
+	outPath := filepath.Join(dir, "out")
+	open := func(fresh bool) (*jobLedger, *os.File, *rankOut, *rankOut) {
+		f, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := openJobLedger(filepath.Join(dir, "ledger"), 2, fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.bind(0, f, nil)
+		st := &jobStream{w: f, words: l.stream(0)}
+		return l, f, newRankOut(st, l, 0, 0, true), newRankOut(st, l, 1, 0, true)
+	}
+	l, f, r0, r1 := open(true)
+	r0.restore(0, nil)
+	r1.restore(0, nil)
+	r0.writeGuest([]byte("zero a\nzero "), 0)
+	r1.writeGuest([]byte("one a\n"), 0)
+	tail := r0.tail() // a checkpoint of rank 0 here: position 12, "zero " held
+	r0.writeGuest([]byte("b\n"), 12)
+	// A kill in rank 1's next write, after the line reached the file but
+	// before its counts did.
+	ss, rs := l.stream(0), l.rank(1, 0)
+	ss[swWho], rs[0], ss[swIntent] = 2, rs[1]+6, ss[swDone]+10
+	f.WriteString("[1] one b\n")
+	l.Close()
+	f.Close()
+
+	l, f, r0, r1 = open(false)
+	defer l.Close()
+	defer f.Close()
+	if got := l.rank(1, 0)[1]; got != 12 {
+		t.Fatalf("rank 1's count after the resume: %d, want 12 (its cut-short write was written)", got)
+	}
+	// Rank 0 resumes from its checkpoint; rank 1 from the start.
+	if lost := r0.restore(12, tail); lost != 0 {
+		t.Fatalf("lost %d", lost)
+	}
+	r1.restore(0, nil)
+	r0.writeGuest([]byte("b\nzero c\n"), 12)
+	r1.writeGuest([]byte("one a\none b\none c\n"), 0)
+	r0.Flush()
+	r1.Flush()
+	b, _ := os.ReadFile(outPath)
+	want := "[0] zero a\n[1] one a\n[0] zero b\n[1] one b\n[0] zero c\n[1] one c\n"
+	if string(b) != want {
+		t.Fatalf("output:\n%s\nwant:\n%s", b, want)
+	}
+}
