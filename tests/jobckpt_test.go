@@ -15,10 +15,16 @@ import (
 )
 
 // jobRun runs a job of n workers without checkpoints and returns its stdout.
+// Flags for `run` may come before "--" in args.
 func jobRun(t *testing.T, n string, wasm string, args ...string) []byte {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := exec.Command(librahost, append([]string{"run", "-n", n, wasm, "--"}, args...)...)
+	var flags []string
+	if len(args) > 1 && args[0] == "--dir" {
+		flags, args = args[:2], args[2:]
+	}
+	argv := append(append([]string{"run", "-n", n}, flags...), wasm, "--")
+	cmd := exec.Command(librahost, append(argv, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("uninterrupted job: %v\n%s", err, errb.Bytes())
@@ -111,4 +117,20 @@ func TestJobFallsBackPastDamagedRank(t *testing.T) {
 		t.Fatalf("want the job resumed %s:\n%s", wantLine, stderr)
 	}
 	compareOutput(t, readAll(t, outPath), want)
+}
+
+// Each rank's files are rolled back with it: workers appending to and
+// rewriting files in a mounted directory, killed and resumed, leave the
+// files an uninterrupted run leaves (rank 0 prints their hashes).
+func TestKillResumeJobFiles(t *testing.T) {
+	wasm := guest(t, "tests/testdata/jobfiles")
+	args := []string{"-laps", "3000"}
+	plainDir := t.TempDir()
+	want := jobRun(t, "3", wasm, append([]string{"--dir", plainDir + ":/data"}, args...)...)
+	if !bytes.Contains(want, []byte("rank2.txt: 58521 bytes")) {
+		t.Fatalf("uninterrupted run:\n%s", want)
+	}
+	dir := t.TempDir()
+	got := killResumeFlags(t, []string{"-n", "3", "--dir", dir + ":/data"}, wasm, 2, "200ms", [2]time.Duration{800 * time.Millisecond, 1600 * time.Millisecond}, args...)
+	compareOutput(t, got, want)
 }

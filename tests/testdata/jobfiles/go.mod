@@ -1,0 +1,3 @@
+module jobfiles
+
+go 1.26
