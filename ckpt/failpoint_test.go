@@ -123,12 +123,13 @@ func TestFreeFailpoint(t *testing.T) {
 		}
 	}
 	injected := errors.New("input/output error (injected)")
-	setFailpoint(func(n string) error {
+	failFree := func(n string) error {
 		if n == "free:tx" {
 			return injected
 		}
 		return nil
-	})
+	}
+	setFailpoint(failFree)
 	defer setFailpoint(nil)
 	change(2)
 	capture(t, s, testMeta(k, 2), mem)
@@ -146,12 +147,7 @@ func TestFreeFailpoint(t *testing.T) {
 
 	// Values still not freed when the store closes (or the process
 	// dies) are swept by the next Open.
-	setFailpoint(func(n string) error {
-		if n == "free:tx" {
-			return injected
-		}
-		return nil
-	})
+	setFailpoint(failFree)
 	change(4)
 	capture(t, s, testMeta(k, 4), mem)
 	if chunks, refs := bucketLen(t, s, bucketChunks), bucketLen(t, s, bucketRefs); chunks <= refs {
