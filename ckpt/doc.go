@@ -2,18 +2,21 @@
 //
 // A Store keeps the checkpoints of many guests (one Key per job and worker)
 // in a single bbolt file. Guest linear memory is cut into fixed-size chunks
-// that are addressed by their xxh3-128 content hash, compressed with zstd
-// and written once: an incremental checkpoint writes only the chunks that
-// changed since the previous durable one, and all-zero chunks are never
-// stored. A manifest per (job, worker, epoch) lists the chunk hashes together
-// with the globals, the asyncify data, the opaque host state and the file
-// deltas, and binds the checkpoint to the module build that made it.
+// that are addressed by their xxh3-128 content hash, compressed (with S2 by
+// default, or zstd: Config.Codec) and written once: an incremental
+// checkpoint writes only the chunks that changed since the previous
+// durable one, and all-zero chunks are never stored. A manifest per (job,
+// worker, epoch) lists the chunk hashes together with the globals, the
+// asyncify data, the opaque host state and the file deltas, and binds the
+// checkpoint to the module build that made it.
 //
 // Capture runs while the guest is paused: it hashes memory in parallel,
 // copies the changed chunks and returns. Compression and the durable write
 // continue in the background; Pending reports when the checkpoint is durable.
 // The new chunks and the manifest of one capture are written in one bbolt
-// transaction, so a crash at any moment leaves earlier epochs intact.
+// transaction, so a crash at any moment leaves earlier epochs intact. The
+// values of chunks that only dropped epochs used are deleted in a further
+// transaction once the checkpoint is durable.
 //
 // Layout of the bbolt file:
 //
