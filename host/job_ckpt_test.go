@@ -1,0 +1,53 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A job stopped after a final checkpoint and resumed in-process prints
+// what an uninterrupted job prints; a resume of the finished job reports
+// its exit code.
+func TestJobStopResume(t *testing.T) {
+	module := testGuest(t, "../samples/heat")
+	path := filepath.Join(t.TempDir(), "heat.wasm")
+	if err := os.WriteFile(path, module, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"heat", "-grid", "64", "-steps", "300", "-every", "20"}
+	ctx := context.Background()
+	cache := filepath.Join(testDir, "wazero")
+	var want bytes.Buffer
+	if code, err := RunJob(ctx, JobConfig{ModulePath: path, N: 3, Args: args, Stdout: &want, CacheDir: cache}); code != 0 || err != nil {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	state := filepath.Join(t.TempDir(), "st")
+	var got, log bytes.Buffer
+	stop := make(chan struct{})
+	time.AfterFunc(400*time.Millisecond, func() { close(stop) })
+	cfg := JobConfig{ModulePath: path, N: 3, Args: args, Stdout: &got, Log: &log, StateDir: state,
+		CheckpointEvery: 100 * time.Millisecond, Stop: stop, CacheDir: cache}
+	code, err := RunJob(ctx, cfg)
+	if !errors.Is(err, ErrStopped) {
+		t.Fatalf("stop: exit %d, %v\n%s", code, err, log.Bytes())
+	}
+	if got.Len() >= want.Len() {
+		t.Skipf("the job finished before the stop")
+	}
+	resume := JobConfig{StateDir: state, Resume: true, Stdout: &got, Log: &log, CheckpointEvery: 50 * time.Millisecond, CacheDir: cache}
+	if code, err := RunJob(ctx, resume); code != 0 || err != nil {
+		t.Fatalf("resume: exit %d: %v\n%s", code, err, log.Bytes())
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("output:\n%s\nwant:\n%s\nlog:\n%s", got.Bytes(), want.Bytes(), log.Bytes())
+	}
+	log.Reset()
+	if code, err := RunJob(ctx, resume); code != 0 || err != nil || !bytes.Contains(log.Bytes(), []byte("already finished")) {
+		t.Fatalf("resume of the finished job: exit %d, %v: %s", code, err, log.Bytes())
+	}
+}
