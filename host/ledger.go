@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -87,7 +88,7 @@ func (l *Ledger) Bind(i int, w io.Writer) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return
 	}
-	st, ok := fi.Sys().(*unix.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t) // what os.File.Stat gives, not unix.Stat_t
 	if !ok {
 		return
 	}
