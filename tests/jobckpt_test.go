@@ -37,17 +37,20 @@ func jobRun(t *testing.T, n string, wasm string, args ...string) []byte {
 // messages in flight and in the inboxes at each cut are delivered once.
 func TestKillResumeJobHeat(t *testing.T) {
 	wasm := guest(t, "samples/heat")
-	args := []string{"-steps", "1200", "-every", "40"}
+	// About 5 s uninterrupted on an idle 2-core machine; three kills take
+	// at most 3.6 s of it, so the job is still running at each kill.
+	args := []string{"-steps", "2000", "-every", "40"}
 	want := jobRun(t, "4", wasm, args...)
-	got := killResumeFlags(t, []string{"-n", "4"}, wasm, 3, "200ms", [2]time.Duration{700 * time.Millisecond, 1800 * time.Millisecond}, args...)
+	got := killResumeFlags(t, []string{"-n", "4"}, wasm, 3, "200ms", [2]time.Duration{500 * time.Millisecond, 1200 * time.Millisecond}, args...)
 	compareOutput(t, got, want)
 }
 
 // The token ring checks every hop: a lost or repeated message fails it.
 func TestKillResumeJobRing(t *testing.T) {
 	wasm := guest(t, "samples/ring")
-	want := jobRun(t, "4", wasm, "-laps", "5000")
-	got := killResumeFlags(t, []string{"-n", "4", "--prefix"}, wasm, 2, "150ms", [2]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}, "-laps", "5000")
+	// About 5.5 s uninterrupted on an idle machine; two kills take at most 2.4 s.
+	want := jobRun(t, "4", wasm, "-laps", "12000")
+	got := killResumeFlags(t, []string{"-n", "4", "--prefix"}, wasm, 2, "150ms", [2]time.Duration{500 * time.Millisecond, 1200 * time.Millisecond}, "-laps", "12000")
 	compareOutput(t, got, bytes.ReplaceAll(want, []byte("ring"), []byte("[0] ring")))
 }
 
@@ -55,8 +58,9 @@ func TestKillResumeJobRing(t *testing.T) {
 // hold ended ranks.
 func TestKillResumeJobC(t *testing.T) {
 	wasm := guest(t, "samples/pi/c/pi.c")
-	want := jobRun(t, "4", wasm, "500000000")
-	got := killResumeFlags(t, []string{"-n", "4"}, wasm, 2, "150ms", [2]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}, "500000000")
+	// About 5 s uninterrupted on an idle machine; two kills take at most 2.4 s.
+	want := jobRun(t, "4", wasm, "1500000000")
+	got := killResumeFlags(t, []string{"-n", "4"}, wasm, 2, "150ms", [2]time.Duration{500 * time.Millisecond, 1200 * time.Millisecond}, "1500000000")
 	compareOutput(t, got, want)
 }
 
