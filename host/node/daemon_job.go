@@ -135,14 +135,14 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 		j.fail(fmt.Errorf("no rank of job %s is placed on host %s", p.Job, d.cfg.Name))
 		return
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	j.stop = stop
 	if !d.addJob(j) {
 		j.fail(fmt.Errorf("host %s already has a job %s", d.cfg.Name, p.Job))
 		return
 	}
 	defer d.endJob(j)
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	j.stop = stop
 	d.logf("job %s from %s: ranks %v of %d (%s)", j.id, peer, j.ranks, j.n, j.module)
 	if err := d.runPrepared(ctx, j, p, module); err != nil {
 		j.setState(stateFailed)
