@@ -110,14 +110,12 @@ func (p *poker) poke() {
 	if p.sp == nil || p.g == nil {
 		return
 	}
-	mem := p.w.mod.Memory()
-	if mem == nil {
+	// Only a memory that never moves may be read while the guest runs;
+	// its size is read without touching wazero's memory instance.
+	if p.w.reserved == nil {
 		return
 	}
-	buf, ok := mem.Read(0, mem.Size())
-	if !ok {
-		return
-	}
+	buf := p.w.reserved.Bytes()
 	size := uint64(len(buf))
 	valid := func(a uint64) bool { return a != 0 && a%8 == 0 && a+gSize <= size }
 	g := p.g.Get()

@@ -92,10 +92,14 @@ type Worker struct {
 	digest  [32]byte
 	globals []wasmbin.Global
 
-	rt    wazero.Runtime
-	mod   api.Module
-	sys   *wasi.System
-	clock *guestClock
+	rt  wazero.Runtime
+	mod api.Module
+	// reserved is the guest memory's reservation, which the poker reads
+	// while the guest runs; nil if the memory lives on the Go heap (a
+	// failed reservation), and then a computing Go guest is not poked.
+	reserved *memalloc.Reservation
+	sys      *wasi.System
+	clock    *guestClock
 
 	// pending is set while a checkpoint is due; interrupt wakes a guest
 	// sleeping in poll_oneoff.
@@ -173,7 +177,9 @@ func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	// One reservation for the whole memory: it never moves, so the poker
 	// may read it while the guest runs, and growing it is free.
-	mctx := experimental.WithMemoryAllocator(ctx, memalloc.Allocator{})
+	mctx := experimental.WithMemoryAllocator(ctx, memalloc.Allocator{
+		OnReserve: func(r *memalloc.Reservation) { w.reserved = r },
+	})
 	mc := wazero.NewModuleConfig().WithStartFunctions().WithName("")
 	w.mod, err = w.rt.InstantiateModule(mctx, compiled, mc)
 	if err != nil {

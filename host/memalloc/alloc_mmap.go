@@ -2,6 +2,7 @@ package memalloc
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
 	"golang.org/x/sys/unix"
@@ -20,7 +21,21 @@ type Allocator struct {
 	// OnFallback, if set, is called when a reservation fails. The memory
 	// then lives on the Go heap and moves when it grows.
 	OnFallback func(error)
+	// OnReserve, if set, is told of each reservation made, so that its
+	// owner may read the memory while the guest runs (see Reservation).
+	OnReserve func(*Reservation)
 }
+
+// Reservation is a memory that never moves: its whole mapping, and the
+// guest-visible size, which changes only when the guest grows it.
+type Reservation struct {
+	buf  []byte
+	size atomic.Uint64
+}
+
+// Bytes returns the guest-visible memory now: a prefix of the mapping,
+// safe to read at any time, even while the guest grows it.
+func (r *Reservation) Bytes() []byte { return r.buf[:r.size.Load()] }
 
 // Allocate implements experimental.MemoryAllocator. It reserves max bytes
 // (capped at Limit) with MAP_NORESERVE: untouched pages cost nothing.
@@ -45,7 +60,11 @@ func (a Allocator) Allocate(cap, max uint64) experimental.LinearMemory {
 	// and 2 MiB pages take 512 times fewer faults than 4 KiB ones (and
 	// fewer TLB misses while the guest runs). Advice only: ignore errors.
 	_ = unix.Madvise(buf, unix.MADV_HUGEPAGE)
-	return &mmapMemory{buf: buf}
+	m := &mmapMemory{buf: buf, res: &Reservation{buf: buf}}
+	if a.OnReserve != nil {
+		a.OnReserve(m.res)
+	}
+	return m
 }
 
 // mmapMemory is one reservation. Reallocate only changes the length of the
@@ -53,6 +72,7 @@ func (a Allocator) Allocate(cap, max uint64) experimental.LinearMemory {
 type mmapMemory struct {
 	mu  sync.Mutex
 	buf []byte // the whole reservation; nil once freed
+	res *Reservation
 }
 
 // Reallocate implements experimental.LinearMemory.
@@ -62,6 +82,7 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 	if size > uint64(len(m.buf)) {
 		return nil
 	}
+	m.res.size.Store(size)
 	return m.buf[:size:size]
 }
 
