@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 )
 
@@ -110,4 +111,30 @@ func oneLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// splitGuest splits what follows a command's flags, "app.wasm [--] args",
+// into the module (or source) and the guest's arguments.
+func splitGuest(rest []string) (module string, args []string) {
+	if len(rest) == 0 {
+		return "", nil
+	}
+	args = rest[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	return rest[0], args
+}
+
+// guestName is the guest's argv[0] for a module or source given as path.
+func guestName(path string) string { return strings.TrimSuffix(filepath.Base(path), ".wasm") }
+
+// checkEnvs checks that every --env is K=V.
+func checkEnvs(envs []string) error {
+	for _, e := range envs {
+		if !strings.Contains(e, "=") {
+			return fmt.Errorf("--env %q: want K=V", e)
+		}
+	}
+	return nil
 }

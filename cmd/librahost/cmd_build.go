@@ -45,6 +45,15 @@ func needsBuild(path string) bool {
 	return err == nil && fi.IsDir()
 }
 
+// moduleFor returns the module to run for path: path itself, or the
+// build of the source it names.
+func moduleFor(path string, stderr io.Writer) (string, error) {
+	if !needsBuild(path) {
+		return path, nil
+	}
+	return buildForRun(path, stderr)
+}
+
 // buildForRun builds source given to run into librahost's cache.
 func buildForRun(src string, stderr io.Writer) (string, error) {
 	abs, err := filepath.Abs(src)

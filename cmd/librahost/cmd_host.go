@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -52,15 +51,17 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	if faults.Enabled() {
 		fmt.Fprintf(stderr, "librahost host %s: fault injection on job links: %s\n", *name, faults)
 	}
-	stop, release := stopOnSignal()
-	defer release()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-stop
-		cancel()
-	}()
-	if err := d.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	// Ctrl-C or SIGTERM cancels the jobs still running here and exits 0.
+	return withSignals(true, func(stop chan struct{}) (int, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		return 0, d.Serve(ctx)
+	})
 }

@@ -40,30 +40,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	var module string
-	var guestArgs []string
-	if len(rest) > 0 {
-		module = rest[0]
-		guestArgs = rest[1:]
-		if len(guestArgs) > 0 && guestArgs[0] == "--" {
-			guestArgs = guestArgs[1:]
-		}
-	}
-	if module != "" && needsBuild(module) {
-		built, err := buildForRun(module, stderr)
-		if err != nil {
+	module, guestArgs := splitGuest(rest)
+	if module != "" {
+		var err error
+		if module, err = moduleFor(module, stderr); err != nil {
 			return err
 		}
-		module = built
 	}
 	mounts, err := parseMounts(dirs)
 	if err != nil {
 		return err
 	}
-	for _, e := range envs {
-		if !strings.Contains(e, "=") {
-			return fmt.Errorf("--env %q: want K=V", e)
-		}
+	if err := checkEnvs(envs); err != nil {
+		return err
 	}
 	if *state == "" && (*every > 0 || *resume) {
 		if module == "" {
@@ -74,7 +63,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if *n > 1 {
 		var argv []string // a resume takes the record's
 		if module != "" {
-			argv = append([]string{strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")}, guestArgs...)
+			argv = append([]string{guestName(rest[0])}, guestArgs...)
 		}
 		return runJob(host.JobConfig{
 			ModulePath:      module,
@@ -93,7 +82,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	name := "app"
 	if module != "" {
-		name = strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")
+		name = guestName(rest[0])
 	}
 	return runSession(host.SessionConfig{
 		ModulePath:      module,

@@ -60,21 +60,13 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	module, guestArgs := rest[0], rest[1:]
-	if len(guestArgs) > 0 && guestArgs[0] == "--" {
-		guestArgs = guestArgs[1:]
+	module, guestArgs := splitGuest(rest)
+	if err := checkEnvs(envs); err != nil {
+		return err
 	}
-	for _, e := range envs {
-		if !strings.Contains(e, "=") {
-			return fmt.Errorf("--env %q: want K=V", e)
-		}
-	}
-	if needsBuild(module) {
-		built, err := buildForRun(module, stderr)
-		if err != nil {
-			return err
-		}
-		module = built
+	module, err := moduleFor(module, stderr)
+	if err != nil {
+		return err
 	}
 	wasm, err := os.ReadFile(module)
 	if err != nil {
@@ -83,20 +75,19 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return fmt.Errorf("%s is not a WebAssembly module", module)
 	}
-	stop, release := stopOnSignal()
-	defer release()
-	code, err := node.Submit(context.Background(), node.SubmitConfig{
-		Client:     cf.client(),
-		Hosts:      cf.addrs(),
-		N:          *n,
-		Module:     wasm,
-		ModuleName: filepath.Base(module),
-		Args:       append([]string{strings.TrimSuffix(filepath.Base(rest[0]), ".wasm")}, guestArgs...),
-		Env:        envs,
-		Prefix:     *prefix,
-		Stdout:     stdout,
-		Stderr:     stderr,
-		Stop:       stop,
+	return withSignals(true, func(stop chan struct{}) (int, error) {
+		return node.Submit(context.Background(), node.SubmitConfig{
+			Client:     cf.client(),
+			Hosts:      cf.addrs(),
+			N:          *n,
+			Module:     wasm,
+			ModuleName: filepath.Base(module),
+			Args:       append([]string{guestName(rest[0])}, guestArgs...),
+			Env:        envs,
+			Prefix:     *prefix,
+			Stdout:     stdout,
+			Stderr:     stderr,
+			Stop:       stop,
+		})
 	})
-	return exitWith(code, err)
 }
