@@ -26,8 +26,8 @@ type job struct {
 	ranks                 []int
 	started               time.Time
 
-	str   *quic.Stream
-	wmu   sync.Mutex // serialises writes to str
+	str   *quic.Stream // read by the job's one reader at a time
+	out   msgWriter    // writes to str
 	stop  context.CancelCauseFunc
 	mu    sync.Mutex
 	state string
@@ -74,22 +74,9 @@ func (j *job) cancel(why error) {
 	}
 }
 
-// send writes one message to the submitter.
-func (j *job) send(t msgType, body []byte) error {
-	j.wmu.Lock()
-	defer j.wmu.Unlock()
-	return writeMsg(j.str, t, body)
-}
-
-func (j *job) sendJSON(t msgType, v any) error {
-	j.wmu.Lock()
-	defer j.wmu.Unlock()
-	return writeJSON(j.str, t, v)
-}
-
 // fail reports a one-line reason to the submitter.
 func (j *job) fail(err error) {
-	j.sendJSON(msgError, errorMsg{Error: err.Error()})
+	j.out.sendJSON(msgError, errorMsg{Error: err.Error()})
 }
 
 // output forwards a rank's stdout (stream 1) or stderr (2) to the
@@ -104,7 +91,7 @@ func (o output) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
 		n := min(len(p), 1<<20)
-		if err := o.j.send(msgOutput, encodeOutput(o.rank, o.stream, p[:n])); err != nil {
+		if err := o.j.out.send(msgOutput, encodeOutput(o.rank, o.stream, p[:n])); err != nil {
 			return 0, err
 		}
 		p = p[n:]
@@ -123,7 +110,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 	}
 	j := &job{
 		id: p.Job, module: p.Module, submitter: peer, n: p.N, placement: p.Placement,
-		started: time.Now(), str: str, state: statePreparing,
+		started: time.Now(), str: str, out: msgWriter{w: str}, state: statePreparing,
 	}
 	for r, h := range p.Placement {
 		if h == d.cfg.Name {
@@ -189,7 +176,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		return err
 	}
 	defer ep.Close()
-	if err := j.sendJSON(msgReady, readyMsg{Host: d.cfg.Name, Port: qt.Addr().(*net.UDPAddr).Port}); err != nil {
+	if err := j.out.sendJSON(msgReady, readyMsg{Host: d.cfg.Name, Port: qt.Addr().(*net.UDPAddr).Port}); err != nil {
 		return err
 	}
 	t, body, err := readMsg(j.str)
@@ -278,7 +265,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		d.logf("job %s cancelled: %v", j.id, context.Cause(ctx))
 		return nil
 	}
-	if err := j.sendJSON(msgExit, ex); err != nil {
+	if err := j.out.sendJSON(msgExit, ex); err != nil {
 		j.setState(stateCancelled)
 		return nil
 	}

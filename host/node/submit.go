@@ -183,8 +183,8 @@ type submission struct {
 	cfg  SubmitConfig
 	hcs  []*hostConn
 	job  string
-	strs []*quic.Stream
-	wmu  []sync.Mutex
+	strs []*quic.Stream // each host's job stream, once opened
+	outs []msgWriter    // writes to strs
 }
 
 // hostEvent is what one host's stream said.
@@ -196,7 +196,7 @@ type hostEvent struct {
 
 func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	s.strs = make([]*quic.Stream, len(s.hcs))
-	s.wmu = make([]sync.Mutex, len(s.hcs))
+	s.outs = make([]msgWriter, len(s.hcs))
 	ports := make([]int, len(s.hcs))
 	errs := make([]error, len(s.hcs))
 	var wg sync.WaitGroup
@@ -240,7 +240,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	events := make(chan hostEvent, len(s.hcs))
 	var omu sync.Mutex // serialises the host readers' writes into outs
 	for i := range s.hcs {
-		if err := s.writeJSON(i, msgStart, start); err != nil {
+		if err := s.outs[i].sendJSON(msgStart, start); err != nil {
 			s.broadcast(msgCancel, nil)
 			return 1, fmt.Errorf("%w: host %s: %v", ErrHostLost, s.hcs[i].id, describeStreamError(err))
 		}
@@ -356,8 +356,8 @@ func (s *submission) prepare(ctx context.Context, i int, h *hostConn, body []byt
 	if err != nil {
 		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
 	}
-	s.strs[i] = str
-	if err := s.write(i, msgPrepare, body); err != nil {
+	s.strs[i], s.outs[i].w = str, str
+	if err := s.outs[i].send(msgPrepare, body); err != nil {
 		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
 	}
 	t, b, err := readMsg(str)
@@ -430,18 +430,6 @@ func describeStreamError(err error) string {
 	return err.Error()
 }
 
-func (s *submission) write(i int, t msgType, body []byte) error {
-	s.wmu[i].Lock()
-	defer s.wmu[i].Unlock()
-	return writeMsg(s.strs[i], t, body)
-}
-
-func (s *submission) writeJSON(i int, t msgType, v any) error {
-	s.wmu[i].Lock()
-	defer s.wmu[i].Unlock()
-	return writeJSON(s.strs[i], t, v)
-}
-
 // closeStreams ends every stream and waits, a little, for the hosts to end
 // theirs, so that the last message is delivered before the connections
 // close.
@@ -468,7 +456,7 @@ func (s *submission) closeStreams() {
 func (s *submission) broadcast(t msgType, body []byte) {
 	for i, str := range s.strs {
 		if str != nil {
-			s.write(i, t, body)
+			s.outs[i].send(t, body)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // msgType says what a control message carries.
@@ -57,6 +58,24 @@ func writeJSON(w io.Writer, t msgType, v any) error {
 		return err
 	}
 	return writeMsg(w, t, body)
+}
+
+// msgWriter writes whole messages to one stream for several goroutines.
+type msgWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (m *msgWriter) send(t msgType, body []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return writeMsg(m.w, t, body)
+}
+
+func (m *msgWriter) sendJSON(t msgType, v any) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return writeJSON(m.w, t, v)
 }
 
 // readMsg reads one message. A peer that sends an unknown type or an
