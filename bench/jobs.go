@@ -2,33 +2,23 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/librahost/librahost/host/build"
 )
 
 // benchJobs compares a token ring's time per hop, and pi's run time, in
 // one process (`run -n`) and over three host processes on loopback
 // (`host` + `submit`, QUIC with mutual TLS), in alternation.
 func benchJobs(lh, dir, root string, runs int, quick bool) error {
-	ctx := context.Background()
-	bc := build.Config{CacheDir: filepath.Join(dir, "cache")}
-	mk := func(name, src string) (string, error) {
-		c := bc
-		c.Out = filepath.Join(dir, name+".wasm")
-		return build.Build(ctx, []string{filepath.Join(root, src)}, c)
-	}
-	ring, err := mk("ring", "samples/ring")
+	ring, err := buildGuest(dir, "ring", filepath.Join(root, "samples/ring"), false)
 	if err != nil {
 		return err
 	}
-	pi, err := mk("pi", "samples/pi")
+	pi, err := buildGuest(dir, "pi", filepath.Join(root, "samples/pi"), false)
 	if err != nil {
 		return err
 	}

@@ -72,13 +72,8 @@ func benchGuests(lh, dir, root string, runs int, quick bool) error {
 	if quick {
 		sieveN, nbodyN = "20000000", "2000000"
 	}
-	ctx := context.Background()
-	bc := build.Config{CacheDir: filepath.Join(dir, "cache")}
 	mk := func(name string, src string, plain bool) (string, error) {
-		c := bc
-		c.Out = filepath.Join(dir, name+".wasm")
-		c.Plain = plain
-		return build.Build(ctx, []string{filepath.Join(root, src)}, c)
+		return buildGuest(dir, name, filepath.Join(root, src), plain)
 	}
 	var gs []guest
 	for _, g := range []struct {
@@ -100,7 +95,7 @@ func benchGuests(lh, dir, root string, runs int, quick bool) error {
 		gs = append(gs, guest{g.name, capture, plain, g.args})
 	}
 	// Go through asyncify: the plain Go build, instrumented.
-	goAsync, err := build.Build(ctx, []string{gs[0].plain}, build.Config{Out: filepath.Join(dir, "go-asyncify.wasm"), CacheDir: bc.CacheDir})
+	goAsync, err := buildGuest(dir, "go-asyncify", gs[0].plain, false)
 	if err != nil {
 		return err
 	}
@@ -131,6 +126,16 @@ func benchGuests(lh, dir, root string, runs int, quick bool) error {
 		fmt.Printf("| %s | %s | %s | %.3f× | %s | %.3f× |\n", g.name, secs(plain), secs(capt), capt.Seconds()/plain.Seconds(), secs(ck), ck.Seconds()/plain.Seconds())
 	}
 	return nil
+}
+
+// buildGuest builds src (an absolute path) with librahost build into
+// dir/name.wasm, sharing one build cache in dir.
+func buildGuest(dir, name, src string, plain bool) (string, error) {
+	return build.Build(context.Background(), []string{src}, build.Config{
+		Out:      filepath.Join(dir, name+".wasm"),
+		CacheDir: filepath.Join(dir, "cache"),
+		Plain:    plain,
+	})
 }
 
 // timeRun runs a module once under librahost and returns the wall time.
