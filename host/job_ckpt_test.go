@@ -30,10 +30,12 @@ func TestJobStopResume(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "st")
 	var got, log bytes.Buffer
 	stop := make(chan struct{})
-	// The stop comes once the first checkpoint is durable.
+	// The stop comes once the first checkpoint is durable. Checkpoints are
+	// asked for every 2 ms, so that one is asked for while the ranks leave
+	// after the final one (such a round could never end).
 	onLog := &stopAfter{w: &log, stop: stop}
 	cfg := JobConfig{ModulePath: path, N: 3, Args: args, Stdout: &got, Log: onLog, StateDir: state,
-		CheckpointEvery: 100 * time.Millisecond, Stop: stop, CacheDir: cache, Verbose: true}
+		CheckpointEvery: 2 * time.Millisecond, Stop: stop, CacheDir: cache, Verbose: true}
 	code, err := RunJob(ctx, cfg)
 	if !errors.Is(err, ErrStopped) {
 		t.Fatalf("stop: exit %d, %v\n%s", code, err, log.Bytes())

@@ -42,9 +42,12 @@ type roundStats struct {
 }
 
 // begin starts a round and asks every running rank for a checkpoint. The
-// caller holds j.mu. It returns 0 if no round can start.
+// caller holds j.mu. It returns 0 if no round can start: the job is
+// failing, not every rank is prepared yet, or the final round of a stop
+// has begun (after it the ranks leave without another capture point, so a
+// later round could never end).
 func (j *jobRun) begin() uint64 {
-	if j.aborted || !j.ready {
+	if j.aborted || !j.ready || j.stopAt != 0 {
 		return 0
 	}
 	running := 0
