@@ -38,6 +38,21 @@ type Meta struct {
 	Host     []byte   // opaque host state
 	Files    []byte   // opaque file-delta blob; chunked when over filesInlineMax
 	Created  time.Time
+
+	// Dirty, if set, says which parts of memory may have changed since an
+	// earlier capture of the key, so that Capture hashes only those. It
+	// is a hint for this one capture and is not stored.
+	Dirty *Dirty
+}
+
+// Dirty lists the memory written since an earlier capture of the same
+// key (from dirty-page tracking). Capture trusts it only if Since is the
+// Mark of the key's last capture in this Store; otherwise it hashes all
+// of memory, as it does without a hint.
+type Dirty struct {
+	Since  uint64      // the Mark of the capture the ranges are relative to
+	Mark   uint64      // names this capture, for the next hint's Since; not 0
+	Ranges [][2]uint64 // byte ranges [start, end) written since
 }
 
 // Stats describes one capture.
@@ -45,6 +60,7 @@ type Stats struct {
 	Chunks      int           // chunks of linear memory
 	Zero        int           // of which all-zero (elided)
 	Changed     int           // non-zero chunks that differed from the previous durable capture
+	Hashed      int           // chunks hashed (all but the unwritten ones of a Dirty hint)
 	BytesCopied int64         // bytes copied while the guest was paused
 	BytesStored int64         // bytes written to the store (compressed, new chunks only)
 	PauseDur    time.Duration // time spent in Capture

@@ -18,6 +18,36 @@ type keyState struct {
 	loaded bool
 	base   *baseState // last durable capture, nil if none usable
 	last   *Pending   // last capture handed to the writer
+
+	// The last capture's memory, for the next one's Dirty hint (guarded
+	// by capMu): its Mark (0: none), size and chunk hashes.
+	scanMark   uint64
+	scanSize   int
+	scanHashes []Hash
+}
+
+// known returns what a capture of mem with hint d may take from the key's
+// last capture, or nil if it must hash everything. The caller holds
+// ks.capMu.
+func (ks *keyState) known(d *Dirty, mem []byte, cs int) *known {
+	if d == nil || d.Since == 0 || d.Since != ks.scanMark || len(mem) < ks.scanSize {
+		return nil
+	}
+	n := int(chunkCount(uint64(len(mem)), cs))
+	kn := &known{hashes: ks.scanHashes, written: make([]bool, n)}
+	// A chunk that was partial or absent in the last capture is new.
+	for i := ks.scanSize / cs; i < n; i++ {
+		kn.written[i] = true
+	}
+	for _, r := range d.Ranges {
+		if r[1] <= r[0] {
+			continue
+		}
+		for i := r[0] / uint64(cs); i <= (r[1]-1)/uint64(cs) && i < uint64(n); i++ {
+			kn.written[i] = true
+		}
+	}
+	return kn
 }
 
 // baseState is an immutable record of a durable capture that the next
@@ -118,6 +148,7 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		done:       make(chan struct{}),
 	}
 	m := &Manifest{Meta: meta, Format: FormatVersion, MemSize: uint64(len(mem)), ChunkSize: uint32(s.cfg.ChunkSize)}
+	m.Dirty = nil
 	m.Globals = append([]uint64(nil), meta.Globals...)
 	m.Asyncify = cloneBytes(meta.Asyncify)
 	m.Host = cloneBytes(meta.Host)
@@ -126,12 +157,12 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	}
 	m.Created = m.Created.Round(0)
 
-	sc := s.scan(mem, baseMem, bad)
+	sc := s.scan(mem, baseMem, bad, ks.known(meta.Dirty, mem, s.cfg.ChunkSize))
 	m.Chunks = sc.hashes
 	jobs := sc.jobs
-	st := Stats{Chunks: len(sc.hashes), Zero: sc.zero, Changed: sc.changed, BytesCopied: sc.copied}
+	st := Stats{Chunks: len(sc.hashes), Zero: sc.zero, Changed: sc.changed, Hashed: sc.hashed, BytesCopied: sc.copied}
 	if len(meta.Files) > filesInlineMax {
-		fs := s.scan(meta.Files, baseFiles, bad)
+		fs := s.scan(meta.Files, baseFiles, bad, nil)
 		m.Files, m.FileChunks, m.FilesLen = nil, fs.hashes, uint64(len(meta.Files))
 		jobs = append(jobs, fs.jobs...)
 		st.BytesCopied += fs.copied
@@ -155,6 +186,10 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	p.captured = time.Now()
 
 	s.startCompress(p)
+	ks.scanMark, ks.scanSize, ks.scanHashes = 0, len(mem), m.Chunks
+	if meta.Dirty != nil {
+		ks.scanMark = meta.Dirty.Mark
+	}
 	if err := s.enqueue(p); err != nil {
 		s.unpin(p)
 		return nil, err

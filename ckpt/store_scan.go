@@ -20,13 +20,30 @@ type scanResult struct {
 	jobs    []chunkJob
 	zero    int
 	changed int
+	hashed  int
 	copied  int64
 }
 
+// known is what a scan may take as it is without hashing: the hashes of
+// the key's last capture and, by chunk, whether it was written since.
+type known struct {
+	hashes  []Hash
+	written []bool
+}
+
+// hash returns chunk i's hash if it is known to be unchanged.
+func (k *known) hash(i int) (Hash, bool) {
+	if k == nil || i >= len(k.written) || k.written[i] {
+		return Hash{}, false
+	}
+	return k.hashes[i], true
+}
+
 // scan hashes data in ChunkSize pieces on cfg.Workers goroutines and copies
-// the non-zero pieces whose hash differs from base (or is in bad). It is the
-// part of a capture that runs while the guest is paused.
-func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}) scanResult {
+// the non-zero pieces whose hash differs from base (or is in bad). Pieces
+// that kn says are unchanged are not hashed. It is the part of a capture
+// that runs while the guest is paused.
+func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known) scanResult {
 	cs := s.cfg.ChunkSize
 	n := int(chunkCount(uint64(len(data)), cs))
 	res := scanResult{hashes: make([]Hash, n)}
@@ -35,7 +52,7 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}) scanResult
 		w = n
 	}
 	if w <= 1 {
-		s.scanRange(data, base, bad, 0, n, &res)
+		s.scanRange(data, base, bad, kn, 0, n, &res)
 		return res
 	}
 	parts := make([]scanResult, w)
@@ -46,7 +63,7 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}) scanResult
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.scanRange(data, base, bad, lo, hi, &parts[i])
+			s.scanRange(data, base, bad, kn, lo, hi, &parts[i])
 		}()
 	}
 	wg.Wait()
@@ -54,23 +71,31 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}) scanResult
 		res.jobs = append(res.jobs, p.jobs...)
 		res.zero += p.zero
 		res.changed += p.changed
+		res.hashed += p.hashed
 		res.copied += p.copied
 	}
 	return res
 }
 
-func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, lo, hi int, res *scanResult) {
+func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, lo, hi int, res *scanResult) {
 	cs := s.cfg.ChunkSize
 	for i := lo; i < hi; i++ {
 		off := i * cs
 		c := data[off:min(off+cs, len(data))]
-		if bytes.Equal(c, s.zero[:len(c)]) {
-			res.hashes[i] = Hash{}
+		h, ok := kn.hash(i)
+		if !ok {
+			res.hashed++
+			if bytes.Equal(c, s.zero[:len(c)]) {
+				h = Hash{}
+			} else {
+				h = hashOf(c)
+			}
+		}
+		res.hashes[i] = h
+		if h == (Hash{}) {
 			res.zero++
 			continue
 		}
-		h := hashOf(c)
-		res.hashes[i] = h
 		if i < len(base) && base[i] == h {
 			if _, isBad := bad[h]; !isBad {
 				continue

@@ -153,7 +153,7 @@ func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckp
 		Module: module, Args: []string{"mem", fmt.Sprint(mib), fmt.Sprint(permille), fmt.Sprint(rounds), "ckpt"},
 		Cache: benchCache(),
 		OnPause: func(c *Capture) error {
-			p, err := store.Capture(ckpt.Meta{Key: key(i), Epoch: uint64(i + 1), Globals: c.Globals, Host: c.Host}, c.Memory)
+			p, err := store.Capture(ckpt.Meta{Key: key(i), Epoch: uint64(i + 1), Globals: c.Globals, Host: c.Host, Dirty: c.Dirty}, c.Memory)
 			if err != nil {
 				return err
 			}
@@ -184,19 +184,24 @@ func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckp
 
 // BenchmarkCheckpoint256M measures the guest pause and the time until the
 // checkpoint is durable for a 256 MiB Go guest: full checkpoints (each into
-// a new key), and incremental ones with 1 % of the memory changed.
+// a new key), and incremental ones with 1 % of the memory changed, with
+// the guest's writes tracked (worker_dirty.go) and without (hashall).
 func BenchmarkCheckpoint256M(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		key  func(i int) ckpt.Key
+		name    string
+		key     func(i int) ckpt.Key
+		hashAll bool
 	}{
-		{"full", func(i int) ckpt.Key { return ckpt.Key{Job: "full", Worker: uint32(i)} }},
-		{"dirty1pct", func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }},
+		{"full", func(i int) ckpt.Key { return ckpt.Key{Job: "full", Worker: uint32(i)} }, false},
+		{"dirty1pct", func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }, false},
+		{"dirty1pct-hashall", func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
+			defer func(off bool) { dirtyOff = off }(dirtyOff)
+			dirtyOff = tc.hashAll
 			b.StopTimer()
 			pauses, durable, stored := memCheckpoints(b, 256, 10, b.N+1, tc.key, tc.name == "full")
-			if tc.name == "dirty1pct" { // the first one is full
+			if tc.name != "full" { // the first one is full
 				pauses, durable, stored = pauses[1:], durable[1:], stored[1:]
 			}
 			var sum int64

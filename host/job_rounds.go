@@ -213,8 +213,9 @@ func (j *jobRun) write(rank int, epoch uint64, rc *rankCheckpoint, c *Capture, f
 		return nil, err
 	}
 	var mem []byte
+	var written *ckpt.Dirty
 	if c != nil {
-		mem = c.Memory
+		mem, written = c.Memory, c.Dirty
 	}
 	return j.store.Capture(ckpt.Meta{
 		Key:      j.key(rank),
@@ -225,6 +226,7 @@ func (j *jobRun) write(rank int, epoch uint64, rc *rankCheckpoint, c *Capture, f
 		Host:     host,
 		Files:    files,
 		Created:  time.Now().UTC(),
+		Dirty:    written,
 	}, mem)
 }
 

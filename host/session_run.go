@@ -151,6 +151,7 @@ func (s *Session) onPause(c *Capture) error {
 		Host:     c.Host,
 		Files:    files,
 		Created:  time.Now().UTC(),
+		Dirty:    c.Dirty,
 	}
 	p, err := s.store.Capture(meta, c.Memory)
 	if err != nil {

@@ -101,7 +101,7 @@ func (w *Worker) snapshot() (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Capture{Memory: data, Globals: globals, Host: host}, nil
+	return &Capture{Memory: data, Globals: globals, Host: host, Dirty: w.dirtyHint(uint64(len(data)))}, nil
 }
 
 // Restore loads st into the guest before Run: memory, every mutable

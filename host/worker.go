@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host/build"
 	"github.com/librahost/librahost/host/memalloc"
 	"github.com/librahost/librahost/host/wasmbin"
@@ -79,6 +80,9 @@ type Capture struct {
 	Globals  []uint64
 	Asyncify []byte
 	Host     []byte
+	// Dirty says which memory was written since the worker's last
+	// capture, for ckpt.Meta.Dirty; nil if that is not known.
+	Dirty *ckpt.Dirty
 
 	Requested time.Time // when the checkpoint was asked for
 	Paused    time.Time // when the guest stopped for it
@@ -116,6 +120,7 @@ type Worker struct {
 
 	async    asyncState
 	restored *State // set by Restore, consumed by Run
+	dirty    dirtyTrack
 }
 
 // Digest returns the SHA-256 of the module as given.
@@ -230,6 +235,7 @@ func (w *Worker) instantiateHost(ctx context.Context) error {
 
 // Close releases the runtime and the guest's memory.
 func (w *Worker) Close(ctx context.Context) error {
+	w.dirty.close()
 	err := w.rt.Close(ctx)
 	if w.sys != nil {
 		w.sys.Close()

@@ -37,6 +37,10 @@ type Reservation struct {
 // safe to read at any time, even while the guest grows it.
 func (r *Reservation) Bytes() []byte { return r.buf[:r.size.Load()] }
 
+// Mapping returns the whole reserved mapping, of which the guest sees a
+// prefix.
+func (r *Reservation) Mapping() []byte { return r.buf }
+
 // Allocate implements experimental.MemoryAllocator. It reserves max bytes
 // (capped at Limit) with MAP_NORESERVE: untouched pages cost nothing.
 func (a Allocator) Allocate(cap, max uint64) experimental.LinearMemory {

@@ -1,0 +1,22 @@
+// Package dirty tracks which pages of a memory mapping are written, so
+// that a checkpoint hashes only those instead of the whole guest memory.
+//
+// It uses Linux's asynchronous userfaultfd write protection
+// (UFFD_FEATURE_WP_ASYNC, Linux 6.7): the mapping is registered for write
+// protection and protected; the first write to a protected page takes a
+// minor fault that the kernel resolves by itself, with no handler thread,
+// leaving the page marked written. The PAGEMAP_SCAN ioctl of
+// /proc/self/pagemap then lists the written pages and protects them again
+// in one pass. Writes by the kernel on the process's behalf (a read(2)
+// into the mapping) are tracked too. The file descriptor is opened with
+// UFFD_USER_MODE_ONLY, which needs no privilege: no fault is ever handled
+// in user space.
+//
+// The cost moves from the checkpoint's pause to the run: each page's first
+// write after a scan takes a fault (about 2 µs here, bench/RESULTS.md), so
+// a program that rewrites most of its memory between checkpoints is better
+// off hashing everything; Tracker.Disarm turns tracking off.
+//
+// Where the kernel lacks the features, New returns an error wrapping
+// ErrUnsupported and the caller hashes everything, as before.
+package dirty

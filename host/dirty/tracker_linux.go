@@ -1,0 +1,239 @@
+//go:build linux
+
+package dirty
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's interface (linux/userfaultfd.h, linux/fs.h).
+const (
+	uffdUserModeOnly = 1 // userfaultfd(2) flag UFFD_USER_MODE_ONLY
+	uffdAPI          = 0xAA
+
+	uffdioAPI          = 0xC018AA3F // _IOWR(0xAA, 0x3F, struct uffdio_api)
+	uffdioRegister     = 0xC020AA00 // _IOWR(0xAA, 0x00, struct uffdio_register)
+	uffdioWriteProtect = 0xC018AA06 // _IOWR(0xAA, 0x06, struct uffdio_writeprotect)
+	pagemapScan        = 0xC0606610 // _IOWR('f', 16, struct pm_scan_arg)
+
+	featureWPUnpopulated = 1 << 13 // unpopulated pages count as protected
+	featureWPAsync       = 1 << 15 // the kernel resolves write faults itself
+
+	registerModeWP     = 1 << 1
+	writeProtectModeWP = 1 << 0
+
+	scanWPMatching  = 1 << 0 // protect the pages found
+	scanCheckWPAsyn = 1 << 1 // fail on a range not registered for async protection
+	pageIsWritten   = 1 << 1
+)
+
+type uffdioAPIArg struct{ api, features, ioctls uint64 }
+
+type uffdioRegisterArg struct{ start, len, mode, ioctls uint64 }
+
+type uffdioWriteProtectArg struct{ start, len, mode uint64 }
+
+type pmScanArg struct {
+	size, flags, start, end, walkEnd, vec, vecLen, maxPages       uint64
+	categoryInverted, categoryMask, categoryAnyofMask, returnMask uint64
+}
+
+type pageRegion struct{ start, end, categories uint64 }
+
+// Tracker tracks the writes to one mapping. Its methods may be called from
+// any goroutine, one at a time.
+type Tracker struct {
+	mu      sync.Mutex
+	uffd    int
+	pagemap *os.File
+	base    uint64 // the mapping's address
+	limit   uint64 // and length
+	page    uint64
+	armed   uint64 // bytes from the start that are protected; 0: disarmed
+	vec     []pageRegion
+}
+
+// New registers mapping (a whole mmap'd region, page-aligned) for write
+// tracking. Nothing is protected before the first Collect.
+func New(mapping []byte) (*Tracker, error) {
+	if len(mapping) == 0 {
+		return nil, fmt.Errorf("%w: empty mapping", ErrUnsupported)
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
+	if errno != 0 {
+		return nil, fmt.Errorf("%w: userfaultfd: %v", ErrUnsupported, errno)
+	}
+	t := &Tracker{
+		uffd:  int(fd),
+		base:  uint64(uintptr(unsafe.Pointer(unsafe.SliceData(mapping)))),
+		limit: uint64(len(mapping)),
+		page:  uint64(unix.Getpagesize()),
+		vec:   make([]pageRegion, 1024),
+	}
+	if err := t.init(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Tracker) init() error {
+	api := uffdioAPIArg{api: uffdAPI, features: featureWPAsync | featureWPUnpopulated}
+	if err := ioctl(uintptr(t.uffd), uffdioAPI, unsafe.Pointer(&api)); err != nil {
+		return fmt.Errorf("%w: UFFDIO_API: %v", ErrUnsupported, err)
+	}
+	reg := uffdioRegisterArg{start: t.base, len: t.limit, mode: registerModeWP}
+	if err := ioctl(uintptr(t.uffd), uffdioRegister, unsafe.Pointer(&reg)); err != nil {
+		return fmt.Errorf("%w: UFFDIO_REGISTER: %v", ErrUnsupported, err)
+	}
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	t.pagemap = f
+	// PAGEMAP_SCAN came in Linux 6.7: ask it about one page.
+	if err := t.scan(0, t.page, false, func(uint64, uint64) {}); err != nil {
+		return fmt.Errorf("%w: PAGEMAP_SCAN: %v", ErrUnsupported, err)
+	}
+	return nil
+}
+
+// Armed reports whether writes are being tracked: Collect was called
+// since New or the last Disarm.
+func (t *Tracker) Armed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.armed > 0
+}
+
+// Collect calls fn with the byte ranges [start, end), relative to the
+// mapping, that were written since the last Collect, up to size bytes,
+// and protects them again. If tracking was off (the first call, or after
+// Disarm or an error), the whole [0, size) counts as written. Memory that
+// grew since the last call counts as written. fn sees page-aligned ranges
+// in increasing order.
+func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	size = min((size+t.page-1)/t.page*t.page, t.limit)
+	armed := min(t.armed, size)
+	t.armed = 0 // until this call succeeds: the next one reports everything
+	if armed > 0 {
+		if err := t.scan(0, armed, true, fn); err != nil {
+			return fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
+		}
+	}
+	if size > armed {
+		if err := t.protect(armed, size, true); err != nil {
+			return fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
+		}
+		fn(armed, size)
+	}
+	t.armed = size
+	return nil
+}
+
+// Disarm stops tracking: writes no longer fault, and the next Collect
+// reports everything.
+func (t *Tracker) Disarm() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.armed == 0 {
+		return nil
+	}
+	armed := t.armed
+	t.armed = 0
+	if err := t.protect(0, armed, false); err != nil {
+		return fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
+	}
+	return nil
+}
+
+// Close releases the tracker; the kernel drops the protection.
+func (t *Tracker) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pagemap != nil {
+		t.pagemap.Close()
+		t.pagemap = nil
+	}
+	if t.uffd >= 0 {
+		unix.Close(t.uffd)
+		t.uffd = -1
+	}
+	t.armed = 0
+	return nil
+}
+
+// protect sets (or clears) the write protection of [start, end).
+func (t *Tracker) protect(start, end uint64, on bool) error {
+	a := uffdioWriteProtectArg{start: t.base + start, len: end - start}
+	if on {
+		a.mode = writeProtectModeWP
+	}
+	return ioctl(uintptr(t.uffd), uffdioWriteProtect, unsafe.Pointer(&a))
+}
+
+// scan reports the written pages of [start, end), and protects them again
+// if reset.
+func (t *Tracker) scan(start, end uint64, reset bool, fn func(start, end uint64)) error {
+	if t.pagemap == nil {
+		return errors.New("closed")
+	}
+	a := pmScanArg{
+		size:         uint64(unsafe.Sizeof(pmScanArg{})),
+		flags:        scanCheckWPAsyn,
+		end:          t.base + end,
+		vec:          uint64(uintptr(unsafe.Pointer(&t.vec[0]))),
+		vecLen:       uint64(len(t.vec)),
+		categoryMask: pageIsWritten,
+		returnMask:   pageIsWritten,
+	}
+	if reset {
+		a.flags |= scanWPMatching
+	}
+	for at := t.base + start; at < a.end; {
+		a.start = at
+		n, _, errno := unix.Syscall(unix.SYS_IOCTL, t.pagemap.Fd(), pagemapScan, uintptr(unsafe.Pointer(&a)))
+		if errno != 0 {
+			return errno
+		}
+		for _, r := range t.vec[:n] {
+			fn(r.start-t.base, r.end-t.base)
+		}
+		if a.walkEnd <= at {
+			return fmt.Errorf("no progress at %#x", at-t.base)
+		}
+		at = a.walkEnd
+	}
+	return nil
+}
+
+func ioctl(fd, req uintptr, arg unsafe.Pointer) error {
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, req, uintptr(arg)); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// Supported reports whether this kernel can track writes (nil), or why
+// not.
+func Supported() error {
+	page := unix.Getpagesize()
+	mem, err := unix.Mmap(-1, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	defer unix.Munmap(mem)
+	t, err := New(mem)
+	if err != nil {
+		return err
+	}
+	return t.Close()
+}

@@ -1,0 +1,112 @@
+package host
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host/dirty"
+)
+
+// Captures that hash only what the worker saw written find the same chunk
+// hashes as captures that hash everything, for guests that write little
+// of their memory between checkpoints (tracking stays on) and guests that
+// rewrite most of it (tracking goes off and comes back).
+func TestDirtyHint(t *testing.T) {
+	supported := dirty.Supported() == nil
+	for _, tc := range []struct {
+		name, src string
+		args      []string
+		heavy     bool
+	}{
+		{"go-light", "testdata/mem", []string{"mem", "16", "10", "14", "ckpt"}, false},
+		{"go-heavy", "testdata/mem", []string{"mem", "16", "400", "14", "ckpt"}, true},
+		{"c-count", "testdata/count.c", []string{"count", "600"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			module := testGuest(t, tc.src)
+			store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			ctx := context.Background()
+			var epoch uint64
+			var hinted, full int
+			w, err := NewWorker(ctx, Config{
+				Module: module, Args: tc.args,
+				OnPause: func(c *Capture) error {
+					epoch++
+					if c.Dirty == nil {
+						full++
+					}
+					pa, err := store.Capture(ckpt.Meta{Key: ckpt.Key{Job: "hinted"}, Epoch: epoch, Dirty: c.Dirty}, c.Memory)
+					if err != nil {
+						return err
+					}
+					pb, err := store.Capture(ckpt.Meta{Key: ckpt.Key{Job: "hashed"}, Epoch: epoch}, c.Memory)
+					if err != nil {
+						return err
+					}
+					if st := pa.Stats(); st.Hashed < st.Chunks {
+						hinted++
+					}
+					if err := pa.Wait(); err != nil {
+						return err
+					}
+					if err := pb.Wait(); err != nil {
+						return err
+					}
+					ma, err := store.Manifest(ckpt.Key{Job: "hinted"}, epoch)
+					if err != nil {
+						return err
+					}
+					mb, err := store.Manifest(ckpt.Key{Job: "hashed"}, epoch)
+					if err != nil {
+						return err
+					}
+					if !slices.Equal(ma.Chunks, mb.Chunks) {
+						t.Errorf("capture %d: the hinted capture's chunks differ from the hashed one's", epoch)
+					}
+					return nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close(ctx)
+			done := make(chan struct{})
+			defer close(done)
+			go func() { // count.c takes a checkpoint only when asked
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(3 * time.Millisecond):
+						w.RequestCheckpoint()
+					}
+				}
+			}()
+			if code, err := w.Run(ctx); err != nil || code != 0 {
+				t.Fatalf("run: %d %v", code, err)
+			}
+			t.Logf("%d captures: %d hashed only what was written, %d without a hint", epoch, hinted, full)
+			if epoch < 8 {
+				t.Fatalf("only %d captures", epoch)
+			}
+			switch {
+			case !supported:
+				if hinted != 0 {
+					t.Fatalf("%d hinted captures without write tracking", hinted)
+				}
+			case !tc.heavy && hinted*4 < int(epoch)*3: // the start writes the whole heap
+				t.Fatalf("a light writer: only %d of %d captures hashed what was written", hinted, epoch)
+			case tc.heavy && full < 2:
+				t.Fatalf("a heavy writer: tracking never went off (%d of %d captures hashed everything)", full, epoch)
+			}
+		})
+	}
+}
