@@ -35,10 +35,10 @@ type roundState struct {
 }
 
 type roundStats struct {
-	mem, stored uint64
-	maxStop     time.Duration // longest a rank stood still for the round
-	maxCapture  time.Duration // longest capture (hash and copy) of a rank
-	maxWrite    time.Duration
+	mem, hashed, stored uint64
+	maxStop             time.Duration // longest a rank stood still for the round
+	maxCapture          time.Duration // longest capture (hash and copy) of a rank
+	maxWrite            time.Duration
 }
 
 // begin starts a round and asks every running rank for a checkpoint. The
@@ -247,6 +247,7 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 	} else {
 		j.coord.Durable(rank, epoch)
 		r.stats.mem += uint64(st.Chunks) * 64 << 10
+		r.stats.hashed += uint64(st.Hashed) * 64 << 10
 		r.stats.stored += uint64(st.BytesStored)
 		r.stats.maxStop = max(r.stats.maxStop, stopped)
 		r.stats.maxCapture = max(r.stats.maxCapture, st.PauseDur)
@@ -274,8 +275,8 @@ func (j *jobRun) endRound(err error) {
 		}
 		if j.cfg.Verbose {
 			st := r.stats
-			fmt.Fprintf(j.cfg.Log, "librahost: checkpoint %d durable: %d workers, %s memory, %s written, pause %s (capture %s), write %s\n",
-				epoch, j.n, FormatBytes(st.mem), FormatBytes(st.stored), st.maxStop.Round(time.Microsecond),
+			fmt.Fprintf(j.cfg.Log, "librahost: checkpoint %d durable: %d workers, %s memory (%s hashed), %s written, pause %s (capture %s), write %s\n",
+				epoch, j.n, FormatBytes(st.mem), FormatBytes(st.hashed), FormatBytes(st.stored), st.maxStop.Round(time.Microsecond),
 				st.maxCapture.Round(time.Microsecond), st.maxWrite.Round(time.Millisecond))
 		}
 	} else {

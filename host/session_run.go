@@ -215,9 +215,9 @@ func (s *Session) progress(epoch uint64, p *ckpt.Pending) {
 				}
 				s.mu.Unlock()
 				if s.cfg.Verbose {
-					fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d durable: %s memory, %s written, pause %s, write %s\n",
-						epoch, FormatBytes(uint64(st.Chunks)*uint64(64<<10)), FormatBytes(uint64(st.BytesStored)),
-						st.PauseDur.Round(time.Microsecond), st.WriteDur.Round(time.Millisecond))
+					fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d durable: %s memory (%s hashed), %s written, pause %s, write %s\n",
+						epoch, FormatBytes(uint64(st.Chunks)*uint64(64<<10)), FormatBytes(uint64(st.Hashed)*uint64(64<<10)),
+						FormatBytes(uint64(st.BytesStored)), st.PauseDur.Round(time.Microsecond), st.WriteDur.Round(time.Millisecond))
 				}
 			}
 			s.finish(epoch, st, err)
