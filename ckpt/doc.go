@@ -13,27 +13,36 @@
 // Capture runs while the guest is paused: it hashes memory in parallel,
 // copies the changed chunks and returns. Compression and the durable write
 // continue in the background; Pending reports when the checkpoint is durable.
-// The new chunks and the manifest of one capture are written in one bbolt
-// transaction, so a crash at any moment leaves earlier epochs intact. The
-// values of chunks that only dropped epochs used are deleted in a further
-// transaction once the checkpoint is durable.
+// The values of new chunks are appended to a segment file beside the bbolt
+// file and synced; then their index entries and the manifest are written
+// in one bbolt transaction, so a crash at any moment leaves earlier epochs
+// intact. The values of chunks that only dropped epochs used are freed
+// once the checkpoint is durable.
 //
 // Layout of the bbolt file:
 //
 //	manifests  len(job) u16 | job | worker u32 | epoch u64 (big-endian) → manifest (manifest_codec.go)
-//	refs       chunk hash (xxh3-128) → manifests using it, stored size, sequence number
-//	chunks     sequence number u64 → a bucket holding one value, the chunk
-//	           header + payload (chunk_codec.go, store_chunks.go)
+//	refs       chunk hash (xxh3-128) → manifests using it, stored size, and where
+//	           the value is: segment u32 | offset u64, or a sequence number u64
+//	segments   segment u32 → committed length u64
+//	chunks     sequence number u64 → a bucket holding one value (earlier versions)
+//	commits    len(job) u16 | job | epoch u64 → job epoch commit record (store_job.go)
 //
-// Chunk values are keyed by an increasing sequence number rather than by
-// their hash so that new chunks append to the B+tree instead of splitting
-// leaves full of old ones (store_gc.go has the figures), and each sits in a
-// bucket of its own so that dropping a chunk does not rewrite the values
-// next to it (store_chunks.go). A capture's chunks
-// may be written in several early transactions while the rest is still
-// being compressed; they count only once the final transaction has written
-// their reference counts and the manifest, and chunks left unreferenced by
-// a crash are swept at Open.
+// and of the segment directory, Path+".seg":
+//
+//	000001, 000002, ...  chunk values, each the chunk header + payload
+//	                     (chunk_codec.go), appended back to back
+//
+// Chunk values are kept out of bbolt so that a capture writes them with a
+// few large writes straight from the compressors' buffers, instead of
+// bbolt copying each into pages of its own (segment.go). A value counts
+// only once the transaction that records it, and its segment's new
+// length, is committed: Open truncates each segment to its committed
+// length. A value no longer referenced is punched out of its file after
+// the transaction that drops it; Open punches out what a crash left, and a
+// segment with no referenced value is deleted. Stores written by earlier
+// versions kept values in the chunks bucket (store_chunks.go); those are
+// still read, and deleted with the epochs that use them.
 //
 // Every chunk and manifest carries a checksum. Reads verify them and refuse
 // a corrupt, truncated, foreign or newer-format checkpoint with one clear

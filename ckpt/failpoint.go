@@ -6,9 +6,10 @@ import "sync/atomic"
 // durable write with the write's name; a non-nil result makes that write
 // fail. It may be replaced while writes run.
 //
-// Names: "commit:batch" (an early batch of chunks), "commit:chunks",
-// "commit:manifest", "commit:gc", "commit:tx", "free:tx" (chunk values
-// a commit left unreferenced), "delete:tx", "deleteafter:tx".
+// Names: "commit:batch" (an early batch of chunks), "segment:write" and
+// "segment:sync" (appending chunk values to a segment, and syncing them),
+// "commit:chunks", "commit:manifest", "commit:gc", "commit:tx", "free:tx"
+// (chunk values a commit left unreferenced), "delete:tx", "deleteafter:tx".
 var failpoint atomic.Pointer[func(name string) error]
 
 // setFailpoint arms f (nil disarms).

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -165,6 +167,15 @@ func storeDigest(t testing.TB, s *Store) [32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries, _ := os.ReadDir(s.segs.dir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(s.segs.dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write([]byte(e.Name()))
+		h.Write(b)
+	}
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
@@ -208,10 +219,28 @@ func readBack(t testing.TB, s *Store, m *Manifest) []byte {
 	return dst
 }
 
-// mutateChunk rewrites the stored value of chunk h directly through bbolt.
+// mutateChunk rewrites the stored value of chunk h behind the store's
+// back: in its segment, or in the chunks bucket. A segment value can only
+// be cut short if it is the last of its file, which is then cut there.
 func mutateChunk(t testing.TB, s *Store, h Hash, f func([]byte) []byte) {
 	t.Helper()
-	key := chunkKey(t, s, h)
+	r := chunkRef(t, s, h)
+	if r.seg != 0 {
+		file := s.segs.files[r.seg]
+		v := make([]byte, r.size)
+		if _, err := file.ReadAt(v, int64(r.off)); err != nil {
+			t.Fatal(err)
+		}
+		nv := f(v)
+		if _, err := file.WriteAt(nv, int64(r.off)); err != nil {
+			t.Fatal(err)
+		}
+		if uint64(len(nv)) < r.size {
+			cutSegment(t, s, r, int64(r.off)+int64(len(nv)))
+		}
+		return
+	}
+	key := seqKey(r.seq)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		chunks := tx.Bucket(bucketChunks)
 		v := getChunk(chunks, key)
@@ -229,35 +258,176 @@ func mutateChunk(t testing.TB, s *Store, h Hash, f func([]byte) []byte) {
 	}
 }
 
-// chunkBytes is the total size of the stored chunk values.
-func chunkBytes(t testing.TB, s *Store) uint64 {
+// cutSegment truncates the segment of r, whose value must be its last, at
+// n.
+func cutSegment(t testing.TB, s *Store, r ref, n int64) {
 	t.Helper()
-	var total uint64
+	file := s.segs.files[r.seg]
+	if fi, err := file.Stat(); err != nil || fi.Size() != int64(r.off+r.size) {
+		t.Fatalf("chunk value at %d+%d is not the last of its segment", r.off, r.size)
+	}
+	if err := file.Truncate(n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dropValue removes the stored value of chunk h behind the store's back.
+func dropValue(t testing.TB, s *Store, h Hash) {
+	t.Helper()
+	r := chunkRef(t, s, h)
+	if r.seg != 0 {
+		cutSegment(t, s, r, int64(r.off))
+		return
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return deleteChunk(tx.Bucket(bucketChunks), seqKey(r.seq)) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// valueOf returns a copy of chunk h's stored value, or nil.
+func valueOf(t testing.TB, s *Store, h Hash) []byte {
+	t.Helper()
+	var out []byte
 	s.db.View(func(tx *bolt.Tx) error {
-		chunks := tx.Bucket(bucketChunks)
-		c := chunks.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			total += uint64(len(getChunk(chunks, k)))
+		sv, ok := storedValueIn(tx, h)
+		if !ok {
+			return nil
+		}
+		var buf *[]byte
+		v, err := s.load(sv, &buf)
+		if err == nil {
+			out = bytes.Clone(v)
+		}
+		return nil
+	})
+	return out
+}
+
+// eachRef calls f with every index entry.
+func eachRef(t testing.TB, s *Store, f func(ref)) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRefs).ForEach(func(_, v []byte) error {
+			r, _ := decodeRef(v)
+			f(r)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chunkBytes is the total size of the chunk values the store references.
+func chunkBytes(t testing.TB, s *Store) uint64 {
+	var total uint64
+	eachRef(t, s, func(r ref) { total += r.size })
+	return total
+}
+
+// valueCount counts the stored chunk values: those in the chunks bucket and
+// those in segments that a reference names.
+func valueCount(t testing.TB, s *Store) int {
+	n := bucketLen(t, s, bucketChunks)
+	eachRef(t, s, func(r ref) {
+		if r.seg != 0 {
+			n++
+		}
+	})
+	return n
+}
+
+// deadBytes is how much of the segments lies outside every referenced
+// value and still holds data: values that were not punched out. (Punched
+// ranges read as zeros.)
+func deadBytes(t testing.TB, s *Store) int64 {
+	t.Helper()
+	var total int64
+	s.db.View(func(tx *bolt.Tx) error {
+		live, err := segmentExtents(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, f := range s.segs.files {
+			b, err := os.ReadFile(f.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := int64(0)
+			for _, x := range append(live[id], extent{int64(len(b)), int64(len(b))}) {
+				if at < x.off && slices.ContainsFunc(b[at:x.off], func(c byte) bool { return c != 0 }) {
+					total += x.off - at
+				}
+				at = max(at, x.end)
+			}
 		}
 		return nil
 	})
 	return total
 }
 
-// chunkKey returns the key of chunk h's value in the chunks bucket.
-func chunkKey(t testing.TB, s *Store, h Hash) []byte {
+// chunkRef returns chunk h's index entry.
+func chunkRef(t testing.TB, s *Store, h Hash) ref {
 	t.Helper()
-	var key []byte
+	var r ref
+	var ok bool
 	s.db.View(func(tx *bolt.Tx) error {
-		if r, ok := decodeRef(tx.Bucket(bucketRefs).Get(h[:])); ok {
-			key = seqKey(r.seq)
+		r, ok = decodeRef(tx.Bucket(bucketRefs).Get(h[:]))
+		return nil
+	})
+	if !ok {
+		t.Fatalf("chunk %x is not indexed", h)
+	}
+	return r
+}
+
+// toBoltValues moves every chunk value out of the segments into the chunks
+// bucket, to make the store look as if an earlier version had written it.
+func toBoltValues(t testing.TB, s *Store) int {
+	t.Helper()
+	s.settle()
+	var moved []chunkLoc
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		moved = moved[:0]
+		refs, chunks := tx.Bucket(bucketRefs), tx.Bucket(bucketChunks)
+		type move struct {
+			k []byte
+			r ref
+		}
+		var moves []move
+		if err := refs.ForEach(func(k, v []byte) error {
+			if r, ok := decodeRef(v); ok && r.seg != 0 {
+				moves = append(moves, move{bytes.Clone(k), r})
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, m := range moves {
+			v := make([]byte, m.r.size)
+			if _, err := s.segs.files[m.r.seg].ReadAt(v, int64(m.r.off)); err != nil {
+				return err
+			}
+			seq, err := chunks.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := putChunk(chunks, seq, v); err != nil {
+				return err
+			}
+			moved = append(moved, m.r.chunkLoc)
+			m.r.chunkLoc = chunkLoc{seq: seq, size: m.r.size}
+			if err := refs.Put(m.k, encodeRef(m.r)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	if key == nil {
-		t.Fatalf("chunk %x is not indexed", h)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return key
+	s.segs.free(moved)
+	return len(moved)
 }
 
 func nil2rand() *rand.Rand { return rand.New(rand.NewPCG(3, 4)) }

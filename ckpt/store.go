@@ -16,7 +16,7 @@ import (
 
 // Config configures a Store. The zero value of each field means its default.
 type Config struct {
-	Path      string // bbolt file, created with its parent directories
+	Path      string // bbolt file, created with its parent directories; chunk values go in Path+".seg"
 	ChunkSize int    // default 64 KiB; a power of two, at least 4 KiB
 	Keep      int    // epochs kept per Key, default 3
 	Workers   int    // parallelism for hash, compress and decompress; default GOMAXPROCS
@@ -76,7 +76,8 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// Store is a checkpoint store backed by one bbolt file. It is safe for
+// Store is a checkpoint store backed by one bbolt file and the segment
+// files beside it (segment.go). It is safe for
 // concurrent use; captures of several Keys may run at the same time.
 type Store struct {
 	cfg  Config
@@ -103,7 +104,10 @@ type Store struct {
 	// gcMu is held by the writer from the moment a capture is done until
 	// it has freed what the commit left (freeValues).
 	gcMu    sync.Mutex
-	garbage []uint64 // values a freeValues could not delete; writer-owned
+	garbage []chunkLoc // values a freeValues could not free; writer-owned
+
+	segs    *segments
+	valBufs sync.Pool // *[]byte, for values read from segments
 }
 
 // Open opens or creates the store at cfg.Path. If another process (or
@@ -130,16 +134,24 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ckpt: open store %s: %w", cfg.Path, err)
 	}
+	var segs *segments
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketChunks, bucketRefs, bucketManifests} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		_, err := sweepOrphans(tx)
+		if _, err := sweepOrphans(tx); err != nil {
+			return err
+		}
+		var err error
+		segs, err = openSegments(tx, cfg.Path+".seg", cfg.NoSync)
 		return err
 	})
 	if err != nil {
+		if segs != nil {
+			segs.close()
+		}
 		db.Close()
 		return nil, fmt.Errorf("ckpt: initialise store %s: %w", cfg.Path, err)
 	}
@@ -153,6 +165,7 @@ func Open(cfg Config) (*Store, error) {
 			zstd.WithEncoderConcurrency(cfg.Workers), zstd.WithEncoderCRC(false), zstd.WithNoEntropyCompression(true),
 			zstd.WithSingleSegment(true), zstd.WithWindowSize(windowFor(cfg.ChunkSize)))
 		if err != nil {
+			segs.close()
 			db.Close()
 			return nil, fmt.Errorf("ckpt: zstd encoder: %w", err)
 		}
@@ -160,6 +173,7 @@ func Open(cfg Config) (*Store, error) {
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(cfg.Workers),
 		zstd.WithDecoderMaxMemory(maxChunkSize), zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
+		segs.close()
 		db.Close()
 		return nil, fmt.Errorf("ckpt: zstd decoder: %w", err)
 	}
@@ -175,9 +189,14 @@ func Open(cfg Config) (*Store, error) {
 		bad:        make(map[Hash]struct{}),
 		writeq:     make(chan *Pending, 1024),
 		writerDone: make(chan struct{}),
+		segs:       segs,
 	}
 	s.scratch.New = func() any {
 		b := make([]byte, cfg.ChunkSize+decodeSlack)
+		return &b
+	}
+	s.valBufs.New = func() any {
+		b := make([]byte, 0, chunkHeaderLen+cfg.ChunkSize+encodeSlack(cfg.ChunkSize))
 		return &b
 	}
 	go s.writer()
@@ -207,6 +226,7 @@ func (s *Store) Close() error {
 		s.enc.zstd.Close()
 	}
 	s.dec.Close()
+	s.segs.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("ckpt: close store %s: %w", s.cfg.Path, err)
 	}

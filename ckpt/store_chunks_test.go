@@ -49,6 +49,7 @@ func TestPlainChunkValues(t *testing.T) {
 	k := Key{Job: "plain"}
 	mem := genMemory(512<<10, 41)
 	capture(t, s, testMeta(k, 1), mem)
+	toBoltValues(t, s)
 	if flattenChunks(t, s) == 0 {
 		t.Fatal("no chunk buckets to flatten")
 	}
@@ -68,6 +69,7 @@ func TestPlainChunkValues(t *testing.T) {
 		}
 		capture(t, s, testMeta(k, e), mem)
 		if e == 2 {
+			toBoltValues(t, s)
 			flattenChunks(t, s)
 		}
 		checkRefs(t, s)
@@ -109,6 +111,7 @@ func TestChunkOwnPages(t *testing.T) {
 	mem := make([]byte, 64*s.cfg.ChunkSize)
 	fillRandom(mem, nil2rand())
 	capture(t, s, testMeta(k, 1), mem)
+	toBoltValues(t, s) // the values dropped first are in bbolt
 	s.cfg.Keep = 1
 	for e := uint64(2); e <= 3; e++ {
 		for c := 0; c < 64; c += 16 { // 4 scattered chunks change

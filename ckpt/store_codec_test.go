@@ -13,28 +13,32 @@ import (
 func chunkCodecs(t *testing.T, s *Store) map[byte]int {
 	t.Helper()
 	out := map[byte]int{}
+	var hs []Hash
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRefs).ForEach(func(k, _ []byte) error {
-			var h Hash
-			copy(h[:], k)
-			out[chunkValue(tx, h)[0]]++
+			hs = append(hs, Hash(k))
 			return nil
 		})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, h := range hs {
+		out[valueOf(t, s, h)[0]]++
+	}
 	return out
 }
 
-// TestFormat1StoreStillRead: a store written by format 1 (zstd chunks,
-// format 1 manifests) is read, and captures on top of it use its chunks.
+// TestFormat1StoreStillRead: a store written by format 1 (zstd chunks in
+// the chunks bucket, format 1 manifests) is read, and captures on top of
+// it use its chunks.
 func TestFormat1StoreStillRead(t *testing.T) {
 	cfg := testConfig(t)
 	k := Key{Job: "old", Worker: 1}
 	cfg.Codec = CodecZstd
 	old := openTest(t, cfg)
 	mem1, mem2 := twoEpochs(t, old, k)
+	toBoltValues(t, old)
 	for _, e := range []uint64{1, 2} {
 		mutateValue(t, old, bucketManifests, manifestKey(k, e), func(v []byte) []byte {
 			binary.LittleEndian.PutUint32(v[4:], 1)

@@ -18,13 +18,14 @@ func (e *errMissing) Error() string {
 	return "chunk " + short(e.h[:]) + " of the previous epoch is missing from the store"
 }
 
-// commit makes one capture durable: its new chunks, the reference counts,
-// the manifest and the dropping of epochs beyond Keep, in one transaction.
+// commit makes one capture durable: the chunks not yet written go to the
+// segment, then the reference counts, the segment's length, the manifest
+// and the dropping of epochs beyond Keep are written in one transaction.
 func (s *Store) commit(p *Pending) error {
 	m := p.m
 	var newBytes int64
 	var rewritten []Hash
-	var garbage []uint64 // values of chunks no longer referenced, freed after the commit
+	var garbage []chunkLoc // values of chunks no longer referenced, freed after the commit
 	// Holding the key's lock from the choice of epochs to drop until the
 	// new base is published keeps a concurrent Capture of the same key from
 	// choosing a base that this commit drops.
@@ -32,8 +33,8 @@ func (s *Store) commit(p *Pending) error {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		newBytes, rewritten = 0, rewritten[:0]
-		chunks, refs, mans := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs), tx.Bucket(bucketManifests)
+		newBytes, rewritten, garbage = 0, rewritten[:0], garbage[:0]
+		refs, mans := tx.Bucket(bucketRefs), tx.Bucket(bucketManifests)
 
 		epochs := epochsOf(tx, m.Key)
 		if !slices.Contains(epochs, m.Epoch) {
@@ -57,33 +58,38 @@ func (s *Store) commit(p *Pending) error {
 		}
 		bad := s.badSnapshot()
 		placed := make(map[Hash]chunkLoc, len(p.jobs))
+		var tail []int // not written by an early batch
 		for i := range p.jobs {
 			j := &p.jobs[i]
 			_, isBad := bad[j.hash]
 			if !isBad && refs.Get(j.hash[:]) != nil {
-				if j.wrote {
-					// Stored meanwhile by another capture: drop our copy.
-					if err := deleteChunk(chunks, seqKey(j.seq)); err != nil {
-						return err
-					}
+				if p.locs[i].seg != 0 {
+					// Stored meanwhile: our copy is freed after the commit.
+					garbage = append(garbage, p.locs[i])
 				}
 				continue
 			}
-			if !j.wrote {
-				seq, err := chunks.NextSequence()
-				if err != nil {
-					return err
-				}
-				if err := putChunk(chunks, seq, j.value); err != nil {
-					return err
-				}
-				j.seq = seq
+			if p.locs[i].seg == 0 {
+				tail = append(tail, i)
 			}
-			placed[j.hash] = chunkLoc{seq: j.seq, size: uint64(len(j.value))}
-			newBytes += int64(len(j.value))
+		}
+		if err := s.writeValues(p, tail); err != nil {
+			return err
+		}
+		for i := range p.jobs {
+			j := &p.jobs[i]
+			_, isBad := bad[j.hash]
+			if p.locs[i].seg == 0 || (!isBad && refs.Get(j.hash[:]) != nil) {
+				continue
+			}
 			if isBad {
 				rewritten = append(rewritten, j.hash)
 			}
+			placed[j.hash] = p.locs[i]
+			newBytes += int64(len(j.value))
+		}
+		if err := s.segs.record(tx); err != nil {
+			return err
 		}
 
 		deltas := make(refDeltas, len(m.Chunks))
@@ -113,11 +119,11 @@ func (s *Store) commit(p *Pending) error {
 		if err != nil {
 			return err
 		}
-		garbage = garbage[:0]
-		missing, err := deltas.apply(tx, placed, func(seq uint64) error {
-			garbage = append(garbage, seq)
+		later := func(l chunkLoc) error {
+			garbage = append(garbage, l)
 			return nil
-		})
+		}
+		missing, err := deltas.apply(tx, placed, later)
 		if err != nil {
 			return err
 		}
@@ -149,7 +155,7 @@ func (s *Store) commit(p *Pending) error {
 			return err
 		}
 		if needSweep {
-			if err := sweep(tx); err != nil {
+			if err := sweep(tx, later); err != nil {
 				return err
 			}
 		}
@@ -163,6 +169,7 @@ func (s *Store) commit(p *Pending) error {
 		}
 		return s.writeErr(m, err)
 	}
+	s.segs.commit()
 	p.stored = newBytes
 	p.garbage = garbage
 	ks.loaded = true

@@ -12,16 +12,21 @@ func (s *Store) Delete(k Key) error {
 	ks.capMu.Lock()
 	defer ks.capMu.Unlock()
 	s.waitKey(ks)
+	var dead []chunkLoc
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		dead = dead[:0]
 		epochs := epochsOf(tx, k)
 		if len(epochs) == 0 {
 			return keyErr(k, ErrNotFound, "no checkpoints stored")
 		}
-		if err := dropEpochs(tx, k, epochs); err != nil {
+		if err := dropEpochs(tx, k, epochs, freeIn(tx, &dead)); err != nil {
 			return err
 		}
 		return fail("delete:tx")
 	})
+	if err == nil {
+		s.segs.free(dead)
+	}
 	ks.mu.Lock()
 	ks.loaded, ks.base = true, nil
 	ks.mu.Unlock()
@@ -40,7 +45,9 @@ func (s *Store) DeleteAfter(k Key, epoch uint64) error {
 	ks.capMu.Lock()
 	defer ks.capMu.Unlock()
 	s.waitKey(ks) // no commit of k runs from here on
+	var dead []chunkLoc
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		dead = dead[:0]
 		var drop []uint64
 		for _, e := range epochsOf(tx, k) {
 			if e > epoch {
@@ -50,7 +57,7 @@ func (s *Store) DeleteAfter(k Key, epoch uint64) error {
 		if len(drop) == 0 {
 			return nil
 		}
-		if err := dropEpochs(tx, k, drop); err != nil {
+		if err := dropEpochs(tx, k, drop, freeIn(tx, &dead)); err != nil {
 			return err
 		}
 		return fail("deleteafter:tx")
@@ -58,6 +65,7 @@ func (s *Store) DeleteAfter(k Key, epoch uint64) error {
 	if err != nil {
 		return deleteErr(k, "delete after epoch "+itoa(epoch), err)
 	}
+	s.segs.free(dead)
 	base := s.loadBase(k)
 	ks.mu.Lock()
 	ks.loaded, ks.base = true, base
@@ -77,8 +85,8 @@ func (s *Store) waitKey(ks *keyState) {
 }
 
 // dropEpochs deletes the manifests of the listed epochs of k and the
-// chunks only they used.
-func dropEpochs(tx *bolt.Tx, k Key, epochs []uint64) error {
+// chunks only they used, passing their values to free.
+func dropEpochs(tx *bolt.Tx, k Key, epochs []uint64, free func(chunkLoc) error) error {
 	mans := tx.Bucket(bucketManifests)
 	deltas := make(refDeltas)
 	needSweep := false
@@ -91,11 +99,11 @@ func dropEpochs(tx *bolt.Tx, k Key, epochs []uint64) error {
 			return err
 		}
 	}
-	if _, err := deltas.apply(tx, nil, deleteNow(tx)); err != nil {
+	if _, err := deltas.apply(tx, nil, free); err != nil {
 		return err
 	}
 	if needSweep {
-		return sweep(tx)
+		return sweep(tx, free)
 	}
 	return nil
 }

@@ -13,7 +13,9 @@ import (
 // hash, new chunks would land between old ones and bbolt would rewrite the
 // old values sharing their leaf pages (measured: 2.5-5.7x the bytes).
 // The refs bucket is the content index: chunk hash → (number of manifests
-// that use it, stored size, sequence number).
+// that use it, stored size, and where the value is: a segment and offset
+// (segment.go) or, for values written by earlier versions, a sequence
+// number in the chunks bucket).
 //
 // A commit adds one for each distinct hash of the new manifest and takes
 // one for each distinct hash of every manifest it drops, in the same
@@ -25,8 +27,12 @@ import (
 
 type refDeltas map[Hash]int
 
+// chunkLoc is where a chunk value is stored: in segment seg at off, or, if
+// seg is 0, in the chunks bucket under seq.
 type chunkLoc struct {
 	seq  uint64
+	seg  uint32
+	off  uint64
 	size uint64
 }
 
@@ -44,32 +50,40 @@ func parseSeqKey(k []byte) uint64 {
 	return binary.BigEndian.Uint64(k)
 }
 
+// A reference is count uvarint | size uvarint, then either seq u64 (a value
+// in the chunks bucket) or seg u32 | off u64 (a value in a segment), all
+// big-endian.
 func decodeRef(v []byte) (ref, bool) {
 	var r ref
 	var n, m int
 	if r.count, n = binary.Uvarint(v); n <= 0 {
 		return r, false
 	}
-	if r.size, m = binary.Uvarint(v[n:]); m <= 0 || len(v) != n+m+8 {
+	if r.size, m = binary.Uvarint(v[n:]); m <= 0 {
 		return r, false
 	}
-	r.seq = binary.BigEndian.Uint64(v[n+m:])
+	switch rest := v[n+m:]; len(rest) {
+	case 8:
+		r.seq = binary.BigEndian.Uint64(rest)
+	case 12:
+		r.seg, r.off = binary.BigEndian.Uint32(rest), binary.BigEndian.Uint64(rest[4:])
+		if r.seg == 0 {
+			return r, false
+		}
+	default:
+		return r, false
+	}
 	return r, true
 }
 
 func encodeRef(r ref) []byte {
-	b := binary.AppendUvarint(make([]byte, 0, 24), r.count)
+	b := binary.AppendUvarint(make([]byte, 0, 28), r.count)
 	b = binary.AppendUvarint(b, r.size)
-	return binary.BigEndian.AppendUint64(b, r.seq)
-}
-
-// chunkValue returns the stored value of chunk h, or nil.
-func chunkValue(tx *bolt.Tx, h Hash) []byte {
-	r, ok := decodeRef(tx.Bucket(bucketRefs).Get(h[:]))
-	if !ok {
-		return nil
+	if r.seg != 0 {
+		b = binary.BigEndian.AppendUint32(b, r.seg)
+		return binary.BigEndian.AppendUint64(b, r.off)
 	}
-	return getChunk(tx.Bucket(bucketChunks), seqKey(r.seq))
+	return binary.BigEndian.AppendUint64(b, r.seq)
 }
 
 // add counts each distinct non-zero hash of the lists once, by d.
@@ -104,9 +118,9 @@ func (r refDeltas) drop(v []byte) bool {
 // commit (new ones, or rewrites of chunks found corrupt). It returns the
 // first hash that should be present but is not. The values of chunks no
 // longer referenced are passed to free, which deletes them now or later:
-// once its reference is gone a value is an orphan, which sweepOrphans
-// deletes at Open if nothing else does.
-func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc, free func(seq uint64) error) (missing *Hash, err error) {
+// once its reference is gone a value is an orphan, which Open deletes
+// (sweepOrphans) or punches out (openSegments) if nothing else does.
+func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc, free func(chunkLoc) error) (missing *Hash, err error) {
 	refs := tx.Bucket(bucketRefs)
 	keys := make([]Hash, 0, len(r))
 	for h, d := range r {
@@ -121,9 +135,9 @@ func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc, free func(seq ui
 		cur := old
 		loc, put := placed[h]
 		if put {
-			if ok && old.seq != loc.seq {
+			if ok && old.chunkLoc != loc {
 				// A corrupt value is replaced by the fresh copy.
-				if err := free(old.seq); err != nil {
+				if err := free(old.chunkLoc); err != nil {
 					return nil, err
 				}
 			}
@@ -140,7 +154,7 @@ func (r refDeltas) apply(tx *bolt.Tx, placed map[Hash]chunkLoc, free func(seq ui
 				return nil, err
 			}
 			if ok || put {
-				if err := free(cur.seq); err != nil {
+				if err := free(cur.chunkLoc); err != nil {
 					return nil, err
 				}
 			}
@@ -168,8 +182,9 @@ func epochsOf(tx *bolt.Tx, k Key) []uint64 {
 }
 
 // sweep recounts every reference from the manifests that decode, deletes
-// the chunks none of them uses, and then any value no index entry names.
-func sweep(tx *bolt.Tx) error {
+// the chunks none of them uses (passing their segment values to free), and
+// then any bbolt value no index entry names.
+func sweep(tx *bolt.Tx, free func(chunkLoc) error) error {
 	counts := make(map[Hash]uint64)
 	if err := tx.Bucket(bucketManifests).ForEach(func(_, v []byte) error {
 		m, err := decodeManifest(v)
@@ -204,6 +219,11 @@ func sweep(tx *bolt.Tx) error {
 		switch {
 		case !ok || n == 0 || len(k) != len(h):
 			updates = append(updates, upd{k: bytes.Clone(k)})
+			if ok && r.seg != 0 {
+				if err := free(r.chunkLoc); err != nil {
+					return err
+				}
+			}
 		case r.count != n:
 			r.count = n
 			updates = append(updates, upd{k: bytes.Clone(k), v: encodeRef(r)})
@@ -224,14 +244,29 @@ func sweep(tx *bolt.Tx) error {
 	return err
 }
 
-// deleteNow frees chunk values in the transaction that drops their
-// references.
-func deleteNow(tx *bolt.Tx) func(seq uint64) error {
+// freeIn frees the values whose last reference tx drops: one in the
+// chunks bucket at once, one in a segment by adding it to later, for the
+// caller to punch out once tx has committed (segments.free).
+func freeIn(tx *bolt.Tx, later *[]chunkLoc) func(chunkLoc) error {
 	chunks := tx.Bucket(bucketChunks)
-	return func(seq uint64) error { return deleteChunk(chunks, seqKey(seq)) }
+	return func(l chunkLoc) error {
+		if l.seg == 0 {
+			return deleteChunk(chunks, seqKey(l.seq))
+		}
+		*later = append(*later, l)
+		return nil
+	}
 }
 
 // sweepAll runs sweep in its own transaction.
 func (s *Store) sweepAll() error {
-	return s.db.Update(sweep)
+	var dead []chunkLoc
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		dead = dead[:0]
+		return sweep(tx, freeIn(tx, &dead))
+	})
+	if err == nil {
+		s.segs.free(dead)
+	}
+	return err
 }

@@ -14,6 +14,8 @@ import (
 func (s *Store) Latest(k Key, want Binding) (*Manifest, []error, error) {
 	var refused []error
 	var found *Manifest
+	s.segs.readMu.RLock()
+	defer s.segs.readMu.RUnlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		epochs := epochsOf(tx, k)
 		for _, e := range slices.Backward(epochs) {
@@ -72,13 +74,17 @@ func orUnknown(s string) string {
 // Verify checks that every chunk of m is present and that its stored bytes
 // match their checksum. (ReadMemory additionally checks content hashes.)
 func (s *Store) Verify(m *Manifest) error {
+	s.segs.readMu.RLock()
+	defer s.segs.readMu.RUnlock()
 	return s.db.View(func(tx *bolt.Tx) error { return s.verifyIn(tx, m) })
 }
 
+// verifyIn checks m's chunks in tx; the caller holds segs.readMu for
+// reading.
 func (s *Store) verifyIn(tx *bolt.Tx, m *Manifest) error {
 	type item struct {
-		h Hash
-		v []byte
+		h  Hash
+		sv storedValue
 	}
 	seen := make(map[Hash]struct{}, len(m.Chunks)+len(m.FileChunks))
 	var items []item
@@ -91,18 +97,24 @@ func (s *Store) verifyIn(tx *bolt.Tx, m *Manifest) error {
 				continue
 			}
 			seen[h] = struct{}{}
-			v := chunkValue(tx, h)
-			if v == nil {
-				s.markBad(h)
-				return epochErr(m.Key, m.Epoch, ErrCorrupt, "chunk %s is missing: checkpoint is corrupt", short(h[:]))
+			sv, ok := storedValueIn(tx, h)
+			if !ok {
+				return s.missingErr(m, h)
 			}
-			items = append(items, item{h, v})
+			items = append(items, item{h, sv})
 		}
 	}
 	return s.parallel(len(items), func(i int) error {
-		if _, _, err := decodeChunkHeader(items[i].v, m.ChunkSize); err != nil {
-			s.markBad(items[i].h)
-			return chunkErr(m, items[i].h, err)
+		var buf *[]byte
+		v, err := s.load(items[i].sv, &buf)
+		if err == nil {
+			_, _, err = decodeChunkHeader(v, m.ChunkSize)
+		}
+		if buf != nil {
+			s.valBufs.Put(buf)
+		}
+		if err != nil {
+			return s.valueErr(m, items[i].h, err)
 		}
 		return nil
 	})

@@ -21,11 +21,12 @@ type Pending struct {
 	done       chan struct{} // closed when durable or failed
 
 	progress atomic.Int64
-	stats    Stats    // pause-side figures, fixed once Capture returns
-	stored   int64    // written by the writer
-	garbage  []uint64 // chunk values the commit left to free (freeValues)
-	final    Stats    // set before done is closed
-	err      error    // set before done is closed
+	stats    Stats      // pause-side figures, fixed once Capture returns
+	locs     []chunkLoc // where the writer put each job's value; seg 0 if not yet
+	stored   int64      // written by the writer
+	garbage  []chunkLoc // chunk values the commit left to free (freeValues)
+	final    Stats      // set before done is closed
+	err      error      // set before done is closed
 }
 
 // Done is closed when the checkpoint is durable or has failed.
@@ -131,7 +132,7 @@ func (s *Store) writer() {
 			err = s.writeErr(p.m, err)
 		}
 		if err != nil {
-			s.dropOrphans(p)
+			s.segs.rollback()
 		}
 		s.unpin(p)
 		p.final = p.stats
@@ -142,7 +143,7 @@ func (s *Store) writer() {
 		for _, j := range p.jobs {
 			s.bufs.put(j.value)
 		}
-		p.jobs = nil
+		p.jobs, p.locs = nil, nil
 		p.err = err
 		garbage := append(s.garbage, p.garbage...)
 		p.garbage = nil
@@ -153,29 +154,42 @@ func (s *Store) writer() {
 	}
 }
 
-// freeValues deletes the values of chunks that a commit left unreferenced,
-// in a transaction of its own once the checkpoint is durable, so that a
-// checkpoint does not wait for the old epochs it replaces to be freed. It
-// returns what it could not delete, for the next try; a crash leaves them
-// to sweepOrphans.
-func (s *Store) freeValues(seqs []uint64) []uint64 {
-	if len(seqs) == 0 {
+// freeValues frees the values of chunks that a commit left unreferenced,
+// once the checkpoint is durable, so that a checkpoint does not wait for
+// the old epochs it replaces to be freed: values in the chunks bucket in a
+// transaction of its own, values in segments by punching them out. It
+// returns what it could not free, for the next try; a crash leaves them to
+// Open (sweepOrphans, openSegments).
+func (s *Store) freeValues(locs []chunkLoc) []chunkLoc {
+	if len(locs) == 0 {
+		return nil
+	}
+	if err := fail("free:tx"); err != nil {
+		return locs
+	}
+	var inBolt, inSegs []chunkLoc
+	for _, l := range locs {
+		if l.seg == 0 {
+			inBolt = append(inBolt, l)
+		} else {
+			inSegs = append(inSegs, l)
+		}
+	}
+	s.segs.free(inSegs)
+	if len(inBolt) == 0 {
 		return nil
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := fail("free:tx"); err != nil {
-			return err
-		}
 		chunks := tx.Bucket(bucketChunks)
-		for _, seq := range seqs {
-			if err := deleteChunk(chunks, seqKey(seq)); err != nil {
+		for _, l := range inBolt {
+			if err := deleteChunk(chunks, seqKey(l.seq)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return seqs
+		return inBolt
 	}
 	return nil
 }

@@ -125,33 +125,43 @@ func (s *Store) readChunks(m *Manifest, hashes []Hash, dst []byte) error {
 	if cs == 0 || chunkCount(uint64(len(dst)), cs) != uint64(len(hashes)) {
 		return epochErr(m.Key, m.Epoch, ErrCorrupt, "manifest lists %d chunks for %d bytes: checkpoint is corrupt", len(hashes), len(dst))
 	}
+	s.segs.readMu.RLock()
+	defer s.segs.readMu.RUnlock()
 	return s.db.View(func(tx *bolt.Tx) error {
 		type item struct {
-			i int
-			v []byte
+			i  int
+			sv storedValue
 		}
 		items := make([]item, 0, len(hashes))
 		for i, h := range hashes {
 			if h.IsZero() {
 				continue
 			}
-			v := chunkValue(tx, h)
-			if v == nil {
-				s.markBad(h)
-				return epochErr(m.Key, m.Epoch, ErrCorrupt, "chunk %s is missing: checkpoint is corrupt", short(h[:]))
+			sv, ok := storedValueIn(tx, h)
+			if !ok {
+				return s.missingErr(m, h)
 			}
-			items = append(items, item{i, v})
+			items = append(items, item{i, sv})
 		}
 		return s.parallel(len(items), func(n int) error {
 			it := items[n]
 			off := it.i * cs
 			end := min(off+cs, len(dst))
 			h := hashes[it.i]
+			var buf *[]byte
+			defer func() {
+				if buf != nil {
+					s.valBufs.Put(buf)
+				}
+			}()
+			v, err := s.load(it.sv, &buf)
+			if err != nil {
+				return s.valueErr(m, h, err)
+			}
 			scratch := s.scratch.Get().(*[]byte)
 			defer s.scratch.Put(scratch)
-			if err := decodeChunk(it.v, dst[off:end:end], h, s.dec, *scratch); err != nil {
-				s.markBad(h)
-				return chunkErr(m, h, err)
+			if err := decodeChunk(v, dst[off:end:end], h, s.dec, *scratch); err != nil {
+				return s.valueErr(m, h, err)
 			}
 			return nil
 		})

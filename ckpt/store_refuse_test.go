@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/zeebo/xxh3"
-	bolt "go.etcd.io/bbolt"
 )
 
 // twoEpochs stores epochs 1 and 2 of k; epoch 2 changes chunk 1 only.
@@ -44,9 +43,7 @@ func TestRefusals(t *testing.T) {
 		{"missing chunk", func(t *testing.T, s *Store) {
 			m, _ := s.Manifest(k, 2)
 			h := m.Chunks[1]
-			if err := s.db.Update(func(tx *bolt.Tx) error { return deleteChunk(tx.Bucket(bucketChunks), chunkKey(t, s, h)) }); err != nil {
-				t.Fatal(err)
-			}
+			dropValue(t, s, h)
 		}, testBinding, ErrCorrupt, "is missing: checkpoint is corrupt"},
 		{"truncated chunk", func(t *testing.T, s *Store) {
 			m, _ := s.Manifest(k, 2)

@@ -94,7 +94,7 @@ func TestIncrementalAndZero(t *testing.T) {
 	if st.Zero != zero || st.Changed != len(mem)/cs-zero {
 		t.Fatalf("first capture: %+v, want %d zero", st, zero)
 	}
-	if n := bucketLen(t, s, bucketChunks); n != len(distinct) {
+	if n := valueCount(t, s); n != len(distinct) {
 		t.Fatalf("%d chunks stored, want %d distinct non-zero", n, len(distinct))
 	}
 
@@ -110,7 +110,7 @@ func TestIncrementalAndZero(t *testing.T) {
 	epoch := uint64(1)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := bucketLen(t, s, bucketChunks)
+			before := valueCount(t, s)
 			for i, c := range tt.dirty {
 				mem[c*cs+i] ^= 0xa5
 				mem[c*cs+cs-1] ^= byte(epoch)
@@ -120,7 +120,7 @@ func TestIncrementalAndZero(t *testing.T) {
 			if st.Changed != tt.changed || st.BytesCopied != int64(tt.changed*cs) {
 				t.Fatalf("Stats = %+v, want %d changed", st, tt.changed)
 			}
-			if after := bucketLen(t, s, bucketChunks); after > before+tt.changed {
+			if after := valueCount(t, s); after > before+tt.changed {
 				t.Fatalf("chunks %d -> %d, want at most %d new", before, after, tt.changed)
 			}
 			if tt.changed == 0 && st.BytesStored != 0 {
@@ -191,20 +191,24 @@ func TestKeepAndGC(t *testing.T) {
 func cs(s *Store) int { return s.cfg.ChunkSize }
 
 // checkRefs compares the stored reference counts and chunks with a
-// mark-and-sweep over the manifests.
+// mark-and-sweep over the manifests, and checks that every unreferenced
+// value was freed.
 func checkRefs(t *testing.T, s *Store) {
 	t.Helper()
 	s.settle()
 	before := storeDigest(t, s)
-	chunks, refs := bucketLen(t, s, bucketChunks), bucketLen(t, s, bucketRefs)
+	chunks, refs := valueCount(t, s), bucketLen(t, s, bucketRefs)
 	if chunks != refs {
 		t.Fatalf("%d chunks but %d reference counts", chunks, refs)
+	}
+	if n := deadBytes(t, s); n != 0 {
+		t.Fatalf("segments hold %d bytes no reference covers", n)
 	}
 	if err := s.sweepAll(); err != nil {
 		t.Fatal(err)
 	}
 	if after := storeDigest(t, s); after != before {
-		t.Fatalf("a full sweep changed the store: reference counting lost track (%d chunks before, %d after)", chunks, bucketLen(t, s, bucketChunks))
+		t.Fatalf("a full sweep changed the store: reference counting lost track (%d chunks before, %d after)", chunks, valueCount(t, s))
 	}
 }
 

@@ -8,12 +8,19 @@ import (
 // transaction while the rest of a capture is still being compressed.
 var batchBytes = 16 << 20
 
-// writeChunks writes a capture's new chunks in batches as they come out of
-// the compressors, so that compression and the disk overlap. These chunks
-// have no reference count yet: until commit's transaction counts them they
-// are orphans, which a failed capture removes (dropOrphans) and Open sweeps
-// after a crash (sweepOrphans).
+// writeChunks appends a capture's new chunks to the current segment in
+// batches as they come out of the compressors, so that compression and the
+// disk overlap. These values count only once commit's transaction records
+// them: a failed capture truncates them away (segments.rollback), and so
+// does Open after a crash.
 func (s *Store) writeChunks(p *Pending) error {
+	p.locs = make([]chunkLoc, len(p.jobs))
+	if len(p.jobs) == 0 {
+		return nil
+	}
+	if err := s.segs.begin(); err != nil {
+		return err
+	}
 	var batch []int
 	size := 0
 	for {
@@ -56,69 +63,53 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 		return err
 	}
 	bad := s.badSnapshot()
-	type put struct {
-		i   int
-		seq uint64
-	}
-	var wrote []put
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		wrote = wrote[:0]
-		chunks, refs := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs)
+	var todo []int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		refs := tx.Bucket(bucketRefs)
 		for _, i := range batch {
 			j := &p.jobs[i]
-			if _, isBad := bad[j.hash]; !isBad && refs.Get(j.hash[:]) != nil {
-				continue // already stored
+			if _, isBad := bad[j.hash]; isBad || refs.Get(j.hash[:]) == nil {
+				todo = append(todo, i)
 			}
-			seq, err := chunks.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := putChunk(chunks, seq, j.value); err != nil {
-				return err
-			}
-			wrote = append(wrote, put{i, seq})
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, w := range wrote {
-		p.jobs[w.i].wrote, p.jobs[w.i].seq = true, w.seq
-	}
-	return nil
+	return s.writeValues(p, todo)
 }
 
-// dropOrphans removes the chunks a failed capture wrote early; nothing
-// references them.
-func (s *Store) dropOrphans(p *Pending) {
-	var seqs []uint64
-	for _, j := range p.jobs {
-		if j.wrote {
-			seqs = append(seqs, j.seq)
-		}
-	}
-	if len(seqs) == 0 {
-		return
-	}
-	_ = s.db.Update(func(tx *bolt.Tx) error {
-		chunks := tx.Bucket(bucketChunks)
-		for _, seq := range seqs {
-			if err := deleteChunk(chunks, seqKey(seq)); err != nil {
-				return err
-			}
-		}
+// writeValues appends the values of the listed jobs to the current segment
+// and syncs them, recording where each went in p.locs.
+func (s *Store) writeValues(p *Pending, jobs []int) error {
+	if len(jobs) == 0 {
 		return nil
-	})
+	}
+	vals := make([][]byte, len(jobs))
+	for n, i := range jobs {
+		vals[n] = p.jobs[i].value
+	}
+	off, err := s.segs.write(vals)
+	if err != nil {
+		return err
+	}
+	for _, i := range jobs {
+		size := uint64(len(p.jobs[i].value))
+		p.locs[i] = chunkLoc{seg: s.segs.cur, off: uint64(off), size: size}
+		off += int64(size)
+	}
+	return s.segs.sync()
 }
 
-// sweepOrphans deletes chunk values that no index entry points to: left by
-// a crash between a capture's early batches and its commit.
+// sweepOrphans deletes chunk values in the chunks bucket that no index
+// entry points to (left by a crash of an earlier version between a
+// capture's early batches and its commit).
 func sweepOrphans(tx *bolt.Tx) (int, error) {
 	chunks, refs := tx.Bucket(bucketChunks), tx.Bucket(bucketRefs)
 	live := make(map[uint64]struct{}, refs.Stats().KeyN)
 	if err := refs.ForEach(func(_, v []byte) error {
-		if r, ok := decodeRef(v); ok {
+		if r, ok := decodeRef(v); ok && r.seg == 0 {
 			live[r.seq] = struct{}{}
 		}
 		return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,16 +46,51 @@ func copyDir(t *testing.T, from, to string) {
 
 // editStore changes the newest manifest or chunk of a state dir's store
 // behind librahost's back, as a failing disk or a stray process would.
-func editStore(t *testing.T, state string, edit func(tx *bolt.Tx) error) {
+// edit gets the directory of the store's segment files too.
+func editStore(t *testing.T, state string, edit func(tx *bolt.Tx, segDir string) error) {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(state, "ckpt.db"), 0o644, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(edit); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return edit(tx, filepath.Join(state, "ckpt.db.seg")) }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// corruptNewestValue flips the last byte of the chunk value written last:
+// refs maps a chunk hash to count uvarint | size uvarint | segment u32 |
+// offset u64 (big-endian), the value being in segment file %06d.
+func corruptNewestValue(tx *bolt.Tx, segDir string) error {
+	var seg uint32
+	var end uint64
+	err := tx.Bucket([]byte("refs")).ForEach(func(_, v []byte) error {
+		_, n := binary.Uvarint(v)
+		size, m := binary.Uvarint(v[n:])
+		if loc := v[n+m:]; len(loc) == 12 {
+			s, e := binary.BigEndian.Uint32(loc), binary.BigEndian.Uint64(loc[4:])+size
+			if s > seg || (s == seg && e > end) {
+				seg, end = s, e
+			}
+		}
+		return nil
+	})
+	if err != nil || seg == 0 {
+		return fmt.Errorf("no chunk value in a segment (%v)", err)
+	}
+	f, err := os.OpenFile(filepath.Join(segDir, fmt.Sprintf("%06d", seg)), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, int64(end-1)); err != nil {
+		return err
+	}
+	b[0] ^= 0xff
+	_, err = f.WriteAt(b, int64(end-1))
+	return err
 }
 
 func newest(b *bolt.Bucket) ([]byte, []byte) {
@@ -62,8 +98,8 @@ func newest(b *bolt.Bucket) ([]byte, []byte) {
 	return bytes.Clone(k), bytes.Clone(v)
 }
 
-// storeSum hashes every key and value of a store: what a refusal must not
-// change (bbolt's own bookkeeping pages may).
+// storeSum hashes every key and value of a store and its segment files:
+// what a refusal must not change (bbolt's own bookkeeping pages may).
 func storeSum(t *testing.T, state string) [32]byte {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(state, "ckpt.db"), 0o644, &bolt.Options{Timeout: time.Second, ReadOnly: true})
@@ -72,6 +108,11 @@ func storeSum(t *testing.T, state string) [32]byte {
 	}
 	defer db.Close()
 	h := sha256.New()
+	segs, _ := os.ReadDir(filepath.Join(state, "ckpt.db.seg"))
+	for _, e := range segs {
+		h.Write([]byte(e.Name()))
+		h.Write(readAll(t, filepath.Join(state, "ckpt.db.seg", e.Name())))
+	}
 	err = db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			h.Write(name)
@@ -113,22 +154,15 @@ func TestDamagedCheckpoint(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		want string
-		edit func(tx *bolt.Tx) error
+		edit func(tx *bolt.Tx, segDir string) error
 	}{
-		{"corrupt chunk", "corrupt", func(tx *bolt.Tx) error {
-			// chunks: sequence number → a bucket holding the chunk's value.
-			seq, _ := newest(tx.Bucket([]byte("chunks")))
-			b := tx.Bucket([]byte("chunks")).Bucket(seq)
-			k, v := newest(b)
-			v[len(v)-1] ^= 0xff
-			return b.Put(k, v)
-		}},
-		{"truncated manifest", "truncated", func(tx *bolt.Tx) error {
+		{"corrupt chunk", "corrupt", corruptNewestValue},
+		{"truncated manifest", "truncated", func(tx *bolt.Tx, _ string) error {
 			b := tx.Bucket([]byte("manifests"))
 			k, v := newest(b)
 			return b.Put(k, v[:len(v)/2])
 		}},
-		{"format version", "format version 9", func(tx *bolt.Tx) error {
+		{"format version", "format version 9", func(tx *bolt.Tx, _ string) error {
 			b := tx.Bucket([]byte("manifests"))
 			k, v := newest(b)
 			binary.LittleEndian.PutUint32(v[4:], 9)

@@ -91,7 +91,7 @@ func TestJobFallsBackPastDamagedRank(t *testing.T) {
 	newest := strings.Fields(lines[len(lines)-1])[0]
 	// Flip a byte of rank 1's newest manifest.
 	var epoch uint64
-	editStore(t, state, func(tx *bolt.Tx) error {
+	editStore(t, state, func(tx *bolt.Tx, _ string) error {
 		b := tx.Bucket([]byte("manifests"))
 		prefix := append(binary.BigEndian.AppendUint16(nil, 3), "job"...)
 		prefix = binary.BigEndian.AppendUint32(prefix, 1)

@@ -1,0 +1,327 @@
+package ckpt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Chunk values live outside bbolt, in append-only segment files in the
+// directory beside the bbolt file (<path>.seg/000001, 000002, ...). A
+// capture appends its new values to the current segment with one vectored
+// write per batch, straight from the compressors' buffers, and syncs them
+// before the bbolt transaction that references them. That transaction
+// records each value's segment, offset and length in the refs bucket and
+// the segment's new length in the segments bucket; a value counts only
+// once it is committed. Open truncates every segment to its committed
+// length, dropping what a failed or interrupted capture appended.
+//
+// A value whose last reference a transaction drops is punched out of its
+// file (FALLOC_FL_PUNCH_HOLE) once that transaction has committed. A crash
+// in between leaks only the space, until Open punches out every allocated
+// range that no reference covers. A segment left with no referenced value
+// is deleted, unless captures still append to it; captures move on to a
+// new segment once the current one is past segmentMax.
+
+// bucketSegments maps a segment number (u32 big-endian) to its committed
+// length (u64 big-endian).
+var bucketSegments = []byte("segments")
+
+// segmentMax is the size past which captures start a new segment.
+var segmentMax int64 = 4 << 30
+
+// extent is a byte range [off, end) of a segment.
+type extent struct{ off, end int64 }
+
+// segments is the set of a store's segment files.
+type segments struct {
+	dir    string
+	noSync bool
+
+	// readMu is held for reading by every reader of values from before
+	// its bbolt transaction begins until it has read them, and for writing
+	// while values are punched out or segments removed: a value is never
+	// freed under a reader that can still see its reference.
+	readMu sync.RWMutex
+
+	mu    sync.Mutex
+	files map[uint32]*os.File
+	live  map[uint32]int64 // bytes of the values that may be referenced
+	cur   uint32           // the segment captures append to; 0 before the first
+	last  uint32           // highest segment number ever seen
+
+	// Owned by the writer goroutine.
+	curFile   *os.File
+	end       int64 // where cur's next value goes
+	committed int64 // cur's length as last committed
+}
+
+func segmentKey(id uint32) []byte { return binary.BigEndian.AppendUint32(nil, id) }
+
+func (sg *segments) path(id uint32) string {
+	return filepath.Join(sg.dir, fmt.Sprintf("%06d", id))
+}
+
+func parseSegmentName(name string) (uint32, bool) {
+	if len(name) != 6 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(name, 10, 32)
+	return uint32(id), err == nil && id > 0
+}
+
+// openSegments opens the segments in dir inside Open's transaction: it
+// truncates each to its committed length, punches out the ranges no
+// reference covers, and removes the segments (files and entries) no
+// reference uses.
+func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
+	b, err := tx.CreateBucketIfNotExists(bucketSegments)
+	if err != nil {
+		return nil, err
+	}
+	sg := &segments{dir: dir, noSync: noSync, files: make(map[uint32]*os.File), live: make(map[uint32]int64)}
+	lengths := make(map[uint32]int64)
+	if err := b.ForEach(func(k, v []byte) error {
+		if len(k) == 4 && len(v) == 8 {
+			id := binary.BigEndian.Uint32(k)
+			lengths[id] = int64(binary.BigEndian.Uint64(v))
+			sg.last = max(sg.last, id)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	live, err := segmentExtents(tx)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read segment directory: %w", err)
+	}
+	for _, e := range entries {
+		id, ok := parseSegmentName(e.Name())
+		if !ok {
+			continue
+		}
+		sg.last = max(sg.last, id)
+		if err := sg.openOne(id, lengths, live[id]); err != nil {
+			sg.close()
+			return nil, err
+		}
+	}
+	for id := range lengths {
+		if len(live[id]) == 0 {
+			if err := b.Delete(segmentKey(id)); err != nil {
+				sg.close()
+				return nil, err
+			}
+		}
+	}
+	for id, f := range sg.files {
+		if _, recorded := lengths[id]; recorded && id > sg.cur {
+			sg.cur, sg.curFile = id, f
+		}
+	}
+	sg.end, sg.committed = lengths[sg.cur], lengths[sg.cur]
+	return sg, nil
+}
+
+// openOne opens (or removes) segment id at Open; live lists its referenced
+// values in order.
+func (sg *segments) openOne(id uint32, lengths map[uint32]int64, live []extent) error {
+	path := sg.path(id)
+	if len(live) == 0 {
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove unused segment: %w", err)
+		}
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	sg.files[id] = f
+	for _, x := range live {
+		sg.live[id] += x.end - x.off
+	}
+	n, recorded := lengths[id]
+	if !recorded {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	if fi.Size() > n {
+		if err := f.Truncate(n); err != nil {
+			return fmt.Errorf("truncate segment %s to its committed length: %w", path, err)
+		}
+	}
+	dead, err := unreferenced(f, live, n)
+	if err != nil {
+		return nil // no hole support: the space stays
+	}
+	for _, x := range dead {
+		_ = punch(f, x.off, x.end-x.off)
+	}
+	return nil
+}
+
+// segmentExtents lists the referenced values of each segment, in order.
+func segmentExtents(tx *bolt.Tx) (map[uint32][]extent, error) {
+	out := make(map[uint32][]extent)
+	err := tx.Bucket(bucketRefs).ForEach(func(_, v []byte) error {
+		if r, ok := decodeRef(v); ok && r.seg != 0 {
+			out[r.seg] = append(out[r.seg], extent{int64(r.off), int64(r.off + r.size)})
+		}
+		return nil
+	})
+	for _, xs := range out {
+		sortExtents(xs)
+	}
+	return out, err
+}
+
+// begin readies the current segment for a capture's values, starting a
+// new one if there is none or it is past segmentMax. Writer only.
+func (sg *segments) begin() error {
+	if sg.curFile != nil && sg.end < segmentMax {
+		return nil
+	}
+	if err := os.MkdirAll(sg.dir, 0o755); err != nil {
+		return fmt.Errorf("create segment directory: %w", err)
+	}
+	sg.mu.Lock()
+	id := sg.last + 1
+	sg.mu.Unlock()
+	f, err := os.OpenFile(sg.path(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create segment: %w", err)
+	}
+	if !sg.noSync {
+		if err := syncDir(sg.dir); err != nil {
+			f.Close()
+			os.Remove(sg.path(id))
+			return err
+		}
+	}
+	sg.mu.Lock()
+	old := sg.cur
+	sg.files[id], sg.cur, sg.last = f, id, id
+	sg.curFile, sg.end, sg.committed = f, 0, 0
+	sg.removeIfDead(old)
+	sg.mu.Unlock()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync segment directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync segment directory: %w", err)
+	}
+	return nil
+}
+
+// record writes the current segment's new length into tx, if a capture
+// appended to it. Writer only.
+func (sg *segments) record(tx *bolt.Tx) error {
+	if sg.curFile == nil || sg.end == sg.committed {
+		return nil
+	}
+	return tx.Bucket(bucketSegments).Put(segmentKey(sg.cur), binary.BigEndian.AppendUint64(nil, uint64(sg.end)))
+}
+
+// committed is called once the transaction that recorded the appended
+// values has committed. Writer only.
+func (sg *segments) commit() {
+	if sg.end == sg.committed {
+		return
+	}
+	sg.mu.Lock()
+	sg.live[sg.cur] += sg.end - sg.committed
+	sg.mu.Unlock()
+	sg.committed = sg.end
+}
+
+// rollback drops what was appended since the last commit. Writer only.
+func (sg *segments) rollback() {
+	if sg.end == sg.committed {
+		return
+	}
+	_ = sg.curFile.Truncate(sg.committed) // if this fails, Open truncates
+	sg.end = sg.committed
+}
+
+// free punches the values out of their segments, once the transaction that
+// dropped their last references has committed, and removes the segments
+// left with no referenced value. Punching is best effort: a value that
+// stays only takes space until Open punches it again.
+func (sg *segments) free(locs []chunkLoc) {
+	if len(locs) == 0 {
+		return
+	}
+	sg.readMu.Lock()
+	defer sg.readMu.Unlock()
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	byFile := make(map[uint32][]extent)
+	for _, l := range locs {
+		if sg.files[l.seg] != nil {
+			byFile[l.seg] = append(byFile[l.seg], extent{int64(l.off), int64(l.off + l.size)})
+			sg.live[l.seg] -= int64(l.size)
+		}
+	}
+	for id, xs := range byFile {
+		// Neighbours freed together are punched as one range, so that
+		// the blocks they share are freed too. A block shared with a
+		// value freed at another time stays allocated, as zeros, until
+		// the segment is removed (or Open finds it in a wider gap).
+		sortExtents(xs)
+		run := xs[0]
+		for _, x := range xs[1:] {
+			if x.off <= run.end {
+				run.end = max(run.end, x.end)
+				continue
+			}
+			_ = punch(sg.files[id], run.off, run.end-run.off)
+			run = x
+		}
+		_ = punch(sg.files[id], run.off, run.end-run.off)
+		sg.removeIfDead(id)
+	}
+}
+
+// removeIfDead deletes segment id if none of its values is referenced and
+// captures do not append to it. Call with mu held.
+func (sg *segments) removeIfDead(id uint32) {
+	f := sg.files[id]
+	if f == nil || id == sg.cur || sg.live[id] > 0 {
+		return
+	}
+	f.Close()
+	os.Remove(sg.path(id))
+	delete(sg.files, id)
+	delete(sg.live, id)
+}
+
+func (sg *segments) close() {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	for id, f := range sg.files {
+		f.Close()
+		delete(sg.files, id)
+	}
+	sg.curFile = nil
+}
