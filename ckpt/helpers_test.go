@@ -134,10 +134,11 @@ func capture(t testing.TB, s *Store, meta Meta, mem []byte) Stats {
 }
 
 // settle waits until the writer has freed the chunk values the last
-// durable capture left unreferenced.
+// durable capture left unreferenced, and the puncher has punched them out.
 func (s *Store) settle() {
 	s.gcMu.Lock()
 	s.gcMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+	s.segs.freeing.Wait()
 }
 
 // storeDigest hashes every key and value of the file, to show that a read
@@ -426,7 +427,7 @@ func toBoltValues(t testing.TB, s *Store) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.segs.free(moved)
+	s.segs.freeLater(moved)
 	return len(moved)
 }
 

@@ -57,9 +57,18 @@ type segments struct {
 	cur   uint32           // the segment captures append to; 0 before the first
 	last  uint32           // highest segment number ever seen
 
+	// The puncher goroutine frees what freeLater queues, so that neither
+	// the writer nor Delete waits for the file system to free the space.
+	freeMu      sync.Mutex // held while queueing, so that close does not close frees under a sender
+	closed      bool       // guarded by freeMu
+	frees       chan []chunkLoc
+	freeing     sync.WaitGroup // queued batches not yet freed
+	puncherDone chan struct{}
+
 	// Owned by the writer goroutine.
 	curFile   *os.File
 	end       int64 // where cur's next value goes
+	synced    int64 // how much of cur is known durable
 	committed int64 // cur's length as last committed
 }
 
@@ -86,7 +95,9 @@ func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 	if err != nil {
 		return nil, err
 	}
-	sg := &segments{dir: dir, noSync: noSync, files: make(map[uint32]*os.File), live: make(map[uint32]int64)}
+	sg := &segments{dir: dir, noSync: noSync, files: make(map[uint32]*os.File), live: make(map[uint32]int64),
+		frees: make(chan []chunkLoc, 64), puncherDone: make(chan struct{})}
+	go sg.puncher()
 	lengths := make(map[uint32]int64)
 	if err := b.ForEach(func(k, v []byte) error {
 		if len(k) == 4 && len(v) == 8 {
@@ -130,7 +141,7 @@ func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 			sg.cur, sg.curFile = id, f
 		}
 	}
-	sg.end, sg.committed = lengths[sg.cur], lengths[sg.cur]
+	sg.end, sg.synced, sg.committed = lengths[sg.cur], lengths[sg.cur], lengths[sg.cur]
 	return sg, nil
 }
 
@@ -213,12 +224,14 @@ func (sg *segments) begin() error {
 			return err
 		}
 	}
+	sg.readMu.Lock() // the puncher may be punching old
 	sg.mu.Lock()
 	old := sg.cur
 	sg.files[id], sg.cur, sg.last = f, id, id
-	sg.curFile, sg.end, sg.committed = f, 0, 0
+	sg.curFile, sg.end, sg.synced, sg.committed = f, 0, 0, 0
 	sg.removeIfDead(old)
 	sg.mu.Unlock()
+	sg.readMu.Unlock()
 	return nil
 }
 
@@ -261,21 +274,38 @@ func (sg *segments) rollback() {
 		return
 	}
 	_ = sg.curFile.Truncate(sg.committed) // if this fails, Open truncates
-	sg.end = sg.committed
+	sg.end, sg.synced = sg.committed, min(sg.synced, sg.committed)
 }
 
-// free punches the values out of their segments, once the transaction that
-// dropped their last references has committed, and removes the segments
-// left with no referenced value. Punching is best effort: a value that
-// stays only takes space until Open punches it again.
-func (sg *segments) free(locs []chunkLoc) {
+// freeLater queues values to be punched out of their segments; call it
+// once the transaction that dropped their last references has committed.
+// Punching is best effort: a value left (by a crash, or a failure) only
+// takes space until Open punches it out.
+func (sg *segments) freeLater(locs []chunkLoc) {
 	if len(locs) == 0 {
 		return
 	}
-	sg.readMu.Lock()
-	defer sg.readMu.Unlock()
+	sg.freeMu.Lock()
+	defer sg.freeMu.Unlock()
+	if sg.closed {
+		return
+	}
+	sg.freeing.Add(1)
+	sg.frees <- locs
+}
+
+func (sg *segments) puncher() {
+	defer close(sg.puncherDone)
+	for locs := range sg.frees {
+		sg.free(locs)
+		sg.freeing.Done()
+	}
+}
+
+// free punches the values out of their segments and removes the segments
+// left with no referenced value. Puncher only.
+func (sg *segments) free(locs []chunkLoc) {
 	sg.mu.Lock()
-	defer sg.mu.Unlock()
 	byFile := make(map[uint32][]extent)
 	for _, l := range locs {
 		if sg.files[l.seg] != nil {
@@ -283,6 +313,7 @@ func (sg *segments) free(locs []chunkLoc) {
 			sg.live[l.seg] -= int64(l.size)
 		}
 	}
+	sg.mu.Unlock()
 	for id, xs := range byFile {
 		// Neighbours freed together are punched as one range, so that
 		// the blocks they share are freed too. A block shared with a
@@ -295,16 +326,33 @@ func (sg *segments) free(locs []chunkLoc) {
 				run.end = max(run.end, x.end)
 				continue
 			}
-			_ = punch(sg.files[id], run.off, run.end-run.off)
+			sg.punch(id, run)
 			run = x
 		}
-		_ = punch(sg.files[id], run.off, run.end-run.off)
+		sg.punch(id, run)
+		sg.readMu.Lock()
+		sg.mu.Lock()
 		sg.removeIfDead(id)
+		sg.mu.Unlock()
+		sg.readMu.Unlock()
+	}
+}
+
+// punch frees x of segment id, waiting for the readers that may still see
+// a reference to it.
+func (sg *segments) punch(id uint32, x extent) {
+	sg.readMu.Lock()
+	defer sg.readMu.Unlock()
+	sg.mu.Lock()
+	f := sg.files[id]
+	sg.mu.Unlock()
+	if f != nil {
+		_ = punch(f, x.off, x.end-x.off)
 	}
 }
 
 // removeIfDead deletes segment id if none of its values is referenced and
-// captures do not append to it. Call with mu held.
+// captures do not append to it. Call with readMu and mu held.
 func (sg *segments) removeIfDead(id uint32) {
 	f := sg.files[id]
 	if f == nil || id == sg.cur || sg.live[id] > 0 {
@@ -317,6 +365,13 @@ func (sg *segments) removeIfDead(id uint32) {
 }
 
 func (sg *segments) close() {
+	sg.freeMu.Lock()
+	if !sg.closed {
+		sg.closed = true
+		close(sg.frees)
+	}
+	sg.freeMu.Unlock()
+	<-sg.puncherDone
 	sg.mu.Lock()
 	defer sg.mu.Unlock()
 	for id, f := range sg.files {

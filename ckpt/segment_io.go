@@ -74,15 +74,18 @@ func pwritevAll(fd int, bufs [][]byte, off int64) (int64, error) {
 // sync makes what was appended to the current segment durable. Writer
 // only; failpoint "segment:sync".
 func (sg *segments) sync() error {
+	if sg.curFile == nil || sg.end == sg.synced {
+		return nil
+	}
 	if err := fail("segment:sync"); err != nil {
 		return err
 	}
-	if sg.noSync || sg.curFile == nil {
-		return nil
+	if !sg.noSync {
+		if err := unix.Fdatasync(int(sg.curFile.Fd())); err != nil {
+			return fmt.Errorf("sync segment %s: %w", sg.path(sg.cur), err)
+		}
 	}
-	if err := unix.Fdatasync(int(sg.curFile.Fd())); err != nil {
-		return fmt.Errorf("sync segment %s: %w", sg.path(sg.cur), err)
-	}
+	sg.synced = sg.end
 	return nil
 }
 

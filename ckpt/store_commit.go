@@ -32,7 +32,7 @@ func (s *Store) commit(p *Pending) error {
 	ks := s.keyState(m.Key)
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) (txErr error) {
 		newBytes, rewritten, garbage = 0, rewritten[:0], garbage[:0]
 		refs, mans := tx.Bucket(bucketRefs), tx.Bucket(bucketManifests)
 
@@ -76,6 +76,15 @@ func (s *Store) commit(p *Pending) error {
 		if err := s.writeValues(p, tail); err != nil {
 			return err
 		}
+		// The segment syncs while the rest of the transaction is built;
+		// it must be durable before the transaction commits.
+		synced := make(chan error, 1)
+		go func() { synced <- s.segs.sync() }()
+		defer func() {
+			if err := <-synced; err != nil && txErr == nil {
+				txErr = err
+			}
+		}()
 		for i := range p.jobs {
 			j := &p.jobs[i]
 			_, isBad := bad[j.hash]

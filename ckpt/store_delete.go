@@ -25,7 +25,7 @@ func (s *Store) Delete(k Key) error {
 		return fail("delete:tx")
 	})
 	if err == nil {
-		s.segs.free(dead)
+		s.segs.freeLater(dead)
 	}
 	ks.mu.Lock()
 	ks.loaded, ks.base = true, nil
@@ -65,7 +65,7 @@ func (s *Store) DeleteAfter(k Key, epoch uint64) error {
 	if err != nil {
 		return deleteErr(k, "delete after epoch "+itoa(epoch), err)
 	}
-	s.segs.free(dead)
+	s.segs.freeLater(dead)
 	base := s.loadBase(k)
 	ks.mu.Lock()
 	ks.loaded, ks.base = true, base

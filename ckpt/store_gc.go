@@ -266,7 +266,7 @@ func (s *Store) sweepAll() error {
 		return sweep(tx, freeIn(tx, &dead))
 	})
 	if err == nil {
-		s.segs.free(dead)
+		s.segs.freeLater(dead)
 	}
 	return err
 }

@@ -175,7 +175,7 @@ func (s *Store) freeValues(locs []chunkLoc) []chunkLoc {
 			inSegs = append(inSegs, l)
 		}
 	}
-	s.segs.free(inSegs)
+	s.segs.freeLater(inSegs)
 	if len(inBolt) == 0 {
 		return nil
 	}

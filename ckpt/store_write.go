@@ -77,11 +77,14 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 	if err != nil {
 		return err
 	}
-	return s.writeValues(p, todo)
+	if err := s.writeValues(p, todo); err != nil {
+		return err
+	}
+	return s.segs.sync()
 }
 
-// writeValues appends the values of the listed jobs to the current segment
-// and syncs them, recording where each went in p.locs.
+// writeValues appends the values of the listed jobs to the current segment,
+// recording where each went in p.locs; the caller syncs them.
 func (s *Store) writeValues(p *Pending, jobs []int) error {
 	if len(jobs) == 0 {
 		return nil
@@ -99,7 +102,7 @@ func (s *Store) writeValues(p *Pending, jobs []int) error {
 		p.locs[i] = chunkLoc{seg: s.segs.cur, off: uint64(off), size: size}
 		off += int64(size)
 	}
-	return s.segs.sync()
+	return nil
 }
 
 // sweepOrphans deletes chunk values in the chunks bucket that no index
