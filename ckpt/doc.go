@@ -31,18 +31,18 @@
 // and of the segment directory, Path+".seg":
 //
 //	000001, 000002, ...  chunk values, each the chunk header + payload
-//	                     (chunk_codec.go), appended back to back
+//	                     (chunk_codec.go), back to back
 //
 // Chunk values are kept out of bbolt so that a capture writes them with a
 // few large writes straight from the compressors' buffers, instead of
 // bbolt copying each into pages of its own (segment.go). A value counts
 // only once the transaction that records it, and its segment's new
 // length, is committed: Open truncates each segment to its committed
-// length. A value no longer referenced is punched out of its file after
-// the transaction that drops it; Open punches out what a crash left, and a
-// segment with no referenced value is deleted. Stores written by earlier
-// versions kept values in the chunks bucket (store_chunks.go); those are
-// still read, and deleted with the epochs that use them.
+// length. The room of a value no longer referenced is reused by later
+// values (segment_spare.go); Open finds what a crash left unreferenced,
+// and a segment with no referenced value is deleted. Stores written by
+// earlier versions kept values in the chunks bucket (store_chunks.go);
+// those are still read, and deleted with the epochs that use them.
 //
 // Every chunk and manifest carries a checksum. Reads verify them and refuse
 // a corrupt, truncated, foreign or newer-format checkpoint with one clear

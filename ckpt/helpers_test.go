@@ -338,9 +338,9 @@ func valueCount(t testing.TB, s *Store) int {
 	return n
 }
 
-// deadBytes is how much of the segments lies outside every referenced
-// value and still holds data: values that were not punched out. (Punched
-// ranges read as zeros.)
+// deadBytes is how much of the segments no reference covers and the store
+// has lost track of: in the current segment, gaps not on the spare list;
+// in older ones, gaps that still hold data (punched ranges read as zeros).
 func deadBytes(t testing.TB, s *Store) int64 {
 	t.Helper()
 	var total int64
@@ -349,17 +349,35 @@ func deadBytes(t testing.TB, s *Store) int64 {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.segs.mu.Lock()
+		defer s.segs.mu.Unlock()
 		for id, f := range s.segs.files {
 			b, err := os.ReadFile(f.Name())
 			if err != nil {
 				t.Fatal(err)
 			}
-			at := int64(0)
-			for _, x := range append(live[id], extent{int64(len(b)), int64(len(b))}) {
-				if at < x.off && slices.ContainsFunc(b[at:x.off], func(c byte) bool { return c != 0 }) {
-					total += x.off - at
+			var spare, inGaps int64 // spare bytes, and those of them in gaps
+			if id == s.segs.cur {
+				for _, x := range s.segs.spare {
+					spare += x.end - x.off
 				}
-				at = max(at, x.end)
+			}
+			for _, g := range gaps(live[id], int64(len(b))) {
+				switch {
+				case id == s.segs.cur:
+					uncovered := g.end - g.off
+					for _, x := range s.segs.spare {
+						o := max(0, min(g.end, x.end)-max(g.off, x.off))
+						uncovered -= o
+						inGaps += o
+					}
+					total += uncovered
+				case slices.ContainsFunc(b[g.off:g.end], func(c byte) bool { return c != 0 }):
+					total += g.end - g.off
+				}
+			}
+			if spare != inGaps {
+				t.Fatalf("segment %d: %d spare bytes overlap referenced values", id, spare-inGaps)
 			}
 		}
 		return nil

@@ -13,22 +13,25 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Chunk values live outside bbolt, in append-only segment files in the
-// directory beside the bbolt file (<path>.seg/000001, 000002, ...). A
-// capture appends its new values to the current segment with one vectored
-// write per batch, straight from the compressors' buffers, and syncs them
-// before the bbolt transaction that references them. That transaction
+// Chunk values live outside bbolt, in segment files in the directory
+// beside the bbolt file (<path>.seg/000001, 000002, ...). A capture writes
+// its new values into the current segment, in the room freed there
+// (segment_spare.go) and then at its end, with one vectored write per run,
+// straight from the compressors' buffers, and syncs them before the bbolt
+// transaction that references them. That transaction
 // records each value's segment, offset and length in the refs bucket and
 // the segment's new length in the segments bucket; a value counts only
 // once it is committed. Open truncates every segment to its committed
 // length, dropping what a failed or interrupted capture appended.
 //
-// A value whose last reference a transaction drops is punched out of its
-// file (FALLOC_FL_PUNCH_HOLE) once that transaction has committed. A crash
-// in between leaks only the space, until Open punches out every allocated
-// range that no reference covers. A segment left with no referenced value
-// is deleted, unless captures still append to it; captures move on to a
-// new segment once the current one is past segmentMax.
+// A value whose last reference a transaction drops is freed once that
+// transaction has committed: in the current segment its range goes on the
+// spare list, in an older one it is punched out of the file
+// (FALLOC_FL_PUNCH_HOLE). A crash in between leaks only the space, until
+// Open rebuilds the spare list from the gaps between referenced values and
+// punches out older segments' gaps. A segment left with no referenced
+// value is deleted, unless captures still write to it; captures move on to
+// a new segment once the current one is past segmentMax.
 
 // bucketSegments maps a segment number (u32 big-endian) to its committed
 // length (u64 big-endian).
@@ -47,18 +50,19 @@ type segments struct {
 
 	// readMu is held for reading by every reader of values from before
 	// its bbolt transaction begins until it has read them, and for writing
-	// while values are punched out or segments removed: a value is never
-	// freed under a reader that can still see its reference.
+	// while values are freed or segments removed: a value is never freed
+	// under a reader that can still see its reference.
 	readMu sync.RWMutex
 
 	mu    sync.Mutex
 	files map[uint32]*os.File
 	live  map[uint32]int64 // bytes of the values that may be referenced
-	cur   uint32           // the segment captures append to; 0 before the first
+	cur   uint32           // the segment captures write to; 0 before the first
 	last  uint32           // highest segment number ever seen
+	spare []extent         // free ranges of cur, in order (segment_spare.go)
 
 	// The puncher goroutine frees what freeLater queues, so that neither
-	// the writer nor Delete waits for the file system to free the space.
+	// the writer nor Delete waits for readers or for the file system.
 	freeMu      sync.Mutex // held while queueing, so that close does not close frees under a sender
 	closed      bool       // guarded by freeMu
 	frees       chan []chunkLoc
@@ -67,9 +71,11 @@ type segments struct {
 
 	// Owned by the writer goroutine.
 	curFile   *os.File
-	end       int64 // where cur's next value goes
-	synced    int64 // how much of cur is known durable
-	committed int64 // cur's length as last committed
+	end       int64    // cur's length, with what is not committed yet
+	synced    int64    // how much of cur is known durable
+	committed int64    // cur's length as last committed
+	pending   int64    // bytes of values written since the last commit
+	taken     []extent // spare ranges used since the last commit
 }
 
 func segmentKey(id uint32) []byte { return binary.BigEndian.AppendUint32(nil, id) }
@@ -87,9 +93,9 @@ func parseSegmentName(name string) (uint32, bool) {
 }
 
 // openSegments opens the segments in dir inside Open's transaction: it
-// truncates each to its committed length, punches out the ranges no
-// reference covers, and removes the segments (files and entries) no
-// reference uses.
+// truncates each to its committed length, makes the ranges no reference
+// covers the current segment's spare list (and punches them out of older
+// ones), and removes the segments (files and entries) no reference uses.
 func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 	b, err := tx.CreateBucketIfNotExists(bucketSegments)
 	if err != nil {
@@ -142,11 +148,25 @@ func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 		}
 	}
 	sg.end, sg.synced, sg.committed = lengths[sg.cur], lengths[sg.cur], lengths[sg.cur]
+	for id, f := range sg.files {
+		n, recorded := lengths[id]
+		switch {
+		case id == sg.cur:
+			sg.spare = gaps(live[id], n)
+		case recorded:
+			if dead, err := unreferenced(f, live[id], n); err == nil { // else no hole support: the space stays
+				for _, x := range dead {
+					_ = punch(f, x.off, x.end-x.off)
+				}
+			}
+		}
+	}
 	return sg, nil
 }
 
-// openOne opens (or removes) segment id at Open; live lists its referenced
-// values in order.
+// openOne opens segment id at Open and truncates it to its committed
+// length, or removes it if no reference names it; live lists its
+// referenced values in order.
 func (sg *segments) openOne(id uint32, lengths map[uint32]int64, live []extent) error {
 	path := sg.path(id)
 	if len(live) == 0 {
@@ -175,13 +195,6 @@ func (sg *segments) openOne(id uint32, lengths map[uint32]int64, live []extent) 
 		if err := f.Truncate(n); err != nil {
 			return fmt.Errorf("truncate segment %s to its committed length: %w", path, err)
 		}
-	}
-	dead, err := unreferenced(f, live, n)
-	if err != nil {
-		return nil // no hole support: the space stays
-	}
-	for _, x := range dead {
-		_ = punch(f, x.off, x.end-x.off)
 	}
 	return nil
 }
@@ -226,9 +239,14 @@ func (sg *segments) begin() error {
 	}
 	sg.readMu.Lock() // the puncher may be punching old
 	sg.mu.Lock()
-	old := sg.cur
-	sg.files[id], sg.cur, sg.last = f, id, id
+	old, oldFile, spare := sg.cur, sg.curFile, sg.spare
+	sg.files[id], sg.cur, sg.last, sg.spare = f, id, id, nil
 	sg.curFile, sg.end, sg.synced, sg.committed = f, 0, 0, 0
+	if oldFile != nil {
+		for _, x := range spare {
+			_ = punch(oldFile, x.off, x.end-x.off)
+		}
+	}
 	sg.removeIfDead(old)
 	sg.mu.Unlock()
 	sg.readMu.Unlock()
@@ -256,31 +274,31 @@ func (sg *segments) record(tx *bolt.Tx) error {
 	return tx.Bucket(bucketSegments).Put(segmentKey(sg.cur), binary.BigEndian.AppendUint64(nil, uint64(sg.end)))
 }
 
-// committed is called once the transaction that recorded the appended
-// values has committed. Writer only.
+// commit is called once the transaction that recorded the values written
+// since the last commit has committed. Writer only.
 func (sg *segments) commit() {
-	if sg.end == sg.committed {
-		return
+	sg.mu.Lock()
+	sg.live[sg.cur] += sg.pending
+	sg.mu.Unlock()
+	sg.committed, sg.pending, sg.taken = sg.end, 0, nil
+}
+
+// rollback drops what was written since the last commit: it cuts what was
+// appended and returns the spare ranges used. Writer only.
+func (sg *segments) rollback() {
+	if sg.end != sg.committed {
+		_ = sg.curFile.Truncate(sg.committed) // if this fails, Open truncates
+		sg.end, sg.synced = sg.committed, min(sg.synced, sg.committed)
 	}
 	sg.mu.Lock()
-	sg.live[sg.cur] += sg.end - sg.committed
+	sg.addSpare(sg.taken)
 	sg.mu.Unlock()
-	sg.committed = sg.end
+	sg.pending, sg.taken = 0, nil
 }
 
-// rollback drops what was appended since the last commit. Writer only.
-func (sg *segments) rollback() {
-	if sg.end == sg.committed {
-		return
-	}
-	_ = sg.curFile.Truncate(sg.committed) // if this fails, Open truncates
-	sg.end, sg.synced = sg.committed, min(sg.synced, sg.committed)
-}
-
-// freeLater queues values to be punched out of their segments; call it
-// once the transaction that dropped their last references has committed.
-// Punching is best effort: a value left (by a crash, or a failure) only
-// takes space until Open punches it out.
+// freeLater queues values to be freed; call it once the transaction that
+// dropped their last references has committed. A value left (by a crash,
+// or a failure) only takes space until the next Open.
 func (sg *segments) freeLater(locs []chunkLoc) {
 	if len(locs) == 0 {
 		return
@@ -302,10 +320,14 @@ func (sg *segments) puncher() {
 	}
 }
 
-// free punches the values out of their segments and removes the segments
-// left with no referenced value. Puncher only.
+// free adds the values of the current segment to its spare list, punches
+// those of older segments out of their files and removes the segments left
+// with no referenced value. Puncher only.
 func (sg *segments) free(locs []chunkLoc) {
+	sg.readMu.Lock() // no reader that may still see the values is left
+	defer sg.readMu.Unlock()
 	sg.mu.Lock()
+	defer sg.mu.Unlock()
 	byFile := make(map[uint32][]extent)
 	for _, l := range locs {
 		if sg.files[l.seg] != nil {
@@ -313,8 +335,11 @@ func (sg *segments) free(locs []chunkLoc) {
 			sg.live[l.seg] -= int64(l.size)
 		}
 	}
-	sg.mu.Unlock()
 	for id, xs := range byFile {
+		if id == sg.cur {
+			sg.addSpare(xs)
+			continue
+		}
 		// Neighbours freed together are punched as one range, so that
 		// the blocks they share are freed too. A block shared with a
 		// value freed at another time stays allocated, as zeros, until
@@ -326,28 +351,11 @@ func (sg *segments) free(locs []chunkLoc) {
 				run.end = max(run.end, x.end)
 				continue
 			}
-			sg.punch(id, run)
+			_ = punch(sg.files[id], run.off, run.end-run.off)
 			run = x
 		}
-		sg.punch(id, run)
-		sg.readMu.Lock()
-		sg.mu.Lock()
+		_ = punch(sg.files[id], run.off, run.end-run.off)
 		sg.removeIfDead(id)
-		sg.mu.Unlock()
-		sg.readMu.Unlock()
-	}
-}
-
-// punch frees x of segment id, waiting for the readers that may still see
-// a reference to it.
-func (sg *segments) punch(id uint32, x extent) {
-	sg.readMu.Lock()
-	defer sg.readMu.Unlock()
-	sg.mu.Lock()
-	f := sg.files[id]
-	sg.mu.Unlock()
-	if f != nil {
-		_ = punch(f, x.off, x.end-x.off)
 	}
 }
 

@@ -19,26 +19,31 @@ const holeBlock = 4096
 // errValueMissing is a value whose segment, or whose bytes, are gone.
 var errValueMissing = errors.New("value missing")
 
-// write appends vals to the current segment, with one pwritev per
-// maxIovecs values, and returns the offset of the first. Writer only;
-// failpoint "segment:write".
-func (sg *segments) write(vals [][]byte) (int64, error) {
+// write stores vals in the current segment, in its spare ranges or at its
+// end, with one pwritev per run of up to maxIovecs values, and returns the
+// offset of each. Writer only; failpoint "segment:write".
+func (sg *segments) write(vals [][]byte) ([]int64, error) {
 	if err := fail("segment:write"); err != nil {
-		return 0, err
+		return nil, err
 	}
-	start := sg.end
+	offs, runs := sg.place(vals)
 	fd := int(sg.curFile.Fd())
-	at := start
-	for len(vals) > 0 {
-		n := min(len(vals), maxIovecs)
-		next, err := pwritevAll(fd, vals[:n], at)
-		if err != nil {
-			return 0, fmt.Errorf("write segment %s: %w", sg.path(sg.cur), err)
+	for _, r := range runs {
+		at := r.off
+		for vs := r.vals; len(vs) > 0; {
+			n := min(len(vs), maxIovecs)
+			next, err := pwritevAll(fd, vs[:n], at)
+			if err != nil {
+				return nil, fmt.Errorf("write segment %s: %w", sg.path(sg.cur), err)
+			}
+			at, vs = next, vs[n:]
 		}
-		at, vals = next, vals[n:]
+		sg.end = max(sg.end, at)
 	}
-	sg.end = at
-	return start, nil
+	for _, v := range vals {
+		sg.pending += int64(len(v))
+	}
+	return offs, nil
 }
 
 // pwritevAll writes every buffer at off, going on after short writes.

@@ -122,3 +122,56 @@ func TestSegmentWriteError(t *testing.T) {
 		t.Fatalf("Err = %v", err)
 	}
 }
+
+// TestSegmentReusesSpace: values freed in the current segment make room
+// for later ones, so a store that keeps one epoch of memory rewritten in
+// full each time does not grow; a failed capture gives back the room it
+// took.
+func TestSegmentReusesSpace(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Keep = 1
+	s := openTest(t, cfg)
+	k := Key{Job: "reuse"}
+	mem := make([]byte, 256<<10)
+	var epochBytes int64
+	for e := uint64(1); e <= 8; e++ {
+		fillRandom(mem, rand.New(rand.NewPCG(e, 25)))
+		if e == 5 { // fails after writing into the spare ranges
+			setFailpoint(func(n string) error {
+				if n == "commit:manifest" {
+					return errors.New("injected")
+				}
+				return nil
+			})
+			p, err := s.Capture(testMeta(k, e), mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Wait(); err == nil {
+				t.Fatal("capture did not fail")
+			}
+			setFailpoint(nil)
+			checkRefs(t, s)
+		}
+		st := capture(t, s, testMeta(k, e), mem)
+		epochBytes = max(epochBytes, st.BytesStored)
+		m, _, err := s.Latest(k, testBinding)
+		if err != nil || m.Epoch != e || !bytes.Equal(readBack(t, s, m), mem) {
+			t.Fatalf("epoch %d: Latest = %v, %v", e, m, err)
+		}
+		checkRefs(t, s)
+	}
+	fi, err := s.segs.curFile.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 2*epochBytes {
+		t.Fatalf("segment is %d bytes for epochs of %d", fi.Size(), epochBytes)
+	}
+	s.Close()
+	s = openTest(t, cfg)
+	checkRefs(t, s)
+	if len(s.segs.spare) == 0 {
+		t.Fatal("Open found no spare ranges")
+	}
+}

@@ -83,7 +83,7 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 	return s.segs.sync()
 }
 
-// writeValues appends the values of the listed jobs to the current segment,
+// writeValues writes the values of the listed jobs to the current segment,
 // recording where each went in p.locs; the caller syncs them.
 func (s *Store) writeValues(p *Pending, jobs []int) error {
 	if len(jobs) == 0 {
@@ -93,14 +93,12 @@ func (s *Store) writeValues(p *Pending, jobs []int) error {
 	for n, i := range jobs {
 		vals[n] = p.jobs[i].value
 	}
-	off, err := s.segs.write(vals)
+	offs, err := s.segs.write(vals)
 	if err != nil {
 		return err
 	}
-	for _, i := range jobs {
-		size := uint64(len(p.jobs[i].value))
-		p.locs[i] = chunkLoc{seg: s.segs.cur, off: uint64(off), size: size}
-		off += int64(size)
+	for n, i := range jobs {
+		p.locs[i] = chunkLoc{seg: s.segs.cur, off: uint64(offs[n]), size: uint64(len(vals[n]))}
 	}
 	return nil
 }
