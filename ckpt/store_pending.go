@@ -157,7 +157,7 @@ func (s *Store) writer() {
 // freeValues frees the values of chunks that a commit left unreferenced,
 // once the checkpoint is durable, so that a checkpoint does not wait for
 // the old epochs it replaces to be freed: values in the chunks bucket in a
-// transaction of its own, values in segments by punching them out. It
+// transaction of its own, values in segments by the puncher. It
 // returns what it could not free, for the next try; a crash leaves them to
 // Open (sweepOrphans, openSegments).
 func (s *Store) freeValues(locs []chunkLoc) []chunkLoc {

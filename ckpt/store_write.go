@@ -5,14 +5,14 @@ import (
 )
 
 // batchBytes is the least amount of compressed data written in one early
-// transaction while the rest of a capture is still being compressed.
+// batch while the rest of a capture is still being compressed.
 var batchBytes = 16 << 20
 
-// writeChunks appends a capture's new chunks to the current segment in
+// writeChunks writes a capture's new chunks to the current segment in
 // batches as they come out of the compressors, so that compression and the
 // disk overlap. These values count only once commit's transaction records
-// them: a failed capture truncates them away (segments.rollback), and so
-// does Open after a crash.
+// them: a failed capture gives their room back (segments.rollback), and
+// Open does after a crash.
 func (s *Store) writeChunks(p *Pending) error {
 	p.locs = make([]chunkLoc, len(p.jobs))
 	if len(p.jobs) == 0 {
