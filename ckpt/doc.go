@@ -11,7 +11,10 @@
 // checkpoint to the module build that made it.
 //
 // Capture runs while the guest is paused: it hashes memory in parallel,
-// copies the changed chunks and returns. Compression and the durable write
+// copies the changed chunks and returns. With a Meta.Dirty hint (the pages
+// the guest wrote since its last capture, from host/dirty) it hashes only
+// the chunks those pages touch and takes the other hashes from that
+// capture. Compression and the durable write
 // continue in the background; Pending reports when the checkpoint is durable.
 // The values of new chunks are appended to a segment file beside the bbolt
 // file and synced; then their index entries and the manifest are written

@@ -7,10 +7,11 @@ import (
 
 // FormatVersion is the manifest format this build writes. It reads every
 // format from MinFormatVersion on. Format 2 may use S2-compressed chunks
-// (codecS2), which format 1 readers do not know; the manifest layout is
-// the same.
+// (codecS2), which format 1 readers do not know; format 3 chunk values may
+// live in segment files, which earlier readers do not know. The manifest
+// layout is the same.
 const (
-	FormatVersion    = 2
+	FormatVersion    = 3
 	MinFormatVersion = 1
 )
 

@@ -61,7 +61,7 @@ func TestRefusals(t *testing.T) {
 				binary.LittleEndian.PutUint32(v[4:], 9)
 				return resum(v)
 			})
-		}, testBinding, ErrFormat, "format version 9, this librahost reads 1 to 2"},
+		}, testBinding, ErrFormat, "format version 9, this librahost reads 1 to 3"},
 		{"module digest", nil, Binding{ModuleDigest: [32]byte{0x34, 0xcd}}, ErrForeignModule, "made by another build of the module (digest"},
 		{"wazero version", nil, Binding{Wazero: "v9"}, ErrForeignModule, "made with wazero v1.12.0, this host runs v9"},
 		{"go version", nil, Binding{Go: "go9"}, ErrForeignModule, "made with Go go1.26.8, this host runs go9"},

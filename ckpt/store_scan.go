@@ -11,8 +11,6 @@ type chunkJob struct {
 	buf   []byte // chunkHeaderLen spare bytes, then the raw chunk
 	value []byte // the stored value once encoded (buf itself, or a pool buffer)
 	raw   int    // raw length
-	wrote bool   // written to the chunks bucket by an early batch, at seq
-	seq   uint64
 }
 
 type scanResult struct {
