@@ -430,6 +430,7 @@ func (j *jobRun) prepare(rank int, w *Worker) error {
 	}
 	var pos [2]int64
 	var tails [2][]byte
+	var midLine [2]bool
 	if m := j.mans[rank]; m != nil {
 		rc := j.states[rank]
 		err := w.Restore(&State{
@@ -447,12 +448,13 @@ func (j *jobRun) prepare(rank int, w *Worker) error {
 		w.changes.Store(rc.Changes + 1)
 		pos[0], pos[1] = rc.positions()
 		tails = [2][]byte{rc.StdoutTail, rc.StderrTail}
+		midLine = rc.MidLine
 	}
 	for s, o := range j.outs[rank] {
 		if o == nil {
 			continue
 		}
-		if lost := o.restore(pos[s], tails[s]); lost > 0 {
+		if lost := o.restore(pos[s], tails[s], midLine[s]); lost > 0 {
 			fmt.Fprintf(j.cfg.Log, "librahost: warning: rank %d: %d bytes of output were lost (the output ledger does not match the checkpoints)\n", rank, lost)
 		}
 	}

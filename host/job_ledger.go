@@ -172,10 +172,15 @@ func newRankOut(st *jobStream, l *jobLedger, rank, stream int, prefix bool) *ran
 func (o *rankOut) writeGuest(p []byte, pos int64) (int, error) {
 	n := len(p)
 	end := pos + int64(n)
-	if end <= o.next {
-		return n, nil
-	}
 	if pos < o.next {
+		// Bytes printed before a restore, written again: the last of
+		// them says whether the next byte starts a line.
+		if end >= o.next {
+			o.lineStart = p[o.next-pos-1] == '\n'
+		}
+		if end <= o.next {
+			return n, nil
+		}
 		p = p[o.next-pos:]
 	}
 	o.buf = append(o.buf, p...)
@@ -246,16 +251,21 @@ func (o *rankOut) tail() []byte { return bytes.Clone(o.buf) }
 
 // restore sets the rank's place after a restore to a checkpoint at guest
 // position pos that held tail (the guest bytes before pos not emitted
-// then). What was emitted since is not emitted again; what was held and
-// not emitted is. It reports bytes lost for good (a ledger that does not
-// belong to the checkpoints).
-func (o *rankOut) restore(pos int64, tail []byte) (lost int64) {
+// then; midLine: what was emitted before them ended inside a line). What
+// was emitted since is not emitted again; what was held and not emitted
+// is. It reports bytes lost for good (a ledger that does not belong to the
+// checkpoints).
+func (o *rankOut) restore(pos int64, tail []byte, midLine bool) (lost int64) {
 	done := o.counts[1]
-	o.lineStart = true
+	o.lineStart = true // past pos, writeGuest learns it from the bytes written again
 	switch from := pos - int64(len(tail)); {
 	case done >= pos:
 		o.buf, o.next = o.buf[:0], done
 	case done >= from:
+		o.lineStart = !midLine
+		if done > from {
+			o.lineStart = tail[done-from-1] == '\n'
+		}
 		o.buf, o.next = append(o.buf[:0], tail[done-from:]...), pos
 	default:
 		lost = from - done

@@ -189,10 +189,10 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *Capture, comm *transport
 		Comm:    transport.AppendRankState(nil, comm),
 	}
 	if o := j.outs[rank][0]; o != nil {
-		rc.StdoutTail = o.tail()
+		rc.StdoutTail, rc.MidLine[0] = o.tail(), !o.lineStart
 	}
 	if o := j.outs[rank][1]; o != nil {
-		rc.StderrTail = o.tail()
+		rc.StderrTail, rc.MidLine[1] = o.tail(), !o.lineStart
 	}
 	p, err := j.write(rank, epoch, &rc, c, files, c.Globals, c.Asyncify)
 	if err != nil {

@@ -16,15 +16,18 @@ const rankStateVersion = 1
 // it held back (a partial line), the message a too-small receive buffer
 // kept back, and, for a rank whose program had ended, its exit code.
 type rankCheckpoint struct {
-	Version    int                `json:"version"`
-	Ended      bool               `json:"ended,omitempty"`
-	Exit       int                `json:"exit_code,omitempty"`
-	Worker     json.RawMessage    `json:"worker,omitempty"` // hostState; absent when Ended
-	StdoutTail []byte             `json:"stdout_tail,omitempty"`
-	StderrTail []byte             `json:"stderr_tail,omitempty"`
-	Changes    uint64             `json:"inbox_changes,omitempty"`
-	Held       *transport.Message `json:"held,omitempty"`
-	Comm       []byte             `json:"comm"` // transport.AppendRankState
+	Version    int             `json:"version"`
+	Ended      bool            `json:"ended,omitempty"`
+	Exit       int             `json:"exit_code,omitempty"`
+	Worker     json.RawMessage `json:"worker,omitempty"` // hostState; absent when Ended
+	StdoutTail []byte          `json:"stdout_tail,omitempty"`
+	StderrTail []byte          `json:"stderr_tail,omitempty"`
+	// MidLine says, by stream, that what was printed before the tail
+	// ended inside a line (a line longer than a rank holds back).
+	MidLine [2]bool            `json:"mid_line,omitempty"`
+	Changes uint64             `json:"inbox_changes,omitempty"`
+	Held    *transport.Message `json:"held,omitempty"`
+	Comm    []byte             `json:"comm"` // transport.AppendRankState
 }
 
 func decodeRankCheckpoint(b []byte) (*rankCheckpoint, *transport.RankState, error) {
