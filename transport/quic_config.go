@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // QUICConfig configures a QUICTransport. Zero fields take their defaults.
@@ -38,6 +41,35 @@ type QUICConfig struct {
 	// Logf receives one line for each peer that is disconnected for
 	// breaking the protocol. Default log.Printf.
 	Logf func(format string, args ...any)
+	// Shared, if set, is a UDP transport of the host's that this one uses
+	// instead of a socket of its own (Listen is then ignored): its owner
+	// accepts the connections and hands this one those negotiated with
+	// its ALPN (ServeConn). Close leaves Shared open.
+	Shared *quic.Transport
+	// ALPN is the TLS protocol the links are negotiated with; empty means
+	// ALPN, which TLS must offer. Links of several jobs on one Shared
+	// transport each use their own (JobALPN).
+	ALPN string
+}
+
+// JobALPN is the TLS protocol of job's links on a host's shared socket.
+func JobALPN(job string) string { return jobALPNPrefix + job }
+
+// JobFromALPN returns the job of a JobALPN protocol.
+func JobFromALPN(proto string) (string, bool) {
+	job, ok := strings.CutPrefix(proto, jobALPNPrefix)
+	return job, ok && job != ""
+}
+
+const jobALPNPrefix = "librahost-job/1 "
+
+// TuneAcceptConfig sets the receive windows of c, the configuration of a
+// host's shared listener, to what links use.
+func TuneAcceptConfig(c *quic.Config) {
+	c.InitialStreamReceiveWindow = quicRecvInitialWindow
+	c.MaxStreamReceiveWindow = quicStreamWindow
+	c.InitialConnectionReceiveWindow = quicConnInitialWindowSz
+	c.MaxConnectionReceiveWindow = quicConnWindow
 }
 
 const (
@@ -61,8 +93,11 @@ func (c QUICConfig) withDefaults() (QUICConfig, HostID, error) {
 	if c.TLS == nil || len(c.TLS.Certificates) == 0 {
 		return c, "", errors.New("transport: quic: no TLS configuration with a host certificate")
 	}
-	if !slices.Contains(c.TLS.NextProtos, ALPN) {
+	if c.ALPN == "" && !slices.Contains(c.TLS.NextProtos, ALPN) {
 		return c, "", fmt.Errorf("transport: quic: TLS configuration does not offer %s", ALPN)
+	}
+	if len(c.ALPN) > 255 {
+		return c, "", fmt.Errorf("transport: quic: ALPN of %d bytes, at most 255", len(c.ALPN))
 	}
 	cert := c.TLS.Certificates[0]
 	leaf := cert.Leaf

@@ -57,34 +57,42 @@ func ListenQUIC(cfg QUICConfig) (*QUICTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	ua, err := net.ResolveUDPAddr("udp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("transport: quic: listen %s: %v", cfg.Listen, err)
-	}
-	udp, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return nil, fmt.Errorf("transport: quic: listen %s: %v", cfg.Listen, err)
-	}
 	var ib [8]byte
 	if _, err := rand.Read(ib[:]); err != nil {
-		udp.Close()
 		return nil, fmt.Errorf("transport: quic: %v", err)
 	}
 	t := &QUICTransport{
 		cfg:      cfg,
 		self:     self,
 		instance: binary.BigEndian.Uint64(ib[:]),
-		udp:      udp,
 		tlsCfg:   cfg.TLS.Clone(),
 		accepted: make(chan *quicLink, cfg.AcceptQueue),
 		links:    make(map[HostID]*quicLink),
 	}
-	t.tr = &quic.Transport{
-		Conn:              udp,
-		StatelessResetKey: resetKey(cfg.TLS.Certificates[0]),
-		ConnContext:       t.watchHandshake,
+	if cfg.ALPN != "" {
+		t.tlsCfg.NextProtos = []string{cfg.ALPN}
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	if cfg.Shared != nil {
+		t.tr = cfg.Shared
+		return t, nil
+	}
+	ua, err := net.ResolveUDPAddr("udp", cfg.Listen)
+	if err != nil {
+		t.cancel()
+		return nil, fmt.Errorf("transport: quic: listen %s: %v", cfg.Listen, err)
+	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		t.cancel()
+		return nil, fmt.Errorf("transport: quic: listen %s: %v", cfg.Listen, err)
+	}
+	t.udp = udp
+	t.tr = &quic.Transport{
+		Conn:              udp,
+		StatelessResetKey: StatelessResetKey(cfg.TLS.Certificates[0]),
+		ConnContext:       t.watchHandshake,
+	}
 	t.ln, err = t.tr.Listen(t.tlsCfg, t.quicConfig(false))
 	if err != nil {
 		t.cancel()
@@ -96,10 +104,11 @@ func ListenQUIC(cfg QUICConfig) (*QUICTransport, error) {
 	return t, nil
 }
 
-// resetKey derives the stateless reset key from the host's private key, so
-// a restarted host resets its peers' connections to its old process at once
-// instead of leaving them to the idle timeout.
-func resetKey(cert tls.Certificate) *quic.StatelessResetKey {
+// StatelessResetKey derives the stateless reset key of a host's UDP
+// transport from its private key, so that a restarted host resets its
+// peers' connections to its old process at once instead of leaving them
+// to the idle timeout.
+func StatelessResetKey(cert tls.Certificate) *quic.StatelessResetKey {
 	h := sha256.New()
 	h.Write([]byte("librahost quic stateless reset key\x00"))
 	if der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey); err == nil {
@@ -134,7 +143,25 @@ func (t *QUICTransport) quicConfig(dialer bool) *quic.Config {
 }
 
 // Addr returns the UDP address the transport listens on.
-func (t *QUICTransport) Addr() net.Addr { return t.udp.LocalAddr() }
+func (t *QUICTransport) Addr() net.Addr { return t.tr.Conn.LocalAddr() }
+
+// ServeConn takes a connection that the owner of the Shared transport
+// accepted with this transport's ALPN: it answers the link hello and
+// queues the link for Accept.
+func (t *QUICTransport) ServeConn(conn *quic.Conn) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		conn.CloseWithError(quicCodeClosed, "host shutting down")
+		return
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go func() {
+		defer t.wg.Done()
+		t.serve(conn)
+	}()
+}
 
 // HostID returns this host's ID.
 func (t *QUICTransport) HostID() HostID { return t.self }
@@ -389,7 +416,9 @@ func (t *QUICTransport) Close() error {
 	for _, l := range links {
 		l.fail(quicCodeClosed, "host shutting down")
 	}
-	t.ln.Close()
+	if t.ln != nil {
+		t.ln.Close()
+	}
 	t.wg.Wait()
 	for {
 		select {
@@ -399,6 +428,9 @@ func (t *QUICTransport) Close() error {
 		default:
 		}
 		break
+	}
+	if t.udp == nil { // Shared: its owner closes it
+		return nil
 	}
 	err := t.tr.Close()
 	if e := t.udp.Close(); err == nil {

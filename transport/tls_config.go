@@ -11,7 +11,9 @@ import (
 )
 
 // ALPN is the application protocol every librahost host offers and requires
-// on the links that carry guest messages.
+// on the links that carry guest messages. Links on a host's shared socket
+// use one protocol per job instead (JobALPN), the same protocol by
+// another name.
 const ALPN = "librahost/1"
 
 // ControlALPN is the protocol of a host's control connections: job
@@ -106,7 +108,7 @@ func (v *peerVerifier) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return fmt.Errorf("%w: peer sent no certificate", ErrBadCert)
 	}
-	if cs.NegotiatedProtocol != v.alpn {
+	if _, job := JobFromALPN(cs.NegotiatedProtocol); cs.NegotiatedProtocol != v.alpn && !(v.alpn == ALPN && job) {
 		return fmt.Errorf("transport: peer does not speak %s", v.alpn)
 	}
 	leaf := cs.PeerCertificates[0]

@@ -21,8 +21,8 @@ import (
 type Config struct {
 	// Name is the host's ID: its certificate in ClusterDir is used.
 	Name string
-	// Listen is the UDP address of control connections ("host:port");
-	// the transports of jobs listen on the same IP address.
+	// Listen is the UDP address of the host ("host:port"): control
+	// connections and the links of every job use it.
 	Listen     string
 	DataDir    string // modules and the compilation cache
 	ClusterDir string
@@ -91,22 +91,55 @@ func Listen(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: listen %s: %v", cfg.Listen, err)
 	}
-	tr := &quic.Transport{Conn: udp}
-	ln, err := tr.Listen(ctl, controlQUIC())
+	d := &Daemon{
+		cfg:       cfg,
+		tls:       data,
+		clusterID: id,
+		udp:       udp,
+		tr:        &quic.Transport{Conn: udp, StatelessResetKey: transport.StatelessResetKey(data.Certificates[0])},
+		started:   time.Now(),
+		jobs:      make(map[string]*job),
+	}
+	// One socket for everything: control connections, and the links of
+	// every job, each job's under its own ALPN (transport.JobALPN).
+	lc := ctl.Clone()
+	lc.GetConfigForClient = d.tlsForClient(ctl, data)
+	qc := controlQUIC()
+	transport.TuneAcceptConfig(qc)
+	d.ln, err = d.tr.Listen(lc, qc)
 	if err != nil {
 		udp.Close()
 		return nil, fmt.Errorf("node: listen %s: %v", cfg.Listen, err)
 	}
-	return &Daemon{
-		cfg:       cfg,
-		tls:       data,
-		clusterID: id,
-		ln:        ln,
-		udp:       udp,
-		tr:        tr,
-		started:   time.Now(),
-		jobs:      make(map[string]*job),
-	}, nil
+	return d, nil
+}
+
+// tlsForClient picks the TLS configuration of an incoming connection by
+// the protocol it asks for: control, or the links of a job running here.
+func (d *Daemon) tlsForClient(ctl, data *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+		for _, p := range chi.SupportedProtos {
+			if p == transport.ControlALPN {
+				return ctl, nil
+			}
+			if job, ok := transport.JobFromALPN(p); ok && d.jobLinks(job) != nil {
+				c := data.Clone()
+				c.NextProtos = []string{p}
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("node: no control protocol and no job of this host among %q", chi.SupportedProtos)
+	}
+}
+
+// jobLinks returns the link transport of a job running here, or nil.
+func (d *Daemon) jobLinks(id string) *transport.QUICTransport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if j := d.jobs[id]; j != nil {
+		return j.links
+	}
+	return nil
 }
 
 // Addr is the control address the daemon listens on.
@@ -130,6 +163,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 				return nil
 			}
 			return fmt.Errorf("node: %v", err)
+		}
+		if job, ok := transport.JobFromALPN(conn.ConnectionState().TLS.NegotiatedProtocol); ok {
+			if qt := d.jobLinks(job); qt != nil {
+				qt.ServeConn(conn)
+			} else {
+				conn.CloseWithError(1, "the job has ended")
+			}
+			continue
 		}
 		peer, err := transport.PeerHostID(conn.ConnectionState().TLS)
 		if err != nil {

@@ -26,8 +26,9 @@ type job struct {
 	ranks                 []int
 	started               time.Time
 
-	str   *quic.Stream // read by the job's one reader at a time
-	out   msgWriter    // writes to str
+	str   *quic.Stream             // read by the job's one reader at a time
+	links *transport.QUICTransport // on the daemon's socket; set before READY
+	out   msgWriter                // writes to str
 	stop  context.CancelCauseFunc
 	mu    sync.Mutex
 	state string
@@ -139,9 +140,9 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 }
 
 func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module []byte) error {
-	ip, _, _ := net.SplitHostPort(d.Addr().String())
 	qt, err := transport.ListenQUIC(transport.QUICConfig{
-		Listen: net.JoinHostPort(ip, "0"),
+		Shared: d.tr,
+		ALPN:   transport.JobALPN(j.id),
 		TLS:    d.tls,
 		HostID: d.cfg.Name,
 		Logf:   func(format string, args ...any) { d.logf("job %s: "+format, append([]any{j.id}, args...)...) },
@@ -149,7 +150,15 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	if err != nil {
 		return err
 	}
-	defer qt.Close()
+	d.mu.Lock()
+	j.links = qt
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		j.links = nil
+		d.mu.Unlock()
+		qt.Close()
+	}()
 	peers := map[string]chan struct{}{} // peer host → link-down signal
 	for _, h := range p.Placement {
 		if h != d.cfg.Name {

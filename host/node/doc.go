@@ -2,14 +2,16 @@
 // (`librahost host`), the submitter (`librahost submit`) and the status
 // query (`librahost status`).
 //
-// Every host daemon listens for control connections on its --listen UDP
-// address: QUIC with the cluster's mutual TLS (ALPN librahost-ctl/1), so
-// only holders of a certificate from the cluster CA reach it. A
+// Every host daemon listens on one UDP address, --listen: QUIC with the
+// cluster's mutual TLS, so only holders of a certificate from the cluster
+// CA reach it. Control connections ask for ALPN librahost-ctl/1; the links
+// of a job ask for the job's own (transport.JobALPN), and the daemon hands
+// them to that job's transport, which shares the daemon's socket. A
 // submitter connects to each host it names, places rank r on host
 // r mod len(hosts), and drives the job over one stream per host:
 //
 //	submitter → host   PREPARE  job, placement, args, env, the module
-//	host → submitter   READY    the UDP port of the job's transport
+//	host → submitter   READY    the UDP port of the job's links (the host's)
 //	submitter → host   START    every host's transport address
 //	host → submitter   OUTPUT   bytes a local rank wrote to stdout or stderr
 //	host → submitter   EXIT     how each local rank ended
@@ -19,9 +21,8 @@
 //
 // A status query is a stream of its own: STATUS? answered by STATUS.
 //
-// Each job gets a transport of its own (a QUICTransport on the host's
-// address, port chosen by the system) and an Endpoint routing ranks to
-// hosts by the placement; the host with the lower ID dials each pair, and
+// Each job gets a transport of its own (a QUICTransport on the daemon's
+// socket) and an Endpoint routing ranks to hosts by the placement; the host with the lower ID dials each pair, and
 // redials when a link goes down. A host keeps a job's endpoint until END,
 // so that messages its finished ranks sent are still retransmitted until
 // they are acked. A broken control stream (the submitter died, or was
