@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 
@@ -105,6 +106,9 @@ func (sg *segments) read(l chunkLoc, buf *[]byte) ([]byte, error) {
 	if f == nil {
 		return nil, errValueMissing
 	}
+	if l.size > maxValueSize || l.off > math.MaxInt64-maxValueSize {
+		return nil, corruptf("chunk value of %d bytes at %d: index entry is corrupt", l.size, l.off)
+	}
 	b := slices.Grow((*buf)[:0], int(l.size))[:l.size]
 	*buf = b
 	n, err := f.ReadAt(b, int64(l.off))
@@ -191,3 +195,7 @@ func allocated(f *os.File, length int64) ([]extent, error) {
 	}
 	return out, nil
 }
+
+// maxValueSize bounds a stored value: a chunk's header and payload, which
+// compression may make a little larger than the chunk.
+const maxValueSize = chunkHeaderLen + 2*maxChunkSize

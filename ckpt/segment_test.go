@@ -175,3 +175,37 @@ func TestSegmentReusesSpace(t *testing.T) {
 		t.Fatal("Open found no spare ranges")
 	}
 }
+
+// An index entry whose value is absurdly large or far is refused as
+// corrupt, in one line, without an attempt to allocate or read it.
+func TestCorruptIndexEntry(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	k := Key{Job: "idx"}
+	mem := genMemory(256<<10, 5) // four 64 KiB regions, not all zero
+	capture(t, s, testMeta(k, 1), mem)
+	m, err := s.Manifest(k, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h Hash
+	for _, c := range m.Chunks {
+		if c != (Hash{}) {
+			h = c
+			break
+		}
+	}
+	for _, huge := range []struct{ size, off uint64 }{{1 << 62, 0}, {100, 1<<63 - 10}} {
+		mutateValue(t, s, bucketRefs, h[:], func(v []byte) []byte {
+			r, ok := decodeRef(v)
+			if !ok || r.seg == 0 {
+				t.Fatalf("chunk %x is not in a segment", h)
+			}
+			r.size, r.off = huge.size, huge.off
+			return encodeRef(r)
+		})
+		err := s.ReadMemory(m, make([]byte, m.MemSize))
+		if !errors.Is(err, ErrCorrupt) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("size %d at %d: %v", huge.size, huge.off, err)
+		}
+	}
+}
