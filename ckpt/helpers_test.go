@@ -450,3 +450,13 @@ func toBoltValues(t testing.TB, s *Store) int {
 }
 
 func nil2rand() *rand.Rand { return rand.New(rand.NewPCG(3, 4)) }
+
+// putChunk stores a value in the chunks bucket as earlier versions did
+// (store_chunks.go), for tests of stores they wrote.
+func putChunk(chunks *bolt.Bucket, seq uint64, value []byte) error {
+	b, err := chunks.CreateBucket(seqKey(seq))
+	if err != nil {
+		return err
+	}
+	return b.Put(chunkValueKey, value)
+}

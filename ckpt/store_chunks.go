@@ -21,14 +21,6 @@ import (
 // chunkValueKey is the key of the value inside a chunk's bucket.
 var chunkValueKey = []byte{0}
 
-func putChunk(chunks *bolt.Bucket, seq uint64, value []byte) error {
-	b, err := chunks.CreateBucket(seqKey(seq))
-	if err != nil {
-		return err
-	}
-	return b.Put(chunkValueKey, value)
-}
-
 // getChunk returns the value stored under key in the chunks bucket, or nil.
 func getChunk(chunks *bolt.Bucket, key []byte) []byte {
 	if b := chunks.Bucket(key); b != nil {

@@ -58,17 +58,17 @@ func (s *Store) commit(p *Pending) error {
 		}
 		bad := s.badSnapshot()
 		placed := make(map[Hash]chunkLoc, len(p.jobs))
-		var tail []int // not written by an early batch
+		var ours, tail []int // values this capture stores; of which not written by an early batch
 		for i := range p.jobs {
 			j := &p.jobs[i]
-			_, isBad := bad[j.hash]
-			if !isBad && refs.Get(j.hash[:]) != nil {
+			if _, isBad := bad[j.hash]; !isBad && refs.Get(j.hash[:]) != nil {
 				if p.locs[i].seg != 0 {
 					// Stored meanwhile: our copy is freed after the commit.
 					garbage = append(garbage, p.locs[i])
 				}
 				continue
 			}
+			ours = append(ours, i)
 			if p.locs[i].seg == 0 {
 				tail = append(tail, i)
 			}
@@ -85,13 +85,9 @@ func (s *Store) commit(p *Pending) error {
 				txErr = err
 			}
 		}()
-		for i := range p.jobs {
+		for _, i := range ours {
 			j := &p.jobs[i]
-			_, isBad := bad[j.hash]
-			if p.locs[i].seg == 0 || (!isBad && refs.Get(j.hash[:]) != nil) {
-				continue
-			}
-			if isBad {
+			if _, isBad := bad[j.hash]; isBad {
 				rewritten = append(rewritten, j.hash)
 			}
 			placed[j.hash] = p.locs[i]
