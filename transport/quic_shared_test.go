@@ -3,7 +3,6 @@ package transport
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -29,17 +28,7 @@ func newSharedHost(t *testing.T, c *quicCluster, host string) *sharedHost {
 	}
 	base := c.tls(t, host)
 	h := &sharedHost{tr: &quic.Transport{Conn: udp, StatelessResetKey: StatelessResetKey(base.Certificates[0])}, jobs: map[string]*QUICTransport{}}
-	lc := base.Clone()
-	lc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
-		for _, p := range chi.SupportedProtos {
-			if job, ok := JobFromALPN(p); ok && h.job(job) != nil {
-				jc := base.Clone()
-				jc.NextProtos = []string{p}
-				return jc, nil
-			}
-		}
-		return nil, errors.New("no such job")
-	}
+	lc := SharedListenTLS(nil, base, func(job string) bool { return h.job(job) != nil })
 	qc := &quic.Config{MaxIncomingStreams: 1}
 	TuneAcceptConfig(qc)
 	ln, err := h.tr.Listen(lc, qc)

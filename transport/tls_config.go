@@ -178,3 +178,25 @@ func ClusterID(cfg *tls.Config) (string, error) {
 	}
 	return clusterIDOf(leaf)
 }
+
+// SharedListenTLS is the TLS configuration of a host's shared socket: a
+// connection that asks for ControlALPN gets control (unless it is nil),
+// one that asks for the JobALPN of a job that hasJob reports gets data
+// with that protocol, and any other is refused.
+func SharedListenTLS(control, data *tls.Config, hasJob func(job string) bool) *tls.Config {
+	c := data.Clone()
+	c.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+		for _, p := range chi.SupportedProtos {
+			if p == ControlALPN && control != nil {
+				return control, nil
+			}
+			if job, ok := JobFromALPN(p); ok && hasJob(job) {
+				jc := data.Clone()
+				jc.NextProtos = []string{p}
+				return jc, nil
+			}
+		}
+		return nil, fmt.Errorf("transport: no protocol of this host among %q", chi.SupportedProtos)
+	}
+	return c
+}

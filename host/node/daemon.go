@@ -102,8 +102,7 @@ func Listen(cfg Config) (*Daemon, error) {
 	}
 	// One socket for everything: control connections, and the links of
 	// every job, each job's under its own ALPN (transport.JobALPN).
-	lc := ctl.Clone()
-	lc.GetConfigForClient = d.tlsForClient(ctl, data)
+	lc := transport.SharedListenTLS(ctl, data, func(job string) bool { return d.jobLinks(job) != nil })
 	qc := controlQUIC()
 	transport.TuneAcceptConfig(qc)
 	d.ln, err = d.tr.Listen(lc, qc)
@@ -112,24 +111,6 @@ func Listen(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("node: listen %s: %v", cfg.Listen, err)
 	}
 	return d, nil
-}
-
-// tlsForClient picks the TLS configuration of an incoming connection by
-// the protocol it asks for: control, or the links of a job running here.
-func (d *Daemon) tlsForClient(ctl, data *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
-	return func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
-		for _, p := range chi.SupportedProtos {
-			if p == transport.ControlALPN {
-				return ctl, nil
-			}
-			if job, ok := transport.JobFromALPN(p); ok && d.jobLinks(job) != nil {
-				c := data.Clone()
-				c.NextProtos = []string{p}
-				return c, nil
-			}
-		}
-		return nil, fmt.Errorf("node: no control protocol and no job of this host among %q", chi.SupportedProtos)
-	}
 }
 
 // jobLinks returns the link transport of a job running here, or nil.

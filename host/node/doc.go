@@ -22,10 +22,11 @@
 // A status query is a stream of its own: STATUS? answered by STATUS.
 //
 // Each job gets a transport of its own (a QUICTransport on the daemon's
-// socket) and an Endpoint routing ranks to hosts by the placement; the host with the lower ID dials each pair, and
-// redials when a link goes down. A host keeps a job's endpoint until END,
-// so that messages its finished ranks sent are still retransmitted until
-// they are acked. A broken control stream (the submitter died, or was
-// stopped) cancels the job on that host. Checkpoints of multi-host jobs
+// socket) and an Endpoint routing ranks to hosts by the placement; the
+// host with the lower ID dials each pair, and redials when a link goes
+// down. A host keeps a job's endpoint until END, so that messages its
+// finished ranks sent are still retransmitted until they are acked. A
+// broken control stream (the submitter died, or was stopped) cancels the
+// job on that host. Checkpoints of multi-host jobs
 // come with the coordinated-checkpoint protocol.
 package node
