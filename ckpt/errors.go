@@ -26,6 +26,10 @@ var (
 	// ErrWrite: a checkpoint could not be made durable (disk full, I/O
 	// error); earlier epochs are untouched.
 	ErrWrite = errors.New("ckpt: checkpoint write failed")
+	// ErrIndexDamaged: the store's index (the bbolt file) is damaged, so
+	// no checkpoint in it can be trusted to be found; Repair rebuilds it
+	// from what is readable.
+	ErrIndexDamaged = errors.New("ckpt: checkpoint index is damaged")
 	// ErrClosed: the Store was closed.
 	ErrClosed = errors.New("ckpt: store is closed")
 )

@@ -121,18 +121,9 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("ckpt: create store directory: %w", err)
 	}
-	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
-		Timeout:         openTimeout,
-		NoFreelistSync:  true,
-		FreelistType:    bolt.FreelistMapType,
-		InitialMmapSize: initialMmapSize,
-		NoSync:          cfg.NoSync,
-	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, &storeError{kind: ErrInUse, msg: fmt.Sprintf("ckpt: store %s is in use by another process", cfg.Path)}
-	}
+	db, err := openBolt(cfg.Path, cfg.NoSync)
 	if err != nil {
-		return nil, fmt.Errorf("ckpt: open store %s: %w", cfg.Path, err)
+		return nil, err
 	}
 	var segs *segments
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -201,6 +192,36 @@ func Open(cfg Config) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// openBolt opens the index once checkIndex has found it sound: bbolt
+// itself walks every page at Open (NoFreelistSync), trusting what it
+// reads.
+func openBolt(path string, noSync bool) (db *bolt.DB, err error) {
+	if err := checkIndexLocked(path); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// bbolt panics in this goroutine if its walk of the pages
+		// reports damage that checkIndex missed.
+		if r := recover(); r != nil {
+			db, err = nil, indexDamaged(path, fmt.Errorf("%v", r))
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         openTimeout,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
+		NoSync:          noSync,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, &storeError{kind: ErrInUse, msg: fmt.Sprintf("ckpt: store %s is in use by another process", path)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ckpt: open store %s: %w", path, err)
+	}
+	return db, nil
 }
 
 func windowFor(chunkSize int) int {
