@@ -165,3 +165,23 @@ func TestGoWorkVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainInputsWithoutClang: without clang-14 the test setup reports the
+// missing tool for the one guest that needs it instead of panicking.
+func TestPlainInputsWithoutClang(t *testing.T) {
+	defer func(lp func(string) (string, error)) { lookPath = lp }(lookPath)
+	lookPath = func(name string) (string, error) {
+		if name == "clang-14" {
+			return "", exec.ErrNotFound
+		}
+		return exec.LookPath(name)
+	}
+	errs := makePlainInputs(testDir)
+	if err := errs["wasm-go"]; err != nil {
+		t.Errorf("wasm-go: %v", err)
+	}
+	err := errs["wasm-c"]
+	if !errors.Is(err, ErrToolMissing) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("wasm-c: %v, want one line naming the missing clang-14", err)
+	}
+}

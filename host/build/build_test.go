@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,41 +83,57 @@ int main(void) { printf("two files %d\n", part(21)); return 0; }
 `
 
 func write(path, text string) {
+	if err := writeFile(path, text); err != nil {
+		panic(err)
+	}
+}
+
+func writeFile(path, text string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		panic(err)
+		return err
 	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		panic(err)
-	}
+	return os.WriteFile(path, []byte(text), 0o644)
 }
 
+// TestMain builds the test guests. A missing toolchain fails only the
+// tests whose guests need it, each in one line (getGuest).
 func TestMain(m *testing.M) {
-	var err error
-	testDir, err = os.MkdirTemp("", "build-test-")
-	if err != nil {
-		panic(err)
-	}
-	code := func() int {
-		defer os.RemoveAll(testDir)
-		setup()
-		return m.Run()
-	}()
-	os.Exit(code)
+	os.Exit(testMain(m))
 }
 
-func setup() {
+func testMain(m *testing.M) int {
+	var err error
+	if testDir, err = os.MkdirTemp("", "build-test-"); err != nil {
+		fmt.Fprintln(os.Stderr, "build tests:", err)
+		return 1
+	}
+	defer os.RemoveAll(testDir)
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, "build tests:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func setup() error {
 	d := testDir
-	write(filepath.Join(d, "gomod/go.mod"), "module example.com/gomod\n\ngo 1.26\n")
-	write(filepath.Join(d, "gomod/cmd/hello/main.go"), goMain)
-	write(filepath.Join(d, "gosdk/go.mod"), "module gosdk\n\ngo 1.26\n")
-	write(filepath.Join(d, "gosdk/main.go"), goMainSDK)
-	write(filepath.Join(d, "nomod/hello/main.go"), goMain)
-	write(filepath.Join(d, "nomod/hello/main_test.go"), "package main\n")
-	write(filepath.Join(d, "c/hello.c"), cMain)
-	write(filepath.Join(d, "c/main2.c"), cMain2)
-	write(filepath.Join(d, "c/part.c"), cPart)
-	write(filepath.Join(d, "plain/go.mod"), "module plain\n\ngo 1.26\n")
-	write(filepath.Join(d, "plain/main.go"), goMainSmall)
+	for _, f := range []struct{ path, text string }{
+		{"gomod/go.mod", "module example.com/gomod\n\ngo 1.26\n"},
+		{"gomod/cmd/hello/main.go", goMain},
+		{"gosdk/go.mod", "module gosdk\n\ngo 1.26\n"},
+		{"gosdk/main.go", goMainSDK},
+		{"nomod/hello/main.go", goMain},
+		{"nomod/hello/main_test.go", "package main\n"},
+		{"c/hello.c", cMain},
+		{"c/main2.c", cMain2},
+		{"c/part.c", cPart},
+		{"plain/go.mod", "module plain\n\ngo 1.26\n"},
+		{"plain/main.go", goMainSmall},
+	} {
+		if err := writeFile(filepath.Join(d, f.path), f.text); err != nil {
+			return err
+		}
+	}
 
 	cache := filepath.Join(d, "cache")
 	jobs := map[string][]string{
@@ -128,22 +145,13 @@ func setup() {
 		"wasm-go":  {filepath.Join(d, "plain/plain.wasm")},
 		"wasm-c":   {filepath.Join(d, "plain/c.wasm")},
 	}
-	// Plain command modules as .wasm inputs: a Go build and a clang build.
-	plainGo := exec.Command("go", "build", "-o", "plain.wasm", ".")
-	plainGo.Dir = filepath.Join(d, "plain")
-	plainGo.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off")
-	plainC := exec.Command("/usr/bin/clang-14", "--target=wasm32-wasi", "--sysroot=/usr", "-O2",
-		"-o", filepath.Join(d, "plain/c.wasm"), filepath.Join(d, "c/main2.c"), filepath.Join(d, "c/part.c"))
-	for _, cmd := range []*exec.Cmd{plainGo, plainC} {
-		if out, err := cmd.CombinedOutput(); err != nil {
-			panic(fmt.Sprintf("%v: %v\n%s", cmd.Args, err, out))
-		}
-	}
+	plainErr := makePlainInputs(d)
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for name, inputs := range jobs {
-		if inputs == nil {
+		if err := plainErr[name]; err != nil {
+			built[name] = &guest{err: fmt.Errorf("making the input module: %w", err)}
 			continue
 		}
 		wg.Add(1)
@@ -155,9 +163,10 @@ func setup() {
 			start := time.Now()
 			_, g.err = Build(context.Background(), inputs, Config{Out: g.out, Stderr: &stderr, CacheDir: cache})
 			g.took = time.Since(start)
-			if g.err != nil {
-				g.err = fmt.Errorf("%v\n%s", g.err, stderr.String())
-			} else {
+			switch {
+			case g.err != nil && stderr.Len() > 0:
+				g.err = fmt.Errorf("%w\n%s", g.err, stderr.String())
+			case g.err == nil:
 				g.wasm, g.err = os.ReadFile(g.out)
 			}
 			mu.Lock()
@@ -166,6 +175,36 @@ func setup() {
 		}()
 	}
 	wg.Wait()
+	return nil
+}
+
+// makePlainInputs makes the plain command modules used as .wasm inputs, a
+// Go build and a clang build. A module that cannot be made is an error in
+// its guest's entry, so that only the tests using it fail, in one line.
+func makePlainInputs(d string) map[string]error {
+	errs := map[string]error{}
+	plainGo := exec.Command("go", "build", "-o", "plain.wasm", ".")
+	plainGo.Dir = filepath.Join(d, "plain")
+	plainGo.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off")
+	errs["wasm-go"] = runTool(plainGo)
+	tools, err := findClang()
+	if err != nil {
+		errs["wasm-c"] = err
+		return errs
+	}
+	errs["wasm-c"] = runTool(exec.Command(tools.clang, "--target=wasm32-wasi", "--sysroot="+wasiSysroot, "-O2",
+		"-o", filepath.Join(d, "plain/c.wasm"), filepath.Join(d, "c/main2.c"), filepath.Join(d, "c/part.c")))
+	return errs
+}
+
+// runTool runs cmd; a failure is one line with the command's first line of output.
+func runTool(cmd *exec.Cmd) error {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return fmt.Errorf("%s: %v: %s", strings.Join(cmd.Args[:min(len(cmd.Args), 2)], " "), err, first)
+	}
+	return nil
 }
 
 func getGuest(t *testing.T, name string) *guest {
