@@ -50,5 +50,15 @@
 // Every chunk and manifest carries a checksum. Reads verify them and refuse
 // a corrupt, truncated, foreign or newer-format checkpoint with one clear
 // line that wraps one of the package's sentinel errors; Latest falls back to
-// the newest epoch that is fully valid.
+// the newest epoch that is fully valid. Scrub reads and decodes every
+// chunk and says which epochs are usable (store_verify.go).
+//
+// bbolt trusts the pages it reads, so Open first walks the tree bbolt will
+// use with plain reads (index_check.go) and refuses a damaged or cut-short
+// index with ErrIndexDamaged instead of letting bbolt panic or fault.
+// Repair (index_repair.go) then salvages what is readable into a fresh
+// index: manifests and commit records by their checksums, chunk locations
+// whose segment values decode to their hash, from either meta page's tree
+// and from every leaf page of the file; epochs with a lost chunk are
+// dropped, and the damaged file is kept beside the new one.
 package ckpt

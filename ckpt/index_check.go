@@ -200,20 +200,27 @@ func checkIndexLocked(path string) error {
 		return fmt.Errorf("ckpt: open store %s: %w", path, err)
 	}
 	defer f.Close()
-	deadline := time.Now().Add(openTimeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if err != syscall.EWOULDBLOCK {
-			return fmt.Errorf("ckpt: lock store %s: %w", path, err)
-		}
-		if time.Now().After(deadline) {
-			return &storeError{kind: ErrInUse, msg: fmt.Sprintf("ckpt: store %s is in use by another process", path)}
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := lockFile(f, path); err != nil {
+		return err
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return checkIndex(path)
+}
+
+// flockWait takes an exclusive lock on f, waiting up to openTimeout as
+// bbolt does; ErrInUse if another holds it.
+func flockWait(f *os.File) error {
+	deadline := time.Now().Add(openTimeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case err != syscall.EWOULDBLOCK:
+			return err
+		case time.Now().After(deadline):
+			return ErrInUse
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

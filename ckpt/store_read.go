@@ -13,13 +13,7 @@ import (
 func (s *Store) Keys() ([]Key, error) {
 	var out []Key
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketManifests).Cursor()
-		for key, _ := c.First(); key != nil; key, _ = c.Next() {
-			k, _, ok := parseManifestKey(key)
-			if ok && (len(out) == 0 || out[len(out)-1] != k) {
-				out = append(out, k)
-			}
-		}
+		out = keysIn(tx)
 		return nil
 	})
 	return out, err
