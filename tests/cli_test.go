@@ -15,8 +15,15 @@ import (
 // lh runs librahost and returns its stdout, stderr and exit code.
 func lh(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return lhIn(t, "", args...)
+}
+
+// lhIn runs librahost in directory dir ("" for the test's own).
+func lhIn(t *testing.T, dir string, args ...string) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd := exec.Command(librahost, args...)
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0
@@ -65,15 +72,65 @@ func TestRunExitCode(t *testing.T) {
 	}
 }
 
-func TestPlainModule(t *testing.T) {
-	dir := t.TempDir()
-	wasm := filepath.Join(dir, "plain.wasm")
-	cmd := exec.Command("go", "build", "-o", wasm, ".")
+// plainWasm builds testdata/plain as an ordinary wasip1 command at path.
+func plainWasm(t *testing.T, path string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", path, ".")
 	cmd.Dir = "testdata/plain"
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
+}
+
+// Inputs and outputs given as relative paths, as the README's examples
+// give them, are taken against the current directory for every kind of
+// input.
+func TestBuildRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	plainWasm(t, filepath.Join(dir, "plain.wasm"))
+	copyFile(t, "testdata/exit3.c", filepath.Join(dir, "exit3.c"))
+	os.Mkdir(filepath.Join(dir, "pkg"), 0o755)
+	copyFile(t, "testdata/plain/main.go", filepath.Join(dir, "pkg", "main.go"))
+	copyFile(t, "testdata/plain/go.mod", filepath.Join(dir, "pkg", "go.mod"))
+	os.Mkdir(filepath.Join(dir, "out"), 0o755)
+	for _, tc := range []struct {
+		args []string
+		out  string // the module written, relative to dir
+		runs string // what it prints
+		code int
+	}{
+		{[]string{"-o", "out/w.wasm", "plain.wasm"}, "out/w.wasm", "plain module ran\n", 0},
+		{[]string{"plain.wasm"}, "plain.libra.wasm", "plain module ran\n", 0},
+		{[]string{"-o", "out/c.wasm", "exit3.c"}, "out/c.wasm", "exiting with 3\n", 3},
+		{[]string{"-o", "out/g.wasm", "./pkg"}, "out/g.wasm", "plain module ran\n", 0},
+	} {
+		stdout, stderr, code := lhIn(t, dir, append([]string{"build"}, tc.args...)...)
+		if code != 0 || stdout != tc.out+"\n" {
+			t.Fatalf("build %v: exit %d, stdout %q\n%s", tc.args, code, stdout, stderr)
+		}
+		stdout, stderr, code = lhIn(t, dir, "run", tc.out)
+		if code != tc.code || stdout != tc.runs {
+			t.Fatalf("run %s: exit %d, stdout %q\n%s", tc.out, code, stdout, stderr)
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err == nil {
+		err = os.WriteFile(to, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPlainModule(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "plain.wasm")
+	plainWasm(t, wasm)
 	out, stderr, code := lh(t, "run", wasm)
 	if code != 0 || out != "plain module ran\n" {
 		t.Fatalf("exit %d, stdout %q", code, out)

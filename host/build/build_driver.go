@@ -52,6 +52,12 @@ func Build(ctx context.Context, inputs []string, cfg Config) (out string, err er
 	if err != nil {
 		return "", err
 	}
+	// The toolchains run in other directories (wasm-opt in the work
+	// directory, go in the package's): they get absolute paths.
+	abs, err := absPaths(inputs)
+	if err != nil {
+		return "", err
+	}
 	work, err := os.MkdirTemp("", "librahost-build-")
 	if err != nil {
 		return "", fmt.Errorf("build: %v", err)
@@ -62,11 +68,11 @@ func Build(ctx context.Context, inputs []string, cfg Config) (out string, err er
 	var info Info
 	switch kind {
 	case inputGo:
-		wasm, info, err = buildGo(ctx, inputs[0], work, &cfg)
+		wasm, info, err = buildGo(ctx, abs[0], work, &cfg)
 	case inputC:
-		wasm, info, err = buildC(ctx, inputs, work, &cfg)
+		wasm, info, err = buildC(ctx, abs, work, &cfg)
 	default:
-		wasm, info, err = buildWasm(ctx, inputs[0], work, &cfg)
+		wasm, info, err = buildWasm(ctx, abs[0], work, &cfg)
 	}
 	if err != nil {
 		return "", err
@@ -80,6 +86,19 @@ func Build(ctx context.Context, inputs []string, cfg Config) (out string, err er
 	}
 	if err := writeOut(out, wasm, inputs); err != nil {
 		return "", err
+	}
+	return out, nil
+}
+
+// absPaths returns paths made absolute against the current directory.
+func absPaths(paths []string) ([]string, error) {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("build: %v", err)
+		}
+		out[i] = a
 	}
 	return out, nil
 }
