@@ -47,6 +47,15 @@
 // earlier versions kept values in the chunks bucket (store_chunks.go);
 // those are still read, and deleted with the epochs that use them.
 //
+// The package also holds the cores of the coordinated checkpoint
+// protocol: Coordinator, the stop-the-world rounds of a job on one host,
+// and EpochCoordinator and Participant, the non-blocking protocol of a job
+// over several hosts (proto.go: markers, DONE and COMMIT per host per
+// epoch, replicas, rollback to the newest committed epoch as a new
+// incarnation when a host dies). They are plain state machines, driven
+// through golden scripts in testdata/proto (go test -run TestProtoScripts
+// -rewrite rewrites them).
+//
 // Every chunk and manifest carries a checksum. Reads verify them and refuse
 // a corrupt, truncated, foreign or newer-format checkpoint with one clear
 // line that wraps one of the package's sentinel errors; Latest falls back to

@@ -1,0 +1,316 @@
+package ckpt
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The checkpoint protocol of a job spread over several hosts, as two plain
+// state machines in the manner of etcd raft's Ready: an EpochCoordinator,
+// run by one host of the job, and a Participant per host. Neither has
+// goroutines, a clock, randomness or I/O: the driver feeds them events
+// (with the time as an argument where it matters), sends the messages
+// they return to the hosts they name, and carries out their actions
+// (capture a rank, write, replicate, commit, roll back, restart).
+//
+// An epoch, failure-free:
+//
+//	coordinator  Trigger → MARKER(e) to every live host
+//	participant  MARKER(e) → Capture each local rank at its next capture point
+//	             (a rank that receives a message stamped ≥ e captures e first,
+//	             even before the marker: Paused(rank, e))
+//	             Paused → Persist; Durable → Replicate to R other hosts;
+//	             all local ranks durable and replicated → DONE(e)
+//	coordinator  DONE(e) from every live host → PersistCommit (its own host)
+//	             CommitDurable → COMMIT(e, record) to every live host
+//	participant  COMMIT → PersistCommit; CommitDurable → Release(e): the
+//	             messages that e's checkpoints show delivered are stable
+//
+// so three control messages per host per epoch. A round that fails on a
+// host (DONE with an error) is abandoned; the next MARKER tells the hosts.
+//
+// A host silent for the failure timeout (Tick) or reported lost is dead:
+// the coordinator starts a new incarnation, re-places the dead host's
+// ranks on live hosts that hold their committed checkpoint, and sends
+// ROLLBACK(committed epoch, incarnation, placement) to every live host;
+// each rolls its ranks back (or restarts the ranks placed on it from its
+// replicas), answers RECOVERED, and once all have, RESUME lets the ranks
+// run and a round begins at once, so that every rank's checkpoint is
+// replicated again. Messages of an older incarnation are ignored. If the
+// coordinator's own host dies, the participants stop the job (Tick) and
+// keep what is committed.
+
+// HostID is a host's index in a job's list of hosts.
+type HostID int
+
+// MsgKind is the kind of a control message.
+type MsgKind uint8
+
+const (
+	MsgMarker    MsgKind = iota + 1 // coordinator → host: take epoch Epoch
+	MsgDone                         // host → coordinator: Epoch durable and replicated (or Err)
+	MsgCommit                       // coordinator → host: Record is committed
+	MsgRollback                     // coordinator → host: incarnation Inc rolls back to Epoch with Place
+	MsgRecovered                    // host → coordinator: rolled back for Inc
+	MsgResume                       // coordinator → host: every host rolled back: run
+	MsgStop                         // coordinator → host: the job ends (Err)
+)
+
+var msgKindNames = [...]string{MsgMarker: "MARKER", MsgDone: "DONE", MsgCommit: "COMMIT",
+	MsgRollback: "ROLLBACK", MsgRecovered: "RECOVERED", MsgResume: "RESUME", MsgStop: "STOP"}
+
+func (k MsgKind) String() string {
+	if int(k) < len(msgKindNames) && msgKindNames[k] != "" {
+		return msgKindNames[k]
+	}
+	return fmt.Sprintf("MsgKind(%d)", uint8(k))
+}
+
+// Msg is a control message between the coordinator and a participant.
+type Msg struct {
+	Kind     MsgKind
+	From, To HostID
+	Inc      uint64 // the sender's incarnation of the job
+	Epoch    uint64
+	Place    []HostID      // Rollback: rank → host
+	Live     []bool        // Rollback: the hosts alive
+	Digests  []RankDigest  // Done: the manifest digests of the host's ranks
+	Record   *CommitRecord // Commit
+	Err      string        // Done: the host's checkpoint failed; Stop: why the job ends
+}
+
+// RankDigest names one rank's checkpoint of an epoch by its manifest's hash.
+type RankDigest struct {
+	Rank   int
+	Digest Hash
+}
+
+// CommitRecord is what makes a job epoch count: every rank's checkpoint of
+// Epoch is durable on its host and on the hosts Holders names.
+type CommitRecord struct {
+	Epoch   uint64
+	Inc     uint64
+	Place   []HostID   // rank → host that made its checkpoint
+	Holders [][]HostID // rank → hosts holding its checkpoint (its own first)
+	Digests []RankDigest
+}
+
+// ActionKind is the kind of an Action.
+type ActionKind uint8
+
+const (
+	// Participant actions.
+	ActCapture   ActionKind = iota + 1 // ask Rank to stop for Epoch at its next capture point
+	ActPersist                         // Rank stopped (or Ended): write its checkpoint of Epoch
+	ActReplicate                       // send Rank's checkpoint of Epoch to Host
+	ActAbandon                         // the round of Epoch will not commit: drop what it wrote
+	ActRelease                         // Epoch is committed: its delivered messages are stable
+	ActRollback                        // roll Rank back to its checkpoint of Epoch (0: its start)
+	ActRestore                         // restart Rank here from its checkpoint of Epoch (a replica)
+	ActDrop                            // Rank runs elsewhere now: stop it here
+	ActRoute                           // messages follow Place from now on, as incarnation Inc
+	ActResume                          // every host rolled back: let the ranks run
+	ActStop                            // the job ends here (Err), committed epochs kept
+
+	// Actions of both.
+	ActPersistCommit // make Record durable here, then call CommitDurable
+
+	// Coordinator actions.
+	ActRecover // Host is lost: incarnation Inc rolls back to Epoch (for logs and status)
+)
+
+var actionNames = [...]string{ActCapture: "Capture", ActPersist: "Persist", ActReplicate: "Replicate",
+	ActAbandon: "Abandon", ActRelease: "Release", ActRollback: "Rollback", ActRestore: "Restore",
+	ActDrop: "Drop", ActRoute: "Route", ActResume: "Resume", ActStop: "Stop",
+	ActPersistCommit: "PersistCommit", ActRecover: "Recover"}
+
+func (k ActionKind) String() string {
+	if int(k) < len(actionNames) && actionNames[k] != "" {
+		return actionNames[k]
+	}
+	return fmt.Sprintf("ActionKind(%d)", uint8(k))
+}
+
+// Action is something a core asks its driver to do.
+type Action struct {
+	Kind   ActionKind
+	Rank   int
+	Epoch  uint64
+	Inc    uint64
+	Host   HostID // Replicate: to; Recover: the host lost
+	Ended  bool   // Persist: the rank's program has ended
+	Place  []HostID
+	Record *CommitRecord
+	Err    string
+}
+
+// Ready is what a core has to say after some events: messages to send and
+// actions to carry out, in order.
+type Ready struct {
+	Msgs    []Msg
+	Actions []Action
+}
+
+func (r *Ready) msg(m Msg)       { r.Msgs = append(r.Msgs, m) }
+func (r *Ready) act(a Action)    { r.Actions = append(r.Actions, a) }
+func (r *Ready) take() (x Ready) { x, *r = *r, Ready{}; return x }
+
+// ProtoConfig is the part of a job's configuration both cores share.
+// Zero values mean the defaults.
+type ProtoConfig struct {
+	Hosts          int           // hosts in the job
+	Coordinator    HostID        // the host that runs the coordinator
+	Place          []HostID      // rank → host at the start
+	Replicas       int           // R: other hosts holding each checkpoint (default 1, at most Hosts-1)
+	FailureTimeout time.Duration // silence after which a host is dead (default 2 s)
+	Inc            uint64        // incarnation to start as
+	Committed      uint64        // newest committed epoch (0: none)
+	Holders        [][]HostID    // where each rank's committed checkpoint is (Committed > 0)
+}
+
+// DefaultFailureTimeout is how long a host may be silent before it is
+// declared dead.
+const DefaultFailureTimeout = 2 * time.Second
+
+func (c *ProtoConfig) validate() error {
+	if c.Hosts <= 0 {
+		return fmt.Errorf("ckpt: a job needs at least one host (got %d)", c.Hosts)
+	}
+	if c.Coordinator < 0 || int(c.Coordinator) >= c.Hosts {
+		return fmt.Errorf("ckpt: coordinator host %d is not among the job's %d hosts", c.Coordinator, c.Hosts)
+	}
+	if len(c.Place) == 0 {
+		return fmt.Errorf("ckpt: a job needs at least one rank")
+	}
+	for r, h := range c.Place {
+		if h < 0 || int(h) >= c.Hosts {
+			return fmt.Errorf("ckpt: rank %d is placed on host %d, not among the job's %d hosts", r, h, c.Hosts)
+		}
+	}
+	if c.Replicas < 0 {
+		return fmt.Errorf("ckpt: replicas must be 0 or more (got %d)", c.Replicas)
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	c.Replicas = min(c.Replicas, c.Hosts-1)
+	if c.FailureTimeout <= 0 {
+		c.FailureTimeout = DefaultFailureTimeout
+	}
+	if c.Committed > 0 && len(c.Holders) != len(c.Place) {
+		return fmt.Errorf("ckpt: committed epoch %d names holders of %d ranks, the job has %d", c.Committed, len(c.Holders), len(c.Place))
+	}
+	c.Place = slices.Clone(c.Place)
+	return nil
+}
+
+// ReplicaHosts returns the hosts that hold replicas of the checkpoints of
+// a rank placed on host h: the next r live hosts after h, in host order.
+func ReplicaHosts(h HostID, live []bool, r int) []HostID {
+	var out []HostID
+	for i := 1; i < len(live) && len(out) < r; i++ {
+		if o := HostID((int(h) + i) % len(live)); live[o] {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// holdersOf returns, for each rank, its host and its replica hosts.
+func holdersOf(place []HostID, live []bool, r int) [][]HostID {
+	out := make([][]HostID, len(place))
+	for rank, h := range place {
+		out[rank] = append([]HostID{h}, ReplicaHosts(h, live, r)...)
+	}
+	return out
+}
+
+func allLive(n int) []bool {
+	l := make([]bool, n)
+	for i := range l {
+		l[i] = true
+	}
+	return l
+}
+
+// String renders a message on one line, for logs and golden scripts.
+func (m Msg) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s h%d->h%d inc=%d", m.Kind, m.From, m.To, m.Inc)
+	if m.Epoch != 0 || m.Kind == MsgRollback {
+		fmt.Fprintf(&b, " e=%d", m.Epoch)
+	}
+	if m.Place != nil {
+		fmt.Fprintf(&b, " place=%v", m.Place)
+	}
+	if m.Live != nil {
+		fmt.Fprintf(&b, " live=%s", liveString(m.Live))
+	}
+	if m.Digests != nil {
+		fmt.Fprintf(&b, " ranks=%s", digestRanks(m.Digests))
+	}
+	if m.Record != nil {
+		fmt.Fprintf(&b, " record=e%d", m.Record.Epoch)
+	}
+	if m.Err != "" {
+		fmt.Fprintf(&b, " err=%q", m.Err)
+	}
+	return b.String()
+}
+
+// String renders an action on one line.
+func (a Action) String() string {
+	var b strings.Builder
+	b.WriteString(a.Kind.String())
+	switch a.Kind {
+	case ActCapture, ActPersist, ActRollback, ActRestore:
+		fmt.Fprintf(&b, " rank=%d e=%d", a.Rank, a.Epoch)
+	case ActReplicate:
+		fmt.Fprintf(&b, " rank=%d e=%d to=h%d", a.Rank, a.Epoch, a.Host)
+	case ActDrop:
+		fmt.Fprintf(&b, " rank=%d", a.Rank)
+	case ActAbandon, ActRelease:
+		fmt.Fprintf(&b, " e=%d", a.Epoch)
+	case ActRoute, ActResume:
+		fmt.Fprintf(&b, " inc=%d", a.Inc)
+	case ActRecover:
+		fmt.Fprintf(&b, " lost=h%d inc=%d e=%d", a.Host, a.Inc, a.Epoch)
+	}
+	if a.Ended {
+		b.WriteString(" ended")
+	}
+	if a.Place != nil {
+		fmt.Fprintf(&b, " place=%v", a.Place)
+	}
+	if a.Record != nil {
+		fmt.Fprintf(&b, " record=%s", a.Record)
+	}
+	if a.Err != "" {
+		fmt.Fprintf(&b, " err=%q", a.Err)
+	}
+	return b.String()
+}
+
+func (c *CommitRecord) String() string {
+	return fmt.Sprintf("{e=%d inc=%d place=%v holders=%v ranks=%s}", c.Epoch, c.Inc, c.Place, c.Holders, digestRanks(c.Digests))
+}
+
+func digestRanks(ds []RankDigest) string {
+	rs := make([]string, len(ds))
+	for i, d := range ds {
+		rs[i] = fmt.Sprint(d.Rank)
+	}
+	return "[" + strings.Join(rs, " ") + "]"
+}
+
+func liveString(live []bool) string {
+	var hs []string
+	for h, l := range live {
+		if l {
+			hs = append(hs, fmt.Sprintf("h%d", h))
+		}
+	}
+	return "[" + strings.Join(hs, " ") + "]"
+}

@@ -1,0 +1,90 @@
+package ckpt
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProtoControlMessages runs failure-free epochs of jobs of several
+// sizes and counts the control messages: three per host per epoch (a
+// MARKER, a DONE, a COMMIT), whatever the number of ranks.
+func TestProtoControlMessages(t *testing.T) {
+	for _, tc := range []struct{ hosts, ranks, replicas int }{{1, 4, 0}, {3, 4, 1}, {3, 16, 2}, {5, 64, 1}} {
+		h := &protoHarness{t: t}
+		h.job(tc.hosts, tc.ranks, tc.replicas, 0, "")
+		const epochs = 20
+		for range epochs {
+			if h.coord.Trigger() == 0 {
+				t.Fatal("no round began")
+			}
+			h.flushCoord()
+			h.auto(true, false)
+		}
+		if h.coord.Committed() != epochs {
+			t.Fatalf("%+v: committed %d of %d epochs", tc, h.coord.Committed(), epochs)
+		}
+		for x := range tc.hosts {
+			total := 0
+			for _, n := range h.sent[HostID(x)] {
+				total += n
+			}
+			if total != 3*epochs {
+				t.Errorf("%+v: host %d: %d control messages in %d epochs, want %d", tc, x, total, epochs, 3*epochs)
+			}
+		}
+	}
+}
+
+func TestProtoConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  ProtoConfig
+		want string
+	}{
+		{ProtoConfig{}, "at least one host"},
+		{ProtoConfig{Hosts: 2, Coordinator: 2, Place: []HostID{0}}, "coordinator host 2"},
+		{ProtoConfig{Hosts: 2}, "at least one rank"},
+		{ProtoConfig{Hosts: 2, Place: []HostID{0, 3}}, "rank 1 is placed on host 3"},
+		{ProtoConfig{Hosts: 2, Place: []HostID{0}, Replicas: -1}, "replicas must be 0 or more"},
+		{ProtoConfig{Hosts: 2, Place: []HostID{0, 1}, Committed: 4}, "holders of 0 ranks"},
+	} {
+		if _, err := NewEpochCoordinator(tc.cfg, 0); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	cfg := ProtoConfig{Hosts: 3, Place: []HostID{0, 1, 2}, Replicas: 5}
+	c, err := NewEpochCoordinator(cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.Replicas != 2 || c.cfg.FailureTimeout != DefaultFailureTimeout {
+		t.Fatalf("defaults: replicas %d, timeout %v", c.cfg.Replicas, c.cfg.FailureTimeout)
+	}
+	if _, err := NewParticipant(cfg, 3); err == nil {
+		t.Fatal("a participant of a host outside the job")
+	}
+}
+
+// TestProtoResume starts the cores from a committed epoch, as a resumed
+// job does: the next round takes a new epoch, and a host lost before it
+// rolls back to the committed one with its holders.
+func TestProtoResume(t *testing.T) {
+	cfg := ProtoConfig{Hosts: 2, Place: []HostID{0, 1}, Inc: 3, Committed: 7,
+		Holders: [][]HostID{{0, 1}, {1, 0}}}
+	c, err := NewEpochCoordinator(cfg, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start(time.Unix(0, 0))
+	c.Tick(time.Unix(5, 0))
+	rd := c.Ready()
+	if len(rd.Msgs) != 1 || rd.Msgs[0].Kind != MsgRollback || rd.Msgs[0].Epoch != 7 || rd.Msgs[0].Inc != 4 ||
+		rd.Msgs[0].Place[1] != 0 {
+		t.Fatalf("after host 1 went silent: %v", rd.Msgs)
+	}
+	c.Step(Msg{Kind: MsgRecovered, From: 0, Inc: 4}, time.Unix(5, 0))
+	rd = c.Ready()
+	if len(rd.Msgs) != 2 || rd.Msgs[1].Kind != MsgMarker || rd.Msgs[1].Epoch != 9 {
+		t.Fatalf("after recovery: %v", rd.Msgs)
+	}
+}
