@@ -140,8 +140,8 @@ func TestMultiHostUnderFaults(t *testing.T) {
 	}
 }
 
-// A submitter with a certificate of another cluster, and an address where
-// no host listens, each get one line and exit 1.
+// A submitter or status with a certificate of another cluster, and a
+// module that is not WebAssembly, each get one line and exit 1.
 func TestMultiHostRefusals(t *testing.T) {
 	dir := t.TempDir()
 	cluster, other := filepath.Join(dir, "cluster"), filepath.Join(dir, "other")
@@ -157,9 +157,15 @@ func TestMultiHostRefusals(t *testing.T) {
 		t.Fatalf("foreign submitter: exit %d\n%s", code, stderr)
 	}
 	oneLineError(t, stderr, "host "+hs[0].addr)
+	oneLineError(t, stderr, "refused: not this cluster's CA")
+	// status tells a host of another cluster from one that is down.
 	out, stderr, code := lh(t, "status", "--cluster", other, "--hosts", hs[0].addr)
-	if code != 1 || strings.Count(out, "\n") != 1 || !strings.Contains(out, hs[0].addr+": down: ") {
+	if code != 1 || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, hs[0].addr+": refused: not this cluster's CA") {
 		t.Fatalf("foreign status: exit %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = lh(t, "status", "--json", "--cluster", other, "--hosts", hs[0].addr)
+	if code != 1 || !strings.Contains(out, `"state": "refused"`) {
+		t.Fatalf("foreign status --json: exit %d\n%s%s", code, out, stderr)
 	}
 	_, stderr, code = lh(t, "submit", "--cluster", cluster, "--hosts", hs[0].addr, "-n", "1", filepath.Join(dir, "cluster", "ca.crt"))
 	if code != 1 {

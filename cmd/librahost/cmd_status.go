@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -41,6 +42,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		type entry struct {
 			Addr   string           `json:"addr"`
+			State  string           `json:"state,omitempty"` // down, refused or failed
 			Error  string           `json:"error,omitempty"`
 			Status *node.HostStatus `json:"status,omitempty"`
 		}
@@ -48,6 +50,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		for i, a := range addrs {
 			e := entry{Addr: a}
 			if errs[i] != nil {
+				e.State, _ = hostProblem(errs[i])
 				e.Error = errs[i].Error()
 			} else {
 				e.Status = &sts[i]
@@ -65,12 +68,22 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// hostProblem is why a host could not be queried: down, refused or
+// failed, and the reason.
+func hostProblem(err error) (state, reason string) {
+	if he, ok := errors.AsType[*node.HostError](err); ok {
+		return he.State(), he.Reason
+	}
+	return "failed", err.Error()
+}
+
 // printStatus prints one block per host: the host, then its jobs, newest
 // last, each with its workers.
 func printStatus(w io.Writer, addrs []string, sts []node.HostStatus, errs []error, now time.Time) {
 	for i, a := range addrs {
 		if errs[i] != nil {
-			fmt.Fprintf(w, "%s: down: %s\n", a, oneLine(errs[i].Error()))
+			state, reason := hostProblem(errs[i])
+			fmt.Fprintf(w, "%s: %s: %s\n", a, state, oneLine(reason))
 			continue
 		}
 		st := sts[i]

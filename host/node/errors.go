@@ -14,3 +14,13 @@ var (
 	// ErrNoIdentity: no certificate in the cluster directory to act as.
 	ErrNoIdentity = errors.New("node: no host certificate to act as")
 )
+
+// Kinds of HostError.
+var (
+	// ErrHostDown: a host did not answer.
+	ErrHostDown = errors.New("node: host down")
+	// ErrRefused: a host refused our certificate, or we refused its.
+	ErrRefused = errors.New("node: refused")
+	// ErrHostFailed: a host answered, then the exchange failed.
+	ErrHostFailed = errors.New("node: host failed")
+)

@@ -31,15 +31,15 @@ func queryOne(ctx context.Context, addr string, timeout time.Duration, tc *tls.C
 	defer h.conn.CloseWithError(0, "")
 	str, err := h.conn.OpenStreamSync(ctx)
 	if err != nil {
-		return HostStatus{}, fmt.Errorf("host %s: %v", addr, err)
+		return HostStatus{}, hostError(addr, err)
 	}
 	if err := writeMsg(str, msgStatusQuery, nil); err != nil {
-		return HostStatus{}, fmt.Errorf("host %s: %v", addr, err)
+		return HostStatus{}, hostError(addr, err)
 	}
 	str.Close()
 	t, b, err := readMsg(str)
 	if err != nil {
-		return HostStatus{}, fmt.Errorf("host %s: %s", addr, describeStreamError(err))
+		return HostStatus{}, hostError(addr, err)
 	}
 	if t != msgStatus {
 		return HostStatus{}, fmt.Errorf("%w: host %s sent %s", ErrProtocol, addr, t)

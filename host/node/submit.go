@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -85,29 +84,14 @@ func dialHost(ctx context.Context, addr string, tc *tls.Config, timeout time.Dur
 	defer cancel()
 	conn, err := quic.DialAddr(ctx, addr, tc, controlQUIC())
 	if err != nil {
-		return nil, fmt.Errorf("host %s: %s", addr, describeDialError(err))
+		return nil, hostError(addr, err)
 	}
 	id, err := transport.PeerHostID(conn.ConnectionState().TLS)
 	if err != nil {
 		conn.CloseWithError(1, "")
-		return nil, fmt.Errorf("host %s: %v", addr, err)
+		return nil, hostError(addr, err)
 	}
 	return &hostConn{addr: addr, id: string(id), conn: conn}, nil
-}
-
-// describeDialError turns quic-go's and crypto/tls's errors into a short
-// reason.
-func describeDialError(err error) string {
-	s := err.Error()
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), strings.Contains(s, "timeout"):
-		return "no answer (is `librahost host` running there, and is the address right?)"
-	case strings.Contains(s, "unknown authority"):
-		return "refused: its certificate is not from this cluster's CA (" + s + ")"
-	case strings.Contains(s, "certificate"), strings.Contains(s, "tls:"):
-		return "refused: " + s + " (is our certificate from its cluster's CA?)"
-	}
-	return s
 }
 
 func closeAll(hcs []*hostConn) {
@@ -415,19 +399,13 @@ func (s *submission) read(i int, out func(rank int, stream byte, p []byte)) host
 	}
 }
 
+// describeStreamError is the reason a host's stream failed, in a few words.
 func describeStreamError(err error) string {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return "connection closed"
+	kind, reason := classify(err)
+	if kind == ErrRefused {
+		return "refused: " + reason
 	}
-	var idle *quic.IdleTimeoutError
-	if errors.As(err, &idle) {
-		return "no answer for 10s"
-	}
-	var app *quic.ApplicationError
-	if errors.As(err, &app) {
-		return "the connection was closed"
-	}
-	return err.Error()
+	return reason
 }
 
 // closeStreams ends every stream and waits, a little, for the hosts to end
