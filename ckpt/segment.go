@@ -119,6 +119,17 @@ func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A value is recorded in the transaction that records its segment's
+	// length past it: a value past the length means the length is
+	// damaged, and cutting or appending there would destroy values.
+	for id, xs := range live {
+		if n, ok := lengths[id]; ok {
+			for _, x := range xs {
+				n = max(n, x.end)
+			}
+			lengths[id] = n
+		}
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read segment directory: %w", err)

@@ -18,6 +18,7 @@ Usage:
   librahost restore --state DIR [--epoch N]
   librahost ckpt ls --state DIR
   librahost ckpt inspect --state DIR [--epoch N]
+  librahost ckpt verify|repair --state DIR
   librahost cluster init DIR --hosts "a b=10.0.0.2 c"
   librahost host --listen ADDR --data DIR --cluster DIR [--name NAME]
   librahost submit --hosts A,B,C [-n N] [--prefix] app.wasm [--] [guest args]

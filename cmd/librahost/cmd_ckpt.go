@@ -51,7 +51,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 
 func cmdCkpt(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: librahost ckpt ls|inspect --state DIR [--epoch N]")
+		fmt.Fprintln(stderr, "usage: librahost ckpt ls|inspect|verify|repair --state DIR [--epoch N]")
 		return errUsage
 	}
 	sub := args[0]
@@ -96,7 +96,11 @@ func cmdCkpt(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 		}
 		return tw.Flush()
+	case "verify":
+		return ckptVerify(*state, stdout)
+	case "repair":
+		return ckptRepair(*state, stdout)
 	default:
-		return fmt.Errorf("unknown subcommand %q (want ls or inspect)", sub)
+		return fmt.Errorf("unknown subcommand %q (want ls, inspect, verify or repair)", sub)
 	}
 }

@@ -23,6 +23,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	state := fs.String("state", "", "state directory for checkpoints (default <app>.libra when checkpointing)")
 	every := fs.Duration("checkpoint-every", 0, "take a checkpoint at this interval (e.g. 10s)")
 	resume := fs.Bool("resume", false, "continue the run held in --state from its newest good checkpoint")
+	keep := fs.Int("keep", 3, "checkpoints kept in --state (each older one is deleted)")
 	verbose := fs.Bool("v", false, "print a line per checkpoint")
 	deterministic := fs.Bool("deterministic", false, "clocks and random numbers from --seed, so a run replays exactly")
 	seed := fs.Uint64("seed", 0, "seed of --deterministic")
@@ -46,6 +47,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		if module, err = moduleFor(module, stderr); err != nil {
 			return err
 		}
+	}
+	if *keep < 1 {
+		return fmt.Errorf("--keep %d: keep at least 1 checkpoint", *keep)
 	}
 	mounts, err := parseMounts(dirs)
 	if err != nil {
@@ -78,6 +82,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			CheckpointEvery: *every,
 			Resume:          *resume,
 			Verbose:         *verbose,
+			Keep:            *keep,
 		}, stdout, stderr)
 	}
 	name := "app"
@@ -95,6 +100,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		Verbose:         *verbose,
 		Deterministic:   *deterministic,
 		Seed:            *seed,
+		Keep:            *keep,
 	}, stdout, stderr)
 }
 
