@@ -103,7 +103,7 @@ func TestBuildRelativePaths(t *testing.T) {
 		{[]string{"-o", "out/w.wasm", "plain.wasm"}, "out/w.wasm", "plain module ran\n", 0},
 		{[]string{"plain.wasm"}, "plain.libra.wasm", "plain module ran\n", 0},
 		{[]string{"-o", "out/c.wasm", "exit3.c"}, "out/c.wasm", "exiting with 3\n", 3},
-		{[]string{"-o", "out/g.wasm", "./pkg"}, "out/g.wasm", "plain module ran\n", 0},
+		{[]string{"./pkg", "-o", "out/g.wasm"}, "out/g.wasm", "plain module ran\n", 0},
 	} {
 		stdout, stderr, code := lhIn(t, dir, append([]string{"build"}, tc.args...)...)
 		if code != 0 || stdout != tc.out+"\n" {

@@ -90,15 +90,74 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags; a mistake has been printed by the FlagSet.
+// parse parses a command's flags wherever they stand among its positional
+// arguments, so that "build ./pkg -o app.wasm" and "build -o app.wasm
+// ./pkg" mean one thing; after "--" everything is positional (a guest's
+// arguments). fs.Args() then returns the positional arguments, in order,
+// without the "--". A mistake is printed as one line.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	out, usage := fs.Output(), fs.Usage
+	if usage == nil {
+		usage = func() {
+			fmt.Fprintf(out, "usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
 		}
+	}
+	fs.SetOutput(io.Discard) // the FlagSet would print its usage after each mistake
+	fs.Usage = func() {}
+	var pos []string
+	var err error
+	for {
+		if err = fs.Parse(args); err != nil {
+			break
+		}
+		rest := fs.Args()
+		taken := args[:len(args)-len(rest)]
+		if n := len(taken); n > 0 && taken[n-1] == "--" && (n == 1 || !takesValue(fs, taken[n-2])) {
+			pos = append(pos, rest...) // after "--": all positional
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage()
+		return err
+	case err != nil:
+		hint := "run '" + fs.Name() + " -h' for its flags"
+		if guestCommands[fs.Name()] && strings.Contains(err.Error(), "not defined") && len(pos) > 0 {
+			hint = "a guest's own flags go after --, " + hint
+		}
+		fmt.Fprintf(out, "%s: %v (%s)\n", fs.Name(), err, hint)
 		return errUsage
 	}
-	return nil
+	// Parsing "--" and the positional arguments leaves them as fs.Args().
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// guestCommands are the FlagSets whose positional arguments end with a
+// guest's arguments.
+var guestCommands = map[string]bool{"librahost run": true, "librahost submit": true}
+
+// takesValue reports whether arg is a flag of fs that takes the next
+// argument as its value ("-o" of "-o --").
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name := strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-")
+	if !strings.HasPrefix(arg, "-") || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 // listFlag is a repeatable string flag.
@@ -114,17 +173,14 @@ func oneLine(s string) string {
 	return s
 }
 
-// splitGuest splits what follows a command's flags, "app.wasm [--] args",
-// into the module (or source) and the guest's arguments.
+// splitGuest splits a command's positional arguments, "app.wasm [--]
+// args" with the "--" taken out by parse, into the module (or source) and
+// the guest's arguments.
 func splitGuest(rest []string) (module string, args []string) {
 	if len(rest) == 0 {
 		return "", nil
 	}
-	args = rest[1:]
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-	}
-	return rest[0], args
+	return rest[0], rest[1:]
 }
 
 // guestName is the guest's argv[0] for a module or source given as path.

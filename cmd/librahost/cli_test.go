@@ -47,6 +47,10 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"checkpoint"}, 1, "--state is required"},
 		{[]string{"ckpt", "frob", "--state", "x"}, 1, "unknown subcommand"},
 		{[]string{"run", "/nonexistent/app.wasm"}, 1, "no such file"},
+		{[]string{"run", "/nonexistent/app.wasm", "--env", "NOEQUALS"}, 1, "want K=V"},
+		{[]string{"run", "/nonexistent/app.wasm", "-laps", "3"}, 2, "a guest's own flags go after --"},
+		{[]string{"build", "/nonexistent/a.c", "-o", "a.wasm"}, 1, "no such file"},
+		{[]string{"cluster", "add-host", t.TempDir() + "/none", "--hosts", "x", "c"}, 1, "no cluster CA"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)
@@ -69,5 +73,40 @@ func TestClusterInit(t *testing.T) {
 	}
 	if code := run([]string{"cluster", "add-host", dir, "c=10.0.0.3"}, &out, &errb); code != 0 {
 		t.Fatalf("add-host: exit %d", code)
+	}
+}
+
+// Flags stand anywhere among the positional arguments, up to "--".
+func TestParseFlagsAnywhere(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		o    string
+		v    bool
+		pos  string
+		err  string
+	}{
+		{[]string{"-o", "app.wasm", "./pkg"}, "app.wasm", false, "./pkg", ""},
+		{[]string{"./pkg", "-o", "app.wasm"}, "app.wasm", false, "./pkg", ""},
+		{[]string{"a.c", "-v", "b.c", "--o=x.wasm"}, "x.wasm", true, "a.c b.c", ""},
+		{[]string{"app.wasm", "--", "-o", "x", "-v"}, "", false, "app.wasm -o x -v", ""},
+		{[]string{"app.wasm", "--", "--", "x"}, "", false, "app.wasm -- x", ""},
+		{[]string{"-o", "--", "app.wasm", "-v"}, "--", true, "app.wasm", ""},
+		{[]string{"--", "-v"}, "", false, "-v", ""},
+		{[]string{"app.wasm", "-laps", "3"}, "", false, "", "flag provided but not defined: -laps"},
+	} {
+		var errb bytes.Buffer
+		fs := newFlags("test", &errb)
+		o := fs.String("o", "", "")
+		v := fs.Bool("v", false, "")
+		err := parse(fs, tc.args)
+		if tc.err != "" {
+			if err != errUsage || strings.Count(errb.String(), "\n") != 1 || !strings.Contains(errb.String(), tc.err) {
+				t.Errorf("%q: err %v, printed %q; want one line with %q", tc.args, err, errb.String(), tc.err)
+			}
+			continue
+		}
+		if err != nil || *o != tc.o || *v != tc.v || strings.Join(fs.Args(), " ") != tc.pos {
+			t.Errorf("%q: -o %q -v %v args %q err %v; want -o %q -v %v args %q", tc.args, *o, *v, fs.Args(), err, tc.o, tc.v, tc.pos)
+		}
 	}
 }

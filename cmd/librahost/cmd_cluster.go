@@ -23,10 +23,7 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() < 1 {
 		return errors.New("the cluster directory is required")
 	}
-	dir := fs.Arg(0)
-	if err := parse(fs, fs.Args()[1:]); err != nil { // flags after DIR
-		return err
-	}
+	dir, rest := fs.Arg(0), fs.Args()[1:]
 	switch sub {
 	case "init":
 		list := strings.FieldsFunc(*hosts, func(r rune) bool { return r == ' ' || r == ';' })
@@ -38,10 +35,10 @@ func cmdCluster(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "cluster CA and %d host certificates in %s\n", len(list), dir)
 	case "add-host":
-		if fs.NArg() < 1 {
+		if len(rest) < 1 {
 			return errors.New("the host name is required")
 		}
-		name, addrs, _ := strings.Cut(fs.Arg(0), "=")
+		name, addrs, _ := strings.Cut(rest[0], "=")
 		var as []string
 		if addrs != "" {
 			as = strings.Split(addrs, ",")
