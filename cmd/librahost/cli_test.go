@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -19,8 +21,10 @@ func TestParseMounts(t *testing.T) {
 		{dir + ":/data:ro", "/data", true, ""},
 		{dir + ":/data:rw", "", false, "want HOST:GUEST[:ro]"},
 		{dir + "/missing:/data", "", false, "is not a directory"},
+		{dir + ":/data," + dir + ":/data/", "", false, "both mounted at /data"},
+		{dir + "," + dir + ":" + dir, "", false, "both mounted at " + dir},
 	} {
-		ms, err := parseMounts([]string{tc.in})
+		ms, err := parseMounts(strings.Split(tc.in, ","))
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%q: err %v, want %q", tc.in, err, tc.wantErr)
@@ -51,6 +55,13 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"run", "/nonexistent/app.wasm", "-laps", "3"}, 2, "a guest's own flags go after --"},
 		{[]string{"build", "/nonexistent/a.c", "-o", "a.wasm"}, 1, "no such file"},
 		{[]string{"cluster", "add-host", t.TempDir() + "/none", "--hosts", "x", "c"}, 1, "no cluster CA"},
+		{[]string{"run", "-n", "0", "x.wasm"}, 1, "-n 0: want a number of workers from 1"},
+		{[]string{"run", "-n", "-1", "x.wasm"}, 1, "-n -1: want a number of workers from 1"},
+		{[]string{"run", "-n", "100000", "x.wasm"}, 1, "-n 100000: want a number of workers from 1 to 65536"},
+		{[]string{"run", "-n", "60000", tinyModule(t, 0)}, 1, "but this machine has"},
+		{[]string{"run", "--checkpoint-every", "-1s", "x.wasm"}, 1, "--checkpoint-every must be positive"},
+		{[]string{"run", "--seed", "7", "x.wasm"}, 1, "--seed takes effect only with --deterministic"},
+		{[]string{"submit", "--hosts", "a:1", "--cluster", "c", "-n", "0", "x.wasm"}, 1, "-n 0: want a number of workers"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)
@@ -108,5 +119,43 @@ func TestParseFlagsAnywhere(t *testing.T) {
 		if err != nil || *o != tc.o || *v != tc.v || strings.Join(fs.Args(), " ") != tc.pos {
 			t.Errorf("%q: -o %q -v %v args %q err %v; want -o %q -v %v args %q", tc.args, *o, *v, fs.Args(), err, tc.o, tc.v, tc.pos)
 		}
+	}
+}
+
+// tinyModule writes a module with one memory of pages 64 KiB pages.
+func tinyModule(t *testing.T, pages byte) string {
+	p := filepath.Join(t.TempDir(), "tiny.wasm")
+	b := []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x00")
+	if err := os.WriteFile(p, append(b, pages), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A job's workers must fit in the memory available: each costs its
+// initial linear memory and workerOverhead.
+func TestCheckWorkerMemory(t *testing.T) {
+	meminfo := "MemTotal:        2097152 kB\nMemFree:          100 kB\nMemAvailable:    1048576 kB\n"
+	for _, tc := range []struct {
+		n     int
+		pages byte
+		err   string
+	}{
+		{64, 0, ""},
+		{65, 0, "65 workers need about 1.0 GiB (16.0 MiB each) but this machine has 1.0 GiB available: at most 64 fit"},
+		{60, 16, ""},
+		{61, 16, "at most 60 fit"},
+	} {
+		module, err := os.ReadFile(tinyModule(t, tc.pages))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkWorkerMemory(tc.n, module, strings.NewReader(meminfo))
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%d workers of %d pages: %v, want %q", tc.n, tc.pages, err, tc.err)
+		}
+	}
+	if err := checkWorkerMemory(1<<16, nil, strings.NewReader("MemTotal: 1 kB\n")); err != nil {
+		t.Errorf("no MemAvailable line: %v", err)
 	}
 }

@@ -41,6 +41,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := checkRunFlags(fs, *n, int64(*every), *deterministic); err != nil {
+		return err
+	}
 	module, guestArgs := splitGuest(rest)
 	if module != "" {
 		var err error
@@ -54,6 +57,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	mounts, err := parseMounts(dirs)
 	if err != nil {
 		return err
+	}
+	if *n > 1 && module != "" {
+		if err := checkJobMemory(*n, module); err != nil {
+			return err
+		}
 	}
 	if err := checkEnvs(envs); err != nil {
 		return err
@@ -191,6 +199,9 @@ func parseMounts(dirs []string) ([]wasi.Mount, error) {
 			return nil, fmt.Errorf("--dir %q: %s is not a directory", d, m.HostPath)
 		}
 		out = append(out, m)
+	}
+	if err := checkMounts(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -60,6 +60,9 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := checkWorkers(*n); err != nil {
+		return err
+	}
 	module, guestArgs := splitGuest(rest)
 	if err := checkEnvs(envs); err != nil {
 		return err
