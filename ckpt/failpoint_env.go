@@ -3,14 +3,17 @@ package ckpt
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
 
 // SetFailpoints arms failpoints from a spec of the form
 // "name=action[;name=action...]", where action is "error" (the write
-// fails) or "sleep(DUR)" (the write waits DUR first, inside its
-// transaction). End-to-end fault-injection tests set it through the
+// fails), "sleep(DUR)" (the write waits DUR first, inside its
+// transaction) or "wait(PATH)" (the write waits until the file PATH
+// exists: a test holds it open until an event of its choice).
+// End-to-end fault-injection tests set it through the
 // LIBRAHOST_FAILPOINTS environment variable, in the manner of gofail.
 // An empty spec disarms them all.
 func SetFailpoints(spec string) error {
@@ -33,8 +36,16 @@ func SetFailpoints(spec string) error {
 				return fmt.Errorf("ckpt: failpoint %q: %v", item, err)
 			}
 			actions[name] = func() error { time.Sleep(d); return nil }
+		case strings.HasPrefix(action, "wait(") && strings.HasSuffix(action, ")"):
+			path := action[len("wait(") : len(action)-1]
+			actions[name] = func() error {
+				for _, err := os.Stat(path); err != nil; _, err = os.Stat(path) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				return nil
+			}
 		default:
-			return errors.New("ckpt: failpoint " + item + ": action must be error or sleep(DUR)")
+			return errors.New("ckpt: failpoint " + item + ": action must be error, sleep(DUR) or wait(PATH)")
 		}
 	}
 	setFailpoint(func(name string) error {

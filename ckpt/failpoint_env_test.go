@@ -1,7 +1,10 @@
 package ckpt
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -37,37 +40,27 @@ func TestSetFailpoints(t *testing.T) {
 	}
 }
 
-// TestSetFailpointsWhileWriting arms and disarms failpoints while captures
-// are being written (run with -race).
-func TestSetFailpointsWhileWriting(t *testing.T) {
+// A wait(PATH) failpoint holds the write until the file exists.
+func TestFailpointWait(t *testing.T) {
 	defer SetFailpoints("")
-	s := openTest(t, testConfig(t))
-	k := Key{Job: "fp-race"}
-	mem := genMemory(256<<10, 31)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			spec := ""
-			if i%2 == 0 {
-				spec = "commit:gc=sleep(1us)"
-			}
-			if err := SetFailpoints(spec); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
-	for e := uint64(1); e <= 20; e++ {
-		mem[int(e)*cs(s)] ^= 0xff
-		capture(t, s, testMeta(k, e), mem)
+	path := filepath.Join(t.TempDir(), "go")
+	if err := SetFailpoints("commit:tx=wait(" + path + ")"); err != nil {
+		t.Fatal(err)
 	}
-	close(stop)
-	<-done
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan error)
+		go func() { done <- fail("commit:tx") }()
+		synctest.Wait() // the write is waiting
+		select {
+		case err := <-done:
+			t.Fatalf("the write went on before %s existed: %v", path, err)
+		default:
+		}
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
