@@ -64,3 +64,38 @@ func TestFailpointWait(t *testing.T) {
 		}
 	})
 }
+
+// TestSetFailpointsWhileWriting arms and disarms failpoints while captures
+// are being written (run with -race).
+func TestSetFailpointsWhileWriting(t *testing.T) {
+	defer SetFailpoints("")
+	s := openTest(t, testConfig(t))
+	k := Key{Job: "fp-race"}
+	mem := genMemory(256<<10, 31)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			spec := ""
+			if i%2 == 0 {
+				spec = "commit:gc=sleep(1us)"
+			}
+			if err := SetFailpoints(spec); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for e := uint64(1); e <= 20; e++ {
+		mem[int(e)*cs(s)] ^= 0xff
+		capture(t, s, testMeta(k, e), mem)
+	}
+	close(stop)
+	<-done
+}
