@@ -1,0 +1,498 @@
+package jobsim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/transport"
+)
+
+// Config is one simulated job. Zero values mean the defaults.
+type Config struct {
+	Hosts    int // default 3
+	Ranks    int // default 6
+	Replicas int // default 1
+	Steps    int // program steps per rank, default 40
+	Seed     uint64
+
+	Faults       bool // lose, duplicate and reorder data frames
+	Crashes      int  // hosts (never the coordinator's) that crash, at most
+	DiskFailures bool // some checkpoint writes fail
+}
+
+// Result is how a simulated job ended.
+type Result struct {
+	Output     [][]string // what the submitter printed, per rank
+	Files      [][]string // each rank's file at the end
+	Committed  uint64
+	Recoveries int
+	Crashed    int
+	Events     int
+	Stopped    string // the job stopped instead of finishing (why)
+}
+
+const (
+	failureTimeout = 2 * time.Second
+	checkEvery     = 300 * time.Millisecond
+	maxEvents      = 400000
+	traceKeep      = 200
+)
+
+// work is something a host's driver does for its participant or for the
+// coordinator, finished at a later step.
+type work struct {
+	a     ckpt.Action
+	coord bool
+	snap  *snapshot
+}
+
+type dataFrame struct {
+	inc      uint64
+	from, to int // hosts
+	f        transport.Frame
+}
+
+type ckey struct {
+	rank  int
+	epoch uint64
+}
+
+type host struct {
+	id      int
+	dead    bool
+	stopped bool
+	part    *ckpt.Participant
+	store   map[ckey]*snapshot
+	ranks   map[int]*rank
+	work    []work
+}
+
+type world struct {
+	cfg      Config
+	rng      *rand.Rand
+	now      time.Time
+	coord    *ckpt.EpochCoordinator
+	coordID  int
+	hosts    []*host
+	data     []dataFrame
+	ctl      []ckpt.Msg
+	out      [][]string
+	want     [][]string
+	payloads [][][]byte
+	trace    []string
+	written  map[ckey]*snapshot // every checkpoint written, on hosts dead or alive
+	nextTrig time.Time
+	res      Result
+}
+
+// Run simulates one job. An error is a broken invariant, with the trace of
+// the last steps.
+func Run(cfg Config) (Result, error) {
+	w, err := newWorld(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	err = w.run()
+	if err != nil {
+		err = fmt.Errorf("seed %d: %w\n%s", cfg.Seed, err, strings.Join(w.trace, "\n"))
+	}
+	return w.res, err
+}
+
+func newWorld(cfg Config) (*world, error) {
+	cfg.Hosts = cmpOr(cfg.Hosts, 3)
+	cfg.Ranks = cmpOr(cfg.Ranks, 6)
+	cfg.Replicas = cmpOr(cfg.Replicas, 1)
+	cfg.Steps = cmpOr(cfg.Steps, 40)
+	if cfg.Ranks < 2 {
+		return nil, fmt.Errorf("jobsim: a job needs at least two ranks")
+	}
+	w := &world{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), now: time.Unix(1000, 0),
+		out: make([][]string, cfg.Ranks), written: map[ckey]*snapshot{}}
+	w.want, w.payloads = reference(cfg.Ranks, cfg.Steps)
+	place := make([]ckpt.HostID, cfg.Ranks)
+	for r := range place {
+		place[r] = ckpt.HostID(r % cfg.Hosts)
+	}
+	pc := ckpt.ProtoConfig{Hosts: cfg.Hosts, Place: place, Replicas: cfg.Replicas, FailureTimeout: failureTimeout}
+	var err error
+	if w.coord, err = ckpt.NewEpochCoordinator(pc, 0); err != nil {
+		return nil, err
+	}
+	w.coord.Start(w.now)
+	for h := range cfg.Hosts {
+		p, err := ckpt.NewParticipant(pc, ckpt.HostID(h))
+		if err != nil {
+			return nil, err
+		}
+		p.Start(w.now)
+		x := &host{id: h, part: p, store: map[ckey]*snapshot{}, ranks: map[int]*rank{}}
+		for _, r := range p.Ranks() {
+			x.ranks[r] = newRank(r, cfg.Ranks)
+			x.ranks[r].running = true
+		}
+		w.hosts = append(w.hosts, x)
+	}
+	w.nextTrig = w.now.Add(checkEvery)
+	return w, nil
+}
+
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func (w *world) logf(format string, args ...any) {
+	if len(w.trace) >= traceKeep {
+		w.trace = w.trace[1:]
+	}
+	w.trace = append(w.trace, fmt.Sprintf("%5d %s ", w.res.Events, w.now.Sub(time.Unix(1000, 0)))+fmt.Sprintf(format, args...))
+}
+
+func (w *world) run() error {
+	for w.res.Events = 0; w.res.Events < maxEvents; w.res.Events++ {
+		if w.res.Stopped != "" {
+			return w.checkStopped()
+		}
+		if w.finished() {
+			return w.checkEnd()
+		}
+		if err := w.step(); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("no end after %d events: %s", maxEvents, w.dump())
+}
+
+// dump describes every live rank, for a job that makes no progress.
+func (w *world) dump() string {
+	var b strings.Builder
+	for _, x := range w.hosts {
+		if x.dead {
+			continue
+		}
+		fmt.Fprintf(&b, "\nh%d inc=%d stopped=%v work=%d", x.id, x.part.Inc(), x.stopped, len(x.work))
+		for _, id := range sortedKeys(x.ranks) {
+			r := x.ranks[id]
+			fmt.Fprintf(&b, "\n  rank %d step=%d epoch=%d want=%d running=%v ended=%v inbox=%d", r.id, r.prog.k, r.epoch, r.want, r.running, r.ended, len(r.inbox))
+		}
+	}
+	fmt.Fprintf(&b, "\nframes in flight %d, control messages %d, round %d committed %d", len(w.data), len(w.ctl), w.coord.Round(), w.coord.Committed())
+	return b.String()
+}
+
+// finished: every rank's program ended on a live host and nothing is
+// being recovered.
+func (w *world) finished() bool {
+	n := 0
+	for _, x := range w.hosts {
+		if x.dead {
+			continue
+		}
+		for _, r := range x.ranks {
+			if !r.ended || !r.running {
+				return false
+			}
+			n++
+		}
+	}
+	return n == w.cfg.Ranks
+}
+
+// step does one thing, chosen by the seed.
+func (w *world) step() error {
+	switch k := w.rng.IntN(1000); {
+	case k < 350:
+		return w.runRank()
+	case k < 600:
+		return w.deliverData()
+	case k < 720:
+		return w.deliverCtl()
+	case k < 900:
+		return w.doWork()
+	case k < 999:
+		return w.tick()
+	default:
+		return w.crash()
+	}
+}
+
+func (w *world) liveRanks() []*rank {
+	var out []*rank
+	for _, x := range w.hosts {
+		if x.dead || x.stopped {
+			continue
+		}
+		for _, id := range sortedKeys(x.ranks) {
+			out = append(out, x.ranks[id])
+		}
+	}
+	return out
+}
+
+func (w *world) hostOf(r int) *host {
+	for _, x := range w.hosts {
+		if !x.dead && x.ranks[r] != nil {
+			return x
+		}
+	}
+	return nil
+}
+
+// runRank lets a rank go to its next capture point: first a capture that
+// is due, else one step of its program.
+func (w *world) runRank() error {
+	rs := w.liveRanks()
+	if len(rs) == 0 {
+		return nil
+	}
+	r := rs[w.rng.IntN(len(rs))]
+	x := w.hostOf(r.id)
+	if !r.running {
+		return nil
+	}
+	if r.want > r.epoch && !r.ended {
+		w.logf("h%d rank %d paused for e%d", x.id, r.id, r.want)
+		x.part.Paused(r.id, r.want)
+		err := w.flush(x)
+		if r.want > r.epoch {
+			r.want = r.epoch // its host takes that epoch no more: it goes on
+		}
+		return err
+	}
+	if r.ended {
+		return nil
+	}
+	n := w.cfg.Ranks
+	dst, src := peers(r.id, r.prog.k, n)
+	if !r.prog.sent {
+		p := payloadOf(r.prog.acc, r.id, r.prog.k)
+		if !r.senders[dst].Send(w.now, int32(r.prog.k), r.epoch, p) {
+			return fmt.Errorf("rank %d: send window full", r.id)
+		}
+		r.prog.sent = true
+		w.sendFrames(x, r.senders[dst].Ready())
+	}
+	i := slices.IndexFunc(r.inbox, func(f transport.Frame) bool { return int(f.Src) == src && f.Tag == int32(r.prog.k) })
+	if i < 0 {
+		return nil // waiting for a message: a capture point
+	}
+	f := r.inbox[i]
+	r.inbox = slices.Delete(r.inbox, i, i+1)
+	if want := w.payloads[src][r.prog.k]; string(f.Payload) != string(want) {
+		return fmt.Errorf("rank %d step %d consumed %x from rank %d (seq %d), want %x", r.id, r.prog.k, f.Payload, src, f.Seq, want)
+	}
+	r.prog.acc = mix(r.prog.acc, binary.LittleEndian.Uint64(f.Payload))
+	line := lineOf(r.id, r.prog.k, r.prog.acc)
+	r.file = append(r.file, line)
+	if err := w.print(x, r.id, r.prog.k, line); err != nil {
+		return err
+	}
+	r.prog.k++
+	r.prog.sent = false
+	if r.prog.k == w.cfg.Steps {
+		r.ended = true
+		w.logf("h%d rank %d ended", x.id, r.id)
+		x.part.Ended(r.id)
+		return w.flush(x)
+	}
+	return nil
+}
+
+// print hands a line to the submitter, which keeps each rank's output by
+// line number: a line printed again after a rollback must be the same and
+// is dropped; a gap is an error; a line from a host outside the job's
+// incarnation is dropped.
+func (w *world) print(x *host, r, idx int, line string) error {
+	if x.part.Inc() != w.coord.Inc() || !w.coord.Live(ckpt.HostID(x.id)) {
+		return nil
+	}
+	switch out := w.out[r]; {
+	case idx < len(out):
+		if out[idx] != line {
+			return fmt.Errorf("rank %d printed %q again as %q", r, out[idx], line)
+		}
+	case idx == len(out):
+		w.out[r] = append(out, line)
+	default:
+		return fmt.Errorf("rank %d printed line %d after %d lines: output lost", r, idx, len(out))
+	}
+	return nil
+}
+
+func (w *world) sendFrames(x *host, fs []transport.Frame) {
+	for _, f := range fs {
+		if f.Type == transport.FrameData {
+			f.Payload = append([]byte(nil), f.Payload...)
+		}
+		to := w.hostOf(int(f.Dst))
+		toID := -1
+		if to != nil {
+			toID = to.id
+		}
+		w.data = append(w.data, dataFrame{inc: x.part.Inc(), from: x.id, to: toID, f: f})
+	}
+}
+
+// deliverData hands a frame in flight to its rank: in order on each
+// channel, or with faults any one (reordering), sometimes lost or
+// duplicated.
+func (w *world) deliverData() error {
+	if len(w.data) == 0 {
+		return nil
+	}
+	i := w.rng.IntN(len(w.data))
+	if !w.cfg.Faults { // in order on each channel
+		f := w.data[i].f
+		i = slices.IndexFunc(w.data, func(d dataFrame) bool { return d.f.Type == f.Type && d.f.Src == f.Src && d.f.Dst == f.Dst })
+	}
+	d := w.data[i]
+	x := w.hostOf(int(d.f.Dst))
+	if d.f.Type == transport.FrameAck {
+		x = w.hostOf(int(d.f.Src))
+	}
+	if x != nil && d.f.Type == transport.FrameData {
+		if r := x.ranks[int(d.f.Dst)]; r.running && x.part.Inc() == d.inc &&
+			d.f.Epoch > r.epoch && d.f.Seq > r.recvs[d.f.Src].Delivered() {
+			// Stamped with a later epoch: the rank takes that checkpoint
+			// before it may have the message, which waits for it.
+			r.want = max(r.want, d.f.Epoch)
+			return nil
+		}
+	}
+	switch {
+	case w.cfg.Faults && w.rng.IntN(10) == 0:
+		w.data = slices.Delete(w.data, i, i+1) // lost
+		return nil
+	case w.cfg.Faults && w.rng.IntN(10) == 0: // duplicated: stays in flight
+	default:
+		w.data = slices.Delete(w.data, i, i+1)
+	}
+	if x == nil || x.stopped || x.part.Inc() != d.inc {
+		return nil // to a dead host, or from another incarnation
+	}
+	if d.f.Type == transport.FrameAck {
+		r := x.ranks[int(d.f.Src)]
+		if r.running {
+			r.senders[d.f.Dst].OnAck(d.f.Cum)
+		}
+		return nil
+	}
+	r := x.ranks[int(d.f.Dst)]
+	if !r.running {
+		return nil
+	}
+	deliver, ack := r.recvs[d.f.Src].OnData(d.f)
+	for _, f := range deliver {
+		r.inbox = append(r.inbox, f)
+	}
+	if ack != nil {
+		w.data = append(w.data, dataFrame{inc: x.part.Inc(), from: x.id, to: -1, f: *ack})
+	}
+	return nil
+}
+
+// deliverCtl delivers a control message: in order between each pair of
+// hosts, as on their control connection.
+func (w *world) deliverCtl() error {
+	if len(w.ctl) == 0 {
+		return nil
+	}
+	m := w.ctl[w.rng.IntN(len(w.ctl))]
+	i := slices.IndexFunc(w.ctl, func(o ckpt.Msg) bool { return o.From == m.From && o.To == m.To })
+	m = w.ctl[i]
+	w.ctl = slices.Delete(w.ctl, i, i+1)
+	to := w.hosts[m.To]
+	if to.dead || w.hosts[m.From].dead && int(m.From) == w.coordID {
+		return nil
+	}
+	w.logf("deliver %s", m)
+	if int(m.To) == w.coordID && (m.Kind == ckpt.MsgDone || m.Kind == ckpt.MsgRecovered) {
+		w.coord.Step(m, w.now)
+		return w.flushCoord()
+	}
+	to.part.Step(m, w.now)
+	return w.flush(to)
+}
+
+// tick lets time pass: retransmissions, keep-alives between live hosts,
+// failure detection and the checkpoint timer.
+func (w *world) tick() error {
+	w.now = w.now.Add(time.Duration(20+w.rng.IntN(200)) * time.Millisecond)
+	for _, x := range w.hosts {
+		if x.dead || x.stopped {
+			continue
+		}
+		for _, id := range sortedKeys(x.ranks) {
+			r := x.ranks[id]
+			if !r.running {
+				continue
+			}
+			for _, s := range r.senders {
+				w.sendFrames(x, s.Tick(w.now))
+			}
+		}
+		if w.coord.Live(ckpt.HostID(x.id)) {
+			w.coord.Heard(ckpt.HostID(x.id), w.now)
+			x.part.Heard(w.now)
+		}
+	}
+	w.coord.Tick(w.now)
+	if err := w.flushCoord(); err != nil {
+		return err
+	}
+	for _, x := range w.hosts {
+		if !x.dead {
+			x.part.Tick(w.now)
+			if err := w.flush(x); err != nil {
+				return err
+			}
+		}
+	}
+	if !w.now.Before(w.nextTrig) {
+		w.nextTrig = w.now.Add(checkEvery)
+		if e := w.coord.Trigger(); e != 0 {
+			w.logf("trigger e%d", e)
+		}
+		return w.flushCoord()
+	}
+	return nil
+}
+
+// crash kills a live host other than the coordinator's, with its store.
+func (w *world) crash() error {
+	if w.res.Crashed >= w.cfg.Crashes {
+		return nil
+	}
+	var cands []*host
+	for _, x := range w.hosts {
+		if !x.dead && x.id != w.coordID {
+			cands = append(cands, x)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	x := cands[w.rng.IntN(len(cands))]
+	x.dead = true
+	x.ranks, x.store, x.work = nil, nil, nil
+	w.res.Crashed++
+	w.logf("crash h%d", x.id)
+	return nil
+}
+
+func sortedKeys[V any](m map[int]V) []int {
+	ks := make([]int, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
