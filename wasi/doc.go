@@ -15,6 +15,14 @@
 // through an os.Root for the mount, so neither "..", a symbolic link nor a
 // concurrent rename can reach a file outside a mount.
 //
+// Rights are enforced as the preview1 witx names them (fs_rights.go): each
+// import checks the rights of its fd after the checks of the fd's kind,
+// fd_fdstat_set_rights only narrows them, and path_open gives a new fd the
+// rights asked for that apply to its kind, refusing those the directory's
+// inheriting rights lack. Symbolic links a guest creates may not have an
+// absolute target (EPERM, as wasmtime). No fd is a socket: sock_* calls
+// fail with EBADF or ENOTSOCK.
+//
 // Every change to mounted files (writes, truncation, creation, renames,
 // removals, links, time changes) goes through one internal layer
 // (fs_write.go). With Config.Journal set, that layer tracks the changes of

@@ -59,6 +59,7 @@ const (
 	errnoNosys       errno = 52
 	errnoNotdir      errno = 54
 	errnoNotempty    errno = 55
+	errnoNotsock     errno = 57
 	errnoNotsup      errno = 58
 	errnoNotty       errno = 59
 	errnoOverflow    errno = 61

@@ -67,30 +67,24 @@ func fdClose(s *System, _ context.Context, _ api.Module, st []uint64) errno {
 	return errnoSuccess
 }
 
+// fdRenumber moves fd from onto fd to, which must be open (EBADF
+// otherwise, as in wasmtime) and is closed first. Either may be a preopen:
+// a moved preopen stays one at its new number.
 func fdRenumber(s *System, _ context.Context, _ api.Module, st []uint64) errno {
 	from, to := uint32(st[0]), uint32(st[1])
 	e, ok := s.fds.get(from)
 	if !ok {
 		return errnoBadf
 	}
-	if e.preopen {
-		return errnoNotsup
-	}
 	old, ok := s.fds.get(to)
 	if !ok {
-		if to >= maxFDs {
-			return errnoBadf
-		}
-	} else {
-		if old.preopen {
-			return errnoNotsup
-		}
-		if from == to {
-			return errnoSuccess
-		}
-		if old.file != nil {
-			old.file.Close()
-		}
+		return errnoBadf
+	}
+	if from == to {
+		return errnoSuccess
+	}
+	if old.file != nil {
+		old.file.Close()
 	}
 	s.fds.remove(from)
 	s.fds.m[to] = e
@@ -137,11 +131,15 @@ func fdFdstatSetFlags(s *System, _ context.Context, _ api.Module, st []uint64) e
 	if e.kind == kindDir {
 		return errnoIsdir
 	}
+	if en := e.need(rightFdFdstatSetFlags); en != errnoSuccess {
+		return en
+	}
 	e.fdflags = flags & (fdflagAppend | fdflagNonblock)
 	return errnoSuccess
 }
 
-// fdFdstatSetRights accepts only rights the fd already has.
+// fdFdstatSetRights only ever narrows the rights of an fd: asking for one
+// it does not have is ENOTCAPABLE. The imports check them (fdEntry.need).
 func fdFdstatSetRights(s *System, _ context.Context, _ api.Module, st []uint64) errno {
 	e, ok := s.fds.get(uint32(st[0]))
 	if !ok {
@@ -199,6 +197,31 @@ func fdPread(s *System, ctx context.Context, mod api.Module, st []uint64) errno 
 	return s.readv(ctx, mod, st, int64(st[3]))
 }
 
+// ioCheck checks e for fd_read (at < 0) or fd_pread, or with write for
+// fd_write or fd_pwrite: first its kind (EBADF against the direction of
+// stdio or the event, EISDIR reading a directory, ESPIPE for a positioned
+// call on a stream), then its rights (fd_read or fd_write, and fd_seek to
+// give a position).
+func (e *fdEntry) ioCheck(write bool, at int64) errno {
+	in := e.kind == kindStdin || e.kind == kindEvent
+	out := e.kind == kindStdout || e.kind == kindStderr
+	need := rightFdRead
+	if write {
+		in, out, need = out, in, rightFdWrite
+	}
+	switch {
+	case out || (write && e.kind == kindDir):
+		return errnoBadf
+	case e.kind == kindDir:
+		return errnoIsdir
+	case in && at >= 0:
+		return errnoSpipe
+	case e.kind == kindFile && at >= 0:
+		need |= rightFdSeek
+	}
+	return e.need(need)
+}
+
 // readv implements fd_read (at < 0) and fd_pread; the result pointer is the
 // last parameter.
 func (s *System) readv(ctx context.Context, mod api.Module, st []uint64, at int64) errno {
@@ -211,6 +234,9 @@ func (s *System) readv(ctx context.Context, mod api.Module, st []uint64, at int6
 	if !ok {
 		return errnoBadf
 	}
+	if en := e.ioCheck(false, at); en != errnoSuccess {
+		return en
+	}
 	iov, en := iovecs(mod, iovs, n)
 	if en != errnoSuccess {
 		return en
@@ -218,9 +244,6 @@ func (s *System) readv(ctx context.Context, mod api.Module, st []uint64, at int6
 	var nread int
 	switch e.kind {
 	case kindStdin:
-		if at >= 0 {
-			return errnoSpipe
-		}
 		var unw bool
 		nread, en, unw = s.readStdin(ctx, mod, e, iov)
 		if unw {
@@ -229,14 +252,7 @@ func (s *System) readv(ctx context.Context, mod api.Module, st []uint64, at int6
 		if en != errnoSuccess {
 			return en
 		}
-	case kindStdout, kindStderr:
-		return errnoBadf
-	case kindDir:
-		return errnoIsdir
 	case kindEvent:
-		if at >= 0 {
-			return errnoSpipe
-		}
 		if nread, en = s.readEvent(iov); en != errnoSuccess {
 			return en
 		}
@@ -318,18 +334,16 @@ func (s *System) writev(mod api.Module, st []uint64, at int64) errno {
 	if !ok {
 		return errnoBadf
 	}
+	if en := e.ioCheck(true, at); en != errnoSuccess {
+		return en
+	}
 	iov, en := iovecs(mod, iovs, n)
 	if en != errnoSuccess {
 		return en
 	}
 	var written int
 	switch e.kind {
-	case kindStdin, kindEvent:
-		return errnoBadf
 	case kindStdout, kindStderr:
-		if at >= 0 {
-			return errnoSpipe
-		}
 		w := s.stdout
 		if e.kind == kindStderr {
 			w = s.stderr
@@ -339,8 +353,6 @@ func (s *System) writev(mod api.Module, st []uint64, at int64) errno {
 		if err != nil {
 			return errnoIo
 		}
-	case kindDir:
-		return errnoBadf
 	case kindFile:
 		if !e.write {
 			return errnoBadf

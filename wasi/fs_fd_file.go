@@ -44,6 +44,13 @@ func (s *System) seek(mod api.Module, fd uint32, off int64, whence, resPtr uint3
 	case kindStdin, kindStdout, kindStderr, kindEvent:
 		return errnoSpipe
 	}
+	// fd_seek implies fd_tell; a seek by 0 from the current offset is a
+	// tell.
+	if off != 0 || whence != whenceCur || e.need(rightFdTell) != errnoSuccess {
+		if en := e.need(rightFdSeek); en != errnoSuccess {
+			return en
+		}
+	}
 	var base int64
 	switch whence {
 	case whenceSet:
@@ -74,6 +81,9 @@ func fdFilestatGet(s *System, _ context.Context, mod api.Module, st []uint64) er
 	if !ok {
 		return errnoBadf
 	}
+	if en := e.need(rightFdFilestatGet); en != errnoSuccess {
+		return en
+	}
 	buf, ok := memRead(mod, uint32(st[1]), 64)
 	if !ok {
 		return errnoFault
@@ -103,7 +113,14 @@ func fdFilestatSetSize(s *System, _ context.Context, _ api.Module, st []uint64) 
 	switch {
 	case e.kind == kindDir:
 		return errnoIsdir
-	case e.kind != kindFile || !e.write:
+	case e.kind != kindFile:
+		return errnoBadf
+	}
+	if en := e.need(rightFdFilestatSetSize); en != errnoSuccess {
+		return en
+	}
+	switch {
+	case !e.write:
 		return errnoBadf
 	case size < 0:
 		return errnoInval
@@ -118,6 +135,9 @@ func fdFilestatSetTimes(s *System, _ context.Context, _ api.Module, st []uint64)
 	}
 	if e.mount < 0 {
 		return errnoBadf
+	}
+	if en := e.need(rightFdFilestatSetTimes); en != errnoSuccess {
+		return en
 	}
 	at, mt, en := s.times(int64(st[1]), int64(st[2]), uint16(st[3]))
 	if en != errnoSuccess {
@@ -161,7 +181,7 @@ func fdAdvise(s *System, _ context.Context, _ api.Module, st []uint64) errno {
 	if e.kind == kindDir {
 		return errnoBadf
 	}
-	return errnoSuccess
+	return e.need(rightFdAdvise)
 }
 
 func fdAllocate(s *System, _ context.Context, _ api.Module, st []uint64) errno {
@@ -176,7 +196,13 @@ func fdAllocate(s *System, _ context.Context, _ api.Module, st []uint64) errno {
 	switch {
 	case e.kind == kindDir:
 		return errnoIsdir
-	case e.kind != kindFile || !e.write:
+	case e.kind != kindFile:
+		return errnoBadf
+	}
+	if en := e.need(rightFdAllocate); en != errnoSuccess {
+		return en
+	}
+	if !e.write {
 		return errnoBadf
 	}
 	fi, err := e.file.Stat()
@@ -190,17 +216,20 @@ func fdAllocate(s *System, _ context.Context, _ api.Module, st []uint64) errno {
 }
 
 func fdSync(s *System, _ context.Context, _ api.Module, st []uint64) errno {
-	return s.sync(uint32(st[0]))
+	return s.sync(uint32(st[0]), rightFdSync)
 }
 
 func fdDatasync(s *System, _ context.Context, _ api.Module, st []uint64) errno {
-	return s.sync(uint32(st[0]))
+	return s.sync(uint32(st[0]), rightFdDatasync)
 }
 
-func (s *System) sync(fd uint32) errno {
+func (s *System) sync(fd uint32, need uint64) errno {
 	e, ok := s.fds.get(fd)
 	if !ok {
 		return errnoBadf
+	}
+	if en := e.need(need); en != errnoSuccess {
+		return en
 	}
 	if e.file == nil {
 		return errnoSuccess

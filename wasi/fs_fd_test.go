@@ -26,10 +26,13 @@ func TestFdErrno(t *testing.T) {
 		{"prestat stdio", func(h *harness) errno { return h.call("fd_prestat_get", 0, resAt) }, errnoBadf},
 		{"prestat name short", func(h *harness) errno { return h.call("fd_prestat_dir_name", 3, resAt, 2) }, errnoNametoolong},
 		{"prestat bad pointer", func(h *harness) errno { return h.call("fd_prestat_get", 3, 1<<30) }, errnoFault},
-		{"renumber preopen", func(h *harness) errno { return h.call("fd_renumber", 3, 9) }, errnoNotsup},
-		{"renumber onto preopen", func(h *harness) errno { return h.call("fd_renumber", 1, 3) }, errnoNotsup},
+		{"renumber preopen", func(h *harness) errno { return h.call("fd_renumber", 3, 1) }, 0},
+		{"renumber onto preopen", func(h *harness) errno { return h.call("fd_renumber", 1, 3) }, 0},
+		{"renumber onto closed fd", func(h *harness) errno { return h.call("fd_renumber", 1, 9) }, errnoBadf},
+		{"renumber preopen onto closed fd", func(h *harness) errno { return h.call("fd_renumber", 3, 9) }, errnoBadf},
 		{"renumber bad", func(h *harness) errno { return h.call("fd_renumber", 9, 1) }, errnoBadf},
 		{"renumber", func(h *harness) errno { return h.call("fd_renumber", 1, 2) }, 0},
+		{"renumber onto itself", func(h *harness) errno { return h.call("fd_renumber", 4, 4) }, 0},
 		{"seek stdio", func(h *harness) errno { return h.call("fd_seek", 1, 0, whenceCur, resAt) }, errnoSpipe},
 		{"seek dir", func(h *harness) errno { return h.call("fd_seek", 3, 0, whenceSet, resAt) }, errnoIsdir},
 		{"seek negative", func(h *harness) errno {
@@ -46,11 +49,19 @@ func TestFdErrno(t *testing.T) {
 		{"write read-only fd", func(h *harness) errno {
 			fd, _ := h.open(3, "f", 0, 0, rightsR)
 			return h.call("fd_write", uint64(fd), h.iov(iovAt, dataAt, 4), 1, resAt)
-		}, errnoBadf},
+		}, errnoNotcapable},
+		{"write fd created without fd_write", func(h *harness) errno {
+			fd, _ := h.open(3, "new", 0, oflagCreat|oflagTrunc, rightFdSeek|rightFdTell)
+			return h.call("fd_write", uint64(fd), h.iov(iovAt, dataAt, 4), 1, resAt)
+		}, errnoNotcapable},
+		{"append fd opened without fd_write", func(h *harness) errno {
+			fd, _ := h.openWith(3, "f", 0, 0, rightFdSeek, 0, fdflagAppend)
+			return h.call("fd_write", uint64(fd), h.iov(iovAt, dataAt, 4), 1, resAt)
+		}, errnoNotcapable},
 		{"read write-only fd", func(h *harness) errno {
 			fd, _ := h.open(3, "f", 0, 0, rightsW)
 			return h.call("fd_read", uint64(fd), h.iov(iovAt, dataAt, 4), 1, resAt)
-		}, errnoBadf},
+		}, errnoNotcapable},
 		{"bad iovec", func(h *harness) errno { return h.call("fd_write", 1, h.iov(iovAt, 1<<30, 4), 1, resAt) }, errnoFault},
 		{"pread stdin", func(h *harness) errno { return h.call("fd_pread", 0, h.iov(iovAt, dataAt, 4), 1, 0, resAt) }, errnoSpipe},
 		{"readdir file", func(h *harness) errno {
@@ -80,8 +91,19 @@ func TestFdErrno(t *testing.T) {
 		{"sync bad", func(h *harness) errno { return h.call("fd_sync", 42) }, errnoBadf},
 		{"proc_raise", func(h *harness) errno { return h.call("proc_raise", 9) }, errnoNosys},
 		{"sched_yield", func(h *harness) errno { return h.call("sched_yield") }, 0},
-		{"sock_accept", func(h *harness) errno { return h.call("sock_accept", 3, 0, resAt) }, errnoNotsup},
-		{"sock_shutdown", func(h *harness) errno { return h.call("sock_shutdown", 3, 0) }, errnoNotsup},
+		{"sock_accept bad fd", func(h *harness) errno { return h.call("sock_accept", 99, 0, resAt) }, errnoBadf},
+		{"sock_accept dir", func(h *harness) errno { return h.call("sock_accept", 3, 0, resAt) }, errnoNotsock},
+		{"sock_recv bad fd", func(h *harness) errno { return h.call("sock_recv", 99, 0, 0, 0, resAt, resAt+4) }, errnoBadf},
+		{"sock_recv stdin", func(h *harness) errno { return h.call("sock_recv", 0, 0, 0, 0, resAt, resAt+4) }, errnoNotsock},
+		{"sock_send bad fd", func(h *harness) errno { return h.call("sock_send", 99, 0, 0, 0, resAt) }, errnoBadf},
+		{"sock_send stdout", func(h *harness) errno { return h.call("sock_send", 1, 0, 0, 0, resAt) }, errnoNotsock},
+		{"sock_shutdown bad fd", func(h *harness) errno { return h.call("sock_shutdown", 99, 3) }, errnoBadf},
+		{"sock_shutdown closed fd", func(h *harness) errno { h.call("fd_close", 1); return h.call("sock_shutdown", 1, 3) }, errnoBadf},
+		{"sock_shutdown file", func(h *harness) errno {
+			fd, _ := h.open(3, "f", 0, 0, rightsR)
+			return h.call("sock_shutdown", uint64(fd), 3)
+		}, errnoNotsock},
+		{"sock_shutdown dir", func(h *harness) errno { return h.call("sock_shutdown", 3, 3) }, errnoNotsock},
 		{"clock bad id", func(h *harness) errno { return h.call("clock_time_get", 9, 0, resAt) }, errnoInval},
 		{"clock bad pointer", func(h *harness) errno { return h.call("clock_res_get", 0, 1<<30) }, errnoFault},
 		{"random bad pointer", func(h *harness) errno { return h.call("random_get", 1<<30, 4) }, errnoFault},

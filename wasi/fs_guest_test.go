@@ -10,6 +10,9 @@ import (
 func TestGuestFiles(t *testing.T) {
 	data, ro := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(ro, "hello.txt"), []byte("read only"), 0o644)
+	if err := os.Symlink("/data/sub/b.txt", filepath.Join(data, "abslink")); err != nil {
+		t.Fatal(err)
+	}
 	res := runGuest(t, Config{
 		Args:   []string{"guest", "files", "/data"},
 		Mounts: []Mount{{HostPath: data, GuestPath: "/data"}, {HostPath: ro, GuestPath: "/ro", ReadOnly: true}},
@@ -32,7 +35,7 @@ mkdir exists: error: mkdir /data/sub: File exists
 rename: ok
 stat old: notexist=true
 symlink: ok
-symlink abs: ok
+symlink abs: error: symlink /data/sub/b.txt /data/abslink2: Operation not permitted
 readlink: "b.txt" <nil>
 read via link: "hello" <nil>
 read via abs link: "hello" <nil>

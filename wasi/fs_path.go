@@ -40,10 +40,14 @@ func readString(mod api.Module, ptr, n uint32) (string, errno) {
 	return string(b), errnoSuccess
 }
 
-// lookup reads a path argument and resolves it against dirfd.
-func (s *System) lookup(mod api.Module, dirfd, ptr, n uint32, follow bool) (*location, errno) {
+// lookup reads a path argument and resolves it against dirfd, which must
+// hold the rights need.
+func (s *System) lookup(mod api.Module, dirfd, ptr, n uint32, follow bool, need uint64) (*location, errno) {
 	dir, en := s.dirEntry(dirfd)
 	if en != errnoSuccess {
+		return nil, en
+	}
+	if en := dir.need(need); en != errnoSuccess {
 		return nil, en
 	}
 	p, en := readString(mod, ptr, n)
@@ -73,7 +77,8 @@ func hostFlags(read, write bool, fdflags uint16) int {
 
 func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 	dirfd, dirflags, pathPtr, pathLen := uint32(st[0]), uint32(st[1]), uint32(st[2]), uint32(st[3])
-	oflags, rights, fdflags, fdPtr := uint16(st[4]), st[5], uint16(st[7]), uint32(st[8])
+	oflags, fdflags, fdPtr := uint16(st[4]), uint16(st[7]), uint32(st[8])
+	req := openRequest{base: st[5], inheriting: st[6], oflags: oflags, fdflags: fdflags}
 	if pathLen == 0 {
 		return errnoInval
 	}
@@ -81,15 +86,31 @@ func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 	// O_CREAT|O_EXCL never follows a final symbolic link: it must fail
 	// on one, dangling or not.
 	follow := dirflags&lookupSymlinkFollow != 0 && !(creat && oflags&oflagExcl != 0)
-	loc, en := s.lookup(mod, dirfd, pathPtr, pathLen, follow)
+	dir, en := s.dirEntry(dirfd)
+	if en != errnoSuccess {
+		return en
+	}
+	loc, en := s.lookup(mod, dirfd, pathPtr, pathLen, follow, req.dirNeeds(dir))
 	if en != errnoSuccess {
 		return en
 	}
 	if creat && dirOnly {
 		return errnoInval
 	}
-	read, write := openAccess(oflags, rights, fdflags)
+	isDir := loc.fi != nil && loc.fi.IsDir()
+	base, inh, en := req.rights(dir, isDir)
+	if en == errnoSuccess {
+		en = req.truncates(dir, base)
+	}
+	if en != errnoSuccess {
+		return en
+	}
+	read, write := base&rightFdRead != 0, base&rightFdWrite != 0
+	if isDir {
+		read, write = true, req.writes()
+	}
 	e := &fdEntry{mount: loc.mi, rel: loc.rel, read: read, write: write,
+		rightsBase: base, rightsInheriting: inh,
 		fdflags: fdflags & (fdflagAppend | fdflagNonblock | fdflagDsync | fdflagRsync | fdflagSync)}
 	flag := hostFlags(read, write, e.fdflags)
 	var f *os.File
@@ -133,15 +154,20 @@ func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 		return toErrno(err)
 	}
 	e.file = f
-	if fi.IsDir() {
-		e.kind, e.read, e.write = kindDir, true, false
-		e.rightsBase, e.rightsInheriting = dirRightsBase, dirRightsBase|fileRightsBase
-	} else {
-		e.kind, e.rightsBase = kindFile, fileRightsBase
-	}
 	if dirOnly && !fi.IsDir() {
 		f.Close()
 		return errnoNotdir
+	}
+	e.kind = kindFile
+	if fi.IsDir() {
+		e.kind, e.read, e.write = kindDir, true, false
+	}
+	if fi.IsDir() != isDir {
+		// The path changed kind since it was looked up.
+		if e.rightsBase, e.rightsInheriting, en = req.rights(dir, fi.IsDir()); en != errnoSuccess {
+			f.Close()
+			return en
+		}
 	}
 	fd, ok := s.fds.insert(e)
 	if !ok {
@@ -156,21 +182,8 @@ func pathOpen(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 	return errnoSuccess
 }
 
-// openAccess chooses the access mode from the rights asked for, or, when
-// they say nothing, from the flags (as wazero does).
-func openAccess(oflags uint16, rights uint64, fdflags uint16) (read, write bool) {
-	r, w := rights&rightFdRead != 0, rights&rightFdWrite != 0
-	switch {
-	case r || w:
-		return r, w
-	case oflags&(oflagCreat|oflagTrunc) != 0 || fdflags&fdflagAppend != 0:
-		return true, true
-	}
-	return true, false
-}
-
 func pathFilestatGet(s *System, _ context.Context, mod api.Module, st []uint64) errno {
-	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), uint32(st[1])&lookupSymlinkFollow != 0)
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), uint32(st[1])&lookupSymlinkFollow != 0, rightPathFilestatGet)
 	if en != errnoSuccess {
 		return en
 	}
@@ -189,7 +202,7 @@ func pathFilestatGet(s *System, _ context.Context, mod api.Module, st []uint64) 
 
 func pathFilestatSetTimes(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 	follow := uint32(st[1])&lookupSymlinkFollow != 0
-	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), follow)
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), follow, rightPathFilestatSetTimes)
 	if en != errnoSuccess {
 		return en
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 func pathCreateDirectory(s *System, _ context.Context, mod api.Module, st []uint64) errno {
-	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false, rightPathCreateDirectory)
 	if en != errnoSuccess {
 		return en
 	}
@@ -25,7 +25,7 @@ func pathRemoveDirectory(s *System, _ context.Context, mod api.Module, st []uint
 	if en != errnoSuccess {
 		return en
 	}
-	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false, rightPathRemoveDirectory)
 	if en != errnoSuccess {
 		return en
 	}
@@ -43,7 +43,7 @@ func pathRemoveDirectory(s *System, _ context.Context, mod api.Module, st []uint
 }
 
 func pathUnlinkFile(s *System, _ context.Context, mod api.Module, st []uint64) errno {
-	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false, rightPathUnlinkFile)
 	if en != errnoSuccess {
 		return en
 	}
@@ -57,7 +57,7 @@ func pathUnlinkFile(s *System, _ context.Context, mod api.Module, st []uint64) e
 }
 
 func pathReadlink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
-	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	loc, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false, rightPathReadlink)
 	if en != errnoSuccess {
 		return en
 	}
@@ -82,6 +82,11 @@ func pathReadlink(s *System, _ context.Context, mod api.Module, st []uint64) err
 	return errnoSuccess
 }
 
+// pathSymlink creates a symbolic link. An absolute target is refused with
+// EPERM, as wasmtime (cap-std) does: the guest's root is not the host's, so
+// such a link would mean one thing to the guest and another to every other
+// program reading the mount. Links already in a mount may be absolute
+// (resolve follows them within the guest's namespace).
 func pathSymlink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 	target, en := readString(mod, uint32(st[0]), uint32(st[1]))
 	if en != errnoSuccess {
@@ -92,8 +97,10 @@ func pathSymlink(s *System, _ context.Context, mod api.Module, st []uint64) errn
 		return errnoNoent
 	case strings.IndexByte(target, 0) >= 0:
 		return errnoInval
+	case strings.HasPrefix(target, "/"):
+		return errnoPerm
 	}
-	loc, en := s.lookup(mod, uint32(st[2]), uint32(st[3]), uint32(st[4]), false)
+	loc, en := s.lookup(mod, uint32(st[2]), uint32(st[3]), uint32(st[4]), false, rightPathSymlink)
 	if en != errnoSuccess {
 		return en
 	}
@@ -107,11 +114,11 @@ func pathSymlink(s *System, _ context.Context, mod api.Module, st []uint64) errn
 }
 
 func pathLink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
-	from, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), uint32(st[1])&lookupSymlinkFollow != 0)
+	from, en := s.lookup(mod, uint32(st[0]), uint32(st[2]), uint32(st[3]), uint32(st[1])&lookupSymlinkFollow != 0, rightPathLinkSource)
 	if en != errnoSuccess {
 		return en
 	}
-	to, en := s.lookup(mod, uint32(st[4]), uint32(st[5]), uint32(st[6]), false)
+	to, en := s.lookup(mod, uint32(st[4]), uint32(st[5]), uint32(st[6]), false, rightPathLinkTarget)
 	if en != errnoSuccess {
 		return en
 	}
@@ -129,11 +136,11 @@ func pathLink(s *System, _ context.Context, mod api.Module, st []uint64) errno {
 }
 
 func pathRename(s *System, _ context.Context, mod api.Module, st []uint64) errno {
-	from, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false)
+	from, en := s.lookup(mod, uint32(st[0]), uint32(st[1]), uint32(st[2]), false, rightPathRenameSource)
 	if en != errnoSuccess {
 		return en
 	}
-	to, en := s.lookup(mod, uint32(st[3]), uint32(st[4]), uint32(st[5]), false)
+	to, en := s.lookup(mod, uint32(st[3]), uint32(st[4]), uint32(st[5]), false, rightPathRenameTarget)
 	if en != errnoSuccess {
 		return en
 	}

@@ -49,15 +49,24 @@ func (h *harness) str(s string, at uint32) (uint64, uint64) {
 	return uint64(at), uint64(len(s))
 }
 
+// The rights the harness opens with are those Go's syscall package asks
+// for: every right for read-write, less the write rights for read-only,
+// less the read rights for write-only, and every right as inheriting.
 const (
-	rightsR  = rightFdRead
-	rightsW  = rightFdWrite
-	rightsRW = rightFdRead | rightFdWrite
+	rightsAll = fileRightsBase | dirRightsBase
+	rightsRW  = rightsAll
+	rightsR   = rightsAll &^ (rightFdDatasync | rightFdWrite | rightFdAllocate | rightPathFilestatSetSize)
+	rightsW   = rightsAll &^ (rightFdRead | rightFdReaddir)
 )
 
 func (h *harness) open(dirfd uint32, p string, dirflags, oflags uint16, rights uint64) (uint32, errno) {
+	return h.openWith(dirfd, p, dirflags, oflags, rights, rightsAll, 0)
+}
+
+// openWith is open with inheriting rights and fdflags.
+func (h *harness) openWith(dirfd uint32, p string, dirflags, oflags uint16, rights, inheriting uint64, fdflags uint16) (uint32, errno) {
 	ptr, n := h.str(p, scratch)
-	e := h.call("path_open", uint64(dirfd), uint64(dirflags), ptr, n, uint64(oflags), rights, 0, 0, resAt)
+	e := h.call("path_open", uint64(dirfd), uint64(dirflags), ptr, n, uint64(oflags), rights, inheriting, uint64(fdflags), resAt)
 	return h.u32(resAt), e
 }
 
@@ -177,7 +186,10 @@ func TestPathModifyErrno(t *testing.T) {
 		{"link read-only", func(h *harness) errno { return h.twoPathCall("path_link", 4, "r", 4, "h") }, errnoRofs},
 		{"link across mounts", func(h *harness) errno { return h.twoPathCall("path_link", 4, "r", 3, "h") }, errnoXdev},
 		{"symlink", func(h *harness) errno { return h.symlink("anything", 3, "s") }, 0},
-		{"symlink absolute", func(h *harness) errno { return h.symlink("/data/f", 3, "s") }, 0},
+		{"symlink absolute", func(h *harness) errno { return h.symlink("/data/f", 3, "s") }, errnoPerm},
+		{"symlink root", func(h *harness) errno { return h.symlink("/", 3, "s") }, errnoPerm},
+		{"symlink outside", func(h *harness) errno { return h.symlink("/etc/passwd", 3, "s") }, errnoPerm},
+		{"symlink relative upward", func(h *harness) errno { return h.symlink("../data/f", 3, "s") }, 0},
 		{"symlink exists", func(h *harness) errno { return h.symlink("x", 3, "f") }, errnoExist},
 		{"symlink empty", func(h *harness) errno { return h.symlink("", 3, "s") }, errnoNoent},
 		{"symlink read-only", func(h *harness) errno { return h.symlink("x", 4, "s") }, errnoRofs},

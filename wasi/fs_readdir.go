@@ -66,6 +66,9 @@ func fdReaddir(s *System, _ context.Context, mod api.Module, st []uint64) errno 
 	if e.kind != kindDir {
 		return errnoNotdir
 	}
+	if en := e.need(rightFdReaddir); en != errnoSuccess {
+		return en
+	}
 	buf, ok := memRead(mod, bufPtr, bufLen)
 	if !ok {
 		return errnoFault

@@ -111,55 +111,6 @@ func (t *fdTable) closeAll() {
 	}
 }
 
-// Rights, as reported by fd_fdstat_get.
-const (
-	rightFdDatasync uint64 = 1 << iota
-	rightFdRead
-	rightFdSeek
-	rightFdFdstatSetFlags
-	rightFdSync
-	rightFdTell
-	rightFdWrite
-	rightFdAdvise
-	rightFdAllocate
-	rightPathCreateDirectory
-	rightPathCreateFile
-	rightPathLinkSource
-	rightPathLinkTarget
-	rightPathOpen
-	rightFdReaddir
-	rightPathReadlink
-	rightPathRenameSource
-	rightPathRenameTarget
-	rightPathFilestatGet
-	rightPathFilestatSetSize
-	rightPathFilestatSetTimes
-	rightFdFilestatGet
-	rightFdFilestatSetSize
-	rightFdFilestatSetTimes
-	rightPathSymlink
-	rightPathRemoveDirectory
-	rightPathUnlinkFile
-	rightPollFdReadwrite
-	rightSockShutdown
-	rightSockAccept
-)
-
-const fileRightsBase = rightFdDatasync | rightFdRead | rightFdSeek | rightFdFdstatSetFlags |
-	rightFdSync | rightFdTell | rightFdWrite | rightFdAdvise | rightFdAllocate |
-	rightFdFilestatGet | rightFdFilestatSetSize | rightFdFilestatSetTimes | rightPollFdReadwrite
-
-const dirRightsBase = rightFdDatasync | rightFdFdstatSetFlags | rightFdSync |
-	rightPathCreateDirectory | rightPathCreateFile | rightPathLinkSource | rightPathLinkTarget |
-	rightPathOpen | rightFdReaddir | rightPathReadlink | rightPathRenameSource |
-	rightPathRenameTarget | rightPathFilestatGet | rightPathFilestatSetSize |
-	rightPathFilestatSetTimes | rightFdFilestatGet | rightFdFilestatSetTimes |
-	rightPathSymlink | rightPathRemoveDirectory | rightPathUnlinkFile
-
-// stdioRights are those of a character device that is not a terminal
-// (wasi-libc's isatty wants seek and tell absent).
-const stdioRights = fileRightsBase
-
 // renamed updates the paths of open entries after a rename within mount mi,
 // so that a restore reopens them where they now are.
 func (t *fdTable) renamed(mi int, from, to string) {

@@ -223,19 +223,33 @@ func (s *System) pollFD(ud uint64, typ uint8, fd uint32) (ev pollEvent, wait fdK
 	case kindStdin, kindEvent:
 		if typ == eventtypeFdWrite {
 			ev.err = errnoBadf
-			return ev, 0
 		}
-		n, ok := s.readable(e.kind)
-		if !ok {
-			return ev, e.kind
-		}
-		ev.nbytes = n
 	case kindStdout, kindStderr:
 		if typ == eventtypeFdRead {
 			ev.err = errnoBadf
 		}
 	case kindDir:
 		ev.err = errnoBadf
+	}
+	if ev.err != errnoSuccess {
+		return ev, 0
+	}
+	// poll_fd_readwrite, with fd_read or fd_write, is the right to
+	// subscribe.
+	need := rightPollFdReadwrite | rightFdRead
+	if typ == eventtypeFdWrite {
+		need = rightPollFdReadwrite | rightFdWrite
+	}
+	if ev.err = e.need(need); ev.err != errnoSuccess {
+		return ev, 0
+	}
+	switch e.kind {
+	case kindStdin, kindEvent:
+		n, ok := s.readable(e.kind)
+		if !ok {
+			return ev, e.kind
+		}
+		ev.nbytes = n
 	case kindFile:
 		if typ == eventtypeFdRead {
 			if fi, err := e.file.Stat(); err == nil && fi.Size() > e.offset {

@@ -175,6 +175,19 @@ func New(cfg Config) (*System, error) {
 		s.mounts = append(s.mounts, mt)
 	}
 	s.fds = newFDTable(len(s.mounts))
+	for _, e := range s.fds.m {
+		if !e.preopen {
+			continue
+		}
+		// A preopen is an open directory like any other (fd_readdir,
+		// fd_filestat_get and fd_filestat_set_times use its file).
+		f, err := s.mounts[e.mount].root.Open(".")
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%w: mount %d: %v", ErrConfig, e.mount, err)
+		}
+		e.file = f
+	}
 	return s, nil
 }
 

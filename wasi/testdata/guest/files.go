@@ -56,7 +56,9 @@ func files(args []string) {
 	_, err = os.Stat(p("a.txt"))
 	fmt.Printf("stat old: notexist=%v\n", errors.Is(err, fs.ErrNotExist))
 	check("symlink", os.Symlink("b.txt", p("sub/link")))
-	check("symlink abs", os.Symlink(p("sub/b.txt"), p("abslink")))
+	// An absolute target is refused; the host made abslink before the run,
+	// and links already in a mount may be absolute.
+	check("symlink abs", os.Symlink(p("sub/b.txt"), p("abslink2")))
 	t, err := os.Readlink(p("sub/link"))
 	fmt.Printf("readlink: %q %v\n", t, err)
 	b, err = os.ReadFile(p("sub/link"))
