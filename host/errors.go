@@ -11,6 +11,11 @@ var (
 	ErrUnfinished = errors.New("host: unfinished run")
 	// ErrNoCheckpoint: there is nothing to resume from.
 	ErrNoCheckpoint = errors.New("host: no usable checkpoint")
+	// ErrForeignRun: a checkpoint belongs to another run than the state
+	// directory's (another run ID, arguments, environment or mounts).
+	ErrForeignRun = errors.New("host: checkpoint of another run")
+	// ErrDamagedState: a file of the state directory is damaged.
+	ErrDamagedState = errors.New("host: damaged state")
 	// ErrStopped: the session was stopped after a final checkpoint.
 	ErrStopped = errors.New("host: stopped after a final checkpoint")
 

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,16 +33,19 @@ type jobRun struct {
 	store  *ckpt.Store
 	ledger *jobLedger
 	bind   ckpt.Binding
+	runTag json.RawMessage // the run binding of every checkpoint
 	ep     *transport.Endpoint
 	outs   [][2]*rankOut
 
 	// What a resume restores: the epoch (0: the start) and, by rank, its
 	// manifest and job state.
-	fresh  bool // a new run, not a resume
-	from   uint64
-	mans   []*ckpt.Manifest
-	states []*rankCheckpoint
-	comm   []transport.RankState
+	fresh bool // a new run, not a resume
+	from  uint64
+	// journals are the ranks' file journals when resuming.
+	journals []*journalState
+	mans     []*ckpt.Manifest
+	states   []*rankCheckpoint
+	comm     []transport.RankState
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -106,7 +110,7 @@ func (j *jobRun) open() error {
 		Deterministic: cfg.Deterministic, Seed: cfg.Seed,
 	}, key: ckpt.Key{Job: jobName}}
 	module, err := s.loadModule()
-	j.lock, j.rec, j.module = s.lock, s.rec, module
+	j.lock, j.rec, j.module, j.store = s.lock, s.rec, module, s.store
 	if err != nil {
 		return err
 	}
@@ -129,6 +133,7 @@ func (j *jobRun) open() error {
 		}
 	}
 	j.n = j.rec.N
+	j.runTag = j.rec.binding()
 	info, ok, err := build.ReadInfo(module)
 	if err != nil {
 		return err
@@ -137,9 +142,11 @@ func (j *jobRun) open() error {
 		return fmt.Errorf("%w (build it with `librahost build`)", ErrNotCheckpointable)
 	}
 	j.bind = ckpt.Binding{ModuleDigest: sha256Sum(module), Wazero: WazeroVersion(), Go: info.Go}
-	j.store, err = ckpt.Open(ckpt.Config{Path: filepath.Join(cfg.StateDir, storeFile), Keep: cfg.Keep})
-	if err != nil {
-		return err
+	if j.store == nil {
+		j.store, err = ckpt.Open(ckpt.Config{Path: filepath.Join(cfg.StateDir, storeFile), Keep: cfg.Keep})
+		if err != nil {
+			return err
+		}
 	}
 	j.ledger, err = openJobLedger(filepath.Join(cfg.StateDir, ledgerFile), j.n, !resume)
 	if err != nil {
@@ -203,6 +210,10 @@ func (j *jobRun) chooseEpoch() error {
 	if err != nil {
 		return err
 	}
+	j.journals = make([]*journalState, j.n)
+	for r := range j.n {
+		j.journals[r] = readJournalState(j.journal(r), len(j.rec.Mounts))
+	}
 	var refused []error
 	found := false
 	for i := len(commits) - 1; i >= 0 && !found; i-- {
@@ -212,10 +223,13 @@ func (j *jobRun) chooseEpoch() error {
 		}
 		err := j.loadEpoch(c)
 		if err == nil {
+			err = j.journalsServe(c.Epoch)
+		}
+		if err == nil {
 			found = true
 			break
 		}
-		if j.cfg.Epoch != 0 {
+		if j.cfg.Epoch != 0 || errors.Is(err, ErrForeignRun) {
 			return err
 		}
 		refused = append(refused, err)
@@ -227,6 +241,9 @@ func (j *jobRun) chooseEpoch() error {
 		return fmt.Errorf("%w: epoch %d of the job in %s was not committed", ErrNoCheckpoint, j.cfg.Epoch, j.cfg.StateDir)
 	case len(refused) > 0:
 		return fmt.Errorf("%w: %v", ErrNoCheckpoint, refused[len(refused)-1])
+	case j.rec.Epoch > 0:
+		return fmt.Errorf("%w: state dir %s holds no committed epoch, though its run record names epoch %d (%s is empty or was replaced); restore it from a backup, or start the job over with another --state",
+			ErrNoCheckpoint, j.cfg.StateDir, j.rec.Epoch, storeFile)
 	default:
 		j.from = 0
 		clear(j.mans)
@@ -248,6 +265,17 @@ func (j *jobRun) chooseEpoch() error {
 			mem += m.MemSize
 		}
 		fmt.Fprintf(j.cfg.Log, "librahost: resumed the job of %d workers from epoch %d (%s)\n", j.n, j.from, FormatBytes(mem))
+	}
+	return nil
+}
+
+// journalsServe refuses epoch if a rank's file journal cannot return its
+// files to it.
+func (j *jobRun) journalsServe(epoch uint64) error {
+	for r, js := range j.journals {
+		if !js.serves(epoch) {
+			return fmt.Errorf("%w: rank %d: %s, so its files cannot be returned to epoch %d", ErrDamagedState, r, js.problem(epoch), epoch)
+		}
 	}
 	return nil
 }
@@ -278,6 +306,9 @@ func (j *jobRun) loadEpoch(c ckpt.Commit) error {
 		}
 		if err != nil {
 			return fmt.Errorf("epoch %d, rank %d: %w", c.Epoch, r, err)
+		}
+		if err := j.rec.checkRun(c.Epoch, rc.Run); err != nil {
+			return err
 		}
 		mans[r], states[r], comm[r] = m, rc, *cs
 	}
@@ -419,14 +450,8 @@ func (j *jobRun) prepare(rank int, w *Worker) error {
 		if _, err := w.CheckpointFiles(0); err != nil {
 			return err
 		}
-	} else {
-		warnings, err := w.RollbackFiles(j.from)
-		for _, msg := range warnings {
-			fmt.Fprintf(j.cfg.Log, "librahost: warning: rank %d: %s\n", rank, msg)
-		}
-		if err != nil {
-			return fmt.Errorf("rank %d: %w", rank, err)
-		}
+	} else if err := j.journals[rank].rollback(w, j.from, j.cfg.Log, fmt.Sprintf("rank %d: ", rank)); err != nil {
+		return fmt.Errorf("rank %d: %w", rank, err)
 	}
 	var pos [2]int64
 	var tails [2][]byte

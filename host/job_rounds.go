@@ -155,7 +155,7 @@ func (j *jobRun) takeCut() {
 		// Messages sent from now on are after the cut.
 		j.ep.SetEpoch(uint32(r), epoch)
 		if j.ended[r] {
-			rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: j.codes[r], Comm: transport.AppendRankState(nil, &cut[r])}
+			rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: j.codes[r], Comm: transport.AppendRankState(nil, &cut[r]), Run: j.runTag}
 			go func() {
 				p, err := j.write(r, epoch, &rc, nil, nil, nil, nil)
 				if err != nil {
@@ -187,6 +187,7 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *Capture, comm *transport
 		Changes: w.changes.Load(),
 		Held:    w.held,
 		Comm:    transport.AppendRankState(nil, comm),
+		Run:     j.runTag,
 	}
 	if o := j.outs[rank][0]; o != nil {
 		rc.StdoutTail, rc.MidLine[0] = o.tail(), !o.lineStart

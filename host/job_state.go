@@ -28,6 +28,9 @@ type rankCheckpoint struct {
 	Changes uint64             `json:"inbox_changes,omitempty"`
 	Held    *transport.Message `json:"held,omitempty"`
 	Comm    []byte             `json:"comm"` // transport.AppendRankState
+	// Run is the run the checkpoint belongs to (runBinding); absent in
+	// checkpoints made before runs were bound.
+	Run json.RawMessage `json:"run,omitempty"`
 }
 
 func decodeRankCheckpoint(b []byte) (*rankCheckpoint, *transport.RankState, error) {

@@ -62,6 +62,8 @@ type Session struct {
 	worker *Worker
 	key    ckpt.Key
 	bind   ckpt.Binding
+	// journal is the file journal's state when resuming.
+	journal *journalState
 
 	mu       sync.Mutex
 	epoch    uint64        // newest durable epoch
@@ -95,6 +97,14 @@ func Run(ctx context.Context, cfg SessionConfig) (int, error) {
 	s := &Session{cfg: cfg, key: ckpt.Key{Job: "run", Worker: 0}}
 	defer s.close()
 	if err := s.open(ctx); err != nil {
+		if errors.Is(err, errJobRecord) { // a job's rebuilt record
+			if err := writeRecord(cfg.StateDir, s.rec); err != nil {
+				return 1, err
+			}
+			s.close()
+			*s = Session{}
+			return RunJob(ctx, jobFromSession(cfg))
+		}
 		if errors.Is(err, errFinished) {
 			fmt.Fprintf(cfg.Log, "librahost: the run in %s already finished with exit code %d\n", cfg.StateDir, s.rec.Exit)
 			return s.rec.Exit, nil
@@ -163,6 +173,7 @@ func (s *Session) open(ctx context.Context) error {
 		Journal:       journal,
 		Deterministic: s.rec.Deterministic,
 		Seed:          s.rec.Seed,
+		Run:           s.runBinding(),
 		Stdin:         cfg.Stdin,
 		Stdout:        stdout,
 		Stderr:        stderr,
@@ -186,9 +197,11 @@ func (s *Session) open(ctx context.Context) error {
 		return fmt.Errorf("%w (build it with `librahost build`)", ErrNotCheckpointable)
 	}
 	s.bind = ckpt.Binding{ModuleDigest: w.Digest(), Wazero: WazeroVersion(), Go: w.Info().Go}
-	s.store, err = ckpt.Open(ckpt.Config{Path: filepath.Join(cfg.StateDir, storeFile), Keep: cfg.Keep})
-	if err != nil {
-		return err
+	if s.store == nil {
+		s.store, err = ckpt.Open(ckpt.Config{Path: filepath.Join(cfg.StateDir, storeFile), Keep: cfg.Keep})
+		if err != nil {
+			return err
+		}
 	}
 	if cfg.Resume {
 		if err := s.restore(); err != nil {
@@ -222,15 +235,13 @@ func (s *Session) open(ctx context.Context) error {
 // worker. A run killed before its first checkpoint starts over; the
 // ledger still keeps its output from being printed twice.
 func (s *Session) restore() error {
+	s.journal = readJournalState(filepath.Join(s.cfg.StateDir, journalFile), len(s.rec.Mounts))
 	var m *ckpt.Manifest
 	var err error
 	if s.cfg.Epoch != 0 {
-		m, err = s.store.Manifest(s.key, s.cfg.Epoch)
-		if err == nil {
-			err = s.checkBinding(m)
-		}
-		if err == nil {
-			err = s.store.Verify(m)
+		m, err = s.usable(s.cfg.Epoch)
+		if err == nil && !s.journal.serves(m.Epoch) {
+			err = s.journal.refuse(m.Epoch)
 		}
 		if err != nil {
 			return err
@@ -240,6 +251,10 @@ func (s *Session) restore() error {
 		m, refused, err = s.store.Latest(s.key, s.bind)
 		if err != nil {
 			if errors.Is(err, ckpt.ErrNotFound) && len(refused) == 0 {
+				if s.rec.Epoch > 0 {
+					return fmt.Errorf("%w: state dir %s holds no checkpoint, though its run record names checkpoint %d (%s is empty or was replaced); restore it from a backup, or start the run over with another --state",
+						ErrNoCheckpoint, s.cfg.StateDir, s.rec.Epoch, storeFile)
+				}
 				// Killed before its first checkpoint: start over, on the
 				// files as they were at the start.
 				return s.rollbackFiles(0)
@@ -253,8 +268,20 @@ func (s *Session) restore() error {
 			}
 			return err
 		}
+		if err := s.rec.checkRun(m.Epoch, hostRun(m.Host)); err != nil {
+			return err
+		}
 		for _, r := range refused {
 			fmt.Fprintf(s.cfg.Log, "librahost: warning: %v; trying an older checkpoint\n", r)
+		}
+		if !s.journal.serves(m.Epoch) {
+			older := s.olderServed(m.Epoch)
+			if older == nil {
+				return s.journal.refuse(m.Epoch)
+			}
+			fmt.Fprintf(s.cfg.Log, "librahost: warning: %s, so the files cannot be returned to checkpoint %d; falling back to checkpoint %d\n",
+				s.journal.problem(m.Epoch), m.Epoch, older.Epoch)
+			m = older
 		}
 	}
 	// A later checkpoint than the one restored belongs to an abandoned
@@ -281,13 +308,56 @@ func (s *Session) restore() error {
 	return nil
 }
 
+// usable reads and checks checkpoint epoch: the module build, the run,
+// every chunk.
+func (s *Session) usable(epoch uint64) (*ckpt.Manifest, error) {
+	m, err := s.store.Manifest(s.key, epoch)
+	if err == nil {
+		err = s.checkBinding(m)
+	}
+	if err == nil {
+		err = s.rec.checkRun(m.Epoch, hostRun(m.Host))
+	}
+	if err == nil {
+		err = s.store.Verify(m)
+	}
+	return m, err
+}
+
+// olderServed returns the newest usable checkpoint before epoch that the
+// file journal can return the files to, or nil.
+func (s *Session) olderServed(epoch uint64) *ckpt.Manifest {
+	infos, err := s.store.Epochs(s.key)
+	if err != nil {
+		return nil
+	}
+	for i := len(infos) - 1; i >= 0; i-- {
+		e := infos[i].Epoch
+		if e >= epoch || !s.journal.serves(e) {
+			continue
+		}
+		if m, err := s.usable(e); err == nil {
+			return m
+		}
+	}
+	return nil
+}
+
 // rollbackFiles returns the files the guest touched to checkpoint epoch.
 func (s *Session) rollbackFiles(epoch uint64) error {
-	warnings, err := s.worker.RollbackFiles(epoch)
-	for _, w := range warnings {
-		fmt.Fprintf(s.cfg.Log, "librahost: warning: %s\n", w)
+	if s.journal == nil {
+		s.journal = readJournalState(filepath.Join(s.cfg.StateDir, journalFile), len(s.rec.Mounts))
 	}
-	return err
+	return s.journal.rollback(s.worker, epoch, s.cfg.Log, "")
+}
+
+// runBinding is the run binding for the worker's checkpoints; nil without
+// a state directory.
+func (s *Session) runBinding() []byte {
+	if s.cfg.StateDir == "" {
+		return nil
+	}
+	return s.rec.binding()
 }
 
 func (s *Session) checkBinding(m *ckpt.Manifest) error {
@@ -298,7 +368,7 @@ func (s *Session) checkBinding(m *ckpt.Manifest) error {
 }
 
 // loadModule reads the module and the run record: a new one for a run, the
-// saved one for a resume.
+// saved one for a resume (rebuilt from the checkpoints if it was lost).
 func (s *Session) loadModule() ([]byte, error) {
 	cfg := &s.cfg
 	if cfg.StateDir != "" {
@@ -317,6 +387,12 @@ func (s *Session) loadModule() ([]byte, error) {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
+		if r == nil {
+			// A lost record must not lose the checkpoints with it.
+			if r, err = s.rebuildRecord(); err != nil {
+				return nil, err
+			}
+		}
 		old = r
 	}
 	path := cfg.ModulePath
@@ -328,6 +404,9 @@ func (s *Session) loadModule() ([]byte, error) {
 	}
 	module, err := os.ReadFile(path)
 	if err != nil {
+		if cfg.ModulePath == "" {
+			return nil, moduleCopyError(cfg.StateDir, old, "is missing")
+		}
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	digest := digestHex(sha256Sum(module))
@@ -335,6 +414,11 @@ func (s *Session) loadModule() ([]byte, error) {
 		// Killed before the run was recorded: the guest never ran.
 		fmt.Fprintf(cfg.Log, "librahost: nothing to resume in %s; starting the run\n", cfg.StateDir)
 		cfg.Resume = false
+	}
+	if cfg.Resume && old != nil {
+		if err := s.checkModuleCopy(old, digest, module); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case cfg.Resume && old == nil:
@@ -346,6 +430,12 @@ func (s *Session) loadModule() ([]byte, error) {
 		return module, errFinished
 	case cfg.Resume:
 		s.rec = old
+		if old.RunID == "" { // a record made before runs were bound
+			old.RunID = newRunID()
+		}
+		if old.N > 1 && s.key.Job != jobName {
+			return module, errJobRecord
+		}
 		return module, nil
 	case old != nil && !old.Finished:
 		what := "an unfinished run of " + displayName(old.Module)
@@ -355,15 +445,12 @@ func (s *Session) loadModule() ([]byte, error) {
 		return nil, fmt.Errorf("%w: state dir %s holds %s, last checkpoint %d; use --resume to continue it, or another --state", ErrUnfinished, cfg.StateDir, what, old.Epoch)
 	}
 	s.rec = &runRecord{
-		Module:        path,
-		Digest:        digest,
-		Args:          cfg.Args,
-		Env:           cfg.Env,
-		Mounts:        mountsToJSON(cfg.Mounts),
-		Deterministic: cfg.Deterministic,
-		Seed:          cfg.Seed,
-		Job:           s.key.Job,
-		Started:       time.Now().UTC(),
+		RunID: newRunID(),
+		runSpec: runSpec{Module: path, Args: cfg.Args, Env: cfg.Env, Mounts: mountsToJSON(cfg.Mounts),
+			Deterministic: cfg.Deterministic, Seed: cfg.Seed},
+		Digest:  digest,
+		Job:     s.key.Job,
+		Started: time.Now().UTC(),
 	}
 	if cfg.StateDir != "" {
 		if abs, err := filepath.Abs(path); err == nil {

@@ -23,22 +23,29 @@ const (
 
 // runRecord describes the run a state directory holds.
 type runRecord struct {
-	Module        string       `json:"module"` // the path it was started from
-	Digest        string       `json:"digest"` // hex SHA-256 of the module
-	Args          []string     `json:"args"`
-	Env           []string     `json:"env,omitempty"`
-	Mounts        []mountJSON  `json:"mounts,omitempty"`
-	Deterministic bool         `json:"deterministic,omitempty"`
-	Seed          uint64       `json:"seed,omitempty"`
-	Job           string       `json:"job"`
-	N             int          `json:"n,omitempty"`      // workers of a job; 0 or 1: a single run
-	Prefix        bool         `json:"prefix,omitempty"` // a job's lines start with [rank]
-	Started       time.Time    `json:"started"`
-	Finished      bool         `json:"finished"`
-	Exit          int          `json:"exit_code"`
-	Epoch         uint64       `json:"last_epoch"`
-	Pid           int          `json:"pid"`
-	Extra         *recordExtra `json:"extra,omitempty"`
+	RunID string `json:"run_id,omitempty"` // made at the first start; in every checkpoint
+	runSpec
+	Digest   string       `json:"digest"` // hex SHA-256 of the module
+	Job      string       `json:"job"`
+	Started  time.Time    `json:"started"`
+	Finished bool         `json:"finished"`
+	Exit     int          `json:"exit_code"`
+	Epoch    uint64       `json:"last_epoch"`
+	Pid      int          `json:"pid"`
+	Extra    *recordExtra `json:"extra,omitempty"`
+}
+
+// runSpec is what a run was started with: in its record and in each of
+// its checkpoints (runBinding).
+type runSpec struct {
+	Module        string      `json:"module"` // the path it was started from
+	Args          []string    `json:"args"`
+	Env           []string    `json:"env,omitempty"`
+	Mounts        []mountJSON `json:"mounts,omitempty"`
+	Deterministic bool        `json:"deterministic,omitempty"`
+	Seed          uint64      `json:"seed,omitempty"`
+	N             int         `json:"n,omitempty"`      // workers of a job; 0 or 1: a single run
+	Prefix        bool        `json:"prefix,omitempty"` // a job's lines start with [rank]
 }
 
 type recordExtra struct {

@@ -21,6 +21,9 @@ type hostState struct {
 	AsyncBuf  uint32 `json:"async_buf,omitempty"`
 	AsyncPage uint32 `json:"async_pages,omitempty"`
 	WASI      []byte `json:"wasi"`
+	// Run is the run the checkpoint belongs to (runBinding); absent in
+	// checkpoints made before runs were bound.
+	Run json.RawMessage `json:"run,omitempty"`
 }
 
 // State is a checkpoint to restore from, as the store hands it out.
@@ -90,6 +93,7 @@ func (w *Worker) snapshot() (*Capture, error) {
 		AsyncBuf:  w.async.buf,
 		AsyncPage: w.async.bufPages,
 		WASI:      ws,
+		Run:       w.cfg.Run,
 	}
 	if w.cfg.Stdout != nil {
 		hs.Stdout = w.cfg.Stdout.Position()

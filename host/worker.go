@@ -59,6 +59,10 @@ type Config struct {
 	Deterministic bool
 	Seed          uint64
 
+	// Run, if set, is stored in every checkpoint's host state: the run
+	// the checkpoint belongs to (JSON).
+	Run []byte
+
 	// Endpoint carries the guest's messages; nil: a job of one that sends
 	// none.
 	Endpoint *transport.Endpoint

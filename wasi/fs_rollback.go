@@ -1,8 +1,6 @@
 package wasi
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -36,21 +34,28 @@ func (s *System) RollbackFiles(epoch uint64) (warnings []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRollback, err)
 	}
-	ents, end, err := scanJournal(f)
+	sc, err := scanFrames(f)
+	if err == nil && sc.end < fileSize(f) {
+		if terr := f.Truncate(sc.end); terr != nil { // a torn tail
+			err = fmt.Errorf("%w: %v", ErrJournal, terr)
+		}
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	k := -1
-	for i := len(ents) - 1; i >= 0; i-- {
-		if r := ents[i].rec; r.typ == jrecSeal && r.epoch == epoch {
-			k = i
-			break
-		}
-	}
+	ents, end := sc.ents, sc.end
+	k := sc.sealOf(epoch)
 	if k < 0 {
 		f.Close()
+		if d := sc.describe(); d != "" {
+			return nil, fmt.Errorf("%w: epoch %d is not in the journal (%s)", ErrRollback, epoch, d)
+		}
 		return nil, fmt.Errorf("%w: epoch %d is not in the journal", ErrRollback, epoch)
+	}
+	if d, ok := sc.exactFrom(k); !ok {
+		f.Close()
+		return nil, fmt.Errorf("%w: the journal is damaged at offset %d, after the seal of epoch %d: the files cannot be returned to it", ErrRollback, d.at, epoch)
 	}
 	j.f, j.size = f, end
 	if err := j.openTrash(); err != nil {
@@ -79,6 +84,14 @@ func (s *System) RollbackFiles(epoch uint64) (warnings []string, err error) {
 			}
 			j.size = e.at
 		}
+	}
+	if sealEnd := ents[k].at + ents[k].n; skip == 0 && j.size > sealEnd {
+		// Damaged seals after the seal of epoch, which hold nothing to undo.
+		if err := f.Truncate(sealEnd); err != nil {
+			j.close()
+			return u.warnings, fmt.Errorf("%w: %v", ErrJournal, err)
+		}
+		j.size = sealEnd
 	}
 	for _, fp := range ents[k].rec.prints {
 		u.verify(fp)
@@ -116,51 +129,13 @@ func (j *journal) sweepTrash() {
 	}
 }
 
-// scanJournal reads the intact records of the journal f; extents are
-// returned without their data (read again by undo). A torn tail is cut off.
-func scanJournal(f *os.File) ([]journalEntry, int64, error) {
-	br := bufio.NewReaderSize(f, 1<<20)
-	magic := make([]byte, len(journalMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != journalMagic {
-		return nil, 0, fmt.Errorf("%w: no magic", ErrJournal)
+// fileSize is f's size, or -1.
+func fileSize(f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil {
+		return -1
 	}
-	at := int64(len(journalMagic))
-	var ents []journalEntry
-	var hdr [frameHeaderSize]byte
-	var buf []byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			break
-		}
-		l := binary.LittleEndian.Uint32(hdr[:])
-		if l == 0 || l > maxRecordSize {
-			break
-		}
-		if cap(buf) < int(l) {
-			buf = make([]byte, l)
-		}
-		p := buf[:l]
-		if _, err := io.ReadFull(br, p); err != nil {
-			break
-		}
-		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-			break
-		}
-		r, err := decodeRecord(p)
-		if err != nil {
-			break
-		}
-		n := frameHeaderSize + int64(l)
-		if r.typ == jrecExtent {
-			r.data = nil
-		}
-		ents = append(ents, journalEntry{at: at, n: n, rec: r})
-		at += n
-	}
-	if err := f.Truncate(at); err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrJournal, err)
-	}
-	return ents, at, nil
+	return fi.Size()
 }
 
 // undoer applies undo records and collects warnings, one per path.

@@ -1,0 +1,267 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// killedRun runs wasm with frequent checkpoints and the given run flags
+// and guest args, kills it after its k-th durable checkpoint, and returns
+// its state dir and the stdout file it wrote.
+func killedRun(t *testing.T, dir, wasm string, k uint64, flags []string, args ...string) (state, outPath string) {
+	t.Helper()
+	state = filepath.Join(dir, "st")
+	outPath = filepath.Join(dir, "out")
+	out := appendTo(t, outPath)
+	argv := append([]string{"run", "--state", state, "--checkpoint-every", "150ms"}, flags...)
+	cmd := exec.Command(librahost, append(append(argv, wasm, "--"), args...)...)
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitEpoch(t, state, k)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	return state, outPath
+}
+
+// resumeOK resumes the run in state with extra arguments, appending to
+// outPath, and returns its stderr; the resume must succeed.
+func resumeOK(t *testing.T, state, outPath string, extra ...string) string {
+	t.Helper()
+	var errb bytes.Buffer
+	cmd := exec.Command(librahost, append([]string{"run", "--resume", "--state", state}, extra...)...)
+	cmd.Stdout, cmd.Stderr = appendTo(t, outPath), &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, errb.Bytes())
+	}
+	if s := errb.String(); strings.Contains(s, "panic:") || strings.Contains(s, "goroutine ") {
+		t.Fatalf("a Go panic reached the user:\n%s", s)
+	}
+	return errb.String()
+}
+
+// resumeSays resumes the run in state like resumeOK, checks that its
+// stderr says each of says, and that the output is want.
+func resumeSays(t *testing.T, state, outPath string, want []byte, says []string, extra ...string) {
+	t.Helper()
+	stderr := resumeOK(t, state, outPath, extra...)
+	for _, s := range says {
+		if !strings.Contains(stderr, s) {
+			t.Fatalf("the resume did not say %q:\n%s", s, stderr)
+		}
+	}
+	compareOutput(t, readAll(t, outPath), want)
+}
+
+// refused checks that a resume of state is refused with exit 1 and one
+// line naming want, changing neither the store nor the run record.
+func refused(t *testing.T, state, want string, argv ...string) {
+	t.Helper()
+	before := storeSum(t, state)
+	rec := fileSum(t, filepath.Join(state, "run.json"))
+	_, stderr, code := lh(t, argv...)
+	if code != 1 {
+		t.Fatalf("%v: exit %d\n%s", argv, code, stderr)
+	}
+	oneLineError(t, stderr, want)
+	if storeSum(t, state) != before {
+		t.Fatal("a refused resume changed the checkpoint store")
+	}
+	if fileSum(t, filepath.Join(state, "run.json")) != rec {
+		t.Fatal("a refused resume changed the run record")
+	}
+}
+
+// moveStore moves the checkpoint store of state dir from into to,
+// replacing the one there.
+func moveStore(t *testing.T, from, to string) {
+	t.Helper()
+	os.MkdirAll(to, 0o755)
+	for _, f := range []string{"ckpt.db", "ckpt.db.seg"} {
+		os.RemoveAll(filepath.Join(to, f))
+		if err := os.Rename(filepath.Join(from, f), filepath.Join(to, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A store copied from another run of the same module (other arguments) is
+// refused in one line naming what differs; with its own store back, the
+// run resumes and its output is exactly once.
+func TestStoreOfAnotherRun(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm, "first")
+	stateA, outA := killedRun(t, t.TempDir(), wasm, 2, nil, "first")
+	stateB, _ := killedRun(t, t.TempDir(), wasm, 2, nil, "second")
+	own := filepath.Join(t.TempDir(), "own")
+	moveStore(t, stateA, own)
+	copyDir(t, stateB, filepath.Join(own, "b"))
+	moveStore(t, filepath.Join(own, "b"), stateA)
+	refused(t, stateA, `"second"], this run's [`, "run", "--resume", "--state", stateA, wasm)
+	refused(t, stateA, "belongs to run", "restore", "--state", stateA)
+	moveStore(t, own, stateA)
+	resumeOK(t, stateA, outA)
+	compareOutput(t, readAll(t, outA), want)
+}
+
+// A lost run record is rebuilt from the checkpoints: a resume continues
+// the run (its arguments kept in the checkpoints) and prints each byte
+// once; a new run in the same state dir is refused, as for any unfinished
+// run, instead of dropping the checkpoints.
+func TestLostRunRecord(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm, "x")
+	state, outPath := killedRun(t, t.TempDir(), wasm, 2, nil, "x")
+	os.Remove(filepath.Join(state, "run.json"))
+	before := storeSum(t, state)
+	_, stderr, code := lh(t, "run", "--state", state, wasm)
+	if code != 1 || !strings.Contains(stderr, "use --resume") || !strings.Contains(stderr, "rebuilt it from checkpoint") {
+		t.Fatalf("a new run over a lost record: exit %d\n%s", code, stderr)
+	}
+	if storeSum(t, state) != before {
+		t.Fatal("a refused run changed the checkpoint store")
+	}
+	os.Remove(filepath.Join(state, "run.json"))
+	resumeSays(t, state, outPath, want, []string{"lost its run record"}, wasm)
+}
+
+// The same for a job: the rebuilt record says how many workers.
+func TestLostRunRecordJob(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	args := []string{"-steps", "400", "-every", "20"}
+	want := jobRun(t, "3", wasm, args...)
+	state, outPath := killedRun(t, t.TempDir(), wasm, 2, []string{"-n", "3"}, args...)
+	os.Remove(filepath.Join(state, "run.json"))
+	resumeSays(t, state, outPath, want, []string{"lost its run record"})
+}
+
+// A damaged copy of the module in the state dir is reported as damaged,
+// not as another module; given the module again, the resume repairs it.
+func TestDamagedModuleCopy(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	state, outPath := killedRun(t, t.TempDir(), wasm, 2, nil)
+	copyPath := filepath.Join(state, "module.wasm")
+	b := readAll(t, copyPath)
+	b[len(b)/2] ^= 0x10
+	os.WriteFile(copyPath, b, 0o644)
+	refused(t, state, "module.wasm is damaged", "restore", "--state", state)
+	refused(t, state, "give the module again", "run", "--resume", "--state", state)
+	resumeSays(t, state, outPath, want, []string{"repaired it from"}, wasm)
+	if !bytes.Equal(readAll(t, copyPath), readAll(t, wasm)) {
+		t.Fatal("the copy of the module was not repaired")
+	}
+}
+
+// newestEpoch is the newest checkpoint `ckpt ls` lists.
+func newestEpoch(t *testing.T, state string) uint64 {
+	t.Helper()
+	ls, stderr, _ := lh(t, "ckpt", "ls", "--state", state)
+	lines := strings.Split(strings.TrimSpace(ls), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("want at least two checkpoints:\n%s%s", ls, stderr)
+	}
+	e, err := strconv.ParseUint(strings.Fields(lines[len(lines)-1])[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// damageSeal flips a bit of the epoch number of the seal of epoch in a
+// file journal: magic, then frames of length u32 | CRC-32C u32 | payload,
+// a seal's payload being type 1 | epoch uvarint | ....
+func damageSeal(t *testing.T, path string, epoch uint64) {
+	t.Helper()
+	b := readAll(t, path)
+	at := 8
+	found := -1
+	for at+8 <= len(b) {
+		l := int(binary.LittleEndian.Uint32(b[at:]))
+		p := b[at+8 : min(len(b), at+8+l)]
+		if len(p) > 1 && p[0] == 1 {
+			if e, n := binary.Uvarint(p[1:]); n > 0 && e == epoch {
+				found = at + 9
+			}
+		}
+		at += 8 + l
+	}
+	if found < 0 {
+		t.Fatalf("no seal of epoch %d in %s", epoch, path)
+	}
+	b[found] ^= 0x01
+	os.WriteFile(path, b, 0o600)
+}
+
+// A damaged seal in the file journal of a guest that changes its files
+// makes the resume fall back to the checkpoint before, as a damaged chunk
+// does: files and output end up as an uninterrupted run's.
+func TestDamagedJournalSeal(t *testing.T) {
+	wasm := guest(t, "tests/testdata/files")
+	const steps = "120"
+	refDir := t.TempDir()
+	var want bytes.Buffer
+	cmd := exec.Command(librahost, "run", "--dir", refDir+":/data", wasm, "--", "/data", steps)
+	cmd.Stdout = &want
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	os.Mkdir(data, 0o755)
+	state, outPath := killedRun(t, dir, wasm, 3, []string{"--dir", data + ":/data"}, "/data", steps)
+	newest := newestEpoch(t, state)
+	damageSeal(t, filepath.Join(state, "files.journal"), newest)
+	resumeSays(t, state, outPath, want.Bytes(), []string{"files.journal is damaged at offset", fmt.Sprintf("falling back to checkpoint %d", newest-1)})
+	if got, w := tree(t, data), tree(t, refDir); got != w {
+		t.Fatalf("files differ from an uninterrupted run's:\n%s\nwant:\n%s", got, w)
+	}
+}
+
+// A guest without mounted directories has no files to roll back: a file
+// journal damaged beyond reading costs nothing but a warning.
+func TestDamagedJournalNoFiles(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	state, outPath := killedRun(t, t.TempDir(), wasm, 2, nil)
+	os.WriteFile(filepath.Join(state, "files.journal"), bytes.Repeat([]byte{0xa5}, 300), 0o600)
+	resumeSays(t, state, outPath, want, []string{"no mounted directories, so a new journal starts"})
+}
+
+// An empty or missing checkpoint store is reported as such, not as a file
+// journal that lacks epoch 0, and the state dir is left as it was.
+func TestEmptyStore(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	state, _ := killedRun(t, t.TempDir(), wasm, 2, nil)
+	for _, tc := range []struct {
+		name string
+		edit func()
+	}{
+		{"empty", func() { os.WriteFile(filepath.Join(state, "ckpt.db"), nil, 0o600) }},
+		{"missing", func() { os.Remove(filepath.Join(state, "ckpt.db")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.RemoveAll(filepath.Join(state, "ckpt.db.seg"))
+			tc.edit()
+			journal := fileSum(t, filepath.Join(state, "files.journal"))
+			rec := fileSum(t, filepath.Join(state, "run.json"))
+			_, stderr, code := lh(t, "run", "--resume", "--state", state, wasm)
+			if code != 1 {
+				t.Fatalf("exit %d\n%s", code, stderr)
+			}
+			oneLineError(t, stderr, "holds no checkpoint, though its run record names checkpoint")
+			if fileSum(t, filepath.Join(state, "files.journal")) != journal || fileSum(t, filepath.Join(state, "run.json")) != rec {
+				t.Fatal("a refused resume changed the file journal or the run record")
+			}
+		})
+	}
+}
