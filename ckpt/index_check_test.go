@@ -35,6 +35,11 @@ func damagedStore(t *testing.T) (string, map[pin][]byte) {
 			mems[pin{k, e}] = mem
 		}
 	}
+	for e := uint64(1); e <= 3; e++ {
+		if err := s.CommitJob(Commit{Job: "damage", Epoch: e, Workers: uint32(len(damageKeys))}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -201,10 +206,10 @@ func checkReadable(t *testing.T, s *Store, mems map[pin][]byte) (good int) {
 	return good
 }
 
-// TestOpenRandomDamage flips random bytes anywhere in the index: Open
+// TestCorruptIndexRandom flips random bytes anywhere in the index: Open
 // refuses the file in one line or opens it, and then every read either
 // refuses or returns what was captured, and a capture still works.
-func TestOpenRandomDamage(t *testing.T) {
+func TestCorruptIndexRandom(t *testing.T) {
 	path, mems := damagedStore(t)
 	used := usedBytes(t, path)
 	trials := 60

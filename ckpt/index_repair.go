@@ -149,21 +149,73 @@ func salvageBolt(bf *boltFile) *salvage {
 		}
 	}
 	for id := uint64(2); id < pages; id++ {
-		b, err := bf.page(id, pages)
-		if err != nil {
-			continue
-		}
-		flags, elems, err := parseBoltPage(b)
-		if err != nil || flags != boltLeafFlag {
-			continue
-		}
-		for _, e := range elems {
-			if e.flags&boltBucketFlag == 0 {
-				sv.guess(e.key, e.value)
-			}
+		if elems, ok := bf.salvageLeaf(id, pages); ok {
+			sv.guessAll(elems)
 		}
 	}
 	return sv
+}
+
+// salvageLeaf reads page id as a leaf, whatever its header says: a
+// damaged header is rebuilt from the first element, whose position gives
+// the count of elements (they precede the keys and values).
+func (bf *boltFile) salvageLeaf(id, pages uint64) ([]boltElem, bool) {
+	ps := int64(bf.pageSize)
+	b := make([]byte, ps)
+	if _, err := bf.f.ReadAt(b, int64(id)*ps); err != nil {
+		return nil, false
+	}
+	if ov := uint64(binary.LittleEndian.Uint32(b[12:])); ov > 0 && ov < pages-id {
+		full := make([]byte, int64(ov+1)*ps)
+		if _, err := bf.f.ReadAt(full, int64(id)*ps); err == nil {
+			if flags, elems, err := parseBoltPage(full); err == nil {
+				return elems, flags == boltLeafFlag
+			}
+		}
+	}
+	if flags, elems, err := parseBoltPage(b); err == nil {
+		return elems, flags == boltLeafFlag
+	}
+	le := binary.LittleEndian
+	if le.Uint32(b[boltPageHeader:]) > 1 { // a branch element starts with its position
+		return nil, false
+	}
+	count := int64(le.Uint32(b[boltPageHeader+4:]) / boltElemSize)
+	if count == 0 || count > 0xFFFF || boltPageHeader+count*boltElemSize > ps {
+		return nil, false
+	}
+	var end int64 // of the last key or value: the overflow pages it takes
+	for i := range count {
+		e := b[boltPageHeader+i*boltElemSize:]
+		end = max(end, boltPageHeader+i*boltElemSize+int64(le.Uint32(e[4:]))+int64(le.Uint32(e[8:]))+int64(le.Uint32(e[12:])))
+	}
+	if n := (end + ps - 1) / ps; n > 1 && uint64(n) <= pages-id {
+		full := make([]byte, n*ps)
+		if _, err := bf.f.ReadAt(full, int64(id)*ps); err != nil {
+			return nil, false
+		}
+		b = full
+	}
+	le.PutUint16(b[8:], boltLeafFlag)
+	le.PutUint16(b[10:], uint16(count))
+	le.PutUint32(b[12:], uint32(int64(len(b))/ps-1))
+	flags, elems, err := parseBoltPage(b)
+	return elems, err == nil && flags == boltLeafFlag
+}
+
+// guessAll files the entries of a leaf page, and of the inline buckets
+// (small ones, such as the commit records) in it.
+func (sv *salvage) guessAll(elems []boltElem) {
+	for _, e := range elems {
+		switch {
+		case e.flags&boltBucketFlag == 0:
+			sv.guess(e.key, e.value)
+		case len(e.value) > boltBucketHdr && binary.LittleEndian.Uint64(e.value) == 0:
+			if flags, inner, err := parseBoltPage(e.value[boltBucketHdr:]); err == nil && flags == boltLeafFlag {
+				sv.guessAll(inner)
+			}
+		}
+	}
 }
 
 func (sv *salvage) fromTree(path [][]byte, key, value []byte) {

@@ -30,19 +30,26 @@ func repairOpen(t *testing.T, path, what string) (*Store, *RepairResult) {
 }
 
 // TestRepairDamagedPages damages the header of each page of the tree in
-// turn. A leaf or branch is found again by the scan of every page, so
-// every key keeps its newest epoch; what is read back is what was
-// captured.
+// turn. The scan of every page reads a leaf whatever its header says (a
+// branch only leads to leaves), so every key keeps its newest epoch; what
+// is read back is what was captured.
 func TestRepairDamagedPages(t *testing.T) {
 	path, mems := damagedStore(t)
 	pages, ps := treePages(t, path)
-	for _, id := range pages {
+	for i, id := range pages {
+		half := int64(i%2) * 8 // the page id, or flags, count and overflow
 		p := copyStore(t, path)
-		xorFile(t, p, int64(id)*int64(ps)+8, 8, 0xff)
-		what := fmt.Sprintf("page %d", id)
+		xorFile(t, p, int64(id)*int64(ps)+half, 8, 0xff)
+		what := fmt.Sprintf("page %d header bytes %d-%d", id, half, half+8)
 		s, res := repairOpen(t, p, what)
 		if good := checkReadable(t, s, mems); good != len(damageKeys) {
 			t.Errorf("%s: %d of %d keys readable after repair (dropped %v, damage %v)", what, good, len(damageKeys), res.Dropped, res.Damage)
+		}
+		checkCommits(t, s, res)
+		for _, k := range damageKeys {
+			if m, _, err := s.Latest(k, testBinding); err != nil || m.Epoch != 3 {
+				t.Errorf("%s: %v lost its newest epoch (%v)", what, k, err)
+			}
 		}
 		s.Close()
 	}
@@ -74,12 +81,14 @@ func TestRepairLostLeaf(t *testing.T) {
 	if len(res.Dropped) == 0 {
 		t.Fatalf("no epoch dropped though a leaf of references is lost (kept %v)", res.Kept)
 	}
+	t.Logf("kept %d epochs, dropped %d", len(res.Kept), len(res.Dropped))
 	for _, err := range res.Dropped {
 		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("dropped: %v", err)
 		}
 	}
 	checkReadable(t, s, mems)
+	checkCommits(t, s, res)
 	for _, ke := range res.Kept {
 		m, err := s.Manifest(ke.Key, ke.Epoch)
 		if err != nil {
@@ -106,7 +115,7 @@ func TestRepairTruncated(t *testing.T) {
 	}
 }
 
-func TestRepairRandomDamage(t *testing.T) {
+func TestCorruptIndexRepairRandom(t *testing.T) {
 	path, mems := damagedStore(t)
 	used := usedBytes(t, path)
 	repaired := 0
@@ -126,6 +135,38 @@ func TestRepairRandomDamage(t *testing.T) {
 	}
 	if repaired == 0 {
 		t.Fatal("no seed damaged the tree")
+	}
+}
+
+// checkCommits wants the commit records kept to be of job epochs all of
+// whose worker checkpoints were kept, and at least one kept if any such
+// epoch is (a damaged root page may lose the newest record).
+func checkCommits(t *testing.T, s *Store, res *RepairResult) {
+	t.Helper()
+	whole := map[uint64]int{}
+	for _, ke := range res.Kept {
+		whole[ke.Epoch]++
+	}
+	cs, err := s.Commits("damage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int
+	for _, n := range whole {
+		if n == len(damageKeys) {
+			want++
+		}
+	}
+	if len(cs) > want || want > 0 && len(cs) == 0 || res.Commits != len(cs) {
+		t.Fatalf("%d commit records kept (%d reported), %d job epochs whole", len(cs), res.Commits, want)
+	}
+	if len(cs) < want {
+		t.Logf("%d of %d whole job epochs lost their commit record", want-len(cs), want)
+	}
+	for _, c := range cs {
+		if whole[c.Epoch] != len(damageKeys) {
+			t.Fatalf("commit record of epoch %d kept without its checkpoints", c.Epoch)
+		}
 	}
 }
 

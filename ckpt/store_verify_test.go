@@ -3,6 +3,9 @@ package ckpt
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -93,4 +96,55 @@ func mustManifest(t *testing.T, s *Store, k Key, e uint64) *Manifest {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestCorruptSegmentRandom flips a random byte of a segment file: Scrub
+// says ok for exactly the epochs that read back, and what reads back is
+// what was captured. It logs how often a key is left with no usable
+// epoch, as chunks are shared between kept epochs.
+func TestCorruptSegmentRandom(t *testing.T) {
+	path, mems := damagedStore(t)
+	segs, err := os.ReadDir(path + ".seg")
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no segment: %v", err)
+	}
+	var hurt, lost int
+	const trials = 16
+	for seed := range uint64(trials) {
+		r := rand.New(rand.NewPCG(seed, 13))
+		p := copyStore(t, path)
+		seg := filepath.Join(p+".seg", segs[r.IntN(len(segs))].Name())
+		fi, _ := os.Stat(seg)
+		xorFile(t, seg, r.Int64N(fi.Size()), 1, byte(1+r.IntN(255)))
+		s := openTest(t, Config{Path: p, ChunkSize: 4 << 10, NoSync: true})
+		res, err := s.Scrub()
+		if err != nil {
+			t.Fatal(err)
+		}
+		usable := map[Key]bool{}
+		for _, ec := range res.Epochs {
+			m := mustManifest(t, s, ec.Key, ec.Epoch)
+			got := make([]byte, m.MemSize)
+			rerr := s.ReadMemory(m, got)
+			switch {
+			case rerr == nil && ec.Err != nil:
+				t.Fatalf("seed %d: epoch %d of %v reads back but Scrub says %v", seed, ec.Epoch, ec.Key, ec.Err)
+			case rerr != nil && ec.Err == nil:
+				t.Fatalf("seed %d: Scrub says epoch %d of %v is ok but reading it fails: %v", seed, ec.Epoch, ec.Key, rerr)
+			case rerr == nil && !bytes.Equal(got, mems[pin{ec.Key, ec.Epoch}]):
+				t.Fatalf("seed %d: epoch %d of %v reads back different memory", seed, ec.Epoch, ec.Key)
+			}
+			usable[ec.Key] = usable[ec.Key] || rerr == nil
+		}
+		if res.Damaged > 0 {
+			hurt++
+		}
+		for _, k := range damageKeys {
+			if !usable[k] {
+				lost++
+			}
+		}
+		s.Close()
+	}
+	t.Logf("%d of %d flips hit a chunk; %d keys left with no usable epoch", hurt, trials, lost)
 }

@@ -13,6 +13,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// newestEpoch is the last epoch `ckpt ls` lists.
+func newestEpoch(t *testing.T, state string) string {
+	t.Helper()
+	ls, stderr, code := lh(t, "ckpt", "ls", "--state", state)
+	lines := strings.Split(strings.TrimSpace(ls), "\n")
+	if code != 0 || len(lines) < 2 {
+		t.Fatalf("ckpt ls: exit %d\n%s%s", code, ls, stderr)
+	}
+	return strings.Fields(lines[len(lines)-1])[0]
+}
+
 // viewIndex reads a state dir's index with bbolt; f gets its page size.
 func viewIndex(t *testing.T, state string, f func(tx *bolt.Tx, pageSize int)) {
 	t.Helper()
@@ -70,15 +81,17 @@ func flipPageHeader(t *testing.T, state string, page uint64, pageSize int) {
 
 // A damaged checkpoint index (ckpt.db) is refused in one line that names
 // the repair, by resume and by ckpt ls alike, and changes nothing; after
-// `ckpt repair` the run resumes and its output is exactly once.
+// `ckpt repair` every checkpoint is back (a damaged page header or a cut
+// last page loses none), the run resumes and its output is exactly once.
 func TestDamagedIndex(t *testing.T) {
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state0, out0 := prepareState(t, wasm)
+	newest := newestEpoch(t, state0)
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, state string)
-		kept   bool // whether repair keeps a checkpoint to resume from
+		kept   bool // whether repair keeps every checkpoint (else none)
 	}{
 		{"refs root header", func(t *testing.T, state string) {
 			root, ps := bucketRoot(t, state, "refs")
@@ -135,6 +148,9 @@ func TestDamagedIndex(t *testing.T) {
 					t.Fatalf("repair of an index with no page left:\n%s", stdout)
 				}
 				return
+			}
+			if got := newestEpoch(t, state); got != newest {
+				t.Fatalf("after repair the newest epoch is %s, want %s", got, newest)
 			}
 			out := appendTo(t, outPath)
 			var errb bytes.Buffer
