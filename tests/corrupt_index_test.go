@@ -13,8 +13,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// newestEpoch is the last epoch `ckpt ls` lists.
-func newestEpoch(t *testing.T, state string) string {
+// lsNewest is the last epoch `ckpt ls` lists.
+func lsNewest(t *testing.T, state string) string {
 	t.Helper()
 	ls, stderr, code := lh(t, "ckpt", "ls", "--state", state)
 	lines := strings.Split(strings.TrimSpace(ls), "\n")
@@ -87,7 +87,7 @@ func TestDamagedIndex(t *testing.T) {
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state0, out0 := prepareState(t, wasm)
-	newest := newestEpoch(t, state0)
+	newest := lsNewest(t, state0)
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, state string)
@@ -149,7 +149,7 @@ func TestDamagedIndex(t *testing.T) {
 				}
 				return
 			}
-			if got := newestEpoch(t, state); got != newest {
+			if got := lsNewest(t, state); got != newest {
 				t.Fatalf("after repair the newest epoch is %s, want %s", got, newest)
 			}
 			out := appendTo(t, outPath)
