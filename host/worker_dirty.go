@@ -14,11 +14,15 @@ import (
 // (host/dirty) it hashes only the pages written since the last capture.
 //
 // Tracking costs the guest a fault on the first write to each page after
-// a capture, about ten times what hashing that page costs. So tracking
-// pays while a guest writes little of its memory between checkpoints, and
-// is switched off when it writes more than 1/dirtyOffRatio of it: the next
-// captures hash everything, and tracking is tried again after 1, 2, 4 …
-// up to dirtyMaxBackoff of them (back to 1 when it pays again).
+// a capture, about ten times what hashing that page costs, and splits the
+// huge pages it writes into small ones. So tracking pays while a guest
+// writes little of its memory between checkpoints, and is not used when
+// it writes more than 1/dirtyOffRatio of it. Before tracking all of it,
+// the worker probes a sample (dirty.StartProbe: 1/64 of the memory) for
+// one interval, so that a guest that rewrites all its memory pays at most
+// 1/64 of the faults; while it writes too much, the captures hash
+// everything, and the probe is tried again after 1, 2, 4 … up to
+// dirtyMaxBackoff of them (back to 1 when tracking pays again).
 //
 // LIBRAHOST_DIRTY=off turns tracking off (every capture hashes everything).
 const (
@@ -37,7 +41,8 @@ type dirtyTrack struct {
 	t       *dirty.Tracker // nil until the first capture, or if unsupported
 	tried   bool           // New was tried
 	mark    uint64         // the last capture's hint Mark; 0: it had none
-	skip    int            // captures left to hash in full before arming again
+	probing bool           // a probe runs since the last capture
+	skip    int            // captures left to hash in full before probing again
 	backoff int
 }
 
@@ -60,8 +65,7 @@ func (w *Worker) dirtyHint(size uint64) *ckpt.Dirty {
 	if d.t == nil || size == 0 {
 		return nil
 	}
-	if !d.t.Armed() && d.skip > 0 {
-		d.skip--
+	if !d.t.Armed() && !d.light(size) {
 		d.mark = 0
 		return nil
 	}
@@ -80,14 +84,41 @@ func (w *Worker) dirtyHint(size uint64) *ckpt.Dirty {
 		return hint
 	}
 	if written*dirtyOffRatio > size {
-		if d.t.Disarm() == nil {
-			d.backoff = min(max(1, 2*d.backoff), dirtyMaxBackoff)
-			d.skip = d.backoff
-		}
+		d.off()
 	} else {
 		d.backoff = 0
 	}
 	return hint
+}
+
+// light reports, while tracking is off, whether the probe that ran since
+// the last capture found the guest writing little enough to track all of
+// its memory; if not, it starts the next probe (or counts down to it).
+func (d *dirtyTrack) light(size uint64) bool {
+	if d.probing {
+		d.probing = false
+		written, sampled, err := d.t.EndProbe()
+		if err == nil && written*dirtyOffRatio <= sampled {
+			return true
+		}
+		d.off()
+		return false
+	}
+	if d.skip > 0 {
+		d.skip--
+		return false
+	}
+	d.probing = d.t.StartProbe(size) == nil
+	return false
+}
+
+// off stops tracking for the next d.backoff captures, twice as many as
+// the last time.
+func (d *dirtyTrack) off() {
+	if d.t.Disarm() == nil {
+		d.backoff = min(max(1, 2*d.backoff), dirtyMaxBackoff)
+		d.skip = d.backoff
+	}
 }
 
 func (d *dirtyTrack) close() {

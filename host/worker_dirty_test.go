@@ -110,3 +110,57 @@ func TestDirtyHint(t *testing.T) {
 		})
 	}
 }
+
+// A guest that rewrites its memory at random between checkpoints is never
+// tracked in full: the probes of a sample find it writing too much, so
+// its memory is never all write-protected, never all faulted on and split
+// into small pages (host/dirty).
+func TestDirtyRandomWriter(t *testing.T) {
+	supported := dirty.Supported() == nil
+	module := testGuest(t, "testdata/mem")
+	ctx := context.Background()
+	var captures, armed, hinted int
+	var size uint64
+	w, err := NewWorker(ctx, Config{
+		Module: module, Args: []string{"mem", "64", "1000", "12", "ckpt", "random"},
+		OnPause: func(c *Capture) error {
+			captures++
+			size = uint64(len(c.Memory))
+			switch {
+			case c.Dirty == nil:
+			case c.Dirty.Since == 0:
+				armed++
+			default:
+				hinted++
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	if code, err := w.Run(ctx); err != nil || code != 0 {
+		t.Fatalf("run: %d %v", code, err)
+	}
+	var protected uint64
+	if w.dirty.t != nil {
+		protected = w.dirty.t.Protected()
+	}
+	t.Logf("%d captures of %d MiB: %d armed tracking, %d hinted; %d MiB protected in all", captures, size>>20, armed, hinted, protected>>20)
+	if captures < 12 {
+		t.Fatalf("only %d captures", captures)
+	}
+	if !supported {
+		if armed+hinted != 0 {
+			t.Fatalf("%d hints without write tracking", armed+hinted)
+		}
+		return
+	}
+	if armed != 0 || hinted != 0 {
+		t.Fatalf("a random writer was tracked in full at %d captures, hinted at %d", armed, hinted)
+	}
+	if protected == 0 || protected >= size {
+		t.Fatalf("%d MiB protected over the run, of %d MiB of memory: want some, less than all", protected>>20, size>>20)
+	}
+}

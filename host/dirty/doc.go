@@ -13,9 +13,13 @@
 // in user space.
 //
 // The cost moves from the checkpoint's pause to the run: each page's first
-// write after a scan takes a fault (about 2 µs here, bench/RESULTS.md), so
-// a program that rewrites most of its memory between checkpoints is better
-// off hashing everything; Tracker.Disarm turns tracking off.
+// write after a scan takes a fault (2–60 µs here, bench/RESULTS.md), and
+// the first write to a protected huge page splits it into small pages,
+// which are slower to use. So a program that rewrites most of its memory
+// between checkpoints is better off hashing everything: Tracker.StartProbe
+// and EndProbe measure the writes to a small sample of the memory before
+// the caller tracks all of it, and Tracker.Disarm turns tracking off. Both
+// collapse what they split back into huge pages (MADV_COLLAPSE).
 //
 // Where the kernel lacks the features, New returns an error wrapping
 // ErrUnsupported and the caller hashes everything, as before.

@@ -57,6 +57,11 @@ type Tracker struct {
 	page    uint64
 	armed   uint64 // bytes from the start that are protected; 0: disarmed
 	vec     []pageRegion
+
+	probe     [][2]uint64 // the blocks a probe protected, while it runs
+	probes    uint64      // probes started: rotates the sample
+	protected uint64      // bytes ever protected
+	collapse  bool        // restore huge pages where protection split them
 }
 
 // New registers mapping (a whole mmap'd region, page-aligned) for write
@@ -75,6 +80,8 @@ func New(mapping []byte) (*Tracker, error) {
 		limit: uint64(len(mapping)),
 		page:  uint64(unix.Getpagesize()),
 		vec:   make([]pageRegion, 1024),
+		// MADV_COLLAPSE ignores the system's THP setting: respect "never".
+		collapse: !thpNever(),
 	}
 	if err := t.init(); err != nil {
 		t.Close()
@@ -124,8 +131,15 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 	size = min((size+t.page-1)/t.page*t.page, t.limit)
 	armed := min(t.armed, size)
 	t.armed = 0 // until this call succeeds: the next one reports everything
+	if armed == 0 {
+		t.probe = nil // protecting everything covers the sample
+	}
 	if armed > 0 {
-		if err := t.scan(0, armed, true, fn); err != nil {
+		err := t.scan(0, armed, true, func(start, end uint64) {
+			t.protected += end - start // protected again
+			fn(start, end)
+		})
+		if err != nil {
 			return fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
 		}
 	}
@@ -139,11 +153,15 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 	return nil
 }
 
-// Disarm stops tracking: writes no longer fault, and the next Collect
-// reports everything.
+// Disarm stops tracking, and ends a probe: writes no longer fault, and
+// the next Collect reports everything. The huge pages that tracking split
+// are restored.
 func (t *Tracker) Disarm() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, _, err := t.endProbe(); err != nil {
+		return err
+	}
 	if t.armed == 0 {
 		return nil
 	}
@@ -152,7 +170,17 @@ func (t *Tracker) Disarm() error {
 	if err := t.protect(0, armed, false); err != nil {
 		return fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 	}
+	t.restoreHuge(0, armed)
 	return nil
+}
+
+// Protected returns how many bytes were write-protected since New, each
+// page counted at every protection: at most one write fault each. It is
+// what tracking has cost the guest at most.
+func (t *Tracker) Protected() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.protected
 }
 
 // Close releases the tracker; the kernel drops the protection.
@@ -176,6 +204,7 @@ func (t *Tracker) protect(start, end uint64, on bool) error {
 	a := uffdioWriteProtectArg{start: t.base + start, len: end - start}
 	if on {
 		a.mode = writeProtectModeWP
+		t.protected += end - start
 	}
 	return ioctl(uintptr(t.uffd), uffdioWriteProtect, unsafe.Pointer(&a))
 }

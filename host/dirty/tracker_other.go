@@ -14,6 +14,15 @@ func (t *Tracker) Collect(uint64, func(start, end uint64)) error { return ErrUns
 // Disarm does nothing.
 func (t *Tracker) Disarm() error { return nil }
 
+// StartProbe does nothing.
+func (t *Tracker) StartProbe(uint64) error { return ErrUnsupported }
+
+// EndProbe reports nothing.
+func (t *Tracker) EndProbe() (written, sampled uint64, err error) { return 0, 0, nil }
+
+// Protected reports 0.
+func (t *Tracker) Protected() uint64 { return 0 }
+
 // Armed reports false.
 func (t *Tracker) Armed() bool { return false }
 

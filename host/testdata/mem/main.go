@@ -1,7 +1,8 @@
 // mem holds a large heap (MiB from argv[1]) and rewrites a small part of
 // it (per mille from argv[2]) in each of argv[3] rounds, for checkpoint
 // benchmarks. With argv[4] "ckpt" it asks for a checkpoint after each
-// round, so that each one sees exactly one round's changes.
+// round, so that each one sees exactly one round's changes. With argv[5]
+// "random" a round writes as many pages, at random, instead of a run.
 package main
 
 import (
@@ -24,6 +25,7 @@ func main() {
 		rounds, _ = strconv.Atoi(os.Args[3])
 	}
 	ckpt := len(os.Args) > 4 && os.Args[4] == "ckpt"
+	random := len(os.Args) > 5 && os.Args[5] == "random"
 	buf := make([]byte, mib<<20)
 	x := uint64(88172645463325252)
 	for i := 0; i < len(buf); i += 8 { // a mix: a quarter random, the rest structured
@@ -40,7 +42,11 @@ func main() {
 	step := len(buf) * permille / 1000
 	off := 0
 	for r := 0; r < rounds; r++ {
-		off = touch(buf, off, step)
+		if random {
+			x = scatter(buf, x, step)
+		} else {
+			off = touch(buf, off, step)
+		}
 		if ckpt {
 			libra.Checkpoint()
 		}
@@ -57,4 +63,17 @@ func touch(buf []byte, off, step int) int {
 		buf[(off+i)%len(buf)]++
 	}
 	return (off + step) % len(buf)
+}
+
+// scatter writes one byte in each of step/4096 pages chosen at random.
+//
+//go:noinline
+func scatter(buf []byte, x uint64, step int) uint64 {
+	for i := 0; i < step; i += 4096 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		buf[x%uint64(len(buf))]++
+	}
+	return x
 }
