@@ -13,17 +13,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// lsNewest is the last epoch `ckpt ls` lists.
-func lsNewest(t *testing.T, state string) string {
-	t.Helper()
-	ls, stderr, code := lh(t, "ckpt", "ls", "--state", state)
-	lines := strings.Split(strings.TrimSpace(ls), "\n")
-	if code != 0 || len(lines) < 2 {
-		t.Fatalf("ckpt ls: exit %d\n%s%s", code, ls, stderr)
-	}
-	return strings.Fields(lines[len(lines)-1])[0]
-}
-
 // viewIndex reads a state dir's index with bbolt; f gets its page size.
 func viewIndex(t *testing.T, state string, f func(tx *bolt.Tx, pageSize int)) {
 	t.Helper()
@@ -87,7 +76,7 @@ func TestDamagedIndex(t *testing.T) {
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state0, out0 := prepareState(t, wasm)
-	newest := lsNewest(t, state0)
+	newest := newestEpoch(t, state0)
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, state string)
@@ -149,8 +138,8 @@ func TestDamagedIndex(t *testing.T) {
 				}
 				return
 			}
-			if got := lsNewest(t, state); got != newest {
-				t.Fatalf("after repair the newest epoch is %s, want %s", got, newest)
+			if got := newestEpoch(t, state); got != newest {
+				t.Fatalf("after repair the newest epoch is %d, want %d", got, newest)
 			}
 			out := appendTo(t, outPath)
 			var errb bytes.Buffer
