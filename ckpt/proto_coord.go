@@ -78,6 +78,22 @@ func (c *EpochCoordinator) Start(now time.Time) {
 	}
 }
 
+// Resume starts a job again from its newest committed epoch (the
+// config's Committed, Holders and Place, from its commit record) after
+// the job stopped, as when its coordinator's host was lost: the hosts
+// not in live are dead, their ranks move to live holders, and every live
+// host rolls back as a new incarnation (the config's Inc must be the
+// newest incarnation any host ran).
+func (c *EpochCoordinator) Resume(live []bool, now time.Time) {
+	c.Start(now)
+	for h, l := range live {
+		if !l {
+			c.lose(HostID(h))
+		}
+	}
+	c.recover()
+}
+
 // Trigger begins a round if none is under way and the job runs, sending
 // a MARKER to every live host. It returns the round's epoch, or 0.
 func (c *EpochCoordinator) Trigger() uint64 {

@@ -19,6 +19,7 @@ type Participant struct {
 
 	round     uint64 // the epoch being captured here, 0 if none
 	sent      bool   // DONE (or its failure) of round was sent
+	doneOK    bool   // DONE of round was sent without an error: it may commit
 	release   uint64 // epoch whose commit record is being written here
 	committed uint64 // newest epoch known committed here
 
@@ -152,12 +153,14 @@ func (p *Participant) marker(e uint64) {
 }
 
 // begin starts the round of epoch e here, abandoning an earlier one that
-// did not commit. Ranks whose programs ended need no capture point.
+// cannot have committed (this host never said DONE for it; if it did, the
+// coordinator may have committed it, so it stays until a later epoch
+// commits). Ranks whose programs ended need no capture point.
 func (p *Participant) begin(e uint64) {
-	if p.round > p.committed {
+	if p.round > p.committed && !p.doneOK {
 		p.ready.act(Action{Kind: ActAbandon, Epoch: p.round})
 	}
-	p.round, p.sent = e, false
+	p.round, p.sent, p.doneOK = e, false, false
 	for _, r := range p.Ranks() {
 		rk := p.ranks[r]
 		rk.durable, rk.replied = false, nil
@@ -246,7 +249,7 @@ func (p *Participant) checkDone() {
 		}
 		ds = append(ds, RankDigest{Rank: r, Digest: rk.digest})
 	}
-	p.sent = true
+	p.sent, p.doneOK = true, true
 	if ds == nil {
 		ds = []RankDigest{}
 	}
@@ -270,7 +273,7 @@ func (p *Participant) rollback(m Msg) {
 	if p.round > max(p.committed, m.Epoch) {
 		p.ready.act(Action{Kind: ActAbandon, Epoch: p.round})
 	}
-	p.inc, p.round, p.sent, p.release, p.committed = m.Inc, 0, false, 0, m.Epoch
+	p.inc, p.round, p.sent, p.doneOK, p.release, p.committed = m.Inc, 0, false, false, 0, m.Epoch
 	p.recovering, p.rollEpoch = true, m.Epoch
 	if len(m.Live) == len(p.live) {
 		copy(p.live, m.Live)

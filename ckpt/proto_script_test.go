@@ -42,6 +42,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	crash host=h                             h stops: no more events, messages to it are lost
 //	revive host=h                            h comes back as it was (on=h names it in paused, durable)
 //	lost host=h                              the coordinator is told h is lost
+//	resume coord=C                           start the job again from the newest commit record,
+//	                                         with its coordinator on C, without the crashed hosts
 //	pending                                  print the actions not answered yet
 //	auto [quiet] [until=commit]              deliver and answer everything until nothing is left
 //	                                         (or only the coordinator's commit record is)
@@ -224,6 +226,8 @@ func (h *protoHarness) run(line string) string {
 		h.pending = slices.DeleteFunc(h.pending, func(p pendingAction) bool { return p.host == x })
 	case "revive":
 		h.crashed[num("host", 0)] = false
+	case "resume":
+		h.resume(HostID(num("coord", 0)))
 	case "lost":
 		h.coord.HostLost(HostID(num("host", 0)))
 		h.flushCoord()
@@ -292,6 +296,34 @@ func (h *protoHarness) job(hosts, ranks, replicas int, coord HostID, timeout str
 		h.parts = append(h.parts, p)
 	}
 	h.printf("place=%v replicas=%d", place, h.coord.cfg.Replicas)
+}
+
+// resume makes new cores from the coordinator's newest commit record, as
+// submit --resume does with the records the hosts kept.
+func (h *protoHarness) resume(coord HostID) {
+	cfg := h.cfg
+	cfg.Coordinator, cfg.Committed, cfg.Holders, cfg.Inc = coord, h.coord.committed, h.coord.holders, h.coord.inc
+	cfg.Place = h.coord.Place()
+	next := h.coord.next
+	h.cfg = cfg
+	var err error
+	if h.coord, err = NewEpochCoordinator(cfg, next); err != nil {
+		h.t.Fatal(err)
+	}
+	live := make([]bool, cfg.Hosts)
+	for x := range h.parts {
+		if h.crashed[x] {
+			continue
+		}
+		live[x] = true
+		if h.parts[x], err = NewParticipant(cfg, HostID(x)); err != nil {
+			h.t.Fatal(err)
+		}
+		h.parts[x].Start(h.now)
+	}
+	h.net, h.pending = nil, nil
+	h.coord.Resume(live, h.now)
+	h.flushCoord()
 }
 
 // host returns where rank runs now, by its participant.

@@ -21,7 +21,8 @@ type Config struct {
 	Seed     uint64
 
 	Faults       bool // lose, duplicate and reorder data frames
-	Crashes      int  // hosts (never the coordinator's) that crash, at most
+	Crashes      int  // hosts that crash, at most
+	Coordinator  bool // the coordinator's host may crash too: the job stops and is resumed
 	DiskFailures bool // some checkpoint writes fail
 }
 
@@ -31,6 +32,7 @@ type Result struct {
 	Files      [][]string // each rank's file at the end
 	Committed  uint64
 	Recoveries int
+	Resumes    int // times the job was resumed after its coordinator's host died
 	Crashed    int
 	Events     int
 	Stopped    string // the job stopped instead of finishing (why)
@@ -68,6 +70,7 @@ type host struct {
 	stopped bool
 	part    *ckpt.Participant
 	store   map[ckey]*snapshot
+	records map[uint64]*ckpt.CommitRecord // commit records written here
 	ranks   map[int]*rank
 	work    []work
 }
@@ -86,6 +89,7 @@ type world struct {
 	payloads [][][]byte
 	trace    []string
 	written  map[ckey]*snapshot // every checkpoint written, on hosts dead or alive
+	place0   []ckpt.HostID      // where ranks start
 	nextTrig time.Time
 	res      Result
 }
@@ -119,6 +123,7 @@ func newWorld(cfg Config) (*world, error) {
 	for r := range place {
 		place[r] = ckpt.HostID(r % cfg.Hosts)
 	}
+	w.place0 = place
 	pc := ckpt.ProtoConfig{Hosts: cfg.Hosts, Place: place, Replicas: cfg.Replicas, FailureTimeout: failureTimeout}
 	var err error
 	if w.coord, err = ckpt.NewEpochCoordinator(pc, 0); err != nil {
@@ -131,7 +136,7 @@ func newWorld(cfg Config) (*world, error) {
 			return nil, err
 		}
 		p.Start(w.now)
-		x := &host{id: h, part: p, store: map[ckey]*snapshot{}, ranks: map[int]*rank{}}
+		x := &host{id: h, part: p, store: map[ckey]*snapshot{}, records: map[uint64]*ckpt.CommitRecord{}, ranks: map[int]*rank{}}
 		for _, r := range p.Ranks() {
 			x.ranks[r] = newRank(r, cfg.Ranks)
 			x.ranks[r].running = true
@@ -426,6 +431,7 @@ func (w *world) deliverCtl() error {
 // failure detection and the checkpoint timer.
 func (w *world) tick() error {
 	w.now = w.now.Add(time.Duration(20+w.rng.IntN(200)) * time.Millisecond)
+	coordUp := !w.hosts[w.coordID].dead
 	for _, x := range w.hosts {
 		if x.dead || x.stopped {
 			continue
@@ -439,14 +445,16 @@ func (w *world) tick() error {
 				w.sendFrames(x, s.Tick(w.now))
 			}
 		}
-		if w.coord.Live(ckpt.HostID(x.id)) {
+		if coordUp && w.coord.Live(ckpt.HostID(x.id)) {
 			w.coord.Heard(ckpt.HostID(x.id), w.now)
 			x.part.Heard(w.now)
 		}
 	}
-	w.coord.Tick(w.now)
-	if err := w.flushCoord(); err != nil {
-		return err
+	if coordUp {
+		w.coord.Tick(w.now)
+		if err := w.flushCoord(); err != nil {
+			return err
+		}
 	}
 	for _, x := range w.hosts {
 		if !x.dead {
@@ -456,7 +464,7 @@ func (w *world) tick() error {
 			}
 		}
 	}
-	if !w.now.Before(w.nextTrig) {
+	if coordUp && !w.now.Before(w.nextTrig) {
 		w.nextTrig = w.now.Add(checkEvery)
 		if e := w.coord.Trigger(); e != 0 {
 			w.logf("trigger e%d", e)
@@ -473,7 +481,7 @@ func (w *world) crash() error {
 	}
 	var cands []*host
 	for _, x := range w.hosts {
-		if !x.dead && x.id != w.coordID {
+		if !x.dead && (x.id != w.coordID || w.cfg.Coordinator) {
 			cands = append(cands, x)
 		}
 	}

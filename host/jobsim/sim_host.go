@@ -54,8 +54,8 @@ func (w *world) flush(x *host) error {
 			}
 		case ckpt.ActStop:
 			x.stopped = true
-			if int(x.id) == w.coordID || w.res.Stopped == "" && w.allStopped() {
-				w.res.Stopped = a.Err
+			if w.hosts[w.coordID].dead && w.allStopped() {
+				return w.resume()
 			}
 		}
 	}
@@ -63,6 +63,56 @@ func (w *world) flush(x *host) error {
 }
 
 func (x *host) hostsRank(r int) bool { return x.ranks[r] != nil }
+
+// resume starts the job again after its coordinator's host died and every
+// other host stopped it, as submit --resume does: from the newest commit
+// record any live host holds, with the coordinator on the first live host,
+// as an incarnation newer than any a host ran.
+func (w *world) resume() error {
+	var rec *ckpt.CommitRecord
+	var inc uint64
+	live := make([]bool, len(w.hosts))
+	for _, x := range w.hosts {
+		if x.dead {
+			continue
+		}
+		live[x.id] = true
+		inc = max(inc, x.part.Inc())
+		for _, r := range x.records {
+			if rec == nil || r.Epoch > rec.Epoch {
+				rec = r
+			}
+		}
+	}
+	var next uint64
+	for k := range w.written {
+		next = max(next, k.epoch+1)
+	}
+	cfg := ckpt.ProtoConfig{Hosts: w.cfg.Hosts, Replicas: w.cfg.Replicas, FailureTimeout: failureTimeout, Inc: inc,
+		Coordinator: ckpt.HostID(slices.Index(live, true)), Place: w.place0}
+	if rec != nil {
+		cfg.Place, cfg.Committed, cfg.Holders = rec.Place, rec.Epoch, rec.Holders
+	}
+	w.logf("resume from e%d with the coordinator on h%d as incarnation %d", cfg.Committed, cfg.Coordinator, inc+1)
+	coord, err := ckpt.NewEpochCoordinator(cfg, next)
+	if err != nil {
+		return err
+	}
+	w.coord, w.coordID, w.ctl = coord, int(cfg.Coordinator), nil
+	for _, x := range w.hosts {
+		if x.dead {
+			continue
+		}
+		if x.part, err = ckpt.NewParticipant(cfg, ckpt.HostID(x.id)); err != nil {
+			return err
+		}
+		x.part.Start(w.now)
+		x.stopped, x.ranks, x.work = false, map[int]*rank{}, nil
+	}
+	w.res.Resumes++
+	w.coord.Resume(live, w.now)
+	return w.flushCoord()
+}
 
 func (w *world) allStopped() bool {
 	for _, x := range w.hosts {
@@ -163,10 +213,12 @@ func (w *world) doWork() error {
 				w.coord.CommitFailed(a.Epoch)
 			} else {
 				w.res.Committed = a.Epoch
+				x.records[a.Epoch] = a.Record
 				w.coord.CommitDurable(a.Epoch)
 			}
 			return w.flushCoord()
 		}
+		x.records[a.Epoch] = a.Record
 		x.part.CommitDurable(a.Epoch)
 	case ckpt.ActRollback, ckpt.ActRestore:
 		var s *snapshot
