@@ -23,6 +23,7 @@ Usage:
   librahost host --listen ADDR --data DIR --cluster DIR [--name NAME]
   librahost submit --hosts A,B,C [-n N] [--prefix] app.wasm [--] [guest args]
   librahost status --hosts A,B,C
+  librahost cancel --job ID --hosts A,B,C
 
 Run 'librahost <command> -h' for a command's flags.
 `
@@ -50,6 +51,7 @@ var commands = []command{
 	{"host", cmdHost},
 	{"submit", cmdSubmit},
 	{"status", cmdStatus},
+	{"cancel", cmdCancel},
 }
 
 // run is the whole CLI: it returns the process's exit code.

@@ -199,7 +199,10 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 	t, body, err := readMsg(str)
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
-			d.logf("control stream from %s: %v", peer, err)
+			d.logf("control stream from %s: %v: disconnected", peer, err)
+		}
+		if errors.Is(err, ErrProtocol) {
+			writeJSON(str, msgError, errorMsg{Error: err.Error()})
 		}
 		str.CancelRead(1)
 		return
@@ -209,6 +212,8 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 		writeJSON(str, msgStatus, d.status())
 	case msgPrepare:
 		d.runJob(ctx, str, peer, body)
+	case msgCancel:
+		d.cancelJob(ctx, str, peer, body)
 	default:
 		d.logf("control stream from %s: %s message first: disconnected", peer, t)
 		writeJSON(str, msgError, errorMsg{Error: fmt.Sprintf("unexpected %s message", t)})
@@ -252,8 +257,56 @@ func (d *Daemon) addJob(j *job) bool {
 	return true
 }
 
+// findJob returns the job of that ID, running or among the ended ones.
+func (d *Daemon) findJob(id string) *job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if j := d.jobs[id]; j != nil {
+		return j
+	}
+	for _, j := range d.ended {
+		if j.id == id {
+			return j
+		}
+	}
+	return nil
+}
+
+// cancelWait bounds how long a host waits for a cancelled job's workers
+// to stop before it answers `librahost cancel`.
+const cancelWait = 30 * time.Second
+
+// cancelJob stops a job by hand (`librahost cancel`) and answers with its
+// status once its workers have stopped.
+func (d *Daemon) cancelJob(ctx context.Context, str *quic.Stream, peer string, body []byte) {
+	var c cancelMsg
+	if err := decodeJSON(msgCancel, body, &c); err != nil {
+		d.logf("control stream from %s: %v", peer, err)
+		writeJSON(str, msgError, errorMsg{Error: err.Error()})
+		return
+	}
+	j := d.findJob(c.Job)
+	if j == nil {
+		writeJSON(str, msgCancelled, JobStatus{ID: c.Job}) // no state: no such job here
+		return
+	}
+	select {
+	case <-j.done:
+	default:
+		d.logf("job %s: cancelled by `librahost cancel` from host %s", j.id, peer)
+		j.cancel(fmt.Errorf("cancelled by `librahost cancel` from host %s", peer))
+		select {
+		case <-j.done:
+		case <-time.After(cancelWait):
+		case <-ctx.Done():
+		}
+	}
+	writeJSON(str, msgCancelled, j.status())
+}
+
 // endJob moves a job to the ended list.
 func (d *Daemon) endJob(j *job) {
+	defer close(j.done)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.jobs, j.id)

@@ -30,6 +30,7 @@ type job struct {
 	links *transport.QUICTransport // on the daemon's socket; set before READY
 	out   msgWriter                // writes to str
 	stop  context.CancelCauseFunc
+	done  chan struct{} // closed when the job has ended here
 	mu    sync.Mutex
 	state string
 	ended time.Time
@@ -112,6 +113,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 	j := &job{
 		id: p.Job, module: p.Module, submitter: peer, n: p.N, placement: p.Placement,
 		started: time.Now(), str: str, out: msgWriter{w: str}, state: statePreparing,
+		done: make(chan struct{}),
 	}
 	for r, h := range p.Placement {
 		if h == d.cfg.Name {
@@ -185,13 +187,26 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		return err
 	}
 	defer ep.Close()
+	// A cancel that does not come from the submitter (by hand, or the
+	// host shutting down) must not wait for it: it ends the reads of the
+	// job's stream and the writes of output that the submitter does not
+	// take, which would keep a worker waiting in a write.
+	ioStopped := make(chan struct{})
+	stopIO := context.AfterFunc(ctx, func() {
+		j.str.CancelRead(1)
+		j.str.SetWriteDeadline(time.Now())
+		close(ioStopped)
+	})
+	defer stopIO()
 	if err := j.out.sendJSON(msgReady, readyMsg{Host: d.cfg.Name, Port: qt.Addr().(*net.UDPAddr).Port}); err != nil {
 		return err
 	}
 	t, body, err := readMsg(j.str)
 	if err != nil || t == msgCancel {
-		j.setState(stateCancelled)
-		d.logf("job %s cancelled before it started", j.id)
+		if ctx.Err() == nil {
+			j.cancel(errors.New("cancelled by the submitter before it started"))
+		}
+		d.endCancelled(ctx, j, stopIO, ioStopped)
 		return nil
 	}
 	var start startMsg
@@ -270,8 +285,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	}
 	j.mu.Unlock()
 	if cancelled {
-		j.setState(stateCancelled)
-		d.logf("job %s cancelled: %v", j.id, context.Cause(ctx))
+		d.endCancelled(ctx, j, stopIO, ioStopped)
 		return nil
 	}
 	if err := j.out.sendJSON(msgExit, ex); err != nil {
@@ -292,6 +306,19 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	}
 	d.logf("job %s: %s", j.id, j.status().State)
 	return nil
+}
+
+// endCancelled marks a cancelled job so, logs why, and tells the
+// submitter why, if it still listens.
+func (d *Daemon) endCancelled(ctx context.Context, j *job, stopIO func() bool, ioStopped <-chan struct{}) {
+	j.setState(stateCancelled)
+	why := context.Cause(ctx)
+	d.logf("job %s cancelled: %v", j.id, why)
+	if !stopIO() {
+		<-ioStopped // its deadline first, then ours
+	}
+	j.str.SetWriteDeadline(time.Now().Add(time.Second))
+	j.fail(why)
 }
 
 // acceptLinks adds the links that the job's peers dial.

@@ -19,7 +19,11 @@
 //	submitter → host   CANCEL   stop the job now
 //	either way         ERROR    one line; the job stops
 //
-// A status query is a stream of its own: STATUS? answered by STATUS.
+// A status query is a stream of its own: STATUS? answered by STATUS; so
+// is a cancel by hand (`librahost cancel`): CANCEL naming the job,
+// answered by CANCELLED with the job's status once its workers have
+// stopped. A peer that sends anything else first, or garbage, gets one
+// ERROR line and the host logs one line.
 //
 // Each job gets a transport of its own (a QUICTransport on the daemon's
 // socket) and an Endpoint routing ranks to hosts by the placement; the
@@ -27,6 +31,10 @@
 // down. A host keeps a job's endpoint until END, so that messages its
 // finished ranks sent are still retransmitted until they are acked. A
 // broken control stream (the submitter died, or was stopped) cancels the
-// job on that host. Checkpoints of multi-host jobs
+// job on that host: a submitter killed outright is noticed when its
+// connection goes idle (controlQUIC's MaxIdleTimeout). A job cancelled
+// otherwise (by hand, or the host stopping) stops reading its stream and
+// writing output the submitter does not take, and tells the submitter
+// why in an ERROR. Checkpoints of multi-host jobs
 // come with the coordinated-checkpoint protocol.
 package node

@@ -11,6 +11,8 @@ var (
 	// ErrHostLost: a host's control connection broke while it ran ranks
 	// of the job.
 	ErrHostLost = errors.New("node: host lost")
+	// ErrNoJob: a host has no job of the ID asked for.
+	ErrNoJob = errors.New("node: no job")
 	// ErrNoIdentity: no certificate in the cluster directory to act as.
 	ErrNoIdentity = errors.New("node: no host certificate to act as")
 )

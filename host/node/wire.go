@@ -22,11 +22,12 @@ const (
 	msgError
 	msgStatusQuery
 	msgStatus
-	msgLast = msgStatus
+	msgCancelled
+	msgLast = msgCancelled
 )
 
 func (t msgType) String() string {
-	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS"}
+	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED"}
 	if t >= 1 && t <= msgLast {
 		return names[t-1]
 	}
@@ -61,21 +62,30 @@ func writeJSON(w io.Writer, t msgType, v any) error {
 }
 
 // msgWriter writes whole messages to one stream for several goroutines.
+// After a failed write (a deadline, a broken stream) the stream may hold
+// part of a message, so it refuses every later one.
 type msgWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	broken error
 }
 
 func (m *msgWriter) send(t msgType, body []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return writeMsg(m.w, t, body)
+	if m.broken != nil {
+		return m.broken
+	}
+	m.broken = writeMsg(m.w, t, body)
+	return m.broken
 }
 
 func (m *msgWriter) sendJSON(t msgType, v any) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return writeJSON(m.w, t, v)
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return m.send(t, body)
 }
 
 // readMsg reads one message. A peer that sends an unknown type or an
@@ -185,6 +195,13 @@ type exitMsg struct {
 	Ranks []int    `json:"ranks"`
 	Codes []int    `json:"codes"`
 	Errs  []string `json:"errs"`
+}
+
+// cancelMsg, first on a stream of its own, asks a host to stop a job now
+// (`librahost cancel`); the host answers CANCELLED with the job's status
+// once its workers have stopped (a status with no state: no such job).
+type cancelMsg struct {
+	Job string `json:"job"`
 }
 
 // errorMsg is one line saying why a host or submitter gives up the job.

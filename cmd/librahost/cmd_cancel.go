@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/librahost/librahost/host/node"
+)
+
+// cmdCancel stops a job on every host given, whether or not its submitter
+// still runs.
+func cmdCancel(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("cancel", stderr)
+	cf := addClientFlags(fs)
+	job := fs.String("job", "", "the `ID` of the job to stop (librahost status lists them)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: librahost cancel --job ID --hosts A,B,C [--cluster DIR]")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	addrs := cf.addrs()
+	if *job == "" || len(addrs) == 0 || *cf.cluster == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	sts, errs, err := node.CancelJob(context.Background(), cf.client(), addrs, *job)
+	if err != nil {
+		return err
+	}
+	found, failed := 0, 0
+	for i, a := range addrs {
+		switch {
+		case errors.Is(errs[i], node.ErrNoJob):
+			fmt.Fprintf(stdout, "%s: no job %s\n", a, *job)
+		case errs[i] != nil:
+			failed++
+			fmt.Fprintf(stdout, "%s: %s\n", a, oneLine(errs[i].Error()))
+		default:
+			found++
+			var ws []string
+			for _, w := range sts[i].Workers {
+				ws = append(ws, fmt.Sprintf("rank %d %s", w.Rank, w.State))
+			}
+			fmt.Fprintf(stdout, "%s: job %s %s: %s\n", a, *job, sts[i].State, strings.Join(ws, ", "))
+		}
+	}
+	switch {
+	case failed > 0:
+		return exitError{1}
+	case found == 0:
+		return fmt.Errorf("no job %s on any of these hosts (librahost status lists the jobs)", *job)
+	}
+	return nil
+}

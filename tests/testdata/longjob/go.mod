@@ -1,0 +1,3 @@
+module longjob
+
+go 1.26
