@@ -57,11 +57,22 @@ func (w *world) checkEnd() error {
 	return nil
 }
 
-// checkStopped accepts a job that stopped only because more hosts died
-// than it has replicas, so that a rank's every copy was lost.
+// checkStopped accepts a job that stopped only because every host holding
+// some rank's committed checkpoint died.
 func (w *world) checkStopped() error {
-	if strings.Contains(w.res.Stopped, "is on no live host") && w.res.Crashed > w.cfg.Replicas {
-		return nil
+	var rec *ckpt.CommitRecord
+	for _, x := range w.hosts {
+		if r := x.records[w.coord.Committed()]; r != nil {
+			rec = r
+		}
 	}
-	return fmt.Errorf("the job stopped: %s", w.res.Stopped)
+	if rec == nil || !strings.Contains(w.res.Stopped, "is on no live host") {
+		return fmt.Errorf("the job stopped: %s", w.res.Stopped)
+	}
+	for _, hs := range rec.Holders {
+		if !slices.ContainsFunc(hs, func(h ckpt.HostID) bool { return !w.hosts[h].dead }) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the job stopped, though a live host holds every rank's checkpoint of e%d: %s", rec.Epoch, w.res.Stopped)
 }
