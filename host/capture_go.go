@@ -13,8 +13,9 @@ import (
 )
 
 // Go's wasm port keeps these in mutable globals 0 and 2; the offsets are
-// those of runtime.g and runtime.m in Go 1.26 (tested per Go version by
-// the build tests).
+// those of runtime.g and runtime.m in Go 1.26 (TestGoRuntimeLayout checks
+// them against the toolchain at hand; librahost build refuses a Go release
+// not in build.VerifiedGo).
 const (
 	goGlobalSP      = 0
 	goGlobalG       = 2

@@ -35,6 +35,11 @@ func buildGo(ctx context.Context, dir, work string, cfg *Config) ([]byte, Info, 
 	if err != nil {
 		return nil, Info{}, err
 	}
+	if !cfg.Plain {
+		if err := CheckGoVerified(goVersion); err != nil {
+			return nil, Info{}, err
+		}
+	}
 
 	modRoot := findModRoot(pkgDir)
 	if modRoot == "" {

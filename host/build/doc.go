@@ -5,7 +5,9 @@
 //
 //   - A Go main package is built as a wasip1 reactor with the guest SDK
 //     linked in (go build -buildmode=c-shared). It needs no
-//     instrumentation: the host captures Go's own state.
+//     instrumentation: the host captures Go's own state, at runtime
+//     offsets verified per Go release, so only a release in VerifiedGo
+//     is accepted.
 //   - C files are compiled with clang-14 against Debian's wasi-libc, then
 //     instrumented with Binaryen's asyncify pass so that every libra.* and
 //     WASI import is a capture point.

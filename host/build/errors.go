@@ -16,6 +16,8 @@ var (
 	// ErrUnknownInput is returned when the inputs are none of the kinds
 	// Build knows.
 	ErrUnknownInput = errors.New("build: give a Go package directory, .c files or one .wasm module")
+	// ErrGoNotVerified is matched by every GoVersionError.
+	ErrGoNotVerified = errors.New("build: Go version not verified for native capture")
 )
 
 // ToolError reports a missing tool and how to install it.
