@@ -427,7 +427,8 @@ func (j *jobRun) finish(code int) (int, error) {
 	defer j.mu.Unlock()
 	j.rec.Finished, j.rec.Exit = true, code
 	if err := writeRecord(j.cfg.StateDir, j.rec); err != nil {
-		return code, err
+		// The job's exit code stands.
+		fmt.Fprintf(j.cfg.Log, "librahost: warning: the job ended but %s does not say so: %v\n", j.cfg.StateDir, err)
 	}
 	return code, nil
 }

@@ -72,6 +72,8 @@ type Session struct {
 	waiters  []chan ckptResult
 	stopping bool
 	lastErr  error
+
+	reporting sync.WaitGroup // progress reports of captures being written
 }
 
 type ckptResult struct {

@@ -41,9 +41,11 @@ func (s *Session) run(ctx context.Context) (int, error) {
 		}()
 	}
 	code, err := s.worker.Run(ctx)
-	if werr := s.waitInflight(); err == nil && werr != nil && !errors.Is(werr, ErrStopped) {
-		err = werr
-	}
+	// A checkpoint still being written is waited for and its outcome
+	// reported (a failure in one line); a failure does not change how the
+	// guest ended.
+	s.waitInflight()
+	s.reporting.Wait()
 	if errors.Is(err, ErrStopped) || (s.cfg.Stop != nil && isClosed(s.cfg.Stop) && s.store == nil) {
 		return 1, ErrStopped
 	}
@@ -58,7 +60,7 @@ func (s *Session) run(ctx context.Context) (int, error) {
 		werr := writeRecord(s.cfg.StateDir, s.rec)
 		s.mu.Unlock()
 		if werr != nil {
-			return code, werr
+			fmt.Fprintf(s.cfg.Log, "librahost: warning: the run ended but %s does not say so: %v\n", s.cfg.StateDir, werr)
 		}
 	}
 	return code, nil
@@ -160,7 +162,11 @@ func (s *Session) onPause(c *Capture) error {
 	s.mu.Lock()
 	s.inflight = p
 	s.mu.Unlock()
-	go s.progress(epoch, p)
+	s.reporting.Add(1)
+	go func() {
+		defer s.reporting.Done()
+		s.progress(epoch, p)
+	}()
 	go s.store.Reserve(len(c.Memory)) // for the next capture, if memory grew
 	if stopping {
 		if err := s.waitInflight(); err != nil {

@@ -52,7 +52,7 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "librahost host %s: fault injection on job links: %s\n", *name, faults)
 	}
 	// Ctrl-C or SIGTERM cancels the jobs still running here and exits 0.
-	return withSignals(true, func(stop chan struct{}) (int, error) {
+	return withSignals(stopClean, stderr, func(stop chan struct{}) (int, error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/librahost/librahost/host"
 	"github.com/librahost/librahost/wasi"
@@ -119,7 +117,11 @@ func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Log = stderr
 	cfg.CacheDir = cacheDir("wazero")
-	return withSignals(cfg.StateDir != "", func(stop chan struct{}) (int, error) {
+	mode := stopNow // nothing to save
+	if cfg.StateDir != "" {
+		mode = stopCheckpoint
+	}
+	return withSignals(mode, stderr, func(stop chan struct{}) (int, error) {
 		cfg.Stop = stop
 		return host.Run(context.Background(), cfg)
 	})
@@ -132,54 +134,14 @@ func runJob(cfg host.JobConfig, stdout, stderr io.Writer) error {
 	cfg.CacheDir = cacheDir("wazero")
 	// A job without checkpoints still stops cleanly: its ranks' last lines
 	// are written out.
-	return withSignals(true, func(stop chan struct{}) (int, error) {
+	mode := stopClean
+	if cfg.StateDir != "" {
+		mode = stopCheckpoint
+	}
+	return withSignals(mode, stderr, func(stop chan struct{}) (int, error) {
 		cfg.Stop = stop
 		return host.RunJob(context.Background(), cfg)
 	})
-}
-
-// withSignals runs f with a stop channel closed by Ctrl-C or SIGTERM: with
-// checkpoints (stateful) that takes a final one and exits 130 or 143;
-// without, Ctrl-C leaves at once. A second signal always leaves at once.
-func withSignals(stateful bool, f func(stop chan struct{}) (int, error)) error {
-	if spec := os.Getenv("LIBRAHOST_FAILPOINTS"); spec != "" {
-		if err := host.SetFailpoints(spec); err != nil {
-			return err
-		}
-	}
-	stop := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	var got os.Signal
-	go func() {
-		s, ok := <-sigs
-		if !ok {
-			return
-		}
-		got = s
-		if !stateful { // nothing to save: leave at once
-			os.Exit(130)
-		}
-		close(stop)
-		if _, ok := <-sigs; ok { // a second signal: leave now
-			os.Exit(130)
-		}
-	}()
-	code, err := f(stop)
-	if errors.Is(err, host.ErrStopped) {
-		if got == syscall.SIGTERM {
-			return exitError{143}
-		}
-		return exitError{130}
-	}
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return exitError{code}
-	}
-	return nil
 }
 
 func parseMounts(dirs []string) ([]wasi.Mount, error) {

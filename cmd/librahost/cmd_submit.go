@@ -78,7 +78,7 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return fmt.Errorf("%s is not a WebAssembly module", module)
 	}
-	return withSignals(true, func(stop chan struct{}) (int, error) {
+	return withSignals(stopClean, stderr, func(stop chan struct{}) (int, error) {
 		return node.Submit(context.Background(), node.SubmitConfig{
 			Client:     cf.client(),
 			Hosts:      cf.addrs(),

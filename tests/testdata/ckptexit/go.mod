@@ -1,0 +1,3 @@
+module ckptexit
+
+go 1.26
