@@ -42,6 +42,15 @@ type EndpointConfig struct {
 	// StableOnAck drops messages from the sender logs as soon as they are
 	// acked: for runs that take no checkpoints. Otherwise only Stable does.
 	StableOnAck bool
+	// HoldLaterEpochs keeps a message stamped with an epoch later than its
+	// receiving rank's (SetEpoch) from being delivered until the rank's
+	// epoch reaches it, so that no checkpoint holds a message sent after
+	// its sender's checkpoint of the same epoch (mux_hold.go).
+	HoldLaterEpochs bool
+	// OnEpochAhead is told, once per epoch, that a message stamped with
+	// epoch waits for local rank to take its checkpoint of that epoch. It
+	// runs on the Endpoint's goroutine and must not block.
+	OnEpochAhead func(rank uint32, epoch uint64)
 	// OnControl receives CONTROL frames. It runs on the Endpoint's
 	// goroutine and must not block.
 	OnControl func(from HostID, kind uint8, body []byte)
@@ -110,12 +119,13 @@ type Endpoint struct {
 // channel is one direction src→dst with at least one local end.
 type channel struct {
 	src, dst uint32
-	sender   *Sender   // if src is local; loop only
-	receiver *Receiver // if dst is local; loop only
-	local    bool      // both ends local
-	overflow []sendReq // loop only: admitted but refused by the Sender
-	ackDue   bool      // loop only
-	flags    chanFlags // loop only
+	sender   *Sender          // if src is local; loop only
+	receiver *Receiver        // if dst is local; loop only
+	local    bool             // both ends local
+	overflow []sendReq        // loop only: admitted but refused by the Sender
+	held     map[uint64]Frame // loop only: stamped with an epoch dst has not reached
+	ackDue   bool             // loop only
+	flags    chanFlags        // loop only
 
 	mu      sync.Mutex // guards used, waiting and refused
 	cond    sync.Cond
@@ -128,6 +138,8 @@ type channel struct {
 type worker struct {
 	epoch atomic.Uint64
 	in    inbox
+	ahead uint64     // loop only: the newest epoch OnEpochAhead was told
+	held  []*channel // loop only: channels to it holding frames
 }
 
 type sendReq struct {
@@ -285,8 +297,14 @@ func (ch *channel) release(n int64) {
 }
 
 // SetEpoch sets the epoch stamped on messages local rank src sends from
-// now on.
-func (e *Endpoint) SetEpoch(src uint32, epoch uint64) { e.worker(src).epoch.Store(epoch) }
+// now on; with HoldLaterEpochs, messages to src held for that epoch are
+// delivered now.
+func (e *Endpoint) SetEpoch(src uint32, epoch uint64) {
+	e.worker(src).epoch.Store(epoch)
+	if e.cfg.HoldLaterEpochs {
+		e.do(func() { e.loop.releaseHeld(e, src) })
+	}
+}
 
 // Recv returns the first message in dst's inbox from src with tag (either
 // may be Any), waiting for one. Each rank should have one receiving

@@ -155,6 +155,9 @@ func (ls *loopState) flushAcks(e *Endpoint) {
 
 // deliver passes one DATA frame to ch's receiver and the worker's inbox.
 func (ls *loopState) deliver(e *Endpoint, ch *channel, f Frame) {
+	if e.cfg.HoldLaterEpochs && ls.hold(e, ch, f) {
+		return
+	}
 	d, _ := ch.receiver.OnData(f)
 	if len(d) == 0 {
 		return

@@ -157,6 +157,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 	for _, st := range states {
 		w := e.worker(st.Rank)
 		w.epoch.Store(st.Epoch)
+		ls.dropHeld(w)
 		for _, r := range st.Recvs {
 			ch := e.channel(r.Src, st.Rank)
 			if err := ch.receiver.Restore(r.ReceiverState); err != nil {
