@@ -60,7 +60,10 @@
 // a corrupt, truncated, foreign or newer-format checkpoint with one clear
 // line that wraps one of the package's sentinel errors; Latest falls back to
 // the newest epoch that is fully valid. Scrub reads and decodes every
-// chunk and says which epochs are usable (store_verify.go).
+// chunk and says which epochs are usable (store_verify.go). After each
+// durable capture the writer checks the next Config.ScrubBytes of stored
+// values and marks a damaged one, which the next capture holding that
+// chunk writes again (store_scrub.go).
 //
 // bbolt trusts the pages it reads, so Open first walks the tree bbolt will
 // use with plain reads (index_check.go) and refuses a damaged or cut-short

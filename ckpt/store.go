@@ -27,6 +27,12 @@ type Config struct {
 	// capture after the first does not fault in fresh memory while the
 	// guest is paused). Default 256 MiB; negative keeps none.
 	PoolBytes int
+
+	// ScrubBytes is how many bytes of stored chunk values are checked
+	// after each durable capture, so that a damaged one is written again
+	// by the next capture (store_scrub.go). Default 32 MiB; negative
+	// checks none.
+	ScrubBytes int64
 }
 
 const (
@@ -73,6 +79,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PoolBytes == 0 {
 		c.PoolBytes = defaultPoolBytes
 	}
+	if c.ScrubBytes == 0 {
+		c.ScrubBytes = defaultScrubBytes
+	}
 	return c, nil
 }
 
@@ -105,6 +114,8 @@ type Store struct {
 	// it has freed what the commit left (freeValues).
 	gcMu    sync.Mutex
 	garbage []chunkLoc // values a freeValues could not free; writer-owned
+
+	scrubNext []byte // the refs key scrubStep checks next; writer-owned
 
 	segs    *segments
 	valBufs sync.Pool // *[]byte, for values read from segments

@@ -150,6 +150,9 @@ func (s *Store) writer() {
 		s.gcMu.Lock()
 		close(p.done)
 		s.garbage = s.freeValues(garbage)
+		if err == nil {
+			s.scrubStep()
+		}
 		s.gcMu.Unlock()
 	}
 }
