@@ -12,7 +12,9 @@ import (
 // "name=action[;name=action...]", where action is "error" (the write
 // fails), "sleep(DUR)" (the write waits DUR first, inside its
 // transaction) or "wait(PATH)" (the write waits until the file PATH
-// exists: a test holds it open until an event of its choice).
+// exists, saying so first on stderr, "librahost: failpoint NAME: waiting
+// for PATH", if it does not: a test holds it open until an event of its choice, or kills
+// the process there).
 // End-to-end fault-injection tests set it through the
 // LIBRAHOST_FAILPOINTS environment variable, in the manner of gofail.
 // An empty spec disarms them all.
@@ -39,6 +41,9 @@ func SetFailpoints(spec string) error {
 		case strings.HasPrefix(action, "wait(") && strings.HasSuffix(action, ")"):
 			path := action[len("wait(") : len(action)-1]
 			actions[name] = func() error {
+				if _, err := os.Stat(path); err != nil {
+					fmt.Fprintf(os.Stderr, "librahost: failpoint %s: waiting for %s\n", name, path)
+				}
 				for _, err := os.Stat(path); err != nil; _, err = os.Stat(path) {
 					time.Sleep(10 * time.Millisecond)
 				}

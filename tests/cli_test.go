@@ -148,13 +148,9 @@ func TestPlainModule(t *testing.T) {
 func TestUnfinishedRun(t *testing.T) {
 	wasm := guest(t, "tests/testdata/timer")
 	state := filepath.Join(t.TempDir(), "st")
-	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "100ms", wasm)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitEpoch(t, state, 1)
-	cmd.Process.Kill()
-	cmd.Wait()
+	p := startProc(t, nil, nil, "run", "--state", state, "--checkpoint-every", "100ms", wasm)
+	p.mustDurable(t, 1)
+	p.kill()
 	_, stderr, code := lh(t, "run", "--state", state, wasm)
 	if code != 1 {
 		t.Fatalf("exit %d", code)
@@ -172,13 +168,13 @@ func TestUnfinishedRun(t *testing.T) {
 }
 
 // waitEpoch waits until the run in state has a durable checkpoint epoch
-// ≥ k (0: until the run is recorded), as its run record says: a fixed
-// sleep would race with the first compilation of a module on a new
-// machine.
+// ≥ k (0: until the run is recorded), as its run record says. A run
+// started with startProc waits on its report instead (mustDurable), which
+// also notices a run that ended first.
 func waitEpoch(t *testing.T, state string, k uint64) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	const patience = 5 * time.Minute // a hang, however loaded the machine
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if b, err := os.ReadFile(filepath.Join(state, "run.json")); err == nil {
 			var rec struct {
 				Epoch uint64 `json:"last_epoch"`
@@ -187,7 +183,6 @@ func waitEpoch(t *testing.T, state string, k uint64) {
 				return
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no checkpoint %d in %s after 60 s", k, state)
+	t.Fatalf("no checkpoint %d in %s after %v", k, state, patience)
 }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,14 +24,9 @@ func prepareState(t *testing.T, wasm string) (state, outPath string) {
 	state = filepath.Join(dir, "st")
 	outPath = filepath.Join(dir, "out")
 	out := appendTo(t, outPath)
-	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "150ms", wasm)
-	cmd.Stdout = out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitEpoch(t, state, 2)
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	p := startProc(t, out, nil, "run", "--state", state, "--checkpoint-every", "150ms", wasm)
+	p.mustDurable(t, 2)
+	p.kill()
 	return state, outPath
 }
 

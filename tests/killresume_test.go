@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -25,17 +24,22 @@ func plainRun(t *testing.T, wasm string, args ...string) []byte {
 	return out.Bytes()
 }
 
-// killResume runs wasm with frequent checkpoints, SIGKILLs it at random
-// moments `kills` times, resuming each time in a new process, and lets the
-// last one finish. Every process appends to one stdout file; its content
-// is returned.
-func killResume(t *testing.T, wasm string, kills int, every string, window [2]time.Duration, args ...string) []byte {
+// killResume runs wasm with frequent checkpoints, SIGKILLs it `kills`
+// times, resuming each time in a new process, and lets the last one
+// finish. Every process appends to one stdout file; its content is
+// returned.
+func killResume(t *testing.T, wasm string, kills int, every string, args ...string) []byte {
 	t.Helper()
-	return killResumeFlags(t, nil, wasm, kills, every, window, args...)
+	return killResumeFlags(t, nil, wasm, kills, every, args...)
 }
 
 // killResumeFlags is killResume with more flags for `run` (e.g. -n 4).
-func killResumeFlags(t *testing.T, flags []string, wasm string, kills int, every string, window [2]time.Duration, args ...string) []byte {
+// Each run is killed right after its k-th durable checkpoint, k random in
+// 1..3: an event the run reports, so the kills land at the same points of
+// the run on a fast machine and on a loaded one. A guest that ends before
+// its run's k-th checkpoint ends the sequence early (logged); only one that
+// ends before its first checkpoint, with nothing killed, fails the test.
+func killResumeFlags(t *testing.T, flags []string, wasm string, kills int, every string, args ...string) []byte {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -52,41 +56,26 @@ func killResumeFlags(t *testing.T, flags []string, wasm string, kills int, every
 		}
 		argv = append(argv, wasm, "--")
 		argv = append(argv, args...)
-		var errb bytes.Buffer
-		cmd := exec.Command(librahost, argv...)
-		cmd.Stdout, cmd.Stderr = out, &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		p := startProc(t, out, nil, argv...)
 		if killed < kills {
-			d := window[0] + time.Duration(rng.Int64N(int64(window[1]-window[0])))
-			select {
-			case err := <-exited:
-				t.Logf("run %d finished before its kill at %v (%v)", i, d, err)
-				checkExit(t, err, errb.Bytes())
-				if killed < min(kills, 2) {
-					t.Fatalf("the guest finished after %d kills: make its work longer", killed)
-				}
-				return readAll(t, outPath)
-			case <-time.After(d):
+			k := 1 + rng.IntN(3)
+			if epoch, ok := p.waitDurable(k); ok {
+				p.kill()
+				killed++
+				t.Logf("run %d killed after its checkpoint #%d (epoch %d)", i, k, epoch)
+				continue
 			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			<-exited
-			killed++
-			t.Logf("run %d killed after %v", i, d)
-			continue
+			t.Logf("run %d ended before its checkpoint #%d, after %d of %d kills", i, k, killed, kills)
 		}
-		checkExit(t, <-exited, errb.Bytes())
-		if killed < kills {
-			t.Fatalf("only %d of %d kills happened", killed, kills)
+		checkExit(t, p.wait(), p.stderr.String())
+		if killed == 0 {
+			t.Fatalf("the guest ended before its first checkpoint: nothing was killed")
 		}
 		return readAll(t, outPath)
 	}
 }
 
-func checkExit(t *testing.T, err error, stderr []byte) {
+func checkExit(t *testing.T, err error, stderr string) {
 	t.Helper()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) || err != nil {
@@ -120,21 +109,21 @@ func compareOutput(t *testing.T, got, want []byte) {
 func TestKillResumeGoSieve(t *testing.T) {
 	wasm := guest(t, "samples/sieve")
 	want := plainRun(t, wasm, "-n", "200000000", "-every", "4")
-	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "-n", "200000000", "-every", "4")
+	got := killResume(t, wasm, 5, "150ms", "-n", "200000000", "-every", "4")
 	compareOutput(t, got, want)
 }
 
 func TestKillResumeCNbody(t *testing.T) {
 	wasm := guest(t, "samples/nbody/nbody.c")
 	want := plainRun(t, wasm, "12000000", "400000")
-	got := killResume(t, wasm, 5, "150ms", [2]time.Duration{300 * time.Millisecond, 1500 * time.Millisecond}, "12000000", "400000")
+	got := killResume(t, wasm, 5, "150ms", "12000000", "400000")
 	compareOutput(t, got, want)
 }
 
 func TestKillResumeTimer(t *testing.T) {
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
-	got := killResume(t, wasm, 4, "120ms", [2]time.Duration{400 * time.Millisecond, 1200 * time.Millisecond})
+	got := killResume(t, wasm, 4, "120ms")
 	compareOutput(t, got, want)
 }
 
@@ -144,7 +133,7 @@ func TestKillResumeFDTable(t *testing.T) {
 	if !bytes.Contains(want, []byte("Bad file number")) {
 		t.Fatalf("fd 0 should read as closed: %s", want)
 	}
-	got := killResume(t, wasm, 3, "100ms", [2]time.Duration{300 * time.Millisecond, 1000 * time.Millisecond})
+	got := killResume(t, wasm, 3, "100ms")
 	compareOutput(t, got, want)
 }
 
@@ -159,26 +148,27 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 	outPath := filepath.Join(dir, "out")
 	out := appendTo(t, outPath)
 	var listed string
-	for i, fp := range []string{"", "commit:tx=sleep(3s)", "commit:chunks=sleep(3s)"} {
+	never := filepath.Join(dir, "never") // a wait(PATH) failpoint holds the write until the kill
+	for i, fp := range []string{"", "commit:tx", "commit:chunks"} {
 		argv := []string{"run", "--state", state, "--checkpoint-every", "300ms"}
 		if i > 0 {
 			argv = append(argv, "--resume")
 		}
-		cmd := exec.Command(librahost, append(argv, wasm)...)
-		cmd.Stdout = out
-		cmd.Env = append(os.Environ(), "LIBRAHOST_FAILPOINTS="+fp)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		var env []string
+		if fp != "" {
+			env = []string{"LIBRAHOST_FAILPOINTS=" + fp + "=wait(" + never + ")"}
 		}
+		p := startProc(t, out, env, append(argv, wasm)...)
 		// The first run takes a few good checkpoints; the next ones are
 		// killed while their first write is held inside the store.
 		if i == 0 {
-			waitEpoch(t, state, 2)
-		} else {
-			time.Sleep(1200 * time.Millisecond)
+			p.mustDurable(t, 2)
+		} else if !p.stderr.waitFor(func(s string) bool {
+			return strings.Contains(s, "failpoint "+fp+": waiting")
+		}) {
+			t.Fatalf("run %d ended (%v) before its checkpoint write:\n%s", i, p.wait(), p.stderr)
 		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		p.kill()
 		ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
 		if i == 0 {
 			listed = ls

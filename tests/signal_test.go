@@ -24,22 +24,17 @@ func TestSigtermCheckpointAndResume(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "st")
 	var out, errb bytes.Buffer
-	cmd := exec.Command(librahost, "run", "--state", state, wasm)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	p := startProc(t, &out, nil, "run", "--state", state, wasm)
+	p.mustStdout(t, "tick 4 ")
+	p.signal(syscall.SIGTERM)
+	err := p.wait()
+	if p.cmd.ProcessState.ExitCode() != 143 {
+		t.Fatalf("exit %v, want 143\n%s", err, p.stderr)
 	}
-	waitEpoch(t, state, 0)
-	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	if cmd.ProcessState.ExitCode() != 143 {
-		t.Fatalf("exit %v, want 143\n%s", err, errb.String())
+	if !strings.Contains(p.stderr.String(), "--resume") {
+		t.Fatalf("stderr does not say how to resume:\n%s", p.stderr)
 	}
-	if !strings.Contains(errb.String(), "--resume") {
-		t.Fatalf("stderr does not say how to resume:\n%s", errb.String())
-	}
-	cmd = exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+	cmd := exec.Command(librahost, "run", "--resume", "--state", state, wasm)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("resume: %v\n%s", err, errb.String())
@@ -56,25 +51,21 @@ func TestCheckpointCommand(t *testing.T) {
 	state := filepath.Join(dir, "st")
 	outPath := filepath.Join(dir, "out")
 	f := appendTo(t, outPath)
-	cmd := exec.Command(librahost, "run", "--state", state, wasm)
-	cmd.Stdout = f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitEpoch(t, state, 0)
-	time.Sleep(300 * time.Millisecond)
+	p := startProc(t, f, nil, "run", "--state", state, wasm)
+	p.mustFile(t, outPath, "tick 2 ")
 	stdout, stderr, code := lh(t, "checkpoint", "--state", state)
 	if code != 0 || !strings.HasPrefix(stdout, "checkpoint 1 durable") {
 		t.Fatalf("checkpoint: exit %d\n%s%s", code, stdout, stderr)
 	}
-	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Kill()
-	cmd.Wait()
+	// Kill it once it has printed a tick after the checkpoint.
+	ticks := strings.Count(string(readAll(t, outPath)), "tick ")
+	p.mustFile(t, outPath, fmt.Sprintf("tick %d ", ticks))
+	p.kill()
 	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
 	if !strings.Contains(ls, "\n1 ") {
 		t.Fatalf("ckpt ls does not list epoch 1:\n%s", ls)
 	}
-	cmd = exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+	cmd := exec.Command(librahost, "run", "--resume", "--state", state, wasm)
 	cmd.Stdout = f
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -96,21 +87,16 @@ func TestRestoreOlderEpoch(t *testing.T) {
 	state := filepath.Join(dir, "st")
 	outPath := filepath.Join(dir, "out")
 	f := appendTo(t, outPath)
-	cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "200ms", wasm)
-	cmd.Stdout = f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitEpoch(t, state, 2)
-	cmd.Process.Kill()
-	cmd.Wait()
+	p := startProc(t, f, nil, "run", "--state", state, "--checkpoint-every", "200ms", wasm)
+	p.mustDurable(t, 2)
+	p.kill()
 	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
 	lines := strings.Split(strings.TrimSpace(ls), "\n")
 	if len(lines) < 3 {
 		t.Fatalf("want at least two checkpoints:\n%s", ls)
 	}
 	oldest := strings.Fields(lines[1])[0]
-	cmd = exec.Command(librahost, "restore", "--state", state, "--epoch", oldest)
+	cmd := exec.Command(librahost, "restore", "--state", state, "--epoch", oldest)
 	cmd.Stdout = f
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
