@@ -148,7 +148,7 @@ func (j *jobRun) open() error {
 			return err
 		}
 	}
-	j.ledger, err = openJobLedger(filepath.Join(cfg.StateDir, ledgerFile), j.n, !resume)
+	j.ledger, err = openJobLedger(filepath.Join(cfg.StateDir, ledgerFile), j.n, !resume, j.rec.RunID)
 	if err != nil {
 		return err
 	}
@@ -333,7 +333,10 @@ func (j *jobRun) run(ctx context.Context) (int, error) {
 			return 1, err
 		}
 	}
-	streams := [2]*jobStream{{w: cfg.Stdout, words: j.ledger.stream(0)}, {w: cfg.Stderr, words: j.ledger.stream(1)}}
+	if t := j.ledger.trust; t != "" {
+		fmt.Fprintf(cfg.Log, "librahost: warning: %s\n", untrustedLedger(filepath.Join(cfg.StateDir, ledgerFile), t))
+	}
+	streams := [2]*jobStream{j.ledger.newStream(0, cfg.Stdout), j.ledger.newStream(1, cfg.Stderr)}
 	j.outs = make([][2]*rankOut, j.n)
 	var live []int
 	for r := range j.n {

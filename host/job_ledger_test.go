@@ -19,12 +19,12 @@ func TestJobLedger(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := openJobLedger(filepath.Join(dir, "ledger"), 2, fresh)
+		l, err := openJobLedger(filepath.Join(dir, "ledger"), 2, fresh, "run")
 		if err != nil {
 			t.Fatal(err)
 		}
 		l.bind(0, f, nil)
-		st := &jobStream{w: f, words: l.stream(0)}
+		st := l.newStream(0, f)
 		return l, f, newRankOut(st, l, 0, 0, true), newRankOut(st, l, 1, 0, true)
 	}
 	l, f, r0, r1 := open(true)
@@ -38,6 +38,8 @@ func TestJobLedger(t *testing.T) {
 	// before its counts did.
 	ss, rs := l.stream(0), l.rank(1, 0)
 	ss[swWho], rs[0], ss[swIntent] = 2, rs[1]+6, ss[swDone]+10
+	l.m.seal(rankRec(1, 0)) // as emit seals them before the write
+	l.m.seal(streamRec(0))
 	f.WriteString("[1] one b\n")
 	l.Close()
 	f.Close()
@@ -82,12 +84,12 @@ func TestJobLedgerLongLine(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out.Reset()
-			l, err := openJobLedger(filepath.Join(dir, "ledger-"+tc.name), 1, true)
+			l, err := openJobLedger(filepath.Join(dir, "ledger-"+tc.name), 1, true, "run")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			st := &jobStream{w: &out, words: l.stream(0)}
+			st := l.newStream(0, &out)
 			o := newRankOut(st, l, 0, 0, true)
 			o.writeGuest(long, 0) // over 64 KiB: written without its end
 			if out.Len() != 4+len(long) {

@@ -18,7 +18,8 @@ type Output struct {
 	// survives a SIGKILL of the host process.
 	emitted *int64
 	intent  *int64
-	local   [2]int64 // used when there is no ledger
+	slot    *LedgerSlot // seals the counts; nil without a ledger
+	local   [2]int64    // used when there is no ledger
 }
 
 // NewOutput returns an Output writing to w. With a nil ledger slot the
@@ -26,7 +27,7 @@ type Output struct {
 func NewOutput(w io.Writer, slot *LedgerSlot) *Output {
 	o := &Output{w: w}
 	if slot != nil {
-		o.intent, o.emitted = &slot.Intent, &slot.Done
+		o.intent, o.emitted, o.slot = slot.intent(), slot.done(), slot
 	} else {
 		o.intent, o.emitted = &o.local[0], &o.local[1]
 	}
@@ -60,12 +61,20 @@ func (o *Output) Write(p []byte) (int, error) {
 		skip = done - start
 	}
 	atomic.StoreInt64(o.intent, end)
+	o.seal()
 	n, err := o.w.Write(p[skip:])
 	atomic.StoreInt64(o.emitted, start+skip+int64(n))
+	o.seal()
 	if err != nil {
 		return int(skip) + n, err
 	}
 	return len(p), nil
+}
+
+func (o *Output) seal() {
+	if o.slot != nil {
+		o.slot.seal()
+	}
 }
 
 // positionedWriter is a stream that keeps its own account of what was

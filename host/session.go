@@ -147,7 +147,7 @@ func (s *Session) open(ctx context.Context) error {
 		}
 	}
 	if cfg.StateDir != "" {
-		s.ledger, err = OpenLedger(filepath.Join(cfg.StateDir, ledgerFile), !cfg.Resume)
+		s.ledger, err = OpenLedger(filepath.Join(cfg.StateDir, ledgerFile), !cfg.Resume, s.rec.RunID)
 		if err != nil {
 			return err
 		}
@@ -208,6 +208,9 @@ func (s *Session) open(ctx context.Context) error {
 	if cfg.Resume {
 		if err := s.restore(); err != nil {
 			return err
+		}
+		if s.ledger.Settle([2]int64{stdout.Position(), stderr.Position()}) {
+			fmt.Fprintf(cfg.Log, "librahost: warning: %s\n", untrustedLedger(filepath.Join(cfg.StateDir, ledgerFile), s.ledger.Trust()))
 		}
 	} else {
 		if err := s.store.Delete(s.key); err != nil && !errors.Is(err, ckpt.ErrNotFound) {

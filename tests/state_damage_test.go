@@ -265,3 +265,74 @@ func TestEmptyStore(t *testing.T) {
 		})
 	}
 }
+
+// ledgerWord flips a bit of the ledger's count of stdout bytes emitted,
+// in its first copy (and in its second, if both): word 3 in the format
+// without copies (version 1), word 4 in the one with (version 2), whose
+// second copy is the second half of the file.
+func ledgerWord(t *testing.T, path string, both bool) {
+	t.Helper()
+	b := readAll(t, path)
+	w := 3
+	if binary.NativeEndian.Uint64(b[8:]) == 2 {
+		w = 4
+	}
+	b[8*w+5] ^= 0x40
+	if both {
+		b[len(b)/2+8*w+5] ^= 0x40
+	}
+	os.WriteFile(path, b, 0o644)
+}
+
+// The output ledger is protected: with stdout a pipe (no file size to
+// read the truth from), one flipped bit costs nothing; a ledger damaged
+// in both copies or lost is reported in one warning line and the output
+// is printed again from the checkpoint restored: lines may repeat, none is
+// lost.
+func TestDamagedLedger(t *testing.T) {
+	wasm := guest(t, "tests/testdata/timer")
+	want := plainRun(t, wasm)
+	for _, tc := range []struct {
+		name  string
+		edit  func(path string)
+		exact bool
+	}{
+		{"one bit", func(p string) { ledgerWord(t, p, false) }, true},
+		{"both copies", func(p string) { ledgerWord(t, p, true) }, false},
+		{"deleted", func(p string) { os.Remove(p) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "st")
+			var before bytes.Buffer
+			cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "150ms", wasm)
+			cmd.Stdout = &before // a pipe
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitEpoch(t, state, 2)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			tc.edit(filepath.Join(state, "output.ledger"))
+			var after, errb bytes.Buffer
+			cmd = exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+			cmd.Stdout, cmd.Stderr = &after, &errb
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("resume: %v\n%s", err, errb.Bytes())
+			}
+			if warned := strings.Contains(errb.String(), "output ledger"); warned == tc.exact || strings.Count(errb.String(), "\n") > 1 {
+				t.Fatalf("warning (want one: %v):\n%s", !tc.exact, errb.String())
+			}
+			got := append(bytes.Clone(before.Bytes()), after.Bytes()...)
+			if tc.exact {
+				compareOutput(t, got, want)
+				return
+			}
+			// Printed again from the checkpoint: the output before the kill,
+			// then the rest of the run from a point not after it.
+			from := len(want) - after.Len()
+			if !bytes.HasPrefix(want, before.Bytes()) || from < 0 || from > before.Len() || !bytes.HasSuffix(want, after.Bytes()) {
+				t.Fatalf("output lost or wrong:\nbefore the kill:\n%s\nafter:\n%s", before.Bytes(), after.Bytes())
+			}
+		})
+	}
+}
