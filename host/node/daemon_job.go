@@ -189,12 +189,12 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	defer ep.Close()
 	// A cancel that does not come from the submitter (by hand, or the
 	// host shutting down) must not wait for it: it ends the reads of the
-	// job's stream and the writes of output that the submitter does not
-	// take, which would keep a worker waiting in a write.
+	// job's stream, and output that the submitter does not take within
+	// outputGrace, which would keep a worker waiting in a write.
 	ioStopped := make(chan struct{})
 	stopIO := context.AfterFunc(ctx, func() {
 		j.str.CancelRead(1)
-		j.str.SetWriteDeadline(time.Now())
+		j.str.SetWriteDeadline(time.Now().Add(outputGrace))
 		close(ioStopped)
 	})
 	defer stopIO()
@@ -308,6 +308,10 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	return nil
 }
 
+// outputGrace is how long a cancelled job's output may still take to
+// reach a submitter that reads it.
+const outputGrace = 2 * time.Second
+
 // endCancelled marks a cancelled job so, logs why, and tells the
 // submitter why, if it still listens.
 func (d *Daemon) endCancelled(ctx context.Context, j *job, stopIO func() bool, ioStopped <-chan struct{}) {
@@ -317,7 +321,7 @@ func (d *Daemon) endCancelled(ctx context.Context, j *job, stopIO func() bool, i
 	if !stopIO() {
 		<-ioStopped // its deadline first, then ours
 	}
-	j.str.SetWriteDeadline(time.Now().Add(time.Second))
+	j.str.SetWriteDeadline(time.Now().Add(outputGrace))
 	j.fail(why)
 }
 

@@ -34,7 +34,7 @@
 // job on that host: a submitter killed outright is noticed when its
 // connection goes idle (controlQUIC's MaxIdleTimeout). A job cancelled
 // otherwise (by hand, or the host stopping) stops reading its stream and
-// writing output the submitter does not take, and tells the submitter
-// why in an ERROR. Checkpoints of multi-host jobs
+// gives up output the submitter does not take within 2 s, and tells the
+// submitter why in an ERROR. Checkpoints of multi-host jobs
 // come with the coordinated-checkpoint protocol.
 package node
