@@ -162,6 +162,11 @@ func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 	for id, f := range sg.files {
 		n, recorded := lengths[id]
 		switch {
+		case overlapping(live[id]):
+			// Values never share bytes: a damaged index entry points
+			// into another value, and the entry's own value lies in
+			// what looks free. Nothing of this segment is freed, so
+			// that Repair may find the value's older entry.
 		case id == sg.cur:
 			sg.spare = gaps(live[id], n)
 		case recorded:
@@ -173,6 +178,16 @@ func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 		}
 	}
 	return sg, nil
+}
+
+// overlapping reports whether any two of xs (in order) share bytes.
+func overlapping(xs []extent) bool {
+	for i := 1; i < len(xs); i++ {
+		if xs[i].off < xs[i-1].end {
+			return true
+		}
+	}
+	return false
 }
 
 // openOne opens segment id at Open and truncates it to its committed
