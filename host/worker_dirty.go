@@ -14,15 +14,19 @@ import (
 // (host/dirty) it hashes only the pages written since the last capture.
 //
 // Tracking costs the guest a fault on the first write to each page after
-// a capture, about ten times what hashing that page costs, and splits the
-// huge pages it writes into small ones. So tracking pays while a guest
-// writes little of its memory between checkpoints, and is not used when
-// it writes more than 1/dirtyOffRatio of it. Before tracking all of it,
-// the worker probes a sample (dirty.StartProbe: 1/64 of the memory) for
-// one interval, so that a guest that rewrites all its memory pays at most
-// 1/64 of the faults; while it writes too much, the captures hash
-// everything, and the probe is tried again after 1, 2, 4 … up to
-// dirtyMaxBackoff of them (back to 1 when tracking pays again).
+// a capture (16–60 µs on this virtual machine, about a hundred times what
+// hashing the page costs; dirty.Costs measures both), and splits the huge
+// pages it writes into small ones. So tracking pays only while a guest
+// writes little of its memory between checkpoints: no more than
+// 1/dirtyOffRatio of it, and less than the measured costs allow (limit).
+// Before tracking all of it, the worker probes a sample (dirty.StartProbe:
+// 1/64 of the memory) for one interval, so that a guest that rewrites all
+// its memory pays at most 1/64 of the faults; while tracking is on, a
+// guard turns it off as soon as the guest has written more than the limit
+// (dirty.SetLimit), so that a probe misled by a quiet interval costs
+// little. While the guest writes too much the captures hash everything,
+// and the probe is tried again after 1, 2, 4 … up to dirtyMaxBackoff of
+// them (back to 1 when tracking pays again).
 //
 // LIBRAHOST_DIRTY=off turns tracking off (every capture hashes everything).
 const (
@@ -65,10 +69,16 @@ func (w *Worker) dirtyHint(size uint64) *ckpt.Dirty {
 	if d.t == nil || size == 0 {
 		return nil
 	}
+	if d.t.Tripped() { // the guard turned tracking off: too much written
+		d.off()
+		d.mark = 0
+		return nil
+	}
 	if !d.t.Armed() && !d.light(size) {
 		d.mark = 0
 		return nil
 	}
+	d.t.SetLimit(d.limit(size))
 	hint := &ckpt.Dirty{Since: d.mark, Mark: dirtyMarks.Add(1)}
 	var written uint64
 	err := d.t.Collect(size, func(start, end uint64) {
@@ -83,7 +93,7 @@ func (w *Worker) dirtyHint(size uint64) *ckpt.Dirty {
 	if hint.Since == 0 { // tracking just started: everything counted as written
 		return hint
 	}
-	if written*dirtyOffRatio > size {
+	if !d.pays(written, size) {
 		d.off()
 	} else {
 		d.backoff = 0
@@ -98,7 +108,7 @@ func (d *dirtyTrack) light(size uint64) bool {
 	if d.probing {
 		d.probing = false
 		written, sampled, err := d.t.EndProbe()
-		if err == nil && written*dirtyOffRatio <= sampled {
+		if err == nil && d.pays(written, sampled) {
 			return true
 		}
 		d.off()
@@ -110,6 +120,25 @@ func (d *dirtyTrack) light(size uint64) bool {
 	}
 	d.probing = d.t.StartProbe(size) == nil
 	return false
+}
+
+// pays reports whether tracking pays for a guest that wrote written of
+// size bytes of memory between two captures: no more than
+// 1/dirtyOffRatio of it, and the faults on what it wrote cost less than
+// hashing the rest would (dirty.Costs, measured on this machine).
+func (d *dirtyTrack) pays(written, size uint64) bool {
+	return written <= d.limit(size)
+}
+
+// limit is the most a guest may write of size bytes between two captures
+// for tracking to pay.
+func (d *dirtyTrack) limit(size uint64) uint64 {
+	limit := size / dirtyOffRatio
+	if fault, read := d.t.Costs(); fault > 0 && read > 0 {
+		// written·fault ≤ (size−written)·read
+		limit = min(limit, uint64(float64(size)*float64(read)/float64(fault+read)))
+	}
+	return limit
 }
 
 // off stops tracking for the next d.backoff captures, twice as many as

@@ -22,7 +22,7 @@ func TestDirtyHint(t *testing.T) {
 		args      []string
 		heavy     bool
 	}{
-		{"go-light", "testdata/mem", []string{"mem", "16", "10", "14", "ckpt"}, false},
+		{"go-light", "testdata/mem", []string{"mem", "64", "1", "30", "ckpt"}, false},
 		{"go-heavy", "testdata/mem", []string{"mem", "16", "400", "14", "ckpt"}, true},
 		{"c-count", "testdata/count.c", []string{"count", "600"}, true},
 	} {

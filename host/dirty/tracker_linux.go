@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +63,11 @@ type Tracker struct {
 	probes    uint64      // probes started: rotates the sample
 	protected uint64      // bytes ever protected
 	collapse  bool        // restore huge pages where protection split them
+
+	guardLimit  uint64        // see SetLimit; 0: none
+	guardStop   chan struct{} // closed to stop the running guard
+	tripped     bool          // the guard turned tracking off
+	fault, read time.Duration // see Costs
 }
 
 // New registers mapping (a whole mmap'd region, page-aligned) for write
@@ -105,9 +111,10 @@ func (t *Tracker) init() error {
 	}
 	t.pagemap = f
 	// PAGEMAP_SCAN came in Linux 6.7: ask it about one page.
-	if err := t.scan(0, t.page, false, func(uint64, uint64) {}); err != nil {
+	if err := t.scan(0, t.page, false, 0, func(uint64, uint64) {}); err != nil {
 		return fmt.Errorf("%w: PAGEMAP_SCAN: %v", ErrUnsupported, err)
 	}
+	t.fault, t.read = measureCosts(t.uffd)
 	return nil
 }
 
@@ -135,7 +142,7 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 		t.probe = nil // protecting everything covers the sample
 	}
 	if armed > 0 {
-		err := t.scan(0, armed, true, func(start, end uint64) {
+		err := t.scan(0, armed, true, 0, func(start, end uint64) {
 			t.protected += end - start // protected again
 			fn(start, end)
 		})
@@ -148,6 +155,9 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 			return fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 		}
 		fn(armed, size)
+	}
+	if armed == 0 {
+		t.startGuard()
 	}
 	t.armed = size
 	return nil
@@ -167,6 +177,7 @@ func (t *Tracker) Disarm() error {
 	}
 	armed := t.armed
 	t.armed = 0
+	t.stopGuard()
 	if err := t.protect(0, armed, false); err != nil {
 		return fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 	}
@@ -196,6 +207,7 @@ func (t *Tracker) Close() error {
 		t.uffd = -1
 	}
 	t.armed = 0
+	t.stopGuard()
 	return nil
 }
 
@@ -210,8 +222,8 @@ func (t *Tracker) protect(start, end uint64, on bool) error {
 }
 
 // scan reports the written pages of [start, end), and protects them again
-// if reset.
-func (t *Tracker) scan(start, end uint64, reset bool, fn func(start, end uint64)) error {
+// if reset. If limit > 0, it stops once it reported more than limit bytes.
+func (t *Tracker) scan(start, end uint64, reset bool, limit uint64, fn func(start, end uint64)) error {
 	if t.pagemap == nil {
 		return errors.New("closed")
 	}
@@ -227,13 +239,18 @@ func (t *Tracker) scan(start, end uint64, reset bool, fn func(start, end uint64)
 	if reset {
 		a.flags |= scanWPMatching
 	}
-	for at := t.base + start; at < a.end; {
+	var seen uint64
+	for at := t.base + start; at < a.end && (limit == 0 || seen <= limit); {
 		a.start = at
+		if limit > 0 {
+			a.maxPages = (limit-seen)/t.page + 1
+		}
 		n, _, errno := unix.Syscall(unix.SYS_IOCTL, t.pagemap.Fd(), pagemapScan, uintptr(unsafe.Pointer(&a)))
 		if errno != 0 {
 			return errno
 		}
 		for _, r := range t.vec[:n] {
+			seen += r.end - r.start
 			fn(r.start-t.base, r.end-t.base)
 		}
 		if a.walkEnd <= at {

@@ -2,6 +2,8 @@
 
 package dirty
 
+import "time"
+
 // Tracker is not available on this platform.
 type Tracker struct{}
 
@@ -22,6 +24,15 @@ func (t *Tracker) EndProbe() (written, sampled uint64, err error) { return 0, 0,
 
 // Protected reports 0.
 func (t *Tracker) Protected() uint64 { return 0 }
+
+// SetLimit does nothing.
+func (t *Tracker) SetLimit(uint64) {}
+
+// Tripped reports false.
+func (t *Tracker) Tripped() bool { return false }
+
+// Costs reports nothing.
+func (t *Tracker) Costs() (fault, read time.Duration) { return 0, 0 }
 
 // Armed reports false.
 func (t *Tracker) Armed() bool { return false }

@@ -81,7 +81,7 @@ func (t *Tracker) endProbe() (written, sampled uint64, err error) {
 	t.probe = nil
 	for _, r := range probe {
 		sampled += r[1] - r[0]
-		if err := t.scan(r[0], r[1], false, func(start, end uint64) { written += end - start }); err != nil {
+		if err := t.scan(r[0], r[1], false, 0, func(start, end uint64) { written += end - start }); err != nil {
 			return 0, 0, fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
 		}
 		if err := t.protect(r[0], r[1], false); err != nil {

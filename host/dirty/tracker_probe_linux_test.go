@@ -15,10 +15,7 @@ import (
 // how much of the sample was written.
 func TestProbe(t *testing.T) {
 	const size = 64 << 20
-	mem, tr := newTest(t, size)
-	for i := 0; i < size; i += int(pageSize) {
-		mem[i] = 1
-	}
+	mem, tr := newPopulated(t, size)
 	probe := func() (protected uint64) {
 		t.Helper()
 		before := tr.Protected()
@@ -95,10 +92,7 @@ func TestProbe(t *testing.T) {
 // tracking stops (Disarm, EndProbe). Split memory stays slow to use.
 func TestHugePagesRestored(t *testing.T) {
 	const size = 64 << 20
-	mem, tr := newTest(t, size)
-	for i := 0; i < size; i += int(pageSize) {
-		mem[i] = 1
-	}
+	mem, tr := newPopulated(t, size)
 	huge := hugeBytes(t, mem)
 	if huge == 0 || thpNever() {
 		t.Skip("no transparent huge pages on this system")
@@ -133,6 +127,15 @@ func TestHugePagesRestored(t *testing.T) {
 	if h := hugeBytes(t, mem); h != huge {
 		t.Fatalf("after EndProbe: %d MiB of huge pages, %d before", h>>20, huge>>20)
 	}
+}
+
+// newPopulated is newTest with every page of the memory written.
+func newPopulated(t *testing.T, size int) ([]byte, *Tracker) {
+	mem, tr := newTest(t, size)
+	for i := 0; i < size; i += int(pageSize) {
+		mem[i] = 1
+	}
+	return mem, tr
 }
 
 // hugeBytes returns the bytes of huge pages in the mapping that holds mem
