@@ -77,7 +77,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
 			return 2
 		default:
-			fmt.Fprintf(stderr, "librahost %s: %s\n", c.name, oneLine(err.Error()))
+			// "librahost build: build: ..." says its command once.
+			msg := strings.TrimPrefix(oneLine(err.Error()), c.name+": ")
+			fmt.Fprintf(stderr, "librahost %s: %s\n", c.name, msg)
 			return 1
 		}
 	}

@@ -57,7 +57,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *n > 1 && module != "" {
-		if err := checkJobMemory(*n, module); err != nil {
+		if err := checkJob(*n, module); err != nil {
 			return err
 		}
 	}

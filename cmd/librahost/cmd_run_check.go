@@ -29,8 +29,8 @@ const maxWorkers = 1 << 16
 // else than asked: a negative interval turning checkpoints off, a seed
 // without --deterministic ignored, a worker count below one run as one.
 func checkRunFlags(fs *flag.FlagSet, n int, every int64, deterministic bool) error {
-	if err := checkWorkers(n); err != nil {
-		return err
+	if n < 1 {
+		return checkWorkers(n)
 	}
 	if every < 0 {
 		return errors.New("--checkpoint-every must be positive (leave it out for no periodic checkpoints)")
@@ -83,19 +83,21 @@ func memAvailable(meminfo io.Reader) (uint64, bool) {
 	return 0, false
 }
 
-// checkJobMemory checks n workers of the module at path against this
-// machine's memory.
-func checkJobMemory(n int, path string) error {
+// checkJob checks n workers of the module at path against this machine's
+// memory, then against maxWorkers.
+func checkJob(n int, path string) error {
 	module, err := os.ReadFile(path)
 	if err != nil {
 		return nil // the run itself says so
 	}
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return nil
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		err = checkWorkerMemory(n, module, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
 	}
-	defer f.Close()
-	return checkWorkerMemory(n, module, f)
+	return checkWorkers(n)
 }
 
 // checkMounts refuses two mounts at one guest path: one would hide the
