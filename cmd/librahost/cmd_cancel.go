@@ -39,7 +39,8 @@ func cmdCancel(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%s: no job %s\n", a, *job)
 		case errs[i] != nil:
 			failed++
-			fmt.Fprintf(stdout, "%s: %s\n", a, oneLine(errs[i].Error()))
+			state, reason := hostProblem(errs[i])
+			fmt.Fprintf(stdout, "%s: %s: %s\n", a, state, oneLine(reason))
 		default:
 			found++
 			var ws []string

@@ -78,10 +78,8 @@ func classify(err error) (kind error, reason string) {
 		app       *quic.ApplicationError
 	)
 	switch {
-	case errors.As(err, &hs), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &hs), errors.As(err, &idle), errors.Is(err, context.DeadlineExceeded):
 		return ErrHostDown, "no answer (is `librahost host` running there, and is the address right?)"
-	case errors.As(err, &idle):
-		return ErrHostDown, "no answer for 10s (the host stopped, or the network between us failed)"
 	case errors.As(err, &dns):
 		return ErrHostDown, fmt.Sprintf("cannot resolve %s", dns.Name)
 	case errors.As(err, &unknownCA):
