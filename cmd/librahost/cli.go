@@ -25,7 +25,8 @@ Usage:
   librahost status --hosts A,B,C
   librahost cancel --job ID --hosts A,B,C
 
-Run 'librahost <command> -h' for a command's flags.
+Flags may stand before or after a command's other arguments; everything
+after -- is the guest's. Run 'librahost <command> -h' for a command's flags.
 `
 
 // errUsage is a command-line mistake; its message has been printed.
@@ -100,14 +101,8 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 // arguments). fs.Args() then returns the positional arguments, in order,
 // without the "--". A mistake is printed as one line.
 func parse(fs *flag.FlagSet, args []string) error {
-	out, usage := fs.Output(), fs.Usage
-	if usage == nil {
-		usage = func() {
-			fmt.Fprintf(out, "usage of %s:\n", fs.Name())
-			fs.PrintDefaults()
-		}
-	}
-	fs.SetOutput(io.Discard) // the FlagSet would print its usage after each mistake
+	out, usage := fs.Output(), fs.Usage // NewFlagSet sets a default Usage
+	fs.SetOutput(io.Discard)            // the FlagSet would print its usage after each mistake
 	fs.Usage = func() {}
 	var pos []string
 	var err error
