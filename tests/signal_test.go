@@ -1,19 +1,15 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // SIGTERM takes a final checkpoint and exits; --resume continues, and the
@@ -110,91 +106,13 @@ func TestRestoreOlderEpoch(t *testing.T) {
 	}
 }
 
-// watched is a librahost process whose output lines are read as they come.
-type watched struct {
-	cmd   *exec.Cmd
-	lines chan string // "out: " or "err: " and the line
-	mu    sync.Mutex
-	out   strings.Builder
-	errs  strings.Builder
-	read  sync.WaitGroup
-}
-
-// watch starts cmd with its stdout and stderr read line by line.
-func watch(t *testing.T, cmd *exec.Cmd) *watched {
+// mustStderr waits until the process has said text on stderr; it must
+// not end first.
+func (p *proc) mustStderr(t testing.TB, text string) {
 	t.Helper()
-	w := &watched{cmd: cmd, lines: make(chan string, 1024)}
-	for _, s := range []struct {
-		prefix string
-		buf    *strings.Builder
-	}{{"out: ", &w.out}, {"err: ", &w.errs}} {
-		var r io.ReadCloser
-		var err error
-		if s.prefix == "out: " {
-			r, err = cmd.StdoutPipe()
-		} else {
-			r, err = cmd.StderrPipe()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.read.Add(1)
-		go func() {
-			defer w.read.Done()
-			sc := bufio.NewScanner(r)
-			for sc.Scan() {
-				w.mu.Lock()
-				s.buf.WriteString(sc.Text() + "\n")
-				w.mu.Unlock()
-				w.lines <- s.prefix + sc.Text()
-			}
-		}()
+	if !p.stderr.waitFor(func(s string) bool { return strings.Contains(s, text) }) {
+		t.Fatalf("librahost ended (%v) before saying %q\nstderr:\n%s", p.wait(), text, p.stderr)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { w.read.Wait(); close(w.lines) }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	return w
-}
-
-// waitFor waits for a line of the stream ("out: " or "err: ") that
-// contains want, and returns it.
-func (w *watched) waitFor(t *testing.T, stream, want string) string {
-	t.Helper()
-	deadline := time.After(2 * time.Minute)
-	for {
-		select {
-		case l, ok := <-w.lines:
-			if !ok {
-				out, errs := w.output()
-				t.Fatalf("librahost ended before printing %q\nstdout:\n%s\nstderr:\n%s", want, out, errs)
-			}
-			if strings.HasPrefix(l, stream) && strings.Contains(l, want) {
-				return strings.TrimPrefix(l, stream)
-			}
-		case <-deadline:
-			out, errs := w.output()
-			t.Fatalf("no line %q after 2 minutes\nstdout:\n%s\nstderr:\n%s", want, out, errs)
-		}
-	}
-}
-
-func (w *watched) output() (string, string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.out.String(), w.errs.String()
-}
-
-// wait waits for the process to end and returns its exit code, stdout and
-// stderr.
-func (w *watched) wait(t *testing.T) (int, string, string) {
-	t.Helper()
-	for range w.lines { // drain: the readers end at EOF
-	}
-	w.cmd.Wait()
-	out, errs := w.output()
-	return w.cmd.ProcessState.ExitCode(), out, errs
 }
 
 // lastTick returns i of the last "tick i" line of out.
@@ -222,31 +140,31 @@ func TestSignalsDuringFinalCheckpoint(t *testing.T) {
 			if err := os.WriteFile(gate, nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "100ms", wasm)
-			cmd.Env = append(os.Environ(), "LIBRAHOST_FAILPOINTS=commit:tx=wait("+gate+")")
-			w := watch(t, cmd)
-			waitEpoch(t, state, 1)
+			p := startProc(t, nil, []string{"LIBRAHOST_FAILPOINTS=commit:tx=wait(" + gate + ")"},
+				"run", "--state", state, "--checkpoint-every", "100ms", wasm)
+			p.mustDurable(t, 1)
 			os.Remove(gate) // the checkpoints from now on wait at their commit
-			cmd.Process.Signal(syscall.SIGTERM)
-			w.waitFor(t, "err: ", "stopping: taking a final checkpoint")
-			cmd.Process.Signal(syscall.SIGTERM)
-			w.waitFor(t, "err: ", "finishing the final checkpoint; press Ctrl-C again to abandon it")
+			p.signal(syscall.SIGTERM)
+			p.mustStderr(t, "stopping: taking a final checkpoint")
+			p.signal(syscall.SIGTERM)
+			p.mustStderr(t, "finishing the final checkpoint; press Ctrl-C again to abandon it")
 			if signals == 3 {
-				cmd.Process.Signal(syscall.SIGTERM)
-				w.waitFor(t, "err: ", "final checkpoint abandoned")
+				p.signal(syscall.SIGTERM)
+				p.mustStderr(t, "final checkpoint abandoned")
 			} else if err := os.WriteFile(gate, nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, out, errs := w.wait(t)
-			if code != 143 {
-				t.Fatalf("exit %d, want 143\n%s", code, errs)
+			p.wait()
+			if code := p.cmd.ProcessState.ExitCode(); code != 143 {
+				t.Fatalf("exit %d, want 143\n%s", code, p.stderr)
 			}
-			if signals == 2 && !strings.Contains(errs, "stopped after checkpoint") {
-				t.Fatalf("the final checkpoint was not finished:\n%s", errs)
+			if signals == 2 && !strings.Contains(p.stderr.String(), "stopped after checkpoint") {
+				t.Fatalf("the final checkpoint was not finished:\n%s", p.stderr)
 			}
-			last := lastTick(t, out)
-			w = watch(t, exec.Command(librahost, "run", "--resume", "--state", state, wasm))
-			if got, want := w.waitFor(t, "out: ", "tick "), fmt.Sprint("tick ", last+1); got != want {
+			want := fmt.Sprintf("tick %d\n", lastTick(t, p.stdout.String())+1)
+			p = startProc(t, nil, nil, "run", "--resume", "--state", state, wasm)
+			p.mustStdout(t, "\n")
+			if got, _, _ := strings.Cut(p.stdout.String(), "\n"); got+"\n" != want {
 				t.Fatalf("the resumed run printed %q first, want %q", got, want)
 			}
 		})
@@ -256,11 +174,12 @@ func TestSignalsDuringFinalCheckpoint(t *testing.T) {
 // SIGTERM of a run without checkpoints exits 143, as a shell reports a
 // process ended by SIGTERM.
 func TestSigtermWithoutCheckpoints(t *testing.T) {
-	w := watch(t, exec.Command(librahost, "run", guest(t, "tests/testdata/ticks")))
-	w.waitFor(t, "out: ", "tick 0")
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	if code, _, errs := w.wait(t); code != 143 {
-		t.Fatalf("exit %d, want 143\n%s", code, errs)
+	p := startProc(t, nil, nil, "run", guest(t, "tests/testdata/ticks"))
+	p.mustStdout(t, "tick 0")
+	p.signal(syscall.SIGTERM)
+	p.wait()
+	if code := p.cmd.ProcessState.ExitCode(); code != 143 {
+		t.Fatalf("exit %d, want 143\n%s", code, p.stderr)
 	}
 }
 
@@ -280,10 +199,9 @@ func TestFailedCheckpointAtEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			state, gate := filepath.Join(dir, "st"), filepath.Join(dir, "gate")
-			cmd := exec.Command(librahost, "run", "--state", state, wasm)
-			cmd.Env = append(os.Environ(), "LIBRAHOST_FAILPOINTS="+strings.ReplaceAll(tc.failpoints, "GATE", gate))
-			w := watch(t, cmd)
-			w.waitFor(t, "out: ", "done") // the guest has ended; its checkpoint waits at the gate
+			p := startProc(t, nil, []string{"LIBRAHOST_FAILPOINTS=" + strings.ReplaceAll(tc.failpoints, "GATE", gate)},
+				"run", "--state", state, wasm)
+			p.mustStdout(t, "done") // the guest has ended; its checkpoint waits at the gate
 			if tc.damage != nil {
 				if err := tc.damage(state); err != nil {
 					t.Fatal(err)
@@ -292,7 +210,8 @@ func TestFailedCheckpointAtEnd(t *testing.T) {
 			if err := os.WriteFile(gate, nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, out, errs := w.wait(t)
+			p.wait()
+			code, out, errs := p.cmd.ProcessState.ExitCode(), p.stdout.String(), p.stderr.String()
 			if code != 0 || out != "before\ndone\n" {
 				t.Fatalf("exit %d, stdout %q\n%s", code, out, errs)
 			}
