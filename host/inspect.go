@@ -2,7 +2,9 @@ package host
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -109,12 +111,28 @@ func InspectCheckpoint(stateDir string, epoch uint64) (*Inspection, error) {
 
 func openReadOnly(stateDir string) (*ckpt.Store, *runRecord, error) {
 	rec, err := readRecord(stateDir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: state dir %s holds no run", ErrNoCheckpoint, stateDir)
+	noRun := fmt.Errorf("%w: state dir %s holds no run", ErrNoCheckpoint, stateDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
 	}
-	st, err := ckpt.Open(ckpt.Config{Path: filepath.Join(stateDir, storeFile)})
+	path := filepath.Join(stateDir, storeFile)
+	if rec == nil {
+		if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+			return nil, nil, noRun
+		}
+	}
+	st, err := ckpt.Open(ckpt.Config{Path: path})
 	if err != nil {
 		return nil, nil, err
+	}
+	if rec == nil { // lost: the checkpoints say what run they are of
+		if rec, err = recordFromStore(st, stateDir); rec == nil {
+			st.Close()
+			if err == nil {
+				err = noRun
+			}
+			return nil, nil, err
+		}
 	}
 	return st, rec, nil
 }

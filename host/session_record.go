@@ -67,7 +67,8 @@ func readRecord(dir string) (*runRecord, error) {
 	}
 	var r runRecord
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("host: %s: %v", filepath.Join(dir, recordFile), err)
+		return nil, fmt.Errorf("%w: the run record %s is damaged (%v); remove it and resume again to rebuild it from the checkpoints",
+			ErrDamagedState, filepath.Join(dir, recordFile), err)
 	}
 	return &r, nil
 }

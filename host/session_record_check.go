@@ -14,14 +14,28 @@ import (
 // to RunJob.
 var errJobRecord = errors.New("host: the state dir holds a job")
 
-// rebuildRecord rebuilds a lost run record from the run binding of the
-// newest readable checkpoint in the store, so that losing run.json loses
-// no checkpoint. It returns nil if the store holds no checkpoint, and
-// refuses in one line if it holds checkpoints that cannot rebuild it. The
-// store it opens is kept for the session.
+// rebuildRecord rebuilds a lost run record from the store, so that
+// losing run.json loses no checkpoint. It returns nil if the store holds
+// no checkpoint. The store it opens is kept for the session.
 func (s *Session) rebuildRecord() (*runRecord, error) {
-	dir := s.cfg.StateDir
-	path := filepath.Join(dir, storeFile)
+	st, err := s.openStore()
+	if st == nil {
+		return nil, err
+	}
+	rec, err := recordFromStore(st, s.cfg.StateDir)
+	if rec != nil {
+		fmt.Fprintf(s.cfg.Log, "librahost: warning: %s; rebuilt it from checkpoint %d\n", lostRecord(s.cfg.StateDir), rec.Epoch)
+	}
+	return rec, err
+}
+
+// openStore opens the state dir's store for the checks before the
+// session's own opening, which then uses it; nil if there is none.
+func (s *Session) openStore() (*ckpt.Store, error) {
+	if s.store != nil {
+		return s.store, nil
+	}
+	path := filepath.Join(s.cfg.StateDir, storeFile)
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 		return nil, nil
 	}
@@ -30,8 +44,13 @@ func (s *Session) rebuildRecord() (*runRecord, error) {
 		return nil, err
 	}
 	s.store = st
+	return st, nil
+}
+
+// newestManifest is the newest readable checkpoint of worker 0 in st, or nil.
+func newestManifest(st *ckpt.Store) (*ckpt.Manifest, error) {
 	keys, err := st.Keys()
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return nil, err
 	}
 	var m *ckpt.Manifest
@@ -47,7 +66,45 @@ func (s *Session) rebuildRecord() (*runRecord, error) {
 			m, _ = st.Manifest(k, infos[i].Epoch)
 		}
 	}
-	lost := fmt.Sprintf("state dir %s holds checkpoints but has lost its run record (%s)", dir, recordFile)
+	return m, nil
+}
+
+// recordDigestDamaged reports whether the module digest the checkpoints
+// are bound to is digest, though the run record names another: the
+// record, not the module, is damaged.
+func (s *Session) recordDigestDamaged(digest string) bool {
+	st, _ := s.openStore()
+	if st == nil {
+		return false
+	}
+	m, _ := newestManifest(st)
+	return m != nil && digestHex(m.Binding.ModuleDigest) == digest
+}
+
+// recordDamaged is the refusal of a run record that does not match its
+// checkpoints.
+func recordDamaged(dir, what string) error {
+	return fmt.Errorf("%w: the run record %s does not match its checkpoints (%s): it is damaged; remove it and resume again to rebuild it from the checkpoints",
+		ErrDamagedState, filepath.Join(dir, recordFile), what)
+}
+
+func lostRecord(dir string) string {
+	return fmt.Sprintf("state dir %s holds checkpoints but has lost its run record (%s)", dir, recordFile)
+}
+
+// recordFromStore rebuilds a run record from the run binding of the
+// newest readable checkpoint in st; nil if st holds none. Checkpoints that
+// cannot rebuild it are refused in one line.
+func recordFromStore(st *ckpt.Store, dir string) (*runRecord, error) {
+	keys, err := st.Keys()
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	m, err := newestManifest(st)
+	if err != nil {
+		return nil, err
+	}
+	lost := lostRecord(dir)
 	if m == nil {
 		return nil, fmt.Errorf("%w: %s, and no checkpoint is readable to rebuild it from; restore %s from a backup, or use another --state", ErrDamagedState, lost, recordFile)
 	}
@@ -59,7 +116,6 @@ func (s *Session) rebuildRecord() (*runRecord, error) {
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return nil, fmt.Errorf("%w: %s, and checkpoint %d's run binding is damaged (%v); restore %s from a backup, or use another --state", ErrDamagedState, lost, m.Epoch, err, recordFile)
 	}
-	fmt.Fprintf(s.cfg.Log, "librahost: warning: %s; rebuilt it from checkpoint %d\n", lost, m.Epoch)
 	return &runRecord{RunID: b.ID, runSpec: b.runSpec, Digest: digestHex(m.Binding.ModuleDigest),
 		Job: m.Job, Started: m.Created, Epoch: m.Epoch}, nil
 }
@@ -70,6 +126,9 @@ func (s *Session) rebuildRecord() (*runRecord, error) {
 // repaired; without, the resume is refused in one line.
 func (s *Session) checkModuleCopy(rec *runRecord, digest string, module []byte) error {
 	dir := s.cfg.StateDir
+	if digest != rec.Digest && s.recordDigestDamaged(digest) {
+		return recordDamaged(dir, "module digest")
+	}
 	if s.cfg.ModulePath == "" {
 		if digest != rec.Digest {
 			return moduleCopyError(dir, rec, "is damaged (its SHA-256 does not match the run record)")

@@ -47,9 +47,23 @@ func (r *runRecord) checkRun(epoch uint64, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return fmt.Errorf("%w: checkpoint %d: its run binding is damaged: %v", ErrForeignRun, epoch, err)
 	}
+	diff := r.runSpec.diff(&b.runSpec)
 	if b.ID == r.RunID {
+		if len(diff) > 0 { // the record changed behind librahost's back
+			return recordDamaged("", strings.Join(diff, ", "))
+		}
 		return nil
 	}
+	what := "the same arguments"
+	if len(diff) > 0 {
+		what = "other " + strings.Join(diff, ", other ")
+	}
+	return fmt.Errorf("%w: checkpoint %d belongs to run %s (%s), not to this state dir's run %s; resume that run from its own state dir, or remove ckpt.db to start this one over",
+		ErrForeignRun, epoch, b.ID, what, r.RunID)
+}
+
+// diff names what of b differs from r.
+func (r *runSpec) diff(b *runSpec) []string {
 	var diff []string
 	if !slices.Equal(b.Args, r.Args) {
 		diff = append(diff, fmt.Sprintf("arguments %q, this run's %q", b.Args, r.Args))
@@ -66,12 +80,10 @@ func (r *runRecord) checkRun(epoch uint64, raw json.RawMessage) error {
 	if b.N != r.N && max(b.N, 1) != max(r.N, 1) {
 		diff = append(diff, fmt.Sprintf("%d workers, this run's %d", max(b.N, 1), max(r.N, 1)))
 	}
-	what := "the same arguments"
-	if len(diff) > 0 {
-		what = "other " + strings.Join(diff, ", other ")
+	if b.Prefix != r.Prefix {
+		diff = append(diff, "--prefix")
 	}
-	return fmt.Errorf("%w: checkpoint %d belongs to run %s (%s), not to this state dir's run %s; resume that run from its own state dir, or remove ckpt.db to start this one over",
-		ErrForeignRun, epoch, b.ID, what, r.RunID)
+	return diff
 }
 
 // hostRun returns the run binding of a single run's checkpoint host state.

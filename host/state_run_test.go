@@ -40,6 +40,11 @@ func TestCheckRun(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
+	damaged := *rec
+	damaged.Args = []string{"app", "-z"}
+	if err := damaged.checkRun(4, rec.binding()); !errors.Is(err, ErrDamagedState) || !strings.Contains(err.Error(), "run record run.json does not match its checkpoints (arguments") {
+		t.Errorf("a run record changed behind librahost's back: %v", err)
+	}
 	if err := rec.checkRun(2, []byte(`{"id":`)); !errors.Is(err, ErrForeignRun) || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("damaged binding: %v", err)
 	}

@@ -131,6 +131,9 @@ func TestLostRunRecord(t *testing.T) {
 		t.Fatal("a refused run changed the checkpoint store")
 	}
 	os.Remove(filepath.Join(state, "run.json"))
+	if ls, stderr, code := lh(t, "ckpt", "ls", "--state", state); code != 0 || strings.Count(ls, "\n") < 3 {
+		t.Fatalf("ckpt ls of a state dir that lost its record: exit %d\n%s%s", code, ls, stderr)
+	}
 	resumeSays(t, state, outPath, want, []string{"lost its run record"}, wasm)
 }
 
