@@ -47,7 +47,12 @@ func cmdCancel(args []string, stdout, stderr io.Writer) error {
 			for _, w := range sts[i].Workers {
 				ws = append(ws, fmt.Sprintf("rank %d %s", w.Rank, w.State))
 			}
-			fmt.Fprintf(stdout, "%s: job %s %s: %s\n", a, *job, sts[i].State, strings.Join(ws, ", "))
+			state := sts[i].State
+			if state == "running" || state == "preparing" {
+				failed++ // the host gave up waiting for its workers
+				state = "asked to stop, still " + state
+			}
+			fmt.Fprintf(stdout, "%s: job %s %s: %s\n", a, *job, state, strings.Join(ws, ", "))
 		}
 	}
 	switch {
