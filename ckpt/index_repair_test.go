@@ -182,3 +182,11 @@ func TestRepairSound(t *testing.T) {
 		t.Fatal("Repair changed a sound index")
 	}
 }
+
+func TestRepairInUse(t *testing.T) {
+	cfg := testConfig(t)
+	openTest(t, cfg)
+	if _, err := Repair(cfg.Path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("Repair of an open store: %v", err)
+	}
+}
