@@ -21,4 +21,15 @@
 //
 // Session drives a Worker for the CLI: a state directory, periodic and
 // requested checkpoints, resume, output exactly once.
+//
+// A state directory's own files are checked on resume, and damage is
+// refused in one line or repaired, never a reason to drop checkpoints:
+// each checkpoint is bound to its run (a run ID and what the run was
+// started with, state_run.go), so a store of another run is refused and a
+// lost run record is rebuilt from the newest checkpoint
+// (session_record_check.go); a damaged copy of the module is repaired from
+// the module given; the file journal decides which epochs a guest with
+// mounts may resume from (session_journal.go); the output ledger's records
+// are checksummed and kept twice (ledger_map.go), and a ledger that cannot
+// be trusted makes the resume print again from the checkpoint.
 package host

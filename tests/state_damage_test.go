@@ -339,3 +339,38 @@ func TestDamagedLedger(t *testing.T) {
 		})
 	}
 }
+
+// A job's state dir: a store of another run of the job is refused naming
+// what differs; a lost output ledger is said in one line and each rank
+// prints again from its checkpoint, losing nothing.
+func TestJobDamagedState(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	args := []string{"-steps", "400", "-every", "20"}
+	want := jobRun(t, "3", wasm, args...)
+	stateA, outA := killedRun(t, t.TempDir(), wasm, 2, []string{"-n", "3"}, args...)
+	stateB, _ := killedRun(t, t.TempDir(), wasm, 2, []string{"-n", "3"}, "-steps", "500", "-every", "20")
+	t.Run("store of another run", func(t *testing.T) {
+		state := filepath.Join(t.TempDir(), "st")
+		copyDir(t, stateA, state)
+		other := filepath.Join(t.TempDir(), "b")
+		copyDir(t, stateB, other)
+		moveStore(t, other, state)
+		refused(t, state, `"500" "-every" "20"], this run's [`, "run", "--resume", "--state", state)
+	})
+	t.Run("ledger lost", func(t *testing.T) {
+		dir := t.TempDir()
+		state, outPath := filepath.Join(dir, "st"), filepath.Join(dir, "out")
+		copyDir(t, stateA, state)
+		before := readAll(t, outA)
+		os.WriteFile(outPath, before, 0o644)
+		os.Remove(filepath.Join(state, "output.ledger"))
+		stderr := resumeOK(t, state, outPath)
+		if !strings.Contains(stderr, "output ledger") || !strings.Contains(stderr, "is missing") {
+			t.Fatalf("the lost ledger was not reported:\n%s", stderr)
+		}
+		after := readAll(t, outPath)[len(before):]
+		if from := len(want) - len(after); !bytes.HasPrefix(want, before) || from < 0 || from > len(before) || !bytes.HasSuffix(want, after) {
+			t.Fatalf("output lost or wrong:\nbefore the kill:\n%s\nafter:\n%s", before, after)
+		}
+	})
+}

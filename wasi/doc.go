@@ -40,7 +40,11 @@
 // checkpoint e, keeping its progress in the journal; ReleaseFiles compacts
 // the journal when old checkpoints are gone. A host that wants to roll a
 // fresh run back to its start calls CheckpointFiles(0) before the guest
-// runs.
+// runs. A damaged record between intact ones (a failing disk's, not a
+// kill's) is skipped (fs_journal_scan.go): a damaged seal holds nothing to
+// undo, so the epochs before it stay reachable; other damage makes every
+// epoch sealed before it unreachable. JournalEpochs tells a resuming host,
+// without changing the journal, which epochs it can roll back to.
 //
 // Config.Deterministic replaces the clocks by virtual ones and random_get
 // by a seeded stream, both saved by Snapshot (wasi_determinism.go).
