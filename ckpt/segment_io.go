@@ -106,7 +106,7 @@ func (sg *segments) read(l chunkLoc, buf *[]byte) ([]byte, error) {
 	if f == nil {
 		return nil, errValueMissing
 	}
-	if l.size > maxValueSize || l.off > math.MaxInt64-maxValueSize {
+	if l.size < chunkHeaderLen || l.size > maxValueSize || l.off > math.MaxInt64-maxValueSize {
 		return nil, corruptf("chunk value of %d bytes at %d: index entry is corrupt", l.size, l.off)
 	}
 	b := slices.Grow((*buf)[:0], int(l.size))[:l.size]
