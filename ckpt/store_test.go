@@ -279,8 +279,10 @@ func TestOpenInUse(t *testing.T) {
 	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "is in use by another process") {
 		t.Fatalf("second Open: %v", err)
 	}
-	if d := time.Since(start); d < time.Second/2 || d > 5*time.Second {
-		t.Fatalf("second Open took %v", d)
+	// It waits for the lock before it gives up (no upper bound: a loaded
+	// machine may take long; go test's -timeout ends a hang).
+	if d := time.Since(start); d < time.Second/2 {
+		t.Fatalf("second Open gave up after %v", d)
 	}
 }
 

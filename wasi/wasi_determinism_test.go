@@ -3,22 +3,18 @@ package wasi
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestDeterministicRun runs a guest that prints times, a sleep, random
-// bytes and a map's order twice: the outputs are identical, and the sleep
-// took no real time.
+// bytes and a map's order twice: the outputs are identical, the sleep's
+// length included, which only virtual time gives (no wall-clock bound: a
+// loaded machine may take long).
 func TestDeterministicRun(t *testing.T) {
 	var outs []string
-	for i, seed := range []uint64{1, 1, 2} {
-		begin := time.Now()
+	for _, seed := range []uint64{1, 1, 2} {
 		res := runGuest(t, Config{Args: []string{"guest", "det"}, Deterministic: true, Seed: seed})
 		if res.err != nil || res.exit != 0 {
 			t.Fatalf("guest: %d %v\n%s", res.exit, res.err, res.stderr)
-		}
-		if d := time.Since(begin); i > 0 && d > 2*time.Second { // the first compiles
-			t.Errorf("run took %v", d)
 		}
 		outs = append(outs, res.stdout)
 	}
