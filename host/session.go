@@ -73,6 +73,10 @@ type Session struct {
 	stopping bool
 	lastErr  error
 
+	// capturing: onPause runs; a periodic checkpoint asked for now would
+	// pause the guest again as soon as it goes on.
+	capturing bool
+
 	reporting sync.WaitGroup // progress reports of captures being written
 }
 

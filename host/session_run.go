@@ -77,14 +77,18 @@ func isClosed(c <-chan struct{}) bool {
 
 // triggers requests periodic checkpoints.
 func (s *Session) triggers(done <-chan struct{}) {
-	periodically(s.cfg.CheckpointEvery, done, func() {
-		s.mu.Lock()
-		busy := s.inflight != nil
-		s.mu.Unlock()
-		if !busy {
-			s.worker.RequestCheckpoint()
-		}
-	})
+	periodically(s.cfg.CheckpointEvery, done, s.tick)
+}
+
+// tick asks for a periodic checkpoint unless one is being taken or
+// written.
+func (s *Session) tick() {
+	s.mu.Lock()
+	busy := s.inflight != nil || s.capturing
+	s.mu.Unlock()
+	if !busy {
+		s.worker.RequestCheckpoint()
+	}
 }
 
 // periodically calls f every d (if d > 0) until done is closed.
@@ -119,6 +123,14 @@ func (s *Session) requestCheckpoint() <-chan ckptResult {
 // durable write go on in the background while the guest runs, except for
 // the final checkpoint of a stop, which is waited for.
 func (s *Session) onPause(c *Capture) error {
+	s.mu.Lock()
+	s.capturing = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.capturing = false
+		s.mu.Unlock()
+	}()
 	// One write at a time: a capture waits for the one before it.
 	if err := s.waitInflight(); err != nil {
 		s.finish(0, ckpt.Stats{}, err)
