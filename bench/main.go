@@ -3,7 +3,7 @@
 // against its plain build, measured in the same run, and the cost of
 // periodic checkpoints.
 //
-//	go run ./bench [-runs 3] [-quick]
+//	go run ./bench [-runs 3] [-quick] [-only guests|jobs|randwrite] [-sizes 256,1024,4096] [-rounds 40]
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,9 +25,11 @@ import (
 func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
-	only := flag.String("only", "", "run one section: guests or jobs")
+	only := flag.String("only", "", "run one section: guests, jobs or randwrite")
+	sizes := flag.String("sizes", "256,1024,4096", "randwrite: the guest's memory sizes, in MiB")
+	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
 	flag.Parse()
-	if err := run(*runs, *quick, *only); err != nil {
+	if err := run(*runs, *quick, *only, *sizes, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -39,7 +42,21 @@ type guest struct {
 	args  []string
 }
 
-func run(runs int, quick bool, only string) error {
+func run(runs int, quick bool, only, sizeList string, rounds int) error {
+	if !slices.Contains([]string{"", "guests", "jobs", "randwrite"}, only) {
+		return fmt.Errorf("-only %q: say guests, jobs or randwrite", only)
+	}
+	if rounds <= 0 {
+		return fmt.Errorf("-rounds %d: give a positive number of rounds", rounds)
+	}
+	var sizes []int
+	for _, f := range strings.Split(sizeList, ",") {
+		mib, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || mib <= 0 || mib > 4096 {
+			return fmt.Errorf("-sizes %q: give sizes in MiB, 1 to 4096, separated by commas", sizeList)
+		}
+		sizes = append(sizes, mib)
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -54,13 +71,21 @@ func run(runs int, quick bool, only string) error {
 		return fmt.Errorf("build librahost: %v\n%s", err, out)
 	}
 	fmt.Printf("machine: %s, %d cores, %s; median of %d runs\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(), runs)
-	if only != "jobs" {
+	if only == "" || only == "guests" {
 		if err := benchGuests(lh, dir, root, runs, quick); err != nil {
 			return err
 		}
 	}
-	if only != "guests" {
-		return benchJobs(lh, dir, root, runs, quick)
+	if only == "" || only == "jobs" {
+		if err := benchJobs(lh, dir, root, runs, quick); err != nil {
+			return err
+		}
+	}
+	if only == "" || only == "randwrite" {
+		if quick {
+			rounds = min(rounds, 10)
+		}
+		return benchRandWrite(lh, dir, root, runs, sizes, rounds)
 	}
 	return nil
 }

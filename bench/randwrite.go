@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// benchRandWrite runs a plain Go program that rewrites its memory at
+// random (bench/testdata/randwrite) at several memory sizes, without
+// checkpoints, with a checkpoint every second, and with a checkpoint every
+// second and write tracking off (LIBRAHOST_DIRTY=off), in alternation: the
+// guest's run time with checkpoints against without.
+func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) error {
+	wasm, err := buildGuest(dir, "randwrite", filepath.Join(root, "bench/testdata/randwrite"), false)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("randwrite: %d rounds of 2^20 random single-byte increments after touching every page\n\n", rounds)
+	fmt.Println("Run time (wall), and in brackets the process's CPU time (user+sys), medians; pauses over all runs.")
+	fmt.Println()
+	fmt.Println("| guest memory | alone | checkpoint every 1s | ratio | pauses (n per run, p50, max) | same, LIBRAHOST_DIRTY=off | ratio | pauses (n per run, p50, max) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, mib := range sizes {
+		args := []string{fmt.Sprint(mib), fmt.Sprint(rounds)}
+		variants := []struct {
+			ckpt bool
+			env  []string
+		}{{false, nil}, {true, nil}, {true, []string{"LIBRAHOST_DIRTY=off"}}}
+		times := make([][]time.Duration, len(variants))
+		cpus := make([][]time.Duration, len(variants))
+		pauses := make([][]time.Duration, len(variants))
+		for round := -1; round < runs; round++ { // round -1 warms the compilation cache
+			if round < 0 && mib != sizes[0] {
+				continue
+			}
+			for i, v := range variants {
+				d, cpu, ps, err := timeRunPauses(lh, dir, wasm, args, v.ckpt, v.env)
+				if err != nil {
+					return err
+				}
+				if round >= 0 {
+					times[i] = append(times[i], d)
+					cpus[i] = append(cpus[i], cpu)
+					pauses[i] = append(pauses[i], ps...)
+				}
+			}
+		}
+		alone, on, off := median(times[0]), median(times[1]), median(times[2])
+		cAlone, cOn, cOff := median(cpus[0]), median(cpus[1]), median(cpus[2])
+		fmt.Printf("| %s | %s [%s] | %s [%s] | %.2f× [%.2f×] | %s | %s [%s] | %.2f× [%.2f×] | %s |\n", mem(mib),
+			secs(alone), secs(cAlone), secs(on), secs(cOn), on.Seconds()/alone.Seconds(), cOn.Seconds()/cAlone.Seconds(), pauseStats(pauses[1], runs),
+			secs(off), secs(cOff), off.Seconds()/alone.Seconds(), cOff.Seconds()/cAlone.Seconds(), pauseStats(pauses[2], runs))
+	}
+	return nil
+}
+
+func mem(mib int) string {
+	if mib >= 1024 {
+		return fmt.Sprintf("%d GiB", mib>>10)
+	}
+	return fmt.Sprintf("%d MiB", mib)
+}
+
+// pauseStats gives the checkpoints per run and the pauses' median and
+// maximum.
+func pauseStats(ps []time.Duration, runs int) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	s := slices.Clone(ps)
+	slices.Sort(s)
+	return fmt.Sprintf("%.1f, %s, %s", float64(len(s))/float64(runs), ms(s[len(s)/2]), ms(s[len(s)-1]))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", d.Seconds()*1000) }
+
+var pauseRE = regexp.MustCompile(`durable: .* pause ([0-9.]+[µmn]?s)`)
+
+// timeRunPauses runs a module once under librahost, with a checkpoint
+// every second if ckpt, and returns the wall time, the CPU time and the
+// checkpoints' pauses (from the -v lines).
+func timeRunPauses(lh, dir, wasm string, args []string, ckpt bool, env []string) (wall, cpu time.Duration, pauses []time.Duration, err error) {
+	argv := []string{"run"}
+	var state string
+	if ckpt {
+		state = filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
+		argv = append(argv, "-v", "--state", state, "--checkpoint-every", "1s")
+	}
+	argv = append(argv, wasm, "--")
+	argv = append(argv, args...)
+	cmd := exec.Command(lh, argv...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	_, err = cmd.Output()
+	wall = time.Since(t0)
+	if state != "" {
+		os.RemoveAll(state)
+	}
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
+	}
+	cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	for _, m := range pauseRE.FindAllStringSubmatch(stderr.String(), -1) {
+		if p, err := time.ParseDuration(m[1]); err == nil {
+			pauses = append(pauses, p)
+		}
+	}
+	return wall, cpu, pauses, nil
+}

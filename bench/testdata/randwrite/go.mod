@@ -1,0 +1,3 @@
+module randwrite
+
+go 1.26
