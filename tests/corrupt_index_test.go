@@ -220,3 +220,53 @@ func TestKeepEpochs(t *testing.T) {
 		}
 	}
 }
+
+// A job's damaged index is refused and repaired like a single run's: the
+// commit records of its epochs are kept with its ranks' checkpoints, and
+// the job resumes with its output exactly once.
+func TestDamagedJobIndex(t *testing.T) {
+	state, outPath, out, want := killedHeatJob(t)
+	newest := newestEpoch(t, state)
+	root, ps := bucketRoot(t, state, "refs")
+	flipPageHeader(t, state, root, ps)
+	_, stderr, code := lh(t, "run", "--resume", "--state", state)
+	if code != 1 {
+		t.Fatalf("resume of a damaged index: exit %d\n%s", code, stderr)
+	}
+	oneLineError(t, stderr, "librahost ckpt repair --state "+state)
+	if stdout, stderr, code := lh(t, "ckpt", "repair", "--state", state); code != 0 {
+		t.Fatalf("repair: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if got := newestEpoch(t, state); got != newest {
+		t.Fatalf("after repair the newest job epoch is %d, want %d", got, newest)
+	}
+	if stdout, stderr, code := lh(t, "ckpt", "verify", "--state", state); code != 0 {
+		t.Fatalf("verify after repair: exit %d\n%s%s", code, stdout, stderr)
+	}
+	var errb bytes.Buffer
+	resume := exec.Command(librahost, "run", "--resume", "--state", state)
+	resume.Stdout, resume.Stderr = out, &errb
+	if err := resume.Run(); err != nil {
+		t.Fatalf("resume after repair: %v\n%s", err, errb.Bytes())
+	}
+	compareOutput(t, readAll(t, outPath), want)
+}
+
+// killedHeatJob runs the heat sample as a job of 3 workers with frequent
+// checkpoints and kills it after its third durable one. It returns the
+// state dir, the file its output went to (open for appending, as out)
+// and what an uninterrupted run prints.
+func killedHeatJob(t *testing.T) (state, outPath string, out *os.File, want []byte) {
+	t.Helper()
+	wasm := guest(t, "samples/heat")
+	args := []string{"-steps", "400", "-every", "20"}
+	want = jobRun(t, "3", wasm, args...)
+	dir := t.TempDir()
+	state = filepath.Join(dir, "st")
+	outPath = filepath.Join(dir, "out")
+	out = appendTo(t, outPath)
+	p := startProc(t, out, nil, append([]string{"run", "-n", "3", "--state", state, "--checkpoint-every", "150ms", wasm, "--"}, args...)...)
+	p.mustDurable(t, 3)
+	p.kill()
+	return state, outPath, out, want
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -66,16 +65,7 @@ func TestKillResumeJobC(t *testing.T) {
 // epoch before; `ckpt ls` lists job epochs; the run record says n, so the
 // resume needs no -n; the output is still exactly once.
 func TestJobFallsBackPastDamagedRank(t *testing.T) {
-	wasm := guest(t, "samples/heat")
-	args := []string{"-steps", "400", "-every", "20"}
-	want := jobRun(t, "3", wasm, args...)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "st")
-	outPath := filepath.Join(dir, "out")
-	out := appendTo(t, outPath)
-	p := startProc(t, out, nil, append([]string{"run", "-n", "3", "--state", state, "--checkpoint-every", "150ms", wasm, "--"}, args...)...)
-	p.mustDurable(t, 3)
-	p.kill()
+	state, outPath, out, want := killedHeatJob(t)
 	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
 	lines := strings.Split(strings.TrimSpace(ls), "\n")
 	if len(lines) < 3 || !strings.Contains(lines[0], "WORKERS") || !strings.Contains(lines[len(lines)-1], " 3 ") {
