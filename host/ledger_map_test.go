@@ -136,3 +136,29 @@ func TestJobLedgerDamage(t *testing.T) {
 		l.Close()
 	}
 }
+
+// A job ledger of the format before checksums is read on resume.
+func TestJobLedgerPreviousFormat(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ledger")
+	v1 := make([]byte, 4096)
+	put := func(w int, v int64) { binary.NativeEndian.PutUint64(v1[8*w:], uint64(v)) }
+	put(0, jobLedgerMagic)
+	put(1, 1)
+	put(2, 2)
+	put(3+swIntent, 20) // stream 0
+	put(3+swDone, 20)
+	put(15+(2*1+0)*2, 7) // rank 1, stream 0
+	put(15+(2*1+0)*2+1, 7)
+	os.WriteFile(p, v1, 0o644)
+	l, err := openJobLedger(p, 2, false, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.trust != "" || l.stream(0)[swDone] != 20 || l.rank(1, 0)[1] != 7 || l.rank(0, 0)[1] != 0 {
+		t.Fatalf("trust %q, stream %v, rank 1 %v", l.trust, l.stream(0), l.rank(1, 0))
+	}
+	if !l.m.check(rankRec(1, 0)) || !l.m.check(streamRec(0)) {
+		t.Fatal("records read from the previous format are not sealed")
+	}
+}

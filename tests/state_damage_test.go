@@ -374,3 +374,19 @@ func TestJobDamagedState(t *testing.T) {
 		}
 	})
 }
+
+// In a job, a damaged seal in one rank's file journal makes the whole job
+// fall back to the epoch before; files and output end up as an
+// uninterrupted run's.
+func TestJobDamagedJournalSeal(t *testing.T) {
+	wasm := guest(t, "tests/testdata/jobfiles")
+	args := []string{"-laps", "3000"}
+	want := jobRun(t, "3", wasm, append([]string{"--dir", t.TempDir() + ":/data"}, args...)...)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	os.Mkdir(data, 0o755)
+	state, outPath := killedRun(t, dir, wasm, 2, []string{"-n", "3", "--dir", data + ":/data"}, args...)
+	newest := newestEpoch(t, state)
+	damageSeal(t, filepath.Join(state, "files.journal.1"), newest)
+	resumeSays(t, state, outPath, want, []string{"rank 1: ", "files.journal.1 is damaged at offset", "falls back"})
+}
