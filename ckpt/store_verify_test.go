@@ -101,7 +101,8 @@ func mustManifest(t *testing.T, s *Store, k Key, e uint64) *Manifest {
 // TestCorruptSegmentRandom flips a random byte of a segment file: Scrub
 // says ok for exactly the epochs that read back, and what reads back is
 // what was captured. It logs how often a key is left with no usable
-// epoch, as chunks are shared between kept epochs.
+// epoch, as chunks are shared between kept epochs; two more captures of
+// a memory holding those chunks make a whole epoch again.
 func TestCorruptSegmentRandom(t *testing.T) {
 	path, mems := damagedStore(t)
 	segs, err := os.ReadDir(path + ".seg")
@@ -144,7 +145,21 @@ func TestCorruptSegmentRandom(t *testing.T) {
 				lost++
 			}
 		}
+		// Two more captures of the memory of epoch 3: the first finds
+		// the damage, the second writes the damaged chunks again.
+		for _, k := range damageKeys {
+			for e := uint64(4); e <= 5; e++ {
+				capture(t, s, testMeta(k, e), mems[pin{k, 3}])
+			}
+			m, _, err := s.Latest(k, testBinding)
+			if err != nil || m.Epoch != 5 {
+				t.Fatalf("seed %d: %v has no whole epoch 5 after two captures: %v", seed, k, err)
+			}
+			if got := readBack(t, s, m); !bytes.Equal(got, mems[pin{k, 3}]) {
+				t.Fatalf("seed %d: epoch 5 of %v reads back different memory", seed, k)
+			}
+		}
 		s.Close()
 	}
-	t.Logf("%d of %d flips hit a chunk; %d keys left with no usable epoch", hurt, trials, lost)
+	t.Logf("%d of %d flips hit a chunk; %d keys left with no usable epoch, none after two more captures", hurt, trials, lost)
 }
