@@ -29,7 +29,7 @@ func TestScriptTestNamesMissingToolchain(t *testing.T) {
 	cmd := exec.Command(script, "-run", "TestNothing")
 	cmd.Env = append(os.Environ(), "PATH="+bin)
 	out, err := cmd.CombinedOutput()
-	want := "scripts/test: wasm-opt not found: install the guest toolchain as root (apt-get install -y binaryen clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32) and run scripts/test again\n"
+	want := "scripts/test: wasm-opt not found: install the guest toolchain as root (apt-get install -y binaryen clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 chromium) and run scripts/test again\n"
 	if err == nil || string(out) != want {
 		t.Errorf("scripts/test without wasm-opt: %v\n%s\nwant %q", err, out, want)
 	}
