@@ -57,17 +57,26 @@ func (w *boltWalk) page(path [][]byte, id uint64, lo, hi []byte) error {
 	if w.seen[id] {
 		return w.fail(fmt.Errorf("page %d is referenced twice", id))
 	}
-	b, err := w.bf.page(id, w.hwm)
+	b, size, err := w.bf.pageHead(id, w.hwm)
 	if err != nil {
 		return w.fail(err)
 	}
-	for i := range uint64(len(b) / w.bf.pageSize) {
+	for i := range uint64(size / w.bf.pageSize) {
 		if w.seen[id+i] {
 			return w.fail(fmt.Errorf("page %d is referenced twice", id+i))
 		}
 		w.seen[id+i] = true
 	}
-	flags, elems, err := parseBoltPage(b)
+	// The overflow pages are read only if an element, a key or a value
+	// that is looked at lies in them: a check reads only the first page
+	// of each chunk value that earlier versions kept in bbolt.
+	flags, elems, err := parseBoltHead(b, size)
+	if err == errPageCut || err == nil && w.needsValues(elems) {
+		if b, err = w.bf.pageFull(id, b, size); err != nil {
+			return w.fail(err)
+		}
+		flags, elems, err = parseBoltPage(b)
+	}
 	if err == nil && len(elems) > 0 && (lo != nil && bytes.Compare(elems[0].key, lo) < 0 ||
 		hi != nil && bytes.Compare(elems[len(elems)-1].key, hi) >= 0) {
 		err = fmt.Errorf("keys out of their parent's range")
@@ -88,6 +97,17 @@ func (w *boltWalk) page(path [][]byte, id uint64, lo, hi []byte) error {
 		}
 	}
 	return nil
+}
+
+// needsValues reports whether the walk looks at a value of elems that
+// was left cut: every value if it visits them, else a bucket's header.
+func (w *boltWalk) needsValues(elems []boltElem) bool {
+	for _, e := range elems {
+		if e.cut && (w.visit != nil || e.flags&boltBucketFlag != 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *boltWalk) leaf(path [][]byte, elems []boltElem) error {

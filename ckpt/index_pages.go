@@ -3,6 +3,7 @@ package ckpt
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -150,46 +151,70 @@ func (bf *boltFile) close() { bf.f.Close() }
 
 // page reads page id with its overflow pages; hwm is the meta's pgid.
 func (bf *boltFile) page(id, hwm uint64) ([]byte, error) {
+	b, size, err := bf.pageHead(id, hwm)
+	if err != nil || size == len(b) {
+		return b, err
+	}
+	return bf.pageFull(id, b, size)
+}
+
+// pageHead reads the first page of page id, checking its header's id and
+// that its overflow pages lie in the file; size is its length with them.
+func (bf *boltFile) pageHead(id, hwm uint64) (b []byte, size int, err error) {
 	if id < 2 || id >= hwm {
-		return nil, fmt.Errorf("page %d is outside the file's %d pages", id, hwm)
+		return nil, 0, fmt.Errorf("page %d is outside the file's %d pages", id, hwm)
 	}
 	ps := int64(bf.pageSize)
 	off := int64(id) * ps
 	if off+ps > bf.size {
-		return nil, fmt.Errorf("page %d is past the end of the file", id)
+		return nil, 0, fmt.Errorf("page %d is past the end of the file", id)
 	}
-	b := make([]byte, ps)
+	b = make([]byte, ps)
 	if _, err := bf.f.ReadAt(b, off); err != nil {
-		return nil, fmt.Errorf("page %d: %w", id, err)
+		return nil, 0, fmt.Errorf("page %d: %w", id, err)
 	}
 	if got := binary.LittleEndian.Uint64(b); got != id {
-		return nil, fmt.Errorf("page %d is headed as page %d", id, got)
+		return nil, 0, fmt.Errorf("page %d is headed as page %d", id, got)
 	}
-	if ov := uint64(binary.LittleEndian.Uint32(b[12:])); ov > 0 {
-		if ov >= hwm-id || off+int64(ov+1)*ps > bf.size {
-			return nil, fmt.Errorf("page %d overflows past the end of the file", id)
-		}
-		full := make([]byte, int64(ov+1)*ps)
-		copy(full, b)
-		if _, err := bf.f.ReadAt(full[ps:], off+ps); err != nil && err != io.EOF {
-			return nil, fmt.Errorf("page %d: %w", id, err)
-		}
-		b = full
+	ov := uint64(binary.LittleEndian.Uint32(b[12:]))
+	if ov > 0 && (ov >= hwm-id || off+int64(ov+1)*ps > bf.size) {
+		return nil, 0, fmt.Errorf("page %d overflows past the end of the file", id)
 	}
-	return b, nil
+	return b, int(int64(ov+1) * ps), nil
+}
+
+// pageFull reads the rest of page id, whose first page is head.
+func (bf *boltFile) pageFull(id uint64, head []byte, size int) ([]byte, error) {
+	full := make([]byte, size)
+	copy(full, head)
+	if _, err := bf.f.ReadAt(full[len(head):], int64(id)*int64(bf.pageSize)+int64(len(head))); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("page %d: %w", id, err)
+	}
+	return full, nil
 }
 
 // boltElem is one element of a branch or leaf page.
 type boltElem struct {
 	flags uint32
 	key   []byte
-	value []byte // leaf only
+	value []byte // leaf only; nil if cut
 	child uint64 // branch only
+	cut   bool   // the value lies past the bytes read (parseBoltHead)
 }
+
+// errPageCut: the elements or keys of a page lie past its first page.
+var errPageCut = errors.New("page read in part")
 
 // parseBoltPage decodes the header and elements of a branch or leaf page
 // held in b, checking that each element lies inside b.
 func parseBoltPage(b []byte) (flags uint16, elems []boltElem, err error) {
+	return parseBoltHead(b, len(b))
+}
+
+// parseBoltHead is parseBoltPage of a page of size bytes of which b holds
+// the first: values past b are checked against size and left cut, and
+// elements or keys past b are errPageCut.
+func parseBoltHead(b []byte, size int) (flags uint16, elems []boltElem, err error) {
 	if len(b) < boltPageHeader {
 		return 0, nil, fmt.Errorf("page is cut short")
 	}
@@ -198,8 +223,11 @@ func parseBoltPage(b []byte) (flags uint16, elems []boltElem, err error) {
 	if flags != boltBranchFlag && flags != boltLeafFlag {
 		return flags, nil, fmt.Errorf("page has type %#x, not a branch or leaf", flags)
 	}
-	if boltPageHeader+count*boltElemSize > len(b) {
+	if boltPageHeader+count*boltElemSize > size {
 		return flags, nil, fmt.Errorf("page lists %d elements, more than it holds", count)
+	}
+	if boltPageHeader+count*boltElemSize > len(b) {
+		return flags, nil, errPageCut
 	}
 	if flags == boltBranchFlag && count == 0 {
 		return flags, nil, fmt.Errorf("branch page has no element")
@@ -217,11 +245,17 @@ func parseBoltPage(b []byte) (flags uint16, elems []boltElem, err error) {
 			pos, ksize, vsize = uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
 		}
 		start := uint64(at) + pos
-		if start+ksize+vsize > uint64(len(b)) {
+		switch {
+		case start+ksize+vsize > uint64(size):
 			return flags, nil, fmt.Errorf("element %d lies past the end of its page", i)
+		case start+ksize > uint64(len(b)):
+			return flags, nil, errPageCut
+		case start+ksize+vsize > uint64(len(b)):
+			elems[i].cut = true
+		default:
+			elems[i].value = b[start+ksize : start+ksize+vsize]
 		}
 		elems[i].key = b[start : start+ksize]
-		elems[i].value = b[start+ksize : start+ksize+vsize]
 		if i > 0 && bytes.Compare(elems[i-1].key, elems[i].key) >= 0 {
 			return flags, nil, fmt.Errorf("element %d is out of key order", i)
 		}
