@@ -56,9 +56,9 @@ func ckptVerify(state string, stdout io.Writer) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	usable := "no epoch is usable"
+	usable := "no epoch has every checkpoint intact"
 	if newest > 0 {
-		usable = fmt.Sprintf("a resume continues from epoch %d", newest)
+		usable = fmt.Sprintf("epoch %d is the newest with every checkpoint intact", newest)
 	}
 	return fmt.Errorf("damaged checkpoints: epoch %s cannot be resumed from; %s", joinU64(bad), usable)
 }
