@@ -75,18 +75,20 @@ func (m *ledgerMap) sum(w []int64, r ledgerRec) int64 {
 	var b [8 * (maxLedgerRec + 1)]byte
 	binary.LittleEndian.PutUint64(b[:], uint64(r.off))
 	for i := range r.n {
-		binary.LittleEndian.PutUint64(b[8+8*i:], uint64(atomic.LoadInt64(&w[r.off+i])))
+		binary.LittleEndian.PutUint64(b[8+8*i:], uint64(w[r.off+i]))
 	}
 	return int64(xxh3.HashSeed(b[:8+8*r.n], m.seed))
 }
 
 // seal makes rec's changes in the first copy whole: its checksum, then the
-// second copy.
+// second copy. A record has one writer at a time; the atomic stores of the
+// checksums keep the order of the steps (plain stores are not moved across
+// them), which is what a kill needs.
 func (m *ledgerMap) seal(r ledgerRec) {
-	atomic.StoreInt64(&m.words[r.off+r.n], m.sum(m.words, r))
-	for i := r.off; i < r.end(); i++ {
-		atomic.StoreInt64(&m.mirror[i], atomic.LoadInt64(&m.words[i]))
-	}
+	sum := m.sum(m.words, r)
+	atomic.StoreInt64(&m.words[r.off+r.n], sum)
+	copy(m.mirror[r.off:r.off+r.n], m.words[r.off:r.off+r.n])
+	atomic.StoreInt64(&m.mirror[r.off+r.n], sum)
 }
 
 // check settles rec when the ledger is opened: the first copy if whole,

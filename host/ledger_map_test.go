@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -160,5 +161,21 @@ func TestJobLedgerPreviousFormat(t *testing.T) {
 	}
 	if !l.m.check(rankRec(1, 0)) || !l.m.check(streamRec(0)) {
 		t.Fatal("records read from the previous format are not sealed")
+	}
+}
+
+// BenchmarkLedgerOutput is a guest's write of a line to a stream counted
+// in the ledger (the stream itself discards it).
+func BenchmarkLedgerOutput(b *testing.B) {
+	l, err := OpenLedger(filepath.Join(b.TempDir(), "ledger"), true, "r")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	o := NewOutput(io.Discard, l.Slot(0))
+	line := []byte("a line of output of some forty bytes...\n")
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		o.Write(line)
 	}
 }
