@@ -18,7 +18,8 @@
 //     that starts or ends at a local worker, routes frames to links by the
 //     destination's host, coalesces small frames, runs the retransmit timer
 //     and fills per-worker inboxes. One goroutine per Endpoint touches the
-//     cores.
+//     cores. Counters (mux_counters.go) reads its totals of frames and
+//     bytes to and from peer hosts, for metrics.
 //
 // transport never imports host, ckpt or wasi: host maps between their types.
 package transport

@@ -114,6 +114,7 @@ type Endpoint struct {
 	wg      sync.WaitGroup
 
 	loop loopState // owned by the loop goroutine
+	ctr  counters
 }
 
 // channel is one direction src→dst with at least one local end.

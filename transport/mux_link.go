@@ -130,6 +130,7 @@ func (pl *peerLink) writer(e *Endpoint) {
 				pl.kill(e.linkErr(pl, "send", err))
 				return
 			}
+			e.ctr.bytesSent.Add(uint64(len(b)))
 			pl.mu.Lock()
 			pl.queued -= len(b)
 			if len(pl.free) < 4 && cap(b) <= 4*e.cfg.MaxBatch {
@@ -150,6 +151,7 @@ func (pl *peerLink) reader(e *Endpoint) {
 			pl.kill(e.linkErr(pl, "receive", err))
 			return
 		}
+		e.ctr.bytesRecv.Add(uint64(len(buf)))
 		frames, err := DecodeFrames(nil, buf)
 		if err != nil {
 			e.cfg.Logf("transport: peer %s sent a malformed buffer, disconnecting: %v", pl.host, err)

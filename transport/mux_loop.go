@@ -137,6 +137,7 @@ func (ls *loopState) flushReady(e *Endpoint) {
 			continue
 		}
 		host := e.cfg.Route(ch.dst)
+		e.ctr.sent.Add(uint64(len(frames)))
 		for j := range frames {
 			ls.emit(e, host, &frames[j])
 		}
@@ -191,6 +192,10 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 				continue // misrouted
 			}
 			ch := e.channel(f.Src, f.Dst)
+			e.ctr.received.Add(1)
+			if f.Seq <= ch.receiver.Delivered() {
+				e.ctr.duplicates.Add(1)
+			}
 			ls.deliver(e, ch, *f)
 			if !ch.ackDue {
 				ch.ackDue = true
@@ -222,6 +227,7 @@ func (ls *loopState) tick(e *Endpoint, now time.Time) {
 		if len(frames) == 0 {
 			continue
 		}
+		e.ctr.resent.Add(uint64(len(frames)))
 		for j := range frames {
 			ls.emit(e, host, &frames[j])
 		}
@@ -258,6 +264,7 @@ func (ls *loopState) addLink(e *Endpoint, host HostID, l Link) {
 	for _, ch := range chans {
 		if ch.sender != nil && !ch.local && e.cfg.Route(ch.dst) == host {
 			frames := ch.sender.OnReconnect(now)
+			e.ctr.resent.Add(uint64(len(frames)))
 			for j := range frames {
 				ls.emit(e, host, &frames[j])
 			}

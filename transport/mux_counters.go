@@ -1,0 +1,30 @@
+package transport
+
+import "sync/atomic"
+
+// Counters are an Endpoint's totals since it started, for metrics: the
+// DATA frames and link bytes that crossed to and from peer hosts (local
+// channels are not counted).
+type Counters struct {
+	Sent       uint64 // DATA frames of new messages for peer hosts
+	Resent     uint64 // DATA frames sent again (retransmit timeouts, reconnects)
+	Received   uint64 // DATA frames received from peer hosts
+	Duplicates uint64 // received ones already delivered: dropped
+	BytesSent  uint64 // link buffers sent
+	BytesRecv  uint64 // link buffers received
+}
+
+// counters are updated by the loop and the links' goroutines.
+type counters struct {
+	sent, resent, received, duplicates, bytesSent, bytesRecv atomic.Uint64
+}
+
+// Counters returns the Endpoint's totals so far. It may be called at any
+// time, after Close too.
+func (e *Endpoint) Counters() Counters {
+	c := &e.ctr
+	return Counters{
+		Sent: c.sent.Load(), Resent: c.resent.Load(), Received: c.received.Load(),
+		Duplicates: c.duplicates.Load(), BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
+	}
+}
