@@ -298,14 +298,29 @@ func TestFileRollbackAfterKill(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
+		// The kill comes at a random moment; in three rounds of four only
+		// after the child has sealed a new epoch, so that the guest gets
+		// on however slow the machine, the fourth may come before the
+		// child has even started.
 		var err error
-		killed := false
-		select {
-		case err = <-done:
-		case <-time.After(time.Duration(50+rng.IntN(400)) * time.Millisecond):
-			cmd.Process.Signal(syscall.SIGKILL)
-			err = <-done
-			killed = true
+		exited, killed := false, false
+		if rng.IntN(4) != 0 {
+			quit := make(chan struct{})
+			select {
+			case err = <-done:
+				exited = true
+			case <-fileAppears(filepath.Join(views, fmt.Sprintf("%d.done", start+1)), quit):
+			}
+			close(quit)
+		}
+		if !exited {
+			select {
+			case err = <-done:
+			case <-time.After(time.Duration(rng.IntN(150)) * time.Millisecond):
+				cmd.Process.Signal(syscall.SIGKILL)
+				err = <-done
+				killed = true
+			}
 		}
 		if !killed {
 			if err != nil {
@@ -367,6 +382,26 @@ func TestFileRollbackAfterKill(t *testing.T) {
 		}
 		t.Fatalf("files differ from an uninterrupted run:\n%s", d)
 	}
+}
+
+// fileAppears returns a channel closed once path exists; it gives up
+// when quit is closed.
+func fileAppears(path string, quit <-chan struct{}) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		for {
+			if _, err := os.Stat(path); err == nil {
+				close(c)
+				return
+			}
+			select {
+			case <-quit:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return c
 }
 
 // TestFileRollbackChild runs the churn guest for TestFileRollbackAfterKill,
