@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -56,7 +57,12 @@ func guest(t testing.TB, src string) string {
 	out := filepath.Join(binDir, fmt.Sprintf("guest%d.wasm", len(guests)))
 	cmd := exec.Command(librahost, "build", "-o", out, filepath.Join(root, src))
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("librahost build %s: %v\n%s", src, err, b)
+		if len(b) == 0 {
+			b = []byte(err.Error())
+		}
+		// One line for a missing toolchain, the compiler's lines for a
+		// guest that does not compile.
+		t.Fatalf("building %s: %s", src, bytes.TrimSpace(b))
 	}
 	guests[src] = out
 	return out
