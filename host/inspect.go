@@ -88,6 +88,7 @@ func InspectCheckpoint(stateDir string, epoch uint64) (*Inspection, error) {
 	add("created", m.Created.Local().Format(time.RFC3339))
 	add("module", rec.Module)
 	add("module digest", digestHex(m.Binding.ModuleDigest))
+	add("run", describeRun(hostRun(m.Host)))
 	add("wazero", m.Binding.Wazero)
 	add("guest go", m.Binding.Go)
 	add("format", strconv.FormatUint(uint64(m.Format), 10))

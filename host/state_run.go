@@ -96,3 +96,15 @@ func hostRun(host []byte) json.RawMessage {
 	}
 	return hs.Run
 }
+
+// describeRun is a checkpoint's run binding for `ckpt inspect`.
+func describeRun(raw json.RawMessage) string {
+	var b runBinding
+	switch {
+	case len(raw) == 0:
+		return "(not recorded: made by an earlier librahost)"
+	case json.Unmarshal(raw, &b) != nil:
+		return "(damaged)"
+	}
+	return fmt.Sprintf("%s, arguments %q", b.ID, b.Args)
+}

@@ -60,6 +60,9 @@ func TestHostRun(t *testing.T) {
 	if hostRun(rc) == nil {
 		t.Fatal("no run binding found in a rank checkpoint")
 	}
+	if d := describeRun(hostRun(hs)); d != `cafe, arguments ["a"]` {
+		t.Fatalf("described as %q", d)
+	}
 	if hostRun([]byte("{bad")) != nil || hostRun([]byte(`{"version":1}`)) != nil {
 		t.Fatal("a run binding found where there is none")
 	}

@@ -108,6 +108,9 @@ func TestStoreOfAnotherRun(t *testing.T) {
 	moveStore(t, filepath.Join(own, "b"), stateA)
 	refused(t, stateA, `"second"], this run's [`, "run", "--resume", "--state", stateA, wasm)
 	refused(t, stateA, "belongs to run", "restore", "--state", stateA)
+	if insp, _, _ := lh(t, "ckpt", "inspect", "--state", stateA); !strings.Contains(insp, `"second"]`) {
+		t.Fatalf("ckpt inspect does not show the checkpoint's run:\n%s", insp)
+	}
 	moveStore(t, own, stateA)
 	resumeOK(t, stateA, outA)
 	compareOutput(t, readAll(t, outA), want)
