@@ -18,7 +18,8 @@ import (
 // hashing the page costs; dirty.Costs measures both), and splits the huge
 // pages it writes into small ones. So tracking pays only while a guest
 // writes little of its memory between checkpoints: no more than
-// 1/dirtyOffRatio of it, and less than the measured costs allow (limit).
+// 1/dirtyOffRatio of it, and less than the measured costs allow, but up
+// to 1/dirtyKeepRatio in any case, for short pauses (limit).
 // Before tracking all of it, the worker probes a sample (dirty.StartProbe:
 // 1/64 of the memory) for one interval, so that a guest that rewrites all
 // its memory pays at most 1/64 of the faults; while tracking is on, a
@@ -31,6 +32,7 @@ import (
 // LIBRAHOST_DIRTY=off turns tracking off (every capture hashes everything).
 const (
 	dirtyOffRatio   = 8
+	dirtyKeepRatio  = 64
 	dirtyMaxBackoff = 16
 )
 
@@ -131,12 +133,14 @@ func (d *dirtyTrack) pays(written, size uint64) bool {
 }
 
 // limit is the most a guest may write of size bytes between two captures
-// for tracking to pay.
+// for tracking to pay. Up to 1/dirtyKeepRatio of its memory it is tracked
+// whatever the faults cost: its pauses stay short.
 func (d *dirtyTrack) limit(size uint64) uint64 {
 	limit := size / dirtyOffRatio
 	if fault, read := d.t.Costs(); fault > 0 && read > 0 {
 		// written·fault ≤ (size−written)·read
-		limit = min(limit, uint64(float64(size)*float64(read)/float64(fault+read)))
+		pays := uint64(float64(size) * float64(read) / float64(fault+read))
+		limit = min(limit, max(pays, size/dirtyKeepRatio))
 	}
 	return limit
 }
