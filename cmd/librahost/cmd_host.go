@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/librahost/librahost/host/node"
+	"github.com/librahost/librahost/host/web"
 	"github.com/librahost/librahost/transport"
 )
 
@@ -16,8 +17,9 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "data `directory` of this host (compilation cache)")
 	cluster := fs.String("cluster", os.Getenv("LIBRAHOST_CLUSTER"), "cluster `directory` holding ca.crt and this host's key and certificate (default $LIBRAHOST_CLUSTER)")
 	name := fs.String("name", "", "this host's `name` in the cluster (default: the machine's host name)")
+	httpAddr := fs.String("http", "", "TCP `address` (host:port) serving Prometheus metrics at /metrics; anyone who reaches it may read them")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME]")
+		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -45,9 +47,20 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The first line of stdout is the address, so that scripts (and the
-	// tests) can listen on port 0.
-	fmt.Fprintf(stdout, "librahost host %s listening on %s (cluster %s)\n", *name, d.Addr(), d.ClusterID())
+	var hs *web.Server
+	if *httpAddr != "" {
+		hs, err = web.Listen(web.Config{Listen: *httpAddr, Metrics: d.Metrics().Handler()})
+		if err != nil {
+			return err
+		}
+	}
+	// The first line of stdout is the address (and the HTTP one), so that
+	// scripts (and the tests) can listen on port 0.
+	line := fmt.Sprintf("librahost host %s listening on %s (cluster %s)", *name, d.Addr(), d.ClusterID())
+	if hs != nil {
+		line += fmt.Sprintf(", http on http://%s/", hs.Addr())
+	}
+	fmt.Fprintln(stdout, line)
 	if faults.Enabled() {
 		fmt.Fprintf(stderr, "librahost host %s: fault injection on job links: %s\n", *name, faults)
 	}
@@ -62,6 +75,13 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 			case <-ctx.Done():
 			}
 		}()
+		if hs != nil {
+			go func() {
+				if err := hs.Serve(ctx); err != nil {
+					fmt.Fprintf(stderr, "librahost host %s: %v\n", *name, err)
+				}
+			}()
+		}
 		return 0, d.Serve(ctx)
 	})
 }

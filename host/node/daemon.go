@@ -14,6 +14,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 )
 
@@ -41,10 +42,12 @@ type Daemon struct {
 	udp       *net.UDPConn
 	tr        *quic.Transport
 	started   time.Time
+	metrics   *metrics.Host
 
 	mu    sync.Mutex
 	jobs  map[string]*job
 	ended []*job
+	links transport.Counters // of the jobs whose links have closed
 	wg    sync.WaitGroup
 }
 
@@ -100,9 +103,23 @@ func Listen(cfg Config) (*Daemon, error) {
 		started:   time.Now(),
 		jobs:      make(map[string]*job),
 	}
+	d.metrics = metrics.NewHost(metrics.HostConfig{
+		Name: cfg.Name, Cluster: id, Started: d.started, Snapshot: d.metricsSnapshot,
+		JobStates:    []string{statePreparing, stateRunning},
+		EndStates:    []string{stateEnded, stateFailed, stateCancelled},
+		WorkerStates: []string{workerStarting, workerRunning, workerExited, workerFailed, workerStopped},
+	})
 	// One socket for everything: control connections, and the links of
 	// every job, each job's under its own ALPN (transport.JobALPN).
 	lc := transport.SharedListenTLS(ctl, data, func(job string) bool { return d.jobLinks(job) != nil })
+	choose := lc.GetConfigForClient
+	lc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+		c, err := choose(chi)
+		if err != nil {
+			d.metrics.RefusedPeer(metrics.RefusedProtocol)
+		}
+		return c, err
+	}
 	qc := controlQUIC()
 	transport.TuneAcceptConfig(qc)
 	d.ln, err = d.tr.Listen(lc, qc)
@@ -149,12 +166,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			if qt := d.jobLinks(job); qt != nil {
 				qt.ServeConn(conn)
 			} else {
+				d.metrics.RefusedPeer(metrics.RefusedJobEnded)
 				conn.CloseWithError(1, "the job has ended")
 			}
 			continue
 		}
 		peer, err := transport.PeerHostID(conn.ConnectionState().TLS)
 		if err != nil {
+			d.metrics.RefusedPeer(metrics.RefusedNoHostID)
 			conn.CloseWithError(1, "no host certificate")
 			continue
 		}
@@ -202,6 +221,7 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 			d.logf("control stream from %s: %v: disconnected", peer, err)
 		}
 		if errors.Is(err, ErrProtocol) {
+			d.metrics.ControlRequest(metrics.RequestInvalid)
 			writeJSON(str, msgError, errorMsg{Error: err.Error()})
 		}
 		str.CancelRead(1)
@@ -209,17 +229,25 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 	}
 	switch t {
 	case msgStatusQuery:
+		d.metrics.ControlRequest(metrics.RequestStatus)
 		writeJSON(str, msgStatus, d.status())
 	case msgPrepare:
+		d.metrics.ControlRequest(metrics.RequestPrepare)
 		d.runJob(ctx, str, peer, body)
 	case msgCancel:
+		d.metrics.ControlRequest(metrics.RequestCancel)
 		d.cancelJob(ctx, str, peer, body)
 	default:
+		d.metrics.ControlRequest(metrics.RequestInvalid)
 		d.logf("control stream from %s: %s message first: disconnected", peer, t)
 		writeJSON(str, msgError, errorMsg{Error: fmt.Sprintf("unexpected %s message", t)})
 		str.CancelRead(1)
 	}
 }
+
+// Status reports the host, its jobs and their workers, as `librahost
+// status` shows them.
+func (d *Daemon) Status() HostStatus { return d.status() }
 
 // status reports the host, its jobs and their workers.
 func (d *Daemon) status() HostStatus {
@@ -307,6 +335,8 @@ func (d *Daemon) cancelJob(ctx context.Context, str *quic.Stream, peer string, b
 // endJob moves a job to the ended list.
 func (d *Daemon) endJob(j *job) {
 	defer close(j.done)
+	st := j.status()
+	d.metrics.JobEnded(st.State, st.Ended.Sub(st.Started))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.jobs, j.id)

@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 )
 
@@ -28,6 +29,7 @@ type job struct {
 
 	str   *quic.Stream             // read by the job's one reader at a time
 	links *transport.QUICTransport // on the daemon's socket; set before READY
+	ep    *transport.Endpoint      // while the job runs; guarded by the daemon's mu
 	out   msgWriter                // writes to str
 	stop  context.CancelCauseFunc
 	done  chan struct{} // closed when the job has ended here
@@ -186,7 +188,13 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	if err != nil {
 		return err
 	}
-	defer ep.Close()
+	d.mu.Lock()
+	j.ep = ep
+	d.mu.Unlock()
+	defer func() {
+		ep.Close()
+		d.endLinks(j)
+	}()
 	// A cancel that does not come from the submitter (by hand, or the
 	// host shutting down) must not wait for it: it ends the reads of the
 	// job's stream, and output that the submitter does not take within
@@ -333,6 +341,7 @@ func (d *Daemon) acceptLinks(ctx context.Context, j *job, qt *transport.QUICTran
 			return
 		}
 		if _, ok := peers[string(h)]; !ok || string(h) > d.cfg.Name {
+			d.metrics.RefusedPeer(metrics.RefusedNotInJob)
 			d.logf("job %s: link from host %s, which has no part in the job: refused", j.id, h)
 			l.Close()
 			continue
@@ -352,6 +361,7 @@ func (d *Daemon) dialLinks(ctx context.Context, j *job, qt *transport.QUICTransp
 		cancel()
 		switch {
 		case err == nil && string(got) != h:
+			d.metrics.RefusedPeer(metrics.RefusedWrongHost)
 			d.logf("job %s: %s is host %s, not %s: link refused", j.id, addr, got, h)
 			l.Close()
 		case err == nil:

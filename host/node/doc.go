@@ -37,4 +37,7 @@
 // gives up output the submitter does not take within 2 s, and tells the
 // submitter why in an ERROR. Checkpoints of multi-host jobs
 // come with the coordinated-checkpoint protocol.
+//
+// A daemon keeps its Prometheus metrics (host/metrics) in a registry of
+// its own: Metrics serves them, Status reports what a STATUS would.
 package node

@@ -69,6 +69,16 @@ func (s *syncBuffer) String() string {
 // control addresses; they stop when the test ends (or stop is called).
 func startHosts(t *testing.T, faults transport.Faults, names ...string) (addrs []string, stop []context.CancelFunc, logs []*syncBuffer) {
 	t.Helper()
+	ds, stop, logs := startDaemons(t, faults, names...)
+	for _, d := range ds {
+		addrs = append(addrs, d.Addr().String())
+	}
+	return addrs, stop, logs
+}
+
+// startDaemons is startHosts returning the daemons.
+func startDaemons(t *testing.T, faults transport.Faults, names ...string) (ds []*Daemon, stop []context.CancelFunc, logs []*syncBuffer) {
+	t.Helper()
 	for _, n := range names {
 		log := &syncBuffer{}
 		d, err := Listen(Config{
@@ -90,11 +100,11 @@ func startHosts(t *testing.T, faults transport.Faults, names ...string) (addrs [
 			cancel()
 			<-done
 		})
-		addrs = append(addrs, d.Addr().String())
+		ds = append(ds, d)
 		stop = append(stop, cancel)
 		logs = append(logs, log)
 	}
-	return addrs, stop, logs
+	return ds, stop, logs
 }
 
 func submitCfg(addrs []string, n int, module []byte, args ...string) (SubmitConfig, *syncBuffer, *syncBuffer) {
