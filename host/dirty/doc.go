@@ -18,8 +18,11 @@
 // which are slower to use. So a program that rewrites most of its memory
 // between checkpoints is better off hashing everything: Tracker.StartProbe
 // and EndProbe measure the writes to a small sample of the memory before
-// the caller tracks all of it, and Tracker.Disarm turns tracking off. Both
-// collapse what they split back into huge pages (MADV_COLLAPSE).
+// the caller tracks all of it; Tracker.SetLimit has a guard turn tracking
+// off while the program runs, once it wrote more than the limit; and
+// Tracker.Disarm turns tracking off. All collapse what they split back
+// into huge pages (MADV_COLLAPSE). Tracker.Costs tells what a fault and a
+// page's read cost on this machine, measured at New.
 //
 // Where the kernel lacks the features, New returns an error wrapping
 // ErrUnsupported and the caller hashes everything, as before.
