@@ -47,6 +47,11 @@
 // earlier versions kept values in the chunks bucket (store_chunks.go);
 // those are still read, and deleted with the epochs that use them.
 //
+// A checkpoint is replicated to another host's store with ReplicaOf,
+// Missing, ReadValues and AddReplica (store_replica.go): only the chunk
+// values the other store lacks travel, as stored, and each is checked
+// against its hash before it is kept.
+//
 // The package also holds the cores of the coordinated checkpoint
 // protocol: Coordinator, the stop-the-world rounds of a job on one host,
 // and EpochCoordinator and Participant, the non-blocking protocol of a job

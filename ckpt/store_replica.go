@@ -1,0 +1,161 @@
+package ckpt
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// A replica is a copy of one checkpoint (a key's epoch) in another host's
+// store, so that the checkpoint outlives its host. Only the chunks the
+// other store lacks travel:
+//
+//	source   r := src.ReplicaOf(k, e)          manifest + the chunks it uses
+//	replica  need := dst.Missing(r.Chunks)
+//	source   src.ReadValues(need, send)         stored values, still compressed
+//	replica  dst.AddReplica(r.Manifest, values) one durable commit, like a capture
+//
+// The values go as they are stored (compressed, with their headers); the
+// replica checks that each decodes to its hash before it keeps it.
+
+// Replica is what a source store offers of one checkpoint.
+type Replica struct {
+	Key      Key
+	Epoch    uint64
+	Manifest []byte // the manifest's encoding, as stored
+	Chunks   []Hash // the distinct, non-zero chunks it uses (memory and files)
+}
+
+// ReplicaOf returns the manifest of k's epoch and the chunks it uses.
+func (s *Store) ReplicaOf(k Key, epoch uint64) (*Replica, error) {
+	m, err := s.Manifest(k, epoch)
+	if err != nil {
+		return nil, err
+	}
+	var enc []byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketManifests).Get(manifestKey(k, epoch))
+		if v == nil {
+			return epochErr(k, epoch, ErrNotFound, "no such checkpoint")
+		}
+		enc = slices.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Replica{Key: k, Epoch: epoch, Manifest: enc, Chunks: distinctChunks(m)}, nil
+}
+
+func distinctChunks(m *Manifest) []Hash {
+	seen := make(map[Hash]struct{}, len(m.Chunks))
+	var out []Hash
+	for _, hs := range [][]Hash{m.Chunks, m.FileChunks} {
+		for _, h := range hs {
+			if _, dup := seen[h]; !dup && !h.IsZero() {
+				seen[h] = struct{}{}
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// Missing returns the chunks of hs that the store holds no sound value
+// of: those a replica needs sent.
+func (s *Store) Missing(hs []Hash) ([]Hash, error) {
+	bad := s.badSnapshot()
+	var out []Hash
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, h := range hs {
+			if _, isBad := bad[h]; isBad {
+				out = append(out, h)
+			} else if _, ok := storedValueIn(tx, h); !ok {
+				out = append(out, h)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReadValues calls f with the stored value of each chunk of hs, in order.
+// The value is valid only during the call.
+func (s *Store) ReadValues(hs []Hash, f func(h Hash, value []byte) error) error {
+	s.segs.readMu.RLock()
+	defer s.segs.readMu.RUnlock()
+	return s.db.View(func(tx *bolt.Tx) error {
+		var buf *[]byte
+		defer func() {
+			if buf != nil {
+				s.valBufs.Put(buf)
+			}
+		}()
+		for _, h := range hs {
+			sv, ok := storedValueIn(tx, h)
+			if !ok {
+				s.markBad(h)
+				return &Error{Kind: ErrNotFound, Detail: fmt.Sprintf("chunk %s is missing from the store", short(h[:]))}
+			}
+			v, err := s.load(sv, &buf)
+			if err != nil {
+				s.markBad(h)
+				return &Error{Kind: ErrCorrupt, Cause: err, Detail: fmt.Sprintf("chunk %s cannot be read: %v", short(h[:]), err)}
+			}
+			if err := f(h, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// AddReplica makes a replica durable: the values given (those Missing
+// named) and the manifest, in one commit, as a capture's. Each value must
+// decode to its hash, and every chunk the manifest uses must be given or
+// already held; otherwise nothing is written.
+func (s *Store) AddReplica(manifest []byte, values map[Hash][]byte) error {
+	m, err := decodeManifest(manifest)
+	if err != nil {
+		return err
+	}
+	p := &Pending{s: s, m: m, captured: time.Now(), compressed: make(chan struct{}),
+		done: make(chan struct{})}
+	raw := make([]byte, m.ChunkSize)
+	scratch := s.scratch.Get().(*[]byte)
+	defer s.scratch.Put(scratch)
+	for _, h := range distinctChunks(m) {
+		v, ok := values[h]
+		if !ok {
+			continue
+		}
+		n := 0
+		if hd, _, err := decodeChunkHeader(v, m.ChunkSize); err == nil {
+			n = int(hd.rawLen)
+		}
+		if err := decodeChunk(v, raw[:n], h, s.dec, *scratch); err != nil {
+			return epochErr(m.Key, m.Epoch, ErrCorrupt, "replica chunk %s: %v", short(h[:]), err)
+		}
+		p.jobs = append(p.jobs, chunkJob{hash: h, value: slices.Clone(v), raw: n})
+	}
+	missing, err := s.Missing(distinctChunks(m))
+	if err != nil {
+		return err
+	}
+	for _, h := range missing {
+		if _, ok := values[h]; !ok {
+			return epochErr(m.Key, m.Epoch, ErrNotFound, "replica lacks chunk %s, which this store does not hold", short(h[:]))
+		}
+	}
+	p.ready = make(chan int, len(p.jobs))
+	for i := range p.jobs {
+		p.ready <- i
+	}
+	close(p.compressed)
+	if err := s.enqueue(p); err != nil {
+		return err
+	}
+	return p.Wait()
+}
