@@ -17,7 +17,7 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "data `directory` of this host (compilation cache)")
 	cluster := fs.String("cluster", os.Getenv("LIBRAHOST_CLUSTER"), "cluster `directory` holding ca.crt and this host's key and certificate (default $LIBRAHOST_CLUSTER)")
 	name := fs.String("name", "", "this host's `name` in the cluster (default: the machine's host name)")
-	httpAddr := fs.String("http", "", "TCP `address` (host:port) serving Prometheus metrics at /metrics; anyone who reaches it may read them")
+	httpAddr := fs.String("http", "", "TCP `address` (host:port) serving a dashboard at / and Prometheus metrics at /metrics; anyone who reaches it may read them")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR]")
 		fs.PrintDefaults()
@@ -49,7 +49,7 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	}
 	var hs *web.Server
 	if *httpAddr != "" {
-		hs, err = web.Listen(web.Config{Listen: *httpAddr, Metrics: d.Metrics().Handler()})
+		hs, err = web.Listen(web.Config{Listen: *httpAddr, Metrics: d.Metrics().Handler(), Status: d.Overview})
 		if err != nil {
 			return err
 		}

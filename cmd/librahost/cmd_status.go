@@ -40,24 +40,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *asJSON {
-		type entry struct {
-			Addr   string           `json:"addr"`
-			State  string           `json:"state,omitempty"` // down, refused or failed
-			Error  string           `json:"error,omitempty"`
-			Status *node.HostStatus `json:"status,omitempty"`
-		}
-		var out []entry
-		for i, a := range addrs {
-			e := entry{Addr: a}
-			if errs[i] != nil {
-				e.State, _ = hostProblem(errs[i])
-				e.Error = errs[i].Error()
-			} else {
-				e.Status = &sts[i]
-			}
-			out = append(out, e)
-		}
-		b, _ := json.MarshalIndent(out, "", "  ")
+		b, _ := json.MarshalIndent(node.HostEntries(addrs, sts, errs), "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
 		printStatus(stdout, addrs, sts, errs, time.Now())

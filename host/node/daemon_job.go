@@ -37,6 +37,7 @@ type job struct {
 	state string
 	ended time.Time
 	ws    []WorkerStatus
+	peers map[string]string // the other hosts of the job → their addresses, from START
 }
 
 func (j *job) status() JobStatus {
@@ -229,6 +230,12 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 			return fmt.Errorf("%w: START gives no address for host %s", ErrProtocol, h)
 		}
 	}
+	j.mu.Lock()
+	j.peers = map[string]string{}
+	for h := range peers {
+		j.peers[h] = start.Addrs[h]
+	}
+	j.mu.Unlock()
 
 	// The submitter's END, CANCEL or a broken stream.
 	endc := make(chan struct{})

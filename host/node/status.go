@@ -1,6 +1,9 @@
 package node
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // HostStatus is what a host reports of itself.
 type HostStatus struct {
@@ -9,6 +12,38 @@ type HostStatus struct {
 	Listen  string      `json:"listen"`
 	Started time.Time   `json:"started"`
 	Jobs    []JobStatus `json:"jobs"`
+}
+
+// HostEntry is one host of a status report (`librahost status --json`,
+// the dashboard's /api/status): its status, or why there is none.
+type HostEntry struct {
+	Addr   string      `json:"addr"`
+	State  string      `json:"state,omitempty"` // down, refused or failed
+	Error  string      `json:"error,omitempty"`
+	Status *HostStatus `json:"status,omitempty"`
+}
+
+// HostEntries pairs QueryStatus's results with their addresses.
+func HostEntries(addrs []string, sts []HostStatus, errs []error) []HostEntry {
+	out := make([]HostEntry, len(addrs))
+	for i, a := range addrs {
+		out[i].Addr = a
+		if errs[i] != nil {
+			out[i].State, out[i].Error = problemState(errs[i]), errs[i].Error()
+		} else {
+			out[i].Status = &sts[i]
+		}
+	}
+	return out
+}
+
+// problemState is why a host could not be queried: down, refused or
+// failed.
+func problemState(err error) string {
+	if he, ok := errors.AsType[*HostError](err); ok {
+		return he.State()
+	}
+	return "failed"
 }
 
 // JobStatus is a job's part on one host.

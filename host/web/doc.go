@@ -1,5 +1,15 @@
 // Package web serves a host daemon's HTTP address (`librahost host
-// --http`): its Prometheus metrics at /metrics.
+// --http`):
 //
-// It only reads: nothing served here changes a job or the host.
+//	/             the dashboard: static/ (HTML, CSS and JS, no build step),
+//	              embedded in the binary
+//	/api/status   the hosts, their jobs and workers as JSON (Report): this
+//	              host first, then the other hosts of its jobs
+//	/events       the same report as server-sent events, sent again when it
+//	              changes
+//	/metrics      Prometheus metrics (host/metrics)
+//
+// One goroutine (the hub) reads the status every Config.Every while at
+// least one page follows /events, and hands each page the newest report.
+// Nothing served here changes a job or the host.
 package web

@@ -1,0 +1,235 @@
+package web
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"github.com/librahost/librahost/host/node"
+)
+
+var screenshot = flag.String("screenshot", "", "write the browser test's screenshot of the dashboard to this `file` (docs/dashboard.png)")
+
+// startDaemons starts host daemons on loopback; they stop when the test
+// ends.
+func startDaemons(t *testing.T, names ...string) []*node.Daemon {
+	t.Helper()
+	var ds []*node.Daemon
+	for _, n := range names {
+		d, err := node.Listen(node.Config{
+			Name: n, Listen: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), n),
+			ClusterDir: filepath.Join(testDir, "cluster"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Serve(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+		ds = append(ds, d)
+	}
+	return ds
+}
+
+// browser starts headless chromium for the test, or skips it where
+// chromium is not installed.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (apt-get install chromium; scripts/test installs it)")
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 720))
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// consoleErrors collects what the page writes to its console as errors
+// (exceptions, console.error, failed loads).
+type consoleErrors struct {
+	mu     sync.Mutex
+	errs   []string
+	marks  map[string]chan struct{}
+	mumark sync.Mutex
+}
+
+func watchConsole(ctx context.Context) *consoleErrors {
+	c := &consoleErrors{marks: map[string]chan struct{}{}}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			c.mumark.Lock()
+			if ch, ok := c.marks[m.Text]; ok {
+				close(ch)
+				delete(c.marks, m.Text)
+			}
+			c.mumark.Unlock()
+			if m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleError || m.Type == "warning" {
+				c.mu.Lock()
+				c.errs = append(c.errs, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
+				c.mu.Unlock()
+			}
+		}
+	}()
+	return c
+}
+
+// check fails t with the errors so far: it logs a mark in the page and
+// waits until the mark is read, so that every message before it counts.
+func (c *consoleErrors) check(t *testing.T, ctx context.Context) {
+	t.Helper()
+	mark := fmt.Sprintf("librahost-test-mark-%d", time.Now().UnixNano())
+	seen := make(chan struct{})
+	c.mumark.Lock()
+	c.marks[mark] = seen
+	c.mumark.Unlock()
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("console.log(%q)", mark))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errs) > 0 {
+		t.Fatalf("the page wrote to its console:\n%s", strings.Join(c.errs, "\n"))
+	}
+}
+
+// waitFor waits until the page has an element matching a CSS selector.
+func waitFor(t *testing.T, ctx context.Context, within time.Duration, sel string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('hosts').innerText"))
+		t.Fatalf("no %s within %s: %v\npage:\n%s", sel, within, err, html)
+	}
+}
+
+// TestDashboardBrowser: in headless chromium the dashboard loads with no
+// console error, shows both hosts of a job, and the job's row running on
+// each within seconds of it starting, then cancelled; it fits a phone's
+// width, and has a dark scheme.
+func TestDashboardBrowser(t *testing.T) {
+	ctx := browser(t)
+	ring := guests.Guest(t, "../../samples/ring")
+	ds := startDaemons(t, "a", "b")
+	url := serve(t, Config{Status: ds[0].Overview, Metrics: ds[0].Metrics().Handler(), Every: 200 * time.Millisecond})
+	console := watchConsole(ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 10*time.Second, `#live[data-live="live"]`)
+	waitFor(t, ctx, 10*time.Second, `section[data-host="a"]`)
+	console.check(t, ctx)
+
+	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
+	c := node.Client{ClusterDir: filepath.Join(testDir, "cluster"), As: "a"}
+	var out strings.Builder
+	submitted := make(chan error, 1)
+	go func() {
+		_, err := node.Submit(context.Background(), node.SubmitConfig{
+			Client: c, Hosts: addrs, N: 3, Module: ring, ModuleName: "ring.wasm",
+			Args: []string{"ring", "-laps", "100000000"}, Stdout: &out, Stderr: &out,
+		})
+		submitted <- err
+	}()
+	id := waitRunning(t, ds, submitted)
+	for _, h := range []string{"a", "b"} {
+		waitFor(t, ctx, 5*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
+	}
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *screenshot != "" {
+		if err := os.WriteFile(*screenshot, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A phone: nothing wider than the window.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := chromedp.Run(ctx, chromedp.Evaluate[int]("document.documentElement.scrollWidth")); err != nil || w > 390 {
+		t.Errorf("at 390 px wide the page is %d px wide (%v)", w, err)
+	}
+	// Dark: another background.
+	bg := func() string {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string]("getComputedStyle(document.body).backgroundColor"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	light := bg()
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if dark := bg(); dark == light {
+		t.Errorf("the same background, %s, in light and dark", dark)
+	}
+
+	if _, errs, err := node.CancelJob(context.Background(), c, addrs, id); err != nil || errs[0] != nil || errs[1] != nil {
+		t.Fatal(err, errs)
+	}
+	<-submitted
+	waitFor(t, ctx, 5*time.Second, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
+	console.check(t, ctx)
+}
+
+// waitRunning waits until every daemon runs the one job, and returns its
+// ID.
+func waitRunning(t *testing.T, ds []*node.Daemon, submitted <-chan error) string {
+	t.Helper()
+	for {
+		id, n := "", 0
+		for _, d := range ds {
+			for _, j := range d.Status().Jobs {
+				if j.State == "running" {
+					id = j.ID
+					n++
+				}
+			}
+		}
+		if n == len(ds) {
+			return id
+		}
+		select {
+		case err := <-submitted:
+			t.Fatalf("the job ended before it ran everywhere: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
