@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,15 +154,23 @@ func TestDashboardBrowser(t *testing.T) {
 
 	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
 	c := node.Client{ClusterDir: filepath.Join(testDir, "cluster"), As: "a"}
-	var out strings.Builder
-	submitted := make(chan error, 1)
-	go func() {
-		_, err := node.Submit(context.Background(), node.SubmitConfig{
-			Client: c, Hosts: addrs, N: 3, Module: ring, ModuleName: "ring.wasm",
-			Args: []string{"ring", "-laps", "100000000"}, Stdout: &out, Stderr: &out,
-		})
-		submitted <- err
-	}()
+	submit := func(n int, laps string) <-chan error {
+		submitted := make(chan error, 1)
+		go func() {
+			_, err := node.Submit(context.Background(), node.SubmitConfig{
+				Client: c, Hosts: addrs, N: n, Module: ring, ModuleName: "ring.wasm",
+				Args: []string{"ring", "-laps", laps}, Stdout: io.Discard, Stderr: io.Discard,
+			})
+			submitted <- err
+		}()
+		return submitted
+	}
+	// A job that ends, then one that runs until it is cancelled.
+	if err := <-submit(2, "10"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 5*time.Second, `section[data-host="a"] tr[data-state="ended"]`)
+	submitted := submit(3, "100000000")
 	id := waitRunning(t, ds, submitted)
 	for _, h := range []string{"a", "b"} {
 		waitFor(t, ctx, 5*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
