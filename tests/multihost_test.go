@@ -14,6 +14,7 @@ import (
 // hostProc is a `librahost host` process.
 type hostProc struct {
 	name, addr string
+	http       string // http://ADDR/ with --http
 	cmd        *exec.Cmd
 	stderr     *os.File
 }
@@ -23,6 +24,12 @@ type hostProc struct {
 // stopped with SIGTERM when the test ends.
 func startHostProcs(t *testing.T, cluster string, env []string, names ...string) []*hostProc {
 	t.Helper()
+	return startHostProcsArgs(t, cluster, env, nil, names...)
+}
+
+// startHostProcsArgs is startHostProcs with more arguments to each host.
+func startHostProcsArgs(t *testing.T, cluster string, env, args []string, names ...string) []*hostProc {
+	t.Helper()
 	var hs []*hostProc
 	for _, n := range names {
 		errf, err := os.Create(filepath.Join(t.TempDir(), n+".log"))
@@ -31,6 +38,7 @@ func startHostProcs(t *testing.T, cluster string, env []string, names ...string)
 		}
 		cmd := exec.Command(librahost, "host", "--listen", "127.0.0.1:0", "--data", filepath.Join(t.TempDir(), n),
 			"--cluster", cluster, "--name", n)
+		cmd.Args = append(cmd.Args, args...)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stderr = errf
 		out, err := cmd.StdoutPipe()
@@ -61,6 +69,9 @@ func startHostProcs(t *testing.T, cluster string, env []string, names ...string)
 			t.Fatalf("host %s said %q (%v)", n, line, err)
 		}
 		h.addr = f[5]
+		if i := strings.Index(line, "http on "); i >= 0 {
+			h.http = strings.TrimSpace(line[i+len("http on "):])
+		}
 		hs = append(hs, h)
 	}
 	return hs

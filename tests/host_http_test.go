@@ -1,0 +1,71 @@
+package tests
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/librahost/librahost/host/metrics/metricstest"
+	"github.com/librahost/librahost/host/web"
+)
+
+// `librahost host --http 127.0.0.1:0` says its HTTP address on its first
+// line and serves there, after a job over two hosts, its metrics (the job
+// ended, its messages counted) and its dashboard's report (both hosts,
+// the job ended on each); an address it cannot listen on is one line.
+func TestHostHTTP(t *testing.T) {
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b"); code != 0 {
+		t.Fatal(stderr)
+	}
+	hs := startHostProcsArgs(t, cluster, nil, []string{"--http", "127.0.0.1:0"}, "a", "b")
+	if !strings.HasPrefix(hs[0].http, "http://127.0.0.1:") {
+		t.Fatalf("host a's HTTP address: %q", hs[0].http)
+	}
+	out, stderr, code := lh(t, "submit", "--cluster", cluster, "--hosts", hostList(hs), "-n", "2", guest(t, "samples/ring"), "--", "-laps", "5")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, stderr)
+	}
+
+	resp, err := http.Get(hs[0].http + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := metricstest.Parse(t, resp)
+	resp.Body.Close()
+	if v := f.Must(t, "librahost_jobs_ended_total", "state", "ended"); v != 1 {
+		t.Errorf("jobs ended: %v, want 1", v)
+	}
+	if v := f.Must(t, "librahost_link_messages_sent_total"); v < 5 {
+		t.Errorf("messages sent to host b: %v, want at least a lap's worth", v)
+	}
+
+	resp, err = http.Get(hs[0].http + "api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var r web.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if len(r.Hosts) != 2 || r.Hosts[0].Status == nil || r.Hosts[1].Status == nil ||
+		r.Hosts[0].Status.Host != "a" || r.Hosts[1].Status.Host != "b" {
+		t.Fatalf("report: %s", b)
+	}
+	for _, h := range r.Hosts {
+		if len(h.Status.Jobs) != 1 || h.Status.Jobs[0].State != "ended" {
+			t.Fatalf("host %s: %+v", h.Status.Host, h.Status.Jobs)
+		}
+	}
+
+	_, stderr, code = lh(t, "host", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--cluster", cluster, "--name", "a", "--http", "nonsense")
+	if code != 1 {
+		t.Fatalf("--http nonsense: exit %d: %s", code, stderr)
+	}
+	oneLineError(t, stderr, "--http nonsense")
+}
