@@ -37,6 +37,7 @@ type Config struct {
 type Daemon struct {
 	cfg       Config
 	tls       *tls.Config // for job transports
+	ctl       *tls.Config // for control connections, both ways
 	clusterID string
 	ln        *quic.Listener
 	udp       *net.UDPConn
@@ -97,6 +98,7 @@ func Listen(cfg Config) (*Daemon, error) {
 	d := &Daemon{
 		cfg:       cfg,
 		tls:       data,
+		ctl:       ctl,
 		clusterID: id,
 		udp:       udp,
 		tr:        &quic.Transport{Conn: udp, StatelessResetKey: transport.StatelessResetKey(data.Certificates[0])},

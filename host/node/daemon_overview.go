@@ -20,14 +20,7 @@ func (d *Daemon) Overview(ctx context.Context) []HostEntry {
 	if len(peers) == 0 {
 		return out
 	}
-	c := Client{ClusterDir: d.cfg.ClusterDir, As: d.cfg.Name, DialTimeout: overviewDial}
-	sts, errs, err := QueryStatus(ctx, c, peers)
-	if err != nil {
-		for _, a := range peers {
-			out = append(out, HostEntry{Addr: a, State: "failed", Error: err.Error()})
-		}
-		return out
-	}
+	sts, errs := eachHost(peers, func(a string) (HostStatus, error) { return queryOne(ctx, a, overviewDial, d.ctl) })
 	return append(out, HostEntries(peers, sts, errs)...)
 }
 

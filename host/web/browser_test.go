@@ -169,11 +169,11 @@ func TestDashboardBrowser(t *testing.T) {
 	if err := <-submit(2, "10"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, 5*time.Second, `section[data-host="a"] tr[data-state="ended"]`)
+	waitFor(t, ctx, 10*time.Second, `section[data-host="a"] tr[data-state="ended"]`)
 	submitted := submit(3, "100000000")
 	id := waitRunning(t, ds, submitted)
 	for _, h := range []string{"a", "b"} {
-		waitFor(t, ctx, 5*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
+		waitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
 	}
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -214,7 +214,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err, errs)
 	}
 	<-submitted
-	waitFor(t, ctx, 5*time.Second, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
+	waitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
 	console.check(t, ctx)
 }
 
