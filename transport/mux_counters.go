@@ -8,6 +8,7 @@ import "sync/atomic"
 type Counters struct {
 	Sent       uint64 // DATA frames of new messages for peer hosts
 	Resent     uint64 // DATA frames sent again (retransmit timeouts, reconnects)
+	Acked      uint64 // messages to peer hosts that their receivers acked
 	Received   uint64 // DATA frames received from peer hosts
 	Duplicates uint64 // received ones already delivered: dropped
 	BytesSent  uint64 // link buffers sent
@@ -16,7 +17,7 @@ type Counters struct {
 
 // counters are updated by the loop and the links' goroutines.
 type counters struct {
-	sent, resent, received, duplicates, bytesSent, bytesRecv atomic.Uint64
+	sent, resent, acked, received, duplicates, bytesSent, bytesRecv atomic.Uint64
 }
 
 // Counters returns the Endpoint's totals so far. It may be called at any
@@ -24,7 +25,7 @@ type counters struct {
 func (e *Endpoint) Counters() Counters {
 	c := &e.ctr
 	return Counters{
-		Sent: c.sent.Load(), Resent: c.resent.Load(), Received: c.received.Load(),
+		Sent: c.sent.Load(), Resent: c.resent.Load(), Acked: c.acked.Load(), Received: c.received.Load(),
 		Duplicates: c.duplicates.Load(), BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
 	}
 }

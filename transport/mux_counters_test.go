@@ -8,7 +8,7 @@ import (
 )
 
 // TestEndpointCounters: the counters count what crosses links — frames
-// sent, sent again after a timeout, received, duplicates dropped, and
+// sent, sent again after a timeout, acked, received, duplicates dropped, and
 // the bytes of the buffers — and leave local channels out.
 func TestEndpointCounters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -19,6 +19,7 @@ func TestEndpointCounters(t *testing.T) {
 		data := AppendFrame(nil, &Frame{Type: FrameData, Src: 1, Dst: 0, Seq: 1, Payload: []byte("hi")})
 		in := append(append(hello, data...), data...) // the second copy is a duplicate
 		theirs.Send(in)
+		ack := AppendFrame(nil, &Frame{Type: FrameAck, Src: 0, Dst: 1, Cum: 1})
 		if _, err := a.Recv(context.Background(), 0, 1, Any); err != nil {
 			t.Fatal(err)
 		}
@@ -46,9 +47,12 @@ func TestEndpointCounters(t *testing.T) {
 				time.Sleep(DefaultRetransmitAfter) // fake time
 			}
 		}
+		theirs.Send(ack)
+		synctest.Wait()
+		theirs.Send(ack) // a duplicate ack acks nothing more
 		synctest.Wait()
 		c := a.Counters()
-		want := Counters{Sent: 1, Resent: 1, Received: 2, Duplicates: 1, BytesSent: uint64(out), BytesRecv: uint64(len(in))}
+		want := Counters{Sent: 1, Resent: 1, Acked: 1, Received: 2, Duplicates: 1, BytesSent: uint64(out), BytesRecv: uint64(len(in) + 2*len(ack))}
 		if c != want {
 			t.Fatalf("counters %+v, want %+v", c, want)
 		}

@@ -205,7 +205,12 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 			if !e.isLocal(f.Src) || e.isLocal(f.Dst) {
 				continue
 			}
-			ls.onAck(e, e.channel(f.Src, f.Dst), f.Cum)
+			ch := e.channel(f.Src, f.Dst)
+			before := ch.sender.Acked()
+			ls.onAck(e, ch, f.Cum)
+			if after := ch.sender.Acked(); after > before {
+				e.ctr.acked.Add(after - before)
+			}
 		case FrameControl:
 			if e.cfg.OnControl != nil {
 				e.cfg.OnControl(b.pl.host, f.Kind, f.Body)

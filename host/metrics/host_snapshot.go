@@ -15,6 +15,8 @@ var (
 		"Guest messages sent to other hosts over job links (first transmissions).", nil, nil)
 	descResent = prometheus.NewDesc("librahost_link_messages_resent_total",
 		"Guest messages sent again over job links (retransmit timeouts, reconnects).", nil, nil)
+	descAcked = prometheus.NewDesc("librahost_link_messages_acked_total",
+		"Guest messages sent to other hosts that their receivers acknowledged.", nil, nil)
 	descReceived = prometheus.NewDesc("librahost_link_messages_received_total",
 		"Guest messages received from other hosts over job links, duplicates included.", nil, nil)
 	descDuplicates = prometheus.NewDesc("librahost_link_messages_duplicate_total",
@@ -30,7 +32,7 @@ type snapshotCollector struct{ h *Host }
 
 func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInfo, descStart, descJobs, descWorkers, descSent,
-		descResent, descReceived, descDuplicates, descBytesSent, descBytesRecv} {
+		descResent, descAcked, descReceived, descDuplicates, descBytesSent, descBytesRecv} {
 		ch <- d
 	}
 }
@@ -54,7 +56,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range []struct {
 		d *prometheus.Desc
 		v uint64
-	}{{descSent, l.Sent}, {descResent, l.Resent}, {descReceived, l.Received}, {descDuplicates, l.Duplicates},
+	}{{descSent, l.Sent}, {descResent, l.Resent}, {descAcked, l.Acked}, {descReceived, l.Received}, {descDuplicates, l.Duplicates},
 		{descBytesSent, l.BytesSent}, {descBytesRecv, l.BytesRecv}} {
 		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
 	}

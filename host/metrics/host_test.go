@@ -61,7 +61,7 @@ func TestHostMetrics(t *testing.T) {
 	h.JobEnded("ended", 3*time.Second)
 	*s = metrics.Snapshot{
 		Jobs: map[string]int{"running": 2}, Workers: map[string]int{"running": 5},
-		Links: transport.Counters{Sent: 7, Resent: 1, Received: 6, Duplicates: 2, BytesSent: 900, BytesRecv: 800},
+		Links: transport.Counters{Sent: 7, Resent: 1, Acked: 5, Received: 6, Duplicates: 2, BytesSent: 900, BytesRecv: 800},
 	}
 	f = metricstest.Scrape(t, h.Handler())
 	for _, c := range []struct {
@@ -79,6 +79,7 @@ func TestHostMetrics(t *testing.T) {
 		{"librahost_workers", []string{"state", "running"}, 5},
 		{"librahost_link_messages_sent_total", nil, 7},
 		{"librahost_link_messages_resent_total", nil, 1},
+		{"librahost_link_messages_acked_total", nil, 5},
 		{"librahost_link_messages_received_total", nil, 6},
 		{"librahost_link_messages_duplicate_total", nil, 2},
 		{"librahost_link_sent_bytes_total", nil, 900},

@@ -38,7 +38,7 @@ func (d *Daemon) endLinks(j *job) {
 
 func addCounters(a, b transport.Counters) transport.Counters {
 	return transport.Counters{
-		Sent: a.Sent + b.Sent, Resent: a.Resent + b.Resent, Received: a.Received + b.Received,
+		Sent: a.Sent + b.Sent, Resent: a.Resent + b.Resent, Acked: a.Acked + b.Acked, Received: a.Received + b.Received,
 		Duplicates: a.Duplicates + b.Duplicates, BytesSent: a.BytesSent + b.BytesSent, BytesRecv: a.BytesRecv + b.BytesRecv,
 	}
 }

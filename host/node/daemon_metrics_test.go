@@ -31,7 +31,7 @@ func TestDaemonMetrics(t *testing.T) {
 	var f metricstest.Families
 	for {
 		f = scrape()
-		if f.Must(t, "librahost_link_messages_received_total") > 0 && f.Must(t, "librahost_link_messages_sent_total") > 0 {
+		if f.Must(t, "librahost_link_messages_received_total") > 0 && f.Must(t, "librahost_link_messages_acked_total") > 0 {
 			break
 		}
 		select {
