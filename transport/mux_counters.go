@@ -15,9 +15,14 @@ type Counters struct {
 	BytesRecv  uint64 // link buffers received
 }
 
-// counters are updated by the loop and the links' goroutines.
+// counters are updated by the loop (once per batch) and the links'
+// goroutines (once per buffer), each on a cache line of its own.
 type counters struct {
-	sent, resent, acked, received, duplicates, bytesSent, bytesRecv atomic.Uint64
+	sent, resent, acked, received, duplicates atomic.Uint64 // loop
+	_                                         [24]byte
+	bytesSent                                 atomic.Uint64 // link writers
+	_                                         [56]byte
+	bytesRecv                                 atomic.Uint64 // link readers
 }
 
 // Counters returns the Endpoint's totals so far. It may be called at any

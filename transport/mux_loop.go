@@ -184,6 +184,12 @@ func (ls *loopState) onAck(e *Endpoint, ch *channel, cum uint64) {
 
 // receive handles the frames of one buffer from a peer.
 func (ls *loopState) receive(e *Endpoint, b inBatch) {
+	var received, dups, acked uint64 // added to the counters once per batch
+	defer func() {
+		e.ctr.received.Add(received)
+		e.ctr.duplicates.Add(dups)
+		e.ctr.acked.Add(acked)
+	}()
 	for i := range b.frames {
 		f := &b.frames[i]
 		switch f.Type {
@@ -192,9 +198,9 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 				continue // misrouted
 			}
 			ch := e.channel(f.Src, f.Dst)
-			e.ctr.received.Add(1)
+			received++
 			if f.Seq <= ch.receiver.Delivered() {
-				e.ctr.duplicates.Add(1)
+				dups++
 			}
 			ls.deliver(e, ch, *f)
 			if !ch.ackDue {
@@ -209,7 +215,7 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 			before := ch.sender.Acked()
 			ls.onAck(e, ch, f.Cum)
 			if after := ch.sender.Acked(); after > before {
-				e.ctr.acked.Add(after - before)
+				acked += after - before
 			}
 		case FrameControl:
 			if e.cfg.OnControl != nil {
