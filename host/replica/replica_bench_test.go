@@ -29,7 +29,7 @@ func BenchmarkReplicaQUIC(b *testing.B) {
 				capture(b, src, 1, mem)
 				epoch := uint64(1)
 				if kind == "incremental" {
-					if _, err := sendOnce(b, cli, srv, src, dst, 1); err != nil {
+					if _, err := sendOnce(cli, srv, src, dst, 1); err != nil {
 						b.Fatal(err)
 					}
 					for c := range 10 { // 10 of 1024 chunks
@@ -40,7 +40,7 @@ func BenchmarkReplicaQUIC(b *testing.B) {
 				}
 				b.StartTimer()
 				t0 := time.Now()
-				st, err := sendOnce(b, cli, srv, src, dst, epoch)
+				st, err := sendOnce(cli, srv, src, dst, epoch)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -56,29 +56,6 @@ func BenchmarkReplicaQUIC(b *testing.B) {
 			b.ReportMetric(raw.Seconds()/repl.Seconds(), "raw-ratio")
 		})
 	}
-}
-
-func sendOnce(b *testing.B, cli, srv quicConn, src, dst *ckpt.Store, epoch uint64) (Stats, error) {
-	served := make(chan error, 1)
-	go func() {
-		s, err := srv.AcceptStream(context.Background())
-		if err != nil {
-			served <- err
-			return
-		}
-		served <- Serve(s, dst)
-		s.Close()
-	}()
-	s, err := cli.OpenStreamSync(context.Background())
-	if err != nil {
-		return Stats{}, err
-	}
-	st, err := Send(s, src, key, epoch)
-	s.Close()
-	if serr := <-served; err == nil {
-		err = serr
-	}
-	return st, err
 }
 
 // rawSend sends n bytes down a new stream in 64 KiB writes and waits for

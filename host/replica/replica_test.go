@@ -154,26 +154,9 @@ func TestReplicaQUIC(t *testing.T) {
 	src, dst := openStore(t), openStore(t)
 	mem := memory(8<<20, 4)
 	capture(t, src, 1, mem)
-	served := make(chan error, 1)
-	go func() {
-		s, err := srv.AcceptStream(context.Background())
-		if err != nil {
-			served <- err
-			return
-		}
-		served <- Serve(s, dst)
-		s.Close()
-	}()
-	s, err := cli.OpenStreamSync(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := Send(s, src, key, 1)
+	st, err := sendOnce(cli, srv, src, dst, 1)
 	if err != nil || st.Sent != 128 {
 		t.Fatalf("%+v %v", st, err)
-	}
-	if err := <-served; err != nil {
-		t.Fatal(err)
 	}
 	readBack(t, dst, 1, mem)
 }
@@ -214,3 +197,28 @@ func quicPair(tb testing.TB) (cli, srv quicConn) {
 }
 
 type quicConn = *quic.Conn
+
+// sendOnce replicates key's epoch from src to dst over a new stream of
+// the connection pair.
+func sendOnce(cli, srv quicConn, src, dst *ckpt.Store, epoch uint64) (Stats, error) {
+	served := make(chan error, 1)
+	go func() {
+		s, err := srv.AcceptStream(context.Background())
+		if err != nil {
+			served <- err
+			return
+		}
+		served <- Serve(s, dst)
+		s.Close()
+	}()
+	s, err := cli.OpenStreamSync(context.Background())
+	if err != nil {
+		return Stats{}, err
+	}
+	st, err := Send(s, src, key, epoch)
+	s.Close()
+	if serr := <-served; err == nil {
+		err = serr
+	}
+	return st, err
+}
