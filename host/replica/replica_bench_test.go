@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/librahost/librahost/ckpt"
 )
 
 // BenchmarkReplicaQUIC replicates a full checkpoint of a 64 MiB guest and
