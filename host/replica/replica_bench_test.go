@@ -5,7 +5,6 @@ import (
 	"io"
 	"testing"
 	"time"
-
 )
 
 // BenchmarkReplicaQUIC replicates a full checkpoint of a 64 MiB guest and
