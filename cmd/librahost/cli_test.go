@@ -59,6 +59,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"run", "-n", "-1", "x.wasm"}, 1, "-n -1: want a number of workers from 1"},
 		{[]string{"run", "-n", "100000", tinyModule(t, 0)}, 1, "-n 100000: 100000 workers need about 1562.5 GiB (16.0 MiB each) but this machine has"},
 		{[]string{"run", "--checkpoint-every", "-1s", "x.wasm"}, 1, "--checkpoint-every must be positive"},
+		{[]string{"restore", "--state", "st", "--checkpoint-every", "-1s"}, 1, "--checkpoint-every must be positive"},
 		{[]string{"run", "--seed", "7", "x.wasm"}, 1, "--seed takes effect only with --deterministic"},
 		{[]string{"submit", "--hosts", "a:1", "--cluster", "c", "-n", "0", "x.wasm"}, 1, "-n 0: want a number of workers"},
 	} {

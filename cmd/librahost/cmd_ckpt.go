@@ -40,6 +40,9 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	if *state == "" {
 		return errors.New("--state is required")
 	}
+	if err := checkEvery(int64(*every)); err != nil {
+		return err
+	}
 	return runSession(host.SessionConfig{
 		StateDir:        *state,
 		Resume:          true,

@@ -32,13 +32,22 @@ func checkRunFlags(fs *flag.FlagSet, n int, every int64, deterministic bool) err
 	if n < 1 {
 		return checkWorkers(n)
 	}
-	if every < 0 {
-		return errors.New("--checkpoint-every must be positive (leave it out for no periodic checkpoints)")
+	if err := checkEvery(every); err != nil {
+		return err
 	}
 	seed := false
 	fs.Visit(func(f *flag.Flag) { seed = seed || f.Name == "seed" })
 	if seed && !deterministic {
 		return errors.New("--seed takes effect only with --deterministic: add --deterministic or drop --seed")
+	}
+	return nil
+}
+
+// checkEvery refuses a negative checkpoint interval, which would turn
+// periodic checkpoints off.
+func checkEvery(every int64) error {
+	if every < 0 {
+		return errors.New("--checkpoint-every must be positive (leave it out for no periodic checkpoints)")
 	}
 	return nil
 }
