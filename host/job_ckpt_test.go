@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,36 +21,45 @@ func TestJobStopResume(t *testing.T) {
 	if err := os.WriteFile(path, module, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"heat", "-grid", "64", "-steps", "300", "-every", "20"}
 	ctx := context.Background()
 	cache := filepath.Join(testDir, "wazero")
-	var want bytes.Buffer
-	if code, err := RunJob(ctx, JobConfig{ModulePath: path, N: 3, Args: args, Stdout: &want, CacheDir: cache}); code != 0 || err != nil {
-		t.Fatalf("exit %d: %v", code, err)
-	}
-	state := filepath.Join(t.TempDir(), "st")
-	var got, log bytes.Buffer
-	stop := make(chan struct{})
 	// The stop comes once the first checkpoint is durable. Checkpoints are
 	// asked for every 2 ms, so that one is asked for while the ranks leave
-	// after the final one (such a round could never end).
-	onLog := &stopAfter{w: &log, stop: stop}
-	cfg := JobConfig{ModulePath: path, N: 3, Args: args, Stdout: &got, Log: onLog, StateDir: state,
-		CheckpointEvery: 2 * time.Millisecond, Stop: stop, CacheDir: cache, Verbose: true}
-	code, err := RunJob(ctx, cfg)
-	if !errors.Is(err, ErrStopped) {
-		t.Fatalf("stop: exit %d, %v\n%s", code, err, log.Bytes())
-	}
-	resume := JobConfig{StateDir: state, Resume: true, Stdout: &got, Log: &log, CheckpointEvery: 50 * time.Millisecond, CacheDir: cache}
-	if code, err := RunJob(ctx, resume); code != 0 || err != nil {
-		t.Fatalf("resume: exit %d: %v\n%s", code, err, log.Bytes())
-	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		t.Fatalf("output:\n%s\nwant:\n%s\nlog:\n%s", got.Bytes(), want.Bytes(), log.Bytes())
-	}
-	log.Reset()
-	if code, err := RunJob(ctx, resume); code != 0 || err != nil || !bytes.Contains(log.Bytes(), []byte("already finished")) {
-		t.Fatalf("resume of the finished job: exit %d, %v: %s", code, err, log.Bytes())
+	// after the final one (such a round could never end). A job that ends
+	// before its first checkpoint is durable (a loaded machine) is run
+	// again with twice the work.
+	for steps := 300; ; steps *= 2 {
+		args := []string{"heat", "-grid", "64", "-steps", fmt.Sprint(steps), "-every", "20"}
+		var want bytes.Buffer
+		if code, err := RunJob(ctx, JobConfig{ModulePath: path, N: 3, Args: args, Stdout: &want, CacheDir: cache}); code != 0 || err != nil {
+			t.Fatalf("exit %d: %v", code, err)
+		}
+		state := filepath.Join(t.TempDir(), "st")
+		var got, log bytes.Buffer
+		stop := make(chan struct{})
+		onLog := &stopAfter{w: &log, stop: stop}
+		cfg := JobConfig{ModulePath: path, N: 3, Args: args, Stdout: &got, Log: onLog, StateDir: state,
+			CheckpointEvery: 2 * time.Millisecond, Stop: stop, CacheDir: cache, Verbose: true}
+		code, err := RunJob(ctx, cfg)
+		if code == 0 && err == nil && steps < 300<<6 {
+			t.Logf("%d steps ended before the stop; again with more", steps)
+			continue
+		}
+		if !errors.Is(err, ErrStopped) {
+			t.Fatalf("stop: exit %d, %v\n%s", code, err, log.Bytes())
+		}
+		resume := JobConfig{StateDir: state, Resume: true, Stdout: &got, Log: &log, CheckpointEvery: 50 * time.Millisecond, CacheDir: cache}
+		if code, err := RunJob(ctx, resume); code != 0 || err != nil {
+			t.Fatalf("resume: exit %d: %v\n%s", code, err, log.Bytes())
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("output:\n%s\nwant:\n%s\nlog:\n%s", got.Bytes(), want.Bytes(), log.Bytes())
+		}
+		log.Reset()
+		if code, err := RunJob(ctx, resume); code != 0 || err != nil || !bytes.Contains(log.Bytes(), []byte("already finished")) {
+			t.Fatalf("resume of the finished job: exit %d, %v: %s", code, err, log.Bytes())
+		}
+		return
 	}
 }
 
