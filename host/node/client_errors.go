@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/quic-go/quic-go"
 
@@ -82,6 +83,10 @@ func classify(err error) (kind error, reason string) {
 		return ErrHostDown, "no answer (is `librahost host` running there, and is the address right?)"
 	case errors.As(err, &dns):
 		return ErrHostDown, fmt.Sprintf("cannot resolve %s", dns.Name)
+	case errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused, errors.Is(err, syscall.ECONNREFUSED):
+		// A host shutting down refuses new connections; a port nothing
+		// listens on answers so too.
+		return ErrHostDown, "it refuses connections (is `librahost host` running there?)"
 	case errors.As(err, &unknownCA):
 		return ErrRefused, "not this cluster's CA (its certificate is from another cluster: check --cluster and the address)"
 	case errors.As(err, &name):

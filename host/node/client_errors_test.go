@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/librahost/librahost/transport"
 )
@@ -78,5 +82,18 @@ func TestStatusRefusals(t *testing.T) {
 				t.Fatalf("not one line naming the host and its state: %q", msg)
 			}
 		})
+	}
+}
+
+// TestRefusedConnectionIsDown: a host that refuses connections (shutting
+// down, or nothing listening on the port) is down, not failed.
+func TestRefusedConnectionIsDown(t *testing.T) {
+	for _, err := range []error{
+		&quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true},
+		fmt.Errorf("dial: %w", syscall.ECONNREFUSED),
+	} {
+		if e := hostError("127.0.0.1:1", err); e.State() != "down" {
+			t.Errorf("%v: %s", err, e)
+		}
 	}
 }
