@@ -25,6 +25,7 @@ type Pending struct {
 	locs     []chunkLoc // where the writer put each job's value; seg 0 if not yet
 	stored   int64      // written by the writer
 	garbage  []chunkLoc // chunk values the commit left to free (freeValues)
+	foreign  bool       // the values are the caller's (AddReplica), not the pool's
 	final    Stats      // set before done is closed
 	err      error      // set before done is closed
 }
@@ -140,8 +141,10 @@ func (s *Store) writer() {
 		if err == nil {
 			p.final.BytesStored = p.stored
 		}
-		for _, j := range p.jobs {
-			s.bufs.put(j.value)
+		if !p.foreign {
+			for _, j := range p.jobs {
+				s.bufs.put(j.value)
+			}
 		}
 		p.jobs, p.locs = nil, nil
 		p.err = err

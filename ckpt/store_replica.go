@@ -115,14 +115,16 @@ func (s *Store) ReadValues(hs []Hash, f func(h Hash, value []byte) error) error 
 // AddReplica makes a replica durable: the values given (those Missing
 // named) and the manifest, in one commit, as a capture's. Each value must
 // decode to its hash, and every chunk the manifest uses must be given or
-// already held; otherwise nothing is written.
+// already held; otherwise nothing is written. The store uses the value
+// slices until it returns (without copying them): the caller must not
+// change them meanwhile.
 func (s *Store) AddReplica(manifest []byte, values map[Hash][]byte) error {
 	m, err := decodeManifest(manifest)
 	if err != nil {
 		return err
 	}
 	p := &Pending{s: s, m: m, captured: time.Now(), compressed: make(chan struct{}),
-		done: make(chan struct{})}
+		done: make(chan struct{}), foreign: true}
 	raw := make([]byte, m.ChunkSize)
 	scratch := s.scratch.Get().(*[]byte)
 	defer s.scratch.Put(scratch)
@@ -138,7 +140,7 @@ func (s *Store) AddReplica(manifest []byte, values map[Hash][]byte) error {
 		if err := decodeChunk(v, raw[:n], h, s.dec, *scratch); err != nil {
 			return epochErr(m.Key, m.Epoch, ErrCorrupt, "replica chunk %s: %v", short(h[:]), err)
 		}
-		p.jobs = append(p.jobs, chunkJob{hash: h, value: slices.Clone(v), raw: n})
+		p.jobs = append(p.jobs, chunkJob{hash: h, value: v, raw: n})
 	}
 	missing, err := s.Missing(distinctChunks(m))
 	if err != nil {

@@ -48,15 +48,14 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64) (Stats,
 		need[k] = r.Chunks[i]
 	}
 	w := bufio.NewWriterSize(rw, 1<<20)
-	frame := make([]byte, 0, 64<<10)
+	var at [4]byte
 	k2 := 0
 	err = store.ReadValues(need, func(_ ckpt.Hash, v []byte) error {
-		frame = binary.BigEndian.AppendUint32(frame[:0], ix[k2])
-		frame = append(frame, v...)
+		binary.BigEndian.PutUint32(at[:], ix[k2])
 		k2++
 		st.Sent++
 		st.Bytes += int64(len(v))
-		return writeFrame(w, tValue, frame)
+		return writeFrame(w, tValue, at[:], v)
 	})
 	if err != nil {
 		return st, err
@@ -134,6 +133,8 @@ func serve(rw io.ReadWriter, store *ckpt.Store) error {
 	}
 	values := make(map[ckpt.Hash][]byte, len(ix))
 	for {
+		// Each value is read into a slice of its own, which the store keeps.
+		buf = nil
 		typ, body, err := readFrame(r, &buf)
 		if err != nil {
 			return err
@@ -148,7 +149,7 @@ func serve(rw io.ReadWriter, store *ckpt.Store) error {
 		if int(i) >= len(o.chunks) {
 			return fmt.Errorf("%w: value of chunk %d of %d", ErrProtocol, i, len(o.chunks))
 		}
-		values[o.chunks[i]] = append([]byte(nil), body[4:]...)
+		values[o.chunks[i]] = body[4:]
 	}
 	return store.AddReplica(manifest, values)
 }

@@ -29,15 +29,27 @@ type offer struct {
 	chunks   []ckpt.Hash
 }
 
-func writeFrame(w io.Writer, typ byte, body []byte) error {
+// writeFrame writes a frame whose body is the parts given, back to back.
+func writeFrame(w io.Writer, typ byte, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
 	var h [5]byte
-	binary.BigEndian.PutUint32(h[:], uint32(len(body)+1))
+	binary.BigEndian.PutUint32(h[:], uint32(n+1))
 	h[4] = typ
-	if _, err := w.Write(h[:]); err != nil || len(body) == 0 {
+	if _, err := w.Write(h[:]); err != nil {
 		return err
 	}
-	_, err := w.Write(body)
-	return err
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readFrame reads one frame into buf (grown as needed) and returns its
