@@ -30,23 +30,17 @@ type Replica struct {
 
 // ReplicaOf returns the manifest of k's epoch and the chunks it uses.
 func (s *Store) ReplicaOf(k Key, epoch uint64) (*Replica, error) {
-	m, err := s.Manifest(k, epoch)
-	if err != nil {
-		return nil, err
-	}
-	var enc []byte
-	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketManifests).Get(manifestKey(k, epoch))
-		if v == nil {
-			return epochErr(k, epoch, ErrNotFound, "no such checkpoint")
+	var r *Replica
+	err := s.db.View(func(tx *bolt.Tx) error {
+		m, err := manifestIn(tx, k, epoch)
+		if err != nil {
+			return err
 		}
-		enc = slices.Clone(v)
+		enc := slices.Clone(tx.Bucket(bucketManifests).Get(manifestKey(k, epoch)))
+		r = &Replica{Key: k, Epoch: epoch, Manifest: enc, Chunks: distinctChunks(m)}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Replica{Key: k, Epoch: epoch, Manifest: enc, Chunks: distinctChunks(m)}, nil
+	return r, err
 }
 
 func distinctChunks(m *Manifest) []Hash {
@@ -128,7 +122,8 @@ func (s *Store) AddReplica(manifest []byte, values map[Hash][]byte) error {
 	raw := make([]byte, m.ChunkSize)
 	scratch := s.scratch.Get().(*[]byte)
 	defer s.scratch.Put(scratch)
-	for _, h := range distinctChunks(m) {
+	chunks := distinctChunks(m)
+	for _, h := range chunks {
 		v, ok := values[h]
 		if !ok {
 			continue
@@ -142,7 +137,7 @@ func (s *Store) AddReplica(manifest []byte, values map[Hash][]byte) error {
 		}
 		p.jobs = append(p.jobs, chunkJob{hash: h, value: v, raw: n})
 	}
-	missing, err := s.Missing(distinctChunks(m))
+	missing, err := s.Missing(chunks)
 	if err != nil {
 		return err
 	}
