@@ -189,14 +189,12 @@ func (h *protoHarness) run(line string) string {
 		h.flush(a.host)
 	case "replicated":
 		r, to := num("rank", 0), HostID(num("to", 0))
-		i := slices.IndexFunc(h.pending, func(p pendingAction) bool {
+		a, ok := h.takeWhere(func(p pendingAction) bool {
 			return p.a.Kind == ActReplicate && p.a.Rank == r && p.a.Host == to
 		})
-		if i < 0 {
+		if !ok {
 			h.t.Fatalf("%s: no Replicate of rank %d to h%d pending", line, r, to)
 		}
-		a := h.pending[i]
-		h.pending = slices.Delete(h.pending, i, i+1)
 		h.parts[a.host].Replicated(r, a.a.Epoch, to)
 		h.flush(a.host)
 	case "commit":
@@ -204,14 +202,12 @@ func (h *protoHarness) run(line string) string {
 		h.commit(x, x == h.cfg.Coordinator && slices.Contains(f, "coord"), slices.Contains(f, "fail"))
 	case "rolledback":
 		r := num("rank", 0)
-		i := slices.IndexFunc(h.pending, func(p pendingAction) bool {
+		a, ok := h.takeWhere(func(p pendingAction) bool {
 			return (p.a.Kind == ActRollback || p.a.Kind == ActRestore) && p.a.Rank == r
 		})
-		if i < 0 {
+		if !ok {
 			h.t.Fatalf("%s: no rollback of rank %d pending", line, r)
 		}
-		a := h.pending[i]
-		h.pending = slices.Delete(h.pending, i, i+1)
 		h.parts[a.host].RolledBack(r, slices.Contains(f, "ended"))
 		h.flush(a.host)
 	case "tick":
@@ -375,14 +371,12 @@ func (h *protoHarness) deliver(match func(Msg) bool, n int) {
 }
 
 func (h *protoHarness) commit(x HostID, coord, fail bool) {
-	i := slices.IndexFunc(h.pending, func(p pendingAction) bool {
+	a, ok := h.takeWhere(func(p pendingAction) bool {
 		return p.a.Kind == ActPersistCommit && p.host == x && p.coord == coord
 	})
-	if i < 0 {
+	if !ok {
 		h.t.Fatalf("no PersistCommit pending on h%d", x)
 	}
-	a := h.pending[i]
-	h.pending = slices.Delete(h.pending, i, i+1)
 	if a.coord {
 		if fail {
 			h.coord.CommitFailed(a.a.Epoch)
@@ -468,9 +462,15 @@ func (h *protoHarness) queue(ms []Msg) {
 // take removes and returns the first action of kind pending for rank (on
 // host on, if not negative).
 func (h *protoHarness) take(kind ActionKind, rank int, on HostID) (pendingAction, bool) {
-	i := slices.IndexFunc(h.pending, func(p pendingAction) bool {
+	return h.takeWhere(func(p pendingAction) bool {
 		return p.a.Kind == kind && p.a.Rank == rank && (on < 0 || p.host == on)
 	})
+}
+
+// takeWhere removes and returns the first pending action that match
+// accepts.
+func (h *protoHarness) takeWhere(match func(pendingAction) bool) (pendingAction, bool) {
+	i := slices.IndexFunc(h.pending, match)
 	if i < 0 {
 		return pendingAction{}, false
 	}
