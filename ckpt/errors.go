@@ -32,6 +32,9 @@ var (
 	ErrIndexDamaged = errors.New("ckpt: checkpoint index is damaged")
 	// ErrClosed: the Store was closed.
 	ErrClosed = errors.New("ckpt: store is closed")
+	// ErrBadMsg: a control message between hosts (Msg) could not be
+	// decoded (DecodeMsg).
+	ErrBadMsg = errors.New("ckpt: bad control message")
 )
 
 // Error is a refusal about one checkpoint. Its message is
