@@ -96,6 +96,24 @@ func loadHostTLS(dir, host, alpn string) (*tls.Config, error) {
 	}, nil
 }
 
+// WithALPN returns a copy of cfg, a configuration from LoadHostTLS or
+// LoadControlTLS, that offers and requires alpn instead: the same
+// certificates and the same checks of the peer's. Other protocols between
+// hosts (a job's control links, host/jobctl) use it on a host's socket.
+func WithALPN(cfg *tls.Config, alpn string) (*tls.Config, error) {
+	id, err := ClusterID(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RootCAs == nil || alpn == "" {
+		return nil, fmt.Errorf("%w: not a cluster host's TLS configuration", ErrBadCert)
+	}
+	c := cfg.Clone()
+	c.NextProtos = []string{alpn}
+	c.VerifyConnection = (&peerVerifier{roots: cfg.RootCAs, clusterID: id, alpn: alpn}).verify
+	return c, nil
+}
+
 // peerVerifier checks, after the standard chain verification, that a peer's
 // certificate belongs to this cluster and names a host.
 type peerVerifier struct {

@@ -252,3 +252,35 @@ func TestTLSHostIDFromCert(t *testing.T) {
 		t.Error("empty certificate names a host")
 	}
 }
+
+// TestTLSWithALPN: a configuration for another protocol between hosts
+// checks peers as strictly, and speaks that protocol only.
+func TestTLSWithALPN(t *testing.T) {
+	dir, foreign := t.TempDir(), t.TempDir()
+	if err := InitCluster(dir, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitCluster(foreign, []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	with := func(c *tls.Config) *tls.Config {
+		w, err := WithALPN(c, "librahost-test/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	a, b, fb := with(mustTLS(t, dir, "a")), with(mustTLS(t, dir, "b")), with(mustTLS(t, foreign, "b"))
+	if peer, cerr, serr := tlsPair(t, a, b); cerr != nil || serr != nil || peer != "b" {
+		t.Fatalf("same cluster: peer %q, client: %v; server: %v", peer, cerr, serr)
+	}
+	if _, _, serr := tlsPair(t, a, fb); serr == nil {
+		t.Fatal("a host of another cluster was accepted")
+	}
+	if _, _, serr := tlsPair(t, a, mustTLS(t, dir, "b")); serr == nil {
+		t.Fatal("a peer speaking librahost/1 was accepted")
+	}
+	if _, err := WithALPN(&tls.Config{}, "x"); err == nil {
+		t.Fatal("WithALPN took a configuration without a host certificate")
+	}
+}
