@@ -24,12 +24,16 @@ type ReceiverState struct {
 }
 
 // Receiver is the receiving half of one channel src→dst: it delivers
-// messages in order, exactly once, and acks cumulatively. Like Sender it is
-// a deterministic state machine and not safe for concurrent use.
+// messages in order, exactly once, and acks cumulatively. Its acks also
+// carry stability: how far a committed checkpoint of the receiver covers
+// the channel (Commit), so that the sender may drop those messages from
+// its log without a frame of its own. Like Sender it is a deterministic
+// state machine and not safe for concurrent use.
 type Receiver struct {
 	src, dst  uint32
 	cfg       ReceiverConfig
 	delivered uint64
+	stable    uint64           // ≤ delivered: covered by a committed checkpoint
 	held      map[uint64]Frame // out of order, seq in delivered+2 .. delivered+MaxBuffered
 	out       []Frame
 	ack       Frame
@@ -73,18 +77,28 @@ func (r *Receiver) OnData(f Frame) (deliver []Frame, ack *Frame) {
 		}
 		r.held[f.Seq] = f
 	}
-	r.ack.Cum = r.delivered
-	return r.out, &r.ack
+	return r.out, r.Ack()
 }
 
-// Ack returns the current cumulative ack, valid until the next call.
+// Ack returns the current cumulative ack, with the stability Commit
+// recorded, valid until the next call.
 func (r *Receiver) Ack() *Frame {
-	r.ack.Cum = r.delivered
+	r.ack.Cum, r.ack.Stable = r.delivered, r.stable
 	return &r.ack
 }
 
 // Delivered returns the highest Seq delivered: all below it were too.
 func (r *Receiver) Delivered() uint64 { return r.delivered }
+
+// Commit records that a committed checkpoint of the receiver shows every
+// Seq ≤ seq delivered: from now on its acks tell the sender so (ACK
+// Stable). It never goes backwards, nor past what was delivered.
+func (r *Receiver) Commit(seq uint64) {
+	r.stable = max(r.stable, min(seq, r.delivered))
+}
+
+// Stable returns the stability the acks carry (Commit).
+func (r *Receiver) Stable() uint64 { return r.stable }
 
 // Held returns how many frames are waiting for an earlier one.
 func (r *Receiver) Held() int { return len(r.held) }
@@ -93,6 +107,7 @@ func (r *Receiver) Held() int { return len(r.held) }
 // Seq ≤ seq and nothing else; held frames are dropped.
 func (r *Receiver) ResetTo(seq uint64) {
 	r.delivered = seq
+	r.stable = min(r.stable, seq)
 	clear(r.held)
 }
 

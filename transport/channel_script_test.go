@@ -32,7 +32,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	wire                                    print the frames in flight
 //	deliver seq=N [keep] | deliver all      hand DATA frames to the Receiver (keep: duplicate)
 //	drop seq=N | drop all                   lose frames in flight
-//	ack [N]                                 Sender.OnAck(N); default: the Receiver's ack
+//	ack [N]                                 Sender.OnAck(N); default: the Receiver's last
+//	                                        ack, and Sender.Stable of its stable if any
+//	commit N                                Receiver.Commit(N): its acks carry stable
 //	tick +D                                 advance the clock, Tick onto the wire
 //	reconnect                               the wire is lost, OnReconnect onto it
 //	stable N | rewind N | reset N           Stable, Rewind, Receiver.ResetTo
@@ -117,7 +119,7 @@ type scriptHarness struct {
 	r    *Receiver
 	now  time.Time
 	wire []Frame
-	ack  uint64
+	ack  Frame // the Receiver's last ack
 }
 
 func newScriptHarness(sc SenderConfig, rc ReceiverConfig) *scriptHarness {
@@ -138,7 +140,7 @@ func (h *scriptHarness) deliver(w *strings.Builder, f Frame) {
 		fmt.Fprintf(w, "deliver %s\n", g.String())
 	}
 	if ack != nil {
-		h.ack = ack.Cum
+		h.ack = *ack
 		fmt.Fprintf(w, "<- %s\n", ack.String())
 	}
 }
@@ -230,12 +232,19 @@ func (h *scriptHarness) run(line string) string {
 			}
 		}
 	case "ack":
-		cum := h.ack
 		if len(pos) > 0 {
-			cum = num(pos[0])
+			h.s.OnAck(num(pos[0]))
+		} else {
+			h.s.OnAck(h.ack.Cum)
+			if h.ack.Stable > 0 {
+				h.s.Stable(h.ack.Stable)
+				fmt.Fprintf(&w, "log=%d ", len(h.s.Log()))
+			}
 		}
-		h.s.OnAck(cum)
 		fmt.Fprintf(&w, "acked=%d unacked=%dB\n", h.s.Acked(), h.s.Unacked())
+	case "commit":
+		h.r.Commit(num(pos[0]))
+		fmt.Fprintf(&w, "stable=%d\n", h.r.Stable())
 	case "tick":
 		h.now = h.now.Add(dur(pos[0]))
 		fmt.Fprintf(&w, "t=%s\n", h.now.Sub(time.Unix(0, 0)))
@@ -253,13 +262,13 @@ func (h *scriptHarness) run(line string) string {
 		fmt.Fprintf(&w, "acked=%d unacked=%dB\n", h.s.Acked(), h.s.Unacked())
 	case "reset":
 		h.r.ResetTo(num(pos[0]))
-		fmt.Fprintf(&w, "delivered=%d\n", h.r.Delivered())
+		fmt.Fprintf(&w, "delivered=%d stable=%d\n", h.r.Delivered(), h.r.Stable())
 	case "log":
 		for _, e := range h.s.Log() {
 			fmt.Fprintf(&w, "seq=%d epoch=%d tag=%d %q\n", e.Seq, e.Epoch, e.Tag, e.Payload)
 		}
-		fmt.Fprintf(&w, "next=%d acked=%d unacked=%dB delivered=%d held=%d\n",
-			h.s.Next(), h.s.Acked(), h.s.Unacked(), h.r.Delivered(), h.r.Held())
+		fmt.Fprintf(&w, "next=%d acked=%d unacked=%dB logged=%dB delivered=%d held=%d\n",
+			h.s.Next(), h.s.Acked(), h.s.Unacked(), h.s.Logged(), h.r.Delivered(), h.r.Held())
 	case "restore":
 		ss, rs := h.s.State(), h.r.State()
 		h.s, h.r = NewSender(0, 1, h.scfg), NewReceiver(0, 1, h.rcfg)

@@ -74,6 +74,7 @@ type Sender struct {
 	log     []sentEntry
 	head    int   // log[head] has seq stable+1
 	unacked int64 // payload bytes of seq in acked+1 .. next-1
+	logged  int64 // payload bytes of the log
 
 	ready, spare []Frame
 	deadline     time.Time // earliest retransmit due; valid if timed
@@ -104,6 +105,7 @@ func (s *Sender) Send(now time.Time, tag int32, epoch uint64, payload []byte) bo
 	s.next++
 	s.log = append(s.log, e)
 	s.unacked += n
+	s.logged += n
 	s.ready = append(s.ready, s.frame(&e.Entry))
 	s.arm(now.Add(s.cfg.RetransmitAfter))
 	return true
@@ -177,8 +179,8 @@ func (s *Sender) OnReconnect(now time.Time) []Frame {
 }
 
 // Stable drops every message with Seq ≤ seq from the log: the receiver's
-// committed checkpoint covers them. It is the only way messages leave the
-// log. Stable implies acked.
+// committed checkpoint covers them (an ACK's Stable, or StableCut on one
+// host). It is the only way messages leave the log. Stable implies acked.
 func (s *Sender) Stable(seq uint64) {
 	if seq >= s.next {
 		seq = s.next - 1
@@ -188,6 +190,9 @@ func (s *Sender) Stable(seq uint64) {
 	}
 	s.OnAck(seq)
 	k := int(seq - s.stable)
+	for i := s.head; i < s.head+k; i++ {
+		s.logged -= int64(len(s.log[i].Payload))
+	}
 	clear(s.log[s.head : s.head+k])
 	s.head += k
 	s.stable = seq
@@ -239,6 +244,9 @@ func (s *Sender) Log() []Entry {
 // Unacked returns the payload bytes sent and not yet acked.
 func (s *Sender) Unacked() int64 { return s.unacked }
 
+// Logged returns the payload bytes in the log: sent and not yet stable.
+func (s *Sender) Logged() int64 { return s.logged }
+
 // Acked returns the cumulative ack: every Seq ≤ Acked was received.
 func (s *Sender) Acked() uint64 { return s.acked }
 
@@ -268,7 +276,7 @@ func (s *Sender) Restore(st SenderState) error {
 		bytes += int64(len(e.Payload))
 	}
 	s.next, s.stable, s.acked = st.Next, first-1, first-1
-	s.log, s.head, s.unacked = log, 0, bytes
+	s.log, s.head, s.unacked, s.logged = log, 0, bytes, bytes
 	s.ready = s.ready[:0]
 	s.timed = len(log) > 0
 	s.deadline = time.Time{}

@@ -10,6 +10,10 @@
 //     randomness and no I/O, in the style of etcd raft's Ready.
 //   - The frame format (frame.go): a versioned binary encoding of DATA,
 //     ACK, HELLO and CONTROL frames; several frames travel in one buffer.
+//     An ACK carries, besides the cumulative ack, how far a committed
+//     checkpoint of the receiver covers the channel: stability crosses
+//     hosts on the links' own acks (mux_stable.go), never in frames of
+//     its own while a channel is in use.
 //   - Links (link.go): a Link carries buffers of encoded frames to one peer
 //     host. Pipe (inproc.go) is an in-memory pair; the QUIC driver is
 //     another. WithFaults (fault.go) wraps any Link with seeded loss,
@@ -19,7 +23,9 @@
 //     destination's host, coalesces small frames, runs the retransmit timer
 //     and fills per-worker inboxes. One goroutine per Endpoint touches the
 //     cores. Counters (mux_counters.go) reads its totals of frames and
-//     bytes to and from peer hosts, for metrics.
+//     bytes to and from peer hosts, for metrics. Without StableOnAck a
+//     sender log shrinks only when StableCut reports a committed cut, on
+//     this host or (through the acks) on the receiver's.
 //
 // transport never imports host, ckpt or wasi: host maps between their types.
 package transport

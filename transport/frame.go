@@ -6,7 +6,7 @@ import (
 	"hash/crc32"
 )
 
-// Frame format, version 1. Every frame is
+// Frame format, version 2. Every frame is
 //
 //	magic    1 byte  0x4C ('L')
 //	version  1 byte  FrameVersion
@@ -19,9 +19,14 @@ import (
 // Bodies (uvarint unless said otherwise; tag is a zig-zag varint):
 //
 //	DATA     src dst seq epoch tag, then the payload: the rest of the body
-//	ACK      src dst cum
-//	HELLO    version, then hostID clusterID job, each uvarint length + bytes
+//	ACK      src dst cum stable
+//	HELLO    version, then hostID clusterID job, each uvarint length + bytes,
+//	         then incarnation
 //	CONTROL  kind (1 byte), then the body: the rest of the body
+//
+// Version 1 lacked ACK's stable and HELLO's incarnation. Its frames still
+// decode (those fields 0), so a peer of the old format is refused by the
+// HELLO check in one line ("speaks version 1") rather than as garbage.
 //
 // The payload is length-prefixed by the frame's own length, so frames are
 // self-delimiting and many can share one buffer: a batch is simply frames
@@ -38,7 +43,9 @@ import (
 // Frame header constants.
 const (
 	FrameMagic   = 0x4C
-	FrameVersion = 1
+	FrameVersion = 2
+	// frameVersion1 is the previous format, still decoded.
+	frameVersion1 = 1
 
 	flagChecksum = 0x80
 	typeMask     = 0x7f
@@ -58,7 +65,7 @@ type FrameType uint8
 // Frame types.
 const (
 	FrameData    FrameType = 1 // a guest message on channel Src→Dst
-	FrameAck     FrameType = 2 // cumulative ack for channel Src→Dst
+	FrameAck     FrameType = 2 // cumulative ack (and stability) for channel Src→Dst
 	FrameHello   FrameType = 3 // first frame on a link
 	FrameControl FrameType = 4 // opaque, for the checkpoint coordinator
 )
@@ -81,7 +88,9 @@ func (t FrameType) String() string {
 //
 //	DATA     Src Dst Seq Epoch Tag Payload
 //	ACK      Src Dst Cum (every message with Seq ≤ Cum was received)
-//	HELLO    Version HostID ClusterID Job
+//	         Stable (every message with Seq ≤ Stable is covered by a
+//	         committed checkpoint of the receiver: the sender may drop it)
+//	HELLO    Version HostID ClusterID Job Inc
 //	CONTROL  Kind Body
 //
 // A frame returned by DecodeFrame shares Payload and Body with the decoded
@@ -95,6 +104,8 @@ type Frame struct {
 	Seq      uint64 // DATA
 	Epoch    uint64 // DATA
 	Cum      uint64 // ACK
+	Stable   uint64 // ACK
+	Inc      uint64 // HELLO: the sender's incarnation of the job
 	Payload  []byte // DATA
 	Body     []byte // CONTROL
 
@@ -106,9 +117,12 @@ func (f *Frame) String() string {
 	case FrameData:
 		return fmt.Sprintf("DATA %d->%d seq=%d epoch=%d tag=%d %q", f.Src, f.Dst, f.Seq, f.Epoch, f.Tag, f.Payload)
 	case FrameAck:
+		if f.Stable > 0 {
+			return fmt.Sprintf("ACK %d->%d cum=%d stable=%d", f.Src, f.Dst, f.Cum, f.Stable)
+		}
 		return fmt.Sprintf("ACK %d->%d cum=%d", f.Src, f.Dst, f.Cum)
 	case FrameHello:
-		return fmt.Sprintf("HELLO v%d host=%q cluster=%q job=%q", f.Version, f.HostID, f.ClusterID, f.Job)
+		return fmt.Sprintf("HELLO v%d host=%q cluster=%q job=%q inc=%d", f.Version, f.HostID, f.ClusterID, f.Job, f.Inc)
 	case FrameControl:
 		return fmt.Sprintf("CONTROL kind=%d %q", f.Kind, f.Body)
 	}
@@ -152,12 +166,14 @@ func appendFrame(dst []byte, f *Frame, sum bool) []byte {
 		dst = binary.AppendUvarint(dst, uint64(f.Src))
 		dst = binary.AppendUvarint(dst, uint64(f.Dst))
 		dst = binary.AppendUvarint(dst, f.Cum)
+		dst = binary.AppendUvarint(dst, f.Stable)
 	case FrameHello:
 		dst = binary.AppendUvarint(dst, uint64(f.Version))
 		for _, s := range [...]string{f.HostID, f.ClusterID, f.Job} {
 			dst = binary.AppendUvarint(dst, uint64(len(s)))
 			dst = append(dst, s...)
 		}
+		dst = binary.AppendUvarint(dst, f.Inc)
 	case FrameControl:
 		dst = append(dst, f.Kind)
 		dst = append(dst, f.Body...)
@@ -178,9 +194,9 @@ func bodyLen(f *Frame) int {
 		return uvarintLen(uint64(f.Src)) + uvarintLen(uint64(f.Dst)) + uvarintLen(f.Seq) +
 			uvarintLen(f.Epoch) + varintLen(int64(f.Tag)) + len(f.Payload)
 	case FrameAck:
-		return uvarintLen(uint64(f.Src)) + uvarintLen(uint64(f.Dst)) + uvarintLen(f.Cum)
+		return uvarintLen(uint64(f.Src)) + uvarintLen(uint64(f.Dst)) + uvarintLen(f.Cum) + uvarintLen(f.Stable)
 	case FrameHello:
-		n := uvarintLen(uint64(f.Version))
+		n := uvarintLen(uint64(f.Version)) + uvarintLen(f.Inc)
 		for _, s := range [...]string{f.HostID, f.ClusterID, f.Job} {
 			if len(s) > maxString {
 				panic("transport: HELLO string above 1024 bytes")

@@ -24,7 +24,8 @@ func DecodeFrame(b []byte) (Frame, int, error) {
 	if b[0] != FrameMagic {
 		return Frame{}, 0, fmt.Errorf("%w: bad magic byte 0x%02x", ErrMalformed, b[0])
 	}
-	if b[1] != FrameVersion {
+	v := b[1]
+	if v != FrameVersion && v != frameVersion1 {
 		return Frame{}, 0, fmt.Errorf("%w: version %d, this build speaks %d", ErrVersion, b[1], FrameVersion)
 	}
 	typ, sum := FrameType(b[2]&typeMask), b[2]&flagChecksum != 0
@@ -70,11 +71,17 @@ func DecodeFrame(b []byte) (Frame, int, error) {
 		f.Src = d.u32("src")
 		f.Dst = d.u32("dst")
 		f.Cum = d.uvarint("cum")
+		if v != frameVersion1 {
+			f.Stable = d.uvarint("stable")
+		}
 	case FrameHello:
 		f.Version = d.u32("version")
 		f.HostID = d.str("host id")
 		f.ClusterID = d.str("cluster id")
 		f.Job = d.str("job")
+		if v != frameVersion1 {
+			f.Inc = d.uvarint("incarnation")
+		}
 	case FrameControl:
 		if len(d.b) == 0 {
 			d.fail("kind missing")

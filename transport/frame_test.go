@@ -18,7 +18,9 @@ func sampleFrames() []Frame {
 		{Type: FrameData, Src: 1, Dst: 2, Seq: 5, Tag: math.MaxInt32, Payload: []byte("x")},
 		{Type: FrameAck, Src: 1, Dst: 0, Cum: 0},
 		{Type: FrameAck, Src: 2, Dst: 5, Cum: 123456789},
+		{Type: FrameAck, Src: 2, Dst: 5, Cum: 123456789, Stable: 123456000},
 		{Type: FrameHello, Version: 1, HostID: "host-a", ClusterID: "c1", Job: "ring"},
+		{Type: FrameHello, Version: FrameVersion, HostID: "host-b", Job: "heat", Inc: 3},
 		{Type: FrameHello},
 		{Type: FrameControl, Kind: 7, Body: []byte("ckpt 3")},
 		{Type: FrameControl, Kind: 0, Body: []byte{}},
@@ -95,6 +97,29 @@ func TestFrameDataSize(t *testing.T) {
 	}
 }
 
+// Frames of format version 1 (an ACK without stable, a HELLO without
+// incarnation) still decode, so that an old peer is refused by the HELLO
+// check in one line that names its version.
+func TestFrameVersion1(t *testing.T) {
+	ack := []byte{FrameMagic, 1, byte(FrameAck), 3, 1, 2, 9}
+	f, n, err := DecodeFrame(ack)
+	if err != nil || n != len(ack) || f.Cum != 9 || f.Stable != 0 {
+		t.Fatalf("v1 ACK: %+v %d %v", f, n, err)
+	}
+	hello := []byte{FrameMagic, 1, byte(FrameHello), 6, 1, 1, 'b', 0, 1, 'j'}
+	f, n, err = DecodeFrame(hello)
+	if err != nil || n != len(hello) || f.Version != 1 || f.HostID != "b" || f.Job != "j" || f.Inc != 0 {
+		t.Fatalf("v1 HELLO: %+v %d %v", f, n, err)
+	}
+	// The version 2 ACK of the same fields is one byte longer: stable.
+	if b := AppendFrame(nil, &Frame{Type: FrameAck, Src: 1, Dst: 2, Cum: 9}); len(b) != len(ack)+1 || b[1] != FrameVersion {
+		t.Fatalf("v2 ACK: % x", b)
+	}
+	if _, _, err := DecodeFrame([]byte{FrameMagic, 3, byte(FrameAck), 0}); !errors.Is(err, ErrVersion) {
+		t.Fatalf("version 3: %v", err)
+	}
+}
+
 func TestDecodeFrameErrors(t *testing.T) {
 	good := AppendFrame(nil, &Frame{Type: FrameAck, Src: 1, Dst: 2, Cum: 300})
 	summed := AppendFrameSum(nil, &Frame{Type: FrameControl, Kind: 1, Body: []byte("abc")})
@@ -119,7 +144,7 @@ func TestDecodeFrameErrors(t *testing.T) {
 		{"short", good[:2], ErrTruncated},
 		{"magic", flip(good, 0, 'X'), ErrMalformed},
 		{"magic short", []byte{'X'}, ErrMalformed},
-		{"version", flip(good, 1, 2), ErrVersion},
+		{"version", flip(good, 1, 3), ErrVersion},
 		{"cut", good[:len(good)-1], ErrTruncated},
 		{"length overflow", []byte{FrameMagic, FrameVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrMalformed},
 		{"length cut", []byte{FrameMagic, FrameVersion, 1, 0xff}, ErrTruncated},

@@ -113,8 +113,9 @@ type Endpoint struct {
 	closed  atomic.Bool
 	wg      sync.WaitGroup
 
-	loop loopState // owned by the loop goroutine
-	ctr  counters
+	loop   loopState // owned by the loop goroutine
+	ctr    counters
+	logged atomic.Int64 // LogBytes
 }
 
 // channel is one direction src→dst with at least one local end.
@@ -127,6 +128,9 @@ type channel struct {
 	held     map[uint64]Frame // loop only: stamped with an epoch dst has not reached
 	ackDue   bool             // loop only
 	flags    chanFlags        // loop only
+	told     uint64           // loop only: the receiver's stability its last ACK carried
+	dueAt    uint64           // loop only: tick after which stability goes in an ACK of its own
+	lone     int              // loop only: ACKs sent on their own since the last commit
 
 	mu      sync.Mutex // guards used, waiting and refused
 	cond    sync.Cond
@@ -266,6 +270,7 @@ func (e *Endpoint) send(src, dst uint32, tag int32, payload []byte, wait bool) (
 	}
 	ch.used += n
 	ch.mu.Unlock()
+	e.logged.Add(n)
 	data := make([]byte, len(payload))
 	copy(data, payload)
 	req := sendReq{ch: ch, tag: tag, epoch: e.worker(src).epoch.Load(), data: data}
@@ -344,12 +349,7 @@ func (e *Endpoint) Stable(src, dst uint32, seq uint64) {
 	if ch == nil || ch.sender == nil {
 		return
 	}
-	e.do(func() {
-		before := ch.sender.Unacked()
-		ch.sender.Stable(seq)
-		ch.release(before - ch.sender.Unacked())
-		e.loop.admitOverflow(e, ch)
-	})
+	e.do(func() { e.loop.stable(e, ch, seq) })
 }
 
 // SendControl queues a CONTROL frame to host.

@@ -13,13 +13,18 @@ type Counters struct {
 	Duplicates uint64 // received ones already delivered: dropped
 	BytesSent  uint64 // link buffers sent
 	BytesRecv  uint64 // link buffers received
+	// StableAcks counts ACK frames sent on their own to carry stability,
+	// for a channel quiet since a commit; stability otherwise rides on
+	// the acks that DATA frames cause.
+	StableAcks uint64
 }
 
 // counters are updated by the loop (once per batch) and the links'
 // goroutines (once per buffer), each on a cache line of its own.
 type counters struct {
 	sent, resent, acked, received, duplicates atomic.Uint64 // loop
-	_                                         [24]byte
+	stableAcks                                atomic.Uint64 // loop
+	_                                         [16]byte
 	bytesSent                                 atomic.Uint64 // link writers
 	_                                         [56]byte
 	bytesRecv                                 atomic.Uint64 // link readers
@@ -32,5 +37,6 @@ func (e *Endpoint) Counters() Counters {
 	return Counters{
 		Sent: c.sent.Load(), Resent: c.resent.Load(), Acked: c.acked.Load(), Received: c.received.Load(),
 		Duplicates: c.duplicates.Load(), BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
+		StableAcks: c.stableAcks.Load(),
 	}
 }

@@ -13,6 +13,9 @@ type loopState struct {
 	msgs    []Message  // scratch
 	nextID  uint64
 
+	stableDue []*channel // receivers whose acks have stability to tell
+	ticks     uint64
+
 	sends   []sendReq
 	inbound []inBatch
 	events  []func()
@@ -32,6 +35,7 @@ func (e *Endpoint) run() {
 		case <-e.wake:
 		case <-t.C:
 			e.loop.tick(e, time.Now())
+			e.loop.tickStable(e)
 		case <-e.closing:
 			e.loop.shutdown()
 			return
@@ -133,7 +137,7 @@ func (ls *loopState) flushReady(e *Endpoint) {
 			for _, f := range frames {
 				ls.deliver(e, ch, f)
 			}
-			ls.onAck(e, ch, ch.receiver.Delivered())
+			ls.onAck(e, ch, ch.receiver.Delivered(), 0)
 			continue
 		}
 		host := e.cfg.Route(ch.dst)
@@ -149,7 +153,7 @@ func (ls *loopState) flushAcks(e *Endpoint) {
 	for i, ch := range ls.acks {
 		ls.acks[i] = nil
 		ch.ackDue = false
-		ls.emit(e, e.cfg.Route(ch.src), ch.receiver.Ack())
+		ls.emitAck(e, ch)
 	}
 	ls.acks = ls.acks[:0]
 }
@@ -171,12 +175,17 @@ func (ls *loopState) deliver(e *Endpoint, ch *channel, f Frame) {
 	clear(ls.msgs)
 }
 
-func (ls *loopState) onAck(e *Endpoint, ch *channel, cum uint64) {
+// onAck takes an ack of ch: cum, and stable from its receiver's committed
+// checkpoint (0: none). With StableOnAck an ack is stability too.
+func (ls *loopState) onAck(e *Endpoint, ch *channel, cum, stable uint64) {
 	s := ch.sender
 	before := s.Unacked()
 	s.OnAck(cum)
 	if e.cfg.StableOnAck {
-		s.Stable(cum)
+		stable = cum
+	}
+	if stable > 0 {
+		ls.dropStable(e, ch, stable)
 	}
 	ch.release(before - s.Unacked())
 	ls.admitOverflow(e, ch)
@@ -213,7 +222,7 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 			}
 			ch := e.channel(f.Src, f.Dst)
 			before := ch.sender.Acked()
-			ls.onAck(e, ch, f.Cum)
+			ls.onAck(e, ch, f.Cum, f.Stable)
 			if after := ch.sender.Acked(); after > before {
 				acked += after - before
 			}
@@ -281,7 +290,7 @@ func (ls *loopState) addLink(e *Endpoint, host HostID, l Link) {
 			}
 		}
 		if ch.receiver != nil && !ch.local && e.cfg.Route(ch.src) == host && ch.receiver.Delivered() > 0 {
-			ls.emit(e, host, ch.receiver.Ack())
+			ls.emitAck(e, ch)
 		}
 	}
 	pl.start(e)

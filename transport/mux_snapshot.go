@@ -77,18 +77,6 @@ func (e *Endpoint) Restore(states []RankState) error {
 	}
 }
 
-// StableCut drops from the local sender logs every message the receivers'
-// states in states (a committed cut) have delivered.
-func (e *Endpoint) StableCut(states []RankState) {
-	for _, st := range states {
-		for _, r := range st.Recvs {
-			if e.isLocal(r.Src) {
-				e.Stable(r.Src, st.Rank, r.Delivered)
-			}
-		}
-	}
-}
-
 // after queues f to run on the loop once everything queued before it
 // has been processed and flushed. It reports false if e is closed.
 func (e *Endpoint) after(f func()) bool {
@@ -172,9 +160,16 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 	now := time.Now()
 	for _, s := range sends {
 		ch := s.ch
+		before := ch.sender.Logged()
+		for _, r := range ch.overflow {
+			before += int64(len(r.data))
+		}
+		clear(ch.overflow)
+		ch.overflow = ch.overflow[:0]
 		if err := ch.sender.Restore(s.st.SenderState); err != nil {
 			return err
 		}
+		e.logged.Add(ch.sender.Logged() - before)
 		if ch.local {
 			// Deliver what the receiver had not had; the rest it had.
 			d := ch.receiver.Delivered()
@@ -185,7 +180,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 			}
 			ch.sender.OnAck(ch.receiver.Delivered())
 			if e.cfg.StableOnAck {
-				ch.sender.Stable(ch.receiver.Delivered())
+				ls.dropStable(e, ch, ch.receiver.Delivered())
 			}
 		} else if len(s.st.Entries) > 0 {
 			ls.markDirty(ch) // the retransmit timer sends them again
@@ -197,6 +192,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 			ch.mu.Lock()
 			ch.used += int64(len(q.Payload))
 			ch.mu.Unlock()
+			e.logged.Add(int64(len(q.Payload)))
 			ls.send(e, now, sendReq{ch: ch, tag: q.Tag, epoch: q.Epoch, data: q.Payload})
 		}
 	}

@@ -1,0 +1,126 @@
+package transport
+
+// Stability. A message leaves its sender's log only once it is stable:
+// delivered, and covered by a committed checkpoint of its receiver. With
+// StableOnAck (runs without checkpoints) every ack makes it so. Otherwise
+// the host calls StableCut with its local ranks' states of each committed
+// epoch. A channel whose sender is local drops them at once; one whose
+// sender is on another host records them in its Receiver (Commit), and
+// its ACK frames carry them (Stable) from then on. Receivers ack every
+// DATA frame, so on a channel in use the sender learns it with the next
+// ack, without a frame of its own. A channel that stays quiet after a
+// commit sends its ack on its own after stableIdleTicks ticks (and a few
+// times more, further apart, in case it is lost), so that its sender's log
+// does not keep what is stable for ever (counted in Counters.StableAcks).
+
+// stableIdleTicks is how many ticks a commit's stability waits for an ack
+// to ride on; stableLoneAcks is how many acks it sends on its own then.
+const (
+	stableIdleTicks = 2
+	stableLoneAcks  = 4
+)
+
+// StableCut tells the Endpoint that states, the states of some local ranks
+// (as Snapshot returned them, or as restored) in an epoch that is now
+// committed, are durable: every message they show delivered is stable.
+// Sender logs on this host drop those messages now; senders on other hosts
+// learn it from the next ACK of their channel. Call it for each committed
+// epoch, and after restoring ranks from a committed epoch. Calls with an
+// older cut change nothing.
+func (e *Endpoint) StableCut(states []RankState) {
+	type mark struct {
+		ch  *channel
+		seq uint64
+	}
+	var marks []mark
+	for _, st := range states {
+		for _, r := range st.Recvs {
+			if ch := e.channel(r.Src, st.Rank); ch != nil {
+				marks = append(marks, mark{ch, r.Delivered})
+			}
+		}
+	}
+	if len(marks) == 0 {
+		return
+	}
+	e.do(func() {
+		for _, m := range marks {
+			e.loop.commit(e, m.ch, m.seq)
+		}
+	})
+}
+
+// LogBytes returns the payload bytes held in this host's sender logs for
+// messages not yet stable (and messages Send accepted that wait for room
+// in a window).
+func (e *Endpoint) LogBytes() int64 { return e.logged.Load() }
+
+// commit applies one channel's share of a committed cut.
+func (ls *loopState) commit(e *Endpoint, ch *channel, seq uint64) {
+	switch {
+	case ch.sender != nil:
+		ls.stable(e, ch, seq)
+	case ch.receiver != nil:
+		ch.receiver.Commit(seq)
+		if ch.receiver.Stable() > ch.told {
+			if ch.dueAt == 0 {
+				ls.stableDue = append(ls.stableDue, ch)
+			}
+			ch.dueAt, ch.lone = ls.ticks+stableIdleTicks, 0
+		}
+	}
+}
+
+// stable drops messages with Seq ≤ seq from ch's sender log and gives the
+// window and the log limit what they held.
+func (ls *loopState) stable(e *Endpoint, ch *channel, seq uint64) {
+	before := ch.sender.Unacked()
+	ls.dropStable(e, ch, seq)
+	ch.release(before - ch.sender.Unacked())
+	ls.admitOverflow(e, ch)
+}
+
+// dropStable is Sender.Stable with the Endpoint's count of logged bytes.
+func (ls *loopState) dropStable(e *Endpoint, ch *channel, seq uint64) {
+	before := ch.sender.Logged()
+	ch.sender.Stable(seq)
+	if d := before - ch.sender.Logged(); d > 0 {
+		e.logged.Add(-d)
+	}
+}
+
+// emitAck sends ch's receiver's ack to its sender's host.
+func (ls *loopState) emitAck(e *Endpoint, ch *channel) {
+	ack := ch.receiver.Ack()
+	ch.told = ack.Stable
+	ls.emit(e, e.cfg.Route(ch.src), ack)
+}
+
+// tickStable sends the acks of channels whose stability found no ack to
+// ride on for stableIdleTicks ticks, and again after 2, 4 and 8 times as
+// long while none does (an ack sent alone may be lost).
+func (ls *loopState) tickStable(e *Endpoint) {
+	ls.ticks++
+	k := 0
+	for _, ch := range ls.stableDue {
+		switch {
+		case ch.receiver == nil || ch.receiver.Stable() <= ch.told:
+			ch.dueAt, ch.lone = 0, 0 // an ack carried it
+			continue
+		case ls.ticks >= ch.dueAt:
+			if ls.links[e.cfg.Route(ch.src)] != nil {
+				e.ctr.stableAcks.Add(1)
+				ls.emit(e, e.cfg.Route(ch.src), ch.receiver.Ack())
+			}
+			if ch.lone++; ch.lone == stableLoneAcks {
+				ch.dueAt, ch.lone = 0, 0
+				continue
+			}
+			ch.dueAt = ls.ticks + stableIdleTicks<<ch.lone
+		}
+		ls.stableDue[k] = ch
+		k++
+	}
+	clear(ls.stableDue[k:])
+	ls.stableDue = ls.stableDue[:k]
+}
