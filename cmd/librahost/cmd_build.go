@@ -24,7 +24,7 @@ func cmdBuild(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: librahost build [-o out.wasm] <Go package dir | file.c ... | app.wasm>")
 		return errUsage
 	}
-	path, err := build.Build(context.Background(), fs.Args(), build.Config{Out: *out, Stderr: stderr, CacheDir: cacheDir("build")})
+	path, err := build.Build(context.Background(), fs.Args(), build.Config{Out: *out, Stderr: stderr, Progress: stderr, CacheDir: cacheDir("build")})
 	if err != nil {
 		return err
 	}
@@ -69,5 +69,5 @@ func buildForRun(src string, stderr io.Writer) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, strings.TrimSuffix(filepath.Base(abs), ".c")+"-"+hex.EncodeToString(sum[:6])+".wasm")
-	return build.Build(context.Background(), []string{src}, build.Config{Out: out, Stderr: stderr, CacheDir: cacheDir("build")})
+	return build.Build(context.Background(), []string{src}, build.Config{Out: out, Stderr: stderr, Progress: stderr, CacheDir: cacheDir("build")})
 }

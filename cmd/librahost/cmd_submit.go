@@ -90,6 +90,7 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 			Prefix:     *prefix,
 			Stdout:     stdout,
 			Stderr:     stderr,
+			Progress:   stderr,
 			Stop:       stop,
 		})
 	})

@@ -30,7 +30,7 @@ func asyncify(ctx context.Context, in, work string, cfg *Config, extra ...string
 	out := filepath.Join(work, "asyncify.wasm")
 	args := append([]string{in, "--asyncify", "-O2", asyncifyImports}, extra...)
 	args = append(args, "-o", out)
-	if err := run(ctx, "wasm-opt --asyncify", cfg.Stderr, work, os.Environ(), wasmOpt, args...); err != nil {
+	if err := run(ctx, "wasm-opt --asyncify", cfg, work, os.Environ(), wasmOpt, args...); err != nil {
 		return nil, err
 	}
 	b, err := os.ReadFile(out)

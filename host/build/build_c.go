@@ -39,7 +39,7 @@ func buildC(ctx context.Context, files []string, work string, cfg *Config) ([]by
 	args = append(args, files...)
 	args = append(args, "-o", linked)
 	env := setEnv(os.Environ(), "PATH="+bin)
-	if err := run(ctx, "clang-14", cfg.Stderr, "", env, filepath.Join(bin, "clang-14"), args...); err != nil {
+	if err := run(ctx, "clang-14", cfg, "", env, filepath.Join(bin, "clang-14"), args...); err != nil {
 		return nil, Info{}, err
 	}
 	if cfg.Plain {

@@ -19,6 +19,10 @@ type Config struct {
 	// Stderr receives the toolchain's own output (compiler errors);
 	// nil discards it.
 	Stderr io.Writer
+	// Progress, when a terminal, shows a spinner and the time elapsed
+	// while a toolchain step (go build, clang, wasm-opt) takes longer
+	// than a second; nil or anything else shows nothing.
+	Progress io.Writer
 	// CacheDir holds the guest SDK written out for builds; "" means
 	// librahost/build under the user's cache directory.
 	CacheDir string

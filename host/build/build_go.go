@@ -82,7 +82,7 @@ func buildGo(ctx context.Context, dir, work string, cfg *Config) ([]byte, Info, 
 	}
 	args = append(args, cfg.GoFlags...)
 	args = append(args, ".")
-	if err := run(ctx, "go build", cfg.Stderr, pkgDir, env, goTool, args...); err != nil {
+	if err := run(ctx, "go build", cfg, pkgDir, env, goTool, args...); err != nil {
 		return nil, Info{}, err
 	}
 	b, err := os.ReadFile(filepath.Join(work, "go.wasm"))

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/librahost/librahost/host/progress"
 )
 
 const debianClang = "install the Debian package %s (apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)"
@@ -63,14 +65,22 @@ func findClang() (clangTools, error) {
 	return t, nil
 }
 
-// run runs a toolchain command. Its output goes to stderr (if not nil) and
-// a failure is returned as a one-line StepError.
-func run(ctx context.Context, step string, stderr io.Writer, dir string, env []string, name string, args ...string) error {
+// run runs a toolchain command. Its output goes to cfg.Stderr, a spinner
+// labelled step to cfg.Progress while it runs (progress draws it after a
+// second, on a terminal only), and a failure is returned as a one-line
+// StepError.
+func run(ctx context.Context, step string, cfg *Config, dir string, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = env
+	stderr := cfg.Stderr
 	if stderr == nil {
 		stderr = io.Discard
+	}
+	bar := progress.New(cfg.Progress, step, 0)
+	defer bar.Done()
+	if cfg.Progress != nil {
+		stderr = bar.Above(stderr)
 	}
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr

@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/progress"
 	"github.com/librahost/librahost/transport"
 )
 
@@ -114,6 +115,7 @@ type SubmitConfig struct {
 	Prefix         bool
 	Stdout, Stderr io.Writer
 	Log            io.Writer       // progress and host failures
+	Progress       io.Writer       // a terminal: a bar while the module is sent, if that takes over a second
 	Stop           <-chan struct{} // closed: cancel the job
 }
 
@@ -159,6 +161,8 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	s.bar = progress.New(cfg.Progress, fmt.Sprintf("sending %s to %d hosts", cfg.ModuleName, len(hcs)), int64(len(body)*len(hcs)))
+	defer s.bar.Done()
 	return s.run(ctx, body)
 }
 
@@ -167,6 +171,7 @@ type submission struct {
 	cfg  SubmitConfig
 	hcs  []*hostConn
 	job  string
+	bar  *progress.Bar  // of the PREPAREs' bytes
 	strs []*quic.Stream // each host's job stream, once opened
 	outs []msgWriter    // writes to strs
 }
@@ -192,6 +197,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		}()
 	}
 	wg.Wait()
+	s.bar.Done()
 	if err := errors.Join(errs...); err != nil {
 		s.broadcast(msgCancel, nil)
 		return 1, err
@@ -340,10 +346,11 @@ func (s *submission) prepare(ctx context.Context, i int, h *hostConn, body []byt
 	if err != nil {
 		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
 	}
-	s.strs[i], s.outs[i].w = str, str
+	s.strs[i], s.outs[i].w = str, s.bar.Count(str)
 	if err := s.outs[i].send(msgPrepare, body); err != nil {
 		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
 	}
+	s.outs[i].w = str
 	t, b, err := readMsg(str)
 	switch {
 	case err != nil:
