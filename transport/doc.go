@@ -25,7 +25,12 @@
 //     cores. Counters (mux_counters.go) reads its totals of frames and
 //     bytes to and from peer hosts, for metrics. Without StableOnAck a
 //     sender log shrinks only when StableCut reports a committed cut, on
-//     this host or (through the acks) on the receiver's.
+//     this host or (through the acks) on the receiver's. Each link's HELLO
+//     names the job's incarnation: an Endpoint refuses links of an older
+//     one (a host declared dead that came back) and of a newer one; a
+//     recovery makes a new Endpoint of the new incarnation and restores
+//     it from the committed cut, so no frame needs an incarnation of its
+//     own (a link, and every buffer on it, belongs to one Endpoint).
 //
 // transport never imports host, ckpt or wasi: host maps between their types.
 package transport

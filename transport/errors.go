@@ -32,4 +32,7 @@ var (
 	ErrFaultSpec = errors.New("transport: invalid fault spec")
 	// ErrHandshake: a peer whose HELLO is missing or does not match.
 	ErrHandshake = errors.New("transport: handshake refused")
+	// ErrStale: a peer whose HELLO names an older incarnation of the job
+	// than this Endpoint's: a host declared dead that came back.
+	ErrStale = errors.New("transport: peer of a stale incarnation refused")
 )

@@ -25,6 +25,14 @@ type EndpointConfig struct {
 	// whose HELLO names another cluster or job (when both are set) is
 	// disconnected.
 	ClusterID, Job string
+	// Incarnation is the job's incarnation this Endpoint belongs to; it
+	// goes into the HELLO too. Each recovery of a job starts a new one,
+	// with a new Endpoint restored from the committed cut (Restore, then
+	// StableCut). A link whose peer names an older incarnation is refused
+	// (ErrStale, counted in Counters.StaleLinks): a host declared dead
+	// that comes back cannot inject its stale messages. A peer of a newer
+	// one is refused too (ErrHandshake), until this host moves to it.
+	Incarnation uint64
 
 	Sender   SenderConfig
 	Receiver ReceiverConfig
@@ -116,6 +124,9 @@ type Endpoint struct {
 	loop   loopState // owned by the loop goroutine
 	ctr    counters
 	logged atomic.Int64 // LogBytes
+
+	staleMu sync.Mutex
+	stale   map[HostID]uint64 // the incarnation each stale peer was logged as
 }
 
 // channel is one direction src→dst with at least one local end.

@@ -17,6 +17,9 @@ type Counters struct {
 	// for a channel quiet since a commit; stability otherwise rides on
 	// the acks that DATA frames cause.
 	StableAcks uint64
+	// StaleLinks counts links refused because the peer was of an older
+	// incarnation of the job.
+	StaleLinks uint64
 }
 
 // counters are updated by the loop (once per batch) and the links'
@@ -28,6 +31,7 @@ type counters struct {
 	bytesSent                                 atomic.Uint64 // link writers
 	_                                         [56]byte
 	bytesRecv                                 atomic.Uint64 // link readers
+	staleLinks                                atomic.Uint64 // link readers, rarely
 }
 
 // Counters returns the Endpoint's totals so far. It may be called at any
@@ -37,6 +41,6 @@ func (e *Endpoint) Counters() Counters {
 	return Counters{
 		Sent: c.sent.Load(), Resent: c.resent.Load(), Acked: c.acked.Load(), Received: c.received.Load(),
 		Duplicates: c.duplicates.Load(), BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
-		StableAcks: c.stableAcks.Load(),
+		StableAcks: c.stableAcks.Load(), StaleLinks: c.staleLinks.Load(),
 	}
 }

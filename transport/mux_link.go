@@ -37,7 +37,7 @@ type inBatch struct {
 
 func newPeerLink(e *Endpoint, host HostID, l Link, id uint64) *peerLink {
 	pl := &peerLink{endpoint: e, host: host, l: l, id: id, wake: make(chan struct{}, 1), dead: make(chan struct{})}
-	hello := Frame{Type: FrameHello, Version: FrameVersion, HostID: string(e.cfg.Host), ClusterID: e.cfg.ClusterID, Job: e.cfg.Job}
+	hello := Frame{Type: FrameHello, Version: FrameVersion, HostID: string(e.cfg.Host), ClusterID: e.cfg.ClusterID, Job: e.cfg.Job, Inc: e.cfg.Incarnation}
 	pl.out = AppendFrame(pl.out, &hello)
 	return pl
 }
@@ -160,7 +160,9 @@ func (pl *peerLink) reader(e *Endpoint) {
 		}
 		if first {
 			if err := e.checkHello(pl, frames); err != nil {
-				e.cfg.Logf("%v", err)
+				if !errors.Is(err, ErrStale) || e.firstStale(pl.host, frames[0].Inc) {
+					e.cfg.Logf("%v", err)
+				}
 				pl.kill(err)
 				return
 			}
@@ -190,8 +192,28 @@ func (e *Endpoint) checkHello(pl *peerLink, frames []Frame) error {
 		return fmt.Errorf("%w: peer %s is in cluster %q, this host in %q", ErrHandshake, pl.host, h.ClusterID, e.cfg.ClusterID)
 	case h.Job != "" && e.cfg.Job != "" && h.Job != e.cfg.Job:
 		return fmt.Errorf("%w: peer %s runs job %q, this host %q", ErrHandshake, pl.host, h.Job, e.cfg.Job)
+	case h.Inc < e.cfg.Incarnation:
+		e.ctr.staleLinks.Add(1)
+		return fmt.Errorf("%w: peer %s is of incarnation %d of the job, this host of %d (a host declared dead that came back)", ErrStale, pl.host, h.Inc, e.cfg.Incarnation)
+	case h.Inc > e.cfg.Incarnation:
+		return fmt.Errorf("%w: peer %s is of incarnation %d of the job already, this host still of %d", ErrHandshake, pl.host, h.Inc, e.cfg.Incarnation)
 	}
 	return nil
+}
+
+// firstStale reports whether host was not refused as of incarnation inc
+// before: a stale host that keeps redialling is logged once.
+func (e *Endpoint) firstStale(host HostID, inc uint64) bool {
+	e.staleMu.Lock()
+	defer e.staleMu.Unlock()
+	if e.stale == nil {
+		e.stale = map[HostID]uint64{}
+	}
+	if last, ok := e.stale[host]; ok && last == inc {
+		return false
+	}
+	e.stale[host] = inc
+	return true
 }
 
 func (e *Endpoint) linkErr(pl *peerLink, op string, err error) error {
