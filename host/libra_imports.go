@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/librahost/librahost/host/wasmbin"
 )
 
 // instantiateLibra instantiates the "libra" host module: the SDK's calls.
@@ -47,6 +49,14 @@ func (w *Worker) instantiateLibra(ctx context.Context) error {
 		return uint64(fd)
 	})
 	fn("yield", nil, func(context.Context, api.Module) uint64 { return 0 })
+	// preempt: the call wasmbin.InsertPreemption puts in the guest's loops.
+	// Leaving compiled code for it lets the Go runtime stop the guest's
+	// goroutine; it is never an asyncify capture point (asyncify did not
+	// instrument its call sites), so it only ends a guest that must stop.
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
+		w.preempts.Add(1)
+		w.checkStop()
+	}), nil, nil).Export(wasmbin.PreemptName)
 	// checkpoint: a Go guest's watcher returns "paused" after this call; an
 	// asyncify guest unwinds at once (the rewind then returns from here).
 	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {

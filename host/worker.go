@@ -70,6 +70,13 @@ type Config struct {
 	// Cache is the wazero compilation cache shared by Workers; nil: none.
 	Cache wazero.CompilationCache
 
+	// PreemptBudget is the work between two libra.preempt calls of the
+	// guest (wasmbin.InsertPreemption); 0 means
+	// wasmbin.DefaultPreemptBudget. Negative leaves the code as it is, and
+	// a computing guest then holds up the process's garbage collections:
+	// for benchmarks only.
+	PreemptBudget int32
+
 	// OnPause is called on the guest's goroutine while it is paused for a
 	// checkpoint. Capture's memory is valid only during the call.
 	OnPause func(*Capture) error
@@ -125,10 +132,19 @@ type Worker struct {
 	async    asyncState
 	restored *State // set by Restore, consumed by Run
 	dirty    dirtyTrack
+
+	// preemptible: the module was given calls of libra.preempt
+	// (wasmbin.InsertPreemption); preempts counts them.
+	preemptible bool
+	preempts    atomic.Int64
 }
 
 // Digest returns the SHA-256 of the module as given.
 func (w *Worker) Digest() [32]byte { return w.digest }
+
+// Preemptible reports whether the guest's code calls the host regularly
+// even while it computes (see wasmbin.InsertPreemption).
+func (w *Worker) Preemptible() bool { return w.preemptible }
 
 // Kind returns how the guest is captured.
 func (w *Worker) Kind() Kind { return w.kind }
@@ -166,6 +182,17 @@ func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
 		code, w.globals, err = wasmbin.ExportMutableGlobals(cfg.Module)
 		if err != nil {
 			return nil, fmt.Errorf("host: %w", err)
+		}
+	}
+	// The guest's loops call libra.preempt now and then: wazero's compiled
+	// code cannot be preempted by Go, and a guest that never leaves it
+	// would hold up every stop-the-world of the process (the collector's)
+	// and, with GOMAXPROCS such guests, everything else. A module the
+	// rewrite cannot read is compiled as it is: wazero then says what is
+	// wrong with it, or it runs without those calls.
+	if cfg.PreemptBudget >= 0 {
+		if pre, err := wasmbin.InsertPreemption(code, cfg.PreemptBudget); err == nil {
+			code, w.preemptible = pre, true
 		}
 	}
 	// No WithCloseOnContextDone: its checks in every loop cost up to 2× in
@@ -301,8 +328,8 @@ func (w *Worker) ReleaseFiles(oldest uint64) { w.sys.ReleaseFiles(oldest) }
 
 // stop ends the guest at its next chance: a Go guest is preempted into the
 // SDK's watcher, whose next libra.pending call exits; an asyncify guest
-// exits at its next libra.* or WASI import. A plain module is stopped only
-// by its own end.
+// exits at its next libra.* or WASI import; any guest exits at its next
+// libra.preempt call.
 func (w *Worker) stop() {
 	if w.stopped.CompareAndSwap(false, true) {
 		w.pending.Store(true)

@@ -1,0 +1,160 @@
+package wasmbin
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// preemptCalls instantiates module b (with env.log and libra.preempt) and
+// calls each of calls; it returns their results, what env.log got, and
+// how often libra.preempt was called.
+type preemptRun struct {
+	results  map[string]uint64
+	logged   []uint32
+	preempts int
+	names    map[string]string // export -> the function's name in the name section
+}
+
+func runPreemptModule(t *testing.T, b []byte, calls map[string]uint64) preemptRun {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	run := preemptRun{results: map[string]uint64{}, names: map[string]string{}}
+	_, err := r.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithFunc(func(v uint32) { run.logged = append(run.logged, v) }).Export("log").Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.NewHostModuleBuilder(PreemptModule).NewFunctionBuilder().
+		WithFunc(func() { run.preempts++ }).Export(PreemptName).Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := r.Instantiate(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, arg := range calls {
+		f := mod.ExportedFunction(name)
+		res, err := f.Call(ctx, arg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		run.results[name] = res[0]
+		run.names[name] = f.Definition().Name()
+	}
+	return run
+}
+
+// The rewritten module computes what the original does, through calls,
+// call_indirect of table elements and of a global's ref.func, a start
+// function and exports, and calls the import as often as its budget says.
+func TestInsertPreemption(t *testing.T) {
+	in, err := os.ReadFile("testdata/preempt.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]uint64{"fib": 15, "run": 1000, "fref": 41, "twice": 21, "sum": 100}
+	want := runPreemptModule(t, in, calls)
+	if want.results["fib"] != 610 || want.results["sum"] != 5050 || len(want.logged) != 1 {
+		t.Fatalf("the original module computes %v, logs %v", want.results, want.logged)
+	}
+	for _, tt := range []struct {
+		budget int32
+		min    int // preempt calls at least
+	}{
+		{DefaultPreemptBudget, 0},
+		{1, 1973 + 1000}, // every fib call, every iteration of run's loop
+		{100, 10},
+	} {
+		out, err := InsertPreemption(in, tt.budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := runPreemptModule(t, out, calls)
+		for name, v := range want.results {
+			if got.results[name] != v {
+				t.Errorf("budget %d: %s = %d, want %d", tt.budget, name, got.results[name], v)
+			}
+			if got.names[name] != want.names[name] {
+				t.Errorf("budget %d: %s is called %q in the name section, want %q", tt.budget, name, got.names[name], want.names[name])
+			}
+		}
+		if len(got.logged) != 1 || got.logged[0] != 7 {
+			t.Errorf("budget %d: start function logged %v", tt.budget, got.logged)
+		}
+		if got.preempts < tt.min {
+			t.Errorf("budget %d: %d preempt calls, want at least %d", tt.budget, got.preempts, tt.min)
+		}
+		m, err := Parse(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ImportedFuncs != 2 || m.Imports[len(m.Imports)-1].Name != PreemptName {
+			t.Errorf("imports %+v", m.Imports)
+		}
+		again, err := InsertPreemption(out, tt.budget)
+		if err != nil || string(again) != string(out) {
+			t.Errorf("a second rewrite changed the module (%v)", err)
+		}
+	}
+}
+
+// A module without type, import or global sections gets them, in order.
+func TestInsertPreemptionNewSections(t *testing.T) {
+	b := newModule().
+		section(secFunction, u32(1), u32(0)).
+		section(secCode, u32(1), u32(2), raw(0, 0x0b)).
+		bytes()
+	// The type section is missing too: function 0's type index 0 then
+	// refers to the new type () -> (), which is what it needs.
+	out, err := InsertPreemption(b, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Types) != 1 || m.ImportedFuncs != 1 || len(m.Globals) != 1 || !m.Globals[0].Mutable {
+		t.Fatalf("rewritten module %+v", m)
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	if _, err := r.CompileModule(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInsertPreemptionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"not wasm", []byte("hello")},
+		{"bad opcode", newModule().section(secType, u32(1), raw(0x60, 0, 0)).section(secFunction, u32(1), u32(0)).
+			section(secCode, u32(1), u32(3), raw(0, 0xff, 0x0b)).bytes()},
+		{"no end", newModule().section(secType, u32(1), raw(0x60, 0, 0)).section(secFunction, u32(1), u32(0)).
+			section(secCode, u32(1), u32(2), raw(0, 0x01)).bytes()},
+		{"trailing", newModule().section(secType, u32(1), raw(0x60, 0, 0)).section(secFunction, u32(1), u32(0)).
+			section(secCode, u32(1), u32(3), raw(0, 0x0b, 0x01)).bytes()},
+		{"bad element", newModule().section(secElement, u32(1), u32(9)).bytes()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := InsertPreemption(tt.in, 0)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrNotWasm) && !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %v is neither ErrNotWasm nor ErrMalformed", err)
+			}
+		})
+	}
+}
