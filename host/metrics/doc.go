@@ -9,6 +9,23 @@
 // each scrape. Labels take only values from short fixed lists (states,
 // request kinds, reasons): never a job ID.
 //
+// A Run holds the metrics of `librahost run` (one job in the process).
+// Both hold a Jobs: the job driver calls Jobs.Start when a job starts and
+// reports on the Job it gets (CheckpointCommitted, CheckpointFailed,
+// Replicated, ControlMessages, RecoveryDone, MigrationDone, Worker,
+// StoreSize, and in a run Links) until End: checkpoint pause, durable and
+// commit times and sizes as histograms, counters of bytes and messages,
+// and gauges of each worker's memory and dirty rate. The rank label of
+// those gauges is bounded by the job's size and by MaxRankLabel (256);
+// every worker counts in the unlabelled totals. With several jobs on one
+// host, a rank's gauges are the sum over the jobs.
+//
+// Not wired yet (the job driver, host/job, is being written): the driver
+// takes a *Jobs in its config (nil: no metrics) and reports as above;
+// `librahost run --http ADDR` makes a Run, hands its Jobs to the driver
+// and serves Run.Handler with host/web beside a status source the driver
+// gives (its job as a node.HostEntry, with its checkpoint history).
+//
 // Names follow Prometheus conventions: librahost_…_total for counters,
 // _seconds and _bytes for units. Handler serves them in the text format.
 package metrics

@@ -66,6 +66,7 @@ type Host struct {
 	refused  *prometheus.CounterVec
 	ended    *prometheus.CounterVec
 	duration prometheus.Histogram
+	jobs     *Jobs
 }
 
 // NewHost makes a registry holding a host's metrics, the Go runtime's and
@@ -90,6 +91,7 @@ func NewHost(cfg HostConfig) *Host {
 			Namespace: namespace, Name: "job_duration_seconds", Help: "Duration of the jobs that ended on this host, from PREPARE to their end.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 4, 9), // 0.1 s to 1.8 h
 		}),
+		jobs: newJobs(),
 	}
 	for _, k := range requestKinds {
 		h.requests.WithLabelValues(k)
@@ -100,17 +102,28 @@ func NewHost(cfg HostConfig) *Host {
 	for _, s := range cfg.EndStates {
 		h.ended.WithLabelValues(s)
 	}
-	h.reg.MustRegister(h.requests, h.refused, h.ended, h.duration, snapshotCollector{h},
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h.reg.MustRegister(h.requests, h.refused, h.ended, h.duration, snapshotCollector{h})
+	h.reg.MustRegister(h.jobs.collectors()...)
+	registerRuntime(h.reg)
 	return h
+}
+
+// registerRuntime adds the Go runtime's and the process's metrics.
+func registerRuntime(reg *prometheus.Registry) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }
 
 // Registry is the registry holding the host's metrics.
 func (h *Host) Registry() *prometheus.Registry { return h.reg }
 
 // Handler serves the metrics in Prometheus's formats.
-func (h *Host) Handler() http.Handler {
-	return promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{Registry: h.reg})
+func (h *Host) Handler() http.Handler { return handler(h.reg) }
+
+// Jobs holds the metrics of the jobs run on this host.
+func (h *Host) Jobs() *Jobs { return h.jobs }
+
+func handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
 // ControlRequest counts a control request of a kind (Request…).

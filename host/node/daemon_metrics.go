@@ -2,7 +2,6 @@ package node
 
 import (
 	"github.com/librahost/librahost/host/metrics"
-	"github.com/librahost/librahost/transport"
 )
 
 // Metrics is the daemon's metrics (Prometheus), in a registry of its own.
@@ -17,7 +16,7 @@ func (d *Daemon) metricsSnapshot() metrics.Snapshot {
 	s.Links = d.links
 	for _, j := range d.jobs {
 		if j.ep != nil {
-			s.Links = addCounters(s.Links, j.ep.Counters())
+			s.Links = metrics.AddCounters(s.Links, j.ep.Counters())
 		}
 		st := j.status()
 		s.Jobs[st.State]++
@@ -32,13 +31,6 @@ func (d *Daemon) metricsSnapshot() metrics.Snapshot {
 func (d *Daemon) endLinks(j *job) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.links = addCounters(d.links, j.ep.Counters())
+	d.links = metrics.AddCounters(d.links, j.ep.Counters())
 	j.ep = nil
-}
-
-func addCounters(a, b transport.Counters) transport.Counters {
-	return transport.Counters{
-		Sent: a.Sent + b.Sent, Resent: a.Resent + b.Resent, Acked: a.Acked + b.Acked, Received: a.Received + b.Received,
-		Duplicates: a.Duplicates + b.Duplicates, BytesSent: a.BytesSent + b.BytesSent, BytesRecv: a.BytesRecv + b.BytesRecv,
-	}
 }
