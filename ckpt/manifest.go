@@ -54,6 +54,23 @@ type Dirty struct {
 	Since  uint64      // the Mark of the capture the ranges are relative to
 	Mark   uint64      // names this capture, for the next hint's Since; not 0
 	Ranges [][2]uint64 // byte ranges [start, end) written since
+
+	// Frozen, if set, says that the memory given to Capture is a
+	// copy-on-write snapshot still being copied while the guest runs on
+	// (host/dirty): Capture then says what it needs and returns at once,
+	// and hashes each chunk once it is copied. With Since 0 the hint says
+	// nothing else.
+	Frozen Frozen
+}
+
+// Frozen is a copy-on-write snapshot of a guest's memory as its reader
+// sees it: Need says which chunks of chunkSize bytes will be read (once,
+// before any Wait), Wait blocks until chunk i holds the bytes of the
+// capture instant, and Done says the reader is done with it.
+type Frozen interface {
+	Need(chunkSize int, need []bool)
+	Wait(i, chunkSize int)
+	Done()
 }
 
 // Stats describes one capture.
@@ -62,10 +79,11 @@ type Stats struct {
 	Zero        int           // of which all-zero (elided)
 	Changed     int           // non-zero chunks that differed from the previous durable capture
 	Hashed      int           // chunks hashed (all but the unwritten ones of a Dirty hint)
-	BytesCopied int64         // bytes copied while the guest was paused
+	BytesCopied int64         // bytes copied (while the guest was paused, unless CopyOnWrite)
 	BytesStored int64         // bytes written to the store (compressed, new chunks only)
 	PauseDur    time.Duration // time spent in Capture
 	WriteDur    time.Duration // from the end of Capture until durable
+	CopyOnWrite bool          // the memory was a Dirty.Frozen snapshot: copied while the guest ran
 }
 
 // Manifest is a decoded, checked manifest: the index of one checkpoint.

@@ -119,21 +119,41 @@ func (s *Store) loadBase(k Key) *baseState {
 // chunks that differ from the key's last durable capture and returns; mem
 // may change as soon as it returns. Compression and the durable write go on
 // in the background: see Pending.
+//
+// If meta.Dirty.Frozen is set, mem is a copy-on-write snapshot that is
+// still being copied: Capture only tells it which chunks it needs and
+// returns; hashing and copying go on in the background as the chunks
+// arrive, and the key's next Capture waits for them.
 func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	start := time.Now()
+	var fz Frozen
+	if meta.Dirty != nil {
+		fz = meta.Dirty.Frozen
+	}
 	if len(meta.Job) > math.MaxUint16 {
+		if fz != nil {
+			fz.Done()
+		}
 		return nil, fmt.Errorf("ckpt: job name is %d bytes, at most %d allowed", len(meta.Job), math.MaxUint16)
 	}
 	s.closeMu.RLock()
 	closed := s.closed
 	s.closeMu.RUnlock()
 	if closed {
+		if fz != nil {
+			fz.Done()
+		}
 		return nil, ErrClosed
 	}
 	bad := s.badSnapshot()
 	ks := s.keyState(meta.Key)
 	ks.capMu.Lock()
-	defer ks.capMu.Unlock()
+	unlock := true
+	defer func() {
+		if unlock {
+			ks.capMu.Unlock()
+		}
+	}()
 
 	base := s.currentBase(meta.Key, ks)
 	var baseMem, baseFiles []Hash
@@ -157,39 +177,75 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	}
 	m.Created = m.Created.Round(0)
 
-	sc := s.scan(mem, baseMem, bad, ks.known(meta.Dirty, mem, s.cfg.ChunkSize))
-	m.Chunks = sc.hashes
-	jobs := sc.jobs
-	st := Stats{Chunks: len(sc.hashes), Zero: sc.zero, Changed: sc.changed, Hashed: sc.hashed, BytesCopied: sc.copied}
+	cs := s.cfg.ChunkSize
+	kn := ks.known(meta.Dirty, mem, cs)
+	var wait func(int)
+	if fz != nil {
+		need := make([]bool, chunkCount(uint64(len(mem)), cs))
+		for i := range need {
+			_, ok := kn.hash(i)
+			need[i] = !ok
+		}
+		fz.Need(cs, need)
+		wait = func(i int) { fz.Wait(i, cs) }
+	}
+	var st Stats
+	var fileJobs []chunkJob
 	if len(meta.Files) > filesInlineMax {
-		fs := s.scan(meta.Files, baseFiles, bad, nil)
+		fs := s.scan(meta.Files, baseFiles, bad, nil, nil)
 		m.Files, m.FileChunks, m.FilesLen = nil, fs.hashes, uint64(len(meta.Files))
-		jobs = append(jobs, fs.jobs...)
+		fileJobs = fs.jobs
 		st.BytesCopied += fs.copied
 	} else {
 		m.Files = cloneBytes(meta.Files)
 	}
-	p.jobs = s.dedupe(jobs)
-	p.ready = make(chan int, len(p.jobs))
 	p.m = m
 	p.total = int64(len(mem))
 	if m.FileChunks != nil {
 		p.total += int64(len(meta.Files))
 	}
-	skipped := p.total
-	for _, j := range p.jobs {
-		skipped -= int64(len(j.buf) - chunkHeaderLen)
+	// scanned completes the capture once mem is hashed and copied.
+	scanned := func(sc scanResult) {
+		m.Chunks = sc.hashes
+		p.jobs = s.dedupe(append(sc.jobs, fileJobs...))
+		p.ready = make(chan int, len(p.jobs))
+		skipped := p.total
+		for _, j := range p.jobs {
+			skipped -= int64(len(j.buf) - chunkHeaderLen)
+		}
+		p.progress.Store(skipped)
+		st.Chunks, st.Zero, st.Changed, st.Hashed = len(sc.hashes), sc.zero, sc.changed, sc.hashed
+		st.BytesCopied += sc.copied
+		s.startCompress(p)
+		ks.scanMark, ks.scanSize, ks.scanHashes = 0, len(mem), m.Chunks
+		if meta.Dirty != nil {
+			ks.scanMark = meta.Dirty.Mark
+		}
 	}
-	p.progress.Store(skipped)
-	st.PauseDur = time.Since(start)
-	p.stats = st
+	if fz == nil {
+		scanned(s.scan(mem, baseMem, bad, kn, nil))
+		st.PauseDur = time.Since(start)
+		p.stats = st
+	} else {
+		// The guest goes on; the key's next capture waits for this one's
+		// hashes (capMu).
+		st.CopyOnWrite = true
+		st.PauseDur = time.Since(start)
+		p.early = st
+		p.scanned = make(chan struct{})
+		unlock = false
+		go func() {
+			defer ks.capMu.Unlock()
+			sc := s.scan(mem, baseMem, bad, kn, wait)
+			fz.Done()
+			scanned(sc)
+			st.PauseDur = p.early.PauseDur
+			p.stats = st
+			close(p.scanned)
+		}()
+	}
 	p.captured = time.Now()
 
-	s.startCompress(p)
-	ks.scanMark, ks.scanSize, ks.scanHashes = 0, len(mem), m.Chunks
-	if meta.Dirty != nil {
-		ks.scanMark = meta.Dirty.Mark
-	}
 	if err := s.enqueue(p); err != nil {
 		s.unpin(p)
 		return nil, err

@@ -21,13 +21,15 @@ type Pending struct {
 	done       chan struct{} // closed when durable or failed
 
 	progress atomic.Int64
-	stats    Stats      // pause-side figures, fixed once Capture returns
-	locs     []chunkLoc // where the writer put each job's value; seg 0 if not yet
-	stored   int64      // written by the writer
-	garbage  []chunkLoc // chunk values the commit left to free (freeValues)
-	foreign  bool       // the values are the caller's (AddReplica), not the pool's
-	final    Stats      // set before done is closed
-	err      error      // set before done is closed
+	stats    Stats         // pause-side figures, fixed once Capture returns (once scanned is closed)
+	early    Stats         // for a copy-on-write capture: the figures known when Capture returned
+	scanned  chan struct{} // for a copy-on-write capture: closed once jobs and stats are set
+	locs     []chunkLoc    // where the writer put each job's value; seg 0 if not yet
+	stored   int64         // written by the writer
+	garbage  []chunkLoc    // chunk values the commit left to free (freeValues)
+	foreign  bool          // the values are the caller's (AddReplica), not the pool's
+	final    Stats         // set before done is closed
+	err      error         // set before done is closed
 }
 
 // Done is closed when the checkpoint is durable or has failed.
@@ -55,8 +57,15 @@ func (p *Pending) Stats() Stats {
 	case <-p.done:
 		return p.final
 	default:
-		return p.stats
 	}
+	if p.scanned != nil {
+		select {
+		case <-p.scanned:
+		default:
+			return p.early
+		}
+	}
+	return p.stats
 }
 
 // Progress reports how many bytes of the guest's memory (and of its file
@@ -125,6 +134,9 @@ func (s *Store) startCompress(p *Pending) {
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	for p := range s.writeq {
+		if p.scanned != nil {
+			<-p.scanned
+		}
 		err := s.writeChunks(p)
 		if err == nil {
 			err = s.commit(p)

@@ -40,8 +40,9 @@ func (k *known) hash(i int) (Hash, bool) {
 // scan hashes data in ChunkSize pieces on cfg.Workers goroutines and copies
 // the non-zero pieces whose hash differs from base (or is in bad). Pieces
 // that kn says are unchanged are not hashed. It is the part of a capture
-// that runs while the guest is paused.
-func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known) scanResult {
+// that runs while the guest is paused, unless wait is set: then data is a
+// copy-on-write snapshot, and wait(i) blocks until piece i is copied.
+func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, wait func(i int)) scanResult {
 	cs := s.cfg.ChunkSize
 	n := int(chunkCount(uint64(len(data)), cs))
 	res := scanResult{hashes: make([]Hash, n)}
@@ -50,7 +51,7 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known)
 		w = n
 	}
 	if w <= 1 {
-		s.scanRange(data, base, bad, kn, 0, n, &res)
+		s.scanRange(data, base, bad, kn, wait, 0, n, &res)
 		return res
 	}
 	parts := make([]scanResult, w)
@@ -61,7 +62,7 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.scanRange(data, base, bad, kn, lo, hi, &parts[i])
+			s.scanRange(data, base, bad, kn, wait, lo, hi, &parts[i])
 		}()
 	}
 	wg.Wait()
@@ -75,13 +76,16 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known)
 	return res
 }
 
-func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, lo, hi int, res *scanResult) {
+func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, wait func(int), lo, hi int, res *scanResult) {
 	cs := s.cfg.ChunkSize
 	for i := lo; i < hi; i++ {
 		off := i * cs
 		c := data[off:min(off+cs, len(data))]
 		h, ok := kn.hash(i)
 		if !ok {
+			if wait != nil {
+				wait(i)
+			}
 			res.hashed++
 			if bytes.Equal(c, s.zero[:len(c)]) {
 				h = Hash{}

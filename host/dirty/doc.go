@@ -24,6 +24,16 @@
 // into huge pages (MADV_COLLAPSE). Tracker.Costs tells what a fault and a
 // page's read cost on this machine, measured at New.
 //
-// Where the kernel lacks the features, New returns an error wrapping
-// ErrUnsupported and the caller hashes everything, as before.
+// NewCOW makes a tracker for copy-on-write captures: its write faults
+// wait for a handler thread instead, so Tracker.Freeze can protect the
+// memory at a capture and let the guest run on while the handler copies
+// it, block by block, into a Snapshot; a write to a block not yet copied
+// has the handler copy it first. Writes are tracked as with New. The
+// kernel's writes into protected memory fail (EFAULT) rather than wait:
+// Release lifts the protection of a buffer before a read(2) into it.
+// cow_serve_linux.go tells why the handler cannot deadlock with the Go
+// runtime.
+//
+// Where the kernel lacks the features, New and NewCOW return an error
+// wrapping ErrUnsupported and the caller hashes everything, as before.
 package dirty

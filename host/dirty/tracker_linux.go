@@ -68,11 +68,32 @@ type Tracker struct {
 	guardStop   chan struct{} // closed to stop the running guard
 	tripped     bool          // the guard turned tracking off
 	fault, read time.Duration // see Costs
+
+	// Copy-on-write (NewCOW): faults wait for the handler, which cow
+	// runs; copying is the last Freeze's snapshot.
+	sync    bool
+	mem     unsafe.Pointer // the mapping
+	cow     *cow
+	copying *Snapshot
 }
 
 // New registers mapping (a whole mmap'd region, page-aligned) for write
 // tracking. Nothing is protected before the first Collect.
 func New(mapping []byte) (*Tracker, error) {
+	return newTracker(mapping, false)
+}
+
+// NewCOW is New for copy-on-write captures (Freeze): write faults are
+// resolved by a handler thread rather than by the kernel. Writes are
+// tracked as with New.
+func NewCOW(mapping []byte) (*Tracker, error) {
+	if !cowBuilt {
+		return nil, fmt.Errorf("%w: copy-on-write is not built in (-race)", ErrUnsupported)
+	}
+	return newTracker(mapping, true)
+}
+
+func newTracker(mapping []byte, sync bool) (*Tracker, error) {
 	if len(mapping) == 0 {
 		return nil, fmt.Errorf("%w: empty mapping", ErrUnsupported)
 	}
@@ -88,16 +109,21 @@ func New(mapping []byte) (*Tracker, error) {
 		vec:   make([]pageRegion, 1024),
 		// MADV_COLLAPSE ignores the system's THP setting: respect "never".
 		collapse: !thpNever(),
+		sync:     sync,
+		mem:      unsafe.Pointer(unsafe.SliceData(mapping)),
 	}
-	if err := t.init(); err != nil {
+	if err := t.init(sync); err != nil {
 		t.Close()
 		return nil, err
 	}
 	return t, nil
 }
 
-func (t *Tracker) init() error {
+func (t *Tracker) init(sync bool) error {
 	api := uffdioAPIArg{api: uffdAPI, features: featureWPAsync | featureWPUnpopulated}
+	if sync {
+		api.features = featureWPUnpopulated
+	}
 	if err := ioctl(uintptr(t.uffd), uffdioAPI, unsafe.Pointer(&api)); err != nil {
 		return fmt.Errorf("%w: UFFDIO_API: %v", ErrUnsupported, err)
 	}
@@ -113,6 +139,13 @@ func (t *Tracker) init() error {
 	// PAGEMAP_SCAN came in Linux 6.7: ask it about one page.
 	if err := t.scan(0, t.page, false, 0, func(uint64, uint64) {}); err != nil {
 		return fmt.Errorf("%w: PAGEMAP_SCAN: %v", ErrUnsupported, err)
+	}
+	if sync {
+		c, err := startCOW(t.uffd, t.mem, t.limit, t.page)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnsupported, err)
+		}
+		t.cow = c
 	}
 	t.fault, t.read = measureCosts(t.uffd)
 	return nil
@@ -133,6 +166,7 @@ func (t *Tracker) Armed() bool {
 // grew since the last call counts as written. fn sees page-aligned ranges
 // in increasing order.
 func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
+	t.idle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	size = min((size+t.page-1)/t.page*t.page, t.limit)
@@ -141,13 +175,28 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 	if armed == 0 {
 		t.probe = nil // protecting everything covers the sample
 	}
-	if armed > 0 {
+	if armed > 0 && !t.sync {
 		err := t.scan(0, armed, true, 0, func(start, end uint64) {
 			t.protected += end - start // protected again
 			fn(start, end)
 		})
 		if err != nil {
 			return fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
+		}
+	}
+	if armed > 0 && t.sync {
+		// Only the asynchronous mode protects as it scans.
+		var written [][2]uint64
+		if err := t.scan(0, armed, false, 0, func(start, end uint64) {
+			written = append(written, [2]uint64{start, end})
+		}); err != nil {
+			return fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
+		}
+		for _, r := range written {
+			if err := t.protect(r[0], r[1], true); err != nil {
+				return fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
+			}
+			fn(r[0], r[1])
 		}
 	}
 	if size > armed {
@@ -167,6 +216,7 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 // the next Collect reports everything. The huge pages that tracking split
 // are restored.
 func (t *Tracker) Disarm() error {
+	t.idle()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, _, err := t.endProbe(); err != nil {
@@ -196,8 +246,12 @@ func (t *Tracker) Protected() uint64 {
 
 // Close releases the tracker; the kernel drops the protection.
 func (t *Tracker) Close() error {
+	if t.cow != nil {
+		t.cow.close() // waits for the capture under way
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.cow = nil
 	if t.pagemap != nil {
 		t.pagemap.Close()
 		t.pagemap = nil
@@ -229,12 +283,14 @@ func (t *Tracker) scan(start, end uint64, reset bool, limit uint64, fn func(star
 	}
 	a := pmScanArg{
 		size:         uint64(unsafe.Sizeof(pmScanArg{})),
-		flags:        scanCheckWPAsyn,
 		end:          t.base + end,
 		vec:          uint64(uintptr(unsafe.Pointer(&t.vec[0]))),
 		vecLen:       uint64(len(t.vec)),
 		categoryMask: pageIsWritten,
 		returnMask:   pageIsWritten,
+	}
+	if !t.sync {
+		a.flags = scanCheckWPAsyn
 	}
 	if reset {
 		a.flags |= scanWPMatching

@@ -18,12 +18,18 @@ import (
 // A kernel older than 6.7 lacks the features: the test is then not run.
 func newTest(t *testing.T, size int) ([]byte, *Tracker) {
 	t.Helper()
+	return newTestWith(t, size, New)
+}
+
+// newTestWith is newTest with the tracker that open makes.
+func newTestWith(t *testing.T, size int, open func([]byte) (*Tracker, error)) ([]byte, *Tracker) {
+	t.Helper()
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
-	tr, err := New(mem)
+	tr, err := open(mem)
 	if errors.Is(err, ErrUnsupported) && kernelBefore(6, 7) {
 		unix.Munmap(mem)
 		t.Skipf("kernel older than 6.7: %v", err)

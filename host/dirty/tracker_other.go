@@ -42,3 +42,6 @@ func (t *Tracker) Close() error { return nil }
 
 // Supported reports that this platform cannot track writes.
 func Supported() error { return ErrUnsupported }
+
+// NewCOW always fails here.
+func NewCOW([]byte) (*Tracker, error) { return nil, ErrUnsupported }

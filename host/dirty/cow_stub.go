@@ -1,0 +1,29 @@
+//go:build !linux || race
+
+package dirty
+
+// Snapshot is not available: see NewCOW.
+type Snapshot struct{}
+
+func (*Snapshot) finished() bool { return true }
+
+// Memory returns nil.
+func (*Snapshot) Memory() []byte { return nil }
+
+// Need does nothing.
+func (*Snapshot) Need(int, []bool) {}
+
+// Wait returns at once.
+func (*Snapshot) Wait(int, int) {}
+
+// Done does nothing.
+func (*Snapshot) Done() {}
+
+// Freeze always fails here.
+func (t *Tracker) Freeze(uint64) (*Snapshot, error) { return nil, ErrUnsupported }
+
+// Release does nothing: nothing is protected for copy-on-write here.
+func Release([]byte) {}
+
+// Faults reports nothing.
+func (t *Tracker) Faults() (faults, copied uint64) { return 0, 0 }
