@@ -37,6 +37,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	commit N                                Receiver.Commit(N): its acks carry stable
 //	tick +D                                 advance the clock, Tick onto the wire
 //	reconnect                               the wire is lost, OnReconnect onto it
+//	resend                                  the receiver moved: the wire is lost, Resend onto it
 //	stable N | rewind N | reset N           Stable, Rewind, Receiver.ResetTo
 //	log                                     print the sender log and counters
 //	restore                                 State/Restore both into fresh cores
@@ -252,6 +253,9 @@ func (h *scriptHarness) run(line string) string {
 	case "reconnect":
 		h.wire = nil
 		h.put(&w, h.s.OnReconnect(h.now))
+	case "resend":
+		h.wire = nil
+		h.put(&w, h.s.Resend(h.now))
 	case "stable":
 		h.s.Stable(num(pos[0]))
 		fmt.Fprintf(&w, "log=%d acked=%d\n", len(h.s.Log()), h.s.Acked())

@@ -232,6 +232,18 @@ func (s *Sender) Rewind(fromSeq uint64) error {
 	return nil
 }
 
+// Resend marks every message in the log unacked and returns them all, to
+// be sent to the receiver's new host: its state there may predate any ack
+// the old host gave (it drops what it had). Their timers restart at now.
+func (s *Sender) Resend(now time.Time) []Frame {
+	if s.stable+1 < s.next {
+		if err := s.Rewind(s.stable + 1); err != nil {
+			panic(err) // cannot happen: stable+1 is the log's first message
+		}
+	}
+	return s.OnReconnect(now)
+}
+
 // Log returns the messages in the log, oldest first, sharing payloads.
 func (s *Sender) Log() []Entry {
 	out := make([]Entry, 0, len(s.log)-s.head)

@@ -31,6 +31,9 @@
 //     recovery makes a new Endpoint of the new incarnation and restores
 //     it from the committed cut, so no frame needs an incarnation of its
 //     own (a link, and every buffer on it, belongs to one Endpoint).
+//     SetRoute (mux_route.go) moves ranks between hosts: senders send
+//     their logs again to a moved rank's new host, where its restored
+//     receivers drop what they had.
 //
 // transport never imports host, ckpt or wasi: host maps between their types.
 package transport

@@ -19,7 +19,7 @@ const Any = -1
 type EndpointConfig struct {
 	// Host is this host's ID; ranks whose Route is Host are local.
 	Host HostID
-	// Route says on which host a rank runs.
+	// Route says on which host a rank runs; SetRoute changes it.
 	Route func(rank uint32) HostID
 	// ClusterID and Job go into the HELLO each link starts with; a peer
 	// whose HELLO names another cluster or job (when both are set) is
@@ -104,7 +104,8 @@ type Message struct {
 // goroutine (the loop) touches the channel cores; each link has a reader
 // and a writer goroutine. Methods are safe for concurrent use.
 type Endpoint struct {
-	cfg EndpointConfig
+	cfg   EndpointConfig
+	route atomic.Pointer[func(rank uint32) HostID] // cfg.Route, then SetRoute's
 
 	mu      sync.RWMutex
 	chans   map[uint64]*channel
@@ -152,10 +153,11 @@ type channel struct {
 
 // worker is a local rank.
 type worker struct {
-	epoch atomic.Uint64
-	in    inbox
-	ahead uint64     // loop only: the newest epoch OnEpochAhead was told
-	held  []*channel // loop only: channels to it holding frames
+	epoch    atomic.Uint64
+	in       inbox
+	ahead    uint64     // loop only: the newest epoch OnEpochAhead was told
+	held     []*channel // loop only: channels to it holding frames
+	arriving bool       // loop only: moved here by SetRoute, not yet restored
 }
 
 type sendReq struct {
@@ -177,13 +179,17 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 	}
+	route := e.cfg.Route
+	e.route.Store(&route)
 	e.loop.init()
 	e.wg.Add(1)
 	go e.run()
 	return e, nil
 }
 
-func (e *Endpoint) isLocal(rank uint32) bool { return e.cfg.Route(rank) == e.cfg.Host }
+func (e *Endpoint) hostOf(rank uint32) HostID { return (*e.route.Load())(rank) }
+
+func (e *Endpoint) isLocal(rank uint32) bool { return e.hostOf(rank) == e.cfg.Host }
 
 // channel returns channel src→dst, creating it; nil if neither end is local.
 func (e *Endpoint) channel(src, dst uint32) *channel {
@@ -226,10 +232,15 @@ func (e *Endpoint) worker(r uint32) *worker {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if w = e.workers[r]; w == nil {
-		w = &worker{}
-		w.in.init()
+		w = newWorker()
 		e.workers[r] = w
 	}
+	return w
+}
+
+func newWorker() *worker {
+	w := &worker{}
+	w.in.init()
 	return w
 }
 

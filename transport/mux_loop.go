@@ -15,6 +15,7 @@ type loopState struct {
 
 	stableDue []*channel // receivers whose acks have stability to tell
 	ticks     uint64
+	arriving  int // workers moved here by SetRoute, not yet restored
 
 	sends   []sendReq
 	inbound []inBatch
@@ -140,7 +141,7 @@ func (ls *loopState) flushReady(e *Endpoint) {
 			ls.onAck(e, ch, ch.receiver.Delivered(), 0)
 			continue
 		}
-		host := e.cfg.Route(ch.dst)
+		host := e.hostOf(ch.dst)
 		e.ctr.sent.Add(uint64(len(frames)))
 		for j := range frames {
 			ls.emit(e, host, &frames[j])
@@ -160,6 +161,9 @@ func (ls *loopState) flushAcks(e *Endpoint) {
 
 // deliver passes one DATA frame to ch's receiver and the worker's inbox.
 func (ls *loopState) deliver(e *Endpoint, ch *channel, f Frame) {
+	if ls.arriving > 0 && e.worker(ch.dst).arriving {
+		return // not restored yet: the sender's log keeps it
+	}
 	if e.cfg.HoldLaterEpochs && ls.hold(e, ch, f) {
 		return
 	}
@@ -203,8 +207,8 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 		f := &b.frames[i]
 		switch f.Type {
 		case FrameData:
-			if !e.isLocal(f.Dst) || e.isLocal(f.Src) {
-				continue // misrouted
+			if !e.isLocal(f.Dst) || e.isLocal(f.Src) || ls.arriving > 0 && e.worker(f.Dst).arriving {
+				continue // misrouted, or for a rank not restored yet
 			}
 			ch := e.channel(f.Src, f.Dst)
 			received++
@@ -239,7 +243,7 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 // into a congested link only lengthens the queue.
 func (ls *loopState) tick(e *Endpoint, now time.Time) {
 	for _, ch := range ls.tickers {
-		host := e.cfg.Route(ch.dst)
+		host := e.hostOf(ch.dst)
 		if pl := ls.links[host]; pl != nil && pl.congested(e) {
 			continue
 		}
@@ -282,14 +286,14 @@ func (ls *loopState) addLink(e *Endpoint, host HostID, l Link) {
 	}
 	e.mu.RUnlock()
 	for _, ch := range chans {
-		if ch.sender != nil && !ch.local && e.cfg.Route(ch.dst) == host {
+		if ch.sender != nil && !ch.local && e.hostOf(ch.dst) == host {
 			frames := ch.sender.OnReconnect(now)
 			e.ctr.resent.Add(uint64(len(frames)))
 			for j := range frames {
 				ls.emit(e, host, &frames[j])
 			}
 		}
-		if ch.receiver != nil && !ch.local && e.cfg.Route(ch.src) == host && ch.receiver.Delivered() > 0 {
+		if ch.receiver != nil && !ch.local && e.hostOf(ch.src) == host && ch.receiver.Delivered() > 0 {
 			ls.emitAck(e, ch)
 		}
 	}

@@ -142,14 +142,26 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 		st *SendState
 	}
 	var sends []sent
+	var recvs []*channel
+	restored := make(map[uint32]bool, len(states))
+	for _, st := range states {
+		restored[st.Rank] = true
+	}
 	for _, st := range states {
 		w := e.worker(st.Rank)
 		w.epoch.Store(st.Epoch)
+		if w.arriving {
+			w.arriving = false
+			ls.arriving--
+		}
 		ls.dropHeld(w)
 		for _, r := range st.Recvs {
 			ch := e.channel(r.Src, st.Rank)
 			if err := ch.receiver.Restore(r.ReceiverState); err != nil {
 				return err
+			}
+			if ch.local && !restored[r.Src] {
+				recvs = append(recvs, ch)
 			}
 		}
 		for i := range st.Sends {
@@ -196,7 +208,30 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 			ls.send(e, now, sendReq{ch: ch, tag: q.Tag, epoch: q.Epoch, data: q.Payload})
 		}
 	}
+	for _, ch := range recvs {
+		if err := ls.redeliver(e, ch); err != nil {
+			return err
+		}
+	}
 	ls.flushReady(e)
+	return nil
+}
+
+// redeliver gives a restored local receiver, whose sender here was not
+// restored with it (its rank moved here), what the sender's log holds
+// past the receiver's state.
+func (ls *loopState) redeliver(e *Endpoint, ch *channel) error {
+	d := ch.receiver.Delivered()
+	log := ch.sender.Log()
+	if first := ch.sender.Next() - uint64(len(log)); d+1 < first {
+		return fmt.Errorf("%w: %d->%d restored at %d, log starts at %d", ErrLogTrimmed, ch.src, ch.dst, d, first)
+	}
+	for i := range log {
+		if log[i].Seq > d {
+			ls.deliver(e, ch, ch.sender.frame(&log[i]))
+		}
+	}
+	ls.onAck(e, ch, ch.receiver.Delivered(), 0)
 	return nil
 }
 

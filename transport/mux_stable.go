@@ -93,7 +93,7 @@ func (ls *loopState) dropStable(e *Endpoint, ch *channel, seq uint64) {
 func (ls *loopState) emitAck(e *Endpoint, ch *channel) {
 	ack := ch.receiver.Ack()
 	ch.told = ack.Stable
-	ls.emit(e, e.cfg.Route(ch.src), ack)
+	ls.emit(e, e.hostOf(ch.src), ack)
 }
 
 // tickStable sends the acks of channels whose stability found no ack to
@@ -108,9 +108,9 @@ func (ls *loopState) tickStable(e *Endpoint) {
 			ch.dueAt, ch.lone = 0, 0 // an ack carried it
 			continue
 		case ls.ticks >= ch.dueAt:
-			if ls.links[e.cfg.Route(ch.src)] != nil {
+			if ls.links[e.hostOf(ch.src)] != nil {
 				e.ctr.stableAcks.Add(1)
-				ls.emit(e, e.cfg.Route(ch.src), ch.receiver.Ack())
+				ls.emit(e, e.hostOf(ch.src), ch.receiver.Ack())
 			}
 			if ch.lone++; ch.lone == stableLoneAcks {
 				ch.dueAt, ch.lone = 0, 0
