@@ -18,8 +18,9 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	cluster := fs.String("cluster", os.Getenv("LIBRAHOST_CLUSTER"), "cluster `directory` holding ca.crt and this host's key and certificate (default $LIBRAHOST_CLUSTER)")
 	name := fs.String("name", "", "this host's `name` in the cluster (default: the machine's host name)")
 	httpAddr := fs.String("http", "", "TCP `address` (host:port) serving a dashboard at / and Prometheus metrics at /metrics; anyone who reaches it may read them")
+	failTimeout := fs.Duration("failure-timeout", defaultFailureTimeout, "how long a host of a job may be silent before it is declared dead, for jobs whose submitter gives none")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR]")
+		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR] [--failure-timeout DUR]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -28,6 +29,9 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	if *listen == "" || *data == "" || *cluster == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if err := checkFailureTimeout(*failTimeout); err != nil {
+		return err
 	}
 	if *name == "" {
 		hn, err := os.Hostname()
@@ -42,7 +46,7 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	}
 	d, err := node.Listen(node.Config{
 		Name: *name, Listen: *listen, DataDir: *data, ClusterDir: *cluster,
-		Faults: faults, Log: stderr,
+		Faults: faults, FailureTimeout: *failTimeout, Log: stderr,
 	})
 	if err != nil {
 		return err

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/librahost/librahost/host/node"
 )
@@ -46,10 +48,11 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	cf := addClientFlags(fs)
 	n := fs.Int("n", 1, "number of `workers` (ranks 0..N-1, placed round-robin on --hosts)")
 	prefix := fs.Bool("prefix", false, "start each line a worker prints with [rank]")
+	failTimeout := fs.Duration("failure-timeout", 0, "how long a host of the job may be silent before it is declared dead (default: each host's --failure-timeout, 2s unless set)")
 	var envs listFlag
 	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] app.wasm [--] [guest args]")
+		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--failure-timeout DUR] app.wasm [--] [guest args]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -62,6 +65,13 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := checkWorkers(*n); err != nil {
 		return err
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "failure-timeout" })
+	if given {
+		if err := checkFailureTimeout(*failTimeout); err != nil {
+			return err
+		}
 	}
 	module, guestArgs := splitGuest(rest)
 	if err := checkEnvs(envs); err != nil {
@@ -92,6 +102,20 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 			Stderr:     stderr,
 			Progress:   stderr,
 			Stop:       stop,
+
+			FailureTimeout: *failTimeout,
 		})
 	})
+}
+
+// defaultFailureTimeout is how long a host of a job may be silent before
+// it is declared dead, unless --failure-timeout says otherwise.
+const defaultFailureTimeout = 2 * time.Second
+
+// checkFailureTimeout refuses a --failure-timeout that is not positive.
+func checkFailureTimeout(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("--failure-timeout %v: want more than 0, e.g. 2s (how long a host of a job may be silent before it is declared dead)", d)
+	}
+	return nil
 }

@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/librahost/librahost/host/jobctl"
 	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 )
@@ -30,7 +32,11 @@ type Config struct {
 	// Faults, when enabled, are applied to every job link (tests and
 	// fault-injection runs; see transport.ParseFaults).
 	Faults transport.Faults
-	Log    io.Writer // one line per event
+	// FailureTimeout is how long a host of a job may be silent on its
+	// control stream before it is declared dead, for the jobs whose
+	// submitter gives none. Default ckpt.DefaultFailureTimeout (2 s).
+	FailureTimeout time.Duration
+	Log            io.Writer // one line per event
 }
 
 // Daemon is a running host daemon.
@@ -44,6 +50,7 @@ type Daemon struct {
 	tr        *quic.Transport
 	started   time.Time
 	metrics   *metrics.Host
+	jobctl    *jobctl.Hub // the control streams between the hosts of jobs
 
 	mu    sync.Mutex
 	jobs  map[string]*job
@@ -71,6 +78,9 @@ func Listen(cfg Config) (*Daemon, error) {
 	}
 	if cfg.Name == "" || cfg.Listen == "" || cfg.DataDir == "" || cfg.ClusterDir == "" {
 		return nil, errors.New("node: a host needs a name, a listen address, a data directory and a cluster directory")
+	}
+	if cfg.FailureTimeout < 0 {
+		return nil, fmt.Errorf("node: failure timeout %v: want more than 0", cfg.FailureTimeout)
 	}
 	ctl, err := transport.LoadControlTLS(cfg.ClusterDir, cfg.Name)
 	if err != nil {
@@ -111,11 +121,21 @@ func Listen(cfg Config) (*Daemon, error) {
 		EndStates:    []string{stateEnded, stateFailed, stateCancelled},
 		WorkerStates: []string{workerStarting, workerRunning, workerExited, workerFailed, workerStopped},
 	})
-	// One socket for everything: control connections, and the links of
-	// every job, each job's under its own ALPN (transport.JobALPN).
+	d.jobctl, err = jobctl.NewHub(jobctl.HubConfig{TLS: data, Transport: d.tr,
+		Logf: func(format string, args ...any) { d.logf(format, args...) }})
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	// One socket for everything: control connections, the links of every
+	// job, each job's under its own ALPN (transport.JobALPN), and the
+	// control streams between the hosts of jobs (jobctl.ALPN).
 	lc := transport.SharedListenTLS(ctl, data, func(job string) bool { return d.jobLinks(job) != nil })
 	choose := lc.GetConfigForClient
 	lc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(chi.SupportedProtos, jobctl.ALPN) {
+			return d.jobctl.TLSConfig(), nil
+		}
 		c, err := choose(chi)
 		if err != nil {
 			d.metrics.RefusedPeer(metrics.RefusedProtocol)
@@ -164,7 +184,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("node: %v", err)
 		}
-		if job, ok := transport.JobFromALPN(conn.ConnectionState().TLS.NegotiatedProtocol); ok {
+		proto := conn.ConnectionState().TLS.NegotiatedProtocol
+		if proto == jobctl.ALPN {
+			d.jobctl.ServeConn(conn)
+			continue
+		}
+		if job, ok := transport.JobFromALPN(proto); ok {
 			if qt := d.jobLinks(job); qt != nil {
 				qt.ServeConn(conn)
 			} else {
@@ -195,6 +220,7 @@ func (d *Daemon) close() {
 	d.mu.Unlock()
 	d.ln.Close()
 	d.wg.Wait()
+	d.jobctl.Close()
 	d.tr.Close()
 	d.udp.Close()
 }

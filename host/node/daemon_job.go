@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
 	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
@@ -26,6 +28,10 @@ type job struct {
 	placement             []string
 	ranks                 []int
 	started               time.Time
+	// failureTimeout is how long a host of the job may be silent before
+	// it is declared dead: the submitter's, else this host's. The job's
+	// protocol cores and its control streams (host/jobctl) take it.
+	failureTimeout time.Duration
 
 	str   *quic.Stream             // read by the job's one reader at a time
 	links *transport.QUICTransport // on the daemon's socket; set before READY
@@ -116,7 +122,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 	j := &job{
 		id: p.Job, module: p.Module, submitter: peer, n: p.N, placement: p.Placement,
 		started: time.Now(), str: str, out: msgWriter{w: str}, state: statePreparing,
-		done: make(chan struct{}),
+		done: make(chan struct{}), failureTimeout: cmp.Or(p.FailureTimeout, d.cfg.FailureTimeout, ckpt.DefaultFailureTimeout),
 	}
 	for r, h := range p.Placement {
 		if h == d.cfg.Name {
@@ -136,7 +142,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 		return
 	}
 	defer d.endJob(j)
-	d.logf("job %s from %s: ranks %v of %d (%s)", j.id, peer, j.ranks, j.n, j.module)
+	d.logf("job %s from %s: ranks %v of %d (%s), failure timeout %v", j.id, peer, j.ranks, j.n, j.module, j.failureTimeout)
 	if err := d.runPrepared(ctx, j, p, module); err != nil {
 		j.setState(stateFailed)
 		j.fail(err)

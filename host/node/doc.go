@@ -6,7 +6,9 @@
 // cluster's mutual TLS, so only holders of a certificate from the cluster
 // CA reach it. Control connections ask for ALPN librahost-ctl/1; the links
 // of a job ask for the job's own (transport.JobALPN), and the daemon hands
-// them to that job's transport, which shares the daemon's socket. A
+// them to that job's transport, which shares the daemon's socket; the
+// control streams between a job's hosts ask for jobctl.ALPN, and the
+// daemon hands them to its jobctl.Hub (not used by jobs yet). A
 // submitter connects to each host it names, places rank r on host
 // r mod len(hosts), and drives the job over one stream per host:
 //
@@ -36,7 +38,8 @@
 // otherwise (by hand, or the host stopping) stops reading its stream and
 // gives up output the submitter does not take within 2 s, and tells the
 // submitter why in an ERROR. Checkpoints of multi-host jobs
-// come with the coordinated-checkpoint protocol.
+// come with the coordinated-checkpoint protocol. Each job's failure
+// timeout (PREPARE's, else the host's --failure-timeout) is kept for it.
 //
 // A daemon keeps its Prometheus metrics (host/metrics) in a registry of
 // its own: Metrics serves them, Status reports what a STATUS would.

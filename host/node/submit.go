@@ -117,6 +117,10 @@ type SubmitConfig struct {
 	Log            io.Writer       // progress and host failures
 	Progress       io.Writer       // a terminal: a bar while the module is sent, if that takes over a second
 	Stop           <-chan struct{} // closed: cancel the job
+	// FailureTimeout is how long a host of the job may be silent before
+	// it is declared dead; 0: each host's own (`librahost host
+	// --failure-timeout`).
+	FailureTimeout time.Duration
 }
 
 // Submit places cfg.N ranks round-robin on cfg.Hosts, starts them, writes
@@ -128,6 +132,9 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	}
 	if len(cfg.Hosts) == 0 {
 		return 1, errors.New("node: no hosts to submit to")
+	}
+	if cfg.FailureTimeout < 0 {
+		return 1, fmt.Errorf("node: failure timeout %v: want more than 0", cfg.FailureTimeout)
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
@@ -157,6 +164,7 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	s := &submission{cfg: cfg, hcs: hcs, job: hex.EncodeToString(idb[:])}
 	body, err := encodePrepare(prepareMsg{
 		Job: s.job, N: cfg.N, Placement: placement, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
+		FailureTimeout: cfg.FailureTimeout,
 	}, cfg.Module)
 	if err != nil {
 		return 1, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // msgType says what a control message carries.
@@ -130,6 +131,9 @@ type prepareMsg struct {
 	Args      []string `json:"args,omitempty"`
 	Env       []string `json:"env,omitempty"`
 	Module    string   `json:"module"` // display name
+	// FailureTimeout: how long a host of the job may be silent before it
+	// is declared dead; 0: the host's own.
+	FailureTimeout time.Duration `json:"failure_timeout,omitempty"`
 }
 
 // encodePrepare is the PREPARE body: JSON length u32 | JSON | module bytes.
@@ -170,6 +174,8 @@ func (p prepareMsg) check() error {
 		return fmt.Errorf("%w: a job of %d workers", ErrProtocol, p.N)
 	case len(p.Placement) != p.N:
 		return fmt.Errorf("%w: placement of %d ranks for %d workers", ErrProtocol, len(p.Placement), p.N)
+	case p.FailureTimeout < 0:
+		return fmt.Errorf("%w: failure timeout %v", ErrProtocol, p.FailureTimeout)
 	}
 	return nil
 }
