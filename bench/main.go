@@ -3,7 +3,8 @@
 // against its plain build, measured in the same run, and the cost of
 // periodic checkpoints.
 //
-//	go run ./bench [-runs 3] [-quick] [-only guests|jobs|randwrite] [-sizes 256,1024,3840] [-rounds 40]
+//	go run ./bench [-runs 3] [-quick] [-only guests|jobs|randwrite|dashboard] [-sizes 256,1024,3840] [-rounds 40]
+//	               [-windows 6] [-window 10s] [-rate 1000]
 package main
 
 import (
@@ -25,11 +26,24 @@ import (
 func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
-	only := flag.String("only", "", "run one section: guests, jobs or randwrite")
+	only := flag.String("only", "", "run one section: guests, jobs, randwrite or dashboard")
 	sizes := flag.String("sizes", "256,1024,3840", "randwrite: the guest's buffer sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
 	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
+	windows := flag.Int("windows", 6, "dashboard: windows with load, and as many without, in alternation")
+	window := flag.Duration("window", 10*time.Second, "dashboard: length of a window")
+	rate := flag.Int("rate", 1000, "dashboard: requests per second of the load")
+	load := flag.String("load", "", "(internal) run the dashboard's load generator against this `URL`")
+	loadFor := flag.Duration("load-for", 0, "(internal) how long the load generator runs")
 	flag.Parse()
-	if err := run(*runs, *quick, *only, *sizes, *rounds); err != nil {
+	if *load != "" {
+		if err := runLoad(*load, *rate, *loadFor); err != nil {
+			fmt.Fprintln(os.Stderr, "bench load:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	dash := dashboardConfig{windows: *windows, window: *window, rate: *rate}
+	if err := run(*runs, *quick, *only, *sizes, *rounds, dash); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -42,9 +56,12 @@ type guest struct {
 	args  []string
 }
 
-func run(runs int, quick bool, only, sizeList string, rounds int) error {
-	if !slices.Contains([]string{"", "guests", "jobs", "randwrite"}, only) {
-		return fmt.Errorf("-only %q: say guests, jobs or randwrite", only)
+func run(runs int, quick bool, only, sizeList string, rounds int, dash dashboardConfig) error {
+	if !slices.Contains([]string{"", "guests", "jobs", "randwrite", "dashboard"}, only) {
+		return fmt.Errorf("-only %q: say guests, jobs, randwrite or dashboard", only)
+	}
+	if dash.windows < 1 || dash.window < time.Second || dash.rate < 1 {
+		return fmt.Errorf("-windows %d -window %s -rate %d: give at least 1 window of at least 1s and a positive rate", dash.windows, dash.window, dash.rate)
 	}
 	if rounds <= 0 {
 		return fmt.Errorf("-rounds %d: give a positive number of rounds", rounds)
@@ -85,7 +102,15 @@ func run(runs int, quick bool, only, sizeList string, rounds int) error {
 		if quick {
 			rounds = min(rounds, 10)
 		}
-		return benchRandWrite(lh, dir, root, runs, sizes, rounds)
+		if err := benchRandWrite(lh, dir, root, runs, sizes, rounds); err != nil {
+			return err
+		}
+	}
+	if only == "" || only == "dashboard" {
+		if quick {
+			dash.windows, dash.window = min(dash.windows, 3), min(dash.window, 5*time.Second)
+		}
+		return benchDashboard(dir, root, dash)
 	}
 	return nil
 }

@@ -11,5 +11,9 @@
 //
 // One goroutine (the hub) reads the status every Config.Every while at
 // least one page follows /events, and hands each page the newest report.
-// Nothing served here changes a job or the host.
+// /api/status and /metrics answer from a cache for Config.Fresh (250 ms):
+// many pages polling, or scrapers asking 1,000 times a second, cost one
+// status read (which asks the other hosts) or one gathering of the
+// metrics per period, not one per request. Nothing served here changes a
+// job or the host.
 package web

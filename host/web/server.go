@@ -23,6 +23,10 @@ type Config struct {
 	// Every is how often Status is read while a page follows /events.
 	// Default 500 ms.
 	Every time.Duration
+	// Fresh is how long an answer of /api/status or /metrics is served
+	// again to whoever asks, instead of reading the status or gathering
+	// the metrics anew. Default 250 ms.
+	Fresh time.Duration
 }
 
 // Report is what /api/status answers and each /events message carries.
@@ -45,6 +49,9 @@ var static embed.FS
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Every <= 0 {
 		cfg.Every = 500 * time.Millisecond
+	}
+	if cfg.Fresh <= 0 {
+		cfg.Fresh = 250 * time.Millisecond
 	}
 	if cfg.Status == nil {
 		cfg.Status = func(context.Context) []node.HostEntry { return nil }
@@ -70,10 +77,10 @@ func (s *Server) Handler() http.Handler {
 		http.ServeFileFS(w, r, files, "index.html")
 	})
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(files)))
-	mux.HandleFunc("GET /api/status", s.apiStatus)
+	mux.Handle("GET /api/status", newCache(http.HandlerFunc(s.apiStatus), s.cfg.Fresh))
 	mux.HandleFunc("GET /events", s.events)
 	if s.cfg.Metrics != nil {
-		mux.Handle("GET /metrics", s.cfg.Metrics)
+		mux.Handle("GET /metrics", newCache(s.cfg.Metrics, s.cfg.Fresh))
 	}
 	return secured(mux)
 }
