@@ -17,8 +17,16 @@ import (
 type conn struct {
 	p    *peer
 	s    Stream
+	wake chan struct{} // messages to send
 	done chan struct{}
 	once sync.Once
+}
+
+func (c *conn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (c *conn) close() {
@@ -31,7 +39,7 @@ func (c *conn) close() {
 // run serves stream s to p, whose HELLO it was, until the stream breaks
 // or the Endpoint closes.
 func (e *Endpoint) run(p *peer, s Stream, hello frame) {
-	c := &conn{p: p, s: s, done: make(chan struct{})}
+	c := &conn{p: p, s: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	p.install(c, helloInstance(hello))
 	defer p.uninstall(c)
 	defer c.close()
@@ -79,7 +87,7 @@ func (e *Endpoint) write(c *conn) error {
 			t.Reset(beat)
 		}
 		select {
-		case <-c.p.wake:
+		case <-c.wake:
 		case <-t.C:
 			_, ack := c.p.unsent(sent)
 			if _, err := c.s.Write(appendFrame(nil, e.frame(kindBeat, 0, ack, nil))); err != nil {

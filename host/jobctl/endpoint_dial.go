@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// handshakeTimeout bounds a dial and its HELLOs (at least: the failure
+// timeout, if longer).
+const handshakeTimeout = 5 * time.Second
+
 // dialLoop keeps a participant's stream to the coordinator's host: it
 // dials, and dials again whenever the stream breaks, until the Endpoint
 // closes.
@@ -33,7 +37,7 @@ func (e *Endpoint) dialLoop(p *peer) {
 // dialOnce opens a stream to the coordinator's host, says HELLO and
 // serves the stream until it breaks.
 func (e *Endpoint) dialOnce(p *peer) error {
-	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.FailureTimeout)
+	ctx, cancel := context.WithTimeout(e.ctx, max(e.cfg.FailureTimeout, handshakeTimeout))
 	defer cancel()
 	name, s, err := e.cfg.Dial(ctx)
 	if err != nil {
@@ -64,7 +68,7 @@ func (e *Endpoint) hello(ctx context.Context, s Stream) (frame, error) {
 		err = fmt.Errorf("%w: %v instead of HELLO of job %s", ErrBadFrame, f, e.cfg.Job)
 	}
 	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("no HELLO within %v", e.cfg.FailureTimeout)
+		err = fmt.Errorf("no HELLO within %v", max(e.cfg.FailureTimeout, handshakeTimeout))
 	}
 	return f, err
 }

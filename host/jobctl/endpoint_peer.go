@@ -21,7 +21,6 @@ type peer struct {
 	taken    uint64   // the highest seq taken from the peer, in order
 	instance uint64   // the peer's, from its last HELLO (0: none yet)
 	cur      *conn
-	wake     chan struct{} // the current stream's writer
 }
 
 type outMsg struct {
@@ -30,21 +29,17 @@ type outMsg struct {
 }
 
 func newPeer(id ckpt.HostID, name string) *peer {
-	return &peer{id: id, name: name, next: 1, wake: make(chan struct{}, 1)}
+	return &peer{id: id, name: name, next: 1}
 }
 
 func (p *peer) enqueue(body []byte) {
 	p.mu.Lock()
 	p.queue = append(p.queue, outMsg{seq: p.next, body: body})
 	p.next++
+	c := p.cur
 	p.mu.Unlock()
-	p.poke()
-}
-
-func (p *peer) poke() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
+	if c != nil {
+		c.poke()
 	}
 }
 

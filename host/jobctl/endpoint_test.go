@@ -262,3 +262,38 @@ func TestEndpointDropsStale(t *testing.T) {
 		}
 	})
 }
+
+// TestEndpointPeerRestarts: a participant host whose process restarts (a
+// new Endpoint, so a new instance) gets the coordinator's messages from
+// then on, numbered afresh, and its own are taken; what was queued for
+// the old process is not delivered to the new one.
+func TestEndpointPeerRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, eps := newPipeJob(t, 2, 2*time.Second)
+		defer eps[0].Close()
+		for i := range 3 {
+			eps[0].Send(1, marker(0, 1, uint64(i+1)))
+			eps[1].Send(0, marker(1, 0, uint64(i+1)))
+		}
+		recvN(t, eps[1], 3)
+		recvN(t, eps[0], 3)
+		synctest.Wait()
+		eps[1].Close()
+		eps[0].Send(1, marker(0, 1, 99)) // for the old process
+		synctest.Wait()
+		again, err := New(n.config(1, 2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer again.Close()
+		time.Sleep(time.Second) // it dials and says HELLO
+		eps[0].Send(1, marker(0, 1, 4))
+		again.Send(0, marker(1, 0, 4))
+		if r := recvN(t, again, 1)[0]; r.Msg.Epoch != 4 {
+			t.Fatalf("the new process got %v", r.Msg)
+		}
+		if r := recvN(t, eps[0], 1)[0]; r.Msg.Epoch != 4 {
+			t.Fatalf("the coordinator got %v", r.Msg)
+		}
+	})
+}

@@ -68,7 +68,7 @@ func (h *Hub) TLSConfig() *tls.Config { return h.tls }
 // whose peer vanished.
 func streamQUIC() *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout: 5 * time.Second,
+		HandshakeIdleTimeout: handshakeTimeout,
 		MaxIdleTimeout:       10 * time.Second,
 		MaxIncomingStreams:   1,
 	}
@@ -159,7 +159,7 @@ func (h *Hub) serveConn(conn *quic.Conn) {
 		conn.CloseWithError(1, "no host certificate")
 		return
 	}
-	ctx, cancel := context.WithTimeout(conn.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(conn.Context(), handshakeTimeout)
 	str, err := conn.AcceptStream(ctx)
 	if err != nil {
 		cancel()
