@@ -29,11 +29,12 @@ func BenchmarkDetect(b *testing.B) {
 		ch := newCoreHost(ea, 2, 0, ft, acts)
 		go ch.loop(tick)
 
-		cmd := startChild(b, dir, a.addr(), ft)
+		child := startChild(b, dir, 1, a.addr(), ft)
+		child.waitLine(b, childReady)
 		time.Sleep(time.Duration(rand.Int64N(int64(ft)))) // a random phase of b's heartbeats
-		cmd.Process.Kill()
+		child.cmd.Process.Kill()
 		died := time.Now()
-		cmd.Wait()
+		child.cmd.Wait()
 		act := waitAct(b, acts, 0, ckpt.ActRecover, time.Minute)
 		ds = append(ds, act.at.Sub(died))
 		ea.Close()

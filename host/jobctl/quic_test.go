@@ -191,8 +191,8 @@ func TestQUICRefuses(t *testing.T) {
 }
 
 // TestQUICProcessKilled: the participant host is another process,
-// SIGKILLed once it reports it hears the coordinator; the coordinator
-// declares it lost.
+// SIGKILLed once it took part in an epoch; the coordinator declares it
+// lost.
 func TestQUICProcessKilled(t *testing.T) {
 	names := []string{"a", "b"}
 	dir := newCluster(t, names...)
@@ -203,23 +203,53 @@ func TestQUICProcessKilled(t *testing.T) {
 	ch := newCoreHost(ea, 2, 0, ft, acts)
 	go ch.loop(20 * time.Millisecond)
 
-	cmd := startChild(t, dir, a.addr(), ft)
-	defer cmd.Process.Kill()
+	b := startChild(t, dir, 1, a.addr(), ft)
+	b.waitLine(t, childReady)
 	ch.do(func() { ch.coord.Trigger() })
 	waitAct(t, acts, 0, ckpt.ActRelease, time.Minute) // b took part in an epoch
-	cmd.Process.Kill()
-	cmd.Wait()
+	b.kill()
 	if a := waitAct(t, acts, 0, ckpt.ActRecover, time.Minute); a.act.Host != 1 {
 		t.Fatalf("h%d declared lost, not h1", a.act.Host)
 	}
 }
 
-// startChild starts host b of a job of two, whose coordinator's host is
-// at addr, as another process (runChild), and waits until it hears the
-// coordinator.
-func startChild(tb testing.TB, dir, addr string, ft time.Duration) *exec.Cmd {
+// TestQUICCoordinatorProcessKilled: the coordinator's host is another
+// process, SIGKILLed once an epoch committed; the participant stops the
+// job.
+func TestQUICCoordinatorProcessKilled(t *testing.T) {
+	names := []string{"a", "b"}
+	dir := newCluster(t, names...)
+	const ft = time.Second
+	a := startChild(t, dir, 0, "", ft)
+	addr := strings.TrimPrefix(a.waitLine(t, childListening), childListening)
+	b := startQUICHost(t, dir, "b")
+	acts := make(chan hostAction, 4096)
+	eb := b.open(t, names, 1, addr, ft)
+	go newCoreHost(eb, 2, 1, ft, acts).loop(20 * time.Millisecond)
+	waitAct(t, acts, 1, ckpt.ActRelease, time.Minute) // the round a began once it heard b
+	a.kill()
+	if a := waitAct(t, acts, 1, ckpt.ActStop, time.Minute); !strings.Contains(a.act.Err, "coordinator's host h0 is lost") {
+		t.Fatalf("b stopped: %s", a.act.Err)
+	}
+}
+
+// child is a host of a job of two (a, b) in another process (runChild).
+type child struct {
+	cmd   *exec.Cmd
+	lines *bufio.Scanner
+}
+
+const (
+	childEnv       = "JOBCTL_TEST_CHILD"
+	childListening = "jobctl child: listening on "
+	childReady     = "jobctl child: hears the other host"
+)
+
+// startChild starts host self of a job of two, whose coordinator's host
+// (h0) is at addr, as another process.
+func startChild(tb testing.TB, dir string, self ckpt.HostID, addr string, ft time.Duration) *child {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{dir, "b", addr, ft.String()}, "|"))
+	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{dir, fmt.Sprint(self), addr, ft.String()}, "|"))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -228,28 +258,50 @@ func startChild(tb testing.TB, dir, addr string, ft time.Duration) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && sc.Text() != childReady {
-	}
-	return cmd
+	c := &child{cmd: cmd, lines: bufio.NewScanner(out)}
+	tb.Cleanup(c.kill)
+	return c
 }
 
-const (
-	childEnv   = "JOBCTL_TEST_CHILD"
-	childReady = "jobctl child: hears the coordinator"
-)
+// waitLine returns the first line the child prints from now on that
+// starts with prefix.
+func (c *child) waitLine(tb testing.TB, prefix string) string {
+	for c.lines.Scan() {
+		if strings.HasPrefix(c.lines.Text(), prefix) {
+			return c.lines.Text()
+		}
+	}
+	tb.Fatalf("the child ended (%v) before printing %q", c.cmd.Wait(), prefix)
+	return ""
+}
 
-// runChild is the participant process of TestQUICProcessKilled: host b
-// of a job of two, driving its Participant until it is killed.
+// kill SIGKILLs the child and waits for it to end.
+func (c *child) kill() {
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
+
+// runChild is a host of a job of two in a process of its own, driving
+// its cores until it is killed: h0 (a) prints its address, and begins a
+// round once it hears h1; h1 (b) dials h0. Each prints childReady once it
+// hears the other.
 func runChild(spec string) {
 	f := strings.Split(spec, "|")
+	self := ckpt.HostID(0)
+	if f[1] == "1" {
+		self = 1
+	}
 	ft, _ := time.ParseDuration(f[3])
-	h, err := listenQUICHost(f[0], f[1])
+	names := []string{"a", "b"}
+	h, err := listenQUICHost(f[0], names[self])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	e, err := h.hub.Open(Config{Job: "job-1", Hosts: []string{"a", "b"}, Self: 1, CoordinatorAddr: f[2],
+	if self == 0 {
+		fmt.Println(childListening + h.addr())
+	}
+	e, err := h.hub.Open(Config{Job: "job-1", Hosts: names, Self: self, CoordinatorAddr: f[2],
 		FailureTimeout: ft, Logf: func(string, ...any) {}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -260,9 +312,13 @@ func runChild(spec string) {
 		for range acts {
 		}
 	}()
-	go newCoreHost(e, 2, 1, ft, acts).loop(20 * time.Millisecond)
-	for e.LastHeard(0).IsZero() {
+	ch := newCoreHost(e, 2, self, ft, acts)
+	go ch.loop(20 * time.Millisecond)
+	for e.LastHeard(1 - self).IsZero() {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if self == 0 {
+		ch.do(func() { ch.coord.Trigger() })
 	}
 	fmt.Println(childReady)
 	select {}
