@@ -48,9 +48,11 @@
 // those are still read, and deleted with the epochs that use them.
 //
 // A checkpoint is replicated to another host's store with ReplicaOf,
-// Missing, ReadValues and AddReplica (store_replica.go): only the chunk
-// values the other store lacks travel, as stored, and each is checked
-// against its hash before it is kept.
+// Missing, ReadValues and BeginReplica (store_replica.go,
+// store_replica_recv.go): only the chunk values the other store lacks
+// travel, as stored; the receiving store checks each against its hash and
+// writes it to a segment of its own (segment_replica.go) while more
+// arrive, and commits the replica whole or not at all.
 //
 // The package also holds the cores of the coordinated checkpoint
 // protocol: Coordinator, the stop-the-world rounds of a job on one host,

@@ -7,7 +7,8 @@ import "sync/atomic"
 // fail. It may be replaced while writes run.
 //
 // Names: "commit:batch" (an early batch of chunks), "segment:write" and
-// "segment:sync" (appending chunk values to a segment, and syncing them),
+// "segment:sync" (appending chunk values to a segment, a capture's or a
+// replica's, and syncing them),
 // "commit:chunks", "commit:manifest", "commit:gc", "commit:tx", "free:tx"
 // (chunk values a commit left unreferenced), "delete:tx", "deleteafter:tx".
 var failpoint atomic.Pointer[func(name string) error]

@@ -61,6 +61,13 @@ type segments struct {
 	last  uint32           // highest segment number ever seen
 	spare []extent         // free ranges of cur, in order (segment_spare.go)
 
+	// The replica segment (segment_replica.go): rep and repEnd are
+	// guarded by mu; repMu is held while one is chosen or started.
+	repMu    sync.Mutex
+	rep      uint32         // 0 before the first replica
+	repEnd   int64          // its length, with what is not committed yet
+	repUsers map[uint32]int // replicas writing to a segment
+
 	// The puncher goroutine frees what freeLater queues, so that neither
 	// the writer nor Delete waits for readers or for the file system.
 	freeMu      sync.Mutex // held while queueing, so that close does not close frees under a sender
@@ -102,7 +109,7 @@ func openSegments(tx *bolt.Tx, dir string, noSync bool) (*segments, error) {
 		return nil, err
 	}
 	sg := &segments{dir: dir, noSync: noSync, files: make(map[uint32]*os.File), live: make(map[uint32]int64),
-		frees: make(chan []chunkLoc, 64), puncherDone: make(chan struct{})}
+		repUsers: make(map[uint32]int), frees: make(chan []chunkLoc, 64), puncherDone: make(chan struct{})}
 	go sg.puncher()
 	lengths := make(map[uint32]int64)
 	if err := b.ForEach(func(k, v []byte) error {
@@ -246,27 +253,14 @@ func (sg *segments) begin() error {
 	if sg.curFile != nil && sg.end < segmentMax {
 		return nil
 	}
-	if err := os.MkdirAll(sg.dir, 0o755); err != nil {
-		return fmt.Errorf("create segment directory: %w", err)
-	}
-	sg.mu.Lock()
-	id := sg.last + 1
-	sg.mu.Unlock()
-	f, err := os.OpenFile(sg.path(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	id, f, err := sg.create()
 	if err != nil {
-		return fmt.Errorf("create segment: %w", err)
-	}
-	if !sg.noSync {
-		if err := syncDir(sg.dir); err != nil {
-			f.Close()
-			os.Remove(sg.path(id))
-			return err
-		}
+		return err
 	}
 	sg.readMu.Lock() // the puncher may be punching old
 	sg.mu.Lock()
 	old, oldFile, spare := sg.cur, sg.curFile, sg.spare
-	sg.files[id], sg.cur, sg.last, sg.spare = f, id, id, nil
+	sg.files[id], sg.cur, sg.spare = f, id, nil
 	sg.curFile, sg.end, sg.synced, sg.committed = f, 0, 0, 0
 	if oldFile != nil {
 		for _, x := range spare {
@@ -277,6 +271,31 @@ func (sg *segments) begin() error {
 	sg.mu.Unlock()
 	sg.readMu.Unlock()
 	return nil
+}
+
+// create makes a new, empty segment file, durably named, with the next
+// number: taken at once, so that a capture's and a replica's new segments
+// started at the same time have different ones.
+func (sg *segments) create() (uint32, *os.File, error) {
+	if err := os.MkdirAll(sg.dir, 0o755); err != nil {
+		return 0, nil, fmt.Errorf("create segment directory: %w", err)
+	}
+	sg.mu.Lock()
+	sg.last++
+	id := sg.last
+	sg.mu.Unlock()
+	f, err := os.OpenFile(sg.path(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, nil, fmt.Errorf("create segment: %w", err)
+	}
+	if !sg.noSync {
+		if err := syncDir(sg.dir); err != nil {
+			f.Close()
+			os.Remove(sg.path(id))
+			return 0, nil, err
+		}
+	}
+	return id, f, nil
 }
 
 func syncDir(dir string) error {
@@ -386,10 +405,10 @@ func (sg *segments) free(locs []chunkLoc) {
 }
 
 // removeIfDead deletes segment id if none of its values is referenced and
-// captures do not append to it. Call with readMu and mu held.
+// neither captures nor replicas append to it. Call with readMu and mu held.
 func (sg *segments) removeIfDead(id uint32) {
 	f := sg.files[id]
-	if f == nil || id == sg.cur || sg.live[id] > 0 {
+	if f == nil || id == sg.cur || id == sg.rep || sg.repUsers[id] > 0 || sg.live[id] > 0 {
 		return
 	}
 	f.Close()

@@ -91,9 +91,12 @@ func (s *Store) commit(p *Pending) error {
 				rewritten = append(rewritten, j.hash)
 			}
 			placed[j.hash] = p.locs[i]
-			newBytes += int64(len(j.value))
+			newBytes += int64(p.locs[i].size)
 		}
 		if err := s.segs.record(tx); err != nil {
+			return err
+		}
+		if err := p.rep.record(tx); err != nil {
 			return err
 		}
 
@@ -175,6 +178,7 @@ func (s *Store) commit(p *Pending) error {
 		return s.writeErr(m, err)
 	}
 	s.segs.commit()
+	p.rep.committed()
 	p.stored = newBytes
 	p.garbage = garbage
 	ks.loaded = true

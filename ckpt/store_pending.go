@@ -28,6 +28,7 @@ type Pending struct {
 	stored   int64         // written by the writer
 	garbage  []chunkLoc    // chunk values the commit left to free (freeValues)
 	foreign  bool          // the values are the caller's (AddReplica), not the pool's
+	rep      *repWriter    // a replica's values, already in the replica segment
 	final    Stats         // set before done is closed
 	err      error         // set before done is closed
 }

@@ -3,7 +3,6 @@ package ckpt
 import (
 	"fmt"
 	"slices"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,8 +23,9 @@ import (
 type Replica struct {
 	Key      Key
 	Epoch    uint64
-	Manifest []byte // the manifest's encoding, as stored
-	Chunks   []Hash // the distinct, non-zero chunks it uses (memory and files)
+	Manifest []byte  // the manifest's encoding, as stored
+	Chunks   []Hash  // the distinct, non-zero chunks it uses (memory and files)
+	Sizes    []int64 // the stored size of each chunk's value (0 if it is missing)
 }
 
 // ReplicaOf returns the manifest of k's epoch and the chunks it uses.
@@ -38,6 +38,13 @@ func (s *Store) ReplicaOf(k Key, epoch uint64) (*Replica, error) {
 		}
 		enc := slices.Clone(tx.Bucket(bucketManifests).Get(manifestKey(k, epoch)))
 		r = &Replica{Key: k, Epoch: epoch, Manifest: enc, Chunks: distinctChunks(m)}
+		r.Sizes = make([]int64, len(r.Chunks))
+		refs := tx.Bucket(bucketRefs)
+		for i, h := range r.Chunks {
+			if ref, ok := decodeRef(refs.Get(h[:])); ok {
+				r.Sizes[i] = int64(ref.size)
+			}
+		}
 		return nil
 	})
 	return r, err
@@ -111,48 +118,20 @@ func (s *Store) ReadValues(hs []Hash, f func(h Hash, value []byte) error) error 
 // decode to its hash, and every chunk the manifest uses must be given or
 // already held; otherwise nothing is written. The store uses the value
 // slices until it returns (without copying them): the caller must not
-// change them meanwhile.
+// change them meanwhile. A replica whose values arrive one by one is
+// better received with BeginReplica, which checks and writes them while
+// more arrive.
 func (s *Store) AddReplica(manifest []byte, values map[Hash][]byte) error {
-	m, err := decodeManifest(manifest)
+	r, err := s.BeginReplica(manifest)
 	if err != nil {
 		return err
 	}
-	p := &Pending{s: s, m: m, captured: time.Now(), compressed: make(chan struct{}),
-		done: make(chan struct{}), foreign: true}
-	raw := make([]byte, m.ChunkSize)
-	scratch := s.scratch.Get().(*[]byte)
-	defer s.scratch.Put(scratch)
-	chunks := distinctChunks(m)
-	for _, h := range chunks {
-		v, ok := values[h]
-		if !ok {
-			continue
-		}
-		n := 0
-		if hd, _, err := decodeChunkHeader(v, m.ChunkSize); err == nil {
-			n = int(hd.rawLen)
-		}
-		if err := decodeChunk(v, raw[:n], h, s.dec, *scratch); err != nil {
-			return epochErr(m.Key, m.Epoch, ErrCorrupt, "replica chunk %s: %v", short(h[:]), err)
-		}
-		p.jobs = append(p.jobs, chunkJob{hash: h, value: v, raw: n})
-	}
-	missing, err := s.Missing(chunks)
-	if err != nil {
-		return err
-	}
-	for _, h := range missing {
-		if _, ok := values[h]; !ok {
-			return epochErr(m.Key, m.Epoch, ErrNotFound, "replica lacks chunk %s, which this store does not hold", short(h[:]))
+	for _, h := range r.chunks {
+		if v, ok := values[h]; ok {
+			if err := r.add(h, v, false); err != nil {
+				break
+			}
 		}
 	}
-	p.ready = make(chan int, len(p.jobs))
-	for i := range p.jobs {
-		p.ready <- i
-	}
-	close(p.compressed)
-	if err := s.enqueue(p); err != nil {
-		return err
-	}
-	return p.Wait()
+	return r.Commit()
 }

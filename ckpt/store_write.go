@@ -14,6 +14,9 @@ var batchBytes = 16 << 20
 // them: a failed capture gives their room back (segments.rollback), and
 // Open does after a crash.
 func (s *Store) writeChunks(p *Pending) error {
+	if p.rep != nil { // a replica's, written as they arrived
+		return nil
+	}
 	p.locs = make([]chunkLoc, len(p.jobs))
 	if len(p.jobs) == 0 {
 		return nil

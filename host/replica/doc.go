@@ -3,14 +3,29 @@
 // cluster's mutual TLS), sending only the chunk values the other store
 // lacks:
 //
-//	source  OFFER   key, epoch, the manifest as stored, the chunk hashes it uses
-//	replica NEED    the indexes of the chunks it does not hold
-//	source  VALUE…  each needed chunk's stored value (compressed, checksummed)
+//	source  OFFER   version, key, epoch, the manifest as stored, and the
+//	                indexes of the chunks whose values follow at once
+//	source  VALUE…  those values (pushed)
+//	replica NEED    the indexes of the other chunks it does not hold
+//	source  VALUE…  their values
 //	source  END
 //	replica RESULT  ok, or one line saying why the replica was refused
 //
-// The replica checks every value against its hash and makes the manifest
-// and the values durable in one commit (ckpt.Store.AddReplica), so a
-// replica is either whole or absent. Every message is a frame: length u32
+// A chunk's index is its place in the manifest's list of distinct chunks
+// (ckpt.Replica.Chunks), which both ends derive from the manifest. The
+// replica host sends its NEED as soon as it has read the OFFER; the
+// source reads it while it pushes. A source that knows an epoch the
+// replica host holds (Options.Base) pushes the values of the chunks
+// changed since, so that an incremental checkpoint costs no round trip
+// before its values; otherwise it pushes nothing and waits for the NEED.
+// Values travel as stored (compressed, checksummed), read a few batches
+// ahead of the stream.
+//
+// The replica host checks every value against its hash and writes it to
+// its store while more arrive (ckpt.ReplicaIn), and makes the manifest
+// and the values durable in one commit, so a replica is either whole or
+// absent. It refuses a damaged value at once: it answers RESULT before
+// the END and reads what the source still sends until the END; the
+// source stops at its next batch. Every message is a frame: length u32
 // (big-endian, the rest of the frame) | type u8 | body.
 package replica

@@ -7,8 +7,9 @@ import (
 )
 
 func FuzzDecodeOffer(f *testing.F) {
-	f.Add(encodeOffer(offer{ckpt.Key{Job: "j", Worker: 1}, 3, []byte("manifest"), []ckpt.Hash{{1}, {2}}}))
-	f.Add([]byte{0, 1, 'j'})
+	f.Add(encodeOffer(offer{ckpt.Key{Job: "j", Worker: 1}, 3, []byte("manifest"), []uint32{1, 4}}))
+	f.Add(encodeOffer(offer{ckpt.Key{Job: "j", Worker: 1}, 3, []byte("manifest"), nil}))
+	f.Add([]byte{offerVersion, 0, 1, 'j'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := decodeOffer(b)
 		if err != nil {

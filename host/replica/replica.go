@@ -1,10 +1,11 @@
 package replica
 
 import (
-	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/librahost/librahost/ckpt"
 )
@@ -16,64 +17,113 @@ type Stats struct {
 	Bytes  int64 // bytes of those values
 }
 
+// Options tunes a Send. The zero value asks the replica host what it
+// lacks before sending anything.
+type Options struct {
+	// Base is an epoch of the same key that the replica host is known to
+	// hold (it took a replica of it): the values of the chunks the
+	// checkpoint does not share with Base are sent at once, without
+	// waiting for the replica host to say what it lacks, which saves a
+	// round trip on an incremental checkpoint. Whatever else it lacks is
+	// sent once it says so. 0: none known.
+	Base uint64
+	// Progress, if set, is called as values are sent, with the bytes of
+	// values sent so far and the bytes to send (which grows once, when
+	// the replica host says it lacks more than Base suggested). It is
+	// called from Send's goroutine; a progress bar adds done's growth.
+	Progress func(done, total int64)
+}
+
 // Send offers k's checkpoint of epoch in store to the replica host at the
-// other end of rw and sends the values it asks for. It returns once the
-// replica is durable there, or with the reason it was refused.
-func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64) (Stats, error) {
+// other end of rw and sends the values it lacks. It returns once the
+// replica is durable there, or with the reason it was refused. A
+// goroutine of Send reads rw until the replica host's answer: close rw
+// when Send returns.
+func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Options) (Stats, error) {
 	r, err := store.ReplicaOf(k, epoch)
 	if err != nil {
 		return Stats{}, err
 	}
 	st := Stats{Chunks: len(r.Chunks)}
-	if err := writeFrame(rw, tOffer, encodeOffer(offer{k, epoch, r.Manifest, r.Chunks})); err != nil {
+	push := pushed(store, k, opt.Base, r.Chunks)
+	frames := make(chan frame, 2)
+	go readFrames(rw, frames)
+	if err := writeFrame(rw, tOffer, encodeOffer(offer{k, epoch, r.Manifest, push})); err != nil {
 		return st, err
 	}
-	var buf []byte
-	typ, body, err := readFrame(rw, &buf)
+	s := &sender{w: rw, store: store, r: r, st: &st, opt: opt, frames: frames}
+	for _, i := range push {
+		s.total += r.Sizes[i]
+	}
+	if err := s.values(push); err != nil {
+		return st, err
+	}
+	for s.need == nil && s.answer == nil {
+		s.take(<-frames)
+	}
+	if s.answer == nil {
+		ix, err := decodeIndexes(s.need.body, len(r.Chunks))
+		if err != nil {
+			return st, err
+		}
+		ix = without(ix, push)
+		for _, i := range ix {
+			s.total += r.Sizes[i]
+		}
+		if err := s.values(ix); err != nil {
+			return st, err
+		}
+	}
+	if err := writeFrame(rw, tEnd, nil); err != nil {
+		return st, err
+	}
+	for s.answer == nil {
+		s.take(<-frames)
+	}
+	if f := s.answer; f.err != nil {
+		return st, f.err
+	}
+	return st, result(s.answer.body)
+}
+
+// pushed lists the indexes of the chunks of hs that the epoch base of k
+// does not use: those a replica host that holds base lacks.
+func pushed(store *ckpt.Store, k ckpt.Key, base uint64, hs []ckpt.Hash) []uint32 {
+	if base == 0 {
+		return nil
+	}
+	b, err := store.ReplicaOf(k, base)
 	if err != nil {
-		return st, err
+		return nil // not here any more: ask
 	}
-	if typ == tResult {
-		return st, result(body)
+	in := make(map[ckpt.Hash]struct{}, len(b.Chunks))
+	for _, h := range b.Chunks {
+		in[h] = struct{}{}
 	}
-	if typ != tNeed {
-		return st, fmt.Errorf("%w: frame type %d instead of NEED", ErrProtocol, typ)
+	var out []uint32
+	for i, h := range hs {
+		if _, ok := in[h]; !ok {
+			out = append(out, uint32(i))
+		}
 	}
-	ix, err := decodeIndexes(body, len(r.Chunks))
-	if err != nil {
-		return st, err
+	return out
+}
+
+// without returns the indexes of ix (increasing) that are not in sent
+// (increasing).
+func without(ix, sent []uint32) []uint32 {
+	out := ix[:0]
+	j := 0
+	for _, i := range ix {
+		for j < len(sent) && sent[j] < i {
+			j++
+		}
+		if j < len(sent) && sent[j] == i {
+			continue
+		}
+		out = append(out, i)
 	}
-	need := make([]ckpt.Hash, len(ix))
-	for k, i := range ix {
-		need[k] = r.Chunks[i]
-	}
-	w := bufio.NewWriterSize(rw, 1<<20)
-	var at [4]byte
-	k2 := 0
-	err = store.ReadValues(need, func(_ ckpt.Hash, v []byte) error {
-		binary.BigEndian.PutUint32(at[:], ix[k2])
-		k2++
-		st.Sent++
-		st.Bytes += int64(len(v))
-		return writeFrame(w, tValue, at[:], v)
-	})
-	if err != nil {
-		return st, err
-	}
-	if err := writeFrame(w, tEnd, nil); err != nil {
-		return st, err
-	}
-	if err := w.Flush(); err != nil {
-		return st, err
-	}
-	typ, body, err = readFrame(rw, &buf)
-	if err != nil {
-		return st, err
-	}
-	if typ != tResult {
-		return st, fmt.Errorf("%w: frame type %d instead of RESULT", ErrProtocol, typ)
-	}
-	return st, result(body)
+	return out
 }
 
 func result(body []byte) error {
@@ -86,25 +136,182 @@ func result(body []byte) error {
 	return fmt.Errorf("%w: %s", ErrRefused, body[1:])
 }
 
+// frame is one frame read from the peer, or why none could be.
+type frame struct {
+	typ  byte
+	body []byte
+	err  error
+}
+
+// readFrames reads the replica host's frames (NEED, RESULT) into frames
+// until its RESULT or an error, so that its NEED is read while values are
+// pushed.
+func readFrames(r io.Reader, frames chan<- frame) {
+	for {
+		var buf []byte
+		typ, body, err := readFrame(r, &buf)
+		frames <- frame{typ, body, err}
+		if err != nil || typ == tResult {
+			return
+		}
+	}
+}
+
+// sender sends values.
+type sender struct {
+	w      io.Writer
+	store  *ckpt.Store
+	r      *ckpt.Replica
+	st     *Stats
+	opt    Options
+	done   int64
+	total  int64
+	frames chan frame
+	need   *frame // the replica host's NEED, once read
+	answer *frame // its RESULT, or why none came
+}
+
+// take files a frame from the replica host.
+func (s *sender) take(f frame) {
+	switch {
+	case f.err != nil || f.typ == tResult:
+		s.answer = &f
+	case f.typ == tNeed && s.need == nil:
+		s.need = &f
+	default:
+		s.answer = &frame{err: fmt.Errorf("%w: frame type %d instead of NEED or RESULT", ErrProtocol, f.typ)}
+	}
+}
+
+// sendBatch is the size of the writes of VALUE frames.
+const sendBatch = 256 << 10
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, sendBatch+64<<10); return &b }}
+
+// batch is VALUE frames ready to write.
+type batch struct {
+	b      *[]byte
+	values int
+	bytes  int64
+}
+
+var errStopped = errors.New("stopped")
+
+// values sends the values of the chunks ix. The values are read from the
+// store by a goroutine of their own, a few batches ahead of the writes.
+// It stops early, without error, if the replica host answers meanwhile
+// (a refusal): s.answer holds the answer.
+func (s *sender) values(ix []uint32) error {
+	if len(ix) == 0 {
+		return nil
+	}
+	hs := make([]ckpt.Hash, len(ix))
+	for k, i := range ix {
+		hs[k] = s.r.Chunks[i]
+	}
+	batches := make(chan batch, 4)
+	stop := make(chan struct{})
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		cur := batch{b: batchPool.Get().(*[]byte)}
+		k := 0
+		err := s.store.ReadValues(hs, func(_ ckpt.Hash, v []byte) error {
+			if cur.values > 0 && len(*cur.b)+9+len(v) > sendBatch {
+				select {
+				case batches <- cur:
+				case <-stop:
+					return errStopped
+				}
+				cur = batch{b: batchPool.Get().(*[]byte)}
+			}
+			*cur.b = appendValueFrame((*cur.b)[:len(*cur.b)], ix[k], v)
+			cur.values++
+			cur.bytes += int64(len(v))
+			k++
+			return nil
+		})
+		if err == nil {
+			select {
+			case batches <- cur:
+			case <-stop:
+			}
+		}
+		readErr <- err
+	}()
+	finish := func(err error) error {
+		close(stop)
+		for b := range batches {
+			putBatch(b)
+		}
+		if rerr := <-readErr; err == nil && rerr != errStopped {
+			err = rerr
+		}
+		return err
+	}
+	for b := range batches {
+		if _, err := s.w.Write(*b.b); err != nil {
+			putBatch(b)
+			return finish(err)
+		}
+		s.st.Sent += b.values
+		s.st.Bytes += b.bytes
+		s.done += b.bytes
+		putBatch(b)
+		if s.opt.Progress != nil {
+			s.opt.Progress(s.done, s.total)
+		}
+		select {
+		case f := <-s.frames:
+			s.take(f)
+		default:
+		}
+		if s.answer != nil {
+			return finish(nil)
+		}
+	}
+	return finish(nil)
+}
+
+func putBatch(b batch) {
+	*b.b = (*b.b)[:0]
+	batchPool.Put(b.b)
+}
+
 // Serve takes one replica from the source at the other end of rw into
 // store, and answers whether it is durable. A refusal is said to the
-// source and returned.
+// source and returned; nothing of a refused replica is kept.
 func Serve(rw io.ReadWriter, store *ckpt.Store) error {
-	err := serve(rw, store)
-	res := []byte{1}
-	if err != nil {
-		res = append([]byte{0}, err.Error()...)
+	v := &server{rw: rw, store: store}
+	err := v.serve()
+	if v.answered {
+		return err
 	}
-	if werr := writeFrame(rw, tResult, res); err == nil {
+	if werr := v.answer(err); err == nil {
 		err = werr
 	}
 	return err
 }
 
-func serve(rw io.ReadWriter, store *ckpt.Store) error {
+type server struct {
+	rw       io.ReadWriter
+	store    *ckpt.Store
+	answered bool
+}
+
+// answer sends the RESULT: ok, or the one line of err.
+func (v *server) answer(err error) error {
+	v.answered = true
+	res := []byte{1}
+	if err != nil {
+		res = append([]byte{0}, err.Error()...)
+	}
+	return writeFrame(v.rw, tResult, res)
+}
+
+func (v *server) serve() error {
 	var buf []byte
-	r := bufio.NewReaderSize(rw, 1<<20)
-	typ, body, err := readFrame(r, &buf)
+	typ, body, err := readFrame(v.rw, &buf)
 	if err != nil {
 		return err
 	}
@@ -115,41 +322,101 @@ func serve(rw io.ReadWriter, store *ckpt.Store) error {
 	if err != nil {
 		return err
 	}
-	manifest := append([]byte(nil), o.manifest...)
-	missing, err := store.Missing(o.chunks)
+	rx, err := v.store.BeginReplica(o.manifest)
 	if err != nil {
 		return err
 	}
-	pos := make(map[ckpt.Hash]uint32, len(o.chunks))
-	for i, h := range o.chunks {
-		pos[h] = uint32(i)
-	}
-	ix := make([]uint32, len(missing))
-	for k, h := range missing {
-		ix[k] = pos[h]
-	}
-	if err := writeFrame(rw, tNeed, encodeIndexes(ix)); err != nil {
+	committed := false
+	defer func() {
+		if !committed {
+			rx.Abort()
+		}
+	}()
+	chunks := rx.Chunks()
+	if err := checkIndexes("offer", o.push, len(chunks)); err != nil {
 		return err
 	}
-	values := make(map[ckpt.Hash][]byte, len(ix))
-	for {
-		// Each value is read into a slice of its own, which the store keeps.
-		buf = nil
-		typ, body, err := readFrame(r, &buf)
-		if err != nil {
-			return err
-		}
-		if typ == tEnd {
+	if k := rx.Key(); k != o.key || rx.Epoch() != o.epoch {
+		return fmt.Errorf("%w: offer of job %q worker %d epoch %d carries the manifest of job %q worker %d epoch %d", ErrProtocol, o.key.Job, o.key.Worker, o.epoch, k.Job, k.Worker, rx.Epoch())
+	}
+	missing, err := v.store.Missing(chunks)
+	if err != nil {
+		return err
+	}
+	// missing is in the order of chunks: the indexes of those not pushed.
+	var need []uint32
+	j, p := 0, 0
+	for i, h := range chunks {
+		if j == len(missing) {
 			break
 		}
-		if typ != tValue || len(body) < 4 {
-			return fmt.Errorf("%w: frame type %d instead of VALUE or END", ErrProtocol, typ)
+		if missing[j] != h {
+			continue
 		}
-		i := binary.BigEndian.Uint32(body)
-		if int(i) >= len(o.chunks) {
-			return fmt.Errorf("%w: value of chunk %d of %d", ErrProtocol, i, len(o.chunks))
+		j++
+		for p < len(o.push) && int(o.push[p]) < i {
+			p++
 		}
-		values[o.chunks[i]] = body[4:]
+		if p < len(o.push) && int(o.push[p]) == i {
+			continue
+		}
+		need = append(need, uint32(i))
 	}
-	return store.AddReplica(manifest, values)
+	if err := writeFrame(v.rw, tNeed, encodeIndexes(need)); err != nil {
+		return err
+	}
+	var hdr [9]byte
+	for {
+		if _, err := io.ReadFull(v.rw, hdr[:5]); err != nil {
+			return err
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n == 0 || n > maxFrame {
+			return fmt.Errorf("%w: frame of %d bytes", ErrProtocol, n)
+		}
+		if hdr[4] == tEnd && n == 1 {
+			break
+		}
+		if hdr[4] != tValue || n < 5 {
+			return fmt.Errorf("%w: frame type %d instead of VALUE or END", ErrProtocol, hdr[4])
+		}
+		if _, err := io.ReadFull(v.rw, hdr[5:]); err != nil {
+			return err
+		}
+		i := binary.BigEndian.Uint32(hdr[5:])
+		if int(i) >= len(chunks) {
+			return fmt.Errorf("%w: value of chunk %d of %d", ErrProtocol, i, len(chunks))
+		}
+		val, err := rx.Value(int(n - 5))
+		if err == nil {
+			if _, err := io.ReadFull(v.rw, val); err != nil {
+				return err
+			}
+			err = rx.Add(chunks[i], val)
+		}
+		if err != nil {
+			return v.refuse(err, int64(n-5))
+		}
+	}
+	committed = true
+	return rx.Commit()
+}
+
+// refuse answers a refused value at once and reads what the source sends
+// until its END, so that it is not left blocked on a stream no one reads.
+// skip is what is left of the current frame.
+func (v *server) refuse(err error, skip int64) error {
+	if werr := v.answer(err); werr != nil {
+		return err
+	}
+	if _, derr := io.CopyN(io.Discard, v.rw, skip); derr != nil {
+		return err
+	}
+	var buf []byte
+	for {
+		typ, _, derr := readFrame(v.rw, &buf)
+		if derr != nil || typ == tEnd {
+			return err
+		}
+	}
 }

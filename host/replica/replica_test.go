@@ -9,7 +9,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +24,13 @@ import (
 
 func openStore(t testing.TB) *ckpt.Store {
 	t.Helper()
-	s, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), NoSync: true})
+	return openStoreWith(t, ckpt.Config{})
+}
+
+func openStoreWith(t testing.TB, cfg ckpt.Config) *ckpt.Store {
+	t.Helper()
+	cfg.Path, cfg.NoSync = filepath.Join(t.TempDir(), "ckpt.db"), true
+	s, err := ckpt.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +75,7 @@ func pipeReplica(t *testing.T, src, dst *ckpt.Store, epoch uint64) (Stats, error
 	a, b := net.Pipe()
 	served := make(chan error, 1)
 	go func() { served <- Serve(b, dst); b.Close() }()
-	st, err := Send(a, src, key, epoch)
+	st, err := Send(a, src, key, epoch, Options{})
 	a.Close()
 	return st, err, <-served
 }
@@ -132,16 +141,27 @@ func TestReplicaGarbage(t *testing.T) {
 	if keys, _ := dst.Keys(); len(keys) != 0 {
 		t.Fatalf("garbage left %v", keys)
 	}
+	// An offer of another version of the protocol (the first byte).
+	a, b := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- Serve(b, dst); b.Close() }()
+	go io.Copy(io.Discard, a)
+	off := encodeOffer(offer{key, 1, []byte("manifest"), nil})
+	off[0] = 1
+	go func() { writeFrame(a, tOffer, off); a.Close() }()
+	if err := <-served; !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "version 1, this host speaks version 2") {
+		t.Fatalf("an offer of version 1: %v", err)
+	}
 	src := openStore(t)
 	capture(t, src, 1, memory(1<<20, 3))
-	a, b := net.Pipe()
+	a, b = net.Pipe()
 	go func() {
 		var buf []byte
 		readFrame(b, &buf)
 		writeFrame(b, tNeed, []byte{0, 0, 0, 99}) // chunk 99 of 16
 		io.Copy(io.Discard, b)
 	}()
-	if _, err := Send(a, src, key, 1); !errors.Is(err, ErrProtocol) {
+	if _, err := Send(a, src, key, 1, Options{}); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("a need naming no chunk: %v", err)
 	}
 	a.Close()
@@ -154,7 +174,7 @@ func TestReplicaQUIC(t *testing.T) {
 	src, dst := openStore(t), openStore(t)
 	mem := memory(8<<20, 4)
 	capture(t, src, 1, mem)
-	st, err := sendOnce(cli, srv, src, dst, 1)
+	st, err := sendOnce(cli, srv, src, dst, 1, Options{})
 	if err != nil || st.Sent != 128 {
 		t.Fatalf("%+v %v", st, err)
 	}
@@ -200,7 +220,7 @@ type quicConn = *quic.Conn
 
 // sendOnce replicates key's epoch from src to dst over a new stream of
 // the connection pair.
-func sendOnce(cli, srv quicConn, src, dst *ckpt.Store, epoch uint64) (Stats, error) {
+func sendOnce(cli, srv quicConn, src, dst *ckpt.Store, epoch uint64, opt Options) (Stats, error) {
 	served := make(chan error, 1)
 	go func() {
 		s, err := srv.AcceptStream(context.Background())
@@ -215,10 +235,172 @@ func sendOnce(cli, srv quicConn, src, dst *ckpt.Store, epoch uint64) (Stats, err
 	if err != nil {
 		return Stats{}, err
 	}
-	st, err := Send(s, src, key, epoch)
+	st, err := Send(s, src, key, epoch, opt)
 	s.Close()
 	if serr := <-served; err == nil {
 		err = serr
 	}
 	return st, err
+}
+
+// damageSegment flips a byte in the middle of the store's values, as a
+// disk may: the value it lands in is still read and sent, and the replica
+// host must refuse it.
+func damageSegment(t *testing.T, s *ckpt.Store) {
+	t.Helper()
+	path := filepath.Join(s.Path()+".seg", "000001")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplicaDamagedMidStream: a value that arrives damaged, in the middle
+// of a full replica, is refused in one line at both ends, over a pipe and
+// over QUIC; the source is not left blocked, and the replica host keeps
+// nothing of it and takes the whole replica later.
+func TestReplicaDamagedMidStream(t *testing.T) {
+	cli, srv := quicPair(t)
+	for _, over := range []string{"pipe", "quic"} {
+		src, dst := openStore(t), openStore(t)
+		mem := memory(4<<20, 5)
+		capture(t, src, 1, mem)
+		good := bytes.Clone(mustRead(t, filepath.Join(src.Path()+".seg", "000001")))
+		damageSegment(t, src)
+		var err, serr error
+		if over == "pipe" {
+			_, err, serr = pipeReplica(t, src, dst, 1)
+		} else {
+			_, err = sendOnce(cli, srv, src, dst, 1, Options{})
+		}
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "checksum mismatch") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("%s: source told: %v", over, err)
+		}
+		if over == "pipe" && !errors.Is(serr, ckpt.ErrCorrupt) {
+			t.Fatalf("%s: replica host says: %v", over, serr)
+		}
+		if keys, _ := dst.Keys(); len(keys) != 0 {
+			t.Fatalf("%s: a refused replica left %v", over, keys)
+		}
+		if ents, _ := os.ReadDir(dst.Path() + ".seg"); len(ents) != 0 {
+			t.Fatalf("%s: a refused replica left segments %v", over, ents)
+		}
+		if err := os.WriteFile(filepath.Join(src.Path()+".seg", "000001"), good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := sendOnce(cli, srv, src, dst, 1, Options{}); err != nil || st.Sent != 64 {
+			t.Fatalf("%s: the replica sent again: %+v %v", over, st, err)
+		}
+		readBack(t, dst, 1, mem)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// gated holds the replica host's frames back from the source until the
+// source has written a VALUE: a source that waited for a NEED before
+// pushing values would wait for ever (and the test time out).
+type gated struct {
+	net.Conn
+	once sync.Once
+	open chan struct{}
+}
+
+func (g *gated) Read(p []byte) (int, error) {
+	<-g.open
+	return g.Conn.Read(p)
+}
+
+func (g *gated) Write(p []byte) (int, error) {
+	if len(p) >= 5 && p[4] == tValue {
+		g.once.Do(func() { close(g.open) })
+	}
+	return g.Conn.Write(p)
+}
+
+// TestReplicaPush: given an epoch the replica host holds (Base), the
+// source sends the values of the chunks that changed since it at once,
+// before the replica host says what it lacks; a replica host that lacks
+// more (it lost Base) asks for the rest and gets it; a Base the source no
+// longer holds makes it ask first.
+func TestReplicaPush(t *testing.T) {
+	src, dst := openStore(t), openStore(t)
+	mem := memory(4<<20, 6)
+	capture(t, src, 1, mem)
+	if _, err, serr := pipeReplica(t, src, dst, 1); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	copy(mem[1<<20:], memory(4096, 7))
+	copy(mem[3<<20:], memory(4096, 8))
+	capture(t, src, 2, mem)
+	push := func(dst *ckpt.Store, base uint64, gate bool) (Stats, error) {
+		a, b := net.Pipe()
+		served := make(chan error, 1)
+		go func() { served <- Serve(b, dst); b.Close() }()
+		var rw io.ReadWriter = a
+		if gate {
+			rw = &gated{Conn: a, open: make(chan struct{})}
+		}
+		st, err := Send(rw, src, key, 2, Options{Base: base})
+		a.Close()
+		if serr := <-served; err == nil {
+			err = serr
+		}
+		return st, err
+	}
+	if st, err := push(dst, 1, true); err != nil || st.Sent != 2 {
+		t.Fatalf("pushed against epoch 1: %+v %v", st, err)
+	}
+	readBack(t, dst, 2, mem)
+	fresh := openStore(t)
+	if st, err := push(fresh, 1, true); err != nil || st.Sent != 64 {
+		t.Fatalf("pushed to a host without epoch 1: %+v %v", st, err)
+	}
+	readBack(t, fresh, 2, mem)
+	fresh = openStore(t)
+	if st, err := push(fresh, 9, false); err != nil || st.Sent != 64 {
+		t.Fatalf("against an epoch the source does not hold: %+v %v", st, err)
+	}
+	readBack(t, fresh, 2, mem)
+}
+
+// TestReplicaProgress: the progress callback sees the bytes sent grow to
+// the bytes to send, which are the bytes the replica cost.
+func TestReplicaProgress(t *testing.T) {
+	src, dst := openStore(t), openStore(t)
+	mem := memory(4<<20, 10)
+	capture(t, src, 1, mem)
+	var calls [][2]int64
+	a, b := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- Serve(b, dst); b.Close() }()
+	st, err := Send(a, src, key, 1, Options{Progress: func(done, total int64) {
+		calls = append(calls, [2]int64{done, total})
+	}})
+	a.Close()
+	if serr := <-served; err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	if len(calls) < 2 {
+		t.Fatalf("%d progress calls for %d bytes", len(calls), st.Bytes)
+	}
+	for i, c := range calls {
+		if c[0] > c[1] || (i > 0 && c[0] <= calls[i-1][0]) {
+			t.Fatalf("progress went %v", calls)
+		}
+	}
+	if last := calls[len(calls)-1]; last[0] != st.Bytes || last[1] != st.Bytes {
+		t.Fatalf("progress ended at %v, %d bytes sent", last, st.Bytes)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/librahost/librahost/ckpt"
 )
@@ -22,11 +23,15 @@ const (
 // is at most a chunk and its header.
 const maxFrame = 64 << 20
 
+// offerVersion is the first byte of an OFFER: a host that speaks
+// another version of the protocol is refused in one line.
+const offerVersion = 2
+
 type offer struct {
 	key      ckpt.Key
 	epoch    uint64
 	manifest []byte
-	chunks   []ckpt.Hash
+	push     []uint32 // indexes of the chunks whose values follow at once
 }
 
 // writeFrame writes a frame whose body is the parts given, back to back.
@@ -73,28 +78,38 @@ func readFrame(r io.Reader, buf *[]byte) (byte, []byte, error) {
 	return h[4], b, nil
 }
 
+// appendValueFrame appends a VALUE frame: chunk index i and its value.
+func appendValueFrame(b []byte, i uint32, v []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)+5))
+	b = append(b, tValue)
+	b = binary.BigEndian.AppendUint32(b, i)
+	return append(b, v...)
+}
+
 func encodeOffer(o offer) []byte {
-	b := binary.BigEndian.AppendUint16(nil, uint16(len(o.key.Job)))
+	b := []byte{offerVersion}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(o.key.Job)))
 	b = append(b, o.key.Job...)
 	b = binary.BigEndian.AppendUint32(b, o.key.Worker)
 	b = binary.BigEndian.AppendUint64(b, o.epoch)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(o.manifest)))
 	b = append(b, o.manifest...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(o.chunks)))
-	for _, h := range o.chunks {
-		b = append(b, h[:]...)
-	}
-	return b
+	return append(b, encodeIndexes(o.push)...)
 }
 
+// decodeOffer reads an OFFER. The push indexes are checked against the
+// manifest's chunks by the caller (decodeIndexes).
 func decodeOffer(b []byte) (offer, error) {
 	var o offer
 	bad := fmt.Errorf("%w: malformed offer", ErrProtocol)
-	if len(b) < 2 {
+	if len(b) < 3 {
 		return o, bad
 	}
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
+	if b[0] != offerVersion {
+		return o, fmt.Errorf("%w: offer of protocol version %d, this host speaks version %d (run the same release on every host)", ErrProtocol, b[0], offerVersion)
+	}
+	n := int(binary.BigEndian.Uint16(b[1:]))
+	b = b[3:]
 	if len(b) < n+16 {
 		return o, bad
 	}
@@ -104,20 +119,16 @@ func decodeOffer(b []byte) (offer, error) {
 	o.epoch = binary.BigEndian.Uint64(b[4:])
 	m := uint64(binary.BigEndian.Uint32(b[12:]))
 	b = b[16:]
-	if uint64(len(b)) < m+4 {
+	if uint64(len(b)) < m {
 		return o, bad
 	}
 	o.manifest = b[:m]
 	b = b[m:]
-	c := uint64(binary.BigEndian.Uint32(b))
-	b = b[4:]
-	if uint64(len(b)) != c*16 {
+	push, err := decodeIndexes(b, math.MaxInt)
+	if err != nil {
 		return o, bad
 	}
-	o.chunks = make([]ckpt.Hash, c)
-	for i := range o.chunks {
-		copy(o.chunks[i][:], b[i*16:])
-	}
+	o.push = push
 	return o, nil
 }
 
@@ -137,9 +148,17 @@ func decodeIndexes(b []byte, n int) ([]uint32, error) {
 	ix := make([]uint32, len(b)/4)
 	for k := range ix {
 		ix[k] = binary.BigEndian.Uint32(b[4*k:])
-		if int(ix[k]) >= n || (k > 0 && ix[k] <= ix[k-1]) {
-			return nil, fmt.Errorf("%w: need names chunk %d of %d", ErrProtocol, ix[k], n)
+	}
+	return ix, checkIndexes("need", ix, n)
+}
+
+// checkIndexes checks that ix (of a NEED, or an OFFER's push) increase
+// and name chunks below n.
+func checkIndexes(what string, ix []uint32, n int) error {
+	for k, i := range ix {
+		if int(i) >= n || (k > 0 && i <= ix[k-1]) {
+			return fmt.Errorf("%w: %s names chunk %d of %d", ErrProtocol, what, i, n)
 		}
 	}
-	return ix, nil
+	return nil
 }

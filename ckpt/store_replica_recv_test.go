@@ -1,0 +1,268 @@
+package ckpt
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+)
+
+// stream sends k's epoch from src into dst value by value, as a replica
+// host receives it; damage, if set, may change the k-th value on its way.
+// It returns the ReplicaIn and the first error of Value or Add.
+func stream(t *testing.T, src, dst *Store, k Key, epoch uint64, damage func(n int, v []byte)) (*ReplicaIn, error) {
+	t.Helper()
+	r, err := src.ReplicaOf(k, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := dst.BeginReplica(r.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	need, err := dst.Missing(rx.Chunks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = src.ReadValues(need, func(h Hash, v []byte) error {
+		buf, err := rx.Value(len(v))
+		if err != nil {
+			return err
+		}
+		copy(buf, v)
+		if damage != nil {
+			damage(n, buf)
+		}
+		n++
+		return rx.Add(h, buf)
+	})
+	return rx, err
+}
+
+func readsBack(t *testing.T, s *Store, k Key, epoch uint64, want []byte) {
+	t.Helper()
+	m, err := s.Manifest(k, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(want))
+	if err := s.ReadMemory(m, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("epoch %d reads back differently on the replica", epoch)
+	}
+}
+
+// TestReplicaInStreams: values given one by one land in the replica
+// segment, and the replica reads back after a commit, after captures on
+// the replica's store, and after the store is opened again.
+func TestReplicaInStreams(t *testing.T) {
+	cfg := testConfig(t)
+	src, dst := openTest(t, testConfig(t)), openTest(t, cfg)
+	k := Key{Job: "job", Worker: 1}
+	rng := rand.New(rand.NewPCG(5, 6))
+	mem := make([]byte, 256<<10)
+	fillRandom(mem, rng)
+	capture(t, src, testMeta(k, 1), mem)
+	rx, err := stream(t, src, dst, k, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.Commit(); err == nil {
+		t.Fatal("a replica committed twice")
+	}
+	mem1 := bytes.Clone(mem)
+	fillRandom(mem[4<<10:8<<10], rng)
+	capture(t, src, testMeta(k, 2), mem)
+	rx, err = stream(t, src, dst, k, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// A capture of another key on the replica's store shares its chunks.
+	other := Key{Job: "other"}
+	capture(t, dst, testMeta(other, 1), mem)
+	readsBack(t, dst, k, 1, mem1)
+	readsBack(t, dst, k, 2, mem)
+	dst.Close()
+	dst = openTest(t, cfg)
+	readsBack(t, dst, k, 1, mem1)
+	readsBack(t, dst, k, 2, mem)
+	readsBack(t, dst, other, 1, mem)
+	res, err := dst.Scrub()
+	if err != nil || res.Damaged != 0 {
+		t.Fatalf("scrub after reopen: %+v %v", res, err)
+	}
+}
+
+// TestReplicaInDamagedMidStream: a value damaged on its way is refused in
+// one line (by Value or Add once it is checked, and by Commit), and
+// nothing of the replica is kept, whether the replica segment is new or
+// already holds another replica.
+func TestReplicaInDamagedMidStream(t *testing.T) {
+	src, dst := openTest(t, testConfig(t)), openTest(t, testConfig(t))
+	rng := rand.New(rand.NewPCG(7, 8))
+	mems := map[Key][]byte{}
+	for _, k := range []Key{{Job: "first"}, {Job: "second"}} {
+		mems[k] = make([]byte, 1<<20) // 256 chunks
+		fillRandom(mems[k], rng)
+		capture(t, src, testMeta(k, 1), mems[k])
+	}
+	for _, k := range []Key{{Job: "first"}, {Job: "second"}} {
+		before := storeDigest(t, dst)
+		rx, err := stream(t, src, dst, k, 1, func(n int, v []byte) {
+			if n == 20 {
+				v[len(v)-1] ^= 1
+			}
+		})
+		cerr := rx.Commit()
+		if !errors.Is(cerr, ErrCorrupt) || strings.Contains(cerr.Error(), "\n") {
+			t.Fatalf("%s: a damaged value: %v", k.Job, cerr)
+		}
+		if err != nil && err.Error() != cerr.Error() {
+			t.Fatalf("%s: Add said %q, Commit %q", k.Job, err, cerr)
+		}
+		if storeDigest(t, dst) != before {
+			t.Fatalf("%s: a refused replica changed the store", k.Job)
+		}
+		if _, err := dst.Manifest(k, 1); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: a refused replica is listed: %v", k.Job, err)
+		}
+		// The next replica of the same checkpoint is whole.
+		rx, err = stream(t, src, dst, k, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		readsBack(t, dst, k, 1, mems[k])
+	}
+}
+
+// TestReplicaInAbortAndCrash: an aborted replica keeps nothing; one whose
+// values were written when its host stopped, before its commit, is gone
+// when the store opens again, and the store takes replicas after it.
+func TestReplicaInAbortAndCrash(t *testing.T) {
+	cfg := testConfig(t)
+	src, dst := openTest(t, testConfig(t)), openTest(t, cfg)
+	k := Key{Job: "job"}
+	mem := make([]byte, 128<<10)
+	fillRandom(mem, rand.New(rand.NewPCG(9, 10)))
+	capture(t, src, testMeta(k, 1), mem)
+	before := storeDigest(t, dst)
+	rx, err := stream(t, src, dst, k, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx.Abort()
+	if err := rx.Commit(); err == nil {
+		t.Fatal("an aborted replica committed")
+	}
+	if storeDigest(t, dst) != before {
+		t.Fatal("an aborted replica changed the store")
+	}
+	rx, err = stream(t, src, dst, k, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.finish(); err != nil { // every value written, no commit
+		t.Fatal(err)
+	}
+	if rx.w == nil || rx.w.written == 0 {
+		t.Fatal("no value was written before the commit")
+	}
+	dst.Close()
+	dst = openTest(t, cfg)
+	if storeDigest(t, dst) != before {
+		t.Fatal("values of a replica never committed are left after Open")
+	}
+	rx, err = stream(t, src, dst, k, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	readsBack(t, dst, k, 1, mem)
+}
+
+// TestReplicaInConcurrent: two replicas arriving at once share the
+// replica segment; one refused among them leaves the other whole, before
+// and after Open, and a failed write refuses a replica in one line.
+func TestReplicaInConcurrent(t *testing.T) {
+	cfg := testConfig(t)
+	src, dst := openTest(t, testConfig(t)), openTest(t, cfg)
+	rng := rand.New(rand.NewPCG(11, 12))
+	a, b := Key{Job: "a"}, Key{Job: "b"}
+	memA, memB := make([]byte, 512<<10), make([]byte, 512<<10)
+	fillRandom(memA, rng)
+	fillRandom(memB, rng)
+	capture(t, src, testMeta(a, 1), memA)
+	capture(t, src, testMeta(b, 1), memB)
+	ra, err := stream(t, src, dst, a, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := stream(t, src, dst, b, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ra.finish(); err != nil { // a's values are written before b's
+		t.Fatal(err)
+	}
+	xs := append([]extent(nil), ra.w.xs...)
+	ra.w.release() // as Abort: punched out, b's stay
+	data, err := allocated(ra.w.f, dst.segs.repEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xs {
+		for at := alignUp(x.off); at+holeBlock <= x.end; at += holeBlock {
+			for _, d := range data {
+				if d.off <= at && at < d.end {
+					t.Fatalf("block at %d of an aborted replica's values is still allocated", at)
+				}
+			}
+		}
+	}
+	if err := rb.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	readsBack(t, dst, b, 1, memB)
+	if _, err := dst.Manifest(a, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an aborted replica is listed: %v", err)
+	}
+	setFailpoint(func(name string) error {
+		if name == "segment:write" {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+	ra, err = stream(t, src, dst, a, 1, nil)
+	cerr := ra.Commit() // the values are written meanwhile
+	setFailpoint(nil)
+	if !errors.Is(cerr, ErrWrite) || strings.Contains(cerr.Error(), "\n") || !strings.Contains(cerr.Error(), "disk full") {
+		t.Fatalf("a failed write: %v (Add said %v)", cerr, err)
+	}
+	dst.Close()
+	dst = openTest(t, cfg)
+	readsBack(t, dst, b, 1, memB)
+	res, err := dst.Scrub()
+	if err != nil || res.Damaged != 0 {
+		t.Fatalf("scrub after reopen: %+v %v", res, err)
+	}
+	entries, err := os.ReadDir(dst.segs.dir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("segments after reopen: %v %v", entries, err)
+	}
+}
