@@ -20,8 +20,8 @@ Usage:
   librahost ckpt inspect --state DIR [--epoch N]
   librahost ckpt verify|repair --state DIR
   librahost cluster init DIR --hosts "a b=10.0.0.2 c"
-  librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR]
-  librahost submit --hosts A,B,C [-n N] [--prefix] app.wasm [--] [guest args]
+  librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR] [--failure-timeout DUR]
+  librahost submit --hosts A,B,C [-n N] [--prefix] [--failure-timeout DUR] app.wasm [--] [guest args]
   librahost status --hosts A,B,C
   librahost cancel --job ID --hosts A,B,C
 
