@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/librahost/librahost/host/metrics"
@@ -62,6 +63,24 @@ func benchDashboard(dir, root string, cfg dashboardConfig) error {
 	go hs.Serve(ctx)
 	url := "http://" + hs.Addr().String()
 
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// The CPU time this process spends serving, before the job starts,
+	// less what it spends idle.
+	cpu0 := processCPU()
+	time.Sleep(window)
+	idle := processCPU() - cpu0
+	cpu0 = processCPU()
+	r, err := loadFor(self, url, rate, window)
+	if err != nil {
+		return err
+	}
+	cpu := processCPU() - cpu0 - time.Duration(float64(idle)*r.Seconds/window.Seconds())
+	fmt.Printf("\nserving alone: %.0f requests/s answered, %d late; this process's CPU time %.1f µs a request, %.1f %% of a core at %d requests/s (idle: %.1f %%)\n",
+		float64(r.OK)/r.Seconds, r.Late, cpu.Seconds()*1e6/float64(r.OK), cpu.Seconds()/r.Seconds*100, rate, idle.Seconds()/window.Seconds()*100)
+
 	ckpts := &checkpointLog{job: d.Metrics().Jobs().Start(1)}
 	var jobErr error
 	ended, stop := make(chan struct{}), make(chan struct{})
@@ -78,48 +97,30 @@ func benchDashboard(dir, root string, cfg dashboardConfig) error {
 		return err
 	}
 
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	fmt.Printf("\ndashboard load: %d windows of %s in alternation, without and with %d requests/s over %v\n\n",
 		2*windows, window, rate, dashboardPaths)
 	var quiet, loaded []span
 	var loads []loadReport
 	for w := range 2 * windows {
-		on := w%2 == 1
-		var load *exec.Cmd
-		var out io.ReadCloser
-		if on {
-			load = exec.Command(self, "-load", url, "-rate", fmt.Sprint(rate), "-load-for", window.String())
-			load.Stderr = os.Stderr
-			if out, err = load.StdoutPipe(); err != nil {
-				return err
-			}
-			if err := load.Start(); err != nil {
-				return err
-			}
-		}
 		start := time.Now()
-		select {
-		case <-time.After(window):
-		case <-ended:
-			return fmt.Errorf("the job ended: %v", jobErr)
-		}
-		win := span{start: start, end: time.Now()}
-		if on {
-			var r loadReport
-			err := json.NewDecoder(out).Decode(&r)
-			if werr := load.Wait(); err == nil {
-				err = werr
+		if w%2 == 0 {
+			select {
+			case <-time.After(window):
+			case <-ended:
 			}
+			quiet = append(quiet, span{start, time.Now()})
+		} else {
+			r, err := loadFor(self, url, rate, window)
 			if err != nil {
-				return fmt.Errorf("load generator: %v", err)
+				return err
 			}
 			loads = append(loads, r)
-			loaded = append(loaded, win)
-		} else {
-			quiet = append(quiet, win)
+			loaded = append(loaded, span{start, time.Now()})
+		}
+		select {
+		case <-ended:
+			return fmt.Errorf("the job ended: %v", jobErr)
+		default:
 		}
 	}
 	q, l := ckpts.within(quiet), ckpts.within(loaded)
@@ -256,13 +257,36 @@ type loadReport struct {
 	P50, P99         time.Duration
 }
 
+// loadFor runs the load generator (this program, -load) for d and
+// returns its report.
+func loadFor(self, url string, rate int, d time.Duration) (loadReport, error) {
+	var r loadReport
+	load := exec.Command(self, "-load", url, "-rate", fmt.Sprint(rate), "-load-for", d.String())
+	load.Stderr = os.Stderr
+	out, err := load.Output()
+	if err == nil {
+		err = json.Unmarshal(out, &r)
+	}
+	if err != nil {
+		return r, fmt.Errorf("load generator: %v", err)
+	}
+	return r, nil
+}
+
+// processCPU is this process's CPU time so far (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // runLoad asks for dashboardPaths in turn at rate requests/s for d, from
 // 64 keep-alive connections, and prints a loadReport. Requests wait for a
 // free connection up to half a second's worth; one more is counted late,
 // not sent.
 func runLoad(url string, rate int, d time.Duration) error {
 	client := &http.Client{
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64}, // asks for gzip, as Prometheus and browsers do
 		Timeout:   10 * time.Second,
 	}
 	const conns = 64

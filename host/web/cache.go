@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -59,9 +60,11 @@ func (c *cache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	code, header, body := v.code, v.header, v.body
 	v.mu.Unlock()
+	h := w.Header()
 	for k, vs := range header {
-		w.Header()[k] = vs
+		h[k] = vs
 	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	w.Write(body)
 }
