@@ -25,13 +25,23 @@
 // Lines printed while a bar may be drawn go through Above, which erases
 // the bar's line first (the bar is drawn again at its next update).
 //
-// For the other long waits:
-//   - a replica transfer (host/replica): in its progress callback, call
-//     bar.Add with the bytes sent since the last call, the bar made with
-//     the transfer's total, and Done when it returns;
-//   - restore of a large checkpoint: New(stderr, "restoring epoch N",
-//     manifest's stored size), Add as chunks are read, Done before the
-//     guest starts (or a spinner, total 0, if the size is not at hand).
+// A caller told where it stands rather than what was added uses Report:
+// a replica transfer (host/replica's Options.Progress is called with the
+// bytes sent and the bytes to send, which may grow once) draws so:
+//
+//	var bar *progress.Bar
+//	opt.Progress = func(done, total int64) {
+//		if bar == nil {
+//			bar = progress.New(stderr, "replica of epoch 7 to b", total)
+//		}
+//		bar.Report(done, total)
+//	}
+//	_, err := replica.Send(rw, store, key, 7, opt)
+//	bar.Done() // a nil *Bar does nothing
+//
+// Restore of a large checkpoint: New(stderr, "restoring epoch N", the
+// manifest's stored size), Add as chunks are read, Done before the guest
+// starts (or a spinner, total 0, if the size is not at hand).
 //
 // A Bar is safe for concurrent use; every method of a nil *Bar does
 // nothing.

@@ -129,6 +129,25 @@ func (b *Bar) Add(n int64) {
 	b.pb.Add64(n)
 }
 
+// Report sets how far the wait is: done bytes of total, for a caller told
+// where it stands rather than what was added (host/replica's
+// Options.Progress). A known total that grows is followed.
+func (b *Bar) Report(done, total int64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	if b.total > 0 && total > b.total {
+		b.total = total
+		if b.pb != nil && !b.ended {
+			b.pb.ChangeMax64(total)
+		}
+	}
+	add := done - b.n
+	b.mu.Unlock()
+	b.Add(add)
+}
+
 // Done ends the wait: the bar, if it was drawn, is erased. Later calls do
 // nothing.
 func (b *Bar) Done() {

@@ -180,3 +180,24 @@ func TestAbove(t *testing.T) {
 		nilBar.Done()
 	})
 }
+
+// TestReport: a caller that reports where it stands moves the bar to
+// there, and a total that grows makes the same bytes a smaller part.
+func TestReport(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var term fakeTerm
+		b := New(&term, "replica to b", 100<<20)
+		defer b.Done()
+		b.Report(50<<20, 100<<20)
+		wait(Threshold)
+		if s := term.String(); !strings.Contains(s, "50%") {
+			t.Fatalf("at 50 of 100 MB: %q", s)
+		}
+		b.Report(60<<20, 200<<20)
+		wait(redraw)
+		s := term.String()
+		if last := s[strings.LastIndex(s, "replica"):]; !strings.Contains(last, "30%") {
+			t.Fatalf("at 60 of 200 MB the bar says %q", last)
+		}
+	})
+}
