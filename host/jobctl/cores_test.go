@@ -73,14 +73,10 @@ func (h *coreHost) loop(tick time.Duration) {
 			}
 		case now := <-t.C:
 			if h.coord != nil {
-				for o := range h.ep.peers {
-					h.coord.Heard(ckpt.HostID(o), h.ep.LastHeard(ckpt.HostID(o)))
-				}
+				h.ep.TellCoordinator(h.coord)
 				h.coord.Tick(now)
 			}
-			if h.coord == nil {
-				h.part.Heard(h.ep.LastHeard(0))
-			}
+			h.ep.TellParticipant(h.part)
 			h.part.Tick(now)
 		case f := <-h.cmds:
 			f()

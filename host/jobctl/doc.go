@@ -31,8 +31,10 @@
 //		case r := <-ep.Recv():       // Msg from r.From, arrived at r.At
 //			core.Step(r.Msg, r.At)
 //		case now := <-ticker.C:
-//			for h := range hosts { coord.Heard(h, ep.LastHeard(h)) }
+//			ep.TellCoordinator(coord)    // who was heard when (LastHeard)
 //			coord.Tick(now)              // declares the silent hosts lost
+//			ep.TellParticipant(part)
+//			part.Tick(now)               // stops if the coordinator's host is
 //		}
 //		rd := core.Ready()
 //		for _, m := range rd.Msgs { ep.Send(m.To, m) }
@@ -41,7 +43,8 @@
 //
 // LastHeard is the time of the newest frame from a host (any frame: a
 // message or a heartbeat), recorded as it arrives, so a driver that falls
-// behind on Recv does not declare a host lost that is not. With the
+// behind on Recv does not declare a host lost that is not; TellCoordinator
+// and TellParticipant pass it to the cores. With the
 // default failure timeout of 2 s and a tick of 50 ms, a host that dies is
 // declared lost 1.5 to 2.05 s after its death (bench/RESULTS.md).
 //

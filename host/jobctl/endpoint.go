@@ -166,6 +166,25 @@ func (e *Endpoint) LastHeard(h ckpt.HostID) time.Time {
 	return time.Time{}
 }
 
+// TellCoordinator tells the job's coordinator core when each host was
+// last heard here (LastHeard); its owner calls it before each Tick.
+func (e *Endpoint) TellCoordinator(c *ckpt.EpochCoordinator) {
+	for h, p := range e.peers {
+		if p != nil {
+			c.Heard(ckpt.HostID(h), e.LastHeard(ckpt.HostID(h)))
+		}
+	}
+}
+
+// TellParticipant tells this host's participant core when the
+// coordinator's host was last heard here; its owner calls it before each
+// Tick.
+func (e *Endpoint) TellParticipant(p *ckpt.Participant) {
+	if at := e.LastHeard(e.cfg.Coordinator); !at.IsZero() {
+		p.Heard(at)
+	}
+}
+
 // SetInc raises the incarnation this host runs as: frames go out stamped
 // with it, and frames of older incarnations are dropped unheard.
 func (e *Endpoint) SetInc(inc uint64) {
