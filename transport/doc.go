@@ -33,7 +33,11 @@
 //     own (a link, and every buffer on it, belongs to one Endpoint).
 //     SetRoute (mux_route.go) moves ranks between hosts: senders send
 //     their logs again to a moved rank's new host, where its restored
-//     receivers drop what they had.
+//     receivers drop what they had. Without StableOnAck the sender logs
+//     are bounded (mux_loglimit.go): past MaxLogBytes the host is told
+//     (OnLogFull) so that it forces a checkpoint, and sends wait for its
+//     commit, or fail with ErrLogFull if no checkpoint can come; an
+//     ended rank's inbox drops what reaches it (Ended).
 //
 // transport never imports host, ckpt or wasi: host maps between their types.
 package transport

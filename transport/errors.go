@@ -32,6 +32,9 @@ var (
 	ErrFaultSpec = errors.New("transport: invalid fault spec")
 	// ErrHandshake: a peer whose HELLO is missing or does not match.
 	ErrHandshake = errors.New("transport: handshake refused")
+	// ErrLogFull: a send that would take the sender logs past
+	// EndpointConfig.MaxLogBytes with no checkpoint coming to shorten them.
+	ErrLogFull = errors.New("transport: sender logs full")
 	// ErrStale: a peer whose HELLO names an older incarnation of the job
 	// than this Endpoint's: a host declared dead that came back.
 	ErrStale = errors.New("transport: peer of a stale incarnation refused")

@@ -50,6 +50,19 @@ type EndpointConfig struct {
 	// StableOnAck drops messages from the sender logs as soon as they are
 	// acked: for runs that take no checkpoints. Otherwise only Stable does.
 	StableOnAck bool
+	// MaxLogBytes bounds the payload bytes the sender logs of this host
+	// hold (LogBytes) when StableOnAck is false. A send that takes them
+	// past it tells OnLogFull (once until a commit shortens them, and
+	// again every 20 ticks while they stay past it), so that the host
+	// forces a checkpoint; sends go on up to twice
+	// the limit, then Send waits (TrySend returns false) until a commit
+	// makes room. Without OnLogFull such a send fails with ErrLogFull.
+	// Default 512 MiB.
+	MaxLogBytes int64
+	// OnLogFull is told the bytes in the sender logs when they pass
+	// MaxLogBytes. A host that is checkpointing already may ignore it. It
+	// runs on the Endpoint's goroutine and must not block.
+	OnLogFull func(bytes int64)
 	// HoldLaterEpochs keeps a message stamped with an epoch later than its
 	// receiving rank's (SetEpoch) from being delivered until the rank's
 	// epoch reaches it, so that no checkpoint holds a message sent after
@@ -81,6 +94,9 @@ func (c EndpointConfig) withDefaults() EndpointConfig {
 	}
 	if c.MaxQueued <= 0 {
 		c.MaxQueued = int(2*c.Sender.Window) + 16<<20
+	}
+	if c.MaxLogBytes <= 0 {
+		c.MaxLogBytes = DefaultMaxLogBytes
 	}
 	if c.Logf == nil {
 		c.Logf = log.Printf
@@ -126,6 +142,8 @@ type Endpoint struct {
 	ctr    counters
 	logged atomic.Int64 // LogBytes
 
+	lim logLimit
+
 	staleMu sync.Mutex
 	stale   map[HostID]uint64 // the incarnation each stale peer was logged as
 }
@@ -158,6 +176,7 @@ type worker struct {
 	ahead    uint64     // loop only: the newest epoch OnEpochAhead was told
 	held     []*channel // loop only: channels to it holding frames
 	arriving bool       // loop only: moved here by SetRoute, not yet restored
+	ended    bool       // loop only: its program ended (Ended)
 }
 
 type sendReq struct {
@@ -179,6 +198,7 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 	}
+	e.lim.cond.L = &e.lim.mu
 	route := e.cfg.Route
 	e.route.Store(&route)
 	e.loop.init()
@@ -275,6 +295,9 @@ func (e *Endpoint) send(src, dst uint32, tag int32, payload []byte, wait bool) (
 	if !wait {
 		notify = e.worker(src).in.notify
 	}
+	if ok, err := e.admitLog(src, n, wait, notify); !ok {
+		return false, err
+	}
 	ch.mu.Lock()
 	for ch.used > 0 && ch.used+n > win {
 		if e.closed.Load() {
@@ -322,6 +345,19 @@ func (ch *channel) release(n int64) {
 		default:
 		}
 	}
+}
+
+// Ended tells the Endpoint that local rank's program has ended and takes
+// no more messages. Its inbox is emptied, and messages delivered to it from
+// now on are dropped (still acked; counted in Counters.Discarded), so that
+// an ended rank's inbox does not grow. Its channels go on: a checkpoint of
+// the rank still shows what it was delivered. Restore undoes it.
+func (e *Endpoint) Ended(rank uint32) {
+	w := e.worker(rank)
+	e.do(func() {
+		w.ended = true
+		e.ctr.discarded.Add(uint64(w.in.discard()))
+	})
 }
 
 // SetEpoch sets the epoch stamped on messages local rank src sends from
@@ -409,6 +445,9 @@ func (e *Endpoint) Close() error {
 		return nil
 	}
 	close(e.closing)
+	e.lim.mu.Lock()
+	e.lim.cond.Broadcast()
+	e.lim.mu.Unlock()
 	e.mu.RLock()
 	for _, ch := range e.chans {
 		ch.mu.Lock()

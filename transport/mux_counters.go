@@ -20,14 +20,17 @@ type Counters struct {
 	// StaleLinks counts links refused because the peer was of an older
 	// incarnation of the job.
 	StaleLinks uint64
+	// Discarded counts messages delivered to ranks whose programs had
+	// ended (Ended), dropped.
+	Discarded uint64
 }
 
 // counters are updated by the loop (once per batch) and the links'
 // goroutines (once per buffer), each on a cache line of its own.
 type counters struct {
 	sent, resent, acked, received, duplicates atomic.Uint64 // loop
-	stableAcks                                atomic.Uint64 // loop
-	_                                         [16]byte
+	stableAcks, discarded                     atomic.Uint64 // loop
+	_                                         [8]byte
 	bytesSent                                 atomic.Uint64 // link writers
 	_                                         [56]byte
 	bytesRecv                                 atomic.Uint64 // link readers
@@ -42,5 +45,6 @@ func (e *Endpoint) Counters() Counters {
 		Sent: c.sent.Load(), Resent: c.resent.Load(), Acked: c.acked.Load(), Received: c.received.Load(),
 		Duplicates: c.duplicates.Load(), BytesSent: c.bytesSent.Load(), BytesRecv: c.bytesRecv.Load(),
 		StableAcks: c.stableAcks.Load(), StaleLinks: c.staleLinks.Load(),
+		Discarded: c.discarded.Load(),
 	}
 }

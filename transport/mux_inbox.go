@@ -56,3 +56,13 @@ func (in *inbox) Len() int {
 	defer in.mu.Unlock()
 	return len(in.q) - in.head
 }
+
+// discard drops every waiting message and returns how many there were.
+func (in *inbox) discard() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := len(in.q) - in.head
+	clear(in.q)
+	in.q, in.head = in.q[:0], 0
+	return n
+}

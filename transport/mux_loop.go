@@ -15,7 +15,8 @@ type loopState struct {
 
 	stableDue []*channel // receivers whose acks have stability to tell
 	ticks     uint64
-	arriving  int // workers moved here by SetRoute, not yet restored
+	arriving  int    // workers moved here by SetRoute, not yet restored
+	logTold   uint64 // tick OnLogFull was last told at, while the logs are past the limit
 
 	sends   []sendReq
 	inbound []inBatch
@@ -37,6 +38,7 @@ func (e *Endpoint) run() {
 		case <-t.C:
 			e.loop.tick(e, time.Now())
 			e.loop.tickStable(e)
+			e.loop.tickLog(e)
 		case <-e.closing:
 			e.loop.shutdown()
 			return
@@ -171,11 +173,16 @@ func (ls *loopState) deliver(e *Endpoint, ch *channel, f Frame) {
 	if len(d) == 0 {
 		return
 	}
+	w := e.worker(ch.dst)
+	if w.ended {
+		e.ctr.discarded.Add(uint64(len(d)))
+		return
+	}
 	ls.msgs = ls.msgs[:0]
 	for _, g := range d {
 		ls.msgs = append(ls.msgs, Message{Src: g.Src, Tag: g.Tag, Epoch: g.Epoch, Seq: g.Seq, Data: g.Payload})
 	}
-	e.worker(ch.dst).in.push(ls.msgs)
+	w.in.push(ls.msgs)
 	clear(ls.msgs)
 }
 

@@ -125,6 +125,7 @@ func (ls *loopState) forgetSender(e *Endpoint, ch *channel) {
 		n += int64(len(r.data))
 	}
 	e.logged.Add(-n)
+	e.logFreed()
 	clear(ch.overflow)
 	ch.overflow = ch.overflow[:0]
 	ch.sender = nil

@@ -154,6 +154,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 			w.arriving = false
 			ls.arriving--
 		}
+		w.ended = false
 		ls.dropHeld(w)
 		for _, r := range st.Recvs {
 			ch := e.channel(r.Src, st.Rank)

@@ -86,6 +86,9 @@ func (ls *loopState) dropStable(e *Endpoint, ch *channel, seq uint64) {
 	ch.sender.Stable(seq)
 	if d := before - ch.sender.Logged(); d > 0 {
 		e.logged.Add(-d)
+		if !e.cfg.StableOnAck {
+			e.logFreed()
+		}
 	}
 }
 
