@@ -12,16 +12,22 @@ import (
 // BenchmarkDetect measures the time from a host's death to its detection
 // with the default failure timeout: host b is another process, SIGKILLed
 // at a random moment once it hears the coordinator's host a; a's
-// coordinator core, fed by its Endpoint and ticked every 50 ms, declares
-// b lost. ms/op-style figures are reported as detect-p50-ms and
+// coordinator core, fed by its Endpoint and ticked every 50 ms (or 10),
+// declares b lost. ms/op-style figures are reported as detect-p50-ms and
 // detect-max-ms (ns/op includes each iteration's set-up).
 //
 //	go test ./host/jobctl -run '^$' -bench Detect -benchtime 20x
 func BenchmarkDetect(b *testing.B) {
+	for _, tick := range []time.Duration{50 * time.Millisecond, 10 * time.Millisecond} {
+		b.Run("tick="+tick.String(), func(b *testing.B) { benchDetect(b, tick) })
+	}
+}
+
+func benchDetect(b *testing.B, tick time.Duration) {
 	names := []string{"a", "b"}
 	dir := newCluster(b, names...)
 	a := startQUICHost(b, dir, "a")
-	const ft, tick = ckpt.DefaultFailureTimeout, 50 * time.Millisecond
+	const ft = ckpt.DefaultFailureTimeout
 	var ds []time.Duration
 	for b.Loop() {
 		ea := a.open(b, names, 0, "", ft)
