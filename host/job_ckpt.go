@@ -322,7 +322,9 @@ func (j *jobRun) run(ctx context.Context) (int, error) {
 	ep, err := transport.NewEndpoint(transport.EndpointConfig{
 		Host:  "local",
 		Route: func(uint32) transport.HostID { return "local" },
-		Logf:  func(format string, args ...any) { fmt.Fprintf(cfg.Log, "librahost: "+format+"\n", args...) },
+		// Sender logs past their limit: a checkpoint makes them stable.
+		OnLogFull: func(int64) { go j.startRound() },
+		Logf:      func(format string, args ...any) { fmt.Fprintf(cfg.Log, "librahost: "+format+"\n", args...) },
 	})
 	if err != nil {
 		return 1, err
@@ -492,11 +494,14 @@ func (j *jobRun) prepare(rank int, w *Worker) error {
 
 // triggers starts periodic checkpoints.
 func (j *jobRun) triggers(done <-chan struct{}) {
-	periodically(j.cfg.CheckpointEvery, done, func() {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		if e, _ := j.coord.Round(); e == 0 {
-			j.begin()
-		}
-	})
+	periodically(j.cfg.CheckpointEvery, done, j.startRound)
+}
+
+// startRound starts a checkpoint unless one is under way.
+func (j *jobRun) startRound() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e, _ := j.coord.Round(); e == 0 {
+		j.begin()
+	}
 }
