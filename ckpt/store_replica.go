@@ -23,9 +23,8 @@ import (
 type Replica struct {
 	Key      Key
 	Epoch    uint64
-	Manifest []byte  // the manifest's encoding, as stored
-	Chunks   []Hash  // the distinct, non-zero chunks it uses (memory and files)
-	Sizes    []int64 // the stored size of each chunk's value (0 if it is missing)
+	Manifest []byte // the manifest's encoding, as stored
+	Chunks   []Hash // the distinct, non-zero chunks it uses (memory and files)
 }
 
 // ReplicaOf returns the manifest of k's epoch and the chunks it uses.
@@ -38,13 +37,6 @@ func (s *Store) ReplicaOf(k Key, epoch uint64) (*Replica, error) {
 		}
 		enc := slices.Clone(tx.Bucket(bucketManifests).Get(manifestKey(k, epoch)))
 		r = &Replica{Key: k, Epoch: epoch, Manifest: enc, Chunks: distinctChunks(m)}
-		r.Sizes = make([]int64, len(r.Chunks))
-		refs := tx.Bucket(bucketRefs)
-		for i, h := range r.Chunks {
-			if ref, ok := decodeRef(refs.Get(h[:])); ok {
-				r.Sizes[i] = int64(ref.size)
-			}
-		}
 		return nil
 	})
 	return r, err
@@ -75,6 +67,22 @@ func (s *Store) Missing(hs []Hash) ([]Hash, error) {
 				out = append(out, h)
 			} else if _, ok := storedValueIn(tx, h); !ok {
 				out = append(out, h)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ValueSizes returns the stored size of each chunk's value (0 for one the
+// store does not hold): the bytes ReadValues would read.
+func (s *Store) ValueSizes(hs []Hash) ([]int64, error) {
+	out := make([]int64, len(hs))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		refs := tx.Bucket(bucketRefs)
+		for i, h := range hs {
+			if r, ok := decodeRef(refs.Get(h[:])); ok {
+				out[i] = int64(r.size)
 			}
 		}
 		return nil

@@ -36,10 +36,12 @@ type ReplicaIn struct {
 	checks sync.WaitGroup
 	wdone  chan struct{} // closed when the disk writer is done
 
-	mu     sync.Mutex
-	err    error  // the first refusal or failure
-	got    []bool // by position in chunks: given to Add
-	closed bool   // Commit or Abort was called
+	mu      sync.Mutex
+	err     error  // the first refusal or failure
+	got     []bool // by position in chunks: given to Add
+	closed  bool   // Commit or Abort was called
+	missing []Hash // what Missing returned, if it was called
+	asked   bool   // Missing was called
 
 	// Owned by the disk writer until wdone is closed.
 	w    *repWriter
@@ -94,6 +96,21 @@ func (r *ReplicaIn) Chunks() []Hash { return r.chunks }
 // Key and Epoch identify the checkpoint.
 func (r *ReplicaIn) Key() Key      { return r.m.Key }
 func (r *ReplicaIn) Epoch() uint64 { return r.m.Epoch }
+
+// Missing returns the chunks of the manifest that the store holds no
+// sound value of, in the order of Chunks: those the source must send.
+// Commit then checks that each of them was given, without looking them
+// up again (a chunk held now and dropped before the commit fails it).
+func (r *ReplicaIn) Missing() ([]Hash, error) {
+	missing, err := r.s.Missing(r.chunks)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.missing, r.asked = missing, true
+	r.mu.Unlock()
+	return missing, nil
+}
 
 // Value returns a buffer of n bytes for the next value, once the values
 // given before are written far enough that there is room. It fails if n
@@ -290,15 +307,24 @@ func (r *ReplicaIn) Commit() (err error) {
 	if r.w != nil {
 		defer r.w.release()
 	}
-	var lacking []Hash
-	for i, h := range r.chunks {
-		if !r.got[i] {
-			lacking = append(lacking, h)
+	var missing []Hash
+	if r.asked {
+		for _, h := range r.missing {
+			if !r.got[r.index[h]] {
+				missing = append(missing, h)
+			}
 		}
-	}
-	missing, err := r.s.Missing(lacking)
-	if err != nil {
-		return err
+	} else {
+		var lacking []Hash
+		for i, h := range r.chunks {
+			if !r.got[i] {
+				lacking = append(lacking, h)
+			}
+		}
+		var err error
+		if missing, err = r.s.Missing(lacking); err != nil {
+			return err
+		}
 	}
 	if len(missing) > 0 {
 		h := missing[0]

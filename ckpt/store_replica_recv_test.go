@@ -22,7 +22,7 @@ func stream(t *testing.T, src, dst *Store, k Key, epoch uint64, damage func(n in
 	if err != nil {
 		t.Fatal(err)
 	}
-	need, err := dst.Missing(rx.Chunks())
+	need, err := rx.Missing()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,5 +264,45 @@ func TestReplicaInConcurrent(t *testing.T) {
 	entries, err := os.ReadDir(dst.segs.dir)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("segments after reopen: %v %v", entries, err)
+	}
+}
+
+// TestReplicaInLacking: a replica that was not given a chunk its store
+// lacks is refused in one line and keeps nothing.
+func TestReplicaInLacking(t *testing.T) {
+	src, dst := openTest(t, testConfig(t)), openTest(t, testConfig(t))
+	k := Key{Job: "job"}
+	mem := make([]byte, 64<<10)
+	fillRandom(mem, rand.New(rand.NewPCG(13, 14)))
+	capture(t, src, testMeta(k, 1), mem)
+	before := storeDigest(t, dst)
+	r, err := src.ReplicaOf(k, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := dst.BeginReplica(r.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	need, err := rx.Missing()
+	if err != nil || len(need) != 16 {
+		t.Fatalf("missing: %d %v", len(need), err)
+	}
+	if err := src.ReadValues(need[:15], func(h Hash, v []byte) error {
+		buf, err := rx.Value(len(v))
+		if err != nil {
+			return err
+		}
+		copy(buf, v)
+		return rx.Add(h, buf)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err = rx.Commit()
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), short(need[15][:])) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a lacking chunk: %v", err)
+	}
+	if storeDigest(t, dst) != before {
+		t.Fatal("a refused replica changed the store")
 	}
 }

@@ -52,9 +52,6 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Opt
 		return st, err
 	}
 	s := &sender{w: rw, store: store, r: r, st: &st, opt: opt, frames: frames}
-	for _, i := range push {
-		s.total += r.Sizes[i]
-	}
 	if err := s.values(push); err != nil {
 		return st, err
 	}
@@ -66,11 +63,7 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Opt
 		if err != nil {
 			return st, err
 		}
-		ix = without(ix, push)
-		for _, i := range ix {
-			s.total += r.Sizes[i]
-		}
-		if err := s.values(ix); err != nil {
+		if err := s.values(without(ix, push)); err != nil {
 			return st, err
 		}
 	}
@@ -209,6 +202,15 @@ func (s *sender) values(ix []uint32) error {
 	for k, i := range ix {
 		hs[k] = s.r.Chunks[i]
 	}
+	if s.opt.Progress != nil {
+		sizes, err := s.store.ValueSizes(hs)
+		if err != nil {
+			return err
+		}
+		for _, n := range sizes {
+			s.total += n
+		}
+	}
 	batches := make(chan batch, 4)
 	stop := make(chan struct{})
 	readErr := make(chan error, 1)
@@ -339,7 +341,7 @@ func (v *server) serve() error {
 	if k := rx.Key(); k != o.key || rx.Epoch() != o.epoch {
 		return fmt.Errorf("%w: offer of job %q worker %d epoch %d carries the manifest of job %q worker %d epoch %d", ErrProtocol, o.key.Job, o.key.Worker, o.epoch, k.Job, k.Worker, rx.Epoch())
 	}
-	missing, err := v.store.Missing(chunks)
+	missing, err := rx.Missing()
 	if err != nil {
 		return err
 	}
@@ -388,14 +390,14 @@ func (v *server) serve() error {
 			return fmt.Errorf("%w: value of chunk %d of %d", ErrProtocol, i, len(chunks))
 		}
 		val, err := rx.Value(int(n - 5))
-		if err == nil {
-			if _, err := io.ReadFull(v.rw, val); err != nil {
-				return err
-			}
-			err = rx.Add(chunks[i], val)
-		}
 		if err != nil {
 			return v.refuse(err, int64(n-5))
+		}
+		if _, err := io.ReadFull(v.rw, val); err != nil {
+			return err
+		}
+		if err := rx.Add(chunks[i], val); err != nil {
+			return v.refuse(err, 0)
 		}
 	}
 	committed = true
