@@ -3,7 +3,7 @@
 // against its plain build, measured in the same run, and the cost of
 // periodic checkpoints.
 //
-//	go run ./bench [-runs 3] [-quick] [-only guests|jobs|randwrite|dashboard] [-sizes 256,1024,3840] [-rounds 40]
+//	go run ./bench [-runs 3] [-quick] [-only guests,jobs,cow,randwrite,dashboard] [-sizes 256,1024,3840] [-rounds 40] [-ckpts 10]
 //	               [-windows 6] [-window 10s] [-rate 1000]
 package main
 
@@ -26,9 +26,10 @@ import (
 func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
-	only := flag.String("only", "", "run one section: guests, jobs, randwrite or dashboard")
+	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, dashboard")
 	sizes := flag.String("sizes", "256,1024,3840", "randwrite: the guest's buffer sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
 	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
+	ckpts := flag.Int("ckpts", 10, "cow: checkpoints of each run, after the full one")
 	windows := flag.Int("windows", 6, "dashboard: windows with load, and as many without, in alternation")
 	window := flag.Duration("window", 10*time.Second, "dashboard: length of a window")
 	rate := flag.Int("rate", 1000, "dashboard: requests per second of the load")
@@ -43,7 +44,7 @@ func main() {
 		return
 	}
 	dash := dashboardConfig{windows: *windows, window: *window, rate: *rate}
-	if err := run(*runs, *quick, *only, *sizes, *rounds, dash); err != nil {
+	if err := run(*runs, *quick, *only, *sizes, *rounds, *ckpts, dash); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -56,12 +57,23 @@ type guest struct {
 	args  []string
 }
 
-func run(runs int, quick bool, only, sizeList string, rounds int, dash dashboardConfig) error {
-	if !slices.Contains([]string{"", "guests", "jobs", "randwrite", "dashboard"}, only) {
-		return fmt.Errorf("-only %q: say guests, jobs, randwrite or dashboard", only)
+func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash dashboardConfig) error {
+	sections := map[string]bool{}
+	for _, o := range strings.Split(only, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "dashboard"}, o) {
+			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite or dashboard, separated by commas", only)
+		}
+		sections[o] = true
 	}
+	want := func(s string) bool { return len(sections) == 0 || sections[s] }
 	if dash.windows < 1 || dash.window < time.Second || dash.rate < 1 {
 		return fmt.Errorf("-windows %d -window %s -rate %d: give at least 1 window of at least 1s and a positive rate", dash.windows, dash.window, dash.rate)
+	}
+	if ckpts <= 0 {
+		return fmt.Errorf("-ckpts %d: give a positive number of checkpoints", ckpts)
 	}
 	if rounds <= 0 {
 		return fmt.Errorf("-rounds %d: give a positive number of rounds", rounds)
@@ -88,17 +100,23 @@ func run(runs int, quick bool, only, sizeList string, rounds int, dash dashboard
 		return fmt.Errorf("build librahost: %v\n%s", err, out)
 	}
 	fmt.Printf("machine: %s, %d cores, %s; median of %d runs\n\n", cpuModel(), runtime.NumCPU(), runtime.Version(), runs)
-	if only == "" || only == "guests" {
+	if want("guests") {
 		if err := benchGuests(lh, dir, root, runs, quick); err != nil {
 			return err
 		}
 	}
-	if only == "" || only == "jobs" {
+	if want("jobs") {
 		if err := benchJobs(lh, dir, root, runs, quick); err != nil {
 			return err
 		}
 	}
-	if only == "" || only == "randwrite" {
+	if want("cow") {
+		if err := benchCOW(lh, dir, root, runs, sizes, ckpts); err != nil {
+			return err
+		}
+		fmt.Println()
+	}
+	if want("randwrite") {
 		if quick {
 			rounds = min(rounds, 10)
 		}
@@ -106,7 +124,7 @@ func run(runs int, quick bool, only, sizeList string, rounds int, dash dashboard
 			return err
 		}
 	}
-	if only == "" || only == "dashboard" {
+	if want("dashboard") {
 		if quick {
 			dash.windows, dash.window = min(dash.windows, 3), min(dash.window, 5*time.Second)
 		}

@@ -14,10 +14,10 @@ import (
 // benchRandWrite runs a plain Go program that rewrites its memory at
 // random (bench/testdata/randwrite) at several sizes of its buffer (a Go
 // program cannot allocate all of the 4 GiB a wasm32 guest may have:
-// 3.75 GiB stands for 4), without
-// checkpoints, with a checkpoint every second, and with a checkpoint every
-// second and write tracking off (LIBRAHOST_DIRTY=off), in alternation: the
-// guest's run time with checkpoints against without.
+// 3.75 GiB stands for 4), without checkpoints, with a checkpoint every
+// second, and with a checkpoint every second taken by the stop-and-copy
+// capture (LIBRAHOST_COW=off), in alternation: the guest's run time with
+// checkpoints against without.
 func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) error {
 	wasm, err := buildGuest(dir, "randwrite", filepath.Join(root, "bench/testdata/randwrite"), false)
 	if err != nil {
@@ -26,14 +26,14 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 	fmt.Printf("randwrite: %d rounds of 2^20 random single-byte increments after touching every page\n\n", rounds)
 	fmt.Println("Run time (wall), and in brackets the process's CPU time (user+sys), medians; pauses over all runs.")
 	fmt.Println()
-	fmt.Println("| guest memory | alone | checkpoint every 1s | ratio | pauses (n per run, p50, max) | same, LIBRAHOST_DIRTY=off | ratio | pauses (n per run, p50, max) |")
+	fmt.Println("| guest memory | alone | checkpoint every 1s (copy-on-write) | ratio | pauses (n per run, p50, max) | same, LIBRAHOST_COW=off (stop-and-copy) | ratio | pauses (n per run, p50, max) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, mib := range sizes {
 		args := []string{fmt.Sprint(mib), fmt.Sprint(rounds)}
 		variants := []struct {
 			ckpt bool
 			env  []string
-		}{{false, nil}, {true, nil}, {true, []string{"LIBRAHOST_DIRTY=off"}}}
+		}{{false, nil}, {true, nil}, {true, []string{"LIBRAHOST_COW=off"}}}
 		times := make([][]time.Duration, len(variants))
 		cpus := make([][]time.Duration, len(variants))
 		pauses := make([][]time.Duration, len(variants))
@@ -88,14 +88,33 @@ var pauseRE = regexp.MustCompile(`durable: .* pause ([0-9.]+[µmn]?s)`)
 // every second if ckpt, and returns the wall time, the CPU time and the
 // checkpoints' pauses (from the -v lines).
 func timeRunPauses(lh, dir, wasm string, args []string, ckpt bool, env []string) (wall, cpu time.Duration, pauses []time.Duration, err error) {
-	argv := []string{"run"}
-	var state string
+	var flags []string
 	if ckpt {
-		state = filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
-		argv = append(argv, "-v", "--state", state, "--checkpoint-every", "1s")
+		flags = []string{"--checkpoint-every", "1s"}
 	}
-	argv = append(argv, wasm, "--")
-	argv = append(argv, args...)
+	wall, cpu, log, err := runState(lh, dir, wasm, args, flags, env, ckpt)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	for _, m := range pauseRE.FindAllStringSubmatch(log, -1) {
+		if p, err := time.ParseDuration(m[1]); err == nil {
+			pauses = append(pauses, p)
+		}
+	}
+	return wall, cpu, pauses, nil
+}
+
+// runState runs a module once under librahost run, with -v and a fresh
+// state directory if state, and returns the wall and CPU time and what it
+// wrote to stderr.
+func runState(lh, dir, wasm string, args, flags, env []string, state bool) (wall, cpu time.Duration, log string, err error) {
+	argv := []string{"run"}
+	if state {
+		st := filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
+		defer os.RemoveAll(st)
+		argv = append(argv, "-v", "--state", st)
+	}
+	argv = append(append(append(argv, flags...), wasm, "--"), args...)
 	cmd := exec.Command(lh, argv...)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
@@ -103,17 +122,8 @@ func timeRunPauses(lh, dir, wasm string, args []string, ckpt bool, env []string)
 	t0 := time.Now()
 	_, err = cmd.Output()
 	wall = time.Since(t0)
-	if state != "" {
-		os.RemoveAll(state)
-	}
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
+		return 0, 0, "", fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
 	}
-	cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	for _, m := range pauseRE.FindAllStringSubmatch(stderr.String(), -1) {
-		if p, err := time.ParseDuration(m[1]); err == nil {
-			pauses = append(pauses, p)
-		}
-	}
-	return wall, cpu, pauses, nil
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), stderr.String(), nil
 }

@@ -234,7 +234,7 @@ func BenchmarkRestore256M(b *testing.B) {
 	w, err := NewWorker(ctx, Config{
 		Module: module, Args: args, Cache: benchCache(),
 		OnPause: func(c *Capture) error {
-			p, err := store.Capture(ckpt.Meta{Key: key, Epoch: 1, Globals: c.Globals, Host: c.Host}, c.Memory)
+			p, err := store.Capture(ckpt.Meta{Key: key, Epoch: 1, Globals: c.Globals, Host: c.Host}, c.Bytes())
 			if err == nil {
 				err = p.Wait()
 			}

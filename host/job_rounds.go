@@ -38,6 +38,7 @@ type roundStats struct {
 	mem, hashed, stored uint64
 	maxStop             time.Duration // longest a rank stood still for the round
 	maxCapture          time.Duration // longest capture (hash and copy) of a rank
+	cow                 bool          // a rank's capture was copy-on-write
 	maxWrite            time.Duration
 }
 
@@ -252,6 +253,7 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 		r.stats.stored += uint64(st.BytesStored)
 		r.stats.maxStop = max(r.stats.maxStop, stopped)
 		r.stats.maxCapture = max(r.stats.maxCapture, st.PauseDur)
+		r.stats.cow = r.stats.cow || st.CopyOnWrite
 		r.stats.maxWrite = max(r.stats.maxWrite, st.WriteDur)
 	}
 	if r.reported == j.n {
@@ -276,9 +278,9 @@ func (j *jobRun) endRound(err error) {
 		}
 		if j.cfg.Verbose {
 			st := r.stats
-			fmt.Fprintf(j.cfg.Log, "librahost: checkpoint %d durable: %d workers, %s memory (%s hashed), %s written, pause %s (capture %s), write %s\n",
+			fmt.Fprintf(j.cfg.Log, "librahost: checkpoint %d durable: %d workers, %s memory (%s hashed), %s written, pause %s (%s %s), write %s\n",
 				epoch, j.n, FormatBytes(st.mem), FormatBytes(st.hashed), FormatBytes(st.stored), st.maxStop.Round(time.Microsecond),
-				st.maxCapture.Round(time.Microsecond), st.maxWrite.Round(time.Millisecond))
+				captureKind(st.cow), st.maxCapture.Round(time.Microsecond), st.maxWrite.Round(time.Millisecond))
 		}
 	} else {
 		fmt.Fprintf(j.cfg.Log, "librahost: checkpoint %d failed: %v\n", epoch, err)

@@ -68,7 +68,7 @@ func TestSendBlockedCapture(t *testing.T) {
 				Module: module, Args: args, Rank: 0, Size: 2, Endpoint: floodEndpoint(t, "a", window),
 				Stdout: NewOutput(&out, nil),
 				OnPause: func(c *Capture) error {
-					paused <- &saved{mem: bytes.Clone(c.Memory), globals: c.Globals, host: c.Host}
+					paused <- &saved{mem: bytes.Clone(c.Bytes()), globals: c.Globals, host: c.Host}
 					return nil
 				},
 			})

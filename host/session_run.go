@@ -177,7 +177,7 @@ func (s *Session) onPause(c *Capture) error {
 	s.reporting.Add(1)
 	go func() {
 		defer s.reporting.Done()
-		s.progress(epoch, p)
+		s.progress(epoch, p, c.Taken)
 	}()
 	go s.store.Reserve(len(c.Memory)) // for the next capture, if memory grew
 	if stopping {
@@ -211,7 +211,8 @@ func (s *Session) waitInflight() error {
 
 // progress reports a capture once it is durable, with a progress line for
 // long writes.
-func (s *Session) progress(epoch uint64, p *ckpt.Pending) {
+// taken is what the worker spent on the capture before handing it over.
+func (s *Session) progress(epoch uint64, p *ckpt.Pending, taken time.Duration) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -233,9 +234,9 @@ func (s *Session) progress(epoch uint64, p *ckpt.Pending) {
 				}
 				s.mu.Unlock()
 				if s.cfg.Verbose {
-					fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d durable: %s memory (%s hashed), %s written, pause %s, write %s\n",
+					fmt.Fprintf(s.cfg.Log, "librahost: checkpoint %d durable: %s memory (%s hashed), %s written, pause %s (%s), write %s\n",
 						epoch, FormatBytes(uint64(st.Chunks)*uint64(64<<10)), FormatBytes(uint64(st.Hashed)*uint64(64<<10)),
-						FormatBytes(uint64(st.BytesStored)), st.PauseDur.Round(time.Microsecond), st.WriteDur.Round(time.Millisecond))
+						FormatBytes(uint64(st.BytesStored)), (taken + st.PauseDur).Round(time.Microsecond), captureKind(st.CopyOnWrite), st.WriteDur.Round(time.Millisecond))
 				}
 			}
 			s.finish(epoch, st, err)

@@ -47,12 +47,15 @@ func (w *Worker) capture() error {
 	if w.cfg.OnPause == nil {
 		return nil
 	}
+	defer w.thaw()
 	c, err := w.snapshot()
 	if err != nil {
 		w.failCheckpoint(err)
 		return nil
 	}
-	c.Requested, c.Paused = requested, paused
+	// Taken leaves out the wait for the capture before, as the drivers'
+	// own waits for the write before are left out.
+	c.Requested, c.Paused, c.Taken = requested, paused, time.Since(paused)-w.dirty.waited
 	if err := w.cfg.OnPause(c); err != nil {
 		if errors.Is(err, ErrStopped) {
 			return err
@@ -105,7 +108,8 @@ func (w *Worker) snapshot() (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Capture{Memory: data, Globals: globals, Host: host, Dirty: w.dirtyHint(uint64(len(data)))}, nil
+	data, hint := w.freeze(data)
+	return &Capture{Memory: data, Globals: globals, Host: host, Dirty: hint, snap: w.dirty.snap}, nil
 }
 
 // Restore loads st into the guest before Run: memory, every mutable

@@ -16,6 +16,7 @@ import (
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host/build"
+	"github.com/librahost/librahost/host/dirty"
 	"github.com/librahost/librahost/host/memalloc"
 	"github.com/librahost/librahost/host/wasmbin"
 	"github.com/librahost/librahost/transport"
@@ -87,6 +88,9 @@ type Config struct {
 
 // Capture is a paused guest's whole state.
 type Capture struct {
+	// Memory is the guest's memory. With copy-on-write (Dirty.Frozen
+	// set) it is a snapshot being copied while the guest runs on: hand it
+	// to ckpt.Store.Capture with Dirty, or read it through Bytes.
 	Memory   []byte
 	Globals  []uint64
 	Asyncify []byte
@@ -97,6 +101,11 @@ type Capture struct {
 
 	Requested time.Time // when the checkpoint was asked for
 	Paused    time.Time // when the guest stopped for it
+	// Taken is how long the worker took to take the capture (with
+	// copy-on-write: to protect the memory), part of the pause.
+	Taken time.Duration
+
+	snap *dirty.Snapshot // see Bytes
 }
 
 // Worker is one guest in its own wazero runtime.
@@ -245,6 +254,7 @@ func (w *Worker) instantiateHost(ctx context.Context) error {
 		Nanotime:  func() int64 { return w.clock.Nanotime() },
 		Interrupt: w.interrupt,
 		Event:     w.event,
+		Release:   w.releaseMem,
 
 		Journal:       w.cfg.Journal,
 		Deterministic: w.cfg.Deterministic,

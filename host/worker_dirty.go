@@ -3,6 +3,7 @@ package host
 import (
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host/dirty"
@@ -30,13 +31,26 @@ import (
 // them (back to 1 when tracking pays again).
 //
 // LIBRAHOST_DIRTY=off turns tracking off (every capture hashes everything).
+//
+// Where the kernel lets a handler thread resolve write faults
+// (dirty.NewCOW), a capture is copy-on-write: the guest stops only while
+// its memory is protected (what tracking left unprotected, or all of it)
+// and its globals and host state are taken; the store then hashes and
+// copies the snapshot while the guest runs on (ckpt.Dirty.Frozen), and a
+// write to a block not yet copied has the handler copy it first. Tracking
+// works the same on top. Where it cannot (or with LIBRAHOST_COW=off, or
+// in a -race build), the stop-and-copy capture hashes and copies while
+// the guest is paused.
 const (
 	dirtyOffRatio   = 8
 	dirtyKeepRatio  = 64
 	dirtyMaxBackoff = 16
 )
 
-var dirtyOff = os.Getenv("LIBRAHOST_DIRTY") == "off"
+var (
+	dirtyOff = os.Getenv("LIBRAHOST_DIRTY") == "off"
+	cowOff   = os.Getenv("LIBRAHOST_COW") == "off"
+)
 
 // dirtyMarks names captures for ckpt.Dirty: unique in the process, never 0.
 var dirtyMarks atomic.Uint64
@@ -45,10 +59,13 @@ var dirtyMarks atomic.Uint64
 // while it is paused.
 type dirtyTrack struct {
 	t       *dirty.Tracker // nil until the first capture, or if unsupported
-	tried   bool           // New was tried
-	mark    uint64         // the last capture's hint Mark; 0: it had none
-	probing bool           // a probe runs since the last capture
-	skip    int            // captures left to hash in full before probing again
+	cow     bool           // t is a copy-on-write tracker (dirty.NewCOW)
+	snap    *dirty.Snapshot
+	waited  time.Duration // the last freeze's wait for the capture before
+	tried   bool          // New was tried
+	mark    uint64        // the last capture's hint Mark; 0: it had none
+	probing bool          // a probe runs since the last capture
+	skip    int           // captures left to hash in full before probing again
 	backoff int
 }
 
@@ -59,16 +76,21 @@ func (w *Worker) dirtyHint(size uint64) *ckpt.Dirty {
 	d := &w.dirty
 	if !d.tried {
 		d.tried = true
-		if dirtyOff || w.reserved == nil {
+		if w.reserved == nil {
 			return nil
 		}
-		t, err := dirty.New(w.reserved.Mapping())
-		if err != nil {
-			return nil
+		if !cowOff {
+			if t, err := dirty.NewCOW(w.reserved.Mapping()); err == nil {
+				d.t, d.cow = t, true
+			}
 		}
-		d.t = t
+		if d.t == nil && !dirtyOff {
+			if t, err := dirty.New(w.reserved.Mapping()); err == nil {
+				d.t = t
+			}
+		}
 	}
-	if d.t == nil || size == 0 {
+	if d.t == nil || size == 0 || dirtyOff {
 		return nil
 	}
 	if d.t.Tripped() { // the guard turned tracking off: too much written
@@ -138,8 +160,13 @@ func (d *dirtyTrack) pays(written, size uint64) bool {
 func (d *dirtyTrack) limit(size uint64) uint64 {
 	limit := size / dirtyOffRatio
 	if fault, read := d.t.Costs(); fault > 0 && read > 0 {
-		// written·fault ≤ (size−written)·read
-		pays := uint64(float64(size) * float64(read) / float64(fault+read))
+		// written·fault/unit ≤ (size−written)·read/page: a fault lifts
+		// the protection of a unit (a page, or dirty.TrackUnit with
+		// copy-on-write), a read hashes a page.
+		unit, page := d.t.FaultUnit()
+		f := float64(fault) / float64(unit)
+		r := float64(read) / float64(page)
+		pays := uint64(float64(size) * r / (f + r))
 		limit = min(limit, max(pays, size/dirtyKeepRatio))
 	}
 	return limit
@@ -151,6 +178,68 @@ func (d *dirtyTrack) off() {
 	if d.t.Disarm() == nil {
 		d.backoff = min(max(1, 2*d.backoff), dirtyMaxBackoff)
 		d.skip = d.backoff
+	}
+}
+
+// freeze returns the memory and hint to capture for the guest's memory
+// data, paused: with copy-on-write, a snapshot of data that is copied
+// while the guest runs on (thaw ends the pause).
+func (w *Worker) freeze(data []byte) ([]byte, *ckpt.Dirty) {
+	d := &w.dirty
+	d.waited = 0
+	if d.t != nil && d.cow { // the last capture's copy, as the drivers wait for its write
+		t0 := time.Now()
+		d.t.Idle()
+		d.waited = time.Since(t0)
+	}
+	hint := w.dirtyHint(uint64(len(data)))
+	if !d.cow || len(data) == 0 {
+		return data, hint
+	}
+	snap, err := d.t.Freeze(uint64(len(data)))
+	if err != nil {
+		return data, hint // the stop-and-copy capture
+	}
+	if hint == nil {
+		hint = &ckpt.Dirty{}
+	}
+	hint.Frozen = snap
+	d.snap = snap
+	return snap.Memory(), hint
+}
+
+// Bytes returns the guest's memory as Memory holds it, waiting for a
+// copy-on-write snapshot to be copied whole; valid during OnPause. Call it
+// before handing Memory to a store.
+func (c *Capture) Bytes() []byte {
+	if c.snap == nil {
+		return c.Memory
+	}
+	return c.snap.ReadAll()
+}
+
+// thaw ends a pause: a snapshot that OnPause did not hand to the store
+// is dropped.
+func (w *Worker) thaw() {
+	if s := w.dirty.snap; s != nil {
+		w.dirty.snap = nil
+		s.Drop()
+	}
+}
+
+// captureKind names the capture mechanism in the verbose lines.
+func captureKind(cow bool) string {
+	if cow {
+		return "copy-on-write"
+	}
+	return "stop-and-copy"
+}
+
+// releaseMem lifts the copy-on-write protection of guest memory b before
+// the kernel writes into it (wasi.Config.Release).
+func (w *Worker) releaseMem(b []byte) {
+	if w.dirty.cow {
+		dirty.Release(b)
 	}
 }
 

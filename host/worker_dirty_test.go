@@ -40,14 +40,15 @@ func TestDirtyHint(t *testing.T) {
 				Module: module, Args: tc.args,
 				OnPause: func(c *Capture) error {
 					epoch++
-					if c.Dirty == nil {
+					if c.Dirty == nil || c.Dirty.Since == 0 && c.Dirty.Ranges == nil {
 						full++
 					}
+					mem := c.Bytes() // copy-on-write: wait for the whole copy
 					pa, err := store.Capture(ckpt.Meta{Key: ckpt.Key{Job: "hinted"}, Epoch: epoch, Dirty: c.Dirty}, c.Memory)
 					if err != nil {
 						return err
 					}
-					pb, err := store.Capture(ckpt.Meta{Key: ckpt.Key{Job: "hashed"}, Epoch: epoch}, c.Memory)
+					pb, err := store.Capture(ckpt.Meta{Key: ckpt.Key{Job: "hashed"}, Epoch: epoch}, mem)
 					if err != nil {
 						return err
 					}
@@ -127,7 +128,7 @@ func TestDirtyRandomWriter(t *testing.T) {
 			captures++
 			size = uint64(len(c.Memory))
 			switch {
-			case c.Dirty == nil:
+			case c.Dirty == nil || c.Dirty.Mark == 0: // no hint (perhaps a copy-on-write capture)
 			case c.Dirty.Since == 0:
 				armed++
 			default:

@@ -39,7 +39,7 @@ func runCapturing(t *testing.T, module []byte, args []string, after int) ([]byte
 		Module: module, Args: args, Stdout: stdout,
 		OnPause: func(c *Capture) error {
 			if s == nil {
-				s = &saved{mem: bytes.Clone(c.Memory), globals: c.Globals, host: c.Host, outPos: stdout.Position()}
+				s = &saved{mem: bytes.Clone(c.Bytes()), globals: c.Globals, host: c.Host, outPos: stdout.Position()}
 			}
 			return nil
 		},

@@ -265,6 +265,7 @@ func (s *System) readv(ctx context.Context, mod api.Module, st []uint64, at int6
 			off = at
 		}
 		for _, b := range iov {
+			s.releaseMem(b)
 			c, err := e.file.ReadAt(b, off)
 			nread += c
 			off += int64(c)

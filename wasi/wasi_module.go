@@ -87,6 +87,14 @@ func memRead(mod api.Module, off, n uint32) ([]byte, bool) {
 	return mod.Memory().Read(off, n)
 }
 
+// releaseMem tells the host that the kernel is about to write into b, a
+// view of guest memory (Config.Release).
+func (s *System) releaseMem(b []byte) {
+	if s.release != nil {
+		s.release(b)
+	}
+}
+
 func memWriteU32(mod api.Module, off, v uint32) bool {
 	return mod.Memory().WriteUint32Le(off, v)
 }

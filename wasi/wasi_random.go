@@ -16,6 +16,7 @@ func randomGet(s *System, _ context.Context, mod api.Module, st []uint64) errno 
 	if !ok {
 		return errnoFault
 	}
+	s.releaseMem(buf)
 	if _, err := io.ReadFull(s.rand, buf); err != nil {
 		return errnoIo
 	}

@@ -54,6 +54,11 @@ type Config struct {
 	// Event is what the fd that OpenEvent gives the guest reads and
 	// polls; nil: no event fd.
 	Event *Event
+	// Release, if set, is called with a view of guest memory before the
+	// kernel writes into it (a read(2) or getrandom(2) straight into the
+	// guest's buffer), so that the host can lift a write protection there
+	// first (copy-on-write checkpoints, host/dirty).
+	Release func(b []byte)
 
 	// Journal is the path of this guest's undo journal for file rollback
 	// (a directory Journal+".trash" beside it keeps removed files). With
@@ -95,6 +100,7 @@ type System struct {
 	hooks    Hooks
 	intr     <-chan struct{}
 	event    *Event
+	release  func([]byte)
 	det      *determinism // nil unless Config.Deterministic
 
 	// pendingStart is the guest-monotonic time at which a poll_oneoff
@@ -120,6 +126,7 @@ func New(cfg Config) (*System, error) {
 		hooks:    cfg.Hooks,
 		intr:     cfg.Interrupt,
 		event:    cfg.Event,
+		release:  cfg.Release,
 	}
 	for _, a := range cfg.Args {
 		if strings.IndexByte(a, 0) >= 0 {

@@ -13,35 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Copy-on-write capture. The tracker's userfaultfd is opened without
-// UFFD_FEATURE_WP_ASYNC: a write to a protected page then stops the
-// writing thread until a handler lifts the protection. At a capture the
-// guest, paused, only has its memory protected (Freeze: the pages written
-// since the last capture when tracking is on, all of it otherwise) and goes
-// on at once. The handler thread (cow_serve_linux.go) copies the memory a
-// block at a time into a shadow mapping, and lifts each block's
-// protection once it is copied; a write to a block not yet copied has the
-// handler copy that block first. The capture reads the shadow.
-//
-// Blocks are huge pages (CopyBlock): lifting the protection of a whole
-// huge page keeps it huge, and one fault copies 2 MiB, so a guest that
-// rewrites its memory right after a capture takes at most one fault per
-// 2 MiB. While writes are tracked a block stays protected after the copy
-// and a fault lifts only its TrackUnit, so the next capture knows what
-// was written.
-//
-// The kernel's own writes into guest memory (a read(2) into a guest
-// buffer) are not faults it can wait on: the userfaultfd is opened
-// UFFD_USER_MODE_ONLY (no privilege needed) and such a write fails with
-// EFAULT. Release lifts the protection of a range first.
-const (
-	// CopyBlock is the unit the handler copies: a huge page.
-	CopyBlock = 2 << 20
-	// TrackUnit is what a fault unprotects while writes are tracked: the
-	// store's chunk size by default.
-	TrackUnit = 64 << 10
-)
-
 // Block states, in cowShared's states array.
 const (
 	blockFree    = 0 // nothing to copy: a fault just lifts the protection
@@ -168,6 +139,10 @@ func startCOW(uffd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 
 const cowBuilt = true
 
+// Idle waits until the last snapshot is copied and its readers are done
+// with it, as Freeze does first.
+func (t *Tracker) Idle() { t.idle() }
+
 // idle waits for the capture under way, if any, to be done with.
 func (t *Tracker) idle() {
 	if t.cow != nil {
@@ -246,22 +221,30 @@ func (c *cow) unmap() {
 }
 
 // Snapshot is the memory of a guest as it was at Freeze, being copied
-// while the guest runs on. Its reader says what it needs (Need), waits for
-// each piece (Wait) and says when it is done (Done).
+// while the guest runs on. Its readers say what they need (Need), wait for
+// each piece (Wait) and say when they are done (Done).
 type Snapshot struct {
 	c       *cow
 	size    uint64
 	started atomic.Bool
+	readers atomic.Int32
 	done    atomic.Bool
+	readAll bool // ReadAll's reader, which Drop ends
 }
 
 // Memory returns the snapshot's memory; read a piece only once Wait
 // returned for it.
 func (s *Snapshot) Memory() []byte { return s.c.shadow[:s.size] }
 
-// Need tells which pieces of chunkSize bytes the reader will read (nil:
-// all of them); the others are not copied. Call it once, before Wait.
+// Need tells which pieces of chunkSize bytes a reader will read (nil: all
+// of them); the first reader's needs are what is copied, the others are
+// not. Each Need counts a reader, which Done ends.
 func (s *Snapshot) Need(chunkSize int, need []bool) {
+	s.readers.Add(1)
+	s.start(chunkSize, need)
+}
+
+func (s *Snapshot) start(chunkSize int, need []bool) {
 	if s.started.Swap(true) {
 		return
 	}
@@ -306,13 +289,38 @@ func (s *Snapshot) Wait(i int, chunkSize int) {
 	}
 }
 
-// Done says the reader no longer reads the snapshot.
+// Done ends a reader: once the last is done, the snapshot is.
 func (s *Snapshot) Done() {
-	s.Need(minNeedUnit, []bool{}) // a reader that needed nothing
+	s.start(minNeedUnit, []bool{}) // a reader that needed nothing
+	if s.readers.Add(-1) > 0 {
+		return
+	}
 	s.done.Store(true)
 	s.c.mu.Lock()
 	s.c.cond.Broadcast()
 	s.c.mu.Unlock()
+}
+
+// ReadAll waits for the whole snapshot to be copied and returns it, for
+// a reader at the pause; Drop ends that reader. Call it before any other
+// reader's Need.
+func (s *Snapshot) ReadAll() []byte {
+	if !s.readAll {
+		s.readAll = true
+		s.Need(CopyBlock, nil)
+		for i := range (s.size + CopyBlock - 1) / CopyBlock {
+			s.Wait(int(i), CopyBlock)
+		}
+	}
+	return s.Memory()
+}
+
+// Drop ends the pause: the snapshot is done with unless a reader other
+// than ReadAll's still needs it.
+func (s *Snapshot) Drop() {
+	if !s.started.Load() || s.readAll {
+		s.Done()
+	}
 }
 
 // finished reports whether the snapshot no longer needs the shadow.
@@ -340,7 +348,11 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 	sh.size = size
 	t.cow.command(cmdFreeze)
 	if size > t.armed {
-		if err := t.protect(t.armed, size, true); err != nil {
+		// Not counted in Protected: tracking does not pay for it.
+		protected := t.protected
+		err := t.protect(t.armed, size, true)
+		t.protected = protected
+		if err != nil {
 			sh.chunk = 0
 			t.cow.command(cmdStart) // copies what a write needs, then ends
 			return nil, fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)

@@ -16,6 +16,12 @@ func (*Snapshot) Need(int, []bool) {}
 // Wait returns at once.
 func (*Snapshot) Wait(int, int) {}
 
+// ReadAll returns nil.
+func (*Snapshot) ReadAll() []byte { return nil }
+
+// Drop does nothing.
+func (*Snapshot) Drop() {}
+
 // Done does nothing.
 func (*Snapshot) Done() {}
 
@@ -27,3 +33,6 @@ func Release([]byte) {}
 
 // Faults reports nothing.
 func (t *Tracker) Faults() (faults, copied uint64) { return 0, 0 }
+
+// Idle returns at once.
+func (t *Tracker) Idle() {}

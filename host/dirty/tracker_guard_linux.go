@@ -42,6 +42,16 @@ func (t *Tracker) Tripped() bool {
 // reading (hashing) the others would.
 func (t *Tracker) Costs() (fault, read time.Duration) { return t.fault, t.read }
 
+// FaultUnit returns how many bytes a write fault lifts the protection of
+// (a page; TrackUnit for a copy-on-write tracker), and the page size, which
+// Costs' read is for.
+func (t *Tracker) FaultUnit() (unit, page uint64) {
+	if t.sync {
+		return TrackUnit, t.page
+	}
+	return t.page, t.page
+}
+
 // startGuard starts the guard of a tracker just armed. The caller holds
 // t.mu.
 func (t *Tracker) startGuard() {

@@ -326,14 +326,20 @@ func ioctl(fd, req uintptr, arg unsafe.Pointer) error {
 
 // Supported reports whether this kernel can track writes (nil), or why
 // not.
-func Supported() error {
+func Supported() error { return supported(New) }
+
+// SupportedCOW reports whether copy-on-write captures work here (nil), or
+// why not.
+func SupportedCOW() error { return supported(NewCOW) }
+
+func supported(open func([]byte) (*Tracker, error)) error {
 	page := unix.Getpagesize()
 	mem, err := unix.Mmap(-1, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	defer unix.Munmap(mem)
-	t, err := New(mem)
+	t, err := open(mem)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ func (t *Tracker) Tripped() bool { return false }
 // Costs reports nothing.
 func (t *Tracker) Costs() (fault, read time.Duration) { return 0, 0 }
 
+// FaultUnit reports a page.
+func (t *Tracker) FaultUnit() (unit, page uint64) { return 4096, 4096 }
+
 // Armed reports false.
 func (t *Tracker) Armed() bool { return false }
 
@@ -42,6 +45,10 @@ func (t *Tracker) Close() error { return nil }
 
 // Supported reports that this platform cannot track writes.
 func Supported() error { return ErrUnsupported }
+
+// SupportedCOW reports that this platform cannot make copy-on-write
+// captures.
+func SupportedCOW() error { return ErrUnsupported }
 
 // NewCOW always fails here.
 func NewCOW([]byte) (*Tracker, error) { return nil, ErrUnsupported }
