@@ -27,7 +27,8 @@ func (s *saved) state() *State {
 
 // runCapturing runs module to its end, asking for a checkpoint when the
 // guest has printed `after` bytes, and returns its output and the capture.
-func runCapturing(t *testing.T, module []byte, args []string, after int) ([]byte, *saved) {
+// opts change the worker's configuration.
+func runCapturing(t *testing.T, module []byte, args []string, after int, opts ...func(*Config)) ([]byte, *saved) {
 	t.Helper()
 	ctx := context.Background()
 	var out bytes.Buffer
@@ -35,7 +36,7 @@ func runCapturing(t *testing.T, module []byte, args []string, after int) ([]byte
 	var s *saved
 	trigger := &triggerWriter{w: &out, at: after, fire: func() { w.RequestCheckpoint() }}
 	stdout := NewOutput(trigger, nil)
-	w, err := NewWorker(ctx, Config{
+	cfg := Config{
 		Module: module, Args: args, Stdout: stdout,
 		OnPause: func(c *Capture) error {
 			if s == nil {
@@ -43,7 +44,11 @@ func runCapturing(t *testing.T, module []byte, args []string, after int) ([]byte
 			}
 			return nil
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w, err := NewWorker(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +64,15 @@ func runCapturing(t *testing.T, module []byte, args []string, after int) ([]byte
 }
 
 // restoreRun restores s into a fresh worker and runs it to its end.
-func restoreRun(t *testing.T, module []byte, args []string, st *State) ([]byte, error) {
+func restoreRun(t *testing.T, module []byte, args []string, st *State, opts ...func(*Config)) ([]byte, error) {
 	t.Helper()
 	ctx := context.Background()
 	var out bytes.Buffer
-	w, err := NewWorker(ctx, Config{Module: module, Args: args, Stdout: NewOutput(&out, nil)})
+	cfg := Config{Module: module, Args: args, Stdout: NewOutput(&out, nil)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w, err := NewWorker(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,19 +13,28 @@ type instr struct {
 
 // Opcodes the rewrites look at.
 const (
+	opUnreachable        = 0x00
 	opBlock              = 0x02
 	opLoop               = 0x03
 	opIf                 = 0x04
+	opEmptyBlock         = 0x40 // the block type of a block without results
 	opTry                = 0x06 // legacy exception handling
 	opEnd                = 0x0b
+	opBr                 = 0x0c
+	opBrIf               = 0x0d
+	opBrTable            = 0x0e
 	opCall               = 0x10
 	opCallIndirect       = 0x11
 	opReturnCall         = 0x12
 	opReturnCallIndirect = 0x13
 	opCallRef            = 0x14
 	opReturnCallRef      = 0x15
+	opReturn             = 0x0f
 	opDelegate           = 0x18 // ends a legacy try
 	opTryTable           = 0x1f
+	opLocalGet           = 0x20
+	opLocalSet           = 0x21
+	opLocalTee           = 0x22
 	opGlobalGet          = 0x23
 	opGlobalSet          = 0x24
 	opI32Const           = 0x41
@@ -42,6 +51,15 @@ func refersToFunc(op uint32) bool {
 	return op == opCall || op == opReturnCall || op == opRefFunc
 }
 
+// isReturn reports whether op leaves the function (other than by its end).
+func isReturn(op uint32) bool {
+	switch op {
+	case opReturn, opReturnCall, opReturnCallIndirect, opReturnCallRef:
+		return true
+	}
+	return false
+}
+
 // isCall reports whether op calls a function.
 func isCall(op uint32) bool {
 	switch op {
@@ -51,21 +69,25 @@ func isCall(op uint32) bool {
 	return false
 }
 
-// decodeLocals reads a function body's local declarations.
-func decodeLocals(r *reader) error {
+// decodeLocals reads a function body's local declarations and returns how
+// many locals they declare.
+func decodeLocals(r *reader) (uint64, error) {
 	n, err := r.count(2)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var total uint64
 	for i := uint32(0); i < n; i++ {
-		if _, err := r.u32(); err != nil {
-			return err
+		c, err := r.u32()
+		if err != nil {
+			return 0, err
 		}
+		total += uint64(c)
 		if err := r.skipValType(); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return total, nil
 }
 
 // decodeInstrs reads instructions up to and including the end that closes

@@ -31,14 +31,14 @@ func FuzzDecodeBody(f *testing.F) {
 		if !bytes.Equal(enc, body) {
 			t.Fatalf("re-encoded %x, want %x", enc, body)
 		}
-		rw := &preemptRewrite{shift: 1, yield: 1, counter: 3, budget: 100}
-		out, err := rw.body(&reader{b: body}, nil)
+		rw := fuzzRewrite()
+		out, err := rw.body(&reader{b: body}, nil, 0)
 		if err != nil {
 			t.Fatalf("decoded but not rewritten: %v", err)
 		}
 		before := rw.instrs
-		rw2 := &preemptRewrite{}
-		if _, err := rw2.body(&reader{b: out}, nil); err != nil {
+		rw2 := fuzzRewrite()
+		if _, err := rw2.body(&reader{b: out}, nil, 0); err != nil {
 			t.Fatalf("rewritten body does not decode: %v", err)
 		}
 		var kept []uint32
@@ -49,6 +49,12 @@ func FuzzDecodeBody(f *testing.F) {
 			t.Fatalf("rewrite lost instructions: %d, had %d", len(kept), len(before))
 		}
 	})
+}
+
+// fuzzRewrite rewrites bodies of type () -> ().
+func fuzzRewrite() *preemptRewrite {
+	return &preemptRewrite{shift: 1, yield: 1, counter: 3, budget: 100,
+		types: []FuncType{{}}, blockTypes: [][]byte{{opEmptyBlock}}}
 }
 
 // addBodies adds each function body of module b to the corpus.

@@ -17,6 +17,10 @@ const (
 // bench/RESULTS.md has the measure behind it.
 const DefaultPreemptBudget = 1 << 20
 
+// MaxPreemptBudget is the largest budget: the counter is an i32 that
+// starts at most a loop's weight above it.
+const MaxPreemptBudget = 1 << 30
+
 // maxPreemptWeight caps what one check spends, so that a large loop body
 // whose iterations mostly skip it does not call the import too often.
 const maxPreemptWeight = 256
@@ -38,6 +42,7 @@ func InsertPreemption(b []byte, budget int32) ([]byte, error) {
 	if budget < 1 {
 		budget = DefaultPreemptBudget
 	}
+	budget = min(budget, MaxPreemptBudget)
 	m, err := Parse(b)
 	if err != nil {
 		return nil, err
@@ -55,18 +60,50 @@ func InsertPreemption(b []byte, budget int32) ([]byte, error) {
 		budget:  budget,
 		typ:     uint32(len(m.Types)),
 	}
+	rw.types = m.Types
+	var newTypes []FuncType
+	typeIndex := func(ft FuncType) uint32 {
+		for i, t := range m.Types {
+			if equalTypes(t, ft) {
+				return uint32(i)
+			}
+		}
+		for i, t := range newTypes {
+			if equalTypes(t, ft) {
+				return uint32(len(m.Types) + i)
+			}
+		}
+		newTypes = append(newTypes, ft)
+		return uint32(len(m.Types) + len(newTypes) - 1)
+	}
+	rw.typ = typeIndex(FuncType{})
+	rw.blockTypes = make([][]byte, len(m.Types))
 	for i, t := range m.Types {
-		if len(t.Params) == 0 && len(t.Results) == 0 {
-			rw.typ = uint32(i)
-			break
+		switch len(t.Results) {
+		case 0:
+			rw.blockTypes[i] = []byte{opEmptyBlock}
+		case 1:
+			rw.blockTypes[i] = []byte{byte(t.Results[0])}
+		default:
+			rw.blockTypes[i] = appendU32(nil, typeIndex(FuncType{Results: t.Results}))
 		}
 	}
-	newType := rw.typ == uint32(len(m.Types))
+	if rw.funcTypes, err = functionTypes(b, secs); err != nil {
+		return nil, err
+	}
 
 	// Entries to add at the end of the type, import and global sections.
 	var typeEntry, importEntry, globalEntry []byte
-	if newType {
-		typeEntry = []byte{0x60, 0, 0}
+	for _, t := range newTypes {
+		typeEntry = append(typeEntry, 0x60)
+		typeEntry = appendU32(typeEntry, uint32(len(t.Params)))
+		for _, v := range t.Params {
+			typeEntry = append(typeEntry, byte(v))
+		}
+		typeEntry = appendU32(typeEntry, uint32(len(t.Results)))
+		for _, v := range t.Results {
+			typeEntry = append(typeEntry, byte(v))
+		}
 	}
 	importEntry = appendName(nil, PreemptModule)
 	importEntry = appendName(importEntry, PreemptName)
@@ -76,16 +113,16 @@ func InsertPreemption(b []byte, budget int32) ([]byte, error) {
 	globalEntry = appendS32(globalEntry, budget)
 	globalEntry = append(globalEntry, opEnd)
 
-	added := map[byte][]byte{secImport: importEntry, secGlobal: globalEntry}
-	if newType {
-		added[secType] = typeEntry
+	added := map[byte]newEntries{secImport: {1, importEntry}, secGlobal: {1, globalEntry}}
+	if len(newTypes) > 0 {
+		added[secType] = newEntries{len(newTypes), typeEntry}
 	}
 	out := make([]byte, 0, len(b)+len(b)/8+64)
 	out = append(out, b[:8]...)
 	flush := func(before int) {
 		for _, id := range []byte{secType, secImport, secGlobal} {
 			if e, ok := added[id]; ok && order(id) < before {
-				out = appendSection(out, id, append([]byte{1}, e...))
+				out = appendSection(out, id, append(appendU32(nil, uint32(e.n)), e.b...))
 				delete(added, id)
 			}
 		}
@@ -117,7 +154,7 @@ func InsertPreemption(b []byte, budget int32) ([]byte, error) {
 			}
 			nb = body
 			if e, ok := added[s.id]; ok && err == nil {
-				nb, err = appendEntry(body, e)
+				nb, err = appendEntries(body, e)
 				delete(added, s.id)
 			}
 		case secTable:
@@ -153,9 +190,17 @@ type preemptRewrite struct {
 	counter uint32 // the counter global's index
 	typ     uint32 // the index of the type () -> ()
 	budget  int32
-	instrs  []instr // reused between bodies
-	regions []int
-	frames  []int
+
+	types      []FuncType
+	funcTypes  []uint32 // the type of each defined function
+	blockTypes [][]byte // per type: the block type of its results
+
+	instrs      []instr // reused between bodies
+	regions     []int
+	regionCalls []bool
+	frames      []int
+	wrapped     []bool // per open block: a loop wrapped in three more
+	loopAt      []int  // the region of each open wrapped loop
 }
 
 // fn is the new index of function i.
@@ -166,19 +211,61 @@ func (rw *preemptRewrite) fn(i uint32) uint32 {
 	return i
 }
 
-// appendEntry adds e to the vector that body holds.
-func appendEntry(body, e []byte) ([]byte, error) {
+// newEntries are n entries to add to a section's vector.
+type newEntries struct {
+	n int
+	b []byte
+}
+
+// appendEntries adds e to the vector that body holds.
+func appendEntries(body []byte, e newEntries) ([]byte, error) {
 	r := &reader{b: body}
 	n, err := r.u32()
 	if err != nil {
 		return nil, err
 	}
-	if n == 1<<32-1 {
-		return nil, r.fail("too many entries to add one")
+	if uint64(n)+uint64(e.n) >= 1<<32 {
+		return nil, r.fail("too many entries to add more")
 	}
-	out := appendU32(make([]byte, 0, len(body)+len(e)+5), n+1)
+	out := appendU32(make([]byte, 0, len(body)+len(e.b)+5), n+uint32(e.n))
 	out = append(out, body[r.pos:]...)
-	return append(out, e...), nil
+	return append(out, e.b...), nil
+}
+
+func equalTypes(a, b FuncType) bool {
+	return string(valTypeBytes(a.Params)) == string(valTypeBytes(b.Params)) &&
+		string(valTypeBytes(a.Results)) == string(valTypeBytes(b.Results))
+}
+
+func valTypeBytes(ts []ValType) []byte {
+	b := make([]byte, len(ts))
+	for i, t := range ts {
+		b[i] = byte(t)
+	}
+	return b
+}
+
+// functionTypes reads the function section: the type index of each
+// defined function.
+func functionTypes(b []byte, secs []section) ([]uint32, error) {
+	for _, s := range secs {
+		if s.id != secFunction {
+			continue
+		}
+		r := &reader{b: b[s.body:s.end], base: s.body, section: "function"}
+		n, err := r.count(1)
+		if err != nil {
+			return nil, err
+		}
+		types := make([]uint32, n)
+		for i := range types {
+			if types[i], err = r.u32(); err != nil {
+				return nil, err
+			}
+		}
+		return types, nil
+	}
+	return nil, nil
 }
 
 // patcher copies src with some spans replaced.

@@ -105,14 +105,14 @@ func TestInsertPreemption(t *testing.T) {
 	}
 }
 
-// A module without type, import or global sections gets them, in order.
+// A module without import or global sections gets them, in order, and a
+// type () -> () for the import and (): (i32, i64) for its function's block.
 func TestInsertPreemptionNewSections(t *testing.T) {
 	b := newModule().
+		section(secType, u32(1), raw(0x60, 1, byte(I32), 2, byte(I32), byte(I64))).
 		section(secFunction, u32(1), u32(0)).
-		section(secCode, u32(1), u32(2), raw(0, 0x0b)).
+		section(secCode, u32(1), u32(9), raw(0, 0x03, 0x40, 0x0b, 0x41, 1, 0x42, 2, 0x0b)).
 		bytes()
-	// The type section is missing too: function 0's type index 0 then
-	// refers to the new type () -> (), which is what it needs.
 	out, err := InsertPreemption(b, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestInsertPreemptionNewSections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Types) != 1 || m.ImportedFuncs != 1 || len(m.Globals) != 1 || !m.Globals[0].Mutable {
+	if len(m.Types) != 3 || m.ImportedFuncs != 1 || len(m.Globals) != 1 || !m.Globals[0].Mutable {
 		t.Fatalf("rewritten module %+v", m)
 	}
 	ctx := context.Background()

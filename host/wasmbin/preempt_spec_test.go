@@ -116,7 +116,7 @@ func checkBodies(t testing.TB, name string, b []byte) {
 // instructions, checking that they follow one another without a gap.
 func roundTrip(body []byte) ([]byte, error) {
 	r := &reader{b: body}
-	if err := decodeLocals(r); err != nil {
+	if _, err := decodeLocals(r); err != nil {
 		return nil, err
 	}
 	out := append([]byte(nil), body[:r.pos]...)
