@@ -57,12 +57,19 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 	parts := make([]scanResult, w)
 	var wg sync.WaitGroup
 	for i := range w {
-		lo, hi := i*n/w, (i+1)*n/w
 		parts[i].hashes = res.hashes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.scanRange(data, base, bad, kn, wait, lo, hi, &parts[i])
+			if wait == nil {
+				s.scanRange(data, base, bad, kn, nil, i*n/w, (i+1)*n/w, &parts[i])
+				return
+			}
+			// A snapshot is copied from its start: the workers take
+			// turns along it rather than halves of it.
+			for lo := i * scanStride; lo < n; lo += w * scanStride {
+				s.scanRange(data, base, bad, kn, wait, lo, min(lo+scanStride, n), &parts[i])
+			}
 		}()
 	}
 	wg.Wait()
@@ -75,6 +82,10 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 	}
 	return res
 }
+
+// scanStride is how many chunks a worker scans of a copy-on-write snapshot
+// before the next worker's turn.
+const scanStride = 32
 
 func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, wait func(int), lo, hi int, res *scanResult) {
 	cs := s.cfg.ChunkSize
