@@ -138,17 +138,21 @@ func benchDashboard(dir, root string, cfg dashboardConfig) error {
 	}
 	fmt.Printf("load: %.0f requests/s answered (%d), %d errors, %d not sent in time; latency p50 %s, p99 %s (worst window)\n\n",
 		float64(lr.OK)/lr.Seconds, lr.OK, lr.Errors, lr.Late, lr.P50, lr.P99)
-	fmt.Println("| checkpoints | n | pause p50 | pause mean | durable p50 | durable mean |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| checkpoints | n | pause p50 | pause mean | durable p50 | durable mean | MiB hashed, written (mean) |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	row := func(name string, cs []ckptTimes) {
 		p, du := field(cs, func(c ckptTimes) time.Duration { return c.pause }), field(cs, func(c ckptTimes) time.Duration { return c.durable })
-		fmt.Printf("| %s | %d | %s | %s | %s | %s |\n", name, len(cs), msf(median(p)), msf(mean(p)), msf(median(du)), msf(mean(du)))
+		var h, w float64
+		for _, c := range cs {
+			h, w = h+c.hashed/float64(len(cs)), w+c.written/float64(len(cs))
+		}
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %.1f, %.1f |\n", name, len(cs), msf(median(p)), msf(mean(p)), msf(median(du)), msf(mean(du)), h, w)
 	}
 	row("without load", q)
 	row(fmt.Sprintf("with %d req/s", rate), l)
 	pq, pl := field(q, func(c ckptTimes) time.Duration { return c.pause }), field(l, func(c ckptTimes) time.Duration { return c.pause })
 	dq, dl := field(q, func(c ckptTimes) time.Duration { return c.durable }), field(l, func(c ckptTimes) time.Duration { return c.durable })
-	fmt.Printf("| ratio | | %.3f× | %.3f× | %.3f× | %.3f× |\n",
+	fmt.Printf("| ratio | | %.3f× | %.3f× | %.3f× | %.3f× | |\n",
 		median(pl).Seconds()/median(pq).Seconds(), mean(pl).Seconds()/mean(pq).Seconds(),
 		median(dl).Seconds()/median(dq).Seconds(), mean(dl).Seconds()/mean(dq).Seconds())
 	return nil
@@ -158,8 +162,9 @@ type span struct{ start, end time.Time }
 
 // ckptTimes is one checkpoint as the job's -v line reports it.
 type ckptTimes struct {
-	at             time.Time // the line was read: durable
-	pause, durable time.Duration
+	at              time.Time // the line was read: durable
+	pause, durable  time.Duration
+	hashed, written float64 // MiB
 }
 
 // checkpointLog reads the job's log lines, keeps each durable
@@ -173,17 +178,33 @@ type checkpointLog struct {
 	added chan struct{}
 }
 
-var durableRE = regexp.MustCompile(`checkpoint \d+ durable: .* pause ([0-9.]+[µmn]?s), write ([0-9.]+[µmn]?s)`)
+var durableRE = regexp.MustCompile(`checkpoint \d+ durable: .*\(([0-9.]+ [KMG]?i?B) hashed\), ([0-9.]+ [KMG]?i?B) written, pause ([0-9.]+[µmn]?s), write ([0-9.]+[µmn]?s)`)
+
+// mib reads a size as host.FormatBytes writes it.
+func mib(s string) float64 {
+	var v float64
+	var unit string
+	fmt.Sscanf(s, "%g %s", &v, &unit)
+	switch unit {
+	case "GiB":
+		return v * 1024
+	case "MiB":
+		return v
+	case "KiB":
+		return v / 1024
+	}
+	return v / (1 << 20)
+}
 
 func (l *checkpointLog) Write(p []byte) (int, error) {
 	now := time.Now()
 	for _, m := range durableRE.FindAllSubmatch(p, -1) {
-		pause, err1 := time.ParseDuration(string(m[1]))
-		write, err2 := time.ParseDuration(string(m[2]))
+		pause, err1 := time.ParseDuration(string(m[3]))
+		write, err2 := time.ParseDuration(string(m[4]))
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		c := ckptTimes{at: now, pause: pause, durable: pause + write}
+		c := ckptTimes{at: now, pause: pause, durable: pause + write, hashed: mib(string(m[1])), written: mib(string(m[2]))}
 		l.job.CheckpointCommitted(metrics.CheckpointStats{Pause: c.pause, Durable: c.durable, Commit: c.durable})
 		l.mu.Lock()
 		l.cs = append(l.cs, c)
