@@ -178,7 +178,7 @@ type checkpointLog struct {
 	added chan struct{}
 }
 
-var durableRE = regexp.MustCompile(`checkpoint \d+ durable: .*\(([0-9.]+ [KMG]?i?B) hashed\), ([0-9.]+ [KMG]?i?B) written, pause ([0-9.]+[µmn]?s), write ([0-9.]+[µmn]?s)`)
+var durableRE = regexp.MustCompile(`checkpoint \d+ durable: .*\(([0-9.]+ [KMG]?i?B) hashed\), ([0-9.]+ [KMG]?i?B) written, pause ([0-9.]+[µmn]?s)(?: \([^)]*\))?, write ([0-9.]+[µmn]?s)`)
 
 // mib reads a size as host.FormatBytes writes it.
 func mib(s string) float64 {
@@ -232,6 +232,8 @@ func (l *checkpointLog) waitFor(n int, ended <-chan struct{}) error {
 		case <-added:
 		case <-ended:
 			return fmt.Errorf("the job ended before %d checkpoints", n)
+		case <-time.After(2 * time.Minute):
+			return fmt.Errorf("no checkpoint line read in 2 min (has the -v line changed? see durableRE)")
 		}
 	}
 }
