@@ -23,7 +23,6 @@ const (
 // Commands to the handler.
 const (
 	cmdNone = iota
-	cmdFreeze
 	cmdStart
 	cmdExit
 )
@@ -167,17 +166,27 @@ func (c *cow) watch() {
 	}
 }
 
-// command runs cmd on the handler thread and waits for its ack.
-func (c *cow) command(cmd uint32) {
+// command has the handler thread run cmd, and waits for it to be done if
+// wait. A command waits for the one before it to be taken.
+func (c *cow) command(cmd uint32, wait bool) {
 	c.cmdMu.Lock()
 	defer c.cmdMu.Unlock()
 	sh := c.sh
+	c.waitAck(atomic.LoadUint32(&sh.seq))
 	seq := atomic.AddUint32(&sh.seq, 1)
 	atomic.StoreUint32(&sh.cmd, cmd)
 	one := [8]byte{1}
 	_, _ = unix.Write(c.ctlFd, one[:])
+	if wait {
+		c.waitAck(seq)
+	}
+}
+
+// waitAck waits until the handler has taken command seq. The caller
+// holds cmdMu.
+func (c *cow) waitAck(seq uint32) {
 	var b [8]byte
-	for atomic.LoadUint32(&sh.acked) != seq {
+	for atomic.LoadUint32(&c.sh.acked) != seq {
 		if _, err := c.ackF.Read(b[:]); err != nil {
 			return
 		}
@@ -201,7 +210,7 @@ func (c *cow) idle() {
 
 func (c *cow) close() {
 	c.idle()
-	c.command(cmdExit)
+	c.command(cmdExit, true)
 	<-c.exited
 	unix.Close(c.ctlFd)
 	c.ackF.Close()
@@ -265,7 +274,7 @@ func (s *Snapshot) start(chunkSize int, need []bool) {
 		}
 	}
 	sh.chunk = cs
-	s.c.command(cmdStart)
+	s.c.command(cmdStart, false)
 }
 
 func b2u(b bool) byte {
@@ -346,7 +355,7 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 		keep[b] = b2u(t.armed > 0 || t.inProbe(uint64(b)*CopyBlock))
 	}
 	sh.size = size
-	t.cow.command(cmdFreeze)
+	freeze(sh)
 	if size > t.armed {
 		// Not counted in Protected: tracking does not pay for it.
 		protected := t.protected
@@ -354,7 +363,7 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 		t.protected = protected
 		if err != nil {
 			sh.chunk = 0
-			t.cow.command(cmdStart) // copies what a write needs, then ends
+			t.cow.command(cmdStart, false) // copies what a write needs, then ends
 			return nil, fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 		}
 	}
@@ -364,6 +373,30 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 	t.cow.mu.Unlock()
 	t.copying = s
 	return s, nil
+}
+
+// freeze makes every block of the capture's memory pending: from now on
+// a fault copies its whole block before it lifts the protection. It runs
+// with no capture under way (idle) and the guest paused: nothing writes
+// to the memory meanwhile, so no fault is in flight and the handler
+// touches no block state; the handler's next command (or fault) sees it
+// after the syscalls that wake it.
+func freeze(sh *cowShared) {
+	st := sh.states()
+	nb := min(uint64(len(st)), (sh.size+CopyBlock-1)/CopyBlock)
+	atomic.StoreUint32(&sh.started, 0)
+	atomic.StoreUint64(&sh.pending, nb)
+	for b := range st {
+		atomic.StoreUint32(&st[b], b2u32(uint64(b) < nb))
+	}
+}
+
+// b2u32 is blockPending for true, blockFree for false.
+func b2u32(pending bool) uint32 {
+	if pending {
+		return blockPending
+	}
+	return blockFree
 }
 
 // inProbe reports whether the block at off is in the running probe's

@@ -88,10 +88,7 @@ func cowStep(sh *cowShared) bool {
 	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(sh.ctl), uintptr(unsafe.Pointer(&v)), 8)
 	if errno == 0 && n == 8 {
 		cmd := atomic.LoadUint32(&sh.cmd)
-		switch cmd {
-		case cmdFreeze:
-			cowFreeze(sh)
-		case cmdStart:
+		if cmd == cmdStart {
 			cowStart(sh)
 		}
 		atomic.StoreUint32(&sh.acked, atomic.LoadUint32(&sh.seq))
@@ -229,25 +226,6 @@ func cowRelease(sh *cowShared, addr, n uint64) {
 	}
 }
 
-// cowFreeze makes every block of the memory pending: from now on a fault
-// copies its whole block before it lifts the protection.
-//
-//go:nosplit
-//go:norace
-func cowFreeze(sh *cowShared) {
-	st := sh.states()
-	nb := min(uint64(len(st)), (sh.size+CopyBlock-1)/CopyBlock)
-	for b := range nb {
-		atomic.StoreUint32(&st[b], blockPending)
-	}
-	for b := nb; b < uint64(len(st)); b++ {
-		atomic.StoreUint32(&st[b], blockFree)
-	}
-	sh.cursor = 0
-	atomic.StoreUint32(&sh.started, 0)
-	atomic.StoreUint64(&sh.pending, nb)
-}
-
 // cowStart takes the capture's needs: a pending block none of whose
 // chunks is needed is done with at once, and the background copy starts.
 //
@@ -257,6 +235,7 @@ func cowStart(sh *cowShared) {
 	st := sh.states()
 	need := sh.needs()
 	nb := min(uint64(len(st)), (sh.size+CopyBlock-1)/CopyBlock)
+	sh.cursor = 0
 	atomic.StoreUint32(&sh.started, 1)
 	for b := range nb {
 		if atomic.LoadUint32(&st[b]) != blockPending {
