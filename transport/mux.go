@@ -315,7 +315,7 @@ func (e *Endpoint) send(src, dst uint32, tag int32, payload []byte, wait bool) (
 	}
 	ch.used += n
 	ch.mu.Unlock()
-	e.logged.Add(n)
+	e.addLogged(n)
 	data := make([]byte, len(payload))
 	copy(data, payload)
 	req := sendReq{ch: ch, tag: tag, epoch: e.worker(src).epoch.Load(), data: data}

@@ -124,8 +124,10 @@ func (ls *loopState) forgetSender(e *Endpoint, ch *channel) {
 	for _, r := range ch.overflow {
 		n += int64(len(r.data))
 	}
-	e.logged.Add(-n)
-	e.logFreed()
+	e.addLogged(-n)
+	if !e.cfg.StableOnAck {
+		e.logFreed()
+	}
 	clear(ch.overflow)
 	ch.overflow = ch.overflow[:0]
 	ch.sender = nil

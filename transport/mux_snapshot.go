@@ -182,7 +182,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 		if err := ch.sender.Restore(s.st.SenderState); err != nil {
 			return err
 		}
-		e.logged.Add(ch.sender.Logged() - before)
+		e.addLogged(ch.sender.Logged() - before)
 		if ch.local {
 			// Deliver what the receiver had not had; the rest it had.
 			d := ch.receiver.Delivered()
@@ -205,7 +205,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 			ch.mu.Lock()
 			ch.used += int64(len(q.Payload))
 			ch.mu.Unlock()
-			e.logged.Add(int64(len(q.Payload)))
+			e.addLogged(int64(len(q.Payload)))
 			ls.send(e, now, sendReq{ch: ch, tag: q.Tag, epoch: q.Epoch, data: q.Payload})
 		}
 	}

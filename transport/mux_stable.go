@@ -52,8 +52,16 @@ func (e *Endpoint) StableCut(states []RankState) {
 
 // LogBytes returns the payload bytes held in this host's sender logs for
 // messages not yet stable (and messages Send accepted that wait for room
-// in a window).
+// in a window). It is 0 with StableOnAck: the windows bound the logs then,
+// and the count is not kept.
 func (e *Endpoint) LogBytes() int64 { return e.logged.Load() }
+
+// addLogged counts n more bytes in the sender logs (fewer if negative).
+func (e *Endpoint) addLogged(n int64) {
+	if !e.cfg.StableOnAck {
+		e.logged.Add(n)
+	}
+}
 
 // commit applies one channel's share of a committed cut.
 func (ls *loopState) commit(e *Endpoint, ch *channel, seq uint64) {
@@ -82,13 +90,15 @@ func (ls *loopState) stable(e *Endpoint, ch *channel, seq uint64) {
 
 // dropStable is Sender.Stable with the Endpoint's count of logged bytes.
 func (ls *loopState) dropStable(e *Endpoint, ch *channel, seq uint64) {
+	if e.cfg.StableOnAck {
+		ch.sender.Stable(seq)
+		return
+	}
 	before := ch.sender.Logged()
 	ch.sender.Stable(seq)
 	if d := before - ch.sender.Logged(); d > 0 {
 		e.logged.Add(-d)
-		if !e.cfg.StableOnAck {
-			e.logFreed()
-		}
+		e.logFreed()
 	}
 }
 
