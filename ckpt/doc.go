@@ -14,7 +14,10 @@
 // copies the changed chunks and returns. With a Meta.Dirty hint (the pages
 // the guest wrote since its last capture, from host/dirty) it hashes only
 // the chunks those pages touch and takes the other hashes from that
-// capture. Compression and the durable write
+// capture. With Meta.Dirty.Frozen (a copy-on-write snapshot that
+// host/dirty copies while the guest runs on) Capture only says which chunks
+// it needs and returns; it hashes and copies each once it is copied.
+// Compression and the durable write
 // continue in the background; Pending reports when the checkpoint is durable.
 // The values of new chunks are appended to a segment file beside the bbolt
 // file and synced; then their index entries and the manifest are written
