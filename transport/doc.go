@@ -39,5 +39,19 @@
 //     commit, or fail with ErrLogFull if no checkpoint can come; an
 //     ended rank's inbox drops what reaches it (Ended).
 //
+// A host's share of a job over several hosts uses an Endpoint so:
+//
+//	start      NewEndpoint with Route from the placement, Incarnation, and
+//	           OnLogFull asking for a checkpoint; AddLink to each peer host
+//	epoch e    Snapshot of each local rank when it captures e (it goes into
+//	           the rank's checkpoint); once e is committed (ckpt's Release),
+//	           StableCut with the local ranks' states of e
+//	ended      Ended(rank) when a rank's program ends
+//	recovery   Close; a new Endpoint of the new incarnation and placement;
+//	           Restore and StableCut with the committed states of the ranks
+//	           placed here; AddLink to each live peer
+//	moving     without a recovery: Snapshot the rank on its old host,
+//	           SetRoute on every host, Restore it on the new one
+//
 // transport never imports host, ckpt or wasi: host maps between their types.
 package transport

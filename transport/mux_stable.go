@@ -82,6 +82,9 @@ func (ls *loopState) commit(e *Endpoint, ch *channel, seq uint64) {
 // stable drops messages with Seq ≤ seq from ch's sender log and gives the
 // window and the log limit what they held.
 func (ls *loopState) stable(e *Endpoint, ch *channel, seq uint64) {
+	if ch.sender == nil {
+		return // its rank moved to another host (SetRoute)
+	}
 	before := ch.sender.Unacked()
 	ls.dropStable(e, ch, seq)
 	ch.release(before - ch.sender.Unacked())
