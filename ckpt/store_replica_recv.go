@@ -342,7 +342,11 @@ func (r *ReplicaIn) Commit() (err error) {
 	}
 	p.ready = make(chan int)
 	close(p.compressed)
+	// The key's last checkpoint here, if any, is the commit's base: the
+	// stored size of the replica follows from its (storedFromBase).
+	p.base = r.s.currentBase(r.m.Key, r.s.keyState(r.m.Key))
 	if err := r.s.enqueue(p); err != nil {
+		r.s.unpin(p)
 		return err
 	}
 	return p.Wait()

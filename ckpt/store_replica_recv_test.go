@@ -88,6 +88,13 @@ func TestReplicaInStreams(t *testing.T) {
 	if err := rx.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	for e := uint64(1); e <= 2; e++ { // the second from the first (storedFromBase)
+		ms, _ := src.Manifest(k, e)
+		md, err := dst.Manifest(k, e)
+		if err != nil || md.StoredBytes != ms.StoredBytes || md.StoredBytes == 0 {
+			t.Fatalf("epoch %d: stored bytes %d on the replica, %d at the source (%v)", e, md.StoredBytes, ms.StoredBytes, err)
+		}
+	}
 	// A capture of another key on the replica's store shares its chunks.
 	other := Key{Job: "other"}
 	capture(t, dst, testMeta(other, 1), mem)

@@ -45,13 +45,13 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Opt
 		return Stats{}, err
 	}
 	st := Stats{Chunks: len(r.Chunks)}
-	push := pushed(store, k, opt.Base, r.Chunks)
 	frames := make(chan frame, 2)
 	go readFrames(rw, frames)
-	if err := writeFrame(rw, tOffer, encodeOffer(offer{k, epoch, r.Manifest, push})); err != nil {
-		return st, err
-	}
-	s := &sender{w: rw, store: store, r: r, st: &st, opt: opt, frames: frames}
+	// The OFFER goes out while the values to push are chosen.
+	offered := make(chan error, 1)
+	go func() { offered <- writeFrame(rw, tOffer, encodeOffer(offer{k, epoch, r.Manifest})) }()
+	push := pushed(store, k, opt.Base, r.Chunks)
+	s := &sender{w: rw, store: store, r: r, st: &st, opt: opt, frames: frames, offered: offered}
 	if err := s.values(push); err != nil {
 		return st, err
 	}
@@ -66,6 +66,9 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Opt
 		if err := s.values(without(ix, push)); err != nil {
 			return st, err
 		}
+	}
+	if err := s.offerSent(); err != nil {
+		return st, err
 	}
 	if err := writeFrame(rw, tEnd, nil); err != nil {
 		return st, err
@@ -162,6 +165,22 @@ type sender struct {
 	frames chan frame
 	need   *frame // the replica host's NEED, once read
 	answer *frame // its RESULT, or why none came
+
+	offered chan error // the OFFER's write; nothing else is written before it
+	offerOK bool
+}
+
+// offerSent waits for the OFFER to be written.
+func (s *sender) offerSent() error {
+	if s.offerOK {
+		return nil
+	}
+	if err := <-s.offered; err != nil {
+		s.offered <- err // for the next call
+		return err
+	}
+	s.offerOK = true
+	return nil
 }
 
 // take files a frame from the replica host.
@@ -252,6 +271,10 @@ func (s *sender) values(ix []uint32) error {
 		return err
 	}
 	for b := range batches {
+		if err := s.offerSent(); err != nil {
+			putBatch(b)
+			return finish(err)
+		}
 		if _, err := s.w.Write(*b.b); err != nil {
 			putBatch(b)
 			return finish(err)
@@ -335,38 +358,27 @@ func (v *server) serve() error {
 		}
 	}()
 	chunks := rx.Chunks()
-	if err := checkIndexes("offer", o.push, len(chunks)); err != nil {
-		return err
-	}
 	if k := rx.Key(); k != o.key || rx.Epoch() != o.epoch {
 		return fmt.Errorf("%w: offer of job %q worker %d epoch %d carries the manifest of job %q worker %d epoch %d", ErrProtocol, o.key.Job, o.key.Worker, o.epoch, k.Job, k.Worker, rx.Epoch())
 	}
-	missing, err := rx.Missing()
-	if err != nil {
-		return err
+	// The NEED goes out while the values pushed are read.
+	needErr := make(chan error, 1)
+	go func() {
+		missing, err := rx.Missing()
+		if err == nil {
+			err = writeFrame(v.rw, tNeed, encodeIndexes(indexes(chunks, missing)))
+		}
+		needErr <- err
+	}()
+	needDone := false
+	waitNeed := func() error {
+		if needDone {
+			return nil
+		}
+		needDone = true
+		return <-needErr
 	}
-	// missing is in the order of chunks: the indexes of those not pushed.
-	var need []uint32
-	j, p := 0, 0
-	for i, h := range chunks {
-		if j == len(missing) {
-			break
-		}
-		if missing[j] != h {
-			continue
-		}
-		j++
-		for p < len(o.push) && int(o.push[p]) < i {
-			p++
-		}
-		if p < len(o.push) && int(o.push[p]) == i {
-			continue
-		}
-		need = append(need, uint32(i))
-	}
-	if err := writeFrame(v.rw, tNeed, encodeIndexes(need)); err != nil {
-		return err
-	}
+	defer waitNeed() // nothing else writes to rw until it is sent
 	var hdr [9]byte
 	for {
 		if _, err := io.ReadFull(v.rw, hdr[:5]); err != nil {
@@ -391,17 +403,39 @@ func (v *server) serve() error {
 		}
 		val, err := rx.Value(int(n - 5))
 		if err != nil {
+			if nerr := waitNeed(); nerr != nil {
+				return nerr
+			}
 			return v.refuse(err, int64(n-5))
 		}
 		if _, err := io.ReadFull(v.rw, val); err != nil {
 			return err
 		}
 		if err := rx.Add(chunks[i], val); err != nil {
+			if nerr := waitNeed(); nerr != nil {
+				return nerr
+			}
 			return v.refuse(err, 0)
 		}
 	}
+	if err := waitNeed(); err != nil {
+		return err
+	}
 	committed = true
 	return rx.Commit()
+}
+
+// indexes returns the places in chunks of missing (a subsequence of it).
+func indexes(chunks, missing []ckpt.Hash) []uint32 {
+	out := make([]uint32, 0, len(missing))
+	j := 0
+	for i, h := range chunks {
+		if j < len(missing) && missing[j] == h {
+			out = append(out, uint32(i))
+			j++
+		}
+	}
+	return out
 }
 
 // refuse answers a refused value at once and reads what the source sends

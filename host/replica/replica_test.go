@@ -146,7 +146,7 @@ func TestReplicaGarbage(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- Serve(b, dst); b.Close() }()
 	go io.Copy(io.Discard, a)
-	off := encodeOffer(offer{key, 1, []byte("manifest"), nil})
+	off := encodeOffer(offer{key, 1, []byte("manifest")})
 	off[0] = 1
 	go func() { writeFrame(a, tOffer, off); a.Close() }()
 	if err := <-served; !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "version 1, this host speaks version 2") {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 
 	"github.com/librahost/librahost/ckpt"
 )
@@ -31,30 +30,16 @@ type offer struct {
 	key      ckpt.Key
 	epoch    uint64
 	manifest []byte
-	push     []uint32 // indexes of the chunks whose values follow at once
 }
 
-// writeFrame writes a frame whose body is the parts given, back to back.
-func writeFrame(w io.Writer, typ byte, parts ...[]byte) error {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	var h [5]byte
-	binary.BigEndian.PutUint32(h[:], uint32(n+1))
-	h[4] = typ
-	if _, err := w.Write(h[:]); err != nil {
-		return err
-	}
-	for _, p := range parts {
-		if len(p) == 0 {
-			continue
-		}
-		if _, err := w.Write(p); err != nil {
-			return err
-		}
-	}
-	return nil
+// writeFrame writes a frame in one write (each write to a QUIC stream
+// waits for the connection's goroutine).
+func writeFrame(w io.Writer, typ byte, body []byte) error {
+	b := make([]byte, 5, 5+len(body))
+	binary.BigEndian.PutUint32(b, uint32(len(body)+1))
+	b[4] = typ
+	_, err := w.Write(append(b, body...))
+	return err
 }
 
 // readFrame reads one frame into buf (grown as needed) and returns its
@@ -93,12 +78,9 @@ func encodeOffer(o offer) []byte {
 	b = binary.BigEndian.AppendUint32(b, o.key.Worker)
 	b = binary.BigEndian.AppendUint64(b, o.epoch)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(o.manifest)))
-	b = append(b, o.manifest...)
-	return append(b, encodeIndexes(o.push)...)
+	return append(b, o.manifest...)
 }
 
-// decodeOffer reads an OFFER. The push indexes are checked against the
-// manifest's chunks by the caller (decodeIndexes).
 func decodeOffer(b []byte) (offer, error) {
 	var o offer
 	bad := fmt.Errorf("%w: malformed offer", ErrProtocol)
@@ -119,16 +101,10 @@ func decodeOffer(b []byte) (offer, error) {
 	o.epoch = binary.BigEndian.Uint64(b[4:])
 	m := uint64(binary.BigEndian.Uint32(b[12:]))
 	b = b[16:]
-	if uint64(len(b)) < m {
+	if uint64(len(b)) != m {
 		return o, bad
 	}
-	o.manifest = b[:m]
-	b = b[m:]
-	push, err := decodeIndexes(b, math.MaxInt)
-	if err != nil {
-		return o, bad
-	}
-	o.push = push
+	o.manifest = b
 	return o, nil
 }
 
@@ -149,16 +125,10 @@ func decodeIndexes(b []byte, n int) ([]uint32, error) {
 	for k := range ix {
 		ix[k] = binary.BigEndian.Uint32(b[4*k:])
 	}
-	return ix, checkIndexes("need", ix, n)
-}
-
-// checkIndexes checks that ix (of a NEED, or an OFFER's push) increase
-// and name chunks below n.
-func checkIndexes(what string, ix []uint32, n int) error {
 	for k, i := range ix {
 		if int(i) >= n || (k > 0 && i <= ix[k-1]) {
-			return fmt.Errorf("%w: %s names chunk %d of %d", ErrProtocol, what, i, n)
+			return nil, fmt.Errorf("%w: need names chunk %d of %d", ErrProtocol, i, n)
 		}
 	}
-	return nil
+	return ix, nil
 }
