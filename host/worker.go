@@ -231,6 +231,7 @@ func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
 		w.rt.Close(ctx)
 		return nil, fmt.Errorf("host: instantiate: %w", err)
 	}
+	w.openDirty()
 	return w, nil
 }
 

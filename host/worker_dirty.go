@@ -69,27 +69,36 @@ type dirtyTrack struct {
 	backoff int
 }
 
+// openDirty sets up write tracking and copy-on-write captures, once: at
+// the start, so that the first checkpoint's pause does not pay for it
+// (dirty.Costs measures faults).
+func (w *Worker) openDirty() {
+	d := &w.dirty
+	if d.tried {
+		return
+	}
+	d.tried = true
+	if w.reserved == nil || w.kind == KindPlain {
+		return
+	}
+	if !cowOff {
+		if t, err := dirty.NewCOW(w.reserved.Mapping()); err == nil {
+			d.t, d.cow = t, true
+		}
+	}
+	if d.t == nil && !dirtyOff {
+		if t, err := dirty.New(w.reserved.Mapping()); err == nil {
+			d.t = t
+		}
+	}
+}
+
 // dirtyHint returns what was written of the guest's size bytes of memory
 // since the last capture, and starts tracking the next interval; nil if
 // that is not known (the capture then hashes everything).
 func (w *Worker) dirtyHint(size uint64) *ckpt.Dirty {
 	d := &w.dirty
-	if !d.tried {
-		d.tried = true
-		if w.reserved == nil {
-			return nil
-		}
-		if !cowOff {
-			if t, err := dirty.NewCOW(w.reserved.Mapping()); err == nil {
-				d.t, d.cow = t, true
-			}
-		}
-		if d.t == nil && !dirtyOff {
-			if t, err := dirty.New(w.reserved.Mapping()); err == nil {
-				d.t = t
-			}
-		}
-	}
+	w.openDirty()
 	if d.t == nil || size == 0 || dirtyOff {
 		return nil
 	}
