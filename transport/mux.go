@@ -160,7 +160,6 @@ type channel struct {
 	flags    chanFlags        // loop only
 	told     uint64           // loop only: the receiver's stability its last ACK carried
 	dueAt    uint64           // loop only: tick after which stability goes in an ACK of its own
-	lone     int              // loop only: ACKs sent on their own since the last commit
 
 	mu      sync.Mutex // guards used, waiting and refused
 	cond    sync.Cond
