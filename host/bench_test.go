@@ -99,7 +99,7 @@ func BenchmarkPingPongGuests(b *testing.B) {
 	for r := range workers {
 		cfg := Config{Module: module, Args: args, Rank: r, Size: 2, Endpoint: ep, Cache: benchCache()}
 		if r == 0 {
-			cfg.Stdout = NewOutput(&out, nil)
+			cfg.Stdout = NewOutput(&out)
 		}
 		if workers[r], err = NewWorker(ctx, cfg); err != nil {
 			b.Fatal(err)

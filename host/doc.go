@@ -19,17 +19,9 @@
 // output positions) then go to the checkpoint store (package ckpt), and a
 // fresh instance, in this or another process, restores from them.
 //
-// Session drives a Worker for the CLI: a state directory, periodic and
-// requested checkpoints, resume, output exactly once.
-//
-// A state directory's own files are checked on resume, and damage is
-// refused in one line or repaired, never a reason to drop checkpoints:
-// each checkpoint is bound to its run (a run ID and what the run was
-// started with, state_run.go), so a store of another run is refused and a
-// lost run record is rebuilt from the newest checkpoint
-// (session_record_check.go); a damaged copy of the module is repaired from
-// the module given; the file journal decides which epochs a guest with
-// mounts may resume from (session_journal.go); the output ledger's records
-// are checksummed and kept twice (ledger_map.go), and a ledger that cannot
-// be trusted makes the resume print again from the checkpoint.
+// RunRanks runs some ranks of a job, each in a Worker of its own,
+// exchanging messages through a transport Endpoint; a Worker knows
+// nothing of jobs. The job driver (host/job) runs a job of 1..N ranks
+// with its state directory, checkpoints and output; host/node runs a
+// host's share of a job over several hosts through it.
 package host

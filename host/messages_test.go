@@ -66,7 +66,7 @@ func TestSendBlockedCapture(t *testing.T) {
 			paused := make(chan *saved, 1)
 			w, err := NewWorker(ctx, Config{
 				Module: module, Args: args, Rank: 0, Size: 2, Endpoint: floodEndpoint(t, "a", window),
-				Stdout: NewOutput(&out, nil),
+				Stdout: NewOutput(&out),
 				OnPause: func(c *Capture) error {
 					paused <- &saved{mem: bytes.Clone(c.Bytes()), globals: c.Globals, host: c.Host}
 					return nil

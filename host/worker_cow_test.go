@@ -3,10 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
-	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -121,45 +118,6 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 				t.Fatal("the guest never wrote to a page being copied")
 			case tc.tracking && dirty.Supported() == nil && hinted == 0:
 				t.Fatal("write tracking never gave a hint")
-			}
-		})
-	}
-}
-
-// run -v says which capture ran: copy-on-write where it can be used,
-// stop-and-copy where not (here: LIBRAHOST_COW=off).
-func TestVerboseCaptureKind(t *testing.T) {
-	module := filepath.Join(t.TempDir(), "mem.wasm")
-	if err := os.WriteFile(module, testGuest(t, "testdata/mem"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, off := range []bool{false, true} {
-		want := "(copy-on-write)"
-		if off || dirty.SupportedCOW() != nil {
-			want = "(stop-and-copy)"
-		}
-		t.Run(want, func(t *testing.T) {
-			defer func(old bool) { cowOff = old }(cowOff)
-			cowOff = off
-			var log bytes.Buffer
-			code, err := Run(context.Background(), SessionConfig{
-				ModulePath: module, Args: []string{"mem", "8", "1", "3", "ckpt"},
-				StateDir: t.TempDir(), Verbose: true, Log: &log, Stdout: io.Discard, Stderr: io.Discard,
-			})
-			if err != nil || code != 0 {
-				t.Fatalf("run: %d %v\n%s", code, err, log.String())
-			}
-			lines := 0
-			for _, l := range strings.Split(log.String(), "\n") {
-				if strings.Contains(l, " durable: ") {
-					lines++
-					if !strings.Contains(l, want) {
-						t.Fatalf("checkpoint line %q does not say %s", l, want)
-					}
-				}
-			}
-			if lines < 3 {
-				t.Fatalf("%d checkpoint lines in\n%s", lines, log.String())
 			}
 		})
 	}

@@ -236,8 +236,8 @@ func (w *Worker) thaw() {
 	}
 }
 
-// captureKind names the capture mechanism in the verbose lines.
-func captureKind(cow bool) string {
+// CaptureKind names the capture mechanism in the verbose lines.
+func CaptureKind(cow bool) string {
 	if cow {
 		return "copy-on-write"
 	}

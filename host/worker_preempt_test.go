@@ -50,7 +50,7 @@ func TestComputeDoesNotFreeze(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			out := &lineSignal{text: []byte("spinning\n"), seen: make(chan struct{})}
-			w, err := NewWorker(ctx, Config{Module: module, Args: []string{"spin"}, Stdout: NewOutput(out, nil)})
+			w, err := NewWorker(ctx, Config{Module: module, Args: []string{"spin"}, Stdout: NewOutput(out)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +103,7 @@ func BenchmarkPreemptCost(b *testing.B) {
 				for k, budget := range []int32{-1, 0} {
 					outs[k].Reset()
 					d, n := runToEnd(b, Config{Module: module, Args: g.args, Cache: benchCache(),
-						PreemptBudget: budget, Stdout: NewOutput(&outs[k], nil)})
+						PreemptBudget: budget, Stdout: NewOutput(&outs[k])})
 					times[k] += d
 					preempts += n
 				}
@@ -193,7 +193,7 @@ func runOutput(t *testing.T, module []byte, args []string, opt func(*Config)) []
 	t.Helper()
 	ctx := context.Background()
 	var out bytes.Buffer
-	cfg := Config{Module: module, Args: args, Stdout: NewOutput(&out, nil)}
+	cfg := Config{Module: module, Args: args, Stdout: NewOutput(&out)}
 	opt(&cfg)
 	w, err := NewWorker(ctx, cfg)
 	if err != nil {

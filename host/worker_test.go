@@ -35,7 +35,7 @@ func runCapturing(t *testing.T, module []byte, args []string, after int, opts ..
 	var w *Worker
 	var s *saved
 	trigger := &triggerWriter{w: &out, at: after, fire: func() { w.RequestCheckpoint() }}
-	stdout := NewOutput(trigger, nil)
+	stdout := NewOutput(trigger)
 	cfg := Config{
 		Module: module, Args: args, Stdout: stdout,
 		OnPause: func(c *Capture) error {
@@ -68,7 +68,7 @@ func restoreRun(t *testing.T, module []byte, args []string, st *State, opts ...f
 	t.Helper()
 	ctx := context.Background()
 	var out bytes.Buffer
-	cfg := Config{Module: module, Args: args, Stdout: NewOutput(&out, nil)}
+	cfg := Config{Module: module, Args: args, Stdout: NewOutput(&out)}
 	for _, o := range opts {
 		o(&cfg)
 	}

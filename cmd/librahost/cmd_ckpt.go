@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/job"
 )
 
 func cmdCheckpoint(args []string, stdout, stderr io.Writer) error {
@@ -20,7 +21,7 @@ func cmdCheckpoint(args []string, stdout, stderr io.Writer) error {
 	if *state == "" {
 		return errors.New("--state is required")
 	}
-	r, err := host.RequestCheckpoint(*state, *timeout)
+	r, err := job.RequestCheckpoint(*state, *timeout)
 	if err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	if err := checkEvery(int64(*every)); err != nil {
 		return err
 	}
-	return runSession(host.SessionConfig{
+	return runJob(job.Config{
 		StateDir:        *state,
 		Resume:          true,
 		Epoch:           *epoch,
@@ -69,7 +70,7 @@ func cmdCkpt(args []string, stdout, stderr io.Writer) error {
 	}
 	switch sub {
 	case "ls":
-		list, err := host.ListCheckpoints(*state)
+		list, err := job.ListCheckpoints(*state)
 		if err != nil {
 			return err
 		}
@@ -90,7 +91,7 @@ func cmdCkpt(args []string, stdout, stderr io.Writer) error {
 		}
 		return tw.Flush()
 	case "inspect":
-		d, err := host.InspectCheckpoint(*state, *epoch)
+		d, err := job.InspectCheckpoint(*state, *epoch)
 		if err != nil {
 			return err
 		}

@@ -10,13 +10,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/librahost/librahost/ckpt"
-	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/job"
 )
 
 // ckptVerify is `librahost ckpt verify`: a line per checkpoint, ok or why
 // it cannot be resumed from; an error (exit 1) if any is damaged.
 func ckptVerify(state string, stdout io.Writer) error {
-	res, err := host.VerifyCheckpoints(state)
+	res, err := job.VerifyCheckpoints(state)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func ckptVerify(state string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d chunks read, %d damaged\n", res.Chunks, res.Damaged)
 	if len(eps) == 0 {
-		return fmt.Errorf("%w: state dir %s holds no checkpoint", host.ErrNoCheckpoint, state)
+		return fmt.Errorf("%w: state dir %s holds no checkpoint", job.ErrNoCheckpoint, state)
 	}
 	if len(bad) == 0 {
 		return nil
@@ -65,7 +65,7 @@ func ckptVerify(state string, stdout io.Writer) error {
 
 // ckptRepair is `librahost ckpt repair`.
 func ckptRepair(state string, stdout io.Writer) error {
-	res, err := host.RepairCheckpoints(state)
+	res, err := job.RepairCheckpoints(state)
 	if err != nil {
 		return err
 	}

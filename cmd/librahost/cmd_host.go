@@ -8,7 +8,6 @@ import (
 
 	"github.com/librahost/librahost/host/node"
 	"github.com/librahost/librahost/host/web"
-	"github.com/librahost/librahost/transport"
 )
 
 func cmdHost(args []string, stdout, stderr io.Writer) error {
@@ -40,7 +39,7 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 		}
 		*name = hn
 	}
-	faults, _, err := transport.FaultsFromEnv()
+	faults, err := node.FaultsFromEnv()
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/librahost/librahost/host"
-	"github.com/librahost/librahost/wasi"
+	"github.com/librahost/librahost/host/job"
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -70,85 +69,56 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		*state = strings.TrimSuffix(filepath.Base(rest[0]), filepath.Ext(rest[0])) + ".libra"
 	}
-	if *n > 1 {
-		var argv []string // a resume takes the record's
-		if module != "" {
-			argv = append([]string{guestName(rest[0])}, guestArgs...)
-		}
-		return runJob(host.JobConfig{
-			ModulePath:      module,
-			N:               *n,
-			Args:            argv,
-			Env:             envs,
-			Mounts:          mounts,
-			Prefix:          *prefix,
-			Deterministic:   *deterministic,
-			Seed:            *seed,
-			StateDir:        *state,
-			CheckpointEvery: *every,
-			Resume:          *resume,
-			Verbose:         *verbose,
-			Keep:            *keep,
-		}, stdout, stderr)
-	}
-	name := "app"
+	var argv []string // a resume takes the record's
 	if module != "" {
-		name = guestName(rest[0])
+		argv = append([]string{guestName(rest[0])}, guestArgs...)
 	}
-	return runSession(host.SessionConfig{
+	return runJob(job.Config{
 		ModulePath:      module,
-		Args:            append([]string{name}, guestArgs...),
+		N:               *n,
+		Args:            argv,
 		Env:             envs,
 		Mounts:          mounts,
+		Prefix:          *prefix,
+		Deterministic:   *deterministic,
+		Seed:            *seed,
 		StateDir:        *state,
 		CheckpointEvery: *every,
 		Resume:          *resume,
 		Verbose:         *verbose,
-		Deterministic:   *deterministic,
-		Seed:            *seed,
 		Keep:            *keep,
 	}, stdout, stderr)
 }
 
-// runSession runs a session with the process's streams and signals:
-// Ctrl-C or SIGTERM takes a final checkpoint and exits.
-func runSession(cfg host.SessionConfig, stdout, stderr io.Writer) error {
-	cfg.Stdin = os.Stdin
-	cfg.Stdout, cfg.Stderr = stdout, stderr
-	cfg.Log = stderr
-	cfg.CacheDir = cacheDir("wazero")
-	mode := stopNow // nothing to save
-	if cfg.StateDir != "" {
-		mode = stopCheckpoint
-	}
-	return withSignals(mode, stderr, func(stop chan struct{}) (int, error) {
-		cfg.Stop = stop
-		return host.Run(context.Background(), cfg)
-	})
-}
-
-// runJob runs a job of several workers on this machine, like runSession.
-func runJob(cfg host.JobConfig, stdout, stderr io.Writer) error {
+// runJob runs a job on this machine (a run is a job of one) with the
+// process's streams and signals: Ctrl-C or SIGTERM takes a final
+// checkpoint and exits.
+func runJob(cfg job.Config, stdout, stderr io.Writer) error {
 	cfg.Stdin = os.Stdin
 	cfg.Stdout, cfg.Stderr, cfg.Log = stdout, stderr, stderr
 	cfg.CacheDir = cacheDir("wazero")
-	// A job without checkpoints still stops cleanly: its ranks' last lines
-	// are written out.
-	mode := stopClean
-	if cfg.StateDir != "" {
+	var mode stopMode
+	switch {
+	case cfg.StateDir != "":
 		mode = stopCheckpoint
+	case cfg.N > 1:
+		// A job without checkpoints still stops cleanly: its ranks' last
+		// lines are written out.
+		mode = stopClean
+	default:
+		mode = stopNow // nothing to save
 	}
 	return withSignals(mode, stderr, func(stop chan struct{}) (int, error) {
 		cfg.Stop = stop
-		return host.RunJob(context.Background(), cfg)
+		return job.Run(context.Background(), cfg)
 	})
 }
 
-func parseMounts(dirs []string) ([]wasi.Mount, error) {
-	var out []wasi.Mount
+func parseMounts(dirs []string) ([]job.Mount, error) {
+	var out []job.Mount
 	for _, d := range dirs {
 		parts := strings.Split(d, ":")
-		m := wasi.Mount{HostPath: parts[0], GuestPath: parts[0]}
+		m := job.Mount{HostPath: parts[0], GuestPath: parts[0]}
 		switch {
 		case len(parts) == 2:
 			m.GuestPath = parts[1]

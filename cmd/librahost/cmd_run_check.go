@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/job"
 	"github.com/librahost/librahost/host/wasmbin"
-	"github.com/librahost/librahost/wasi"
 )
 
 // workerOverhead is what a worker costs besides its linear memory (its
@@ -111,7 +111,7 @@ func checkJob(n int, path string) error {
 
 // checkMounts refuses two mounts at one guest path: one would hide the
 // other.
-func checkMounts(ms []wasi.Mount) error {
+func checkMounts(ms []job.Mount) error {
 	seen := map[string]string{}
 	for _, m := range ms {
 		g := path.Clean(m.GuestPath)

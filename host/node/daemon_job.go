@@ -16,7 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/librahost/librahost/ckpt"
-	"github.com/librahost/librahost/host"
+	driver "github.com/librahost/librahost/host/job"
 	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 )
@@ -272,15 +272,14 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 
 	j.setState(stateRunning)
 	j.setWorkers(workerRunning)
-	res, err := host.RunRanks(ctx, host.RanksConfig{
+	res, err := driver.RunShare(ctx, driver.Config{
 		Module:     module,
 		ModuleName: p.Module,
+		N:          p.N,
 		Ranks:      j.ranks,
-		Size:       p.N,
 		Args:       p.Args,
 		Env:        p.Env,
-		Stdout:     func(r int) io.Writer { return output{j, r, 1} },
-		Stderr:     func(r int) io.Writer { return output{j, r, 2} },
+		RankOutput: func(r int, stream byte) io.Writer { return output{j, r, stream} },
 		Endpoint:   ep,
 		CacheDir:   filepath.Join(d.cfg.DataDir, "cache"),
 		Log:        logWriter{d, j.id},

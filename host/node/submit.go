@@ -16,7 +16,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/librahost/librahost/host"
+	driver "github.com/librahost/librahost/host/job"
 	"github.com/librahost/librahost/host/progress"
 	"github.com/librahost/librahost/transport"
 )
@@ -228,7 +228,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		if stream == 2 {
 			dst = s.cfg.Stderr
 		}
-		w := host.NewRankWriter(dst, &outMu, rank, s.cfg.Prefix)
+		w := driver.NewLineWriter(dst, &outMu, rank, s.cfg.Prefix)
 		if w == nil {
 			w = io.Discard
 		}
@@ -274,7 +274,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		case <-stop:
 			stop = nil
 			if failure == nil {
-				failure = host.ErrStopped
+				failure = driver.ErrStopped
 			}
 			s.broadcast(msgCancel, nil)
 		case <-ctx.Done():
@@ -292,7 +292,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		}
 	}
 	omu.Unlock()
-	if errors.Is(failure, host.ErrStopped) {
+	if errors.Is(failure, driver.ErrStopped) {
 		return 130, failure
 	}
 	code, err := outcome(exits)

@@ -1,0 +1,40 @@
+// Package job is the one driver of a job of 1..N ranks on this host:
+// `librahost run` (a job of one), `run -n N`, their resume and restore,
+// and one host's share of a job submitted to a cluster (host/node), each
+// rank a host.Worker.
+//
+// With a state directory it keeps the run record and its lock, the
+// module's copy, one checkpoint store for every rank, the output ledger
+// and a file journal per rank; it takes coordinated checkpoints in rounds
+// (job_rounds.go: a round is a job epoch, committed once every rank's
+// checkpoint is durable), periodic, asked for on the control socket
+// (`librahost checkpoint`, control.go) or at a stop; it resumes from the
+// newest committed epoch that every rank can return to, falling back one
+// epoch at a time, each refusal said in one line (job_resume.go); and it
+// lists and describes the committed epochs (`ckpt ls/inspect`).
+//
+// Output is written exactly once across kills and resumes: each rank's
+// line writer (output.go) counts the guest bytes it emitted in the output
+// ledger, a small file mapped shared whose records are checksummed and
+// kept twice (ledger.go, ledger_map.go); a ledger that cannot be trusted
+// makes the resume print again from the checkpoint. Ranks that share a
+// stream write whole lines, prefixed with "[rank] " if asked.
+//
+// A state directory's own files are checked on resume, and damage is
+// refused in one line or repaired, never a reason to drop checkpoints:
+// each checkpoint is bound to its run (a run ID and what the run was
+// started with, record_run.go), so a store of another run is refused and
+// a lost run record is rebuilt from the newest checkpoint
+// (record_check.go); a damaged copy of the module is repaired from the
+// module given; the file journals decide which epochs a guest with mounts
+// may resume from (journal.go). A single run's state directory made by
+// the release before this driver (no commit records, the Worker's own
+// host state, its own ledger format) resumes as a job of one
+// (state_legacy.go, ledger_legacy.go).
+//
+// Config is flat and ready for a host's share of a job over several
+// hosts: Ranks, the ranks run here, and Endpoint, the caller's transport
+// to the other hosts. Such a share takes no checkpoints yet; the
+// multi-host rounds are to be driven by ckpt's EpochCoordinator and
+// Participant cores.
+package job

@@ -1,0 +1,91 @@
+package job
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/librahost/librahost/host"
+)
+
+// prepare readies rank's worker before any runs: its files rolled back to
+// the epoch restored and its state restored, or, for a new run, the start
+// marked in its file journal.
+func (j *jobRun) prepare(rank int, w *host.Worker) error {
+	j.mu.Lock()
+	j.workers[rank] = w
+	j.prepared++
+	if j.prepared == j.live {
+		j.ready = true
+		if j.stopping {
+			j.begin()
+		}
+	}
+	j.mu.Unlock()
+	if j.fresh {
+		if _, err := w.CheckpointFiles(0); err != nil {
+			return err
+		}
+	} else if err := j.journals[rank].rollback(w, j.from, j.cfg.Log, j.who(rank)); err != nil {
+		return fmt.Errorf("%s%w", j.who(rank), err)
+	}
+	var pos [2]int64
+	var tails [2][]byte
+	var midLine [2]bool
+	if m := j.mans[rank]; m != nil {
+		rc := j.states[rank]
+		err := w.Restore(&host.State{
+			MemSize:    m.MemSize,
+			ReadMemory: func(dst []byte) error { return j.store.ReadMemory(m, dst) },
+			Globals:    m.Globals,
+			Host:       rc.Worker,
+		})
+		if err != nil {
+			return fmt.Errorf("%s%w", j.who(rank), err)
+		}
+		w.RestoreInbox(rc.Changes, rc.Held)
+		pos[0], pos[1] = rc.positions()
+		tails = [2][]byte{rc.StdoutTail, rc.StderrTail}
+		midLine = rc.MidLine
+	}
+	for s, o := range j.outs[rank] {
+		if o == nil {
+			continue
+		}
+		if lost := o.restore(pos[s], tails[s], midLine[s]); lost > 0 {
+			j.logf("warning: %s%d bytes of output were lost (the output ledger does not match the checkpoints)", j.who(rank), lost)
+		}
+	}
+	return nil
+}
+
+// triggers starts periodic checkpoints.
+func (j *jobRun) triggers(done <-chan struct{}) {
+	periodically(j.cfg.CheckpointEvery, done, j.tick)
+}
+
+// tick begins a periodic checkpoint unless a round is under way: it would
+// pause the ranks again as soon as they go on.
+func (j *jobRun) tick() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e, _ := j.coord.Round(); e == 0 {
+		j.begin()
+	}
+}
+
+// periodically calls f every d (if d > 0) until done is closed.
+func periodically(d time.Duration, done <-chan struct{}, f func()) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}

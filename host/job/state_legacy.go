@@ -1,0 +1,59 @@
+package job
+
+import (
+	"slices"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/transport"
+)
+
+// legacyName is the Job of the checkpoint keys of a single run made by an
+// earlier release (run.json's "job"): such a run has no commit records,
+// since each of its checkpoints counted once durable, and its
+// checkpoints' host state is the Worker's alone. A job of one resumes it
+// as it is, and goes on under the same name, adding commit records.
+const legacyName = "run"
+
+// committed returns the committed epochs of the job rec describes,
+// oldest first: its commit records, and for a single run of an earlier
+// release each of its checkpoints (readable or not, so that a damaged
+// one is refused by name).
+func committed(st *ckpt.Store, rec *runRecord) ([]ckpt.Commit, error) {
+	commits, err := st.Commits(rec.Job)
+	if err != nil || rec.Job != legacyName {
+		return commits, err
+	}
+	infos, err := st.Epochs(ckpt.Key{Job: legacyName})
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range infos {
+		if !slices.ContainsFunc(commits, func(c ckpt.Commit) bool { return c.Epoch == in.Epoch }) {
+			commits = append(commits, ckpt.Commit{Job: legacyName, Epoch: in.Epoch, Workers: 1, Created: in.Created})
+		}
+	}
+	slices.SortFunc(commits, func(a, b ckpt.Commit) int {
+		switch {
+		case a.Epoch < b.Epoch:
+			return -1
+		case a.Epoch > b.Epoch:
+			return 1
+		}
+		return 0
+	})
+	return commits, nil
+}
+
+// legacyCheckpoint reads the host state of a single run's checkpoint made
+// by an earlier release as the job state of rank 0: the Worker's state,
+// the run binding it kept, and no channels.
+func legacyCheckpoint(b []byte, rank int) (*rankCheckpoint, *transport.RankState, error) {
+	si, err := host.ParseState(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	comm := &transport.RankState{Rank: uint32(rank)}
+	rc := &rankCheckpoint{Version: rankStateVersion, Worker: b, Run: si.Run, Comm: transport.AppendRankState(nil, comm)}
+	return rc, comm, nil
+}
