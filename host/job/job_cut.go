@@ -16,6 +16,9 @@ func cutAt(ep *transport.Endpoint, n int, epoch uint64) ([]transport.RankState, 
 	}
 	for r := range n {
 		ep.SetEpoch(uint32(r), epoch)
+		// Snapshot read the epoch before the cut: a rank restored from
+		// it is in epoch already.
+		cut[r].Epoch = epoch
 	}
 	return cut, nil
 }
