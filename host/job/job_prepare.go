@@ -17,7 +17,7 @@ func (j *jobRun) prepare(rank int, w *host.Worker) error {
 	if j.prepared == j.live {
 		j.ready = true
 		if j.stopping {
-			j.begin()
+			j.begin(-1)
 		}
 	}
 	j.mu.Unlock()
@@ -69,7 +69,7 @@ func (j *jobRun) tick() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if e, _ := j.coord.Round(); e == 0 {
-		j.begin()
+		j.begin(-1)
 	}
 }
 

@@ -43,12 +43,14 @@ type roundStats struct {
 	maxWrite            time.Duration
 }
 
-// begin starts a round and asks every running rank for a checkpoint. The
-// caller holds j.mu. It returns 0 if no round can start: the job is
+// begin starts a round and asks every running rank for a checkpoint, but
+// paused, the rank whose own capture point begins it (-1 if none): asked
+// again, it would stop once more as soon as it went on, and wait there
+// for the round's write. The caller holds j.mu. It returns 0 if no round can start: the job is
 // failing, not every rank is prepared yet, or the final round of a stop
 // has begun (after it the ranks leave without another capture point, so a
 // later round could never end).
-func (j *jobRun) begin() uint64 {
+func (j *jobRun) begin(paused int) uint64 {
 	if j.aborted || !j.ready || j.stopAt != 0 {
 		return 0
 	}
@@ -70,7 +72,7 @@ func (j *jobRun) begin() uint64 {
 		j.stopAt = e
 	}
 	for r, w := range j.workers {
-		if w != nil && !j.ended[r] {
+		if w != nil && !j.ended[r] && r != paused {
 			w.RequestCheckpoint()
 		}
 	}
@@ -89,7 +91,7 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 		if e == 0 {
 			// Not asked by a round (the guest's own Checkpoint call): it
 			// starts one.
-			if j.begin() == 0 {
+			if j.begin(rank) == 0 {
 				j.mu.Unlock()
 				return nil
 			}
@@ -311,7 +313,7 @@ func (j *jobRun) endRound(err error) {
 		j.logf("stopped after checkpoint %d; `librahost run --resume --state %s` continues", epoch, j.cfg.StateDir)
 	}
 	if j.stopping && j.stopAt == 0 {
-		j.begin() // a stop asked for while this round was written
+		j.begin(-1) // a stop asked for while this round was written
 	}
 	j.cond.Broadcast()
 }
@@ -387,7 +389,7 @@ func (j *jobRun) stop() {
 	j.stopping = true
 	switch e, cut := j.coord.Round(); {
 	case e == 0:
-		j.begin()
+		j.begin(-1)
 	case !cut:
 		j.stopAt = e
 	}
@@ -399,7 +401,7 @@ func (j *jobRun) requestCheckpoint() <-chan ckptResult {
 	c := make(chan ckptResult, 1)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if e, _ := j.coord.Round(); e == 0 && j.begin() == 0 {
+	if e, _ := j.coord.Round(); e == 0 && j.begin(-1) == 0 {
 		c <- ckptResult{err: errors.New("job: the " + j.what() + " is not running")}
 		return c
 	}
