@@ -25,13 +25,13 @@ var jobPauseLine = regexp.MustCompile(`pause ([0-9.]+[µmn]?s) \([a-z-]+ ([0-9.]
 //	go test -run XXX -bench JobCheckpoint -benchtime 3x ./host/job/
 func BenchmarkJobCheckpoint(b *testing.B) {
 	module := testGuest(b, "../../samples/heat")
-	path := filepath.Join(testDir, "heat.wasm")
+	path := filepath.Join(guests.Dir, "heat.wasm")
 	if err := os.WriteFile(path, module, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
 	cfg := Config{ModulePath: path, N: 4, Args: []string{"heat"}, Stdout: io.Discard, Stderr: io.Discard,
-		CacheDir: filepath.Join(testDir, "wazero")}
+		CacheDir: filepath.Join(guests.Dir, "wazero")}
 	run := func(c Config) time.Duration {
 		t0 := time.Now()
 		if code, err := Run(ctx, c); code != 0 || err != nil {
@@ -46,7 +46,7 @@ func BenchmarkJobCheckpoint(b *testing.B) {
 		plain = append(plain, run(cfg))
 		var log bytes.Buffer
 		c := cfg
-		c.StateDir = filepath.Join(testDir, fmt.Sprintf("heat%d.libra", i))
+		c.StateDir = filepath.Join(guests.Dir, fmt.Sprintf("heat%d.libra", i))
 		c.CheckpointEvery, c.Verbose, c.Log = 500*time.Millisecond, true, &log
 		ckpted = append(ckpted, run(c))
 		for _, m := range jobPauseLine.FindAllStringSubmatch(log.String(), -1) {

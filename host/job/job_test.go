@@ -22,7 +22,7 @@ func TestJobStopResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cache := filepath.Join(testDir, "wazero")
+	cache := filepath.Join(guests.Dir, "wazero")
 	// The stop comes once the first checkpoint is durable. Checkpoints are
 	// asked for every 2 ms, so that one is asked for while the ranks leave
 	// after the final one (such a round could never end). A job that ends

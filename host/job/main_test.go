@@ -1,31 +1,17 @@
 package job
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
 	"github.com/librahost/librahost/host/build/buildtest"
 )
 
-var testDir string
-
-func TestMain(m *testing.M) {
-	code := func() int {
-		d, err := os.MkdirTemp("", "librahost-job-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(d)
-		testDir = d
-		guests.Dir = d
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
+// guests builds the test guests into guests.Dir, which also holds the
+// wazero cache of a test run.
 var guests buildtest.Builder
+
+func TestMain(m *testing.M) { os.Exit(guests.Main(m)) }
 
 // testGuest builds src (relative to this package) once per test run.
 func testGuest(t testing.TB, src string) []byte { return guests.Guest(t, src) }

@@ -26,7 +26,7 @@ func TestLegacyRunResumes(t *testing.T) {
 	printed, _ := os.ReadFile("testdata/legacy/printed")
 	want, _ := os.ReadFile("testdata/legacy/output")
 	var out, log bytes.Buffer
-	cfg := Config{StateDir: state, Resume: true, Stdout: &out, Log: &log, Verbose: true, CacheDir: filepath.Join(testDir, "wazero")}
+	cfg := Config{StateDir: state, Resume: true, Stdout: &out, Log: &log, Verbose: true, CacheDir: filepath.Join(guests.Dir, "wazero")}
 	if code, err := Run(context.Background(), cfg); code != 0 || err != nil {
 		t.Fatalf("exit %d: %v\n%s", code, err, log.Bytes())
 	}

@@ -44,3 +44,16 @@ func (b *Builder) Guest(t testing.TB, src string) []byte {
 	b.built[src] = m
 	return m
 }
+
+// Main runs a test binary's tests (for TestMain) with Dir a new
+// temporary directory, removed after them, and returns the exit code.
+func (b *Builder) Main(m *testing.M) int {
+	d, err := os.MkdirTemp("", "librahost-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(d)
+	b.Dir = d
+	return m.Run()
+}
