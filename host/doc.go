@@ -15,6 +15,15 @@
 //     asyncify pass, and unwinds its call stack at the next libra.* or WASI
 //     import.
 //
+// Whatever its kind, the guest's code is also given regular calls of
+// libra.preempt (wasmbin.InsertPreemption): wazero's compiled code cannot
+// be preempted by Go, and a guest that computed without calling the host
+// held up every stop-the-world of the process (the garbage collector's)
+// and, with GOMAXPROCS such guests, every other goroutine: signals, the
+// control socket, a host's daemon. The call returns at once (it is never
+// an asyncify capture point); it only ends a guest whose run was
+// cancelled.
+//
 // Memory, globals, asyncify data and the host-side state (fd table, clocks,
 // output positions) then go to the checkpoint store (package ckpt), and a
 // fresh instance, in this or another process, restores from them.

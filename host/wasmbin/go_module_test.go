@@ -32,7 +32,7 @@ var goWasm struct {
 }
 
 // buildGoHello builds a Go wasip1 command once per test run.
-func buildGoHello(t *testing.T) []byte {
+func buildGoHello(t testing.TB) []byte {
 	t.Helper()
 	goWasm.once.Do(func() {
 		dir, err := os.MkdirTemp("", "wasmbin-go")
