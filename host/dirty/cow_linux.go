@@ -258,10 +258,13 @@ func (s *Snapshot) start(chunkSize int, need []bool) {
 		return
 	}
 	sh := s.c.sh
-	ns := s.c.sh.needs()
 	cs := uint64(chunkSize)
 	if cs < minNeedUnit || cs&(cs-1) != 0 || cs > CopyBlock {
 		cs = minNeedUnit
+	}
+	// Only the snapshot's own units: the handler reads no others.
+	ns := s.c.sh.needs()[:min(sh.needLen, (s.size+cs-1)/cs)]
+	if cs != uint64(chunkSize) {
 		// Expand to 4 KiB units.
 		per := uint64(chunkSize) / minNeedUnit
 		for i := range ns {
