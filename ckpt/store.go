@@ -118,7 +118,8 @@ type Store struct {
 	scrubNext []byte // the refs key scrubStep checks next; writer-owned
 
 	segs    *segments
-	valBufs sync.Pool // *[]byte, for values read from segments
+	offered replicaCache // the last ReplicaOf results (store_replica.go)
+	valBufs sync.Pool    // *[]byte, for values read from segments
 }
 
 // Open opens or creates the store at cfg.Path. If another process (or

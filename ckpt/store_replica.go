@@ -1,8 +1,10 @@
 package ckpt
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -27,10 +29,14 @@ type Replica struct {
 	Chunks   []Hash // the distinct, non-zero chunks it uses (memory and files)
 }
 
-// ReplicaOf returns the manifest of k's epoch and the chunks it uses.
+// ReplicaOf returns the manifest of k's epoch and the chunks it uses. The
+// Replica may be shared with other callers: do not change it.
 func (s *Store) ReplicaOf(k Key, epoch uint64) (*Replica, error) {
 	var r *Replica
 	err := s.db.View(func(tx *bolt.Tx) error {
+		if r = s.offered.get(k, epoch, tx.Bucket(bucketManifests).Get(manifestKey(k, epoch))); r != nil {
+			return nil
+		}
 		m, err := manifestIn(tx, k, epoch)
 		if err != nil {
 			return err
@@ -39,7 +45,46 @@ func (s *Store) ReplicaOf(k Key, epoch uint64) (*Replica, error) {
 		r = &Replica{Key: k, Epoch: epoch, Manifest: enc, Chunks: distinctChunks(m)}
 		return nil
 	})
+	if err == nil {
+		s.offered.put(r)
+	}
 	return r, err
+}
+
+// replicaCache keeps the last two ReplicaOf results of each key, so that
+// a source that sends epoch e, then e+1 with e as its base, decodes each
+// manifest once. An entry counts only if the manifest stored is still the
+// same bytes (an epoch rolled back and captured again is another).
+type replicaCache struct {
+	mu   sync.Mutex
+	last map[Key][2]*Replica
+}
+
+// replicaCacheKeys bounds the keys kept: past it, the cache starts afresh.
+const replicaCacheKeys = 256
+
+func (c *replicaCache) get(k Key, epoch uint64, stored []byte) *Replica {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.last[k] {
+		if r != nil && r.Epoch == epoch && bytes.Equal(r.Manifest, stored) {
+			return r
+		}
+	}
+	return nil
+}
+
+func (c *replicaCache) put(r *Replica) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || len(c.last) >= replicaCacheKeys {
+		c.last = make(map[Key][2]*Replica)
+	}
+	rs := c.last[r.Key]
+	if rs[0] == r || rs[1] == r {
+		return
+	}
+	c.last[r.Key] = [2]*Replica{rs[1], r}
 }
 
 func distinctChunks(m *Manifest) []Hash {

@@ -1,9 +1,12 @@
 package ckpt
 
 import (
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // ReplicaIn is a replica arriving from another host. Its values are
@@ -37,11 +40,12 @@ type ReplicaIn struct {
 	wdone  chan struct{} // closed when the disk writer is done
 
 	mu      sync.Mutex
-	err     error  // the first refusal or failure
-	got     []bool // by position in chunks: given to Add
-	closed  bool   // Commit or Abort was called
-	missing []Hash // what Missing returned, if it was called
-	asked   bool   // Missing was called
+	err     error      // the first refusal or failure
+	got     []bool     // by position in chunks: given to Add
+	closed  bool       // Commit or Abort was called
+	missing []Hash     // what Missing returned, if it was called
+	asked   bool       // Missing was called
+	base    *baseState // the key's last checkpoint here, pinned by Missing for the commit
 
 	// Owned by the disk writer until wdone is closed.
 	w    *repWriter
@@ -100,16 +104,61 @@ func (r *ReplicaIn) Epoch() uint64 { return r.m.Epoch }
 // Missing returns the chunks of the manifest that the store holds no
 // sound value of, in the order of Chunks: those the source must send.
 // Commit then checks that each of them was given, without looking them
-// up again (a chunk held now and dropped before the commit fails it).
+// up again (a chunk held now and dropped before the commit fails it). A
+// chunk at the same place in the key's last checkpoint here is not looked
+// up: that checkpoint holds it. Call it once, before Commit.
 func (r *ReplicaIn) Missing() ([]Hash, error) {
-	missing, err := r.s.Missing(r.chunks)
+	base := r.s.currentBase(r.m.Key, r.s.keyState(r.m.Key))
+	held := make([]bool, len(r.chunks))
+	if base != nil && base.chunkSize == int(r.m.ChunkSize) {
+		for _, l := range [][2][]Hash{{r.m.Chunks, base.mem}, {r.m.FileChunks, base.files}} {
+			now, was := l[0], l[1]
+			for i, h := range now[:min(len(now), len(was))] {
+				if h == was[i] && !h.IsZero() {
+					held[r.index[h]] = true
+				}
+			}
+		}
+	}
+	bad := r.s.badSnapshot()
+	var missing []Hash
+	err := r.s.db.View(func(tx *bolt.Tx) error {
+		if base != nil && !baseStored(tx, r.m.Key, base) {
+			clear(held)
+		}
+		for i, h := range r.chunks {
+			if _, isBad := bad[h]; isBad {
+				missing = append(missing, h)
+			} else if !held[i] {
+				if _, ok := storedValueIn(tx, h); !ok {
+					missing = append(missing, h)
+				}
+			}
+		}
+		return nil
+	})
+	r.mu.Lock()
+	r.missing, r.asked, r.base = missing, err == nil, base
+	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	r.missing, r.asked = missing, true
-	r.mu.Unlock()
 	return missing, nil
+}
+
+// baseStored reports whether b's manifest is still in the store as it
+// was: then every chunk it uses is held.
+func baseStored(tx *bolt.Tx, k Key, b *baseState) bool {
+	v := tx.Bucket(bucketManifests).Get(manifestKey(k, b.epoch))
+	return len(v) >= manifestTrailer && binary.LittleEndian.Uint64(v[len(v)-manifestTrailer:]) == b.sum
+}
+
+// unpinBase lets Keep drop the base Missing pinned, if no commit took it.
+func (r *ReplicaIn) unpinBase() {
+	if r.base != nil {
+		r.s.unpin(&Pending{m: r.m, base: r.base})
+		r.base = nil
+	}
 }
 
 // Value returns a buffer of n bytes for the next value, once the values
@@ -289,6 +338,7 @@ func (r *ReplicaIn) Abort() {
 	if r.finish() == errReplicaDone {
 		return
 	}
+	r.unpinBase()
 	if r.w != nil {
 		r.w.release()
 	}
@@ -299,11 +349,15 @@ func (r *ReplicaIn) Abort() {
 // of it is kept.
 func (r *ReplicaIn) Commit() (err error) {
 	if err := r.finish(); err != nil {
-		if err != errReplicaDone && r.w != nil {
-			r.w.release()
+		if err != errReplicaDone {
+			r.unpinBase()
+			if r.w != nil {
+				r.w.release()
+			}
 		}
 		return err
 	}
+	defer r.unpinBase() // unless the commit took it
 	if r.w != nil {
 		defer r.w.release()
 	}
@@ -343,8 +397,12 @@ func (r *ReplicaIn) Commit() (err error) {
 	p.ready = make(chan int)
 	close(p.compressed)
 	// The key's last checkpoint here, if any, is the commit's base: the
-	// stored size of the replica follows from its (storedFromBase).
-	p.base = r.s.currentBase(r.m.Key, r.s.keyState(r.m.Key))
+	// stored size of the replica follows from its (storedFromBase). The
+	// writer unpins it.
+	p.base, r.base = r.base, nil
+	if p.base == nil {
+		p.base = r.s.currentBase(r.m.Key, r.s.keyState(r.m.Key))
+	}
 	if err := r.s.enqueue(p); err != nil {
 		r.s.unpin(p)
 		return err

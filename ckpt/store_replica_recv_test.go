@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // stream sends k's epoch from src into dst value by value, as a replica
@@ -40,6 +42,18 @@ func stream(t *testing.T, src, dst *Store, k Key, epoch uint64, damage func(n in
 		return rx.Add(h, buf)
 	})
 	return rx, err
+}
+
+// commitStream streams k's epoch from src into dst and commits it.
+func commitStream(t *testing.T, src, dst *Store, k Key, epoch uint64) {
+	t.Helper()
+	rx, err := stream(t, src, dst, k, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func readsBack(t *testing.T, s *Store, k Key, epoch uint64, want []byte) {
@@ -81,13 +95,7 @@ func TestReplicaInStreams(t *testing.T) {
 	mem1 := bytes.Clone(mem)
 	fillRandom(mem[4<<10:8<<10], rng)
 	capture(t, src, testMeta(k, 2), mem)
-	rx, err = stream(t, src, dst, k, 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	commitStream(t, src, dst, k, 2)
 	for e := uint64(1); e <= 2; e++ { // the second from the first (storedFromBase)
 		ms, _ := src.Manifest(k, e)
 		md, err := dst.Manifest(k, e)
@@ -311,5 +319,87 @@ func TestReplicaInLacking(t *testing.T) {
 	}
 	if storeDigest(t, dst) != before {
 		t.Fatal("a refused replica changed the store")
+	}
+}
+
+// TestReplicaInMissingFromBase: Missing looks up only the chunks that
+// moved since the key's last checkpoint here, and looks up all of them
+// once that checkpoint is gone; a damaged chunk is missing wherever it is.
+func TestReplicaInMissingFromBase(t *testing.T) {
+	src, dst := openTest(t, testConfig(t)), openTest(t, testConfig(t))
+	k := Key{Job: "job"}
+	rng := rand.New(rand.NewPCG(15, 16))
+	mem := make([]byte, 128<<10) // 32 chunks
+	fillRandom(mem, rng)
+	capture(t, src, testMeta(k, 1), mem)
+	commitStream(t, src, dst, k, 1)
+	fillRandom(mem[8<<10:12<<10], rng)
+	capture(t, src, testMeta(k, 2), mem)
+	r, err := src.ReplicaOf(k, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := func() []Hash {
+		t.Helper()
+		rx, err := dst.BeginReplica(r.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rx.Abort()
+		m, err := rx.Missing()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := missing(); len(m) != 1 {
+		t.Fatalf("%d chunks missing, 1 changed", len(m))
+	}
+	held := r.Chunks[0]
+	dst.markBad(held)
+	if m := missing(); len(m) != 2 || m[0] != held {
+		t.Fatalf("a damaged chunk of the base: missing %d", len(m))
+	}
+	// The base's manifest and chunks gone behind the store's back.
+	if err := dst.db.Update(func(tx *bolt.Tx) error {
+		for _, h := range r.Chunks {
+			tx.Bucket(bucketRefs).Delete(h[:])
+		}
+		return tx.Bucket(bucketManifests).Delete(manifestKey(k, 1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if m := missing(); len(m) != 32 {
+		t.Fatalf("the base gone: %d of 32 chunks missing", len(m))
+	}
+}
+
+// TestReplicaOfCached: ReplicaOf decodes a manifest once for a source that
+// sends an epoch and then the next against it, and an epoch rolled back
+// and captured again is seen afresh.
+func TestReplicaOfCached(t *testing.T) {
+	src := openTest(t, testConfig(t))
+	k := Key{Job: "job"}
+	rng := rand.New(rand.NewPCG(17, 18))
+	mem := make([]byte, 64<<10)
+	fillRandom(mem, rng)
+	capture(t, src, testMeta(k, 1), mem)
+	capture(t, src, testMeta(k, 2), mem)
+	r1, _ := src.ReplicaOf(k, 1)
+	r2, _ := src.ReplicaOf(k, 2)
+	if again, _ := src.ReplicaOf(k, 1); again != r1 {
+		t.Fatal("epoch 1 decoded again")
+	}
+	if again, _ := src.ReplicaOf(k, 2); again != r2 {
+		t.Fatal("epoch 2 decoded again")
+	}
+	if err := src.DeleteAfter(k, 1); err != nil {
+		t.Fatal(err)
+	}
+	fillRandom(mem, rng)
+	capture(t, src, testMeta(k, 2), mem)
+	r2b, err := src.ReplicaOf(k, 2)
+	if err != nil || r2b == r2 || r2b.Chunks[0] == r2.Chunks[0] {
+		t.Fatalf("epoch 2 captured again reads as before: %v", err)
 	}
 }
