@@ -1,7 +1,8 @@
 // Package jobsim is a deterministic simulation of a job over several
 // hosts: the checkpoint protocol's cores (ckpt.EpochCoordinator and
 // ckpt.Participant), the channel cores of every pair of ranks
-// (transport.Sender and transport.Receiver), a store per host that holds
+// (transport.Sender and transport.Receiver, stability riding on their acks
+// as in librahost), a store per host that holds
 // the ranks' checkpoints and their replicas, and programs that send,
 // receive, write a file and print. One seed drives everything that can
 // happen: the order of steps, loss, duplication and reordering of data

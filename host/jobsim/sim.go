@@ -387,6 +387,7 @@ func (w *world) deliverData() error {
 		r := x.ranks[int(d.f.Src)]
 		if r.running {
 			r.senders[d.f.Dst].OnAck(d.f.Cum)
+			r.senders[d.f.Dst].Stable(d.f.Stable)
 		}
 		return nil
 	}
@@ -429,9 +430,21 @@ func (w *world) deliverCtl() error {
 
 // tick lets time pass: retransmissions, keep-alives between live hosts,
 // failure detection and the checkpoint timer.
+// maxQueued is how many DATA frames of a channel may be in flight before
+// its sender stops retransmitting into it.
+const maxQueued = 2
+
 func (w *world) tick() error {
 	w.now = w.now.Add(time.Duration(20+w.rng.IntN(200)) * time.Millisecond)
 	coordUp := !w.hosts[w.coordID].dead
+	// As the Endpoint does, a channel whose frames still wait to go is
+	// not retransmitted into: resending only lengthens the queue.
+	queued := map[[2]uint32]int{}
+	for _, d := range w.data {
+		if d.f.Type == transport.FrameData {
+			queued[[2]uint32{d.f.Src, d.f.Dst}]++
+		}
+	}
 	for _, x := range w.hosts {
 		if x.dead || x.stopped {
 			continue
@@ -441,8 +454,10 @@ func (w *world) tick() error {
 			if !r.running {
 				continue
 			}
-			for _, s := range r.senders {
-				w.sendFrames(x, s.Tick(w.now))
+			for dst, s := range r.senders {
+				if queued[[2]uint32{uint32(id), uint32(dst)}] < maxQueued {
+					w.sendFrames(x, s.Tick(w.now))
+				}
 			}
 		}
 		if coordUp && w.coord.Live(ckpt.HostID(x.id)) {

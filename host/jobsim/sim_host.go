@@ -129,13 +129,11 @@ func (w *world) allStopped() bool {
 func (w *world) release(x *host, e uint64) {
 	for _, d := range sortedKeys(x.ranks) {
 		s := x.store[ckey{d, e}]
-		if s == nil {
+		if s == nil || !x.ranks[d].running {
 			continue
 		}
 		for src, st := range s.recvs {
-			if sx := w.hostOf(src); sx != nil && sx.part.Inc() == x.part.Inc() && sx.ranks[src].running {
-				sx.ranks[src].senders[d].Stable(st.Delivered)
-			}
+			x.ranks[d].recvs[src].Commit(st.Delivered)
 		}
 	}
 	for k := range x.store {
