@@ -124,8 +124,9 @@ func (w *world) allStopped() bool {
 }
 
 // release applies a committed epoch on host x: for each of its ranks, the
-// messages that the rank's checkpoint shows delivered are stable at their
-// senders (in librahost this rides on the links' acks).
+// messages that the rank's checkpoint shows delivered are stable. The
+// receivers record it, and their acks carry it to the senders, which drop
+// those messages from their logs (deliverData).
 func (w *world) release(x *host, e uint64) {
 	for _, d := range sortedKeys(x.ranks) {
 		s := x.store[ckey{d, e}]
