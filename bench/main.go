@@ -224,7 +224,11 @@ func timeRun(lh, dir string, wasm string, args []string, ckpt bool) (time.Durati
 	return time.Since(t0), nil
 }
 
+// median is 0 for no durations (a table cell with nothing measured).
 func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
 	slices.Sort(ds)
 	return ds[len(ds)/2]
 }
