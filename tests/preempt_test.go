@@ -15,9 +15,10 @@ const spinRounds = "200"
 
 // With GOMAXPROCS=1 a guest that computes without calling the host once
 // held the process's only P for as long as it ran: the SIGTERM was seen
-// only after the guest had ended (and its final checkpoint was of the end).
-// Now the run stops before the guest's end, with a final checkpoint, and
-// the resumed run prints what one run prints.
+// only after the guest had ended (and its final checkpoint was of the end),
+// and so was `librahost checkpoint`. Now the checkpoint is taken and the
+// run stops before the guest's end, with a final checkpoint, and the
+// resumed run prints what one run prints.
 func TestSigtermComputingGuest(t *testing.T) {
 	wasm := guest(t, "tests/testdata/spin")
 	want := plainRun(t, wasm, spinRounds)
@@ -25,6 +26,11 @@ func TestSigtermComputingGuest(t *testing.T) {
 	var out bytes.Buffer
 	p := startProc(t, &out, []string{"GOMAXPROCS=1"}, "run", "--state", state, wasm, "--", spinRounds)
 	p.mustStdout(t, "computing")
+	// The control socket answers too: a checkpoint while it computes.
+	if stdout, stderr, code := lh(t, "checkpoint", "--state", state); code != 0 || !strings.HasPrefix(stdout, "checkpoint 1 durable") {
+		p.kill()
+		t.Fatalf("checkpoint: exit %d\n%s%s\nrun's stderr:\n%s", code, stdout, stderr, p.stderr)
+	}
 	p.signal(syscall.SIGTERM)
 	err := p.wait()
 	if code := p.cmd.ProcessState.ExitCode(); code != 143 {

@@ -1,5 +1,5 @@
 // spin prints "computing", then mixes a hash through argv[1] rounds of
-// 2^20 calls of a small function without calling the host, and prints the
+// 2^20 calls of small functions without calling the host, and prints the
 // hash: a guest that computes until it ends, for the preemption tests.
 package main
 
@@ -9,11 +9,17 @@ import (
 	"strconv"
 )
 
+// mix calls step so that it has a stack check, where the host's poke
+// preempts the guest for a checkpoint (a loop of calls of leaf functions
+// only, which have none, is not preemptible).
+//
 //go:noinline
 func mix(h, v uint64) uint64 {
-	h ^= v
-	return h * 1099511628211
+	return step(h ^ v)
 }
+
+//go:noinline
+func step(h uint64) uint64 { return h * 1099511628211 }
 
 func main() {
 	rounds, _ := strconv.Atoi(os.Args[1])
