@@ -6,9 +6,11 @@
 // With a state directory it keeps the run record and its lock, the
 // module's copy, one checkpoint store for every rank, the output ledger
 // and a file journal per rank; it takes coordinated checkpoints in rounds
-// (job_rounds.go: a round is a job epoch, committed once every rank's
-// checkpoint is durable), periodic, asked for on the control socket
-// (`librahost checkpoint`, control.go) or at a stop; it resumes from the
+// (job_rounds.go: a round is a job epoch, run by ckpt's EpochCoordinator
+// and Participant cores with this host as the only one; no rank waits for
+// another, and the epoch is committed once every rank's checkpoint is
+// durable), periodic, asked for on the control socket (`librahost
+// checkpoint`, control.go), when the sender logs are full, or at a stop; it resumes from the
 // newest committed epoch that every rank can return to, falling back one
 // epoch at a time, each refusal said in one line (job_resume.go); and it
 // lists and describes the committed epochs (`ckpt ls/inspect`).
@@ -34,7 +36,7 @@
 //
 // Config is flat and ready for a host's share of a job over several
 // hosts: Ranks, the ranks run here, and Endpoint, the caller's transport
-// to the other hosts. Such a share takes no checkpoints yet; the
-// multi-host rounds are to be driven by ckpt's EpochCoordinator and
-// Participant cores.
+// to the other hosts. Such a share takes no checkpoints yet: its rounds
+// are to be driven by the same cores, the coordinator on one host and a
+// participant on each, their messages carried between hosts.
 package job

@@ -30,7 +30,7 @@ func TestCutEpochAfterRestore(t *testing.T) {
 	if err := ep.Send(0, 1, 7, []byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	cut, err := cutAt(ep, 2, 4)
+	cut, err := cutAt(ep, []int{0, 1}, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,20 +52,27 @@ type jobRun struct {
 	states   []*rankCheckpoint
 	comm     []transport.RankState
 
-	mu       sync.Mutex
-	cond     sync.Cond
-	coord    *ckpt.Coordinator
-	workers  []*host.Worker // by rank; nil for a rank not run here
-	ended    []bool
-	codes    []int
-	round    roundState
-	stopping bool   // a stop was asked for
-	stopAt   uint64 // the epoch whose commit ends the job, 0 if none yet
-	aborted  bool   // the job is failing: no more checkpoints
-	live     int    // ranks run here
-	prepared int    // of which prepared
-	ready    bool   // every rank run here is prepared: checkpoints may begin
-	waiters  []chan ckptResult
+	mu   sync.Mutex
+	cond sync.Cond
+	// The protocol's cores, this host being the job's only one.
+	coord   *ckpt.EpochCoordinator
+	part    *ckpt.Participant
+	pumping bool // pump is carrying out their actions
+	// By rank: the newest epoch it was asked for, the newest it took (or
+	// skipped: a failed round's), the newest it is to write.
+	asked, taken, persist []uint64
+	pauser                int            // the rank whose capture point begins a round
+	workers               []*host.Worker // by rank; nil for a rank not run here
+	ended                 []bool
+	codes                 []int
+	round                 roundState
+	stopping              bool   // a stop was asked for
+	stopAt                uint64 // the epoch whose commit ends the job, 0 if none yet
+	aborted               bool   // the job is failing: no more checkpoints
+	live                  int    // ranks run here
+	prepared              int    // of which prepared
+	ready                 bool   // every rank run here is prepared: checkpoints may begin
+	waiters               []chan ckptResult
 }
 
 func newJob(cfg Config) (*jobRun, error) {
@@ -186,20 +193,40 @@ func (j *jobRun) open() error {
 	} else if err := j.clearStore(); err != nil {
 		return err
 	}
-	j.coord = ckpt.NewCoordinator(j.n, j.from, j.from+1)
+	if err := j.cores(); err != nil {
+		return err
+	}
 	j.workers = make([]*host.Worker, j.n)
 	j.ended = make([]bool, j.n)
 	j.codes = make([]int, j.n)
 	for r, st := range j.states {
 		if st != nil && st.Ended {
 			j.ended[r], j.codes[r] = true, st.Exit
-			j.coord.Ended(r)
+			j.part.Ended(r)
 		}
 	}
 	j.rec.Finished = false
 	j.rec.Pid = os.Getpid()
 	j.rec.Epoch = j.from
 	return writeRecord(cfg.StateDir, j.rec)
+}
+
+// cores makes the protocol's cores of a job resuming from j.from.
+func (j *jobRun) cores() error {
+	pc := protoConfig(j.n, j.from)
+	var err error
+	if j.coord, err = ckpt.NewEpochCoordinator(pc, j.from+1); err != nil {
+		return err
+	}
+	if j.part, err = ckpt.NewParticipant(pc, 0); err != nil {
+		return err
+	}
+	j.asked, j.taken, j.persist = make([]uint64, j.n), make([]uint64, j.n), make([]uint64, j.n)
+	for r := range j.n {
+		j.asked[r], j.taken[r] = j.from, j.from
+	}
+	j.pauser = -1
+	return nil
 }
 
 // openStateless prepares a job without a state directory: the module and

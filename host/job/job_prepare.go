@@ -68,7 +68,7 @@ func (j *jobRun) triggers(done <-chan struct{}) {
 func (j *jobRun) tick() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if e, _ := j.coord.Round(); e == 0 {
+	if j.coord.Round() == 0 {
 		j.begin(-1)
 	}
 }

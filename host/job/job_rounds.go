@@ -1,7 +1,6 @@
 package job
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,24 +10,31 @@ import (
 	"github.com/librahost/librahost/transport"
 )
 
-// A round is one coordinated checkpoint of the job (a job epoch). On one
-// host the cut is simple: every rank stops at its next capture point (a
-// Go guest anywhere, through its watcher; an asyncify guest at its next
-// import; a rank waiting for a message is at one) and waits in OnPause
-// until all have; with all stopped nothing is sent or received, so the
-// Endpoint's channel state is taken then. Each rank then captures its own
-// state and goes on while its checkpoint is written; the epoch is
-// committed once every rank's checkpoint is durable. ckpt.Coordinator
-// keeps the protocol's state; this file does the waiting and the I/O.
+// A round is one checkpoint of the job (a job epoch), run by ckpt's
+// protocol cores with this host as the job's only one: the coordinator
+// (EpochCoordinator) and this host's participant (Participant) exchange
+// their messages here, in pump, and this file does their actions' I/O.
+//
+// A rank does not wait for the others. The MARKER of epoch e asks every
+// rank for a checkpoint; each takes it at its next capture point (a Go
+// guest anywhere, through its watcher; an asyncify guest at its next
+// import; a rank waiting for a message is at one): its own share of the
+// Endpoint's channel state, then its memory and the rest, and it goes on
+// while the checkpoint is written. From then on its messages carry e, and
+// the Endpoint holds a message stamped e back from a rank that has not
+// taken its checkpoint of e yet (HoldLaterEpochs), so that no checkpoint
+// holds a message its sender's does not show as sent; a message in
+// flight at a cut is in its sender's log. Once every rank's checkpoint is
+// durable the participant says DONE, the coordinator writes the commit
+// record, and the epoch counts: the senders' logs may drop what its
+// ranks show delivered.
 
 // roundState is the round under way, or the last one ended.
 type roundState struct {
-	epoch    uint64
-	cut      []transport.RankState // once every rank is stopped
-	cutErr   error
-	reported int // ranks whose checkpoint is durable or failed
-	err      error
-	stats    roundStats
+	epoch uint64
+	cut   []transport.RankState // by rank, as each took its checkpoint
+	err   error                 // why the round fails, if it does
+	stats roundStats
 
 	// The last round ended: its epoch and error.
 	lastEpoch uint64
@@ -43,13 +49,26 @@ type roundStats struct {
 	maxWrite            time.Duration
 }
 
-// begin starts a round and asks every running rank for a checkpoint, but
-// paused, the rank whose own capture point begins it (-1 if none): asked
-// again, it would stop once more as soon as it went on, and wait there
-// for the round's write. The caller holds j.mu. It returns 0 if no round can start: the job is
-// failing, not every rank is prepared yet, or the final round of a stop
-// has begun (after it the ranks leave without another capture point, so a
-// later round could never end).
+// protoConfig is the protocol's view of a job on this host alone that
+// resumes from committed epoch from (0: none).
+func protoConfig(n int, from uint64) ckpt.ProtoConfig {
+	cfg := ckpt.ProtoConfig{Hosts: 1, Place: make([]ckpt.HostID, n), Committed: from}
+	if from > 0 {
+		cfg.Holders = make([][]ckpt.HostID, n)
+		for r := range cfg.Holders {
+			cfg.Holders[r] = []ckpt.HostID{0}
+		}
+	}
+	return cfg
+}
+
+// begin starts a round: every running rank is asked for a checkpoint,
+// but paused, the rank whose own capture point begins it (-1 if none),
+// which takes it at once. The caller holds j.mu. It returns 0 if no round
+// starts: one is under way, the job is failing, not every rank is
+// prepared yet, nothing runs, or the final round of a stop has begun
+// (after it the ranks leave without another capture point, so a later
+// round could never end).
 func (j *jobRun) begin(paused int) uint64 {
 	if j.aborted || !j.ready || j.stopAt != 0 {
 		return 0
@@ -63,61 +82,140 @@ func (j *jobRun) begin(paused int) uint64 {
 	if running == 0 {
 		return 0
 	}
-	e, ok := j.coord.Begin()
-	if !ok {
-		return e
+	e := j.coord.Trigger()
+	if e == 0 {
+		return 0
 	}
-	j.round = roundState{epoch: e, lastEpoch: j.round.lastEpoch, lastErr: j.round.lastErr}
-	if j.stopping && j.stopAt == 0 {
+	j.round = roundState{epoch: e, cut: make([]transport.RankState, j.n), lastEpoch: j.round.lastEpoch, lastErr: j.round.lastErr}
+	if j.stopping {
 		j.stopAt = e
 	}
-	for r, w := range j.workers {
-		if w != nil && !j.ended[r] && r != paused {
-			w.RequestCheckpoint()
+	j.pauser = paused
+	j.pump()
+	j.pauser = -1
+	return e
+}
+
+// pump carries the cores' messages to each other and their actions out,
+// until neither has anything more to say. The caller holds j.mu.
+func (j *jobRun) pump() {
+	if j.pumping {
+		return // an action began a round: the loop below carries it out
+	}
+	j.pumping = true
+	defer func() { j.pumping = false }()
+	now := time.Now()
+	for {
+		cr, pr := j.coord.Ready(), j.part.Ready()
+		if len(cr.Msgs)+len(cr.Actions)+len(pr.Msgs)+len(pr.Actions) == 0 {
+			return
+		}
+		for _, m := range cr.Msgs {
+			j.part.Step(m, now)
+		}
+		for _, m := range pr.Msgs {
+			j.coord.Step(m, now)
+		}
+		for _, a := range cr.Actions {
+			j.coordAction(a)
+		}
+		for _, a := range pr.Actions {
+			j.partAction(a)
 		}
 	}
-	return e
+}
+
+// partAction carries out an action of this host's participant.
+func (j *jobRun) partAction(a ckpt.Action) {
+	switch a.Kind {
+	case ckpt.ActCapture:
+		j.asked[a.Rank] = a.Epoch
+		if w := j.workers[a.Rank]; w != nil && a.Rank != j.pauser {
+			w.RequestCheckpoint()
+		}
+	case ckpt.ActPersist:
+		if a.Ended {
+			go j.writeEnded(a.Rank, a.Epoch, j.codes[a.Rank])
+		} else {
+			j.persist[a.Rank] = a.Epoch // onPause writes it
+		}
+	case ckpt.ActPersistCommit:
+		j.part.CommitDurable(a.Epoch) // the coordinator's write, on this host
+	case ckpt.ActRelease:
+		if j.round.epoch == a.Epoch {
+			// The senders' logs may drop what the committed cut covers.
+			j.ep.StableCut(j.round.cut)
+			j.endRound(nil)
+		}
+	case ckpt.ActAbandon:
+		j.dropUncommitted()
+	}
+}
+
+// coordAction carries out an action of the coordinator.
+func (j *jobRun) coordAction(a ckpt.Action) {
+	switch a.Kind {
+	case ckpt.ActPersistCommit:
+		if err := j.store.CommitJob(ckpt.Commit{Job: j.rec.Job, Epoch: a.Epoch, Workers: uint32(j.n)}); err != nil {
+			j.round.err = err
+			j.coord.CommitFailed(a.Epoch)
+			return
+		}
+		j.coord.CommitDurable(a.Epoch)
+	case ckpt.ActAbandon:
+		if j.round.epoch == a.Epoch {
+			err := j.round.err
+			if err == nil {
+				err = errors.New(a.Err)
+			}
+			j.endRound(err)
+		}
+	}
+}
+
+// dropUncommitted drops what ranks wrote of epochs after the newest
+// committed one: they never count.
+func (j *jobRun) dropUncommitted() {
+	for rank := range j.n {
+		j.store.DeleteAfter(j.key(rank), j.coord.Committed())
+	}
 }
 
 // onPause runs on rank's goroutine when it stopped at a capture point.
 func (j *jobRun) onPause(rank int, c *host.Capture) error {
 	j.mu.Lock()
-	for {
-		if j.aborted {
-			j.mu.Unlock()
-			return nil
-		}
-		e, cut := j.coord.Round()
-		if e == 0 {
-			// Not asked by a round (the guest's own Checkpoint call): it
-			// starts one.
-			if j.begin(rank) == 0 {
-				j.mu.Unlock()
-				return nil
-			}
-			continue
-		}
-		if cut { // this rank is asked again while the last round is written
-			j.cond.Wait()
-			continue
-		}
-		break
-	}
-	epoch := j.round.epoch
-	if j.coord.Paused(rank) {
-		j.takeCut()
-	}
-	for !j.aborted && j.round.epoch == epoch && j.round.cut == nil && j.round.cutErr == nil {
-		j.cond.Wait()
-	}
-	if j.aborted || j.round.epoch != epoch || j.round.cutErr != nil {
+	if j.aborted {
 		j.mu.Unlock()
 		return nil
 	}
-	comm := j.round.cut[rank]
+	for j.asked[rank] <= j.taken[rank] {
+		// Not asked by a round (the guest's own Checkpoint call): it
+		// starts one, after the one under way (one at a time).
+		switch {
+		case j.aborted:
+			j.mu.Unlock()
+			return nil
+		case j.coord.Round() != 0:
+			j.cond.Wait()
+		case j.begin(rank) == 0:
+			j.mu.Unlock()
+			return nil
+		}
+	}
+	epoch := j.asked[rank]
+	j.taken[rank] = epoch
+	if epoch != j.round.epoch { // asked by a round that has failed since
+		j.mu.Unlock()
+		return nil
+	}
+	j.part.Paused(rank, epoch)
+	j.pump()
+	write := j.persist[rank] == epoch
 	j.mu.Unlock()
-
-	if err := j.captureRank(rank, epoch, c, &comm); err != nil {
+	if !write {
+		return nil
+	}
+	if err := j.captureRank(rank, epoch, c); err != nil {
 		j.report(rank, epoch, ckpt.Stats{}, 0, err)
 	}
 
@@ -139,115 +237,8 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 	return ErrStopped
 }
 
-// takeCut takes the channel state once every rank is stopped or ended,
-// and writes the checkpoints of the ranks whose programs ended. The
-// caller holds j.mu.
-func (j *jobRun) takeCut() {
-	epoch := j.round.epoch
-	cut, err := cutAt(j.ep, j.n, epoch)
-	if err != nil {
-		j.round.cutErr = err
-		j.endRound(err)
-		return
-	}
-	j.round.cut = cut
-	for r := range j.n {
-		if j.ended[r] {
-			rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: j.codes[r], Comm: transport.AppendRankState(nil, &cut[r]), Run: j.runTag}
-			go func() {
-				p, err := j.write(r, epoch, &rc, nil, nil, nil, nil)
-				if err != nil {
-					j.report(r, epoch, ckpt.Stats{}, 0, err)
-					return
-				}
-				<-p.Done()
-				j.report(r, epoch, p.Stats(), 0, p.Err())
-			}()
-		}
-	}
-	j.cond.Broadcast()
-}
-
-// captureRank captures a stopped rank into the store; the write goes on
-// in the background.
-func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture, comm *transport.RankState) error {
-	w := j.workers[rank]
-	files, err := w.CheckpointFiles(epoch)
-	if err != nil {
-		return err
-	}
-	if infos, err := j.store.Epochs(j.key(rank)); err == nil && len(infos) > 0 {
-		w.ReleaseFiles(infos[0].Epoch)
-	}
-	changes, held := w.Inbox()
-	rc := rankCheckpoint{
-		Version: rankStateVersion,
-		Worker:  c.Host,
-		Changes: changes,
-		Held:    held,
-		Comm:    transport.AppendRankState(nil, comm),
-		Run:     j.runTag,
-	}
-	if o := j.outs[rank][0]; o != nil {
-		rc.StdoutTail, rc.MidLine[0] = o.tail(), !o.lineStart
-	}
-	if o := j.outs[rank][1]; o != nil {
-		rc.StderrTail, rc.MidLine[1] = o.tail(), !o.lineStart
-	}
-	p, err := j.write(rank, epoch, &rc, c, files, c.Globals, c.Asyncify)
-	if err != nil {
-		return err
-	}
-	stopped := time.Since(c.Paused)
-	go func() {
-		j.progress(rank, epoch, p)
-		j.report(rank, epoch, p.Stats(), stopped, p.Err())
-	}()
-	return nil
-}
-
-// progress waits for a rank's checkpoint write, with a line a second for
-// a long one.
-func (j *jobRun) progress(rank int, epoch uint64, p *ckpt.Pending) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.Done():
-			return
-		case <-t.C:
-			done, total := p.Progress()
-			j.logf("checkpoint %d: %s%s of %s written", epoch, j.who(rank), host.FormatBytes(uint64(done)), host.FormatBytes(uint64(total)))
-		}
-	}
-}
-
-// write hands one rank's checkpoint to the store.
-func (j *jobRun) write(rank int, epoch uint64, rc *rankCheckpoint, c *host.Capture, files []byte, globals []uint64, async []byte) (*ckpt.Pending, error) {
-	host, err := json.Marshal(rc)
-	if err != nil {
-		return nil, err
-	}
-	var mem []byte
-	var written *ckpt.Dirty
-	if c != nil {
-		mem, written = c.Memory, c.Dirty
-	}
-	return j.store.Capture(ckpt.Meta{
-		Key:      j.key(rank),
-		Epoch:    epoch,
-		Binding:  j.bind,
-		Globals:  globals,
-		Asyncify: async,
-		Host:     host,
-		Files:    files,
-		Created:  time.Now().UTC(),
-		Dirty:    written,
-	}, mem)
-}
-
 // report records that rank's checkpoint of epoch is durable (err nil) or
-// failed; the last report ends the round.
+// failed.
 func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Duration, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -255,13 +246,12 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 	if r.epoch != epoch || j.aborted {
 		return
 	}
-	r.reported++
 	if err != nil {
-		if ferr := j.coord.Failed(rank, epoch, err); ferr != nil && r.err == nil {
+		if r.err == nil {
 			r.err = fmt.Errorf("%s%w", j.who(rank), err)
 		}
+		j.part.Failed(rank, epoch, err.Error())
 	} else {
-		j.coord.Durable(rank, epoch)
 		r.stats.mem += uint64(st.Chunks) * 64 << 10
 		r.stats.hashed += uint64(st.Hashed) * 64 << 10
 		r.stats.stored += uint64(st.BytesStored)
@@ -269,23 +259,17 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 		r.stats.maxCapture = max(r.stats.maxCapture, st.PauseDur)
 		r.stats.cow = r.stats.cow || st.CopyOnWrite
 		r.stats.maxWrite = max(r.stats.maxWrite, st.WriteDur)
+		j.part.Durable(rank, epoch, ckpt.Hash{})
 	}
-	if r.reported == j.n {
-		j.endRound(r.err)
-	}
+	j.pump()
 }
 
-// endRound ends the round under way: it commits the epoch if err is nil.
-// The caller holds j.mu.
+// endRound ends the round under way: committed if err is nil. The caller
+// holds j.mu.
 func (j *jobRun) endRound(err error) {
 	r := &j.round
 	epoch := r.epoch
 	if err == nil {
-		err = j.store.CommitJob(ckpt.Commit{Job: j.rec.Job, Epoch: epoch, Workers: uint32(j.n)})
-	}
-	if err == nil {
-		// The senders' logs may drop what the committed cut covers.
-		j.ep.StableCut(r.cut)
 		j.rec.Epoch = epoch
 		if werr := writeRecord(j.cfg.StateDir, j.rec); werr != nil {
 			j.logf("warning: %v", werr)
@@ -295,12 +279,16 @@ func (j *jobRun) endRound(err error) {
 		}
 	} else {
 		j.logf("checkpoint %d failed: %v", epoch, err)
-		// Drop what some ranks wrote of the epoch: it never counts.
-		for rank := range j.n {
-			j.store.DeleteAfter(j.key(rank), j.coord.Committed())
+		j.dropUncommitted()
+		// The ranks that had not taken it yet are in the epoch all the
+		// same: messages stamped with it, held for them, are theirs.
+		for rank, t := range j.taken {
+			if t < epoch {
+				j.taken[rank] = epoch
+				j.ep.SetEpoch(uint32(rank), epoch)
+			}
 		}
 	}
-	j.coord.Done(err == nil)
 	res := ckptResult{epoch: epoch, stats: ckpt.Stats{BytesStored: int64(r.stats.stored), PauseDur: r.stats.maxStop}, err: err}
 	*r = roundState{lastEpoch: epoch, lastErr: err}
 	for _, w := range j.waiters {
@@ -313,7 +301,7 @@ func (j *jobRun) endRound(err error) {
 		j.logf("stopped after checkpoint %d; `librahost run --resume --state %s` continues", epoch, j.cfg.StateDir)
 	}
 	if j.stopping && j.stopAt == 0 {
-		j.begin(-1) // a stop asked for while this round was written
+		j.begin(-1) // a stop asked for while this round was under way
 	}
 	j.cond.Broadcast()
 }
@@ -335,9 +323,8 @@ func (j *jobRun) onExit(rank int, code int, err error) {
 		return
 	}
 	j.ended[rank], j.codes[rank] = true, code
-	if j.coord.Ended(rank) {
-		j.takeCut()
-	}
+	j.part.Ended(rank)
+	j.pump()
 	j.cond.Broadcast()
 }
 
@@ -345,17 +332,7 @@ func (j *jobRun) onExit(rank int, code int, err error) {
 // the round fails.
 func (j *jobRun) onFailed(rank int, err error) {
 	j.mu.Lock()
-	e, cut := j.coord.Round()
-	if e == 0 {
-		j.mu.Unlock()
-		return
-	}
-	if !cut {
-		j.round.cutErr = err
-		j.endRound(fmt.Errorf("%s%w", j.who(rank), err))
-		j.mu.Unlock()
-		return
-	}
+	e := j.asked[rank]
 	j.mu.Unlock()
 	j.report(rank, e, ckpt.Stats{}, 0, err)
 }
@@ -372,8 +349,7 @@ func (j *jobRun) abortLocked() {
 		return
 	}
 	j.aborted = true
-	if e, _ := j.coord.Round(); e != 0 {
-		j.coord.Done(false)
+	if e := j.coord.Round(); e != 0 {
 		for _, w := range j.waiters {
 			w <- ckptResult{epoch: e, err: errors.New("job: the " + j.what() + " is ending")}
 		}
@@ -382,16 +358,14 @@ func (j *jobRun) abortLocked() {
 	j.cond.Broadcast()
 }
 
-// stop takes a final checkpoint, after which every rank ends.
+// stop takes a final checkpoint, after which every rank ends: the next
+// round's (a rank that took the round under way has gone on).
 func (j *jobRun) stop() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.stopping = true
-	switch e, cut := j.coord.Round(); {
-	case e == 0:
+	if j.coord.Round() == 0 {
 		j.begin(-1)
-	case !cut:
-		j.stopAt = e
 	}
 }
 
@@ -401,7 +375,7 @@ func (j *jobRun) requestCheckpoint() <-chan ckptResult {
 	c := make(chan ckptResult, 1)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if e, _ := j.coord.Round(); e == 0 && j.begin(-1) == 0 {
+	if j.coord.Round() == 0 && j.begin(-1) == 0 {
 		c <- ckptResult{err: errors.New("job: the " + j.what() + " is not running")}
 		return c
 	}
@@ -413,10 +387,7 @@ func (j *jobRun) requestCheckpoint() <-chan ckptResult {
 func (j *jobRun) waitRound() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for !j.aborted {
-		if e, _ := j.coord.Round(); e == 0 {
-			return
-		}
+	for !j.aborted && j.coord.Round() != 0 {
 		j.cond.Wait()
 	}
 }

@@ -123,7 +123,10 @@ func (j *jobRun) endpoint() error {
 		// Without checkpoints nothing needs the sender logs.
 		StableOnAck: j.store == nil,
 		OnLogFull:   logFull,
-		Logf:        func(format string, args ...any) { j.logf(format, args...) },
+		// A rank takes its checkpoint of an epoch before it is given a
+		// message stamped with it (job_rounds.go).
+		HoldLaterEpochs: j.store != nil,
+		Logf:            func(format string, args ...any) { j.logf(format, args...) },
 	})
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
 )
 
@@ -18,16 +17,17 @@ func TestTickSkipsRound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close(context.Background())
-	j := &jobRun{n: 1, ready: true, coord: ckpt.NewCoordinator(1, 0, 1), workers: []*host.Worker{w}, ended: []bool{false}}
+	j := &jobRun{n: 1, ready: true, workers: []*host.Worker{w}, ended: []bool{false}, codes: []int{0}}
 	j.cond.L = &j.mu
-	j.coord.Begin()
-	j.tick()
-	if w.Pending() {
-		t.Fatal("a checkpoint was asked for during a round")
+	if err := j.cores(); err != nil {
+		t.Fatal(err)
 	}
-	j.coord.Done(true)
 	j.tick()
-	if e, _ := j.coord.Round(); !w.Pending() || e != 2 {
-		t.Fatalf("no checkpoint asked for between rounds (round %d)", e)
+	if e := j.coord.Round(); e != 1 || !w.Pending() || j.asked[0] != 1 {
+		t.Fatalf("the first tick began round %d, asked the rank for %d (pending %v)", e, j.asked[0], w.Pending())
+	}
+	j.tick()
+	if e := j.coord.Round(); e != 1 || j.asked[0] != 1 {
+		t.Fatalf("a tick during round 1 began round %d, asked the rank for %d", e, j.asked[0])
 	}
 }
