@@ -16,21 +16,23 @@ import (
 const legacyName = "run"
 
 // committed returns the committed epochs of the job rec describes,
-// oldest first: its commit records, and for a single run of an earlier
-// release each of its checkpoints (readable or not, so that a damaged
-// one is refused by name).
+// oldest first: its commit records, and for a job of one (a single run of
+// an earlier release among them) each of its checkpoints, readable or
+// not, so that a damaged one is refused by name. One rank's durable
+// checkpoint is a whole cut: it counts without its commit record, which
+// `ckpt repair` may not bring back.
 func committed(st *ckpt.Store, rec *runRecord) ([]ckpt.Commit, error) {
 	commits, err := st.Commits(rec.Job)
-	if err != nil || rec.Job != legacyName {
+	if err != nil || (rec.Job != legacyName && rec.N > 1) {
 		return commits, err
 	}
-	infos, err := st.Epochs(ckpt.Key{Job: legacyName})
+	infos, err := st.Epochs(ckpt.Key{Job: rec.Job})
 	if err != nil {
 		return nil, err
 	}
 	for _, in := range infos {
 		if !slices.ContainsFunc(commits, func(c ckpt.Commit) bool { return c.Epoch == in.Epoch }) {
-			commits = append(commits, ckpt.Commit{Job: legacyName, Epoch: in.Epoch, Workers: 1, Created: in.Created})
+			commits = append(commits, ckpt.Commit{Job: rec.Job, Epoch: in.Epoch, Workers: 1, Created: in.Created})
 		}
 	}
 	slices.SortFunc(commits, func(a, b ckpt.Commit) int {
