@@ -23,8 +23,8 @@
 // The replica host checks every value against its hash and writes it to
 // its store while more arrive (ckpt.ReplicaIn), and makes the manifest
 // and the values durable in one commit, so a replica is either whole or
-// absent. It refuses a damaged value at once: it answers RESULT before
-// the END and reads what the source still sends until the END; the
-// source stops at its next batch. Every message is a frame: length u32
+// absent. It refuses a damaged value, or an OFFER it cannot take, at
+// once: it answers RESULT before the END and reads what the source still
+// sends until the END; the source stops at its next batch. Every message is a frame: length u32
 // (big-endian, the rest of the frame) | type u8 | body.
 package replica

@@ -53,7 +53,7 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Opt
 	push := pushed(store, k, opt.Base, r.Chunks)
 	s := &sender{w: rw, store: store, r: r, st: &st, opt: opt, frames: frames, offered: offered}
 	if err := s.values(push); err != nil {
-		return st, err
+		return st, s.refusal(err)
 	}
 	for s.need == nil && s.answer == nil {
 		s.take(<-frames)
@@ -64,14 +64,15 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Opt
 			return st, err
 		}
 		if err := s.values(without(ix, push)); err != nil {
-			return st, err
+			return st, s.refusal(err)
 		}
 	}
-	if err := s.offerSent(); err != nil {
-		return st, err
+	err = s.offerSent()
+	if err == nil {
+		err = writeFrame(rw, tEnd, nil)
 	}
-	if err := writeFrame(rw, tEnd, nil); err != nil {
-		return st, err
+	if err != nil && s.answer == nil {
+		return st, s.refusal(err)
 	}
 	for s.answer == nil {
 		s.take(<-frames)
@@ -80,6 +81,20 @@ func Send(rw io.ReadWriter, store *ckpt.Store, k ckpt.Key, epoch uint64, opt Opt
 		return st, f.err
 	}
 	return st, result(s.answer.body)
+}
+
+// refusal returns the replica host's refusal, if it already came, instead
+// of err (a write that failed because it stopped reading).
+func (s *sender) refusal(err error) error {
+	select {
+	case f := <-s.frames:
+		s.take(f)
+	default:
+	}
+	if f := s.answer; f != nil && f.err == nil {
+		return result(f.body)
+	}
+	return err
 }
 
 // pushed lists the indexes of the chunks of hs that the epoch base of k
@@ -305,33 +320,52 @@ func putBatch(b batch) {
 
 // Serve takes one replica from the source at the other end of rw into
 // store, and answers whether it is durable. A refusal is said to the
-// source and returned; nothing of a refused replica is kept.
+// source and returned; nothing of a refused replica is kept. A refusal
+// while the source may still be sending values is said at once, and what
+// the source still sends is read until its END, so that it is not left
+// blocked on a stream no one reads.
 func Serve(rw io.ReadWriter, store *ckpt.Store) error {
 	v := &server{rw: rw, store: store}
 	err := v.serve()
-	if v.answered {
-		return err
-	}
 	if werr := v.answer(err); err == nil {
 		err = werr
+	} else if werr == nil && v.sending {
+		v.drain()
 	}
 	return err
 }
 
 type server struct {
-	rw       io.ReadWriter
-	store    *ckpt.Store
-	answered bool
+	rw    io.ReadWriter
+	store *ckpt.Store
+	// sending: the source may still send frames (an OFFER was read, its
+	// END was not, and the frames read so far were sound); skip is what
+	// is left of the frame being read.
+	sending bool
+	skip    int64
 }
 
 // answer sends the RESULT: ok, or the one line of err.
 func (v *server) answer(err error) error {
-	v.answered = true
 	res := []byte{1}
 	if err != nil {
 		res = append([]byte{0}, err.Error()...)
 	}
 	return writeFrame(v.rw, tResult, res)
+}
+
+// drain reads what the source sends until its END.
+func (v *server) drain() {
+	if _, err := io.CopyN(io.Discard, v.rw, v.skip); err != nil {
+		return
+	}
+	var buf []byte
+	for {
+		typ, _, err := readFrame(v.rw, &buf)
+		if err != nil || typ == tEnd {
+			return
+		}
+	}
 }
 
 func (v *server) serve() error {
@@ -343,6 +377,7 @@ func (v *server) serve() error {
 	if typ != tOffer {
 		return fmt.Errorf("%w: frame type %d instead of OFFER", ErrProtocol, typ)
 	}
+	v.sending = true
 	o, err := decodeOffer(body)
 	if err != nil {
 		return err
@@ -361,7 +396,8 @@ func (v *server) serve() error {
 	if k := rx.Key(); k != o.key || rx.Epoch() != o.epoch {
 		return fmt.Errorf("%w: offer of job %q worker %d epoch %d carries the manifest of job %q worker %d epoch %d", ErrProtocol, o.key.Job, o.key.Worker, o.epoch, k.Job, k.Worker, rx.Epoch())
 	}
-	// The NEED goes out while the values pushed are read.
+	// The NEED goes out while the values pushed are read; nothing else is
+	// written to rw until it is sent.
 	needErr := make(chan error, 1)
 	go func() {
 		missing, err := rx.Missing()
@@ -370,59 +406,59 @@ func (v *server) serve() error {
 		}
 		needErr <- err
 	}()
-	needDone := false
-	waitNeed := func() error {
-		if needDone {
-			return nil
-		}
-		needDone = true
-		return <-needErr
+	err = v.values(rx, chunks)
+	if nerr := <-needErr; err == nil {
+		err = nerr
 	}
-	defer waitNeed() // nothing else writes to rw until it is sent
+	if err != nil {
+		return err
+	}
+	committed = true
+	return rx.Commit()
+}
+
+// values reads VALUE frames into rx until the END.
+func (v *server) values(rx *ckpt.ReplicaIn, chunks []ckpt.Hash) error {
 	var hdr [9]byte
+	lost := func(err error) error { // the frames can no longer be told apart
+		v.sending = false
+		return err
+	}
 	for {
 		if _, err := io.ReadFull(v.rw, hdr[:5]); err != nil {
-			return err
+			return lost(err)
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
 		if n == 0 || n > maxFrame {
-			return fmt.Errorf("%w: frame of %d bytes", ErrProtocol, n)
+			return lost(fmt.Errorf("%w: frame of %d bytes", ErrProtocol, n))
 		}
 		if hdr[4] == tEnd && n == 1 {
-			break
+			v.sending = false
+			return nil
 		}
 		if hdr[4] != tValue || n < 5 {
-			return fmt.Errorf("%w: frame type %d instead of VALUE or END", ErrProtocol, hdr[4])
+			return lost(fmt.Errorf("%w: frame type %d instead of VALUE or END", ErrProtocol, hdr[4]))
 		}
 		if _, err := io.ReadFull(v.rw, hdr[5:]); err != nil {
-			return err
+			return lost(err)
 		}
 		i := binary.BigEndian.Uint32(hdr[5:])
+		v.skip = int64(n - 5)
 		if int(i) >= len(chunks) {
 			return fmt.Errorf("%w: value of chunk %d of %d", ErrProtocol, i, len(chunks))
 		}
 		val, err := rx.Value(int(n - 5))
 		if err != nil {
-			if nerr := waitNeed(); nerr != nil {
-				return nerr
-			}
-			return v.refuse(err, int64(n-5))
-		}
-		if _, err := io.ReadFull(v.rw, val); err != nil {
 			return err
 		}
+		if _, err := io.ReadFull(v.rw, val); err != nil {
+			return lost(err)
+		}
+		v.skip = 0
 		if err := rx.Add(chunks[i], val); err != nil {
-			if nerr := waitNeed(); nerr != nil {
-				return nerr
-			}
-			return v.refuse(err, 0)
+			return err
 		}
 	}
-	if err := waitNeed(); err != nil {
-		return err
-	}
-	committed = true
-	return rx.Commit()
 }
 
 // indexes returns the places in chunks of missing (a subsequence of it).
@@ -436,23 +472,4 @@ func indexes(chunks, missing []ckpt.Hash) []uint32 {
 		}
 	}
 	return out
-}
-
-// refuse answers a refused value at once and reads what the source sends
-// until its END, so that it is not left blocked on a stream no one reads.
-// skip is what is left of the current frame.
-func (v *server) refuse(err error, skip int64) error {
-	if werr := v.answer(err); werr != nil {
-		return err
-	}
-	if _, derr := io.CopyN(io.Discard, v.rw, skip); derr != nil {
-		return err
-	}
-	var buf []byte
-	for {
-		typ, _, derr := readFrame(v.rw, &buf)
-		if derr != nil || typ == tEnd {
-			return err
-		}
-	}
 }

@@ -218,9 +218,9 @@ func quicPair(tb testing.TB) (cli, srv quicConn) {
 
 type quicConn = *quic.Conn
 
-// sendOnce replicates key's epoch from src to dst over a new stream of
-// the connection pair.
-func sendOnce(cli, srv quicConn, src, dst *ckpt.Store, epoch uint64, opt Options) (Stats, error) {
+// serveOnce serves the next stream of srv into dst; the channel gets
+// Serve's result.
+func serveOnce(srv quicConn, dst *ckpt.Store) <-chan error {
 	served := make(chan error, 1)
 	go func() {
 		s, err := srv.AcceptStream(context.Background())
@@ -231,6 +231,13 @@ func sendOnce(cli, srv quicConn, src, dst *ckpt.Store, epoch uint64, opt Options
 		served <- Serve(s, dst)
 		s.Close()
 	}()
+	return served
+}
+
+// sendOnce replicates key's epoch from src to dst over a new stream of
+// the connection pair.
+func sendOnce(cli, srv quicConn, src, dst *ckpt.Store, epoch uint64, opt Options) (Stats, error) {
+	served := serveOnce(srv, dst)
 	s, err := cli.OpenStreamSync(context.Background())
 	if err != nil {
 		return Stats{}, err
@@ -402,5 +409,59 @@ func TestReplicaProgress(t *testing.T) {
 	}
 	if last := calls[len(calls)-1]; last[0] != st.Bytes || last[1] != st.Bytes {
 		t.Fatalf("progress ended at %v, %d bytes sent", last, st.Bytes)
+	}
+}
+
+// TestReplicaRefusedWhilePushing: a replica host that refuses an OFFER
+// while the source pushes more values than the stream's window holds
+// says so and reads them until the END, so that the source is not left
+// blocked; over QUIC.
+func TestReplicaRefusedWhilePushing(t *testing.T) {
+	cli, srv := quicPair(t)
+	src, dst := openStore(t), openStore(t)
+	capture(t, src, 1, memory(4<<20, 11))
+	r, err := src.ReplicaOf(key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := serveOnce(srv, dst)
+	s, err := cli.OpenStreamSync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other := ckpt.Key{Job: "other", Worker: 2}
+	if err := writeFrame(s, tOffer, encodeOffer(offer{other, 1, r.Manifest})); err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	if err := src.ReadValues(r.Chunks, func(_ ckpt.Hash, v []byte) error {
+		b = appendValueFrame(b[:0], 0, v)
+		_, err := s.Write(b)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFrame(s, tEnd, nil); err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	for {
+		typ, body, err := readFrame(s, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ == tResult {
+			if err := result(body); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), `carries the manifest of job "job"`) {
+				t.Fatalf("refused with %v", err)
+			}
+			break
+		}
+	}
+	if err := <-served; !errors.Is(err, ErrProtocol) {
+		t.Fatalf("replica host: %v", err)
+	}
+	if keys, _ := dst.Keys(); len(keys) != 0 {
+		t.Fatalf("a refused replica left %v", keys)
 	}
 }
