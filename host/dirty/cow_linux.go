@@ -182,6 +182,13 @@ func (c *cow) command(cmd uint32, wait bool) {
 	}
 }
 
+// synced waits until the handler has taken every command given.
+func (c *cow) synced() {
+	c.cmdMu.Lock()
+	defer c.cmdMu.Unlock()
+	c.waitAck(atomic.LoadUint32(&c.sh.seq))
+}
+
 // waitAck waits until the handler has taken command seq. The caller
 // holds cmdMu.
 func (c *cow) waitAck(seq uint32) {
@@ -349,6 +356,9 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 		return nil, ErrUnsupported
 	}
 	t.cow.idle()
+	// The last snapshot's start command, if not yet taken, would apply its
+	// needs to this one's blocks.
+	t.cow.synced()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	size = min((size+t.page-1)/t.page*t.page, t.limit)
