@@ -88,17 +88,24 @@ func (c *replicaCache) put(r *Replica) {
 }
 
 func distinctChunks(m *Manifest) []Hash {
-	seen := make(map[Hash]struct{}, len(m.Chunks))
-	var out []Hash
+	out, _ := distinctIndex(m)
+	return out
+}
+
+// distinctIndex lists the distinct, non-zero chunks m uses, memory's
+// first, and the place of each in the list.
+func distinctIndex(m *Manifest) ([]Hash, map[Hash]int) {
+	index := make(map[Hash]int, len(m.Chunks)+len(m.FileChunks))
+	out := make([]Hash, 0, len(m.Chunks)+len(m.FileChunks))
 	for _, hs := range [][]Hash{m.Chunks, m.FileChunks} {
 		for _, h := range hs {
-			if _, dup := seen[h]; !dup && !h.IsZero() {
-				seen[h] = struct{}{}
+			if _, dup := index[h]; !dup && !h.IsZero() {
+				index[h] = len(out)
 				out = append(out, h)
 			}
 		}
 	}
-	return out
+	return out, index
 }
 
 // Missing returns the chunks of hs that the store holds no sound value

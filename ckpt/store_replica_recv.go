@@ -76,13 +76,10 @@ func (s *Store) BeginReplica(manifest []byte) (*ReplicaIn, error) {
 	if err != nil {
 		return nil, err
 	}
-	chunks := distinctChunks(m)
-	r := &ReplicaIn{s: s, m: m, chunks: chunks, index: make(map[Hash]int, len(chunks)),
+	chunks, index := distinctIndex(m)
+	r := &ReplicaIn{s: s, m: m, chunks: chunks, index: index,
 		maxLen: chunkHeaderLen + int(m.ChunkSize), got: make([]bool, len(chunks)),
 		checkq: make(chan inValue, 64), writeq: make(chan inValue, 256), wdone: make(chan struct{})}
-	for i, h := range chunks {
-		r.index[h] = i
-	}
 	r.tokens = make(chan struct{}, max(4, replicaInFlight/r.maxLen))
 	workers := min(s.cfg.Workers, 4)
 	r.checks.Add(workers)
