@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 	"github.com/librahost/librahost/wasi"
 )
@@ -67,6 +68,12 @@ type Config struct {
 	Resume          bool   // continue the job in StateDir (N and the rest come from its record)
 	Epoch           uint64 // with Resume: this committed epoch, not the newest good one
 	Verbose         bool   // a line per checkpoint
+
+	// Metrics, if set, is told of the job's checkpoints, workers, store
+	// and links (host/metrics); Status, if set, follows its state, ranks
+	// and newest checkpoints (status.go).
+	Metrics *metrics.Jobs
+	Status  *Status
 }
 
 // Run runs a job to its end. The exit code is the first non-zero exit

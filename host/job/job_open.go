@@ -73,6 +73,7 @@ type jobRun struct {
 	prepared              int    // of which prepared
 	ready                 bool   // every rank run here is prepared: checkpoints may begin
 	waiters               []chan ckptResult
+	obs                   observer // what Config.Metrics and Config.Status are told
 }
 
 func newJob(cfg Config) (*jobRun, error) {

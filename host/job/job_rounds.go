@@ -87,6 +87,7 @@ func (j *jobRun) begin(paused int) uint64 {
 		return 0
 	}
 	j.round = roundState{epoch: e, cut: make([]transport.RankState, j.n), lastEpoch: j.round.lastEpoch, lastErr: j.round.lastErr}
+	j.observeBegin(e)
 	if j.stopping {
 		j.stopAt = e
 	}
@@ -240,6 +241,7 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 // report records that rank's checkpoint of epoch is durable (err nil) or
 // failed.
 func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Duration, err error) {
+	w := j.observeWritten(rank, epoch, err)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	r := &j.round
@@ -259,6 +261,7 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 		r.stats.maxCapture = max(r.stats.maxCapture, st.PauseDur)
 		r.stats.cow = r.stats.cow || st.CopyOnWrite
 		r.stats.maxWrite = max(r.stats.maxWrite, st.WriteDur)
+		j.observeDurable(rank, epoch, st, w)
 		j.part.Durable(rank, epoch, ckpt.Hash{})
 	}
 	j.pump()
@@ -269,6 +272,7 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 func (j *jobRun) endRound(err error) {
 	r := &j.round
 	epoch := r.epoch
+	j.observeEnd(epoch, err, r.stats)
 	if err == nil {
 		j.rec.Epoch = epoch
 		if werr := writeRecord(j.cfg.StateDir, j.rec); werr != nil {

@@ -62,7 +62,9 @@ func (j *jobRun) run(ctx context.Context) (host.RanksResult, error) {
 			}
 		}()
 	}
+	j.observeRun(&rc)
 	res, err := host.RunRanks(ctx, rc)
+	j.observeDone(res, err)
 	if err != nil {
 		return res, err
 	}

@@ -130,8 +130,12 @@ type workerGauges struct {
 	dirty  float64
 }
 
-// Start begins reporting a job of n workers.
+// Start begins reporting a job of n workers. On a nil *Jobs it returns
+// a nil *Job, which reports nothing.
 func (js *Jobs) Start(n int) *Job {
+	if js == nil {
+		return nil
+	}
 	j := &Job{js: js, n: n, workers: map[int]workerGauges{}}
 	js.mu.Lock()
 	js.live[j] = struct{}{}
@@ -190,7 +194,7 @@ func AddCounters(a, b transport.Counters) transport.Counters {
 	return transport.Counters{
 		Sent: a.Sent + b.Sent, Resent: a.Resent + b.Resent, Acked: a.Acked + b.Acked, Received: a.Received + b.Received,
 		Duplicates: a.Duplicates + b.Duplicates, BytesSent: a.BytesSent + b.BytesSent, BytesRecv: a.BytesRecv + b.BytesRecv,
-		StableAcks: a.StableAcks + b.StableAcks,
+		StableAcks: a.StableAcks + b.StableAcks, StaleLinks: a.StaleLinks + b.StaleLinks, Discarded: a.Discarded + b.Discarded,
 	}
 }
 

@@ -21,7 +21,14 @@ var (
 		"Bytes sent over job links.", nil, nil)
 	descBytesRecv = prometheus.NewDesc("librahost_link_received_bytes_total",
 		"Bytes received over job links.", nil, nil)
-	linkDescs = []*prometheus.Desc{descSent, descResent, descAcked, descReceived, descDuplicates, descBytesSent, descBytesRecv}
+	descStableAcks = prometheus.NewDesc("librahost_link_stable_acks_total",
+		"Acknowledgements sent on their own to carry stability on a channel quiet since a commit.", nil, nil)
+	descStaleLinks = prometheus.NewDesc("librahost_link_stale_refused_total",
+		"Job links refused because the peer was of an older incarnation of the job.", nil, nil)
+	descDiscarded = prometheus.NewDesc("librahost_link_messages_discarded_total",
+		"Guest messages that arrived for ranks whose programs had ended, and were dropped.", nil, nil)
+	linkDescs = []*prometheus.Desc{descSent, descResent, descAcked, descReceived, descDuplicates, descBytesSent, descBytesRecv,
+		descStableAcks, descStaleLinks, descDiscarded}
 )
 
 // collectLinks reports the counters of job links.
@@ -30,7 +37,8 @@ func collectLinks(ch chan<- prometheus.Metric, l transport.Counters) {
 		d *prometheus.Desc
 		v uint64
 	}{{descSent, l.Sent}, {descResent, l.Resent}, {descAcked, l.Acked}, {descReceived, l.Received}, {descDuplicates, l.Duplicates},
-		{descBytesSent, l.BytesSent}, {descBytesRecv, l.BytesRecv}} {
+		{descBytesSent, l.BytesSent}, {descBytesRecv, l.BytesRecv},
+		{descStableAcks, l.StableAcks}, {descStaleLinks, l.StaleLinks}, {descDiscarded, l.Discarded}} {
 		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
 	}
 }

@@ -1,0 +1,97 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/librahost/librahost/host/metrics"
+	"github.com/librahost/librahost/host/metrics/metricstest"
+)
+
+// TestJobObserved: a job given Metrics and a Status reports each
+// committed checkpoint to both (its pause, durable and commit times, its
+// size and the bytes it added, the store's size), its rank's memory while
+// it runs, and its state and ranks' at the end.
+func TestJobObserved(t *testing.T) {
+	module := filepath.Join(t.TempDir(), "mem.wasm")
+	if err := os.WriteFile(module, testGuest(t, "../testdata/mem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := metrics.NewRun(metrics.RunConfig{Started: time.Now()})
+	st := NewStatus(2)
+	var log bytes.Buffer
+	// Each checkpoint line is written once its metrics are in: the
+	// rank's memory gauge is there while the job runs.
+	var memory []float64
+	logw := lineFunc(func(line []byte) {
+		if bytes.Contains(line, []byte(" durable: ")) {
+			v, _ := metricstest.Scrape(t, run.Handler()).Value("librahost_guest_memory_bytes")
+			memory = append(memory, v)
+		}
+		log.Write(line)
+	})
+	code, err := Run(context.Background(), Config{
+		ModulePath: module, Args: []string{"mem", "8", "1", "3", "ckpt"},
+		StateDir: t.TempDir(), Verbose: true, Log: logw, Stdout: io.Discard, Stderr: io.Discard,
+		Metrics: run.Jobs(), Status: st,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("run: %d %v\n%s", code, err, log.String())
+	}
+	if len(memory) != 3 {
+		t.Fatalf("%d checkpoint lines, want 3:\n%s", len(memory), log.String())
+	}
+	for i, m := range memory[:2] { // the program ends while the last is written
+		if m < 8<<20 {
+			t.Errorf("at checkpoint %d the guest's memory gauge is %v, want at least 8 MiB", i+1, m)
+		}
+	}
+	f := metricstest.Scrape(t, run.Handler())
+	for _, w := range []struct {
+		name   string
+		labels []string
+		v      float64
+	}{
+		{"librahost_checkpoints_total", []string{"outcome", "committed"}, 3},
+		{"librahost_checkpoints_total", []string{"outcome", "failed"}, 0},
+		{"librahost_checkpoint_pause_seconds", nil, 3},
+		{"librahost_checkpoint_durable_seconds", nil, 3},
+		{"librahost_checkpoint_commit_seconds", nil, 3},
+		{"librahost_checkpoint_size_bytes", nil, 3},
+		{"librahost_guest_memory_bytes", nil, 0}, // the job ended
+	} {
+		if v := f.Must(t, w.name, w.labels...); v != w.v {
+			t.Errorf("%s %v = %v, want %v", w.name, w.labels, v, w.v)
+		}
+	}
+	if v := f.Must(t, "librahost_checkpoint_written_bytes_total"); v <= 0 {
+		t.Errorf("librahost_checkpoint_written_bytes_total = %v, want more than 0", v)
+	}
+
+	v := st.Read()
+	if v.State != "ended" || len(v.Ranks) != 1 || v.Ranks[0].State != "exited" || v.Ended.IsZero() {
+		t.Errorf("status %s, ranks %+v, ended %v: want ended, rank 0 exited", v.State, v.Ranks, v.Ended)
+	}
+	if len(v.Checkpoints) != 2 { // NewStatus(2) keeps the newest 2
+		t.Fatalf("%d checkpoints in the status, want 2: %+v", len(v.Checkpoints), v.Checkpoints)
+	}
+	for i, c := range v.Checkpoints {
+		if c.Epoch != uint64(i+2) || c.Status != CheckpointCommitted || c.Acked != 1 || c.Of != 1 ||
+			c.Triggered.IsZero() || c.Duration <= 0 || c.Size == 0 || c.Incremental == 0 {
+			t.Errorf("checkpoint %d: %+v", i, c)
+		}
+	}
+}
+
+// lineFunc is a writer handing each write (a log line) to a function.
+type lineFunc func([]byte)
+
+func (f lineFunc) Write(p []byte) (int, error) {
+	f(bytes.Clone(p))
+	return len(p), nil
+}
