@@ -44,6 +44,8 @@ type job struct {
 	ended time.Time
 	ws    []WorkerStatus
 	peers map[string]string // the other hosts of the job → their addresses, from START
+	// report follows the job's newest checkpoints (the driver's).
+	report *driver.Status
 }
 
 func (j *job) status() JobStatus {
@@ -58,6 +60,8 @@ func (j *job) status() JobStatus {
 		Started:   j.started,
 		Ended:     j.ended,
 		Workers:   slices.Clone(j.ws),
+		// The newest checkpoints, oldest first.
+		Checkpoints: j.report.Read().Checkpoints,
 	}
 }
 
@@ -121,7 +125,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 	}
 	j := &job{
 		id: p.Job, module: p.Module, submitter: peer, n: p.N, placement: p.Placement,
-		started: time.Now(), str: str, out: msgWriter{w: str}, state: statePreparing,
+		started: time.Now(), str: str, report: driver.NewStatus(0), out: msgWriter{w: str}, state: statePreparing,
 		done: make(chan struct{}), failureTimeout: cmp.Or(p.FailureTimeout, d.cfg.FailureTimeout, ckpt.DefaultFailureTimeout),
 	}
 	for r, h := range p.Placement {
@@ -283,6 +287,8 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		Endpoint:   ep,
 		CacheDir:   filepath.Join(d.cfg.DataDir, "cache"),
 		Log:        logWriter{d, j.id},
+		Metrics:    d.metrics.Jobs(),
+		Status:     j.report,
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@ package node
 import (
 	"errors"
 	"time"
+
+	driver "github.com/librahost/librahost/host/job"
 )
 
 // HostStatus is what a host reports of itself.
@@ -56,6 +58,9 @@ type JobStatus struct {
 	Started   time.Time      `json:"started"`
 	Ended     time.Time      `json:"ended,omitzero"`
 	Workers   []WorkerStatus `json:"workers"`
+	// Checkpoints are the job's newest checkpoints here (at most
+	// job.DefaultHistory), oldest first.
+	Checkpoints []driver.Checkpoint `json:"checkpoints,omitempty"`
 }
 
 // WorkerStatus is one rank on a host.
