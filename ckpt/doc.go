@@ -58,11 +58,10 @@
 // arrive, and commits the replica whole or not at all.
 //
 // The package also holds the cores of the coordinated checkpoint
-// protocol: Coordinator, the stop-the-world rounds of a job on one host,
-// and EpochCoordinator and Participant, the non-blocking protocol of a job
-// over several hosts (proto.go: markers, DONE and COMMIT per host per
-// epoch, replicas, rollback to the newest committed epoch as a new
-// incarnation when a host dies). They are plain state machines, driven
+// protocol: EpochCoordinator and Participant, the non-blocking protocol
+// of a job on one host or over several (proto.go: markers, DONE and
+// COMMIT per host per epoch, replicas, rollback to the newest committed
+// epoch as a new incarnation when a host dies). They are plain state machines, driven
 // through golden scripts in testdata/proto (go test -run TestProtoScripts
 // -rewrite rewrites them).
 //

@@ -152,12 +152,12 @@ func TestPreemptSameOutput(t *testing.T) {
 	for _, g := range []struct {
 		name, src string
 		args      []string
-		ckptAt    int // bytes of output after which to checkpoint; 0: none
+		ckptAt    int // bytes of output after which to checkpoint (work must remain after them); 0: none
 	}{
 		{"pi-go", "../samples/pi", []string{"pi", "-darts", "300000"}, 0},
 		{"pi-c", "../samples/pi/c/pi.c", []string{"pi", "3000000"}, 0},
 		{"heat", "../samples/heat", []string{"heat", "-grid", "64", "-steps", "200", "-every", "20"}, 1},
-		{"sieve", "../samples/sieve", []string{"sieve", "-n", "3000000", "-every", "1"}, 1},
+		{"sieve", "../samples/sieve", []string{"sieve", "-n", "5000000", "-every", "1"}, 1}, // a second segment to compute after the first line
 		{"nbody", "../samples/nbody/nbody.c", []string{"nbody", "200000", "20000"}, 1},
 		{"count-go", "testdata/count", []string{"count", "300"}, 1},
 		{"count-c", "testdata/count.c", []string{"count", "300"}, 1},
