@@ -14,6 +14,7 @@ import (
 // hostProc is a `librahost host` process.
 type hostProc struct {
 	name, addr string
+	data       string // its --data directory
 	http       string // http://ADDR/ with --http
 	cmd        *exec.Cmd
 	stderr     *os.File
@@ -36,7 +37,8 @@ func startHostProcsArgs(t *testing.T, cluster string, env, args []string, names 
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(librahost, "host", "--listen", "127.0.0.1:0", "--data", filepath.Join(t.TempDir(), n),
+		data := filepath.Join(t.TempDir(), n)
+		cmd := exec.Command(librahost, "host", "--listen", "127.0.0.1:0", "--data", data,
 			"--cluster", cluster, "--name", n)
 		cmd.Args = append(cmd.Args, args...)
 		cmd.Env = append(os.Environ(), env...)
@@ -48,7 +50,7 @@ func startHostProcsArgs(t *testing.T, cluster string, env, args []string, names 
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		h := &hostProc{name: n, cmd: cmd, stderr: errf}
+		h := &hostProc{name: n, data: data, cmd: cmd, stderr: errf}
 		t.Cleanup(func() {
 			h.cmd.Process.Signal(syscall.SIGTERM)
 			done := make(chan error, 1)

@@ -15,11 +15,16 @@ func cmdCheckpoint(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("checkpoint", stderr)
 	state := fs.String("state", "", "state directory of the running instance")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the checkpoint to be durable")
+	id := fs.String("job", "", "the `ID` of a job over several hosts (with --hosts and --cluster)")
+	cf := addClientFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *id != "" {
+		return checkpointJob(cf, *id, stdout)
+	}
 	if *state == "" {
-		return errors.New("--state is required")
+		return errors.New("--state is required (a run or job on this machine), or --job with --hosts (a job over several hosts)")
 	}
 	r, err := job.RequestCheckpoint(*state, *timeout)
 	if err != nil {
@@ -62,8 +67,13 @@ func cmdCkpt(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ckpt "+sub, stderr)
 	state := fs.String("state", "", "state directory")
 	epoch := fs.Uint64("epoch", 0, "checkpoint to inspect (default: the newest)")
+	data := fs.String("data", "", "a host's --data `directory` (ls: the committed epochs of a job over several hosts)")
+	id := fs.String("job", "", "with --data: the job's `ID` (default: its only job)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
+	}
+	if *data != "" && sub == "ls" {
+		return lsJob(*data, *id, stdout)
 	}
 	if *state == "" {
 		return errors.New("--state is required")

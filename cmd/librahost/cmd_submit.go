@@ -49,10 +49,12 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1, "number of `workers` (ranks 0..N-1, placed round-robin on --hosts)")
 	prefix := fs.Bool("prefix", false, "start each line a worker prints with [rank]")
 	failTimeout := fs.Duration("failure-timeout", 0, "how long a host of the job may be silent before it is declared dead (default: each host's --failure-timeout, 2s unless set)")
+	every := fs.Duration("checkpoint-every", 0, "take a coordinated checkpoint of the job at this `interval` (each rank's kept in its host's --data)")
+	replicas := fs.Int("replicas", 1, "other `hosts` that keep a copy of each rank's checkpoint (with --checkpoint-every)")
 	var envs listFlag
 	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--failure-timeout DUR] app.wasm [--] [guest args]")
+		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--failure-timeout DUR] [--checkpoint-every DUR [--replicas R]] app.wasm [--] [guest args]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -66,8 +68,17 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	if err := checkWorkers(*n); err != nil {
 		return err
 	}
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "failure-timeout" })
+	given, replicasGiven := false, false
+	fs.Visit(func(f *flag.Flag) {
+		given = given || f.Name == "failure-timeout"
+		replicasGiven = replicasGiven || f.Name == "replicas"
+	})
+	if err := checkSubmitCheckpoints(*every, *replicas, replicasGiven, len(cf.addrs())); err != nil {
+		return err
+	}
+	if *every == 0 {
+		*replicas = 0
+	}
 	if given {
 		if err := checkFailureTimeout(*failTimeout); err != nil {
 			return err
@@ -103,7 +114,9 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 			Progress:   stderr,
 			Stop:       stop,
 
-			FailureTimeout: *failTimeout,
+			FailureTimeout:  *failTimeout,
+			CheckpointEvery: *every,
+			Replicas:        *replicas,
 		})
 	})
 }
@@ -116,6 +129,22 @@ const defaultFailureTimeout = 2 * time.Second
 func checkFailureTimeout(d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("--failure-timeout %v: want more than 0, e.g. 2s (how long a host of a job may be silent before it is declared dead)", d)
+	}
+	return nil
+}
+
+// checkSubmitCheckpoints refuses --checkpoint-every and --replicas values
+// that cannot work on a job over hosts hosts.
+func checkSubmitCheckpoints(every time.Duration, replicas int, replicasGiven bool, hosts int) error {
+	switch {
+	case every < 0:
+		return fmt.Errorf("--checkpoint-every %v: want more than 0, e.g. 1s", every)
+	case replicasGiven && every == 0:
+		return fmt.Errorf("--replicas %d without --checkpoint-every: a job without checkpoints keeps no replicas", replicas)
+	case replicas < 1 && every > 0:
+		return fmt.Errorf("--replicas %d: want 1 or more (other hosts keeping a copy of each rank's checkpoint)", replicas)
+	case every > 0 && hosts > 1 && replicas > hosts-1:
+		return fmt.Errorf("--replicas %d: a job on %d hosts can keep each checkpoint on at most %d other hosts", replicas, hosts, hosts-1)
 	}
 	return nil
 }

@@ -34,9 +34,13 @@
 // host state, its own ledger format) resumes as a job of one
 // (state_legacy.go, ledger_legacy.go).
 //
-// Config is flat and ready for a host's share of a job over several
-// hosts: Ranks, the ranks run here, and Endpoint, the caller's transport
-// to the other hosts. Such a share takes no checkpoints yet: its rounds
-// are to be driven by the same cores, the coordinator on one host and a
-// participant on each, their messages carried between hosts.
+// A host's share of a job over several hosts (RunShare) gives Ranks, the
+// ranks run here, and Endpoint, the caller's transport to the other
+// hosts. With Share it takes part in the job's checkpoints (share.go,
+// share_rounds.go): ckpt's Participant for the ranks here and, on the
+// coordinator's host, the EpochCoordinator, driven by their messages
+// over the caller's control streams (host/jobctl); each rank takes its
+// checkpoint at its own capture point into the caller's store, the
+// caller copies it to the replica hosts and writes the commit records.
+// Recovery from a host's death is not carried out yet.
 package job

@@ -74,6 +74,10 @@ type Config struct {
 	// and newest checkpoints (status.go).
 	Metrics *metrics.Jobs
 	Status  *Status
+
+	// Share, with Ranks and Endpoint, makes a host's share of a job over
+	// several hosts take part in the job's checkpoints (share.go).
+	Share *Share
 }
 
 // Run runs a job to its end. The exit code is the first non-zero exit
@@ -107,11 +111,11 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 }
 
 // RunShare runs the ranks cfg.Ranks of a job on this host, through the
-// Endpoint given, and reports how each ended (host/node). It takes no
-// checkpoints yet: StateDir must be "".
+// Endpoint given, and reports how each ended (host/node). With cfg.Share
+// it takes part in the job's checkpoints; StateDir must be "".
 func RunShare(ctx context.Context, cfg Config) (host.RanksResult, error) {
 	if cfg.StateDir != "" {
-		return host.RanksResult{}, errors.New("job: a share of a job over several hosts is not checkpointed yet")
+		return host.RanksResult{}, errors.New("job: a share of a job over several hosts keeps its checkpoints in Share.Store, not a state directory")
 	}
 	j, err := newJob(cfg)
 	if err != nil {
@@ -121,5 +125,14 @@ func RunShare(ctx context.Context, cfg Config) (host.RanksResult, error) {
 	if err := j.open(); err != nil {
 		return host.RanksResult{}, err
 	}
-	return j.run(ctx)
+	if cfg.Share != nil {
+		if j.share, err = newShareRun(j, cfg.Share); err != nil {
+			return host.RanksResult{}, err
+		}
+	}
+	res, err := j.run(ctx)
+	if err == nil && j.share != nil {
+		err = j.share.failed()
+	}
+	return res, err
 }

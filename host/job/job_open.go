@@ -41,6 +41,7 @@ type jobRun struct {
 	ep     *transport.Endpoint
 	ownEp  bool // ep was made here, and is closed here
 	outs   [][2]*rankOut
+	share  *shareRun // a checkpointed share of a job over several hosts
 
 	// What a resume restores: the epoch (0: the start) and, by rank, its
 	// manifest and job state.
@@ -95,7 +96,7 @@ func (j *jobRun) close() {
 	if j.ep != nil && j.ownEp {
 		j.ep.Close()
 	}
-	if j.store != nil {
+	if j.store != nil && j.share == nil { // a share's store is its caller's
 		j.store.Close()
 	}
 	if j.ledger != nil {

@@ -51,7 +51,9 @@ func (j *jobRun) run(ctx context.Context) (host.RanksResult, error) {
 		Deterministic: j.rec.Deterministic,
 		Seed:          j.rec.Seed,
 	}
-	if j.store != nil {
+	if j.share != nil {
+		j.share.hook(ctx, cancel, &rc)
+	} else if j.store != nil {
 		j.checkpointed(ctx, done, &rc)
 	} else if cfg.Stop != nil {
 		go func() {
@@ -68,7 +70,7 @@ func (j *jobRun) run(ctx context.Context) (host.RanksResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if j.store != nil {
+	if j.store != nil && j.share == nil {
 		j.waitRound()
 	}
 	return res, nil

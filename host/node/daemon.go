@@ -130,11 +130,19 @@ func Listen(cfg Config) (*Daemon, error) {
 	// One socket for everything: control connections, the links of every
 	// job, each job's under its own ALPN (transport.JobALPN), and the
 	// control streams between the hosts of jobs (jobctl.ALPN).
+	replicaTLS, err := transport.WithALPN(data, replicaALPN)
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
 	lc := transport.SharedListenTLS(ctl, data, func(job string) bool { return d.jobLinks(job) != nil })
 	choose := lc.GetConfigForClient
 	lc.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
 		if slices.Contains(chi.SupportedProtos, jobctl.ALPN) {
 			return d.jobctl.TLSConfig(), nil
+		}
+		if slices.Contains(chi.SupportedProtos, replicaALPN) {
+			return replicaTLS, nil
 		}
 		c, err := choose(chi)
 		if err != nil {
@@ -187,6 +195,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		proto := conn.ConnectionState().TLS.NegotiatedProtocol
 		if proto == jobctl.ALPN {
 			d.jobctl.ServeConn(conn)
+			continue
+		}
+		if proto == replicaALPN {
+			d.wg.Add(1)
+			go d.serveReplica(conn)
 			continue
 		}
 		if job, ok := transport.JobFromALPN(proto); ok {
@@ -265,6 +278,8 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 	case msgCancel:
 		d.metrics.ControlRequest(metrics.RequestCancel)
 		d.cancelJob(ctx, str, peer, body)
+	case msgCheckpoint:
+		d.checkpointJob(str, peer, body)
 	default:
 		d.metrics.ControlRequest(metrics.RequestInvalid)
 		d.logf("control stream from %s: %s message first: disconnected", peer, t)

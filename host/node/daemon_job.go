@@ -46,7 +46,25 @@ type job struct {
 	peers map[string]string // the other hosts of the job → their addresses, from START
 	// report follows the job's newest checkpoints (the driver's).
 	report *driver.Status
+
+	// A job with checkpoints: its store here (the checkpoints of the
+	// ranks run here and the replicas of others'), guarded by mu, and its
+	// share of the protocol.
+	dir   string
+	store *ckpt.Store
+	share *driver.Share
+	hosts []string // the job's hosts by ckpt.HostID
 }
+
+// ckptStore returns the job's store here, nil if it keeps none (now).
+func (j *job) ckptStore() *ckpt.Store {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.store
+}
+
+// inJob reports whether host h has a part in the job.
+func (j *job) inJob(h string) bool { return slices.Contains(j.placement, h) }
 
 func (j *job) status() JobStatus {
 	j.mu.Lock()
@@ -180,12 +198,29 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 			peers[h] = make(chan struct{}, 1)
 		}
 	}
+	var share *driver.Share
+	if p.CheckpointEvery > 0 {
+		if share, err = d.openShare(j, p); err != nil {
+			return err
+		}
+		defer d.closeShare(j)
+	}
+	var ahead func(uint32, uint64)
+	if share != nil {
+		ahead = share.EpochAhead
+	}
 	ep, err := transport.NewEndpoint(transport.EndpointConfig{
-		Host:        transport.HostID(d.cfg.Name),
-		Route:       func(r uint32) transport.HostID { return transport.HostID(p.Placement[r]) },
-		ClusterID:   d.clusterID,
-		Job:         p.Job,
-		StableOnAck: true, // no checkpoints of multi-host jobs yet
+		Host:      transport.HostID(d.cfg.Name),
+		Route:     func(r uint32) transport.HostID { return transport.HostID(p.Placement[r]) },
+		ClusterID: d.clusterID,
+		Job:       p.Job,
+		// A job without checkpoints needs no sender logs; with them, a
+		// message leaves its sender's log once a committed checkpoint
+		// of its receiver covers it, and a rank takes its checkpoint of
+		// epoch e before it is given a message stamped e.
+		StableOnAck:     share == nil,
+		HoldLaterEpochs: share != nil,
+		OnEpochAhead:    ahead,
 		OnLinkDown: func(h transport.HostID, err error) {
 			if c, ok := peers[string(h)]; ok {
 				select {
@@ -274,9 +309,17 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		}
 	}
 
+	if share != nil {
+		stopShare := make(chan struct{})
+		defer close(stopShare)
+		if err := d.startShare(j, share, start.Addrs, stopShare); err != nil {
+			return err
+		}
+	}
 	j.setState(stateRunning)
 	j.setWorkers(workerRunning)
 	res, err := driver.RunShare(ctx, driver.Config{
+		Share:      share,
 		Module:     module,
 		ModuleName: p.Module,
 		N:          p.N,

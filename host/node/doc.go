@@ -37,9 +37,21 @@
 // connection goes idle (controlQUIC's MaxIdleTimeout). A job cancelled
 // otherwise (by hand, or the host stopping) stops reading its stream and
 // gives up output the submitter does not take within 2 s, and tells the
-// submitter why in an ERROR. Checkpoints of multi-host jobs
-// come with the coordinated-checkpoint protocol. Each job's failure
-// timeout (PREPARE's, else the host's --failure-timeout) is kept for it.
+// submitter why in an ERROR. Each job's failure timeout (PREPARE's, else
+// the host's --failure-timeout) is kept for it.
+//
+// A job submitted with --checkpoint-every (PREPARE's CheckpointEvery and
+// Replicas) is checkpointed by ckpt's protocol (daemon_share.go): every
+// host keeps jobs/ID under its --data (a store of its ranks' checkpoints
+// and the replicas it holds, and the commit records), runs its share
+// through host/job with a Share (the participant, and on the host of
+// rank 0 the coordinator) whose control messages go over a
+// jobctl.Endpoint, and its job links keep sender logs until a commit
+// makes them stable (no StableOnAck; HoldLaterEpochs). CHECKPOINT, first
+// on a stream, asks for a checkpoint at once (`librahost checkpoint
+// --job`); the coordinator's host answers CHECKPOINTED once it is
+// committed. Not yet: recovery from a host's death (it ends the job, its
+// committed epochs kept), submit --resume.
 //
 // A daemon keeps its Prometheus metrics (host/metrics) in a registry of
 // its own: Metrics serves them, Status reports what a STATUS would.

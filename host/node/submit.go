@@ -121,6 +121,11 @@ type SubmitConfig struct {
 	// it is declared dead; 0: each host's own (`librahost host
 	// --failure-timeout`).
 	FailureTimeout time.Duration
+	// CheckpointEvery > 0 makes the job take a coordinated checkpoint at
+	// that interval: each rank's checkpoint is kept on its host's --data
+	// and on Replicas other hosts (default 1, at most the hosts but one).
+	CheckpointEvery time.Duration
+	Replicas        int
 }
 
 // Submit places cfg.N ranks round-robin on cfg.Hosts, starts them, writes
@@ -143,6 +148,9 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	if len(addrs) > cfg.N {
 		addrs = addrs[:cfg.N] // hosts past N get no rank
 	}
+	if err := checkReplicas(cfg.CheckpointEvery, cfg.Replicas, len(addrs)); err != nil {
+		return 1, err
+	}
 	hcs, err := cfg.dialAll(ctx, addrs)
 	if err != nil {
 		return 1, err
@@ -164,7 +172,7 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	s := &submission{cfg: cfg, hcs: hcs, job: hex.EncodeToString(idb[:])}
 	body, err := encodePrepare(prepareMsg{
 		Job: s.job, N: cfg.N, Placement: placement, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
-		FailureTimeout: cfg.FailureTimeout,
+		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas,
 	}, cfg.Module)
 	if err != nil {
 		return 1, err
@@ -452,4 +460,20 @@ func (s *submission) broadcast(t msgType, body []byte) {
 			s.outs[i].send(t, body)
 		}
 	}
+}
+
+// checkReplicas refuses a checkpoint interval or replica count that cannot
+// work on a job of hosts hosts.
+func checkReplicas(every time.Duration, replicas, hosts int) error {
+	switch {
+	case every < 0:
+		return fmt.Errorf("node: checkpoint interval %v: want more than 0", every)
+	case replicas < 0:
+		return fmt.Errorf("node: --replicas %d: want 1 or more", replicas)
+	case replicas > 0 && every == 0:
+		return fmt.Errorf("node: --replicas %d without --checkpoint-every: a job without checkpoints keeps no replicas", replicas)
+	case hosts > 1 && replicas > hosts-1:
+		return fmt.Errorf("node: --replicas %d: a job on %d hosts keeps each checkpoint on at most %d other hosts", replicas, hosts, hosts-1)
+	}
+	return nil
 }

@@ -24,11 +24,13 @@ const (
 	msgStatusQuery
 	msgStatus
 	msgCancelled
-	msgLast = msgCancelled
+	msgCheckpoint
+	msgCheckpointed
+	msgLast = msgCheckpointed
 )
 
 func (t msgType) String() string {
-	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED"}
+	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED"}
 	if t >= 1 && t <= msgLast {
 		return names[t-1]
 	}
@@ -134,6 +136,10 @@ type prepareMsg struct {
 	// FailureTimeout: how long a host of the job may be silent before it
 	// is declared dead; 0: the host's own.
 	FailureTimeout time.Duration `json:"failure_timeout,omitempty"`
+	// CheckpointEvery > 0 makes the job take coordinated checkpoints at
+	// that interval, each rank's kept on its host and on Replicas others.
+	CheckpointEvery time.Duration `json:"checkpoint_every,omitempty"`
+	Replicas        int           `json:"replicas,omitempty"`
 }
 
 // encodePrepare is the PREPARE body: JSON length u32 | JSON | module bytes.
@@ -176,6 +182,8 @@ func (p prepareMsg) check() error {
 		return fmt.Errorf("%w: placement of %d ranks for %d workers", ErrProtocol, len(p.Placement), p.N)
 	case p.FailureTimeout < 0:
 		return fmt.Errorf("%w: failure timeout %v", ErrProtocol, p.FailureTimeout)
+	case p.CheckpointEvery < 0 || p.Replicas < 0:
+		return fmt.Errorf("%w: checkpoint every %v with %d replicas", ErrProtocol, p.CheckpointEvery, p.Replicas)
 	}
 	return nil
 }
@@ -208,6 +216,21 @@ type exitMsg struct {
 // once its workers have stopped (a status with no state: no such job).
 type cancelMsg struct {
 	Job string `json:"job"`
+}
+
+// checkpointMsg, first on a stream of its own, asks a host for a
+// checkpoint of a job at once (`librahost checkpoint --job`); the host
+// that runs the job's coordinator answers CHECKPOINTED once the epoch is
+// committed, another says it does not run it.
+type checkpointMsg struct {
+	Job string `json:"job"`
+}
+
+type checkpointedMsg struct {
+	Epoch uint64 `json:"epoch,omitempty"`
+	// NotHere: the host does not run the job's coordinator (or the job).
+	NotHere string `json:"not_here,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // errorMsg is one line saying why a host or submitter gives up the job.

@@ -1,0 +1,143 @@
+package job
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/build"
+	"github.com/librahost/librahost/host/jobctl"
+	"github.com/librahost/librahost/transport"
+)
+
+// Share is how one host's share of a job over several hosts takes part
+// in the job's checkpoints (Config.Share): ckpt's Participant for the
+// ranks run here and, on the coordinator's host, the EpochCoordinator,
+// their messages carried by Control (share_rounds.go). The caller (host/
+// node) gives the I/O that crosses hosts: the store, the replicas, the
+// commit records.
+type Share struct {
+	// Dir holds the ranks' file journals (journal.N).
+	Dir string
+	// Store holds this host's checkpoints of the job: those of the ranks
+	// run here and the replicas of other hosts' ranks.
+	Store *ckpt.Store
+	// Proto is the job's protocol configuration; Host is this host.
+	Proto ckpt.ProtoConfig
+	Host  ckpt.HostID
+	// Control carries the control messages between the job's hosts
+	// (a *jobctl.Endpoint).
+	Control Control
+	// Replicate copies rank's checkpoint of epoch from Store to host to,
+	// and returns once it is durable there.
+	Replicate func(rank int, epoch uint64, to ckpt.HostID) error
+	// PersistCommit makes a commit record durable on this host.
+	PersistCommit func(rec *ckpt.CommitRecord) error
+	// Every is how often the coordinator begins a checkpoint; 0: only
+	// when asked (Checkpoint).
+	Every time.Duration
+	// Tick is how often the failure timeout is checked. Default 50 ms.
+	Tick time.Duration
+	// Stop, once closed, ends the share's part in the protocol. The
+	// caller closes it when the job has ended on every host: the share
+	// goes on answering the other hosts after its own ranks ended.
+	Stop <-chan struct{}
+
+	run atomic.Pointer[shareRun]
+}
+
+// Control is what a share needs of its control streams (jobctl.Endpoint).
+type Control interface {
+	Send(to ckpt.HostID, m ckpt.Msg) error
+	Recv() <-chan jobctl.Received
+	SetInc(inc uint64)
+	TellCoordinator(c *ckpt.EpochCoordinator)
+	TellParticipant(p *ckpt.Participant)
+}
+
+// EpochAhead tells the share that a message stamped with epoch waits for
+// local rank to take its checkpoint of epoch (transport's OnEpochAhead).
+// It does not block.
+func (s *Share) EpochAhead(rank uint32, epoch uint64) {
+	if r := s.run.Load(); r != nil {
+		go r.ahead(int(rank), epoch)
+	}
+}
+
+// Checkpoint asks the coordinator, if it runs on this host, for a
+// checkpoint at once, and reports its epoch once committed.
+func (s *Share) Checkpoint() (uint64, error) {
+	r := s.run.Load()
+	if r == nil {
+		return 0, errors.New("job: the job is not running on this host")
+	}
+	return r.checkpoint()
+}
+
+// IsCoordinator reports whether this host runs the job's coordinator.
+func (s *Share) IsCoordinator() bool { return s.Proto.Coordinator == s.Host }
+
+func (s *Share) validate() error {
+	if s.Dir == "" || s.Store == nil || s.Control == nil || s.Replicate == nil || s.PersistCommit == nil {
+		return errors.New("job: a checkpointed share needs a directory, a store, control streams, replicas and commit records")
+	}
+	if s.Tick <= 0 {
+		s.Tick = 50 * time.Millisecond
+	}
+	return nil
+}
+
+// shareRun is the protocol's state of a running share. Its cores are
+// owned by mu.
+type shareRun struct {
+	j     *jobRun
+	s     *Share
+	fail  func(error) // ends the job on this host; the caller holds mu
+	err   error       // why it did
+	mu    sync.Mutex
+	coord *ckpt.EpochCoordinator // on the coordinator's host only
+	part  *ckpt.Participant
+
+	asked, taken []uint64 // by rank: the newest epoch asked for, and taken
+	persist      []uint64 // by rank: the epoch onPause is to write
+	cuts         map[uint64][]transport.RankState
+	waiters      map[uint64][]chan error // coordinator: rounds asked for
+	stopped      bool
+	// The participant's control messages sent and received, and the
+	// rounds it was asked to take part in (MARKERs).
+	sent, recvd, rounds int
+}
+
+// newShareRun sets up the protocol's cores of a share and the binding of
+// its checkpoints. The caller holds no lock.
+func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	info, ok, err := build.ReadInfo(j.module)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || (info.Kind != "go" && info.Kind != "asyncify") {
+		return nil, fmt.Errorf("%w (build it with `librahost build`)", host.ErrNotCheckpointable)
+	}
+	j.bind = ckpt.Binding{ModuleDigest: sha256.Sum256(j.module), Wazero: host.WazeroVersion(), Go: info.Go}
+	j.runTag = j.rec.binding()
+	j.store = s.Store
+	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
+		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}}
+	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
+		return nil, err
+	}
+	if s.IsCoordinator() {
+		if r.coord, err = ckpt.NewEpochCoordinator(s.Proto, 0); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}

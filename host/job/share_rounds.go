@@ -1,0 +1,472 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/zeebo/xxh3"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/transport"
+)
+
+// A share's checkpoint of epoch e (ckpt/proto.go): the coordinator's
+// MARKER asks each rank here for a checkpoint (Capture); a rank takes it
+// at its next capture point, or before it is given a message stamped e
+// (the Endpoint holds such messages back and says so: EpochAhead). It
+// takes its own share of the channel state, then its memory and the
+// rest, and goes on while the checkpoint is written here and then
+// replicated to the hosts ckpt.ReplicaHosts names. The participant says
+// DONE once for all the ranks here; the coordinator writes the commit
+// record and sends COMMIT; each host writes it too, and the messages the
+// epoch's checkpoints show delivered become stable (Endpoint.StableCut),
+// which the links' acks carry to their senders.
+
+// hook runs the share's protocol beside its ranks until s.Stop closes:
+// the control messages and timers, and the ranks' hooks.
+func (r *shareRun) hook(ctx context.Context, cancel func(), rc *host.RanksConfig) {
+	r.fail = func(err error) {
+		if r.err == nil {
+			r.err = err
+		}
+		cancel()
+	}
+	now := time.Now()
+	r.part.Start(now)
+	if r.coord != nil {
+		r.coord.Start(now)
+	}
+	r.s.run.Store(r)
+	go r.loop(ctx)
+	rc.Journal = func(rank int) string { return filepath.Join(r.s.Dir, journalFile+"."+strconv.Itoa(rank)) }
+	rc.Prepare = r.prepare
+	rc.OnPause = r.onPause
+	rc.OnCheckpointFailed = r.onFailed
+	rc.OnExit = r.onExit
+}
+
+// loop feeds the cores what arrives and the time.
+func (r *shareRun) loop(ctx context.Context) {
+	tick := time.NewTicker(r.s.Tick)
+	defer tick.Stop()
+	var every <-chan time.Time
+	if r.coord != nil && r.s.Every > 0 {
+		t := time.NewTicker(r.s.Every)
+		defer t.Stop()
+		every = t.C
+	}
+	recv := r.s.Control.Recv()
+	done := ctx.Done()
+	for {
+		select {
+		case m, ok := <-recv:
+			if !ok {
+				return
+			}
+			r.mu.Lock()
+			switch m.Msg.Kind {
+			case ckpt.MsgDone, ckpt.MsgRecovered:
+				if r.coord != nil {
+					r.coord.Step(m.Msg, m.At)
+				}
+			default:
+				r.recvd++
+				if m.Msg.Kind == ckpt.MsgMarker {
+					r.rounds++
+				}
+				r.part.Step(m.Msg, m.At)
+			}
+			r.pump()
+			r.mu.Unlock()
+		case now := <-tick.C:
+			r.mu.Lock()
+			if r.coord != nil {
+				r.s.Control.TellCoordinator(r.coord)
+				r.coord.Tick(now)
+			}
+			r.s.Control.TellParticipant(r.part)
+			r.part.Tick(now)
+			r.pump()
+			r.mu.Unlock()
+		case <-every:
+			r.mu.Lock()
+			r.coord.Trigger()
+			r.pump()
+			r.mu.Unlock()
+		case <-r.s.Stop:
+			r.end(errors.New("job: the job has ended"))
+			r.mu.Lock()
+			// What this host's share of the protocol cost, for tests.
+			r.j.logf("control messages: %d sent, %d received, %d rounds", r.sent, r.recvd, r.rounds)
+			r.mu.Unlock()
+			return
+		case <-done:
+			// The ranks here have ended: the share goes on answering the
+			// other hosts until Stop.
+			if r.s.Stop == nil {
+				r.end(context.Cause(ctx))
+				return
+			}
+			done = nil
+		}
+	}
+}
+
+// failed returns why the protocol stopped the job here, if it did.
+func (r *shareRun) failed() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// end stops the share's rounds; those asked for fail with err.
+func (r *shareRun) end(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	for e, ws := range r.waiters {
+		for _, w := range ws {
+			w <- err
+		}
+		delete(r.waiters, e)
+	}
+}
+
+// pump sends the cores' messages and carries out their actions. The
+// caller holds r.mu.
+func (r *shareRun) pump() {
+	for !r.stopped {
+		var cr ckpt.Ready
+		if r.coord != nil {
+			cr = r.coord.Ready()
+		}
+		pr := r.part.Ready()
+		if len(cr.Msgs)+len(cr.Actions)+len(pr.Msgs)+len(pr.Actions) == 0 {
+			return
+		}
+		r.sent += len(pr.Msgs)
+		for _, m := range append(cr.Msgs, pr.Msgs...) {
+			if err := r.s.Control.Send(m.To, m); err != nil {
+				r.j.logf("%v", err)
+			}
+		}
+		for _, a := range cr.Actions {
+			r.coordAction(a)
+		}
+		for _, a := range pr.Actions {
+			r.partAction(a)
+		}
+		if r.coord != nil {
+			r.s.Control.SetInc(r.coord.Inc())
+		}
+		r.s.Control.SetInc(r.part.Inc())
+	}
+}
+
+// partAction carries out an action of this host's participant. The
+// caller holds r.mu.
+func (r *shareRun) partAction(a ckpt.Action) {
+	j := r.j
+	switch a.Kind {
+	case ckpt.ActCapture:
+		r.asked[a.Rank] = max(r.asked[a.Rank], a.Epoch)
+		if w := j.workers[a.Rank]; w != nil {
+			w.RequestCheckpoint()
+		}
+	case ckpt.ActPersist:
+		if a.Ended {
+			go r.writeEnded(a.Rank, a.Epoch)
+		} else {
+			r.persist[a.Rank] = a.Epoch // onPause writes it
+		}
+	case ckpt.ActReplicate:
+		go func() {
+			err := r.s.Replicate(a.Rank, a.Epoch, a.Host)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if err != nil {
+				j.logf("checkpoint %d: rank %d: replica to host h%d: %v", a.Epoch, a.Rank, a.Host, err)
+				r.part.Failed(a.Rank, a.Epoch, err.Error())
+			} else {
+				r.part.Replicated(a.Rank, a.Epoch, a.Host)
+			}
+			r.pump()
+		}()
+	case ckpt.ActPersistCommit:
+		r.persistCommit(a.Record, func(err error) {
+			if err != nil {
+				j.logf("checkpoint %d: its commit record could not be written here: %v", a.Epoch, err)
+				return
+			}
+			j.logf("epoch %d committed", a.Epoch)
+			r.part.CommitDurable(a.Epoch)
+		})
+	case ckpt.ActRelease:
+		// The senders' logs may drop what the committed cut covers.
+		if cut := r.cuts[a.Epoch]; cut != nil {
+			j.ep.StableCut(cut)
+		}
+		for e := range r.cuts {
+			if e <= a.Epoch {
+				delete(r.cuts, e)
+			}
+		}
+	case ckpt.ActAbandon:
+		delete(r.cuts, a.Epoch)
+		for _, rank := range j.ranks {
+			j.store.DeleteAfter(j.key(rank), a.Epoch-1)
+		}
+	case ckpt.ActStop:
+		r.stopped = true
+		r.fail(errors.New(a.Err))
+	case ckpt.ActRoute, ckpt.ActRollback, ckpt.ActRestore, ckpt.ActDrop, ckpt.ActResume:
+		// Recovery is not carried out yet: the job stops, its committed
+		// epochs kept.
+		if !r.stopped {
+			r.stopped = true
+			r.fail(errors.New("a host of the job was lost: recovery of a job over several hosts is not carried out yet; its committed epochs are kept"))
+		}
+	}
+}
+
+// coordAction carries out an action of the coordinator. The caller holds
+// r.mu.
+func (r *shareRun) coordAction(a ckpt.Action) {
+	j := r.j
+	switch a.Kind {
+	case ckpt.ActPersistCommit:
+		r.persistCommit(a.Record, func(err error) {
+			if err != nil {
+				j.logf("checkpoint %d: its commit record could not be written: %v", a.Epoch, err)
+				r.coord.CommitFailed(a.Epoch)
+			} else {
+				r.coord.CommitDurable(a.Epoch)
+				r.answer(a.Epoch, nil)
+			}
+		})
+	case ckpt.ActAbandon:
+		j.logf("checkpoint %d abandoned: %s", a.Epoch, a.Err)
+		r.answer(a.Epoch, errors.New(a.Err))
+	case ckpt.ActRecover:
+		j.logf("host h%d lost: incarnation %d rolls back to epoch %d", a.Host, a.Inc, a.Epoch)
+	}
+}
+
+// persistCommit writes rec in the background, then calls done with r.mu
+// held and carries out what follows.
+func (r *shareRun) persistCommit(rec *ckpt.CommitRecord, done func(error)) {
+	go func() {
+		err := r.s.PersistCommit(rec)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		done(err)
+		r.pump()
+	}()
+}
+
+// answer tells those who asked for epoch's checkpoint how it ended.
+func (r *shareRun) answer(epoch uint64, err error) {
+	for _, w := range r.waiters[epoch] {
+		w <- err
+	}
+	delete(r.waiters, epoch)
+}
+
+// checkpoint begins a round at once (or joins the one under way) and
+// waits for its commit.
+func (r *shareRun) checkpoint() (uint64, error) {
+	r.mu.Lock()
+	if r.coord == nil {
+		r.mu.Unlock()
+		return 0, errNotCoordinator
+	}
+	if r.stopped {
+		r.mu.Unlock()
+		return 0, errors.New("job: the job is not running")
+	}
+	e := r.coord.Trigger()
+	if e == 0 {
+		e = r.coord.Round()
+	}
+	if e == 0 {
+		r.mu.Unlock()
+		return 0, errors.New("job: the job is recovering or stopping: no checkpoint now")
+	}
+	c := make(chan error, 1)
+	r.waiters[e] = append(r.waiters[e], c)
+	r.pump()
+	r.mu.Unlock()
+	return e, <-c
+}
+
+// errNotCoordinator: a checkpoint asked for on a host that does not run
+// the job's coordinator.
+var errNotCoordinator = errors.New("job: this host does not run the job's coordinator")
+
+// IsNotCoordinator reports whether err says that the host asked for a
+// checkpoint does not run the job's coordinator (ask another).
+func IsNotCoordinator(err error) bool { return errors.Is(err, errNotCoordinator) }
+
+// ahead asks rank for its checkpoint of epoch before it is given a
+// message stamped with it.
+func (r *shareRun) ahead(rank int, epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if epoch > r.asked[rank] {
+		r.asked[rank] = epoch
+		if w := r.j.workers[rank]; w != nil {
+			w.RequestCheckpoint()
+		}
+	}
+}
+
+// prepare keeps rank's worker; a checkpoint asked for before it was made
+// is asked for now.
+func (r *shareRun) prepare(rank int, w *host.Worker) error {
+	r.mu.Lock()
+	r.j.workers[rank] = w
+	if r.asked[rank] > r.taken[rank] {
+		w.RequestCheckpoint()
+	}
+	r.mu.Unlock()
+	_, err := w.CheckpointFiles(0)
+	return err
+}
+
+// onPause runs on rank's goroutine when it stopped at a capture point:
+// it takes the rank's checkpoint of the newest epoch asked for.
+func (r *shareRun) onPause(rank int, c *host.Capture) error {
+	r.mu.Lock()
+	e := r.asked[rank]
+	if r.stopped || e <= r.taken[rank] {
+		// The guest's own checkpoint call: a job over several hosts
+		// takes its checkpoints when its coordinator says.
+		r.mu.Unlock()
+		return nil
+	}
+	r.taken[rank] = e
+	r.part.Paused(rank, e)
+	r.pump()
+	write := r.persist[rank] == e
+	r.mu.Unlock()
+	if !write {
+		r.setEpoch(rank, e)
+		return nil
+	}
+	comm := r.cut(rank, e)
+	p, err := r.captureShare(rank, e, c, comm)
+	if err != nil {
+		r.report(rank, e, err)
+		return nil
+	}
+	go func() {
+		<-p.Done()
+		r.report(rank, e, p.Err())
+	}()
+	return nil
+}
+
+// setEpoch moves a rank that takes no checkpoint of e (its round here
+// was left) on to e, so that messages held for it go through.
+func (r *shareRun) setEpoch(rank int, e uint64) {
+	r.j.ep.SetEpoch(uint32(rank), e)
+}
+
+// cut takes rank's share of the channel state as its cut of epoch, and
+// keeps it for the epoch's release; messages it sends from now on carry
+// epoch.
+func (r *shareRun) cut(rank int, epoch uint64) *transport.RankState {
+	cut, err := r.j.ep.Snapshot([]uint32{uint32(rank)})
+	r.j.ep.SetEpoch(uint32(rank), epoch)
+	if err != nil || len(cut) != 1 {
+		return nil
+	}
+	st := cut[0]
+	st.Epoch = epoch
+	r.mu.Lock()
+	r.cuts[epoch] = append(r.cuts[epoch], st)
+	r.mu.Unlock()
+	return &st
+}
+
+// captureShare writes a stopped rank's checkpoint; the write goes on in
+// the background.
+func (r *shareRun) captureShare(rank int, epoch uint64, c *host.Capture, comm *transport.RankState) (*ckpt.Pending, error) {
+	if comm == nil {
+		return nil, errors.New("its channel state could not be taken")
+	}
+	w := r.j.workers[rank]
+	files, err := w.CheckpointFiles(epoch)
+	if err != nil {
+		return nil, err
+	}
+	changes, held := w.Inbox()
+	rc := rankCheckpoint{Version: rankStateVersion, Worker: c.Host, Changes: changes, Held: held,
+		Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag}
+	return r.j.write(rank, epoch, &rc, c, files, c.Globals, c.Asyncify)
+}
+
+// writeEnded writes the checkpoint of epoch of a rank whose program has
+// ended.
+func (r *shareRun) writeEnded(rank int, epoch uint64) {
+	comm := r.cut(rank, epoch)
+	if comm == nil {
+		r.report(rank, epoch, errors.New("its channel state could not be taken"))
+		return
+	}
+	r.mu.Lock()
+	code := r.j.codes[rank]
+	r.mu.Unlock()
+	rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: code, Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag}
+	p, err := r.j.write(rank, epoch, &rc, nil, nil, nil, nil)
+	if err == nil {
+		<-p.Done()
+		err = p.Err()
+	}
+	r.report(rank, epoch, err)
+}
+
+// report tells the participant that rank's checkpoint of epoch is durable
+// here (err nil), with its manifest's digest, or failed.
+func (r *shareRun) report(rank int, epoch uint64, err error) {
+	var digest ckpt.Hash
+	if err == nil {
+		var rep *ckpt.Replica
+		if rep, err = r.j.store.ReplicaOf(r.j.key(rank), epoch); err == nil {
+			digest = xxh3.Hash128(rep.Manifest).Bytes()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.j.logf("checkpoint %d: rank %d: %v", epoch, rank, err)
+		r.part.Failed(rank, epoch, err.Error())
+	} else {
+		r.part.Durable(rank, epoch, digest)
+	}
+	r.pump()
+}
+
+// onFailed is told that a rank could not take a checkpoint asked for.
+func (r *shareRun) onFailed(rank int, err error) {
+	r.mu.Lock()
+	e := r.asked[rank]
+	r.mu.Unlock()
+	r.report(rank, e, err)
+}
+
+// onExit is told that rank's program ended.
+func (r *shareRun) onExit(rank int, code int, err error) {
+	if err != nil || code != 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.j.ended[rank], r.j.codes[rank] = true, code
+	r.part.Ended(rank)
+	r.pump()
+}

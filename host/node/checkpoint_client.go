@@ -1,0 +1,77 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// checkpointWait bounds how long a checkpoint asked for may take to
+// commit.
+const checkpointWait = 10 * time.Minute
+
+// CheckpointJob asks the host of addrs that runs job id's coordinator for
+// a checkpoint at once, and returns its epoch once committed.
+func CheckpointJob(ctx context.Context, c Client, addrs []string, id string) (uint64, error) {
+	if id == "" || len(id) > 64 {
+		return 0, fmt.Errorf("node: bad job ID %q (librahost status lists the jobs)", id)
+	}
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return 0, err
+	}
+	var notHere []string
+	for _, a := range addrs {
+		e, miss, err := checkpointOne(ctx, a, c.dialTimeout(), tc, id)
+		switch {
+		case err != nil:
+			return e, err
+		case miss != "":
+			notHere = append(notHere, miss)
+		default:
+			return e, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %s", ErrNoJob, strings.Join(notHere, "; "))
+}
+
+func checkpointOne(ctx context.Context, addr string, timeout time.Duration, tc *tls.Config, id string) (uint64, string, error) {
+	h, err := dialHost(ctx, addr, tc, timeout)
+	if err != nil {
+		return 0, "", err
+	}
+	defer h.conn.CloseWithError(0, "")
+	ctx, cancel := context.WithTimeout(ctx, timeout+checkpointWait)
+	defer cancel()
+	str, err := h.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return 0, "", hostError(addr, err)
+	}
+	if err := writeJSON(str, msgCheckpoint, checkpointMsg{Job: id}); err != nil {
+		return 0, "", hostError(addr, err)
+	}
+	str.Close()
+	context.AfterFunc(ctx, func() { str.CancelRead(1) })
+	t, b, err := readMsg(str)
+	switch {
+	case err != nil:
+		return 0, "", hostError(addr, err)
+	case t == msgError:
+		var e errorMsg
+		decodeJSON(t, b, &e)
+		return 0, "", errors.New(e.Error)
+	case t != msgCheckpointed:
+		return 0, "", fmt.Errorf("%w: host %s sent %s", ErrProtocol, addr, t)
+	}
+	var r checkpointedMsg
+	if err := decodeJSON(t, b, &r); err != nil {
+		return 0, "", err
+	}
+	if r.Error != "" {
+		return r.Epoch, "", fmt.Errorf("node: checkpoint %d of job %s: %s", r.Epoch, id, r.Error)
+	}
+	return r.Epoch, r.NotHere, nil
+}

@@ -1,0 +1,181 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/librahost/librahost/ckpt"
+	driver "github.com/librahost/librahost/host/job"
+	"github.com/librahost/librahost/host/jobctl"
+	"github.com/librahost/librahost/transport"
+)
+
+// A job submitted with checkpoints keeps, on each of its hosts, a
+// directory under the host's --data: jobs/ID/ckpt.db, the checkpoints of
+// the ranks run here and the replicas of other hosts' ranks, and
+// jobs/ID/commit-E, the commit record of each committed epoch
+// (ckpt.AppendMsg of a COMMIT). The job's hosts, by ckpt.HostID, are
+// those of its ranks in the order rank 0, 1, … first names them; the
+// coordinator runs on host 0, the host of rank 0.
+
+// jobDir is where a job's checkpoints are kept on a host.
+func jobDir(dataDir, id string) string { return filepath.Join(dataDir, "jobs", id) }
+
+// jobHosts returns a placement's hosts in the order of their first rank.
+func jobHosts(placement []string) []string {
+	var hs []string
+	for _, h := range placement {
+		if !slices.Contains(hs, h) {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+// openShare opens the store of a job with checkpoints here and makes the
+// share's configuration; startShare completes it once every host's
+// address is known.
+func (d *Daemon) openShare(j *job, p prepareMsg) (*driver.Share, error) {
+	dir := jobDir(d.cfg.DataDir, j.id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: %v", err)
+	}
+	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(dir, "ckpt.db")})
+	if err != nil {
+		return nil, err
+	}
+	hosts := jobHosts(p.Placement)
+	place := make([]ckpt.HostID, len(p.Placement))
+	for r, h := range p.Placement {
+		place[r] = ckpt.HostID(slices.Index(hosts, h))
+	}
+	share := &driver.Share{
+		Dir:   dir,
+		Store: store,
+		Proto: ckpt.ProtoConfig{Hosts: len(hosts), Coordinator: 0, Place: place, Replicas: p.Replicas,
+			FailureTimeout: j.failureTimeout},
+		Host:  ckpt.HostID(slices.Index(hosts, d.cfg.Name)),
+		Every: p.CheckpointEvery,
+	}
+	share.PersistCommit = func(rec *ckpt.CommitRecord) error { return persistCommit(j, rec) }
+	j.mu.Lock()
+	j.dir, j.store, j.share, j.hosts = dir, store, share, hosts
+	j.mu.Unlock()
+	return share, nil
+}
+
+// startShare opens the job's control streams and its replicas, once START
+// gave every host's address.
+func (d *Daemon) startShare(j *job, share *driver.Share, addrs map[string]string, stop <-chan struct{}) error {
+	ep, err := d.jobctl.Open(jobctl.Config{
+		Job: j.id, Hosts: j.hosts, Self: share.Host, Coordinator: 0,
+		CoordinatorAddr: addrs[j.hosts[0]], FailureTimeout: j.failureTimeout,
+		Logf: func(format string, args ...any) { d.logf(format, args...) },
+	})
+	if err != nil {
+		return err
+	}
+	go func() { <-stop; ep.Close() }()
+	tc, err := transport.WithALPN(d.tls, replicaALPN)
+	if err != nil {
+		return err
+	}
+	rep := &replicator{d: d, j: j, hosts: j.hosts, addrs: addrs, tls: tc, base: map[[2]int]uint64{}}
+	share.Control, share.Replicate, share.Stop = ep, rep.replicate, stop
+	return nil
+}
+
+// closeShare closes the job's store here; its directory stays.
+func (d *Daemon) closeShare(j *job) {
+	j.mu.Lock()
+	store := j.store
+	j.store = nil
+	j.mu.Unlock()
+	if store != nil {
+		store.Close()
+		d.logf("job %s: its checkpoints here are kept in %s", j.id, j.dir)
+	}
+}
+
+// persistCommit makes a commit record durable in the job's directory and
+// store here.
+func persistCommit(j *job, rec *ckpt.CommitRecord) error {
+	j.mu.Lock()
+	dir, store := j.dir, j.store
+	j.mu.Unlock()
+	if store == nil {
+		return fmt.Errorf("node: job %s has ended here", j.id)
+	}
+	b := ckpt.AppendMsg(nil, ckpt.Msg{Kind: ckpt.MsgCommit, Epoch: rec.Epoch, Record: rec})
+	if err := writeFileSync(filepath.Join(dir, fmt.Sprintf("commit-%d", rec.Epoch)), b); err != nil {
+		return err
+	}
+	return store.CommitJob(ckpt.Commit{Job: shareKeyJob, Epoch: rec.Epoch, Workers: uint32(len(rec.Place))})
+}
+
+// writeFileSync writes a file whole and durably: a temporary file,
+// synced, renamed over the name, and the directory synced.
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	return nil
+}
+
+// checkpointJob answers `librahost checkpoint --job`: the host that runs
+// the job's coordinator begins a checkpoint at once and answers once it
+// is committed.
+func (d *Daemon) checkpointJob(str io.Writer, peer string, body []byte) {
+	var c checkpointMsg
+	if err := decodeJSON(msgCheckpoint, body, &c); err != nil {
+		d.logf("control stream from %s: %v", peer, err)
+		writeJSON(str, msgError, errorMsg{Error: err.Error()})
+		return
+	}
+	j := d.findJob(c.Job)
+	var share *driver.Share
+	if j != nil {
+		j.mu.Lock()
+		share = j.share
+		j.mu.Unlock()
+	}
+	switch {
+	case j == nil:
+		writeJSON(str, msgCheckpointed, checkpointedMsg{NotHere: fmt.Sprintf("no job %s on host %s", c.Job, d.cfg.Name)})
+	case share == nil:
+		writeJSON(str, msgCheckpointed, checkpointedMsg{Error: fmt.Sprintf("job %s takes no checkpoints: submit it with --checkpoint-every", c.Job)})
+	case !share.IsCoordinator():
+		writeJSON(str, msgCheckpointed, checkpointedMsg{NotHere: fmt.Sprintf("host %s does not run the coordinator of job %s", d.cfg.Name, c.Job)})
+	default:
+		d.logf("job %s: checkpoint asked for by %s", c.Job, peer)
+		e, err := share.Checkpoint()
+		if err != nil {
+			writeJSON(str, msgCheckpointed, checkpointedMsg{Epoch: e, Error: err.Error()})
+			return
+		}
+		writeJSON(str, msgCheckpointed, checkpointedMsg{Epoch: e})
+	}
+}
