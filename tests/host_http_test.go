@@ -1,15 +1,12 @@
 package tests
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/librahost/librahost/host/metrics/metricstest"
-	"github.com/librahost/librahost/host/web"
 )
 
 // `librahost host --http 127.0.0.1:0` says its HTTP address on its first
@@ -43,16 +40,7 @@ func TestHostHTTP(t *testing.T) {
 		t.Errorf("messages sent to host b: %v, want at least a lap's worth", v)
 	}
 
-	resp, err = http.Get(hs[0].http + "api/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var r web.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("%v: %s", err, b)
-	}
+	r, b := getReport(t, hs[0].http)
 	if len(r.Hosts) != 2 || r.Hosts[0].Status == nil || r.Hosts[1].Status == nil ||
 		r.Hosts[0].Status.Host != "a" || r.Hosts[1].Status.Host != "b" {
 		t.Fatalf("report: %s", b)

@@ -26,6 +26,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed of --deterministic")
 	n := fs.Int("n", 1, "run `N` workers of the module on this machine (ranks 0..N-1)")
 	prefix := fs.Bool("prefix", false, "start each line a worker prints with [rank]")
+	httpAddr := fs.String("http", "", "TCP `address` (host:port) serving the job's dashboard at / and Prometheus metrics at /metrics while it runs; anyone who reaches it may read them")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: librahost run [flags] app.wasm [--] [guest args]")
 		fs.PrintDefaults()
@@ -63,6 +64,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := checkEnvs(envs); err != nil {
 		return err
 	}
+	if *httpAddr != "" {
+		if err := checkHTTPAddr(*httpAddr); err != nil {
+			return err
+		}
+	}
 	if *state == "" && (*every > 0 || *resume) {
 		if module == "" {
 			return errors.New("--resume needs --state or the module")
@@ -73,7 +79,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if module != "" {
 		argv = append([]string{guestName(rest[0])}, guestArgs...)
 	}
-	return runJob(job.Config{
+	cfg := job.Config{
 		ModulePath:      module,
 		N:               *n,
 		Args:            argv,
@@ -87,7 +93,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		Resume:          *resume,
 		Verbose:         *verbose,
 		Keep:            *keep,
-	}, stdout, stderr)
+	}
+	if *httpAddr != "" {
+		stop, err := serveRunHTTP(&cfg, *httpAddr, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return runJob(cfg, stdout, stderr)
 }
 
 // runJob runs a job on this machine (a run is a job of one) with the

@@ -20,11 +20,11 @@
 // every worker counts in the unlabelled totals. With several jobs on one
 // host, a rank's gauges are the sum over the jobs.
 //
-// Not wired yet (the job driver, host/job, is being written): the driver
-// takes a *Jobs in its config (nil: no metrics) and reports as above;
+// The job driver (host/job) takes a *Jobs in its config (nil: no metrics)
+// and reports as above; a host daemon hands it its Host's Jobs, and
 // `librahost run --http ADDR` makes a Run, hands its Jobs to the driver
-// and serves Run.Handler with host/web beside a status source the driver
-// gives (its job as a node.HostEntry, with its checkpoint history).
+// and serves Run.Handler with host/web beside the job's status, which the
+// driver keeps too (job.Status: its ranks and newest checkpoints).
 //
 // Names follow Prometheus conventions: librahost_…_total for counters,
 // _seconds and _bytes for units. Handler serves them in the text format.
