@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/librahost/librahost/host/node"
+	"github.com/librahost/librahost/host/web/webtest"
 )
 
 var screenshot = flag.String("screenshot", "", "write the browser test's screenshot of the dashboard to this `file` (docs/dashboard.png)")
@@ -48,109 +46,22 @@ func startDaemons(t *testing.T, names ...string) []*node.Daemon {
 	return ds
 }
 
-// browser starts headless chromium for the test, or skips it where
-// chromium is not installed.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not installed (apt-get install chromium; scripts/test installs it)")
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 720))
-	t.Cleanup(cancel)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// consoleErrors collects what the page writes to its console as errors
-// (exceptions, console.error, failed loads).
-type consoleErrors struct {
-	mu     sync.Mutex
-	errs   []string
-	marks  map[string]chan struct{}
-	mumark sync.Mutex
-}
-
-func watchConsole(ctx context.Context) *consoleErrors {
-	c := &consoleErrors{marks: map[string]chan struct{}{}}
-	msgs := chromedp.Console(ctx)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			c.mumark.Lock()
-			if ch, ok := c.marks[m.Text]; ok {
-				close(ch)
-				delete(c.marks, m.Text)
-			}
-			c.mumark.Unlock()
-			if m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleError || m.Type == "warning" {
-				c.mu.Lock()
-				c.errs = append(c.errs, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
-				c.mu.Unlock()
-			}
-		}
-	}()
-	return c
-}
-
-// check fails t with the errors so far: it logs a mark in the page and
-// waits until the mark is read, so that every message before it counts.
-func (c *consoleErrors) check(t *testing.T, ctx context.Context) {
-	t.Helper()
-	mark := fmt.Sprintf("librahost-test-mark-%d", time.Now().UnixNano())
-	seen := make(chan struct{})
-	c.mumark.Lock()
-	c.marks[mark] = seen
-	c.mumark.Unlock()
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("console.log(%q)", mark))); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-seen:
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.errs) > 0 {
-		t.Fatalf("the page wrote to its console:\n%s", strings.Join(c.errs, "\n"))
-	}
-}
-
-// waitFor waits until the page has an element matching a CSS selector.
-func waitFor(t *testing.T, ctx context.Context, within time.Duration, sel string) {
-	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
-		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('hosts').innerText"))
-		t.Fatalf("no %s within %s: %v\npage:\n%s", sel, within, err, html)
-	}
-}
-
 // TestDashboardBrowser: in headless chromium the dashboard loads with no
 // console error, shows both hosts of a job, and the job's row running on
 // each within seconds of it starting, then cancelled; it fits a phone's
 // width, and has a dark scheme.
 func TestDashboardBrowser(t *testing.T) {
-	ctx := browser(t)
+	ctx := webtest.Browser(t)
 	ring := guests.Guest(t, "../../samples/ring")
 	ds := startDaemons(t, "a", "b")
 	url := serve(t, Config{Status: ds[0].Overview, Metrics: ds[0].Metrics().Handler(), Every: 200 * time.Millisecond})
-	console := watchConsole(ctx)
+	console := webtest.WatchConsole(ctx)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, 10*time.Second, `#live[data-live="live"]`)
-	waitFor(t, ctx, 10*time.Second, `section[data-host="a"]`)
-	console.check(t, ctx)
+	webtest.WaitFor(t, ctx, 10*time.Second, `#live[data-live="live"]`)
+	webtest.WaitFor(t, ctx, 10*time.Second, `section[data-host="a"]`)
+	console.Check(t, ctx)
 
 	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
 	c := node.Client{ClusterDir: filepath.Join(testDir, "cluster"), As: "a"}
@@ -169,11 +80,11 @@ func TestDashboardBrowser(t *testing.T) {
 	if err := <-submit(2, "10"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, 10*time.Second, `section[data-host="a"] tr[data-state="ended"]`)
+	webtest.WaitFor(t, ctx, 10*time.Second, `section[data-host="a"] tr[data-state="ended"]`)
 	submitted := submit(3, "100000000")
 	id := waitRunning(t, ds, submitted)
 	for _, h := range []string{"a", "b"} {
-		waitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
+		webtest.WaitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
 	}
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -214,8 +125,8 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err, errs)
 	}
 	<-submitted
-	waitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
-	console.check(t, ctx)
+	webtest.WaitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
+	console.Check(t, ctx)
 }
 
 // waitRunning waits until every daemon runs the one job, and returns its

@@ -1,10 +1,12 @@
 // Package web serves a host daemon's HTTP address (`librahost host
-// --http`):
+// --http`), and that of a job run on this machine (`librahost run --http`,
+// whose status is the job's driver's):
 //
 //	/             the dashboard: static/ (HTML, CSS and JS, no build step),
 //	              embedded in the binary
-//	/api/status   the hosts, their jobs and workers as JSON (Report): this
-//	              host first, then the other hosts of its jobs
+//	/api/status   the hosts, their jobs, workers and newest checkpoints as
+//	              JSON (Report): this host first, then the other hosts of
+//	              its jobs
 //	/events       the same report as server-sent events, sent again when it
 //	              changes
 //	/metrics      Prometheus metrics (host/metrics)

@@ -51,6 +51,42 @@ function jobRow(j, now) {
   return tr;
 }
 
+const ckptColumns = ['Epoch', 'Status', 'Acknowledged', 'Triggered', 'Duration', 'Size', 'Incremental'];
+
+function bytes(n) {
+  if (!n) return '';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? String(n) : n.toFixed(n < 10 ? 2 : 1)) + ' ' + units[i];
+}
+
+// took formats a Go duration (nanoseconds).
+function took(ns) {
+  if (!ns) return '';
+  const ms = ns / 1e6;
+  if (ms < 1000) return ms.toFixed(ms < 10 ? 1 : 0) + ' ms';
+  return (ms / 1000).toFixed(2) + ' s';
+}
+
+// checkpoints is a job's checkpoint history, newest first.
+function checkpoints(j) {
+  const list = (j.checkpoints || []).slice().reverse();
+  const head = el('tr');
+  for (const c of ckptColumns) head.append(el('th', { scope: 'col' }, c));
+  const body = el('tbody');
+  for (const c of list) {
+    const cells = [String(c.epoch), state(c.status), c.acked + '/' + c.of, clock(c.triggered),
+      took(c.duration), bytes(c.size), bytes(c.incremental)];
+    const tr = el('tr', { 'data-epoch': String(c.epoch), 'data-status': c.status, title: c.error || '' });
+    cells.forEach((v, i) => tr.append(el('td', { 'data-label': ckptColumns[i], className: i === 1 ? '' : 'num' }, v)));
+    body.append(tr);
+  }
+  return el('div', { className: 'ckpts', 'data-ckpts': j.id },
+    el('h3', {}, 'Checkpoints of ', el('code', {}, j.id), el('span', { className: 'muted' }, ' (newest ' + list.length + ')')),
+    el('table', {}, el('thead', {}, head), body));
+}
+
 function hostCard(h, now) {
   const card = el('section', { className: 'card', 'data-host': h.status ? h.status.host : h.addr });
   if (!h.status) {
@@ -76,6 +112,7 @@ function hostCard(h, now) {
   const body = el('tbody');
   for (const j of jobs) body.append(jobRow(j, now));
   card.append(el('table', {}, el('thead', {}, head), body));
+  for (const j of jobs) if ((j.checkpoints || []).length) card.append(checkpoints(j));
   return card;
 }
 
@@ -85,7 +122,7 @@ function render(report) {
   const hosts = report.hosts || [];
   const main = document.getElementById('hosts');
   main.replaceChildren(...hosts.map(h => hostCard(h, now)));
-  const clusters = [...new Set(hosts.filter(h => h.status).map(h => h.status.cluster))];
+  const clusters = [...new Set(hosts.filter(h => h.status && h.status.cluster).map(h => h.status.cluster))];
   document.getElementById('cluster').textContent = clusters.length ? 'cluster ' + clusters.join(', ') : '';
 }
 
