@@ -17,6 +17,7 @@ type hostProc struct {
 	data       string // its --data directory
 	http       string // http://ADDR/ with --http
 	cmd        *exec.Cmd
+	killed     bool // by the test (sigkill): its exit is no error
 	stderr     *os.File
 }
 
@@ -57,7 +58,7 @@ func startHostProcsArgs(t *testing.T, cluster string, env, args []string, names 
 			go func() { done <- h.cmd.Wait() }()
 			select {
 			case err := <-done:
-				if err != nil {
+				if err != nil && !h.killed {
 					t.Errorf("host %s: %v", n, err)
 				}
 			case <-time.After(20 * time.Second):
@@ -77,6 +78,12 @@ func startHostProcsArgs(t *testing.T, cluster string, env, args []string, names 
 		hs = append(hs, h)
 	}
 	return hs
+}
+
+// sigkill kills the host outright, as a machine that dies.
+func (h *hostProc) sigkill() {
+	h.killed = true
+	h.cmd.Process.Kill()
 }
 
 func hostList(hs []*hostProc) string {
