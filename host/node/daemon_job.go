@@ -44,6 +44,7 @@ type job struct {
 	ended time.Time
 	ws    []WorkerStatus
 	peers map[string]string // the other hosts of the job → their addresses, from START
+	offs  map[[2]int]uint64 // bytes sent of each rank's stream (OUTPUT's offsets)
 	// report follows the job's newest checkpoints (the driver's).
 	report *driver.Status
 
@@ -124,12 +125,26 @@ func (o output) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
 		n := min(len(p), 1<<20)
-		if err := o.j.out.send(msgOutput, encodeOutput(o.rank, o.stream, p[:n])); err != nil {
+		if err := o.j.out.send(msgOutput, encodeOutput(outputMsg{o.rank, o.stream, o.j.wrote(o.rank, o.stream, n), p[:n]})); err != nil {
 			return 0, err
 		}
 		p = p[n:]
 	}
 	return total, nil
+}
+
+// wrote counts n more bytes of rank's stream and returns where they
+// begin in it.
+func (j *job) wrote(rank int, stream byte, n int) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.offs == nil {
+		j.offs = map[[2]int]uint64{}
+	}
+	k := [2]int{rank, int(stream)}
+	off := j.offs[k]
+	j.offs[k] += uint64(n)
+	return off
 }
 
 // runJob prepares, runs and ends a job described by a PREPARE message,

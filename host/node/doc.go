@@ -15,7 +15,9 @@
 //	submitter → host   PREPARE  job, placement, args, env, the module
 //	host → submitter   READY    the UDP port of the job's links (the host's)
 //	submitter → host   START    every host's transport address
-//	host → submitter   OUTPUT   bytes a local rank wrote to stdout or stderr
+//	host → submitter   OUTPUT   bytes a local rank wrote to stdout or stderr,
+//	                            with their offset in the rank's stream (the
+//	                            submitter prints each byte once)
 //	host → submitter   EXIT     how each local rank ended
 //	submitter → host   END      every rank has ended: release the job
 //	submitter → host   CANCEL   stop the job now

@@ -245,15 +245,18 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	}
 	events := make(chan hostEvent, len(s.hcs))
 	var omu sync.Mutex // serialises the host readers' writes into outs
+	printed := outputPrinted{}
 	for i := range s.hcs {
 		if err := s.outs[i].sendJSON(msgStart, start); err != nil {
 			s.broadcast(msgCancel, nil)
 			return 1, fmt.Errorf("%w: host %s: %v", ErrHostLost, s.hcs[i].id, describeStreamError(err))
 		}
 		go func() {
-			ev := s.read(i, func(rank int, stream byte, p []byte) {
+			ev := s.read(i, func(o outputMsg) {
 				omu.Lock()
-				writer(rank, stream).Write(p)
+				if p := printed.fresh(o); p != nil {
+					writer(o.rank, o.stream).Write(p)
+				}
 				omu.Unlock()
 			})
 			events <- ev
@@ -389,7 +392,7 @@ func (s *submission) prepare(ctx context.Context, i int, h *hostConn, body []byt
 }
 
 // read reads host i's stream until its EXIT or a failure.
-func (s *submission) read(i int, out func(rank int, stream byte, p []byte)) hostEvent {
+func (s *submission) read(i int, out func(o outputMsg)) hostEvent {
 	h := s.hcs[i]
 	for {
 		t, b, err := readMsg(s.strs[i])
@@ -398,11 +401,11 @@ func (s *submission) read(i int, out func(rank int, stream byte, p []byte)) host
 		}
 		switch t {
 		case msgOutput:
-			rank, stream, p, err := decodeOutput(b)
+			o, err := decodeOutput(b)
 			if err != nil {
 				return hostEvent{i: i, err: fmt.Errorf("host %s: %v", h.id, err)}
 			}
-			out(rank, stream, p)
+			out(o)
 		case msgExit:
 			var e exitMsg
 			if err := decodeJSON(t, b, &e); err != nil {

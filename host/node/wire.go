@@ -238,15 +238,55 @@ type errorMsg struct {
 	Error string `json:"error"`
 }
 
-// Output body: rank u32 | stream u8 (1 stdout, 2 stderr) | bytes.
-func encodeOutput(rank int, stream byte, p []byte) []byte {
-	b := binary.BigEndian.AppendUint32(make([]byte, 0, 5+len(p)), uint32(rank))
-	return append(append(b, stream), p...)
+// Output body: rank u32 | stream u8 (1 stdout, 2 stderr) | offset u64 |
+// bytes, all big-endian. Offset is where the bytes begin in the rank's
+// stream: a rank rolled back to a checkpoint prints again from its
+// offset there, and the submitter drops what it has printed already
+// (outputPrinted).
+type outputMsg struct {
+	rank   int
+	stream byte
+	off    uint64
+	p      []byte
 }
 
-func decodeOutput(body []byte) (rank int, stream byte, p []byte, err error) {
-	if len(body) < 5 || (body[4] != 1 && body[4] != 2) {
-		return 0, 0, nil, fmt.Errorf("%w: bad OUTPUT message", ErrProtocol)
+const outputHeader = 13
+
+func encodeOutput(o outputMsg) []byte {
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, outputHeader+len(o.p)), uint32(o.rank))
+	b = binary.BigEndian.AppendUint64(append(b, o.stream), o.off)
+	return append(b, o.p...)
+}
+
+func decodeOutput(body []byte) (outputMsg, error) {
+	if len(body) < outputHeader || (body[4] != 1 && body[4] != 2) {
+		return outputMsg{}, fmt.Errorf("%w: bad OUTPUT message", ErrProtocol)
 	}
-	return int(binary.BigEndian.Uint32(body)), body[4], body[5:], nil
+	o := outputMsg{rank: int(binary.BigEndian.Uint32(body)), stream: body[4], off: binary.BigEndian.Uint64(body[5:]), p: body[outputHeader:]}
+	if o.off+uint64(len(o.p)) < o.off {
+		return outputMsg{}, fmt.Errorf("%w: OUTPUT past the end of a stream", ErrProtocol)
+	}
+	return o, nil
+}
+
+// outputPrinted counts, by rank and stream, the bytes a submitter has
+// printed, so that each byte of output is printed once however often a
+// rank rolled back prints it again.
+type outputPrinted map[[2]int]uint64
+
+// fresh returns the part of o not printed yet, and counts it printed.
+// Bytes past a gap (output lost, which offsets cannot mend) are printed
+// as they come.
+func (pr outputPrinted) fresh(o outputMsg) []byte {
+	k := [2]int{o.rank, int(o.stream)}
+	have, end := pr[k], o.off+uint64(len(o.p))
+	if end <= have {
+		return nil
+	}
+	p := o.p
+	if o.off < have {
+		p = p[have-o.off:]
+	}
+	pr[k] = end
+	return p
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 )
@@ -15,7 +16,7 @@ func TestWireRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeMsg(&b, msgPrepare, body)
-	writeMsg(&b, msgOutput, encodeOutput(1, 2, []byte("hello\n")))
+	writeMsg(&b, msgOutput, encodeOutput(outputMsg{1, 2, 7, []byte("hello\n")}))
 	writeJSON(&b, msgExit, exitMsg{Ranks: []int{1}, Codes: []int{3}, Errs: []string{""}})
 
 	typ, body, err := readMsg(&b)
@@ -27,9 +28,9 @@ func TestWireRoundTrip(t *testing.T) {
 		t.Fatalf("%+v %q %v", got, mod, err)
 	}
 	typ, body, _ = readMsg(&b)
-	r, s, out, err := decodeOutput(body)
-	if typ != msgOutput || err != nil || r != 1 || s != 2 || string(out) != "hello\n" {
-		t.Fatal(typ, r, s, out, err)
+	o, err := decodeOutput(body)
+	if typ != msgOutput || err != nil || o.rank != 1 || o.stream != 2 || o.off != 7 || string(o.p) != "hello\n" {
+		t.Fatal(typ, o, err)
 	}
 	typ, body, _ = readMsg(&b)
 	var e exitMsg
@@ -71,7 +72,7 @@ func TestWireRefuses(t *testing.T) {
 			t.Errorf("decodePrepare(%q) = %v", body, err)
 		}
 	}
-	if _, _, _, err := decodeOutput([]byte{0, 0, 0, 1, 3}); !errors.Is(err, ErrProtocol) {
+	if _, err := decodeOutput([]byte{0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0}); !errors.Is(err, ErrProtocol) {
 		t.Errorf("stream 3: %v", err)
 	}
 }
@@ -85,7 +86,7 @@ func FuzzControlMessages(f *testing.F) {
 	writeMsg(&b, msgPrepare, body)
 	writeJSON(&b, msgReady, readyMsg{Host: "a", Port: 7000})
 	writeJSON(&b, msgStart, startMsg{Addrs: map[string]string{"a": "127.0.0.1:7000"}})
-	writeMsg(&b, msgOutput, encodeOutput(0, 1, []byte("out\n")))
+	writeMsg(&b, msgOutput, encodeOutput(outputMsg{0, 1, 0, []byte("out\n")}))
 	writeJSON(&b, msgExit, exitMsg{Ranks: []int{0}, Codes: []int{0}, Errs: []string{""}})
 	f.Add(b.Bytes())
 	f.Add([]byte{byte(msgStatusQuery), 0, 0, 0, 0})
@@ -117,4 +118,28 @@ func FuzzControlMessages(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOutputPrintedOnce: output a rank prints again after a rollback
+// (offsets it had reached before) is dropped, the part past what was
+// printed kept, each rank and stream counted apart.
+func TestOutputPrintedOnce(t *testing.T) {
+	pr := outputPrinted{}
+	var got []string
+	for _, o := range []outputMsg{
+		{0, 1, 0, []byte("abc")},
+		{0, 1, 3, []byte("def")},
+		{0, 2, 0, []byte("err")},    // another stream
+		{1, 1, 0, []byte("xyz")},    // another rank
+		{0, 1, 0, []byte("abcdef")}, // rolled back to the start: all printed
+		{0, 1, 4, []byte("efgh")},   // rolled back into printed bytes
+		{0, 1, 8, []byte("ij")},
+		{0, 1, 2, []byte("")},
+	} {
+		got = append(got, string(pr.fresh(o)))
+	}
+	want := []string{"abc", "def", "err", "xyz", "", "gh", "ij", ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("printed %q, want %q", got, want)
+	}
 }
