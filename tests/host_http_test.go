@@ -2,10 +2,14 @@ package tests
 
 import (
 	"net/http"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/librahost/librahost/host/job"
 	"github.com/librahost/librahost/host/metrics/metricstest"
 )
 
@@ -56,4 +60,59 @@ func TestHostHTTP(t *testing.T) {
 		t.Fatalf("--http nonsense: exit %d: %s", code, stderr)
 	}
 	oneLineError(t, stderr, "--http nonsense")
+}
+
+// A host daemon's /metrics and /api/status carry the checkpoints of a job
+// checkpointed over two hosts: once host a says an epoch is committed,
+// its metrics have counted it and its status lists it, acknowledged by
+// its rank.
+func TestHostHTTPCheckpoints(t *testing.T) {
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b"); code != 0 {
+		t.Fatal(stderr)
+	}
+	hs := startHostProcsArgs(t, cluster, nil, []string{"--http", "127.0.0.1:0"}, "a", "b")
+	sub := exec.Command(librahost, "submit", "--cluster", cluster, "--hosts", hostList(hs), "-n", "2",
+		"--checkpoint-every", "300ms", guest(t, "samples/heat"), "--", "-grid", "64", "-steps", "1000000000", "-every", "100000")
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { sub.Wait(); close(done) }()
+	t.Cleanup(func() { sub.Process.Kill(); <-done })
+
+	m := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+): librahost: epoch (\d+) committed`), done)[0]
+	id, epoch := m[1], m[2]
+	f := metricstest.Parse(t, get(t, hs[0].http+"metrics"))
+	for _, name := range []string{"librahost_checkpoint_commit_seconds", "librahost_checkpoint_size_bytes", "librahost_control_messages_total"} {
+		if v, _ := f.Value(name); v < 1 {
+			t.Errorf("%s = %v once an epoch is committed", name, v)
+		}
+	}
+	if v := f.Must(t, "librahost_checkpoints_total", "outcome", "committed"); v < 1 {
+		t.Errorf("%v checkpoints committed once an epoch is", v)
+	}
+	r, b := getReport(t, hs[0].http)
+	var found bool
+	for _, j := range r.Hosts[0].Status.Jobs {
+		for _, c := range j.Checkpoints {
+			if j.ID == id && strconv.FormatUint(c.Epoch, 10) == epoch {
+				found = c.Status == job.CheckpointCommitted && c.Acked == 1 && c.Of == 1 && c.Size > 0
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("host a's status does not list epoch %s of job %s committed by its rank:\n%s", epoch, id, b)
+	}
+}
+
+// get gets url, failing t if it cannot.
+func get(t *testing.T, url string) *http.Response {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }

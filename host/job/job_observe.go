@@ -4,27 +4,31 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"time"
 
-	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
 	"github.com/librahost/librahost/host/metrics"
 )
 
 // observer is what the driver keeps to report a job to Config.Metrics and
-// Config.Status; both may be nil. Its fields are guarded by the job's mu.
+// Config.Status; both may be nil. Its lock is taken last: the driver may
+// hold its own (j.mu, a share's mu) when it reports.
 type observer struct {
-	met       *metrics.Job
-	triggered time.Time   // the round under way began
-	durable   time.Time   // the round's newest rank became durable
-	acked     int         // ranks whose part of the round is durable
-	size      uint64      // their checkpoints' stored sizes
-	last      []time.Time // by rank: its previous checkpoint (or start), for its dirty rate
+	mu     sync.Mutex
+	met    *metrics.Job
+	rounds map[uint64]*roundObs // by epoch: the rounds under way here
+	last   []time.Time          // by rank: its previous checkpoint (or start), for its dirty rate
 }
 
-// written is what a rank's durable checkpoint's manifest says.
-type written struct {
-	size, mem, chunk uint64
+// roundObs is a round under way as the observer sees it.
+type roundObs struct {
+	triggered time.Time // the round began here
+	durable   time.Time // the round's newest rank became durable here
+	acked     int       // ranks whose part is durable
+	size      uint64    // their checkpoints' stored sizes
+	stored    uint64    // the bytes they added to the store
+	pause     time.Duration
 }
 
 func (j *jobRun) observing() bool { return j.cfg.Metrics != nil || j.cfg.Status != nil }
@@ -36,15 +40,18 @@ func (j *jobRun) observeRun(rc *host.RanksConfig) {
 		return
 	}
 	now := time.Now()
-	j.mu.Lock()
+	j.obs.mu.Lock()
 	j.obs.met = j.cfg.Metrics.Start(j.n)
 	if j.ownEp { // a host daemon reports its jobs' endpoints itself
 		j.obs.met.Links(j.ep.Counters)
 	}
+	j.obs.rounds = map[uint64]*roundObs{}
 	j.obs.last = make([]time.Time, j.n)
 	for r := range j.obs.last {
 		j.obs.last[r] = now
 	}
+	j.obs.mu.Unlock()
+	j.mu.Lock()
 	ranks := make([]RankView, 0, len(j.ranks))
 	for _, r := range j.ranks {
 		rv := RankView{Rank: r, State: "running"}
@@ -84,8 +91,10 @@ func (j *jobRun) observeDone(res host.RanksResult, err error) {
 	if !j.observing() {
 		return
 	}
-	j.mu.Lock()
+	j.obs.mu.Lock()
 	j.obs.met.End()
+	j.obs.mu.Unlock()
+	j.mu.Lock()
 	stopped := j.stopAt != 0
 	j.mu.Unlock()
 	state := "ended"
@@ -105,61 +114,79 @@ func (j *jobRun) observeDone(res host.RanksResult, err error) {
 	})
 }
 
-// observeBegin: the round of epoch began. The caller holds j.mu.
+// observeBegin: the round of epoch began here (again: nothing).
 func (j *jobRun) observeBegin(epoch uint64) {
 	if !j.observing() {
 		return
 	}
+	o := &j.obs
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.rounds == nil || o.rounds[epoch] != nil {
+		return
+	}
 	now := time.Now()
-	j.obs.triggered, j.obs.durable, j.obs.acked, j.obs.size = now, time.Time{}, 0, 0
+	o.rounds[epoch] = &roundObs{triggered: now}
 	j.cfg.Status.checkpoint(epoch, func(c *Checkpoint) {
-		c.Status, c.Of, c.Triggered = CheckpointPending, j.n, now
+		c.Status, c.Of, c.Triggered = CheckpointPending, len(j.ranks), now
 	})
 }
 
-// observeWritten reads what rank's durable checkpoint of epoch holds,
-// outside the job's lock.
-func (j *jobRun) observeWritten(rank int, epoch uint64, err error) written {
+// observeDurable: rank's part of epoch is durable here (err nil), after
+// the guest stood still for stopped (0: unknown, its capture's time
+// counts). It reads the checkpoint's manifest: the caller may hold its
+// locks, but not j.obs.mu.
+func (j *jobRun) observeDurable(rank int, epoch uint64, stopped time.Duration, err error) {
 	if !j.observing() || err != nil {
-		return written{}
+		return
 	}
 	m, merr := j.store.Manifest(j.key(rank), epoch)
 	if merr != nil {
-		return written{}
-	}
-	return written{size: m.StoredBytes, mem: m.MemSize, chunk: uint64(m.ChunkSize)}
-}
-
-// observeDurable: rank's part of epoch is durable. The caller holds j.mu.
-func (j *jobRun) observeDurable(rank int, epoch uint64, st ckpt.Stats, w written) {
-	if !j.observing() {
 		return
+	}
+	if stopped == 0 {
+		stopped = m.Stats.PauseDur
 	}
 	now := time.Now()
-	j.obs.acked++
-	j.obs.durable = now
-	j.obs.size += w.size
-	acked := j.obs.acked
-	j.cfg.Status.checkpoint(epoch, func(c *Checkpoint) { c.Acked = acked })
-	if w.mem == 0 { // a rank whose program had ended
+	o := &j.obs
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.rounds[epoch]
+	if r == nil { // a round that ended here already
 		return
 	}
-	var rate float64
-	if d := now.Sub(j.obs.last[rank]); d > 0 {
-		rate = float64(uint64(st.Changed)*w.chunk) / d.Seconds()
+	r.acked++
+	r.durable = now
+	r.size += m.StoredBytes
+	r.stored += uint64(m.Stats.BytesStored)
+	acked := r.acked
+	j.cfg.Status.checkpoint(epoch, func(c *Checkpoint) { c.Acked = acked })
+	if m.MemSize == 0 { // a rank whose program had ended
+		return
 	}
-	j.obs.last[rank] = now
-	j.obs.met.Worker(rank, w.mem, rate)
+	r.pause = max(r.pause, stopped)
+	var rate float64
+	if d := now.Sub(o.last[rank]); d > 0 {
+		rate = float64(uint64(m.Stats.Changed)*uint64(m.ChunkSize)) / d.Seconds()
+	}
+	o.last[rank] = now
+	o.met.Worker(rank, m.MemSize, rate)
 }
 
-// observeEnd: the round of epoch ended, committed if err is nil. The
-// caller holds j.mu.
-func (j *jobRun) observeEnd(epoch uint64, err error, st roundStats) {
+// observeEnd: the round of epoch ended here, committed if err is nil.
+func (j *jobRun) observeEnd(epoch uint64, err error) {
 	if !j.observing() {
 		return
 	}
 	o := &j.obs
-	took := time.Since(o.triggered)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.rounds[epoch]
+	if r == nil {
+		return
+	}
+	delete(o.rounds, epoch)
+	took := time.Since(r.triggered)
 	if err != nil {
 		o.met.CheckpointFailed()
 		j.cfg.Status.checkpoint(epoch, func(c *Checkpoint) {
@@ -168,14 +195,25 @@ func (j *jobRun) observeEnd(epoch uint64, err error, st roundStats) {
 		return
 	}
 	var durable time.Duration
-	if !o.durable.IsZero() {
-		durable = o.durable.Sub(o.triggered)
+	if !r.durable.IsZero() {
+		durable = r.durable.Sub(r.triggered)
 	}
-	o.met.CheckpointCommitted(metrics.CheckpointStats{Pause: st.maxStop, Durable: durable, Commit: took, Size: o.size, Incremental: st.stored})
+	o.met.CheckpointCommitted(metrics.CheckpointStats{Pause: r.pause, Durable: durable, Commit: took, Size: r.size, Incremental: r.stored})
 	o.met.StoreSize(storeSize(j.store.Path()))
 	j.cfg.Status.checkpoint(epoch, func(c *Checkpoint) {
-		c.Status, c.Duration, c.Size, c.Incremental = CheckpointCommitted, took, o.size, st.stored
+		c.Status, c.Duration, c.Size, c.Incremental = CheckpointCommitted, took, r.size, r.stored
 	})
+}
+
+// observeControl counts control messages sent to and received from the
+// job's other hosts.
+func (j *jobRun) observeControl(sent, received int) {
+	if j.cfg.Metrics == nil {
+		return
+	}
+	j.obs.mu.Lock()
+	j.obs.met.ControlMessages(sent, received)
+	j.obs.mu.Unlock()
 }
 
 // storeSize is the size on disk of the store at path: its bbolt file and

@@ -241,7 +241,7 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 // report records that rank's checkpoint of epoch is durable (err nil) or
 // failed.
 func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Duration, err error) {
-	w := j.observeWritten(rank, epoch, err)
+	j.observeDurable(rank, epoch, stopped, err)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	r := &j.round
@@ -261,7 +261,6 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 		r.stats.maxCapture = max(r.stats.maxCapture, st.PauseDur)
 		r.stats.cow = r.stats.cow || st.CopyOnWrite
 		r.stats.maxWrite = max(r.stats.maxWrite, st.WriteDur)
-		j.observeDurable(rank, epoch, st, w)
 		j.part.Durable(rank, epoch, ckpt.Hash{})
 	}
 	j.pump()
@@ -272,7 +271,7 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 func (j *jobRun) endRound(err error) {
 	r := &j.round
 	epoch := r.epoch
-	j.observeEnd(epoch, err, r.stats)
+	j.observeEnd(epoch, err)
 	if err == nil {
 		j.rec.Epoch = epoch
 		if werr := writeRecord(j.cfg.StateDir, j.rec); werr != nil {

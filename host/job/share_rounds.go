@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"path/filepath"
@@ -75,6 +76,7 @@ func (r *shareRun) loop(ctx context.Context) {
 				}
 			default:
 				r.recvd++
+				r.j.observeControl(0, 1)
 				if m.Msg.Kind == ckpt.MsgMarker {
 					r.rounds++
 				}
@@ -149,6 +151,7 @@ func (r *shareRun) pump() {
 			return
 		}
 		r.sent += len(pr.Msgs)
+		r.j.observeControl(len(pr.Msgs), 0)
 		for _, m := range append(cr.Msgs, pr.Msgs...) {
 			if err := r.s.Control.Send(m.To, m); err != nil {
 				r.j.logf("%v", err)
@@ -173,6 +176,7 @@ func (r *shareRun) partAction(a ckpt.Action) {
 	j := r.j
 	switch a.Kind {
 	case ckpt.ActCapture:
+		j.observeBegin(a.Epoch)
 		r.asked[a.Rank] = max(r.asked[a.Rank], a.Epoch)
 		if w := j.workers[a.Rank]; w != nil {
 			w.RequestCheckpoint()
@@ -202,6 +206,7 @@ func (r *shareRun) partAction(a ckpt.Action) {
 				j.logf("checkpoint %d: its commit record could not be written here: %v", a.Epoch, err)
 				return
 			}
+			j.observeEnd(a.Epoch, nil) // before the line, which tests wait for
 			j.logf("epoch %d committed", a.Epoch)
 			r.part.CommitDurable(a.Epoch)
 		})
@@ -216,6 +221,7 @@ func (r *shareRun) partAction(a ckpt.Action) {
 			}
 		}
 	case ckpt.ActAbandon:
+		j.observeEnd(a.Epoch, errors.New(cmp.Or(a.Err, "the checkpoint was abandoned")))
 		delete(r.cuts, a.Epoch)
 		for _, rank := range j.ranks {
 			j.store.DeleteAfter(j.key(rank), a.Epoch-1)
@@ -433,6 +439,7 @@ func (r *shareRun) writeEnded(rank int, epoch uint64) {
 // report tells the participant that rank's checkpoint of epoch is durable
 // here (err nil), with its manifest's digest, or failed.
 func (r *shareRun) report(rank int, epoch uint64, err error) {
+	r.j.observeDurable(rank, epoch, 0, err)
 	var digest ckpt.Hash
 	if err == nil {
 		var rep *ckpt.Replica
