@@ -43,4 +43,12 @@
 // checkpoint at its own capture point into the caller's store, the
 // caller copies it to the replica hosts and writes the commit records.
 // Recovery from a host's death is not carried out yet.
+//
+// Config.Metrics (host/metrics) and Config.Status are told of the job as
+// it runs (job_observe.go): each round as it begins, as each rank's part
+// is durable here and as it commits or fails (durations from the
+// trigger, sizes read from the manifests, each worker's memory and dirty
+// rate, the store's size), the control messages of a share, the links of
+// a job's own endpoint, and the ranks' states. Status keeps the newest
+// checkpoints (DefaultHistory) for a dashboard.
 package job

@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/host/metrics/metricstest"
 )
@@ -94,4 +96,40 @@ type lineFunc func([]byte)
 func (f lineFunc) Write(p []byte) (int, error) {
 	f(bytes.Clone(p))
 	return len(p), nil
+}
+
+// TestJobObservedFailed: a checkpoint that fails is counted as failed and
+// listed so, with why, in the status.
+func TestJobObservedFailed(t *testing.T) {
+	module := filepath.Join(t.TempDir(), "mem.wasm")
+	if err := os.WriteFile(module, testGuest(t, "../testdata/mem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ckpt.SetFailpoints("commit:tx=error"); err != nil {
+		t.Fatal(err)
+	}
+	defer ckpt.SetFailpoints("")
+	run := metrics.NewRun(metrics.RunConfig{Started: time.Now()})
+	st := NewStatus(0)
+	var log bytes.Buffer
+	code, err := Run(context.Background(), Config{
+		ModulePath: module, Args: []string{"mem", "8", "1", "2", "ckpt"},
+		StateDir: t.TempDir(), Log: &log, Stdout: io.Discard, Stderr: io.Discard,
+		Metrics: run.Jobs(), Status: st,
+	})
+	t.Logf("run: exit %d, %v\n%s", code, err, log.Bytes())
+	f := metricstest.Scrape(t, run.Handler())
+	failed := f.Must(t, "librahost_checkpoints_total", "outcome", "failed")
+	if failed < 1 || f.Must(t, "librahost_checkpoints_total", "outcome", "committed") != 0 {
+		t.Errorf("checkpoints failed %v, committed %v: want every one failed", failed, f.Must(t, "librahost_checkpoints_total", "outcome", "committed"))
+	}
+	cs := st.Read().Checkpoints
+	if len(cs) != int(failed) {
+		t.Fatalf("%d checkpoints in the status, %v failed in the metrics: %+v", len(cs), failed, cs)
+	}
+	for _, c := range cs {
+		if c.Status != CheckpointFailed || !strings.Contains(c.Error, "failpoint") || c.Size != 0 {
+			t.Errorf("checkpoint %+v: want failed by the failpoint", c)
+		}
+	}
 }
