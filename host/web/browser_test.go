@@ -48,8 +48,9 @@ func startDaemons(t *testing.T, names ...string) []*node.Daemon {
 
 // TestDashboardBrowser: in headless chromium the dashboard loads with no
 // console error, shows both hosts of a job, and the job's row running on
-// each within seconds of it starting, then cancelled; it fits a phone's
-// width, and has a dark scheme.
+// each within seconds of it starting, a committed checkpoint's row in its
+// history within 2 s of the commit, then the job cancelled; it fits a
+// phone's width, and has a dark scheme.
 func TestDashboardBrowser(t *testing.T) {
 	ctx := webtest.Browser(t)
 	ring := guests.Guest(t, "../../samples/ring")
@@ -65,27 +66,31 @@ func TestDashboardBrowser(t *testing.T) {
 
 	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
 	c := node.Client{ClusterDir: filepath.Join(testDir, "cluster"), As: "a"}
-	submit := func(n int, laps string) <-chan error {
+	submit := func(n int, laps string, every time.Duration) <-chan error {
 		submitted := make(chan error, 1)
 		go func() {
 			_, err := node.Submit(context.Background(), node.SubmitConfig{
 				Client: c, Hosts: addrs, N: n, Module: ring, ModuleName: "ring.wasm",
-				Args: []string{"ring", "-laps", laps}, Stdout: io.Discard, Stderr: io.Discard,
+				Args: []string{"ring", "-laps", laps}, Stdout: io.Discard, Stderr: io.Discard, CheckpointEvery: every,
 			})
 			submitted <- err
 		}()
 		return submitted
 	}
 	// A job that ends, then one that runs until it is cancelled.
-	if err := <-submit(2, "10"); err != nil {
+	if err := <-submit(2, "10", 0); err != nil {
 		t.Fatal(err)
 	}
 	webtest.WaitFor(t, ctx, 10*time.Second, `section[data-host="a"] tr[data-state="ended"]`)
-	submitted := submit(3, "100000000")
+	submitted := submit(3, "100000000", 300*time.Millisecond)
 	id := waitRunning(t, ds, submitted)
 	for _, h := range []string{"a", "b"} {
 		webtest.WaitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
 	}
+	// Its checkpoint history: a row within 2 s of host a committing an
+	// epoch (the page follows the status every 200 ms here).
+	epoch := waitCommitted(t, ds[0], id, 2, submitted)
+	webtest.WaitFor(t, ctx, 2*time.Second, fmt.Sprintf(`section[data-host="a"] [data-ckpts=%q] tr[data-epoch="%d"][data-status="committed"]`, id, epoch))
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +132,29 @@ func TestDashboardBrowser(t *testing.T) {
 	<-submitted
 	webtest.WaitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
 	console.Check(t, ctx)
+}
+
+// waitCommitted waits until daemon d has committed the k-th epoch of job
+// id, and returns it.
+func waitCommitted(t *testing.T, d *node.Daemon, id string, k int, submitted <-chan error) uint64 {
+	t.Helper()
+	for {
+		for _, j := range d.Status().Jobs {
+			n := 0
+			for _, c := range j.Checkpoints {
+				if j.ID == id && c.Status == "committed" {
+					if n++; n == k {
+						return c.Epoch
+					}
+				}
+			}
+		}
+		select {
+		case err := <-submitted:
+			t.Fatalf("the job ended before its checkpoints: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitRunning waits until every daemon runs the one job, and returns its
