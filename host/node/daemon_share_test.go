@@ -1,0 +1,71 @@
+package node
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/librahost/librahost/transport"
+)
+
+// waitLog waits until log holds a match of re, or fails once done is
+// closed without one.
+func waitLog(t *testing.T, log *syncBuffer, re *regexp.Regexp, done <-chan struct{}) []string {
+	t.Helper()
+	for {
+		if m := re.FindStringSubmatch(log.String()); m != nil {
+			return m
+		}
+		select {
+		case <-done:
+			if m := re.FindStringSubmatch(log.String()); m != nil {
+				return m
+			}
+			t.Fatalf("the log never matched %q:\n%s", re, log)
+		case <-time.After(10 * time.Millisecond): // polls the log
+		}
+	}
+}
+
+// A ring over three hosts, checkpointed with one replica per rank (with
+// and without loss, duplication and reordering on its links), sees every
+// hop; CheckpointJob takes a checkpoint at once on the coordinator's host
+// and is refused by name for a job that takes none.
+func TestSubmitCheckpointed(t *testing.T) {
+	ring := testGuest(t, "../../samples/ring")
+	for _, tc := range []struct {
+		f    transport.Faults
+		laps string
+		want string
+	}{
+		{transport.Faults{}, "3000", "ring of 5: 3000 laps, token 30000, every hop checked\n"},
+		{transport.Faults{Drop: 0.2, Duplicate: 0.1, Reorder: 0.1, Seed: 5}, "60", "ring of 5: 60 laps, token 600, every hop checked\n"},
+	} {
+		addrs, _, logs := startHosts(t, tc.f, "a", "b", "c")
+		cfg, out, errOut := submitCfg(addrs, 5, ring, "-laps", tc.laps)
+		cfg.CheckpointEvery, cfg.Replicas = 100*time.Millisecond, 1
+		s := submitAsync(cfg)
+		waitLog(t, logs[1], regexp.MustCompile(`epoch 1 committed`), s.done)
+		if !tc.f.Enabled() {
+			id := waitLog(t, logs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), s.done)[1]
+			e, err := CheckpointJob(t.Context(), cfg.Client, addrs, id)
+			if err != nil || e < 2 {
+				t.Fatalf("CheckpointJob: epoch %d, %v", e, err)
+			}
+		}
+		if code, err := s.wait(t); code != 0 || err != nil {
+			t.Fatalf("faults %+v: exit %d, %v\nstderr: %s", tc.f, code, err, errOut)
+		}
+		if out.String() != tc.want {
+			t.Fatalf("faults %+v: stdout %q, want %q", tc.f, out, tc.want)
+		}
+	}
+	addrs, _, logs := startHosts(t, transport.Faults{}, "a", "b")
+	cfg, _, _ := submitCfg(addrs, 2, ring, "-laps", "100000")
+	s := submitAsync(cfg)
+	id := waitLog(t, logs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), s.done)[1]
+	if _, err := CheckpointJob(t.Context(), cfg.Client, addrs, id); err == nil || !strings.Contains(err.Error(), "takes no checkpoints: submit it with --checkpoint-every") {
+		t.Fatalf("CheckpointJob of a job without checkpoints: %v", err)
+	}
+}
