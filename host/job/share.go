@@ -107,6 +107,7 @@ type shareRun struct {
 	persist      []uint64 // by rank: the epoch onPause is to write
 	cuts         map[uint64][]transport.RankState
 	waiters      map[uint64][]chan error // coordinator: rounds asked for
+	triggered    map[uint64]time.Time    // coordinator: when the round under way began
 	stopped      bool
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
@@ -130,7 +131,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.runTag = j.rec.binding()
 	j.store = s.Store
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
-		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}}
+		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{}}
 	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func (r *shareRun) loop(ctx context.Context) {
 			r.mu.Unlock()
 		case <-every:
 			r.mu.Lock()
-			r.coord.Trigger()
+			r.trigger()
 			r.pump()
 			r.mu.Unlock()
 		case <-r.s.Stop:
@@ -252,7 +252,11 @@ func (r *shareRun) coordAction(a ckpt.Action) {
 			} else {
 				r.coord.CommitDurable(a.Epoch)
 				r.answer(a.Epoch, nil)
+				if t, ok := r.triggered[a.Epoch]; ok {
+					j.logf("checkpoint %d: %v from trigger to commit", a.Epoch, time.Since(t).Round(time.Millisecond))
+				}
 			}
+			clear(r.triggered)
 		})
 	case ckpt.ActAbandon:
 		j.logf("checkpoint %d abandoned: %s", a.Epoch, a.Err)
@@ -272,6 +276,16 @@ func (r *shareRun) persistCommit(rec *ckpt.CommitRecord, done func(error)) {
 		done(err)
 		r.pump()
 	}()
+}
+
+// trigger begins a round if none is under way, and notes when. The
+// caller holds r.mu.
+func (r *shareRun) trigger() uint64 {
+	e := r.coord.Trigger()
+	if e != 0 {
+		r.triggered[e] = time.Now()
+	}
+	return e
 }
 
 // answer tells those who asked for epoch's checkpoint how it ended.
@@ -294,7 +308,7 @@ func (r *shareRun) checkpoint() (uint64, error) {
 		r.mu.Unlock()
 		return 0, errors.New("job: the job is not running")
 	}
-	e := r.coord.Trigger()
+	e := r.trigger()
 	if e == 0 {
 		e = r.coord.Round()
 	}
