@@ -48,6 +48,7 @@
 // default failure timeout of 2 s and a tick of 50 ms, a host that dies is
 // declared lost 1.5 to 2.05 s after its death (bench/RESULTS.md).
 //
-// Not yet: the node's job runner does not use the package (host/job will);
-// `--failure-timeout` reaches the hosts with each job for that.
+// A job submitted with checkpoints uses it (host/node opens the
+// Endpoint, host/job's Share drives the cores with it); a job without
+// checkpoints opens none.
 package jobctl
