@@ -92,6 +92,12 @@ func TestHostHTTPCheckpoints(t *testing.T) {
 	if v := f.Must(t, "librahost_checkpoints_total", "outcome", "committed"); v < 1 {
 		t.Errorf("%v checkpoints committed once an epoch is", v)
 	}
+	// Each host holds a replica of the other's rank.
+	for _, dir := range []string{"sent", "received"} {
+		if v := f.Must(t, "librahost_replication_bytes_total", "direction", dir); v <= 0 {
+			t.Errorf("replication bytes %s: %v once an epoch is committed", dir, v)
+		}
+	}
 	r, b := getReport(t, hs[0].http)
 	var found bool
 	for _, j := range r.Hosts[0].Status.Jobs {

@@ -229,8 +229,17 @@ func (j *Job) CheckpointFailed() {
 // hosts' stores.
 func (j *Job) Replicated(sent, received uint64) {
 	if j != nil {
-		j.js.replication.WithLabelValues(Sent).Add(float64(sent))
-		j.js.replication.WithLabelValues(Received).Add(float64(received))
+		j.js.Replicated(sent, received)
+	}
+}
+
+// Replicated records checkpoint bytes sent to and received from other
+// hosts' stores, for whoever copies them (a host daemon, which serves
+// the replicas of every job's checkpoints).
+func (js *Jobs) Replicated(sent, received uint64) {
+	if js != nil {
+		js.replication.WithLabelValues(Sent).Add(float64(sent))
+		js.replication.WithLabelValues(Received).Add(float64(received))
 	}
 }
 

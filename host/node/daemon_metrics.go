@@ -1,6 +1,8 @@
 package node
 
 import (
+	"io"
+
 	"github.com/librahost/librahost/host/metrics"
 )
 
@@ -33,4 +35,24 @@ func (d *Daemon) endLinks(j *job) {
 	defer d.mu.Unlock()
 	d.links = metrics.AddCounters(d.links, j.ep.Counters())
 	j.ep = nil
+}
+
+// countedStream counts the bytes read from and written to a replica's
+// stream in librahost_replication_bytes_total as they pass: a replica is
+// counted before its answer goes.
+type countedStream struct {
+	rw io.ReadWriter
+	js *metrics.Jobs
+}
+
+func (c countedStream) Read(p []byte) (int, error) {
+	n, err := c.rw.Read(p)
+	c.js.Replicated(0, uint64(n))
+	return n, err
+}
+
+func (c countedStream) Write(p []byte) (int, error) {
+	n, err := c.rw.Write(p)
+	c.js.Replicated(uint64(n), 0)
+	return n, err
 }

@@ -66,7 +66,7 @@ func (d *Daemon) serveReplica(conn *quic.Conn) {
 		conn.CloseWithError(1, "no such job here")
 		return
 	}
-	if err := replica.Serve(str, store); err != nil {
+	if err := replica.Serve(countedStream{str, d.metrics.Jobs()}, store); err != nil {
 		d.logf("job %s: replica from host %s: %v", j.id, peer, err)
 	}
 	str.Close()
@@ -125,7 +125,7 @@ func (r *replicator) replicate(rank int, epoch uint64, to ckpt.HostID) error {
 	if store == nil {
 		return errors.New("the job's store is closed")
 	}
-	if _, err := replica.Send(str, store, ckpt.Key{Job: shareKeyJob, Worker: uint32(rank)}, epoch, replica.Options{Base: base}); err != nil {
+	if _, err := replica.Send(countedStream{str, r.d.metrics.Jobs()}, store, ckpt.Key{Job: shareKeyJob, Worker: uint32(rank)}, epoch, replica.Options{Base: base}); err != nil {
 		return err
 	}
 	r.mu.Lock()
