@@ -111,37 +111,48 @@ func TestMultiHostCheckpoints(t *testing.T) {
 // A host of a checkpointed job SIGKILLed after the second committed epoch
 // (its --data wiped): the job stops with one line, and the surviving
 // hosts keep its committed epochs, the dead host's ranks among them as
-// replicas. (Recovery is not carried out yet.)
+// replicas. Host c is a participant (recovery is not carried out yet);
+// host a runs the coordinator, whose loss stops the job (until submit
+// --resume comes).
 func TestMultiHostCheckpointsHostKilled(t *testing.T) {
-	cluster, hs := startCluster(t, "a", "b", "c")
-	sub := submitBg(t, "--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
-		"--checkpoint-every", "1s", guest(t, "samples/heat"), "--", "-steps", "100000", "-every", "1000")
-	done := sub.done
-
-	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), done)
-	hs[2].sigkill()
-	if err := os.RemoveAll(hs[2].data); err != nil {
-		t.Fatal(err)
-	}
-	<-done
-	msg := strings.TrimSuffix(sub.errb.String(), "\n")
-	if sub.err == nil || strings.Contains(msg, "\n") || !strings.Contains(msg, "a host of the job was lost") || !strings.Contains(msg, "committed epochs are kept") {
-		t.Fatalf("submit: %v\n%s", sub.err, sub.errb.Bytes())
-	}
-	// Host a holds its ranks 0 and 3 and the replicas of c's 2 and 5;
-	// host b its 1 and 4 and a's.
+	// Each host holds its own ranks and the replicas of the previous
+	// host's: a 0,3 and c's 2,5; b 1,4 and a's; c 2,5 and b's.
+	held := []string{"0,2,3,5", "0,1,3,4", "1,2,4,5"}
 	for _, tc := range []struct {
-		h    *hostProc
-		held string
-	}{{hs[0], "0,2,3,5"}, {hs[1], "0,1,3,4"}} {
-		waitHostLog(t, tc.h, regexp.MustCompile(`its checkpoints here are kept`), nil)
-		ls, stderr, code := lh(t, "ckpt", "ls", "--data", tc.h.data)
-		lines := strings.Split(strings.TrimSpace(ls), "\n")
-		if code != 0 || len(lines) < 4 {
-			t.Fatalf("host %s: ckpt ls: exit %d\n%s%s", tc.h.name, code, ls, stderr)
+		kill int
+		why  []string
+	}{
+		{2, []string{"a host of the job was lost", "committed epochs are kept"}},
+		{0, []string{"the coordinator's host h0 is lost: the job stops, its committed epochs kept"}},
+	} {
+		cluster, hs := startCluster(t, "a", "b", "c")
+		sub := submitBg(t, "--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+			"--checkpoint-every", "1s", guest(t, "samples/heat"), "--", "-steps", "100000", "-every", "1000")
+		waitHostLog(t, hs[tc.kill], regexp.MustCompile(`epoch 2 committed`), sub.done)
+		hs[tc.kill].sigkill()
+		if err := os.RemoveAll(hs[tc.kill].data); err != nil {
+			t.Fatal(err)
 		}
-		if f := strings.Fields(lines[len(lines)-1]); len(f) < 6 || f[4] != tc.held {
-			t.Fatalf("host %s: the newest epoch should hold ranks %s:\n%s", tc.h.name, tc.held, ls)
+		<-sub.done
+		msg := strings.TrimSuffix(sub.errb.String(), "\n")
+		for _, w := range tc.why {
+			if sub.err == nil || strings.Contains(msg, "\n") || !strings.Contains(msg, w) {
+				t.Fatalf("host %s killed: submit: %v\n%s", hs[tc.kill].name, sub.err, sub.errb.Bytes())
+			}
+		}
+		for i, h := range hs {
+			if i == tc.kill {
+				continue
+			}
+			waitHostLog(t, h, regexp.MustCompile(`its checkpoints here are kept`), nil)
+			ls, stderr, code := lh(t, "ckpt", "ls", "--data", h.data)
+			lines := strings.Split(strings.TrimSpace(ls), "\n")
+			if code != 0 || len(lines) < 4 {
+				t.Fatalf("host %s: ckpt ls: exit %d\n%s%s", h.name, code, ls, stderr)
+			}
+			if f := strings.Fields(lines[len(lines)-1]); len(f) < 6 || f[4] != held[i] {
+				t.Fatalf("host %s: the newest epoch should hold ranks %s:\n%s", h.name, held[i], ls)
+			}
 		}
 	}
 }
