@@ -1,6 +1,7 @@
 package job
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/librahost/librahost/ckpt"
@@ -27,6 +28,9 @@ func committed(st *ckpt.Store, rec *runRecord) ([]ckpt.Commit, error) {
 		return commits, err
 	}
 	infos, err := st.Epochs(ckpt.Key{Job: rec.Job})
+	if errors.Is(err, ckpt.ErrNotFound) {
+		return commits, nil // an empty store: the caller says so
+	}
 	if err != nil {
 		return nil, err
 	}
