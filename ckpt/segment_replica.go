@@ -33,7 +33,6 @@ type repWriter struct {
 	sg      *segments
 	id      uint32
 	f       *os.File
-	start   int64    // where its first reservation began; -1 before
 	end     int64    // the end of its last reservation
 	xs      []extent // what it reserved, in order
 	written int64    // bytes of values written
@@ -47,7 +46,7 @@ func (sg *segments) beginReplica() (*repWriter, error) {
 	sg.mu.Lock()
 	if sg.rep != 0 && (sg.repEnd < segmentMax || sg.repUsers[sg.rep] > 0) {
 		sg.repUsers[sg.rep]++
-		w := &repWriter{sg: sg, id: sg.rep, f: sg.files[sg.rep], start: -1}
+		w := &repWriter{sg: sg, id: sg.rep, f: sg.files[sg.rep]}
 		sg.mu.Unlock()
 		return w, nil
 	}
@@ -62,7 +61,7 @@ func (sg *segments) beginReplica() (*repWriter, error) {
 	sg.files[id], sg.rep, sg.repEnd = f, id, 0
 	sg.repUsers[id]++
 	sg.mu.Unlock()
-	return &repWriter{sg: sg, id: id, f: f, start: -1}, nil
+	return &repWriter{sg: sg, id: id, f: f}, nil
 }
 
 // write stores vals back to back at the end of the replica segment and
@@ -85,9 +84,6 @@ func (w *repWriter) write(vals [][]byte) ([]int64, error) {
 	sg.repEnd += n
 	sg.mu.Unlock()
 	x := extent{at, at + n}
-	if w.start < 0 {
-		w.start = at
-	}
 	w.end = x.end
 	w.xs = append(w.xs, x)
 	offs := make([]int64, len(vals))
@@ -164,14 +160,20 @@ func (w *repWriter) release() {
 	if len(w.xs) == 0 {
 		return
 	}
+	xs := w.xs
 	if sg.rep == w.id && sg.repEnd == w.end {
-		if err := w.f.Truncate(w.start); err == nil {
-			sg.repEnd = w.start
+		// The tail is this replica's since its last value another one
+		// wrote: cut that off, punch out the rest.
+		i := len(xs) - 1
+		for i > 0 && xs[i-1].end == xs[i].off {
+			i--
 		}
-	} else {
-		for _, x := range w.xs {
-			_ = punch(w.f, x.off, x.end-x.off)
+		if err := w.f.Truncate(xs[i].off); err == nil {
+			sg.repEnd, xs = xs[i].off, xs[:i]
 		}
+	}
+	for _, x := range xs {
+		_ = punch(w.f, x.off, x.end-x.off)
 	}
 	w.xs = nil
 	if sg.rep == w.id && sg.repEnd == 0 && sg.repUsers[w.id] == 0 && sg.live[w.id] == 0 {
