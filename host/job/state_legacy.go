@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 
@@ -39,15 +40,7 @@ func committed(st *ckpt.Store, rec *runRecord) ([]ckpt.Commit, error) {
 			commits = append(commits, ckpt.Commit{Job: rec.Job, Epoch: in.Epoch, Workers: 1, Created: in.Created})
 		}
 	}
-	slices.SortFunc(commits, func(a, b ckpt.Commit) int {
-		switch {
-		case a.Epoch < b.Epoch:
-			return -1
-		case a.Epoch > b.Epoch:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(commits, func(a, b ckpt.Commit) int { return cmp.Compare(a.Epoch, b.Epoch) })
 	return commits, nil
 }
 
