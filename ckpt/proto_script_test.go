@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/librahost/librahost/internal/scripttest"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/proto scripts")
@@ -59,46 +60,8 @@ func TestProtoScripts(t *testing.T) {
 }
 
 func runProtoScript(t *testing.T, file string) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	var pre strings.Builder
 	h := &protoHarness{t: t}
-	lines := strings.Split(string(data), "\n")
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
-			pre.WriteString(l + "\n")
-			continue
-		}
-		cmd, line := l, i+1
-		i++
-		if i >= len(lines) || lines[i] != "----" {
-			t.Fatalf("%s:%d: want ---- after command", file, i+1)
-		}
-		var want []string
-		for i++; i < len(lines) && lines[i] != ""; i++ {
-			want = append(want, lines[i])
-		}
-		got := strings.TrimRight(h.run(cmd), "\n")
-		if *rewrite {
-			fmt.Fprintf(&out, "%s%s\n----\n", pre.String(), cmd)
-			if got != "" {
-				out.WriteString(got + "\n")
-			}
-			out.WriteString("\n")
-		} else if w := strings.Join(want, "\n"); got != w {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, line, cmd, got, w)
-		}
-		pre.Reset()
-	}
-	if *rewrite {
-		if err := os.WriteFile(file, append(bytes.TrimRight(out.Bytes(), "\n"), '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripttest.Run(t, file, *rewrite, h.run)
 }
 
 type pendingAction struct {

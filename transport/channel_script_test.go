@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/librahost/librahost/internal/scripttest"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/channel scripts")
@@ -51,66 +52,9 @@ func TestChannelScripts(t *testing.T) {
 	}
 }
 
-type scriptBlock struct {
-	pre  string // comments and blank lines before the command
-	cmd  string
-	want string
-	line int
-}
-
-func parseScript(t *testing.T, file string) []scriptBlock {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blocks []scriptBlock
-	var pre strings.Builder
-	lines := strings.Split(string(data), "\n")
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
-			pre.WriteString(l + "\n")
-			continue
-		}
-		b := scriptBlock{pre: pre.String(), cmd: l, line: i + 1}
-		pre.Reset()
-		i++
-		if i >= len(lines) || lines[i] != "----" {
-			t.Fatalf("%s:%d: want ---- after command", file, i+1)
-		}
-		var want []string
-		for i++; i < len(lines) && lines[i] != ""; i++ {
-			want = append(want, lines[i])
-		}
-		b.want = strings.Join(want, "\n")
-		blocks = append(blocks, b)
-	}
-	return blocks
-}
-
 func runScript(t *testing.T, file string) {
-	blocks := parseScript(t, file)
 	h := newScriptHarness(SenderConfig{}, ReceiverConfig{})
-	var out bytes.Buffer
-	for _, b := range blocks {
-		got := strings.TrimRight(h.run(b.cmd), "\n")
-		if *rewrite {
-			fmt.Fprintf(&out, "%s%s\n----\n", b.pre, b.cmd)
-			if got != "" {
-				out.WriteString(got + "\n")
-			}
-			out.WriteString("\n")
-			continue
-		}
-		if got != b.want {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, b.line, b.cmd, got, b.want)
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(file, append(bytes.TrimRight(out.Bytes(), "\n"), '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripttest.Run(t, file, *rewrite, h.run)
 }
 
 type scriptHarness struct {
