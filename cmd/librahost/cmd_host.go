@@ -18,8 +18,9 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", "", "this host's `name` in the cluster (default: the machine's host name)")
 	httpAddr := fs.String("http", "", "TCP `address` (host:port) serving a dashboard at / and Prometheus metrics at /metrics; anyone who reaches it may read them")
 	failTimeout := fs.Duration("failure-timeout", defaultFailureTimeout, "how long a host of a job may be silent before it is declared dead, for jobs whose submitter gives none")
+	verbose := fs.Bool("v", false, "log each checkpoint's pause and own capture time of each worker")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR] [--failure-timeout DUR]")
+		fmt.Fprintln(stderr, "usage: librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR] [--failure-timeout DUR] [-v]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -45,7 +46,7 @@ func cmdHost(args []string, stdout, stderr io.Writer) error {
 	}
 	d, err := node.Listen(node.Config{
 		Name: *name, Listen: *listen, DataDir: *data, ClusterDir: *cluster,
-		Faults: faults, FailureTimeout: *failTimeout, Log: stderr,
+		Faults: faults, FailureTimeout: *failTimeout, Log: stderr, Verbose: *verbose,
 	})
 	if err != nil {
 		return err

@@ -44,9 +44,10 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
 	if err != nil {
 		return err
 	}
-	stopped := time.Since(c.Paused)
+	stopped, taken := time.Since(c.Paused), c.Taken
 	go func() {
 		j.progress(rank, epoch, p)
+		j.logPause(rank, epoch, stopped, taken+p.Stats().PauseDur)
 		j.report(rank, epoch, p.Stats(), stopped, p.Err())
 	}()
 	return nil

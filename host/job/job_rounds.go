@@ -409,6 +409,15 @@ func (j *jobRun) logDurable(epoch uint64, st roundStats) {
 		capture, st.maxWrite.Round(time.Millisecond))
 }
 
+// logPause says (-v, a job of several workers) how long rank stood still
+// for its checkpoint of epoch, and how long of it was its own capture
+// (the worker's snapshot and the store's hash and copy).
+func (j *jobRun) logPause(rank int, epoch uint64, stopped, capture time.Duration) {
+	if j.cfg.Verbose && j.n > 1 {
+		j.logf("checkpoint %d: rank %d pause %s, own capture %s", epoch, rank, stopped.Round(time.Microsecond), capture.Round(time.Microsecond))
+	}
+}
+
 // stopFailed is the end of a stop whose final checkpoint failed.
 func stopFailed(err error) error {
 	return fmt.Errorf("%w (final checkpoint failed: %v)", ErrStopped, err)

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/librahost/librahost/host/dirty"
 )
@@ -51,5 +53,36 @@ func TestVerboseCaptureKind(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("with LIBRAHOST_COW=off: %v\n%s", err, out)
 		}
+	}
+}
+
+// run -n -v says, for each rank and checkpoint, how long the rank stood
+// still and how long of it was its own capture.
+func TestVerbosePauseByRank(t *testing.T) {
+	module := filepath.Join(t.TempDir(), "mem.wasm")
+	if err := os.WriteFile(module, testGuest(t, "../testdata/mem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	const n = 3
+	code, err := Run(context.Background(), Config{
+		ModulePath: module, N: n, Args: []string{"mem", "8", "1", "3", "ckpt"},
+		StateDir: t.TempDir(), Verbose: true, Log: &log, Stdout: io.Discard, Stderr: io.Discard,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("run: %d %v\n%s", code, err, log.String())
+	}
+	seen := map[string]bool{}
+	re := regexp.MustCompile(`checkpoint \d+: rank (\d+) pause (\S+), own capture (\S+)`)
+	for _, m := range re.FindAllStringSubmatch(log.String(), -1) {
+		pause, err1 := time.ParseDuration(m[2])
+		capture, err2 := time.ParseDuration(m[3])
+		if err1 != nil || err2 != nil || capture <= 0 || pause < capture {
+			t.Fatalf("line %q: want a pause no shorter than a positive capture", m[0])
+		}
+		seen[m[1]] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("pause lines for ranks %v, want all %d:\n%s", seen, n, log.String())
 	}
 }

@@ -383,8 +383,10 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 		r.report(rank, e, err)
 		return nil
 	}
+	stopped, taken := time.Since(c.Paused), c.Taken
 	go func() {
 		<-p.Done()
+		r.j.logPause(rank, e, stopped, taken+p.Stats().PauseDur)
 		r.report(rank, e, p.Err())
 	}()
 	return nil

@@ -37,6 +37,9 @@ type Config struct {
 	// submitter gives none. Default ckpt.DefaultFailureTimeout (2 s).
 	FailureTimeout time.Duration
 	Log            io.Writer // one line per event
+	// Verbose adds a line per checkpoint and rank of each job: its pause
+	// and its own capture's time (host -v).
+	Verbose bool
 }
 
 // Daemon is a running host daemon.

@@ -345,6 +345,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		Endpoint:   ep,
 		CacheDir:   filepath.Join(d.cfg.DataDir, "cache"),
 		Log:        logWriter{d, j.id},
+		Verbose:    d.cfg.Verbose,
 		Metrics:    d.metrics.Jobs(),
 		Status:     j.report,
 	})
