@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -22,32 +20,12 @@ func benchJobs(lh, dir, root string, runs int, quick bool) error {
 	if err != nil {
 		return err
 	}
-	cluster := filepath.Join(dir, "cluster")
-	if out, err := exec.Command(lh, "cluster", "init", cluster, "--hosts", "a b c").CombinedOutput(); err != nil {
-		return fmt.Errorf("cluster init: %v\n%s", err, out)
+	c, err := startCluster(lh, dir, "a", "b", "c")
+	if err != nil {
+		return err
 	}
-	var addrs []string
-	for _, n := range []string{"a", "b", "c"} {
-		cmd := exec.Command(lh, "host", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "host-"+n), "--cluster", cluster, "--name", n)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		defer func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}()
-		line, err := bufio.NewReader(out).ReadString('\n')
-		f := strings.Fields(line)
-		if err != nil || len(f) < 6 {
-			return fmt.Errorf("host %s said %q: %v", n, line, err)
-		}
-		addrs = append(addrs, f[5])
-	}
-	hosts := strings.Join(addrs, ",")
+	defer c.stop()
+	cluster, hosts := c.dir, c.hosts
 
 	laps, darts := 2000, "40000000"
 	if quick {

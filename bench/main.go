@@ -3,8 +3,10 @@
 // against its plain build, measured in the same run, and the cost of
 // periodic checkpoints.
 //
-//	go run ./bench [-runs 3] [-quick] [-only guests,jobs,cow,randwrite,dashboard] [-sizes 256,1024,3840] [-rounds 40] [-ckpts 10]
-//	               [-windows 6] [-window 10s] [-rate 1000]
+//	go run ./bench [-runs 3] [-quick] [-only guests,jobs,cow,randwrite,dashboard,multihost] [-sizes 256,1024,3840] [-rounds 40] [-ckpts 10]
+//	               [-windows 6] [-window 10s] [-rate 1000] [-workers 4,8,16] [-pause-steps 600] [-heat-steps 2500]
+//
+// multihost stands for mhpause, mhheat and mhcommit (multihost.go).
 package main
 
 import (
@@ -26,13 +28,21 @@ import (
 func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
-	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, dashboard")
+	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, dashboard, mhpause, mhheat, mhcommit (multihost: the three)")
 	sizes := flag.String("sizes", "256,1024,3840", "randwrite: the guest's buffer sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
 	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
 	ckpts := flag.Int("ckpts", 10, "cow: checkpoints of each run, after the full one")
 	windows := flag.Int("windows", 6, "dashboard: windows with load, and as many without, in alternation")
 	window := flag.Duration("window", 10*time.Second, "dashboard: length of a window")
 	rate := flag.Int("rate", 1000, "dashboard: requests per second of the load")
+	workers := flag.String("workers", "4,8,16", "mhpause: worker counts, separated by commas")
+	var mh mhConfig
+	flag.IntVar(&mh.pauseSteps, "pause-steps", 600, "mhpause: heat's time steps (grid "+heatGrid+")")
+	flag.IntVar(&mh.heatSteps, "heat-steps", 2500, "mhheat: heat's time steps (grid "+heatGrid+")")
+	flag.IntVar(&mh.heatN, "heat-n", 6, "mhheat: workers")
+	flag.IntVar(&mh.commitN, "commit-n", 8, "mhcommit: workers")
+	flag.IntVar(&mh.commitMiB, "commit-mib", 64, "mhcommit: each worker's memory in MiB")
+	flag.DurationVar(&mh.commitFor, "commit-for", 40*time.Second, "mhcommit: how long each run rewrites its memory")
 	load := flag.String("load", "", "(internal) run the dashboard's load generator against this `URL`")
 	loadFor := flag.Duration("load-for", 0, "(internal) how long the load generator runs")
 	flag.Parse()
@@ -44,7 +54,15 @@ func main() {
 		return
 	}
 	dash := dashboardConfig{windows: *windows, window: *window, rate: *rate}
-	if err := run(*runs, *quick, *only, *sizes, *rounds, *ckpts, dash); err != nil {
+	for _, f := range strings.Split(*workers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 64 {
+			fmt.Fprintf(os.Stderr, "bench: -workers %q: give worker counts, 1 to 64, separated by commas\n", *workers)
+			os.Exit(2)
+		}
+		mh.workers = append(mh.workers, n)
+	}
+	if err := run(*runs, *quick, *only, *sizes, *rounds, *ckpts, dash, mh); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -57,20 +75,26 @@ type guest struct {
 	args  []string
 }
 
-func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash dashboardConfig) error {
+func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash dashboardConfig, mh mhConfig) error {
 	sections := map[string]bool{}
 	for _, o := range strings.Split(only, ",") {
 		if o = strings.TrimSpace(o); o == "" {
 			continue
 		}
-		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "dashboard"}, o) {
-			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite or dashboard, separated by commas", only)
+		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "dashboard", "multihost", "mhpause", "mhheat", "mhcommit"}, o) {
+			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite, dashboard, multihost, mhpause, mhheat or mhcommit, separated by commas", only)
+		}
+		if o == "multihost" {
+			sections["mhpause"], sections["mhheat"], sections["mhcommit"] = true, true, true
 		}
 		sections[o] = true
 	}
 	want := func(s string) bool { return len(sections) == 0 || sections[s] }
 	if dash.windows < 1 || dash.window < time.Second || dash.rate < 1 {
 		return fmt.Errorf("-windows %d -window %s -rate %d: give at least 1 window of at least 1s and a positive rate", dash.windows, dash.window, dash.rate)
+	}
+	if mh.pauseSteps < 1 || mh.heatSteps < 1 || mh.heatN < 1 || mh.commitN < 1 || mh.commitMiB < 1 || mh.commitFor < time.Second {
+		return fmt.Errorf("-pause-steps, -heat-steps, -heat-n, -commit-n and -commit-mib must be positive and -commit-for at least 1s")
 	}
 	if ckpts <= 0 {
 		return fmt.Errorf("-ckpts %d: give a positive number of checkpoints", ckpts)
@@ -121,6 +145,14 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 			rounds = min(rounds, 10)
 		}
 		if err := benchRandWrite(lh, dir, root, runs, sizes, rounds); err != nil {
+			return err
+		}
+	}
+	if want("mhpause") || want("mhheat") || want("mhcommit") {
+		if quick {
+			mh.pauseSteps, mh.heatSteps, mh.commitFor = min(mh.pauseSteps, 200), min(mh.heatSteps, 400), min(mh.commitFor, 10*time.Second)
+		}
+		if err := benchMultiHost(lh, dir, root, runs, want, mh); err != nil {
 			return err
 		}
 	}

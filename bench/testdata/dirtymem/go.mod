@@ -1,0 +1,3 @@
+module dirtymem
+
+go 1.26
