@@ -81,9 +81,9 @@ func printStatus(w io.Writer, addrs []string, sts []node.HostStatus, errs []erro
 		jobs := st.Jobs
 		sort.SliceStable(jobs, func(x, y int) bool { return jobs[x].Started.Before(jobs[y].Started) })
 		for _, j := range jobs {
-			age := now.Sub(j.Started).Round(time.Second)
+			age := now.Sub(j.Started).Round(time.Second).String()
 			if !j.Ended.IsZero() {
-				age = j.Ended.Sub(j.Started).Round(time.Millisecond)
+				age = j.Ended.Sub(j.Started).Round(time.Millisecond).String() + ", ended " + j.Ended.Local().Format(time.DateTime)
 			}
 			fmt.Fprintf(w, "  job %s  %-9s %s  %d workers  from %s  %s\n", j.ID, j.State, j.Module, j.N, j.Submitter, age)
 			var ws []string
@@ -98,6 +98,9 @@ func printStatus(w io.Writer, addrs []string, sts []node.HostStatus, errs []erro
 				ws = append(ws, s)
 			}
 			fmt.Fprintf(w, "    %s\n", strings.Join(ws, ", "))
+			if j.Why != "" {
+				fmt.Fprintf(w, "    %s\n", oneLine(j.Why))
+			}
 		}
 	}
 }

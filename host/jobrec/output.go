@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Log is the output of one job on this host: written while the job runs,
@@ -92,6 +93,19 @@ func (d *DB) Output(id string) (*Log, error) {
 	}
 	slices.SortFunc(l.segs, func(a, b segment) int { return a.n - b.n })
 	return l, nil
+}
+
+// LastOutput is when job id's output here was last written to (its
+// newest segment's modification time), zero if none is kept.
+func (d *DB) LastOutput(id string) time.Time {
+	ents, _ := os.ReadDir(d.outputDir(id))
+	var t time.Time
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.ModTime().After(t) {
+			t = info.ModTime()
+		}
+	}
+	return t
 }
 
 // Finish ends the output of job id here (the job has ended): its log

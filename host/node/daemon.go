@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/librahost/librahost/host/jobctl"
+	"github.com/librahost/librahost/host/jobrec"
 	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	// submitter gives none. Default ckpt.DefaultFailureTimeout (2 s).
 	FailureTimeout time.Duration
 	Log            io.Writer // one line per event
+	// MaxOutput bounds the output kept of each job (its newest), for
+	// `librahost logs` and `attach`. Default jobrec.DefaultMaxOutput.
+	MaxOutput int64
 	// Verbose adds a line per checkpoint and rank of each job: its pause
 	// and its own capture's time (host -v).
 	Verbose bool
@@ -54,6 +58,7 @@ type Daemon struct {
 	started   time.Time
 	metrics   *metrics.Host
 	jobctl    *jobctl.Hub // the control streams between the hosts of jobs
+	recs      *jobrec.DB  // the jobs' records and output, in --data
 
 	mu    sync.Mutex
 	jobs  map[string]*job
@@ -118,6 +123,10 @@ func Listen(cfg Config) (*Daemon, error) {
 		started:   time.Now(),
 		jobs:      make(map[string]*job),
 	}
+	if err := d.openRecords(); err != nil {
+		udp.Close()
+		return nil, err
+	}
 	d.metrics = metrics.NewHost(metrics.HostConfig{
 		Name: cfg.Name, Cluster: id, Started: d.started, Snapshot: d.metricsSnapshot,
 		JobStates:    []string{statePreparing, stateRunning},
@@ -128,6 +137,7 @@ func Listen(cfg Config) (*Daemon, error) {
 		Logf: func(format string, args ...any) { d.logf(format, args...) }})
 	if err != nil {
 		udp.Close()
+		d.recs.Close()
 		return nil, err
 	}
 	// One socket for everything: control connections, the links of every
@@ -136,6 +146,7 @@ func Listen(cfg Config) (*Daemon, error) {
 	replicaTLS, err := transport.WithALPN(data, replicaALPN)
 	if err != nil {
 		udp.Close()
+		d.recs.Close()
 		return nil, err
 	}
 	lc := transport.SharedListenTLS(ctl, data, func(job string) bool { return d.jobLinks(job) != nil })
@@ -158,6 +169,7 @@ func Listen(cfg Config) (*Daemon, error) {
 	d.ln, err = d.tr.Listen(lc, qc)
 	if err != nil {
 		udp.Close()
+		d.recs.Close()
 		return nil, fmt.Errorf("node: listen %s: %v", cfg.Listen, err)
 	}
 	return d, nil
@@ -239,6 +251,7 @@ func (d *Daemon) close() {
 	d.jobctl.Close()
 	d.tr.Close()
 	d.udp.Close()
+	d.recs.Close()
 }
 
 // serveConn answers the streams of one control connection.
@@ -298,7 +311,6 @@ func (d *Daemon) Status() HostStatus { return d.status() }
 // status reports the host, its jobs and their workers.
 func (d *Daemon) status() HostStatus {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	st := HostStatus{
 		Host:    d.cfg.Name,
 		Cluster: d.clusterID,
@@ -306,20 +318,29 @@ func (d *Daemon) status() HostStatus {
 		Started: d.started,
 		Jobs:    []JobStatus{},
 	}
-	for _, j := range d.ended {
-		st.Jobs = append(st.Jobs, j.status())
-	}
+	ended := slices.Clone(d.ended)
 	for _, j := range d.jobs {
 		st.Jobs = append(st.Jobs, j.status())
 	}
+	d.mu.Unlock()
+	st.Jobs = append(d.endedStatus(ended), st.Jobs...)
 	return st
 }
 
-// addJob registers a new job; false if its ID is taken.
+// addJob registers a new job, and records it; false if its ID is taken
+// (by a job here, or in the records).
 func (d *Daemon) addJob(j *job) bool {
+	if !d.addLive(j) {
+		return false
+	}
+	d.recordStart(j)
+	return true
+}
+
+func (d *Daemon) addLive(j *job) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, dup := d.jobs[j.id]; dup {
+	if _, dup := d.jobs[j.id]; dup || d.recorded(j.id) {
 		return false
 	}
 	for _, e := range d.ended {
@@ -381,6 +402,7 @@ func (d *Daemon) cancelJob(ctx context.Context, str *quic.Stream, peer string, b
 // endJob moves a job to the ended list.
 func (d *Daemon) endJob(j *job) {
 	defer close(j.done)
+	defer d.recordEnd(j) // once it is among the ended
 	st := j.status()
 	d.metrics.JobEnded(st.State, st.Ended.Sub(st.Started))
 	d.mu.Lock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/librahost/librahost/ckpt"
 	driver "github.com/librahost/librahost/host/job"
+	"github.com/librahost/librahost/host/jobrec"
 	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 )
@@ -47,6 +48,8 @@ type job struct {
 	offs  map[[2]int]uint64 // bytes sent of each rank's stream (OUTPUT's offsets)
 	// report follows the job's newest checkpoints (the driver's).
 	report *driver.Status
+	log    *jobrec.Log // its output here (daemon_records.go)
+	why    string      // the one line it ended with, if any
 
 	// A job with checkpoints: its store here (the checkpoints of the
 	// ranks run here and the replicas of others'), guarded by mu, and its
@@ -78,6 +81,7 @@ func (j *job) status() JobStatus {
 		State:     j.state,
 		Started:   j.started,
 		Ended:     j.ended,
+		Why:       j.why,
 		Workers:   slices.Clone(j.ws),
 		// The newest checkpoints, oldest first.
 		Checkpoints: j.report.Read().Checkpoints,
@@ -110,12 +114,14 @@ func (j *job) cancel(why error) {
 
 // fail reports a one-line reason to the submitter.
 func (j *job) fail(err error) {
+	j.recordWhy(err)
 	j.out.sendJSON(msgError, errorMsg{Error: err.Error()})
 }
 
 // output forwards a rank's stdout (stream 1) or stderr (2) to the
 // submitter.
 type output struct {
+	d      *Daemon
 	j      *job
 	rank   int
 	stream byte
@@ -125,7 +131,9 @@ func (o output) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
 		n := min(len(p), 1<<20)
-		if err := o.j.out.send(msgOutput, encodeOutput(outputMsg{o.rank, o.stream, o.j.wrote(o.rank, o.stream, n), p[:n]})); err != nil {
+		off := o.j.wrote(o.rank, o.stream, n)
+		o.j.keep(o.d, o.rank, o.stream, off, p[:n])
+		if err := o.j.out.send(msgOutput, encodeOutput(outputMsg{o.rank, o.stream, off, p[:n]})); err != nil {
 			return 0, err
 		}
 		p = p[n:]
@@ -341,7 +349,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		Ranks:      j.ranks,
 		Args:       p.Args,
 		Env:        p.Env,
-		RankOutput: func(r int, stream byte) io.Writer { return output{j, r, stream} },
+		RankOutput: func(r int, stream byte) io.Writer { return output{d, j, r, stream} },
 		Endpoint:   ep,
 		CacheDir:   filepath.Join(d.cfg.DataDir, "cache"),
 		Log:        logWriter{d, j.id},

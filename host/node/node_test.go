@@ -81,25 +81,7 @@ func startDaemons(t *testing.T, faults transport.Faults, names ...string) (ds []
 	t.Helper()
 	for _, n := range names {
 		log := &syncBuffer{}
-		d, err := Listen(Config{
-			Name: n, Listen: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), n),
-			ClusterDir: filepath.Join(testDir, "cluster"), Faults: faults, Log: log,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := d.Serve(ctx); err != nil {
-				fmt.Fprintf(log, "serve: %v\n", err)
-			}
-		}()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-		})
+		d, cancel, _ := listenAt(t, Config{Name: n, DataDir: filepath.Join(t.TempDir(), n), Faults: faults, Log: log})
 		ds = append(ds, d)
 		stop = append(stop, cancel)
 		logs = append(logs, log)

@@ -50,14 +50,17 @@ func problemState(err error) string {
 
 // JobStatus is a job's part on one host.
 type JobStatus struct {
-	ID        string         `json:"id"`
-	Module    string         `json:"module"`
-	N         int            `json:"n"`
-	Submitter string         `json:"submitter"`
-	State     string         `json:"state"` // preparing, running, ended, failed, cancelled
-	Started   time.Time      `json:"started"`
-	Ended     time.Time      `json:"ended,omitzero"`
-	Workers   []WorkerStatus `json:"workers"`
+	ID        string    `json:"id"`
+	Module    string    `json:"module"`
+	N         int       `json:"n"`
+	Submitter string    `json:"submitter"`
+	State     string    `json:"state"` // preparing, running, ended, failed, cancelled
+	Started   time.Time `json:"started"`
+	Ended     time.Time `json:"ended,omitzero"`
+	// Why is the one line the job ended with here (a cancel, a host's
+	// failure), if not by its ranks' exits alone.
+	Why     string         `json:"why,omitempty"`
+	Workers []WorkerStatus `json:"workers"`
 	// Checkpoints are the job's newest checkpoints here (at most
 	// job.DefaultHistory), oldest first.
 	Checkpoints []driver.Checkpoint `json:"checkpoints,omitempty"`
@@ -86,5 +89,6 @@ const (
 	workerStopped  = "stopped"
 )
 
-// keepEnded is how many ended jobs a host keeps for status.
+// keepEnded is how many ended jobs a host lists in its status (the
+// newest; its records keep more).
 const keepEnded = 16
