@@ -61,8 +61,12 @@
 // protocol: EpochCoordinator and Participant, the non-blocking protocol
 // of a job on one host or over several (proto.go: markers, DONE and
 // COMMIT per host per epoch, replicas, rollback to the newest committed
-// epoch as a new incarnation when a host dies). They are plain state machines, driven
-// through golden scripts in testdata/proto (go test -run TestProtoScripts
+// epoch as a new incarnation when a host dies), and live migration of a rank
+// to another host and draining a host (proto_migrate.go: pre-copy rounds at
+// the source, a switch that never overlaps a checkpoint round, the route
+// change every host applies, and the rules against rounds and rollbacks).
+// They are plain state machines, driven through golden scripts in
+// testdata/proto and testdata/migrate (go test -run 'TestProto.*Scripts'
 // -rewrite rewrites them).
 //
 // Every chunk and manifest carries a checksum. Reads verify them and refuse

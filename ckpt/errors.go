@@ -35,6 +35,9 @@ var (
 	// ErrBadMsg: a control message between hosts (Msg) could not be
 	// decoded (DecodeMsg).
 	ErrBadMsg = errors.New("ckpt: bad control message")
+	// ErrMigrate: a migration or drain was refused (EpochCoordinator.Migrate,
+	// Drain); the job goes on as it was.
+	ErrMigrate = errors.New("ckpt: migration refused")
 )
 
 // Error is a refusal about one checkpoint. Its message is

@@ -56,10 +56,31 @@ const (
 	MsgRecovered                    // host → coordinator: rolled back for Inc
 	MsgResume                       // coordinator → host: every host rolled back: run
 	MsgStop                         // coordinator → host: the job ends (Err)
+
+	// Migration (proto_migrate.go).
+	MsgMigrate   // coordinator → source host: pre-copy Rank to Host
+	MsgCopied    // source host → coordinator: Rank's pre-copy converged, may it stop?
+	MsgSwitch    // coordinator → source host: stop Rank and send its last state
+	MsgMoved     // source host → coordinator: Host holds all of Rank (at Epoch, Ended)
+	MsgMigFailed // source host → coordinator: Rank's migration to Host failed (Err); it runs on
+	MsgRoute     // coordinator → host: Rank runs on Host from now on (Place, Epoch, Ended)
 )
 
 var msgKindNames = [...]string{MsgMarker: "MARKER", MsgDone: "DONE", MsgCommit: "COMMIT",
-	MsgRollback: "ROLLBACK", MsgRecovered: "RECOVERED", MsgResume: "RESUME", MsgStop: "STOP"}
+	MsgRollback: "ROLLBACK", MsgRecovered: "RECOVERED", MsgResume: "RESUME", MsgStop: "STOP",
+	MsgMigrate: "MIGRATE", MsgCopied: "COPIED", MsgSwitch: "SWITCH", MsgMoved: "MOVED",
+	MsgMigFailed: "MIGFAILED", MsgRoute: "ROUTE"}
+
+// ToCoordinator reports whether messages of kind k go from a host to the
+// coordinator (the others go from the coordinator to a host's
+// participant).
+func (k MsgKind) ToCoordinator() bool {
+	switch k {
+	case MsgDone, MsgRecovered, MsgCopied, MsgMoved, MsgMigFailed:
+		return true
+	}
+	return false
+}
 
 func (k MsgKind) String() string {
 	if int(k) < len(msgKindNames) && msgKindNames[k] != "" {
@@ -78,7 +99,10 @@ type Msg struct {
 	Live     []bool        // Rollback: the hosts alive
 	Digests  []RankDigest  // Done: the manifest digests of the host's ranks
 	Record   *CommitRecord // Commit
-	Err      string        // Done: the host's checkpoint failed; Stop: why the job ends
+	Err      string        // Done: the host's checkpoint failed; Stop: why the job ends; MigFailed: why
+	Rank     int           // migration messages: the rank that moves
+	Host     HostID        // migration messages: the host it moves to
+	Ended    bool          // Moved, Route: the rank's program had ended
 }
 
 // RankDigest names one rank's checkpoint of an epoch by its manifest's hash.
@@ -119,12 +143,28 @@ const (
 
 	// Coordinator actions.
 	ActRecover // Host is lost: incarnation Inc rolls back to Epoch (for logs and status)
+
+	// Migration actions (proto_migrate.go). On the source host:
+	ActCopy   // pre-copy Round of Rank to Host: the chunks written since round Round-1 began (round 1: all Host lacks)
+	ActHalt   // stop Rank at its next capture point and keep it stopped (MigratePaused)
+	ActFinal  // send Rank's last dirty chunks and whole state to Host (FinalDurable)
+	ActGoOn   // Rank's migration failed (Err): it runs on here
+	ActCancel // tell Host to drop what it received of Rank
+	// On every host:
+	ActMove // Rank runs on Host from now on: messages follow Place (SetRoute)
+	// On the target host:
+	ActAdopt // start Rank here from the state it received, Epoch its newest checkpoint
+	// On the coordinator's host, for the command that asked:
+	ActMigrated // Rank's migration to Host ended (Err: why it failed, the rank runs where it ran)
+	ActDrained  // every rank left Host (Err: why the drain stopped)
 )
 
 var actionNames = [...]string{ActCapture: "Capture", ActPersist: "Persist", ActReplicate: "Replicate",
 	ActAbandon: "Abandon", ActRelease: "Release", ActRollback: "Rollback", ActRestore: "Restore",
 	ActDrop: "Drop", ActRoute: "Route", ActResume: "Resume", ActStop: "Stop",
-	ActPersistCommit: "PersistCommit", ActRecover: "Recover"}
+	ActPersistCommit: "PersistCommit", ActRecover: "Recover",
+	ActCopy: "Copy", ActHalt: "Halt", ActFinal: "Final", ActGoOn: "GoOn", ActCancel: "Cancel",
+	ActMove: "Move", ActAdopt: "Adopt", ActMigrated: "Migrated", ActDrained: "Drained"}
 
 func (k ActionKind) String() string {
 	if int(k) < len(actionNames) && actionNames[k] != "" {
@@ -141,6 +181,7 @@ type Action struct {
 	Inc    uint64
 	Host   HostID // Replicate: to; Recover: the host lost
 	Ended  bool   // Persist: the rank's program has ended
+	Round  int    // Copy: the pre-copy round
 	Place  []HostID
 	Record *CommitRecord
 	Err    string
@@ -168,6 +209,16 @@ type ProtoConfig struct {
 	Inc            uint64        // incarnation to start as
 	Committed      uint64        // newest committed epoch (0: none)
 	Holders        [][]HostID    // where each rank's committed checkpoint is (Committed > 0)
+
+	// Migration (proto_migrate.go): pre-copy stops once a round leaves at
+	// most MigrateSmall bytes dirty (default 4 MiB), after MigrateStall
+	// rounds in a row that did not shrink what is dirty (default 3), or
+	// after MigrateRounds rounds (default 30). A migration whose target
+	// makes nothing durable for MigrateTimeout (default 10 s) fails.
+	MigrateSmall   int64
+	MigrateStall   int
+	MigrateRounds  int
+	MigrateTimeout time.Duration
 }
 
 // DefaultFailureTimeout is how long a host may be silent before it is
@@ -198,6 +249,9 @@ func (c *ProtoConfig) validate() error {
 	c.Replicas = min(c.Replicas, c.Hosts-1)
 	if c.FailureTimeout <= 0 {
 		c.FailureTimeout = DefaultFailureTimeout
+	}
+	if err := c.validateMigrate(); err != nil {
+		return err
 	}
 	if c.Committed > 0 && len(c.Holders) != len(c.Place) {
 		return fmt.Errorf("ckpt: committed epoch %d names holders of %d ranks, the job has %d", c.Committed, len(c.Holders), len(c.Place))
@@ -239,6 +293,9 @@ func allLive(n int) []bool {
 func (m Msg) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s h%d->h%d inc=%d", m.Kind, m.From, m.To, m.Inc)
+	if m.Kind >= MsgMigrate {
+		fmt.Fprintf(&b, " rank=%d to=h%d", m.Rank, m.Host)
+	}
 	if m.Epoch != 0 || m.Kind == MsgRollback {
 		fmt.Fprintf(&b, " e=%d", m.Epoch)
 	}
@@ -253,6 +310,9 @@ func (m Msg) String() string {
 	}
 	if m.Record != nil {
 		fmt.Fprintf(&b, " record=e%d", m.Record.Epoch)
+	}
+	if m.Ended {
+		b.WriteString(" ended")
 	}
 	if m.Err != "" {
 		fmt.Fprintf(&b, " err=%q", m.Err)
@@ -277,6 +337,16 @@ func (a Action) String() string {
 		fmt.Fprintf(&b, " inc=%d", a.Inc)
 	case ActRecover:
 		fmt.Fprintf(&b, " lost=h%d inc=%d e=%d", a.Host, a.Inc, a.Epoch)
+	case ActCopy:
+		fmt.Fprintf(&b, " rank=%d to=h%d round=%d", a.Rank, a.Host, a.Round)
+	case ActFinal, ActCancel, ActMove, ActMigrated:
+		fmt.Fprintf(&b, " rank=%d to=h%d", a.Rank, a.Host)
+	case ActHalt, ActGoOn:
+		fmt.Fprintf(&b, " rank=%d", a.Rank)
+	case ActAdopt:
+		fmt.Fprintf(&b, " rank=%d e=%d", a.Rank, a.Epoch)
+	case ActDrained:
+		fmt.Fprintf(&b, " host=h%d", a.Host)
 	}
 	if a.Ended {
 		b.WriteString(" ended")

@@ -13,14 +13,14 @@ import (
 //	| place list(host) | live list(u8 0/1) | digests list(rank, hash [16]byte)
 //	| record u8 (0 none, 1: epoch | inc | place list(host)
 //	                         | holders list(list(host)) | digests list(…))
-//	| err string
+//	| err string | rank | host | ended u8 (0/1)
 //
 // Numbers (hosts, ranks, epochs, counts) are unsigned varints. A list is
 // its length plus one, then its elements; 0 is a nil list, so that nil and
 // empty stay apart. A string is its length, then UTF-8 bytes. Nothing may
 // follow the message. A newer version is refused as such.
 const (
-	MsgCodecVersion = 1
+	MsgCodecVersion = 2 // 2: migration kinds, with rank, host and ended
 
 	maxMsgHosts = 1 << 16 // hosts of a job, as host IDs go
 	maxMsgRanks = 1 << 16 // ranks of a job
@@ -54,7 +54,10 @@ func AppendMsg(dst []byte, m Msg) []byte {
 		dst = appendDigests(dst, r.Digests)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(m.Err)))
-	return append(dst, m.Err...)
+	dst = append(dst, m.Err...)
+	dst = binary.AppendUvarint(dst, uint64(m.Rank))
+	dst = binary.AppendUvarint(dst, uint64(m.Host))
+	return append(dst, boolByte(m.Ended))
 }
 
 func appendListLen(dst []byte, isNil bool, n int) []byte {
@@ -100,7 +103,7 @@ func DecodeMsg(b []byte) (Msg, error) {
 	r := msgReader{b: b[1:]}
 	var m Msg
 	m.Kind = MsgKind(r.byte())
-	if r.err == nil && (m.Kind < MsgMarker || m.Kind > MsgStop) {
+	if r.err == nil && (m.Kind < MsgMarker || m.Kind > MsgRoute) {
 		r.fail("unknown kind %d", uint8(m.Kind))
 	}
 	m.From, m.To = r.host(), r.host()
@@ -146,6 +149,19 @@ func DecodeMsg(b []byte) (Msg, error) {
 	default:
 		m.Err = string(r.b[:n])
 		r.b = r.b[n:]
+	}
+	if rank := r.uvarint(); r.err == nil && rank >= maxMsgRanks {
+		r.fail("rank %d, at most %d", rank, maxMsgRanks-1)
+	} else {
+		m.Rank = int(rank)
+	}
+	m.Host = r.host()
+	switch r.byte() {
+	case 0:
+	case 1:
+		m.Ended = true
+	default:
+		r.fail("ended flag is neither 0 nor 1")
 	}
 	if r.err == nil && len(r.b) > 0 {
 		r.fail("%d bytes past its end", len(r.b))

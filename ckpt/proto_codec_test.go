@@ -26,6 +26,10 @@ func codecMsgs() []Msg {
 		{Kind: MsgRecovered, From: 65535, To: 0, Inc: 1<<64 - 1, Epoch: 1<<64 - 1},
 		{Kind: MsgResume, From: 0, To: 2, Inc: 3},
 		{Kind: MsgStop, From: 0, To: 2, Inc: 3, Err: "rank 1's checkpoint of epoch 7 is on no live host"},
+		{Kind: MsgMigrate, From: 0, To: 1, Inc: 3, Rank: 4, Host: 2},
+		{Kind: MsgMoved, From: 1, To: 0, Inc: 3, Epoch: 9, Rank: 65535, Host: 2, Ended: true},
+		{Kind: MsgMigFailed, From: 1, To: 0, Inc: 3, Rank: 4, Host: 2, Err: "the target h2 made nothing durable for 10s"},
+		{Kind: MsgRoute, From: 0, To: 2, Inc: 3, Epoch: 9, Rank: 4, Host: 2, Place: []HostID{0, 2, 2}},
 	}
 }
 
@@ -56,16 +60,17 @@ func TestMsgCodecRefuses(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "empty"},
-		{"newer version", with(func(b []byte) []byte { b[0] = 2; return b }), "version 2, this build reads version 1"},
+		{"newer version", with(func(b []byte) []byte { b[0] = 3; return b }), "version 3, this build reads version 2"},
 		{"unknown kind", with(func(b []byte) []byte { b[1] = 99; return b }), "unknown kind 99"},
+		{"ended flag", setByte(AppendMsg(nil, Msg{Kind: MsgStop}), 13, 2), "ended flag is neither 0 nor 1"},
 		{"kind zero", with(func(b []byte) []byte { b[1] = 0; return b }), "unknown kind 0"},
 		{"trailing bytes", append(append([]byte{}, good...), 0, 0), "2 bytes past its end"},
 		{"host too large", AppendMsg(nil, Msg{Kind: MsgMarker, From: 1 << 16}), "host 65536"},
-		{"list longer than the message", []byte{1, 1, 0, 0, 0, 0, 200, 1}, "more than the message holds"},
+		{"list longer than the message", []byte{MsgCodecVersion, 1, 0, 0, 0, 0, 200, 1}, "more than the message holds"},
 		{"ends early", AppendMsg(nil, Msg{Kind: MsgStop})[:9], "ends early"},
 		{"live flag", setByte(AppendMsg(nil, Msg{Kind: MsgRollback, Live: []bool{true}}), 8, 2), "live flag of host 0 is neither 0 nor 1"},
 		{"record flag", setByte(AppendMsg(nil, Msg{Kind: MsgStop}), 9, 2), "record flag is neither 0 nor 1"},
-		{"bad varint", []byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "bad or missing number"},
+		{"bad varint", []byte{MsgCodecVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "bad or missing number"},
 		{"bad utf-8", append(AppendMsg(nil, Msg{Kind: MsgStop})[:10:10], 1, 0xff), "not UTF-8"},
 	} {
 		_, err := DecodeMsg(tc.b)

@@ -33,6 +33,8 @@ type EpochCoordinator struct {
 	lost       []HostID // hosts lost since the last recovery began
 	stopped    bool
 
+	mig migCoord // migrations and drains (proto_migrate_coord.go)
+
 	ready Ready
 }
 
@@ -97,7 +99,7 @@ func (c *EpochCoordinator) Resume(live []bool, now time.Time) {
 // Trigger begins a round if none is under way and the job runs, sending
 // a MARKER to every live host. It returns the round's epoch, or 0.
 func (c *EpochCoordinator) Trigger() uint64 {
-	if c.stopped || c.recovering || c.round != 0 {
+	if c.stopped || c.recovering || c.round != 0 || c.holdRound() {
 		return 0
 	}
 	c.round = c.next
@@ -135,6 +137,8 @@ func (c *EpochCoordinator) Step(m Msg, now time.Time) {
 		c.stepDone(m)
 	case MsgRecovered:
 		c.stepRecovered(m)
+	case MsgCopied, MsgMoved, MsgMigFailed:
+		c.stepMigrate(m)
 	}
 }
 
@@ -146,6 +150,7 @@ func (c *EpochCoordinator) stepDone(m Msg) {
 		// Abandoned: the next MARKER tells the hosts.
 		c.ready.act(Action{Kind: ActAbandon, Epoch: c.round, Err: fmt.Sprintf("host h%d: %s", m.From, m.Err)})
 		c.round = 0
+		c.migNext()
 		return
 	}
 	c.done[m.From] = true
@@ -174,6 +179,7 @@ func (c *EpochCoordinator) CommitDurable(epoch uint64) {
 		}
 	}
 	c.afterWrite()
+	c.migNext()
 }
 
 // CommitFailed reports that the commit record of epoch could not be
@@ -185,6 +191,7 @@ func (c *EpochCoordinator) CommitFailed(epoch uint64) {
 	c.round, c.rec = 0, nil
 	c.ready.act(Action{Kind: ActAbandon, Epoch: epoch, Err: "its commit record could not be written"})
 	c.afterWrite()
+	c.migNext()
 }
 
 // afterWrite starts the recovery that a host's loss during the commit
@@ -239,6 +246,7 @@ func (c *EpochCoordinator) afterLoss() {
 // recover starts a new incarnation: ranks of dead hosts go to live hosts
 // that hold their committed checkpoints, and every live host rolls back.
 func (c *EpochCoordinator) recover() {
+	c.abortMigrations()
 	c.inc++
 	c.round, c.recovering = 0, true
 	clear(c.recovered)
@@ -261,19 +269,23 @@ func (c *EpochCoordinator) recover() {
 }
 
 // replace returns the placement of the new incarnation: a rank whose host
-// is dead moves to the live host holding its committed checkpoint that
-// runs the fewest ranks (lowest ID on a tie); with nothing committed, to
-// the live host running the fewest ranks.
+// is dead, or does not hold its committed checkpoint (it migrated since),
+// moves to the live host holding that checkpoint that runs the fewest
+// ranks (lowest ID on a tie), a draining host only if no other holds it;
+// with nothing committed, to the live host running the fewest ranks.
 func (c *EpochCoordinator) replace() ([]HostID, string) {
 	place := slices.Clone(c.place)
 	load := make([]int, len(c.live))
-	for _, h := range place {
-		if c.live[h] {
+	stays := func(r int, h HostID) bool {
+		return c.live[h] && (c.committed == 0 || slices.Contains(c.holders[r], h))
+	}
+	for r, h := range place {
+		if stays(r, h) {
 			load[h]++
 		}
 	}
 	for r, h := range place {
-		if c.live[h] {
+		if stays(r, h) {
 			continue
 		}
 		var cands []HostID
@@ -293,6 +305,7 @@ func (c *EpochCoordinator) replace() ([]HostID, string) {
 		if len(cands) == 0 {
 			return nil, fmt.Sprintf("rank %d's checkpoint of epoch %d is on no live host", r, c.committed)
 		}
+		cands = c.notDraining(cands)
 		best := cands[0]
 		for _, o := range cands[1:] {
 			if load[o] < load[best] || (load[o] == load[best] && o < best) {
@@ -324,6 +337,7 @@ func (c *EpochCoordinator) stepRecovered(m Msg) {
 	// The ranks that moved have their checkpoint on fewer hosts than the
 	// job asks for: a round at once makes the replicas again.
 	c.Trigger()
+	c.migNext() // drains go on
 }
 
 // Stop ends the job on every live host with err.

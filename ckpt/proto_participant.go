@@ -29,6 +29,8 @@ type Participant struct {
 	rollEpoch  uint64
 	stopped    bool
 
+	migs map[int]*srcMig // migrations of ranks off this host (proto_migrate_source.go)
+
 	ready Ready
 }
 
@@ -87,8 +89,12 @@ func (p *Participant) Heard(now time.Time) {
 }
 
 // Tick stops the job here if the coordinator's host has been silent for
-// longer than the failure timeout.
+// longer than the failure timeout, and fails the migrations off this host
+// that made no progress for the migration timeout.
 func (p *Participant) Tick(now time.Time) {
+	if !p.stopped {
+		p.tickMigrations(now)
+	}
 	if p.stopped || p.host == p.cfg.Coordinator || now.Sub(p.heard) <= p.cfg.FailureTimeout {
 		return
 	}
@@ -133,6 +139,8 @@ func (p *Participant) Step(m Msg, now time.Time) {
 			p.recovering = false
 			p.ready.act(Action{Kind: ActResume, Inc: p.inc})
 		}
+	case MsgMigrate, MsgSwitch, MsgRoute:
+		p.stepMigrate(m, now)
 	}
 }
 
@@ -150,6 +158,7 @@ func (p *Participant) marker(e uint64) {
 			p.ready.act(Action{Kind: ActCapture, Rank: r, Epoch: e})
 		}
 	}
+	p.checkDone() // a host that runs no rank (all moved away) is done at once
 }
 
 // begin starts the round of epoch e here, abandoning an earlier one that
@@ -270,6 +279,7 @@ func (p *Participant) CommitDurable(e uint64) {
 // back to the committed epoch, ranks placed here anew restart from the
 // replicas here, ranks moved away stop.
 func (p *Participant) rollback(m Msg) {
+	p.cancelMigrations()
 	if p.round > max(p.committed, m.Epoch) {
 		p.ready.act(Action{Kind: ActAbandon, Epoch: p.round})
 	}

@@ -199,7 +199,9 @@ func (h *protoHarness) run(line string) string {
 	case "count":
 		h.count()
 	default:
-		h.t.Fatalf("unknown command %q", line)
+		if !h.runMigrate(line, f[0], args, num) {
+			h.t.Fatalf("unknown command %q", line)
+		}
 	}
 	return h.out.String()
 }
@@ -323,7 +325,7 @@ func (h *protoHarness) deliver(match func(Msg) bool, n int) {
 			continue
 		}
 		h.printf("deliver %s", m)
-		if m.To == h.cfg.Coordinator && (m.Kind == MsgDone || m.Kind == MsgRecovered) {
+		if m.To == h.cfg.Coordinator && m.Kind.ToCoordinator() {
 			h.coord.Step(m, h.now)
 			h.flushCoord()
 		} else {
@@ -395,8 +397,12 @@ func (h *protoHarness) flush(x HostID) {
 	for _, a := range rd.Actions {
 		h.printf("h%d: %s", x, a)
 		switch a.Kind {
-		case ActCapture, ActPersist, ActReplicate, ActPersistCommit, ActRollback, ActRestore:
+		case ActCapture, ActPersist, ActReplicate, ActPersistCommit, ActRollback, ActRestore, ActCopy, ActHalt, ActFinal:
 			h.pending = append(h.pending, pendingAction{host: x, a: a})
+		case ActCancel:
+			h.pending = slices.DeleteFunc(h.pending, func(p pendingAction) bool {
+				return p.host == x && p.a.Rank == a.Rank && (p.a.Kind == ActCopy || p.a.Kind == ActHalt || p.a.Kind == ActFinal)
+			})
 		case ActDrop:
 			h.pending = slices.DeleteFunc(h.pending, func(p pendingAction) bool { return p.host == x && p.a.Rank == a.Rank })
 		}
@@ -409,7 +415,7 @@ func (h *protoHarness) queue(ms []Msg) {
 		h.printf("-> %s", m)
 		h.net = append(h.net, m)
 		host := m.To // the participant's end of the message
-		if m.Kind == MsgDone || m.Kind == MsgRecovered {
+		if m.Kind.ToCoordinator() {
 			host = m.From
 		}
 		if h.sent[host] == nil {
@@ -474,6 +480,8 @@ func (h *protoHarness) auto(quiet, untilCommit bool) {
 			case ActRollback, ActRestore:
 				h.parts[p.host].RolledBack(p.a.Rank, false)
 				h.flush(p.host)
+			default:
+				h.answerMigrate(p, 0)
 			}
 		default:
 			if quiet {
@@ -481,8 +489,15 @@ func (h *protoHarness) auto(quiet, untilCommit bool) {
 			}
 			return
 		}
-		if quiet {
+		if quiet { // but for how migrations and drains end
+			var keep []string
+			for _, l := range strings.Split(h.out.String()[mark:], "\n") {
+				if strings.HasPrefix(l, "coord: Migrated") || strings.HasPrefix(l, "coord: Drained") {
+					keep = append(keep, l+"\n")
+				}
+			}
 			h.out.Truncate(mark)
+			h.out.WriteString(strings.Join(keep, ""))
 		}
 	}
 }
