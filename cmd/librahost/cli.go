@@ -24,6 +24,8 @@ Usage:
   librahost submit --hosts A,B,C [-n N] [--prefix] [--failure-timeout DUR] app.wasm [--] [guest args]
   librahost status --hosts A,B,C
   librahost cancel --job ID --hosts A,B,C
+  librahost logs JOB --hosts A,B,C [-f]
+  librahost attach JOB --hosts A,B,C [--from start|now]
 
 Flags may stand before or after a command's other arguments; everything
 after -- is the guest's. Run 'librahost <command> -h' for a command's flags.
@@ -53,6 +55,8 @@ var commands = []command{
 	{"submit", cmdSubmit},
 	{"status", cmdStatus},
 	{"cancel", cmdCancel},
+	{"logs", cmdLogs},
+	{"attach", cmdAttach},
 }
 
 // run is the whole CLI: it returns the process's exit code.

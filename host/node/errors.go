@@ -13,6 +13,8 @@ var (
 	ErrHostLost = errors.New("node: host lost")
 	// ErrNoJob: a host has no job of the ID asked for.
 	ErrNoJob = errors.New("node: no job")
+	// ErrOutputGone: a host no longer keeps a job's output.
+	ErrOutputGone = errors.New("node: output gone")
 	// ErrNoIdentity: no certificate in the cluster directory to act as.
 	ErrNoIdentity = errors.New("node: no host certificate to act as")
 )

@@ -26,11 +26,15 @@ const (
 	msgCancelled
 	msgCheckpoint
 	msgCheckpointed
-	msgLast = msgCheckpointed
+	msgLogs
+	msgLogged
+	msgDetach
+	msgDetached
+	msgLast = msgDetached
 )
 
 func (t msgType) String() string {
-	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED"}
+	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED", "LOGS", "LOGGED", "DETACH", "DETACHED"}
 	if t >= 1 && t <= msgLast {
 		return names[t-1]
 	}

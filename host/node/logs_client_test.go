@@ -1,0 +1,140 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/librahost/librahost/transport"
+)
+
+// byRank splits output printed with prefixes into each rank's lines.
+func byRank(s string) map[string][]string {
+	out := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		r, _, _ := strings.Cut(l, " ")
+		out[r] = append(out[r], l)
+	}
+	return out
+}
+
+func logsCfg(addrs []string, job string) (LogsConfig, *syncBuffer, *syncBuffer) {
+	var out, errOut syncBuffer
+	cfg, _, _ := submitCfg(addrs, 1, nil)
+	return LogsConfig{Client: cfg.Client, Hosts: addrs, Job: job, Prefix: true, Stdout: &out, Stderr: &errOut, Log: &errOut}, &out, &errOut
+}
+
+// After a job over two hosts, Logs prints each rank's output as the
+// submitter printed it, and the job's end; a job no host has, and a job
+// with ranks on a host not asked, are refused in one line.
+func TestLogsAfterEnd(t *testing.T) {
+	ticks := testGuest(t, "../../tests/testdata/ticks")
+	ds, _, _ := startDaemons(t, transport.Faults{}, "a", "b", "c")
+	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
+	cfg, out, _ := submitCfg(addrs, 3, ticks, "20")
+	cfg.Prefix = true
+	if code, err := Submit(context.Background(), cfg); code != 0 || err != nil {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	waitEnded(t, ds[0])
+	waitEnded(t, ds[1])
+	id := ds[0].Status().Jobs[0].ID
+
+	lc, got, errOut := logsCfg(addrs, id)
+	end, err := Logs(context.Background(), lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := byRank(out.String())
+	if len(want) != 3 || len(want["[2]"]) != 20 {
+		t.Fatalf("the submitter printed %q", out)
+	}
+	for r, lines := range byRank(got.String()) {
+		if !slices.Equal(lines, want[r]) {
+			t.Fatalf("rank %s: logs printed %q, the submitter %q", r, lines, want[r])
+		}
+	}
+	if len(byRank(got.String())) != 3 || errOut.String() != "" {
+		t.Fatalf("logs printed %q, %q", got, errOut)
+	}
+	if code, err := end.Outcome(); code != 0 || err != nil || len(end.Hosts) != 2 {
+		t.Fatalf("outcome %d, %v of %+v", code, err, end)
+	}
+
+	lc, _, _ = logsCfg(addrs, "nosuchjob")
+	if _, err := Logs(context.Background(), lc); !errors.Is(err, ErrNoJob) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("logs of no job: %v", err)
+	}
+	lc, got, _ = logsCfg(addrs[:1], id)
+	if _, err := Logs(context.Background(), lc); err == nil || !strings.Contains(err.Error(), "ranks on host b too") || got.String() != "" {
+		t.Fatalf("logs asking host a only: %v, printed %q", err, got)
+	}
+	lc, _, _ = logsCfg([]string{addrs[0], addrs[1], ds[2].Addr().String()}, id)
+	if _, err := Logs(context.Background(), lc); err != nil {
+		t.Fatalf("a host asked that has no part: %v", err)
+	}
+}
+
+// Following a running job prints its output as it comes (from the start,
+// or from now on), and ends with the job: cancelled, its outcome says so.
+func TestLogsFollow(t *testing.T) {
+	long := testGuest(t, "../../tests/testdata/longjob")
+	ds, _, _ := startDaemons(t, transport.Faults{}, "a", "b")
+	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
+	cfg, _, _ := submitCfg(addrs, 2, long, "600")
+	res := submitAsync(cfg)
+	var id string
+	for id == "" {
+		if jobs := ds[1].Status().Jobs; len(jobs) == 1 && jobs[0].State == stateRunning {
+			id = jobs[0].ID
+		}
+		select {
+		case <-res.done:
+			t.Fatalf("the job ended: %v", res.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	lc, got, _ := logsCfg(addrs, id)
+	lc.Follow = true
+	seen := make(chan struct{})
+	lc.Stdout = writerFunc(func(p []byte) (int, error) {
+		got.Write(p)
+		if strings.Contains(got.String(), "rank 1 tick 2\n") {
+			select {
+			case <-seen:
+			default:
+				close(seen)
+			}
+		}
+		return len(p), nil
+	})
+	type result struct {
+		end JobEnd
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		end, err := Logs(context.Background(), lc)
+		done <- result{end, err}
+	}()
+	<-seen
+	if !strings.HasPrefix(byRank(got.String())["[1]"][0], "[1] rank 1 started") {
+		t.Fatalf("followed %q", got)
+	}
+	if _, errs, _ := CancelJob(context.Background(), cfg.Client, addrs, id); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	r := <-done
+	code, err := r.end.Outcome()
+	if r.err != nil || code != 1 || err == nil || !strings.Contains(err.Error(), "cancelled by `librahost cancel`") {
+		t.Fatalf("outcome %d, %v (%v)", code, err, r.err)
+	}
+	res.wait(t)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
