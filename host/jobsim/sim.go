@@ -24,6 +24,8 @@ type Config struct {
 	Crashes      int  // hosts that crash, at most
 	Coordinator  bool // the coordinator's host may crash too: the job stops and is resumed
 	DiskFailures bool // some checkpoint writes fail
+	Migrations   int  // migrations (and drains) asked for at random steps, at most; targets may refuse or crash
+	Drains       bool // some of them drain a host (and undrain it later)
 }
 
 // Result is how a simulated job ended.
@@ -34,6 +36,10 @@ type Result struct {
 	Recoveries int
 	Resumes    int // times the job was resumed after its coordinator's host died
 	Crashed    int
+	Moved      int // migrations that ended with the rank on its target
+	MigFailed  int // migrations that ended with the rank where it was
+	Drained    int // drains that moved every rank off their host
+	TargetDied int // hosts that crashed while a migration to them was under way
 	Events     int
 	Stopped    string // the job stopped instead of finishing (why)
 }
@@ -73,6 +79,8 @@ type host struct {
 	records map[uint64]*ckpt.CommitRecord // commit records written here
 	ranks   map[int]*rank
 	work    []work
+	route   []ckpt.HostID     // where this host sends each rank's frames
+	staged  map[int]*snapshot // ranks migrating here: their last state, until Adopt
 }
 
 type world struct {
@@ -91,6 +99,9 @@ type world struct {
 	written  map[ckey]*snapshot // every checkpoint written, on hosts dead or alive
 	place0   []ckpt.HostID      // where ranks start
 	nextTrig time.Time
+	asked    int    // migrations and drains asked for
+	ending   bool   // the programs ended: no more crashes or migrations
+	endEpoch uint64 // the newest epoch begun when they ended
 	res      Result
 }
 
@@ -124,7 +135,8 @@ func newWorld(cfg Config) (*world, error) {
 		place[r] = ckpt.HostID(r % cfg.Hosts)
 	}
 	w.place0 = place
-	pc := ckpt.ProtoConfig{Hosts: cfg.Hosts, Place: place, Replicas: cfg.Replicas, FailureTimeout: failureTimeout}
+	pc := protoConfig(cfg)
+	pc.Place = place
 	var err error
 	if w.coord, err = ckpt.NewEpochCoordinator(pc, 0); err != nil {
 		return nil, err
@@ -136,7 +148,8 @@ func newWorld(cfg Config) (*world, error) {
 			return nil, err
 		}
 		p.Start(w.now)
-		x := &host{id: h, part: p, store: map[ckey]*snapshot{}, records: map[uint64]*ckpt.CommitRecord{}, ranks: map[int]*rank{}}
+		x := &host{id: h, part: p, store: map[ckey]*snapshot{}, records: map[uint64]*ckpt.CommitRecord{}, ranks: map[int]*rank{},
+			route: slices.Clone(place), staged: map[int]*snapshot{}}
 		for _, r := range p.Ranks() {
 			x.ranks[r] = newRank(r, cfg.Ranks)
 			x.ranks[r].running = true
@@ -167,11 +180,25 @@ func (w *world) run() error {
 			return w.checkStopped()
 		}
 		if w.finished() {
-			return w.checkEnd()
+			if !w.ending {
+				// The programs ended: a round begun from now on must commit
+				// (no more crashes or migrations), or checkpointing is stuck.
+				if err := w.checkEnd(); err != nil {
+					return err
+				}
+				w.ending, w.endEpoch = true, max(w.coord.Round(), w.coord.Committed())
+			}
+			if w.coord.Committed() > w.endEpoch {
+				return w.checkEnd()
+			}
 		}
 		if err := w.step(); err != nil {
 			return err
 		}
+	}
+	if w.ending {
+		return fmt.Errorf("no checkpoint round commits after the programs ended (round %d, committed %d, e%d before): %s",
+			w.coord.Round(), w.coord.Committed(), w.endEpoch, w.dump())
 	}
 	return fmt.Errorf("no end after %d events: %s", maxEvents, w.dump())
 }
@@ -222,21 +249,28 @@ func (w *world) step() error {
 		return w.deliverCtl()
 	case k < 900:
 		return w.doWork()
-	case k < 999:
+	case k < 995:
 		return w.tick()
+	case k < 998:
+		return w.migrate()
 	default:
 		return w.crash()
 	}
 }
 
-func (w *world) liveRanks() []*rank {
-	var out []*rank
+type hostRank struct {
+	x *host
+	r *rank
+}
+
+func (w *world) liveRanks() []hostRank {
+	var out []hostRank
 	for _, x := range w.hosts {
 		if x.dead || x.stopped {
 			continue
 		}
 		for _, id := range sortedKeys(x.ranks) {
-			out = append(out, x.ranks[id])
+			out = append(out, hostRank{x, x.ranks[id]})
 		}
 	}
 	return out
@@ -258,9 +292,9 @@ func (w *world) runRank() error {
 	if len(rs) == 0 {
 		return nil
 	}
-	r := rs[w.rng.IntN(len(rs))]
-	x := w.hostOf(r.id)
-	if !r.running {
+	hr := rs[w.rng.IntN(len(rs))]
+	x, r := hr.x, hr.r
+	if !r.running || r.frozen {
 		return nil
 	}
 	if r.want > r.epoch && !r.ended {
@@ -272,8 +306,14 @@ func (w *world) runRank() error {
 		}
 		return err
 	}
+	if r.halt {
+		return w.halt(x, r)
+	}
 	if r.ended {
 		return nil
+	}
+	if err := w.runsOnce(x, r); err != nil {
+		return err
 	}
 	n := w.cfg.Ranks
 	dst, src := peers(r.id, r.prog.k, n)
@@ -295,6 +335,7 @@ func (w *world) runRank() error {
 		return fmt.Errorf("rank %d step %d consumed %x from rank %d (seq %d), want %x", r.id, r.prog.k, f.Payload, src, f.Seq, want)
 	}
 	r.prog.acc = mix(r.prog.acc, binary.LittleEndian.Uint64(f.Payload))
+	r.dirty += stepWrites
 	line := lineOf(r.id, r.prog.k, r.prog.acc)
 	r.file = append(r.file, line)
 	if err := w.print(x, r.id, r.prog.k, line); err != nil {
@@ -337,12 +378,11 @@ func (w *world) sendFrames(x *host, fs []transport.Frame) {
 		if f.Type == transport.FrameData {
 			f.Payload = append([]byte(nil), f.Payload...)
 		}
-		to := w.hostOf(int(f.Dst))
-		toID := -1
-		if to != nil {
-			toID = to.id
+		to := x.route[f.Dst] // an ack goes to the sender's host
+		if f.Type == transport.FrameAck {
+			to = x.route[f.Src]
 		}
-		w.data = append(w.data, dataFrame{inc: x.part.Inc(), from: x.id, to: toID, f: f})
+		w.data = append(w.data, dataFrame{inc: x.part.Inc(), from: x.id, to: int(to), f: f})
 	}
 }
 
@@ -359,9 +399,16 @@ func (w *world) deliverData() error {
 		i = slices.IndexFunc(w.data, func(d dataFrame) bool { return d.f.Type == f.Type && d.f.Src == f.Src && d.f.Dst == f.Dst })
 	}
 	d := w.data[i]
-	x := w.hostOf(int(d.f.Dst))
+	// Frames go to the host the sender's host routes to: one that reaches
+	// a host the rank left (or has not reached yet) is lost there, and
+	// comes again from the sender's log.
+	x := w.hosts[d.to]
+	owner := int(d.f.Dst)
 	if d.f.Type == transport.FrameAck {
-		x = w.hostOf(int(d.f.Src))
+		owner = int(d.f.Src)
+	}
+	if x.dead || x.ranks[owner] == nil {
+		x = nil
 	}
 	if x != nil && d.f.Type == transport.FrameData {
 		if r := x.ranks[int(d.f.Dst)]; r.running && x.part.Inc() == d.inc &&
@@ -385,7 +432,13 @@ func (w *world) deliverData() error {
 	}
 	if d.f.Type == transport.FrameAck {
 		r := x.ranks[int(d.f.Src)]
-		if r.running {
+		if int(x.route[d.f.Dst]) != d.from {
+			// From a host the receiver left: its ack may cover messages the
+			// receiver's new host lacks (they came after its state left), and
+			// would stop their retransmission from the log.
+			return nil
+		}
+		if r.running { // a rank stopped for its migration still takes acks, as its Endpoint does
 			r.senders[d.f.Dst].OnAck(d.f.Cum)
 			r.senders[d.f.Dst].Stable(d.f.Stable)
 		}
@@ -395,12 +448,15 @@ func (w *world) deliverData() error {
 	if !r.running {
 		return nil
 	}
+	// A rank stopped for its migration still receives and acks here, as
+	// its Endpoint does until the route changes: what it takes after its
+	// last state was sent must come again from the senders' logs.
 	deliver, ack := r.recvs[d.f.Src].OnData(d.f)
 	for _, f := range deliver {
 		r.inbox = append(r.inbox, f)
 	}
 	if ack != nil {
-		w.data = append(w.data, dataFrame{inc: x.part.Inc(), from: x.id, to: -1, f: *ack})
+		w.sendFrames(x, []transport.Frame{*ack})
 	}
 	return nil
 }
@@ -420,7 +476,7 @@ func (w *world) deliverCtl() error {
 		return nil
 	}
 	w.logf("deliver %s", m)
-	if int(m.To) == w.coordID && (m.Kind == ckpt.MsgDone || m.Kind == ckpt.MsgRecovered) {
+	if int(m.To) == w.coordID && m.Kind.ToCoordinator() {
 		w.coord.Step(m, w.now)
 		return w.flushCoord()
 	}
@@ -491,7 +547,7 @@ func (w *world) tick() error {
 
 // crash kills a live host other than the coordinator's, with its store.
 func (w *world) crash() error {
-	if w.res.Crashed >= w.cfg.Crashes {
+	if w.res.Crashed >= w.cfg.Crashes || w.ending {
 		return nil
 	}
 	var cands []*host
@@ -504,6 +560,12 @@ func (w *world) crash() error {
 		return nil
 	}
 	x := cands[w.rng.IntN(len(cands))]
+	if t := w.migrationTarget(); t != nil && slices.Contains(cands, t) && w.rng.IntN(2) == 0 {
+		x = t // a target dies mid-migration
+	}
+	if w.migrationTarget() == x {
+		w.res.TargetDied++
+	}
 	x.dead = true
 	x.ranks, x.store, x.work = nil, nil, nil
 	w.res.Crashed++

@@ -42,6 +42,8 @@ func (w *world) flush(x *host) error {
 			for _, r := range x.ranks {
 				r.running = false
 			}
+			x.route = slices.Clone(a.Place)
+			clear(x.staged) // migrations to here are off
 			// Writes and rollbacks of an older incarnation are abandoned.
 			x.work = slices.DeleteFunc(x.work, func(wk work) bool { return wk.a.Kind != ckpt.ActPersistCommit })
 		case ckpt.ActResume:
@@ -51,6 +53,10 @@ func (w *world) flush(x *host) error {
 				for _, s := range r.senders {
 					w.sendFrames(x, s.OnReconnect(w.now))
 				}
+			}
+		case ckpt.ActCopy, ckpt.ActHalt, ckpt.ActFinal, ckpt.ActGoOn, ckpt.ActCancel, ckpt.ActMove, ckpt.ActAdopt:
+			if err := w.migrateAction(x, a); err != nil {
+				return err
 			}
 		case ckpt.ActStop:
 			x.stopped = true
@@ -88,8 +94,8 @@ func (w *world) resume() error {
 	for k := range w.written {
 		next = max(next, k.epoch+1)
 	}
-	cfg := ckpt.ProtoConfig{Hosts: w.cfg.Hosts, Replicas: w.cfg.Replicas, FailureTimeout: failureTimeout, Inc: inc,
-		Coordinator: ckpt.HostID(slices.Index(live, true)), Place: w.place0}
+	cfg := protoConfig(w.cfg)
+	cfg.Inc, cfg.Coordinator, cfg.Place = inc, ckpt.HostID(slices.Index(live, true)), w.place0
 	if rec != nil {
 		cfg.Place, cfg.Committed, cfg.Holders = rec.Place, rec.Epoch, rec.Holders
 	}
@@ -108,6 +114,8 @@ func (w *world) resume() error {
 		}
 		x.part.Start(w.now)
 		x.stopped, x.ranks, x.work = false, map[int]*rank{}, nil
+		x.route = slices.Clone(cfg.Place)
+		clear(x.staged)
 	}
 	w.res.Resumes++
 	w.coord.Resume(live, w.now)
@@ -162,6 +170,10 @@ func (w *world) flushCoord() error {
 			x.work = append(x.work, work{a: a, coord: true})
 		case ckpt.ActRecover:
 			w.res.Recoveries++
+		case ckpt.ActMigrated, ckpt.ActDrained:
+			if err := w.migrateEnded(a); err != nil {
+				return err
+			}
 		}
 	}
 	if slices.ContainsFunc(rd.Msgs, func(m ckpt.Msg) bool { return m.Kind == ckpt.MsgStop }) {
@@ -219,6 +231,8 @@ func (w *world) doWork() error {
 		}
 		x.records[a.Epoch] = a.Record
 		x.part.CommitDurable(a.Epoch)
+	case ckpt.ActCopy, ckpt.ActFinal:
+		w.migrateWork(x, wk)
 	case ckpt.ActRollback, ckpt.ActRestore:
 		var s *snapshot
 		if a.Epoch > 0 {

@@ -65,7 +65,10 @@ type rank struct {
 	inbox   []transport.Frame // delivered, not yet consumed
 	file    []string
 	ended   bool
-	running bool // false while the job recovers
+	running bool  // false while the job recovers
+	halt    bool  // its migration asks it to stop at its next capture point
+	frozen  bool  // stopped there: its last state is on its way
+	dirty   int64 // bytes its program wrote since the current pre-copy round began
 }
 
 // snapshot is a rank's checkpoint of an epoch.
