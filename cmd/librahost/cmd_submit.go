@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,10 +52,11 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	failTimeout := fs.Duration("failure-timeout", 0, "how long a host of the job may be silent before it is declared dead (default: each host's --failure-timeout, 2s unless set)")
 	every := fs.Duration("checkpoint-every", 0, "take a coordinated checkpoint of the job at this `interval` (each rank's kept in its host's --data)")
 	replicas := fs.Int("replicas", 1, "other `hosts` that keep a copy of each rank's checkpoint (with --checkpoint-every)")
+	detach := fs.Bool("detach", false, "print the job's ID and return: the first of --hosts submits the job and it runs on without this process (librahost attach JOB, logs JOB)")
 	var envs listFlag
 	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--failure-timeout DUR] [--checkpoint-every DUR [--replicas R]] app.wasm [--] [guest args]")
+		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--detach] [--failure-timeout DUR] [--checkpoint-every DUR [--replicas R]] app.wasm [--] [guest args]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -67,6 +69,9 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := checkWorkers(*n); err != nil {
 		return err
+	}
+	if *detach && *prefix {
+		return errors.New("--prefix with --detach: a detached job prints nothing here; give --prefix to attach or logs")
 	}
 	given, replicasGiven := false, false
 	fs.Visit(func(f *flag.Flag) {
@@ -99,25 +104,29 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	if !bytes.HasPrefix(wasm, []byte("\x00asm")) {
 		return fmt.Errorf("%s is not a WebAssembly module", module)
 	}
-	return withSignals(stopClean, stderr, func(stop chan struct{}) (int, error) {
-		return node.Submit(context.Background(), node.SubmitConfig{
-			Client:     cf.client(),
-			Hosts:      cf.addrs(),
-			N:          *n,
-			Module:     wasm,
-			ModuleName: filepath.Base(module),
-			Args:       append([]string{guestName(rest[0])}, guestArgs...),
-			Env:        envs,
-			Prefix:     *prefix,
-			Stdout:     stdout,
-			Stderr:     stderr,
-			Progress:   stderr,
-			Stop:       stop,
+	cfg := node.SubmitConfig{
+		Client:     cf.client(),
+		Hosts:      cf.addrs(),
+		N:          *n,
+		Module:     wasm,
+		ModuleName: filepath.Base(module),
+		Args:       append([]string{guestName(rest[0])}, guestArgs...),
+		Env:        envs,
+		Prefix:     *prefix,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		Progress:   stderr,
 
-			FailureTimeout:  *failTimeout,
-			CheckpointEvery: *every,
-			Replicas:        *replicas,
-		})
+		FailureTimeout:  *failTimeout,
+		CheckpointEvery: *every,
+		Replicas:        *replicas,
+	}
+	if *detach {
+		return submitDetached(cfg, stdout, stderr)
+	}
+	return withSignals(stopClean, stderr, func(stop chan struct{}) (int, error) {
+		cfg.Stop = stop
+		return node.Submit(context.Background(), cfg)
 	})
 }
 

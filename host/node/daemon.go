@@ -298,6 +298,8 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 		d.checkpointJob(str, peer, body)
 	case msgLogs:
 		d.serveLogs(ctx, str, peer, body)
+	case msgDetach:
+		d.serveDetach(ctx, str, peer, body)
 	default:
 		d.metrics.ControlRequest(metrics.RequestInvalid)
 		d.logf("control stream from %s: %s message first: disconnected", peer, t)

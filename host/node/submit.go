@@ -126,6 +126,9 @@ type SubmitConfig struct {
 	// and on Replicas other hosts (default 1, at most the hosts but one).
 	CheckpointEvery time.Duration
 	Replicas        int
+	// Started, if set, is called with the job's ID once every host has
+	// been told to start it.
+	Started func(job string)
 }
 
 // Submit places cfg.N ranks round-robin on cfg.Hosts, starts them, writes
@@ -263,6 +266,9 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		}()
 	}
 
+	if s.cfg.Started != nil {
+		s.cfg.Started(s.job)
+	}
 	exits := make([]*exitMsg, len(s.hcs))
 	var failure error
 	stop := s.cfg.Stop

@@ -148,7 +148,24 @@ type prepareMsg struct {
 
 // encodePrepare is the PREPARE body: JSON length u32 | JSON | module bytes.
 func encodePrepare(p prepareMsg, module []byte) ([]byte, error) {
-	j, err := json.Marshal(p)
+	return encodeWithModule(p, module)
+}
+
+func decodePrepare(body []byte) (prepareMsg, []byte, error) {
+	var p prepareMsg
+	module, err := decodeWithModule(msgPrepare, body, &p)
+	if err != nil {
+		return p, nil, err
+	}
+	if err := p.check(); err != nil {
+		return p, nil, err
+	}
+	return p, module, nil
+}
+
+// encodeWithModule is a body of JSON length u32 | JSON of v | module.
+func encodeWithModule(v any, module []byte) ([]byte, error) {
+	j, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -157,22 +174,20 @@ func encodePrepare(p prepareMsg, module []byte) ([]byte, error) {
 	return append(b, module...), nil
 }
 
-func decodePrepare(body []byte) (prepareMsg, []byte, error) {
-	var p prepareMsg
+// decodeWithModule decodes a body of encodeWithModule into v and returns
+// the module.
+func decodeWithModule(t msgType, body []byte, v any) ([]byte, error) {
 	if len(body) < 4 {
-		return p, nil, fmt.Errorf("%w: short PREPARE message", ErrProtocol)
+		return nil, fmt.Errorf("%w: short %s message", ErrProtocol, t)
 	}
 	n := binary.BigEndian.Uint32(body)
 	if uint64(n) > uint64(len(body)-4) {
-		return p, nil, fmt.Errorf("%w: PREPARE description past the message's end", ErrProtocol)
+		return nil, fmt.Errorf("%w: %s description past the message's end", ErrProtocol, t)
 	}
-	if err := decodeJSON(msgPrepare, body[4:4+n], &p); err != nil {
-		return p, nil, err
+	if err := decodeJSON(t, body[4:4+n], v); err != nil {
+		return nil, err
 	}
-	if err := p.check(); err != nil {
-		return p, nil, err
-	}
-	return p, body[4+n:], nil
+	return body[4+n:], nil
 }
 
 // check validates a job description from the wire.
