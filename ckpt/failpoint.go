@@ -10,7 +10,9 @@ import "sync/atomic"
 // "segment:sync" (appending chunk values to a segment, a capture's or a
 // replica's, and syncing them),
 // "commit:chunks", "commit:manifest", "commit:gc", "commit:tx", "free:tx"
-// (chunk values a commit left unreferenced), "delete:tx", "deleteafter:tx".
+// (chunk values a commit left unreferenced), "delete:tx", "deleteafter:tx",
+// "segment:punch" (punching freed values out of an older segment: a
+// failure leaves them allocated, as zeros or not, for Open to punch).
 var failpoint atomic.Pointer[func(name string) error]
 
 // setFailpoint arms f (nil disarms).

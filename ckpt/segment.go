@@ -368,11 +368,21 @@ func (sg *segments) puncher() {
 // free adds the values of the current segment to its spare list, punches
 // those of older segments out of their files and removes the segments left
 // with no referenced value. Puncher only.
+//
+// Taking readMu for writing waits for the readers that may still see the
+// values' references (they began their transactions before the commit
+// that dropped them); a reader that takes it later sees the commit. So the
+// punches themselves hold no lock: a reader, a replica's writes or a
+// commit do not wait for the file system's punches (which write back the
+// dirty pages around them).
 func (sg *segments) free(locs []chunkLoc) {
-	sg.readMu.Lock() // no reader that may still see the values is left
-	defer sg.readMu.Unlock()
+	type hole struct {
+		f *os.File
+		x extent
+	}
+	var holes []hole
+	sg.readMu.Lock()
 	sg.mu.Lock()
-	defer sg.mu.Unlock()
 	byFile := make(map[uint32][]extent)
 	for _, l := range locs {
 		if sg.files[l.seg] != nil {
@@ -383,6 +393,9 @@ func (sg *segments) free(locs []chunkLoc) {
 	for id, xs := range byFile {
 		if id == sg.cur {
 			sg.addSpare(xs)
+			continue
+		}
+		if sg.removeIfDead(id) {
 			continue
 		}
 		// Neighbours freed together are punched as one range, so that
@@ -396,25 +409,38 @@ func (sg *segments) free(locs []chunkLoc) {
 				run.end = max(run.end, x.end)
 				continue
 			}
-			_ = punch(sg.files[id], run.off, run.end-run.off)
+			holes = append(holes, hole{sg.files[id], run})
 			run = x
 		}
-		_ = punch(sg.files[id], run.off, run.end-run.off)
-		sg.removeIfDead(id)
+		holes = append(holes, hole{sg.files[id], run})
+	}
+	sg.mu.Unlock()
+	sg.readMu.Unlock()
+	// The files stay open meanwhile: only the puncher removes an older
+	// segment that holds committed values (begin removes the segment
+	// captures wrote to before, which is not one of these; a replica
+	// that gives its room back removes a replica segment only if nothing
+	// was ever committed in it), and close waits for the puncher.
+	for _, h := range holes {
+		if fail("segment:punch") == nil {
+			_ = punch(h.f, h.x.off, h.x.end-h.x.off)
+		}
 	}
 }
 
 // removeIfDead deletes segment id if none of its values is referenced and
-// neither captures nor replicas append to it. Call with readMu and mu held.
-func (sg *segments) removeIfDead(id uint32) {
+// neither captures nor replicas append to it, and reports whether it did.
+// Call with readMu and mu held.
+func (sg *segments) removeIfDead(id uint32) bool {
 	f := sg.files[id]
 	if f == nil || id == sg.cur || id == sg.rep || sg.repUsers[id] > 0 || sg.live[id] > 0 {
-		return
+		return false
 	}
 	f.Close()
 	os.Remove(sg.path(id))
 	delete(sg.files, id)
 	delete(sg.live, id)
+	return true
 }
 
 func (sg *segments) close() {

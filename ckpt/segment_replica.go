@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -36,6 +37,8 @@ type repWriter struct {
 	end     int64    // the end of its last reservation
 	xs      []extent // what it reserved, in order
 	written int64    // bytes of values written
+
+	syncDone func() error // the sync startSync began, once it is done
 }
 
 // beginReplica starts a replica's writes in the replica segment,
@@ -101,6 +104,11 @@ func (w *repWriter) write(vals [][]byte) ([]int64, error) {
 		vs, off = vs[k:], next
 	}
 	w.written += n
+	if !sg.noSync {
+		// Start writing them back now, so that the sync before the commit
+		// waits for little more than the last batch.
+		_ = unix.SyncFileRange(fd, x.off, n, unix.SYNC_FILE_RANGE_WRITE)
+	}
 	return offs, nil
 }
 
@@ -118,6 +126,26 @@ func (w *repWriter) sync() error {
 		}
 	}
 	return nil
+}
+
+// startSync starts making the values written durable while the commit's
+// transaction is built; synced waits for it.
+func (w *repWriter) startSync() {
+	if w == nil || len(w.xs) == 0 {
+		return
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.sync() }()
+	w.syncDone = sync.OnceValue(func() error { return <-done })
+}
+
+// synced returns the result of the sync startSync began, once it is done:
+// the commit's transaction must not commit before. Nil if none began.
+func (w *repWriter) synced() error {
+	if w == nil || w.syncDone == nil {
+		return nil
+	}
+	return w.syncDone()
 }
 
 // record writes the segment's length past the replica's values into the
@@ -150,6 +178,7 @@ func (w *repWriter) committed() {
 // given back: cut off if it is still the segment's tail, punched out
 // otherwise; and a replica segment left empty is removed.
 func (w *repWriter) release() {
+	_ = w.synced() // no sync is left running on the room given back
 	sg := w.sg
 	sg.mu.Lock()
 	defer sg.mu.Unlock()

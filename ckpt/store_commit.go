@@ -76,10 +76,17 @@ func (s *Store) commit(p *Pending) error {
 		if err := s.writeValues(p, tail); err != nil {
 			return err
 		}
-		// The segment syncs while the rest of the transaction is built;
-		// it must be durable before the transaction commits.
+		// The segment syncs while the rest of the transaction is built, as
+		// does a replica's share of the replica segment (ReplicaIn.Commit
+		// started it); they must be durable before the transaction commits.
 		synced := make(chan error, 1)
-		go func() { synced <- s.segs.sync() }()
+		go func() {
+			err := s.segs.sync()
+			if rerr := p.rep.synced(); err == nil {
+				err = rerr
+			}
+			synced <- err
+		}()
 		defer func() {
 			if err := <-synced; err != nil && txErr == nil {
 				txErr = err

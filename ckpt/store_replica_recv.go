@@ -381,11 +381,9 @@ func (r *ReplicaIn) Commit() (err error) {
 		h := missing[0]
 		return epochErr(r.m.Key, r.m.Epoch, ErrNotFound, "replica lacks chunk %s, which this store does not hold", short(h[:]))
 	}
-	if r.w != nil {
-		if err := r.w.sync(); err != nil {
-			return r.s.writeErr(r.m, err)
-		}
-	}
+	// The values are synced while the commit is queued and its
+	// transaction built; it commits once they are durable.
+	r.w.startSync()
 	p := &Pending{s: r.s, m: r.m, captured: time.Now(), compressed: make(chan struct{}),
 		done: make(chan struct{}), foreign: true, jobs: r.jobs, locs: r.locs, rep: r.w}
 	if p.locs == nil {

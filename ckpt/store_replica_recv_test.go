@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -16,17 +18,28 @@ import (
 // It returns the ReplicaIn and the first error of Value or Add.
 func stream(t *testing.T, src, dst *Store, k Key, epoch uint64, damage func(n int, v []byte)) (*ReplicaIn, error) {
 	t.Helper()
+	rx, err := streamTo(src, dst, k, epoch, damage)
+	if rx == nil {
+		t.Fatal(err)
+	}
+	return rx, err
+}
+
+// streamTo is stream for another goroutine than the test's: a nil
+// ReplicaIn if none could begin.
+func streamTo(src, dst *Store, k Key, epoch uint64, damage func(n int, v []byte)) (*ReplicaIn, error) {
 	r, err := src.ReplicaOf(k, epoch)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	rx, err := dst.BeginReplica(r.Manifest)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	need, err := rx.Missing()
 	if err != nil {
-		t.Fatal(err)
+		rx.Abort()
+		return nil, err
 	}
 	n := 0
 	err = src.ReadValues(need, func(h Hash, v []byte) error {
@@ -42,6 +55,19 @@ func stream(t *testing.T, src, dst *Store, k Key, epoch uint64, damage func(n in
 		return rx.Add(h, buf)
 	})
 	return rx, err
+}
+
+// capturedOnce opens a source store holding epoch 1 of key "job", n
+// random bytes made from seed, and an empty replica store of config cfg.
+func capturedOnce(t *testing.T, n int, seed uint64) (cfg Config, src, dst *Store, k Key, mem []byte) {
+	t.Helper()
+	cfg = testConfig(t)
+	src, dst = openTest(t, testConfig(t)), openTest(t, cfg)
+	k = Key{Job: "job"}
+	mem = make([]byte, n)
+	fillRandom(mem, rand.New(rand.NewPCG(seed, seed+1)))
+	capture(t, src, testMeta(k, 1), mem)
+	return cfg, src, dst, k, mem
 }
 
 // commitStream streams k's epoch from src into dst and commits it.
@@ -168,12 +194,7 @@ func TestReplicaInDamagedMidStream(t *testing.T) {
 // values were written when its host stopped, before its commit, is gone
 // when the store opens again, and the store takes replicas after it.
 func TestReplicaInAbortAndCrash(t *testing.T) {
-	cfg := testConfig(t)
-	src, dst := openTest(t, testConfig(t)), openTest(t, cfg)
-	k := Key{Job: "job"}
-	mem := make([]byte, 128<<10)
-	fillRandom(mem, rand.New(rand.NewPCG(9, 10)))
-	capture(t, src, testMeta(k, 1), mem)
+	cfg, src, dst, k, mem := capturedOnce(t, 128<<10, 9)
 	before := storeDigest(t, dst)
 	rx, err := stream(t, src, dst, k, 1, nil)
 	if err != nil {
@@ -402,4 +423,113 @@ func TestReplicaOfCached(t *testing.T) {
 	if err != nil || r2b == r2 || r2b.Chunks[0] == r2.Chunks[0] {
 		t.Fatalf("epoch 2 captured again reads as before: %v", err)
 	}
+}
+
+// TestReplicaInPunchHoldsNoLock: while the values an older epoch of a
+// replica no longer needs are punched out of the replica segment (the
+// file system writes back the dirty pages around them, which may take a
+// while), another replica is received and committed and a checkpoint is
+// read: the punch holds none of the segments' locks.
+func TestReplicaInPunchHoldsNoLock(t *testing.T) {
+	src, dst := openTest(t, testConfig(t)), openTest(t, testConfig(t))
+	k, other := Key{Job: "job"}, Key{Job: "other"}
+	rng := rand.New(rand.NewPCG(13, 14))
+	mem := make([]byte, 64<<10)
+	fillRandom(mem, rng)
+	for e := uint64(1); e <= 3; e++ { // the stores keep 3 epochs
+		fillRandom(mem[:8<<10], rng)
+		capture(t, src, testMeta(k, e), mem)
+		commitStream(t, src, dst, k, e)
+	}
+	capture(t, src, testMeta(other, 1), mem)
+	memOther := bytes.Clone(mem)
+	var once sync.Once
+	punching, punched := make(chan struct{}), make(chan struct{})
+	setFailpoint(func(name string) error {
+		if name == "segment:punch" {
+			once.Do(func() { close(punching) })
+			<-punched
+		}
+		return nil
+	})
+	defer setFailpoint(nil)
+	defer func() {
+		select {
+		case <-punched:
+		default:
+			close(punched)
+		}
+	}()
+	fillRandom(mem[:8<<10], rng)
+	capture(t, src, testMeta(k, 4), mem)
+	commitStream(t, src, dst, k, 4) // drops epoch 1, whose own values are punched out
+	<-punching
+	done := make(chan error, 1)
+	go func() {
+		rx, err := streamTo(src, dst, other, 1, nil)
+		if rx != nil {
+			if cerr := rx.Commit(); err == nil {
+				err = cerr
+			}
+		}
+		var m *Manifest
+		if err == nil {
+			m, err = dst.Manifest(k, 4)
+		}
+		if err == nil {
+			err = dst.ReadMemory(m, make([]byte, len(mem)))
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a replica's commit and a read waited for a punch of freed values")
+	}
+	close(punched)
+	readsBack(t, dst, k, 4, mem)
+	readsBack(t, dst, other, 1, memOther)
+}
+
+// TestReplicaInSyncedBeforeCommit: a replica's values are synced while its
+// commit is built, and the commit waits for the sync: the replica is not
+// listed before its values are durable, and a failed sync refuses it in
+// one line and keeps nothing.
+func TestReplicaInSyncedBeforeCommit(t *testing.T) {
+	cfg, src, dst, k, mem := capturedOnce(t, 64<<10, 15)
+	syncing, synced := make(chan struct{}), make(chan error)
+	setFailpoint(func(name string) error {
+		if name == "segment:sync" {
+			close(syncing)
+			return <-synced
+		}
+		return nil
+	})
+	defer setFailpoint(nil)
+	rx, err := stream(t, src, dst, k, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	go func() { committed <- rx.Commit() }()
+	<-syncing
+	if _, err := dst.Manifest(k, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a replica is listed before its values are synced: %v", err)
+	}
+	synced <- errors.New("I/O error")
+	err = <-committed
+	if !errors.Is(err, ErrWrite) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "I/O error") {
+		t.Fatalf("a failed sync: %v", err)
+	}
+	if _, err := dst.Manifest(k, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a replica whose sync failed is listed: %v", err)
+	}
+	setFailpoint(nil)
+	commitStream(t, src, dst, k, 1)
+	dst.Close()
+	dst = openTest(t, cfg)
+	readsBack(t, dst, k, 1, mem)
 }
