@@ -24,12 +24,12 @@ import (
 
 func openStore(t testing.TB) *ckpt.Store {
 	t.Helper()
-	return openStoreWith(t, ckpt.Config{})
+	return openStoreWith(t, ckpt.Config{NoSync: true})
 }
 
 func openStoreWith(t testing.TB, cfg ckpt.Config) *ckpt.Store {
 	t.Helper()
-	cfg.Path, cfg.NoSync = filepath.Join(t.TempDir(), "ckpt.db"), true
+	cfg.Path = filepath.Join(t.TempDir(), "ckpt.db")
 	s, err := ckpt.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,11 @@ func quicPair(tb testing.TB) (cli, srv quicConn) {
 		}
 		return c
 	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", tls("a"), &quic.Config{})
+	// A host's listener has the receive windows of links
+	// (host/node.Listen).
+	qc := &quic.Config{}
+	transport.TuneAcceptConfig(qc)
+	ln, err := quic.ListenAddr("127.0.0.1:0", tls("a"), qc)
 	if err != nil {
 		tb.Fatal(err)
 	}
