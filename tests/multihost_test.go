@@ -34,50 +34,56 @@ func startHostProcsArgs(t *testing.T, cluster string, env, args []string, names 
 	t.Helper()
 	var hs []*hostProc
 	for _, n := range names {
-		errf, err := os.Create(filepath.Join(t.TempDir(), n+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		data := filepath.Join(t.TempDir(), n)
-		cmd := exec.Command(librahost, "host", "--listen", "127.0.0.1:0", "--data", data,
-			"--cluster", cluster, "--name", n)
-		cmd.Args = append(cmd.Args, args...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stderr = errf
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		h := &hostProc{name: n, data: data, cmd: cmd, stderr: errf}
-		t.Cleanup(func() {
-			h.cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan error, 1)
-			go func() { done <- h.cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil && !h.killed {
-					t.Errorf("host %s: %v", n, err)
-				}
-			case <-time.After(20 * time.Second):
-				h.cmd.Process.Kill()
-				t.Errorf("host %s did not stop on SIGTERM", n)
-			}
-		})
-		line, err := bufio.NewReader(out).ReadString('\n')
-		f := strings.Fields(line)
-		if err != nil || len(f) < 6 || f[3] != "listening" {
-			t.Fatalf("host %s said %q (%v)", n, line, err)
-		}
-		h.addr = f[5]
-		if i := strings.Index(line, "http on "); i >= 0 {
-			h.http = strings.TrimSpace(line[i+len("http on "):])
-		}
-		hs = append(hs, h)
+		hs = append(hs, startHostProc(t, cluster, env, args, n, filepath.Join(t.TempDir(), n)))
 	}
 	return hs
+}
+
+// startHostProc starts host n on data (its --data), stopped with SIGTERM
+// when the test ends.
+func startHostProc(t *testing.T, cluster string, env, args []string, n, data string) *hostProc {
+	t.Helper()
+	errf, err := os.Create(filepath.Join(t.TempDir(), n+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(librahost, "host", "--listen", "127.0.0.1:0", "--data", data,
+		"--cluster", cluster, "--name", n)
+	cmd.Args = append(cmd.Args, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = errf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &hostProc{name: n, data: data, cmd: cmd, stderr: errf}
+	t.Cleanup(func() {
+		h.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- h.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil && !h.killed {
+				t.Errorf("host %s: %v", n, err)
+			}
+		case <-time.After(20 * time.Second):
+			h.cmd.Process.Kill()
+			t.Errorf("host %s did not stop on SIGTERM", n)
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) < 6 || f[3] != "listening" {
+		t.Fatalf("host %s said %q (%v)", n, line, err)
+	}
+	h.addr = f[5]
+	if i := strings.Index(line, "http on "); i >= 0 {
+		h.http = strings.TrimSpace(line[i+len("http on "):])
+	}
+	return h
 }
 
 // sigkill kills the host outright, as a machine that dies.
