@@ -43,6 +43,7 @@ func main() {
 	flag.IntVar(&mh.commitN, "commit-n", 8, "mhcommit: workers")
 	flag.IntVar(&mh.commitMiB, "commit-mib", 64, "mhcommit: each worker's memory in MiB")
 	flag.DurationVar(&mh.commitFor, "commit-for", 40*time.Second, "mhcommit: how long each run rewrites its memory")
+	flag.DurationVar(&mh.failTimeout, "failure-timeout", 30*time.Second, "mhcommit: submit's --failure-timeout (a loaded machine can stall a host for longer than the default 2s)")
 	load := flag.String("load", "", "(internal) run the dashboard's load generator against this `URL`")
 	loadFor := flag.Duration("load-for", 0, "(internal) how long the load generator runs")
 	flag.Parse()
@@ -93,8 +94,8 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 	if dash.windows < 1 || dash.window < time.Second || dash.rate < 1 {
 		return fmt.Errorf("-windows %d -window %s -rate %d: give at least 1 window of at least 1s and a positive rate", dash.windows, dash.window, dash.rate)
 	}
-	if mh.pauseSteps < 1 || mh.heatSteps < 1 || mh.heatN < 1 || mh.commitN < 1 || mh.commitMiB < 1 || mh.commitFor < time.Second {
-		return fmt.Errorf("-pause-steps, -heat-steps, -heat-n, -commit-n and -commit-mib must be positive and -commit-for at least 1s")
+	if mh.pauseSteps < 1 || mh.heatSteps < 1 || mh.heatN < 1 || mh.commitN < 1 || mh.commitMiB < 1 || mh.commitFor < time.Second || mh.failTimeout <= 0 {
+		return fmt.Errorf("-pause-steps, -heat-steps, -heat-n, -commit-n and -commit-mib and -failure-timeout must be positive and -commit-for at least 1s")
 	}
 	if ckpts <= 0 {
 		return fmt.Errorf("-ckpts %d: give a positive number of checkpoints", ckpts)

@@ -37,6 +37,9 @@ type mhConfig struct {
 	commitN    int           // mhcommit: workers
 	commitMiB  int           // mhcommit: each worker's buffer
 	commitFor  time.Duration // mhcommit: how long each run rewrites
+	// mhcommit: submit's --failure-timeout (on a loaded machine a host
+	// can be silent for longer than the default 2 s and be declared dead).
+	failTimeout time.Duration
 }
 
 // heatGrid is heat's plate in the multi-host sections: 512 rows split
@@ -348,20 +351,22 @@ var commitRE = regexp.MustCompile(`checkpoint (\d+): (\S+) from trigger to commi
 func benchTriggerCommit(lh string, c *cluster, mem string, runs int, cfg mhConfig) error {
 	secs := int(cfg.commitFor.Seconds())
 	args := []string{fmt.Sprint(cfg.commitMiB), "10", "1000", fmt.Sprint(secs)}
-	fmt.Printf("\ntrigger to commit: bench/testdata/dirtymem %s (%d MiB each, 1 %% rewritten per second, a run of pages), %d workers on 3 hosts, --checkpoint-every 1s --replicas 1, %d runs (load average at start: %s)\n\n",
-		strings.Join(args, " "), cfg.commitMiB, cfg.commitN, runs, loadAvg())
+	fmt.Printf("\ntrigger to commit: bench/testdata/dirtymem %s (%d MiB each, 1 %% rewritten per second, a run of pages), %d workers on 3 hosts, --checkpoint-every 1s --replicas 1 --failure-timeout %s, %d runs (load average at start: %s)\n\n",
+		strings.Join(args, " "), cfg.commitMiB, cfg.commitN, cfg.failTimeout, runs, loadAvg())
 	var full, incr []time.Duration
 	var pauses []pauseSample
 	for round := 0; round < runs; round++ {
-		r, err := c.submit(lh, []string{"-n", fmt.Sprint(cfg.commitN), "--checkpoint-every", "1s", "--replicas", "1"}, mem, args...)
+		r, err := c.submit(lh, []string{"-n", fmt.Sprint(cfg.commitN), "--checkpoint-every", "1s", "--replicas", "1", "--failure-timeout", cfg.failTimeout.String()}, mem, args...)
 		if err != nil {
 			return err
 		}
+		var each []string
 		for _, m := range commitRE.FindAllStringSubmatch(r.logs[0], -1) { // host a runs rank 0, and the coordinator
 			d, err := time.ParseDuration(m[2])
 			if err != nil {
 				continue
 			}
+			each = append(each, fmt.Sprintf("%.2f", d.Seconds()))
 			if m[1] == "1" {
 				full = append(full, d)
 			} else {
@@ -371,7 +376,9 @@ func benchTriggerCommit(lh string, c *cluster, mem string, runs int, cfg mhConfi
 		for _, l := range r.logs {
 			pauses = append(pauses, pauseLines(l)...)
 		}
+		fmt.Printf("run %d: trigger to commit of each epoch, in order (s): %s\n", round+1, strings.Join(each, " "))
 	}
+	fmt.Println()
 	var excess []time.Duration
 	for _, p := range pauses {
 		excess = append(excess, p.pause-p.capture)
