@@ -40,7 +40,11 @@ import (
 // not) comes again from its sender's log, which keeps every message until
 // a committed checkpoint of its receiver covers it. The moved rank's own
 // senders resend their logs from the target; receivers elsewhere ack to
-// its new host.
+// its new host. A sender must take acks only from the host its route
+// names for the receiver: a late ack from the host the rank left may
+// cover messages that reached it after the rank's state left, and would
+// stop their retransmission to the new host (host/jobsim loses a message
+// without that check).
 //
 // Rules that keep a migration consistent with the rest of the protocol:
 //
@@ -69,7 +73,9 @@ import (
 //     to the live host, not draining, that runs the fewest (lowest ID on a
 //     tie); Drained says when every rank left, or why the drain stopped. A
 //     drain goes on after a rollback. Undrain lets the host take ranks
-//     again (and stops a drain under way after its current migration).
+//     again (and stops a drain under way after its current migration). A
+//     migration to a host that began before the host was drained ends as
+//     it would, and the drain then moves that rank off too.
 
 // Defaults of the migration settings of ProtoConfig.
 const (
