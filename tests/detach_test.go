@@ -2,11 +2,17 @@ package tests
 
 import (
 	"bufio"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/librahost/librahost/host/web/webtest"
 )
 
 // rankLines splits output printed with --prefix into each rank's lines.
@@ -197,4 +203,29 @@ func restartHostProc(t *testing.T, cluster string, h *hostProc, args ...string) 
 		t.Fatalf("host %s stopped: %v", h.name, err)
 	}
 	return startHostProc(t, cluster, nil, args, h.name, h.data)
+}
+
+// In headless chromium, the dashboard of a host daemon restarted on its
+// --data lists the job it ran before, from its records: ended, its rank's
+// exit code shown, with no console error.
+func TestRecordsDashboardBrowser(t *testing.T) {
+	ctx := webtest.Browser(t)
+	cluster, hs := startCluster(t, "a")
+	id := submitDetach(t, cluster, hs[0].addr, "-n", "1", guest(t, "tests/testdata/exit3.c"))
+	if _, stderr, code := lh(t, "attach", id, "--cluster", cluster, "--hosts", hs[0].addr); code != 3 {
+		t.Fatalf("attach: exit %d\n%s", code, stderr)
+	}
+	a := restartHostProc(t, cluster, hs[0], "--http", "127.0.0.1:0")
+	console := webtest.WatchConsole(ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(a.http)); err != nil {
+		t.Fatal(err)
+	}
+	webtest.WaitFor(t, ctx, 10*time.Second, `#live[data-live="live"]`)
+	row := fmt.Sprintf(`[data-host="a"] tr[data-job="%s"]`, id)
+	webtest.WaitFor(t, ctx, 10*time.Second, row+` .rank[data-s="exited"]`)
+	label, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('%s .rank').textContent`, row)))
+	if err != nil || label != "rank 0 (3)" {
+		t.Fatalf("the job's rank reads %q (%v), want rank 0 (3)", label, err)
+	}
+	console.Check(t, ctx)
 }
