@@ -21,7 +21,7 @@ Usage:
   librahost ckpt verify|repair --state DIR
   librahost cluster init DIR --hosts "a b=10.0.0.2 c"
   librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR] [--failure-timeout DUR]
-  librahost submit --hosts A,B,C [-n N] [--prefix] [--failure-timeout DUR] app.wasm [--] [guest args]
+  librahost submit --hosts A,B,C [-n N] [--prefix] [--failure-timeout DUR] [--detach] app.wasm [--] [guest args]
   librahost status --hosts A,B,C
   librahost cancel --job ID --hosts A,B,C
   librahost logs JOB --hosts A,B,C [-f]
