@@ -81,7 +81,12 @@ func startDaemons(t *testing.T, faults transport.Faults, names ...string) (ds []
 	t.Helper()
 	for _, n := range names {
 		log := &syncBuffer{}
-		d, cancel, _ := listenAt(t, Config{Name: n, DataDir: filepath.Join(t.TempDir(), n), Faults: faults, Log: log})
+		// Three daemons in one test process on a loaded machine can go
+		// without running for longer than the default failure timeout:
+		// jobs here declare a host dead after 10 s of silence unless
+		// they ask otherwise.
+		d, cancel, _ := listenAt(t, Config{Name: n, DataDir: filepath.Join(t.TempDir(), n), Faults: faults, Log: log,
+			FailureTimeout: 10 * time.Second})
 		ds = append(ds, d)
 		stop = append(stop, cancel)
 		logs = append(logs, log)
