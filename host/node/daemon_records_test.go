@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,8 @@ func listenAt(t *testing.T, cfg Config) (d *Daemon, stop context.CancelFunc, don
 
 // A daemon restarted on its --data lists the job it ran, with its end
 // (exit code, when); a job its records show running when it starts ran
-// when it stopped: it is listed failed, saying so, its ranks stopped.
+// when it stopped: it is listed failed, saying so, its ranks stopped. A
+// second daemon on the same --data is refused in one line.
 func TestRecordsAfterRestart(t *testing.T) {
 	exit3 := testGuest(t, "../../tests/testdata/exit3.c")
 	data := filepath.Join(t.TempDir(), "a")
@@ -67,6 +69,10 @@ func TestRecordsAfterRestart(t *testing.T) {
 	recs.Close()
 
 	d, _, _ = listenAt(t, Config{Name: "a", DataDir: data})
+	_, err = Listen(Config{Name: "a", Listen: "127.0.0.1:0", DataDir: data, ClusterDir: filepath.Join(testDir, "cluster")})
+	if !errors.Is(err, jobrec.ErrInUse) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a second daemon on the same --data: %v", err)
+	}
 	jobs := d.Status().Jobs
 	if len(jobs) != 2 {
 		t.Fatalf("after the restart: %+v", jobs)

@@ -55,6 +55,16 @@
 // committed. Not yet: recovery from a host's death (it ends the job, its
 // committed epochs kept), submit --resume.
 //
+// A daemon records each job in its --data (host/jobrec, daemon_records.go)
+// when it comes and when it ends, and keeps its ranks' output there, so
+// that a restarted daemon lists its past jobs in STATUS. LOGS, first on a
+// stream, asks for a job's kept output (`librahost logs`, `attach`):
+// answered by LOGGED (the job's status here, or none), OUTPUT as kept
+// (from the start or from now; following until the job ends here), and
+// LOGGED again. DETACH hands a whole job to a host (`submit --detach`):
+// it runs Submit itself and answers DETACHED with the job's ID once every
+// host has started it (detach.go).
+//
 // A daemon keeps its Prometheus metrics (host/metrics) in a registry of
 // its own: Metrics serves them, Status reports what a STATUS would.
 package node
