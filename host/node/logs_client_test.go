@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,3 +141,35 @@ func TestLogsFollow(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A host that keeps only the newest output of a job: logs prints what is
+// kept and says in one line on stderr how much of each rank's stream is
+// no longer kept; a job whose output is gone is refused in one line.
+func TestLogsBounded(t *testing.T) {
+	ticks := testGuest(t, "../../tests/testdata/ticks")
+	d, _, _ := listenAt(t, Config{Name: "a", DataDir: t.TempDir(), MaxOutput: 800})
+	addrs := []string{d.Addr().String()}
+	cfg, out, _ := submitCfg(addrs, 1, ticks, "60")
+	if code, err := Submit(context.Background(), cfg); code != 0 || err != nil {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	id := waitEnded(t, d)[0].ID
+	lc, got, errOut := logsCfg(addrs, id)
+	lc.Prefix = false
+	if _, err := Logs(context.Background(), lc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(out.String(), got.String()) || !strings.HasSuffix(got.String(), "tick 59\n") || len(got.String()) > 800 {
+		t.Fatalf("kept %q of %q", got, out)
+	}
+	dropped := len(out.String()) - len(got.String())
+	if want := "librahost: job " + id + ": the first " + strconv.Itoa(dropped) + " bytes of rank 0's stdout are no longer kept\n"; errOut.String() != want {
+		t.Fatalf("stderr %q, want %q", errOut, want)
+	}
+
+	os.RemoveAll(filepath.Join(d.cfg.DataDir, "output", id))
+	lc, got, _ = logsCfg(addrs, id)
+	if _, err := Logs(context.Background(), lc); !errors.Is(err, ErrOutputGone) || strings.Contains(err.Error(), "\n") || got.String() != "" {
+		t.Fatalf("logs of output gone: %v", err)
+	}
+}
