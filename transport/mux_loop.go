@@ -228,7 +228,10 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 				ls.acks = append(ls.acks, ch)
 			}
 		case FrameAck:
-			if !e.isLocal(f.Src) || e.isLocal(f.Dst) {
+			// Only the host the route names for the receiver acks: a
+			// late ack from the host a rank left may cover messages its
+			// new host never got.
+			if !e.isLocal(f.Src) || e.isLocal(f.Dst) || e.hostOf(f.Dst) != b.pl.host {
 				continue
 			}
 			ch := e.channel(f.Src, f.Dst)

@@ -183,3 +183,44 @@ func TestEndpointSetRouteLocal(t *testing.T) {
 		}
 	})
 }
+
+// An ack that reaches a sender from the host its receiver has left (sent
+// there before the move, or by a host that does not know of it yet) is
+// not taken: it could cover messages the new host never got, which no
+// retransmission would then send again.
+func TestEndpointAckFromLeftHost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		before := func(r uint32) HostID { return map[uint32]HostID{0: "a", 1: "b"}[r] }
+		after := func(r uint32) HostID { return map[uint32]HostID{0: "a", 1: "c"}[r] }
+		a := newTestEndpoint(t, EndpointConfig{Host: "a", Route: before})
+		mine, theirs := Pipe()
+		a.AddLink("b", mine)
+		hello := AppendFrame(nil, &Frame{Type: FrameHello, Version: FrameVersion, HostID: "b"})
+		if err := theirs.Send(hello); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := a.Send(0, 1, 0, []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ack := func(cum uint64) {
+			t.Helper()
+			if err := theirs.Send(AppendFrame(nil, &Frame{Type: FrameAck, Src: 0, Dst: 1, Cum: cum})); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		ack(1)
+		if n := a.Counters().Acked; n != 1 {
+			t.Fatalf("%d messages acked by rank 1's host, want 1", n)
+		}
+		if err := a.SetRoute(2, after); err != nil {
+			t.Fatal(err)
+		}
+		ack(3)
+		if n := a.Counters().Acked; n != 1 {
+			t.Fatalf("%d messages acked after host b's late ack, want still 1", n)
+		}
+	})
+}
