@@ -16,7 +16,11 @@
 // the chunks those pages touch and takes the other hashes from that
 // capture. With Meta.Dirty.Frozen (a copy-on-write snapshot that
 // host/dirty copies while the guest runs on) Capture only says which chunks
-// it needs and returns; it hashes and copies each once it is copied.
+// it needs and returns; it hashes and copies each once it is copied. The
+// key's next capture may be taken while that goes on: it needs what its
+// hint says was written, and takes the other hashes from the capture
+// before once they are known; a capture that fails to be written makes
+// the next one of its key need everything.
 // Compression and the durable write
 // continue in the background; Pending reports when the checkpoint is durable.
 // The values of new chunks are appended to a segment file beside the bbolt

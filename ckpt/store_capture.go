@@ -12,31 +12,41 @@ import (
 
 // keyState is what the store remembers of one Key between captures.
 type keyState struct {
-	capMu sync.Mutex // serialises Captures of the key
+	capMu sync.Mutex // serialises Captures of the key (until they return) and Deletes
 
 	mu     sync.Mutex // guards the fields below
 	loaded bool
 	base   *baseState // last durable capture, nil if none usable
 	last   *Pending   // last capture handed to the writer
+	scan   *scanLink  // the last capture's memory, for the next one's Dirty hint; nil: none usable
+}
 
-	// The last capture's memory, for the next one's Dirty hint (guarded
-	// by capMu): its Mark (0: none), size and chunk hashes.
-	scanMark   uint64
-	scanSize   int
-	scanHashes []Hash
+// scanLink is what a capture's memory hashed to, for the next capture's
+// Dirty hint. A copy-on-write capture hashes after Capture returned, so
+// the next capture may be taken before its hashes are known: it works out
+// what it needs from its hint alone, and takes the hashes of the chunks
+// not written since once they are known (resolve).
+type scanLink struct {
+	mark   uint64 // the capture's Dirty.Mark (0: none)
+	size   int
+	done   chan struct{} // closed once hashes is set
+	hashes []Hash
 }
 
 // known returns what a capture of mem with hint d may take from the key's
 // last capture, or nil if it must hash everything. The caller holds
 // ks.capMu.
 func (ks *keyState) known(d *Dirty, mem []byte, cs int) *known {
-	if d == nil || d.Since == 0 || d.Since != ks.scanMark || len(mem) < ks.scanSize {
+	ks.mu.Lock()
+	l := ks.scan
+	ks.mu.Unlock()
+	if d == nil || d.Since == 0 || l == nil || d.Since != l.mark || len(mem) < l.size {
 		return nil
 	}
 	n := int(chunkCount(uint64(len(mem)), cs))
-	kn := &known{hashes: ks.scanHashes, written: make([]bool, n)}
+	kn := &known{link: l, written: make([]bool, n)}
 	// A chunk that was partial or absent in the last capture is new.
-	for i := ks.scanSize / cs; i < n; i++ {
+	for i := l.size / cs; i < n; i++ {
 		kn.written[i] = true
 	}
 	for _, r := range d.Ranges {
@@ -48,6 +58,15 @@ func (ks *keyState) known(d *Dirty, mem []byte, cs int) *known {
 		}
 	}
 	return kn
+}
+
+// dropScan makes the key's next capture hash all of memory: a capture
+// failed to be written, so the chunks that later captures took as
+// unchanged from it may be missing from the store.
+func (ks *keyState) dropScan() {
+	ks.mu.Lock()
+	ks.scan = nil
+	ks.mu.Unlock()
 }
 
 // baseState is an immutable record of a durable capture that the next
@@ -123,7 +142,9 @@ func (s *Store) loadBase(k Key) *baseState {
 // If meta.Dirty.Frozen is set, mem is a copy-on-write snapshot that is
 // still being copied: Capture only tells it which chunks it needs and
 // returns; hashing and copying go on in the background as the chunks
-// arrive, and the key's next Capture waits for them.
+// arrive. The key's next Capture does not wait for them: it says what it
+// needs from its own hint, and takes this one's hashes when they are
+// known.
 func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	start := time.Now()
 	var fz Frozen
@@ -148,12 +169,7 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	bad := s.badSnapshot()
 	ks := s.keyState(meta.Key)
 	ks.capMu.Lock()
-	unlock := true
-	defer func() {
-		if unlock {
-			ks.capMu.Unlock()
-		}
-	}()
+	defer ks.capMu.Unlock()
 
 	base := s.currentBase(meta.Key, ks)
 	var baseMem, baseFiles []Hash
@@ -179,12 +195,18 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 
 	cs := s.cfg.ChunkSize
 	kn := ks.known(meta.Dirty, mem, cs)
+	if fz != nil && len(bad) > 0 {
+		kn = nil // a damaged chunk is copied again, which needs its bytes
+	}
+	link := &scanLink{size: len(mem), done: make(chan struct{})}
+	if meta.Dirty != nil {
+		link.mark = meta.Dirty.Mark
+	}
 	var wait func(int)
 	if fz != nil {
 		need := make([]bool, chunkCount(uint64(len(mem)), cs))
 		for i := range need {
-			_, ok := kn.hash(i)
-			need[i] = !ok
+			need[i] = kn == nil || i >= len(kn.written) || kn.written[i]
 		}
 		fz.Need(cs, need)
 		wait = func(i int) { fz.Wait(i, cs) }
@@ -217,27 +239,32 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		st.Chunks, st.Zero, st.Changed, st.Hashed = len(sc.hashes), sc.zero, sc.changed, sc.hashed
 		st.BytesCopied += sc.copied
 		s.startCompress(p)
-		ks.scanMark, ks.scanSize, ks.scanHashes = 0, len(mem), m.Chunks
-		if meta.Dirty != nil {
-			ks.scanMark = meta.Dirty.Mark
-		}
+		link.hashes = m.Chunks
+		close(link.done)
 	}
+	ks.mu.Lock()
+	ks.scan = link
+	ks.mu.Unlock()
 	if fz == nil {
+		kn.resolve()
 		scanned(s.scan(mem, baseMem, bad, kn, nil))
 		st.PauseDur = time.Since(start)
 		p.stats = st
 	} else {
-		// The guest goes on; the key's next capture waits for this one's
-		// hashes (capMu).
+		// The guest goes on. The next capture of the key may be taken
+		// before this one is hashed: it takes this one's hashes from
+		// link once they are known (known.fill).
 		st.CopyOnWrite = true
 		st.PauseDur = time.Since(start)
 		p.early = st
 		p.scanned = make(chan struct{})
-		unlock = false
 		go func() {
-			defer ks.capMu.Unlock()
+			// The chunks written since the last capture first, so that
+			// the snapshot is done with before that capture's hashes are
+			// known.
 			sc := s.scan(mem, baseMem, bad, kn, wait)
 			fz.Done()
+			kn.fill(&sc, baseMem)
 			scanned(sc)
 			st.PauseDur = p.early.PauseDur
 			p.stats = st

@@ -28,7 +28,7 @@ func (s *Store) Delete(k Key) error {
 		s.segs.freeLater(dead)
 	}
 	ks.mu.Lock()
-	ks.loaded, ks.base = true, nil
+	ks.loaded, ks.base, ks.scan = true, nil, nil
 	ks.mu.Unlock()
 	return deleteErr(k, "delete", err)
 }
@@ -68,7 +68,7 @@ func (s *Store) DeleteAfter(k Key, epoch uint64) error {
 	s.segs.freeLater(dead)
 	base := s.loadBase(k)
 	ks.mu.Lock()
-	ks.loaded, ks.base = true, base
+	ks.loaded, ks.base, ks.scan = true, base, nil
 	ks.mu.Unlock()
 	return nil
 }

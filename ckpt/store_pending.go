@@ -147,6 +147,7 @@ func (s *Store) writer() {
 		}
 		if err != nil {
 			s.segs.rollback()
+			s.keyState(p.m.Key).dropScan()
 		}
 		s.unpin(p)
 		p.final = p.stats

@@ -23,10 +23,52 @@ type scanResult struct {
 }
 
 // known is what a scan may take as it is without hashing: the hashes of
-// the key's last capture and, by chunk, whether it was written since.
+// the key's last capture (once resolved) and, by chunk, whether it was
+// written since.
 type known struct {
+	link    *scanLink
 	hashes  []Hash
 	written []bool
+}
+
+// resolve waits until the last capture's hashes are known.
+func (k *known) resolve() {
+	if k != nil {
+		<-k.link.done
+		k.hashes = k.link.hashes
+	}
+}
+
+// unwritten reports whether chunk i was not written since the last
+// capture.
+func (k *known) unwritten(i int) bool {
+	return k != nil && i < len(k.written) && !k.written[i]
+}
+
+// fill completes the scan of a copy-on-write snapshot (scanned with kn
+// unresolved, so it skipped the chunks not written since the last
+// capture): those chunks take the last capture's hashes, once known. They
+// were not copied into the snapshot, so a chunk that differs from base is
+// not copied either: the last capture stores it (or fails, and so does
+// this capture's commit, with the chunk missing).
+func (k *known) fill(res *scanResult, base []Hash) {
+	if k == nil {
+		return
+	}
+	k.resolve()
+	for i := range res.hashes {
+		if !k.unwritten(i) {
+			continue
+		}
+		h := k.hashes[i]
+		res.hashes[i] = h
+		switch {
+		case h == (Hash{}):
+			res.zero++
+		case i >= len(base) || base[i] != h:
+			res.changed++
+		}
+	}
 }
 
 // hash returns chunk i's hash if it is known to be unchanged.
@@ -92,6 +134,9 @@ func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *k
 	for i := lo; i < hi; i++ {
 		off := i * cs
 		c := data[off:min(off+cs, len(data))]
+		if wait != nil && kn.unwritten(i) {
+			continue // not in the snapshot: see known.fill
+		}
 		h, ok := kn.hash(i)
 		if !ok {
 			if wait != nil {

@@ -138,8 +138,10 @@ func BenchmarkPingPongGuests(b *testing.B) {
 // memCheckpoints runs the mem guest (mib MiB, permille changed per round),
 // taking a checkpoint after every round into a store; key picks the key of
 // each checkpoint, and fresh drops each one once durable so that the next
-// is a full one. It returns pause and durable times and bytes stored.
-func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckpt.Key, fresh bool) (pauses, durable []time.Duration, stored []int64) {
+// is a full one. Each checkpoint is waited for until durable before the
+// guest goes on, unless overlap: then the next is taken while it is still
+// being written. It returns pause and durable times and bytes stored.
+func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckpt.Key, fresh, overlap bool) (pauses, durable []time.Duration, stored []int64) {
 	module := testGuest(b, "testdata/mem")
 	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(b.TempDir(), "ckpt.db")})
 	if err != nil {
@@ -149,6 +151,11 @@ func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckp
 	store.Reserve((mib + 8) << 20) // as the Session does when a worker starts
 	ctx := context.Background()
 	i := 0
+	var (
+		pending sync.WaitGroup
+		mu      sync.Mutex
+		failed  error
+	)
 	w, err := NewWorker(ctx, Config{
 		Module: module, Args: []string{"mem", fmt.Sprint(mib), fmt.Sprint(permille), fmt.Sprint(rounds), "ckpt"},
 		Cache: benchCache(),
@@ -159,6 +166,22 @@ func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckp
 			}
 			pauses = append(pauses, time.Since(c.Paused))
 			i++
+			if overlap {
+				pending.Add(1)
+				go func(paused time.Time) {
+					defer pending.Done()
+					err := p.Wait()
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						failed = err
+						return
+					}
+					durable = append(durable, time.Since(paused))
+					stored = append(stored, p.Stats().BytesStored)
+				}(c.Paused)
+				return nil
+			}
 			if err := p.Wait(); err != nil {
 				return err
 			}
@@ -179,6 +202,10 @@ func memCheckpoints(b *testing.B, mib, permille, rounds int, key func(i int) ckp
 	if code, err := w.Run(ctx); err != nil || code != 0 {
 		b.Fatalf("mem guest: %d %v", code, err)
 	}
+	pending.Wait()
+	if failed != nil {
+		b.Fatal(failed)
+	}
 	return pauses, durable, stored
 }
 
@@ -195,12 +222,14 @@ func BenchmarkCheckpoint256M(b *testing.B) {
 		{"full", func(i int) ckpt.Key { return ckpt.Key{Job: "full", Worker: uint32(i)} }, false},
 		{"dirty1pct", func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }, false},
 		{"dirty1pct-hashall", func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }, true},
+		// Back to back: each taken while the one before is written.
+		{"dirty1pct-overlap", func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			defer func(off bool) { dirtyOff = off }(dirtyOff)
 			dirtyOff = tc.hashAll
 			b.StopTimer()
-			pauses, durable, stored := memCheckpoints(b, 256, 10, b.N+1, tc.key, tc.name == "full")
+			pauses, durable, stored := memCheckpoints(b, 256, 10, b.N+1, tc.key, tc.name == "full", strings.HasSuffix(tc.name, "-overlap"))
 			if tc.name != "full" { // the first one is full
 				pauses, durable, stored = pauses[1:], durable[1:], stored[1:]
 			}
@@ -290,7 +319,7 @@ func BenchmarkDirtyTracking(b *testing.B) {
 				var pauses []time.Duration
 				for range b.N {
 					t0 := time.Now()
-					p, _, _ := memCheckpoints(b, 128, permille, 20, func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }, false)
+					p, _, _ := memCheckpoints(b, 128, permille, 20, func(int) ckpt.Key { return ckpt.Key{Job: "incr"} }, false, false)
 					runs = append(runs, time.Since(t0))
 					pauses = append(pauses, p[1:]...)
 				}

@@ -14,8 +14,10 @@ import (
 // A copy-on-write capture stores the memory of the capture instant, byte
 // for byte, although the guest rewrites the pages being copied as soon as
 // it goes on: with write tracking off (a guest that rewrites all of its
-// memory every round), with it on (one that writes a little), and with the
-// stop-and-copy capture that stays where copy-on-write cannot be used.
+// memory every round), with it on (one that writes a little), with
+// captures that overlap (each taken without waiting for the one before to
+// be written), and with the stop-and-copy capture that stays where
+// copy-on-write cannot be used.
 func TestCOWCaptureWhileWriting(t *testing.T) {
 	cowWorks := dirty.SupportedCOW() == nil
 	module := testGuest(t, "testdata/mem")
@@ -24,10 +26,13 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 		args     []string
 		cowOff   bool
 		tracking bool
+		overlap  bool
 	}{
-		{"untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false},
-		{"tracked", []string{"mem", "16", "1", "16", "ckpt"}, false, true},
-		{"stop-and-copy", []string{"mem", "16", "1000", "6", "ckpt"}, true, false},
+		{"untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, false},
+		{"tracked", []string{"mem", "16", "1", "16", "ckpt"}, false, true, false},
+		{"overlapping-untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, true},
+		{"overlapping-tracked", []string{"mem", "16", "10", "16", "ckpt"}, false, true, true},
+		{"stop-and-copy", []string{"mem", "16", "1000", "6", "ckpt"}, true, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func(old bool) { cowOff = old }(cowOff)
@@ -42,6 +47,7 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 				w           *Worker
 				epoch       uint64
 				cow, hinted int
+				overlapped  int
 				checks      sync.WaitGroup
 				mu          sync.Mutex
 				bad         []uint64
@@ -52,9 +58,16 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 				Module: module, Args: tc.args,
 				OnPause: func(c *Capture) error {
 					epoch++
-					if prev != nil { // one capture at a time, as the drivers do
+					if prev != nil && !tc.overlap { // one capture at a time, as the drivers do
 						if err := prev.Wait(); err != nil {
 							return err
+						}
+					}
+					if prev != nil && prev.Err() == nil {
+						select {
+						case <-prev.Done():
+						default:
+							overlapped++ // the one before is still being written
 						}
 					}
 					// The guest is paused: its live memory is the capture
@@ -101,7 +114,7 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 			if w.dirty.t != nil {
 				faults, copied = w.dirty.t.Faults()
 			}
-			t.Logf("%d captures, %d copy-on-write, %d hinted; %d faults, %d blocks copied", epoch, cow, hinted, faults, copied)
+			t.Logf("%d captures, %d copy-on-write, %d hinted, %d taken while the one before was written; %d faults, %d blocks copied", epoch, cow, hinted, overlapped, faults, copied)
 			if len(bad) > 0 {
 				t.Fatalf("captures %v differ from the memory of their instant", bad)
 			}

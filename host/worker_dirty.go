@@ -196,16 +196,22 @@ func (d *dirtyTrack) off() {
 func (w *Worker) freeze(data []byte) ([]byte, *ckpt.Dirty) {
 	d := &w.dirty
 	d.waited = 0
-	if d.t != nil && d.cow { // the last capture's copy, as the drivers wait for its write
-		t0 := time.Now()
-		d.t.Idle()
-		d.waited = time.Since(t0)
+	w.openDirty()
+	if d.cow {
+		// The capture before may still be copied: its handler lifts no
+		// protection from Collect to Freeze. Two may be under way.
+		d.t.Ready()
+		defer d.t.Hold()()
 	}
 	hint := w.dirtyHint(uint64(len(data)))
 	if !d.cow || len(data) == 0 {
 		return data, hint
 	}
+	// The capture before may still be copied and written meanwhile.
 	snap, err := d.t.Freeze(uint64(len(data)))
+	// Left out of the pause, as the drivers' own waits for the write
+	// before are: Ready waits only while two captures are under way.
+	d.waited = d.t.Waited()
 	if err != nil {
 		return data, hint // the stop-and-copy capture
 	}

@@ -8,7 +8,10 @@ package dirty
 // on at once. The handler thread (cow_serve_linux.go) copies the memory a
 // block at a time into a shadow mapping, and lifts each block's
 // protection once it is copied; a write to a block not yet copied has the
-// handler copy that block first. The capture reads the shadow.
+// handler copy that block first. The capture reads the shadow. There are
+// two shadows (cowSlots): the next capture may freeze while the one
+// before is still being copied and read; a block pending in both is
+// copied into both at once.
 //
 // Blocks are huge pages (CopyBlock): lifting the protection of a whole
 // huge page keeps it huge, and one fault copies 2 MiB, so a guest that

@@ -8,12 +8,13 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Block states, in cowShared's states array.
+// Block states, in each slot's states array.
 const (
 	blockFree    = 0 // nothing to copy: a fault just lifts the protection
 	blockPending = 1 // to be copied before a write may go on
@@ -24,28 +25,45 @@ const (
 const (
 	cmdNone = iota
 	cmdStart
+	cmdHold   // copy nothing in the background until cmdResume
+	cmdResume // ends a cmdHold
 	cmdExit
 )
 
+// cowSlots is how many snapshots may be under way at once: a capture may
+// freeze while the one before is still being copied and read.
+const cowSlots = 2
+
+// cowSlot is one snapshot's share of cowShared: its own shadow, block
+// states and needs.
+type cowSlot struct {
+	shadowP           unsafe.Pointer // mmap'd, not the Go heap's
+	stateOff, needOff uint64
+	gen               uint64 // freeze order: the older slot is copied first
+	started           uint32 // the capture said what it needs
+	_                 uint32
+	size              uint64 // the capture's memory size
+	chunk             uint64 // need granularity
+	pending           uint64 // blocks still pending
+	cursor            uint64 // handler-owned: next block of the background copy
+}
+
 // cowShared is the state the handler thread and Go code share. It lives in
-// an mmap'd region, outside the Go heap, followed by the arrays: one state
-// (uint32) and one keep flag (byte) per block, one need flag (byte) per
-// 4 KiB of the mapping.
+// an mmap'd region, outside the Go heap, followed by the arrays: per slot
+// one state (uint32) per block and one need flag (byte) per 4 KiB of the
+// mapping; one keep flag (byte) per block.
 type cowShared struct {
 	uffd, ctl, ack, prog int32 // eventfds: commands, their acks, copy progress
 	base, limit          uint64
-	baseP, shadowP       unsafe.Pointer // mmap'd memory, not the Go heap's
+	baseP                unsafe.Pointer // mmap'd memory, not the Go heap's
 	page                 uint64
 	nblocks              uint64
-	stateOff, keepOff    uint64
-	needOff, needLen     uint64
+	keepOff, needLen     uint64
 
-	seq, acked, cmd uint32 // command slot
-	started         uint32 // the capture said what it needs
-	size            uint64 // the capture's memory size
-	chunk           uint64 // need granularity
-	pending         uint64 // blocks still pending
-	cursor          uint64 // handler-owned: next block of the background copy
+	seq, acked, cmd, arg uint32 // command slot
+	hold                 uint32 // handler-owned: cmdHolds not yet resumed
+	_                    uint32
+	slots                [cowSlots]cowSlot
 
 	faults, copied, errs uint64 // counters
 }
@@ -55,61 +73,82 @@ func (sh *cowShared) at(off uint64) unsafe.Pointer {
 }
 
 //go:nosplit
-func (sh *cowShared) states() []uint32 {
-	return unsafe.Slice((*uint32)(sh.at(sh.stateOff)), sh.nblocks)
+func (sh *cowShared) states(s uint32) []uint32 {
+	return unsafe.Slice((*uint32)(sh.at(sh.slots[s].stateOff)), sh.nblocks)
 }
 
 //go:nosplit
 func (sh *cowShared) keeps() []byte { return unsafe.Slice((*byte)(sh.at(sh.keepOff)), sh.nblocks) }
 
 //go:nosplit
-func (sh *cowShared) needs() []byte { return unsafe.Slice((*byte)(sh.at(sh.needOff)), sh.needLen) }
+func (sh *cowShared) needs(s uint32) []byte {
+	return unsafe.Slice((*byte)(sh.at(sh.slots[s].needOff)), sh.needLen)
+}
 
 // cow is a tracker's copy-on-write machinery.
 type cow struct {
-	region []byte // cowShared and its arrays
-	sh     *cowShared
-	shadow []byte
-	prog   *os.File // read end of sh.prog, through the poller
-	ackF   *os.File
-	ctlFd  int
-	exited chan struct{}
+	region  []byte // cowShared and its arrays
+	sh      *cowShared
+	shadows [cowSlots][]byte
+	prog    *os.File // read end of sh.prog, through the poller
+	ackF    *os.File
+	ctlFd   int
+	exited  chan struct{}
 
 	cmdMu sync.Mutex // one command at a time
 
-	mu   sync.Mutex
-	cond *sync.Cond // broadcast on progress
-	snap *Snapshot  // the capture under way, until it is done with
+	mu    sync.Mutex
+	cond  *sync.Cond // broadcast on progress
+	snaps [cowSlots]*Snapshot
+	gen   uint64 // freezes so far
+
+	holdMu sync.Mutex
+	holds  int // Hold calls not yet resumed
+
+	waited atomic.Int64 // see Tracker.Waited
 }
 
-// newCOW sets up the shared state and the shadow of a mapping and starts
-// the handler thread on uffd.
+// startCOW sets up the shared state and the shadows of a mapping and
+// starts the handler thread on uffd.
 func startCOW(uffd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	base := uint64(uintptr(mem))
 	nblocks := (limit + CopyBlock - 1) / CopyBlock
 	needLen := (limit + minNeedUnit - 1) / minNeedUnit
-	hdr := (uint64(unsafe.Sizeof(cowShared{})) + 7) &^ 7
-	stateOff := hdr
-	keepOff := stateOff + 4*nblocks
-	needOff := keepOff + nblocks
-	total := (needOff + needLen + page - 1) &^ (page - 1)
+	off := (uint64(unsafe.Sizeof(cowShared{})) + 7) &^ 7
+	var stateOffs, needOffs [cowSlots]uint64
+	for s := range cowSlots {
+		stateOffs[s] = off
+		off += 4 * nblocks
+	}
+	keepOff := off
+	off += nblocks
+	for s := range cowSlots {
+		needOffs[s] = off
+		off += needLen
+	}
+	total := (off + page - 1) &^ (page - 1)
 	region, err := unix.Mmap(-1, 0, int(total), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, err
 	}
-	shadow, err := unix.Mmap(-1, 0, int(limit), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		unix.Munmap(region)
-		return nil, err
-	}
-	_ = unix.Madvise(shadow, unix.MADV_HUGEPAGE)
-	c := &cow{region: region, shadow: shadow, exited: make(chan struct{}), ctlFd: -1}
+	c := &cow{region: region, exited: make(chan struct{}), ctlFd: -1}
 	c.cond = sync.NewCond(&c.mu)
+	for s := range cowSlots {
+		shadow, err := unix.Mmap(-1, 0, int(limit), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			c.unmap()
+			return nil, err
+		}
+		_ = unix.Madvise(shadow, unix.MADV_HUGEPAGE)
+		c.shadows[s] = shadow
+	}
 	sh := (*cowShared)(unsafe.Pointer(&region[0]))
 	c.sh = sh
 	*sh = cowShared{uffd: int32(uffd), base: base, limit: limit, page: page, nblocks: nblocks,
-		stateOff: stateOff, keepOff: keepOff, needOff: needOff, needLen: needLen,
-		baseP: mem, shadowP: unsafe.Pointer(&shadow[0]), ctl: -1, ack: -1, prog: -1}
+		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1}
+	for s := range cowSlots {
+		sh.slots[s] = cowSlot{shadowP: unsafe.Pointer(&c.shadows[s][0]), stateOff: stateOffs[s], needOff: needOffs[s]}
+	}
 	fds := [3]int{-1, -1, -1}
 	for i := range fds {
 		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
@@ -138,15 +177,116 @@ func startCOW(uffd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 
 const cowBuilt = true
 
-// Idle waits until the last snapshot is copied and its readers are done
-// with it, as Freeze does first.
-func (t *Tracker) Idle() { t.idle() }
-
-// idle waits for the capture under way, if any, to be done with.
-func (t *Tracker) idle() {
+// Idle waits until every snapshot is copied and its readers are done
+// with it.
+func (t *Tracker) Idle() {
 	if t.cow != nil {
 		t.cow.idle()
 	}
+}
+
+// Hold stops the handler's background copy until the returned function
+// is called: while the guest is paused, the protection and the block
+// states then change only by the caller's hand (no background copy of an
+// earlier snapshot lifts the protection of a block between the caller's
+// reading and its writing of them, nor between Collect and Freeze). A
+// worker holds the tracker from before Collect to after Freeze. Holds
+// nest; the calls that change the protection hold it themselves.
+func (t *Tracker) Hold() func() {
+	c := t.cow
+	if c == nil {
+		return func() {}
+	}
+	c.holdMu.Lock()
+	if c.holds == 0 {
+		c.command(cmdHold, 0, true)
+	}
+	c.holds++
+	c.holdMu.Unlock()
+	return func() {
+		c.holdMu.Lock()
+		if c.holds--; c.holds == 0 {
+			c.command(cmdResume, 0, false)
+		}
+		c.holdMu.Unlock()
+	}
+}
+
+// Ready waits until a snapshot may be frozen: while two are under way,
+// until the older one is copied and read. Call it before Hold, which
+// would keep the older one from being copied.
+func (t *Tracker) Ready() {
+	if c := t.cow; c != nil {
+		t0 := time.Now()
+		c.mu.Lock()
+		c.slot()
+		c.mu.Unlock()
+		c.waited.Add(int64(time.Since(t0)))
+	}
+}
+
+// Waited returns how long Freeze waited for an earlier snapshot's copy
+// and reader, because two were under way, since the last call.
+func (t *Tracker) Waited() time.Duration {
+	if t.cow == nil {
+		return 0
+	}
+	return time.Duration(t.cow.waited.Swap(0))
+}
+
+// unprotect lifts the write protection of [start, end) but for the blocks
+// a snapshot still has to copy: those are left to the handler, which
+// lifts their protection once copied (their keep flag is cleared). The
+// caller holds t.mu and the tracker (Hold).
+func (t *Tracker) unprotect(start, end uint64) error {
+	c := t.cow
+	if c == nil {
+		return t.protect(start, end, false)
+	}
+	sh := c.sh
+	keep := sh.keeps()
+	pending := func(b uint64) bool {
+		for s := range uint32(cowSlots) {
+			if cowPendingIn(sh, s, b) {
+				return true
+			}
+		}
+		return false
+	}
+	from := start
+	for b := start / CopyBlock; b*CopyBlock < end; b++ {
+		if !pending(b) {
+			continue
+		}
+		keep[b] = 0
+		lo := max(b*CopyBlock, start)
+		if from < lo {
+			if err := t.protect(from, lo, false); err != nil {
+				return err
+			}
+		}
+		from = min((b+1)*CopyBlock, end)
+	}
+	if from < end {
+		return t.protect(from, end, false)
+	}
+	return nil
+}
+
+// copyingNow reports whether a snapshot's copy is under way.
+func (t *Tracker) copyingNow() bool {
+	c := t.cow
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s := range cowSlots {
+		if c.snaps[s] != nil && atomic.LoadUint64(&c.sh.slots[s].pending) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // minNeedUnit is the finest granularity of a capture's needs.
@@ -166,15 +306,16 @@ func (c *cow) watch() {
 	}
 }
 
-// command has the handler thread run cmd, and waits for it to be done if
-// wait. A command waits for the one before it to be taken.
-func (c *cow) command(cmd uint32, wait bool) {
+// command has the handler thread run cmd on slot arg, and waits for it to
+// be done if wait. A command waits for the one before it to be taken.
+func (c *cow) command(cmd, arg uint32, wait bool) {
 	c.cmdMu.Lock()
 	defer c.cmdMu.Unlock()
 	sh := c.sh
 	c.waitAck(atomic.LoadUint32(&sh.seq))
 	seq := atomic.AddUint32(&sh.seq, 1)
 	atomic.StoreUint32(&sh.cmd, cmd)
+	atomic.StoreUint32(&sh.arg, arg)
 	one := [8]byte{1}
 	_, _ = unix.Write(c.ctlFd, one[:])
 	if wait {
@@ -200,24 +341,51 @@ func (c *cow) waitAck(seq uint32) {
 	}
 }
 
-// idle waits until no capture uses the shadow: every pending block
-// copied, and the last Snapshot's reader done.
+// idle waits until no capture uses a shadow: every pending block copied,
+// and every Snapshot's reader done.
 func (c *cow) idle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.snap != nil && !c.snap.finished() {
+	for s := range uint32(cowSlots) {
+		for c.snaps[s] != nil && !c.snaps[s].finished() {
+			c.cond.Wait()
+		}
+		c.reap(s)
+	}
+}
+
+// slot returns a slot for the next snapshot: a free one, or the one whose
+// snapshot is done with first. It waits only while both slots' snapshots
+// are still being copied or read. The caller holds c.mu.
+func (c *cow) slot() uint32 {
+	for {
+		for s := range uint32(cowSlots) {
+			if c.snaps[s] != nil && c.snaps[s].finished() {
+				c.reap(s)
+			}
+		}
+		for s := range uint32(cowSlots) {
+			if c.snaps[s] == nil {
+				return s
+			}
+		}
 		c.cond.Wait()
 	}
-	if c.snap != nil {
-		c.snap = nil
-		// Give the copies back: the next capture faults fresh pages.
-		_ = unix.Madvise(c.shadow, unix.MADV_DONTNEED)
+}
+
+// reap frees slot s of a finished snapshot. The caller holds c.mu.
+func (c *cow) reap(s uint32) {
+	if c.snaps[s] == nil {
+		return
 	}
+	c.snaps[s] = nil
+	// Give the copies back: the next capture faults fresh pages.
+	_ = unix.Madvise(c.shadows[s], unix.MADV_DONTNEED)
 }
 
 func (c *cow) close() {
 	c.idle()
-	c.command(cmdExit, true)
+	c.command(cmdExit, 0, true)
 	<-c.exited
 	unix.Close(c.ctlFd)
 	c.ackF.Close()
@@ -226,9 +394,11 @@ func (c *cow) close() {
 }
 
 func (c *cow) unmap() {
-	if c.shadow != nil {
-		unix.Munmap(c.shadow)
-		c.shadow = nil
+	for s := range c.shadows {
+		if c.shadows[s] != nil {
+			unix.Munmap(c.shadows[s])
+			c.shadows[s] = nil
+		}
 	}
 	if c.region != nil {
 		unix.Munmap(c.region)
@@ -241,6 +411,7 @@ func (c *cow) unmap() {
 // each piece (Wait) and say when they are done (Done).
 type Snapshot struct {
 	c       *cow
+	slot    uint32
 	size    uint64
 	started atomic.Bool
 	readers atomic.Int32
@@ -250,7 +421,7 @@ type Snapshot struct {
 
 // Memory returns the snapshot's memory; read a piece only once Wait
 // returned for it.
-func (s *Snapshot) Memory() []byte { return s.c.shadow[:s.size] }
+func (s *Snapshot) Memory() []byte { return s.c.shadows[s.slot][:s.size] }
 
 // Need tells which pieces of chunkSize bytes a reader will read (nil: all
 // of them); the first reader's needs are what is copied, the others are
@@ -265,12 +436,13 @@ func (s *Snapshot) start(chunkSize int, need []bool) {
 		return
 	}
 	sh := s.c.sh
+	sl := &sh.slots[s.slot]
 	cs := uint64(chunkSize)
 	if cs < minNeedUnit || cs&(cs-1) != 0 || cs > CopyBlock {
 		cs = minNeedUnit
 	}
 	// Only the snapshot's own units: the handler reads no others.
-	ns := s.c.sh.needs()[:min(sh.needLen, (s.size+cs-1)/cs)]
+	ns := sh.needs(s.slot)[:min(sh.needLen, (s.size+cs-1)/cs)]
 	if cs != uint64(chunkSize) {
 		// Expand to 4 KiB units.
 		per := uint64(chunkSize) / minNeedUnit
@@ -283,8 +455,8 @@ func (s *Snapshot) start(chunkSize int, need []bool) {
 			ns[i] = b2u(need == nil || i < len(need) && need[i])
 		}
 	}
-	sh.chunk = cs
-	s.c.command(cmdStart, false)
+	sl.chunk = cs
+	s.c.command(cmdStart, s.slot, false)
 }
 
 func b2u(b bool) byte {
@@ -297,7 +469,7 @@ func b2u(b bool) byte {
 // Wait blocks until chunk i (of Need's chunkSize) holds its captured bytes.
 func (s *Snapshot) Wait(i int, chunkSize int) {
 	b := uint64(i) * uint64(chunkSize) / CopyBlock
-	st := s.c.sh.states()
+	st := s.c.sh.states(s.slot)
 	if b >= uint64(len(st)) || atomic.LoadUint32(&st[b]) != blockPending {
 		return
 	}
@@ -342,63 +514,76 @@ func (s *Snapshot) Drop() {
 	}
 }
 
-// finished reports whether the snapshot no longer needs the shadow.
+// finished reports whether the snapshot no longer needs its shadow.
 func (s *Snapshot) finished() bool {
-	return s.done.Load() && atomic.LoadUint64(&s.c.sh.pending) == 0
+	return s.done.Load() && atomic.LoadUint64(&s.c.sh.slots[s.slot].pending) == 0
 }
 
 // Freeze protects [0, size) of the mapping, what Collect did not protect
 // already, and returns the snapshot of it. Call it while the guest is
-// paused, after Collect if tracking is on. The previous snapshot must be
-// done with (Done), which Freeze waits for; its copy ends by itself.
+// paused, after Collect if tracking is on. The snapshot before may still
+// be copied and read meanwhile; the one before that must be done with
+// (Done), which Freeze waits for (Ready: call that first if the tracker
+// is held). A snapshot's copy ends by itself.
 func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 	if t.cow == nil {
 		return nil, ErrUnsupported
 	}
-	t.cow.idle()
-	// The last snapshot's start command, if not yet taken, would apply its
+	c := t.cow
+	t.Ready()
+	c.mu.Lock()
+	slot := c.slot()
+	c.mu.Unlock()
+	// The slot's last start command, if not yet taken, would apply its
 	// needs to this one's blocks.
-	t.cow.synced()
+	c.synced()
+	defer t.Hold()()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	size = min((size+t.page-1)/t.page*t.page, t.limit)
-	sh := t.cow.sh
+	sh := c.sh
 	keep := sh.keeps()
 	for b := range keep {
 		keep[b] = b2u(t.armed > 0 || t.inProbe(uint64(b)*CopyBlock))
 	}
-	sh.size = size
-	freeze(sh)
+	c.gen++
+	freeze(sh, slot, size, c.gen)
 	if size > t.armed {
 		// Not counted in Protected: tracking does not pay for it.
 		protected := t.protected
 		err := t.protect(t.armed, size, true)
 		t.protected = protected
 		if err != nil {
-			sh.chunk = 0
-			t.cow.command(cmdStart, false) // copies what a write needs, then ends
+			sh.slots[slot].chunk = 0
+			c.command(cmdStart, slot, false) // copies what a write needs, then ends
+			c.mu.Lock()
+			c.snaps[slot] = &Snapshot{c: c, slot: slot, size: size}
+			c.snaps[slot].done.Store(true)
+			c.mu.Unlock()
 			return nil, fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 		}
 	}
-	s := &Snapshot{c: t.cow, size: size}
-	t.cow.mu.Lock()
-	t.cow.snap = s
-	t.cow.mu.Unlock()
-	t.copying = s
+	s := &Snapshot{c: c, slot: slot, size: size}
+	c.mu.Lock()
+	c.snaps[slot] = s
+	c.mu.Unlock()
 	return s, nil
 }
 
-// freeze makes every block of the capture's memory pending: from now on
-// a fault copies its whole block before it lifts the protection. It runs
-// with no capture under way (idle) and the guest paused: nothing writes
-// to the memory meanwhile, so no fault is in flight and the handler
-// touches no block state; the handler's next command (or fault) sees it
-// after the syscalls that wake it.
-func freeze(sh *cowShared) {
-	st := sh.states()
-	nb := min(uint64(len(st)), (sh.size+CopyBlock-1)/CopyBlock)
-	atomic.StoreUint32(&sh.started, 0)
-	atomic.StoreUint64(&sh.pending, nb)
+// freeze makes every block of slot s's capture of size bytes pending:
+// from now on a fault copies its whole block before it lifts the
+// protection. It runs with the slot free, the handler held (no
+// background copy) and the guest paused: nothing writes to the memory
+// meanwhile, so no fault is in flight and the handler touches none of the
+// slot's state; the handler's next command (or fault) sees it after the
+// syscalls that wake it.
+func freeze(sh *cowShared, s uint32, size, gen uint64) {
+	sl := &sh.slots[s]
+	st := sh.states(s)
+	nb := min(uint64(len(st)), (size+CopyBlock-1)/CopyBlock)
+	sl.size, sl.gen, sl.cursor = size, gen, 0
+	atomic.StoreUint32(&sl.started, 0)
+	atomic.StoreUint64(&sl.pending, nb)
 	for b := range st {
 		atomic.StoreUint32(&st[b], b2u32(uint64(b) < nb))
 	}

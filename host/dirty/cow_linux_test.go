@@ -4,11 +4,13 @@ package dirty
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -199,5 +201,171 @@ func TestCOWRelease(t *testing.T) {
 	snap.Done()
 	if string(mem[at:at+len(msg)]) != string(msg) {
 		t.Fatalf("memory after the read: %q", mem[at:at+len(msg)])
+	}
+}
+
+// freezeBeside freezes [0, size) while the snapshot before, a, is neither
+// copied nor read: Freeze must not wait for a. If it does, the watchdog
+// ends a (so that the test ends) and the test fails.
+func freezeBeside(t *testing.T, tr *Tracker, a *Snapshot, size uint64) *Snapshot {
+	t.Helper()
+	type res struct {
+		s   *Snapshot
+		err error
+	}
+	got := make(chan res, 1)
+	go func() {
+		s, err := tr.Freeze(size)
+		got <- res{s, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.s
+	case <-time.After(time.Minute): // a deadlock's watchdog, not a timing
+		a.Done()
+		<-got
+		t.Fatal("Freeze waited for the snapshot before it to be read")
+		return nil
+	}
+}
+
+// verify reads every needed chunk of snap as soon as it is copied and
+// checks it holds phase(offset)'s pattern.
+func verify(snap *Snapshot, chunk int, need []bool, phase func(off int) uint64) error {
+	snap.Need(chunk, need)
+	defer snap.Done()
+	got := snap.Memory()
+	for i := range len(got) / chunk {
+		if need != nil && !need[i] {
+			continue
+		}
+		snap.Wait(i, chunk)
+		if at, ok := check(got[i*chunk:(i+1)*chunk], i*chunk, phase(i*chunk)); !ok {
+			return fmt.Errorf("differs at %#x", at)
+		}
+	}
+	return nil
+}
+
+// Two snapshots are under way at once: the second freezes while the first
+// is neither copied nor read, and each holds the memory of its own freeze
+// while writers rewrite all of it and the collector stops the world; with
+// and without tracking (turned off while both are pending).
+func TestCOWOverlap(t *testing.T) {
+	const size = 32 << 20
+	const chunk = 64 << 10
+	for _, tracked := range []bool{false, true} {
+		t.Run(fmt.Sprint("tracked=", tracked), func(t *testing.T) {
+			mem, tr := newTestWith(t, size, NewCOW)
+			fill(mem, 0, size, 1)
+			if tracked {
+				for range 2 { // armed, then all of it written
+					if err := tr.Collect(size, func(s, e uint64) {}); err != nil {
+						t.Fatal(err)
+					}
+					fill(mem, 0, size, 1)
+				}
+				if err := tr.Collect(size, func(s, e uint64) {}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a, err := tr.Freeze(size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Some of it is written before the second freeze: faults copy
+			// those blocks for a; the rest is still pending in a.
+			const written = 4 * CopyBlock
+			fill(mem, 0, written, 2)
+			var needB []bool
+			if tracked {
+				needB = make([]bool, size/chunk)
+				var n uint64
+				if err := tr.Collect(size, func(s, e uint64) {
+					for i := s / chunk; i < (e+chunk-1)/chunk; i++ {
+						needB[i] = true
+					}
+					n += e - s
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if n != written {
+					t.Fatalf("Collect with a snapshot under way: %d bytes written, want %d", n, written)
+				}
+			}
+			b := freezeBeside(t, tr, a, size)
+			if tracked {
+				// Tracking off with both snapshots pending: what they
+				// still have to copy stays protected until copied.
+				if err := tr.Disarm(); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			var wrote atomic.Int64
+			stop := make(chan struct{})
+			var ws sync.WaitGroup
+			for i := range 2 {
+				ws.Add(1)
+				go func() { defer ws.Done(); hammer(mem, 3, uint64(i), stop, &wrote) }()
+			}
+			ws.Add(1)
+			go func() {
+				defer ws.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						runtime.GC()
+					}
+				}
+			}()
+			errs := make(chan error, 2)
+			go func() { errs <- verify(a, chunk, nil, func(int) uint64 { return 1 }) }()
+			go func() {
+				errs <- verify(b, chunk, needB, func(off int) uint64 {
+					if off < written {
+						return 2
+					}
+					return 1
+				})
+			}()
+			errA, errB := <-errs, <-errs
+			close(stop)
+			ws.Wait()
+			if errA != nil || errB != nil {
+				t.Fatalf("snapshots: %v; %v", errA, errB)
+			}
+			faults, copied := tr.Faults()
+			t.Logf("%d faults, %d blocks copied, %d writes", faults, copied, wrote.Load())
+
+			// Both slots are free again: two more freezes side by side.
+			collect := func() {
+				if tracked { // a freeze protects only what Collect did not
+					if err := tr.Collect(size, func(s, e uint64) {}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			fill(mem, 0, size, 4)
+			collect()
+			c, err := tr.Freeze(size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			collect()
+			d := freezeBeside(t, tr, c, size)
+			fill(mem, 0, size, 5)
+			if err := verify(d, chunk, nil, func(int) uint64 { return 4 }); err != nil {
+				t.Fatal(err)
+			}
+			if err := verify(c, chunk, nil, func(int) uint64 { return 4 }); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

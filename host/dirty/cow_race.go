@@ -20,4 +20,6 @@ func startCOW(int, unsafe.Pointer, uint64, uint64) (*cow, error) {
 
 func (*cow) close() {}
 
-func (t *Tracker) idle() {}
+func (t *Tracker) unprotect(start, end uint64) error { return t.protect(start, end, false) }
+
+func (t *Tracker) copyingNow() bool { return false }

@@ -33,6 +33,11 @@ import (
 // Hence no deadlock: a fault needs the handler thread alone, and that
 // thread needs nothing the runtime could withhold.
 //
+// Two snapshots may be under way at once, one per slot (cowSlots): a block
+// pending in both holds the same bytes for both (it was not written since
+// the older froze), so whoever copies it copies it into both shadows, and
+// its protection is lifted only once no slot needs it any more.
+//
 // The race detector's atomics need a P, so this file is built without
 // -race; under -race NewCOW reports ErrUnsupported (cow_race.go).
 
@@ -88,23 +93,46 @@ func cowStep(sh *cowShared) bool {
 	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(sh.ctl), uintptr(unsafe.Pointer(&v)), 8)
 	if errno == 0 && n == 8 {
 		cmd := atomic.LoadUint32(&sh.cmd)
-		if cmd == cmdStart {
-			cowStart(sh)
+		switch cmd {
+		case cmdStart:
+			cowStart(sh, atomic.LoadUint32(&sh.arg))
+		case cmdHold:
+			sh.hold++
+		case cmdResume:
+			sh.hold--
 		}
 		atomic.StoreUint32(&sh.acked, atomic.LoadUint32(&sh.seq))
 		cowSignal(sh.ack)
-		if cmd == cmdExit {
-			return false
-		}
-		return true
+		return cmd != cmdExit
 	}
-	if atomic.LoadUint32(&sh.started) != 0 && atomic.LoadUint64(&sh.pending) > 0 {
-		cowNext(sh)
-		return true
+	if sh.hold == 0 {
+		if s := cowBusy(sh); s < cowSlots {
+			cowNext(sh, s)
+			return true
+		}
 	}
 	fds := [2]pollFd{{fd: sh.uffd, events: pollIn}, {fd: sh.ctl, events: pollIn}}
 	syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 2, 0, 0, 0, 0)
 	return true
+}
+
+// cowBusy returns the oldest slot whose background copy has started and
+// is not done, or cowSlots if none.
+//
+//go:nosplit
+//go:norace
+func cowBusy(sh *cowShared) uint32 {
+	best := uint32(cowSlots)
+	for s := uint32(0); s < cowSlots; s++ {
+		sl := &sh.slots[s]
+		if atomic.LoadUint32(&sl.started) == 0 || atomic.LoadUint64(&sl.pending) == 0 {
+			continue
+		}
+		if best == cowSlots || sl.gen < sh.slots[best].gen {
+			best = s
+		}
+	}
+	return best
 }
 
 type pollFd struct {
@@ -122,6 +150,31 @@ func cowSignal(fd int32) {
 	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&one)), 8)
 }
 
+// cowPendingIn reports whether block b is pending in slot s.
+//
+//go:nosplit
+//go:norace
+func cowPendingIn(sh *cowShared, s uint32, b uint64) bool {
+	st := sh.states(s)
+	return b < uint64(len(st)) && atomic.LoadUint32(&st[b]) == blockPending
+}
+
+// cowCopyAll copies block b into every slot it is pending in, and reports
+// whether it was pending in any.
+//
+//go:nosplit
+//go:norace
+func cowCopyAll(sh *cowShared, b uint64) bool {
+	any := false
+	for s := uint32(0); s < cowSlots; s++ {
+		if cowPendingIn(sh, s, b) {
+			cowCopy(sh, s, b)
+			any = true
+		}
+	}
+	return any
+}
+
 // cowFault resolves a write fault at addr.
 //
 //go:nosplit
@@ -136,14 +189,8 @@ func cowFault(sh *cowShared, addr uint64) {
 	b := off / CopyBlock
 	lo := b * CopyBlock
 	hi := min(lo+CopyBlock, sh.limit)
-	st := sh.states()
-	if b < uint64(len(st)) && atomic.LoadUint32(&st[b]) == blockPending {
-		cowCopy(sh, b)
-		if sh.keeps()[b] == 0 {
-			cowRelease(sh, sh.base+lo, hi-lo)
-			return
-		}
-	} else if sh.keeps()[b] == 0 {
+	cowCopyAll(sh, b)
+	if sh.keeps()[b] == 0 {
 		cowRelease(sh, sh.base+lo, hi-lo)
 		return
 	}
@@ -153,63 +200,65 @@ func cowFault(sh *cowShared, addr uint64) {
 	cowRelease(sh, sh.base+u, min(u+TrackUnit, sh.limit)-u)
 }
 
-// cowNext copies the next pending block in the background.
+// cowNext copies the next pending block of slot s in the background.
 //
 //go:nosplit
 //go:norace
-func cowNext(sh *cowShared) {
-	st := sh.states()
-	nb := min(uint64(len(st)), (sh.size+CopyBlock-1)/CopyBlock)
-	for sh.cursor < nb && atomic.LoadUint32(&st[sh.cursor]) != blockPending {
-		sh.cursor++
+func cowNext(sh *cowShared, s uint32) {
+	sl := &sh.slots[s]
+	st := sh.states(s)
+	nb := min(uint64(len(st)), (sl.size+CopyBlock-1)/CopyBlock)
+	for sl.cursor < nb && atomic.LoadUint32(&st[sl.cursor]) != blockPending {
+		sl.cursor++
 	}
-	if sh.cursor >= nb {
-		atomic.StoreUint64(&sh.pending, 0)
+	if sl.cursor >= nb {
+		atomic.StoreUint64(&sl.pending, 0)
 		cowSignal(sh.prog)
 		return
 	}
-	b := sh.cursor
-	cowCopy(sh, b)
+	b := sl.cursor
+	cowCopyAll(sh, b)
 	if sh.keeps()[b] == 0 {
 		lo := b * CopyBlock
 		cowRelease(sh, sh.base+lo, min(lo+CopyBlock, sh.limit)-lo)
 	}
 }
 
-// cowCopy copies the needed chunks of pending block b into the shadow
-// (every chunk before the capture said what it needs) and marks it
-// copied.
+// cowCopy copies the needed chunks of block b, pending in slot s, into
+// the slot's shadow (every chunk before the capture said what it needs)
+// and marks it copied.
 //
 //go:nosplit
 //go:norace
-func cowCopy(sh *cowShared, b uint64) {
+func cowCopy(sh *cowShared, s uint32, b uint64) {
+	sl := &sh.slots[s]
 	lo := b * CopyBlock
-	hi := min(lo+CopyBlock, sh.size)
-	if atomic.LoadUint32(&sh.started) == 0 || sh.chunk == 0 {
-		cowMove(sh, lo, hi)
+	hi := min(lo+CopyBlock, sl.size)
+	if atomic.LoadUint32(&sl.started) == 0 || sl.chunk == 0 {
+		cowMove(sh, s, lo, hi)
 	} else {
-		need := sh.needs()
-		for c := lo; c < hi; c += sh.chunk {
-			if i := c / sh.chunk; i < uint64(len(need)) && need[i] != 0 {
-				cowMove(sh, c, min(c+sh.chunk, hi))
+		need := sh.needs(s)
+		for c := lo; c < hi; c += sl.chunk {
+			if i := c / sl.chunk; i < uint64(len(need)) && need[i] != 0 {
+				cowMove(sh, s, c, min(c+sl.chunk, hi))
 			}
 		}
 	}
-	atomic.StoreUint32(&sh.states()[b], blockCopied)
+	atomic.StoreUint32(&sh.states(s)[b], blockCopied)
 	atomic.AddUint64(&sh.copied, 1)
-	if atomic.AddUint64(&sh.pending, ^uint64(0)) == 0 {
-		sh.cursor = 0
+	if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
+		sl.cursor = 0
 	}
 	cowSignal(sh.prog)
 }
 
 //go:nosplit
 //go:norace
-func cowMove(sh *cowShared, lo, hi uint64) {
+func cowMove(sh *cowShared, s uint32, lo, hi uint64) {
 	if lo >= hi {
 		return
 	}
-	dst := unsafe.Slice((*byte)(unsafe.Add(sh.shadowP, lo)), hi-lo)
+	dst := unsafe.Slice((*byte)(unsafe.Add(sh.slots[s].shadowP, lo)), hi-lo)
 	src := unsafe.Slice((*byte)(unsafe.Add(sh.baseP, lo)), hi-lo)
 	copy(dst, src)
 }
@@ -226,36 +275,40 @@ func cowRelease(sh *cowShared, addr, n uint64) {
 	}
 }
 
-// cowStart takes the capture's needs: a pending block none of whose
-// chunks is needed is done with at once, and the background copy starts.
+// cowStart takes slot s's needs: a pending block none of whose chunks is
+// needed is done with at once, and the background copy starts.
 //
 //go:nosplit
 //go:norace
-func cowStart(sh *cowShared) {
-	st := sh.states()
-	need := sh.needs()
-	nb := min(uint64(len(st)), (sh.size+CopyBlock-1)/CopyBlock)
-	sh.cursor = 0
-	atomic.StoreUint32(&sh.started, 1)
+func cowStart(sh *cowShared, s uint32) {
+	if s >= cowSlots {
+		return
+	}
+	sl := &sh.slots[s]
+	st := sh.states(s)
+	need := sh.needs(s)
+	nb := min(uint64(len(st)), (sl.size+CopyBlock-1)/CopyBlock)
+	sl.cursor = 0
+	atomic.StoreUint32(&sl.started, 1)
 	for b := range nb {
 		if atomic.LoadUint32(&st[b]) != blockPending {
 			continue
 		}
 		lo := b * CopyBlock
-		hi := min(lo+CopyBlock, sh.size)
-		needed := sh.chunk == 0
-		for c := lo; c < hi && !needed; c += sh.chunk {
-			i := c / sh.chunk
+		hi := min(lo+CopyBlock, sl.size)
+		needed := sl.chunk == 0
+		for c := lo; c < hi && !needed; c += sl.chunk {
+			i := c / sl.chunk
 			needed = i >= uint64(len(need)) || need[i] != 0
 		}
 		if needed {
 			continue
 		}
 		atomic.StoreUint32(&st[b], blockFree)
-		if atomic.AddUint64(&sh.pending, ^uint64(0)) == 0 {
-			sh.cursor = 0
+		if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
+			sl.cursor = 0
 		}
-		if sh.keeps()[b] == 0 {
+		if sh.keeps()[b] == 0 && !cowPendingIn(sh, 1-s, b) {
 			cowRelease(sh, sh.base+lo, min(lo+CopyBlock, sh.limit)-lo)
 		}
 	}

@@ -2,6 +2,8 @@
 
 package dirty
 
+import "time"
+
 // Snapshot is not available: see NewCOW.
 type Snapshot struct{}
 
@@ -36,3 +38,12 @@ func (t *Tracker) Faults() (faults, copied uint64) { return 0, 0 }
 
 // Idle returns at once.
 func (t *Tracker) Idle() {}
+
+// Ready returns at once.
+func (t *Tracker) Ready() {}
+
+// Hold does nothing.
+func (t *Tracker) Hold() func() { return func() {} }
+
+// Waited reports nothing.
+func (t *Tracker) Waited() time.Duration { return 0 }

@@ -28,7 +28,9 @@
 // wait for a handler thread instead, so Tracker.Freeze can protect the
 // memory at a capture and let the guest run on while the handler copies
 // it, block by block, into a Snapshot; a write to a block not yet copied
-// has the handler copy it first. Writes are tracked as with New. The
+// has the handler copy it first. Two snapshots may be under way at once
+// (each with its own shadow), so a capture need not wait for the one
+// before to be copied and read. Writes are tracked as with New. The
 // kernel's writes into protected memory fail (EFAULT) rather than wait:
 // Release lifts the protection of a buffer before a read(2) into it.
 // cow_serve_linux.go tells why the handler cannot deadlock with the Go

@@ -115,7 +115,7 @@ func (t *Tracker) check(stop chan struct{}) (bool, uint64) {
 	if armed == 0 || t.count(0, armed, t.guardLimit) <= t.guardLimit {
 		return false, 0
 	}
-	if t.copying != nil && !t.copying.finished() {
+	if t.copyingNow() {
 		return false, 0 // lifting protection now would lose the capture's copy
 	}
 	t.armed = 0

@@ -70,11 +70,10 @@ type Tracker struct {
 	fault, read time.Duration // see Costs
 
 	// Copy-on-write (NewCOW): faults wait for the handler, which cow
-	// runs; copying is the last Freeze's snapshot.
-	sync    bool
-	mem     unsafe.Pointer // the mapping
-	cow     *cow
-	copying *Snapshot
+	// runs.
+	sync bool
+	mem  unsafe.Pointer // the mapping
+	cow  *cow
 }
 
 // New registers mapping (a whole mmap'd region, page-aligned) for write
@@ -166,7 +165,7 @@ func (t *Tracker) Armed() bool {
 // grew since the last call counts as written. fn sees page-aligned ranges
 // in increasing order.
 func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
-	t.idle()
+	defer t.Hold()()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	size = min((size+t.page-1)/t.page*t.page, t.limit)
@@ -216,7 +215,7 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 // the next Collect reports everything. The huge pages that tracking split
 // are restored.
 func (t *Tracker) Disarm() error {
-	t.idle()
+	defer t.Hold()()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, _, err := t.endProbe(); err != nil {
@@ -228,7 +227,7 @@ func (t *Tracker) Disarm() error {
 	armed := t.armed
 	t.armed = 0
 	t.stopGuard()
-	if err := t.protect(0, armed, false); err != nil {
+	if err := t.unprotect(0, armed); err != nil {
 		return fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 	}
 	t.restoreHuge(0, armed)

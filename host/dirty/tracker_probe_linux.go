@@ -35,6 +35,7 @@ const (
 // everything. StartProbe does nothing while tracking is on or a probe
 // runs.
 func (t *Tracker) StartProbe(size uint64) error {
+	defer t.Hold()()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	size = min((size+t.page-1)/t.page*t.page, t.limit)
@@ -71,6 +72,7 @@ func (t *Tracker) StartProbe(size uint64) error {
 // bytes of the sample were written since, and the sample's size (0, 0 if
 // no probe ran), and lifts the sample's protection.
 func (t *Tracker) EndProbe() (written, sampled uint64, err error) {
+	defer t.Hold()()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.endProbe()
@@ -84,7 +86,7 @@ func (t *Tracker) endProbe() (written, sampled uint64, err error) {
 		if err := t.scan(r[0], r[1], false, 0, func(start, end uint64) { written += end - start }); err != nil {
 			return 0, 0, fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
 		}
-		if err := t.protect(r[0], r[1], false); err != nil {
+		if err := t.unprotect(r[0], r[1]); err != nil {
 			return 0, 0, fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 		}
 		t.restoreHuge(r[0], r[1])
