@@ -209,14 +209,18 @@ func restartHostProc(t *testing.T, cluster string, h *hostProc, args ...string) 
 }
 
 // In headless chromium, the dashboard of a host daemon restarted on its
-// --data lists the job it ran before, from its records: ended, its rank's
-// exit code shown, with no console error.
+// --data lists the jobs it ran before, from its records: one's rank's
+// exit code shown, why another was cancelled, with no console error.
 func TestRecordsDashboardBrowser(t *testing.T) {
 	ctx := webtest.Browser(t)
 	cluster, hs := startCluster(t, "a")
 	id := submitDetach(t, cluster, hs[0].addr, "-n", "1", guest(t, "tests/testdata/exit3.c"))
 	if _, stderr, code := lh(t, "attach", id, "--cluster", cluster, "--hosts", hs[0].addr); code != 3 {
 		t.Fatalf("attach: exit %d\n%s", code, stderr)
+	}
+	long := submitDetach(t, cluster, hs[0].addr, "-n", "1", guest(t, "tests/testdata/longjob"), "--", "600")
+	if out, stderr, code := lh(t, "cancel", "--job", long, "--cluster", cluster, "--hosts", hs[0].addr); code != 0 {
+		t.Fatalf("cancel: exit %d\n%s%s", code, out, stderr)
 	}
 	a := restartHostProc(t, cluster, hs[0], "--http", "127.0.0.1:0")
 	console := webtest.WatchConsole(ctx)
@@ -229,6 +233,11 @@ func TestRecordsDashboardBrowser(t *testing.T) {
 	label, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('%s .rank').textContent`, row)))
 	if err != nil || label != "rank 0 (3)" {
 		t.Fatalf("the job's rank reads %q (%v), want rank 0 (3)", label, err)
+	}
+	// The cancelled one says why.
+	why, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('[data-host="a"] tr[data-job="%s"] .why').textContent`, long)))
+	if err != nil || !strings.HasPrefix(why, "cancelled by `librahost cancel` from host ") {
+		t.Fatalf("the cancelled job's row says %q (%v)", why, err)
 	}
 	console.Check(t, ctx)
 }

@@ -44,7 +44,9 @@ function jobRow(j, now) {
     const r = el('span', { className: 'rank', 'data-s': w.state, title: w.state + (w.error ? ': ' + w.error : '') }, label);
     ranks.append(r);
   }
-  const cells = [el('code', {}, j.id), state(j.state), j.module, String(j.n), ranks, j.submitter,
+  // Why it ended, if not by its ranks' exits (a cancel, a host's failure).
+  const st = j.why ? el('div', {}, state(j.state), el('div', { className: 'why muted' }, j.why)) : state(j.state);
+  const cells = [el('code', {}, j.id), st, j.module, String(j.n), ranks, j.submitter,
     clock(j.started), el('span', { className: 'age', 'data-started': j.started, 'data-ended': j.ended || '' }, jobTime(j, now))];
   const tr = el('tr', { 'data-job': j.id, 'data-state': j.state });
   cells.forEach((c, i) => tr.append(el('td', { 'data-label': jobColumns[i], className: i === 3 ? 'num' : '' }, c)));
