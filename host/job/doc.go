@@ -42,7 +42,14 @@
 // over the caller's control streams (host/jobctl); each rank takes its
 // checkpoint at its own capture point into the caller's store, the
 // caller copies it to the replica hosts and writes the commit records.
-// Recovery from a host's death is not carried out yet.
+// When a host of the job dies, the share carries out the coordinator's
+// ROLLBACK (share_recover.go): its ranks stop, the caller makes the
+// Endpoint of the new incarnation, and the ranks placed here (its own,
+// and the dead host's whose replicas it holds) run again from the
+// committed epoch through the resume path of a job on one host, held
+// until RESUME. RunShare with a Share returns only when the job has
+// ended on every host (Share.Stop); Share.Exited is told each time the
+// ranks here have ended.
 //
 // Config.Metrics (host/metrics) and Config.Status are told of the job as
 // it runs (job_observe.go): each round as it begins, as each rank's part

@@ -129,10 +129,7 @@ func RunShare(ctx context.Context, cfg Config) (host.RanksResult, error) {
 		if j.share, err = newShareRun(j, cfg.Share); err != nil {
 			return host.RanksResult{}, err
 		}
+		return j.share.run(ctx)
 	}
-	res, err := j.run(ctx)
-	if err == nil && j.share != nil {
-		err = j.share.failed()
-	}
-	return res, err
+	return j.run(ctx)
 }

@@ -255,6 +255,8 @@ func (j *jobRun) openStateless() error {
 	j.rec = &runRecord{runSpec: runSpec{Module: name, Args: cfg.Args, Env: cfg.Env, Mounts: mountsToJSON(cfg.Mounts),
 		Deterministic: cfg.Deterministic, Seed: cfg.Seed, N: j.n, Prefix: cfg.Prefix}, Job: jobName}
 	j.fresh = true
+	j.mans = make([]*ckpt.Manifest, j.n)
+	j.states = make([]*rankCheckpoint, j.n)
 	j.workers = make([]*host.Worker, j.n)
 	j.ended = make([]bool, j.n)
 	j.codes = make([]int, j.n)

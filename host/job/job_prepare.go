@@ -21,6 +21,13 @@ func (j *jobRun) prepare(rank int, w *host.Worker) error {
 		}
 	}
 	j.mu.Unlock()
+	return j.restoreRank(rank, w)
+}
+
+// restoreRank returns a rank's worker to the epoch restored: its files
+// rolled back and its state restored; for a new run, or a rank started
+// over, the start marked in its file journal.
+func (j *jobRun) restoreRank(rank int, w *host.Worker) error {
 	if j.fresh {
 		if _, err := w.CheckpointFiles(0); err != nil {
 			return err

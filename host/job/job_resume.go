@@ -109,13 +109,20 @@ func (j *jobRun) loadEpoch(c ckpt.Commit) error {
 	if int(c.Workers) != j.n {
 		return fmt.Errorf("%w: epoch %d was committed for %d workers, the job has %d", ErrNoCheckpoint, c.Epoch, c.Workers, j.n)
 	}
+	return j.loadRanks(c.Epoch, allRanks(j.n))
+}
+
+// loadRanks reads and verifies the checkpoints of a committed epoch of
+// the given ranks, and makes them what is restored: by rank, its manifest
+// and job state (nil for the others), and the ranks' channel states.
+func (j *jobRun) loadRanks(epoch uint64, ranks []int) error {
 	mans := make([]*ckpt.Manifest, j.n)
 	states := make([]*rankCheckpoint, j.n)
-	comm := make([]transport.RankState, j.n)
-	for r := range j.n {
-		m, err := j.store.Manifest(j.key(r), c.Epoch)
+	comm := make([]transport.RankState, 0, len(ranks))
+	for _, r := range ranks {
+		m, err := j.store.Manifest(j.key(r), epoch)
 		if err == nil && m.Binding != j.bind {
-			err = fmt.Errorf("%w: checkpoint %d of %s was made by another build of the module", ckpt.ErrForeignModule, c.Epoch, j.rankName(r))
+			err = fmt.Errorf("%w: checkpoint %d of %s was made by another build of the module", ckpt.ErrForeignModule, epoch, j.rankName(r))
 		}
 		if err == nil {
 			err = j.store.Verify(m)
@@ -125,17 +132,18 @@ func (j *jobRun) loadEpoch(c ckpt.Commit) error {
 		}
 		rc, cs, err := decodeRankCheckpoint(m.Host, r)
 		if err == nil && cs.Rank != uint32(r) {
-			err = fmt.Errorf("job: checkpoint %d of rank %d holds the channels of rank %d", c.Epoch, r, cs.Rank)
+			err = fmt.Errorf("job: checkpoint %d of rank %d holds the channels of rank %d", epoch, r, cs.Rank)
 		}
 		if err != nil {
-			return fmt.Errorf("checkpoint %d, %s: %w", c.Epoch, j.rankName(r), err)
+			return fmt.Errorf("checkpoint %d, %s: %w", epoch, j.rankName(r), err)
 		}
-		if err := j.rec.checkRun(c.Epoch, rc.Run); err != nil {
+		if err := j.rec.checkRun(epoch, rc.Run); err != nil {
 			return err
 		}
-		mans[r], states[r], comm[r] = m, rc, *cs
+		mans[r], states[r] = m, rc
+		comm = append(comm, *cs)
 	}
-	j.from, j.mans, j.states, j.comm = c.Epoch, mans, states, comm
+	j.from, j.mans, j.states, j.comm = epoch, mans, states, comm
 	return nil
 }
 

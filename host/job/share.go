@@ -1,6 +1,7 @@
 package job
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -45,8 +46,17 @@ type Share struct {
 	Tick time.Duration
 	// Stop, once closed, ends the share's part in the protocol. The
 	// caller closes it when the job has ended on every host: the share
-	// goes on answering the other hosts after its own ranks ended.
+	// goes on answering the other hosts after its own ranks ended, and
+	// runs them again if a recovery rolls them back.
 	Stop <-chan struct{}
+	// Exited is told how the ranks here ended, each time they all have
+	// (again after a recovery that rolled them back). RunShare with a
+	// Share returns only once Stop is closed or the job fails.
+	Exited func(res host.RanksResult)
+	// NewEndpoint, at a recovery, closes the Endpoint of the incarnation
+	// left and returns a new one of incarnation inc, whose ranks are on
+	// the hosts place gives (share_recover.go).
+	NewEndpoint func(inc uint64, place []ckpt.HostID) (*transport.Endpoint, error)
 
 	run atomic.Pointer[shareRun]
 }
@@ -83,8 +93,8 @@ func (s *Share) Checkpoint() (uint64, error) {
 func (s *Share) IsCoordinator() bool { return s.Proto.Coordinator == s.Host }
 
 func (s *Share) validate() error {
-	if s.Dir == "" || s.Store == nil || s.Control == nil || s.Replicate == nil || s.PersistCommit == nil {
-		return errors.New("job: a checkpointed share needs a directory, a store, control streams, replicas and commit records")
+	if s.Dir == "" || s.Store == nil || s.Control == nil || s.Replicate == nil || s.PersistCommit == nil || s.NewEndpoint == nil {
+		return errors.New("job: a checkpointed share needs a directory, a store, control streams, replicas, commit records and endpoints")
 	}
 	if s.Tick <= 0 {
 		s.Tick = 50 * time.Millisecond
@@ -109,6 +119,13 @@ type shareRun struct {
 	waiters      map[uint64][]chan error // coordinator: rounds asked for
 	triggered    map[uint64]time.Time    // coordinator: when the round under way began
 	stopped      bool
+	rec          *recovery       // the recovery under way, from its ROLLBACK to its RESUME
+	rolled       chan struct{}   // a ROLLBACK came: the run under way stops (share_recover.go)
+	next         *recovery       // the newest ROLLBACK's, for run to carry out
+	cancelRun    func()          // stops the ranks of the incarnation under way
+	runCtx       context.Context // theirs
+	writes       sync.WaitGroup  // checkpoints being written here
+	recoverAt    time.Time       // coordinator: a host was found lost
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
 	sent, recvd, rounds int
@@ -131,7 +148,8 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.runTag = j.rec.binding()
 	j.store = s.Store
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
-		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{}}
+		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},
+		rolled: make(chan struct{}, 1)}
 	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
 		return nil, err
 	}

@@ -27,9 +27,9 @@ import (
 // epoch's checkpoints show delivered become stable (Endpoint.StableCut),
 // which the links' acks carry to their senders.
 
-// hook runs the share's protocol beside its ranks until s.Stop closes:
-// the control messages and timers, and the ranks' hooks.
-func (r *shareRun) hook(ctx context.Context, cancel func(), rc *host.RanksConfig) {
+// start runs the share's protocol beside its ranks until s.Stop closes:
+// the control messages and timers. cancel ends the job here.
+func (r *shareRun) start(ctx context.Context, cancel func()) {
 	r.fail = func(err error) {
 		if r.err == nil {
 			r.err = err
@@ -43,11 +43,27 @@ func (r *shareRun) hook(ctx context.Context, cancel func(), rc *host.RanksConfig
 	}
 	r.s.run.Store(r)
 	go r.loop(ctx)
-	rc.Journal = func(rank int) string { return filepath.Join(r.s.Dir, journalFile+"."+strconv.Itoa(rank)) }
+}
+
+// hook gives the ranks of one incarnation the share's hooks; cancel
+// stops them, at a rollback.
+func (r *shareRun) hook(ctx context.Context, cancel func(), rc *host.RanksConfig) {
+	r.mu.Lock()
+	r.cancelRun, r.runCtx = cancel, ctx
+	if len(r.rolled) > 0 { // a rollback came before these ranks began
+		cancel()
+	}
+	r.mu.Unlock()
+	rc.Journal = r.journal
 	rc.Prepare = r.prepare
 	rc.OnPause = r.onPause
 	rc.OnCheckpointFailed = r.onFailed
 	rc.OnExit = r.onExit
+}
+
+// journal is the path of rank's file journal here.
+func (r *shareRun) journal(rank int) string {
+	return filepath.Join(r.s.Dir, journalFile+"."+strconv.Itoa(rank))
 }
 
 // loop feeds the cores what arrives and the time.
@@ -183,7 +199,11 @@ func (r *shareRun) partAction(a ckpt.Action) {
 		}
 	case ckpt.ActPersist:
 		if a.Ended {
-			go r.writeEnded(a.Rank, a.Epoch)
+			r.writes.Add(1)
+			go func() {
+				defer r.writes.Done()
+				r.writeEnded(a.Rank, a.Epoch)
+			}()
 		} else {
 			r.persist[a.Rank] = a.Epoch // onPause writes it
 		}
@@ -230,12 +250,7 @@ func (r *shareRun) partAction(a ckpt.Action) {
 		r.stopped = true
 		r.fail(errors.New(a.Err))
 	case ckpt.ActRoute, ckpt.ActRollback, ckpt.ActRestore, ckpt.ActDrop, ckpt.ActResume:
-		// Recovery is not carried out yet: the job stops, its committed
-		// epochs kept.
-		if !r.stopped {
-			r.stopped = true
-			r.fail(errors.New("a host of the job was lost: recovery of a job over several hosts is not carried out yet; its committed epochs are kept"))
-		}
+		r.recoverAction(a) // share_recover.go
 	}
 }
 
@@ -262,6 +277,9 @@ func (r *shareRun) coordAction(a ckpt.Action) {
 		j.logf("checkpoint %d abandoned: %s", a.Epoch, a.Err)
 		r.answer(a.Epoch, errors.New(a.Err))
 	case ckpt.ActRecover:
+		if r.recoverAt.IsZero() {
+			r.recoverAt = time.Now()
+		}
 		j.logf("host h%d lost: incarnation %d rolls back to epoch %d", a.Host, a.Inc, a.Epoch)
 	}
 }
@@ -344,8 +362,9 @@ func (r *shareRun) ahead(rank int, epoch uint64) {
 	}
 }
 
-// prepare keeps rank's worker; a checkpoint asked for before it was made
-// is asked for now.
+// prepare keeps rank's worker and returns it to the epoch the share
+// runs from (the start, or a recovery's); a checkpoint asked for before
+// it was made is asked for now.
 func (r *shareRun) prepare(rank int, w *host.Worker) error {
 	r.mu.Lock()
 	r.j.workers[rank] = w
@@ -353,8 +372,11 @@ func (r *shareRun) prepare(rank int, w *host.Worker) error {
 		w.RequestCheckpoint()
 	}
 	r.mu.Unlock()
-	_, err := w.CheckpointFiles(0)
-	return err
+	if err := r.j.restoreRank(rank, w); err != nil {
+		return err
+	}
+	r.restored(rank)
+	return nil
 }
 
 // onPause runs on rank's goroutine when it stopped at a capture point:
@@ -384,7 +406,9 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 		return nil
 	}
 	stopped, taken := time.Since(c.Paused), c.Taken
+	r.writes.Add(1)
 	go func() {
+		defer r.writes.Done()
 		<-p.Done()
 		r.j.logPause(rank, e, stopped, taken+p.Stats().PauseDur)
 		r.report(rank, e, p.Err())

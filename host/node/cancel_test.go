@@ -34,7 +34,7 @@ func TestCancelWhileOutputBlocked(t *testing.T) {
 		res.wait(t)
 	}()
 	id := waitRunning(t, cfg.Client, addrs)
-	waitStuckIn(t, "host/node.output.Write")
+	waitStuckIn(t, "host/node.output.WriteGuest")
 	sts, errs, err := CancelJob(context.Background(), cfg.Client, addrs, id)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
 	driver "github.com/librahost/librahost/host/job"
 	"github.com/librahost/librahost/host/jobrec"
 	"github.com/librahost/librahost/host/metrics"
@@ -128,15 +129,23 @@ type output struct {
 }
 
 func (o output) Write(p []byte) (int, error) {
+	return o.WriteGuest(p, int64(o.j.wrote(o.rank, o.stream, len(p))))
+}
+
+// WriteGuest forwards a guest's write with its position in the rank's
+// stream (host.GuestWriter): a rank rolled back to a checkpoint writes
+// from the checkpoint's position again, and the submitter prints only
+// what it had not.
+func (o output) WriteGuest(p []byte, pos int64) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
 		n := min(len(p), 1<<20)
-		off := o.j.wrote(o.rank, o.stream, n)
+		off := uint64(pos)
 		o.j.keep(o.d, o.rank, o.stream, off, p[:n])
 		if err := o.j.out.send(msgOutput, encodeOutput(outputMsg{o.rank, o.stream, off, p[:n]})); err != nil {
 			return 0, err
 		}
-		p = p[n:]
+		p, pos = p[n:], pos+int64(n)
 	}
 	return total, nil
 }
@@ -228,32 +237,36 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		}
 		defer d.closeShare(j)
 	}
-	var ahead func(uint32, uint64)
-	if share != nil {
-		ahead = share.EpochAhead
-	}
-	ep, err := transport.NewEndpoint(transport.EndpointConfig{
-		Host:      transport.HostID(d.cfg.Name),
-		Route:     func(r uint32) transport.HostID { return transport.HostID(p.Placement[r]) },
-		ClusterID: d.clusterID,
-		Job:       p.Job,
-		// A job without checkpoints needs no sender logs; with them, a
-		// message leaves its sender's log once a committed checkpoint
-		// of its receiver covers it, and a rank takes its checkpoint of
-		// epoch e before it is given a message stamped e.
-		StableOnAck:     share == nil,
-		HoldLaterEpochs: share != nil,
-		OnEpochAhead:    ahead,
-		OnLinkDown: func(h transport.HostID, err error) {
-			if c, ok := peers[string(h)]; ok {
-				select {
-				case c <- struct{}{}:
-				default:
+	newEp := func(inc uint64, route func(uint32) transport.HostID) (*transport.Endpoint, error) {
+		var ahead func(uint32, uint64)
+		if share != nil {
+			ahead = share.EpochAhead
+		}
+		return transport.NewEndpoint(transport.EndpointConfig{
+			Host:        transport.HostID(d.cfg.Name),
+			Route:       route,
+			ClusterID:   d.clusterID,
+			Job:         p.Job,
+			Incarnation: inc,
+			// A job without checkpoints needs no sender logs; with them, a
+			// message leaves its sender's log once a committed checkpoint
+			// of its receiver covers it, and a rank takes its checkpoint of
+			// epoch e before it is given a message stamped e.
+			StableOnAck:     share == nil,
+			HoldLaterEpochs: share != nil,
+			OnEpochAhead:    ahead,
+			OnLinkDown: func(h transport.HostID, err error) {
+				if c, ok := peers[string(h)]; ok {
+					select {
+					case c <- struct{}{}:
+					default:
+					}
 				}
-			}
-		},
-		Logf: func(format string, args ...any) { d.logf("job %s: "+format, append([]any{j.id}, args...)...) },
-	})
+			},
+			Logf: func(format string, args ...any) { d.logf("job %s: "+format, append([]any{j.id}, args...)...) },
+		})
+	}
+	ep, err := newEp(0, func(r uint32) transport.HostID { return transport.HostID(p.Placement[r]) })
 	if err != nil {
 		return err
 	}
@@ -261,9 +274,17 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	j.ep = ep
 	d.mu.Unlock()
 	defer func() {
+		d.mu.Lock()
+		ep := j.ep
+		d.mu.Unlock()
 		ep.Close()
 		d.endLinks(j)
 	}()
+	if share != nil {
+		share.NewEndpoint = func(inc uint64, place []ckpt.HostID) (*transport.Endpoint, error) {
+			return d.newIncarnation(j, inc, place, peers, newEp)
+		}
+	}
 	// A cancel that does not come from the submitter (by hand, or the
 	// host shutting down) must not wait for it: it ends the reads of the
 	// job's stream, and output that the submitter does not take within
@@ -325,19 +346,31 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	// Stop keeping links before the endpoint and transport close.
 	lctx, stopLinks := context.WithCancel(ctx)
 	defer stopLinks()
-	go d.acceptLinks(lctx, j, qt, ep, peers)
+	go d.acceptLinks(lctx, j, qt, peers)
 	for h, down := range peers {
 		if d.cfg.Name < h {
-			go d.dialLinks(lctx, j, qt, ep, h, start.Addrs[h], down)
+			go d.dialLinks(lctx, j, qt, h, start.Addrs[h], down)
 		}
 	}
 
 	if share != nil {
+		// The share ends once every rank of the job has (END): until
+		// then a recovery may run its ranks again.
 		stopShare := make(chan struct{})
-		defer close(stopShare)
+		var once sync.Once
+		endShare := func() { once.Do(func() { close(stopShare) }) }
+		defer endShare()
+		go func() {
+			select {
+			case <-endc:
+				endShare()
+			case <-ctx.Done():
+			}
+		}()
 		if err := d.startShare(j, share, start.Addrs, stopShare); err != nil {
 			return err
 		}
+		share.Exited = func(res host.RanksResult) { d.sendExit(j, res, false) }
 	}
 	j.setState(stateRunning)
 	j.setWorkers(workerRunning)
@@ -360,11 +393,56 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	if err != nil {
 		return err
 	}
-	ex := exitMsg{Ranks: res.Ranks, Codes: res.Codes, Errs: make([]string, len(res.Errs))}
 	cancelled := context.Cause(ctx) != nil
+	if share != nil {
+		// Its ranks' exits went as they came (Exited); it returns once
+		// the job has ended everywhere, or was cancelled.
+		if cancelled {
+			d.endCancelled(ctx, j, stopIO, ioStopped)
+			return nil
+		}
+		d.endState(j, res)
+		return nil
+	}
+	if !d.sendExit(j, res, cancelled) {
+		j.setState(stateCancelled)
+		return nil
+	}
+	if cancelled {
+		d.endCancelled(ctx, j, stopIO, ioStopped)
+		return nil
+	}
+	// Keep the endpoint until every rank of the job has ended: messages
+	// sent by ranks that ended here may still need a retransmit.
+	select {
+	case <-endc:
+		d.endState(j, res)
+	case <-ctx.Done():
+		j.setState(stateCancelled)
+		d.logf("job %s: %s", j.id, j.status().State)
+	}
+	return nil
+}
+
+// endState marks a job that ended everywhere (END) failed or ended, by
+// how its ranks here did.
+func (d *Daemon) endState(j *job, res host.RanksResult) {
+	if _, err := res.Outcome(); err != nil {
+		j.setState(stateFailed)
+	} else {
+		j.setState(stateEnded)
+	}
+	d.logf("job %s: %s", j.id, j.status().State)
+}
+
+// sendExit records how the ranks here ended and tells the submitter,
+// unless the job was cancelled; it reports false if the submitter cannot
+// be told.
+func (d *Daemon) sendExit(j *job, res host.RanksResult, cancelled bool) bool {
+	ex := exitMsg{Ranks: res.Ranks, Codes: res.Codes, Errs: make([]string, len(res.Errs))}
 	j.mu.Lock()
 	for i, e := range res.Errs {
-		w := &j.ws[i]
+		w := j.worker(res.Ranks[i])
 		w.Exit = res.Codes[i]
 		switch {
 		case e != nil:
@@ -378,28 +456,33 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	}
 	j.mu.Unlock()
 	if cancelled {
-		d.endCancelled(ctx, j, stopIO, ioStopped)
-		return nil
+		return true
 	}
-	if err := j.out.sendJSON(msgExit, ex); err != nil {
-		j.setState(stateCancelled)
-		return nil
-	}
-	// Keep the endpoint until every rank of the job has ended: messages
-	// sent by ranks that ended here may still need a retransmit.
-	select {
-	case <-endc:
-		if _, err := res.Outcome(); err != nil {
-			j.setState(stateFailed)
-		} else {
-			j.setState(stateEnded)
-		}
-	case <-ctx.Done():
-		j.setState(stateCancelled)
-	}
-	d.logf("job %s: %s", j.id, j.status().State)
-	return nil
+	return j.out.sendJSON(msgExit, ex) == nil
 }
+
+// worker returns the status of rank here, added if a recovery moved it
+// here. The caller holds j.mu.
+func (j *job) worker(rank int) *WorkerStatus {
+	for i := range j.ws {
+		if j.ws[i].Rank == rank {
+			return &j.ws[i]
+		}
+	}
+	j.ws = append(j.ws, WorkerStatus{Rank: rank})
+	return &j.ws[len(j.ws)-1]
+}
+
+// endpoint is j's Endpoint of its incarnation now.
+func (d *Daemon) endpoint(j *job) *transport.Endpoint {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return j.ep
+}
+
+// redialPause is how long a link to a peer that went down waits before
+// it is dialled again.
+const redialPause = 20 * time.Millisecond
 
 // outputGrace is how long a cancelled job's output may still take to
 // reach a submitter that reads it.
@@ -419,7 +502,7 @@ func (d *Daemon) endCancelled(ctx context.Context, j *job, stopIO func() bool, i
 }
 
 // acceptLinks adds the links that the job's peers dial.
-func (d *Daemon) acceptLinks(ctx context.Context, j *job, qt *transport.QUICTransport, ep *transport.Endpoint, peers map[string]chan struct{}) {
+func (d *Daemon) acceptLinks(ctx context.Context, j *job, qt *transport.QUICTransport, peers map[string]chan struct{}) {
 	for {
 		h, l, err := qt.Accept(ctx)
 		if err != nil {
@@ -431,13 +514,14 @@ func (d *Daemon) acceptLinks(ctx context.Context, j *job, qt *transport.QUICTran
 			l.Close()
 			continue
 		}
-		ep.AddLink(h, d.withFaults(l, h))
+		d.endpoint(j).AddLink(h, d.withFaults(l, h))
 	}
 }
 
 // dialLinks keeps a link to peer h: it dials, and dials again whenever
-// the link goes down, until ctx ends.
-func (d *Daemon) dialLinks(ctx context.Context, j *job, qt *transport.QUICTransport, ep *transport.Endpoint, h, addr string, down <-chan struct{}) {
+// the link goes down (the job's Endpoint of a new incarnation needs new
+// links), until ctx ends.
+func (d *Daemon) dialLinks(ctx context.Context, j *job, qt *transport.QUICTransport, h, addr string, down <-chan struct{}) {
 	wait := 50 * time.Millisecond
 	logged := false
 	for ctx.Err() == nil {
@@ -450,10 +534,17 @@ func (d *Daemon) dialLinks(ctx context.Context, j *job, qt *transport.QUICTransp
 			d.logf("job %s: %s is host %s, not %s: link refused", j.id, addr, got, h)
 			l.Close()
 		case err == nil:
-			ep.AddLink(got, d.withFaults(l, got))
+			d.endpoint(j).AddLink(got, d.withFaults(l, got))
 			wait, logged = 50*time.Millisecond, false
 			select {
 			case <-down:
+			case <-ctx.Done():
+				return
+			}
+			// A peer moving to a new incarnation refuses links until it
+			// has: a short pause, not a busy loop of handshakes.
+			select {
+			case <-time.After(redialPause):
 			case <-ctx.Done():
 				return
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/librahost/librahost/ckpt"
 	driver "github.com/librahost/librahost/host/job"
 	"github.com/librahost/librahost/host/jobctl"
+	"github.com/librahost/librahost/host/metrics"
 	"github.com/librahost/librahost/transport"
 )
 
@@ -178,4 +179,41 @@ func (d *Daemon) checkpointJob(str io.Writer, peer string, body []byte) {
 		}
 		writeJSON(str, msgCheckpointed, checkpointedMsg{Epoch: e})
 	}
+}
+
+// newIncarnation moves job j here to incarnation inc of a recovery: an
+// Endpoint of inc routed by place takes the place of the job's Endpoint,
+// which is closed (its links with it), and the links to the peers are
+// dialled again; a peer refuses them until it has moved too.
+func (d *Daemon) newIncarnation(j *job, inc uint64, place []ckpt.HostID, peers map[string]chan struct{},
+	newEp func(uint64, func(uint32) transport.HostID) (*transport.Endpoint, error)) (*transport.Endpoint, error) {
+	hosts := make([]transport.HostID, len(place))
+	for r, h := range place {
+		if h < 0 || int(h) >= len(j.hosts) {
+			return nil, fmt.Errorf("node: job %s: rank %d placed on host h%d of %d", j.id, r, h, len(j.hosts))
+		}
+		hosts[r] = transport.HostID(j.hosts[h])
+	}
+	ep, err := newEp(inc, func(r uint32) transport.HostID { return hosts[r] })
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	old := j.ep
+	j.ep = ep
+	if old != nil {
+		d.links = metrics.AddCounters(d.links, old.Counters())
+	}
+	d.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	for _, down := range peers {
+		select {
+		case down <- struct{}{}:
+		default:
+		}
+	}
+	d.logf("job %s: incarnation %d: ranks on %v", j.id, inc, hosts)
+	return ep, nil
 }

@@ -246,8 +246,10 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		outs[k] = w
 		return w
 	}
-	events := make(chan hostEvent, len(s.hcs))
-	var omu sync.Mutex // serialises the host readers' writes into outs
+	events := make(chan hostEvent, len(s.hcs)) // a host's stream ended
+	exitc := make(chan hostEvent)              // a host's ranks ended
+	quit := make(chan struct{})                // no more EXITs are taken
+	var omu sync.Mutex                         // serialises the host readers' writes into outs
 	printed := outputPrinted{}
 	for i := range s.hcs {
 		if err := s.outs[i].sendJSON(msgStart, start); err != nil {
@@ -261,6 +263,11 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 					writer(o.rank, o.stream).Write(p)
 				}
 				omu.Unlock()
+			}, func(e *exitMsg) {
+				select {
+				case exitc <- hostEvent{i: i, exit: e}:
+				case <-quit:
+				}
 			})
 			events <- ev
 		}()
@@ -269,25 +276,45 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	if s.cfg.Started != nil {
 		s.cfg.Started(s.job)
 	}
-	exits := make([]*exitMsg, len(s.hcs))
+	// Each rank's exit, the newest told: a rank rolled back by a
+	// recovery may end again, on another host.
+	var exits []*exitMsg
+	exited := map[int]bool{}
+	told := make([]bool, len(s.hcs)) // the host sent an EXIT
+	gone := make([]bool, len(s.hcs)) // its stream ended
+	settled := func() bool {         // after a failure: every host told or gone
+		for i, t := range told {
+			if !t && !gone[i] {
+				return false
+			}
+		}
+		return true
+	}
 	var failure error
 	stop := s.cfg.Stop
-	for left := len(s.hcs); left > 0; {
+	for (failure == nil && len(exited) < s.cfg.N) || (failure != nil && !settled()) {
 		select {
-		case ev := <-events:
-			left--
-			if ev.err != nil {
-				if failure == nil {
-					failure = ev.err
-					s.broadcast(msgCancel, nil)
-				}
-				continue
+		case ev := <-exitc:
+			exits = append(exits, ev.exit)
+			told[ev.i] = true
+			for _, r := range ev.exit.Ranks {
+				exited[r] = true
 			}
-			exits[ev.i] = ev.exit
 			if failure == nil && exitFailed(ev.exit) {
 				failure = errJobFailed // the reason is in the exit codes
 				s.broadcast(msgCancel, nil)
 			}
+		case ev := <-events:
+			gone[ev.i] = true
+			if failure != nil {
+				continue
+			}
+			if s.recovers(ev) {
+				fmt.Fprintf(s.cfg.Log, "librahost submit: %v: the job goes on from its last committed checkpoint\n", ev.err)
+				continue
+			}
+			failure = ev.err
+			s.broadcast(msgCancel, nil)
 		case <-stop:
 			stop = nil
 			if failure == nil {
@@ -295,12 +322,14 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 			}
 			s.broadcast(msgCancel, nil)
 		case <-ctx.Done():
+			close(quit)
 			return 1, ctx.Err()
 		}
 	}
+	close(quit)
 	if failure == nil {
 		s.broadcast(msgEnd, nil)
-		s.closeStreams()
+		s.closeStreams(events, gone)
 	}
 	omu.Lock()
 	for _, w := range outs {
@@ -317,6 +346,14 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		return 1, failure
 	}
 	return code, err
+}
+
+// recovers reports whether the job goes on without host i, whose stream
+// ended with ev.err: a job with checkpoints recovers from the loss of a
+// host that does not run its coordinator (host 0, rank 0's). If it
+// cannot, the coordinator's host says so.
+func (s *submission) recovers(ev hostEvent) bool {
+	return s.cfg.CheckpointEvery > 0 && ev.i != 0 && errors.Is(ev.err, ErrHostLost)
 }
 
 // errJobFailed marks a failure whose reason is in some host's EXIT.
@@ -397,8 +434,9 @@ func (s *submission) prepare(ctx context.Context, i int, h *hostConn, body []byt
 	return r.Port, nil
 }
 
-// read reads host i's stream until its EXIT or a failure.
-func (s *submission) read(i int, out func(o outputMsg)) hostEvent {
+// read reads host i's stream until it ends, passing on its output and
+// its EXITs.
+func (s *submission) read(i int, out func(o outputMsg), exit func(e *exitMsg)) hostEvent {
 	h := s.hcs[i]
 	for {
 		t, b, err := readMsg(s.strs[i])
@@ -420,7 +458,7 @@ func (s *submission) read(i int, out func(o outputMsg)) hostEvent {
 			if len(e.Codes) != len(e.Ranks) || len(e.Errs) != len(e.Ranks) {
 				return hostEvent{i: i, err: fmt.Errorf("%w: host %s: EXIT lists differ in length", ErrProtocol, h.id)}
 			}
-			return hostEvent{i: i, exit: &e}
+			exit(&e)
 		case msgError:
 			var e errorMsg
 			decodeJSON(t, b, &e)
@@ -440,24 +478,21 @@ func describeStreamError(err error) string {
 	return reason
 }
 
-// closeStreams ends every stream and waits, a little, for the hosts to end
-// theirs, so that the last message is delivered before the connections
-// close.
-func (s *submission) closeStreams() {
-	var wg sync.WaitGroup
-	for _, str := range s.strs {
-		if str == nil {
-			continue
-		}
-		str.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+// closeStreams ends the streams not gone and waits, a little, for the
+// hosts to end theirs (their readers report on events), so that the
+// last message is delivered before the connections close.
+func (s *submission) closeStreams(events <-chan hostEvent, gone []bool) {
+	reading := 0
+	for i, str := range s.strs {
+		if str != nil && !gone[i] {
+			str.Close()
 			str.SetReadDeadline(time.Now().Add(2 * time.Second))
-			io.Copy(io.Discard, str)
-		}()
+			reading++
+		}
 	}
-	wg.Wait()
+	for range reading {
+		<-events
+	}
 }
 
 // broadcast sends a message to every host whose stream is open, ignoring
