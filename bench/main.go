@@ -43,7 +43,7 @@ func main() {
 	flag.IntVar(&mh.commitN, "commit-n", 8, "mhcommit: workers")
 	flag.IntVar(&mh.commitMiB, "commit-mib", 64, "mhcommit: each worker's memory in MiB")
 	flag.DurationVar(&mh.commitFor, "commit-for", 40*time.Second, "mhcommit: how long each run rewrites its memory")
-	flag.DurationVar(&mh.failTimeout, "failure-timeout", 30*time.Second, "mhcommit: submit's --failure-timeout (a loaded machine can stall a host for longer than the default 2s)")
+	flag.DurationVar(&mh.failTimeout, "failure-timeout", 30*time.Second, "multihost: submit's --failure-timeout for checkpointed jobs (a loaded machine can stall a host for longer than the default 2s)")
 	load := flag.String("load", "", "(internal) run the dashboard's load generator against this `URL`")
 	loadFor := flag.Duration("load-for", 0, "(internal) how long the load generator runs")
 	flag.Parse()

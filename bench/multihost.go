@@ -37,8 +37,9 @@ type mhConfig struct {
 	commitN    int           // mhcommit: workers
 	commitMiB  int           // mhcommit: each worker's buffer
 	commitFor  time.Duration // mhcommit: how long each run rewrites
-	// mhcommit: submit's --failure-timeout (on a loaded machine a host
-	// can be silent for longer than the default 2 s and be declared dead).
+	// submit's --failure-timeout for checkpointed jobs (on a loaded
+	// machine a host can be silent for longer than the default 2 s and be
+	// declared dead).
 	failTimeout time.Duration
 }
 
@@ -250,7 +251,7 @@ func benchPauses(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig
 			if err != nil {
 				return err
 			}
-			r, err := c.submit(lh, flags, heat, args...)
+			r, err := c.submit(lh, append(flags, "--failure-timeout", cfg.failTimeout.String()), heat, args...)
 			if err != nil {
 				return err
 			}
@@ -307,37 +308,51 @@ func benchPauses(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig
 // every 10 s and every 1 s against none, in alternation.
 func benchHeatOverhead(lh string, c *cluster, heat string, runs int, cfg mhConfig) error {
 	args := []string{"-grid", heatGrid, "-steps", fmt.Sprint(cfg.heatSteps), "-every", "100"}
-	fmt.Printf("\nheat %s, %d workers on 3 hosts, %d runs of each, in alternation (load average at start: %s)\n\n", strings.Join(args, " "), cfg.heatN, runs, loadAvg())
+	fmt.Printf("\nheat %s, %d workers on 3 hosts, --replicas 1 --failure-timeout %s, %d runs of each, in alternation (load average at start: %s)\n\n", strings.Join(args, " "), cfg.heatN, cfg.failTimeout, runs, loadAvg())
 	variants := []struct {
 		name  string
 		every string
 	}{{"no checkpoints", ""}, {"every 10s", "10s"}, {"every 1s", "1s"}}
 	walls := make([][]time.Duration, len(variants))
 	cpus := make([][]time.Duration, len(variants))
+	epochs := make([][]time.Duration, len(variants)) // committed epochs per run, as durations for median
+	// What the idle hosts cost (heartbeats, the stores' scrub), per
+	// second, to take off the longer runs' CPU.
+	idle0, t0 := c.cpu(), time.Now()
+	time.Sleep(10 * time.Second)
+	idle := float64(c.cpu()-idle0) / time.Since(t0).Seconds()
 	for round := 0; round < runs; round++ {
 		for i, v := range variants {
 			flags := []string{"-n", fmt.Sprint(cfg.heatN)}
 			if v.every != "" {
-				flags = append(flags, "--checkpoint-every", v.every, "--replicas", "1")
+				flags = append(flags, "--checkpoint-every", v.every, "--replicas", "1", "--failure-timeout", cfg.failTimeout.String())
 			}
 			r, err := c.submit(lh, flags, heat, args...)
 			if err != nil {
 				return err
 			}
 			walls[i], cpus[i] = append(walls[i], r.wall), append(cpus[i], r.cpu)
+			epochs[i] = append(epochs[i], time.Duration(len(commitRE.FindAllString(r.logs[0], -1))))
 		}
 	}
 	fmt.Println("Run time (wall) of each run, median, and in brackets the hosts' CPU time (user+sys), median; ratios of the medians; goals: every 10s ≤ 1.02×, every 1s ≤ 1.10×.")
 	fmt.Println()
-	fmt.Println("| checkpoints | runs (wall) | median | ratio | hosts' CPU | ratio |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Printf("The idle hosts used %.0f ms of CPU per second; CPU per checkpoint = (hosts' CPU − no checkpoints' − idle × the longer wall time) / committed epochs, from the medians.\n\n", idle*1000)
+	fmt.Println("| checkpoints | runs (wall) | median | ratio | hosts' CPU | ratio | committed epochs per run | CPU per checkpoint |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for i, v := range variants {
 		var each []string
 		for _, w := range walls[i] {
 			each = append(each, fmt.Sprintf("%.1f", w.Seconds()))
 		}
-		fmt.Printf("| %s | %s s | %s | %.3f× | %s | %.3f× |\n", v.name, strings.Join(each, ", "), secs(median(walls[i])),
-			median(walls[i]).Seconds()/median(walls[0]).Seconds(), secs(median(cpus[i])), median(cpus[i]).Seconds()/median(cpus[0]).Seconds())
+		per := "-"
+		if e := int(median(epochs[i])); e > 0 {
+			extra := median(cpus[i]).Seconds() - median(cpus[0]).Seconds() - idle*(median(walls[i])-median(walls[0])).Seconds()
+			per = fmt.Sprintf("%.0f ms", extra/float64(e)*1000)
+		}
+		fmt.Printf("| %s | %s s | %s | %.3f× | %s | %.3f× | %d | %s |\n", v.name, strings.Join(each, ", "), secs(median(walls[i])),
+			median(walls[i]).Seconds()/median(walls[0]).Seconds(), secs(median(cpus[i])), median(cpus[i]).Seconds()/median(cpus[0]).Seconds(),
+			int(median(epochs[i])), per)
 	}
 	fmt.Printf("\nload average at end: %s\n", loadAvg())
 	return nil
