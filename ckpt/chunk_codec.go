@@ -206,6 +206,29 @@ type chunkEncoder struct {
 // out is a spare buffer the compressed value may be appended to.
 func encodeChunk(e chunkEncoder, buf []byte, out []byte) (value []byte, usedBuf bool) {
 	raw := buf[chunkHeaderLen:]
+	if v, ok := compressChunk(e, raw, out); ok {
+		return v, false
+	}
+	putChunkHeader(buf, chunkHeader{codec: codecRaw, rawLen: uint32(len(raw)), sum: xxh3.Hash(raw)})
+	return buf, true
+}
+
+// encodeChunkFrom is encodeChunk for a chunk that is read where it is (a
+// copy-on-write snapshot): out, a pool buffer with room for the header and
+// the whole chunk, holds the value, compressed or not.
+func encodeChunkFrom(e chunkEncoder, raw []byte, out []byte) []byte {
+	if v, ok := compressChunk(e, raw, out); ok {
+		return v
+	}
+	out = out[:chunkHeaderLen+len(raw)]
+	copy(out[chunkHeaderLen:], raw)
+	putChunkHeader(out, chunkHeader{codec: codecRaw, rawLen: uint32(len(raw)), sum: xxh3.Hash(raw)})
+	return out
+}
+
+// compressChunk compresses raw into out as a stored value; ok is false if
+// that does not shrink it.
+func compressChunk(e chunkEncoder, raw []byte, out []byte) (value []byte, ok bool) {
 	out = append(out[:0], make([]byte, chunkHeaderLen)...)
 	if e.codec == codecS2 {
 		// s2.Encode writes into out's spare capacity when it is at least
@@ -222,8 +245,7 @@ func encodeChunk(e chunkEncoder, buf []byte, out []byte) (value []byte, usedBuf 
 	payload := out[chunkHeaderLen:]
 	if len(payload) < len(raw) {
 		putChunkHeader(out, chunkHeader{codec: e.codec, rawLen: uint32(len(raw)), sum: xxh3.Hash(payload)})
-		return out, false
+		return out, true
 	}
-	putChunkHeader(buf, chunkHeader{codec: codecRaw, rawLen: uint32(len(raw)), sum: xxh3.Hash(raw)})
-	return buf, true
+	return out, false
 }

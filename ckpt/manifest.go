@@ -79,7 +79,7 @@ type Stats struct {
 	Zero        int           // of which all-zero (elided)
 	Changed     int           // non-zero chunks that differed from the previous durable capture
 	Hashed      int           // chunks hashed (all but the unwritten ones of a Dirty hint)
-	BytesCopied int64         // bytes copied (while the guest was paused, unless CopyOnWrite)
+	BytesCopied int64         // bytes copied while the guest was paused (none with CopyOnWrite: read where they are)
 	BytesStored int64         // bytes written to the store (compressed, new chunks only)
 	PauseDur    time.Duration // time spent in Capture
 	WriteDur    time.Duration // from the end of Capture until durable

@@ -233,7 +233,7 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		p.ready = make(chan int, len(p.jobs))
 		skipped := p.total
 		for _, j := range p.jobs {
-			skipped -= int64(len(j.buf) - chunkHeaderLen)
+			skipped -= int64(j.rawLen())
 		}
 		p.progress.Store(skipped)
 		st.Chunks, st.Zero, st.Changed, st.Hashed = len(sc.hashes), sc.zero, sc.changed, sc.hashed
@@ -259,16 +259,18 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		p.early = st
 		p.scanned = make(chan struct{})
 		go func() {
-			// The chunks written since the last capture first, so that
-			// the snapshot is done with before that capture's hashes are
-			// known.
+			// The chunks written since the last capture, then the
+			// others' hashes from that capture once known. The changed
+			// chunks are compressed where they are in the snapshot,
+			// which is done with once they are.
 			sc := s.scan(mem, baseMem, bad, kn, wait)
-			fz.Done()
 			kn.fill(&sc, baseMem)
 			scanned(sc)
 			st.PauseDur = p.early.PauseDur
 			p.stats = st
 			close(p.scanned)
+			<-p.compressed
+			fz.Done()
 		}()
 	}
 	p.captured = time.Now()

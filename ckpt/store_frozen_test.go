@@ -54,9 +54,8 @@ func (f *frozenMem) copyChunk(i int) {
 }
 
 // A capture of a copy-on-write snapshot returns before any chunk is
-// copied, reads only the chunks it said it needs, each once copied, and
-// stores the memory of the capture instant; the key's next capture waits
-// for it.
+// copied, reads only the chunks it said it needs, each once copied (and
+// copies none out of it), and stores the memory of the capture instant.
 func TestCaptureFrozen(t *testing.T) {
 	cfg := testConfig(t)
 	s := openTest(t, cfg)
@@ -89,6 +88,11 @@ func TestCaptureFrozen(t *testing.T) {
 	if !f.done {
 		t.Fatal("Done not called")
 	}
+	// The changed chunks were compressed where they were in the
+	// snapshot, not copied out of it first.
+	if st := p.Stats(); st.BytesCopied != 0 || st.Changed == 0 {
+		t.Fatalf("a copy-on-write capture copied %d bytes of %d changed chunks", st.BytesCopied, st.Changed)
+	}
 	m, err := s.Manifest(k, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +124,8 @@ func TestCaptureFrozen(t *testing.T) {
 	if !slices.Equal(needed, []int{3, 20}) {
 		t.Fatalf("incremental capture needs chunks %v, want [3 20]", needed)
 	}
-	// The next capture of the key waits for this one's hashes.
+	// The next capture of the key, taken before this one's chunks are
+	// copied, stores the same memory.
 	next := make(chan error, 1)
 	go func() {
 		p, err := s.Capture(testMeta(k, 3), want)

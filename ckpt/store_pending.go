@@ -112,14 +112,19 @@ func (s *Store) startCompress(p *Pending) {
 				}
 				j := &p.jobs[i]
 				out := s.bufs.get()
-				value, usedBuf := encodeChunk(s.enc, j.buf, out)
-				if usedBuf {
-					s.bufs.put(out)
+				j.raw = j.rawLen()
+				if j.src != nil {
+					j.value = encodeChunkFrom(s.enc, j.src, out)
 				} else {
-					s.bufs.put(j.buf)
+					value, usedBuf := encodeChunk(s.enc, j.buf, out)
+					if usedBuf {
+						s.bufs.put(out)
+					} else {
+						s.bufs.put(j.buf)
+					}
+					j.value = value
 				}
-				j.raw = len(j.buf) - chunkHeaderLen
-				j.buf, j.value = nil, value
+				j.buf, j.src = nil, nil
 				p.progress.Add(int64(j.raw))
 				p.ready <- i
 			}

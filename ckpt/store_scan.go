@@ -9,8 +9,17 @@ import (
 type chunkJob struct {
 	hash  Hash
 	buf   []byte // chunkHeaderLen spare bytes, then the raw chunk
+	src   []byte // instead of buf: the raw chunk in a copy-on-write snapshot, read where it is
 	value []byte // the stored value once encoded (buf itself, or a pool buffer)
 	raw   int    // raw length
+}
+
+// rawLen is the length of the job's raw chunk.
+func (j *chunkJob) rawLen() int {
+	if j.src != nil {
+		return len(j.src)
+	}
+	return len(j.buf) - chunkHeaderLen
 }
 
 type scanResult struct {
@@ -159,10 +168,15 @@ func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *k
 				continue
 			}
 		}
+		res.changed++
+		if wait != nil {
+			// The snapshot holds it until compressed: no copy.
+			res.jobs = append(res.jobs, chunkJob{hash: h, src: c})
+			continue
+		}
 		buf := s.bufs.get()[:chunkHeaderLen+len(c)]
 		copy(buf[chunkHeaderLen:], c)
 		res.jobs = append(res.jobs, chunkJob{hash: h, buf: buf})
-		res.changed++
 		res.copied += int64(len(c))
 	}
 }
