@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 )
@@ -11,20 +12,27 @@ import (
 // host c is SIGKILLed after the second committed epoch and its --data
 // wiped; the hosts left roll back to the newest committed epoch, host a
 // restarts c's ranks from the replicas it holds, and the job prints
-// byte for byte what the failure-free `run -n 6` prints. The coordinator's
+// byte for byte what the failure-free `run -n 6` prints, also with the
+// job links losing, duplicating and reordering frames. The coordinator's
 // host logs the time from the loss's detection to the ranks' RESUME.
 func TestMultiHostRecovery(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
 		args      []string
+		env       []string // the hosts'
 	}{
-		{"heat", "samples/heat", []string{"-steps", "400", "-every", "20"}},
-		{"ring", "samples/ring", []string{"-laps", "3000"}},
+		{"heat", "samples/heat", []string{"-steps", "400", "-every", "20"}, nil},
+		{"ring", "samples/ring", []string{"-laps", "3000"}, nil},
+		{"heat-faults", "samples/heat", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wasm := guest(t, tc.src)
 			want := jobRun(t, "6", wasm, tc.args...)
-			cluster, hs := startCluster(t, "a", "b", "c")
+			cluster := filepath.Join(t.TempDir(), "cluster")
+			if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+				t.Fatal(stderr)
+			}
+			hs := startHostProcs(t, cluster, tc.env, "a", "b", "c")
 			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 				"--checkpoint-every", "100ms", "--replicas", "1", wasm, "--"}, tc.args...)...)
 			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
