@@ -70,6 +70,20 @@ func capturedOnce(t *testing.T, n int, seed uint64) (cfg Config, src, dst *Store
 	return cfg, src, dst, k, mem
 }
 
+// capturedTwo captures epoch 1 of keys "a" and "b" in src, n random
+// bytes each made from seed.
+func capturedTwo(t *testing.T, src *Store, n int, seed uint64) (a, b Key, memA, memB []byte) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	a, b = Key{Job: "a"}, Key{Job: "b"}
+	memA, memB = make([]byte, n), make([]byte, n)
+	fillRandom(memA, rng)
+	fillRandom(memB, rng)
+	capture(t, src, testMeta(a, 1), memA)
+	capture(t, src, testMeta(b, 1), memB)
+	return a, b, memA, memB
+}
+
 // commitStream streams k's epoch from src into dst and commits it.
 func commitStream(t *testing.T, src, dst *Store, k Key, epoch uint64) {
 	t.Helper()
@@ -238,13 +252,7 @@ func TestReplicaInAbortAndCrash(t *testing.T) {
 func TestReplicaInConcurrent(t *testing.T) {
 	cfg := testConfig(t)
 	src, dst := openTest(t, testConfig(t)), openTest(t, cfg)
-	rng := rand.New(rand.NewPCG(11, 12))
-	a, b := Key{Job: "a"}, Key{Job: "b"}
-	memA, memB := make([]byte, 512<<10), make([]byte, 512<<10)
-	fillRandom(memA, rng)
-	fillRandom(memB, rng)
-	capture(t, src, testMeta(a, 1), memA)
-	capture(t, src, testMeta(b, 1), memB)
+	a, b, _, memB := capturedTwo(t, src, 512<<10, 11)
 	ra, err := stream(t, src, dst, a, 1, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -532,4 +540,33 @@ func TestReplicaInSyncedBeforeCommit(t *testing.T) {
 	dst.Close()
 	dst = openTest(t, cfg)
 	readsBack(t, dst, k, 1, mem)
+}
+
+// TestReplicaInDurable: on a store that syncs, replicas written in several
+// batches (each written back as it is written) read back, before and
+// after Open, and an aborted one among them keeps nothing.
+func TestReplicaInDurable(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NoSync = false
+	src, dst := openTest(t, testConfig(t)), openTest(t, cfg)
+	a, b, memA, memB := capturedTwo(t, src, 3*replicaBatch, 17)
+	ra, err := stream(t, src, dst, a, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitStream(t, src, dst, b, 1)
+	ra.Abort()
+	readsBack(t, dst, b, 1, memB)
+	if _, err := dst.Manifest(a, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an aborted replica is listed: %v", err)
+	}
+	commitStream(t, src, dst, a, 1)
+	dst.Close()
+	dst = openTest(t, cfg)
+	readsBack(t, dst, a, 1, memA)
+	readsBack(t, dst, b, 1, memB)
+	res, err := dst.Scrub()
+	if err != nil || res.Damaged != 0 {
+		t.Fatalf("scrub after reopen: %+v %v", res, err)
+	}
 }
