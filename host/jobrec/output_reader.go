@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Reader reads a log's frames in the order they were written.
@@ -52,7 +53,7 @@ func (r *Reader) Next(ctx context.Context, follow bool) (Chunk, error) {
 	for {
 		l := r.l
 		l.mu.Lock()
-		segs, done, wake := l.segs, l.done, l.wake
+		segs, done, wake := slices.Clone(l.segs), l.done, l.wake // Append changes sizes in place
 		l.mu.Unlock()
 		if len(segs) == 0 {
 			return Chunk{}, io.EOF
