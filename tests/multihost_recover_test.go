@@ -55,3 +55,48 @@ func TestMultiHostRecovery(t *testing.T) {
 		})
 	}
 }
+
+// A job over four host processes survives two host deaths one after the
+// other: host c is SIGKILLed after the second committed epoch (its
+// --data wiped), d restarts c's ranks from its replicas; once the
+// coordinator says the job recovered and a later epoch is committed
+// (its replicas made again on the hosts left), d is SIGKILLed the same
+// way and a restarts every rank d ran, c's among them. The output is
+// byte for byte the failure-free `run -n 6`'s.
+func TestMultiHostSecondRecovery(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	args := []string{"-steps", "600", "-every", "30"}
+	want := jobRun(t, "6", wasm, args...)
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c d"); code != 0 {
+		t.Fatal(stderr)
+	}
+	hs := startHostProcs(t, cluster, nil, "a", "b", "c", "d")
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+		"--checkpoint-every", "100ms", "--replicas", "1", wasm, "--"}, args...)...)
+	kill := func(h *hostProc) {
+		h.sigkill()
+		if err := os.RemoveAll(h.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
+	kill(hs[2])
+	// An epoch committed after the recovery holds replicas made on the
+	// hosts left.
+	waitHostLog(t, hs[3], regexp.MustCompile(`(?s)incarnation 1: the job rolls back.*epoch \d+ committed`), sub.done)
+	waitHostLog(t, hs[0], regexp.MustCompile(`(?s)recovered incarnation 1 in \d+ ms.*epoch \d+ committed`), sub.done)
+	kill(hs[3])
+	<-sub.done
+	if sub.err != nil {
+		t.Fatalf("hosts c and d killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
+	}
+	compareOutput(t, sub.out.Bytes(), want)
+	ended := make(chan struct{})
+	close(ended)
+	// d took c's rank 2 (it held its replicas), then a took d's ranks,
+	// c's among them, from the replicas made after the first recovery.
+	waitHostLog(t, hs[0], regexp.MustCompile(`(?s)incarnation 1: ranks on \[a b d d a b\].*incarnation 2: ranks on \[a b a a a b\]`), ended)
+	m := waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 2 in \d+ ms`), ended)
+	t.Log(m[0][0])
+}
