@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -13,17 +15,22 @@ import (
 // wiped; the hosts left roll back to the newest committed epoch, host a
 // restarts c's ranks from the replicas it holds, and the job prints
 // byte for byte what the failure-free `run -n 6` prints, also with the
-// job links losing, duplicating and reordering frames. The coordinator's
-// host logs the time from the loss's detection to the ranks' RESUME.
+// job links losing, duplicating and reordering frames, and when c dies
+// in the middle of a checkpoint's write (a round under way: c's
+// segment writes held open by a failpoint once epoch 2 is committed, c
+// killed once one waits). The coordinator's host logs the time from the
+// loss's detection to the ranks' RESUME.
 func TestMultiHostRecovery(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
 		args      []string
 		env       []string // the hosts'
+		hold      string   // a failpoint held open on c when it is killed
 	}{
-		{"heat", "samples/heat", []string{"-steps", "400", "-every", "20"}, nil},
-		{"ring", "samples/ring", []string{"-laps", "3000"}, nil},
-		{"heat-faults", "samples/heat", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}},
+		{"heat", "samples/heat", []string{"-steps", "400", "-every", "20"}, nil, ""},
+		{"ring", "samples/ring", []string{"-laps", "3000"}, nil, ""},
+		{"heat-faults", "samples/heat", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}, ""},
+		{"heat-kill-in-write", "samples/heat", []string{"-steps", "400", "-every", "20"}, nil, "segment:write"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wasm := guest(t, tc.src)
@@ -32,10 +39,26 @@ func TestMultiHostRecovery(t *testing.T) {
 			if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
 				t.Fatal(stderr)
 			}
-			hs := startHostProcs(t, cluster, tc.env, "a", "b", "c")
+			// c's writes go on while the gate exists.
+			gate := filepath.Join(t.TempDir(), "gate")
+			cEnv := tc.env
+			if tc.hold != "" {
+				if err := os.WriteFile(gate, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				cEnv = append(slices.Clone(tc.env), "LIBRAHOST_FAILPOINTS="+tc.hold+"=wait("+gate+")")
+			}
+			hs := append(startHostProcs(t, cluster, tc.env, "a", "b"),
+				startHostProc(t, cluster, cEnv, nil, "c", filepath.Join(t.TempDir(), "c")))
 			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 				"--checkpoint-every", "100ms", "--replicas", "1", wasm, "--"}, tc.args...)...)
 			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
+			if tc.hold != "" {
+				if err := os.Remove(gate); err != nil {
+					t.Fatal(err)
+				}
+				waitHostLog(t, hs[2], regexp.MustCompile(`(?s)epoch 2 committed.*failpoint `+tc.hold+`: waiting`), sub.done)
+			}
 			hs[2].sigkill()
 			if err := os.RemoveAll(hs[2].data); err != nil {
 				t.Fatal(err)
@@ -50,6 +73,12 @@ func TestMultiHostRecovery(t *testing.T) {
 			ended := make(chan struct{})
 			close(ended)
 			waitHostLog(t, hs[0], regexp.MustCompile(`incarnation 1: ranks on \[a b a a b a\]`), ended)
+			// The job went back to a committed epoch, the second or later
+			// (a round under way when c died is dropped).
+			e := waitHostLog(t, hs[0], regexp.MustCompile(`host h2 lost: incarnation 1 rolls back to epoch (\d+)\n`), ended)[0][1]
+			if n, _ := strconv.Atoi(e); n < 2 {
+				t.Fatalf("rolled back to epoch %s, want 2 or later", e)
+			}
 			m := waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in \d+ ms`), ended)
 			t.Log(m[0][0]) // bench/RESULTS.md
 		})
