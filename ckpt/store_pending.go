@@ -105,17 +105,24 @@ func (s *Store) startCompress(p *Pending) {
 	running.Store(int32(w))
 	for range w {
 		go func() {
+			// A chunk of a copy-on-write snapshot is compressed into
+			// scratch, then its value copied into slab at its own size.
+			var scratch, slab []byte
+			defer func() { s.bufs.put(scratch) }()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(p.jobs) {
 					break
 				}
 				j := &p.jobs[i]
-				out := s.bufs.get()
 				j.raw = j.rawLen()
 				if j.src != nil {
-					j.value = encodeChunkFrom(s.enc, j.src, out)
+					if scratch == nil {
+						scratch = s.bufs.get()
+					}
+					j.value, slab = carve(slab, encodeChunkFrom(s.enc, j.src, scratch))
 				} else {
+					out := s.bufs.get()
 					value, usedBuf := encodeChunk(s.enc, j.buf, out)
 					if usedBuf {
 						s.bufs.put(out)
@@ -133,6 +140,24 @@ func (s *Store) startCompress(p *Pending) {
 			}
 		}()
 	}
+}
+
+// valueSlab is the size of the slabs that hold the values of a
+// copy-on-write capture's chunks.
+const valueSlab = 4 << 20
+
+// carve copies v to the free end of slab (a new one if it does not fit)
+// and returns the copy, capped at its length (so that bufPool.put drops
+// it: its slab goes with the capture), and the slab. A capture holds its
+// values at their compressed size rather than in a chunk-sized buffer
+// each, and its slabs are fresh memory only as large as the values.
+func carve(slab, v []byte) (value, rest []byte) {
+	if len(v) > cap(slab)-len(slab) {
+		slab = make([]byte, 0, max(valueSlab, len(v)))
+	}
+	n := len(slab)
+	slab = append(slab, v...)
+	return slab[n:len(slab):len(slab)], slab
 }
 
 // writer is the one goroutine that writes captures, in the order they were
