@@ -43,6 +43,13 @@ func startHostProcsArgs(t *testing.T, cluster string, env, args []string, names 
 // when the test ends.
 func startHostProc(t *testing.T, cluster string, env, args []string, n, data string) *hostProc {
 	t.Helper()
+	return startHostProcIn(t, "", cluster, env, args, n, data)
+}
+
+// startHostProcIn is startHostProc with the host's working directory
+// dir ("" for the test's own).
+func startHostProcIn(t *testing.T, dir, cluster string, env, args []string, n, data string) *hostProc {
+	t.Helper()
 	errf, err := os.Create(filepath.Join(t.TempDir(), n+".log"))
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +57,7 @@ func startHostProc(t *testing.T, cluster string, env, args []string, n, data str
 	cmd := exec.Command(librahost, "host", "--listen", "127.0.0.1:0", "--data", data,
 		"--cluster", cluster, "--name", n)
 	cmd.Args = append(cmd.Args, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = errf
 	out, err := cmd.StdoutPipe()

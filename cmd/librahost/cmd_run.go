@@ -129,6 +129,21 @@ func runJob(cfg job.Config, stdout, stderr io.Writer) error {
 }
 
 func parseMounts(dirs []string) ([]job.Mount, error) {
+	out, err := parseMountSpecs(dirs)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range out {
+		if fi, err := os.Stat(m.HostPath); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--dir %q: %s is not a directory", dirs[i], m.HostPath)
+		}
+	}
+	return out, nil
+}
+
+// parseMountSpecs parses --dir values without looking at the host paths
+// (those of `submit` are on the job's hosts).
+func parseMountSpecs(dirs []string) ([]job.Mount, error) {
 	var out []job.Mount
 	for _, d := range dirs {
 		parts := strings.Split(d, ":")
@@ -141,8 +156,8 @@ func parseMounts(dirs []string) ([]job.Mount, error) {
 		case len(parts) != 1:
 			return nil, fmt.Errorf("--dir %q: want HOST:GUEST[:ro]", d)
 		}
-		if fi, err := os.Stat(m.HostPath); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("--dir %q: %s is not a directory", d, m.HostPath)
+		if m.HostPath == "" || m.GuestPath == "" {
+			return nil, fmt.Errorf("--dir %q: want HOST:GUEST[:ro]", d)
 		}
 		out = append(out, m)
 	}

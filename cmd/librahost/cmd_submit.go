@@ -53,10 +53,11 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	every := fs.Duration("checkpoint-every", 0, "take a coordinated checkpoint of the job at this `interval` (each rank's kept in its host's --data)")
 	replicas := fs.Int("replicas", 1, "other `hosts` that keep a copy of each rank's checkpoint (with --checkpoint-every)")
 	detach := fs.Bool("detach", false, "print the job's ID and return: the first of --hosts submits the job and it runs on without this process (librahost attach JOB, logs JOB)")
-	var envs listFlag
+	var envs, dirs listFlag
 	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
+	fs.Var(&dirs, "dir", "mount a directory that exists on every host (relative: from each host's working directory): HOST:GUEST[:ro], a read-only one the same on every host (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--detach] [--failure-timeout DUR] [--checkpoint-every DUR [--replicas R]] app.wasm [--] [guest args]")
+		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--dir HOST:GUEST[:ro]]... [--detach] [--failure-timeout DUR] [--checkpoint-every DUR [--replicas R]] app.wasm [--] [guest args]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -93,7 +94,11 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	if err := checkEnvs(envs); err != nil {
 		return err
 	}
-	module, err := moduleFor(module, stderr)
+	mounts, err := parseMountSpecs(dirs)
+	if err != nil {
+		return err
+	}
+	module, err = moduleFor(module, stderr)
 	if err != nil {
 		return err
 	}
@@ -120,6 +125,7 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 		FailureTimeout:  *failTimeout,
 		CheckpointEvery: *every,
 		Replicas:        *replicas,
+		Mounts:          mounts,
 	}
 	if *detach {
 		return submitDetached(cfg, stdout, stderr)

@@ -205,6 +205,10 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 }
 
 func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module []byte) error {
+	mounts, inputs, err := d.resolveMounts(p.Mounts)
+	if err != nil {
+		return err
+	}
 	qt, err := transport.ListenQUIC(transport.QUICConfig{
 		Shared: d.tr,
 		ALPN:   transport.JobALPN(j.id),
@@ -296,7 +300,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		close(ioStopped)
 	})
 	defer stopIO()
-	if err := j.out.sendJSON(msgReady, readyMsg{Host: d.cfg.Name, Port: qt.Addr().(*net.UDPAddr).Port}); err != nil {
+	if err := j.out.sendJSON(msgReady, readyMsg{Host: d.cfg.Name, Port: qt.Addr().(*net.UDPAddr).Port, Inputs: inputs}); err != nil {
 		return err
 	}
 	t, body, err := readMsg(j.str)
@@ -382,6 +386,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		Ranks:      j.ranks,
 		Args:       p.Args,
 		Env:        p.Env,
+		Mounts:     mounts,
 		RankOutput: func(r int, stream byte) io.Writer { return output{d, j, r, stream} },
 		Endpoint:   ep,
 		CacheDir:   filepath.Join(d.cfg.DataDir, "cache"),

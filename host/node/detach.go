@@ -52,7 +52,7 @@ func SubmitDetached(ctx context.Context, cfg SubmitConfig) (string, error) {
 		return "", errors.New("node: no hosts to submit to")
 	}
 	body, err := encodeWithModule(detachMsg{Hosts: cfg.Hosts, prepareMsg: prepareMsg{N: cfg.N, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
-		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas}}, cfg.Module)
+		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas, Mounts: mountsToMsg(cfg.Mounts)}}, cfg.Module)
 	if err != nil {
 		return "", err
 	}
@@ -107,6 +107,7 @@ func (d *Daemon) serveDetach(ctx context.Context, str *quic.Stream, peer string,
 		Hosts:  m.Hosts, N: m.N, Module: module, ModuleName: m.Module, Args: m.Args, Env: m.Env,
 		Stdout: io.Discard, Stderr: io.Discard, Stop: ctx.Done(),
 		FailureTimeout: m.FailureTimeout, CheckpointEvery: m.CheckpointEvery, Replicas: m.Replicas,
+		Mounts:  mountsFromMsg(m.Mounts),
 		Started: func(job string) { started <- job },
 	}
 	type result struct {

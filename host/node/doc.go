@@ -12,8 +12,8 @@
 // submitter connects to each host it names, places rank r on host
 // r mod len(hosts), and drives the job over one stream per host:
 //
-//	submitter → host   PREPARE  job, placement, args, env, the module
-//	host → submitter   READY    the UDP port of the job's links (the host's)
+//	submitter → host   PREPARE  job, placement, args, env, mounts, the module
+//	host → submitter   READY    the UDP port of the job's links (the host's), the hash of each read-only mount (job_mounts.go)
 //	submitter → host   START    every host's transport address
 //	host → submitter   OUTPUT   bytes a local rank wrote to stdout or stderr,
 //	                            with their offset in the rank's stream (the

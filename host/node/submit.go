@@ -126,6 +126,10 @@ type SubmitConfig struct {
 	// and on Replicas other hosts (default 1, at most the hosts but one).
 	CheckpointEvery time.Duration
 	Replicas        int
+	// Mounts are directories that exist on every host, a relative host
+	// path from each host's working directory; a read-only one must hold
+	// the same files on every host.
+	Mounts []driver.Mount
 	// Started, if set, is called with the job's ID once every host has
 	// been told to start it.
 	Started func(job string)
@@ -176,6 +180,7 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	body, err := encodePrepare(prepareMsg{
 		Job: s.job, N: cfg.N, Placement: placement, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
 		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas,
+		Mounts: mountsToMsg(cfg.Mounts),
 	}, cfg.Module)
 	if err != nil {
 		return 1, err
@@ -205,26 +210,34 @@ type hostEvent struct {
 func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	s.strs = make([]*quic.Stream, len(s.hcs))
 	s.outs = make([]msgWriter, len(s.hcs))
-	ports := make([]int, len(s.hcs))
+	readies := make([]readyMsg, len(s.hcs))
 	errs := make([]error, len(s.hcs))
 	var wg sync.WaitGroup
 	for i, h := range s.hcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ports[i], errs[i] = s.prepare(ctx, i, h, prepare)
+			readies[i], errs[i] = s.prepare(ctx, i, h, prepare)
 		}()
 	}
 	wg.Wait()
 	s.bar.Done()
-	if err := errors.Join(errs...); err != nil {
+	err := errors.Join(errs...)
+	if err == nil {
+		ids, inputs := make([]string, len(s.hcs)), make([][]string, len(s.hcs))
+		for i, h := range s.hcs {
+			ids[i], inputs[i] = h.id, readies[i].Inputs
+		}
+		err = checkInputs(mountsToMsg(s.cfg.Mounts), ids, inputs)
+	}
+	if err != nil {
 		s.broadcast(msgCancel, nil)
 		return 1, err
 	}
 	start := startMsg{Addrs: map[string]string{}}
 	for i, h := range s.hcs {
 		ip, _, _ := net.SplitHostPort(h.addr)
-		start.Addrs[h.id] = net.JoinHostPort(ip, fmt.Sprint(ports[i]))
+		start.Addrs[h.id] = net.JoinHostPort(ip, fmt.Sprint(readies[i].Port))
 	}
 	fmt.Fprintf(s.cfg.Log, "librahost submit: job %s: %d workers on %d hosts\n", s.job, s.cfg.N, len(s.hcs))
 
@@ -403,35 +416,35 @@ func outcome(exits []*exitMsg) (int, error) {
 }
 
 // prepare opens host i's job stream, sends PREPARE and waits for READY.
-func (s *submission) prepare(ctx context.Context, i int, h *hostConn, body []byte) (int, error) {
+func (s *submission) prepare(ctx context.Context, i int, h *hostConn, body []byte) (readyMsg, error) {
 	str, err := h.conn.OpenStreamSync(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
+		return readyMsg{}, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
 	}
 	s.strs[i], s.outs[i].w = str, s.bar.Count(str)
 	if err := s.outs[i].send(msgPrepare, body); err != nil {
-		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
+		return readyMsg{}, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
 	}
 	s.outs[i].w = str
 	t, b, err := readMsg(str)
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
+		return readyMsg{}, fmt.Errorf("%w: host %s: %v", ErrHostLost, h.id, describeStreamError(err))
 	case t == msgError:
 		var e errorMsg
 		decodeJSON(t, b, &e)
-		return 0, fmt.Errorf("host %s: %s", h.id, e.Error)
+		return readyMsg{}, fmt.Errorf("host %s: %s", h.id, e.Error)
 	case t != msgReady:
-		return 0, fmt.Errorf("%w: host %s sent %s instead of READY", ErrProtocol, h.id, t)
+		return readyMsg{}, fmt.Errorf("%w: host %s sent %s instead of READY", ErrProtocol, h.id, t)
 	}
 	var r readyMsg
 	if err := decodeJSON(t, b, &r); err != nil {
-		return 0, err
+		return readyMsg{}, err
 	}
 	if r.Port <= 0 || r.Port > 65535 {
-		return 0, fmt.Errorf("%w: host %s: port %d", ErrProtocol, h.id, r.Port)
+		return readyMsg{}, fmt.Errorf("%w: host %s: port %d", ErrProtocol, h.id, r.Port)
 	}
-	return r.Port, nil
+	return r, nil
 }
 
 // read reads host i's stream until it ends, passing on its output and

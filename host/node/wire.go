@@ -144,6 +144,8 @@ type prepareMsg struct {
 	// that interval, each rank's kept on its host and on Replicas others.
 	CheckpointEvery time.Duration `json:"checkpoint_every,omitempty"`
 	Replicas        int           `json:"replicas,omitempty"`
+	// Mounts are directories that exist on every host (job_mounts.go).
+	Mounts []mountMsg `json:"mounts,omitempty"`
 }
 
 // encodePrepare is the PREPARE body: JSON length u32 | JSON | module bytes.
@@ -204,6 +206,11 @@ func (p prepareMsg) check() error {
 	case p.CheckpointEvery < 0 || p.Replicas < 0:
 		return fmt.Errorf("%w: checkpoint every %v with %d replicas", ErrProtocol, p.CheckpointEvery, p.Replicas)
 	}
+	for _, m := range p.Mounts {
+		if m.Host == "" || m.Guest == "" {
+			return fmt.Errorf("%w: mount %q", ErrProtocol, m)
+		}
+	}
 	return nil
 }
 
@@ -215,6 +222,9 @@ const maxWorkers = 1 << 16
 type readyMsg struct {
 	Host string `json:"host"`
 	Port int    `json:"port"`
+	// Inputs: the hash of each mount of the job here, in order ("" for
+	// a read-write one).
+	Inputs []string `json:"inputs,omitempty"`
 }
 
 // startMsg gives every host of the job the address of every other one.

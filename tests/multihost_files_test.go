@@ -1,0 +1,127 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// copyTree copies the regular files of directory src into dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sameFiles fails unless the files of the directories got (together)
+// are those of want, byte for byte.
+func sameFiles(t *testing.T, want string, got ...string) {
+	t.Helper()
+	files := map[string][]byte{}
+	for _, d := range got {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if _, dup := files[e.Name()]; dup {
+				t.Fatalf("%s written on two hosts", e.Name())
+			}
+			files[e.Name()], _ = os.ReadFile(filepath.Join(d, e.Name()))
+		}
+	}
+	ents, err := os.ReadDir(want)
+	if err != nil || len(ents) != len(files) {
+		t.Fatalf("%d files written over the hosts, want %d (%v)", len(files), len(ents), err)
+	}
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(want, e.Name()))
+		if g, ok := files[e.Name()]; !ok || string(g) != string(b) {
+			t.Fatalf("%s differs from the failure-free run's (%d bytes, want %d)", e.Name(), len(g), len(b))
+		}
+	}
+}
+
+// samples/wordcount over three host processes with six workers reads
+// its input from a read-only --dir that each host holds a copy of, and
+// writes its result files into a read-write --dir of each host (relative
+// paths, from each host's working directory): its output, and the
+// result files of all hosts together, are byte for byte those of `run
+// -n 6`. A job whose read-only input differs on one host, or whose
+// directory is missing on one, is refused in one line naming the host.
+func TestMultiHostDirs(t *testing.T) {
+	wasm := guest(t, "samples/wordcount")
+	input := filepath.Join(wordcountInput(t, wasm, "12"), "in")
+	wantOut := t.TempDir()
+	args := []string{"-in", "/in", "-out", "/out"}
+	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", input + ":/in:ro", "--dir", wantOut + ":/out", wasm, "--"}, args...)...)
+	if code != 0 || !strings.HasPrefix(want, "wordcount: 12 files, 60000 words, ") {
+		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
+	}
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+		t.Fatal(stderr)
+	}
+	var hs []*hostProc
+	var cwds []string
+	for _, n := range []string{"a", "b", "c"} {
+		cwd := filepath.Join(t.TempDir(), n)
+		copyTree(t, input, filepath.Join(cwd, "in"))
+		if err := os.MkdirAll(filepath.Join(cwd, "out"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cwds = append(cwds, cwd)
+		hs = append(hs, startHostProcIn(t, cwd, cluster, nil, nil, n, filepath.Join(t.TempDir(), n+"-data")))
+	}
+	submit := append([]string{"submit", "--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+		"--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)
+	out, stderr, code := lh(t, submit...)
+	if code != 0 {
+		t.Fatalf("submit: exit %d\n%s", code, stderr)
+	}
+	compareOutput(t, []byte(out), []byte(want))
+	var outs []string
+	for _, d := range cwds {
+		outs = append(outs, filepath.Join(d, "out"))
+	}
+	sameFiles(t, wantOut, outs...)
+
+	// One word more in host c's copy of an input file.
+	f := filepath.Join(cwds[2], "in", "text-0003.txt")
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, append(b, " extra"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = lh(t, submit...)
+	if code != 1 {
+		t.Fatalf("input differs on host c: exit %d\n%s", code, stderr)
+	}
+	oneLineError(t, stderr, "--dir in:/in:ro: the read-only input differs between host a and host c")
+	// No out directory on host b.
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(outs[1]); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = lh(t, submit...)
+	if code != 1 {
+		t.Fatalf("no out on host b: exit %d\n%s", code, stderr)
+	}
+	oneLineError(t, stderr, "is not a directory on host b: the directory must exist on every host of the job")
+}
