@@ -93,7 +93,7 @@ func TestDetachAttachLogs(t *testing.T) {
 	a := restartHostProc(t, cluster, hs[0], "--http", "127.0.0.1:0")
 	hosts = a.addr + "," + hs[1].addr
 	out, stderr, code = lh(t, "status", "--cluster", cluster, "--hosts", a.addr)
-	if code != 0 || !strings.Contains(out, "job "+id+"  ended") || !strings.Contains(out, "rank 0 exited (3)") ||
+	if code != 0 || !strings.Contains(out, "job "+id+"  ended") || !strings.Contains(out, "from a (detached)") || !strings.Contains(out, "rank 0 exited (3)") ||
 		!strings.Contains(out, "job "+exit3) {
 		t.Fatalf("status of host a restarted: exit %d\n%s%s", code, out, stderr)
 	}
@@ -233,6 +233,10 @@ func TestRecordsDashboardBrowser(t *testing.T) {
 	label, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('%s .rank').textContent`, row)))
 	if err != nil || label != "rank 0 (3)" {
 		t.Fatalf("the job's rank reads %q (%v), want rank 0 (3)", label, err)
+	}
+	from, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('%s td[data-label="Submitter"]').textContent`, row)))
+	if err != nil || from != "a (detached)" {
+		t.Fatalf("the job's submitter reads %q (%v), want a (detached)", from, err)
 	}
 	// The cancelled one says why.
 	why, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('[data-host="a"] tr[data-job="%s"] .why').textContent`, long)))

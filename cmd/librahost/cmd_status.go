@@ -85,7 +85,11 @@ func printStatus(w io.Writer, addrs []string, sts []node.HostStatus, errs []erro
 			if !j.Ended.IsZero() {
 				age = j.Ended.Sub(j.Started).Round(time.Millisecond).String() + ", ended " + j.Ended.Local().Format(time.DateTime)
 			}
-			fmt.Fprintf(w, "  job %s  %-9s %s  %d workers  from %s  %s\n", j.ID, j.State, j.Module, j.N, j.Submitter, age)
+			from := j.Submitter
+			if j.Detached {
+				from += " (detached)"
+			}
+			fmt.Fprintf(w, "  job %s  %-9s %s  %d workers  from %s  %s\n", j.ID, j.State, j.Module, j.N, from, age)
 			var ws []string
 			for _, wk := range j.Workers {
 				s := fmt.Sprintf("rank %d %s", wk.Rank, wk.State)

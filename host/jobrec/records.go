@@ -42,6 +42,7 @@ type Record struct {
 	Module    string   `json:"module"`
 	N         int      `json:"n"`
 	Submitter string   `json:"submitter"`
+	Detached  bool     `json:"detached,omitempty"`  // submitted by the Submitter host for another
 	Placement []string `json:"placement,omitempty"` // host of each rank
 	// State is the daemon's (preparing, running, ended, failed,
 	// cancelled); Ended is zero while the job runs.

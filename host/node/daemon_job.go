@@ -51,6 +51,8 @@ type job struct {
 	report *driver.Status
 	log    *jobrec.Log // its output here (daemon_records.go)
 	why    string      // the one line it ended with, if any
+	// detached: submitted by a host for `submit --detach`
+	detached bool
 
 	// A job with checkpoints: its store here (the checkpoints of the
 	// ranks run here and the replicas of others'), guarded by mu, and its
@@ -83,6 +85,7 @@ func (j *job) status() JobStatus {
 		Started:   j.started,
 		Ended:     j.ended,
 		Why:       j.why,
+		Detached:  j.detached,
 		Workers:   slices.Clone(j.ws),
 		// The newest checkpoints, oldest first.
 		Checkpoints: j.report.Read().Checkpoints,
@@ -176,7 +179,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 	j := &job{
 		id: p.Job, module: p.Module, submitter: peer, n: p.N, placement: p.Placement,
 		started: time.Now(), str: str, report: driver.NewStatus(0), out: msgWriter{w: str}, state: statePreparing,
-		done: make(chan struct{}), failureTimeout: cmp.Or(p.FailureTimeout, d.cfg.FailureTimeout, ckpt.DefaultFailureTimeout),
+		detached: p.Detached, done: make(chan struct{}), failureTimeout: cmp.Or(p.FailureTimeout, d.cfg.FailureTimeout, ckpt.DefaultFailureTimeout),
 	}
 	for r, h := range p.Placement {
 		if h == d.cfg.Name {

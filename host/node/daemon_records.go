@@ -49,7 +49,7 @@ func (d *Daemon) openRecords() error {
 // recordOf is what the records keep of job j.
 func recordOf(j *job) jobrec.Record {
 	st := j.status()
-	r := jobrec.Record{ID: st.ID, Module: st.Module, N: st.N, Submitter: st.Submitter, Placement: j.placement,
+	r := jobrec.Record{ID: st.ID, Module: st.Module, N: st.N, Submitter: st.Submitter, Detached: st.Detached, Placement: j.placement,
 		State: st.State, Started: st.Started, Ended: st.Ended, Why: st.Why}
 	for _, w := range st.Workers {
 		r.Workers = append(r.Workers, jobrec.Worker{Rank: w.Rank, State: w.State, Exit: w.Exit, Error: w.Error})
@@ -59,7 +59,7 @@ func recordOf(j *job) jobrec.Record {
 
 // statusOfRecord is the status of an ended job from its record.
 func statusOfRecord(r jobrec.Record) JobStatus {
-	st := JobStatus{ID: r.ID, Module: r.Module, N: r.N, Submitter: r.Submitter, State: r.State,
+	st := JobStatus{ID: r.ID, Module: r.Module, N: r.N, Submitter: r.Submitter, Detached: r.Detached, State: r.State,
 		Started: r.Started, Ended: r.Ended, Why: r.Why, Workers: []WorkerStatus{}}
 	for _, w := range r.Workers {
 		st.Workers = append(st.Workers, WorkerStatus{Rank: w.Rank, State: w.State, Exit: w.Exit, Error: w.Error})

@@ -107,8 +107,9 @@ func (d *Daemon) serveDetach(ctx context.Context, str *quic.Stream, peer string,
 		Hosts:  m.Hosts, N: m.N, Module: module, ModuleName: m.Module, Args: m.Args, Env: m.Env,
 		Stdout: io.Discard, Stderr: io.Discard, Stop: ctx.Done(),
 		FailureTimeout: m.FailureTimeout, CheckpointEvery: m.CheckpointEvery, Replicas: m.Replicas,
-		Mounts:  mountsFromMsg(m.Mounts),
-		Started: func(job string) { started <- job },
+		Mounts:   mountsFromMsg(m.Mounts),
+		Started:  func(job string) { started <- job },
+		detached: true,
 	}
 	type result struct {
 		code int

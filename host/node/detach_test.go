@@ -42,6 +42,11 @@ func TestSubmitDetached(t *testing.T) {
 	if !strings.Contains(logs[0].String(), "job "+id+": submitted from here for a (detached)") {
 		t.Fatalf("host a's log:\n%s", logs[0])
 	}
+	for _, d := range ds[:2] {
+		if j := d.Status().Jobs[0]; j.ID != id || !j.Detached || j.Submitter != "a" {
+			t.Fatalf("host %s: %+v", d.cfg.Name, j)
+		}
+	}
 
 	cfg, _, _ = submitCfg(addrs, 1, exit3)
 	id, err = SubmitDetached(context.Background(), cfg)

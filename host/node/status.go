@@ -59,8 +59,11 @@ type JobStatus struct {
 	Ended     time.Time `json:"ended,omitzero"`
 	// Why is the one line the job ended with here (a cancel, a host's
 	// failure), if not by its ranks' exits alone.
-	Why     string         `json:"why,omitempty"`
-	Workers []WorkerStatus `json:"workers"`
+	Why string `json:"why,omitempty"`
+	// Detached: submitted with `submit --detach` (by the Submitter host
+	// on the user's behalf).
+	Detached bool           `json:"detached,omitempty"`
+	Workers  []WorkerStatus `json:"workers"`
 	// Checkpoints are the job's newest checkpoints here (at most
 	// job.DefaultHistory), oldest first.
 	Checkpoints []driver.Checkpoint `json:"checkpoints,omitempty"`

@@ -132,7 +132,8 @@ type SubmitConfig struct {
 	Mounts []driver.Mount
 	// Started, if set, is called with the job's ID once every host has
 	// been told to start it.
-	Started func(job string)
+	Started  func(job string)
+	detached bool // submitted by a host for `submit --detach`
 }
 
 // Submit places cfg.N ranks round-robin on cfg.Hosts, starts them, writes
@@ -180,7 +181,8 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	body, err := encodePrepare(prepareMsg{
 		Job: s.job, N: cfg.N, Placement: placement, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
 		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas,
-		Mounts: mountsToMsg(cfg.Mounts),
+		Mounts:   mountsToMsg(cfg.Mounts),
+		Detached: cfg.detached,
 	}, cfg.Module)
 	if err != nil {
 		return 1, err

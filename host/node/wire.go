@@ -146,6 +146,8 @@ type prepareMsg struct {
 	Replicas        int           `json:"replicas,omitempty"`
 	// Mounts are directories that exist on every host (job_mounts.go).
 	Mounts []mountMsg `json:"mounts,omitempty"`
+	// Detached: submitted by a host for `submit --detach`.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // encodePrepare is the PREPARE body: JSON length u32 | JSON | module bytes.

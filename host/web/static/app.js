@@ -46,7 +46,7 @@ function jobRow(j, now) {
   }
   // Why it ended, if not by its ranks' exits (a cancel, a host's failure).
   const st = j.why ? el('div', {}, state(j.state), el('div', { className: 'why muted' }, j.why)) : state(j.state);
-  const cells = [el('code', {}, j.id), st, j.module, String(j.n), ranks, j.submitter,
+  const cells = [el('code', {}, j.id), st, j.module, String(j.n), ranks, j.submitter + (j.detached ? ' (detached)' : ''),
     clock(j.started), el('span', { className: 'age', 'data-started': j.started, 'data-ended': j.ended || '' }, jobTime(j, now))];
   const tr = el('tr', { 'data-job': j.id, 'data-state': j.state });
   cells.forEach((c, i) => tr.append(el('td', { 'data-label': jobColumns[i], className: i === 3 ? 'num' : '' }, c)));
