@@ -39,11 +39,6 @@ type repWriter struct {
 	written int64    // bytes of values written
 
 	syncDone func() error // the sync startSync began, once it is done
-
-	// The flusher starts writing back what write wrote, off the
-	// writer's path (writeBack).
-	flushq  chan extent
-	flushed chan struct{}
 }
 
 // beginReplica starts a replica's writes in the replica segment,
@@ -109,43 +104,7 @@ func (w *repWriter) write(vals [][]byte) ([]int64, error) {
 		vs, off = vs[k:], next
 	}
 	w.written += n
-	w.writeBack(x)
 	return offs, nil
-}
-
-// writeBack has the flusher start writing x back to the disk, so that the
-// sync before the commit waits for little more than the last batch. The
-// writer does not wait for it (a busy disk makes starting a write-back
-// wait for room in its queue): if the flusher is behind, the sync writes
-// x back.
-func (w *repWriter) writeBack(x extent) {
-	if w.sg.noSync {
-		return
-	}
-	if w.flushq == nil {
-		w.flushq, w.flushed = make(chan extent, 16), make(chan struct{})
-		go w.flusher(int(w.f.Fd()))
-	}
-	select {
-	case w.flushq <- x:
-	default:
-	}
-}
-
-func (w *repWriter) flusher(fd int) {
-	defer close(w.flushed)
-	for x := range w.flushq {
-		_ = unix.SyncFileRange(fd, x.off, x.end-x.off, unix.SYNC_FILE_RANGE_WRITE)
-	}
-}
-
-// stopFlusher waits for the flusher, if any, to be done.
-func (w *repWriter) stopFlusher() {
-	if w.flushq != nil {
-		close(w.flushq)
-		<-w.flushed
-		w.flushq = nil
-	}
 }
 
 // sync makes the values written durable; failpoint "segment:sync".
@@ -171,10 +130,7 @@ func (w *repWriter) startSync() {
 		return
 	}
 	done := make(chan error, 1)
-	go func() {
-		w.stopFlusher()
-		done <- w.sync()
-	}()
+	go func() { done <- w.sync() }()
 	w.syncDone = sync.OnceValue(func() error { return <-done })
 }
 
@@ -217,8 +173,7 @@ func (w *repWriter) committed() {
 // given back: cut off if it is still the segment's tail, punched out
 // otherwise; and a replica segment left empty is removed.
 func (w *repWriter) release() {
-	_ = w.synced() // no sync or write-back is left running on the room given back
-	w.stopFlusher()
+	_ = w.synced() // no sync is left running on the room given back
 	sg := w.sg
 	sg.mu.Lock()
 	defer sg.mu.Unlock()

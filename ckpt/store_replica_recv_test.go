@@ -543,8 +543,8 @@ func TestReplicaInSyncedBeforeCommit(t *testing.T) {
 }
 
 // TestReplicaInDurable: on a store that syncs, replicas written in several
-// batches (each written back as it is written) read back, before and
-// after Open, and an aborted one among them keeps nothing.
+// batches read back, before and after Open, and an aborted one among them
+// keeps nothing.
 func TestReplicaInDurable(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.NoSync = false
