@@ -14,9 +14,11 @@ import (
 type keyState struct {
 	capMu sync.Mutex // serialises Captures of the key (until they return) and Deletes
 
-	mu     sync.Mutex // guards the fields below
+	mu     sync.Mutex // guards loaded and base; a commit holds it through its transaction
 	loaded bool
 	base   *baseState // last durable capture, nil if none usable
+
+	linkMu sync.Mutex // guards last and scan, never held for long
 	last   *Pending   // last capture handed to the writer
 	scan   *scanLink  // the last capture's memory, for the next one's Dirty hint; nil: none usable
 }
@@ -37,9 +39,9 @@ type scanLink struct {
 // last capture, or nil if it must hash everything. The caller holds
 // ks.capMu.
 func (ks *keyState) known(d *Dirty, mem []byte, cs int) *known {
-	ks.mu.Lock()
+	ks.linkMu.Lock()
 	l := ks.scan
-	ks.mu.Unlock()
+	ks.linkMu.Unlock()
 	if d == nil || d.Since == 0 || l == nil || d.Since != l.mark || len(mem) < l.size {
 		return nil
 	}
@@ -64,9 +66,9 @@ func (ks *keyState) known(d *Dirty, mem []byte, cs int) *known {
 // failed to be written, so the chunks that later captures took as
 // unchanged from it may be missing from the store.
 func (ks *keyState) dropScan() {
-	ks.mu.Lock()
+	ks.linkMu.Lock()
 	ks.scan = nil
-	ks.mu.Unlock()
+	ks.linkMu.Unlock()
 }
 
 // baseState is an immutable record of a durable capture that the next
@@ -171,15 +173,8 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	ks.capMu.Lock()
 	defer ks.capMu.Unlock()
 
-	base := s.currentBase(meta.Key, ks)
-	var baseMem, baseFiles []Hash
-	if base != nil && base.chunkSize == s.cfg.ChunkSize {
-		baseMem, baseFiles = base.mem, base.files
-	}
-
 	p := &Pending{
 		s:          s,
-		base:       base,
 		compressed: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -213,18 +208,35 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	}
 	var st Stats
 	var fileJobs []chunkJob
-	if len(meta.Files) > filesInlineMax {
-		fs := s.scan(meta.Files, baseFiles, bad, nil, nil)
-		m.Files, m.FileChunks, m.FilesLen = nil, fs.hashes, uint64(len(meta.Files))
-		fileJobs = fs.jobs
-		st.BytesCopied += fs.copied
-	} else {
-		m.Files = cloneBytes(meta.Files)
+	var baseMem []Hash
+	files := meta.Files
+	chunked := len(files) > filesInlineMax
+	if fz != nil && chunked {
+		files = cloneBytes(files) // scanned after Capture returns
+	}
+	// prepare chooses the base (the last durable capture, which a commit
+	// under way may replace: it holds ks.mu meanwhile) and scans the
+	// file blob against it.
+	prepare := func() {
+		p.base = s.currentBase(meta.Key, ks)
+		var baseFiles []Hash
+		if b := p.base; b != nil && b.chunkSize == s.cfg.ChunkSize {
+			baseMem, baseFiles = b.mem, b.files
+		}
+		if chunked {
+			fs := s.scan(files, baseFiles, bad, nil, nil)
+			m.Files, m.FileChunks, m.FilesLen = nil, fs.hashes, uint64(len(files))
+			fileJobs = fs.jobs
+			st.BytesCopied += fs.copied
+		}
+	}
+	if !chunked {
+		m.Files = cloneBytes(files)
 	}
 	p.m = m
 	p.total = int64(len(mem))
-	if m.FileChunks != nil {
-		p.total += int64(len(meta.Files))
+	if chunked {
+		p.total += int64(len(files))
 	}
 	// scanned completes the capture once mem is hashed and copied.
 	scanned := func(sc scanResult) {
@@ -242,10 +254,11 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		link.hashes = m.Chunks
 		close(link.done)
 	}
-	ks.mu.Lock()
+	ks.linkMu.Lock()
 	ks.scan = link
-	ks.mu.Unlock()
+	ks.linkMu.Unlock()
 	if fz == nil {
+		prepare()
 		kn.resolve()
 		scanned(s.scan(mem, baseMem, bad, kn, nil))
 		st.PauseDur = time.Since(start)
@@ -259,18 +272,20 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		p.early = st
 		p.scanned = make(chan struct{})
 		go func() {
-			// The chunks written since the last capture, then the
+			// The base is chosen here, so that the pause does not wait
+			// for a commit of the key under way. The chunks written
+			// since the last capture are scanned first, then the
 			// others' hashes from that capture once known. The changed
 			// chunks are compressed where they are in the snapshot,
 			// which is done with once they are.
+			prepare()
 			sc := s.scan(mem, baseMem, bad, kn, wait)
 			kn.fill(&sc, baseMem)
+			p.compressedFn = fz.Done
 			scanned(sc)
 			st.PauseDur = p.early.PauseDur
 			p.stats = st
 			close(p.scanned)
-			<-p.compressed
-			fz.Done()
 		}()
 	}
 	p.captured = time.Now()
@@ -279,9 +294,9 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		s.unpin(p)
 		return nil, err
 	}
-	ks.mu.Lock()
+	ks.linkMu.Lock()
 	ks.last = p
-	ks.mu.Unlock()
+	ks.linkMu.Unlock()
 	return p, nil
 }
 

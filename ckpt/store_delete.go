@@ -28,8 +28,9 @@ func (s *Store) Delete(k Key) error {
 		s.segs.freeLater(dead)
 	}
 	ks.mu.Lock()
-	ks.loaded, ks.base, ks.scan = true, nil, nil
+	ks.loaded, ks.base = true, nil
 	ks.mu.Unlock()
+	ks.dropScan()
 	return deleteErr(k, "delete", err)
 }
 
@@ -68,17 +69,18 @@ func (s *Store) DeleteAfter(k Key, epoch uint64) error {
 	s.segs.freeLater(dead)
 	base := s.loadBase(k)
 	ks.mu.Lock()
-	ks.loaded, ks.base, ks.scan = true, base, nil
+	ks.loaded, ks.base = true, base
 	ks.mu.Unlock()
+	ks.dropScan()
 	return nil
 }
 
 // waitKey waits until the last capture of k handed to the writer is
 // durable or has failed. The caller holds ks.capMu, so no new one starts.
 func (s *Store) waitKey(ks *keyState) {
-	ks.mu.Lock()
+	ks.linkMu.Lock()
 	p := ks.last
-	ks.mu.Unlock()
+	ks.linkMu.Unlock()
 	if p != nil {
 		<-p.done
 	}

@@ -15,10 +15,11 @@ type Pending struct {
 	jobs  []chunkJob
 	total int64 // bytes the capture covers: memory, and the file blob if chunked
 
-	captured   time.Time
-	compressed chan struct{} // closed when every job has its value
-	ready      chan int      // indexes of jobs that have their value
-	done       chan struct{} // closed when durable or failed
+	captured     time.Time
+	compressed   chan struct{} // closed when every job has its value
+	compressedFn func()        // called just before compressed is closed
+	ready        chan int      // indexes of jobs that have their value
+	done         chan struct{} // closed when durable or failed
 
 	progress atomic.Int64
 	stats    Stats         // pause-side figures, fixed once Capture returns (once scanned is closed)
@@ -96,7 +97,7 @@ func (p *Pending) Epoch() uint64 { return p.m.Epoch }
 // the shared encoder bounds how many run at once across captures.
 func (s *Store) startCompress(p *Pending) {
 	if len(p.jobs) == 0 {
-		close(p.compressed)
+		p.endCompress()
 		return
 	}
 	var next atomic.Int64
@@ -136,7 +137,7 @@ func (s *Store) startCompress(p *Pending) {
 				p.ready <- i
 			}
 			if running.Add(-1) == 0 {
-				close(p.compressed)
+				p.endCompress()
 			}
 		}()
 	}
@@ -158,6 +159,16 @@ func carve(slab, v []byte) (value, rest []byte) {
 	n := len(slab)
 	slab = append(slab, v...)
 	return slab[n:len(slab):len(slab)], slab
+}
+
+// endCompress says that every job has its value: a copy-on-write
+// snapshot the jobs were read from is done with first (before the capture
+// can be durable).
+func (p *Pending) endCompress() {
+	if p.compressedFn != nil {
+		p.compressedFn()
+	}
+	close(p.compressed)
 }
 
 // writer is the one goroutine that writes captures, in the order they were
