@@ -30,6 +30,15 @@ const (
 	cmdExit
 )
 
+// cmdRing is how many commands may wait for the handler: Go code gives
+// a command without waiting for the one before to be taken (the handler
+// takes them between two blocks it copies, which under load can be
+// milliseconds), unless the ring is full.
+const cmdRing = 16
+
+// cowCmd is a command to the handler: cmd on slot arg.
+type cowCmd struct{ cmd, arg uint32 }
+
 // cowSlots is how many snapshots may be under way at once: a capture may
 // freeze while the one before is still being copied and read.
 const cowSlots = 2
@@ -60,10 +69,11 @@ type cowShared struct {
 	nblocks              uint64
 	keepOff, needLen     uint64
 
-	seq, acked, cmd, arg uint32 // command slot
-	hold                 uint32 // handler-owned: cmdHolds not yet resumed
-	_                    uint32
-	slots                [cowSlots]cowSlot
+	seq, acked uint32          // commands given, and taken by the handler
+	cmds       [cmdRing]cowCmd // the commands not yet taken, by seq
+	hold       uint32          // handler-owned: cmdHolds not yet resumed
+	_          uint32
+	slots      [cowSlots]cowSlot
 
 	faults, copied, errs uint64 // counters
 }
@@ -306,20 +316,21 @@ func (c *cow) watch() {
 	}
 }
 
-// command has the handler thread run cmd on slot arg, and waits for it to
-// be done if wait. A command waits for the one before it to be taken.
+// command has the handler thread run cmd on slot arg, in order after the
+// commands given before, and waits for it to be done if wait.
 func (c *cow) command(cmd, arg uint32, wait bool) {
 	c.cmdMu.Lock()
 	defer c.cmdMu.Unlock()
 	sh := c.sh
-	c.waitAck(atomic.LoadUint32(&sh.seq))
-	seq := atomic.AddUint32(&sh.seq, 1)
-	atomic.StoreUint32(&sh.cmd, cmd)
-	atomic.StoreUint32(&sh.arg, arg)
+	seq := atomic.LoadUint32(&sh.seq)
+	c.waitAck(seq - cmdRing + 1) // a free place in the ring
+	atomic.StoreUint32(&sh.cmds[seq%cmdRing].cmd, cmd)
+	atomic.StoreUint32(&sh.cmds[seq%cmdRing].arg, arg)
+	atomic.StoreUint32(&sh.seq, seq+1)
 	one := [8]byte{1}
 	_, _ = unix.Write(c.ctlFd, one[:])
 	if wait {
-		c.waitAck(seq)
+		c.waitAck(seq + 1)
 	}
 }
 
@@ -330,11 +341,11 @@ func (c *cow) synced() {
 	c.waitAck(atomic.LoadUint32(&c.sh.seq))
 }
 
-// waitAck waits until the handler has taken command seq. The caller
-// holds cmdMu.
-func (c *cow) waitAck(seq uint32) {
+// waitAck waits until the handler has taken the first n commands. The
+// caller holds cmdMu.
+func (c *cow) waitAck(n uint32) {
 	var b [8]byte
-	for atomic.LoadUint32(&c.sh.acked) != seq {
+	for int32(atomic.LoadUint32(&c.sh.acked)-n) < 0 {
 		if _, err := c.ackF.Read(b[:]); err != nil {
 			return
 		}

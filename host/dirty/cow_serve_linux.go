@@ -92,18 +92,23 @@ func cowStep(sh *cowShared) bool {
 	var v uint64
 	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(sh.ctl), uintptr(unsafe.Pointer(&v)), 8)
 	if errno == 0 && n == 8 {
-		cmd := atomic.LoadUint32(&sh.cmd)
-		switch cmd {
-		case cmdStart:
-			cowStart(sh, atomic.LoadUint32(&sh.arg))
-		case cmdHold:
-			sh.hold++
-		case cmdResume:
-			sh.hold--
+		more := true
+		for done := atomic.LoadUint32(&sh.acked); more && done != atomic.LoadUint32(&sh.seq); done++ {
+			c := &sh.cmds[done%cmdRing]
+			switch atomic.LoadUint32(&c.cmd) {
+			case cmdStart:
+				cowStart(sh, atomic.LoadUint32(&c.arg))
+			case cmdHold:
+				sh.hold++
+			case cmdResume:
+				sh.hold--
+			case cmdExit:
+				more = false
+			}
+			atomic.StoreUint32(&sh.acked, done+1)
 		}
-		atomic.StoreUint32(&sh.acked, atomic.LoadUint32(&sh.seq))
 		cowSignal(sh.ack)
-		return cmd != cmdExit
+		return more
 	}
 	if sh.hold == 0 {
 		if s := cowBusy(sh); s < cowSlots {
