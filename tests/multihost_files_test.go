@@ -3,6 +3,7 @@ package tests
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -71,20 +72,7 @@ func TestMultiHostDirs(t *testing.T) {
 		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
 	}
 	cluster := filepath.Join(t.TempDir(), "cluster")
-	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
-		t.Fatal(stderr)
-	}
-	var hs []*hostProc
-	var cwds []string
-	for _, n := range []string{"a", "b", "c"} {
-		cwd := filepath.Join(t.TempDir(), n)
-		copyTree(t, input, filepath.Join(cwd, "in"))
-		if err := os.MkdirAll(filepath.Join(cwd, "out"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		cwds = append(cwds, cwd)
-		hs = append(hs, startHostProcIn(t, cwd, cluster, nil, nil, n, filepath.Join(t.TempDir(), n+"-data")))
-	}
+	hs, cwds := wordcountHosts(t, cluster, input)
 	submit := append([]string{"submit", "--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 		"--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)
 	out, stderr, code := lh(t, submit...)
@@ -124,4 +112,64 @@ func TestMultiHostDirs(t *testing.T) {
 		t.Fatalf("no out on host b: exit %d\n%s", code, stderr)
 	}
 	oneLineError(t, stderr, "is not a directory on host b: the directory must exist on every host of the job")
+}
+
+// wordcountHosts starts host processes a, b and c, each in a working
+// directory of its own holding a copy of input as in/ and an empty out/,
+// and returns them with those directories.
+func wordcountHosts(t *testing.T, cluster, input string) ([]*hostProc, []string) {
+	t.Helper()
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+		t.Fatal(stderr)
+	}
+	var hs []*hostProc
+	var cwds []string
+	for _, n := range []string{"a", "b", "c"} {
+		cwd := filepath.Join(t.TempDir(), n)
+		copyTree(t, input, filepath.Join(cwd, "in"))
+		if err := os.MkdirAll(filepath.Join(cwd, "out"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cwds = append(cwds, cwd)
+		hs = append(hs, startHostProcIn(t, cwd, cluster, nil, nil, n, filepath.Join(t.TempDir(), n+"-data")))
+	}
+	return hs, cwds
+}
+
+// The files a rank wrote move with it: samples/wordcount over three
+// hosts, checkpointed, loses host c after the second committed epoch (its
+// --data and its out/ wiped); host a restarts c's ranks and makes their
+// files from their checkpoints' replicas, and the output and the result
+// files of hosts a and b together are byte for byte those of `run -n 6`.
+func TestMultiHostDirsRecovery(t *testing.T) {
+	wasm := guest(t, "samples/wordcount")
+	gen := t.TempDir()
+	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "120", "-words", "40000")
+	input := filepath.Join(gen, "in")
+	wantOut := t.TempDir()
+	args := []string{"-in", "/in", "-out", "/out"}
+	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", input + ":/in:ro", "--dir", wantOut + ":/out", wasm, "--"}, args...)...)
+	if code != 0 {
+		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
+	}
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	hs, cwds := wordcountHosts(t, cluster, input)
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+		"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)...)
+	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
+	hs[2].sigkill()
+	for _, d := range []string{hs[2].data, cwds[2]} {
+		if err := os.RemoveAll(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-sub.done
+	if sub.err != nil {
+		t.Fatalf("host c killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
+	}
+	compareOutput(t, sub.out.Bytes(), []byte(want))
+	sameFiles(t, wantOut, filepath.Join(cwds[0], "out"), filepath.Join(cwds[1], "out"))
+	ended := make(chan struct{})
+	close(ended)
+	waitHostLog(t, hs[0], regexp.MustCompile(`incarnation 1: ranks on \[a b a a b a\]`), ended)
 }

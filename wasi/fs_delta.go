@@ -293,3 +293,25 @@ func applyDelta(roots []*os.Root, b []byte) error {
 	}
 	return nil
 }
+
+// RedoFiles redoes a file delta (a CheckpointFiles blob) on the
+// directories of mounts, in the order the guest that made it had them,
+// as they were at the checkpoint before the delta's: a rank moved to
+// another host gets its files there by redoing every delta of its
+// checkpoints, the first on the mounts as the job started.
+func RedoFiles(mounts []Mount, delta []byte) error {
+	var roots []*os.Root
+	defer func() {
+		for _, r := range roots {
+			r.Close()
+		}
+	}()
+	for _, m := range mounts {
+		r, err := os.OpenRoot(m.HostPath)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrJournal, err)
+		}
+		roots = append(roots, r)
+	}
+	return applyDelta(roots, delta)
+}

@@ -47,7 +47,10 @@
 // Endpoint of the new incarnation, and the ranks placed here (its own,
 // and the dead host's whose replicas it holds) run again from the
 // committed epoch through the resume path of a job on one host, held
-// until RESUME. RunShare with a Share returns only when the job has
+// until RESUME; a rank that moves here gets its files under the mounts
+// made from its checkpoints' file deltas (share_files.go). Mounts are
+// bound as the submitter named them, the same on every host. RunShare
+// with a Share returns only when the job has
 // ended on every host (Share.Stop); Share.Exited is told each time the
 // ranks here have ended.
 //

@@ -252,7 +252,15 @@ func (j *jobRun) openStateless() error {
 	if j.ranks == nil {
 		j.ranks = allRanks(j.n)
 	}
-	j.rec = &runRecord{runSpec: runSpec{Module: name, Args: cfg.Args, Env: cfg.Env, Mounts: mountsToJSON(cfg.Mounts),
+	mounts := mountsToJSON(cfg.Mounts)
+	if cfg.Share != nil {
+		// Every host of the job binds its ranks' checkpoints to the mounts
+		// as the submitter named them: a rank restored on another host
+		// finds them there (a relative path from that host's working
+		// directory).
+		mounts = mountsAsGiven(cfg.Mounts)
+	}
+	j.rec = &runRecord{runSpec: runSpec{Module: name, Args: cfg.Args, Env: cfg.Env, Mounts: mounts,
 		Deterministic: cfg.Deterministic, Seed: cfg.Seed, N: j.n, Prefix: cfg.Prefix}, Job: jobName}
 	j.fresh = true
 	j.mans = make([]*ckpt.Manifest, j.n)

@@ -22,6 +22,7 @@ type journalState struct {
 	epochs []uint64
 	what   string // what is wrong with it, for a message; "" if whole
 	needed bool   // the guest has mounts
+	moved  bool   // the rank's files were made here from its checkpoints (moveFiles)
 }
 
 func readJournalState(path string, mounts int) *journalState {
@@ -66,6 +67,11 @@ func (js *journalState) rollback(w *host.Worker, epoch uint64, log io.Writer, wh
 	if epoch == 0 && js.what == "" && len(js.epochs) == 0 {
 		// Killed as the journal was being created, before the guest ran.
 		_, err := w.CheckpointFiles(0)
+		return err
+	}
+	if js.moved {
+		// Its files are as of epoch: the journal starts there.
+		_, err := w.CheckpointFiles(epoch)
 		return err
 	}
 	if js.has(epoch) || js.needed {

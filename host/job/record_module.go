@@ -105,11 +105,19 @@ func (j *jobRun) loadModule() ([]byte, error) {
 func displayName(path string) string { return filepath.Base(path) }
 
 func mountsToJSON(ms []Mount) []mountJSON {
+	out := mountsAsGiven(ms)
+	for i := range out {
+		if abs, err := filepath.Abs(out[i].Host); err == nil {
+			out[i].Host = abs
+		}
+	}
+	return out
+}
+
+// mountsAsGiven is mountsToJSON without making the host paths absolute.
+func mountsAsGiven(ms []Mount) []mountJSON {
 	var out []mountJSON
 	for _, m := range ms {
-		if abs, err := filepath.Abs(m.HostPath); err == nil {
-			m.HostPath = abs
-		}
 		out = append(out, mountJSON{Host: m.HostPath, Guest: m.GuestPath, ReadOnly: m.ReadOnly})
 	}
 	return out

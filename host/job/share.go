@@ -126,6 +126,7 @@ type shareRun struct {
 	runCtx       context.Context // theirs
 	writes       sync.WaitGroup  // checkpoints being written here
 	recoverAt    time.Time       // coordinator: a host was found lost
+	endFiles     map[int][]byte  // an ended rank's file delta since its last checkpoint
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
 	sent, recvd, rounds int
@@ -149,7 +150,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.store = s.Store
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
 		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},
-		rolled: make(chan struct{}, 1)}
+		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}}
 	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
 		return nil, err
 	}

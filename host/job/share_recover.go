@@ -39,6 +39,7 @@ type recovery struct {
 	place   []ckpt.HostID
 	epoch   uint64
 	rolling []int         // the ranks placed here, to roll back or restore
+	moved   []int         // those of rolling that ran on another host
 	held    int           // live ranks of rolling not restored yet
 	resumed chan struct{} // closed by RESUME
 }
@@ -62,6 +63,9 @@ func (r *shareRun) recoverAction(a ckpt.Action) {
 		if r.rec != nil {
 			r.rec.epoch = a.Epoch
 			r.rec.rolling = append(r.rec.rolling, a.Rank)
+			if a.Kind == ckpt.ActRestore {
+				r.rec.moved = append(r.rec.moved, a.Rank)
+			}
 		}
 	case ckpt.ActDrop:
 		// Every rank here stops at a rollback; this one is not run here
@@ -169,6 +173,16 @@ func (r *shareRun) recover() error {
 		j.journals = make([]*journalState, j.n)
 		for _, rank := range ranks {
 			j.journals[rank] = readJournalState(r.journal(rank), len(j.rec.Mounts))
+		}
+		if len(j.rec.Mounts) > 0 {
+			for _, rank := range rec.moved {
+				if j.states[rank] == nil {
+					continue
+				}
+				if err := r.moveFiles(rank, rec.epoch); err != nil {
+					return err
+				}
+			}
 		}
 		if err := ep.Restore(j.comm); err != nil {
 			return err

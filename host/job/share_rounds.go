@@ -466,9 +466,11 @@ func (r *shareRun) writeEnded(rank int, epoch uint64) {
 	}
 	r.mu.Lock()
 	code := r.j.codes[rank]
+	files := r.endFiles[rank] // what it wrote after its last checkpoint
+	delete(r.endFiles, rank)
 	r.mu.Unlock()
 	rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: code, Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag}
-	p, err := r.j.write(rank, epoch, &rc, nil, nil, nil, nil)
+	p, err := r.j.write(rank, epoch, &rc, nil, files, nil, nil)
 	if err == nil {
 		<-p.Done()
 		err = p.Err()
@@ -510,6 +512,21 @@ func (r *shareRun) onFailed(rank int, err error) {
 func (r *shareRun) onExit(rank int, code int, err error) {
 	if err != nil || code != 0 {
 		return
+	}
+	if len(r.j.rec.Mounts) > 0 {
+		// The files it wrote since its last checkpoint go in its first
+		// checkpoint as ended, so that its files can be made again
+		// on another host (moveFiles).
+		r.mu.Lock()
+		seal, w := max(r.asked[rank], r.taken[rank])+1, r.j.workers[rank]
+		r.mu.Unlock()
+		if files, err := w.CheckpointFiles(seal); err != nil {
+			r.j.logf("rank %d: its files since its last checkpoint cannot be kept: %v", rank, err)
+		} else {
+			r.mu.Lock()
+			r.endFiles[rank] = files
+			r.mu.Unlock()
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -54,8 +54,10 @@ func mountsFromMsg(ms []mountMsg) []driver.Mount {
 	return out
 }
 
-// resolveMounts finds a job's mounts here: their host paths made
-// absolute, and the hash of each one's tree ("" for a read-write one).
+// resolveMounts finds a job's mounts here, and the hash of each one's
+// tree ("" for a read-write one). Their host paths stay as the submitter
+// gave them: they are part of each rank's checkpoint's run binding,
+// which must be the same on every host that may restore the rank.
 func (d *Daemon) resolveMounts(ms []mountMsg) ([]driver.Mount, []string, error) {
 	var out []driver.Mount
 	var hashes []string
@@ -76,7 +78,7 @@ func (d *Daemon) resolveMounts(ms []mountMsg) ([]driver.Mount, []string, error) 
 				return nil, nil, fmt.Errorf("--dir %s: reading it on host %s: %v", m, d.cfg.Name, err)
 			}
 		}
-		out = append(out, driver.Mount{HostPath: abs, GuestPath: m.Guest, ReadOnly: m.ReadOnly})
+		out = append(out, driver.Mount{HostPath: m.Host, GuestPath: m.Guest, ReadOnly: m.ReadOnly})
 		hashes = append(hashes, h)
 	}
 	return out, hashes, nil
