@@ -68,6 +68,9 @@ func (p *Participant) Ready() Ready { return p.ready.take() }
 // Inc returns the incarnation this host runs as.
 func (p *Participant) Inc() uint64 { return p.inc }
 
+// Live returns which hosts this host counts alive.
+func (p *Participant) Live() []bool { return slices.Clone(p.live) }
+
 // Ranks returns the ranks placed on this host, in order.
 func (p *Participant) Ranks() []int {
 	out := make([]int, 0, len(p.ranks))

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,7 +73,7 @@ func TestMultiHostDirs(t *testing.T) {
 		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
 	}
 	cluster := filepath.Join(t.TempDir(), "cluster")
-	hs, cwds := wordcountHosts(t, cluster, input)
+	hs, cwds := wordcountHosts(t, cluster, input, "a", "b", "c")
 	submit := append([]string{"submit", "--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 		"--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)
 	out, stderr, code := lh(t, submit...)
@@ -114,17 +115,17 @@ func TestMultiHostDirs(t *testing.T) {
 	oneLineError(t, stderr, "is not a directory on host b: the directory must exist on every host of the job")
 }
 
-// wordcountHosts starts host processes a, b and c, each in a working
+// wordcountHosts starts host processes names, each in a working
 // directory of its own holding a copy of input as in/ and an empty out/,
 // and returns them with those directories.
-func wordcountHosts(t *testing.T, cluster, input string) ([]*hostProc, []string) {
+func wordcountHosts(t *testing.T, cluster, input string, names ...string) ([]*hostProc, []string) {
 	t.Helper()
-	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", strings.Join(names, " ")); code != 0 {
 		t.Fatal(stderr)
 	}
 	var hs []*hostProc
 	var cwds []string
-	for _, n := range []string{"a", "b", "c"} {
+	for _, n := range names {
 		cwd := filepath.Join(t.TempDir(), n)
 		copyTree(t, input, filepath.Join(cwd, "in"))
 		if err := os.MkdirAll(filepath.Join(cwd, "out"), 0o755); err != nil {
@@ -141,10 +142,13 @@ func wordcountHosts(t *testing.T, cluster, input string) ([]*hostProc, []string)
 // --data and its out/ wiped); host a restarts c's ranks and makes their
 // files from their checkpoints' replicas, and the output and the result
 // files of hosts a and b together are byte for byte those of `run -n 6`.
+// Over four hosts, after c's ranks moved to d, made their files there
+// and copied their earlier checkpoints to a, d dies the same way: a
+// makes the files of d's ranks and of c's again.
 func TestMultiHostDirsRecovery(t *testing.T) {
 	wasm := guest(t, "samples/wordcount")
 	gen := t.TempDir()
-	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "120", "-words", "40000")
+	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "160", "-words", "40000")
 	input := filepath.Join(gen, "in")
 	wantOut := t.TempDir()
 	args := []string{"-in", "/in", "-out", "/out"}
@@ -152,24 +156,46 @@ func TestMultiHostDirsRecovery(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
 	}
-	cluster := filepath.Join(t.TempDir(), "cluster")
-	hs, cwds := wordcountHosts(t, cluster, input)
-	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
-		"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)...)
-	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
-	hs[2].sigkill()
-	for _, d := range []string{hs[2].data, cwds[2]} {
-		if err := os.RemoveAll(d); err != nil {
-			t.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name  string
+		hosts []string
+		place []string // the ranks' hosts after each death
+	}{
+		{"one-death", []string{"a", "b", "c"}, []string{"a b a a b a"}},
+		{"two-deaths", []string{"a", "b", "c", "d"}, []string{"a b d d a b", "a b a a a b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cluster := filepath.Join(t.TempDir(), "cluster")
+			hs, cwds := wordcountHosts(t, cluster, input, tc.hosts...)
+			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+				"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)...)
+			kill := func(i int) {
+				hs[i].sigkill()
+				for _, d := range []string{hs[i].data, cwds[i]} {
+					if err := os.RemoveAll(d); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
+			kill(2)
+			if len(hs) == 4 {
+				// d holds c's rank 2, its files made, and its earlier
+				// checkpoints copied to a, and a later epoch is committed.
+				waitHostLog(t, hs[3], regexp.MustCompile(`(?s)rank 2: its checkpoints up to \d+ made on another host are on hosts.*epoch \d+ committed`), sub.done)
+				kill(3)
+			}
+			<-sub.done
+			if sub.err != nil {
+				t.Fatalf("submit: %v\n%s", sub.err, sub.errb.Bytes())
+			}
+			compareOutput(t, sub.out.Bytes(), []byte(want))
+			sameFiles(t, wantOut, filepath.Join(cwds[0], "out"), filepath.Join(cwds[1], "out"))
+			ended := make(chan struct{})
+			close(ended)
+			for i, p := range tc.place {
+				waitHostLog(t, hs[0], regexp.MustCompile(fmt.Sprintf(`incarnation %d: ranks on \[%s\]`, i+1, p)), ended)
+			}
+		})
 	}
-	<-sub.done
-	if sub.err != nil {
-		t.Fatalf("host c killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
-	}
-	compareOutput(t, sub.out.Bytes(), []byte(want))
-	sameFiles(t, wantOut, filepath.Join(cwds[0], "out"), filepath.Join(cwds[1], "out"))
-	ended := make(chan struct{})
-	close(ended)
-	waitHostLog(t, hs[0], regexp.MustCompile(`incarnation 1: ranks on \[a b a a b a\]`), ended)
 }

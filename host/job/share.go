@@ -127,6 +127,7 @@ type shareRun struct {
 	writes       sync.WaitGroup  // checkpoints being written here
 	recoverAt    time.Time       // coordinator: a host was found lost
 	endFiles     map[int][]byte  // an ended rank's file delta since its last checkpoint
+	filesAt      map[int]uint64  // each rank's newest checkpoint here, the base of its next file delta
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
 	sent, recvd, rounds int
@@ -150,7 +151,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.store = s.Store
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
 		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},
-		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}}
+		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}, filesAt: map[int]uint64{}}
 	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
 		return nil, err
 	}

@@ -452,7 +452,7 @@ func (r *shareRun) captureShare(rank int, epoch uint64, c *host.Capture, comm *t
 	}
 	changes, held := w.Inbox()
 	rc := rankCheckpoint{Version: rankStateVersion, Worker: c.Host, Changes: changes, Held: held,
-		Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag}
+		Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag, FilesBase: r.filesBase(rank, epoch)}
 	return r.j.write(rank, epoch, &rc, c, files, c.Globals, c.Asyncify)
 }
 
@@ -469,7 +469,8 @@ func (r *shareRun) writeEnded(rank int, epoch uint64) {
 	files := r.endFiles[rank] // what it wrote after its last checkpoint
 	delete(r.endFiles, rank)
 	r.mu.Unlock()
-	rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: code, Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag}
+	rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: code, Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag,
+		FilesBase: r.filesBase(rank, epoch)}
 	p, err := r.j.write(rank, epoch, &rc, nil, files, nil, nil)
 	if err == nil {
 		<-p.Done()

@@ -35,6 +35,10 @@ type rankCheckpoint struct {
 	// Kind is set in the host state of a single run of an earlier
 	// release, which is the Worker's own (state_legacy.go).
 	Kind string `json:"kind,omitempty"`
+	// FilesBase is, in a job over several hosts, the epoch of the rank's
+	// checkpoint whose files its file delta goes on from (0: the files
+	// as the job started): a host the rank moves to redoes the chain.
+	FilesBase uint64 `json:"files_base,omitempty"`
 }
 
 // decodeRankCheckpoint reads rank's job state from a checkpoint's host

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,7 +45,14 @@ func (d *Daemon) openShare(j *job, p prepareMsg) (*driver.Share, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: %v", err)
 	}
-	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(dir, "ckpt.db")})
+	cfg := ckpt.Config{Path: filepath.Join(dir, "ckpt.db")}
+	if slices.ContainsFunc(p.Mounts, func(m mountMsg) bool { return !m.ReadOnly }) {
+		// A rank's files are made on the host it moves to from the file
+		// deltas of all its checkpoints (host/job share_files.go): the
+		// store keeps every epoch until the job ends.
+		cfg.Keep = math.MaxInt32
+	}
+	store, err := ckpt.Open(cfg)
 	if err != nil {
 		return nil, err
 	}
