@@ -161,7 +161,8 @@ func TestMultiHostCancel(t *testing.T) {
 	oneLineError(t, s.stderr.String(), "cancelled by `librahost cancel` from host ")
 	waitJobEnded(t, cluster, hosts, "cancelled", time.Minute)
 
-	out, _, code = lh(t, "cancel", "--job", id, "--cluster", cluster, "--hosts", hosts)
+	// The job's ID may be given as the argument, as logs and attach take it.
+	out, _, code = lh(t, "cancel", id, "--cluster", cluster, "--hosts", hosts)
 	if code != 0 || strings.Count(out, "job "+id+" cancelled") != 2 {
 		t.Fatalf("second cancel: exit %d\n%s", code, out)
 	}
@@ -170,4 +171,11 @@ func TestMultiHostCancel(t *testing.T) {
 		t.Fatalf("cancel of no job: exit %d\n%s", code, out)
 	}
 	oneLineError(t, stderr, "no job nosuchjob on any of these hosts")
+	// Two IDs, or one twice, is a usage error.
+	for _, args := range [][]string{{id, "other"}, {"--job", id, id}} {
+		_, stderr, code = lh(t, append([]string{"cancel", "--cluster", cluster, "--hosts", hosts}, args...)...)
+		if code != 2 || !strings.HasPrefix(stderr, "usage: librahost cancel JOB") {
+			t.Fatalf("cancel %q: exit %d\n%s", args, code, stderr)
+		}
+	}
 }

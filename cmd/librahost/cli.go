@@ -23,7 +23,7 @@ Usage:
   librahost host --listen ADDR --data DIR --cluster DIR [--name NAME] [--http ADDR] [--failure-timeout DUR]
   librahost submit --hosts A,B,C [-n N] [--prefix] [--failure-timeout DUR] [--detach] app.wasm [--] [guest args]
   librahost status --hosts A,B,C
-  librahost cancel --job ID --hosts A,B,C
+  librahost cancel JOB --hosts A,B,C
   librahost logs JOB --hosts A,B,C [-f]
   librahost attach JOB --hosts A,B,C [--from start|now]
 

@@ -15,16 +15,22 @@ import (
 func cmdCancel(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("cancel", stderr)
 	cf := addClientFlags(fs)
-	job := fs.String("job", "", "the `ID` of the job to stop (librahost status lists them)")
+	job := fs.String("job", "", "the `ID` of the job to stop (librahost status lists them); or give it as the argument")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: librahost cancel --job ID --hosts A,B,C [--cluster DIR]")
+		fmt.Fprintln(stderr, "usage: librahost cancel JOB --hosts A,B,C [--cluster DIR]   (or --job JOB)")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *job == "" && fs.NArg() == 1 {
+		*job = fs.Arg(0) // librahost cancel JOB, as logs and attach take it
+	} else if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
 	addrs := cf.addrs()
-	if *job == "" || len(addrs) == 0 || *cf.cluster == "" || fs.NArg() > 0 {
+	if *job == "" || len(addrs) == 0 || *cf.cluster == "" {
 		fs.Usage()
 		return errUsage
 	}
