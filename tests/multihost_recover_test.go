@@ -18,8 +18,10 @@ import (
 // job links losing, duplicating and reordering frames, and when c dies
 // in the middle of a checkpoint's write (a round under way: c's
 // segment writes held open by a failpoint once epoch 2 is committed, c
-// killed once one waits). The coordinator's host logs the time from the
-// loss's detection to the ranks' RESUME.
+// killed once one waits). Rank 0 is held at its end (-hold) until the
+// recovery is done, so the job cannot end before the kill on any
+// machine. The coordinator's host logs the time from the loss's
+// detection to the ranks' RESUME.
 func TestMultiHostRecovery(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
@@ -34,7 +36,9 @@ func TestMultiHostRecovery(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wasm := guest(t, tc.src)
-			want := jobRun(t, "6", wasm, tc.args...)
+			open, release := holdJob(t)
+			args := append([]string{"-hold", "/hold/end"}, tc.args...)
+			want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
 			cluster := filepath.Join(t.TempDir(), "cluster")
 			if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
 				t.Fatal(stderr)
@@ -51,7 +55,7 @@ func TestMultiHostRecovery(t *testing.T) {
 			hs := append(startHostProcs(t, cluster, tc.env, "a", "b"),
 				startHostProc(t, cluster, cEnv, nil, "c", filepath.Join(t.TempDir(), "c")))
 			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
-				"--checkpoint-every", "100ms", "--replicas", "1", wasm, "--"}, tc.args...)...)
+				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
 			if tc.hold != "" {
 				if err := os.Remove(gate); err != nil {
@@ -63,6 +67,8 @@ func TestMultiHostRecovery(t *testing.T) {
 			if err := os.RemoveAll(hs[2].data); err != nil {
 				t.Fatal(err)
 			}
+			waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in`), sub.done)
+			release.open(t)
 			<-sub.done
 			if sub.err != nil {
 				t.Fatalf("host c killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
@@ -128,4 +134,29 @@ func TestMultiHostSecondRecovery(t *testing.T) {
 	waitHostLog(t, hs[0], regexp.MustCompile(`(?s)incarnation 1: ranks on \[a b d d a b\].*incarnation 2: ranks on \[a b a a a b\]`), ended)
 	m := waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 2 in \d+ ms`), ended)
 	t.Log(m[0][0])
+}
+
+// holdJob returns a directory in which heat's and ring's -hold /hold/end
+// is already there (for the failure-free run), and a hold whose
+// directory, mounted at /hold, keeps rank 0 from ending until open: so
+// that no machine runs the job to its end before the test's kills,
+// however fast it computes or slowly it checkpoints.
+func holdJob(t *testing.T) (string, *jobHold) {
+	t.Helper()
+	open := t.TempDir()
+	if err := os.WriteFile(filepath.Join(open, "end"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := &jobHold{dir: t.TempDir()}
+	t.Cleanup(func() { h.open(t) }) // a failed test's job ends too
+	return open, h
+}
+
+type jobHold struct{ dir string }
+
+// open lets the held job end.
+func (h *jobHold) open(t *testing.T) {
+	if err := os.WriteFile(filepath.Join(h.dir, "end"), nil, 0o644); err != nil {
+		t.Error(err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"time"
 
 	libra "github.com/librahost/librahost/guest-sdk"
 )
@@ -26,6 +27,7 @@ func main() {
 	n := flag.Int("grid", 256, "the plate is grid×grid cells")
 	steps := flag.Int("steps", 800, "time steps")
 	every := flag.Int("every", 40, "print the residual every this many steps")
+	hold := flag.String("hold", "", "before it ends, rank 0 waits until this `file` exists (a test holds a job open with it)")
 	flag.Parse()
 	rank, size := libra.Rank(), libra.Size()
 	if *n < size {
@@ -88,6 +90,9 @@ func main() {
 			}
 		}
 	}
+	if rank == 0 && *hold != "" {
+		waitFor(*hold)
+	}
 }
 
 func send(dst, tag int, v []float64, buf []byte) {
@@ -115,4 +120,14 @@ func recv(src, tag int, v []float64) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "heat:", err)
 	os.Exit(1)
+}
+
+// waitFor returns once path exists.
+func waitFor(path string) {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -10,12 +10,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	libra "github.com/librahost/librahost/guest-sdk"
 )
 
 func main() {
 	laps := flag.Int("laps", 1000, "times the token goes round")
+	hold := flag.String("hold", "", "before it ends, rank 0 waits until this `file` exists (a test holds a job open with it)")
 	flag.Parse()
 	rank, size := libra.Rank(), libra.Size()
 	if size < 2 {
@@ -60,9 +62,22 @@ func main() {
 	if rank == 0 {
 		fmt.Printf("ring of %d: %d laps, token %d, every hop checked\n", size, *laps, token)
 	}
+	if rank == 0 && *hold != "" {
+		waitFor(*hold)
+	}
 }
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "ring:", err)
 	os.Exit(1)
+}
+
+// waitFor returns once path exists.
+func waitFor(path string) {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
