@@ -1,9 +1,11 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,10 +38,16 @@ func TestDirtyHint(t *testing.T) {
 			ctx := context.Background()
 			var epoch uint64
 			var hinted, full int
+			// The light writer fills its heap, says "ready", then writes
+			// little: how many captures land in the fill depends on the
+			// machine's speed, so the light phase is judged on its own.
+			var stdout bytes.Buffer
+			var light, lightHinted int
 			w, err := NewWorker(ctx, Config{
-				Module: module, Args: tc.args,
+				Module: module, Args: tc.args, Stdout: NewOutput(&stdout),
 				OnPause: func(c *Capture) error {
 					epoch++
+					ready := strings.Contains(stdout.String(), "ready")
 					if c.Dirty == nil || c.Dirty.Since == 0 && c.Dirty.Ranges == nil {
 						full++
 					}
@@ -52,8 +60,15 @@ func TestDirtyHint(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					if st := pa.Stats(); st.Hashed < st.Chunks {
+					st := pa.Stats()
+					if st.Hashed < st.Chunks {
 						hinted++
+					}
+					if ready {
+						light++
+						if st.Hashed < st.Chunks {
+							lightHinted++
+						}
 					}
 					if err := pa.Wait(); err != nil {
 						return err
@@ -94,7 +109,8 @@ func TestDirtyHint(t *testing.T) {
 			if code, err := w.Run(ctx); err != nil || code != 0 {
 				t.Fatalf("run: %d %v", code, err)
 			}
-			t.Logf("%d captures: %d hashed only what was written, %d without a hint", epoch, hinted, full)
+			t.Logf("%d captures: %d hashed only what was written, %d without a hint; after the start %d of %d hashed only what was written",
+				epoch, hinted, full, lightHinted, light)
 			if epoch < 8 {
 				t.Fatalf("only %d captures", epoch)
 			}
@@ -103,8 +119,11 @@ func TestDirtyHint(t *testing.T) {
 				if hinted != 0 {
 					t.Fatalf("%d hinted captures without write tracking", hinted)
 				}
-			case !tc.heavy && hinted*4 < int(epoch)*3: // the start writes the whole heap
-				t.Fatalf("a light writer: only %d of %d captures hashed what was written", hinted, epoch)
+			case !tc.heavy && (light < 8 || lightHinted*2 < light):
+				// Most of them: the guest's own collector rewrites much of
+				// its heap now and then, and how many captures see that
+				// depends on the machine's speed too.
+				t.Fatalf("a light writer: only %d of %d captures after its start hashed what was written", lightHinted, light)
 			case tc.heavy && full < 2:
 				t.Fatalf("a heavy writer: tracking never went off (%d of %d captures hashed everything)", full, epoch)
 			}
