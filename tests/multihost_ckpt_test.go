@@ -132,10 +132,7 @@ func TestMultiHostCheckpointsHostKilled(t *testing.T) {
 		for _, h := range hs {
 			waitHostLog(t, h, regexp.MustCompile(`epoch 2 committed`), sub.done)
 		}
-		hs[tc.kill].sigkill()
-		if err := os.RemoveAll(hs[tc.kill].data); err != nil {
-			t.Fatal(err)
-		}
+		hs[tc.kill].lose(t)
 		<-sub.done
 		msg := strings.TrimSuffix(sub.errb.String(), "\n")
 		for _, w := range tc.why {

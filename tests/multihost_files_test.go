@@ -167,12 +167,10 @@ func TestMultiHostDirsRecovery(t *testing.T) {
 			hs, cwds := wordcountHosts(t, cluster, input, tc.hosts...)
 			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 				"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)...)
-			kill := func(i int) {
-				hs[i].sigkill()
-				for _, d := range []string{hs[i].data, cwds[i]} {
-					if err := os.RemoveAll(d); err != nil {
-						t.Fatal(err)
-					}
+			kill := func(i int) { // its out directory goes with the machine
+				hs[i].lose(t)
+				if err := os.RemoveAll(cwds[i]); err != nil {
+					t.Fatal(err)
 				}
 			}
 			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)

@@ -63,10 +63,7 @@ func TestMultiHostRecovery(t *testing.T) {
 				}
 				waitHostLog(t, hs[2], regexp.MustCompile(`(?s)epoch 2 committed.*failpoint `+tc.hold+`: waiting`), sub.done)
 			}
-			hs[2].sigkill()
-			if err := os.RemoveAll(hs[2].data); err != nil {
-				t.Fatal(err)
-			}
+			hs[2].lose(t)
 			waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in`), sub.done)
 			release.open(t)
 			<-sub.done
@@ -109,19 +106,13 @@ func TestMultiHostSecondRecovery(t *testing.T) {
 	hs := startHostProcs(t, cluster, nil, "a", "b", "c", "d")
 	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 		"--checkpoint-every", "100ms", "--replicas", "1", wasm, "--"}, args...)...)
-	kill := func(h *hostProc) {
-		h.sigkill()
-		if err := os.RemoveAll(h.data); err != nil {
-			t.Fatal(err)
-		}
-	}
 	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
-	kill(hs[2])
+	hs[2].lose(t)
 	// An epoch committed after the recovery holds replicas made on the
 	// hosts left.
 	waitHostLog(t, hs[3], regexp.MustCompile(`(?s)incarnation 1: the job rolls back.*epoch \d+ committed`), sub.done)
 	waitHostLog(t, hs[0], regexp.MustCompile(`(?s)recovered incarnation 1 in \d+ ms.*epoch \d+ committed`), sub.done)
-	kill(hs[3])
+	hs[3].lose(t)
 	<-sub.done
 	if sub.err != nil {
 		t.Fatalf("hosts c and d killed: submit: %v\n%s", sub.err, sub.errb.Bytes())

@@ -100,6 +100,15 @@ func (h *hostProc) sigkill() {
 	h.cmd.Process.Kill()
 }
 
+// lose SIGKILLs the host and wipes its --data, as a lost machine.
+func (h *hostProc) lose(t *testing.T) {
+	t.Helper()
+	h.sigkill()
+	if err := os.RemoveAll(h.data); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func hostList(hs []*hostProc) string {
 	var a []string
 	for _, h := range hs {

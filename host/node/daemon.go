@@ -375,13 +375,19 @@ func (d *Daemon) findJob(id string) *job {
 // to stop before it answers `librahost cancel`.
 const cancelWait = 30 * time.Second
 
+// refuseRequest logs why a control request from peer could not be read
+// and answers it with the same error.
+func (d *Daemon) refuseRequest(str io.Writer, peer string, err error) {
+	d.logf("control stream from %s: %v", peer, err)
+	writeJSON(str, msgError, errorMsg{Error: err.Error()})
+}
+
 // cancelJob stops a job by hand (`librahost cancel`) and answers with its
 // status once its workers have stopped.
 func (d *Daemon) cancelJob(ctx context.Context, str *quic.Stream, peer string, body []byte) {
 	var c cancelMsg
 	if err := decodeJSON(msgCancel, body, &c); err != nil {
-		d.logf("control stream from %s: %v", peer, err)
-		writeJSON(str, msgError, errorMsg{Error: err.Error()})
+		d.refuseRequest(str, peer, err)
 		return
 	}
 	j := d.findJob(c.Job)

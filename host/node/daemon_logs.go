@@ -55,8 +55,7 @@ func (d *Daemon) jobLogged(id string) loggedMsg {
 func (d *Daemon) serveLogs(ctx context.Context, str *quic.Stream, peer string, body []byte) {
 	var m logsMsg
 	if err := decodeJSON(msgLogs, body, &m); err != nil {
-		d.logf("control stream from %s: %v", peer, err)
-		writeJSON(str, msgError, errorMsg{Error: err.Error()})
+		d.refuseRequest(str, peer, err)
 		return
 	}
 	head := d.jobLogged(m.Job)

@@ -160,8 +160,7 @@ func writeFileSync(path string, b []byte) error {
 func (d *Daemon) checkpointJob(str io.Writer, peer string, body []byte) {
 	var c checkpointMsg
 	if err := decodeJSON(msgCheckpoint, body, &c); err != nil {
-		d.logf("control stream from %s: %v", peer, err)
-		writeJSON(str, msgError, errorMsg{Error: err.Error()})
+		d.refuseRequest(str, peer, err)
 		return
 	}
 	j := d.findJob(c.Job)

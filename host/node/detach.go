@@ -97,8 +97,7 @@ func SubmitDetached(ctx context.Context, cfg SubmitConfig) (string, error) {
 func (d *Daemon) serveDetach(ctx context.Context, str *quic.Stream, peer string, body []byte) {
 	m, module, err := decodeDetach(body)
 	if err != nil {
-		d.logf("control stream from %s: %v", peer, err)
-		writeJSON(str, msgError, errorMsg{Error: err.Error()})
+		d.refuseRequest(str, peer, err)
 		return
 	}
 	started := make(chan string, 1)
