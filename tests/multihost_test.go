@@ -78,8 +78,15 @@ func startHostProcIn(t *testing.T, dir, cluster string, env, args []string, n, d
 				t.Errorf("host %s: %v", n, err)
 			}
 		case <-time.After(20 * time.Second):
-			h.cmd.Process.Kill()
-			t.Errorf("host %s did not stop on SIGTERM", n)
+			// Its goroutines, for what it waits on.
+			h.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				h.cmd.Process.Kill()
+			}
+			log, _ := os.ReadFile(errf.Name())
+			t.Errorf("host %s did not stop on SIGTERM; its log:\n%s", n, log)
 		}
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')

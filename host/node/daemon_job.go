@@ -345,7 +345,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 			decodeJSON(t, body, &e)
 			j.cancel(fmt.Errorf("the submitter gave up: %s", e.Error))
 		case err == nil:
-			j.cancel(errors.New("cancelled by the submitter"))
+			j.cancel(errors.New(whyBySubmitter))
 		default:
 			j.cancel(errors.New("the submitter went away"))
 		}

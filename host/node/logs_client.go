@@ -63,9 +63,13 @@ func (e JobEnd) Outcome() (int, error) {
 			return w.Exit, nil
 		}
 	}
-	for _, st := range e.Hosts {
-		if st.Why != "" && st.State != stateEnded {
-			return 1, fmt.Errorf("job %s %s: %s", e.Job, st.State, st.Why)
+	// A host's own reason first: the submitter cancels the other hosts
+	// when one host's part ends by a cancel or a failure.
+	for _, echo := range []bool{false, true} {
+		for _, st := range e.Hosts {
+			if st.Why != "" && st.State != stateEnded && (st.Why == whyBySubmitter) == echo {
+				return 1, fmt.Errorf("job %s %s: %s", e.Job, st.State, st.Why)
+			}
 		}
 	}
 	for _, st := range e.Hosts {

@@ -173,3 +173,24 @@ func TestLogsBounded(t *testing.T) {
 		t.Fatalf("logs of output gone: %v", err)
 	}
 }
+
+// A job cancelled by hand on one host is cancelled by its submitter on
+// the others: the outcome names the cancel by hand, whichever host
+// comes first.
+func TestOutcomeOwnReasonFirst(t *testing.T) {
+	byHand := "cancelled by `librahost cancel` from host c"
+	for _, order := range [][2]string{{whyBySubmitter, byHand}, {byHand, whyBySubmitter}} {
+		end := JobEnd{Job: "j1", Hosts: []JobStatus{
+			{ID: "j1", State: stateCancelled, Why: order[0], Ended: time.Now()},
+			{ID: "j1", State: stateCancelled, Why: order[1], Ended: time.Now()},
+		}}
+		code, err := end.Outcome()
+		if code != 1 || err == nil || err.Error() != "job j1 cancelled: "+byHand {
+			t.Errorf("hosts' reasons %q: exit %d, %v", order, code, err)
+		}
+	}
+	end := JobEnd{Job: "j1", Hosts: []JobStatus{{ID: "j1", State: stateCancelled, Why: whyBySubmitter, Ended: time.Now()}}}
+	if code, err := end.Outcome(); code != 1 || err == nil || err.Error() != "job j1 cancelled: "+whyBySubmitter {
+		t.Errorf("cancelled by the submitter alone: exit %d, %v", code, err)
+	}
+}

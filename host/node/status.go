@@ -92,6 +92,11 @@ const (
 	workerStopped  = "stopped"
 )
 
+// whyBySubmitter is why a host's part of a job ended when its submitter
+// cancelled it, which it does to every host when one host's part ends by
+// a cancel or a failure: that host's own reason is the job's.
+const whyBySubmitter = "cancelled by the submitter"
+
 // keepEnded is how many ended jobs a host lists in its status (the
 // newest; its records keep more).
 const keepEnded = 16
