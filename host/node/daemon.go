@@ -214,7 +214,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		}
 		if proto == replicaALPN {
 			d.wg.Add(1)
-			go d.serveReplica(conn)
+			go d.serveReplica(ctx, conn)
 			continue
 		}
 		if job, ok := transport.JobFromALPN(proto); ok {

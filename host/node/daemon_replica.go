@@ -31,9 +31,12 @@ func replicaQUIC() *quic.Config {
 }
 
 // serveReplica takes one replica that another host of a job sends into
-// the job's store here.
-func (d *Daemon) serveReplica(conn *quic.Conn) {
+// the job's store here. The host shutting down (ctx) closes the
+// connection: a source that died mid-way would hold it for the idle
+// timeout.
+func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 	defer d.wg.Done()
+	defer context.AfterFunc(ctx, func() { conn.CloseWithError(1, "the host is shutting down") })()
 	peer, err := transport.PeerHostID(conn.ConnectionState().TLS)
 	if err != nil {
 		conn.CloseWithError(1, "no host certificate")
