@@ -1,0 +1,114 @@
+package ckpt
+
+import (
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A lazy restore (host/lazy) starts the guest before its memory is read
+// and has a process of its own fill each chunk from the store, on the
+// guest's first touch or in the background. That process cannot open the
+// bbolt index (this process holds its lock), so the store tells it where
+// each chunk's value is (MemorySources) and keeps those values from being
+// freed until the fill is done; the filler reads the segment files and
+// decodes each value with DecodeValue.
+
+// ChunkSource is where one non-zero chunk of a checkpoint's memory is
+// stored.
+type ChunkSource struct {
+	Index uint32 // the chunk's index in the memory
+	Hash  Hash
+	// Seg is the segment file holding the value (SegmentPath), at Off,
+	// Size bytes long; 0 if the value is in the index, then in Value.
+	Seg       uint32
+	Off, Size uint64
+	Value     []byte
+}
+
+// MemorySources lists where each non-zero chunk of m's memory is stored,
+// in chunk order, and keeps those values from being freed until release
+// is called (call it once the fill is done; writes that free values wait
+// until then). A chunk missing from the index refuses m as ReadMemory
+// would.
+func (s *Store) MemorySources(m *Manifest) (srcs []ChunkSource, release func(), err error) {
+	cs := int(m.ChunkSize)
+	if cs == 0 || chunkCount(m.MemSize, cs) != uint64(len(m.Chunks)) {
+		return nil, nil, epochErr(m.Key, m.Epoch, ErrCorrupt, "manifest lists %d chunks for %d bytes: checkpoint is corrupt", len(m.Chunks), m.MemSize)
+	}
+	s.segs.readMu.RLock()
+	var once sync.Once
+	release = func() { once.Do(s.segs.readMu.RUnlock) }
+	err = s.db.View(func(tx *bolt.Tx) error {
+		srcs = make([]ChunkSource, 0, len(m.Chunks))
+		for i, h := range m.Chunks {
+			if h.IsZero() {
+				continue
+			}
+			sv, ok := storedValueIn(tx, h)
+			if !ok {
+				return s.missingErr(m, h)
+			}
+			src := ChunkSource{Index: uint32(i), Hash: h, Seg: sv.loc.seg, Off: sv.loc.off, Size: sv.loc.size}
+			if sv.loc.seg == 0 {
+				src.Value = cloneBytes(sv.v)
+			}
+			srcs = append(srcs, src)
+		}
+		return nil
+	})
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return srcs, release, nil
+}
+
+// SegmentPath is the file of segment seg.
+func (s *Store) SegmentPath(seg uint32) string { return s.segs.path(seg) }
+
+// ChunkErr reads chunk i of m's memory as Verify and ReadMemory do and
+// returns the error they give for it, or nil if it reads well: what a
+// lazy restore that found the chunk damaged says.
+func (s *Store) ChunkErr(m *Manifest, i int) error {
+	if i < 0 || i >= len(m.Chunks) || m.Chunks[i].IsZero() {
+		return nil
+	}
+	h := m.Chunks[i]
+	one := *m
+	one.Chunks, one.FileChunks = []Hash{h}, nil
+	if err := s.Verify(&one); err != nil {
+		return err
+	}
+	cs := uint64(m.ChunkSize)
+	dst := make([]byte, min(cs, m.MemSize-uint64(i)*cs))
+	return s.readChunks(m, []Hash{h}, dst)
+}
+
+// A ValueDecoder decodes stored chunk values outside a Store; one per
+// goroutine.
+type ValueDecoder struct {
+	dec     *zstd.Decoder
+	scratch []byte
+}
+
+// NewValueDecoder returns a decoder for values of chunks of at most
+// chunkSize bytes.
+func NewValueDecoder(chunkSize int) (*ValueDecoder, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxChunkSize), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, err
+	}
+	return &ValueDecoder{dec: dec, scratch: make([]byte, chunkSize+decodeSlack)}, nil
+}
+
+// Decode checks a stored value v (its checksum, length and codec),
+// decompresses it into dst (the chunk's whole length) and checks the
+// result's content hash against want.
+func (d *ValueDecoder) Decode(v, dst []byte, want Hash) error {
+	return decodeChunk(v, dst, want, d.dec, d.scratch)
+}
+
+// Close releases the decoder.
+func (d *ValueDecoder) Close() { d.dec.Close() }

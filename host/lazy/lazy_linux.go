@@ -1,0 +1,308 @@
+//go:build linux
+
+package lazy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/librahost/librahost/ckpt"
+)
+
+// Config is one lazy restore.
+type Config struct {
+	// Memory is the guest's memory to fill, from the start of its
+	// mapping: page-aligned, a whole number of chunks long (the last may
+	// be short of a chunk but not of a page). Its pages are dropped
+	// first: nothing else may write it until the guest runs.
+	Memory    []byte
+	ChunkSize int
+	// Chunks are the non-zero chunks, in order (ckpt.Store.MemorySources).
+	Chunks      []ckpt.ChunkSource
+	SegmentPath func(seg uint32) string
+}
+
+// Fill is a lazy restore under way.
+type Fill struct {
+	uffd    int
+	mem     []byte
+	cmd     *exec.Cmd
+	ctl     *os.File // the plan, then kept open: its end tells the filler to exit
+	rep     *os.File
+	stderr  bytes.Buffer
+	done    chan struct{}
+	err     error // set before done is closed
+	mu      sync.Mutex
+	closed  bool
+	lifted  bool
+	waited  chan struct{}
+	// flag is a page shared with the filler (a memfd), whose first word
+	// it sets before it lets the guest past a chunk that did not read
+	// back: Failed needs nothing of the filler's reports, which this
+	// process's goroutines read.
+	flag []byte
+}
+
+// ChunkError is a chunk the filler could not read back from the store.
+type ChunkError struct {
+	Index int    // the chunk's index in the memory
+	Msg   string // the filler's reason
+}
+
+func (e *ChunkError) Error() string {
+	return fmt.Sprintf("lazy: chunk %d: %s", e.Index, e.Msg)
+}
+
+// envFill marks the filler process; envHold is a test's hold of the
+// background reader: "N:PATH" stops it after N chunks until PATH exists.
+const (
+	envFill = "LIBRAHOST_LAZY_FILL"
+	envHold = "LIBRAHOST_LAZY_HOLD"
+)
+
+// Supported reports whether this process can restore lazily (nil), or why
+// not.
+func Supported() error {
+	fd, err := open()
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// open opens a userfaultfd that serves the kernel's faults too.
+func open() (int, error) {
+	fd, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC, 0, 0)
+	if errno != 0 {
+		if errno == unix.EPERM {
+			return -1, fmt.Errorf("%w: userfaultfd needs CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1", ErrUnsupported)
+		}
+		return -1, fmt.Errorf("%w: userfaultfd: %v", ErrUnsupported, errno)
+	}
+	api := uffdioAPIArg{api: uffdAPI}
+	if err := ioctl(int(fd), uffdioAPI, unsafe.Pointer(&api)); err != nil {
+		unix.Close(int(fd))
+		return -1, fmt.Errorf("%w: UFFDIO_API: %v", ErrUnsupported, err)
+	}
+	return int(fd), nil
+}
+
+// Start drops cfg.Memory's pages, registers them for missing faults and
+// starts the filler. The guest may run as soon as it returns.
+func Start(cfg Config) (*Fill, error) {
+	mem := cfg.Memory
+	page := unix.Getpagesize()
+	if len(mem) == 0 || len(mem)%page != 0 || uintptr(unsafe.Pointer(&mem[0]))%uintptr(page) != 0 || cfg.ChunkSize <= 0 || cfg.ChunkSize%page != 0 {
+		return nil, fmt.Errorf("%w: memory of %d bytes in chunks of %d", ErrUnsupported, len(mem), cfg.ChunkSize)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	fd, err := open()
+	if err != nil {
+		return nil, err
+	}
+	f := &Fill{uffd: fd, mem: mem, done: make(chan struct{}), waited: make(chan struct{})}
+	fail := func(err error) (*Fill, error) {
+		unix.Close(fd)
+		return nil, err
+	}
+	if err := unix.Madvise(mem, unix.MADV_DONTNEED); err != nil {
+		return fail(fmt.Errorf("%w: madvise: %v", ErrUnsupported, err))
+	}
+	reg := uffdioRegisterArg{start: uint64(uintptr(unsafe.Pointer(&mem[0]))), len: uint64(len(mem)), mode: registerModeMiss}
+	if err := ioctl(fd, uffdioRegister, unsafe.Pointer(&reg)); err != nil {
+		return fail(fmt.Errorf("%w: UFFDIO_REGISTER: %v", ErrUnsupported, err))
+	}
+	p := &plan{base: reg.start, size: reg.len, chunkSize: uint32(cfg.ChunkSize), segs: map[uint32]string{}, srcs: cfg.Chunks}
+	for _, s := range cfg.Chunks {
+		if s.Seg != 0 {
+			if _, ok := p.segs[s.Seg]; !ok {
+				p.segs[s.Seg] = cfg.SegmentPath(s.Seg)
+			}
+		}
+	}
+	if h := os.Getenv(envHold); h != "" {
+		n, _, _ := strings.Cut(h, ":")
+		v, _ := strconv.ParseUint(n, 10, 32)
+		p.hold = uint32(v)
+	}
+	flagFile, err := newFlag(f)
+	if err != nil {
+		f.lift()
+		return fail(err)
+	}
+	defer flagFile.Close()
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		f.lift()
+		unix.Munmap(f.flag)
+		return fail(err)
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		f.lift()
+		return fail(err)
+	}
+	uf := os.NewFile(uintptr(fd), "userfaultfd")
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), envFill+"=1")
+	cmd.ExtraFiles = []*os.File{uf, ctlR, repW, flagFile}
+	cmd.Stderr = &f.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	ctlR.Close()
+	repW.Close()
+	if err != nil {
+		ctlW.Close()
+		repR.Close()
+		f.lift()
+		uf.Close()
+		unix.Munmap(f.flag)
+		return nil, fmt.Errorf("%w: starting the filler: %v", ErrUnsupported, err)
+	}
+	// The file's Fd put the descriptor in blocking mode; f keeps it.
+	f.uffd, _ = unix.Dup(fd)
+	uf.Close()
+	f.cmd, f.ctl, f.rep = cmd, ctlW, repR
+	go func() {
+		if err := p.write(ctlW); err != nil {
+			f.finish(fmt.Errorf("lazy: telling the filler its plan: %v", err))
+		}
+	}()
+	go f.listen()
+	return f, nil
+}
+
+// listen reads the filler's reports.
+func (f *Fill) listen() {
+	sc := bufio.NewScanner(f.rep)
+	var err error
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "done" {
+			f.finish(nil)
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "bad "); ok {
+			idx, msg, _ := strings.Cut(rest, " ")
+			i, _ := strconv.Atoi(idx)
+			f.finish(&ChunkError{Index: i, Msg: msg})
+			continue
+		}
+	}
+	f.rep.Close()
+	werr := f.cmd.Wait()
+	close(f.waited)
+	f.mu.Lock()
+	closed := f.closed
+	f.mu.Unlock()
+	if !closed {
+		err = fmt.Errorf("lazy: the filler ended before the memory was in (%v): %s", werr, strings.TrimSpace(f.stderr.String()))
+		f.finish(err)
+	}
+}
+
+// finish records the outcome once; a fill done lifts the registration (the
+// zero chunks left are the kernel's zero pages) and lets the filler go.
+func (f *Fill) finish(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	f.err = err
+	if err == nil {
+		f.liftLocked()
+		f.ctl.Close()
+	}
+	close(f.done)
+}
+
+// newFlag maps f's shared flag page and returns its file for the filler.
+func newFlag(f *Fill) (*os.File, error) {
+	fd, err := unix.MemfdCreate("librahost-lazy", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("%w: memfd_create: %v", ErrUnsupported, err)
+	}
+	file := os.NewFile(uintptr(fd), "lazy-flag")
+	page := unix.Getpagesize()
+	if err := unix.Ftruncate(fd, int64(page)); err != nil {
+		file.Close()
+		return nil, err
+	}
+	f.flag, err = unix.Mmap(fd, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return file, nil
+}
+
+// Failed reports whether the filler found a chunk that does not read
+// back. It may be called at any time, from any goroutine, and needs no
+// other goroutine to run: the guest's next call into the host checks it
+// (the guest may have gone past that chunk, reading zeros there).
+func (f *Fill) Failed() bool {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&f.flag[0]))) != 0
+}
+
+// Done is closed once every chunk is in, or the fill failed (Err).
+func (f *Fill) Done() <-chan struct{} { return f.done }
+
+// Err is why the fill failed (a *ChunkError for a chunk that did not read
+// back), or nil once every chunk is in; call it after Done.
+func (f *Fill) Err() error { return f.err }
+
+// Close ends the fill: the registration is lifted, so that a guest
+// waiting on a chunk not filled goes on with zeros there (stop the guest
+// first), and the filler exits.
+func (f *Fill) Close() {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	f.closed = true
+	f.liftLocked()
+	f.ctl.Close()
+	f.mu.Unlock()
+	f.finish(errors.New("lazy: closed before the memory was in"))
+	<-f.waited
+	unix.Close(f.uffd)
+	// f.flag stays mapped: Failed may still be called.
+}
+
+func (f *Fill) lift() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.liftLocked()
+}
+
+// liftLocked unregisters the memory, which wakes the faults waiting there.
+func (f *Fill) liftLocked() {
+	if f.lifted {
+		return
+	}
+	f.lifted = true
+	r := uffdioRange{start: uint64(uintptr(unsafe.Pointer(&f.mem[0]))), len: uint64(len(f.mem))}
+	_ = ioctl(f.uffd, uffdioUnregister, unsafe.Pointer(&r))
+}

@@ -1,0 +1,202 @@
+//go:build linux
+
+package lazy
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/librahost/librahost/ckpt"
+)
+
+func TestMain(m *testing.M) {
+	Main()
+	os.Exit(m.Run())
+}
+
+const chunk = 64 << 10
+
+// image is a memory of n chunks: zero, random and repeating ones.
+func image(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	mem := make([]byte, n*chunk)
+	for i := range n {
+		c := mem[i*chunk : (i+1)*chunk]
+		switch r.IntN(3) {
+		case 0:
+		case 1:
+			for j := range c {
+				c[j] = byte(r.Uint32())
+			}
+		default:
+			for j := range c {
+				c[j] = byte(j % (7 + i))
+			}
+		}
+	}
+	return mem
+}
+
+// stored captures mem into a new store and returns it with its manifest.
+func stored(t *testing.T, mem []byte) (*ckpt.Store, *ckpt.Manifest) {
+	t.Helper()
+	s, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), NoSync: true, ScrubBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	key := ckpt.Key{Job: "j"}
+	p, err := s.Capture(ckpt.Meta{Key: key, Epoch: 1}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Manifest(key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, m
+}
+
+// mapping is guest memory as host/memalloc maps it, holding junk where
+// the restore goes (a fresh instance's data segments).
+func mapping(t *testing.T, size int) []byte {
+	t.Helper()
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(b) })
+	for i := range 3 * chunk {
+		b[i] = 0xAA
+	}
+	return b
+}
+
+func start(t *testing.T, s *ckpt.Store, m *ckpt.Manifest, mem []byte) *Fill {
+	t.Helper()
+	srcs, release, err := s.MemorySources(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	f, err := Start(Config{Memory: mem[:m.MemSize], ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: s.SegmentPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+// TestFill: with the background reader held after one chunk, the guest's
+// touches (in a random order) and the kernel's (a write(2) from guest
+// memory) are served on demand; then the rest is filled, and the memory is
+// the image, byte for byte.
+func TestFill(t *testing.T) {
+	if err := Supported(); err != nil {
+		t.Fatalf("lazy restore needs userfaultfd here: %v", err)
+	}
+	const n = 64
+	want := image(n, 1)
+	s, m := stored(t, want)
+	hold := filepath.Join(t.TempDir(), "go")
+	t.Setenv(envHold, "1:"+hold)
+	mem := mapping(t, 2*n*chunk)
+	f := start(t, s, m, mem)
+
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, i := range r.Perm(n)[:n/2] {
+		if got := mem[i*chunk+r.IntN(chunk)]; !bytes.Equal(mem[i*chunk:(i+1)*chunk], want[i*chunk:(i+1)*chunk]) {
+			t.Fatalf("chunk %d differs on its first touch (byte %d)", i, got)
+		}
+	}
+	// The kernel reads guest memory not filled yet.
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := out.Write(mem[:m.MemSize]); err != nil {
+		t.Fatalf("write(2) from lazily restored memory: %v", err)
+	}
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	<-f.Done()
+	if err := f.Err(); err != nil || f.Failed() {
+		t.Fatalf("fill: %v (failed %v)", err, f.Failed())
+	}
+	if !bytes.Equal(mem[:m.MemSize], want) {
+		t.Fatal("memory differs from the image once filled")
+	}
+	written, _ := os.ReadFile(out.Name())
+	if !bytes.Equal(written, want) {
+		t.Fatal("write(2) wrote other bytes than the image")
+	}
+	if b := mem[m.MemSize : m.MemSize+chunk]; !bytes.Equal(b, make([]byte, chunk)) {
+		t.Fatal("memory past the restore is not zero")
+	}
+}
+
+// TestFillDamaged: a chunk damaged on disk is not given to the guest: the
+// filler flags it and reports which chunk, and the store says why in the
+// up-front check's words.
+func TestFillDamaged(t *testing.T) {
+	const n = 16
+	want := image(n, 3)
+	s, m := stored(t, want)
+	srcs, release, err := s.MemorySources(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	var bad ckpt.ChunkSource
+	for _, src := range srcs {
+		if src.Seg != 0 && src.Size > 100 {
+			bad = src
+		}
+	}
+	if bad.Seg == 0 {
+		t.Fatal("no chunk value in a segment")
+	}
+	sf, err := os.OpenFile(s.SegmentPath(bad.Seg), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	sf.ReadAt(b[:], int64(bad.Off)+50)
+	b[0] ^= 0xff
+	sf.WriteAt(b[:], int64(bad.Off)+50)
+	sf.Close()
+
+	t.Setenv(envHold, "0:")
+	mem := mapping(t, n*chunk)
+	f := start(t, s, m, mem)
+	i := int(bad.Index)
+	got := mem[i*chunk] // waits for the filler, which lets it past with zeros
+	if !f.Failed() {
+		t.Fatalf("touched a damaged chunk (byte %d) and the fill did not fail", got)
+	}
+	if !bytes.Equal(mem[i*chunk:(i+1)*chunk], make([]byte, chunk)) {
+		t.Fatal("a damaged chunk's bytes reached the guest")
+	}
+	<-f.Done()
+	var ce *ChunkError
+	if !errors.As(f.Err(), &ce) || ce.Index != i {
+		t.Fatalf("fill error %v, want chunk %d", f.Err(), i)
+	}
+	if err := s.ChunkErr(m, ce.Index); err == nil || !errors.Is(err, ckpt.ErrCorrupt) {
+		t.Fatalf("store's error for the chunk: %v", err)
+	}
+	if err := s.Verify(m); err == nil || s.ChunkErr(m, ce.Index).Error() != err.Error() {
+		t.Fatalf("the late find says %v, the up-front check %v", s.ChunkErr(m, ce.Index), err)
+	}
+}

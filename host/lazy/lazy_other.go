@@ -1,0 +1,38 @@
+//go:build !linux
+
+package lazy
+
+import "github.com/librahost/librahost/ckpt"
+
+// Config is one lazy restore.
+type Config struct {
+	Memory      []byte
+	ChunkSize   int
+	Chunks      []ckpt.ChunkSource
+	SegmentPath func(seg uint32) string
+}
+
+// Fill is a lazy restore under way; there is none here.
+type Fill struct{}
+
+// ChunkError is a chunk the filler could not read back from the store.
+type ChunkError struct {
+	Index int
+	Msg   string
+}
+
+func (e *ChunkError) Error() string { return "lazy: chunk: " + e.Msg }
+
+// Main returns at once: no filler runs here.
+func Main() {}
+
+// Supported reports that lazy restore needs Linux's userfaultfd.
+func Supported() error { return ErrUnsupported }
+
+// Start always fails here.
+func Start(Config) (*Fill, error) { return nil, ErrUnsupported }
+
+func (*Fill) Done() <-chan struct{} { return nil }
+func (*Fill) Err() error            { return nil }
+func (*Fill) Failed() bool          { return false }
+func (*Fill) Close()                {}

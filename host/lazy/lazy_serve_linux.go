@@ -1,0 +1,261 @@
+//go:build linux
+
+package lazy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/librahost/librahost/ckpt"
+)
+
+// Main serves a lazy restore's fill and exits if this process was started
+// as its filler; otherwise it returns at once. Call it first thing in
+// main (and in TestMain of tests that restore lazily).
+func Main() {
+	if os.Getenv(envFill) == "" {
+		return
+	}
+	if err := serve(os.NewFile(3, "userfaultfd"), os.NewFile(4, "plan"), os.NewFile(5, "reports"), os.NewFile(6, "flag")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Chunk states in the filler.
+const (
+	chunkMissing = iota
+	chunkBusy    // being filled
+	chunkIn
+	chunkBad
+)
+
+type filler struct {
+	uffd  int
+	p     *plan
+	n     int     // chunks in the memory
+	src   []int32 // by chunk: its index in p.srcs, -1 for a zero chunk
+	state []atomic.Uint32
+	segs  map[uint32]*os.File
+	left  atomic.Int64 // non-zero chunks not in yet
+	gone  atomic.Bool  // the guest's memory is gone: nothing to fill
+
+	repMu sync.Mutex
+	rep   *os.File
+	flag  *uint32 // shared with the guest's process: see Fill.Failed
+}
+
+func serve(uffd, ctl, rep, flag *os.File) error {
+	p, err := readPlan(ctl)
+	if err != nil {
+		return fmt.Errorf("lazy filler: %v", err)
+	}
+	fl, err := unix.Mmap(int(flag.Fd()), 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("lazy filler: %v", err)
+	}
+	cs := uint64(p.chunkSize)
+	f := &filler{uffd: int(uffd.Fd()), p: p, n: int((p.size + cs - 1) / cs), segs: map[uint32]*os.File{}, rep: rep, flag: (*uint32)(unsafe.Pointer(&fl[0]))}
+	f.src = make([]int32, f.n)
+	for i := range f.src {
+		f.src[i] = -1
+	}
+	for k, s := range p.srcs {
+		if int(s.Index) >= f.n {
+			return fmt.Errorf("lazy filler: chunk %d past the memory", s.Index)
+		}
+		f.src[s.Index] = int32(k)
+	}
+	f.state = make([]atomic.Uint32, f.n)
+	f.left.Store(int64(len(p.srcs)))
+	for seg, path := range p.segs {
+		// A segment that does not open fails its chunks when they are
+		// read, as a missing value does.
+		if sf, err := os.Open(path); err == nil {
+			f.segs[seg] = sf
+		}
+	}
+	if len(p.srcs) == 0 {
+		f.report("done")
+	}
+	go f.faults(uffd)
+	go f.background()
+	// The guest's process closes the plan's pipe once the fill is done,
+	// or to stop it; so does its death.
+	_, _ = io.Copy(io.Discard, ctl)
+	return nil
+}
+
+// faults fills the chunks the guest touches.
+func (f *filler) faults(uffd *os.File) {
+	dec, buf := f.decoder()
+	var msg uffdMsg
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&msg)), unsafe.Sizeof(msg))
+	for {
+		if _, err := io.ReadFull(uffd, b); err != nil {
+			return
+		}
+		if msg.event != uffdEventPagefault || msg.address < f.p.base || msg.address >= f.p.base+f.p.size {
+			continue
+		}
+		i := int((msg.address - f.p.base) / uint64(f.p.chunkSize))
+		switch f.state[i].Load() {
+		case chunkMissing:
+			if f.state[i].CompareAndSwap(chunkMissing, chunkBusy) {
+				f.fill(i, dec, buf)
+			} else {
+				f.wake(i)
+			}
+		case chunkIn:
+			f.wake(i) // filled since the fault was queued
+		case chunkBad:
+			f.wake(i)
+		}
+		// chunkBusy: the copy under way wakes it.
+	}
+}
+
+// background fills the rest in order.
+func (f *filler) background() {
+	dec, buf := f.decoder()
+	var holdPath string
+	if h := os.Getenv(envHold); h != "" {
+		_, holdPath, _ = strings.Cut(h, ":")
+	}
+	filled := uint32(0)
+	for _, s := range f.p.srcs {
+		if f.gone.Load() {
+			return
+		}
+		i := int(s.Index)
+		if f.p.hold > 0 && filled == f.p.hold && holdPath != "" {
+			fmt.Fprintf(os.Stderr, "librahost: lazy fill held after %d chunks until %s exists\n", filled, holdPath)
+			for _, err := os.Stat(holdPath); err != nil; _, err = os.Stat(holdPath) {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if f.state[i].CompareAndSwap(chunkMissing, chunkBusy) {
+			f.fill(i, dec, buf)
+			filled++
+		}
+	}
+}
+
+func (f *filler) decoder() (*ckpt.ValueDecoder, []byte) {
+	dec, err := ckpt.NewValueDecoder(int(f.p.chunkSize))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lazy filler:", err)
+		os.Exit(1)
+	}
+	return dec, make([]byte, f.p.chunkSize)
+}
+
+// fill reads chunk i (claimed: chunkBusy) and copies it in.
+func (f *filler) fill(i int, dec *ckpt.ValueDecoder, buf []byte) {
+	cs := uint64(f.p.chunkSize)
+	off := uint64(i) * cs
+	n := min(cs, f.p.size-off)
+	k := f.src[i]
+	if k < 0 {
+		z := uffdioZeropageArg{rng: uffdioRange{start: f.p.base + off, len: n}}
+		err := ioctl(f.uffd, uffdioZeropage, unsafe.Pointer(&z))
+		f.done(i, err)
+		return
+	}
+	s := &f.p.srcs[k]
+	dst := buf[:n]
+	v, err := f.value(s)
+	if err == nil {
+		err = dec.Decode(v, dst, s.Hash)
+	}
+	if err != nil {
+		// The guest's process is told in the shared flag first, which
+		// its host calls check: the guest, let past the chunk (zeros),
+		// then writes nothing out and ends at its next call into the
+		// host. Waiting for that process to stop it first could wait for
+		// ever: its goroutines may be held by a stop-the-world that
+		// waits for the guest's fault.
+		f.state[i].Store(chunkBad)
+		atomic.StoreUint32(f.flag, 1)
+		f.gone.Store(true) // the background reader stops
+		f.report(fmt.Sprintf("bad %d %s", i, strings.ReplaceAll(err.Error(), "\n", " ")))
+		z := uffdioZeropageArg{rng: uffdioRange{start: f.p.base + off, len: n}}
+		_ = ioctl(f.uffd, uffdioZeropage, unsafe.Pointer(&z))
+		f.wake(i)
+		return
+	}
+	// EAGAIN: the mapping changed under the copy; copy the rest again.
+	for at := uint64(0); ; {
+		c := uffdioCopyArg{dst: f.p.base + off + at, src: uint64(uintptr(unsafe.Pointer(&dst[at]))), len: n - at}
+		err = ioctl(f.uffd, uffdioCopy, unsafe.Pointer(&c))
+		if !errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if c.copied > 0 {
+			at += uint64(c.copied)
+		}
+		if at >= n {
+			err = nil
+			break
+		}
+	}
+	f.done(i, err)
+	if f.left.Add(-1) == 0 {
+		f.report("done")
+	}
+}
+
+// done marks chunk i in after its copy or zero page: a part of it
+// present already (EEXIST) still has its waiters woken.
+func (f *filler) done(i int, err error) {
+	f.state[i].Store(chunkIn)
+	switch {
+	case err == nil:
+	case errors.Is(err, unix.EEXIST):
+		f.wake(i)
+	default: // ENOENT, ESRCH: the memory or its process is gone
+		f.gone.Store(true)
+	}
+}
+
+func (f *filler) wake(i int) {
+	cs := uint64(f.p.chunkSize)
+	off := uint64(i) * cs
+	r := uffdioRange{start: f.p.base + off, len: min(cs, f.p.size-off)}
+	_ = ioctl(f.uffd, uffdioWake, unsafe.Pointer(&r))
+}
+
+// value reads chunk source s's stored value.
+func (f *filler) value(s *ckpt.ChunkSource) ([]byte, error) {
+	if s.Seg == 0 {
+		return s.Value, nil
+	}
+	sf := f.segs[s.Seg]
+	if sf == nil {
+		return nil, fmt.Errorf("segment %d cannot be opened", s.Seg)
+	}
+	if s.Size > 64<<20 {
+		return nil, fmt.Errorf("chunk value of %d bytes: index entry is corrupt", s.Size)
+	}
+	v := make([]byte, s.Size)
+	if _, err := sf.ReadAt(v, int64(s.Off)); err != nil {
+		return nil, fmt.Errorf("chunk value cannot be read: %v", err)
+	}
+	return v, nil
+}
+
+func (f *filler) report(line string) {
+	f.repMu.Lock()
+	defer f.repMu.Unlock()
+	_, _ = f.rep.WriteString(line + "\n")
+}
