@@ -6,11 +6,13 @@ import (
 	"testing"
 
 	"github.com/librahost/librahost/host/build/buildtest"
+	"github.com/librahost/librahost/host/lazy"
 )
 
 var testDir string
 
 func TestMain(m *testing.M) {
+	lazy.Main() // the filler of lazy restores
 	code := func() int {
 		d, err := os.MkdirTemp("", "librahost-host-")
 		if err != nil {

@@ -11,6 +11,10 @@ import "io"
 type Output struct {
 	w   io.Writer
 	pos int64 // guest position: owned by the guest's goroutine
+	// stop, if set and true, drops the guest's writes: its memory did not
+	// restore (a lazy restore found a damaged chunk), so what it writes
+	// may be wrong.
+	stop func() bool
 }
 
 // NewOutput returns an Output writing to w.
@@ -31,6 +35,9 @@ func (o *Output) Writer() io.Writer { return o.w }
 func (o *Output) Write(p []byte) (int, error) {
 	start := o.pos
 	o.pos += int64(len(p))
+	if o.stop != nil && o.stop() {
+		return len(p), nil
+	}
 	if gw, ok := o.w.(GuestWriter); ok {
 		return gw.WriteGuest(p, start)
 	}

@@ -33,6 +33,9 @@ type State struct {
 	ReadMemory func(dst []byte) error
 	Globals    []uint64
 	Host       []byte
+	// Lazy, if set, lets Restore start the guest before its memory is
+	// read (worker_lazy.go); ReadMemory is used where it cannot.
+	Lazy *LazyMemory
 }
 
 // capture hands the paused guest's state to OnPause.
@@ -46,6 +49,10 @@ func (w *Worker) capture() error {
 	}
 	if w.cfg.OnPause == nil {
 		return nil
+	}
+	// A lazy restore's fill first: nothing is captured that is not in.
+	if err := w.lazyWait(); err != nil {
+		return err
 	}
 	defer w.thaw()
 	c, err := w.snapshot()
@@ -139,18 +146,29 @@ func (w *Worker) Restore(st *State) error {
 	if st.MemSize%65536 != 0 || st.MemSize < uint64(mem.Size()) {
 		return fmt.Errorf("host: checkpoint memory size %d does not fit the module", st.MemSize)
 	}
-	// Zero what the fresh instance's data segments wrote; pages added by
-	// Grow are zero already, and so are the saved zero chunks.
-	initial, _ := mem.Read(0, mem.Size())
-	clear(initial)
+	start := time.Now()
+	initial := mem.Size()
 	if delta := uint32((st.MemSize - uint64(mem.Size())) / 65536); delta > 0 {
 		if _, ok := mem.Grow(delta); !ok {
 			return fmt.Errorf("host: cannot grow guest memory to %d bytes", st.MemSize)
 		}
 	}
 	buf, _ := mem.Read(0, mem.Size())
-	if err := st.ReadMemory(buf); err != nil {
-		return err
+	w.lazyWhy = errors.New("not asked for")
+	if st.Lazy != nil {
+		w.lazyWhy = w.restoreLazy(buf, st.Lazy, start)
+		if w.lazyWhy != nil && st.Lazy.Release != nil {
+			st.Lazy.Release()
+		}
+	}
+	if w.lazy == nil {
+		// Zero what the fresh instance's data segments wrote; pages
+		// added by Grow are zero already, and so are the saved zero
+		// chunks.
+		clear(buf[:initial])
+		if err := st.ReadMemory(buf); err != nil {
+			return err
+		}
 	}
 	for i, g := range w.globals {
 		mg, ok := w.mod.ExportedGlobal(g.Name).(interface{ Set(uint64) })

@@ -139,7 +139,9 @@ type Worker struct {
 	held      *transport.Message // a message too large for the guest's buffer
 
 	async    asyncState
-	restored *State // set by Restore, consumed by Run
+	restored *State     // set by Restore, consumed by Run
+	lazy     *lazyState // a lazy restore's fill, until it is done with
+	lazyWhy  error      // why the last Restore was not lazy
 	dirty    dirtyTrack
 
 	// preemptible: the module was given calls of libra.preempt
@@ -277,6 +279,7 @@ func (w *Worker) instantiateHost(ctx context.Context) error {
 
 // Close releases the runtime and the guest's memory.
 func (w *Worker) Close(ctx context.Context) error {
+	w.closeLazy()
 	w.dirty.close()
 	err := w.rt.Close(ctx)
 	if w.sys != nil {
@@ -353,7 +356,7 @@ func (w *Worker) stop() {
 
 // checkStop exits the guest (from inside an import) once stop was called.
 func (w *Worker) checkStop() {
-	if w.stopped.Load() {
+	if w.stopped.Load() || w.lazyFailed() {
 		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
 	}
 }

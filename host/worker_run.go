@@ -38,6 +38,9 @@ func (w *Worker) Run(ctx context.Context) (int, error) {
 	default:
 		err = w.call(ctx, "_start")
 	}
+	if lerr := w.lazyErr(); lerr != nil {
+		return 1, lerr
+	}
 	return exitCode(ctx, err)
 }
 

@@ -36,18 +36,18 @@ type Config struct {
 
 // Fill is a lazy restore under way.
 type Fill struct {
-	uffd    int
-	mem     []byte
-	cmd     *exec.Cmd
-	ctl     *os.File // the plan, then kept open: its end tells the filler to exit
-	rep     *os.File
-	stderr  bytes.Buffer
-	done    chan struct{}
-	err     error // set before done is closed
-	mu      sync.Mutex
-	closed  bool
-	lifted  bool
-	waited  chan struct{}
+	uffd   int
+	mem    []byte
+	cmd    *exec.Cmd
+	ctl    *os.File // the plan, then kept open: its end tells the filler to exit
+	rep    *os.File
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error // set before done is closed
+	mu     sync.Mutex
+	closed bool
+	lifted bool
+	waited chan struct{}
 	// flag is a page shared with the filler (a memfd), whose first word
 	// it sets before it lets the guest past a chunk that did not read
 	// back: Failed needs nothing of the filler's reports, which this
@@ -214,6 +214,9 @@ func (f *Fill) listen() {
 	closed := f.closed
 	f.mu.Unlock()
 	if !closed {
+		// The guest may wait on a chunk that now never comes: it is let
+		// go (Close) and must end, as for a chunk that did not read back.
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(&f.flag[0])), 1)
 		err = fmt.Errorf("lazy: the filler ended before the memory was in (%v): %s", werr, strings.TrimSpace(f.stderr.String()))
 		f.finish(err)
 	}

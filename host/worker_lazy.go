@@ -1,0 +1,167 @@
+package host
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host/lazy"
+)
+
+// A lazy restore (host/lazy) starts the guest before its memory is read:
+// Restore drops the fresh instance's memory, registers it for missing
+// faults and lets a filler process copy each chunk in on the guest's
+// first touch, and the rest in the background. Until every chunk is in:
+//
+//   - no checkpoint is taken: a capture waits for the fill (so a
+//     checkpoint never holds a chunk that did not read back, and the
+//     store's values stay where the filler reads them);
+//   - write tracking and copy-on-write are off (their userfaultfd would
+//     need the same memory): the first capture after the fill opens them
+//     again.
+//
+// A chunk that does not read back ends the run: the filler flags it in a
+// page it shares with this process and lets the guest past it with
+// zeros; from then on the guest's output is dropped (Output.stop) and its
+// next call into the host ends it (checkStop), and Run returns the
+// store's error for that chunk, the one its up-front check gives.
+//
+// LIBRAHOST_LAZY=off restores eagerly (the memory is read before the
+// guest starts), as does a kernel without userfaultfd, a process without
+// the right to serve the kernel's faults, or a memory on the Go heap.
+var lazyOff = os.Getenv("LIBRAHOST_LAZY") == "off"
+
+// LazyMemory is what a lazy restore reads the memory from.
+type LazyMemory struct {
+	ChunkSize   int
+	Chunks      []ckpt.ChunkSource // ckpt.Store.MemorySources
+	SegmentPath func(seg uint32) string
+	// Release is called once the fill no longer reads the store (done,
+	// failed or closed), or at once if the restore is eager.
+	Release func()
+	// ChunkErr is the store's error for chunk i that did not read back.
+	ChunkErr func(i int) error
+	// OnResident, if set, is called once every chunk is in, with the
+	// time since Restore began.
+	OnResident func(time.Duration)
+}
+
+// lazyState is a worker's lazy restore.
+type lazyState struct {
+	fill  *lazy.Fill
+	src   *LazyMemory
+	once  sync.Once
+	start time.Time
+}
+
+// LazyRestore reports whether the last Restore was lazy, and if not why
+// (nil: it was).
+func (w *Worker) LazyRestore() (bool, error) { return w.lazy != nil, w.lazyWhy }
+
+// LazyRestoreSupported reports whether this process can restore lazily
+// here (nil), or why not.
+func LazyRestoreSupported() error {
+	if lazyOff {
+		return errors.New("LIBRAHOST_LAZY=off")
+	}
+	return lazy.Supported()
+}
+
+// restoreLazy starts the fill of buf, the guest's memory grown to the
+// checkpoint's size.
+func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error {
+	if lazyOff {
+		return errors.New("LIBRAHOST_LAZY=off")
+	}
+	if w.reserved == nil {
+		return errors.New("the guest's memory is on the Go heap")
+	}
+	// Tracking's userfaultfd holds the memory: closed until the first
+	// capture after the fill.
+	w.dirty.close()
+	w.dirty = dirtyTrack{}
+	f, err := lazy.Start(lazy.Config{Memory: buf, ChunkSize: src.ChunkSize, Chunks: src.Chunks, SegmentPath: src.SegmentPath})
+	if err != nil {
+		return err
+	}
+	l := &lazyState{fill: f, src: src, start: start}
+	w.lazy = l
+	for _, o := range []*Output{w.cfg.Stdout, w.cfg.Stderr} {
+		if o != nil {
+			o.stop = f.Failed
+		}
+	}
+	go func() {
+		<-f.Done()
+		if f.Err() != nil {
+			return // the guest's goroutine ends the run (lazyEnd)
+		}
+		if src.OnResident != nil {
+			src.OnResident(time.Since(start))
+		}
+		l.close()
+	}()
+	return nil
+}
+
+// close ends the fill and lets the store free what it read.
+func (l *lazyState) close() {
+	l.once.Do(func() {
+		l.fill.Close()
+		if l.src.Release != nil {
+			l.src.Release()
+		}
+	})
+}
+
+// lazyFailed reports whether a chunk did not read back: the guest must
+// end.
+func (w *Worker) lazyFailed() bool { return w.lazy != nil && w.lazy.fill.Failed() }
+
+// lazyWait waits, with the guest paused for a capture, until every chunk
+// is in; it returns the error that ends the run if one did not read back.
+func (w *Worker) lazyWait() error {
+	l := w.lazy
+	if l == nil {
+		return nil
+	}
+	<-l.fill.Done()
+	if err := w.lazyErr(); err != nil {
+		return err
+	}
+	l.close()
+	w.lazy = nil
+	return nil
+}
+
+// lazyErr is the error of a fill that failed, in the store's words; nil
+// if it did not fail. It waits for the fill's report if the flag came
+// first.
+func (w *Worker) lazyErr() error {
+	l := w.lazy
+	if l == nil || !l.fill.Failed() && l.fill.Err() == nil {
+		return nil
+	}
+	<-l.fill.Done()
+	err := l.fill.Err()
+	if err == nil {
+		return nil
+	}
+	var ce *lazy.ChunkError
+	if errors.As(err, &ce) && l.src.ChunkErr != nil {
+		if serr := l.src.ChunkErr(ce.Index); serr != nil {
+			err = serr
+		}
+	}
+	l.close()
+	return err
+}
+
+// closeLazy ends a fill under way, before the memory goes.
+func (w *Worker) closeLazy() {
+	if w.lazy != nil {
+		w.lazy.close()
+	}
+}

@@ -1,0 +1,153 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+)
+
+// storedSave puts s's memory in a new store and returns it with the
+// manifest.
+func storedSave(t *testing.T, s *saved) (*ckpt.Store, *ckpt.Manifest) {
+	t.Helper()
+	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), NoSync: true, ScrubBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	key := ckpt.Key{Job: "lazy"}
+	p, err := store.Capture(ckpt.Meta{Key: key, Epoch: 1, Globals: s.globals, Host: s.host}, s.mem)
+	if err == nil {
+		err = p.Wait()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := store.Manifest(key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, m
+}
+
+// lazyState is the State of a lazy restore of m, telling resident when
+// every chunk is in.
+func lazyStateOf(t *testing.T, store *ckpt.Store, m *ckpt.Manifest, resident chan<- time.Duration) *State {
+	t.Helper()
+	srcs, release, err := store.MemorySources(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &State{
+		MemSize:    m.MemSize,
+		ReadMemory: func(dst []byte) error { return store.ReadMemory(m, dst) },
+		Globals:    m.Globals,
+		Host:       m.Host,
+		Lazy: &LazyMemory{
+			ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: store.SegmentPath, Release: release,
+			ChunkErr:   func(i int) error { return store.ChunkErr(m, i) },
+			OnResident: func(d time.Duration) { resident <- d },
+		},
+	}
+}
+
+// TestLazyRestore: a lazy restore's memory, once resident, is the
+// checkpoint's byte for byte, and the guest restored lazily prints what
+// the uninterrupted run printed after the checkpoint.
+func TestLazyRestore(t *testing.T) {
+	if err := LazyRestoreSupported(); err != nil {
+		t.Fatalf("lazy restore needs userfaultfd here: %v", err)
+	}
+	for _, tc := range countGuests {
+		t.Run(tc.name, func(t *testing.T) {
+			module := testGuest(t, tc.src)
+			args := []string{"count", "700"}
+			full, s := runCapturing(t, module, args, 100)
+			store, m := storedSave(t, s)
+
+			ctx := context.Background()
+			w, err := NewWorker(ctx, Config{Module: module, Args: args})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resident := make(chan time.Duration, 1)
+			if err := w.Restore(lazyStateOf(t, store, m, resident)); err != nil {
+				t.Fatal(err)
+			}
+			if ok, why := w.LazyRestore(); !ok {
+				t.Fatalf("restored eagerly: %v", why)
+			}
+			<-resident
+			got, _ := w.mod.Memory().Read(0, w.mod.Memory().Size())
+			if !bytes.Equal(got, s.mem) {
+				t.Fatal("memory restored lazily differs from the checkpoint's")
+			}
+			w.Close(ctx)
+
+			out, err := restoreRun(t, module, args, lazyStateOf(t, store, m, make(chan time.Duration, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := full[s.outPos:]; !bytes.Equal(out, want) {
+				t.Fatalf("restored lazily, the run printed\n%s\nwant\n%s", out, want)
+			}
+		})
+	}
+}
+
+// TestLazyRestoreDamaged: a chunk damaged on disk that the guest needs at
+// once (the asyncify buffer, which the rewind reads first) ends the run
+// with the error the up-front check gives, and nothing is printed.
+func TestLazyRestoreDamaged(t *testing.T) {
+	module := testGuest(t, "testdata/count.c")
+	args := []string{"count", "700"}
+	_, s := runCapturing(t, module, args, 100)
+	store, m := storedSave(t, s)
+	var hs hostState
+	if err := json.Unmarshal(s.host, &hs); err != nil || hs.AsyncBuf == 0 {
+		t.Fatalf("no asyncify buffer in the host state (%v)", err)
+	}
+	bad := int(uint64(hs.AsyncBuf) / uint64(m.ChunkSize))
+	srcs, release, err := store.MemorySources(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	damaged := false
+	for _, src := range srcs {
+		if int(src.Index) != bad || src.Seg == 0 {
+			continue
+		}
+		f, err := os.OpenFile(store.SegmentPath(src.Seg), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b [1]byte
+		f.ReadAt(b[:], int64(src.Off+src.Size/2))
+		b[0] ^= 0x5a
+		f.WriteAt(b[:], int64(src.Off+src.Size/2))
+		f.Close()
+		damaged = true
+	}
+	if !damaged {
+		t.Fatalf("chunk %d (the asyncify buffer) is not in a segment", bad)
+	}
+	want := store.Verify(m)
+	if want == nil {
+		t.Fatal("the up-front check passes a damaged chunk")
+	}
+	out, err := restoreRun(t, module, args, lazyStateOf(t, store, m, make(chan time.Duration, 1)))
+	if err == nil || err.Error() != want.Error() || !errors.Is(err, ckpt.ErrCorrupt) {
+		t.Fatalf("run restored lazily from a damaged chunk: %v, want %v", err, want)
+	}
+	if len(out) > 0 {
+		t.Fatalf("the guest printed %q from a damaged memory", out)
+	}
+}
