@@ -52,18 +52,23 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	failTimeout := fs.Duration("failure-timeout", 0, "how long a host of the job may be silent before it is declared dead (default: each host's --failure-timeout, 2s unless set)")
 	every := fs.Duration("checkpoint-every", 0, "take a coordinated checkpoint of the job at this `interval` (each rank's kept in its host's --data)")
 	replicas := fs.Int("replicas", 1, "other `hosts` that keep a copy of each rank's checkpoint (with --checkpoint-every)")
+	resume := fs.String("resume", "", "continue `JOB`, stopped when its coordinator's host was lost, on the --hosts that hold its checkpoints (no module: they kept it)")
 	detach := fs.Bool("detach", false, "print the job's ID and return: the first of --hosts submits the job and it runs on without this process (librahost attach JOB, logs JOB)")
 	var envs, dirs listFlag
 	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
 	fs.Var(&dirs, "dir", "mount a directory that exists on every host (relative: from each host's working directory): HOST:GUEST[:ro], a read-only one the same on every host (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: librahost submit --hosts A,B,C [-n N] [--cluster DIR] [--dir HOST:GUEST[:ro]]... [--detach] [--failure-timeout DUR] [--checkpoint-every DUR [--replicas R]] app.wasm [--] [guest args]")
+		fmt.Fprintln(stderr, "       librahost submit --resume JOB --hosts B,C [--cluster DIR] [--prefix] [--failure-timeout DUR]")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	rest := fs.Args()
+	if *resume != "" {
+		return submitResume(fs, cf, *resume, *prefix, *failTimeout, stdout, stderr)
+	}
 	if len(rest) == 0 || len(cf.addrs()) == 0 || *cf.cluster == "" {
 		fs.Usage()
 		return errUsage

@@ -19,6 +19,18 @@ var (
 	// ErrStopped: the job was stopped (after a final checkpoint if it has
 	// a state directory).
 	ErrStopped = host.ErrStopped
+	// ErrEpochsKept: the protocol stopped a share of a job over several
+	// hosts (its coordinator's host lost, or a rank's checkpoint on no
+	// live host); its committed epochs are kept on the hosts left, and
+	// `submit --resume` can continue it.
+	ErrEpochsKept = errors.New("job: stopped, its committed epochs kept")
 
 	errFinished = errors.New("job: run already finished")
 )
+
+// keptError is why the protocol stopped a share: it says why, and is
+// ErrEpochsKept.
+type keptError struct{ why string }
+
+func (e keptError) Error() string        { return e.why }
+func (e keptError) Is(target error) bool { return target == ErrEpochsKept }

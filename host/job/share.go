@@ -57,6 +57,18 @@ type Share struct {
 	// left and returns a new one of incarnation inc, whose ranks are on
 	// the hosts place gives (share_recover.go).
 	NewEndpoint func(inc uint64, place []ckpt.HostID) (*transport.Endpoint, error)
+	// Live, if set, resumes a job that stopped (`submit --resume`) from
+	// its committed epoch Proto.Committed, Proto.Place and Proto.Holders
+	// being its commit record's and Proto.Inc the newest incarnation any
+	// host ran: the hosts not live are dead. The coordinator rolls every
+	// live host back to the epoch as a new incarnation
+	// (ckpt.EpochCoordinator.Resume), and the ranks here run only once
+	// their ROLLBACK came (share_recover.go).
+	Live []bool
+	// Next is the epoch of the coordinator's first round; 0 means
+	// Proto.Committed+1. A resume gives one past every epoch a host
+	// holds, so that no round reuses an epoch of the timeline left.
+	Next uint64
 
 	run atomic.Pointer[shareRun]
 }
@@ -95,6 +107,9 @@ func (s *Share) IsCoordinator() bool { return s.Proto.Coordinator == s.Host }
 func (s *Share) validate() error {
 	if s.Dir == "" || s.Store == nil || s.Control == nil || s.Replicate == nil || s.PersistCommit == nil || s.NewEndpoint == nil {
 		return errors.New("job: a checkpointed share needs a directory, a store, control streams, replicas, commit records and endpoints")
+	}
+	if s.Live != nil && (len(s.Live) != s.Proto.Hosts || s.Proto.Committed == 0) {
+		return errors.New("job: a resumed share needs a committed epoch and the liveness of each host")
 	}
 	if s.Tick <= 0 {
 		s.Tick = 50 * time.Millisecond
@@ -156,7 +171,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 		return nil, err
 	}
 	if s.IsCoordinator() {
-		if r.coord, err = ckpt.NewEpochCoordinator(s.Proto, 0); err != nil {
+		if r.coord, err = ckpt.NewEpochCoordinator(s.Proto, s.Next); err != nil {
 			return nil, err
 		}
 	}

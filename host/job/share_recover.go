@@ -89,6 +89,19 @@ func (r *shareRun) run(ctx context.Context) (host.RanksResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.start(ctx, cancel)
+	if r.s.Live != nil {
+		// A resume: the ranks placed here come with the ROLLBACK.
+		select {
+		case <-r.rolled:
+			if err := r.recover(); err != nil {
+				return host.RanksResult{}, err
+			}
+		case <-r.s.Stop:
+			return host.RanksResult{}, nil
+		case <-ctx.Done():
+			return host.RanksResult{}, r.failed()
+		}
+	}
 	for {
 		res, err := r.j.run(ctx)
 		if ferr := r.failed(); ferr != nil {

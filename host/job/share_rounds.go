@@ -42,6 +42,13 @@ func (r *shareRun) start(ctx context.Context, cancel func()) {
 		r.coord.Start(now)
 	}
 	r.s.run.Store(r)
+	if r.coord != nil && r.s.Live != nil {
+		// A resume: every live host rolls back to the committed epoch.
+		r.mu.Lock()
+		r.coord.Resume(r.s.Live, now)
+		r.pump()
+		r.mu.Unlock()
+	}
 	go r.loop(ctx)
 }
 
@@ -248,7 +255,7 @@ func (r *shareRun) partAction(a ckpt.Action) {
 		}
 	case ckpt.ActStop:
 		r.stopped = true
-		r.fail(errors.New(a.Err))
+		r.fail(keptError{a.Err})
 	case ckpt.ActRoute, ckpt.ActRollback, ckpt.ActRestore, ckpt.ActDrop, ckpt.ActResume:
 		r.recoverAction(a) // share_recover.go
 	}

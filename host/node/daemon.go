@@ -300,6 +300,10 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 		d.serveLogs(ctx, str, peer, body)
 	case msgDetach:
 		d.serveDetach(ctx, str, peer, body)
+	case msgHeld:
+		d.serveHeld(str, peer, body)
+	case msgPrinted:
+		d.servePrinted(str, peer, body)
 	default:
 		d.metrics.ControlRequest(metrics.RequestInvalid)
 		d.logf("control stream from %s: %s message first: disconnected", peer, t)

@@ -119,7 +119,7 @@ func (j *job) cancel(why error) {
 // fail reports a one-line reason to the submitter.
 func (j *job) fail(err error) {
 	j.recordWhy(err)
-	j.out.sendJSON(msgError, errorMsg{Error: err.Error()})
+	j.out.sendJSON(msgError, errorMsg{Error: err.Error(), Kept: errors.Is(err, driver.ErrEpochsKept)})
 }
 
 // output forwards a rank's stdout (stream 1) or stderr (2) to the
@@ -187,14 +187,25 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 			j.ws = append(j.ws, WorkerStatus{Rank: r, State: workerStarting})
 		}
 	}
-	if len(j.ranks) == 0 {
+	if len(j.ranks) == 0 && p.Resume == nil { // a resumed job's hosts hold replicas
 		j.fail(fmt.Errorf("no rank of job %s is placed on host %s", p.Job, d.cfg.Name))
 		return
+	}
+	if p.Resume != nil {
+		if module, err = d.resumeModule(p); err != nil {
+			d.logf("job %s from %s: %v", p.Job, peer, err)
+			j.fail(err)
+			return
+		}
 	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	j.stop = stop
-	if !d.addJob(j) {
+	if p.Resume != nil && !d.addResumed(j) {
+		j.fail(fmt.Errorf("job %s still runs on host %s", p.Job, d.cfg.Name))
+		return
+	}
+	if p.Resume == nil && !d.addJob(j) {
 		j.fail(fmt.Errorf("host %s already has a job %s", d.cfg.Name, p.Job))
 		return
 	}
@@ -232,14 +243,14 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		qt.Close()
 	}()
 	peers := map[string]chan struct{}{} // peer host → link-down signal
-	for _, h := range p.Placement {
+	for _, h := range append(slices.Clone(p.Placement), resumeLive(p)...) {
 		if h != d.cfg.Name {
 			peers[h] = make(chan struct{}, 1)
 		}
 	}
 	var share *driver.Share
 	if p.CheckpointEvery > 0 {
-		if share, err = d.openShare(j, p); err != nil {
+		if share, err = d.openShare(j, p, module); err != nil {
 			return err
 		}
 		defer d.closeShare(j)

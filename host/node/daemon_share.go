@@ -40,10 +40,16 @@ func jobHosts(placement []string) []string {
 // openShare opens the store of a job with checkpoints here and makes the
 // share's configuration; startShare completes it once every host's
 // address is known.
-func (d *Daemon) openShare(j *job, p prepareMsg) (*driver.Share, error) {
+func (d *Daemon) openShare(j *job, p prepareMsg, module []byte) (*driver.Share, error) {
 	dir := jobDir(d.cfg.DataDir, j.id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: %v", err)
+	}
+	if p.Resume == nil {
+		// Kept for `submit --resume` (daemon_resume.go).
+		if err := saveSpec(dir, p, module); err != nil {
+			return nil, fmt.Errorf("node: job %s: %v", j.id, err)
+		}
 	}
 	cfg := ckpt.Config{Path: filepath.Join(dir, "ckpt.db")}
 	if slices.ContainsFunc(p.Mounts, func(m mountMsg) bool { return !m.ReadOnly }) {
@@ -69,6 +75,17 @@ func (d *Daemon) openShare(j *job, p prepareMsg) (*driver.Share, error) {
 		Host:  ckpt.HostID(slices.Index(hosts, d.cfg.Name)),
 		Every: p.CheckpointEvery,
 	}
+	if r := p.Resume; r != nil {
+		hosts = r.Hosts
+		share.Host = ckpt.HostID(slices.Index(hosts, d.cfg.Name))
+		share.Proto.Hosts, share.Proto.Coordinator, share.Proto.Place = len(hosts), r.Coordinator, r.Place
+		share.Proto.Inc, share.Proto.Committed, share.Proto.Holders = r.Inc, r.Epoch, r.Holders
+		share.Live, share.Next = r.Live, r.Next
+		if share.Host < 0 {
+			store.Close()
+			return nil, fmt.Errorf("node: job %s: host %s is not among its hosts %v", j.id, d.cfg.Name, hosts)
+		}
+	}
 	share.PersistCommit = func(rec *ckpt.CommitRecord) error { return persistCommit(j, rec) }
 	j.mu.Lock()
 	j.dir, j.store, j.share, j.hosts = dir, store, share, hosts
@@ -79,9 +96,10 @@ func (d *Daemon) openShare(j *job, p prepareMsg) (*driver.Share, error) {
 // startShare opens the job's control streams and its replicas, once START
 // gave every host's address.
 func (d *Daemon) startShare(j *job, share *driver.Share, addrs map[string]string, stop <-chan struct{}) error {
+	coord := share.Proto.Coordinator
 	ep, err := d.jobctl.Open(jobctl.Config{
-		Job: j.id, Hosts: j.hosts, Self: share.Host, Coordinator: 0,
-		CoordinatorAddr: addrs[j.hosts[0]], FailureTimeout: j.failureTimeout,
+		Job: j.id, Hosts: j.hosts, Self: share.Host, Coordinator: coord, Inc: share.Proto.Inc,
+		CoordinatorAddr: addrs[j.hosts[coord]], FailureTimeout: j.failureTimeout,
 		Logf: func(format string, args ...any) { d.logf(format, args...) },
 	})
 	if err != nil {
@@ -221,6 +239,7 @@ func (d *Daemon) newIncarnation(j *job, inc uint64, place []ckpt.HostID, peers m
 		default:
 		}
 	}
+	noteInc(j, inc)
 	d.logf("job %s: incarnation %d: ranks on %v", j.id, inc, hosts)
 	return ep, nil
 }

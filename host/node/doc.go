@@ -52,8 +52,13 @@
 // makes them stable (no StableOnAck; HoldLaterEpochs). CHECKPOINT, first
 // on a stream, asks for a checkpoint at once (`librahost checkpoint
 // --job`); the coordinator's host answers CHECKPOINTED once it is
-// committed. Not yet: recovery from a host's death (it ends the job, its
-// committed epochs kept), submit --resume.
+// committed. The loss of a host other than the coordinator's is
+// recovered from (host/job share_recover.go); the loss of the
+// coordinator's stops the job with its committed epochs kept, and
+// `submit --resume` continues it on the hosts left (daemon_resume.go:
+// HELD? answered by HOLDS, what each host keeps of the job; PRINTED
+// answered by KEPT, how far the stopped job's submitter printed; a
+// PREPARE with Resume; submit_resume.go).
 //
 // A daemon records each job in its --data (host/jobrec, daemon_records.go)
 // when it comes and when it ends, and keeps its ranks' output there, so

@@ -164,12 +164,8 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 		return 1, err
 	}
 	defer closeAll(hcs)
-	seen := map[string]string{}
-	for _, h := range hcs {
-		if a, dup := seen[h.id]; dup {
-			return 1, fmt.Errorf("node: %s and %s are the same host %s", a, h.addr, h.id)
-		}
-		seen[h.id] = h.addr
+	if err := distinctHosts(hcs); err != nil {
+		return 1, err
 	}
 	placement := make([]string, cfg.N)
 	for r := range placement {
@@ -200,6 +196,9 @@ type submission struct {
 	bar  *progress.Bar  // of the PREPAREs' bytes
 	strs []*quic.Stream // each host's job stream, once opened
 	outs []msgWriter    // writes to strs
+	// printed is what was printed of the job before (a resume's: by its
+	// first submitter); nil: nothing.
+	printed outputPrinted
 }
 
 // hostEvent is what one host's stream said.
@@ -207,6 +206,7 @@ type hostEvent struct {
 	i    int
 	exit *exitMsg
 	err  error
+	kept bool // the host stopped the job with its committed epochs kept
 }
 
 func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
@@ -265,7 +265,11 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	exitc := make(chan hostEvent)              // a host's ranks ended
 	quit := make(chan struct{})                // no more EXITs are taken
 	var omu sync.Mutex                         // serialises the host readers' writes into outs
-	printed := outputPrinted{}
+	outDone := false                           // under omu: nothing more is printed
+	printed := s.printed
+	if printed == nil {
+		printed = outputPrinted{}
+	}
 	for i := range s.hcs {
 		if err := s.outs[i].sendJSON(msgStart, start); err != nil {
 			s.broadcast(msgCancel, nil)
@@ -274,7 +278,9 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		go func() {
 			ev := s.read(i, func(o outputMsg) {
 				omu.Lock()
-				if p := printed.fresh(o); p != nil {
+				if outDone {
+					// printed is final
+				} else if p := printed.fresh(o); p != nil {
 					writer(o.rank, o.stream).Write(p)
 				}
 				omu.Unlock()
@@ -297,6 +303,8 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	exited := map[int]bool{}
 	told := make([]bool, len(s.hcs)) // the host sent an EXIT
 	gone := make([]bool, len(s.hcs)) // its stream ended
+	lost := make([]bool, len(s.hcs)) // its stream broke
+	kept := false                    // a host stopped the job with its epochs kept
 	settled := func() bool {         // after a failure: every host told or gone
 		for i, t := range told {
 			if !t && !gone[i] {
@@ -321,6 +329,8 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 			}
 		case ev := <-events:
 			gone[ev.i] = true
+			lost[ev.i] = errors.Is(ev.err, ErrHostLost)
+			kept = kept || ev.kept
 			if failure != nil {
 				continue
 			}
@@ -352,9 +362,15 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 			f.Flush()
 		}
 	}
+	outDone = true
 	omu.Unlock()
 	if errors.Is(failure, driver.ErrStopped) {
 		return 130, failure
+	}
+	if failure != nil && !errors.Is(failure, errJobFailed) && s.cfg.CheckpointEvery > 0 && (kept || lost[0]) {
+		// The coordinator's host is lost: the job goes on with
+		// `submit --resume`, which prints what was not printed here.
+		return 1, s.stopKept(ctx, failure, lost, printed)
 	}
 	code, err := outcome(exits)
 	if err == nil && failure != nil && !errors.Is(failure, errJobFailed) {
@@ -477,7 +493,7 @@ func (s *submission) read(i int, out func(o outputMsg), exit func(e *exitMsg)) h
 		case msgError:
 			var e errorMsg
 			decodeJSON(t, b, &e)
-			return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrJobFailed, h.id, e.Error)}
+			return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrJobFailed, h.id, e.Error), kept: e.Kept}
 		default:
 			return hostEvent{i: i, err: fmt.Errorf("%w: host %s sent %s", ErrProtocol, h.id, t)}
 		}

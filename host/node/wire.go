@@ -30,11 +30,15 @@ const (
 	msgLogged
 	msgDetach
 	msgDetached
-	msgLast = msgDetached
+	msgHeld
+	msgHolds
+	msgPrinted
+	msgKept
+	msgLast = msgKept
 )
 
 func (t msgType) String() string {
-	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED", "LOGS", "LOGGED", "DETACH", "DETACHED"}
+	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED", "LOGS", "LOGGED", "DETACH", "DETACHED", "HELD?", "HOLDS", "PRINTED", "KEPT"}
 	if t >= 1 && t <= msgLast {
 		return names[t-1]
 	}
@@ -148,6 +152,10 @@ type prepareMsg struct {
 	Mounts []mountMsg `json:"mounts,omitempty"`
 	// Detached: submitted by a host for `submit --detach`.
 	Detached bool `json:"detached,omitempty"`
+	// Resume, if set, continues a job that stopped with its committed
+	// epochs kept (`submit --resume`, daemon_resume.go): Placement is the
+	// resumed one, and each host takes the module it kept.
+	Resume *resumeMsg `json:"resume,omitempty"`
 }
 
 // encodePrepare is the PREPARE body: JSON length u32 | JSON | module bytes.
@@ -267,6 +275,9 @@ type checkpointedMsg struct {
 // errorMsg is one line saying why a host or submitter gives up the job.
 type errorMsg struct {
 	Error string `json:"error"`
+	// Kept: the job stopped with its committed epochs kept on its hosts
+	// left (its coordinator's host lost): `submit --resume` continues it.
+	Kept bool `json:"kept,omitempty"`
 }
 
 // Output body: rank u32 | stream u8 (1 stdout, 2 stderr) | offset u64 |

@@ -1,0 +1,79 @@
+package tests
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// A job of heat over three host processes loses the host that runs its
+// coordinator (a, rank 0's), SIGKILLed with its --data wiped after the
+// second committed epoch: the submitter exits with one line saying how to
+// go on, and `submit --resume JOB --hosts b,c` finishes the job from the
+// newest epoch b and c hold whole (b holds a's ranks 0 and 3 as replicas),
+// its coordinator on b. What the first submitter printed and what the
+// resume prints make the failure-free `run -n 6`'s output byte for byte:
+// the resume prints each rank's output from where the first submitter
+// stopped (the hosts left kept it). Refused in one line before: a host
+// that keeps nothing of the job (d, in the cluster but not in the job),
+// hosts that do not hold every rank (c alone), and an unknown job. Rank 0
+// is held at its end (-hold) until after the kill.
+func TestMultiHostCoordinatorResume(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	open, release := holdJob(t)
+	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
+	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
+	cluster, hs := startCluster(t, "a", "b", "c", "d")
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs[:3]), "-n", "6",
+		"--checkpoint-every", "100ms", "--failure-timeout", "1s", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	for _, h := range hs[:3] {
+		waitHostLog(t, h, regexp.MustCompile(`epoch 2 committed`), sub.done)
+	}
+	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	hs[0].lose(t)
+	<-sub.done
+	left := hs[1].addr + "," + hs[2].addr
+	if sub.err == nil {
+		t.Fatalf("the coordinator's host lost: submit exited 0\n%s", sub.errb.Bytes())
+	}
+	oneLineError(t, sub.errb.String(), "`librahost submit --resume "+id+" --cluster "+cluster+" --hosts "+left+"`")
+	for _, h := range hs[1:3] {
+		waitHostLog(t, h, regexp.MustCompile(`job `+id+`: what its submitter printed is kept for a resume`), nil)
+	}
+
+	for _, tc := range []struct{ hosts, job, want string }{
+		{hs[1].addr + "," + hs[3].addr, id, "host d keeps nothing of job " + id},
+		{hs[2].addr, id, "rank 0's checkpoint of epoch "},
+		{left, "0123456789abcdef", "no job 0123456789abcdef on the hosts given"},
+	} {
+		out, stderr, code := lh(t, "submit", "--resume", tc.job, "--cluster", cluster, "--hosts", tc.hosts)
+		if code != 1 || out != "" {
+			t.Fatalf("submit --resume %s --hosts %s: exit %d, stdout %q", tc.job, tc.hosts, code, out)
+		}
+		oneLineError(t, stderr, tc.want)
+	}
+
+	release.open(t)
+	out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", left)
+	if code != 0 {
+		t.Fatalf("submit --resume: exit %d\n%s", code, stderr)
+	}
+	compareOutput(t, append(sub.out.Bytes(), out...), want)
+	m := regexp.MustCompile(`job ` + id + ` resumes from epoch (\d+) on b,c\n`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("submit --resume said:\n%s", stderr)
+	}
+	if e, _ := strconv.Atoi(m[1]); e < 2 {
+		t.Fatalf("resumed from epoch %d, want 2 or later", e)
+	}
+	// b runs the coordinator now, and a's ranks 0 and 3 from its
+	// replicas; the job goes on checkpointing.
+	ended := make(chan struct{})
+	close(ended)
+	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: incarnation 1: ranks on \[b b c b b c\]`), ended)
+	waitHostLog(t, hs[1], regexp.MustCompile(`(?s)recovered incarnation 1 in \d+ ms.*epoch \d+ committed`), ended)
+	if strings.Contains(stderr, "panic") {
+		t.Fatal(stderr)
+	}
+}
