@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +106,25 @@ func printStatus(w io.Writer, addrs []string, sts []node.HostStatus, errs []erro
 			if j.Why != "" {
 				fmt.Fprintf(w, "    %s\n", oneLine(j.Why))
 			}
+			for _, r := range j.Recoveries {
+				fmt.Fprintf(w, "    %s\n", recoveryLine(r))
+			}
 		}
 	}
+}
+
+// recoveryLine says in one line how a job recovered from a lost host.
+func recoveryLine(r node.Recovery) string {
+	s := fmt.Sprintf("incarnation %d: lost %s, rolled back to epoch %d", r.Incarnation, strings.Join(r.Lost, " "), r.Epoch)
+	if len(r.Moved) > 0 {
+		ranks := make([]string, len(r.Moved))
+		for i, rank := range r.Moved {
+			ranks[i] = strconv.Itoa(rank)
+		}
+		s += ", ranks " + strings.Join(ranks, " ") + " restarted here"
+	}
+	if r.Took == 0 {
+		return "recovering " + s
+	}
+	return "recovered " + s + " in " + r.Took.Round(time.Millisecond).String()
 }

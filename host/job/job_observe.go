@@ -19,6 +19,7 @@ type observer struct {
 	met    *metrics.Job
 	rounds map[uint64]*roundObs // by epoch: the rounds under way here
 	last   []time.Time          // by rank: its previous checkpoint (or start), for its dirty rate
+	rec    recoveryObs          // a share's recoveries (job_observe_recovery.go)
 }
 
 // roundObs is a round under way as the observer sees it.

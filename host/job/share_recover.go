@@ -50,6 +50,7 @@ func (r *shareRun) recoverAction(a ckpt.Action) {
 	switch a.Kind {
 	case ckpt.ActRoute:
 		r.j.logf("incarnation %d: the job rolls back", a.Inc)
+		r.j.observeRoute(a.Inc, a.Place)
 		r.rec = &recovery{inc: a.Inc, place: a.Place, resumed: make(chan struct{})}
 		r.next = r.rec
 		select {
@@ -66,11 +67,13 @@ func (r *shareRun) recoverAction(a ckpt.Action) {
 			if a.Kind == ckpt.ActRestore {
 				r.rec.moved = append(r.rec.moved, a.Rank)
 			}
+			r.j.observeRollback(r.rec.inc, a.Epoch, a.Rank, a.Kind == ckpt.ActRestore)
 		}
 	case ckpt.ActDrop:
 		// Every rank here stops at a rollback; this one is not run here
 		// again (the placement says so).
 	case ckpt.ActResume:
+		r.j.observeResume(a.Inc)
 		if r.rec != nil {
 			close(r.rec.resumed)
 			r.rec = nil

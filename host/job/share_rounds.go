@@ -288,6 +288,7 @@ func (r *shareRun) coordAction(a ckpt.Action) {
 			r.recoverAt = time.Now()
 		}
 		j.logf("host h%d lost: incarnation %d rolls back to epoch %d", a.Host, a.Inc, a.Epoch)
+		j.observeLost(a.Inc, a.Host, a.Epoch)
 	}
 }
 

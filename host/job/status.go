@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/librahost/librahost/ckpt"
 )
 
 // DefaultHistory is how many checkpoints a Status keeps by default.
@@ -27,6 +29,9 @@ type StatusView struct {
 	Ranks []RankView `json:"ranks"`
 	// Checkpoints are the newest checkpoints, oldest first.
 	Checkpoints []Checkpoint `json:"checkpoints"`
+	// Recoveries are the newest recoveries from a lost host (a share's),
+	// oldest first.
+	Recoveries []Recovery `json:"recoveries,omitempty"`
 }
 
 // RankView is one rank run here.
@@ -54,6 +59,28 @@ type Checkpoint struct {
 	Error       string `json:"error,omitempty"`
 }
 
+// Recovery is a recovery of a job over several hosts from the loss of a
+// host, as this host saw it: the job's ranks went back to a committed
+// epoch as a new incarnation.
+type Recovery struct {
+	Incarnation uint64 `json:"incarnation"`
+	// Epoch is the committed epoch the job rolled back to (0: its start).
+	Epoch uint64 `json:"epoch"`
+	// Lost are the hosts the job lost (by ckpt.HostID): those whose ranks
+	// the new placement moves away.
+	Lost []ckpt.HostID `json:"lost"`
+	// Moved are the ranks restarted here from their replicas.
+	Moved []int `json:"moved,omitempty"`
+	// Began is when the loss was found (on the coordinator's host) or the
+	// rollback reached this host (on the others); Took is from then until
+	// the ranks ran again, 0 while the recovery is under way.
+	Began time.Time     `json:"began"`
+	Took  time.Duration `json:"took,omitempty"`
+}
+
+// keepRecoveries is how many recoveries a Status keeps.
+const keepRecoveries = 16
+
 // Checkpoint statuses.
 const (
 	CheckpointPending   = "pending"
@@ -77,6 +104,11 @@ func (s *Status) Read() StatusView {
 	v := s.v
 	v.Ranks = slices.Clone(v.Ranks)
 	v.Checkpoints = slices.Clone(v.Checkpoints)
+	v.Recoveries = slices.Clone(v.Recoveries)
+	for i := range v.Recoveries {
+		v.Recoveries[i].Lost = slices.Clone(v.Recoveries[i].Lost)
+		v.Recoveries[i].Moved = slices.Clone(v.Recoveries[i].Moved)
+	}
 	return v
 }
 
@@ -94,18 +126,33 @@ func (s *Status) update(f func(v *StatusView)) {
 // the oldest past s.keep.
 func (s *Status) checkpoint(epoch uint64, f func(c *Checkpoint)) {
 	s.update(func(v *StatusView) {
-		for i := len(v.Checkpoints) - 1; i >= 0; i-- {
-			if v.Checkpoints[i].Epoch == epoch {
-				f(&v.Checkpoints[i])
-				return
-			}
-		}
-		v.Checkpoints = append(v.Checkpoints, Checkpoint{Epoch: epoch})
-		f(&v.Checkpoints[len(v.Checkpoints)-1])
-		if n := len(v.Checkpoints) - s.keep; n > 0 {
-			v.Checkpoints = slices.Delete(v.Checkpoints, 0, n)
-		}
+		v.Checkpoints = upsert(v.Checkpoints, s.keep, func(c Checkpoint) bool { return c.Epoch == epoch }, Checkpoint{Epoch: epoch}, f)
 	})
+}
+
+// recovery changes the entry of incarnation inc, adding it if new and
+// dropping the oldest past keepRecoveries.
+func (s *Status) recovery(inc uint64, f func(r *Recovery)) {
+	s.update(func(v *StatusView) {
+		v.Recoveries = upsert(v.Recoveries, keepRecoveries, func(r Recovery) bool { return r.Incarnation == inc }, Recovery{Incarnation: inc}, f)
+	})
+}
+
+// upsert changes the newest entry of list that is, or else adds one made
+// from add, and keeps the newest keep.
+func upsert[T any](list []T, keep int, is func(T) bool, add T, f func(*T)) []T {
+	for i := len(list) - 1; i >= 0; i-- {
+		if is(list[i]) {
+			f(&list[i])
+			return list
+		}
+	}
+	list = append(list, add)
+	f(&list[len(list)-1])
+	if n := len(list) - keep; n > 0 {
+		list = slices.Delete(list, 0, n)
+	}
+	return list
 }
 
 // rank sets a rank's state.

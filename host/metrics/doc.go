@@ -12,13 +12,14 @@
 // A Run holds the metrics of `librahost run` (one job in the process).
 // Both hold a Jobs: the job driver calls Jobs.Start when a job starts and
 // reports on the Job it gets (CheckpointCommitted, CheckpointFailed,
-// Replicated, ControlMessages, RecoveryDone, MigrationDone, Worker,
-// StoreSize, and in a run Links) until End: checkpoint pause, durable and
-// commit times and sizes as histograms, counters of bytes and messages,
-// and gauges of each worker's memory and dirty rate. The rank label of
-// those gauges is bounded by the job's size and by MaxRankLabel (256);
-// every worker counts in the unlabelled totals. With several jobs on one
-// host, a rank's gauges are the sum over the jobs.
+// Replicated, ControlMessages, RecoveryBegan, RecoveryDone, MigrationDone,
+// Worker, StoreSize, and in a run Links) until End: checkpoint pause,
+// durable and commit times and sizes as histograms, counters of bytes,
+// messages and recoveries, and gauges of each worker's memory and dirty
+// rate. The rank label of those gauges is bounded by the job's size and
+// by MaxRankLabel (256); every worker counts in the unlabelled totals.
+// With several jobs on one host, a rank's gauges are the sum over the
+// jobs.
 //
 // The job driver (host/job) takes a *Jobs in its config (nil: no metrics)
 // and reports as above; a host daemon hands it its Host's Jobs, and

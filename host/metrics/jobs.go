@@ -56,6 +56,7 @@ type Jobs struct {
 	written                prometheus.Counter
 	replication, control   *prometheus.CounterVec
 	recoveries, migrations prometheus.Histogram
+	recovered              prometheus.Counter
 
 	links bool // a run's: Job.Links feeds librahost_link_… (a host daemon reports its endpoints itself)
 
@@ -94,7 +95,12 @@ func newJobs() *Jobs {
 			Namespace: namespace, Name: "control_messages_total",
 			Help: "Control messages between the hosts of jobs (checkpoint rounds, failures, recoveries), by direction.",
 		}, []string{"direction"}),
-		recoveries: hist("recovery_duration_seconds", "From a failure being noticed until the job ran again from its last checkpoint.", longer),
+		recoveries: hist("recovery_duration_seconds",
+			"From a host's loss being found (on the coordinator's host) or the rollback reaching this host (on the others) until the job's ranks here ran again from its last committed checkpoint.", longer),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "job_recoveries_total",
+			Help: "Recoveries of jobs from a lost host that this host took part in (its ranks rolled back to a committed checkpoint).",
+		}),
 		migrations: hist("migration_downtime_seconds", "How long a migrated worker did not run, from its stop until it ran on its new host.", longer),
 		live:       map[*Job]struct{}{},
 	}
@@ -110,7 +116,7 @@ func newJobs() *Jobs {
 
 func (js *Jobs) collectors() []prometheus.Collector {
 	return []prometheus.Collector{js.pause, js.durable, js.commit, js.size, js.incremental, js.checkpoints,
-		js.written, js.replication, js.control, js.recoveries, js.migrations, workersCollector{js}}
+		js.written, js.replication, js.control, js.recoveries, js.recovered, js.migrations, workersCollector{js}}
 }
 
 // Job is one job's reporting handle. Every method of a nil *Job does
@@ -252,8 +258,16 @@ func (j *Job) ControlMessages(sent, received int) {
 	}
 }
 
+// RecoveryBegan counts a recovery from a lost host reaching this host:
+// the job's ranks here roll back.
+func (j *Job) RecoveryBegan() {
+	if j != nil {
+		j.js.recovered.Inc()
+	}
+}
+
 // RecoveryDone records a recovery that took d, from the failure being
-// noticed until the job ran again.
+// noticed (or the rollback reaching this host) until the job ran again.
 func (j *Job) RecoveryDone(d time.Duration) {
 	if j != nil {
 		j.js.recoveries.Observe(d.Seconds())

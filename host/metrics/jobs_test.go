@@ -56,6 +56,7 @@ func TestJobMetrics(t *testing.T) {
 		want{"librahost_replication_bytes_total", []string{"direction", "sent"}, 0},
 		want{"librahost_control_messages_total", []string{"direction", "received"}, 0},
 		want{"librahost_recovery_duration_seconds", nil, 0},
+		want{"librahost_job_recoveries_total", nil, 0},
 		want{"librahost_migration_downtime_seconds", nil, 0},
 		want{"librahost_guest_memory_bytes", nil, 0},
 		want{"librahost_store_size_bytes", nil, 0},
@@ -68,6 +69,7 @@ func TestJobMetrics(t *testing.T) {
 	b.CheckpointFailed()
 	a.Replicated(5000, 700)
 	a.ControlMessages(6, 4)
+	b.RecoveryBegan()
 	b.RecoveryDone(2 * time.Second)
 	b.MigrationDone(1500 * time.Millisecond)
 	a.Worker(0, 100<<20, 1e6)
@@ -95,6 +97,7 @@ func TestJobMetrics(t *testing.T) {
 		want{"librahost_control_messages_total", []string{"direction", "sent"}, 6},
 		want{"librahost_control_messages_total", []string{"direction", "received"}, 4},
 		want{"librahost_recovery_duration_seconds", nil, 1},
+		want{"librahost_job_recoveries_total", nil, 1},
 		want{"librahost_migration_downtime_seconds", nil, 1},
 		want{"librahost_worker_memory_bytes", []string{"rank", "0"}, 100 << 20},
 		want{"librahost_worker_memory_bytes", []string{"rank", "1"}, 60 << 20},

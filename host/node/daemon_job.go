@@ -76,6 +76,14 @@ func (j *job) inJob(h string) bool { return slices.Contains(j.placement, h) }
 func (j *job) status() JobStatus {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	report := j.report.Read()
+	workers := slices.Clone(j.ws)
+	for _, r := range report.Ranks { // a recovery moved it here
+		if !slices.ContainsFunc(workers, func(w WorkerStatus) bool { return w.Rank == r.Rank }) {
+			workers = append(workers, WorkerStatus{Rank: r.Rank, State: r.State, Exit: r.Exit, Error: r.Error})
+		}
+	}
+	slices.SortFunc(workers, func(a, b WorkerStatus) int { return a.Rank - b.Rank })
 	return JobStatus{
 		ID:        j.id,
 		Module:    j.module,
@@ -86,9 +94,10 @@ func (j *job) status() JobStatus {
 		Ended:     j.ended,
 		Why:       j.why,
 		Detached:  j.detached,
-		Workers:   slices.Clone(j.ws),
+		Workers:   workers,
 		// The newest checkpoints, oldest first.
-		Checkpoints: j.report.Read().Checkpoints,
+		Checkpoints: report.Checkpoints,
+		Recoveries:  namedRecoveries(report.Recoveries, j.hosts),
 	}
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	driver "github.com/librahost/librahost/host/job"
@@ -67,6 +68,44 @@ type JobStatus struct {
 	// Checkpoints are the job's newest checkpoints here (at most
 	// job.DefaultHistory), oldest first.
 	Checkpoints []driver.Checkpoint `json:"checkpoints,omitempty"`
+	// Recoveries are the job's newest recoveries from a lost host, as
+	// this host took part in them, oldest first.
+	Recoveries []Recovery `json:"recoveries,omitempty"`
+}
+
+// Recovery is a recovery of a job from the loss of a host (job.Recovery),
+// its hosts named.
+type Recovery struct {
+	Incarnation uint64 `json:"incarnation"`
+	// Epoch is the committed epoch the job rolled back to (0: its start).
+	Epoch uint64 `json:"epoch"`
+	// Lost names the hosts the job lost.
+	Lost []string `json:"lost"`
+	// Moved are the ranks restarted on this host from their replicas.
+	Moved []int `json:"moved,omitempty"`
+	// Began is when the loss was found (on the coordinator's host) or the
+	// rollback reached this host; Took is from then until the job's ranks
+	// here ran again, 0 while the recovery is under way.
+	Began time.Time     `json:"began"`
+	Took  time.Duration `json:"took,omitempty"`
+}
+
+// namedRecoveries names the lost hosts of a job's recoveries by hosts
+// (the job's, by ckpt.HostID).
+func namedRecoveries(rs []driver.Recovery, hosts []string) []Recovery {
+	var out []Recovery
+	for _, r := range rs {
+		nr := Recovery{Incarnation: r.Incarnation, Epoch: r.Epoch, Moved: r.Moved, Began: r.Began, Took: r.Took, Lost: []string{}}
+		for _, h := range r.Lost {
+			name := fmt.Sprintf("h%d", h)
+			if h >= 0 && int(h) < len(hosts) {
+				name = hosts[h]
+			}
+			nr.Lost = append(nr.Lost, name)
+		}
+		out = append(out, nr)
+	}
+	return out
 }
 
 // WorkerStatus is one rank on a host.

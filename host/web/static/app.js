@@ -71,22 +71,45 @@ function took(ns) {
   return (ms / 1000).toFixed(2) + ' s';
 }
 
+// historyTable is a table of columns with a row per [attributes, cells];
+// the columns whose indexes text lists hold no numbers.
+function historyTable(columns, rows, text) {
+  const head = el('tr');
+  for (const c of columns) head.append(el('th', { scope: 'col' }, c));
+  const body = el('tbody');
+  for (const [attrs, cells] of rows) {
+    const tr = el('tr', attrs);
+    cells.forEach((v, i) => tr.append(el('td', { 'data-label': columns[i], className: text.includes(i) ? '' : 'num' }, v)));
+    body.append(tr);
+  }
+  return el('table', {}, el('thead', {}, head), body);
+}
+
 // checkpoints is a job's checkpoint history, newest first.
 function checkpoints(j) {
   const list = (j.checkpoints || []).slice().reverse();
-  const head = el('tr');
-  for (const c of ckptColumns) head.append(el('th', { scope: 'col' }, c));
-  const body = el('tbody');
-  for (const c of list) {
-    const cells = [String(c.epoch), state(c.status), c.acked + '/' + c.of, clock(c.triggered),
-      took(c.duration), bytes(c.size), bytes(c.incremental)];
-    const tr = el('tr', { 'data-epoch': String(c.epoch), 'data-status': c.status, title: c.error || '' });
-    cells.forEach((v, i) => tr.append(el('td', { 'data-label': ckptColumns[i], className: i === 1 ? '' : 'num' }, v)));
-    body.append(tr);
-  }
+  const rows = list.map(c => [{ 'data-epoch': String(c.epoch), 'data-status': c.status, title: c.error || '' },
+    [String(c.epoch), state(c.status), c.acked + '/' + c.of, clock(c.triggered), took(c.duration), bytes(c.size), bytes(c.incremental)]]);
   return el('div', { className: 'ckpts', 'data-ckpts': j.id },
     el('h3', {}, 'Checkpoints of ', el('code', {}, j.id), el('span', { className: 'muted' }, ' (newest ' + list.length + ')')),
-    el('table', {}, el('thead', {}, head), body));
+    historyTable(ckptColumns, rows, [1]));
+}
+
+const recColumns = ['Incarnation', 'Status', 'Lost', 'Rolled back to', 'Restarted here', 'Began', 'Time to recover'];
+
+// recoveries is a job's recoveries from a lost host, newest first: one
+// not done is under way while the job runs, else it never finished.
+function recoveries(j) {
+  const rows = (j.recoveries || []).slice().reverse().map(r => {
+    const status = r.took ? 'recovered' : live.has(j.state) ? 'recovering' : 'unfinished';
+    const lost = r.lost || [];
+    return [{ 'data-inc': String(r.incarnation), 'data-status': status, 'data-lost': lost.join(' '), 'data-epoch': String(r.epoch) },
+      [String(r.incarnation), state(status), lost.map(h => 'host ' + h).join(', '), 'epoch ' + r.epoch,
+        (r.moved || []).map(k => 'rank ' + k).join(', '), clock(r.began), took(r.took)]];
+  });
+  return el('div', { className: 'recs', 'data-recoveries': j.id },
+    el('h3', {}, 'Recoveries of ', el('code', {}, j.id), el('span', { className: 'muted' }, ' (from a lost host)')),
+    historyTable(recColumns, rows, [1, 2]));
 }
 
 function hostCard(h, now) {
@@ -114,7 +137,10 @@ function hostCard(h, now) {
   const body = el('tbody');
   for (const j of jobs) body.append(jobRow(j, now));
   card.append(el('table', {}, el('thead', {}, head), body));
-  for (const j of jobs) if ((j.checkpoints || []).length) card.append(checkpoints(j));
+  for (const j of jobs) {
+    if ((j.recoveries || []).length) card.append(recoveries(j));
+    if ((j.checkpoints || []).length) card.append(checkpoints(j));
+  }
   return card;
 }
 
