@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/librahost/librahost/ckpt"
 	driver "github.com/librahost/librahost/host/job"
 	"github.com/librahost/librahost/host/progress"
 	"github.com/librahost/librahost/transport"
@@ -315,6 +317,11 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	}
 	var failure error
 	stop := s.cfg.Stop
+	// Once a host stopped the job with its epochs kept (its coordinator's
+	// host silent for the failure timeout), the hosts that have not ended
+	// their streams a failure timeout later count as lost: a dead host's
+	// stream would end only at its connection's idle timeout.
+	var keptc <-chan time.Time
 	for (failure == nil && len(exited) < s.cfg.N) || (failure != nil && !settled()) {
 		select {
 		case ev := <-exitc:
@@ -330,7 +337,9 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		case ev := <-events:
 			gone[ev.i] = true
 			lost[ev.i] = errors.Is(ev.err, ErrHostLost)
-			kept = kept || ev.kept
+			if ev.kept && !kept {
+				kept, keptc = true, time.After(cmp.Or(s.cfg.FailureTimeout, ckpt.DefaultFailureTimeout))
+			}
 			if failure != nil {
 				continue
 			}
@@ -346,6 +355,12 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 				failure = driver.ErrStopped
 			}
 			s.broadcast(msgCancel, nil)
+		case <-keptc:
+			for i := range s.hcs {
+				if !told[i] && !gone[i] {
+					gone[i], lost[i] = true, true
+				}
+			}
 		case <-ctx.Done():
 			close(quit)
 			return 1, ctx.Err()
