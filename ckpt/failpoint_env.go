@@ -10,7 +10,8 @@ import (
 
 // SetFailpoints arms failpoints from a spec of the form
 // "name=action[;name=action...]", where action is "error" (the write
-// fails), "sleep(DUR)" (the write waits DUR first, inside its
+// fails), "error(PATH)" (the write fails while the file PATH exists),
+// "sleep(DUR)" (the write waits DUR first, inside its
 // transaction) or "wait(PATH)" (the write waits until the file PATH
 // exists, saying so first on stderr, "librahost: failpoint NAME: waiting
 // for PATH", if it does not: a test holds it open until an event of its choice, or kills
@@ -32,6 +33,14 @@ func SetFailpoints(spec string) error {
 		switch {
 		case action == "error":
 			actions[name] = func() error { return fmt.Errorf("ckpt: failpoint %s", name) }
+		case strings.HasPrefix(action, "error(") && strings.HasSuffix(action, ")"):
+			path := action[len("error(") : len(action)-1]
+			actions[name] = func() error {
+				if _, err := os.Stat(path); err != nil {
+					return nil
+				}
+				return fmt.Errorf("ckpt: failpoint %s", name)
+			}
 		case strings.HasPrefix(action, "sleep(") && strings.HasSuffix(action, ")"):
 			d, err := time.ParseDuration(action[len("sleep(") : len(action)-1])
 			if err != nil {
@@ -50,7 +59,7 @@ func SetFailpoints(spec string) error {
 				return nil
 			}
 		default:
-			return errors.New("ckpt: failpoint " + item + ": action must be error, sleep(DUR) or wait(PATH)")
+			return errors.New("ckpt: failpoint " + item + ": action must be error, error(PATH), sleep(DUR) or wait(PATH)")
 		}
 	}
 	setFailpoint(func(name string) error {

@@ -99,3 +99,27 @@ func TestSetFailpointsWhileWriting(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// An error(PATH) failpoint fails the write while the file exists.
+func TestFailpointErrorWhile(t *testing.T) {
+	defer SetFailpoints("")
+	path := filepath.Join(t.TempDir(), "gate")
+	if err := SetFailpoints("segment:write=error(" + path + ")"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fail("segment:write"); err != nil {
+		t.Fatalf("failed with no %s: %v", path, err)
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fail("segment:write") == nil {
+		t.Fatalf("did not fail while %s exists", path)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := fail("segment:write"); err != nil {
+		t.Fatalf("failed once %s was removed: %v", path, err)
+	}
+}

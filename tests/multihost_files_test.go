@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,7 +74,7 @@ func TestMultiHostDirs(t *testing.T) {
 		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
 	}
 	cluster := filepath.Join(t.TempDir(), "cluster")
-	hs, cwds := wordcountHosts(t, cluster, input, "a", "b", "c")
+	hs, cwds := wordcountHosts(t, cluster, input, nil, "a", "b", "c")
 	submit := append([]string{"submit", "--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 		"--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)
 	out, stderr, code := lh(t, submit...)
@@ -117,70 +118,135 @@ func TestMultiHostDirs(t *testing.T) {
 
 // wordcountHosts starts host processes names, each in a working
 // directory of its own holding a copy of input as in/ and an empty out/,
-// and returns them with those directories.
-func wordcountHosts(t *testing.T, cluster, input string, names ...string) ([]*hostProc, []string) {
+// with env[i] added to the environment of the i-th (if any), and returns
+// them with those directories.
+func wordcountHosts(t *testing.T, cluster, input string, env [][]string, names ...string) ([]*hostProc, []string) {
 	t.Helper()
 	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", strings.Join(names, " ")); code != 0 {
 		t.Fatal(stderr)
 	}
 	var hs []*hostProc
 	var cwds []string
-	for _, n := range names {
+	for i, n := range names {
+		var e []string
+		if i < len(env) {
+			e = env[i]
+		}
 		cwd := filepath.Join(t.TempDir(), n)
 		copyTree(t, input, filepath.Join(cwd, "in"))
 		if err := os.MkdirAll(filepath.Join(cwd, "out"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		cwds = append(cwds, cwd)
-		hs = append(hs, startHostProcIn(t, cwd, cluster, nil, nil, n, filepath.Join(t.TempDir(), n+"-data")))
+		hs = append(hs, startHostProcIn(t, cwd, cluster, e, nil, n, filepath.Join(t.TempDir(), n+"-data")))
 	}
 	return hs, cwds
 }
 
-// The files a rank wrote move with it: samples/wordcount over four
-// hosts, checkpointed, loses host c after the second committed epoch (its
-// --data and its out/ wiped); d restarts c's rank and makes its files
-// from its checkpoints' replicas, and copies its earlier checkpoints to
-// a; then d dies the same way, and a makes the files of d's ranks and of
-// c's again. The output and the result files of hosts a and b together
-// are byte for byte those of `run -n 6`.
+// The files a rank wrote move with it: samples/wordcount, checkpointed,
+// loses host c (its --data and its out/ wiped) and its ranks restart on
+// another host, which makes their files from their checkpoints' replicas.
+// The output and the result files of the hosts left together are byte
+// for byte those of `run -n 6`. Rank 0 is held at its end (-hold) until
+// the last recovery is done, so that the job cannot end before a kill on
+// any machine. The cases:
+//
+//   - two-deaths: over four hosts, c dies after the second committed
+//     epoch; d restarts c's rank, and copies its earlier checkpoints to
+//     a; then d dies the same way, and a makes the files of d's ranks and
+//     of c's again;
+//   - abandoned-round: c's checkpoint writes fail (a failpoint hit by
+//     every checkpoint of a rank, running or ended) once the second
+//     epoch is committed, until the coordinator abandons a round;
+//     c dies after a later epoch is committed, whose checkpoints of c's
+//     ranks carry the file changes of the round abandoned (its
+//     checkpoints were dropped);
+//   - kill-in-write: c dies in the middle of a checkpoint's write (its
+//     commit held by a failpoint, hit by every checkpoint of a rank,
+//     once the second epoch is committed);
+//   - faults: two-deaths with the job links losing, duplicating and
+//     reordering frames.
 func TestMultiHostDirsRecovery(t *testing.T) {
 	wasm := guest(t, "samples/wordcount")
 	gen := t.TempDir()
-	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "160", "-words", "40000")
+	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "96", "-words", "20000")
 	input := filepath.Join(gen, "in")
 	wantOut := t.TempDir()
-	args := []string{"-in", "/in", "-out", "/out"}
-	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", input + ":/in:ro", "--dir", wantOut + ":/out", wasm, "--"}, args...)...)
+	open, _ := holdJob(t)
+	args := []string{"-in", "/in", "-out", "/out", "-hold", "/hold/end"}
+	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", input + ":/in:ro", "--dir", wantOut + ":/out",
+		"--dir", open + ":/hold:ro", wasm, "--"}, args...)...)
 	if code != 0 {
 		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
 	}
+	faults := []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}
 	for _, tc := range []struct {
 		name  string
 		hosts []string
+		env   []string // every host's
+		cFail string   // c's failpoint, "name=action" of a gate file
 		place []string // the ranks' hosts after each death
 	}{
-		{"two-deaths", []string{"a", "b", "c", "d"}, []string{"a b d d a b", "a b a a a b"}},
+		{"two-deaths", []string{"a", "b", "c", "d"}, nil, "", []string{"a b d d a b", "a b a a a b"}},
+		{"abandoned-round", []string{"a", "b", "c"}, nil, "commit:chunks=error", []string{"a b a a b a"}},
+		{"kill-in-write", []string{"a", "b", "c"}, nil, "commit:chunks=wait", []string{"a b a a b a"}},
+		{"two-deaths-faults", []string{"a", "b", "c", "d"}, faults, "", []string{"a b d d a b", "a b a a a b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			_, release := holdJob(t)
 			cluster := filepath.Join(t.TempDir(), "cluster")
-			hs, cwds := wordcountHosts(t, cluster, input, tc.hosts...)
+			env := make([][]string, len(tc.hosts))
+			for i := range env {
+				env[i] = tc.env
+			}
+			gate := filepath.Join(t.TempDir(), "gate")
+			if tc.cFail != "" {
+				env[2] = append(slices.Clone(tc.env), "LIBRAHOST_FAILPOINTS="+tc.cFail+"("+gate+")")
+			}
+			if strings.HasSuffix(tc.cFail, "=wait") { // c's writes go on while the gate exists
+				if err := os.WriteFile(gate, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hs, cwds := wordcountHosts(t, cluster, input, env, tc.hosts...)
 			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
-				"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", wasm, "--"}, args...)...)
+				"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", "--dir", release.dir + ":/hold:ro",
+				wasm, "--"}, args...)...)
+			w := watchLosses(t, hs[0], sub)
 			kill := func(i int) { // its out directory goes with the machine
-				hs[i].lose(t)
+				w.kill(t, hs[i])
 				if err := os.RemoveAll(cwds[i]); err != nil {
 					t.Fatal(err)
 				}
 			}
-			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
+			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
+			switch {
+			case strings.HasSuffix(tc.cFail, "=error"):
+				// c's writes fail until a round is abandoned; c dies once
+				// a later one is committed.
+				if err := os.WriteFile(gate, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				waitHostLog(t, hs[0], regexp.MustCompile(`checkpoint \d+ abandoned`), w.done)
+				if err := os.Remove(gate); err != nil {
+					t.Fatal(err)
+				}
+				waitHostLog(t, hs[0], regexp.MustCompile(`(?s)checkpoint \d+ abandoned.*epoch \d+ committed`), w.done)
+			case strings.HasSuffix(tc.cFail, "=wait"):
+				if err := os.Remove(gate); err != nil {
+					t.Fatal(err)
+				}
+				waitHostLog(t, hs[2], regexp.MustCompile(`(?s)epoch 2 committed.*failpoint commit:chunks: waiting`), w.done)
+			}
 			kill(2)
 			if len(hs) == 4 {
 				// d holds c's rank 2, its files made, and its earlier
 				// checkpoints copied to a, and a later epoch is committed.
-				waitHostLog(t, hs[3], regexp.MustCompile(`(?s)rank 2: its checkpoints up to \d+ made on another host are on hosts.*epoch \d+ committed`), sub.done)
+				waitHostLog(t, hs[3], regexp.MustCompile(`(?s)rank 2: its checkpoints up to \d+ made on another host are on hosts.*epoch \d+ committed`), w.done)
 				kill(3)
 			}
+			waitHostLog(t, hs[0], regexp.MustCompile(fmt.Sprintf(`recovered incarnation %d in`, len(tc.place))), w.done)
+			release.open(t)
 			<-sub.done
 			if sub.err != nil {
 				t.Fatalf("submit: %v\n%s", sub.err, sub.errb.Bytes())

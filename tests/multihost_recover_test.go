@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A job over three host processes, checkpointed with one replica of each
@@ -56,15 +58,16 @@ func TestMultiHostRecovery(t *testing.T) {
 				startHostProc(t, cluster, cEnv, nil, "c", filepath.Join(t.TempDir(), "c")))
 			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
-			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
+			w := watchLosses(t, hs[0], sub)
+			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
 			if tc.hold != "" {
 				if err := os.Remove(gate); err != nil {
 					t.Fatal(err)
 				}
-				waitHostLog(t, hs[2], regexp.MustCompile(`(?s)epoch 2 committed.*failpoint `+tc.hold+`: waiting`), sub.done)
+				waitHostLog(t, hs[2], regexp.MustCompile(`(?s)epoch 2 committed.*failpoint `+tc.hold+`: waiting`), w.done)
 			}
-			hs[2].lose(t)
-			waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in`), sub.done)
+			w.kill(t, hs[2])
+			waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in`), w.done)
 			release.open(t)
 			<-sub.done
 			if sub.err != nil {
@@ -93,38 +96,56 @@ func TestMultiHostRecovery(t *testing.T) {
 // --data wiped), d restarts c's ranks from its replicas; once the
 // coordinator says the job recovered and a later epoch is committed
 // (its replicas made again on the hosts left), d is SIGKILLed the same
-// way and a restarts every rank d ran, c's among them. The output is
-// byte for byte the failure-free `run -n 6`'s.
+// way and a restarts every rank d ran, c's among them. Rank 0 is held at
+// its end until the second recovery is done (its only mount, /hold, is
+// read-only). The output is byte for byte the failure-free `run -n 6`'s,
+// also with the job links losing, duplicating and reordering frames.
 func TestMultiHostSecondRecovery(t *testing.T) {
 	wasm := guest(t, "samples/heat")
-	args := []string{"-steps", "600", "-every", "30"}
-	want := jobRun(t, "6", wasm, args...)
-	cluster := filepath.Join(t.TempDir(), "cluster")
-	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c d"); code != 0 {
-		t.Fatal(stderr)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string // the hosts'
+	}{
+		{"heat", []string{"-steps", "600", "-every", "30"}, nil},
+		{"heat-faults", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			open, release := holdJob(t)
+			args := append([]string{"-hold", "/hold/end"}, tc.args...)
+			want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
+			cluster := filepath.Join(t.TempDir(), "cluster")
+			if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c d"); code != 0 {
+				t.Fatal(stderr)
+			}
+			hs := startHostProcs(t, cluster, tc.env, "a", "b", "c", "d")
+			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+			w := watchLosses(t, hs[0], sub)
+			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
+			w.kill(t, hs[2])
+			// An epoch committed after the recovery holds replicas made on
+			// the hosts left.
+			waitHostLog(t, hs[3], regexp.MustCompile(`(?s)incarnation 1: the job rolls back.*epoch \d+ committed`), w.done)
+			waitHostLog(t, hs[0], regexp.MustCompile(`(?s)recovered incarnation 1 in \d+ ms.*epoch \d+ committed`), w.done)
+			w.kill(t, hs[3])
+			waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 2 in`), w.done)
+			release.open(t)
+			<-sub.done
+			if sub.err != nil {
+				t.Fatalf("hosts c and d killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
+			}
+			compareOutput(t, sub.out.Bytes(), want)
+			ended := make(chan struct{})
+			close(ended)
+			// d took c's rank 2 (it held its replicas), then a took d's
+			// ranks, c's among them, from the replicas made after the
+			// first recovery.
+			waitHostLog(t, hs[0], regexp.MustCompile(`(?s)incarnation 1: ranks on \[a b d d a b\].*incarnation 2: ranks on \[a b a a a b\]`), ended)
+			m := waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 2 in \d+ ms`), ended)
+			t.Log(m[0][0])
+		})
 	}
-	hs := startHostProcs(t, cluster, nil, "a", "b", "c", "d")
-	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
-		"--checkpoint-every", "100ms", "--replicas", "1", wasm, "--"}, args...)...)
-	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
-	hs[2].lose(t)
-	// An epoch committed after the recovery holds replicas made on the
-	// hosts left.
-	waitHostLog(t, hs[3], regexp.MustCompile(`(?s)incarnation 1: the job rolls back.*epoch \d+ committed`), sub.done)
-	waitHostLog(t, hs[0], regexp.MustCompile(`(?s)recovered incarnation 1 in \d+ ms.*epoch \d+ committed`), sub.done)
-	hs[3].lose(t)
-	<-sub.done
-	if sub.err != nil {
-		t.Fatalf("hosts c and d killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
-	}
-	compareOutput(t, sub.out.Bytes(), want)
-	ended := make(chan struct{})
-	close(ended)
-	// d took c's rank 2 (it held its replicas), then a took d's ranks,
-	// c's among them, from the replicas made after the first recovery.
-	waitHostLog(t, hs[0], regexp.MustCompile(`(?s)incarnation 1: ranks on \[a b d d a b\].*incarnation 2: ranks on \[a b a a a b\]`), ended)
-	m := waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 2 in \d+ ms`), ended)
-	t.Log(m[0][0])
 }
 
 // holdJob returns a directory in which heat's and ring's -hold /hold/end
@@ -150,4 +171,49 @@ func (h *jobHold) open(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.dir, "end"), nil, 0o644); err != nil {
 		t.Error(err)
 	}
+}
+
+// lossWatch ends the waits of a test whose job is held (holdJob) when the
+// coordinator's host h declares lost a host the test did not kill (a
+// machine too loaded for the failure timeout), rather than let them wait
+// for events the job will never reach until the test binary's timeout.
+type lossWatch struct {
+	done   chan struct{} // closed when the submitter has exited, or then
+	killed atomic.Int32  // the hosts the test killed
+	lost   atomic.Value  // the line that closed done, if any
+}
+
+var hostLost = regexp.MustCompile(`host h\d+ lost[^\n]*`)
+
+// watchLosses watches h's log until sub exits.
+func watchLosses(t *testing.T, h *hostProc, sub *bgSubmit) *lossWatch {
+	w := &lossWatch{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			b, _ := os.ReadFile(h.stderr.Name())
+			if m := hostLost.FindAllString(string(b), -1); len(m) > int(w.killed.Load()) {
+				w.lost.Store(m[len(m)-1])
+				return
+			}
+			select {
+			case <-sub.done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if l, ok := w.lost.Load().(string); ok {
+			t.Errorf("host %s declared a host lost that the test did not kill (%q): the machine was too loaded for the failure timeout", h.name, l)
+		}
+	})
+	return w
+}
+
+// kill loses host h (hostProc.lose), counted.
+func (w *lossWatch) kill(t *testing.T, h *hostProc) {
+	t.Helper()
+	w.killed.Add(1)
+	h.lose(t)
 }

@@ -45,6 +45,9 @@
 // undo, so the epochs before it stay reachable; other damage makes every
 // epoch sealed before it unreachable. JournalEpochs tells a resuming host,
 // without changing the journal, which epochs it can roll back to.
+// RedoFiles redoes file deltas, one or several of consecutive checkpoints
+// laid end to end, on another copy of the mounts (a rank moved to another
+// host).
 //
 // Config.Deterministic replaces the clocks by virtual ones and random_get
 // by a seeded stream, both saved by Snapshot (wasi_determinism.go).

@@ -185,12 +185,35 @@ type delta struct {
 
 // decodeDelta decodes a CheckpointFiles blob.
 func decodeDelta(b []byte) (*delta, error) {
+	out, rest, err := decodeDeltaPrefix(b)
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("%w: %d trailing bytes", ErrJournal, len(rest))
+	}
+	return out, err
+}
+
+// decodeDeltas decodes CheckpointFiles blobs laid end to end.
+func decodeDeltas(b []byte) ([]*delta, error) {
+	var out []*delta
+	for len(b) > 0 {
+		d, rest, err := decodeDeltaPrefix(b)
+		if err != nil {
+			return nil, err
+		}
+		out, b = append(out, d), rest
+	}
+	return out, nil
+}
+
+// decodeDeltaPrefix decodes the CheckpointFiles blob b begins with, and
+// returns what follows it.
+func decodeDeltaPrefix(b []byte) (*delta, []byte, error) {
 	if len(b) < len(deltaMagic) || string(b[:len(deltaMagic)]) != deltaMagic {
-		return nil, fmt.Errorf("%w: no delta magic", ErrJournal)
+		return nil, nil, fmt.Errorf("%w: no delta magic", ErrJournal)
 	}
 	d := &decoder{b: b[len(deltaMagic):]}
 	if v := d.uvarint(); d.err == nil && v != deltaVersion {
-		return nil, fmt.Errorf("%w: delta version %d", ErrJournal, v)
+		return nil, nil, fmt.Errorf("%w: delta version %d", ErrJournal, v)
 	}
 	out := &delta{epoch: d.uvarint()}
 	n := d.count(4)
@@ -218,22 +241,30 @@ func decodeDelta(b []byte) (*delta, error) {
 		}
 		out.files = append(out.files, f)
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
 	if d.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrJournal, d.err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrJournal, d.err)
 	}
-	return out, nil
+	return out, d.b, nil
 }
 
-// applyDelta redoes a delta on files as they were at the previous
-// checkpoint, opened as roots (one per mount).
+// applyDelta redoes a delta, or several laid end to end, in order, on
+// files as they were at the checkpoint before the first, opened as roots
+// (one per mount).
 func applyDelta(roots []*os.Root, b []byte) error {
-	d, err := decodeDelta(b)
+	ds, err := decodeDeltas(b)
 	if err != nil {
 		return err
 	}
+	for _, d := range ds {
+		if err := redoDelta(roots, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// redoDelta redoes one decoded delta.
+func redoDelta(roots []*os.Root, d *delta) error {
 	root := func(mi int) (*os.Root, error) {
 		if mi >= len(roots) {
 			return nil, fmt.Errorf("%w: mount %d", ErrJournal, mi)
@@ -294,9 +325,10 @@ func applyDelta(roots []*os.Root, b []byte) error {
 	return nil
 }
 
-// RedoFiles redoes a file delta (a CheckpointFiles blob) on the
-// directories of mounts, in the order the guest that made it had them,
-// as they were at the checkpoint before the delta's: a rank moved to
+// RedoFiles redoes a file delta (a CheckpointFiles blob), or several
+// laid end to end (those of consecutive checkpoints, in order), on the
+// directories of mounts, in the order the guest that made them had them,
+// as they were at the checkpoint before the first: a rank moved to
 // another host gets its files there by redoing every delta of its
 // checkpoints, the first on the mounts as the job started.
 func RedoFiles(mounts []Mount, delta []byte) error {

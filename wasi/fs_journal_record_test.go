@@ -107,5 +107,6 @@ func FuzzDeltaDecode(f *testing.F) {
 	f.Add([]byte(deltaMagic + "\x01\x03\x01\x01\x00\x01a\x00\x01\x00\x01a\x00\x0a\x01\x00\x02hi"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeDelta(b)
+		decodeDeltas(b)
 	})
 }

@@ -134,15 +134,15 @@ type shareRun struct {
 	waiters      map[uint64][]chan error // coordinator: rounds asked for
 	triggered    map[uint64]time.Time    // coordinator: when the round under way began
 	stopped      bool
-	rec          *recovery       // the recovery under way, from its ROLLBACK to its RESUME
-	rolled       chan struct{}   // a ROLLBACK came: the run under way stops (share_recover.go)
-	next         *recovery       // the newest ROLLBACK's, for run to carry out
-	cancelRun    func()          // stops the ranks of the incarnation under way
-	runCtx       context.Context // theirs
-	writes       sync.WaitGroup  // checkpoints being written here
-	recoverAt    time.Time       // coordinator: a host was found lost
-	endFiles     map[int][]byte  // an ended rank's file delta since its last checkpoint
-	filesAt      map[int]uint64  // each rank's newest checkpoint here, the base of its next file delta
+	rec          *recovery          // the recovery under way, from its ROLLBACK to its RESUME
+	rolled       chan struct{}      // a ROLLBACK came: the run under way stops (share_recover.go)
+	next         *recovery          // the newest ROLLBACK's, for run to carry out
+	cancelRun    func()             // stops the ranks of the incarnation under way
+	runCtx       context.Context    // theirs
+	writes       sync.WaitGroup     // checkpoints being written here
+	recoverAt    time.Time          // coordinator: a host was found lost
+	endFiles     map[int][]byte     // an ended rank's file delta since its last checkpoint
+	files        map[int]*rankFiles // by rank here: the file deltas its next checkpoint holds (share_files.go)
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
 	sent, recvd, rounds int
@@ -166,7 +166,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.store = s.Store
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
 		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},
-		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}, filesAt: map[int]uint64{}}
+		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}, files: map[int]*rankFiles{}}
 	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package job
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/wasi"
@@ -10,33 +11,93 @@ import (
 
 // A rank's files under the job's mounts move with it when a recovery
 // restarts it on another host: each of its checkpoints holds the file
-// delta of its epoch (what it changed since its checkpoint before, and an
-// ended rank's first checkpoint as ended what it wrote before it ended),
-// and its replicas hold them too; each names the checkpoint it goes on
-// from (FilesBase). The host it moves to redoes the chain of deltas from
-// the start to the epoch restored, in order, on the mounts as the job
-// found them there (a directory that exists on every host),
-// then starts the rank's file journal anew at that epoch. A host that
-// does not hold every one of those epochs (the rank moved once already,
-// and the replicas made since hold only the epochs after its move) stops
-// the job in one line rather than give the rank other files. So that it
-// can move again, the host it moved to copies those epochs to its own
+// deltas of its epochs since its newest committed checkpoint, which it
+// names (FilesBase), and its replicas hold them too. The host it moves to
+// redoes the chain of those deltas from the start to the epoch restored,
+// in order, on the mounts as the job found them there (a directory that
+// exists on every host), then starts the rank's file journal anew at that
+// epoch. A host that does not hold every checkpoint of the chain stops the
+// job in one line rather than give the rank other files. So that it can
+// move again, the host it moved to copies those checkpoints to its own
 // replica hosts (replicateMoved), which held only the epochs after.
+//
+// A checkpoint names only a committed one as its base: the delta of a
+// round that was abandoned (a write or a replica that failed, a host
+// lost) is carried in the checkpoints after it until one of them is
+// committed, so that no chain needs a checkpoint that the round's
+// abandon dropped (or that a host never received). A rollback starts the
+// rank's deltas anew at the epoch it goes back to. A job whose mounts are
+// all read-only has no files to move.
 
-// filesBase returns the base of the file delta of rank's checkpoint of
-// epoch, and makes epoch the next one's.
-func (r *shareRun) filesBase(rank int, epoch uint64) uint64 {
+// rankFiles is what the next checkpoint of a rank here needs of its
+// file deltas.
+type rankFiles struct {
+	base    uint64       // its newest checkpoint known committed, or the epoch it went back to
+	pending []epochDelta // its checkpoints since, in order
+}
+
+type epochDelta struct {
+	epoch uint64
+	delta []byte
+}
+
+// filesOf returns the file blob of rank's checkpoint of epoch, whose own
+// delta is delta, and its base: the deltas of its checkpoints since its
+// newest committed one, laid end to end (wasi.RedoFiles), then delta.
+func (r *shareRun) filesOf(rank int, epoch uint64, delta []byte) ([]byte, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	base := r.filesAt[rank]
-	r.filesAt[rank] = epoch
-	return base
+	f := r.files[rank]
+	if f == nil {
+		f = &rankFiles{}
+		r.files[rank] = f
+	}
+	var blob []byte
+	for _, p := range f.pending {
+		blob = append(blob, p.delta...)
+	}
+	if blob == nil {
+		blob = delta
+	} else {
+		blob = append(blob, delta...)
+	}
+	f.pending = append(f.pending, epochDelta{epoch, delta})
+	return blob, f.base
+}
+
+// filesCommitted makes epoch, committed, the base of the next checkpoint
+// of each rank here that took it. The caller holds r.mu.
+func (r *shareRun) filesCommitted(epoch uint64) {
+	for _, f := range r.files {
+		i := 0
+		for i < len(f.pending) && f.pending[i].epoch <= epoch {
+			f.base = f.pending[i].epoch
+			i++
+		}
+		f.pending = f.pending[i:]
+	}
+}
+
+// filesRestart starts rank's file deltas anew at epoch, which it went
+// back to. The caller holds r.mu.
+func (r *shareRun) filesRestart(rank int, epoch uint64) {
+	r.files[rank] = &rankFiles{base: epoch}
+	delete(r.endFiles, rank) // of the incarnation left
+}
+
+// writable reports whether the job has a mount its ranks can write.
+func (j *jobRun) writable() bool {
+	return slices.ContainsFunc(j.rec.Mounts, func(m mountJSON) bool { return !m.ReadOnly })
 }
 
 // moveFiles makes rank's files here as of epoch from its checkpoints in
 // the store, for a rank that ran on another host.
 func (r *shareRun) moveFiles(rank int, epoch uint64) error {
 	j := r.j
+	if !j.writable() {
+		// Nothing to make; the journal starts anew at epoch.
+		return r.restartJournal(rank)
+	}
 	infos, err := j.store.Epochs(j.key(rank))
 	if err != nil {
 		return err
@@ -83,7 +144,13 @@ func (r *shareRun) moveFiles(rank int, epoch uint64) error {
 			return fmt.Errorf("rank %d: its files of checkpoint %d: %w", rank, chain[i].epoch, err)
 		}
 	}
-	js := j.journals[rank]
+	return r.restartJournal(rank)
+}
+
+// restartJournal has rank's file journal start anew at the epoch its
+// files were made as of here.
+func (r *shareRun) restartJournal(rank int) error {
+	js := r.j.journals[rank]
 	os.Remove(js.path) // a journal of an earlier stay here is of other files
 	os.RemoveAll(js.path + ".trash")
 	js.moved = true

@@ -198,7 +198,9 @@ func (r *shareRun) recover() error {
 				if err := r.moveFiles(rank, rec.epoch); err != nil {
 					return err
 				}
-				r.replicateMoved(rank, rec.epoch)
+				if j.writable() {
+					r.replicateMoved(rank, rec.epoch)
+				}
 			}
 		}
 		if err := ep.Restore(j.comm); err != nil {
@@ -219,7 +221,7 @@ func (r *shareRun) recover() error {
 			j.codes[rank] = st.Exit
 		}
 		r.asked[rank], r.taken[rank], r.persist[rank] = rec.epoch, rec.epoch, 0
-		r.filesAt[rank] = rec.epoch
+		r.filesRestart(rank, rec.epoch)
 	}
 	for _, rank := range rec.rolling {
 		if j.ended[rank] {

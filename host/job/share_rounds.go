@@ -238,6 +238,7 @@ func (r *shareRun) partAction(a ckpt.Action) {
 			r.part.CommitDurable(a.Epoch)
 		})
 	case ckpt.ActRelease:
+		r.filesCommitted(a.Epoch)
 		// The senders' logs may drop what the committed cut covers.
 		if cut := r.cuts[a.Epoch]; cut != nil {
 			j.ep.StableCut(cut)
@@ -459,8 +460,9 @@ func (r *shareRun) captureShare(rank int, epoch uint64, c *host.Capture, comm *t
 		return nil, err
 	}
 	changes, held := w.Inbox()
+	files, base := r.filesOf(rank, epoch, files)
 	rc := rankCheckpoint{Version: rankStateVersion, Worker: c.Host, Changes: changes, Held: held,
-		Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag, FilesBase: r.filesBase(rank, epoch)}
+		Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag, FilesBase: base}
 	return r.j.write(rank, epoch, &rc, c, files, c.Globals, c.Asyncify)
 }
 
@@ -477,8 +479,9 @@ func (r *shareRun) writeEnded(rank int, epoch uint64) {
 	files := r.endFiles[rank] // what it wrote after its last checkpoint
 	delete(r.endFiles, rank)
 	r.mu.Unlock()
+	files, base := r.filesOf(rank, epoch, files)
 	rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: code, Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag,
-		FilesBase: r.filesBase(rank, epoch)}
+		FilesBase: base}
 	p, err := r.j.write(rank, epoch, &rc, nil, files, nil, nil)
 	if err == nil {
 		<-p.Done()
@@ -522,7 +525,7 @@ func (r *shareRun) onExit(rank int, code int, err error) {
 	if err != nil || code != 0 {
 		return
 	}
-	if len(r.j.rec.Mounts) > 0 {
+	if r.j.writable() {
 		// The files it wrote since its last checkpoint go in its first
 		// checkpoint as ended, so that its files can be made again
 		// on another host (moveFiles).

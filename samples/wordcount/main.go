@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	libra "github.com/librahost/librahost/guest-sdk"
@@ -38,6 +39,7 @@ func main() {
 	out := flag.String("out", "/data/out", "directory of the result files")
 	gen := flag.Int("gen", 0, "write this many input files into -in and exit (one worker)")
 	words := flag.Int("words", 20000, "words per generated file")
+	hold := flag.String("hold", "", "before it ends, rank 0 waits until this `file` exists (a test holds a job open with it)")
 	flag.Parse()
 	if *gen > 0 {
 		if libra.Size() != 1 {
@@ -47,6 +49,19 @@ func main() {
 		return
 	}
 	fail(run(*in, *out))
+	if libra.Rank() == 0 && *hold != "" {
+		waitFor(*hold)
+	}
+}
+
+// waitFor returns once path exists.
+func waitFor(path string) {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func fail(err error) {
