@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,4 +77,36 @@ func TestMultiHostCoordinatorResume(t *testing.T) {
 	if strings.Contains(stderr, "panic") {
 		t.Fatal(stderr)
 	}
+}
+
+// A job submitted with --detach survives the loss of its first host,
+// which ran both its detached submission and its coordinator (a,
+// SIGKILLed with its --data wiped after the second committed epoch): b,
+// the next host of the job, takes the submitter's place and resumes the
+// job on b and c, as `submit --resume` would, and the job ends. Its
+// output, as `logs` gets it from b and c, is the failure-free `run -n
+// 6`'s from the resumed epoch's positions on (what rank 0 printed
+// before, only a kept).
+func TestMultiHostDetachedCoordinatorLost(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	open, release := holdJob(t)
+	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
+	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
+	cluster, hs := startCluster(t, "a", "b", "c")
+	id := submitDetach(t, cluster, hostList(hs), append([]string{"-n", "6", "--checkpoint-every", "100ms",
+		"--failure-timeout", "1s", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	for _, h := range hs {
+		waitHostLog(t, h, regexp.MustCompile(`job `+id+`: librahost: epoch 2 committed`), nil)
+	}
+	hs[0].lose(t)
+	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: resumed from here \(detached\)`), nil)
+	release.open(t)
+	out, stderr, code := lh(t, "logs", id, "-f", "--cluster", cluster, "--hosts", hs[1].addr+","+hs[2].addr)
+	if code != 0 || out == "" || !bytes.HasSuffix(want, []byte(out)) {
+		t.Fatalf("logs -f: exit %d\n%s\nwant a tail of:\n%s", code, stderr, want)
+	}
+	ended := make(chan struct{})
+	close(ended)
+	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: incarnation 1: ranks on \[b b c b b c\]`), ended)
+	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+` \(detached\): exit 0`), ended)
 }

@@ -46,6 +46,7 @@ type job struct {
 	ended time.Time
 	ws    []WorkerStatus
 	peers map[string]string // the other hosts of the job → their addresses, from START
+	self  string            // this host's address, from START
 	offs  map[[2]int]uint64 // bytes sent of each rank's stream (OUTPUT's offsets)
 	// report follows the job's newest checkpoints (the driver's).
 	report *driver.Status
@@ -207,6 +208,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 			return
 		}
 	}
+	parent := ctx
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	j.stop = stop
@@ -221,6 +223,9 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 	defer d.endJob(j)
 	d.logf("job %s from %s: ranks %v of %d (%s), failure timeout %v", j.id, peer, j.ranks, j.n, j.module, j.failureTimeout)
 	if err := d.runPrepared(ctx, j, p, module); err != nil {
+		if j.detached && errors.Is(err, driver.ErrEpochsKept) {
+			d.takeOverLater(parent, j) // detach_takeover.go
+		}
 		j.setState(stateFailed)
 		j.fail(err)
 		d.logf("job %s: %v", j.id, err)
@@ -351,6 +356,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 	for h := range peers {
 		j.peers[h] = start.Addrs[h]
 	}
+	j.self = start.Addrs[d.cfg.Name]
 	j.mu.Unlock()
 
 	// The submitter's END, CANCEL or a broken stream.

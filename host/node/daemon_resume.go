@@ -76,8 +76,9 @@ type heldMsg struct {
 // holdsMsg answers HELD?.
 type holdsMsg struct {
 	// NotHere: the host keeps nothing of the job; Error: it cannot be
-	// resumed here now (it still runs).
+	// resumed here now (Running: it still runs).
 	NotHere string               `json:"not_here,omitempty"`
+	Running bool                 `json:"running,omitempty"`
 	Error   string               `json:"error,omitempty"`
 	Spec    *prepareMsg          `json:"spec,omitempty"`
 	Module  string               `json:"module,omitempty"` // SHA-256 of the module kept, hex
@@ -172,7 +173,7 @@ func (d *Daemon) holds(id string) holdsMsg {
 		select {
 		case <-j.done:
 		default:
-			return holdsMsg{Error: fmt.Sprintf("job %s still runs on host %s (wait until it stops, or cancel it)", id, d.cfg.Name)}
+			return holdsMsg{Running: true, Error: fmt.Sprintf("job %s still runs on host %s (wait until it stops, or cancel it)", id, d.cfg.Name)}
 		}
 	}
 	dir := jobDir(d.cfg.DataDir, id)

@@ -58,7 +58,9 @@
 // `submit --resume` continues it on the hosts left (daemon_resume.go:
 // HELD? answered by HOLDS, what each host keeps of the job; PRINTED
 // answered by KEPT, how far the stopped job's submitter printed; a
-// PREPARE with Resume; submit_resume.go).
+// PREPARE with Resume; submit_resume.go). A detached job whose first
+// host (its submitter's and its coordinator's) is lost is resumed so by
+// the next host of the job that answers (detach_takeover.go).
 //
 // A daemon records each job in its --data (host/jobrec, daemon_records.go)
 // when it comes and when it ends, and keeps its ranks' output there, so

@@ -200,6 +200,9 @@ func askHeld(ctx context.Context, h *hostConn, id string, timeout time.Duration)
 	if err := ask(ctx, h, msgHeld, heldMsg{Job: id}, msgHolds, &r); err != nil {
 		return holdsMsg{}, err
 	}
+	if r.Running {
+		return holdsMsg{}, stillRuns{r.Error}
+	}
 	if r.Error != "" {
 		return holdsMsg{}, errors.New(r.Error)
 	}

@@ -27,7 +27,7 @@ func TestPlanResume(t *testing.T) {
 		return out
 	}
 	b := holdsMsg{Spec: spec, Module: "m", Inc: 1, Records: []*ckpt.CommitRecord{rec(2, 0), rec(3, 1)},
-		Held: slices.Concat(held(2, 0, 1, 3), held(3, 1, 3), held(4, 1)),
+		Held:    slices.Concat(held(2, 0, 1, 3), held(3, 1, 3), held(4, 1)),
 		Printed: []printedOff{{Rank: 0, Stream: 1, Off: 10}}}
 	c := holdsMsg{Spec: spec, Module: "m", Records: []*ckpt.CommitRecord{rec(2, 0)},
 		Held: slices.Concat(held(2, 1, 2), held(3, 1, 2)), Printed: []printedOff{{Rank: 0, Stream: 1, Off: 7}, {Rank: 2, Stream: 2, Off: 3}}}
