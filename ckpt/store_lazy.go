@@ -1,8 +1,6 @@
 package ckpt
 
 import (
-	"sync"
-
 	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,9 +9,12 @@ import (
 // and has a process of its own fill each chunk from the store, on the
 // guest's first touch or in the background. That process cannot open the
 // bbolt index (this process holds its lock), so the store tells it where
-// each chunk's value is (MemorySources) and keeps those values from being
-// freed until the fill is done; the filler reads the segment files and
-// decodes each value with DecodeValue.
+// each chunk's value is (MemorySources); the filler reads the segment
+// files and decodes each value with a ValueDecoder. The values stay where
+// they are while the checkpoint's epoch is stored: a value is freed (or
+// its place reused) only once no stored epoch references it, and the
+// caller takes no checkpoint of the key, which could drop the epoch, until
+// the fill is done.
 
 // ChunkSource is where one non-zero chunk of a checkpoint's memory is
 // stored.
@@ -28,18 +29,13 @@ type ChunkSource struct {
 }
 
 // MemorySources lists where each non-zero chunk of m's memory is stored,
-// in chunk order, and keeps those values from being freed until release
-// is called (call it once the fill is done; writes that free values wait
-// until then). A chunk missing from the index refuses m as ReadMemory
-// would.
-func (s *Store) MemorySources(m *Manifest) (srcs []ChunkSource, release func(), err error) {
+// in chunk order. A chunk missing from the index refuses m as ReadMemory
+// would. It reads the index only.
+func (s *Store) MemorySources(m *Manifest) (srcs []ChunkSource, err error) {
 	cs := int(m.ChunkSize)
 	if cs == 0 || chunkCount(m.MemSize, cs) != uint64(len(m.Chunks)) {
-		return nil, nil, epochErr(m.Key, m.Epoch, ErrCorrupt, "manifest lists %d chunks for %d bytes: checkpoint is corrupt", len(m.Chunks), m.MemSize)
+		return nil, epochErr(m.Key, m.Epoch, ErrCorrupt, "manifest lists %d chunks for %d bytes: checkpoint is corrupt", len(m.Chunks), m.MemSize)
 	}
-	s.segs.readMu.RLock()
-	var once sync.Once
-	release = func() { once.Do(s.segs.readMu.RUnlock) }
 	err = s.db.View(func(tx *bolt.Tx) error {
 		srcs = make([]ChunkSource, 0, len(m.Chunks))
 		for i, h := range m.Chunks {
@@ -59,10 +55,9 @@ func (s *Store) MemorySources(m *Manifest) (srcs []ChunkSource, release func(), 
 		return nil
 	})
 	if err != nil {
-		release()
-		return nil, nil, err
+		return nil, err
 	}
-	return srcs, release, nil
+	return srcs, nil
 }
 
 // SegmentPath is the file of segment seg.

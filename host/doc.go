@@ -26,7 +26,9 @@
 //
 // Memory, globals, asyncify data and the host-side state (fd table, clocks,
 // output positions) then go to the checkpoint store (package ckpt), and a
-// fresh instance, in this or another process, restores from them.
+// fresh instance, in this or another process, restores from them: with
+// State.Lazy, the guest starts before its memory is read, each chunk
+// filled on its first touch (host/lazy, worker_lazy.go).
 //
 // RunRanks runs some ranks of a job, each in a Worker of its own,
 // exchanging messages through a transport Endpoint; a Worker knows

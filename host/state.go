@@ -157,9 +157,6 @@ func (w *Worker) Restore(st *State) error {
 	w.lazyWhy = errors.New("not asked for")
 	if st.Lazy != nil {
 		w.lazyWhy = w.restoreLazy(buf, st.Lazy, start)
-		if w.lazyWhy != nil && st.Lazy.Release != nil {
-			st.Lazy.Release()
-		}
 	}
 	if w.lazy == nil {
 		// Zero what the fresh instance's data segments wrote; pages

@@ -16,8 +16,8 @@ import (
 // first touch, and the rest in the background. Until every chunk is in:
 //
 //   - no checkpoint is taken: a capture waits for the fill (so a
-//     checkpoint never holds a chunk that did not read back, and the
-//     store's values stay where the filler reads them);
+//     checkpoint never holds a chunk that did not read back, and no
+//     commit drops the epoch whose values the filler reads);
 //   - write tracking and copy-on-write are off (their userfaultfd would
 //     need the same memory): the first capture after the fill opens them
 //     again.
@@ -38,9 +38,6 @@ type LazyMemory struct {
 	ChunkSize   int
 	Chunks      []ckpt.ChunkSource // ckpt.Store.MemorySources
 	SegmentPath func(seg uint32) string
-	// Release is called once the fill no longer reads the store (done,
-	// failed or closed), or at once if the restore is eager.
-	Release func()
 	// ChunkErr is the store's error for chunk i that did not read back.
 	ChunkErr func(i int) error
 	// OnResident, if set, is called once every chunk is in, with the
@@ -106,13 +103,10 @@ func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error
 	return nil
 }
 
-// close ends the fill and lets the store free what it read.
+// close ends the fill.
 func (l *lazyState) close() {
 	l.once.Do(func() {
 		l.fill.Close()
-		if l.src.Release != nil {
-			l.src.Release()
-		}
 	})
 }
 

@@ -41,7 +41,7 @@ func storedSave(t *testing.T, s *saved) (*ckpt.Store, *ckpt.Manifest) {
 // every chunk is in.
 func lazyStateOf(t *testing.T, store *ckpt.Store, m *ckpt.Manifest, resident chan<- time.Duration) *State {
 	t.Helper()
-	srcs, release, err := store.MemorySources(m)
+	srcs, err := store.MemorySources(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func lazyStateOf(t *testing.T, store *ckpt.Store, m *ckpt.Manifest, resident cha
 		Globals:    m.Globals,
 		Host:       m.Host,
 		Lazy: &LazyMemory{
-			ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: store.SegmentPath, Release: release,
+			ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: store.SegmentPath,
 			ChunkErr:   func(i int) error { return store.ChunkErr(m, i) },
 			OnResident: func(d time.Duration) { resident <- d },
 		},
@@ -115,11 +115,10 @@ func TestLazyRestoreDamaged(t *testing.T) {
 		t.Fatalf("no asyncify buffer in the host state (%v)", err)
 	}
 	bad := int(uint64(hs.AsyncBuf) / uint64(m.ChunkSize))
-	srcs, release, err := store.MemorySources(m)
+	srcs, err := store.MemorySources(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	release()
 	damaged := false
 	for _, src := range srcs {
 		if int(src.Index) != bad || src.Seg == 0 {

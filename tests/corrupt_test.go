@@ -160,7 +160,11 @@ func fileSum(t *testing.T, path string) [32]byte {
 // A corrupt, truncated or newer-format checkpoint is refused with one line
 // and nothing in the state dir is changed; --resume then falls back to the
 // previous good checkpoint, and the output is still exactly once.
+//
+// This is the up-front check, which a lazy restore skips for the memory's
+// chunks (TestLazyRestoreDamagedChunk): the restores here are eager.
 func TestDamagedCheckpoint(t *testing.T) {
+	t.Setenv("LIBRAHOST_LAZY", "off")
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state0, out0 := prepareState(t, wasm)

@@ -52,6 +52,10 @@ type jobRun struct {
 	mans     []*ckpt.Manifest
 	states   []*rankCheckpoint
 	comm     []transport.RankState
+	// A lazy restore's memory, by rank (job_lazy.go).
+	lazySrcs                [][]ckpt.ChunkSource
+	lazyDecided, lazyMarked bool
+	lazyWhy                 string
 
 	mu   sync.Mutex
 	cond sync.Cond

@@ -45,10 +45,12 @@ func (j *jobRun) restoreRank(rank int, w *host.Worker) error {
 			ReadMemory: func(dst []byte) error { return j.store.ReadMemory(m, dst) },
 			Globals:    m.Globals,
 			Host:       rc.Worker,
+			Lazy:       j.lazyState(rank, m),
 		})
 		if err != nil {
 			return fmt.Errorf("%s%w", j.who(rank), err)
 		}
+		j.logRestore(rank, w)
 		w.RestoreInbox(rc.Changes, rc.Held)
 		pos[0], pos[1] = rc.positions()
 		tails = [2][]byte{rc.StdoutTail, rc.StderrTail}

@@ -125,7 +125,7 @@ func (j *jobRun) loadRanks(epoch uint64, ranks []int) error {
 			err = fmt.Errorf("%w: checkpoint %d of %s was made by another build of the module", ckpt.ErrForeignModule, epoch, j.rankName(r))
 		}
 		if err == nil {
-			err = j.store.Verify(m)
+			err = j.verifyRank(r, m)
 		}
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -161,10 +162,15 @@ func Start(cfg Config) (*Fill, error) {
 		return fail(err)
 	}
 	uf := os.NewFile(uintptr(fd), "userfaultfd")
-	cmd := exec.Command(exe)
+	// A test binary whose TestMain does not call Main runs no test with
+	// these arguments (and the fill fails); Main ignores them.
+	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), envFill+"=1")
 	cmd.ExtraFiles = []*os.File{uf, ctlR, repW, flagFile}
 	cmd.Stderr = &f.stderr
+	if p.hold > 0 { // a test's hold: it watches for the filler's line
+		cmd.Stderr = io.MultiWriter(&f.stderr, os.Stderr)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	ctlR.Close()
@@ -211,14 +217,25 @@ func (f *Fill) listen() {
 	werr := f.cmd.Wait()
 	close(f.waited)
 	f.mu.Lock()
-	closed := f.closed
+	// The filler exits once the fill is done (the plan's pipe closed), or
+	// once Close asked it to: anything else is a failure.
+	expected := f.closed || f.lifted && f.err == nil && isClosed(f.done)
 	f.mu.Unlock()
-	if !closed {
+	if !expected {
 		// The guest may wait on a chunk that now never comes: it is let
 		// go (Close) and must end, as for a chunk that did not read back.
 		atomic.StoreUint32((*uint32)(unsafe.Pointer(&f.flag[0])), 1)
 		err = fmt.Errorf("lazy: the filler ended before the memory was in (%v): %s", werr, strings.TrimSpace(f.stderr.String()))
 		f.finish(err)
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

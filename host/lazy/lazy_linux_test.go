@@ -83,11 +83,10 @@ func mapping(t *testing.T, size int) []byte {
 
 func start(t *testing.T, s *ckpt.Store, m *ckpt.Manifest, mem []byte) *Fill {
 	t.Helper()
-	srcs, release, err := s.MemorySources(m)
+	srcs, err := s.MemorySources(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(release)
 	f, err := Start(Config{Memory: mem[:m.MemSize], ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: s.SegmentPath})
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +130,7 @@ func TestFill(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-f.Done()
+	<-f.waited // the filler exits once the fill is done: no failure
 	if err := f.Err(); err != nil || f.Failed() {
 		t.Fatalf("fill: %v (failed %v)", err, f.Failed())
 	}
@@ -153,11 +153,10 @@ func TestFillDamaged(t *testing.T) {
 	const n = 16
 	want := image(n, 3)
 	s, m := stored(t, want)
-	srcs, release, err := s.MemorySources(m)
+	srcs, err := s.MemorySources(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	release()
 	var bad ckpt.ChunkSource
 	for _, src := range srcs {
 		if src.Seg != 0 && src.Size > 100 {

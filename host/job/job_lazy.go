@@ -1,0 +1,135 @@
+package job
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
+)
+
+// A run resumed on this host restores its memory lazily (host.Worker,
+// host/lazy) where it can: the guest starts once the store has said where
+// each chunk is (ckpt.Store.MemorySources: the index only, no value read),
+// and each chunk is read, decompressed and checked on the guest's first
+// touch or in the background. So the up-front check reads no chunk of the
+// memory (the file delta's chunks are still checked), and a damaged one is
+// found late: the run ends with the error the up-front check would have
+// given, in one line.
+//
+// A late find is handled as a crash after the checkpoint resumed: no
+// checkpoint is taken until the whole memory is in (a capture waits), so
+// none is made from the damaged one; the output the guest printed before
+// the find (made only from memory that read back) is counted in the
+// output ledger; and the find leaves a mark in the state directory
+// (lazyRefusedFile) so that the next resume checks every chunk up front,
+// as before, refuses the damaged epoch and falls back to the one before,
+// whose replay the ledger keeps from printing twice. The mark goes once
+// that resume has chosen its epoch.
+//
+// A job of several ranks, a share of a job over several hosts, and a
+// machine where host.LazyRestoreSupported fails restore eagerly.
+const lazyRefusedFile = "lazy-refused"
+
+// lazyMode says whether the job restores lazily, and if not why; decided
+// once, at its first check.
+func (j *jobRun) lazyMode() (bool, string) {
+	if j.lazyDecided {
+		return j.lazyWhy == "", j.lazyWhy
+	}
+	j.lazyDecided = true
+	switch {
+	case j.share != nil:
+		j.lazyWhy = "a share of a job over several hosts"
+	case j.n > 1:
+		j.lazyWhy = "a job of several workers"
+	default:
+		if b, err := os.ReadFile(filepath.Join(j.cfg.StateDir, lazyRefusedFile)); err == nil {
+			j.lazyMarked = true
+			j.lazyWhy = fmt.Sprintf("a lazy restore of checkpoint %s found a damaged chunk: every chunk is checked first", strings.TrimSpace(string(b)))
+		} else if err := host.LazyRestoreSupported(); err != nil {
+			j.lazyWhy = err.Error()
+		}
+	}
+	return j.lazyWhy == "", j.lazyWhy
+}
+
+// verifyRank is the up-front check of rank r's checkpoint m: every chunk
+// read back and checked, or for a lazy restore the file delta's chunks
+// only, and the memory's found in the index (the places the fill reads).
+func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
+	if ok, _ := j.lazyMode(); !ok {
+		return j.store.Verify(m)
+	}
+	files := *m
+	files.Chunks = nil
+	if err := j.store.Verify(&files); err != nil {
+		return err
+	}
+	srcs, err := j.store.MemorySources(m)
+	if err != nil {
+		return err
+	}
+	if j.lazySrcs == nil {
+		j.lazySrcs = make([][]ckpt.ChunkSource, j.n)
+	}
+	j.lazySrcs[r] = srcs
+	return nil
+}
+
+// lazyState returns what restores rank's memory lazily from m, nil if it
+// is restored eagerly.
+func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
+	if j.lazyMarked {
+		// The resume that checked every chunk up front has chosen.
+		_ = os.Remove(filepath.Join(j.cfg.StateDir, lazyRefusedFile))
+		j.lazyMarked = false
+	}
+	if rank >= len(j.lazySrcs) || j.lazySrcs[rank] == nil {
+		return nil
+	}
+	srcs := j.lazySrcs[rank]
+	j.lazySrcs[rank] = nil
+	lm := &host.LazyMemory{
+		ChunkSize:   int(m.ChunkSize),
+		Chunks:      srcs,
+		SegmentPath: j.store.SegmentPath,
+		ChunkErr: func(i int) error {
+			err := j.store.ChunkErr(m, i)
+			mark := filepath.Join(j.cfg.StateDir, lazyRefusedFile)
+			if werr := os.WriteFile(mark, []byte(strconv.FormatUint(m.Epoch, 10)+"\n"), 0o644); werr != nil {
+				j.logf("warning: %v: the next resume may find the damaged chunk late again", werr)
+			}
+			return err
+		},
+	}
+	if j.cfg.Verbose {
+		lm.OnResident = func(d time.Duration) {
+			j.logf("%smemory restored lazily: all %s resident %s after the restore began", j.who(rank), host.FormatBytes(m.MemSize), d.Round(time.Millisecond))
+		}
+	}
+	return lm
+}
+
+// logRestore says, in a verbose run, how rank's memory was restored.
+func (j *jobRun) logRestore(rank int, w *host.Worker) {
+	if !j.cfg.Verbose {
+		return
+	}
+	lazy, why := w.LazyRestore()
+	if lazy {
+		j.logf("%srestore: lazy (the guest runs while its memory is read)", j.who(rank))
+		return
+	}
+	reason := "not asked for"
+	if ok, w := j.lazyMode(); !ok {
+		reason = w
+	} else if why != nil {
+		reason = why.Error()
+	}
+	j.logf("%srestore: eager (%s)", j.who(rank), reason)
+}
