@@ -153,8 +153,9 @@ func wordcountHosts(t *testing.T, cluster, input string, env [][]string, names .
 //
 //   - two-deaths: over four hosts, c dies after the second committed
 //     epoch; d restarts c's rank, and copies its earlier checkpoints to
-//     a; then d dies the same way, and a makes the files of d's ranks and
-//     of c's again;
+//     a before it says a checkpoint of the rank is durable; once an
+//     epoch is committed since, d dies the same way, and a makes the
+//     files of d's ranks and of c's again;
 //   - abandoned-round: c's checkpoint writes fail (a failpoint hit by
 //     every checkpoint of a rank, running or ended) once the second
 //     epoch is committed, until the coordinator abandons a round;
@@ -240,9 +241,10 @@ func TestMultiHostDirsRecovery(t *testing.T) {
 			}
 			kill(2)
 			if len(hs) == 4 {
-				// d holds c's rank 2, its files made, and its earlier
-				// checkpoints copied to a, and a later epoch is committed.
-				waitHostLog(t, hs[3], regexp.MustCompile(`(?s)rank 2: its checkpoints up to \d+ made on another host are on hosts.*epoch \d+ committed`), w.done)
+				// d holds c's rank 2, its files made, and an epoch is
+				// committed since, which d reports done only once it has
+				// copied the rank's earlier checkpoints to a.
+				waitHostLog(t, hs[3], regexp.MustCompile(`(?s)incarnation 1: the job rolls back.*epoch \d+ committed`), w.done)
 				kill(3)
 			}
 			waitHostLog(t, hs[0], regexp.MustCompile(fmt.Sprintf(`recovered incarnation %d in`, len(tc.place))), w.done)

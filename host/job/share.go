@@ -143,6 +143,8 @@ type shareRun struct {
 	recoverAt    time.Time          // coordinator: a host was found lost
 	endFiles     map[int][]byte     // an ended rank's file delta since its last checkpoint
 	files        map[int]*rankFiles // by rank here: the file deltas its next checkpoint holds (share_files.go)
+	copies       map[int]*movedCopy // by rank moved here: the copy of its earlier checkpoints under way
+	rollGen      chan struct{}      // closed and made anew at each ROLLBACK
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
 	sent, recvd, rounds int
@@ -166,7 +168,8 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.store = s.Store
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
 		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},
-		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}, files: map[int]*rankFiles{}}
+		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}, files: map[int]*rankFiles{},
+		copies: map[int]*movedCopy{}, rollGen: make(chan struct{})}
 	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
 		return nil, err
 	}

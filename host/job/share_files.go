@@ -1,6 +1,7 @@
 package job
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -19,7 +20,9 @@ import (
 // epoch. A host that does not hold every checkpoint of the chain stops the
 // job in one line rather than give the rank other files. So that it can
 // move again, the host it moved to copies those checkpoints to its own
-// replica hosts (replicateMoved), which held only the epochs after.
+// replica hosts (replicateMoved), which held only the epochs after,
+// before it reports the rank's next checkpoint durable: an epoch
+// committed since the move has the whole chain on them.
 //
 // A checkpoint names only a committed one as its base: the delta of a
 // round that was abandoned (a write or a replica that failed, a host
@@ -158,28 +161,71 @@ func (r *shareRun) restartJournal(rank int) error {
 }
 
 // replicateMoved copies rank's checkpoints up to epoch, made on the host
-// it ran on, to this host's replica hosts, in the background.
+// it ran on, to this host's replica hosts, in the background. The rank's
+// checkpoints here are not reported durable until the copy is done
+// (copied), so that an epoch committed after the move has the rank's
+// whole chain on its replica hosts: a later death of this host finds it
+// there.
 func (r *shareRun) replicateMoved(rank int, epoch uint64) {
+	mc := &movedCopy{epoch: epoch, done: make(chan struct{})}
 	r.mu.Lock()
 	to := ckpt.ReplicaHosts(r.s.Host, r.part.Live(), r.s.Proto.Replicas)
+	r.copies[rank] = mc
 	r.mu.Unlock()
-	infos, err := r.j.store.Epochs(r.j.key(rank))
-	if err != nil {
-		r.j.logf("rank %d: its checkpoints made on another host: %v", rank, err)
-		return
-	}
 	go func() {
+		defer close(mc.done)
+		infos, err := r.j.store.Epochs(r.j.key(rank))
+		if err != nil {
+			mc.err = fmt.Errorf("its checkpoints made on another host: %w", err)
+			r.j.logf("rank %d: %v", rank, mc.err)
+			return
+		}
 		for _, in := range infos {
 			if in.Epoch > epoch {
 				break
 			}
 			for _, h := range to {
 				if err := r.s.Replicate(rank, in.Epoch, h); err != nil {
-					r.j.logf("rank %d: its checkpoint %d made on another host: replica to host h%d: %v", rank, in.Epoch, h, err)
+					mc.err = fmt.Errorf("its checkpoint %d made on another host: replica to host h%d: %w", in.Epoch, h, err)
+					r.j.logf("rank %d: %v", rank, mc.err)
 					return
 				}
 			}
 		}
 		r.j.logf("rank %d: its checkpoints up to %d made on another host are on hosts %v too", rank, epoch, to)
 	}()
+}
+
+// movedCopy is a copy of a moved rank's earlier checkpoints under way.
+type movedCopy struct {
+	epoch uint64
+	done  chan struct{}
+	err   error // once done is closed
+}
+
+// copied waits for the copy of rank's earlier checkpoints, if one is
+// under way, and returns its error; a failed copy is begun again (for
+// the next round). A rollback ends the wait.
+func (r *shareRun) copied(rank int) error {
+	r.mu.Lock()
+	mc, rolled := r.copies[rank], r.rollGen
+	r.mu.Unlock()
+	if mc == nil {
+		return nil
+	}
+	select {
+	case <-mc.done:
+	case <-rolled:
+		return errors.New("the job rolls back")
+	}
+	r.mu.Lock()
+	again := r.copies[rank] == mc && mc.err != nil
+	if r.copies[rank] == mc {
+		delete(r.copies, rank)
+	}
+	r.mu.Unlock()
+	if again {
+		r.replicateMoved(rank, mc.epoch)
+	}
+	return mc.err
 }

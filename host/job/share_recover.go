@@ -53,6 +53,9 @@ func (r *shareRun) recoverAction(a ckpt.Action) {
 		r.j.observeRoute(a.Inc, a.Place)
 		r.rec = &recovery{inc: a.Inc, place: a.Place, resumed: make(chan struct{})}
 		r.next = r.rec
+		close(r.rollGen)
+		r.rollGen = make(chan struct{})
+		clear(r.copies) // of the incarnation left
 		select {
 		case r.rolled <- struct{}{}:
 		default:

@@ -493,6 +493,9 @@ func (r *shareRun) writeEnded(rank int, epoch uint64) {
 // report tells the participant that rank's checkpoint of epoch is durable
 // here (err nil), with its manifest's digest, or failed.
 func (r *shareRun) report(rank int, epoch uint64, err error) {
+	if err == nil {
+		err = r.copied(rank)
+	}
 	r.j.observeDurable(rank, epoch, 0, err)
 	var digest ckpt.Hash
 	if err == nil {

@@ -1,0 +1,80 @@
+package job
+
+import (
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+
+	"github.com/librahost/librahost/ckpt"
+)
+
+// A moved rank's checkpoint is reported durable only once the copy of its
+// earlier checkpoints to this host's replica hosts is done (copied): the
+// wait returns the copy's error and begins the copy again for the next
+// round, and a rollback ends it.
+func TestMovedCopyGatesDurable(t *testing.T) {
+	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	p, err := store.Capture(ckpt.Meta{Key: ckpt.Key{Job: "job", Worker: 1}, Epoch: 4}, make([]byte, 1<<16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+	proto := ckpt.ProtoConfig{Hosts: 2, Place: []ckpt.HostID{0, 1}, Replicas: 1}
+	part, err := ckpt.NewParticipant(proto, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		j := &jobRun{cfg: Config{Log: io.Discard}, rec: &runRecord{Job: "job"}, store: store}
+		var copies []uint64
+		r := &shareRun{j: j, s: &Share{Proto: proto, Replicate: func(rank int, epoch uint64, to ckpt.HostID) error {
+			if rank == 1 && to == 1 {
+				copies = append(copies, epoch)
+			}
+			return nil
+		}}, part: part,
+			copies: map[int]*movedCopy{}, rollGen: make(chan struct{})}
+		if err := r.copied(1); err != nil {
+			t.Fatalf("no copy under way: %v", err)
+		}
+		mc := &movedCopy{epoch: 4, done: make(chan struct{})}
+		r.copies[1] = mc
+		got := make(chan error, 1)
+		go func() { got <- r.copied(1) }()
+		synctest.Wait()
+		select {
+		case err := <-got:
+			t.Fatalf("reported before the copy was done: %v", err)
+		default:
+		}
+		mc.err = errors.New("replica to host h1: refused")
+		close(mc.done)
+		if err := <-got; err != mc.err {
+			t.Fatalf("a failed copy: %v, want its error", err)
+		}
+		again := r.copies[1]
+		if again == nil || again == mc || again.epoch != 4 {
+			t.Fatalf("the copy was not begun again: %+v", again)
+		}
+		if err := r.copied(1); err != nil || r.copies[1] != nil || len(copies) != 1 || copies[0] != 4 {
+			t.Fatalf("the copy begun again: %v, %+v left, epochs %v copied to h1, want [4]", err, r.copies[1], copies)
+		}
+
+		r.copies[1] = &movedCopy{epoch: 5, done: make(chan struct{})}
+		go func() { got <- r.copied(1) }()
+		synctest.Wait()
+		close(r.rollGen)
+		if err := <-got; err == nil {
+			t.Fatal("a rollback did not end the wait")
+		}
+	})
+}
