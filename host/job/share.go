@@ -143,7 +143,8 @@ type shareRun struct {
 	recoverAt    time.Time          // coordinator: a host was found lost
 	endFiles     map[int][]byte     // an ended rank's file delta since its last checkpoint
 	files        map[int]*rankFiles // by rank here: the file deltas its next checkpoint holds (share_files.go)
-	copies       map[int]*movedCopy // by rank moved here: the copy of its earlier checkpoints under way
+	copies       map[int]*movedCopy // by rank here: the copy of its earlier checkpoints under way (share_files.go)
+	chainTo      []ckpt.HostID      // the replica hosts that hold the chains of the ranks here
 	rollGen      chan struct{}      // closed and made anew at each ROLLBACK
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
@@ -173,6 +174,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	if r.part, err = ckpt.NewParticipant(s.Proto, s.Host); err != nil {
 		return nil, err
 	}
+	r.chainTo = ckpt.ReplicaHosts(s.Host, r.part.Live(), s.Proto.Replicas)
 	if s.IsCoordinator() {
 		if r.coord, err = ckpt.NewEpochCoordinator(s.Proto, s.Next); err != nil {
 			return nil, err

@@ -20,9 +20,10 @@ import (
 // epoch. A host that does not hold every checkpoint of the chain stops the
 // job in one line rather than give the rank other files. So that it can
 // move again, the host it moved to copies those checkpoints to its own
-// replica hosts (replicateMoved), which held only the epochs after,
+// replica hosts (replicateChains), which held only the epochs after,
 // before it reports the rank's next checkpoint durable: an epoch
-// committed since the move has the whole chain on them.
+// committed since the move has the whole chain on them. So does a host
+// whose replica host died, for the chains of its ranks, to the new one.
 //
 // A checkpoint names only a committed one as its base: the delta of a
 // round that was abandoned (a write or a replica that failed, a host
@@ -160,23 +161,25 @@ func (r *shareRun) restartJournal(rank int) error {
 	return nil
 }
 
-// replicateMoved copies rank's checkpoints up to epoch, made on the host
-// it ran on, to this host's replica hosts, in the background. The rank's
+// replicateChain copies rank's checkpoints up to epoch to hosts to, in
+// the background: those of a rank that moved here, made on the host it
+// ran on, to this host's replica hosts, which held only the epochs after;
+// those of a rank that stays here to a replica host of this host new
+// since the recovery (its replica host died), which held none. The rank's
 // checkpoints here are not reported durable until the copy is done
-// (copied), so that an epoch committed after the move has the rank's
-// whole chain on its replica hosts: a later death of this host finds it
+// (copied), so that an epoch committed since has the rank's whole chain
+// on this host's replica hosts: a later death of this host finds it
 // there.
-func (r *shareRun) replicateMoved(rank int, epoch uint64) {
-	mc := &movedCopy{epoch: epoch, done: make(chan struct{})}
+func (r *shareRun) replicateChain(rank int, epoch uint64, to []ckpt.HostID) {
+	mc := &movedCopy{epoch: epoch, to: to, done: make(chan struct{})}
 	r.mu.Lock()
-	to := ckpt.ReplicaHosts(r.s.Host, r.part.Live(), r.s.Proto.Replicas)
 	r.copies[rank] = mc
 	r.mu.Unlock()
 	go func() {
 		defer close(mc.done)
 		infos, err := r.j.store.Epochs(r.j.key(rank))
 		if err != nil {
-			mc.err = fmt.Errorf("its checkpoints made on another host: %w", err)
+			mc.err = fmt.Errorf("its checkpoints up to %d: %w", epoch, err)
 			r.j.logf("rank %d: %v", rank, mc.err)
 			return
 		}
@@ -186,19 +189,46 @@ func (r *shareRun) replicateMoved(rank int, epoch uint64) {
 			}
 			for _, h := range to {
 				if err := r.s.Replicate(rank, in.Epoch, h); err != nil {
-					mc.err = fmt.Errorf("its checkpoint %d made on another host: replica to host h%d: %w", in.Epoch, h, err)
+					mc.err = fmt.Errorf("its checkpoint %d: replica to host h%d: %w", in.Epoch, h, err)
 					r.j.logf("rank %d: %v", rank, mc.err)
 					return
 				}
 			}
 		}
-		r.j.logf("rank %d: its checkpoints up to %d made on another host are on hosts %v too", rank, epoch, to)
+		r.j.logf("rank %d: its checkpoints up to %d are on hosts %v too", rank, epoch, to)
 	}()
 }
 
-// movedCopy is a copy of a moved rank's earlier checkpoints under way.
+// replicateChains begins the copies of the recovery to epoch: the chains
+// of the ranks that moved here to this host's replica hosts, and those of
+// the ranks that stay here to the replica hosts new since the recovery
+// before.
+func (r *shareRun) replicateChains(epoch uint64, ranks, moved []int) {
+	r.mu.Lock()
+	to := ckpt.ReplicaHosts(r.s.Host, r.part.Live(), r.s.Proto.Replicas)
+	var added []ckpt.HostID
+	for _, h := range to {
+		if !slices.Contains(r.chainTo, h) {
+			added = append(added, h)
+		}
+	}
+	r.chainTo = to
+	r.mu.Unlock()
+	for _, rank := range ranks {
+		switch {
+		case r.j.states[rank] == nil:
+		case slices.Contains(moved, rank):
+			r.replicateChain(rank, epoch, to)
+		case len(added) > 0:
+			r.replicateChain(rank, epoch, added)
+		}
+	}
+}
+
+// movedCopy is a copy of a rank's earlier checkpoints under way.
 type movedCopy struct {
 	epoch uint64
+	to    []ckpt.HostID
 	done  chan struct{}
 	err   error // once done is closed
 }
@@ -225,7 +255,7 @@ func (r *shareRun) copied(rank int) error {
 	}
 	r.mu.Unlock()
 	if again {
-		r.replicateMoved(rank, mc.epoch)
+		r.replicateChain(rank, mc.epoch, mc.to)
 	}
 	return mc.err
 }

@@ -46,7 +46,7 @@ func TestMovedCopyGatesDurable(t *testing.T) {
 		if err := r.copied(1); err != nil {
 			t.Fatalf("no copy under way: %v", err)
 		}
-		mc := &movedCopy{epoch: 4, done: make(chan struct{})}
+		mc := &movedCopy{epoch: 4, to: []ckpt.HostID{1}, done: make(chan struct{})}
 		r.copies[1] = mc
 		got := make(chan error, 1)
 		go func() { got <- r.copied(1) }()

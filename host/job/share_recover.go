@@ -201,9 +201,9 @@ func (r *shareRun) recover() error {
 				if err := r.moveFiles(rank, rec.epoch); err != nil {
 					return err
 				}
-				if j.writable() {
-					r.replicateMoved(rank, rec.epoch)
-				}
+			}
+			if j.writable() {
+				r.replicateChains(rec.epoch, ranks, rec.moved)
 			}
 		}
 		if err := ep.Restore(j.comm); err != nil {
