@@ -3,7 +3,7 @@
 // against its plain build, measured in the same run, and the cost of
 // periodic checkpoints.
 //
-//	go run ./bench [-runs 3] [-quick] [-only guests,jobs,cow,randwrite,dashboard,multihost] [-sizes 256,1024,3840] [-rounds 40] [-ckpts 10]
+//	go run ./bench [-runs 3] [-quick] [-only guests,jobs,cow,randwrite,lazy,dashboard,multihost] [-sizes 256,1024,3840] [-rounds 40] [-ckpts 10]
 //	               [-windows 6] [-window 10s] [-rate 1000] [-workers 4,8,16] [-pause-steps 600] [-heat-steps 2500]
 //
 // multihost stands for mhpause, mhheat and mhcommit (multihost.go).
@@ -23,13 +23,15 @@ import (
 	"time"
 
 	"github.com/librahost/librahost/host/build"
+	"github.com/librahost/librahost/host/lazy"
 )
 
 func main() {
+	lazy.Main() // the filler of a lazy restore, should one run in-process
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
-	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, dashboard, mhpause, mhheat, mhcommit (multihost: the three)")
-	sizes := flag.String("sizes", "256,1024,3840", "randwrite: the guest's buffer sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
+	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, lazy (restores by memory size), dashboard, mhpause, mhheat, mhcommit (multihost: the three)")
+	sizes := flag.String("sizes", "256,1024,3840", "randwrite, cow and lazy: the guest's memory sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
 	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
 	ckpts := flag.Int("ckpts", 10, "cow: checkpoints of each run, after the full one")
 	windows := flag.Int("windows", 6, "dashboard: windows with load, and as many without, in alternation")
@@ -82,8 +84,8 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 		if o = strings.TrimSpace(o); o == "" {
 			continue
 		}
-		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "dashboard", "multihost", "mhpause", "mhheat", "mhcommit"}, o) {
-			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite, dashboard, multihost, mhpause, mhheat or mhcommit, separated by commas", only)
+		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "lazy", "dashboard", "multihost", "mhpause", "mhheat", "mhcommit"}, o) {
+			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite, lazy, dashboard, multihost, mhpause, mhheat or mhcommit, separated by commas", only)
 		}
 		if o == "multihost" {
 			sections["mhpause"], sections["mhheat"], sections["mhcommit"] = true, true, true
@@ -148,6 +150,12 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 		if err := benchRandWrite(lh, dir, root, runs, sizes, rounds); err != nil {
 			return err
 		}
+	}
+	if want("lazy") {
+		if err := benchLazy(lh, dir, root, runs, sizes); err != nil {
+			return err
+		}
+		fmt.Println()
 	}
 	if want("mhpause") || want("mhheat") || want("mhcommit") {
 		if quick {

@@ -1,6 +1,9 @@
 package ckpt
 
 import (
+	"bytes"
+	"slices"
+
 	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 )
@@ -36,24 +39,59 @@ func (s *Store) MemorySources(m *Manifest) (srcs []ChunkSource, err error) {
 	if cs == 0 || chunkCount(m.MemSize, cs) != uint64(len(m.Chunks)) {
 		return nil, epochErr(m.Key, m.Epoch, ErrCorrupt, "manifest lists %d chunks for %d bytes: checkpoint is corrupt", len(m.Chunks), m.MemSize)
 	}
+	// The chunks in hash order, looked up in one walk of the refs bucket
+	// (whose keys are the hashes): a lookup each costs 5-10 times as much
+	// (16 ms for the 16384 chunks of 1 GiB), and this is what the guest
+	// waits for before it starts.
+	order := make([]uint32, 0, len(m.Chunks))
+	for i, h := range m.Chunks {
+		if !h.IsZero() {
+			order = append(order, uint32(i))
+		}
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return bytes.Compare(m.Chunks[a][:], m.Chunks[b][:]) })
+	at := make([]ChunkSource, len(m.Chunks))
 	err = s.db.View(func(tx *bolt.Tx) error {
-		srcs = make([]ChunkSource, 0, len(m.Chunks))
-		for i, h := range m.Chunks {
-			if h.IsZero() {
-				continue
+		c := tx.Bucket(bucketRefs).Cursor()
+		var k, v []byte
+		for n, i := range order {
+			h := m.Chunks[i]
+			if n == 0 {
+				k, v = c.Seek(h[:])
 			}
-			sv, ok := storedValueIn(tx, h)
+			// A few steps, then a seek: the bucket may hold many more
+			// chunks (other epochs, other keys) than m.
+			for step := 0; k != nil && bytes.Compare(k, h[:]) < 0; step++ {
+				if step == 8 {
+					k, v = c.Seek(h[:])
+					continue
+				}
+				k, v = c.Next()
+			}
+			r, ok := ref{}, false
+			if bytes.Equal(k, h[:]) {
+				r, ok = decodeRef(v)
+			}
+			var val []byte
+			if ok && r.seg == 0 {
+				val = getChunk(tx.Bucket(bucketChunks), seqKey(r.seq))
+				ok = val != nil
+			}
 			if !ok {
 				return s.missingErr(m, h)
 			}
-			src := ChunkSource{Index: uint32(i), Hash: h, Seg: sv.loc.seg, Off: sv.loc.off, Size: sv.loc.size}
-			if sv.loc.seg == 0 {
-				src.Value = cloneBytes(sv.v)
-			}
-			srcs = append(srcs, src)
+			at[i] = ChunkSource{Index: i, Hash: h, Seg: r.seg, Off: r.off, Size: r.size, Value: cloneBytes(val)}
 		}
 		return nil
 	})
+	if err == nil {
+		srcs = make([]ChunkSource, 0, len(order))
+		for i, h := range m.Chunks {
+			if !h.IsZero() {
+				srcs = append(srcs, at[i])
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

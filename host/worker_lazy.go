@@ -41,8 +41,14 @@ type LazyMemory struct {
 	// ChunkErr is the store's error for chunk i that did not read back.
 	ChunkErr func(i int) error
 	// OnResident, if set, is called once every chunk is in, with the
-	// time since Restore began.
-	OnResident func(time.Duration)
+	// time since Restore began and the filler process's figures.
+	OnResident func(d time.Duration, filler LazyFiller)
+}
+
+// LazyFiller is what a lazy restore's filler process cost.
+type LazyFiller struct {
+	Ready time.Duration // from Restore's start of the fill until it served faults
+	Peak  uint64        // its peak resident memory, in bytes
 }
 
 // lazyState is a worker's lazy restore.
@@ -95,10 +101,11 @@ func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error
 		if f.Err() != nil {
 			return // the guest's goroutine ends the run (lazyEnd)
 		}
-		if src.OnResident != nil {
-			src.OnResident(time.Since(start))
-		}
+		d := time.Since(start)
 		l.close()
+		if src.OnResident != nil {
+			src.OnResident(d, LazyFiller{Ready: f.FillerReady(), Peak: f.FillerPeak()})
+		}
 	}()
 	return nil
 }

@@ -53,7 +53,7 @@ func lazyStateOf(t *testing.T, store *ckpt.Store, m *ckpt.Manifest, resident cha
 		Lazy: &LazyMemory{
 			ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: store.SegmentPath,
 			ChunkErr:   func(i int) error { return store.ChunkErr(m, i) },
-			OnResident: func(d time.Duration) { resident <- d },
+			OnResident: func(d time.Duration, _ LazyFiller) { resident <- d },
 		},
 	}
 }

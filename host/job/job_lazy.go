@@ -62,6 +62,11 @@ func (j *jobRun) lazyMode() (bool, string) {
 // read back and checked, or for a lazy restore the file delta's chunks
 // only, and the memory's found in the index (the places the fill reads).
 func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
+	t0 := time.Now()
+	if j.checkTook == nil {
+		j.checkTook = make([]time.Duration, j.n)
+	}
+	defer func() { j.checkTook[r] = time.Since(t0) }()
 	if ok, _ := j.lazyMode(); !ok {
 		return j.store.Verify(m)
 	}
@@ -108,21 +113,30 @@ func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 		},
 	}
 	if j.cfg.Verbose {
-		lm.OnResident = func(d time.Duration) {
-			j.logf("%smemory restored lazily: all %s resident %s after the restore began", j.who(rank), host.FormatBytes(m.MemSize), d.Round(time.Millisecond))
+		check := j.checkTook[rank]
+		lm.OnResident = func(d time.Duration, f host.LazyFiller) {
+			j.logf("%smemory restored lazily: all %s resident %s after the restore began (filler ready after %s, peak %s)",
+				j.who(rank), host.FormatBytes(m.MemSize), (check + d).Round(time.Millisecond), ms3(f.Ready), host.FormatBytes(f.Peak))
 		}
 	}
 	return lm
 }
 
-// logRestore says, in a verbose run, how rank's memory was restored.
-func (j *jobRun) logRestore(rank int, w *host.Worker) {
+// logRestore says, in a verbose run, how rank's memory was restored and
+// how long after the restore began (its check, then Restore, which took
+// took) the guest may run.
+func (j *jobRun) logRestore(rank int, w *host.Worker, took time.Duration) {
 	if !j.cfg.Verbose {
 		return
 	}
+	var check time.Duration
+	if rank < len(j.checkTook) {
+		check = j.checkTook[rank]
+	}
 	lazy, why := w.LazyRestore()
 	if lazy {
-		j.logf("%srestore: lazy (the guest runs while its memory is read)", j.who(rank))
+		j.logf("%srestore: lazy: the guest runs %s after the restore began (index %s, memory mapped %s), while its memory is read",
+			j.who(rank), ms3(check+took), ms3(check), ms3(took))
 		return
 	}
 	reason := "not asked for"
@@ -131,5 +145,9 @@ func (j *jobRun) logRestore(rank int, w *host.Worker) {
 	} else if why != nil {
 		reason = why.Error()
 	}
-	j.logf("%srestore: eager (%s)", j.who(rank), reason)
+	j.logf("%srestore: eager (%s): the guest runs %s after the restore began (check %s, memory read %s)",
+		j.who(rank), reason, ms3(check+took), ms3(check), ms3(took))
 }
+
+// ms3 is d in milliseconds, to the microsecond.
+func ms3(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/1e6) }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
@@ -56,6 +57,7 @@ type jobRun struct {
 	lazySrcs                [][]ckpt.ChunkSource
 	lazyDecided, lazyMarked bool
 	lazyWhy                 string
+	checkTook               []time.Duration // by rank: its up-front check
 
 	mu   sync.Mutex
 	cond sync.Cond

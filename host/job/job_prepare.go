@@ -40,6 +40,7 @@ func (j *jobRun) restoreRank(rank int, w *host.Worker) error {
 	var midLine [2]bool
 	if m := j.mans[rank]; m != nil {
 		rc := j.states[rank]
+		t0 := time.Now()
 		err := w.Restore(&host.State{
 			MemSize:    m.MemSize,
 			ReadMemory: func(dst []byte) error { return j.store.ReadMemory(m, dst) },
@@ -50,7 +51,7 @@ func (j *jobRun) restoreRank(rank int, w *host.Worker) error {
 		if err != nil {
 			return fmt.Errorf("%s%w", j.who(rank), err)
 		}
-		j.logRestore(rank, w)
+		j.logRestore(rank, w, time.Since(t0))
 		w.RestoreInbox(rc.Changes, rc.Held)
 		pos[0], pos[1] = rc.positions()
 		tails = [2][]byte{rc.StdoutTail, rc.StderrTail}

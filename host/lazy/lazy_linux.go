@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -54,6 +55,9 @@ type Fill struct {
 	// back: Failed needs nothing of the filler's reports, which this
 	// process's goroutines read.
 	flag []byte
+
+	started time.Time
+	ready   time.Duration // from Start until the filler had its plan
 }
 
 // ChunkError is a chunk the filler could not read back from the store.
@@ -117,7 +121,7 @@ func Start(cfg Config) (*Fill, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Fill{uffd: fd, mem: mem, done: make(chan struct{}), waited: make(chan struct{})}
+	f := &Fill{uffd: fd, mem: mem, done: make(chan struct{}), waited: make(chan struct{}), started: time.Now()}
 	fail := func(err error) (*Fill, error) {
 		unix.Close(fd)
 		return nil, err
@@ -202,6 +206,12 @@ func (f *Fill) listen() {
 	var err error
 	for sc.Scan() {
 		line := sc.Text()
+		if line == "ready" {
+			f.mu.Lock()
+			f.ready = time.Since(f.started)
+			f.mu.Unlock()
+			continue
+		}
 		if line == "done" {
 			f.finish(nil)
 			continue
@@ -283,6 +293,28 @@ func newFlag(f *Fill) (*os.File, error) {
 // (the guest may have gone past that chunk, reading zeros there).
 func (f *Fill) Failed() bool {
 	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&f.flag[0]))) != 0
+}
+
+// FillerReady is how long after Start the filler had its plan and began
+// to serve faults (the guest's touches wait until then); 0 before.
+func (f *Fill) FillerReady() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready
+}
+
+// FillerPeak is the filler process's peak resident memory, in bytes,
+// once it has exited (after Close); 0 before.
+func (f *Fill) FillerPeak() uint64 {
+	select {
+	case <-f.waited:
+	default:
+		return 0
+	}
+	if ru, ok := f.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return uint64(ru.Maxrss) << 10
+	}
+	return 0
 }
 
 // Done is closed once every chunk is in, or the fill failed (Err).

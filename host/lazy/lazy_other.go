@@ -2,7 +2,11 @@
 
 package lazy
 
-import "github.com/librahost/librahost/ckpt"
+import (
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+)
 
 // Config is one lazy restore.
 type Config struct {
@@ -32,7 +36,9 @@ func Supported() error { return ErrUnsupported }
 // Start always fails here.
 func Start(Config) (*Fill, error) { return nil, ErrUnsupported }
 
-func (*Fill) Done() <-chan struct{} { return nil }
-func (*Fill) Err() error            { return nil }
-func (*Fill) Failed() bool          { return false }
-func (*Fill) Close()                {}
+func (*Fill) Done() <-chan struct{}      { return nil }
+func (*Fill) Err() error                 { return nil }
+func (*Fill) Failed() bool               { return false }
+func (*Fill) Close()                     {}
+func (*Fill) FillerPeak() uint64         { return 0 }
+func (*Fill) FillerReady() time.Duration { return 0 }

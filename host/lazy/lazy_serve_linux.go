@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,7 @@ func serve(uffd, ctl, rep, flag *os.File) error {
 			f.segs[seg] = sf
 		}
 	}
+	f.report("ready")
 	if len(p.srcs) == 0 {
 		f.report("done")
 	}
@@ -125,43 +127,57 @@ func (f *filler) faults(uffd *os.File) {
 	}
 }
 
-// background fills the rest in order.
+// background fills the rest in order, on as many goroutines as the
+// process has Ps (one under a test's hold, which counts the chunks).
 func (f *filler) background() {
-	dec, buf := f.decoder()
 	var holdPath string
 	if h := os.Getenv(envHold); h != "" {
 		_, holdPath, _ = strings.Cut(h, ":")
 	}
-	filled := uint32(0)
-	for _, s := range f.p.srcs {
-		if f.gone.Load() {
-			return
-		}
-		i := int(s.Index)
-		if f.p.hold > 0 && filled == f.p.hold && holdPath != "" {
-			fmt.Fprintf(os.Stderr, "librahost: lazy fill held after %d chunks until %s exists\n", filled, holdPath)
-			for _, err := os.Stat(holdPath); err != nil; _, err = os.Stat(holdPath) {
-				time.Sleep(10 * time.Millisecond)
+	workers := runtime.GOMAXPROCS(0)
+	if f.p.hold > 0 {
+		workers = 1
+	}
+	var next atomic.Int64
+	var filled atomic.Uint32
+	for range workers {
+		go func() {
+			dec, buf := f.decoder()
+			for {
+				k := next.Add(1) - 1
+				if k >= int64(len(f.p.srcs)) || f.gone.Load() {
+					return
+				}
+				if f.p.hold > 0 && filled.Load() == f.p.hold && holdPath != "" {
+					fmt.Fprintf(os.Stderr, "librahost: lazy fill held after %d chunks until %s exists\n", f.p.hold, holdPath)
+					for _, err := os.Stat(holdPath); err != nil; _, err = os.Stat(holdPath) {
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+				i := int(f.p.srcs[k].Index)
+				if f.state[i].CompareAndSwap(chunkMissing, chunkBusy) {
+					f.fill(i, dec, buf)
+					filled.Add(1)
+				}
 			}
-		}
-		if f.state[i].CompareAndSwap(chunkMissing, chunkBusy) {
-			f.fill(i, dec, buf)
-			filled++
-		}
+		}()
 	}
 }
 
-func (f *filler) decoder() (*ckpt.ValueDecoder, []byte) {
+// fillBuf is a goroutine's buffers: a chunk's bytes and its stored value.
+type fillBuf struct{ chunk, value []byte }
+
+func (f *filler) decoder() (*ckpt.ValueDecoder, *fillBuf) {
 	dec, err := ckpt.NewValueDecoder(int(f.p.chunkSize))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lazy filler:", err)
 		os.Exit(1)
 	}
-	return dec, make([]byte, f.p.chunkSize)
+	return dec, &fillBuf{chunk: make([]byte, f.p.chunkSize)}
 }
 
 // fill reads chunk i (claimed: chunkBusy) and copies it in.
-func (f *filler) fill(i int, dec *ckpt.ValueDecoder, buf []byte) {
+func (f *filler) fill(i int, dec *ckpt.ValueDecoder, fb *fillBuf) {
 	cs := uint64(f.p.chunkSize)
 	off := uint64(i) * cs
 	n := min(cs, f.p.size-off)
@@ -173,8 +189,8 @@ func (f *filler) fill(i int, dec *ckpt.ValueDecoder, buf []byte) {
 		return
 	}
 	s := &f.p.srcs[k]
-	dst := buf[:n]
-	v, err := f.value(s)
+	dst := fb.chunk[:n]
+	v, err := f.value(s, fb)
 	if err == nil {
 		err = dec.Decode(v, dst, s.Hash)
 	}
@@ -236,7 +252,7 @@ func (f *filler) wake(i int) {
 }
 
 // value reads chunk source s's stored value.
-func (f *filler) value(s *ckpt.ChunkSource) ([]byte, error) {
+func (f *filler) value(s *ckpt.ChunkSource, fb *fillBuf) ([]byte, error) {
 	if s.Seg == 0 {
 		return s.Value, nil
 	}
@@ -247,7 +263,10 @@ func (f *filler) value(s *ckpt.ChunkSource) ([]byte, error) {
 	if s.Size > 64<<20 {
 		return nil, fmt.Errorf("chunk value of %d bytes: index entry is corrupt", s.Size)
 	}
-	v := make([]byte, s.Size)
+	if uint64(cap(fb.value)) < s.Size {
+		fb.value = make([]byte, s.Size)
+	}
+	v := fb.value[:s.Size]
 	if _, err := sf.ReadAt(v, int64(s.Off)); err != nil {
 		return nil, fmt.Errorf("chunk value cannot be read: %v", err)
 	}
