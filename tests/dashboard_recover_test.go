@@ -28,16 +28,8 @@ var recoveryScreenshot = flag.String("recovery-screenshot", "", "write TestDashb
 // kill and one, timed, after it.
 func TestDashboardRecovery(t *testing.T) {
 	ctx := webtest.Browser(t)
-	wasm := guest(t, "samples/heat")
-	_, release := holdJob(t)
-	cluster := filepath.Join(t.TempDir(), "cluster")
-	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
-		t.Fatal(stderr)
-	}
-	hs := startHostProcsArgs(t, cluster, nil, []string{"--http", "127.0.0.1:0"}, "a", "b", "c")
-	sub := submitBg(t, "--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--checkpoint-every", "100ms",
-		"--replicas", "1", "--dir", release.dir+":/hold:ro", wasm, "--", "-hold", "/hold/end", "-steps", "400", "-every", "20")
-	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	j := startHeldJob(t, "--http", "127.0.0.1:0")
+	hs, sub, id, release := j.hosts, j.sub, j.id, j.release
 
 	console := webtest.WatchConsole(ctx)
 	if err := chromedp.Do(ctx, chromedp.Navigate(hs[0].http)); err != nil {
@@ -133,4 +125,34 @@ func checkRecoveries(t *testing.T, h *hostProc, accept string, n float64) {
 	if s := f["librahost_recovery_duration_seconds"].Metric[0].Histogram.GetSampleSum(); (s > 0) != (n > 0) {
 		t.Errorf("host %s: %v recoveries took %v s in all", h.name, n, s)
 	}
+}
+
+// heldJob is heat over hosts a, b and c: 6 ranks, checkpointed every
+// 100 ms with one replica of each rank, a host declared lost after 15 s
+// of silence, rank 0 held at its end until release is opened (holdJob).
+type heldJob struct {
+	cluster string
+	hosts   []*hostProc
+	sub     *bgSubmit
+	id      string
+	release *jobHold
+}
+
+// startHeldJob starts the hosts, with hostArgs each, and submits the job.
+func startHeldJob(t *testing.T, hostArgs ...string) heldJob {
+	t.Helper()
+	wasm := guest(t, "samples/heat")
+	_, release := holdJob(t)
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+		t.Fatal(stderr)
+	}
+	hs := startHostProcsArgs(t, cluster, nil, hostArgs, "a", "b", "c")
+	// A loaded machine can leave a host process unscheduled for longer
+	// than the default failure timeout (2 s): only c's death is to be
+	// taken for a loss.
+	sub := submitBg(t, "--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--checkpoint-every", "100ms",
+		"--replicas", "1", "--failure-timeout", "15s", "--dir", release.dir+":/hold:ro", wasm, "--", "-hold", "/hold/end", "-steps", "400", "-every", "20")
+	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	return heldJob{cluster, hs, sub, id, release}
 }

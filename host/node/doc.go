@@ -68,7 +68,9 @@
 // stream, asks for a job's kept output (`librahost logs`, `attach`):
 // answered by LOGGED (the job's status here, or none), OUTPUT as kept
 // (from the start or from now; following until the job ends here), and
-// LOGGED again. DETACH hands a whole job to a host (`submit --detach`):
+// LOGGED again; Logs asks every host given and prints what those that
+// answer keep, saying in one line which host's output is missing when
+// one of the job's hosts is down or lost while followed. DETACH hands a whole job to a host (`submit --detach`):
 // it runs Submit itself and answers DETACHED with the job's ID once every
 // host has started it (detach.go).
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -81,10 +82,13 @@ func (e JobEnd) Outcome() (int, error) {
 }
 
 // Logs prints the output that the hosts keep of cfg.Job, each byte once,
-// and returns the job's status on each of its hosts once it has printed
-// what it asked for. It refuses, in one line and before it prints, a
-// job no host has, a job with ranks on a host not in cfg.Hosts, and a
-// job whose output a host no longer keeps.
+// and returns the job's status on each of its hosts that answered once it
+// has printed what it asked for. It refuses, in one line and before it
+// prints, a job no host has, a job with ranks on a host not in
+// cfg.Hosts, and a job whose output a host no longer keeps. A host of the
+// job that is down (no answer, or lost while followed) does not stop it:
+// it prints what the others keep and says in one line on cfg.Log whose
+// output is missing.
 func Logs(ctx context.Context, cfg LogsConfig) (JobEnd, error) {
 	end := JobEnd{Job: cfg.Job}
 	if cfg.Job == "" || len(cfg.Job) > 64 {
@@ -96,71 +100,102 @@ func Logs(ctx context.Context, cfg LogsConfig) (JobEnd, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	hcs, err := cfg.dialAll(ctx, cfg.Hosts)
+	tc, err := cfg.tlsConfig()
 	if err != nil {
 		return end, err
 	}
-	defer closeAll(hcs)
-	strs := make([]*quic.Stream, len(hcs))
-	heads := make([]loggedMsg, len(hcs))
-	errs := make([]error, len(hcs))
-	var wg sync.WaitGroup
-	for i, h := range hcs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			strs[i], heads[i], errs[i] = askLogs(ctx, h, logsMsg{Job: cfg.Job, Follow: cfg.Follow, FromNow: cfg.FromNow})
-		}()
+	timeout := cfg.dialTimeout()
+	type asked struct {
+		h    *hostConn
+		str  *quic.Stream
+		head loggedMsg
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return end, err
+	as, errs := eachHost(cfg.Hosts, func(a string) (asked, error) {
+		h, err := dialHost(ctx, a, tc, timeout)
+		if err != nil {
+			return asked{}, err
+		}
+		str, head, err := askLogs(ctx, h, logsMsg{Job: cfg.Job, Follow: cfg.Follow, FromNow: cfg.FromNow})
+		return asked{h, str, head}, err
+	})
+	defer func() {
+		for _, a := range as {
+			if a.h != nil {
+				a.h.conn.CloseWithError(0, "")
+			}
+		}
+	}()
+	var down, failed []error // hosts that did not answer; the other failures
+	for _, err := range errs {
+		switch {
+		case errors.Is(err, ErrHostDown):
+			down = append(down, err)
+		case err != nil:
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		return end, errors.Join(failed...)
 	}
 	var have []int // the hosts with a part of the job
-	placed := map[string]bool{}
-	for i, h := range heads {
-		if h.Status == nil {
+	answered := map[string]bool{}
+	var placement []string
+	for i, a := range as {
+		if errs[i] != nil {
+			continue
+		}
+		answered[a.h.id] = true
+		if a.head.Status == nil {
 			continue
 		}
 		have = append(have, i)
-		for _, p := range h.Placement {
-			placed[p] = true
-		}
-		if h.Gone != "" {
+		placement = a.head.Placement
+		if a.head.Gone != "" {
 			return end, fmt.Errorf("%w: job %s %s on host %s at %s, and %s there (a host keeps the output of its newest jobs): nothing to print",
-				ErrOutputGone, cfg.Job, h.Status.State, hcs[i].id, h.Status.Ended.Local().Format(time.DateTime), h.Gone)
+				ErrOutputGone, cfg.Job, a.head.Status.State, a.h.id, a.head.Status.Ended.Local().Format(time.DateTime), a.head.Gone)
 		}
 	}
 	if len(have) == 0 {
+		if len(down) > 0 {
+			return end, errors.Join(down...)
+		}
 		return end, fmt.Errorf("%w %s on any of these hosts (librahost status lists the jobs)", ErrNoJob, cfg.Job)
 	}
-	for _, h := range hcs {
-		delete(placed, h.id)
+	var missing []string // hosts of the job that did not answer
+	for _, h := range placement {
+		if !answered[h] && !slices.Contains(missing, h) {
+			missing = append(missing, h)
+		}
 	}
-	if len(placed) > 0 {
-		missing := slices.Sorted(func(yield func(string) bool) {
-			for h := range placed {
-				if !yield(h) {
-					return
-				}
-			}
-		})
+	slices.Sort(missing)
+	if len(missing) > len(down) {
 		return end, fmt.Errorf("job %s has ranks on host %s too, which --hosts does not name: give the address of every host of the job", cfg.Job, strings.Join(missing, ", "))
 	}
-
-	p := newPrinter(cfg)
+	p := newPrinter(cfg, placement)
 	defer p.flush()
+	if len(missing) > 0 {
+		p.missing(missing, false, errors.Join(down...))
+	}
 	ends := make([]JobStatus, len(have))
 	errs = make([]error, len(have))
+	var wg sync.WaitGroup
 	for k, i := range have {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ends[k], errs[k] = readLogs(strs[i], hcs[i], p)
+			ends[k], errs[k] = readLogs(as[i].str, as[i].h, p)
+			if errors.Is(errs[k], ErrHostLost) {
+				p.missing([]string{as[i].h.id}, true, errs[k])
+				errs[k] = nil
+			}
 		}()
 	}
 	wg.Wait()
-	end.Hosts = ends
+	for k, st := range ends {
+		if st.ID != "" || errs[k] != nil {
+			end.Hosts = append(end.Hosts, st)
+		}
+	}
 	return end, errors.Join(errs...)
 }
 
@@ -227,15 +262,55 @@ func readLogs(str *quic.Stream, h *hostConn, p *printer) (JobStatus, error) {
 // printer writes the output of a job's ranks, each byte once, a line
 // at a time per rank and stream.
 type printer struct {
-	cfg     LogsConfig
-	mu      sync.Mutex // serialises print
-	outMu   sync.Mutex // the writers'
-	outs    map[[2]int]io.Writer
-	printed outputPrinted
+	cfg       LogsConfig
+	placement []string   // the host of each rank at the job's start
+	mu        sync.Mutex // serialises print
+	outMu     sync.Mutex // the writers'
+	outs      map[[2]int]io.Writer
+	printed   outputPrinted
+	// gone are the ranks whose first host's output is missing: a later
+	// host's output of them starts past their start (a recovery), which
+	// the note of the missing host covers.
+	gone map[int]bool
 }
 
-func newPrinter(cfg LogsConfig) *printer {
-	return &printer{cfg: cfg, outs: map[[2]int]io.Writer{}, printed: outputPrinted{}}
+func newPrinter(cfg LogsConfig, placement []string) *printer {
+	return &printer{cfg: cfg, placement: placement, outs: map[[2]int]io.Writer{}, printed: outputPrinted{}, gone: map[int]bool{}}
+}
+
+// missing says in one line that the output hosts keep of their ranks is
+// missing, and why: they did not answer, or one was lost while followed
+// (lost), when what it kept and had not sent yet is missing unless the
+// job recovers its ranks on another host.
+func (p *printer) missing(hosts []string, lost bool, why error) {
+	var nums []string
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for r, h := range p.placement {
+		if slices.Contains(hosts, h) {
+			nums = append(nums, strconv.Itoa(r))
+			p.gone[r] = true
+		}
+	}
+	what := "host " + hosts[0]
+	if len(hosts) > 1 {
+		what = "hosts " + strings.Join(hosts, ", ")
+	}
+	rank := "rank "
+	if len(nums) > 1 {
+		rank = "ranks "
+	}
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	ranks := rank + strings.Join(nums, ", ")
+	reason := strings.ReplaceAll(why.Error(), "\n", "; ")
+	if lost {
+		fmt.Fprintf(p.cfg.Log, "librahost: job %s: the output of %s that %s had not sent yet is missing unless the job recovers them on another host: %s\n",
+			p.cfg.Job, ranks, what, reason)
+		return
+	}
+	fmt.Fprintf(p.cfg.Log, "librahost: job %s: the output %s keeps of %s is missing (what the other hosts keep is printed): %s\n",
+		p.cfg.Job, what, ranks, reason)
 }
 
 func (p *printer) print(o outputMsg) {
@@ -252,7 +327,7 @@ func (p *printer) print(o outputMsg) {
 			w = io.Discard
 		}
 		p.outs[k] = w
-		if o.off > 0 && !p.cfg.FromNow {
+		if o.off > 0 && !p.cfg.FromNow && !p.gone[o.rank] {
 			name := map[byte]string{1: "stdout", 2: "stderr"}[o.stream]
 			fmt.Fprintf(p.cfg.Log, "librahost: job %s: the first %d bytes of rank %d's %s are no longer kept\n", p.cfg.Job, o.off, o.rank, name)
 		}
