@@ -217,6 +217,7 @@ func TestMultiHostDirsRecovery(t *testing.T) {
 				"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", "--dir", release.dir + ":/hold:ro",
 				wasm, "--"}, args...)...)
 			w := watchLosses(t, hs[0], sub)
+			t.Cleanup(func() { logsIfFailed(t, sub, hs...) })
 			kill := func(i int) { // its out directory goes with the machine
 				w.kill(t, hs[i])
 				if err := os.RemoveAll(cwds[i]); err != nil {
@@ -272,5 +273,24 @@ func TestMultiHostDirsRecovery(t *testing.T) {
 				waitHostLog(t, hs[0], regexp.MustCompile(fmt.Sprintf(`incarnation %d: ranks on \[%s\]`, i+1, p)), ended)
 			}
 		})
+	}
+}
+
+var commitLines = regexp.MustCompile(`(?m)^.*(epoch \d+ committed|from trigger to commit)\n`)
+
+// logsIfFailed logs, if t failed, what the submitter and the hosts other
+// than the first (whose log a failed wait shows) said.
+func logsIfFailed(t *testing.T, sub *bgSubmit, hs ...*hostProc) {
+	if !t.Failed() {
+		return
+	}
+	select {
+	case <-sub.done:
+		t.Logf("submit said:\n%s", sub.errb.Bytes())
+	default:
+	}
+	for _, h := range hs[1:] {
+		b, _ := os.ReadFile(h.stderr.Name())
+		t.Logf("host %s said (but its commits):\n%s", h.name, commitLines.ReplaceAll(b, nil))
 	}
 }

@@ -27,7 +27,11 @@ func (j *jobRun) run(ctx context.Context) (host.RanksResult, error) {
 		}
 	}
 	if len(live) == 0 { // every program had ended at the epoch restored
-		return host.RanksResult{Ranks: j.ranks, Codes: j.codes, Errs: make([]error, len(j.ranks))}, nil
+		res := host.RanksResult{Ranks: j.ranks, Codes: make([]int, len(j.ranks)), Errs: make([]error, len(j.ranks))}
+		for i, r := range j.ranks { // j.codes is by rank of the whole job
+			res.Codes[i] = j.codes[r]
+		}
+		return res, nil
 	}
 	j.live = len(live)
 	ctx, cancel := context.WithCancel(ctx)

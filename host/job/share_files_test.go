@@ -1,13 +1,16 @@
 package job
 
 import (
+	"context"
 	"errors"
 	"io"
 	"path/filepath"
+	"slices"
 	"testing"
 	"testing/synctest"
 
 	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/transport"
 )
 
 // A moved rank's checkpoint is reported durable only once the copy of its
@@ -77,4 +80,26 @@ func TestMovedCopyGatesDurable(t *testing.T) {
 			t.Fatal("a rollback did not end the wait")
 		}
 	})
+}
+
+// A share whose ranks had all ended at the epoch a recovery restores
+// reports how each of its own ranks ended, one code per rank (the codes
+// of the job's every rank made the submitter refuse the EXIT: "lists
+// differ in length").
+func TestShareEndedAtRestore(t *testing.T) {
+	ep, err := transport.NewEndpoint(transport.EndpointConfig{Host: "local", Route: func(uint32) transport.HostID { return "local" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	j := &jobRun{n: 6, ranks: []int{1, 4}, ended: make([]bool, 6), codes: make([]int, 6), rec: &runRecord{},
+		cfg: Config{Log: io.Discard, Endpoint: ep, RankOutput: func(int, byte) io.Writer { return io.Discard }}}
+	j.ended[1], j.ended[4], j.codes[4] = true, true, 3
+	res, err := j.run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Ranks, []int{1, 4}) || !slices.Equal(res.Codes, []int{0, 3}) || len(res.Errs) != 2 {
+		t.Fatalf("ranks %v codes %v, %d errors; want [1 4], [0 3], 2", res.Ranks, res.Codes, len(res.Errs))
+	}
 }
