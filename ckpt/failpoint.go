@@ -24,6 +24,10 @@ func setFailpoint(f func(name string) error) {
 	failpoint.Store(&f)
 }
 
+// Failpoint runs the failpoint name, armed by SetFailpoints, for a
+// driver's own points (host/node's "migrate:receive").
+func Failpoint(name string) error { return fail(name) }
+
 func fail(name string) error {
 	if f := failpoint.Load(); f != nil {
 		return (*f)(name)

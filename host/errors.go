@@ -9,6 +9,9 @@ var (
 	ErrNotWasm = errors.New("host: not a WebAssembly module")
 	// ErrStopped: the worker was stopped after a final checkpoint.
 	ErrStopped = errors.New("host: stopped after a final checkpoint")
+	// ErrMoved: OnPause handed the worker's state to another host, which
+	// runs it on; the worker ends here without an exit of its own.
+	ErrMoved = errors.New("host: the worker moved to another host")
 )
 
 // TrapError is a guest that trapped. Its message is one line.

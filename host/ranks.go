@@ -173,8 +173,8 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 		go func() {
 			defer wg.Done()
 			code, err := w.Run(ctx)
-			if errors.Is(err, context.Canceled) {
-				return // stopped because another failed, or by ctx
+			if errors.Is(err, context.Canceled) || errors.Is(err, ErrMoved) {
+				return // stopped because another failed, by ctx, or moved away
 			}
 			if cfg.OnExit != nil {
 				cfg.OnExit(cfg.Ranks[i], code, err)

@@ -64,7 +64,7 @@ func (w *Worker) capture() error {
 	// own waits for the write before are left out.
 	c.Requested, c.Paused, c.Taken = requested, paused, time.Since(paused)-w.dirty.waited
 	if err := w.cfg.OnPause(c); err != nil {
-		if errors.Is(err, ErrStopped) {
+		if errors.Is(err, ErrStopped) || errors.Is(err, ErrMoved) {
 			return err
 		}
 		w.failCheckpoint(err)

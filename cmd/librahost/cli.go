@@ -26,6 +26,8 @@ Usage:
   librahost cancel JOB --hosts A,B,C
   librahost logs JOB --hosts A,B,C [-f]
   librahost attach JOB --hosts A,B,C [--from start|now]
+  librahost migrate --job ID --rank R --to HOST --hosts A,B,C
+  librahost drain HOST --hosts A,B,C | librahost undrain HOST --hosts A,B,C
 
 Flags may stand before or after a command's other arguments; everything
 after -- is the guest's. Run 'librahost <command> -h' for a command's flags.
@@ -57,6 +59,9 @@ var commands = []command{
 	{"cancel", cmdCancel},
 	{"logs", cmdLogs},
 	{"attach", cmdAttach},
+	{"migrate", cmdMigrate},
+	{"drain", cmdDrain},
+	{"undrain", cmdUndrain},
 }
 
 // run is the whole CLI: it returns the process's exit code.

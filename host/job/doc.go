@@ -52,7 +52,11 @@
 // bound as the submitter named them, the same on every host. RunShare
 // with a Share returns only when the job has
 // ended on every host (Share.Stop); Share.Exited is told each time the
-// ranks here have ended.
+// ranks here have ended. Share.Migrate, Drain and Undrain, on the
+// coordinator's host, move a rank to another host while the others run
+// (migrate*.go): the source keeps the rank stopped at a capture point
+// while its state goes to the target (Share.Mover), which restores it
+// through the same restore as a resume and runs it beside its ranks.
 //
 // Config.Metrics (host/metrics) and Config.Status are told of the job as
 // it runs (job_observe.go): each round as it begins, as each rank's part

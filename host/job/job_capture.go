@@ -104,6 +104,11 @@ func (j *jobRun) progress(rank int, epoch uint64, p *ckpt.Pending) {
 
 // write hands one rank's checkpoint to the store.
 func (j *jobRun) write(rank int, epoch uint64, rc *rankCheckpoint, c *host.Capture, files []byte, globals []uint64, async []byte) (*ckpt.Pending, error) {
+	return j.writeKey(j.key(rank), epoch, rc, c, files, globals, async)
+}
+
+// writeKey is write under key k.
+func (j *jobRun) writeKey(k ckpt.Key, epoch uint64, rc *rankCheckpoint, c *host.Capture, files []byte, globals []uint64, async []byte) (*ckpt.Pending, error) {
 	hs, err := json.Marshal(rc)
 	if err != nil {
 		return nil, err
@@ -114,7 +119,7 @@ func (j *jobRun) write(rank int, epoch uint64, rc *rankCheckpoint, c *host.Captu
 		mem, written = c.Memory, c.Dirty
 	}
 	return j.store.Capture(ckpt.Meta{
-		Key:      j.key(rank),
+		Key:      k,
 		Epoch:    epoch,
 		Binding:  j.bind,
 		Globals:  globals,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
 )
 
@@ -35,11 +36,17 @@ func (j *jobRun) restoreRank(rank int, w *host.Worker) error {
 	} else if err := j.journals[rank].rollback(w, j.from, j.cfg.Log, j.who(rank)); err != nil {
 		return fmt.Errorf("%s%w", j.who(rank), err)
 	}
+	return j.restoreState(rank, w, j.mans[rank], j.states[rank])
+}
+
+// restoreState restores rank's memory, globals, host state, inbox and
+// output positions from its checkpoint m with job state rc (nothing if m
+// is nil: the rank starts afresh).
+func (j *jobRun) restoreState(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint) error {
 	var pos [2]int64
 	var tails [2][]byte
 	var midLine [2]bool
-	if m := j.mans[rank]; m != nil {
-		rc := j.states[rank]
+	if m != nil {
 		t0 := time.Now()
 		err := w.Restore(&host.State{
 			MemSize:    m.MemSize,

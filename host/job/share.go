@@ -69,6 +69,9 @@ type Share struct {
 	// Proto.Committed+1. A resume gives one past every epoch a host
 	// holds, so that no round reuses an epoch of the timeline left.
 	Next uint64
+	// Mover moves ranks between the job's hosts (migrate.go); nil:
+	// migrations and drains are refused.
+	Mover *Mover
 
 	run atomic.Pointer[shareRun]
 }
@@ -146,6 +149,7 @@ type shareRun struct {
 	copies       map[int]*movedCopy // by rank here: the copy of its earlier checkpoints under way (share_files.go)
 	chainTo      []ckpt.HostID      // the replica hosts that hold the chains of the ranks here
 	rollGen      chan struct{}      // closed and made anew at each ROLLBACK
+	migs         shareMigs          // migrations under way (migrate.go)
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
 	sent, recvd, rounds int

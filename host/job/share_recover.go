@@ -63,6 +63,7 @@ func (r *shareRun) recoverAction(a ckpt.Action) {
 		if r.cancelRun != nil {
 			r.cancelRun()
 		}
+		r.stopAdopted()
 	case ckpt.ActRollback, ckpt.ActRestore:
 		if r.rec != nil {
 			r.rec.epoch = a.Epoch
@@ -94,6 +95,7 @@ func (r *shareRun) recoverAction(a ckpt.Action) {
 func (r *shareRun) run(ctx context.Context) (host.RanksResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	r.migs.ctx = ctx
 	r.start(ctx, cancel)
 	if r.s.Live != nil {
 		// A resume: the ranks placed here come with the ROLLBACK.
@@ -126,7 +128,7 @@ func (r *shareRun) run(ctx context.Context) (host.RanksResult, error) {
 			return res, nil
 		}
 		if r.s.Exited != nil {
-			r.s.Exited(res)
+			r.s.Exited(r.placedHere(res))
 		}
 		select {
 		case <-r.s.Stop:
@@ -156,7 +158,8 @@ func (r *shareRun) rolledBack() bool {
 // restores. Their run reports each rank back (restored).
 func (r *shareRun) recover() error {
 	j := r.j
-	r.writes.Wait() // what the ranks left were writing
+	r.migs.running.Wait() // the ranks adopted here stop too
+	r.writes.Wait()       // what the ranks left were writing
 	r.mu.Lock()
 	rec := r.next
 	r.mu.Unlock()

@@ -66,6 +66,7 @@ func (r *shareRun) hook(ctx context.Context, cancel func(), rc *host.RanksConfig
 	rc.OnPause = r.onPause
 	rc.OnCheckpointFailed = r.onFailed
 	rc.OnExit = r.onExit
+	r.migs.rc = *rc
 }
 
 // journal is the path of rank's file journal here.
@@ -92,8 +93,11 @@ func (r *shareRun) loop(ctx context.Context) {
 				return
 			}
 			r.mu.Lock()
-			switch m.Msg.Kind {
-			case ckpt.MsgDone, ckpt.MsgRecovered:
+			switch {
+			case m.Msg.Kind.ToCoordinator():
+				if m.Msg.Kind == ckpt.MsgMoved {
+					r.noteMoved(m.Msg)
+				}
 				if r.coord != nil {
 					r.coord.Step(m.Msg, m.At)
 				}
@@ -176,6 +180,9 @@ func (r *shareRun) pump() {
 		r.sent += len(pr.Msgs)
 		r.j.observeControl(len(pr.Msgs), 0)
 		for _, m := range append(cr.Msgs, pr.Msgs...) {
+			if m.Kind == ckpt.MsgMoved {
+				m.Err = r.movedStats(m.Rank)
+			}
 			if err := r.s.Control.Send(m.To, m); err != nil {
 				r.j.logf("%v", err)
 			}
@@ -197,6 +204,9 @@ func (r *shareRun) pump() {
 // caller holds r.mu.
 func (r *shareRun) partAction(a ckpt.Action) {
 	j := r.j
+	if r.migAction(a) {
+		return
+	}
 	switch a.Kind {
 	case ckpt.ActCapture:
 		j.observeBegin(a.Epoch)
@@ -284,6 +294,8 @@ func (r *shareRun) coordAction(a ckpt.Action) {
 	case ckpt.ActAbandon:
 		j.logf("checkpoint %d abandoned: %s", a.Epoch, a.Err)
 		r.answer(a.Epoch, errors.New(a.Err))
+	case ckpt.ActMigrated, ckpt.ActDrained:
+		r.coordMigAction(a)
 	case ckpt.ActRecover:
 		if r.recoverAt.IsZero() {
 			r.recoverAt = time.Now()
@@ -391,6 +403,9 @@ func (r *shareRun) prepare(rank int, w *host.Worker) error {
 // onPause runs on rank's goroutine when it stopped at a capture point:
 // it takes the rank's checkpoint of the newest epoch asked for.
 func (r *shareRun) onPause(rank int, c *host.Capture) error {
+	if halted, err := r.migPause(rank, c); halted {
+		return err
+	}
 	r.mu.Lock()
 	e := r.asked[rank]
 	if r.stopped || e <= r.taken[rank] {

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,35 +38,8 @@ func CheckpointJob(ctx context.Context, c Client, addrs []string, id string) (ui
 }
 
 func checkpointOne(ctx context.Context, addr string, timeout time.Duration, tc *tls.Config, id string) (uint64, string, error) {
-	h, err := dialHost(ctx, addr, tc, timeout)
-	if err != nil {
-		return 0, "", err
-	}
-	defer h.conn.CloseWithError(0, "")
-	ctx, cancel := context.WithTimeout(ctx, timeout+checkpointWait)
-	defer cancel()
-	str, err := h.conn.OpenStreamSync(ctx)
-	if err != nil {
-		return 0, "", hostError(addr, err)
-	}
-	if err := writeJSON(str, msgCheckpoint, checkpointMsg{Job: id}); err != nil {
-		return 0, "", hostError(addr, err)
-	}
-	str.Close()
-	context.AfterFunc(ctx, func() { str.CancelRead(1) })
-	t, b, err := readMsg(str)
-	switch {
-	case err != nil:
-		return 0, "", hostError(addr, err)
-	case t == msgError:
-		var e errorMsg
-		decodeJSON(t, b, &e)
-		return 0, "", errors.New(e.Error)
-	case t != msgCheckpointed:
-		return 0, "", fmt.Errorf("%w: host %s sent %s", ErrProtocol, addr, t)
-	}
 	var r checkpointedMsg
-	if err := decodeJSON(t, b, &r); err != nil {
+	if err := request(ctx, addr, timeout, tc, checkpointWait, msgCheckpoint, checkpointMsg{Job: id}, msgCheckpointed, &r); err != nil {
 		return 0, "", err
 	}
 	if r.Error != "" {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -59,6 +60,8 @@ type Daemon struct {
 	metrics   *metrics.Host
 	jobctl    *jobctl.Hub // the control streams between the hosts of jobs
 	recs      *jobrec.DB  // the jobs' records and output, in --data
+
+	drained atomic.Bool // takes no new jobs (daemon_migrate.go)
 
 	mu    sync.Mutex
 	jobs  map[string]*job
@@ -290,12 +293,16 @@ func (d *Daemon) serveStream(ctx context.Context, str *quic.Stream, peer string)
 		writeJSON(str, msgStatus, d.status())
 	case msgPrepare:
 		d.metrics.ControlRequest(metrics.RequestPrepare)
-		d.runJob(ctx, str, peer, body)
+		if !d.refuseDrained(str) {
+			d.runJob(ctx, str, peer, body)
+		}
 	case msgCancel:
 		d.metrics.ControlRequest(metrics.RequestCancel)
 		d.cancelJob(ctx, str, peer, body)
 	case msgCheckpoint:
 		d.checkpointJob(str, peer, body)
+	case msgMigrate:
+		d.migrateJob(str, peer, body)
 	case msgLogs:
 		d.serveLogs(ctx, str, peer, body)
 	case msgDetach:

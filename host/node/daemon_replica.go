@@ -50,9 +50,9 @@ func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 		return
 	}
 	var n [1]byte
-	id := make([]byte, 0, 64)
+	id := make([]byte, 0, 128)
 	if _, err = io.ReadFull(str, n[:]); err == nil {
-		id = id[:n[0]]
+		id = id[:n[0]&^migrationFlag]
 		_, err = io.ReadFull(str, id)
 	}
 	if err != nil {
@@ -67,6 +67,11 @@ func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 	if store == nil || !j.inJob(string(peer)) {
 		d.logf("replica of job %s from host %s: no such checkpointed job here: refused", id, peer)
 		conn.CloseWithError(1, "no such job here")
+		return
+	}
+	if n[0]&migrationFlag != 0 && !d.acceptMigration(j, store, str, string(peer)) {
+		str.Close()
+		<-conn.Context().Done()
 		return
 	}
 	if err := replica.Serve(countedStream{str, d.metrics.Jobs()}, store); err != nil {
@@ -92,34 +97,11 @@ type replicator struct {
 // replicate copies rank's checkpoint of epoch to host to, and returns
 // once it is durable there.
 func (r *replicator) replicate(rank int, epoch uint64, to ckpt.HostID) error {
-	name := r.hosts[to]
-	addr := r.addrs[name]
-	ua, err := net.ResolveUDPAddr("udp", addr)
+	conn, str, err := r.open(to, 0)
 	if err != nil {
-		return fmt.Errorf("host %s at %s: %v", name, addr, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), replicaTimeout)
-	defer cancel()
-	tc := r.tls
-	if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
-		tc = tc.Clone()
-		tc.ServerName = h
-	}
-	conn, err := r.d.tr.Dial(ctx, ua, tc, replicaQUIC())
-	if err != nil {
-		return fmt.Errorf("host %s: %v", name, err)
+		return err
 	}
 	defer conn.CloseWithError(0, "")
-	if got, err := transport.PeerHostID(conn.ConnectionState().TLS); err != nil || string(got) != name {
-		return fmt.Errorf("%s is not host %s", addr, name)
-	}
-	str, err := conn.OpenStreamSync(ctx)
-	if err != nil {
-		return fmt.Errorf("host %s: %v", name, err)
-	}
-	if _, err := str.Write(append([]byte{byte(len(r.j.id))}, r.j.id...)); err != nil {
-		return fmt.Errorf("host %s: %v", name, err)
-	}
 	k := [2]int{rank, int(to)}
 	r.mu.Lock()
 	base := r.base[k]
@@ -135,6 +117,43 @@ func (r *replicator) replicate(rank int, epoch uint64, to ckpt.HostID) error {
 	r.base[k] = max(r.base[k], epoch)
 	r.mu.Unlock()
 	return nil
+}
+
+// open dials host to and opens the stream of a replica of the job, its
+// header's first byte or'ed with flags; the caller closes conn.
+func (r *replicator) open(to ckpt.HostID, flags byte) (*quic.Conn, *quic.Stream, error) {
+	name := r.hosts[to]
+	addr := r.addrs[name]
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host %s at %s: %v", name, addr, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), replicaTimeout)
+	defer cancel()
+	tc := r.tls
+	if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+		tc = tc.Clone()
+		tc.ServerName = h
+	}
+	conn, err := r.d.tr.Dial(ctx, ua, tc, replicaQUIC())
+	if err != nil {
+		return nil, nil, fmt.Errorf("host %s: %v", name, err)
+	}
+	fail := func(err error) (*quic.Conn, *quic.Stream, error) {
+		conn.CloseWithError(0, "")
+		return nil, nil, err
+	}
+	if got, err := transport.PeerHostID(conn.ConnectionState().TLS); err != nil || string(got) != name {
+		return fail(fmt.Errorf("%s is not host %s", addr, name))
+	}
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("host %s: %v", name, err))
+	}
+	if _, err := str.Write(append([]byte{byte(len(r.j.id)) | flags}, r.j.id...)); err != nil {
+		return fail(fmt.Errorf("host %s: %v", name, err))
+	}
+	return conn, str, nil
 }
 
 // shareKeyJob is the Job of the checkpoint keys of a share's ranks, as

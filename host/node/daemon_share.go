@@ -87,6 +87,7 @@ func (d *Daemon) openShare(j *job, p prepareMsg, module []byte) (*driver.Share, 
 		}
 	}
 	share.PersistCommit = func(rec *ckpt.CommitRecord) error { return persistCommit(j, rec) }
+	share.Mover = d.mover(hosts, p.Mounts)
 	j.mu.Lock()
 	j.dir, j.store, j.share, j.hosts = dir, store, share, hosts
 	j.mu.Unlock()
@@ -112,6 +113,9 @@ func (d *Daemon) startShare(j *job, share *driver.Share, addrs map[string]string
 	}
 	rep := &replicator{d: d, j: j, hosts: j.hosts, addrs: addrs, tls: tc, base: map[[2]int]uint64{}}
 	share.Control, share.Replicate, share.Stop = ep, rep.replicate, stop
+	if share.Mover != nil {
+		share.Mover.Send = rep.sendMigration
+	}
 	return nil
 }
 

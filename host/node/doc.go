@@ -72,7 +72,11 @@
 // answer keep, saying in one line which host's output is missing when
 // one of the job's hosts is down or lost while followed. DETACH hands a whole job to a host (`submit --detach`):
 // it runs Submit itself and answers DETACHED with the job's ID once every
-// host has started it (detach.go).
+// host has started it (detach.go). MIGRATE asks the host that runs a
+// job's coordinator to move a rank, or drain or undrain a host, and is
+// answered by MIGRATED once it ended; a drained host refuses PREPARE; a
+// rank's state travels on a replica stream that HANDOVER opens
+// (daemon_migrate.go).
 //
 // A daemon keeps its Prometheus metrics (host/metrics) in a registry of
 // its own: Metrics serves them, Status reports what a STATUS would.

@@ -34,11 +34,15 @@ const (
 	msgHolds
 	msgPrinted
 	msgKept
-	msgLast = msgKept
+	msgMigrate  // migrate, drain or undrain (daemon_migrate.go)
+	msgMigrated // its answer
+	msgHandover // a rank's migration state follows (on a replica stream)
+	msgTaken    // the target takes it, or refuses why
+	msgLast     = msgTaken
 )
 
 func (t msgType) String() string {
-	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED", "LOGS", "LOGGED", "DETACH", "DETACHED", "HELD?", "HOLDS", "PRINTED", "KEPT"}
+	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED", "LOGS", "LOGGED", "DETACH", "DETACHED", "HELD?", "HOLDS", "PRINTED", "KEPT", "MIGRATE", "MIGRATED", "HANDOVER", "TAKEN"}
 	if t >= 1 && t <= msgLast {
 		return names[t-1]
 	}

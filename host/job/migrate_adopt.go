@@ -1,0 +1,118 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/transport"
+)
+
+// The target's side of a migration (migrate.go): the rank's state came
+// into the share's store under its migration key; Adopt restores it and
+// runs it here beside the ranks already running.
+
+// adopt starts rank here from the state received, its newest checkpoint
+// being epoch. A state that cannot be restored ends the job here: the
+// source has let the rank go. The caller holds r.mu.
+func (r *shareRun) adopt(rank int, epoch uint64) {
+	j := r.j
+	m, rc, cs, err := r.received(rank)
+	if err == nil {
+		err = j.ep.Restore([]transport.RankState{*cs})
+	}
+	if err != nil {
+		r.fail(fmt.Errorf("job: rank %d moved here but cannot run: %w", rank, err))
+		return
+	}
+	j.ended[rank], j.codes[rank] = rc.Ended, rc.Exit
+	r.asked[rank], r.taken[rank], r.persist[rank] = max(r.asked[rank], epoch), epoch, 0
+	r.filesRestart(rank, epoch)
+	if rc.Ended {
+		// Its program has ended: its exit was told from its source.
+		j.store.DeleteAfter(MigrationKey(rank), 0)
+		return
+	}
+	// Its files' journal starts at the epoch (no read-write mounts: no
+	// file moves with it).
+	os.Remove(r.journal(rank))
+	os.RemoveAll(r.journal(rank) + ".trash")
+	ctx, stop := context.WithCancel(r.migs.ctx)
+	r.migs.adopted[rank] = adoptedRank{ctx: ctx, stop: stop}
+	rc0 := r.migs.rc
+	rc0.Ranks, rc0.Stdin, rc0.Endpoint = []int{rank}, nil, j.ep
+	rc0.Prepare = func(rank int, w *host.Worker) error {
+		r.mu.Lock()
+		j.workers[rank] = w
+		if r.asked[rank] > r.taken[rank] {
+			w.RequestCheckpoint()
+		}
+		r.mu.Unlock()
+		if _, err := w.CheckpointFiles(epoch); err != nil {
+			return err
+		}
+		err := j.restoreState(rank, w, m, rc)
+		j.store.DeleteAfter(MigrationKey(rank), 0)
+		if err == nil {
+			j.logf("rank %d runs here: %v after it stopped at its source", rank, time.Since(m.Created).Round(time.Microsecond))
+		}
+		return err
+	}
+	r.migs.running.Add(1)
+	go r.runAdopted(ctx, stop, rank, rc0)
+}
+
+// received reads and checks the state of rank that came here.
+func (r *shareRun) received(rank int) (*ckpt.Manifest, *rankCheckpoint, *transport.RankState, error) {
+	j := r.j
+	m, err := j.store.Manifest(MigrationKey(rank), migEpoch)
+	if err == nil && m.Binding != j.bind {
+		err = fmt.Errorf("%w: its state was made by another build of the module", ckpt.ErrForeignModule)
+	}
+	if err == nil {
+		err = j.store.Verify(m)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rc, cs, err := decodeRankCheckpoint(m.Host, rank)
+	if err == nil && cs.Rank != uint32(rank) {
+		err = fmt.Errorf("its state holds the channels of rank %d", cs.Rank)
+	}
+	return m, rc, cs, err
+}
+
+// runAdopted runs an adopted rank until it ends, moves on, or a rollback
+// or the job's end stops it; an end of its own is told as the others'.
+func (r *shareRun) runAdopted(ctx context.Context, stop context.CancelFunc, rank int, rc host.RanksConfig) {
+	defer r.migs.running.Done()
+	defer stop()
+	res, err := host.RunRanks(ctx, rc)
+	r.mu.Lock()
+	if ar, ok := r.migs.adopted[rank]; ok && ar.ctx == ctx {
+		delete(r.migs.adopted, rank)
+	}
+	if err != nil && ctx.Err() == nil {
+		r.fail(fmt.Errorf("job: rank %d moved here but cannot run: %w", rank, err))
+	}
+	r.mu.Unlock()
+	if err != nil || ctx.Err() != nil {
+		return
+	}
+	if res = r.placedHere(res); len(res.Ranks) > 0 && r.s.Exited != nil {
+		r.s.Exited(res)
+	}
+}
+
+// stopAdopted stops the adopted ranks, as a rollback stops the others,
+// and forgets the ranks halted to leave (their runs stop too). The
+// caller holds r.mu.
+func (r *shareRun) stopAdopted() {
+	for _, ar := range r.migs.adopted {
+		ar.stop()
+	}
+	clear(r.migs.out)
+}

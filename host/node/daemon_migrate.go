@@ -1,0 +1,286 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/librahost/librahost/ckpt"
+	driver "github.com/librahost/librahost/host/job"
+	"github.com/librahost/librahost/host/replica"
+)
+
+// Migrations and drains (`librahost migrate`, `drain`, `undrain`): the
+// command asks the host that runs the job's coordinator (MIGRATE), which
+// answers once the move or the drain ended (MIGRATED). A rank's state
+// goes from its source to its target on a replica stream whose header's
+// first byte carries migrationFlag: HANDOVER (the rank, the source's
+// read-only inputs) first, which the target answers with TAKEN — or a
+// one-line refusal if its own inputs hash otherwise — then host/replica's
+// frames, into the job's store there under the rank's migration key.
+//
+// A drained host takes no new jobs (PREPARE is refused) until undrained;
+// each job's coordinator keeps it from taking ranks of that job.
+
+// migrationFlag marks a replica stream that carries a rank's migration
+// state (job IDs are at most 64 bytes).
+const migrationFlag = 0x80
+
+// migrateWait bounds how long a migration or drain asked for may take.
+const migrateWait = 30 * time.Minute
+
+// migrateMsg asks for a migration, a drain or an undrain of a job's host.
+type migrateMsg struct {
+	Job  string `json:"job"`
+	Op   string `json:"op"` // "migrate", "drain", "undrain"
+	Rank int    `json:"rank,omitempty"`
+	Host string `json:"host"` // migrate: the target; drain, undrain: the host
+}
+
+// migratedMsg is how it ended.
+type migratedMsg struct {
+	NotHere  string        `json:"not_here,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Downtime time.Duration `json:"downtime,omitempty"`
+	Total    time.Duration `json:"total,omitempty"`
+	Sent     int64         `json:"sent,omitempty"`
+	Size     int64         `json:"size,omitempty"`
+}
+
+// handoverMsg opens a migration stream.
+type handoverMsg struct {
+	Rank   int      `json:"rank"`
+	Inputs []string `json:"inputs"` // GUEST=HASH of each read-only mount at the source
+}
+
+type takenMsg struct {
+	Error string `json:"error,omitempty"`
+}
+
+// hostOp is a drain or undrain of the host itself: it takes no new jobs.
+const (
+	opMigrate   = "migrate"
+	opDrain     = "drain"
+	opUndrain   = "undrain"
+	opHold      = "hold"    // the host asked takes no new jobs
+	opRelease   = "release" // it takes them again
+	drainedHint = "librahost undrain"
+)
+
+// mover is what a job's share needs to move its ranks, or nil if they
+// cannot move: a read-write mount's files do not follow them yet.
+func (d *Daemon) mover(hosts []string, ms []mountMsg) *driver.Mover {
+	if slices.ContainsFunc(ms, func(m mountMsg) bool { return !m.ReadOnly }) {
+		return nil
+	}
+	return &driver.Mover{Hosts: hosts, Inputs: func() ([]string, error) { return inputHashes(ms) }}
+}
+
+// inputHashes hashes the read-only mounts here, as GUEST=HASH.
+func inputHashes(ms []mountMsg) ([]string, error) {
+	var out []string
+	for _, m := range ms {
+		if !m.ReadOnly {
+			continue
+		}
+		abs, err := filepath.Abs(m.Host)
+		if err != nil {
+			return nil, err
+		}
+		h, err := hashTree(abs)
+		if err != nil {
+			return nil, fmt.Errorf("--dir %s: %v", m, err)
+		}
+		out = append(out, m.Guest+"="+h)
+	}
+	return out, nil
+}
+
+// migrateJob answers MIGRATE: a drain or undrain of this host itself, or
+// a job's migration, drain or undrain if its coordinator runs here.
+func (d *Daemon) migrateJob(str io.Writer, peer string, body []byte) {
+	var m migrateMsg
+	if err := decodeJSON(msgMigrate, body, &m); err != nil {
+		d.refuseRequest(str, peer, err)
+		return
+	}
+	switch m.Op {
+	case opHold, opRelease:
+		d.drained.Store(m.Op == opHold)
+		d.logf("%s by %s: this host takes new jobs: %v", map[string]string{opHold: "drained", opRelease: "undrained"}[m.Op], peer, m.Op == opRelease)
+		writeJSON(str, msgMigrated, migratedMsg{})
+		return
+	}
+	j := d.findJob(m.Job)
+	var share *driver.Share
+	var hosts []string
+	if j != nil {
+		j.mu.Lock()
+		share, hosts = j.share, j.hosts
+		j.mu.Unlock()
+	}
+	h := slices.Index(hosts, m.Host)
+	switch {
+	case j == nil:
+		writeJSON(str, msgMigrated, migratedMsg{NotHere: fmt.Sprintf("no job %s on host %s", m.Job, d.cfg.Name)})
+		return
+	case share == nil:
+		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("job %s takes no checkpoints, so its ranks cannot move: submit it with --checkpoint-every", m.Job)})
+		return
+	case !share.IsCoordinator():
+		writeJSON(str, msgMigrated, migratedMsg{NotHere: fmt.Sprintf("host %s does not run the coordinator of job %s", d.cfg.Name, m.Job)})
+		return
+	case share.Mover == nil:
+		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("job %s has a read-write mount (--dir without :ro): its ranks cannot move, since their files do not follow them yet", m.Job)})
+		return
+	case h < 0:
+		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("host %s has no part in job %s (its hosts: %s)", m.Host, m.Job, strings.Join(hosts, ", "))})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), migrateWait)
+	defer cancel()
+	d.logf("job %s: %s %s asked for by %s", m.Job, m.Op, m.Host, peer)
+	var ans migratedMsg
+	var err error
+	switch m.Op {
+	case opMigrate:
+		var res driver.MigrateResult
+		res, err = share.Migrate(ctx, m.Rank, ckpt.HostID(h))
+		ans = migratedMsg{Downtime: res.Downtime, Total: res.Total, Sent: res.Sent, Size: res.Size}
+	case opDrain:
+		err = share.Drain(ctx, ckpt.HostID(h))
+	case opUndrain:
+		err = share.Undrain(ckpt.HostID(h))
+	default:
+		err = fmt.Errorf("unknown operation %q", m.Op)
+	}
+	if err != nil {
+		ans.Error = hostNames(err.Error(), hosts)
+	}
+	writeJSON(str, msgMigrated, ans)
+}
+
+// coreHost is how the protocol's cores name a host: h0, h1 …
+var coreHost = regexp.MustCompile(`\bh([0-9]+)\b`)
+
+// hostNames puts the hosts' names for the cores' h0, h1 … in a line.
+func hostNames(line string, hosts []string) string {
+	return coreHost.ReplaceAllStringFunc(line, func(s string) string {
+		if i, err := strconv.Atoi(s[1:]); err == nil && i < len(hosts) {
+			return hosts[i]
+		}
+		return s
+	})
+}
+
+// refuseDrained answers a PREPARE on a drained host; false if it is not.
+func (d *Daemon) refuseDrained(str io.Writer) bool {
+	if !d.drained.Load() {
+		return false
+	}
+	writeJSON(str, msgError, errorMsg{Error: fmt.Sprintf("host %s is drained: it takes no new jobs until `%s %s`", d.cfg.Name, drainedHint, d.cfg.Name)})
+	return true
+}
+
+// acceptMigration reads the HANDOVER of a migration stream from host
+// peer and answers it: the rank is taken if this host's read-only inputs
+// hash as the source's do. A state received before and never adopted is
+// dropped.
+func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, peer string) bool {
+	t, body, err := readMsg(str)
+	var h handoverMsg
+	if err == nil && t != msgHandover {
+		err = fmt.Errorf("%w: %s instead of HANDOVER", ErrProtocol, t)
+	}
+	if err == nil {
+		err = decodeJSON(t, body, &h)
+	}
+	if err != nil {
+		d.logf("job %s: migration from %s: %v", j.id, peer, err)
+		return false
+	}
+	j.mu.Lock()
+	share := j.share
+	j.mu.Unlock()
+	refuse := func(why string) bool {
+		d.logf("job %s: rank %d from %s refused: %s", j.id, h.Rank, peer, why)
+		writeJSON(str, msgTaken, takenMsg{Error: fmt.Sprintf("%s refused rank %d: %s", d.cfg.Name, h.Rank, why)})
+		return false
+	}
+	if share == nil || share.Mover == nil {
+		return refuse("the job cannot move ranks here")
+	}
+	if share.Draining(share.Host) {
+		return refuse("it is draining")
+	}
+	mine, err := share.Mover.Inputs()
+	if err != nil {
+		return refuse(err.Error())
+	}
+	if why := inputsDiffer(h.Inputs, mine, peer); why != "" {
+		return refuse(why)
+	}
+	store.DeleteAfter(driver.MigrationKey(h.Rank), 0)
+	d.logf("job %s: receiving rank %d from %s", j.id, h.Rank, peer)
+	if writeJSON(str, msgTaken, takenMsg{}) != nil {
+		return false
+	}
+	return ckpt.Failpoint("migrate:receive") == nil
+}
+
+// inputsDiffer says which read-only input differs between the source's
+// hashes and ours, or "".
+func inputsDiffer(theirs, mine []string, peer string) string {
+	for _, t := range theirs {
+		guest, _, _ := strings.Cut(t, "=")
+		i := slices.IndexFunc(mine, func(m string) bool { return strings.HasPrefix(m, guest+"=") })
+		switch {
+		case i < 0:
+			return fmt.Sprintf("it has no input %s", guest)
+		case mine[i] != t:
+			return fmt.Sprintf("its input %s differs from %s's (hash)", guest, peer)
+		}
+	}
+	return ""
+}
+
+// sendMigration sends the migration state k of epoch to host to, once it
+// took it, and returns the bytes of chunk values sent.
+func (r *replicator) sendMigration(k ckpt.Key, epoch uint64, to ckpt.HostID, inputs []string) (int64, error) {
+	conn, str, err := r.open(to, migrationFlag)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.CloseWithError(0, "")
+	if err := writeJSON(str, msgHandover, handoverMsg{Rank: int(k.Worker), Inputs: inputs}); err != nil {
+		return 0, fmt.Errorf("host %s: %v", r.hosts[to], err)
+	}
+	t, body, err := readMsg(str)
+	var tk takenMsg
+	if err == nil && t != msgTaken {
+		err = fmt.Errorf("%w: %s instead of TAKEN", ErrProtocol, t)
+	}
+	if err == nil {
+		err = decodeJSON(t, body, &tk)
+	}
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("host %s: %v", r.hosts[to], err)
+	case tk.Error != "":
+		return 0, fmt.Errorf("%s", tk.Error)
+	}
+	store := r.j.ckptStore()
+	if store == nil {
+		return 0, fmt.Errorf("the job's store is closed")
+	}
+	st, err := replica.Send(countedStream{str, r.d.metrics.Jobs()}, store, k, epoch, replica.Options{})
+	return st.Bytes, err
+}
