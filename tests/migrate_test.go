@@ -40,7 +40,7 @@ func TestMigrate(t *testing.T) {
 				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 			waitHostLog(t, hs[0], regexp.MustCompile(`epoch 1 committed`), sub.done)
 			id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
-			summary := regexp.MustCompile(`^rank 0 of job ` + id + ` moved to [abc]: downtime \S+, total \S+, sent \S+ \S+ of the guest's \S+ \S+\n$`)
+			summary := regexp.MustCompile(`^rank 0 of job ` + id + ` moved to [abc]: downtime \S+, total \S+, \d+ pre-copy rounds, sent \S+ \S+ of the guest's \S+ \S+\n$`)
 			for _, to := range []string{"b", "c", "a"} {
 				out, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", to, "--cluster", cluster, "--hosts", hosts)
 				if code != 0 || !summary.MatchString(out) {

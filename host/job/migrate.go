@@ -19,15 +19,20 @@ import (
 //   - on the coordinator's host, takes a command's Migrate, Drain or
 //     Undrain to the EpochCoordinator and answers it once the core says
 //     how it ended (Migrated, Drained);
-//   - on the source, pre-copies nothing yet (a Copy round is durable at
-//     once: stop-and-copy); at Halt it asks the rank for a capture and
-//     keeps it stopped there (onPause does not return); at Final it writes
-//     the rank's whole state — memory, globals, host state, inbox, and its
-//     share of the channel state (sender logs, receive positions) — under
-//     the rank's migration key in the share's store, and sends it to the
-//     target (Mover.Send, host/replica: only chunks the target lacks
-//     travel), which first checks that its read-only inputs hash as the
-//     source's do; on Drop the rank's worker ends here (host.ErrMoved), on
+//   - on the source, each pre-copy round (Copy) asks the rank for a
+//     capture, writes it under the rank's migration key in the share's
+//     store at the round's epoch, lets the rank run on at once and sends
+//     the capture to the target (Mover.Send, host/replica) with the
+//     previous round as its base: only the chunks written since, and
+//     those the target lacks, travel (the target first checks that its
+//     read-only inputs hash as the source's do). The round is durable
+//     with the bytes of the chunks that changed since the round before
+//     (what a steady writer dirties in a round). At Halt the rank stops
+//     at its next capture point and stays there (onPause does not
+//     return); at Final its whole state — memory, globals, host state,
+//     inbox, and its share of the channel state (sender logs, receive
+//     positions) — is written and sent the same way, as the round after
+//     the last; on Drop the rank's worker ends here (host.ErrMoved), on
 //     GoOn it runs on;
 //   - on every host, Move re-routes the Endpoint (transport's SetRoute:
 //     senders to the moved rank resend their logs to its new host);
@@ -46,10 +51,11 @@ type Mover struct {
 	Hosts []string
 	// Send copies the capture of k at epoch from the share's store to
 	// host to's store of the job, and returns once it is durable there,
-	// with the bytes of chunk values sent (those to lacked). The target
-	// refuses it, in one line, if its read-only inputs do not hash to
-	// inputs.
-	Send func(k ckpt.Key, epoch uint64, to ckpt.HostID, inputs []string) (int64, error)
+	// with the bytes of chunk values sent (those to lacked). Base is an
+	// epoch of k that to holds (0: none; then to drops what it holds of
+	// k first). The target refuses it, in one line, if its read-only
+	// inputs do not hash to inputs.
+	Send func(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error)
 	// Inputs returns the hashes of the job's read-only mounts on this
 	// host.
 	Inputs func() ([]string, error)
@@ -63,14 +69,25 @@ type MigrateResult struct {
 	Total    time.Duration // from the command to the route
 	Sent     int64         // bytes of chunk values sent to the target
 	Size     int64         // the guest's memory
+	Rounds   int           // pre-copy rounds durable at the target
+	// Stopped is when the rank stopped at its source (Share.Arrived).
+	Stopped time.Time
+}
+
+// MigrateProgress is how far the migration of a rank off this host has
+// come (Share.Progress).
+type MigrateProgress struct {
+	To        ckpt.HostID
+	Rounds    int     // pre-copy rounds durable at the target
+	Sent      int64   // bytes sent so far
+	Size      int64   // the guest's memory
+	DirtyRate float64 // bytes a second the rank wrote in the last round
 }
 
 // migKeyJob is the Job of the keys under which a rank's migration state
-// is written at its source and received at its target, at migEpoch.
-const (
-	migKeyJob = "migrate"
-	migEpoch  = 1
-)
+// is written at its source and received at its target: pre-copy round
+// k at epoch k, the last state at the epoch after the last round.
+const migKeyJob = "migrate"
 
 // MigrationKey is the store key of rank's migration state.
 func MigrationKey(rank int) ckpt.Key { return ckpt.Key{Job: migKeyJob, Worker: uint32(rank)} }
@@ -87,6 +104,14 @@ type shareMigs struct {
 	drains  map[ckpt.HostID][]chan error
 	asked   map[int]time.Time     // coordinator: when the command asked
 	moved   map[int]MigrateResult // coordinator: what MOVED said of rank's migration
+	// target: the ranks adopted, by the time they stopped at their
+	// source, and when each ran here (closed ran once it does).
+	arrived map[int64]*arrival
+}
+
+type arrival struct {
+	ran  chan struct{}
+	took time.Duration // stopped at the source until running here
 }
 
 type migAnswer struct {
@@ -94,12 +119,19 @@ type migAnswer struct {
 	err error
 }
 
-// outMig is a rank leaving this host, from its Halt.
+// outMig is a rank leaving this host, from its first Copy.
 type outMig struct {
 	to      ckpt.HostID
 	ctx     context.Context // the rank's run
 	final   chan struct{}   // closed by Final: send the state
 	end     chan error      // nil: go on here; host.ErrMoved: the rank left
+	round   int             // the newest pre-copy round asked for
+	copying bool            // its capture is to be taken
+	held    uint64          // the newest round durable at the target
+	rounds  int             // rounds durable at the target
+	last    time.Time       // when the newest round's capture was taken
+	rate    float64         // bytes a second written in the last round
+	halting bool            // Halt: the next capture is the last
 	paused  bool
 	stopped time.Time // when it stopped
 	sent    int64
@@ -116,6 +148,7 @@ func (m *shareMigs) init() {
 		m.out, m.adopted = map[int]*outMig{}, map[int]adoptedRank{}
 		m.waiters, m.drains = map[int]chan migAnswer{}, map[ckpt.HostID][]chan error{}
 		m.asked, m.moved = map[int]time.Time{}, map[int]MigrateResult{}
+		m.arrived = map[int64]*arrival{}
 	}
 }
 
@@ -244,7 +277,7 @@ func (r *shareRun) coordMigAction(a ckpt.Action) {
 		}
 		var err error
 		if a.Err != "" {
-			err = fmt.Errorf("%w: %s", ckpt.ErrMigrate, a.Err)
+			err = fmt.Errorf("job: rank %d did not move to h%d: %s", a.Rank, a.Host, a.Err)
 			r.j.logf("rank %d did not move to h%d: %s", a.Rank, a.Host, a.Err)
 		} else {
 			r.j.logf("rank %d moved to h%d: downtime %v, %s sent of %s", a.Rank, a.Host,
@@ -276,18 +309,20 @@ func (r *shareRun) movedStats(rank int) string {
 	if mg == nil {
 		return ""
 	}
-	return fmt.Sprintf("stopped=%d sent=%d size=%d", mg.stopped.UnixNano(), mg.sent, mg.size)
+	return fmt.Sprintf("stopped=%d sent=%d size=%d rounds=%d", mg.stopped.UnixNano(), mg.sent, mg.size, mg.rounds)
 }
 
 // noteMoved keeps what a MOVED says of its migration. The caller holds
 // r.mu.
 func (r *shareRun) noteMoved(m ckpt.Msg) {
 	var stopped, sent, size int64
-	if _, err := fmt.Sscanf(m.Err, "stopped=%d sent=%d size=%d", &stopped, &sent, &size); err != nil {
+	var rounds int
+	if _, err := fmt.Sscanf(m.Err, "stopped=%d sent=%d size=%d rounds=%d", &stopped, &sent, &size, &rounds); err != nil {
 		return
 	}
 	r.migs.init()
-	r.migs.moved[m.Rank] = MigrateResult{Downtime: time.Since(time.Unix(0, stopped)), Sent: sent, Size: size}
+	r.migs.moved[m.Rank] = MigrateResult{Downtime: time.Since(time.Unix(0, stopped)), Sent: sent, Size: size, Rounds: rounds,
+		Stopped: time.Unix(0, stopped)}
 }
 
 // migAction carries out a participant's migration action; false if a is
@@ -298,20 +333,23 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 	m.init()
 	switch a.Kind {
 	case ckpt.ActCopy:
-		// Stop-and-copy: nothing travels before the rank stops.
-		r.part.CopyDurable(a.Rank, a.Round, 0, time.Now())
+		mg := r.outMig(a.Rank)
+		mg.to, mg.round = a.Host, a.Round
+		if j.ended[a.Rank] {
+			r.part.CopyDurable(a.Rank, a.Round, 0, time.Now()) // nothing to copy before the end
+		} else if mg.copying = true; j.workers[a.Rank] != nil {
+			j.workers[a.Rank].RequestCheckpoint() // else its worker, being made, asks (adopt)
+		}
 	case ckpt.ActHalt:
-		mg := &outMig{ctx: r.rankCtx(a.Rank), final: make(chan struct{}), end: make(chan error, 1)}
-		m.out[a.Rank] = mg
+		mg := r.outMig(a.Rank)
+		mg.halting, mg.copying = true, false
 		switch w := j.workers[a.Rank]; {
 		case j.ended[a.Rank]:
 			// Its program has ended: only its channels and exit move.
 			mg.paused, mg.stopped = true, time.Now()
 			r.part.MigratePaused(a.Rank, time.Now())
-		case w == nil:
-			r.part.MigrateFailed(a.Rank, fmt.Sprintf("rank %d has no worker here", a.Rank))
-		default:
-			w.RequestCheckpoint()
+		case w != nil:
+			w.RequestCheckpoint() // else its worker, being made, asks (adopt)
 		}
 	case ckpt.ActFinal:
 		mg := m.out[a.Rank]
@@ -329,6 +367,7 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 		if mg := m.out[a.Rank]; mg != nil {
 			mg.end <- nil
 			delete(m.out, a.Rank)
+			go j.store.DeleteAfter(MigrationKey(a.Rank), 0)
 		}
 	case ckpt.ActCancel:
 		// The target drops a state it received but did not adopt when
@@ -344,6 +383,7 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 		mg.end <- host.ErrMoved
 		delete(m.out, a.Rank)
 		j.workers[a.Rank] = nil
+		go j.store.DeleteAfter(MigrationKey(a.Rank), 0)
 	case ckpt.ActAdopt:
 		r.adopt(a.Rank, a.Epoch)
 	case ckpt.ActMigrated, ckpt.ActDrained:
@@ -352,6 +392,75 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 		return false
 	}
 	return true
+}
+
+// outMig returns rank's migration off this host, made at its first
+// action. The caller holds r.mu.
+func (r *shareRun) outMig(rank int) *outMig {
+	mg := r.migs.out[rank]
+	if mg == nil {
+		mg = &outMig{ctx: r.rankCtx(rank), final: make(chan struct{}), end: make(chan error, 1)}
+		r.migs.out[rank] = mg
+	}
+	return mg
+}
+
+// Arrived waits until the rank that stopped at its source at stopped
+// runs here, and returns how long it was stopped (the clocks of its
+// source and of this host taken as one); false if ctx ends first.
+func (s *Share) Arrived(ctx context.Context, stopped time.Time) (time.Duration, bool) {
+	r := s.run.Load()
+	if r == nil {
+		return 0, false
+	}
+	r.mu.Lock()
+	a := r.arrival(stopped.UnixNano())
+	r.mu.Unlock()
+	select {
+	case <-a.ran:
+		return a.took, true
+	case <-ctx.Done():
+		return 0, false
+	}
+}
+
+// arrival returns the arrival of the rank stopped at stopped (unix ns).
+// The caller holds r.mu.
+func (r *shareRun) arrival(stopped int64) *arrival {
+	r.migs.init()
+	a := r.migs.arrived[stopped]
+	if a == nil {
+		a = &arrival{ran: make(chan struct{})}
+		r.migs.arrived[stopped] = a
+	}
+	return a
+}
+
+// Progress returns how far the migration of rank off this host has
+// come; false if none is under way here.
+func (s *Share) Progress(rank int) (MigrateProgress, bool) {
+	r := s.run.Load()
+	if r == nil {
+		return MigrateProgress{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mg := r.migs.out[rank]
+	if mg == nil {
+		return MigrateProgress{}, false
+	}
+	return MigrateProgress{To: mg.to, Rounds: mg.rounds, Sent: mg.sent, Size: mg.size, DirtyRate: mg.rate}, true
+}
+
+// Runs reports whether rank runs on this host.
+func (s *Share) Runs(rank int) bool {
+	r := s.run.Load()
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.part.Ranks(), rank)
 }
 
 // rankCtx is the context rank runs under here. The caller holds r.mu.

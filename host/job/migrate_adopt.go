@@ -47,7 +47,7 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 	rc0.Prepare = func(rank int, w *host.Worker) error {
 		r.mu.Lock()
 		j.workers[rank] = w
-		if r.asked[rank] > r.taken[rank] {
+		if r.asked[rank] > r.taken[rank] || r.migs.out[rank] != nil { // a checkpoint or a move on
 			w.RequestCheckpoint()
 		}
 		r.mu.Unlock()
@@ -56,8 +56,14 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 		}
 		err := j.restoreState(rank, w, m, rc)
 		j.store.DeleteAfter(MigrationKey(rank), 0)
-		if err == nil {
-			j.logf("rank %d runs here: %v after it stopped at its source", rank, time.Since(m.Created).Round(time.Microsecond))
+		if err == nil && rc.Stopped != 0 {
+			took := time.Since(time.Unix(0, rc.Stopped))
+			j.logf("rank %d runs here: %v after it stopped at its source", rank, took.Round(time.Microsecond))
+			r.mu.Lock()
+			a := r.arrival(rc.Stopped)
+			a.took = took
+			close(a.ran)
+			r.mu.Unlock()
 		}
 		return err
 	}
@@ -68,13 +74,9 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 // received reads and checks the state of rank that came here.
 func (r *shareRun) received(rank int) (*ckpt.Manifest, *rankCheckpoint, *transport.RankState, error) {
 	j := r.j
-	m, err := j.store.Manifest(MigrationKey(rank), migEpoch)
-	if err == nil && m.Binding != j.bind {
-		err = fmt.Errorf("%w: its state was made by another build of the module", ckpt.ErrForeignModule)
-	}
-	if err == nil {
-		err = j.store.Verify(m)
-	}
+	// The newest epoch of its key is its last state (the rounds before
+	// are its pre-copies).
+	m, _, err := j.store.Latest(MigrationKey(rank), j.bind)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -4,23 +4,44 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
 	"github.com/librahost/librahost/transport"
 )
 
-// The source's side of a migration (migrate.go): the rank halted at a
-// capture point, its state written and sent while it stays stopped.
+// The source's side of a migration (migrate.go): pre-copy rounds while
+// the rank runs, then the rank halted at a capture point, its last state
+// written and sent while it stays stopped.
 
-// migPause takes a capture of rank that its Halt asked for: the rank
-// stays stopped here until its state is at the target and the core says
-// Drop (host.ErrMoved: the worker ends) or GoOn (nil: it runs on). It
-// reports false if rank is not halting.
+// migPause takes a capture of rank that its migration asked for: a
+// pre-copy round's (the rank runs on at once), or the last, after which
+// the rank stays stopped here until the core says Drop (host.ErrMoved:
+// the worker ends) or GoOn (nil: it runs on). It reports false if the
+// capture is not the migration's.
 func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 	r.mu.Lock()
 	mg := r.migs.out[rank]
-	if mg == nil || mg.paused {
+	switch {
+	case mg == nil || mg.paused:
 		r.mu.Unlock()
 		return false, nil
+	case !mg.halting && !mg.copying:
+		r.mu.Unlock()
+		return false, nil
+	case !mg.halting && r.asked[rank] > r.taken[rank]:
+		// A checkpoint is due at this pause: the round takes the next.
+		if w := r.j.workers[rank]; w != nil {
+			w.RequestCheckpoint()
+		}
+		r.mu.Unlock()
+		return false, nil
+	case !mg.halting:
+		mg.copying = false
+		round, base, to := mg.round, mg.held, mg.to
+		mg.size = int64(len(c.Memory))
+		r.mu.Unlock()
+		r.precopy(rank, mg, c, round, base, to)
+		return true, nil
 	}
 	mg.paused, mg.stopped, mg.size = true, c.Paused, int64(len(c.Memory))
 	r.part.MigratePaused(rank, time.Now())
@@ -35,17 +56,18 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 	}
 	r.mu.Lock()
 	w := r.j.workers[rank]
+	epoch, base := uint64(mg.round+1), mg.held
 	r.mu.Unlock()
 	if w == nil {
 		r.stateSent(rank, mg, 0, fmt.Errorf("rank %d has no worker here", rank))
 	} else {
 		changes, held := w.Inbox()
-		rc := &rankCheckpoint{Worker: c.Host, Changes: changes, Held: held}
+		rc := &rankCheckpoint{Worker: c.Host, Changes: changes, Held: held, Stopped: mg.stopped.UnixNano()}
 		// The target may die or go silent: the rank goes on here once the
 		// core says so (GoOn), whether or not the send has returned.
 		done := make(chan struct{})
 		go func() {
-			n, err := r.sendState(rank, mg, rc, c)
+			n, err := r.sendState(rank, mg, rc, c, epoch, base)
 			r.stateSent(rank, mg, n, err)
 			close(done)
 		}()
@@ -65,22 +87,83 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 	}
 }
 
+// precopy writes pre-copy round's capture c of the running rank under
+// its migration key and sends it to host to in the background, base
+// being the newest round to holds; the core is told once it is durable
+// there, with the bytes of the chunks that changed since the round
+// before.
+func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, base uint64, to ckpt.HostID) {
+	j := r.j
+	k := MigrationKey(rank)
+	if round == 1 {
+		j.store.DeleteAfter(k, 0)
+	}
+	rc := rankCheckpoint{Version: rankStateVersion, Run: j.runTag}
+	p, err := j.writeKey(k, uint64(round), &rc, c, nil, c.Globals, c.Asyncify)
+	taken := time.Now()
+	go func() {
+		if err == nil {
+			<-p.Done()
+			err = p.Err()
+		}
+		var n, dirty int64
+		if err == nil {
+			dirty = int64(p.Stats().Changed) * migChunk
+			n, err = r.sendTo(k, uint64(round), base, to)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err != nil {
+			j.logf("rank %d: pre-copy round %d to h%d: %v", rank, round, to, err)
+			r.part.MigrateFailed(rank, err.Error())
+			r.pump()
+			return
+		}
+		mg.sent += n
+		mg.rounds++
+		mg.held = max(mg.held, uint64(round))
+		if !mg.last.IsZero() {
+			mg.rate = float64(dirty) / taken.Sub(mg.last).Seconds()
+		}
+		mg.last = taken
+		j.logf("rank %d: pre-copy round %d to h%d: %s sent, %s changed since the round before",
+			rank, round, to, host.FormatBytes(uint64(n)), host.FormatBytes(uint64(dirty)))
+		r.part.CopyDurable(rank, round, dirty, time.Now())
+		r.pump()
+	}()
+}
+
+// migChunk is the chunk size of a share's store (ckpt's default), by
+// which a round's changed chunks count its dirty bytes.
+const migChunk = 64 << 10
+
+// sendTo sends k's capture of epoch to host to, with the source's
+// read-only inputs for it to check.
+func (r *shareRun) sendTo(k ckpt.Key, epoch, base uint64, to ckpt.HostID) (int64, error) {
+	inputs, err := r.s.Mover.Inputs()
+	if err != nil {
+		return 0, fmt.Errorf("the read-only inputs here cannot be read: %v", err)
+	}
+	return r.s.Mover.Send(k, epoch, base, to, inputs)
+}
+
 // sendEnded sends the state of a rank whose program has ended: its
 // channels and exit code.
 func (r *shareRun) sendEnded(rank int, mg *outMig) {
 	r.mu.Lock()
 	code := r.j.codes[rank]
+	epoch, base := uint64(mg.round+1), mg.held
 	r.mu.Unlock()
-	sent, err := r.sendState(rank, mg, &rankCheckpoint{Ended: true, Exit: code}, nil)
+	sent, err := r.sendState(rank, mg, &rankCheckpoint{Ended: true, Exit: code}, nil, epoch, base)
 	r.stateSent(rank, mg, sent, err)
 }
 
-// stateSent tells the participant that rank's last state is at its target, or
-// why not.
+// stateSent tells the participant that rank's last state is at its
+// target, or why not.
 func (r *shareRun) stateSent(rank int, mg *outMig, n int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	mg.sent = n
+	mg.sent += n
 	if err != nil {
 		r.j.logf("rank %d: its state did not reach h%d: %v", rank, mg.to, err)
 		r.part.MigrateFailed(rank, err.Error())
@@ -92,9 +175,9 @@ func (r *shareRun) stateSent(rank int, mg *outMig, n int64, err error) {
 
 // sendState writes the stopped rank's whole state — rc with its channel
 // state, and its capture c (nil for a rank that has ended) — under its
-// migration key here and sends it to the target; it returns the bytes
-// sent.
-func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.Capture) (int64, error) {
+// migration key here at epoch and sends it to the target, which holds
+// the key's epoch base; it returns the bytes sent.
+func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.Capture, epoch, base uint64) (int64, error) {
 	j := r.j
 	cs, err := j.ep.Snapshot([]uint32{uint32(rank)})
 	if err != nil || len(cs) != 1 {
@@ -102,14 +185,15 @@ func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.C
 	}
 	rc.Version, rc.Comm, rc.Run = rankStateVersion, transport.AppendRankState(nil, &cs[0]), j.runTag
 	k := MigrationKey(rank)
-	j.store.DeleteAfter(k, 0)
-	defer j.store.DeleteAfter(k, 0)
+	if base == 0 {
+		j.store.DeleteAfter(k, 0)
+	}
 	var globals []uint64
 	var async []byte
 	if c != nil {
 		globals, async = c.Globals, c.Asyncify
 	}
-	p, err := j.writeKey(k, migEpoch, rc, c, nil, globals, async)
+	p, err := j.writeKey(k, epoch, rc, c, nil, globals, async)
 	if err == nil {
 		<-p.Done()
 		err = p.Err()
@@ -117,9 +201,5 @@ func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.C
 	if err != nil {
 		return 0, fmt.Errorf("rank %d's state could not be written here: %v", rank, err)
 	}
-	inputs, err := r.s.Mover.Inputs()
-	if err != nil {
-		return 0, fmt.Errorf("the read-only inputs here cannot be read: %v", err)
-	}
-	return r.s.Mover.Send(k, migEpoch, mg.to, inputs)
+	return r.sendTo(k, epoch, base, mg.to)
 }

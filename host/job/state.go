@@ -39,6 +39,9 @@ type rankCheckpoint struct {
 	// checkpoint whose files its file delta goes on from (0: the files
 	// as the job started): a host the rank moves to redoes the chain.
 	FilesBase uint64 `json:"files_base,omitempty"`
+	// Stopped is, in a migrating rank's last state, when it stopped at
+	// its source (unix ns): its target says how long it was stopped.
+	Stopped int64 `json:"stopped,omitempty"`
 }
 
 // decodeRankCheckpoint reads rank's job state from a checkpoint's host

@@ -43,22 +43,28 @@ type migrateMsg struct {
 	Op   string `json:"op"` // "migrate", "drain", "undrain"
 	Rank int    `json:"rank,omitempty"`
 	Host string `json:"host"` // migrate: the target; drain, undrain: the host
+	// Stopped (arrived): when the rank stopped at its source, unix ns.
+	Stopped int64 `json:"stopped,omitempty"`
 }
 
-// migratedMsg is how it ended.
+// migratedMsg is how it ended, or (Watching) how far it has come.
 type migratedMsg struct {
-	NotHere  string        `json:"not_here,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Downtime time.Duration `json:"downtime,omitempty"`
-	Total    time.Duration `json:"total,omitempty"`
-	Sent     int64         `json:"sent,omitempty"`
-	Size     int64         `json:"size,omitempty"`
+	Watching  bool          `json:"watching,omitempty"`
+	Rounds    int           `json:"rounds,omitempty"`
+	DirtyRate float64       `json:"dirty_rate,omitempty"`
+	NotHere   string        `json:"not_here,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	Downtime  time.Duration `json:"downtime,omitempty"`
+	Total     time.Duration `json:"total,omitempty"`
+	Sent      int64         `json:"sent,omitempty"`
+	Size      int64         `json:"size,omitempty"`
 }
 
 // handoverMsg opens a migration stream.
 type handoverMsg struct {
 	Rank   int      `json:"rank"`
-	Inputs []string `json:"inputs"` // GUEST=HASH of each read-only mount at the source
+	Base   uint64   `json:"base,omitempty"` // an epoch of the rank's migration key the target holds; 0: a new migration
+	Inputs []string `json:"inputs"`         // GUEST=HASH of each read-only mount at the source
 }
 
 type takenMsg struct {
@@ -70,6 +76,8 @@ const (
 	opMigrate   = "migrate"
 	opDrain     = "drain"
 	opUndrain   = "undrain"
+	opWatch     = "watch"   // the source of a rank's migration says how far it came
+	opArrived   = "arrived" // its target says how long it was stopped, once it runs there
 	opHold      = "hold"    // the host asked takes no new jobs
 	opRelease   = "release" // it takes them again
 	drainedHint = "librahost undrain"
@@ -119,12 +127,19 @@ func (d *Daemon) migrateJob(str io.Writer, peer string, body []byte) {
 		writeJSON(str, msgMigrated, migratedMsg{})
 		return
 	}
-	j := d.findJob(m.Job)
-	var share *driver.Share
+	switch m.Op {
+	case opWatch:
+		d.watchMigration(str, m)
+		return
+	case opArrived:
+		d.arrived(str, m)
+		return
+	}
+	j, share := d.findShare(m.Job)
 	var hosts []string
 	if j != nil {
 		j.mu.Lock()
-		share, hosts = j.share, j.hosts
+		hosts = j.hosts
 		j.mu.Unlock()
 	}
 	h := slices.Index(hosts, m.Host)
@@ -147,6 +162,7 @@ func (d *Daemon) migrateJob(str io.Writer, peer string, body []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), migrateWait)
 	defer cancel()
+	begun := time.Now()
 	d.logf("job %s: %s %s asked for by %s", m.Job, m.Op, m.Host, peer)
 	var ans migratedMsg
 	var err error
@@ -154,7 +170,13 @@ func (d *Daemon) migrateJob(str io.Writer, peer string, body []byte) {
 	case opMigrate:
 		var res driver.MigrateResult
 		res, err = share.Migrate(ctx, m.Rank, ckpt.HostID(h))
-		ans = migratedMsg{Downtime: res.Downtime, Total: res.Total, Sent: res.Sent, Size: res.Size}
+		ans = migratedMsg{Downtime: res.Downtime, Total: res.Total, Sent: res.Sent, Size: res.Size, Rounds: res.Rounds}
+		if err == nil && !res.Stopped.IsZero() {
+			// The rank is routed to its target: it says when it ran.
+			if took, ok := d.askArrived(j, m.Job, hosts[h], res.Stopped); ok {
+				ans.Downtime, ans.Total = took, time.Since(begun)
+			}
+		}
 	case opDrain:
 		err = share.Drain(ctx, ckpt.HostID(h))
 	case opUndrain:
@@ -179,6 +201,90 @@ func hostNames(line string, hosts []string) string {
 		}
 		return s
 	})
+}
+
+// findShare returns job id here and its share, nil if it has none.
+func (d *Daemon) findShare(id string) (*job, *driver.Share) {
+	j := d.findJob(id)
+	if j == nil {
+		return nil, nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j, j.share
+}
+
+// watchPeriod is how often a watched migration's progress is sent.
+const watchPeriod = 200 * time.Millisecond
+
+// watchMigration answers a watch of rank's migration: NotHere if the
+// rank does not run here, else its progress every watchPeriod while it
+// runs here, until its migration ends here or the watcher goes away.
+func (d *Daemon) watchMigration(str io.Writer, m migrateMsg) {
+	_, share := d.findShare(m.Job)
+	if share == nil || !share.Runs(m.Rank) {
+		writeJSON(str, msgMigrated, migratedMsg{NotHere: fmt.Sprintf("rank %d of job %s does not run on host %s", m.Rank, m.Job, d.cfg.Name)})
+		return
+	}
+	t := time.NewTicker(watchPeriod)
+	defer t.Stop()
+	seen := false
+	for range t.C {
+		p, ok := share.Progress(m.Rank)
+		if !ok && (seen || !share.Runs(m.Rank)) {
+			writeJSON(str, msgMigrated, migratedMsg{})
+			return
+		}
+		seen = seen || ok
+		if writeJSON(str, msgMigrated, migratedMsg{Watching: true, Rounds: p.Rounds, Sent: p.Sent, Size: p.Size, DirtyRate: p.DirtyRate}) != nil {
+			return
+		}
+	}
+}
+
+// arrivedWait bounds the wait for a moved rank to run on its target.
+const arrivedWait = time.Minute
+
+// arrived answers how long the rank that stopped at m.Stopped was
+// stopped, once it runs here.
+func (d *Daemon) arrived(str io.Writer, m migrateMsg) {
+	_, share := d.findShare(m.Job)
+	if share == nil {
+		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("no checkpointed job %s on host %s", m.Job, d.cfg.Name)})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), arrivedWait)
+	defer cancel()
+	took, ok := share.Arrived(ctx, time.Unix(0, m.Stopped))
+	if !ok {
+		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("the rank did not run on host %s within %v", d.cfg.Name, arrivedWait)})
+		return
+	}
+	writeJSON(str, msgMigrated, migratedMsg{Downtime: took})
+}
+
+// askArrived asks the target host of job j's migration how long the rank
+// that stopped at stopped was stopped, once it runs there.
+func (d *Daemon) askArrived(j *job, id, target string, stopped time.Time) (time.Duration, bool) {
+	if target == d.cfg.Name {
+		ctx, cancel := context.WithTimeout(context.Background(), arrivedWait)
+		defer cancel()
+		j.mu.Lock()
+		share := j.share
+		j.mu.Unlock()
+		return share.Arrived(ctx, stopped)
+	}
+	j.mu.Lock()
+	addr := j.peers[target]
+	j.mu.Unlock()
+	var a migratedMsg
+	err := request(context.Background(), addr, 10*time.Second, d.ctl, arrivedWait, msgMigrate,
+		migrateMsg{Job: id, Op: opArrived, Stopped: stopped.UnixNano()}, msgMigrated, &a)
+	if err != nil || a.Error != "" {
+		d.logf("job %s: the downtime at %s is not known: %v%s", id, target, err, a.Error)
+		return 0, false
+	}
+	return a.Downtime, true
 }
 
 // refuseDrained answers a PREPARE on a drained host; false if it is not.
@@ -228,7 +334,9 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	if why := inputsDiffer(h.Inputs, mine, peer); why != "" {
 		return refuse(why)
 	}
-	store.DeleteAfter(driver.MigrationKey(h.Rank), 0)
+	if h.Base == 0 {
+		store.DeleteAfter(driver.MigrationKey(h.Rank), 0) // of a migration that did not end here
+	}
 	d.logf("job %s: receiving rank %d from %s", j.id, h.Rank, peer)
 	if writeJSON(str, msgTaken, takenMsg{}) != nil {
 		return false
@@ -254,13 +362,13 @@ func inputsDiffer(theirs, mine []string, peer string) string {
 
 // sendMigration sends the migration state k of epoch to host to, once it
 // took it, and returns the bytes of chunk values sent.
-func (r *replicator) sendMigration(k ckpt.Key, epoch uint64, to ckpt.HostID, inputs []string) (int64, error) {
+func (r *replicator) sendMigration(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error) {
 	conn, str, err := r.open(to, migrationFlag)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.CloseWithError(0, "")
-	if err := writeJSON(str, msgHandover, handoverMsg{Rank: int(k.Worker), Inputs: inputs}); err != nil {
+	if err := writeJSON(str, msgHandover, handoverMsg{Rank: int(k.Worker), Base: base, Inputs: inputs}); err != nil {
 		return 0, fmt.Errorf("host %s: %v", r.hosts[to], err)
 	}
 	t, body, err := readMsg(str)
@@ -281,6 +389,6 @@ func (r *replicator) sendMigration(k ckpt.Key, epoch uint64, to ckpt.HostID, inp
 	if store == nil {
 		return 0, fmt.Errorf("the job's store is closed")
 	}
-	st, err := replica.Send(countedStream{str, r.d.metrics.Jobs()}, store, k, epoch, replica.Options{})
+	st, err := replica.Send(countedStream{str, r.d.metrics.Jobs()}, store, k, epoch, replica.Options{Base: base})
 	return st.Bytes, err
 }

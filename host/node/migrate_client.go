@@ -15,7 +15,40 @@ import (
 // move rank to the host named to, and returns how it went once it ended.
 func MigrateJob(ctx context.Context, c Client, addrs []string, id string, rank int, to string) (driver.MigrateResult, error) {
 	a, err := askCoordinator(ctx, c, addrs, migrateMsg{Job: id, Op: opMigrate, Rank: rank, Host: to})
-	return driver.MigrateResult{Downtime: a.Downtime, Total: a.Total, Sent: a.Sent, Size: a.Size}, err
+	return driver.MigrateResult{Downtime: a.Downtime, Total: a.Total, Sent: a.Sent, Size: a.Size, Rounds: a.Rounds}, err
+}
+
+// WatchMigration calls f with the progress of rank's migration as the
+// host of addrs it leaves says it, until the migration ends there or ctx
+// ends.
+func WatchMigration(ctx context.Context, c Client, addrs []string, id string, rank int, f func(driver.MigrateProgress)) {
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return
+	}
+	for _, addr := range addrs {
+		go func() {
+			h, err := dialHost(ctx, addr, tc, c.dialTimeout())
+			if err != nil {
+				return
+			}
+			defer h.conn.CloseWithError(0, "")
+			str, err := h.conn.OpenStreamSync(ctx)
+			if err != nil || writeJSON(str, msgMigrate, migrateMsg{Job: id, Op: opWatch, Rank: rank}) != nil {
+				return
+			}
+			str.Close()
+			context.AfterFunc(ctx, func() { str.CancelRead(1) })
+			for {
+				t, b, err := readMsg(str)
+				var a migratedMsg
+				if err != nil || t != msgMigrated || decodeJSON(t, b, &a) != nil || !a.Watching {
+					return
+				}
+				f(driver.MigrateProgress{Rounds: a.Rounds, Sent: a.Sent, Size: a.Size, DirtyRate: a.DirtyRate})
+			}
+		}()
+	}
 }
 
 // DrainJob moves every rank of job id off the host named h and keeps
