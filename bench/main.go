@@ -5,8 +5,10 @@
 //
 //	go run ./bench [-runs 3] [-quick] [-only guests,jobs,cow,randwrite,lazy,dashboard,multihost] [-sizes 256,1024,3840] [-rounds 40] [-ckpts 10]
 //	               [-windows 6] [-window 10s] [-rate 1000] [-workers 4,8,16] [-pause-steps 600] [-heat-steps 2500]
+//	               [-migrate-mib 256] [-migrations 10] [-migrate-rates 1,10,40]
 //
-// multihost stands for mhpause, mhheat and mhcommit (multihost.go).
+// multihost stands for mhpause, mhheat and mhcommit (multihost.go);
+// migrate is live migration (migrate.go).
 package main
 
 import (
@@ -30,7 +32,7 @@ func main() {
 	lazy.Main() // the filler of a lazy restore, should one run in-process
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
-	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, lazy (restores by memory size), dashboard, mhpause, mhheat, mhcommit (multihost: the three)")
+	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, lazy (restores by memory size), dashboard, mhpause, mhheat, mhcommit (multihost: the three), migrate")
 	sizes := flag.String("sizes", "256,1024,3840", "randwrite, cow and lazy: the guest's memory sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
 	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
 	ckpts := flag.Int("ckpts", 10, "cow: checkpoints of each run, after the full one")
@@ -46,6 +48,10 @@ func main() {
 	flag.IntVar(&mh.commitMiB, "commit-mib", 64, "mhcommit: each worker's memory in MiB")
 	flag.DurationVar(&mh.commitFor, "commit-for", 40*time.Second, "mhcommit: how long each run rewrites its memory")
 	flag.DurationVar(&mh.failTimeout, "failure-timeout", 30*time.Second, "multihost: submit's --failure-timeout for checkpointed jobs (a loaded machine can stall a host for longer than the default 2s)")
+	var mig migrateConfig
+	flag.IntVar(&mig.mib, "migrate-mib", 256, "migrate: each worker's memory in MiB")
+	flag.IntVar(&mig.migrations, "migrations", 10, "migrate: moves of each job")
+	migRates := flag.String("migrate-rates", "1,10,40", "migrate: percent of its memory each worker rewrites a second, separated by commas")
 	load := flag.String("load", "", "(internal) run the dashboard's load generator against this `URL`")
 	loadFor := flag.Duration("load-for", 0, "(internal) how long the load generator runs")
 	flag.Parse()
@@ -65,7 +71,15 @@ func main() {
 		}
 		mh.workers = append(mh.workers, n)
 	}
-	if err := run(*runs, *quick, *only, *sizes, *rounds, *ckpts, dash, mh); err != nil {
+	for _, f := range strings.Split(*migRates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 100 {
+			fmt.Fprintf(os.Stderr, "bench: -migrate-rates %q: give percents, 1 to 100, separated by commas\n", *migRates)
+			os.Exit(2)
+		}
+		mig.rates = append(mig.rates, n)
+	}
+	if err := run(*runs, *quick, *only, *sizes, *rounds, *ckpts, dash, mh, mig); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -78,14 +92,14 @@ type guest struct {
 	args  []string
 }
 
-func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash dashboardConfig, mh mhConfig) error {
+func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash dashboardConfig, mh mhConfig, mig migrateConfig) error {
 	sections := map[string]bool{}
 	for _, o := range strings.Split(only, ",") {
 		if o = strings.TrimSpace(o); o == "" {
 			continue
 		}
-		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "lazy", "dashboard", "multihost", "mhpause", "mhheat", "mhcommit"}, o) {
-			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite, lazy, dashboard, multihost, mhpause, mhheat or mhcommit, separated by commas", only)
+		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "lazy", "dashboard", "multihost", "mhpause", "mhheat", "mhcommit", "migrate"}, o) {
+			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite, lazy, dashboard, multihost, mhpause, mhheat, mhcommit or migrate, separated by commas", only)
 		}
 		if o == "multihost" {
 			sections["mhpause"], sections["mhheat"], sections["mhcommit"] = true, true, true
@@ -162,6 +176,17 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 			mh.pauseSteps, mh.heatSteps, mh.commitFor = min(mh.pauseSteps, 200), min(mh.heatSteps, 400), min(mh.commitFor, 10*time.Second)
 		}
 		if err := benchMultiHost(lh, dir, root, runs, want, mh); err != nil {
+			return err
+		}
+	}
+	if want("migrate") {
+		if mig.mib < 1 || mig.migrations < 1 {
+			return fmt.Errorf("-migrate-mib and -migrations must be positive")
+		}
+		if quick {
+			mig.mib, mig.migrations = min(mig.mib, 32), min(mig.migrations, 2)
+		}
+		if err := benchMigrate(lh, dir, root, runs, mig); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -83,6 +84,11 @@ type MigrateProgress struct {
 	Size      int64   // the guest's memory
 	DirtyRate float64 // bytes a second the rank wrote in the last round
 }
+
+// precopyOff (LIBRAHOST_PRECOPY=off on the source host) moves ranks by
+// stop-and-copy: a pre-copy round is durable at once, with nothing sent,
+// and the rank stops for all of its state (bench/migrate.go compares).
+var precopyOff = os.Getenv("LIBRAHOST_PRECOPY") == "off"
 
 // migKeyJob is the Job of the keys under which a rank's migration state
 // is written at its source and received at its target: pre-copy round
@@ -335,8 +341,8 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 	case ckpt.ActCopy:
 		mg := r.outMig(a.Rank)
 		mg.to, mg.round = a.Host, a.Round
-		if j.ended[a.Rank] {
-			r.part.CopyDurable(a.Rank, a.Round, 0, time.Now()) // nothing to copy before the end
+		if j.ended[a.Rank] || precopyOff {
+			r.part.CopyDurable(a.Rank, a.Round, 0, time.Now()) // nothing to copy before the stop
 		} else if mg.copying = true; j.workers[a.Rank] != nil {
 			j.workers[a.Rank].RequestCheckpoint() // else its worker, being made, asks (adopt)
 		}
