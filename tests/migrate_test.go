@@ -140,3 +140,56 @@ func logsOnFailure(t *testing.T, hs []*hostProc) {
 		}
 	})
 }
+
+// A target whose read-only input differs from the source's (checked by
+// hash) refuses the rank in one line and the rank goes on at its source;
+// a move to a host with the same input then succeeds, and the output is
+// the failure-free run's. Each host resolves the mount `in` in a working
+// directory of its own, the same at submit time; c's copy changes after.
+func TestMigrateRefused(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	open, release := holdJob(t)
+	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
+	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+		t.Fatal(stderr)
+	}
+	var hs []*hostProc
+	var dirs []string
+	for _, n := range []string{"a", "b", "c"} {
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, "in"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "in", "data"), []byte("same\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+		hs = append(hs, startHostProcIn(t, dir, cluster, nil, nil, n, filepath.Join(dir, "data")))
+	}
+	logsOnFailure(t, hs)
+	hosts := hostList(hs)
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6", "--checkpoint-every", "100ms",
+		"--replicas", "1", "--dir", "in:/in:ro", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	waitHostLog(t, hs[0], regexp.MustCompile(`epoch 1 committed`), sub.done)
+	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	if err := os.WriteFile(filepath.Join(dirs[2], "in", "data"), []byte("other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", "c", "--cluster", cluster, "--hosts", hosts)
+	if code != 1 || strings.Count(stderr, "\n") != 1 ||
+		!strings.Contains(stderr, "c refused rank 0: its input /in differs from a's (hash): rank 0 goes on at a") {
+		t.Fatalf("migrate to a host whose input differs: exit %d: %q", code, stderr)
+	}
+	out, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", "b", "--cluster", cluster, "--hosts", hosts)
+	if code != 0 || !strings.HasPrefix(out, "rank 0 of job "+id+" moved to b: ") {
+		t.Fatalf("migrate to b: exit %d: %q\n%s", code, out, stderr)
+	}
+	release.open(t)
+	<-sub.done
+	if sub.err != nil {
+		t.Fatalf("submit: %v\n%s", sub.err, sub.errb.Bytes())
+	}
+	compareOutput(t, sub.out.Bytes(), want)
+}
