@@ -10,7 +10,8 @@ import (
 
 // A rank of a heat job over three host processes moves between hosts
 // three times while the job runs (a → b → c → a), then host c is
-// drained (its ranks move to a and b, and it takes no new ranks); the
+// drained (its ranks move to a and b, and it takes no new ranks or jobs
+// until undrained, then rank 1 moves there); the
 // job prints byte for byte what the failure-free `run -n 6` prints,
 // also with the job links dropping and reordering frames. Rank 0 is held
 // at its end (-hold) until the moves are done, so the job cannot end
@@ -52,10 +53,23 @@ func TestMigrate(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "job "+id+": every rank left c\n") {
 				t.Fatalf("drain c: exit %d: %q\n%s", code, out, stderr)
 			}
-			// c takes no ranks while drained.
+			// c takes no ranks while drained, nor new jobs.
 			_, stderr, code = lh(t, "migrate", "--job", id, "--rank", "1", "--to", "c", "--cluster", cluster, "--hosts", hosts)
 			if code != 1 || !strings.Contains(stderr, "c is draining") || strings.Count(stderr, "\n") != 1 {
 				t.Fatalf("migrate to a drained host: exit %d: %q", code, stderr)
+			}
+			_, stderr, code = lh(t, "submit", "--cluster", cluster, "--hosts", hs[2].addr, wasm, "--", "-steps", "1")
+			if code != 1 || !strings.Contains(stderr, "host c is drained: it takes no new jobs until `librahost undrain c`") {
+				t.Fatalf("submit to a drained host: exit %d: %q", code, stderr)
+			}
+			// Undrained, it takes them again.
+			out, stderr, code = lh(t, "undrain", "c", "--cluster", cluster, "--hosts", hosts)
+			if code != 0 || !strings.Contains(out, "job "+id+": c takes its ranks again\n") {
+				t.Fatalf("undrain c: exit %d: %q\n%s", code, out, stderr)
+			}
+			out, stderr, code = lh(t, "migrate", "--job", id, "--rank", "1", "--to", "c", "--cluster", cluster, "--hosts", hosts)
+			if code != 0 || !strings.HasPrefix(out, "rank 1 of job "+id+" moved to c: ") {
+				t.Fatalf("migrate to an undrained host: exit %d: %q\n%s", code, out, stderr)
 			}
 			release.open(t)
 			<-sub.done
