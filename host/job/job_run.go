@@ -27,11 +27,7 @@ func (j *jobRun) run(ctx context.Context) (host.RanksResult, error) {
 		}
 	}
 	if len(live) == 0 { // every program had ended at the epoch restored
-		res := host.RanksResult{Ranks: j.ranks, Codes: make([]int, len(j.ranks)), Errs: make([]error, len(j.ranks))}
-		for i, r := range j.ranks { // j.codes is by rank of the whole job
-			res.Codes[i] = j.codes[r]
-		}
-		return res, nil
+		return j.withEnded(host.RanksResult{}), nil
 	}
 	j.live = len(live)
 	ctx, cancel := context.WithCancel(ctx)
@@ -77,7 +73,39 @@ func (j *jobRun) run(ctx context.Context) (host.RanksResult, error) {
 	if j.store != nil && j.share == nil {
 		j.waitRound()
 	}
+	if j.share != nil {
+		res = j.withEnded(res)
+	}
 	return res, nil
+}
+
+// withEnded adds to res, in the order of j.ranks, the ranks whose
+// programs had ended at the epoch restored and were not run again, with
+// their exit codes: how each rank here ended, so that a share's EXIT
+// names them all (the submitter waited for ever for a rank that ended
+// before a recovery's epoch).
+func (j *jobRun) withEnded(res host.RanksResult) host.RanksResult {
+	at := make(map[int]int, len(res.Ranks))
+	for i, r := range res.Ranks {
+		at[r] = i
+	}
+	var out host.RanksResult
+	for _, r := range j.ranks {
+		i, ran := at[r]
+		switch {
+		case ran:
+			out.Ranks, out.Codes, out.Errs = append(out.Ranks, r), append(out.Codes, res.Codes[i]), append(out.Errs, res.Errs[i])
+			delete(at, r)
+		case j.ended[r]: // j.codes is by rank of the whole job
+			out.Ranks, out.Codes, out.Errs = append(out.Ranks, r), append(out.Codes, j.codes[r]), append(out.Errs, nil)
+		}
+	}
+	for i, r := range res.Ranks { // none: every rank run is one of j.ranks
+		if _, left := at[r]; left {
+			out.Ranks, out.Codes, out.Errs = append(out.Ranks, r), append(out.Codes, res.Codes[i]), append(out.Errs, res.Errs[i])
+		}
+	}
+	return out
 }
 
 // checkpointed adds to rc what a job with a state directory does: the

@@ -118,7 +118,7 @@ func (r *shareRun) moveFiles(rank int, epoch uint64) error {
 	var chain []link
 	for e := epoch; e > 0; {
 		if !held[e] {
-			return fmt.Errorf("%w: rank %d moves to this host, which does not hold its checkpoint %d: the files it wrote up to epoch %d cannot be made here (its host died before its earlier checkpoints were copied here)",
+			return fmt.Errorf("%w: rank %d moves to this host, which does not hold its checkpoint %d: the files it wrote up to epoch %d cannot be made here (the hosts that held it died)",
 				ErrDamagedState, rank, e, epoch)
 		}
 		m, err := j.store.Manifest(j.key(rank), e)

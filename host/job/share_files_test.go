@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 
 	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
 	"github.com/librahost/librahost/transport"
 )
 
@@ -101,5 +102,20 @@ func TestShareEndedAtRestore(t *testing.T) {
 	}
 	if !slices.Equal(res.Ranks, []int{1, 4}) || !slices.Equal(res.Codes, []int{0, 3}) || len(res.Errs) != 2 {
 		t.Fatalf("ranks %v codes %v, %d errors; want [1 4], [0 3], 2", res.Ranks, res.Codes, len(res.Errs))
+	}
+}
+
+// A share whose ranks ran again after a recovery, but for one whose
+// program had ended at the epoch restored, reports that one too, with its
+// exit code, in the order of its ranks (the submitter waited for ever for
+// its exit).
+func TestShareEndedAtRestoreWithRun(t *testing.T) {
+	j := &jobRun{n: 6, ranks: []int{0, 2, 3, 5}, ended: make([]bool, 6), codes: make([]int, 6)}
+	j.ended[3], j.codes[3] = true, 4
+	ran := host.RanksResult{Ranks: []int{0, 2, 5}, Codes: []int{0, 1, 0}, Errs: []error{nil, nil, errors.New("trap")}}
+	res := j.withEnded(ran)
+	if !slices.Equal(res.Ranks, []int{0, 2, 3, 5}) || !slices.Equal(res.Codes, []int{0, 1, 4, 0}) ||
+		len(res.Errs) != 4 || res.Errs[2] != nil || res.Errs[3] == nil {
+		t.Fatalf("ranks %v codes %v errors %v; want [0 2 3 5], [0 1 4 0], the last only", res.Ranks, res.Codes, res.Errs)
 	}
 }
