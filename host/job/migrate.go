@@ -376,9 +376,14 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 			go j.store.DeleteAfter(MigrationKey(a.Rank), 0)
 		}
 	case ckpt.ActCancel:
-		// The target drops a state it received but did not adopt when
-		// the next one comes (host/node), and its adopted ranks' keys
-		// once restored.
+		// The migration failed before the rank stopped (after, GoOn came
+		// first): its rounds end here. The target drops a state it
+		// received but did not adopt when the next migration comes
+		// (host/node).
+		if mg := m.out[a.Rank]; mg != nil && !mg.paused {
+			delete(m.out, a.Rank)
+			go j.store.DeleteAfter(MigrationKey(a.Rank), 0)
+		}
 	case ckpt.ActMove:
 		r.move(a)
 	case ckpt.ActDrop:

@@ -1,9 +1,11 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/librahost/librahost/ckpt"
@@ -75,8 +77,20 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 func (r *shareRun) received(rank int) (*ckpt.Manifest, *rankCheckpoint, *transport.RankState, error) {
 	j := r.j
 	// The newest epoch of its key is its last state (the rounds before
-	// are its pre-copies).
-	m, _, err := j.store.Latest(MigrationKey(rank), j.bind)
+	// are its pre-copies). Its chunks were checked as they came
+	// (host/replica), and are again as the restore reads them: no read
+	// of the whole memory here, where the rank is stopped.
+	infos, err := j.store.Epochs(MigrationKey(rank))
+	if err == nil && len(infos) == 0 {
+		err = fmt.Errorf("%w: no state of it came here", ckpt.ErrNotFound)
+	}
+	var m *ckpt.Manifest
+	if err == nil {
+		m, err = j.store.Manifest(MigrationKey(rank), slices.MaxFunc(infos, func(a, b ckpt.Info) int { return cmp.Compare(a.Epoch, b.Epoch) }).Epoch)
+	}
+	if err == nil && m.Binding != j.bind {
+		err = fmt.Errorf("%w: its state was made by another build of the module", ckpt.ErrForeignModule)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
