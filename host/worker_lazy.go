@@ -40,6 +40,9 @@ type LazyMemory struct {
 	SegmentPath func(seg uint32) string
 	// ChunkErr is the store's error for chunk i that did not read back.
 	ChunkErr func(i int) error
+	// Filler, if set, is a filler process spawned ahead (lazy.Spawn),
+	// which Restore takes (and ends if it restores eagerly).
+	Filler *lazy.Filler
 	// OnResident, if set, is called once every chunk is in, with the
 	// time since Restore began and the filler process's figures.
 	OnResident func(d time.Duration, filler LazyFiller)
@@ -75,17 +78,23 @@ func LazyRestoreSupported() error {
 // restoreLazy starts the fill of buf, the guest's memory grown to the
 // checkpoint's size.
 func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error {
+	fail := func(why string) error {
+		if src.Filler != nil {
+			src.Filler.Close()
+		}
+		return errors.New(why)
+	}
 	if lazyOff {
-		return errors.New("LIBRAHOST_LAZY=off")
+		return fail("LIBRAHOST_LAZY=off")
 	}
 	if w.reserved == nil {
-		return errors.New("the guest's memory is on the Go heap")
+		return fail("the guest's memory is on the Go heap")
 	}
 	// Tracking's userfaultfd holds the memory: closed until the first
 	// capture after the fill.
 	w.dirty.close()
 	w.dirty = dirtyTrack{}
-	f, err := lazy.Start(lazy.Config{Memory: buf, ChunkSize: src.ChunkSize, Chunks: src.Chunks, SegmentPath: src.SegmentPath})
+	f, err := lazy.Start(lazy.Config{Memory: buf, ChunkSize: src.ChunkSize, Chunks: src.Chunks, SegmentPath: src.SegmentPath, Filler: src.Filler})
 	if err != nil {
 		return err
 	}

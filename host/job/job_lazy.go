@@ -10,6 +10,7 @@ import (
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/host/lazy"
 )
 
 // A run resumed on this host restores its memory lazily (host.Worker,
@@ -75,12 +76,23 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 	if err := j.store.Verify(&files); err != nil {
 		return err
 	}
+	if j.lazySrcs == nil {
+		j.lazySrcs = make([][]ckpt.ChunkSource, j.n)
+		j.fillers = make([]chan *lazy.Filler, j.n)
+	}
+	if j.fillers[r] == nil {
+		// Its start overlaps the rest of the check and the module's
+		// compilation; without one, Restore starts it.
+		ch := make(chan *lazy.Filler, 1)
+		go func() {
+			fl, _ := lazy.Spawn()
+			ch <- fl
+		}()
+		j.fillers[r] = ch
+	}
 	srcs, err := j.store.MemorySources(m)
 	if err != nil {
 		return err
-	}
-	if j.lazySrcs == nil {
-		j.lazySrcs = make([][]ckpt.ChunkSource, j.n)
 	}
 	j.lazySrcs[r] = srcs
 	return nil
@@ -97,12 +109,13 @@ func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 	if rank >= len(j.lazySrcs) || j.lazySrcs[rank] == nil {
 		return nil
 	}
-	srcs := j.lazySrcs[rank]
-	j.lazySrcs[rank] = nil
+	srcs, filler := j.lazySrcs[rank], <-j.fillers[rank]
+	j.lazySrcs[rank], j.fillers[rank] = nil, nil
 	lm := &host.LazyMemory{
 		ChunkSize:   int(m.ChunkSize),
 		Chunks:      srcs,
 		SegmentPath: j.store.SegmentPath,
+		Filler:      filler,
 		ChunkErr: func(i int) error {
 			err := j.store.ChunkErr(m, i)
 			mark := filepath.Join(j.cfg.StateDir, lazyRefusedFile)
@@ -151,3 +164,15 @@ func (j *jobRun) logRestore(rank int, w *host.Worker, took time.Duration) {
 
 // ms3 is d in milliseconds, to the microsecond.
 func ms3(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/1e6) }
+
+// closeFillers ends the fillers spawned for restores that did not happen.
+func (j *jobRun) closeFillers() {
+	for r, ch := range j.fillers {
+		if ch != nil {
+			if fl := <-ch; fl != nil {
+				fl.Close()
+			}
+			j.fillers[r] = nil
+		}
+	}
+}

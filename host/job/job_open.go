@@ -15,6 +15,7 @@ import (
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
 	"github.com/librahost/librahost/host/build"
+	"github.com/librahost/librahost/host/lazy"
 	"github.com/librahost/librahost/transport"
 )
 
@@ -55,6 +56,7 @@ type jobRun struct {
 	comm     []transport.RankState
 	// A lazy restore's memory, by rank (job_lazy.go).
 	lazySrcs                [][]ckpt.ChunkSource
+	fillers                 []chan *lazy.Filler // by rank: spawned ahead (job_lazy.go)
 	lazyDecided, lazyMarked bool
 	lazyWhy                 string
 	checkTook               []time.Duration // by rank: its up-front check
@@ -99,6 +101,7 @@ func newJob(cfg Config) (*jobRun, error) {
 }
 
 func (j *jobRun) close() {
+	j.closeFillers()
 	if j.ep != nil && j.ownEp {
 		j.ep.Close()
 	}

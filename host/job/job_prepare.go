@@ -47,7 +47,7 @@ func (j *jobRun) restoreState(rank int, w *host.Worker, m *ckpt.Manifest, rc *ra
 	var tails [2][]byte
 	var midLine [2]bool
 	if m != nil {
-		t0 := time.Now()
+		t0 := time.Now() // with the wait for the filler spawned ahead
 		err := w.Restore(&host.State{
 			MemSize:    m.MemSize,
 			ReadMemory: func(dst []byte) error { return j.store.ReadMemory(m, dst) },

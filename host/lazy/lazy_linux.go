@@ -34,22 +34,20 @@ type Config struct {
 	// Chunks are the non-zero chunks, in order (ckpt.Store.MemorySources).
 	Chunks      []ckpt.ChunkSource
 	SegmentPath func(seg uint32) string
+	// Filler, if set, is a filler spawned ahead (Spawn); Start takes it.
+	Filler *Filler
 }
 
 // Fill is a lazy restore under way.
 type Fill struct {
 	uffd   int
 	mem    []byte
-	cmd    *exec.Cmd
-	ctl    *os.File // the plan, then kept open: its end tells the filler to exit
-	rep    *os.File
-	stderr bytes.Buffer
+	fl     *Filler
 	done   chan struct{}
 	err    error // set before done is closed
 	mu     sync.Mutex
 	closed bool
 	lifted bool
-	waited chan struct{}
 	// flag is a page shared with the filler (a memfd), whose first word
 	// it sets before it lets the guest past a chunk that did not read
 	// back: Failed needs nothing of the filler's reports, which this
@@ -105,24 +103,113 @@ func open() (int, error) {
 	return int(fd), nil
 }
 
-// Start drops cfg.Memory's pages, registers them for missing faults and
-// starts the filler. The guest may run as soon as it returns.
-func Start(cfg Config) (*Fill, error) {
-	mem := cfg.Memory
-	page := unix.Getpagesize()
-	if len(mem) == 0 || len(mem)%page != 0 || uintptr(unsafe.Pointer(&mem[0]))%uintptr(page) != 0 || cfg.ChunkSize <= 0 || cfg.ChunkSize%page != 0 {
-		return nil, fmt.Errorf("%w: memory of %d bytes in chunks of %d", ErrUnsupported, len(mem), cfg.ChunkSize)
-	}
+// Filler is a filler process started ahead of its fill (Spawn): the
+// guest's first touches then need not wait for a process to start (the
+// librahost binary takes 100 ms and more to on a loaded machine). It
+// waits for Start to send it the userfaultfd (over a unix socket) and the
+// plan, or exits once Close (or this process's end) closes the socket.
+type Filler struct {
+	cmd    *exec.Cmd
+	sock   *os.File // ours: the userfaultfd and the flag go through it
+	ctl    *os.File // the plan, then kept open: its end tells the filler to exit
+	rep    *os.File
+	stderr bytes.Buffer
+	waited chan struct{}
+	used   atomic.Bool
+}
+
+// Spawn starts a filler process for one Start.
+func Spawn() (*Filler, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
-	fd, err := open()
+	socks, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil, fmt.Errorf("%w: socketpair: %v", ErrUnsupported, err)
+	}
+	ours, theirs := os.NewFile(uintptr(socks[0]), "lazy-sock"), os.NewFile(uintptr(socks[1]), "lazy-sock")
+	defer theirs.Close()
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		ours.Close()
 		return nil, err
 	}
-	f := &Fill{uffd: fd, mem: mem, done: make(chan struct{}), waited: make(chan struct{}), started: time.Now()}
+	defer ctlR.Close()
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		ours.Close()
+		ctlW.Close()
+		return nil, err
+	}
+	defer repW.Close()
+	// A test binary whose TestMain does not call Main runs no test with
+	// these arguments (and the fill fails); Main ignores them.
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envFill+"=1")
+	cmd.ExtraFiles = []*os.File{theirs, ctlR, repW}
+	fl := &Filler{cmd: cmd, sock: ours, ctl: ctlW, rep: repR, waited: make(chan struct{})}
+	cmd.Stderr = &fl.stderr
+	if os.Getenv(envHold) != "" { // a test's hold: it watches for the filler's line
+		cmd.Stderr = io.MultiWriter(&fl.stderr, os.Stderr)
+	}
+	// No Pdeathsig: it follows the thread that forked, which the Go
+	// runtime may end (a locked goroutine's, such as a copy-on-write
+	// handler's, when it returns) long before the process. The filler
+	// ends when the pipes and the socket from this process close, as
+	// they do when it dies.
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		ctlW.Close()
+		repR.Close()
+		return nil, fmt.Errorf("%w: starting the filler: %v", ErrUnsupported, err)
+	}
+	return fl, nil
+}
+
+// Close ends a filler that Start did not take.
+func (fl *Filler) Close() {
+	if fl.used.Swap(true) {
+		return
+	}
+	fl.sock.Close()
+	fl.ctl.Close()
+	fl.rep.Close()
+	_ = fl.cmd.Wait()
+	close(fl.waited)
+}
+
+// Start drops cfg.Memory's pages, registers them for missing faults and
+// hands them to the filler (cfg.Filler, or one it spawns). The guest may
+// run as soon as it returns.
+func Start(cfg Config) (*Fill, error) {
+	started := time.Now()
+	mem := cfg.Memory
+	page := unix.Getpagesize()
+	fl := cfg.Filler
+	if len(mem) == 0 || len(mem)%page != 0 || uintptr(unsafe.Pointer(&mem[0]))%uintptr(page) != 0 || cfg.ChunkSize <= 0 || cfg.ChunkSize%page != 0 {
+		if fl != nil {
+			fl.Close()
+		}
+		return nil, fmt.Errorf("%w: memory of %d bytes in chunks of %d", ErrUnsupported, len(mem), cfg.ChunkSize)
+	}
+	if fl == nil || fl.used.Swap(true) {
+		var err error
+		if fl, err = Spawn(); err != nil {
+			return nil, err
+		}
+		fl.used.Store(true)
+	}
+	fd, err := open()
+	if err != nil {
+		fl.used.Store(false)
+		fl.Close()
+		return nil, err
+	}
+	f := &Fill{uffd: fd, mem: mem, fl: fl, done: make(chan struct{}), started: started}
 	fail := func(err error) (*Fill, error) {
+		fl.used.Store(false)
+		fl.Close()
 		unix.Close(fd)
 		return nil, err
 	}
@@ -152,47 +239,14 @@ func Start(cfg Config) (*Fill, error) {
 		return fail(err)
 	}
 	defer flagFile.Close()
-	ctlR, ctlW, err := os.Pipe()
-	if err != nil {
+	rights := unix.UnixRights(fd, int(flagFile.Fd()))
+	if err := unix.Sendmsg(int(fl.sock.Fd()), []byte{1}, rights, nil, 0); err != nil {
 		f.lift()
 		unix.Munmap(f.flag)
-		return fail(err)
+		return fail(fmt.Errorf("%w: handing the filler its userfaultfd: %v", ErrUnsupported, err))
 	}
-	repR, repW, err := os.Pipe()
-	if err != nil {
-		ctlR.Close()
-		ctlW.Close()
-		f.lift()
-		return fail(err)
-	}
-	uf := os.NewFile(uintptr(fd), "userfaultfd")
-	// A test binary whose TestMain does not call Main runs no test with
-	// these arguments (and the fill fails); Main ignores them.
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envFill+"=1")
-	cmd.ExtraFiles = []*os.File{uf, ctlR, repW, flagFile}
-	cmd.Stderr = &f.stderr
-	if p.hold > 0 { // a test's hold: it watches for the filler's line
-		cmd.Stderr = io.MultiWriter(&f.stderr, os.Stderr)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
-	ctlR.Close()
-	repW.Close()
-	if err != nil {
-		ctlW.Close()
-		repR.Close()
-		f.lift()
-		uf.Close()
-		unix.Munmap(f.flag)
-		return nil, fmt.Errorf("%w: starting the filler: %v", ErrUnsupported, err)
-	}
-	// The file's Fd put the descriptor in blocking mode; f keeps it.
-	f.uffd, _ = unix.Dup(fd)
-	uf.Close()
-	f.cmd, f.ctl, f.rep = cmd, ctlW, repR
 	go func() {
-		if err := p.write(ctlW); err != nil {
+		if err := p.write(fl.ctl); err != nil {
 			f.finish(fmt.Errorf("lazy: telling the filler its plan: %v", err))
 		}
 	}()
@@ -202,7 +256,7 @@ func Start(cfg Config) (*Fill, error) {
 
 // listen reads the filler's reports.
 func (f *Fill) listen() {
-	sc := bufio.NewScanner(f.rep)
+	sc := bufio.NewScanner(f.fl.rep)
 	var err error
 	for sc.Scan() {
 		line := sc.Text()
@@ -223,9 +277,10 @@ func (f *Fill) listen() {
 			continue
 		}
 	}
-	f.rep.Close()
-	werr := f.cmd.Wait()
-	close(f.waited)
+	f.fl.rep.Close()
+	werr := f.fl.cmd.Wait()
+	f.fl.sock.Close()
+	close(f.fl.waited)
 	f.mu.Lock()
 	// The filler exits once the fill is done (the plan's pipe closed), or
 	// once Close asked it to: anything else is a failure.
@@ -233,9 +288,10 @@ func (f *Fill) listen() {
 	f.mu.Unlock()
 	if !expected {
 		// The guest may wait on a chunk that now never comes: it is let
-		// go (Close) and must end, as for a chunk that did not read back.
+		// go, and must end, as for a chunk that did not read back.
 		atomic.StoreUint32((*uint32)(unsafe.Pointer(&f.flag[0])), 1)
-		err = fmt.Errorf("lazy: the filler ended before the memory was in (%v): %s", werr, strings.TrimSpace(f.stderr.String()))
+		f.lift()
+		err = fmt.Errorf("lazy: the filler ended before the memory was in (%v): %s", werr, strings.TrimSpace(f.fl.stderr.String()))
 		f.finish(err)
 	}
 }
@@ -262,7 +318,7 @@ func (f *Fill) finish(err error) {
 	f.err = err
 	if err == nil {
 		f.liftLocked()
-		f.ctl.Close()
+		f.fl.ctl.Close()
 	}
 	close(f.done)
 }
@@ -295,8 +351,9 @@ func (f *Fill) Failed() bool {
 	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&f.flag[0]))) != 0
 }
 
-// FillerReady is how long after Start the filler had its plan and began
-// to serve faults (the guest's touches wait until then); 0 before.
+// FillerReady is how long after Start began the filler had its plan and
+// served faults (the guest's touches wait until then): with a filler
+// spawned by Start, its start up included; 0 before.
 func (f *Fill) FillerReady() time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -307,11 +364,11 @@ func (f *Fill) FillerReady() time.Duration {
 // once it has exited (after Close); 0 before.
 func (f *Fill) FillerPeak() uint64 {
 	select {
-	case <-f.waited:
+	case <-f.fl.waited:
 	default:
 		return 0
 	}
-	if ru, ok := f.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	if ru, ok := f.fl.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		return uint64(ru.Maxrss) << 10
 	}
 	return 0
@@ -335,10 +392,10 @@ func (f *Fill) Close() {
 	}
 	f.closed = true
 	f.liftLocked()
-	f.ctl.Close()
+	f.fl.ctl.Close()
 	f.mu.Unlock()
 	f.finish(errors.New("lazy: closed before the memory was in"))
-	<-f.waited
+	<-f.fl.waited
 	unix.Close(f.uffd)
 	// f.flag stays mapped: Failed may still be called.
 }

@@ -5,9 +5,11 @@ package lazy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -81,13 +83,15 @@ func mapping(t *testing.T, size int) []byte {
 	return b
 }
 
-func start(t *testing.T, s *ckpt.Store, m *ckpt.Manifest, mem []byte) *Fill {
+// start starts the fill of m into mem, with fl (nil: Start spawns the
+// filler).
+func start(t *testing.T, s *ckpt.Store, m *ckpt.Manifest, mem []byte, fl *Filler) *Fill {
 	t.Helper()
 	srcs, err := s.MemorySources(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := Start(Config{Memory: mem[:m.MemSize], ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: s.SegmentPath})
+	f, err := Start(Config{Memory: mem[:m.MemSize], ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: s.SegmentPath, Filler: fl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +113,17 @@ func TestFill(t *testing.T) {
 	hold := filepath.Join(t.TempDir(), "go")
 	t.Setenv(envHold, "1:"+hold)
 	mem := mapping(t, 2*n*chunk)
-	f := start(t, s, m, mem)
+	// A filler spawned ahead, and one never used, which exits.
+	unused, err := Spawn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unused.Close()
+	if !unused.cmd.ProcessState.Success() {
+		t.Fatalf("an unused filler ended with %v", unused.cmd.ProcessState)
+	}
+	fl := spawnOnEndedThread(t)
+	f := start(t, s, m, mem, fl)
 
 	r := rand.New(rand.NewPCG(2, 2))
 	for _, i := range r.Perm(n)[:n/2] {
@@ -130,7 +144,7 @@ func TestFill(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-f.Done()
-	<-f.waited // the filler exits once the fill is done: no failure
+	<-f.fl.waited // the filler exits once the fill is done: no failure
 	if err := f.Err(); err != nil || f.Failed() {
 		t.Fatalf("fill: %v (failed %v)", err, f.Failed())
 	}
@@ -144,6 +158,40 @@ func TestFill(t *testing.T) {
 	if b := mem[m.MemSize : m.MemSize+chunk]; !bytes.Equal(b, make([]byte, chunk)) {
 		t.Fatal("memory past the restore is not zero")
 	}
+}
+
+// spawnOnEndedThread spawns a filler from a thread that then ends, as the
+// Go runtime ends a locked goroutine's thread (a copy-on-write handler's):
+// the filler must outlive it.
+func spawnOnEndedThread(t *testing.T) *Filler {
+	t.Helper()
+	type spawned struct {
+		fl  *Filler
+		tid int
+		err error
+	}
+	ch := make(chan spawned)
+	var sp spawned
+	for sp.fl == nil && sp.err == nil {
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			if unix.Gettid() == unix.Getpid() {
+				ch <- spawned{} // the main thread does not end: again
+				return
+			}
+			fl, err := Spawn()
+			ch <- spawned{fl, unix.Gettid(), err}
+		}()
+		sp = <-ch
+	}
+	if sp.err != nil {
+		t.Fatal(sp.err)
+	}
+	task := fmt.Sprintf("/proc/self/task/%d", sp.tid)
+	for _, err := os.Stat(task); err == nil; _, err = os.Stat(task) {
+		runtime.Gosched() // until the thread is gone
+	}
+	return sp.fl
 }
 
 // TestFillDamaged: a chunk damaged on disk is not given to the guest: the
@@ -178,7 +226,7 @@ func TestFillDamaged(t *testing.T) {
 
 	t.Setenv(envHold, "0:")
 	mem := mapping(t, n*chunk)
-	f := start(t, s, m, mem)
+	f := start(t, s, m, mem, nil)
 	i := int(bad.Index)
 	got := mem[i*chunk] // waits for the filler, which lets it past with zeros
 	if !f.Failed() {

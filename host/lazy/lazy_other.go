@@ -14,7 +14,17 @@ type Config struct {
 	ChunkSize   int
 	Chunks      []ckpt.ChunkSource
 	SegmentPath func(seg uint32) string
+	Filler      *Filler
 }
+
+// Filler is a filler process started ahead; there is none here.
+type Filler struct{}
+
+// Spawn always fails here.
+func Spawn() (*Filler, error) { return nil, ErrUnsupported }
+
+// Close does nothing.
+func (*Filler) Close() {}
 
 // Fill is a lazy restore under way; there is none here.
 type Fill struct{}

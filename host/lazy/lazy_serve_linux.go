@@ -26,7 +26,23 @@ func Main() {
 	if os.Getenv(envFill) == "" {
 		return
 	}
-	if err := serve(os.NewFile(3, "userfaultfd"), os.NewFile(4, "plan"), os.NewFile(5, "reports"), os.NewFile(6, "flag")); err != nil {
+	// The userfaultfd and the flag come over the socket (fd 3) when the
+	// fill starts; the socket's end first: the filler was not needed.
+	var oob [64]byte
+	_, oobn, _, _, err := unix.Recvmsg(3, make([]byte, 1), oob[:], 0)
+	if err != nil || oobn == 0 {
+		os.Exit(0)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	var fds []int
+	if err == nil && len(msgs) == 1 {
+		fds, err = unix.ParseUnixRights(&msgs[0])
+	}
+	if err != nil || len(fds) != 2 {
+		fmt.Fprintln(os.Stderr, "lazy filler: no userfaultfd given", err)
+		os.Exit(1)
+	}
+	if err := serve(os.NewFile(uintptr(fds[0]), "userfaultfd"), os.NewFile(4, "plan"), os.NewFile(5, "reports"), os.NewFile(uintptr(fds[1]), "flag")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
