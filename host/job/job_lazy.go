@@ -79,6 +79,7 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 	if j.lazySrcs == nil {
 		j.lazySrcs = make([][]ckpt.ChunkSource, j.n)
 		j.fillers = make([]chan *lazy.Filler, j.n)
+		j.lazyFor = make([]*ckpt.Manifest, j.n)
 	}
 	if j.fillers[r] == nil {
 		// Its start overlaps the rest of the check and the module's
@@ -95,6 +96,7 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 		return err
 	}
 	j.lazySrcs[r] = srcs
+	j.lazyFor[r] = m
 	return nil
 }
 
@@ -106,8 +108,8 @@ func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 		_ = os.Remove(filepath.Join(j.cfg.StateDir, lazyRefusedFile))
 		j.lazyMarked = false
 	}
-	if rank >= len(j.lazySrcs) || j.lazySrcs[rank] == nil {
-		return nil
+	if rank >= len(j.lazySrcs) || j.lazySrcs[rank] == nil || j.lazyFor[rank] != m {
+		return nil // not checked for a lazy restore: read up front
 	}
 	srcs, filler := j.lazySrcs[rank], <-j.fillers[rank]
 	j.lazySrcs[rank], j.fillers[rank] = nil, nil

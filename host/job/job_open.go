@@ -56,6 +56,7 @@ type jobRun struct {
 	comm     []transport.RankState
 	// A lazy restore's memory, by rank (job_lazy.go).
 	lazySrcs                [][]ckpt.ChunkSource
+	lazyFor                 []*ckpt.Manifest    // the manifest each one's sources are of
 	fillers                 []chan *lazy.Filler // by rank: spawned ahead (job_lazy.go)
 	lazyDecided, lazyMarked bool
 	lazyWhy                 string
