@@ -111,9 +111,9 @@ func TestMultiHostCheckpoints(t *testing.T) {
 // The coordinator's host of a checkpointed job (host a, rank 0's)
 // SIGKILLed after the second committed epoch (its --data wiped): the job
 // stops with one line, and the surviving hosts keep its committed
-// epochs, the dead host's ranks among them as replicas (until submit
-// --resume comes). The loss of another host is recovered from
-// (TestMultiHostRecovery).
+// epochs, the dead host's ranks among them as replicas, for submit
+// --resume (TestMultiHostCoordinatorResume). The loss of another host is
+// recovered from (TestMultiHostRecovery).
 func TestMultiHostCheckpointsHostKilled(t *testing.T) {
 	// Each host holds its own ranks and the replicas of the previous
 	// host's: a 0,3 and c's 2,5; b 1,4 and a's; c 2,5 and b's.

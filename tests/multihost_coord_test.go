@@ -2,10 +2,14 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A job of heat over three host processes loses the host that runs its
@@ -27,7 +31,7 @@ func TestMultiHostCoordinatorResume(t *testing.T) {
 	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
 	cluster, hs := startCluster(t, "a", "b", "c", "d")
 	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs[:3]), "-n", "6",
-		"--checkpoint-every", "100ms", "--failure-timeout", "1s", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+		"--checkpoint-every", "100ms", "--failure-timeout", failTimeout, "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 	for _, h := range hs[:3] {
 		waitHostLog(t, h, regexp.MustCompile(`epoch 2 committed`), sub.done)
 	}
@@ -93,8 +97,8 @@ func TestMultiHostDetachedCoordinatorLost(t *testing.T) {
 	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
 	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
 	cluster, hs := startCluster(t, "a", "b", "c")
-	id := submitDetach(t, cluster, hostList(hs), append([]string{"-n", "6", "--checkpoint-every", "100ms",
-		"--failure-timeout", "1s", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	id := submitDetach(t, cluster, hostList(hs), append([]string{"-n", "6", "--checkpoint-every", "100ms", "--failure-timeout", failTimeout,
+		"--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 	for _, h := range hs {
 		waitHostLog(t, h, regexp.MustCompile(`job `+id+`: librahost: epoch 2 committed`), nil)
 	}
@@ -109,4 +113,91 @@ func TestMultiHostDetachedCoordinatorLost(t *testing.T) {
 	close(ended)
 	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: incarnation 1: ranks on \[b b c b b c\]`), ended)
 	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+` \(detached\): exit 0`), ended)
+}
+
+// The files a rank wrote move with it on a resume too: samples/wordcount
+// over three hosts loses the coordinator's (a, its --data and its out/
+// wiped) once every rank but the held rank 0 has ended and two more
+// epochs are committed, and `submit --resume` on b and c restarts a's
+// ranks on b, which makes their files from their checkpoints' replicas;
+// the ranks that had ended by the epoch are reported ended to the
+// resume's submitter (it waited for them for ever). The two submitters' output together, and the
+// result files of b and c together, are byte for byte those of `run -n
+// 6`.
+func TestMultiHostCoordinatorResumeFiles(t *testing.T) {
+	wasm := guest(t, "samples/wordcount")
+	gen := t.TempDir()
+	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "48", "-words", "20000")
+	input := filepath.Join(gen, "in")
+	wantOut := t.TempDir()
+	open, release := holdJob(t)
+	args := []string{"-in", "/in", "-out", "/out", "-hold", "/hold/end"}
+	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", input + ":/in:ro", "--dir", wantOut + ":/out",
+		"--dir", open + ":/hold:ro", wasm, "--"}, args...)...)
+	if code != 0 {
+		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
+	}
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	hs, cwds := wordcountHosts(t, cluster, input, nil, "a", "b", "c")
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--checkpoint-every", "100ms", "--failure-timeout", failTimeout,
+		"--dir", "in:/in:ro", "--dir", "out:/out", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	// b's and c's ranks end while rank 0 is held (status tells once all
+	// of a host's have), and the resume must report them ended. Two
+	// epochs committed after hold them so.
+	committed := regexp.MustCompile(`epoch \d+ committed`)
+	for !exitedRanks(t, cluster, hostList(hs), 1, 2, 4, 5) {
+		select {
+		case <-sub.done:
+			t.Fatalf("submit ended: %v\n%s", sub.err, sub.errb.Bytes())
+		case <-time.After(20 * time.Millisecond): // polls status
+		}
+	}
+	for _, h := range hs {
+		n := len(waitHostLog(t, h, committed, sub.done))
+		waitHostLog(t, h, regexp.MustCompile(fmt.Sprintf(`(?s)(epoch \d+ committed.*){%d}`, n+2)), sub.done)
+	}
+	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	hs[0].lose(t)
+	if err := os.RemoveAll(cwds[0]); err != nil { // its out directory goes with the machine
+		t.Fatal(err)
+	}
+	<-sub.done
+	if sub.err == nil {
+		t.Fatalf("the coordinator's host lost: submit exited 0\n%s", sub.errb.Bytes())
+	}
+	release.open(t)
+	out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hs[1].addr+","+hs[2].addr)
+	if code != 0 {
+		t.Fatalf("submit --resume: exit %d\n%s", code, stderr)
+	}
+	compareOutput(t, append(sub.out.Bytes(), out...), []byte(want))
+	sameFiles(t, wantOut, filepath.Join(cwds[1], "out"), filepath.Join(cwds[2], "out"))
+	ended := make(chan struct{})
+	close(ended)
+	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: incarnation 1: ranks on \[b b c b b c\]`), ended)
+}
+
+// failTimeout is the coordinator tests' failure timeout: short enough
+// that the coordinator's death is found soon, long enough that a loaded
+// machine does not take a live host for lost (2 s did).
+const failTimeout = "5s"
+
+// exitedRanks reports whether status shows each of ranks exited on some
+// host.
+func exitedRanks(t *testing.T, cluster, hosts string, ranks ...int) bool {
+	t.Helper()
+	exited := map[int]bool{}
+	for _, r := range statusJSON(t, cluster, hosts) {
+		for _, j := range r.Status.Jobs {
+			for _, w := range j.Workers {
+				exited[w.Rank] = exited[w.Rank] || w.State == "exited"
+			}
+		}
+	}
+	for _, r := range ranks {
+		if !exited[r] {
+			return false
+		}
+	}
+	return true
 }

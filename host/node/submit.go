@@ -318,9 +318,9 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	var failure error
 	stop := s.cfg.Stop
 	// Once a host stopped the job with its epochs kept (its coordinator's
-	// host silent for the failure timeout), the hosts that have not ended
-	// their streams a failure timeout later count as lost: a dead host's
-	// stream would end only at its connection's idle timeout.
+	// host, the first, silent for the failure timeout), that host counts
+	// as lost if its stream has not ended a failure timeout later: a dead
+	// host's stream would end only at its connection's idle timeout.
 	var keptc <-chan time.Time
 	for (failure == nil && len(exited) < s.cfg.N) || (failure != nil && !settled()) {
 		select {
@@ -356,10 +356,8 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 			}
 			s.broadcast(msgCancel, nil)
 		case <-keptc:
-			for i := range s.hcs {
-				if !told[i] && !gone[i] {
-					gone[i], lost[i] = true, true
-				}
+			if !told[0] && !gone[0] {
+				gone[0], lost[0] = true, true
 			}
 		case <-ctx.Done():
 			close(quit)

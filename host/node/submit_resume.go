@@ -192,13 +192,28 @@ func distinctHosts(hcs []*hostConn) error {
 	return nil
 }
 
+// runsWait bounds how long a resume waits for a host that is still
+// ending the job (it told its submitter before its part had ended).
+const runsWait = 10 * time.Second
+
 // askHeld asks host h what it holds of job id.
 func askHeld(ctx context.Context, h *hostConn, id string, timeout time.Duration) (holdsMsg, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout+time.Minute)
 	defer cancel()
 	var r holdsMsg
-	if err := ask(ctx, h, msgHeld, heldMsg{Job: id}, msgHolds, &r); err != nil {
-		return holdsMsg{}, err
+	for end := time.Now().Add(runsWait); ; {
+		r = holdsMsg{}
+		if err := ask(ctx, h, msgHeld, heldMsg{Job: id}, msgHolds, &r); err != nil {
+			return holdsMsg{}, err
+		}
+		if !r.Running || time.Now().After(end) {
+			break
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return holdsMsg{}, ctx.Err()
+		}
 	}
 	if r.Running {
 		return holdsMsg{}, stillRuns{r.Error}
