@@ -107,7 +107,7 @@ func TestMultiHostSecondRecovery(t *testing.T) {
 		args []string
 		env  []string // the hosts'
 	}{
-		{"heat", []string{"-steps", "600", "-every", "30"}, nil},
+		{"heat", []string{"-steps", "400", "-every", "20"}, nil},
 		{"heat-faults", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
