@@ -6,8 +6,10 @@
 // chunks are left to the kernel's zero pages.
 //
 // The chunks are filled by a process of its own, the same executable run
-// again with LIBRAHOST_LAZY_FILL set (Main serves it), holding a copy of
-// the userfaultfd. It cannot be a goroutine of the guest's process: a
+// again with LIBRAHOST_LAZY_FILL set (Main serves it), which is handed the
+// userfaultfd over a unix socket when the fill starts; Spawn starts it
+// ahead (while the caller checks the checkpoint and compiles the module),
+// since a process takes long to start on a loaded machine. It cannot be a goroutine of the guest's process: a
 // guest that faults stops inside compiled code holding its P, so a
 // stop-the-world (the garbage collector's) waits for that fault to be
 // resolved, while a goroutine that would read, decompress and check the
