@@ -32,20 +32,8 @@ func TestMultiHostCoordinatorResume(t *testing.T) {
 	cluster, hs := startCluster(t, "a", "b", "c", "d")
 	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs[:3]), "-n", "6",
 		"--checkpoint-every", "100ms", "--failure-timeout", failTimeout, "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
-	for _, h := range hs[:3] {
-		waitHostLog(t, h, regexp.MustCompile(`epoch 2 committed`), sub.done)
-	}
-	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
-	hs[0].lose(t)
-	<-sub.done
+	id := loseCoordinator(t, cluster, hs[:3], sub)
 	left := hs[1].addr + "," + hs[2].addr
-	if sub.err == nil {
-		t.Fatalf("the coordinator's host lost: submit exited 0\n%s", sub.errb.Bytes())
-	}
-	oneLineError(t, sub.errb.String(), "`librahost submit --resume "+id+" --cluster "+cluster+" --hosts "+left+"`")
-	for _, h := range hs[1:3] {
-		waitHostLog(t, h, regexp.MustCompile(`job `+id+`: what its submitter printed is kept for a resume`), nil)
-	}
 
 	for _, tc := range []struct{ hosts, job, want string }{
 		{hs[1].addr + "," + hs[3].addr, id, "host d keeps nothing of job " + id},
@@ -81,6 +69,53 @@ func TestMultiHostCoordinatorResume(t *testing.T) {
 	if strings.Contains(stderr, "panic") {
 		t.Fatal(stderr)
 	}
+}
+
+// loseCoordinator SIGKILLs hs[0], the coordinator's host of the job sub
+// submitted to hs, with its --data wiped once every host committed the
+// second epoch, and returns the job's ID once the submitter has exited
+// with one line saying how to resume it on the hosts left, which kept
+// what it printed.
+func loseCoordinator(t *testing.T, cluster string, hs []*hostProc, sub *bgSubmit) string {
+	t.Helper()
+	for _, h := range hs {
+		waitHostLog(t, h, regexp.MustCompile(`epoch 2 committed`), sub.done)
+	}
+	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	hs[0].lose(t)
+	<-sub.done
+	if sub.err == nil {
+		t.Fatalf("the coordinator's host lost: submit exited 0\n%s", sub.errb.Bytes())
+	}
+	oneLineError(t, sub.errb.String(), "`librahost submit --resume "+id+" --cluster "+cluster+" --hosts "+hostList(hs[1:])+"`")
+	for _, h := range hs[1:] {
+		waitHostLog(t, h, regexp.MustCompile(`job `+id+`: what its submitter printed is kept for a resume`), nil)
+	}
+	return id
+}
+
+// TestMultiHostCoordinatorResume again with the job links losing,
+// duplicating and reordering frames: the job's output over the first
+// submitter and the resume is the failure-free one.
+func TestMultiHostCoordinatorResumeFaults(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	open, release := holdJob(t)
+	args := []string{"-hold", "/hold/end", "-steps", "60", "-every", "5"}
+	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+		t.Fatal(stderr)
+	}
+	hs := startHostProcs(t, cluster, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}, "a", "b", "c")
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+		"--checkpoint-every", "100ms", "--failure-timeout", failTimeout, "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	id := loseCoordinator(t, cluster, hs, sub)
+	release.open(t)
+	out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hostList(hs[1:]))
+	if code != 0 {
+		t.Fatalf("submit --resume: exit %d\n%s", code, stderr)
+	}
+	compareOutput(t, append(sub.out.Bytes(), out...), want)
 }
 
 // A job submitted with --detach survives the loss of its first host,

@@ -52,7 +52,11 @@
 // bound as the submitter named them, the same on every host. RunShare
 // with a Share returns only when the job has
 // ended on every host (Share.Stop); Share.Exited is told each time the
-// ranks here have ended. Share.Migrate, Drain and Undrain, on the
+// ranks here have ended. A share given Share.Live resumes a job that
+// stopped when its coordinator's host was lost (`submit --resume`): the
+// coordinator rolls every live host back to the committed epoch as a new
+// incarnation, and the ranks here run only once that ROLLBACK came, by
+// the recovery path. Share.Migrate, Drain and Undrain, on the
 // coordinator's host, move a rank to another host while the others run
 // (migrate*.go): the source keeps the rank stopped at a capture point
 // while its state goes to the target (Share.Mover), which restores it
