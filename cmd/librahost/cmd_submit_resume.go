@@ -24,13 +24,16 @@ func submitResume(fs *flag.FlagSet, cf clientFlags, job string, prefix bool, fai
 			failGiven = true
 		default:
 			if bad == "" {
-				bad = f.Name
+				bad = "--" + f.Name
+				if len(f.Name) == 1 {
+					bad = "-" + f.Name
+				}
 			}
 		}
 	})
 	switch {
 	case bad != "":
-		return fmt.Errorf("--%s with --resume: a resumed job runs as it was submitted (its hosts kept it); give only --hosts, --cluster, --prefix or --failure-timeout", bad)
+		return fmt.Errorf("%s with --resume: a resumed job runs as it was submitted (its hosts kept it); give only --hosts, --cluster, --prefix or --failure-timeout", bad)
 	case len(fs.Args()) > 0:
 		return fmt.Errorf("%s with --resume: a resumed job runs the module it was submitted with (its hosts kept it); give no module or arguments", fs.Arg(0))
 	case len(cf.addrs()) == 0 || *cf.cluster == "":

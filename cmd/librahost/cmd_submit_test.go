@@ -28,3 +28,27 @@ func TestSubmitCheckpointFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitResumeFlags: submit --resume takes no module and no flag
+// that would change the job (its hosts kept it as submitted), refused in
+// one line before any host is asked.
+func TestSubmitResumeFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "4"}, "-n with --resume: a resumed job runs as it was submitted"},
+		{[]string{"--checkpoint-every", "1s"}, "--checkpoint-every with --resume"},
+		{[]string{"--detach"}, "--detach with --resume"},
+		{[]string{"x.wasm"}, "x.wasm with --resume: a resumed job runs the module it was submitted with"},
+		{[]string{"--failure-timeout", "0s"}, "--failure-timeout 0s: want more than 0"},
+	} {
+		args := append([]string{"submit", "--resume", "0123456789abcdef", "--hosts", "a:1,b:1", "--cluster", "c"}, tc.args...)
+		var out, errb bytes.Buffer
+		code := run(args, &out, &errb)
+		msg := strings.TrimSuffix(errb.String(), "\n")
+		if code != 1 || !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
