@@ -245,11 +245,16 @@ func Start(cfg Config) (*Fill, error) {
 		unix.Munmap(f.flag)
 		return fail(fmt.Errorf("%w: handing the filler its userfaultfd: %v", ErrUnsupported, err))
 	}
-	go func() {
-		if err := p.write(fl.ctl); err != nil {
-			f.finish(fmt.Errorf("lazy: telling the filler its plan: %v", err))
-		}
-	}()
+	// The plan is written before Start returns, not by a goroutine: once
+	// the guest runs, a fault of its holds its P, and a stop-the-world
+	// waiting for that P would stop such a goroutine before the filler
+	// had what it needs to resolve the fault. From here on the filler
+	// needs nothing of this process's goroutines.
+	if err := p.write(fl.ctl); err != nil {
+		f.lift()
+		unix.Munmap(f.flag)
+		return fail(fmt.Errorf("%w: telling the filler its plan: %v", ErrUnsupported, err))
+	}
 	go f.listen()
 	return f, nil
 }

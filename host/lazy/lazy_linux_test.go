@@ -247,3 +247,23 @@ func TestFillDamaged(t *testing.T) {
 		t.Fatalf("the late find says %v, the up-front check %v", s.ChunkErr(m, ce.Index), err)
 	}
 }
+
+// TestFillOneP: a guest that touches its memory as soon as Start returns,
+// holding the process's only P while it waits for the filler, is served:
+// the filler needs no goroutine of this process to run (one could not,
+// here or under a stop-the-world).
+func TestFillOneP(t *testing.T) {
+	const n = 8
+	want := image(n, 5)
+	s, m := stored(t, want)
+	mem := mapping(t, n*chunk)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f := start(t, s, m, mem, nil)
+	if !bytes.Equal(mem[:m.MemSize], want) {
+		t.Fatal("memory differs from the image")
+	}
+	<-f.Done()
+	if err := f.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
