@@ -37,7 +37,9 @@ func TestMigrate(t *testing.T) {
 			hs := startHostProcs(t, cluster, tc.env, "a", "b", "c")
 			logsOnFailure(t, hs)
 			hosts := hostList(hs)
-			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6",
+			// No host is lost here: a loaded machine may keep one silent
+			// for longer than the default 2 s.
+			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6", "--failure-timeout", "15s",
 				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 			waitHostLog(t, hs[0], regexp.MustCompile(`epoch 1 committed`), sub.done)
 			id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
@@ -184,7 +186,7 @@ func TestMigrateRefused(t *testing.T) {
 	}
 	logsOnFailure(t, hs)
 	hosts := hostList(hs)
-	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6", "--checkpoint-every", "100ms",
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6", "--failure-timeout", "15s", "--checkpoint-every", "100ms",
 		"--replicas", "1", "--dir", "in:/in:ro", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 	waitHostLog(t, hs[0], regexp.MustCompile(`epoch 1 committed`), sub.done)
 	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
