@@ -185,6 +185,7 @@ type Action struct {
 	Place  []HostID
 	Record *CommitRecord
 	Err    string
+	Lost   bool // Stop: this host was declared lost; the job goes on without it
 }
 
 // Ready is what a core has to say after some events: messages to send and
@@ -350,6 +351,9 @@ func (a Action) String() string {
 	}
 	if a.Ended {
 		b.WriteString(" ended")
+	}
+	if a.Lost {
+		b.WriteString(" lost")
 	}
 	if a.Place != nil {
 		fmt.Fprintf(&b, " place=%v", a.Place)

@@ -253,6 +253,7 @@ func (c *EpochCoordinator) recover() {
 	for _, h := range c.lost {
 		c.ready.act(Action{Kind: ActRecover, Host: h, Inc: c.inc, Epoch: c.committed})
 	}
+	lost := c.lost
 	c.lost = nil
 	place, err := c.replace()
 	if err != "" {
@@ -265,6 +266,12 @@ func (c *EpochCoordinator) recover() {
 			c.send(Msg{Kind: MsgRollback, To: HostID(h), Epoch: c.committed,
 				Place: slices.Clone(place), Live: slices.Clone(c.live)})
 		}
+	}
+	// A host declared lost may be alive (stalled, or cut off for a
+	// while): told, it stops its part, which the new incarnation runs
+	// elsewhere.
+	for _, h := range lost {
+		c.send(Msg{Kind: MsgStop, To: h, Err: "this host was declared lost by the job's coordinator (not heard from within the failure timeout, or its connection failed): the job goes on without it"})
 	}
 }
 

@@ -120,6 +120,12 @@ func (p *Participant) Step(m Msg, now time.Time) {
 		}
 		return
 	case MsgStop:
+		if m.Inc > p.inc {
+			// The job went on to a new incarnation without this host.
+			p.stopped = true
+			p.ready.act(Action{Kind: ActStop, Err: m.Err, Lost: true})
+			return
+		}
 		p.stop(m.Err)
 		return
 	}

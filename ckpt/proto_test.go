@@ -78,8 +78,8 @@ func TestProtoResume(t *testing.T) {
 	c.Start(time.Unix(0, 0))
 	c.Tick(time.Unix(5, 0))
 	rd := c.Ready()
-	if len(rd.Msgs) != 1 || rd.Msgs[0].Kind != MsgRollback || rd.Msgs[0].Epoch != 7 || rd.Msgs[0].Inc != 4 ||
-		rd.Msgs[0].Place[1] != 0 {
+	if len(rd.Msgs) != 2 || rd.Msgs[0].Kind != MsgRollback || rd.Msgs[0].Epoch != 7 || rd.Msgs[0].Inc != 4 ||
+		rd.Msgs[0].Place[1] != 0 || rd.Msgs[1].Kind != MsgStop || rd.Msgs[1].To != 1 {
 		t.Fatalf("after host 1 went silent: %v", rd.Msgs)
 	}
 	c.Step(Msg{Kind: MsgRecovered, From: 0, Inc: 4}, time.Unix(5, 0))

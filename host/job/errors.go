@@ -24,6 +24,10 @@ var (
 	// live host); its committed epochs are kept on the hosts left, and
 	// `submit --resume` can continue it.
 	ErrEpochsKept = errors.New("job: stopped, its committed epochs kept")
+	// ErrDeclaredLost: the job's coordinator declared this host lost (it
+	// was not heard from within the failure timeout) while it lived: its
+	// share stopped, and the job goes on on the other hosts.
+	ErrDeclaredLost = errors.New("job: this host was declared lost")
 
 	errFinished = errors.New("job: run already finished")
 )
@@ -34,3 +38,10 @@ type keptError struct{ why string }
 
 func (e keptError) Error() string        { return e.why }
 func (e keptError) Is(target error) bool { return target == ErrEpochsKept }
+
+// lostError is why a share stopped whose host was declared lost: it
+// says why, and is ErrDeclaredLost.
+type lostError struct{ why string }
+
+func (e lostError) Error() string        { return e.why }
+func (e lostError) Is(target error) bool { return target == ErrDeclaredLost }

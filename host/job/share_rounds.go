@@ -69,6 +69,22 @@ func (r *shareRun) hook(ctx context.Context, cancel func(), rc *host.RanksConfig
 	r.migs.rc = *rc
 }
 
+// stallAfter is the gap between two ticks that says this host itself
+// did not run: half the failure timeout, far above the tick.
+func (r *shareRun) stallAfter() time.Duration {
+	return cmp.Or(r.s.Proto.FailureTimeout, ckpt.DefaultFailureTimeout) / 2
+}
+
+// heardAll counts every host of the job as heard at now.
+func (r *shareRun) heardAll(now time.Time) {
+	r.part.Heard(now)
+	if r.coord != nil {
+		for h := range r.s.Proto.Hosts {
+			r.coord.Heard(ckpt.HostID(h), now)
+		}
+	}
+}
+
 // journal is the path of rank's file journal here.
 func (r *shareRun) journal(rank int) string {
 	return filepath.Join(r.s.Dir, journalFile+"."+strconv.Itoa(rank))
@@ -86,6 +102,7 @@ func (r *shareRun) loop(ctx context.Context) {
 	}
 	recv := r.s.Control.Recv()
 	done := ctx.Done()
+	var lastTick time.Time
 	for {
 		select {
 		case m, ok := <-recv:
@@ -113,6 +130,14 @@ func (r *shareRun) loop(ctx context.Context) {
 			r.mu.Unlock()
 		case now := <-tick.C:
 			r.mu.Lock()
+			if stalled := !lastTick.IsZero() && now.Sub(lastTick) > r.stallAfter(); stalled {
+				// This host did not run (a frozen machine or process):
+				// the others' silence meanwhile says nothing about them.
+				// They count as heard now; a host declared lost
+				// meanwhile hears so from its coordinator.
+				r.heardAll(now)
+			}
+			lastTick = now
 			if r.coord != nil {
 				r.s.Control.TellCoordinator(r.coord)
 				r.coord.Tick(now)
@@ -266,6 +291,10 @@ func (r *shareRun) partAction(a ckpt.Action) {
 		}
 	case ckpt.ActStop:
 		r.stopped = true
+		if a.Lost {
+			r.fail(lostError{a.Err})
+			break
+		}
 		r.fail(keptError{a.Err})
 	case ckpt.ActRoute, ckpt.ActRollback, ckpt.ActRestore, ckpt.ActDrop, ckpt.ActResume:
 		r.recoverAction(a) // share_recover.go

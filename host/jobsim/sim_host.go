@@ -176,8 +176,10 @@ func (w *world) flushCoord() error {
 			}
 		}
 	}
-	if slices.ContainsFunc(rd.Msgs, func(m ckpt.Msg) bool { return m.Kind == ckpt.MsgStop }) {
-		w.res.Stopped = rd.Msgs[len(rd.Msgs)-1].Err
+	// The job's STOP goes to the live hosts; a host declared lost is told
+	// with a STOP too, and the job goes on without it.
+	if i := slices.IndexFunc(rd.Msgs, func(m ckpt.Msg) bool { return m.Kind == ckpt.MsgStop && w.coord.Live(m.To) }); i >= 0 {
+		w.res.Stopped = rd.Msgs[i].Err
 	}
 	return nil
 }

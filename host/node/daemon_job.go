@@ -129,7 +129,7 @@ func (j *job) cancel(why error) {
 // fail reports a one-line reason to the submitter.
 func (j *job) fail(err error) {
 	j.recordWhy(err)
-	j.out.sendJSON(msgError, errorMsg{Error: err.Error(), Kept: errors.Is(err, driver.ErrEpochsKept)})
+	j.out.sendJSON(msgError, errorMsg{Error: err.Error(), Kept: errors.Is(err, driver.ErrEpochsKept), Lost: errors.Is(err, driver.ErrDeclaredLost)})
 }
 
 // output forwards a rank's stdout (stream 1) or stderr (2) to the

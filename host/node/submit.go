@@ -506,6 +506,9 @@ func (s *submission) read(i int, out func(o outputMsg), exit func(e *exitMsg)) h
 		case msgError:
 			var e errorMsg
 			decodeJSON(t, b, &e)
+			if e.Lost {
+				return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrHostLost, h.id, e.Error)}
+			}
 			return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrJobFailed, h.id, e.Error), kept: e.Kept}
 		default:
 			return hostEvent{i: i, err: fmt.Errorf("%w: host %s sent %s", ErrProtocol, h.id, t)}

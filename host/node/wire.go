@@ -282,6 +282,9 @@ type errorMsg struct {
 	// Kept: the job stopped with its committed epochs kept on its hosts
 	// left (its coordinator's host lost): `submit --resume` continues it.
 	Kept bool `json:"kept,omitempty"`
+	// Lost: the job's coordinator declared this host lost while it
+	// lived; the job goes on without it, as after its death.
+	Lost bool `json:"lost,omitempty"`
 }
 
 // Output body: rank u32 | stream u8 (1 stdout, 2 stderr) | offset u64 |

@@ -1,0 +1,42 @@
+package tests
+
+import (
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+)
+
+// A host declared lost while it lives (stopped with SIGSTOP for longer
+// than the failure timeout, as a frozen machine or a long cut) is told
+// so once it runs again: it stops its part, and the job, recovered on the
+// other hosts, finishes with the failure-free `run -n 6`'s output. It
+// never rejoins the job's old incarnation.
+func TestMultiHostFenced(t *testing.T) {
+	wasm := guest(t, "samples/heat")
+	open, release := holdJob(t)
+	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
+	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+		t.Fatal(stderr)
+	}
+	hs := startHostProcs(t, cluster, nil, "a", "b", "c")
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+		"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
+	if err := hs[2].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in`), sub.done)
+	if err := hs[2].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitHostLog(t, hs[2], regexp.MustCompile(`this host was declared lost by the job's coordinator`), sub.done)
+	release.open(t)
+	<-sub.done
+	if sub.err != nil {
+		t.Fatalf("host c declared lost: submit: %v\n%s", sub.err, sub.errb.Bytes())
+	}
+	compareOutput(t, sub.out.Bytes(), want)
+}
