@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
@@ -17,11 +16,7 @@ func TestMultiHostFenced(t *testing.T) {
 	open, release := holdJob(t)
 	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
 	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
-	cluster := filepath.Join(t.TempDir(), "cluster")
-	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
-		t.Fatal(stderr)
-	}
-	hs := startHostProcs(t, cluster, nil, "a", "b", "c")
+	cluster, hs := startCluster(t, "a", "b", "c")
 	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
 		"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
