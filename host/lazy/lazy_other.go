@@ -4,18 +4,7 @@ package lazy
 
 import (
 	"time"
-
-	"github.com/librahost/librahost/ckpt"
 )
-
-// Config is one lazy restore.
-type Config struct {
-	Memory      []byte
-	ChunkSize   int
-	Chunks      []ckpt.ChunkSource
-	SegmentPath func(seg uint32) string
-	Filler      *Filler
-}
 
 // Filler is a filler process started ahead; there is none here.
 type Filler struct{}
