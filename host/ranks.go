@@ -40,6 +40,10 @@ type RanksConfig struct {
 	Deterministic bool
 	Seed          uint64
 
+	// Made, if set, returns a rank's worker made ahead (NewRankWorker),
+	// nil to have it made here; RunRanks runs and closes it as its own.
+	Made func(rank int) *Worker
+
 	// Hooks of a driver that checkpoints the ranks; all optional.
 	// Prepare is called with each rank's worker once all are made and
 	// before any runs (to restore it). OnPause and OnCheckpointFailed are
@@ -90,54 +94,19 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	var cache wazero.CompilationCache
-	if cfg.CacheDir != "" {
-		if c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir); err == nil {
-			cache = c
-		}
-	}
-	stream := func(f func(int) io.Writer, r int) *Output {
-		if f == nil {
-			return nil
-		}
-		if w := f(r); w != nil {
-			return NewOutput(w)
-		}
-		return nil
-	}
+	cache := compilationCache(cfg.CacheDir)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := make([]*Worker, len(cfg.Ranks))
 	for i, r := range cfg.Ranks {
-		var stdin io.Reader
-		if r == 0 {
-			stdin = cfg.Stdin
+		var w *Worker
+		if cfg.Made != nil {
+			w = cfg.Made(r)
 		}
-		wc := Config{
-			Module:        cfg.Module,
-			Args:          cfg.Args,
-			Env:           cfg.Env,
-			Mounts:        cfg.Mounts,
-			Stdin:         stdin,
-			Stdout:        stream(cfg.Stdout, r),
-			Stderr:        stream(cfg.Stderr, r),
-			Rank:          r,
-			Size:          cfg.Size,
-			Endpoint:      cfg.Endpoint,
-			Cache:         cache,
-			Deterministic: cfg.Deterministic,
-			Seed:          cfg.Seed,
+		var err error
+		if w == nil {
+			w, err = rankWorker(ctx, cfg, cache, r)
 		}
-		if cfg.Journal != nil {
-			wc.Journal = cfg.Journal(r)
-		}
-		if cfg.OnPause != nil {
-			wc.OnPause = func(c *Capture) error { return cfg.OnPause(r, c) }
-		}
-		if cfg.OnCheckpointFailed != nil {
-			wc.OnCheckpointFailed = func(err error) { cfg.OnCheckpointFailed(r, err) }
-		}
-		w, err := NewWorker(ctx, wc)
 		if err != nil {
 			for _, w := range workers[:i] {
 				w.Close(context.Background())
@@ -192,6 +161,71 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 	closeAll()
 	flushOutputs(workers)
 	return res, nil
+}
+
+// NewRankWorker makes rank's worker as RunRanks would (compiled and
+// instantiated, not run), for RanksConfig.Made: a driver makes it ahead
+// of the run, as a migration's target does while the rank still runs at
+// its source.
+func NewRankWorker(ctx context.Context, cfg RanksConfig, rank int) (*Worker, error) {
+	if rank < 0 || rank >= cfg.Size {
+		return nil, fmt.Errorf("host: rank %d outside a job of %d workers", rank, cfg.Size)
+	}
+	return rankWorker(ctx, cfg, compilationCache(cfg.CacheDir), rank)
+}
+
+// compilationCache opens the compilation cache in dir; nil if none.
+func compilationCache(dir string) wazero.CompilationCache {
+	if dir == "" {
+		return nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// rankWorker makes rank r's worker of cfg.
+func rankWorker(ctx context.Context, cfg RanksConfig, cache wazero.CompilationCache, r int) (*Worker, error) {
+	stream := func(f func(int) io.Writer, r int) *Output {
+		if f == nil {
+			return nil
+		}
+		if w := f(r); w != nil {
+			return NewOutput(w)
+		}
+		return nil
+	}
+	var stdin io.Reader
+	if r == 0 {
+		stdin = cfg.Stdin
+	}
+	wc := Config{
+		Module:        cfg.Module,
+		Args:          cfg.Args,
+		Env:           cfg.Env,
+		Mounts:        cfg.Mounts,
+		Stdin:         stdin,
+		Stdout:        stream(cfg.Stdout, r),
+		Stderr:        stream(cfg.Stderr, r),
+		Rank:          r,
+		Size:          cfg.Size,
+		Endpoint:      cfg.Endpoint,
+		Cache:         cache,
+		Deterministic: cfg.Deterministic,
+		Seed:          cfg.Seed,
+	}
+	if cfg.Journal != nil {
+		wc.Journal = cfg.Journal(r)
+	}
+	if cfg.OnPause != nil {
+		wc.OnPause = func(c *Capture) error { return cfg.OnPause(r, c) }
+	}
+	if cfg.OnCheckpointFailed != nil {
+		wc.OnCheckpointFailed = func(err error) { cfg.OnCheckpointFailed(r, err) }
+	}
+	return NewWorker(ctx, wc)
 }
 
 // flushOutputs writes out what the workers' output writers still hold.

@@ -36,6 +36,9 @@ type State struct {
 	// Lazy, if set, lets Restore start the guest before its memory is
 	// read (worker_lazy.go); ReadMemory is used where it cannot.
 	Lazy *LazyMemory
+	// InPlace says that the memory already holds an earlier state (Stage):
+	// it is not zeroed first, and ReadMemory writes only what differs.
+	InPlace bool
 }
 
 // capture hands the paused guest's state to OnPause.
@@ -155,10 +158,17 @@ func (w *Worker) Restore(st *State) error {
 	}
 	buf, _ := mem.Read(0, mem.Size())
 	w.lazyWhy = errors.New("not asked for")
-	if st.Lazy != nil {
+	if st.InPlace {
+		if !w.staged {
+			return errors.New("host: no memory was staged to restore in place")
+		}
+		if err := st.ReadMemory(buf); err != nil {
+			return err
+		}
+	} else if st.Lazy != nil {
 		w.lazyWhy = w.restoreLazy(buf, st.Lazy, start)
 	}
-	if w.lazy == nil {
+	if w.lazy == nil && !st.InPlace {
 		// Zero what the fresh instance's data segments wrote; pages
 		// added by Grow are zero already, and so are the saved zero
 		// chunks.

@@ -140,6 +140,7 @@ type Worker struct {
 
 	async    asyncState
 	restored *State     // set by Restore, consumed by Run
+	staged   bool       // Stage wrote an earlier state into memory
 	lazy     *lazyState // a lazy restore's fill, until it is done with
 	lazyWhy  error      // why the last Restore was not lazy
 	dirty    dirtyTrack

@@ -43,18 +43,30 @@ func (j *jobRun) restoreRank(rank int, w *host.Worker) error {
 // output positions from its checkpoint m with job state rc (nothing if m
 // is nil: the rank starts afresh).
 func (j *jobRun) restoreState(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint) error {
+	return j.restoreStateFrom(rank, w, m, rc, nil)
+}
+
+// restoreStateFrom is restoreState into a worker whose memory already
+// holds from's state (host.Worker.Stage; nil: none): only the chunks of
+// m that differ are read.
+func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint, from *ckpt.Manifest) error {
 	var pos [2]int64
 	var tails [2][]byte
 	var midLine [2]bool
 	if m != nil {
 		t0 := time.Now() // with the wait for the filler spawned ahead
-		err := w.Restore(&host.State{
+		st := &host.State{
 			MemSize:    m.MemSize,
 			ReadMemory: func(dst []byte) error { return j.store.ReadMemory(m, dst) },
 			Globals:    m.Globals,
 			Host:       rc.Worker,
-			Lazy:       j.lazyState(rank, m),
-		})
+		}
+		if from != nil {
+			st.InPlace, st.ReadMemory = true, func(dst []byte) error { return j.readDelta(from, m, dst) }
+		} else {
+			st.Lazy = j.lazyState(rank, m)
+		}
+		err := w.Restore(st)
 		if err != nil {
 			return fmt.Errorf("%s%w", j.who(rank), err)
 		}

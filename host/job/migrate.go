@@ -113,6 +113,9 @@ type shareMigs struct {
 	// target: the ranks adopted, by the time they stopped at their
 	// source, and when each ran here (closed ran once it does).
 	arrived map[int64]*arrival
+	// target: the workers of ranks moving here, made ahead
+	// (migrate_stage.go).
+	staged map[int]*stagedRank
 }
 
 type arrival struct {
@@ -155,6 +158,7 @@ func (m *shareMigs) init() {
 		m.waiters, m.drains = map[int]chan migAnswer{}, map[ckpt.HostID][]chan error{}
 		m.asked, m.moved = map[int]time.Time{}, map[int]MigrateResult{}
 		m.arrived = map[int64]*arrival{}
+		m.staged = map[int]*stagedRank{}
 	}
 }
 

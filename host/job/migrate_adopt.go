@@ -44,8 +44,18 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 	os.RemoveAll(r.journal(rank) + ".trash")
 	ctx, stop := context.WithCancel(r.migs.ctx)
 	r.migs.adopted[rank] = adoptedRank{ctx: ctx, stop: stop}
-	rc0 := r.migs.rc
-	rc0.Ranks, rc0.Stdin, rc0.Endpoint = []int{rank}, nil, j.ep
+	rc0 := r.stageConfig(rank)
+	// The worker made ahead (migrate_stage.go), once the last state is
+	// written into it; else it is made now.
+	var from *ckpt.Manifest
+	if st := r.migs.staged[rank]; st != nil {
+		delete(r.migs.staged, rank)
+		rc0.Made = func(int) *host.Worker {
+			w, staged := st.take()
+			from = staged
+			return w
+		}
+	}
 	rc0.Prepare = func(rank int, w *host.Worker) error {
 		r.mu.Lock()
 		j.workers[rank] = w
@@ -56,7 +66,7 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 		if _, err := w.CheckpointFiles(epoch); err != nil {
 			return err
 		}
-		err := j.restoreState(rank, w, m, rc)
+		err := j.restoreStateFrom(rank, w, m, rc, from)
 		j.store.DeleteAfter(MigrationKey(rank), 0)
 		if err == nil && rc.Stopped != 0 {
 			took := time.Since(time.Unix(0, rc.Stopped))
@@ -131,4 +141,5 @@ func (r *shareRun) stopAdopted() {
 		ar.stop()
 	}
 	clear(r.migs.out)
+	r.dropAllStaged()
 }

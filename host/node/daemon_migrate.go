@@ -300,7 +300,7 @@ func (d *Daemon) refuseDrained(str io.Writer) bool {
 // peer and answers it: the rank is taken if this host's read-only inputs
 // hash as the source's do. A state received before and never adopted is
 // dropped.
-func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, peer string) bool {
+func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, peer string) (int, bool) {
 	t, body, err := readMsg(str)
 	var h handoverMsg
 	if err == nil && t != msgHandover {
@@ -311,15 +311,15 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	}
 	if err != nil {
 		d.logf("job %s: migration from %s: %v", j.id, peer, err)
-		return false
+		return 0, false
 	}
 	j.mu.Lock()
 	share := j.share
 	j.mu.Unlock()
-	refuse := func(why string) bool {
+	refuse := func(why string) (int, bool) {
 		d.logf("job %s: rank %d from %s refused: %s", j.id, h.Rank, peer, why)
 		writeJSON(str, msgTaken, takenMsg{Error: fmt.Sprintf("%s refused rank %d: %s", d.cfg.Name, h.Rank, why)})
-		return false
+		return 0, false
 	}
 	if share == nil || share.Mover == nil {
 		return refuse("the job cannot move ranks here")
@@ -334,14 +334,15 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	if why := inputsDiffer(h.Inputs, mine, peer); why != "" {
 		return refuse(why)
 	}
-	if h.Base == 0 {
-		store.DeleteAfter(driver.MigrationKey(h.Rank), 0) // of a migration that did not end here
+	if h.Base == 0 { // of a migration that did not end here
+		share.DropStaged(h.Rank)
+		store.DeleteAfter(driver.MigrationKey(h.Rank), 0)
 	}
 	d.logf("job %s: receiving rank %d from %s", j.id, h.Rank, peer)
 	if writeJSON(str, msgTaken, takenMsg{}) != nil {
-		return false
+		return 0, false
 	}
-	return ckpt.Failpoint("migrate:receive") == nil
+	return h.Rank, ckpt.Failpoint("migrate:receive") == nil
 }
 
 // inputsDiffer says which read-only input differs between the source's

@@ -69,13 +69,23 @@ func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 		conn.CloseWithError(1, "no such job here")
 		return
 	}
-	if n[0]&migrationFlag != 0 && !d.acceptMigration(j, store, str, string(peer)) {
-		str.Close()
-		<-conn.Context().Done()
-		return
+	migrating, rank := n[0]&migrationFlag != 0, 0
+	if migrating {
+		var ok bool
+		if rank, ok = d.acceptMigration(j, store, str, string(peer)); !ok {
+			str.Close()
+			<-conn.Context().Done()
+			return
+		}
 	}
 	if err := replica.Serve(countedStream{str, d.metrics.Jobs()}, store); err != nil {
 		d.logf("job %s: replica from host %s: %v", j.id, peer, err)
+	} else if migrating {
+		// The rank's worker is made here, or brought up to the state
+		// received, while it still runs at its source.
+		if _, share := d.findShare(j.id); share != nil {
+			share.MigrationIn(rank)
+		}
 	}
 	str.Close()
 	// The source closes the connection once it has read the answer.

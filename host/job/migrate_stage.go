@@ -1,0 +1,187 @@
+package job
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host"
+)
+
+// The target's making of a migrating rank's worker while the rank still
+// runs at its source (migrate.go): at the first pre-copy round that
+// arrives the module is compiled and the worker instantiated, and each
+// round's memory is written into it as it arrives (only the chunks that
+// differ from the round before), as CRIU's pre-copy does. So once the
+// rank stops at its source only its last delta (the chunks written since
+// the last round), globals and host state are left to apply here, and
+// Adopt runs the worker made ahead.
+
+// stagedRank is a rank's worker made here ahead of its adoption.
+type stagedRank struct {
+	mu   sync.Mutex // held while a round is written into w
+	w    *host.Worker
+	m    *ckpt.Manifest // the state w's memory holds
+	err  error          // staging failed: the adoption makes its worker anew
+	gone bool           // dropped: w is closed
+}
+
+// MigrationIn tells the share that a state of rank's migration is durable
+// in its store here (a pre-copy round, or the last state): its worker is
+// made, or brought up to it, in the background.
+func (s *Share) MigrationIn(rank int) {
+	r := s.run.Load()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.migs.init()
+	if r.migs.ctx == nil || r.migs.ctx.Err() != nil || r.migs.rc.Module == nil {
+		r.mu.Unlock()
+		return
+	}
+	ctx := r.migs.ctx
+	st := r.migs.staged[rank]
+	if st == nil {
+		st = &stagedRank{}
+		r.migs.staged[rank] = st
+		context.AfterFunc(ctx, func() { // the share's run ended
+			r.mu.Lock()
+			if r.migs.staged[rank] == st {
+				delete(r.migs.staged, rank)
+			}
+			r.mu.Unlock()
+			st.drop()
+		})
+	}
+	rc := r.stageConfig(rank)
+	r.mu.Unlock()
+	go r.stageNewest(ctx, rank, st, rc)
+}
+
+// DropStaged drops rank's worker made ahead of its move here (its source
+// cancelled the move, or a new one begins).
+func (s *Share) DropStaged(rank int) {
+	r := s.run.Load()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.dropStaged(rank)
+	r.mu.Unlock()
+}
+
+// stageConfig is the configuration rank's worker is made with here. The
+// caller holds r.mu.
+func (r *shareRun) stageConfig(rank int) host.RanksConfig {
+	rc := r.migs.rc
+	rc.Ranks, rc.Stdin, rc.Endpoint = []int{rank}, nil, r.j.ep
+	return rc
+}
+
+// stageNewest writes the newest state of rank's migration key into its
+// worker here, made first if need be.
+func (r *shareRun) stageNewest(ctx context.Context, rank int, st *stagedRank, rc host.RanksConfig) {
+	j := r.j
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.gone || st.err != nil {
+		return
+	}
+	infos, err := j.store.Epochs(MigrationKey(rank))
+	if err != nil || len(infos) == 0 {
+		return
+	}
+	newest := slices.MaxFunc(infos, func(a, b ckpt.Info) int { return cmp.Compare(a.Epoch, b.Epoch) }).Epoch
+	if st.m != nil && st.m.Epoch >= newest {
+		return
+	}
+	m, err := j.store.Manifest(MigrationKey(rank), newest)
+	switch {
+	case err != nil:
+		st.err = err
+	case m.Binding != j.bind:
+		st.err = fmt.Errorf("%w: its state was made by another build of the module", ckpt.ErrForeignModule)
+	case m.MemSize == 0: // a rank whose program ended: nothing to make
+		return
+	}
+	if st.err == nil && st.w == nil {
+		st.w, st.err = host.NewRankWorker(ctx, rc, rank)
+	}
+	if st.err == nil {
+		from := st.m
+		st.err = st.w.Stage(m.MemSize, func(mem []byte) error { return j.readDelta(from, m, mem) })
+	}
+	if st.err != nil {
+		j.logf("rank %d: its worker could not be made ahead of its move here (%v): it is made once it moves", rank, st.err)
+		return
+	}
+	st.m = m
+}
+
+// take returns the worker made ahead and the state its memory holds, once
+// no round is being written into it; nil if there is none. The caller
+// owns the worker.
+func (st *stagedRank) take() (*host.Worker, *ckpt.Manifest) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	w, m := st.w, st.m
+	st.w, st.gone = nil, true
+	if w != nil && (st.err != nil || m == nil) {
+		w.Close(context.Background())
+		return nil, nil
+	}
+	return w, m
+}
+
+// drop closes the worker made ahead, once no round is being written
+// into it.
+func (st *stagedRank) drop() {
+	if w, _ := st.take(); w != nil {
+		w.Close(context.Background())
+	}
+}
+
+// dropStaged drops rank's worker made ahead. The caller holds r.mu.
+func (r *shareRun) dropStaged(rank int) {
+	if st := r.migs.staged[rank]; st != nil {
+		delete(r.migs.staged, rank)
+		go st.drop()
+	}
+}
+
+// dropAllStaged drops every worker made ahead (a rollback, the share's
+// end). The caller holds r.mu.
+func (r *shareRun) dropAllStaged() {
+	for rank := range r.migs.staged {
+		r.dropStaged(rank)
+	}
+}
+
+// readDelta writes into mem (the memory holding from's state; nil: zeroes)
+// the chunks of m that differ from from's.
+func (j *jobRun) readDelta(from, m *ckpt.Manifest, mem []byte) error {
+	if from == nil || from.ChunkSize != m.ChunkSize {
+		if from != nil {
+			clear(mem)
+		}
+		return j.store.ReadMemory(m, mem)
+	}
+	sparse := *m
+	sparse.Chunks = make([]ckpt.Hash, len(m.Chunks))
+	cs := int(m.ChunkSize)
+	for i, h := range m.Chunks {
+		switch {
+		case i < len(from.Chunks) && from.Chunks[i] == h:
+		case h.IsZero():
+			off := i * cs
+			clear(mem[off:min(off+cs, len(mem))])
+		default:
+			sparse.Chunks[i] = h
+		}
+	}
+	return j.store.ReadMemory(&sparse, mem)
+}
