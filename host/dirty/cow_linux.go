@@ -120,7 +120,7 @@ type cow struct {
 
 // startCOW sets up the shared state and the shadows of a mapping and
 // starts the handler thread on uffd.
-func startCOW(uffd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
+func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	base := uint64(uintptr(mem))
 	nblocks := (limit + CopyBlock - 1) / CopyBlock
 	needLen := (limit + minNeedUnit - 1) / minNeedUnit
@@ -154,7 +154,7 @@ func startCOW(uffd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	}
 	sh := (*cowShared)(unsafe.Pointer(&region[0]))
 	c.sh = sh
-	*sh = cowShared{uffd: int32(uffd), base: base, limit: limit, page: page, nblocks: nblocks,
+	*sh = cowShared{uffd: int32(fd), base: base, limit: limit, page: page, nblocks: nblocks,
 		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1}
 	for s := range cowSlots {
 		sh.slots[s] = cowSlot{shadowP: unsafe.Pointer(&c.shadows[s][0]), stateOff: stateOffs[s], needOff: needOffs[s]}

@@ -3,6 +3,7 @@
 package dirty
 
 import (
+	"github.com/librahost/librahost/host/uffd"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -47,20 +48,6 @@ func entersyscall()
 //go:linkname exitsyscall runtime.exitsyscall
 func exitsyscall()
 
-// uffdMsg is struct uffd_msg for a page fault.
-type uffdMsg struct {
-	event    uint8
-	_        [7]uint8
-	flags    uint64
-	address  uint64
-	reserved uint64
-}
-
-const (
-	uffdEventPagefault      = 0x12
-	uffdioWriteProtectClear = 0 // mode: clear protection and wake
-)
-
 // cowServe is the handler thread's body.
 //
 //go:nosplit
@@ -79,14 +66,14 @@ func cowServe(sh *cowShared) {
 //go:nosplit
 //go:norace
 func cowStep(sh *cowShared) bool {
-	var msg uffdMsg
+	var msg uffd.Msg
 	for {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(sh.uffd), uintptr(unsafe.Pointer(&msg)), unsafe.Sizeof(msg))
 		if errno != 0 || n != unsafe.Sizeof(msg) {
 			break
 		}
-		if msg.event == uffdEventPagefault {
-			cowFault(sh, msg.address)
+		if msg.Event == uffd.EventPagefault {
+			cowFault(sh, msg.Address)
 		}
 	}
 	var v uint64
@@ -274,8 +261,8 @@ func cowMove(sh *cowShared, s uint32, lo, hi uint64) {
 //go:nosplit
 //go:norace
 func cowRelease(sh *cowShared, addr, n uint64) {
-	a := uffdioWriteProtectArg{start: addr, len: n, mode: uffdioWriteProtectClear}
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, uintptr(sh.uffd), uffdioWriteProtect, uintptr(unsafe.Pointer(&a))); errno != 0 {
+	a := uffd.WriteProtectArg{Start: addr, Len: n, Mode: uffd.WriteProtectModeClear}
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, uintptr(sh.uffd), uffd.IoctlWriteProtect, uintptr(unsafe.Pointer(&a))); errno != 0 {
 		atomic.AddUint64(&sh.errs, 1)
 	}
 }

@@ -3,6 +3,7 @@
 package dirty
 
 import (
+	"github.com/librahost/librahost/host/uffd"
 	"runtime"
 	"time"
 	"unsafe"
@@ -138,7 +139,7 @@ func (t *Tracker) count(start, end, max uint64) uint64 {
 // measureCosts times write faults on 256 protected pages of a scratch
 // mapping, and reads of the same pages, on one thread's CPU clock (so
 // that other processes' load does not count). Zeros if it cannot.
-func measureCosts(uffd int) (fault, read time.Duration) {
+func measureCosts(fd int) (fault, read time.Duration) {
 	const pages = 256
 	page := unix.Getpagesize()
 	mem, err := unix.Mmap(-1, 0, pages*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
@@ -151,12 +152,12 @@ func measureCosts(uffd int) (fault, read time.Duration) {
 		mem[i] = 1
 	}
 	base := uint64(uintptr(unsafe.Pointer(&mem[0])))
-	reg := uffdioRegisterArg{start: base, len: uint64(len(mem)), mode: registerModeWP}
-	if ioctl(uintptr(uffd), uffdioRegister, unsafe.Pointer(&reg)) != nil {
+	reg := uffd.RegisterArg{Start: base, Len: uint64(len(mem)), Mode: uffd.RegisterModeWP}
+	if uffd.Ioctl(fd, uffd.IoctlRegister, unsafe.Pointer(&reg)) != nil {
 		return 0, 0
 	}
-	wp := uffdioWriteProtectArg{start: base, len: uint64(len(mem)), mode: writeProtectModeWP}
-	if ioctl(uintptr(uffd), uffdioWriteProtect, unsafe.Pointer(&wp)) != nil {
+	wp := uffd.WriteProtectArg{Start: base, Len: uint64(len(mem)), Mode: uffd.WriteProtectModeWP}
+	if uffd.Ioctl(fd, uffd.IoctlWriteProtect, unsafe.Pointer(&wp)) != nil {
 		return 0, 0
 	}
 	runtime.LockOSThread()

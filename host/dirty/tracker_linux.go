@@ -5,6 +5,7 @@ package dirty
 import (
 	"errors"
 	"fmt"
+	"github.com/librahost/librahost/host/uffd"
 	"os"
 	"sync"
 	"time"
@@ -13,32 +14,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The kernel's interface (linux/userfaultfd.h, linux/fs.h).
+// The kernel's interface for PAGEMAP_SCAN (linux/fs.h); userfaultfd's is
+// in host/uffd.
 const (
-	uffdUserModeOnly = 1 // userfaultfd(2) flag UFFD_USER_MODE_ONLY
-	uffdAPI          = 0xAA
-
-	uffdioAPI          = 0xC018AA3F // _IOWR(0xAA, 0x3F, struct uffdio_api)
-	uffdioRegister     = 0xC020AA00 // _IOWR(0xAA, 0x00, struct uffdio_register)
-	uffdioWriteProtect = 0xC018AA06 // _IOWR(0xAA, 0x06, struct uffdio_writeprotect)
-	pagemapScan        = 0xC0606610 // _IOWR('f', 16, struct pm_scan_arg)
-
-	featureWPUnpopulated = 1 << 13 // unpopulated pages count as protected
-	featureWPAsync       = 1 << 15 // the kernel resolves write faults itself
-
-	registerModeWP     = 1 << 1
-	writeProtectModeWP = 1 << 0
+	pagemapScan = 0xC0606610 // _IOWR('f', 16, struct pm_scan_arg)
 
 	scanWPMatching  = 1 << 0 // protect the pages found
 	scanCheckWPAsyn = 1 << 1 // fail on a range not registered for async protection
 	pageIsWritten   = 1 << 1
 )
-
-type uffdioAPIArg struct{ api, features, ioctls uint64 }
-
-type uffdioRegisterArg struct{ start, len, mode, ioctls uint64 }
-
-type uffdioWriteProtectArg struct{ start, len, mode uint64 }
 
 type pmScanArg struct {
 	size, flags, start, end, walkEnd, vec, vecLen, maxPages       uint64
@@ -96,7 +80,7 @@ func newTracker(mapping []byte, sync bool) (*Tracker, error) {
 	if len(mapping) == 0 {
 		return nil, fmt.Errorf("%w: empty mapping", ErrUnsupported)
 	}
-	fd, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
+	fd, _, errno := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffd.UserModeOnly, 0, 0)
 	if errno != 0 {
 		return nil, fmt.Errorf("%w: userfaultfd: %v", ErrUnsupported, errno)
 	}
@@ -119,15 +103,15 @@ func newTracker(mapping []byte, sync bool) (*Tracker, error) {
 }
 
 func (t *Tracker) init(sync bool) error {
-	api := uffdioAPIArg{api: uffdAPI, features: featureWPAsync | featureWPUnpopulated}
+	api := uffd.APIArg{API: uffd.API, Features: uffd.FeatureWPAsync | uffd.FeatureWPUnpopulated}
 	if sync {
-		api.features = featureWPUnpopulated
+		api.Features = uffd.FeatureWPUnpopulated
 	}
-	if err := ioctl(uintptr(t.uffd), uffdioAPI, unsafe.Pointer(&api)); err != nil {
+	if err := uffd.Ioctl(t.uffd, uffd.IoctlAPI, unsafe.Pointer(&api)); err != nil {
 		return fmt.Errorf("%w: UFFDIO_API: %v", ErrUnsupported, err)
 	}
-	reg := uffdioRegisterArg{start: t.base, len: t.limit, mode: registerModeWP}
-	if err := ioctl(uintptr(t.uffd), uffdioRegister, unsafe.Pointer(&reg)); err != nil {
+	reg := uffd.RegisterArg{Start: t.base, Len: t.limit, Mode: uffd.RegisterModeWP}
+	if err := uffd.Ioctl(t.uffd, uffd.IoctlRegister, unsafe.Pointer(&reg)); err != nil {
 		return fmt.Errorf("%w: UFFDIO_REGISTER: %v", ErrUnsupported, err)
 	}
 	f, err := os.Open("/proc/self/pagemap")
@@ -266,12 +250,12 @@ func (t *Tracker) Close() error {
 
 // protect sets (or clears) the write protection of [start, end).
 func (t *Tracker) protect(start, end uint64, on bool) error {
-	a := uffdioWriteProtectArg{start: t.base + start, len: end - start}
+	a := uffd.WriteProtectArg{Start: t.base + start, Len: end - start}
 	if on {
-		a.mode = writeProtectModeWP
+		a.Mode = uffd.WriteProtectModeWP
 		t.protected += end - start
 	}
-	return ioctl(uintptr(t.uffd), uffdioWriteProtect, unsafe.Pointer(&a))
+	return uffd.Ioctl(t.uffd, uffd.IoctlWriteProtect, unsafe.Pointer(&a))
 }
 
 // scan reports the written pages of [start, end), and protects them again
@@ -312,13 +296,6 @@ func (t *Tracker) scan(start, end uint64, reset bool, limit uint64, fn func(star
 			return fmt.Errorf("no progress at %#x", at-t.base)
 		}
 		at = a.walkEnd
-	}
-	return nil
-}
-
-func ioctl(fd, req uintptr, arg unsafe.Pointer) error {
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, req, uintptr(arg)); errno != 0 {
-		return errno
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/librahost/librahost/host/uffd"
 	"io"
 	"os"
 	"os/exec"
@@ -78,8 +79,8 @@ func open() (int, error) {
 		}
 		return -1, fmt.Errorf("%w: userfaultfd: %v", ErrUnsupported, errno)
 	}
-	api := uffdioAPIArg{api: uffdAPI}
-	if err := ioctl(int(fd), uffdioAPI, unsafe.Pointer(&api)); err != nil {
+	api := uffd.APIArg{API: uffd.API}
+	if err := uffd.Ioctl(int(fd), uffd.IoctlAPI, unsafe.Pointer(&api)); err != nil {
 		unix.Close(int(fd))
 		return -1, fmt.Errorf("%w: UFFDIO_API: %v", ErrUnsupported, err)
 	}
@@ -199,11 +200,11 @@ func Start(cfg Config) (*Fill, error) {
 	if err := unix.Madvise(mem, unix.MADV_DONTNEED); err != nil {
 		return fail(fmt.Errorf("%w: madvise: %v", ErrUnsupported, err))
 	}
-	reg := uffdioRegisterArg{start: uint64(uintptr(unsafe.Pointer(&mem[0]))), len: uint64(len(mem)), mode: registerModeMiss}
-	if err := ioctl(fd, uffdioRegister, unsafe.Pointer(&reg)); err != nil {
+	reg := uffd.RegisterArg{Start: uint64(uintptr(unsafe.Pointer(&mem[0]))), Len: uint64(len(mem)), Mode: uffd.RegisterModeMissing}
+	if err := uffd.Ioctl(fd, uffd.IoctlRegister, unsafe.Pointer(&reg)); err != nil {
 		return fail(fmt.Errorf("%w: UFFDIO_REGISTER: %v", ErrUnsupported, err))
 	}
-	p := &plan{base: reg.start, size: reg.len, chunkSize: uint32(cfg.ChunkSize), segs: map[uint32]string{}, srcs: cfg.Chunks}
+	p := &plan{base: reg.Start, size: reg.Len, chunkSize: uint32(cfg.ChunkSize), segs: map[uint32]string{}, srcs: cfg.Chunks}
 	for _, s := range cfg.Chunks {
 		if s.Seg != 0 {
 			if _, ok := p.segs[s.Seg]; !ok {
@@ -400,6 +401,6 @@ func (f *Fill) liftLocked() {
 		return
 	}
 	f.lifted = true
-	r := uffdioRange{start: uint64(uintptr(unsafe.Pointer(&f.mem[0]))), len: uint64(len(f.mem))}
-	_ = ioctl(f.uffd, uffdioUnregister, unsafe.Pointer(&r))
+	r := uffd.Range{Start: uint64(uintptr(unsafe.Pointer(&f.mem[0]))), Len: uint64(len(f.mem))}
+	_ = uffd.Ioctl(f.uffd, uffd.IoctlUnregister, unsafe.Pointer(&r))
 }

@@ -5,6 +5,7 @@ package lazy
 import (
 	"errors"
 	"fmt"
+	"github.com/librahost/librahost/host/uffd"
 	"io"
 	"os"
 	"runtime"
@@ -72,7 +73,7 @@ type filler struct {
 	flag  *uint32 // shared with the guest's process: see Fill.Failed
 }
 
-func serve(uffd, ctl, rep, flag *os.File) error {
+func serve(uf, ctl, rep, flag *os.File) error {
 	p, err := readPlan(ctl)
 	if err != nil {
 		return fmt.Errorf("lazy filler: %v", err)
@@ -82,7 +83,7 @@ func serve(uffd, ctl, rep, flag *os.File) error {
 		return fmt.Errorf("lazy filler: %v", err)
 	}
 	cs := uint64(p.chunkSize)
-	f := &filler{uffd: int(uffd.Fd()), p: p, n: int((p.size + cs - 1) / cs), segs: map[uint32]*os.File{}, rep: rep, flag: (*uint32)(unsafe.Pointer(&fl[0]))}
+	f := &filler{uffd: int(uf.Fd()), p: p, n: int((p.size + cs - 1) / cs), segs: map[uint32]*os.File{}, rep: rep, flag: (*uint32)(unsafe.Pointer(&fl[0]))}
 	f.src = make([]int32, f.n)
 	for i := range f.src {
 		f.src[i] = -1
@@ -106,7 +107,7 @@ func serve(uffd, ctl, rep, flag *os.File) error {
 	if len(p.srcs) == 0 {
 		f.report("done")
 	}
-	go f.faults(uffd)
+	go f.faults(uf)
 	go f.background()
 	// The guest's process closes the plan's pipe once the fill is done,
 	// or to stop it; so does its death.
@@ -115,18 +116,18 @@ func serve(uffd, ctl, rep, flag *os.File) error {
 }
 
 // faults fills the chunks the guest touches.
-func (f *filler) faults(uffd *os.File) {
+func (f *filler) faults(uf *os.File) {
 	dec, buf := f.decoder()
-	var msg uffdMsg
+	var msg uffd.Msg
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&msg)), unsafe.Sizeof(msg))
 	for {
-		if _, err := io.ReadFull(uffd, b); err != nil {
+		if _, err := io.ReadFull(uf, b); err != nil {
 			return
 		}
-		if msg.event != uffdEventPagefault || msg.address < f.p.base || msg.address >= f.p.base+f.p.size {
+		if msg.Event != uffd.EventPagefault || msg.Address < f.p.base || msg.Address >= f.p.base+f.p.size {
 			continue
 		}
-		i := int((msg.address - f.p.base) / uint64(f.p.chunkSize))
+		i := int((msg.Address - f.p.base) / uint64(f.p.chunkSize))
 		switch f.state[i].Load() {
 		case chunkMissing:
 			if f.state[i].CompareAndSwap(chunkMissing, chunkBusy) {
@@ -199,8 +200,8 @@ func (f *filler) fill(i int, dec *ckpt.ValueDecoder, fb *fillBuf) {
 	n := min(cs, f.p.size-off)
 	k := f.src[i]
 	if k < 0 {
-		z := uffdioZeropageArg{rng: uffdioRange{start: f.p.base + off, len: n}}
-		err := ioctl(f.uffd, uffdioZeropage, unsafe.Pointer(&z))
+		z := uffd.ZeropageArg{Range: uffd.Range{Start: f.p.base + off, Len: n}}
+		err := uffd.Ioctl(f.uffd, uffd.IoctlZeropage, unsafe.Pointer(&z))
 		f.done(i, err)
 		return
 	}
@@ -221,20 +222,20 @@ func (f *filler) fill(i int, dec *ckpt.ValueDecoder, fb *fillBuf) {
 		atomic.StoreUint32(f.flag, 1)
 		f.gone.Store(true) // the background reader stops
 		f.report(fmt.Sprintf("bad %d %s", i, strings.ReplaceAll(err.Error(), "\n", " ")))
-		z := uffdioZeropageArg{rng: uffdioRange{start: f.p.base + off, len: n}}
-		_ = ioctl(f.uffd, uffdioZeropage, unsafe.Pointer(&z))
+		z := uffd.ZeropageArg{Range: uffd.Range{Start: f.p.base + off, Len: n}}
+		_ = uffd.Ioctl(f.uffd, uffd.IoctlZeropage, unsafe.Pointer(&z))
 		f.wake(i)
 		return
 	}
 	// EAGAIN: the mapping changed under the copy; copy the rest again.
 	for at := uint64(0); ; {
-		c := uffdioCopyArg{dst: f.p.base + off + at, src: uint64(uintptr(unsafe.Pointer(&dst[at]))), len: n - at}
-		err = ioctl(f.uffd, uffdioCopy, unsafe.Pointer(&c))
+		c := uffd.CopyArg{Dst: f.p.base + off + at, Src: uint64(uintptr(unsafe.Pointer(&dst[at]))), Len: n - at}
+		err = uffd.Ioctl(f.uffd, uffd.IoctlCopy, unsafe.Pointer(&c))
 		if !errors.Is(err, unix.EAGAIN) {
 			break
 		}
-		if c.copied > 0 {
-			at += uint64(c.copied)
+		if c.Copied > 0 {
+			at += uint64(c.Copied)
 		}
 		if at >= n {
 			err = nil
@@ -263,8 +264,8 @@ func (f *filler) done(i int, err error) {
 func (f *filler) wake(i int) {
 	cs := uint64(f.p.chunkSize)
 	off := uint64(i) * cs
-	r := uffdioRange{start: f.p.base + off, len: min(cs, f.p.size-off)}
-	_ = ioctl(f.uffd, uffdioWake, unsafe.Pointer(&r))
+	r := uffd.Range{Start: f.p.base + off, Len: min(cs, f.p.size-off)}
+	_ = uffd.Ioctl(f.uffd, uffd.IoctlWake, unsafe.Pointer(&r))
 }
 
 // value reads chunk source s's stored value.
