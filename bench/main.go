@@ -36,7 +36,7 @@ func main() {
 	sizes := flag.String("sizes", "256,1024,3840", "randwrite, cow and lazy: the guest's memory sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
 	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
 	ckpts := flag.Int("ckpts", 10, "cow: checkpoints of each run, after the full one")
-	windows := flag.Int("windows", 6, "dashboard: windows with load, and as many without, in alternation")
+	windows := flag.Int("windows", 6, "dashboard: windows with load, and as many without, in alternation (0: only the serving cost, no job)")
 	window := flag.Duration("window", 10*time.Second, "dashboard: length of a window")
 	rate := flag.Int("rate", 1000, "dashboard: requests per second of the load")
 	workers := flag.String("workers", "4,8,16", "mhpause: worker counts, separated by commas")
@@ -107,8 +107,8 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 		sections[o] = true
 	}
 	want := func(s string) bool { return len(sections) == 0 || sections[s] }
-	if dash.windows < 1 || dash.window < time.Second || dash.rate < 1 {
-		return fmt.Errorf("-windows %d -window %s -rate %d: give at least 1 window of at least 1s and a positive rate", dash.windows, dash.window, dash.rate)
+	if dash.windows < 0 || dash.window < time.Second || dash.rate < 1 {
+		return fmt.Errorf("-windows %d -window %s -rate %d: give 0 windows (the serving cost only) or more, of at least 1s, and a positive rate", dash.windows, dash.window, dash.rate)
 	}
 	if mh.pauseSteps < 1 || mh.heatSteps < 1 || mh.heatN < 1 || mh.commitN < 1 || mh.commitMiB < 1 || mh.commitFor < time.Second || mh.failTimeout <= 0 {
 		return fmt.Errorf("-pause-steps, -heat-steps, -heat-n, -commit-n and -commit-mib and -failure-timeout must be positive and -commit-for at least 1s")

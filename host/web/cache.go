@@ -2,9 +2,11 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -17,29 +19,34 @@ const maxVariants = 8
 // cache serves a handler's response to every request for fresh after it
 // was made: a dashboard polled by many, or /metrics scraped often, costs
 // one rendering per period, not one per request. While one request
-// renders, the others asking for the same variant wait for it.
+// renders, the others asking for the same variant wait for it. A body of
+// gzipAtLeast or more that the handler left plain is gzipped then, once,
+// for the clients that accept it; each answer is the prepared headers and
+// one body, written at once.
 type cache struct {
 	h     http.Handler
 	fresh time.Duration
 
 	mu       sync.Mutex
-	variants map[string]*cached
+	variants map[variantKey]*cached
 }
+
+type variantKey struct{ accept, encoding string }
 
 type cached struct {
 	mu     sync.Mutex // held while rendering
 	at     time.Time
 	code   int
-	header http.Header
+	header http.Header // with Content-Length
 	body   []byte
 }
 
 func newCache(h http.Handler, fresh time.Duration) *cache {
-	return &cache{h: h, fresh: fresh, variants: map[string]*cached{}}
+	return &cache{h: h, fresh: fresh, variants: map[variantKey]*cached{}}
 }
 
 func (c *cache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Accept") + "\x00" + r.Header.Get("Accept-Encoding")
+	key := variantKey{r.Header.Get("Accept"), r.Header.Get("Accept-Encoding")}
 	c.mu.Lock()
 	v := c.variants[key]
 	if v == nil && len(c.variants) < maxVariants {
@@ -56,15 +63,22 @@ func (c *cache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{header: http.Header{}, code: http.StatusOK}
 		// The rendering must not end with the request that asked first.
 		c.h.ServeHTTP(rec, r.WithContext(context.WithoutCancel(r.Context())))
-		v.at, v.code, v.header, v.body = time.Now(), rec.code, rec.header, rec.body.Bytes()
+		body := rec.body.Bytes()
+		if rec.header.Get("Content-Encoding") == "" && acceptsGzip(key.encoding) {
+			if gz := gzipped(body, gzip.DefaultCompression); gz != nil {
+				body = gz
+				rec.header.Set("Content-Encoding", "gzip")
+			}
+		}
+		if rec.header.Get("Content-Encoding") != "" && !strings.Contains(rec.header.Get("Vary"), "Accept-Encoding") {
+			rec.header.Add("Vary", "Accept-Encoding")
+		}
+		rec.header.Set("Content-Length", strconv.Itoa(len(body)))
+		v.at, v.code, v.header, v.body = time.Now(), rec.code, rec.header, body
 	}
 	code, header, body := v.code, v.header, v.body
 	v.mu.Unlock()
-	h := w.Header()
-	for k, vs := range header {
-		h[k] = vs
-	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	copyHeader(w.Header(), header)
 	w.WriteHeader(code)
 	w.Write(body)
 }

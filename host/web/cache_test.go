@@ -2,8 +2,11 @@ package web
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -50,4 +53,51 @@ func TestCache(t *testing.T) {
 		check("more", fmt.Sprintf("answer %d", n+1))
 		check("more", fmt.Sprintf("answer %d", n+2))
 	})
+}
+
+// TestCacheGzip: a plain body of gzipAtLeast bytes or more is gzipped once
+// for the clients that accept gzip, with its length and Vary; a smaller
+// one, one the handler encoded itself, or one for a client without gzip
+// goes as the handler wrote it.
+func TestCacheGzip(t *testing.T) {
+	big := strings.Repeat("librahost_metric 1\n", 200)
+	for _, c := range []struct {
+		name, body, encoding, acceptEncoding string
+		gzipped                              bool
+	}{
+		{"large", big, "", "gzip", true},
+		{"small", "ok\n", "", "gzip", false},
+		{"encoded", big, "br", "gzip", false},
+		{"no gzip", big, "", "identity", false},
+	} {
+		calls := 0
+		h := newCache(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls++
+			if c.encoding != "" {
+				w.Header().Set("Content-Encoding", c.encoding)
+			}
+			io.WriteString(w, c.body)
+		}), time.Hour)
+		for range 2 {
+			rec := serveHandler(t, h, "/metrics", "Accept-Encoding", c.acceptEncoding)
+			if rec.Header().Get("Content-Length") != strconv.Itoa(rec.Body.Len()) {
+				t.Fatalf("%s: Content-Length %s, %d bytes", c.name, rec.Header().Get("Content-Length"), rec.Body.Len())
+			}
+			got := rec.Body.Bytes()
+			if c.gzipped {
+				if rec.Header().Get("Content-Encoding") != "gzip" || rec.Header().Get("Vary") != "Accept-Encoding" || len(got) >= len(c.body) {
+					t.Fatalf("%s: Content-Encoding %q, Vary %q, %d bytes", c.name, rec.Header().Get("Content-Encoding"), rec.Header().Get("Vary"), len(got))
+				}
+				got = gunzip(t, got)
+			} else if rec.Header().Get("Content-Encoding") != c.encoding {
+				t.Fatalf("%s: Content-Encoding %q, want %q", c.name, rec.Header().Get("Content-Encoding"), c.encoding)
+			}
+			if string(got) != c.body {
+				t.Fatalf("%s: body %.40q…", c.name, got)
+			}
+		}
+		if calls != 1 {
+			t.Fatalf("%s: rendered %d times", c.name, calls)
+		}
+	}
 }

@@ -16,6 +16,10 @@
 // /api/status and /metrics answer from a cache for Config.Fresh (250 ms):
 // many pages polling, or scrapers asking 1,000 times a second, cost one
 // status read (which asks the other hosts) or one gathering of the
-// metrics per period, not one per request. Nothing served here changes a
-// job or the host.
+// metrics per period, not one per request; a body the handler left plain
+// is gzipped then too, once, for the clients that accept gzip. The page
+// and its files are read into memory once (assets.go), gzipped once when
+// that pays, and carry an ETag: a browser that has them gets a 304. Each
+// answer is prepared headers and one body, with its length. Nothing served
+// here changes a job or the host.
 package web

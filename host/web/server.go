@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/librahost/librahost/host/node"
@@ -73,16 +72,18 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Handler routes the server's paths.
 func (s *Server) Handler() http.Handler {
 	files, _ := fs.Sub(static, "static")
+	assets, _ := loadAssets(files) // embedded: cannot fail
 	mux := http.NewServeMux()
-	index, _ := fs.ReadFile(files, "index.html")
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		// From memory: the page is asked for as often as the status.
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Length", strconv.Itoa(len(index)))
-		w.Write(index)
+	// From memory: the page is asked for as often as the status.
+	mux.Handle("GET /{$}", assets["index.html"])
+	mux.HandleFunc("GET /static/{name}", func(w http.ResponseWriter, r *http.Request) {
+		a := assets[r.PathValue("name")]
+		if a == nil {
+			http.NotFound(w, r)
+			return
+		}
+		a.ServeHTTP(w, r)
 	})
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(files)))
 	mux.Handle("GET /api/status", newCache(http.HandlerFunc(s.apiStatus), s.cfg.Fresh))
 	mux.HandleFunc("GET /events", s.events)
 	if s.cfg.Metrics != nil {
@@ -93,11 +94,13 @@ func (s *Server) Handler() http.Handler {
 
 // secured adds headers that keep the page to its own scripts and styles.
 func secured(h http.Handler) http.Handler {
+	sec := http.Header{
+		"Content-Security-Policy": {"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"},
+		"X-Content-Type-Options":  {"nosniff"},
+		"Referrer-Policy":         {"no-referrer"},
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "no-referrer")
+		copyHeader(w.Header(), sec)
 		h.ServeHTTP(w, r)
 	})
 }
