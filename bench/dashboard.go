@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,7 +40,10 @@ var dashboardPaths = []string{"/", "/api/status", "/metrics"}
 // asks for /, /api/status and /metrics in turn at the given rate during
 // every other window. The checkpoints that begin and end inside a window
 // count for it; the report compares their pause and durable times with
-// load against without, windows in alternation.
+// load against without, windows in alternation. Before the job starts, it
+// reports the CPU time a request costs this process, and what the same
+// load costs a bare net/http server here (the floor); -windows 0 stops
+// there.
 func benchDashboard(dir, root string, cfg dashboardConfig) error {
 	windows, window, rate := cfg.windows, cfg.window, cfg.rate
 	cluster := filepath.Join(dir, "cluster")
@@ -68,14 +73,37 @@ func benchDashboard(dir, root string, cfg dashboardConfig) error {
 	cpu0 := processCPU()
 	time.Sleep(window)
 	idle := processCPU() - cpu0
-	cpu0 = processCPU()
-	r, err := loadFor(self, url, rate, window)
+	serve := func(name, url string) error {
+		cpu0 := processCPU()
+		r, err := loadFor(self, url, rate, window)
+		if err != nil {
+			return err
+		}
+		cpu := processCPU() - cpu0 - time.Duration(float64(idle)*r.Seconds/window.Seconds())
+		fmt.Printf("%s: %.0f requests/s answered, %d late; this process's CPU time %.1f µs a request, %.1f %% of a core at %d requests/s (idle: %.1f %%)\n",
+			name, float64(r.OK)/r.Seconds, r.Late, cpu.Seconds()*1e6/float64(r.OK), cpu.Seconds()/r.Seconds*100, rate, idle.Seconds()/window.Seconds()*100)
+		return nil
+	}
+	fmt.Println()
+	if err := serve("serving alone", url); err != nil {
+		return err
+	}
+	// The floor: what the same load costs a bare net/http server of this
+	// process, whose one handler writes 700 bytes (the size of /).
+	bare, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	cpu := processCPU() - cpu0 - time.Duration(float64(idle)*r.Seconds/window.Seconds())
-	fmt.Printf("\nserving alone: %.0f requests/s answered, %d late; this process's CPU time %.1f µs a request, %.1f %% of a core at %d requests/s (idle: %.1f %%)\n",
-		float64(r.OK)/r.Seconds, r.Late, cpu.Seconds()*1e6/float64(r.OK), cpu.Seconds()/r.Seconds*100, rate, idle.Seconds()/window.Seconds()*100)
+	body := bytes.Repeat([]byte("x"), 700)
+	go http.Serve(bare, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "700")
+		w.Write(body)
+	}))
+	err = serve("a bare net/http server, for comparison", "http://"+bare.Addr().String())
+	bare.Close()
+	if err != nil {
+		return err
+	}
 	if windows == 0 {
 		return nil
 	}
