@@ -41,6 +41,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "dashboard: requests per second of the load")
 	workers := flag.String("workers", "4,8,16", "mhpause: worker counts, separated by commas")
 	var mh mhConfig
+	flag.StringVar(&mh.baseLH, "base-librahost", "", "mhpause: also run each configuration with this librahost `binary` (one built from an earlier commit), in alternation with the tree's")
 	flag.IntVar(&mh.pauseSteps, "pause-steps", 600, "mhpause: heat's time steps (grid "+heatGrid+")")
 	flag.IntVar(&mh.heatSteps, "heat-steps", 2500, "mhheat: heat's time steps (grid "+heatGrid+")")
 	flag.IntVar(&mh.heatN, "heat-n", 6, "mhheat: workers")
@@ -112,6 +113,14 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 	}
 	if mh.pauseSteps < 1 || mh.heatSteps < 1 || mh.heatN < 1 || mh.commitN < 1 || mh.commitMiB < 1 || mh.commitFor < time.Second || mh.failTimeout <= 0 {
 		return fmt.Errorf("-pause-steps, -heat-steps, -heat-n, -commit-n and -commit-mib and -failure-timeout must be positive and -commit-for at least 1s")
+	}
+	if mh.baseLH != "" {
+		if abs, err := filepath.Abs(mh.baseLH); err == nil {
+			mh.baseLH = abs
+		}
+		if fi, err := os.Stat(mh.baseLH); err != nil || fi.IsDir() {
+			return fmt.Errorf("-base-librahost %q: not a file; build one with `go build -o FILE ./cmd/librahost` in a worktree of the commit to compare with", mh.baseLH)
+		}
 	}
 	if ckpts <= 0 {
 		return fmt.Errorf("-ckpts %d: give a positive number of checkpoints", ckpts)

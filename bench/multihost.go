@@ -31,6 +31,7 @@ import (
 // mhConfig is what the multi-host sections measure.
 type mhConfig struct {
 	workers    []int         // mhpause: worker counts
+	baseLH     string        // mhpause: another librahost binary, run in alternation with the tree's
 	pauseSteps int           // mhpause: heat's steps
 	heatSteps  int           // mhheat: heat's steps
 	heatN      int           // mhheat: workers
@@ -233,71 +234,96 @@ func benchMultiHost(lh, dir, root string, runs int, want func(string) bool, cfg 
 }
 
 // benchPauses: each worker's pause per checkpoint against its own capture,
-// heat with a checkpoint every second, on one host and on three.
+// heat with a checkpoint every second, on one host and on three. With
+// cfg.baseLH, every configuration runs with that binary too (its own three
+// hosts), in alternation with the tree's, and each gets its rows.
 func benchPauses(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig) error {
+	type build struct {
+		name, lh string
+		c        *cluster
+	}
+	builds := []build{{"tree", lh, c}}
+	if cfg.baseLH != "" {
+		bc, err := startCluster(cfg.baseLH, dir, "a", "b", "c")
+		if err != nil {
+			return fmt.Errorf("-base-librahost: %w", err)
+		}
+		defer bc.stop()
+		builds = append(builds, build{"base", cfg.baseLH, bc})
+	}
 	args := []string{"-grid", heatGrid, "-steps", fmt.Sprint(cfg.pauseSteps), "-every", "100"}
 	fmt.Printf("\npause of each worker per checkpoint against its own capture: heat %s, a checkpoint every 1s, %d runs of each, in alternation (load average at start: %s)\n\n", strings.Join(args, " "), runs, loadAvg())
+	if cfg.baseLH != "" {
+		fmt.Printf("builds: tree (this tree's librahost) and base (%s)\n\n", cfg.baseLH)
+	}
 	fmt.Println("excess = pause − own capture, per rank and checkpoint; goal: excess ≤ 1 ms, flat in workers and hosts")
 	fmt.Println()
-	fmt.Println("| workers | hosts | samples | pause p50 / p99 | own capture p50 / p99 | excess p50 / p99 / max | excess ≤ 1 ms | control messages per host and epoch (max over hosts) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	type key struct{ n, hosts int }
+	fmt.Println("| build | workers | hosts | samples | pause p50 / p99 | own capture p50 / p99 | excess p50 / p99 / max | excess ≤ 1 ms | control messages per host and epoch (max over hosts) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	type key struct {
+		b        string
+		n, hosts int
+	}
 	samples := map[key][]pauseSample{}
 	control := map[key][]float64{}
 	for round := -1; round < runs; round++ { // round -1 warms the caches
 		for _, n := range cfg.workers {
-			flags := []string{"-n", fmt.Sprint(n), "--checkpoint-every", "1s"}
-			_, _, log, err := runState(lh, dir, heat, args, flags, nil, true)
-			if err != nil {
-				return err
-			}
-			r, err := c.submit(lh, append(flags, "--failure-timeout", cfg.failTimeout.String()), heat, args...)
-			if err != nil {
-				return err
-			}
-			if round < 0 {
-				continue
-			}
-			samples[key{n, 1}] = append(samples[key{n, 1}], pauseLines(log)...)
-			for _, l := range r.logs {
-				samples[key{n, 3}] = append(samples[key{n, 3}], pauseLines(l)...)
-			}
-			worst := 0.0
-			for _, l := range r.logs {
-				if m := controlRE.FindStringSubmatch(l); m != nil {
-					s, _ := strconv.Atoi(m[1])
-					v, _ := strconv.Atoi(m[2])
-					e, _ := strconv.Atoi(m[3])
-					if e > 0 {
-						worst = max(worst, float64(s+v)/float64(e))
+			for _, b := range builds {
+				flags := []string{"-n", fmt.Sprint(n), "--checkpoint-every", "1s"}
+				_, _, log, err := runState(b.lh, dir, heat, args, flags, nil, true)
+				if err != nil {
+					return err
+				}
+				r, err := b.c.submit(b.lh, append(flags, "--failure-timeout", cfg.failTimeout.String()), heat, args...)
+				if err != nil {
+					return err
+				}
+				if round < 0 {
+					continue
+				}
+				samples[key{b.name, n, 1}] = append(samples[key{b.name, n, 1}], pauseLines(log)...)
+				for _, l := range r.logs {
+					samples[key{b.name, n, 3}] = append(samples[key{b.name, n, 3}], pauseLines(l)...)
+				}
+				worst := 0.0
+				for _, l := range r.logs {
+					if m := controlRE.FindStringSubmatch(l); m != nil {
+						s, _ := strconv.Atoi(m[1])
+						v, _ := strconv.Atoi(m[2])
+						e, _ := strconv.Atoi(m[3])
+						if e > 0 {
+							worst = max(worst, float64(s+v)/float64(e))
+						}
 					}
 				}
+				control[key{b.name, n, 3}] = append(control[key{b.name, n, 3}], worst)
 			}
-			control[key{n, 3}] = append(control[key{n, 3}], worst)
 		}
 	}
 	for _, hosts := range []int{1, 3} {
 		for _, n := range cfg.workers {
-			ss := samples[key{n, hosts}]
-			var pause, capture, excess []time.Duration
-			within := 0
-			for _, s := range ss {
-				pause, capture, excess = append(pause, s.pause), append(capture, s.capture), append(excess, s.pause-s.capture)
-				if s.pause-s.capture <= time.Millisecond {
-					within++
+			for _, b := range builds {
+				ss := samples[key{b.name, n, hosts}]
+				var pause, capture, excess []time.Duration
+				within := 0
+				for _, s := range ss {
+					pause, capture, excess = append(pause, s.pause), append(capture, s.capture), append(excess, s.pause-s.capture)
+					if s.pause-s.capture <= time.Millisecond {
+						within++
+					}
 				}
+				ctl := "(one host: none)"
+				if cs := control[key{b.name, n, hosts}]; len(cs) > 0 {
+					ctl = fmt.Sprintf("%.2f", slices.Max(cs))
+				}
+				share := 0.0
+				if len(ss) > 0 {
+					share = 100 * float64(within) / float64(len(ss))
+				}
+				fmt.Printf("| %s | %d | %d | %d | %s / %s | %s / %s | %s / %s / %s | %.0f %% | %s |\n", b.name, n, hosts, len(ss),
+					ms2(pct(pause, 0.5)), ms2(pct(pause, 0.99)), ms2(pct(capture, 0.5)), ms2(pct(capture, 0.99)),
+					ms2(pct(excess, 0.5)), ms2(pct(excess, 0.99)), ms2(pct(excess, 1)), share, ctl)
 			}
-			ctl := "(one host: none)"
-			if cs := control[key{n, hosts}]; len(cs) > 0 {
-				ctl = fmt.Sprintf("%.2f", slices.Max(cs))
-			}
-			share := 0.0
-			if len(ss) > 0 {
-				share = 100 * float64(within) / float64(len(ss))
-			}
-			fmt.Printf("| %d | %d | %d | %s / %s | %s / %s | %s / %s / %s | %.0f %% | %s |\n", n, hosts, len(ss),
-				ms2(pct(pause, 0.5)), ms2(pct(pause, 0.99)), ms2(pct(capture, 0.5)), ms2(pct(capture, 0.99)),
-				ms2(pct(excess, 0.5)), ms2(pct(excess, 0.99)), ms2(pct(excess, 1)), share, ctl)
 		}
 	}
 	fmt.Printf("\nload average at end: %s\n", loadAvg())

@@ -37,8 +37,13 @@ type Meta struct {
 	Globals  []uint64 // every mutable global, in index order
 	Asyncify []byte   // asyncify unwind data, nil for Go-native guests
 	Host     []byte   // opaque host state
-	Files    []byte   // opaque file-delta blob; chunked when over filesInlineMax
-	Created  time.Time
+	// HostLater, if set, gives Host instead, once the capture's chunks
+	// are written and before its manifest is: host state that is known
+	// only after the guest went on (its channel cut, completed by the
+	// transport's loop). An error fails the capture. It is not stored.
+	HostLater func() ([]byte, error)
+	Files     []byte // opaque file-delta blob; chunked when over filesInlineMax
+	Created   time.Time
 
 	// Dirty, if set, says which parts of memory may have changed since an
 	// earlier capture of the key, so that Capture hashes only those. It

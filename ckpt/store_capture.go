@@ -179,7 +179,8 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		done:       make(chan struct{}),
 	}
 	m := &Manifest{Meta: meta, Format: FormatVersion, MemSize: uint64(len(mem)), ChunkSize: uint32(s.cfg.ChunkSize)}
-	m.Dirty = nil
+	m.Dirty, m.HostLater = nil, nil
+	p.hostLater = meta.HostLater
 	m.Globals = append([]uint64(nil), meta.Globals...)
 	m.Asyncify = cloneBytes(meta.Asyncify)
 	m.Host = cloneBytes(meta.Host)

@@ -29,9 +29,11 @@ type Pending struct {
 	stored   int64         // written by the writer
 	garbage  []chunkLoc    // chunk values the commit left to free (freeValues)
 	foreign  bool          // the values are the caller's (AddReplica), not the pool's
-	rep      *repWriter    // a replica's values, already in the replica segment
-	final    Stats         // set before done is closed
-	err      error         // set before done is closed
+	// hostLater is Meta.HostLater, called by the writer before the commit.
+	hostLater func() ([]byte, error)
+	rep       *repWriter // a replica's values, already in the replica segment
+	final     Stats      // set before done is closed
+	err       error      // set before done is closed
 }
 
 // Done is closed when the checkpoint is durable or has failed.
@@ -180,11 +182,18 @@ func (s *Store) writer() {
 			<-p.scanned
 		}
 		err := s.writeChunks(p)
-		if err == nil {
-			err = s.commit(p)
-		} else {
+		switch {
+		case err != nil:
 			<-p.compressed // the compressors still own the jobs
 			err = s.writeErr(p.m, err)
+		case p.hostLater != nil:
+			if p.m.Host, err = p.hostLater(); err != nil {
+				err = s.writeErr(p.m, err)
+				break
+			}
+			fallthrough
+		default:
+			err = s.commit(p)
 		}
 		if err != nil {
 			s.segs.rollback()

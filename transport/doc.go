@@ -43,10 +43,12 @@
 //
 //	start      NewEndpoint with Route from the placement, Incarnation, and
 //	           OnLogFull asking for a checkpoint; AddLink to each peer host
-//	epoch e    Snapshot of each local rank when it captures e (it goes into
-//	           the rank's checkpoint); once e is committed (ckpt's Release),
+//	epoch e    CutRank of each local rank when it captures e, which does
+//	           not wait for the loop: the rank goes on, and Cut.State
+//	           completes its state later (it goes into the rank's
+//	           checkpoint); once e is committed (ckpt's Release),
 //	           StableCut with the local ranks' states of e
-//	ended      Ended(rank) when a rank's program ends
+//	ended      Ended(rank) when a rank's program ends; Snapshot is its cut
 //	recovery   Close; a new Endpoint of the new incarnation and placement;
 //	           Restore and StableCut with the committed states of the ranks
 //	           placed here; AddLink to each live peer

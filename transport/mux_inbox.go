@@ -1,6 +1,9 @@
 package transport
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // inbox holds one local rank's delivered messages in arrival order.
 type inbox struct {
@@ -8,6 +11,11 @@ type inbox struct {
 	q      []Message
 	head   int
 	notify chan struct{}
+	// got is, by source rank, the Seq of the last message pushed: how far
+	// each channel to the rank is delivered, as the inbox shows it (its
+	// Receiver may be ahead while a push is under way). A cut reads it
+	// with the inbox's messages, without the loop (mux_cut.go).
+	got []uint64
 }
 
 func (in *inbox) init() { in.notify = make(chan struct{}, 1) }
@@ -15,6 +23,9 @@ func (in *inbox) init() { in.notify = make(chan struct{}, 1) }
 func (in *inbox) push(ms []Message) {
 	in.mu.Lock()
 	in.q = append(in.q, ms...)
+	for _, m := range ms {
+		in.setGot(m.Src, m.Seq)
+	}
 	in.mu.Unlock()
 	select {
 	case in.notify <- struct{}{}:
@@ -48,6 +59,23 @@ func (in *inbox) take(src, tag int32) (Message, bool) {
 		return m, true
 	}
 	return Message{}, false
+}
+
+// setGot records that channel src→ is delivered up to seq. The caller
+// holds in.mu.
+func (in *inbox) setGot(src uint32, seq uint64) {
+	if int(src) >= len(in.got) {
+		in.got = append(in.got, make([]uint64, int(src)+1-len(in.got))...)
+	}
+	in.got[src] = seq
+}
+
+// mark returns the messages waiting and how far each channel to the rank
+// is delivered, at one instant.
+func (in *inbox) mark() ([]Message, []uint64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.q[in.head:]), slices.Clone(in.got)
 }
 
 // Len returns how many messages wait.

@@ -168,7 +168,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 		for i := range st.Sends {
 			sends = append(sends, sent{e.channel(st.Rank, st.Sends[i].Dst), &st.Sends[i]})
 		}
-		w.in.restore(st.Inbox)
+		w.in.restore(st.Inbox, st.Recvs)
 	}
 	now := time.Now()
 	for _, s := range sends {
@@ -243,10 +243,14 @@ func (in *inbox) snapshot() []Message {
 	return slices.Clone(in.q[in.head:])
 }
 
-// restore replaces the inbox's messages with ms.
-func (in *inbox) restore(ms []Message) {
+// restore replaces the inbox's messages with ms, and how far the
+// channels of recvs are delivered.
+func (in *inbox) restore(ms []Message, recvs []RecvState) {
 	in.mu.Lock()
 	in.q, in.head = slices.Clone(ms), 0
+	for _, r := range recvs {
+		in.setGot(r.Src, r.Delivered)
+	}
 	in.mu.Unlock()
 	if len(ms) > 0 {
 		select {

@@ -2,6 +2,7 @@ package job
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/librahost/librahost/ckpt"
@@ -10,10 +11,11 @@ import (
 )
 
 // captureRank captures a stopped rank's checkpoint of epoch into the
-// store: its share of the channel state, then its memory and the rest.
+// store: its memory and the rest, and its share of the channel state,
+// which the Endpoint's loop completes after the rank went on (takeCut).
 // The write goes on in the background, and is reported.
 func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
-	comm, err := j.cutRank(rank, epoch)
+	cut, err := takeCut(j.ep, rank, epoch)
 	if err != nil {
 		return err
 	}
@@ -22,8 +24,11 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
 	if err != nil {
 		return err
 	}
-	if infos, err := j.store.Epochs(j.key(rank)); err == nil && len(infos) > 0 {
-		w.ReleaseFiles(infos[0].Epoch)
+	j.mu.Lock()
+	oldest := j.oldestKept(rank)
+	j.mu.Unlock()
+	if oldest > 0 {
+		w.ReleaseFiles(oldest)
 	}
 	changes, held := w.Inbox()
 	rc := rankCheckpoint{
@@ -31,7 +36,6 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
 		Worker:  c.Host,
 		Changes: changes,
 		Held:    held,
-		Comm:    transport.AppendRankState(nil, comm),
 		Run:     j.runTag,
 	}
 	if o := j.outs[rank][0]; o != nil {
@@ -40,7 +44,8 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
 	if o := j.outs[rank][1]; o != nil {
 		rc.StderrTail, rc.MidLine[1] = o.tail(), !o.lineStart
 	}
-	p, err := j.write(rank, epoch, &rc, c, files, c.Globals, c.Asyncify)
+	later := withCut(&rc, cut, func(st transport.RankState) { j.keepCut(rank, epoch, st) })
+	p, err := j.writeKey(j.key(rank), epoch, nil, later, c, files, c.Globals, c.Asyncify)
 	if err != nil {
 		return err
 	}
@@ -48,9 +53,51 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
 	go func() {
 		j.progress(rank, epoch, p)
 		j.logPause(rank, epoch, stopped, taken+p.Stats().PauseDur)
+		if p.Err() == nil {
+			j.noteKept(rank)
+		}
 		j.report(rank, epoch, p.Stats(), stopped, p.Err())
 	}()
 	return nil
+}
+
+// withCut returns the encoding of rc with the channel state cut gives,
+// which keep is told first, for ckpt.Meta.HostLater.
+func withCut(rc *rankCheckpoint, cut func() (transport.RankState, error), keep func(transport.RankState)) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		comm, err := cut()
+		if err != nil {
+			return nil, fmt.Errorf("its channel state: %w", err)
+		}
+		keep(comm)
+		rc.Comm = transport.AppendRankState(nil, &comm)
+		return json.Marshal(rc)
+	}
+}
+
+// oldestKept is the oldest checkpoint of rank the store kept after its
+// last durable one here (0: none known), which its file undo data need not
+// go back past. It is read after each write rather than in the pause. The
+// caller holds j.mu.
+func (j *jobRun) oldestKept(rank int) uint64 {
+	if rank < len(j.kept) {
+		return j.kept[rank]
+	}
+	return 0
+}
+
+// noteKept reads the oldest checkpoint of rank the store keeps.
+func (j *jobRun) noteKept(rank int) {
+	infos, err := j.store.Epochs(j.key(rank))
+	if err != nil || len(infos) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.kept == nil {
+		j.kept = make([]uint64, j.n)
+	}
+	j.kept[rank] = infos[0].Epoch
 }
 
 // writeEnded writes the checkpoint of epoch of a rank whose program had
@@ -71,19 +118,24 @@ func (j *jobRun) writeEnded(rank int, epoch uint64, code int) {
 	j.report(rank, epoch, p.Stats(), 0, p.Err())
 }
 
-// cutRank takes rank's share of the channel state as its cut of epoch,
-// and keeps it for the round's release.
+// cutRank takes the share of the channel state of rank, whose program
+// ended, as its cut of epoch, and keeps it for the round's release.
 func (j *jobRun) cutRank(rank int, epoch uint64) (*transport.RankState, error) {
 	cut, err := cutAt(j.ep, []int{rank}, epoch)
 	if err != nil {
 		return nil, err
 	}
+	j.keepCut(rank, epoch, cut[0])
+	return &cut[0], nil
+}
+
+// keepCut keeps rank's cut of epoch for the round's release.
+func (j *jobRun) keepCut(rank int, epoch uint64, st transport.RankState) {
 	j.mu.Lock()
 	if j.round.epoch == epoch {
-		j.round.cut[rank] = cut[0]
+		j.round.cut[rank] = st
 	}
 	j.mu.Unlock()
-	return &cut[0], nil
 }
 
 // progress waits for a rank's checkpoint write, with a line a second for
@@ -104,14 +156,19 @@ func (j *jobRun) progress(rank int, epoch uint64, p *ckpt.Pending) {
 
 // write hands one rank's checkpoint to the store.
 func (j *jobRun) write(rank int, epoch uint64, rc *rankCheckpoint, c *host.Capture, files []byte, globals []uint64, async []byte) (*ckpt.Pending, error) {
-	return j.writeKey(j.key(rank), epoch, rc, c, files, globals, async)
+	return j.writeKey(j.key(rank), epoch, rc, nil, c, files, globals, async)
 }
 
-// writeKey is write under key k.
-func (j *jobRun) writeKey(k ckpt.Key, epoch uint64, rc *rankCheckpoint, c *host.Capture, files []byte, globals []uint64, async []byte) (*ckpt.Pending, error) {
-	hs, err := json.Marshal(rc)
-	if err != nil {
-		return nil, err
+// writeKey is write under key k; with later instead of rc, the store asks
+// for the encoded rankCheckpoint once the capture's chunks are written
+// (ckpt.Meta.HostLater).
+func (j *jobRun) writeKey(k ckpt.Key, epoch uint64, rc *rankCheckpoint, later func() ([]byte, error), c *host.Capture, files []byte, globals []uint64, async []byte) (*ckpt.Pending, error) {
+	var hs []byte
+	if later == nil {
+		var err error
+		if hs, err = json.Marshal(rc); err != nil {
+			return nil, err
+		}
 	}
 	var mem []byte
 	var written *ckpt.Dirty
@@ -119,14 +176,15 @@ func (j *jobRun) writeKey(k ckpt.Key, epoch uint64, rc *rankCheckpoint, c *host.
 		mem, written = c.Memory, c.Dirty
 	}
 	return j.store.Capture(ckpt.Meta{
-		Key:      k,
-		Epoch:    epoch,
-		Binding:  j.bind,
-		Globals:  globals,
-		Asyncify: async,
-		Host:     hs,
-		Files:    files,
-		Created:  time.Now().UTC(),
-		Dirty:    written,
+		Key:       k,
+		Epoch:     epoch,
+		Binding:   j.bind,
+		Globals:   globals,
+		Asyncify:  async,
+		Host:      hs,
+		HostLater: later,
+		Files:     files,
+		Created:   time.Now().UTC(),
+		Dirty:     written,
 	}, mem)
 }

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/librahost/librahost/transport"
 )
@@ -57,5 +58,73 @@ func TestCutEpochAfterRestore(t *testing.T) {
 	}
 	if m, err := again.Recv(ctx, 1, 0, 7); err != nil || m.Epoch != 3 || string(m.Data) != "before" {
 		t.Fatalf("the message in flight at the cut: %q epoch %d (%v)", m.Data, m.Epoch, err)
+	}
+}
+
+// A rank's cut does not wait for the Endpoint's loop, which stands still
+// here (on a busy host it waits for a core behind the ranks that
+// compute): the rank goes on, in the new epoch, and the cut is completed
+// once the loop runs again.
+func TestTakeCutWhileLoopHeld(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	ep, err := transport.NewEndpoint(transport.EndpointConfig{
+		Host:            "local",
+		Route:           func(uint32) transport.HostID { return "local" },
+		HoldLaterEpochs: true,
+		OnEpochAhead: func(rank uint32, epoch uint64) {
+			if rank == 1 && epoch == 9 {
+				close(entered)
+				<-release
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	ep.SetEpoch(0, 9)
+	if err := ep.Send(0, 1, 7, []byte("holds the loop")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	type taken struct {
+		cut func() (transport.RankState, error)
+		err error
+	}
+	done := make(chan taken, 1)
+	go func() {
+		cut, err := takeCut(ep, 2, 1)
+		done <- taken{cut, err}
+	}()
+	var tk taken
+	select {
+	case tk = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("rank 2's cut waited for the Endpoint's loop, held by another rank's message")
+	}
+	if tk.err != nil {
+		t.Fatal(tk.err)
+	}
+	if err := ep.Send(2, 0, 7, []byte("after the cut")); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	st, err := tk.cut()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rank != 2 || st.Epoch != 1 || len(st.Sends) != 1 || st.Sends[0].Next != 1 {
+		t.Fatalf("rank 2's cut %+v: want epoch 1 and nothing sent", st)
+	}
+	m, err := ep.Recv(context.Background(), 0, 2, 7)
+	if err != nil || m.Epoch != 1 {
+		t.Fatalf("rank 2's message after the cut: epoch %d (%v), want 1", m.Epoch, err)
 	}
 }

@@ -83,6 +83,7 @@ type jobRun struct {
 	prepared              int    // of which prepared
 	ready                 bool   // every rank run here is prepared: checkpoints may begin
 	waiters               []chan ckptResult
+	kept                  []uint64 // by rank: oldestKept (job_capture.go)
 	obs                   observer // what Config.Metrics and Config.Status are told
 }
 

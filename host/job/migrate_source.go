@@ -99,7 +99,7 @@ func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, bas
 		j.store.DeleteAfter(k, 0)
 	}
 	rc := rankCheckpoint{Version: rankStateVersion, Run: j.runTag}
-	p, err := j.writeKey(k, uint64(round), &rc, c, nil, c.Globals, c.Asyncify)
+	p, err := j.writeKey(k, uint64(round), &rc, nil, c, nil, c.Globals, c.Asyncify)
 	taken := time.Now()
 	go func() {
 		if err == nil {
@@ -193,7 +193,7 @@ func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.C
 	if c != nil {
 		globals, async = c.Globals, c.Asyncify
 	}
-	p, err := j.writeKey(k, epoch, rc, c, nil, globals, async)
+	p, err := j.writeKey(k, epoch, rc, nil, c, nil, globals, async)
 	if err == nil {
 		<-p.Done()
 		err = p.Err()

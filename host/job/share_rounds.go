@@ -452,8 +452,7 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 		r.setEpoch(rank, e)
 		return nil
 	}
-	comm := r.cut(rank, e)
-	p, err := r.captureShare(rank, e, c, comm)
+	p, err := r.captureShare(rank, e, c)
 	if err != nil {
 		r.report(rank, e, err)
 		return nil
@@ -486,17 +485,24 @@ func (r *shareRun) cut(rank int, epoch uint64) *transport.RankState {
 	}
 	st := cut[0]
 	st.Epoch = epoch
-	r.mu.Lock()
-	r.cuts[epoch] = append(r.cuts[epoch], st)
-	r.mu.Unlock()
+	r.keepCut(epoch, st)
 	return &st
 }
 
+// keepCut keeps a rank's cut of epoch for the epoch's release.
+func (r *shareRun) keepCut(epoch uint64, st transport.RankState) {
+	r.mu.Lock()
+	r.cuts[epoch] = append(r.cuts[epoch], st)
+	r.mu.Unlock()
+}
+
 // captureShare writes a stopped rank's checkpoint; the write goes on in
-// the background.
-func (r *shareRun) captureShare(rank int, epoch uint64, c *host.Capture, comm *transport.RankState) (*ckpt.Pending, error) {
-	if comm == nil {
-		return nil, errors.New("its channel state could not be taken")
+// the background. Its share of the channel state is completed by the
+// Endpoint's loop after the rank went on (takeCut).
+func (r *shareRun) captureShare(rank int, epoch uint64, c *host.Capture) (*ckpt.Pending, error) {
+	cut, err := takeCut(r.j.ep, rank, epoch)
+	if err != nil {
+		return nil, errors.New("its channel state could not be taken: " + err.Error())
 	}
 	w := r.j.workers[rank]
 	files, err := w.CheckpointFiles(epoch)
@@ -506,8 +512,9 @@ func (r *shareRun) captureShare(rank int, epoch uint64, c *host.Capture, comm *t
 	changes, held := w.Inbox()
 	files, base := r.filesOf(rank, epoch, files)
 	rc := rankCheckpoint{Version: rankStateVersion, Worker: c.Host, Changes: changes, Held: held,
-		Comm: transport.AppendRankState(nil, comm), Run: r.j.runTag, FilesBase: base}
-	return r.j.write(rank, epoch, &rc, c, files, c.Globals, c.Asyncify)
+		Run: r.j.runTag, FilesBase: base}
+	later := withCut(&rc, cut, func(st transport.RankState) { r.keepCut(epoch, st) })
+	return r.j.writeKey(r.j.key(rank), epoch, nil, later, c, files, c.Globals, c.Asyncify)
 }
 
 // writeEnded writes the checkpoint of epoch of a rank whose program has
