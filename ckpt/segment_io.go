@@ -87,7 +87,7 @@ func (sg *segments) sync() error {
 		return err
 	}
 	if !sg.noSync {
-		if err := unix.Fdatasync(int(sg.curFile.Fd())); err != nil {
+		if err := datasync(sg.curFile); err != nil {
 			return fmt.Errorf("sync segment %s: %w", sg.path(sg.cur), err)
 		}
 	}
@@ -121,13 +121,6 @@ func (sg *segments) read(l chunkLoc, buf *[]byte) ([]byte, error) {
 		return nil, truncatedf("chunk value truncated (%d of %d bytes)", n, l.size)
 	}
 	return nil, corruptf("chunk value cannot be read: %v", err)
-}
-
-func punch(f *os.File, off, n int64) error {
-	if n <= 0 {
-		return nil
-	}
-	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
 }
 
 func sortExtents(xs []extent) {

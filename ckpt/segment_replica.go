@@ -6,8 +6,6 @@ import (
 	"os"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -116,7 +114,7 @@ func (w *repWriter) sync() error {
 		return err
 	}
 	if !w.sg.noSync {
-		if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		if err := datasync(w.f); err != nil {
 			return fmt.Errorf("sync segment %s: %w", w.sg.path(w.id), err)
 		}
 	}

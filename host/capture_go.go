@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
-	"golang.org/x/sys/unix"
 
 	"github.com/librahost/librahost/host/wasmbin"
 )
@@ -96,8 +95,7 @@ func (p *poker) loop() {
 			p.mu.Unlock()
 			// Go's timers sleep at least a millisecond; a nanosleep
 			// on this thread keeps the pokes tens of microseconds apart.
-			ts := unix.NsecToTimespec(int64(pokeEvery))
-			unix.Nanosleep(&ts, nil)
+			threadSleep(pokeEvery)
 		}
 	}
 }

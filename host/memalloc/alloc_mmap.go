@@ -63,7 +63,7 @@ func (a Allocator) Allocate(cap, max uint64) experimental.LinearMemory {
 	// Transparent huge pages: a restore writes the whole memory at once,
 	// and 2 MiB pages take 512 times fewer faults than 4 KiB ones (and
 	// fewer TLB misses while the guest runs). Advice only: ignore errors.
-	_ = unix.Madvise(buf, unix.MADV_HUGEPAGE)
+	adviseHuge(buf)
 	m := &mmapMemory{buf: buf, res: &Reservation{buf: buf}}
 	if a.OnReserve != nil {
 		a.OnReserve(m.res)
