@@ -47,9 +47,9 @@ func (j *jobRun) restoreState(rank int, w *host.Worker, m *ckpt.Manifest, rc *ra
 }
 
 // restoreStateFrom is restoreState into a worker whose memory already
-// holds from's state (host.Worker.Stage; nil: none): only the chunks of
-// m that differ are read.
-func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint, from *ckpt.Manifest) error {
+// holds an earlier state (host.Worker.Stage), which inPlace brings up to
+// m's (nil: none staged, the memory is read whole).
+func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint, inPlace func(mem []byte) error) error {
 	var pos [2]int64
 	var tails [2][]byte
 	var midLine [2]bool
@@ -61,8 +61,8 @@ func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc
 			Globals:    m.Globals,
 			Host:       rc.Worker,
 		}
-		if from != nil {
-			st.InPlace, st.ReadMemory = true, func(dst []byte) error { return j.readDelta(from, m, dst) }
+		if inPlace != nil {
+			st.InPlace, st.ReadMemory = true, inPlace
 		} else {
 			st.Lazy = j.lazyState(rank, m)
 		}

@@ -60,6 +60,13 @@ type Mover struct {
 	// Inputs returns the hashes of the job's read-only mounts on this
 	// host.
 	Inputs func() ([]string, error)
+	// Final sends a rank's last state straight to host to, which writes
+	// it into the worker made there ahead and answers (nil: the last state
+	// goes through the stores); it returns the bytes sent.
+	Final func(fs *FinalState, to ckpt.HostID) (int64, error)
+	// Cancel tells host to that the migration of rank to it is off: it
+	// drops what it received and the worker it made ahead.
+	Cancel func(rank int, to ckpt.HostID) error
 }
 
 // MigrateResult is how a migration went, for the command's summary.
@@ -145,6 +152,7 @@ type outMig struct {
 	stopped time.Time // when it stopped
 	sent    int64
 	size    int64
+	chain   dirtyChain // the write tracking of its captures since the round held
 }
 
 type adoptedRank struct {
@@ -381,12 +389,14 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 		}
 	case ckpt.ActCancel:
 		// The migration failed before the rank stopped (after, GoOn came
-		// first): its rounds end here. The target drops a state it
-		// received but did not adopt when the next migration comes
-		// (host/node).
+		// first): its rounds end here, and the target is told to drop
+		// what it received and the worker it made ahead.
 		if mg := m.out[a.Rank]; mg != nil && !mg.paused {
 			delete(m.out, a.Rank)
 			go j.store.DeleteAfter(MigrationKey(a.Rank), 0)
+		}
+		if r.s.Mover != nil && r.s.Mover.Cancel != nil && a.Host != r.s.Host {
+			go r.tellCancel(a.Rank, a.Host)
 		}
 	case ckpt.ActMove:
 		r.move(a)
@@ -407,6 +417,13 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 		return false
 	}
 	return true
+}
+
+// tellCancel tells host to that the migration of rank to it is off.
+func (r *shareRun) tellCancel(rank int, to ckpt.HostID) {
+	if err := r.s.Mover.Cancel(rank, to); err != nil {
+		r.j.logf("rank %d: h%d was not told that its move there is off: %v", rank, to, err)
+	}
 }
 
 // outMig returns rank's migration off this host, made at its first

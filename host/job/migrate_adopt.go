@@ -22,9 +22,20 @@ import (
 // source has let the rank go. The caller holds r.mu.
 func (r *shareRun) adopt(rank int, epoch uint64) {
 	j := r.j
-	m, rc, cs, err := r.received(rank)
+	st := r.migs.staged[rank]
+	var final *FinalState
+	if st != nil {
+		final = st.final
+		delete(r.migs.staged, rank)
+	}
+	m, rc, cs, err := r.received(rank, final)
 	if err == nil {
 		err = j.ep.Restore([]transport.RankState{*cs})
+	}
+	if err != nil || rc.Ended {
+		if st != nil {
+			go st.drop()
+		}
 	}
 	if err != nil {
 		r.fail(fmt.Errorf("job: rank %d moved here but cannot run: %w", rank, err))
@@ -47,12 +58,17 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 	rc0 := r.stageConfig(rank)
 	// The worker made ahead (migrate_stage.go), once the last state is
 	// written into it; else it is made now.
-	var from *ckpt.Manifest
-	if st := r.migs.staged[rank]; st != nil {
-		delete(r.migs.staged, rank)
+	var inPlace func([]byte) error
+	if st != nil {
 		rc0.Made = func(int) *host.Worker {
 			w, staged := st.take()
-			from = staged
+			switch {
+			case w == nil:
+			case final != nil:
+				inPlace = func([]byte) error { return nil } // all in
+			default:
+				inPlace = func(mem []byte) error { return j.readDelta(staged, m, mem) }
+			}
 			return w
 		}
 	}
@@ -66,7 +82,10 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 		if _, err := w.CheckpointFiles(epoch); err != nil {
 			return err
 		}
-		err := j.restoreStateFrom(rank, w, m, rc, from)
+		if final != nil && inPlace == nil {
+			return fmt.Errorf("its worker made here ahead, which holds its last state, is gone")
+		}
+		err := j.restoreStateFrom(rank, w, m, rc, inPlace)
 		j.store.DeleteAfter(MigrationKey(rank), 0)
 		if err == nil && rc.Stopped != 0 {
 			took := time.Since(time.Unix(0, rc.Stopped))
@@ -83,9 +102,18 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 	go r.runAdopted(ctx, stop, rank, rc0)
 }
 
-// received reads and checks the state of rank that came here.
-func (r *shareRun) received(rank int) (*ckpt.Manifest, *rankCheckpoint, *transport.RankState, error) {
+// received reads and checks the state of rank that came here: final, if
+// it came straight, else the newest of its migration key.
+func (r *shareRun) received(rank int, final *FinalState) (*ckpt.Manifest, *rankCheckpoint, *transport.RankState, error) {
 	j := r.j
+	if final != nil {
+		rc, cs, err := decodeRankCheckpoint(final.Host, rank)
+		if err == nil && cs.Rank != uint32(rank) {
+			err = fmt.Errorf("its state holds the channels of rank %d", cs.Rank)
+		}
+		m := &ckpt.Manifest{Meta: ckpt.Meta{Globals: final.Globals, Host: final.Host}, MemSize: final.MemSize, ChunkSize: final.ChunkSize}
+		return m, rc, cs, err
+	}
 	// The newest epoch of its key is its last state (the rounds before
 	// are its pre-copies). Its chunks were checked as they came
 	// (host/replica), and are again as the restore reads them: no read

@@ -26,10 +26,12 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 		r.mu.Unlock()
 		return false, nil
 	case !mg.halting && !mg.copying:
+		mg.chain.note(c, 0)
 		r.mu.Unlock()
 		return false, nil
 	case !mg.halting && r.asked[rank] > r.taken[rank]:
 		// A checkpoint is due at this pause: the round takes the next.
+		mg.chain.note(c, 0)
 		if w := r.j.workers[rank]; w != nil {
 			w.RequestCheckpoint()
 		}
@@ -39,10 +41,12 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 		mg.copying = false
 		round, base, to := mg.round, mg.held, mg.to
 		mg.size = int64(len(c.Memory))
+		mg.chain.note(c, round)
 		r.mu.Unlock()
 		r.precopy(rank, mg, c, round, base, to)
 		return true, nil
 	}
+	mg.chain.note(c, 0)
 	mg.paused, mg.stopped, mg.size = true, c.Paused, int64(len(c.Memory))
 	r.part.MigratePaused(rank, time.Now())
 	r.pump()
@@ -63,11 +67,25 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 	} else {
 		changes, held := w.Inbox()
 		rc := &rankCheckpoint{Worker: c.Host, Changes: changes, Held: held, Stopped: mg.stopped.UnixNano()}
+		// Straight to the worker made ahead at the target if the writes
+		// since the round it holds are known (migrate_final.go), else
+		// through the stores.
+		fs, err := r.finalState(rank, mg, rc, c, base)
 		// The target may die or go silent: the rank goes on here once the
 		// core says so (GoOn), whether or not the send has returned.
 		done := make(chan struct{})
 		go func() {
-			n, err := r.sendState(rank, mg, rc, c, epoch, base)
+			var n int64
+			switch {
+			case err != nil:
+			case fs != nil:
+				if n, err = r.s.Mover.Final(fs, mg.to); err == nil {
+					r.j.logf("rank %d: its last state went straight to h%d: %d chunks written since round %d, %s",
+						rank, mg.to, len(fs.Chunks), fs.Base, host.FormatBytes(uint64(n)))
+				}
+			default:
+				n, err = r.sendState(rank, mg, rc, c, epoch, base)
+			}
 			r.stateSent(rank, mg, n, err)
 			close(done)
 		}()
@@ -121,7 +139,10 @@ func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, bas
 		}
 		mg.sent += n
 		mg.rounds++
-		mg.held = max(mg.held, uint64(round))
+		if uint64(round) > mg.held {
+			mg.held = uint64(round)
+			mg.chain.held(round)
+		}
 		if !mg.last.IsZero() {
 			mg.rate = float64(dirty) / taken.Sub(mg.last).Seconds()
 		}
@@ -173,17 +194,25 @@ func (r *shareRun) stateSent(rank int, mg *outMig, n int64, err error) {
 	r.pump()
 }
 
+// channelState puts the stopped rank's share of the channel state in rc.
+func (r *shareRun) channelState(rank int, rc *rankCheckpoint) error {
+	cs, err := r.j.ep.Snapshot([]uint32{uint32(rank)})
+	if err != nil || len(cs) != 1 {
+		return fmt.Errorf("rank %d's channel state could not be taken (%v)", rank, err)
+	}
+	rc.Version, rc.Comm, rc.Run = rankStateVersion, transport.AppendRankState(nil, &cs[0]), r.j.runTag
+	return nil
+}
+
 // sendState writes the stopped rank's whole state — rc with its channel
 // state, and its capture c (nil for a rank that has ended) — under its
 // migration key here at epoch and sends it to the target, which holds
 // the key's epoch base; it returns the bytes sent.
 func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.Capture, epoch, base uint64) (int64, error) {
 	j := r.j
-	cs, err := j.ep.Snapshot([]uint32{uint32(rank)})
-	if err != nil || len(cs) != 1 {
-		return 0, fmt.Errorf("rank %d's channel state could not be taken (%v)", rank, err)
+	if err := r.channelState(rank, rc); err != nil {
+		return 0, err
 	}
-	rc.Version, rc.Comm, rc.Run = rankStateVersion, transport.AppendRankState(nil, &cs[0]), j.runTag
 	k := MigrationKey(rank)
 	if base == 0 {
 		j.store.DeleteAfter(k, 0)

@@ -3,6 +3,7 @@ package job
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -27,6 +28,9 @@ type stagedRank struct {
 	m    *ckpt.Manifest // the state w's memory holds
 	err  error          // staging failed: the adoption makes its worker anew
 	gone bool           // dropped: w is closed
+	// final is the last state, written into w (FinalIn); guarded by
+	// shareRun.mu.
+	final *FinalState
 }
 
 // MigrationIn tells the share that a state of rank's migration is durable
@@ -72,6 +76,48 @@ func (s *Share) DropStaged(rank int) {
 	r.mu.Lock()
 	r.dropStaged(rank)
 	r.mu.Unlock()
+}
+
+// FinalIn writes a migrating rank's last state, sent straight from its
+// source, into its worker made here ahead: the adoption then only sets
+// its globals and host state and runs it. An error is one line.
+func (s *Share) FinalIn(fs *FinalState) error {
+	r := s.run.Load()
+	if r == nil {
+		return errors.New("the job is not running here")
+	}
+	r.mu.Lock()
+	r.migs.init()
+	st, ctx, rc := r.migs.staged[fs.Rank], r.migs.ctx, r.stageConfig(fs.Rank)
+	r.mu.Unlock()
+	if st == nil || ctx == nil {
+		return fmt.Errorf("no worker of rank %d was made here ahead of its move", fs.Rank)
+	}
+	r.stageNewest(ctx, fs.Rank, st, rc) // the last round's may be behind
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case st.gone || st.w == nil || st.err != nil:
+		return fmt.Errorf("the worker of rank %d made here ahead is gone (%v)", fs.Rank, st.err)
+	case st.m == nil || st.m.Epoch < fs.Base:
+		// A later round than the base is fine: what was not written since
+		// the base is the same in every capture after it.
+		return fmt.Errorf("the worker of rank %d made here holds an older round than %d", fs.Rank, fs.Base)
+	}
+	cs := int(fs.ChunkSize)
+	st.err = st.w.Stage(fs.MemSize, func(mem []byte) error {
+		for _, c := range fs.Chunks {
+			copy(mem[int(c.Index)*cs:], c.Data)
+		}
+		return nil
+	})
+	if st.err != nil {
+		return st.err
+	}
+	r.mu.Lock()
+	st.final = fs
+	r.mu.Unlock()
+	return nil
 }
 
 // stageConfig is the configuration rank's worker is made with here. The

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -65,6 +66,13 @@ type handoverMsg struct {
 	Rank   int      `json:"rank"`
 	Base   uint64   `json:"base,omitempty"` // an epoch of the rank's migration key the target holds; 0: a new migration
 	Inputs []string `json:"inputs"`         // GUEST=HASH of each read-only mount at the source
+	// Final: the rank's last state follows in one FINAL (job.FinalState),
+	// for the worker made ahead; the target answers TAKEN once it is
+	// written there. Its rounds checked the inputs.
+	Final bool `json:"final,omitempty"`
+	// Cancel: the migration is off; the target drops what it holds of it
+	// and answers TAKEN.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 type takenMsg struct {
@@ -324,6 +332,17 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	if share == nil || share.Mover == nil {
 		return refuse("the job cannot move ranks here")
 	}
+	switch {
+	case h.Cancel:
+		share.DropStaged(h.Rank)
+		store.DeleteAfter(driver.MigrationKey(h.Rank), 0)
+		d.logf("job %s: the move of rank %d here from %s is off: what came of it is dropped", j.id, h.Rank, peer)
+		writeJSON(str, msgTaken, takenMsg{})
+		return 0, false
+	case h.Final:
+		d.finalIn(share, str, h.Rank)
+		return 0, false
+	}
 	if share.Draining(share.Host) {
 		return refuse("it is draining")
 	}
@@ -345,6 +364,30 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	return h.Rank, ckpt.Failpoint("migrate:receive") == nil
 }
 
+// finalIn reads a rank's last state, sent straight, writes it into the
+// worker made here ahead, and answers.
+func (d *Daemon) finalIn(share *driver.Share, str io.ReadWriter, rank int) {
+	t, body, err := readMsg(str)
+	if err == nil && t != msgFinal {
+		err = fmt.Errorf("%w: %s instead of FINAL", ErrProtocol, t)
+	}
+	var fs *driver.FinalState
+	if err == nil {
+		fs, err = driver.DecodeFinal(body)
+	}
+	if err == nil && fs.Rank != rank {
+		err = fmt.Errorf("the last state of rank %d came as rank %d's", fs.Rank, rank)
+	}
+	if err == nil {
+		err = share.FinalIn(fs)
+	}
+	var tk takenMsg
+	if err != nil {
+		tk.Error = fmt.Sprintf("%s did not take the last state of rank %d: %v", d.cfg.Name, rank, err)
+	}
+	writeJSON(str, msgTaken, tk)
+}
+
 // inputsDiffer says which read-only input differs between the source's
 // hashes and ours, or "".
 func inputsDiffer(theirs, mine []string, peer string) string {
@@ -361,6 +404,59 @@ func inputsDiffer(theirs, mine []string, peer string) string {
 	return ""
 }
 
+// sendFinal sends a rank's last state straight to host to, and returns
+// the bytes sent once it is written into the worker made there ahead.
+func (r *replicator) sendFinal(fs *driver.FinalState, to ckpt.HostID) (int64, error) {
+	body := driver.AppendFinal(nil, fs)
+	err := r.migrationRequest(to, handoverMsg{Rank: fs.Rank, Base: fs.Base, Final: true}, func(str io.Writer) error {
+		return writeMsg(str, msgFinal, body)
+	})
+	return int64(len(body)), err
+}
+
+// cancelMigration tells host to that the migration of rank to it is off.
+func (r *replicator) cancelMigration(rank int, to ckpt.HostID) error {
+	return r.migrationRequest(to, handoverMsg{Rank: rank, Cancel: true}, nil)
+}
+
+// migrationRequest sends h to host to on a migration stream, then what
+// then writes, and reads the TAKEN that answers.
+func (r *replicator) migrationRequest(to ckpt.HostID, h handoverMsg, then func(io.Writer) error) error {
+	conn, str, err := r.open(to, migrationFlag)
+	if err != nil {
+		return err
+	}
+	defer conn.CloseWithError(0, "")
+	err = writeJSON(str, msgHandover, h)
+	if err == nil && then != nil {
+		err = then(str)
+	}
+	if err != nil {
+		return fmt.Errorf("host %s: %v", r.hosts[to], err)
+	}
+	return r.readTaken(to, str)
+}
+
+// readTaken reads the TAKEN that answers a migration stream: nil, or its
+// one-line refusal.
+func (r *replicator) readTaken(to ckpt.HostID, str io.Reader) error {
+	t, body, err := readMsg(str)
+	var tk takenMsg
+	if err == nil && t != msgTaken {
+		err = fmt.Errorf("%w: %s instead of TAKEN", ErrProtocol, t)
+	}
+	if err == nil {
+		err = decodeJSON(t, body, &tk)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("host %s: %v", r.hosts[to], err)
+	case tk.Error != "":
+		return errors.New(tk.Error)
+	}
+	return nil
+}
+
 // sendMigration sends the migration state k of epoch to host to, once it
 // took it, and returns the bytes of chunk values sent.
 func (r *replicator) sendMigration(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error) {
@@ -372,19 +468,8 @@ func (r *replicator) sendMigration(k ckpt.Key, epoch, base uint64, to ckpt.HostI
 	if err := writeJSON(str, msgHandover, handoverMsg{Rank: int(k.Worker), Base: base, Inputs: inputs}); err != nil {
 		return 0, fmt.Errorf("host %s: %v", r.hosts[to], err)
 	}
-	t, body, err := readMsg(str)
-	var tk takenMsg
-	if err == nil && t != msgTaken {
-		err = fmt.Errorf("%w: %s instead of TAKEN", ErrProtocol, t)
-	}
-	if err == nil {
-		err = decodeJSON(t, body, &tk)
-	}
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("host %s: %v", r.hosts[to], err)
-	case tk.Error != "":
-		return 0, fmt.Errorf("%s", tk.Error)
+	if err := r.readTaken(to, str); err != nil {
+		return 0, err
 	}
 	store := r.j.ckptStore()
 	if store == nil {

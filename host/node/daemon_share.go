@@ -114,7 +114,7 @@ func (d *Daemon) startShare(j *job, share *driver.Share, addrs map[string]string
 	rep := &replicator{d: d, j: j, hosts: j.hosts, addrs: addrs, tls: tc, base: map[[2]int]uint64{}}
 	share.Control, share.Replicate, share.Stop = ep, rep.replicate, stop
 	if share.Mover != nil {
-		share.Mover.Send = rep.sendMigration
+		share.Mover.Send, share.Mover.Final, share.Mover.Cancel = rep.sendMigration, rep.sendFinal, rep.cancelMigration
 	}
 	return nil
 }

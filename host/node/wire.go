@@ -38,11 +38,12 @@ const (
 	msgMigrated // its answer
 	msgHandover // a rank's migration state follows (on a replica stream)
 	msgTaken    // the target takes it, or refuses why
-	msgLast     = msgTaken
+	msgFinal    // a migrating rank's last state, straight (after HANDOVER)
+	msgLast     = msgFinal
 )
 
 func (t msgType) String() string {
-	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED", "LOGS", "LOGGED", "DETACH", "DETACHED", "HELD?", "HOLDS", "PRINTED", "KEPT", "MIGRATE", "MIGRATED", "HANDOVER", "TAKEN"}
+	names := [...]string{"PREPARE", "READY", "START", "OUTPUT", "EXIT", "END", "CANCEL", "ERROR", "STATUS?", "STATUS", "CANCELLED", "CHECKPOINT", "CHECKPOINTED", "LOGS", "LOGGED", "DETACH", "DETACHED", "HELD?", "HOLDS", "PRINTED", "KEPT", "MIGRATE", "MIGRATED", "HANDOVER", "TAKEN", "FINAL"}
 	if t >= 1 && t <= msgLast {
 		return names[t-1]
 	}
