@@ -21,9 +21,24 @@ func lh(t *testing.T, args ...string) (string, string, int) {
 // lhIn runs librahost in directory dir ("" for the test's own).
 func lhIn(t *testing.T, dir string, args ...string) (string, string, int) {
 	t.Helper()
+	return lhEnvIn(t, dir, nil, args...)
+}
+
+// lhEnv is lh with env added to librahost's environment (never
+// t.Setenv, which tests running in parallel cannot call).
+func lhEnv(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	return lhEnvIn(t, "", env, args...)
+}
+
+func lhEnvIn(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd := exec.Command(librahost, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0
@@ -48,6 +63,7 @@ func oneLineError(t *testing.T, stderr, want string) {
 }
 
 func TestRunNotWasm(t *testing.T) {
+	t.Parallel()
 	p := filepath.Join(t.TempDir(), "x.wasm")
 	os.WriteFile(p, []byte("#!/bin/sh\necho hello\n"), 0o644)
 	_, stderr, code := lh(t, "run", p)
@@ -58,6 +74,7 @@ func TestRunNotWasm(t *testing.T) {
 }
 
 func TestRunTrap(t *testing.T) {
+	t.Parallel()
 	out, stderr, code := lh(t, "run", guest(t, "tests/testdata/trap.c"))
 	if code != 1 || out != "before the trap\n" {
 		t.Fatalf("exit %d, stdout %q", code, out)
@@ -66,6 +83,7 @@ func TestRunTrap(t *testing.T) {
 }
 
 func TestRunExitCode(t *testing.T) {
+	t.Parallel()
 	out, _, code := lh(t, "run", guest(t, "tests/testdata/exit3.c"))
 	if code != 3 || out != "exiting with 3\n" {
 		t.Fatalf("exit %d, stdout %q", code, out)
@@ -87,6 +105,7 @@ func plainWasm(t *testing.T, path string) {
 // give them, are taken against the current directory for every kind of
 // input.
 func TestBuildRelativePaths(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	plainWasm(t, filepath.Join(dir, "plain.wasm"))
 	copyFile(t, "testdata/exit3.c", filepath.Join(dir, "exit3.c"))
@@ -128,6 +147,7 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 func TestPlainModule(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	wasm := filepath.Join(dir, "plain.wasm")
 	plainWasm(t, wasm)
@@ -146,6 +166,7 @@ func TestPlainModule(t *testing.T) {
 // A state dir that holds an unfinished run is not started over by
 // accident, and is not resumed with another module.
 func TestUnfinishedRun(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	state := filepath.Join(t.TempDir(), "st")
 	p := startProc(t, nil, nil, "run", "--state", state, "--checkpoint-every", "100ms", wasm)

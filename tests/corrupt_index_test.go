@@ -73,6 +73,7 @@ func flipPageHeader(t *testing.T, state string, page uint64, pageSize int) {
 // `ckpt repair` every checkpoint is back (a damaged page header or a cut
 // last page loses none), the run resumes and its output is exactly once.
 func TestDamagedIndex(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state0, out0 := prepareState(t, wasm)
@@ -103,6 +104,7 @@ func TestDamagedIndex(t *testing.T) {
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			state := filepath.Join(dir, "st")
 			copyDir(t, state0, state)
@@ -157,6 +159,7 @@ func TestDamagedIndex(t *testing.T) {
 // epoch is reported against each of them, with exit code 1; a sound
 // store passes.
 func TestVerifyCheckpoints(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	state, _ := prepareState(t, wasm)
 	stdout, stderr, code := lh(t, "ckpt", "verify", "--state", state)
@@ -199,6 +202,7 @@ func corruptOldestValue(tx *bolt.Tx, segDir string) error {
 // --keep sets how many checkpoints a run keeps: more epochs to fall back
 // to when a chunk they share is damaged.
 func TestKeepEpochs(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	_, stderr, code := lh(t, "run", "--keep", "0", "--state", filepath.Join(t.TempDir(), "st"), wasm)
 	if code != 1 {
@@ -225,6 +229,7 @@ func TestKeepEpochs(t *testing.T) {
 // commit records of its epochs are kept with its ranks' checkpoints, and
 // the job resumes with its output exactly once.
 func TestDamagedJobIndex(t *testing.T) {
+	t.Parallel()
 	state, outPath, out, want := killedHeatJob(t)
 	newest := newestEpoch(t, state)
 	root, ps := bucketRoot(t, state, "refs")

@@ -27,6 +27,7 @@ var (
 // output with success. Replay a seed with -corrupt-seed N; try more with
 // -corrupt-seeds N.
 func TestCorruptRandom(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/files")
 	args := []string{"/data", "200"}
 	refDir := t.TempDir()

@@ -164,7 +164,8 @@ func fileSum(t *testing.T, path string) [32]byte {
 // This is the up-front check, which a lazy restore skips for the memory's
 // chunks (TestLazyRestoreDamagedChunk): the restores here are eager.
 func TestDamagedCheckpoint(t *testing.T) {
-	t.Setenv("LIBRAHOST_LAZY", "off")
+	t.Parallel()
+	eager := []string{"LIBRAHOST_LAZY=off"} // the restores' and resumes' environment
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state0, out0 := prepareState(t, wasm)
@@ -193,6 +194,7 @@ func TestDamagedCheckpoint(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			state := filepath.Join(dir, "st")
 			copyDir(t, state0, state)
@@ -201,7 +203,7 @@ func TestDamagedCheckpoint(t *testing.T) {
 			editStore(t, state, tc.edit)
 			before := storeSum(t, state)
 			rec := fileSum(t, filepath.Join(state, "run.json"))
-			_, stderr, code := lh(t, "restore", "--state", state, "--epoch", newestEpoch)
+			_, stderr, code := lhEnv(t, eager, "restore", "--state", state, "--epoch", newestEpoch)
 			if code != 1 {
 				t.Fatalf("restore of the damaged epoch: exit %d\n%s", code, stderr)
 			}
@@ -215,6 +217,7 @@ func TestDamagedCheckpoint(t *testing.T) {
 			out := appendTo(t, outPath)
 			var errb bytes.Buffer
 			cmd := exec.Command(librahost, "run", "--resume", "--state", state, wasm)
+			cmd.Env = append(os.Environ(), eager...)
 			cmd.Stdout, cmd.Stderr = out, &errb
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("resume: %v\n%s", err, errb.Bytes())
@@ -230,6 +233,7 @@ func TestDamagedCheckpoint(t *testing.T) {
 // A checkpoint made by another build of the module is refused, whatever
 // the run record says.
 func TestCheckpointOfAnotherBuild(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	state, _ := prepareState(t, wasm)
 	other := readAll(t, guest(t, "tests/testdata/fdtable"))

@@ -27,6 +27,7 @@ var recoveryScreenshot = flag.String("recovery-screenshot", "", "write TestDashb
 // Hosts a's and b's /metrics count no recovery before the
 // kill and one, timed, after it.
 func TestDashboardRecovery(t *testing.T) {
+	// Not parallel: chromium and the job under it alone (tests/doc.go).
 	ctx := webtest.Browser(t)
 	j := startHeldJob(t, "--http", "127.0.0.1:0")
 	hs, sub, id, release := j.hosts, j.sub, j.id, j.release

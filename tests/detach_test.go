@@ -61,6 +61,7 @@ func submitDetach(t *testing.T, cluster, hosts string, args ...string) string {
 // report too, each with how it ended; what cannot be done is refused in
 // one line.
 func TestDetachAttachLogs(t *testing.T) {
+	t.Parallel()
 	cluster, hs := startCluster(t, "a", "b")
 	hosts := hostList(hs)
 	ticks := guest(t, "tests/testdata/ticks")
@@ -134,6 +135,7 @@ func TestDetachAttachLogs(t *testing.T) {
 // `attach --from now` follow it while it runs; cancelled, attach says so
 // in one line and exits 1.
 func TestDetachFollow(t *testing.T) {
+	t.Parallel()
 	cluster, hs := startCluster(t, "a", "b")
 	hosts := hostList(hs)
 	id := submitDetach(t, cluster, hosts, "-n", "2", guest(t, "tests/testdata/longjob"), "--", "600")
@@ -212,6 +214,7 @@ func restartHostProc(t *testing.T, cluster string, h *hostProc, args ...string) 
 // --data lists the jobs it ran before, from its records: one's rank's
 // exit code shown, why another was cancelled, with no console error.
 func TestRecordsDashboardBrowser(t *testing.T) {
+	// Not parallel: chromium and the job under it alone (tests/doc.go).
 	ctx := webtest.Browser(t)
 	cluster, hs := startCluster(t, "a")
 	id := submitDetach(t, cluster, hs[0].addr, "-n", "1", guest(t, "tests/testdata/exit3.c"))

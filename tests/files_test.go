@@ -44,6 +44,7 @@ func tree(t *testing.T, root string) string {
 // SIGKILLed and resumed up to 8 times: its files and its output end up
 // byte-identical to an uninterrupted run's.
 func TestKillResumeFiles(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/files")
 	const steps = "150"
 	refDir := t.TempDir()

@@ -8,6 +8,7 @@ import (
 
 // `librahost run -n 4` runs a job of four workers on this machine.
 func TestRunJobSamples(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		src  string
 		args []string
@@ -18,6 +19,7 @@ func TestRunJobSamples(t *testing.T) {
 		{"samples/pi/c/pi.c", []string{"2000000"}, "pi ~ 3.14"},
 	} {
 		t.Run(tc.src, func(t *testing.T) {
+			t.Parallel()
 			wasm := guest(t, tc.src)
 			out, stderr, code := lh(t, append([]string{"run", "-n", "4", wasm, "--"}, tc.args...)...)
 			if code != 0 || !strings.HasPrefix(out, tc.want) || strings.Count(out, "\n") != 1 {
@@ -33,6 +35,7 @@ func TestRunJobSamples(t *testing.T) {
 // --prefix marks each line with its rank; a job with a state directory
 // records its workers, so a resume of the finished job needs no -n.
 func TestRunJobFlags(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/ring")
 	out, _, code := lh(t, "run", "-n", "3", "--prefix", wasm, "--", "-laps", "10")
 	if code != 0 || out != "[0] ring of 3: 10 laps, token 30, every hop checked\n" {
@@ -51,6 +54,7 @@ func TestRunJobFlags(t *testing.T) {
 
 // A worker that fails ends the job, even while the others wait in Recv.
 func TestRunJobWorkerFails(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		src  string
 		code int
@@ -60,6 +64,7 @@ func TestRunJobWorkerFails(t *testing.T) {
 		{"tests/testdata/gowait", 1, "rank 1 fails"},
 	} {
 		t.Run(tc.src, func(t *testing.T) {
+			t.Parallel()
 			done := make(chan struct{})
 			var stderr string
 			var code int

@@ -33,6 +33,7 @@ func jobRun(t *testing.T, n string, wasm string, args ...string) []byte {
 // resumed each time, prints what an uninterrupted run prints: the
 // messages in flight and in the inboxes at each cut are delivered once.
 func TestKillResumeJobHeat(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	// About 5 s uninterrupted on an idle 2-core machine; three kills take
 	// at most 3.6 s of it, so the job is still running at each kill.
@@ -44,6 +45,7 @@ func TestKillResumeJobHeat(t *testing.T) {
 
 // The token ring checks every hop: a lost or repeated message fails it.
 func TestKillResumeJobRing(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/ring")
 	// About 5.5 s uninterrupted on an idle machine; two kills take at most 2.4 s.
 	want := jobRun(t, "4", wasm, "-laps", "12000")
@@ -54,6 +56,7 @@ func TestKillResumeJobRing(t *testing.T) {
 // C workers (asyncify); the ranks other than 0 end early, so most cuts
 // hold ended ranks.
 func TestKillResumeJobC(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/pi/c/pi.c")
 	// About 5 s uninterrupted on an idle machine; two kills take at most 2.4 s.
 	want := jobRun(t, "4", wasm, "1500000000")
@@ -65,6 +68,7 @@ func TestKillResumeJobC(t *testing.T) {
 // epoch before; `ckpt ls` lists job epochs; the run record says n, so the
 // resume needs no -n; the output is still exactly once.
 func TestJobFallsBackPastDamagedRank(t *testing.T) {
+	t.Parallel()
 	state, outPath, out, want := killedHeatJob(t)
 	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
 	lines := strings.Split(strings.TrimSpace(ls), "\n")
@@ -110,6 +114,7 @@ func TestJobFallsBackPastDamagedRank(t *testing.T) {
 // rewriting files in a mounted directory, killed and resumed, leave the
 // files an uninterrupted run leaves (rank 0 prints their hashes).
 func TestKillResumeJobFiles(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/jobfiles")
 	args := []string{"-laps", "3000"}
 	plainDir := t.TempDir()

@@ -107,6 +107,7 @@ func compareOutput(t *testing.T, got, want []byte) {
 }
 
 func TestKillResumeGoSieve(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/sieve")
 	want := plainRun(t, wasm, "-n", "200000000", "-every", "4")
 	got := killResume(t, wasm, 5, "150ms", "-n", "200000000", "-every", "4")
@@ -114,6 +115,7 @@ func TestKillResumeGoSieve(t *testing.T) {
 }
 
 func TestKillResumeCNbody(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/nbody/nbody.c")
 	want := plainRun(t, wasm, "12000000", "400000")
 	got := killResume(t, wasm, 5, "150ms", "12000000", "400000")
@@ -121,6 +123,7 @@ func TestKillResumeCNbody(t *testing.T) {
 }
 
 func TestKillResumeTimer(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	got := killResume(t, wasm, 4, "120ms")
@@ -128,6 +131,7 @@ func TestKillResumeTimer(t *testing.T) {
 }
 
 func TestKillResumeFDTable(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/fdtable")
 	want := plainRun(t, wasm)
 	if !bytes.Contains(want, []byte("Bad file number")) {
@@ -141,6 +145,7 @@ func TestKillResumeFDTable(t *testing.T) {
 // inside the store's transaction) loses that checkpoint only: the resume
 // starts from the one before, and the output is still exactly once.
 func TestKillDuringCheckpointWrite(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	dir := t.TempDir()

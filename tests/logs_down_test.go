@@ -17,6 +17,7 @@ import (
 // and b keep (here the whole output: rank 0 prints it) and says in one
 // line that the output c keeps of ranks 2 and 5 is missing, and why.
 func TestAttachLogsHostLost(t *testing.T) {
+	t.Parallel()
 	j := startHeldJob(t)
 	hs := j.hosts
 	hosts := []string{j.id, "--cluster", j.cluster, "--hosts", hostList(hs)}

@@ -2,11 +2,13 @@ package tests
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -16,7 +18,20 @@ var (
 	librahost string
 )
 
+// testParallel is how many tests that call t.Parallel run at once when
+// go test is given no -parallel. Go's default, GOMAXPROCS, is too few
+// here: these tests mostly wait on their processes (checkpoint intervals,
+// failure timeouts, jobs held at their end), and a 2-core machine runs
+// several of them in the time of one.
+const testParallel = 6
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", strconv.Itoa(testParallel))
+	}
 	code := func() int {
 		dir, err := os.MkdirTemp("", "librahost-tests-")
 		if err != nil {
@@ -37,33 +52,46 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// guestBuild is one guest's build, done once per test run.
+type guestBuild struct {
+	once sync.Once
+	path string
+	err  string // the build's output if it failed
+}
+
 var (
 	guestMu sync.Mutex
-	guests  = map[string]string{}
+	guests  = map[string]*guestBuild{}
 )
 
 // guest builds src (a Go package dir, a .c file or a .wasm module,
 // relative to the repository root) once per test run and returns the
-// module's path.
+// module's path. Tests running in parallel build different guests at
+// once, and wait for one another's build of the same guest.
 func guest(t testing.TB, src string) string {
 	t.Helper()
 	guestMu.Lock()
-	defer guestMu.Unlock()
-	if p, ok := guests[src]; ok {
-		return p
+	g := guests[src]
+	if g == nil {
+		g = &guestBuild{path: filepath.Join(binDir, fmt.Sprintf("guest%d.wasm", len(guests)))}
+		guests[src] = g
 	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(file))
-	out := filepath.Join(binDir, fmt.Sprintf("guest%d.wasm", len(guests)))
-	cmd := exec.Command(librahost, "build", "-o", out, filepath.Join(root, src))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		if len(b) == 0 {
-			b = []byte(err.Error())
+	guestMu.Unlock()
+	g.once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(file))
+		cmd := exec.Command(librahost, "build", "-o", g.path, filepath.Join(root, src))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			if len(b) == 0 {
+				b = []byte(err.Error())
+			}
+			g.err = string(bytes.TrimSpace(b))
 		}
+	})
+	if g.err != "" {
 		// One line for a missing toolchain, the compiler's lines for a
 		// guest that does not compile.
-		t.Fatalf("building %s: %s", src, bytes.TrimSpace(b))
+		t.Fatalf("building %s: %s", src, g.err)
 	}
-	guests[src] = out
-	return out
+	return g.path
 }

@@ -17,6 +17,7 @@ import (
 // at its end (-hold) until the moves are done, so the job cannot end
 // first on any machine.
 func TestMigrate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -26,6 +27,7 @@ func TestMigrate(t *testing.T) {
 		{"heat-faults", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.1,reorder=0.1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			wasm := guest(t, "samples/heat")
 			open, release := holdJob(t)
 			args := append([]string{"-hold", "/hold/end"}, tc.args...)
@@ -96,6 +98,7 @@ func TestMigrate(t *testing.T) {
 // line, the job recovers from b's loss as usual and prints what the
 // failure-free run prints.
 func TestMigrateTargetKilled(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	open, release := holdJob(t)
 	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
@@ -109,7 +112,7 @@ func TestMigrateTargetKilled(t *testing.T) {
 		startHostProc(t, cluster, nil, nil, "c", filepath.Join(t.TempDir(), "c")))
 	logsOnFailure(t, hs)
 	hosts := hostList(hs)
-	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6",
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6", "--failure-timeout", lossTimeout,
 		"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 	waitHostLog(t, hs[0], regexp.MustCompile(`epoch 1 committed`), sub.done)
 	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
@@ -163,6 +166,7 @@ func logsOnFailure(t *testing.T, hs []*hostProc) {
 // the failure-free run's. Each host resolves the mount `in` in a working
 // directory of its own, the same at submit time; c's copy changes after.
 func TestMigrateRefused(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	open, release := holdJob(t)
 	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}

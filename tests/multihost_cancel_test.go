@@ -118,6 +118,7 @@ func waitJobEnded(t *testing.T, cluster, hosts, state string, deadline time.Dura
 // that its control connection is gone and cancels its part, stopping its
 // workers.
 func TestMultiHostSubmitterKilled(t *testing.T) {
+	t.Parallel()
 	cluster, hs := startCluster(t, "a", "b")
 	hosts := hostList(hs)
 	s := startSubmit(t, cluster, hosts, "-n", "4", guest(t, "tests/testdata/longjob"), "--", "600")
@@ -141,6 +142,7 @@ func TestMultiHostSubmitterKilled(t *testing.T) {
 // `librahost cancel` stops a job on every host; its submitter says in one
 // line that the job was cancelled, and a second cancel finds it ended.
 func TestMultiHostCancel(t *testing.T) {
+	t.Parallel()
 	cluster, hs := startCluster(t, "a", "b")
 	hosts := hostList(hs)
 	s := startSubmit(t, cluster, hosts, "-n", "3", guest(t, "tests/testdata/longjob"), "--", "600")

@@ -25,6 +25,7 @@ import (
 // hosts that do not hold every rank (c alone), and an unknown job. Rank 0
 // is held at its end (-hold) until after the kill.
 func TestMultiHostCoordinatorResume(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	open, release := holdJob(t)
 	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
@@ -98,6 +99,7 @@ func loseCoordinator(t *testing.T, cluster string, hs []*hostProc, sub *bgSubmit
 // duplicating and reordering frames: the job's output over the first
 // submitter and the resume is the failure-free one.
 func TestMultiHostCoordinatorResumeFaults(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	open, release := holdJob(t)
 	args := []string{"-hold", "/hold/end", "-steps", "60", "-every", "5"}
@@ -127,6 +129,7 @@ func TestMultiHostCoordinatorResumeFaults(t *testing.T) {
 // 6`'s from the resumed epoch's positions on (what rank 0 printed
 // before, only a kept).
 func TestMultiHostDetachedCoordinatorLost(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	open, release := holdJob(t)
 	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
@@ -161,6 +164,7 @@ func TestMultiHostDetachedCoordinatorLost(t *testing.T) {
 // result files of b and c together, are byte for byte those of `run -n
 // 6`.
 func TestMultiHostCoordinatorResumeFiles(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/wordcount")
 	gen := t.TempDir()
 	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "48", "-words", "20000")

@@ -12,12 +12,13 @@ import (
 // other hosts, finishes with the failure-free `run -n 6`'s output. It
 // never rejoins the job's old incarnation.
 func TestMultiHostFenced(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	open, release := holdJob(t)
 	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
 	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
 	cluster, hs := startCluster(t, "a", "b", "c")
-	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", lossTimeout,
 		"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
 	if err := hs[2].cmd.Process.Signal(syscall.SIGSTOP); err != nil {

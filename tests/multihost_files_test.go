@@ -65,6 +65,7 @@ func sameFiles(t *testing.T, want string, got ...string) {
 // -n 6`. A job whose read-only input differs on one host, or whose
 // directory is missing on one, is refused in one line naming the host.
 func TestMultiHostDirs(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/wordcount")
 	input := filepath.Join(wordcountInput(t, wasm, "12"), "in")
 	wantOut := t.TempDir()
@@ -170,6 +171,7 @@ func wordcountHosts(t *testing.T, cluster, input string, env [][]string, names .
 //     from the chains b copied to it; with the job links losing,
 //     duplicating and reordering frames.
 func TestMultiHostDirsRecovery(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/wordcount")
 	gen := t.TempDir()
 	jobRun(t, "1", wasm, "--dir", gen+":/data", "-gen", "96", "-words", "20000")
@@ -197,6 +199,7 @@ func TestMultiHostDirsRecovery(t *testing.T) {
 		{"replica-host-died-faults", []string{"a", "b", "c", "d"}, faults, "", []int{2, 1}, []string{"a b d d a b", "a d d d a d"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, release := holdJob(t)
 			cluster := filepath.Join(t.TempDir(), "cluster")
 			env := make([][]string, len(tc.hosts))
@@ -213,7 +216,7 @@ func TestMultiHostDirsRecovery(t *testing.T) {
 				}
 			}
 			hs, cwds := wordcountHosts(t, cluster, input, env, tc.hosts...)
-			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", lossTimeout,
 				"--checkpoint-every", "100ms", "--dir", "in:/in:ro", "--dir", "out:/out", "--dir", release.dir + ":/hold:ro",
 				wasm, "--"}, args...)...)
 			w := watchLosses(t, hs[0], sub)

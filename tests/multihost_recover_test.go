@@ -25,6 +25,7 @@ import (
 // machine. The coordinator's host logs the time from the loss's
 // detection to the ranks' RESUME.
 func TestMultiHostRecovery(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, src string
 		args      []string
@@ -37,6 +38,7 @@ func TestMultiHostRecovery(t *testing.T) {
 		{"heat-kill-in-write", "samples/heat", []string{"-steps", "400", "-every", "20"}, nil, "segment:write"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			wasm := guest(t, tc.src)
 			open, release := holdJob(t)
 			args := append([]string{"-hold", "/hold/end"}, tc.args...)
@@ -56,7 +58,7 @@ func TestMultiHostRecovery(t *testing.T) {
 			}
 			hs := append(startHostProcs(t, cluster, tc.env, "a", "b"),
 				startHostProc(t, cluster, cEnv, nil, "c", filepath.Join(t.TempDir(), "c")))
-			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", lossTimeout,
 				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 			w := watchLosses(t, hs[0], sub)
 			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
@@ -101,6 +103,7 @@ func TestMultiHostRecovery(t *testing.T) {
 // read-only). The output is byte for byte the failure-free `run -n 6`'s,
 // also with the job links losing, duplicating and reordering frames.
 func TestMultiHostSecondRecovery(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	for _, tc := range []struct {
 		name string
@@ -111,6 +114,7 @@ func TestMultiHostSecondRecovery(t *testing.T) {
 		{"heat-faults", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			open, release := holdJob(t)
 			args := append([]string{"-hold", "/hold/end"}, tc.args...)
 			want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
@@ -119,7 +123,7 @@ func TestMultiHostSecondRecovery(t *testing.T) {
 				t.Fatal(stderr)
 			}
 			hs := startHostProcs(t, cluster, tc.env, "a", "b", "c", "d")
-			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6",
+			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", lossTimeout,
 				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
 			w := watchLosses(t, hs[0], sub)
 			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
@@ -165,6 +169,12 @@ func holdJob(t *testing.T) (string, *jobHold) {
 }
 
 type jobHold struct{ dir string }
+
+// lossTimeout is the failure timeout of the tests that kill a host: its
+// loss is found that long after the kill (they wait for the coordinator's
+// line saying so), and no live host of a machine running these tests in
+// parallel is silent for that long (the default 2 s was).
+const lossTimeout = "10s"
 
 // open lets the held job end.
 func (h *jobHold) open(t *testing.T) {

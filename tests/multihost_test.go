@@ -127,6 +127,7 @@ func hostList(hs []*hostProc) string {
 // Three hosts as separate processes run ring and pi (Go and C) submitted
 // from a fourth; status lists the hosts, jobs and workers.
 func TestMultiHostRingPi(t *testing.T) {
+	t.Parallel()
 	cluster := filepath.Join(t.TempDir(), "cluster")
 	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
 		t.Fatal(stderr)
@@ -175,6 +176,7 @@ func TestMultiHostRingPi(t *testing.T) {
 // links (LIBRAHOST_FAULTS), a ring over three host processes still sees
 // every hop.
 func TestMultiHostUnderFaults(t *testing.T) {
+	t.Parallel()
 	cluster := filepath.Join(t.TempDir(), "cluster")
 	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
 		t.Fatal(stderr)
@@ -193,6 +195,7 @@ func TestMultiHostUnderFaults(t *testing.T) {
 // A submitter or status with a certificate of another cluster, and a
 // module that is not WebAssembly, each get one line and exit 1.
 func TestMultiHostRefusals(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cluster, other := filepath.Join(dir, "cluster"), filepath.Join(dir, "other")
 	for _, c := range []string{cluster, other} {

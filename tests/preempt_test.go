@@ -20,6 +20,7 @@ const spinRounds = "200"
 // run stops before the guest's end, with a final checkpoint, and the
 // resumed run prints what one run prints.
 func TestSigtermComputingGuest(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/spin")
 	want := plainRun(t, wasm, spinRounds)
 	state := filepath.Join(t.TempDir(), "st")
@@ -54,6 +55,7 @@ func TestSigtermComputingGuest(t *testing.T) {
 // A host whose guests compute (two of them, GOMAXPROCS=1) answers status
 // meanwhile, and says the job is running.
 func TestHostStatusWhileComputing(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/spin")
 	cluster := filepath.Join(t.TempDir(), "cluster")
 	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a"); code != 0 {

@@ -22,6 +22,7 @@ var runScreenshot = flag.String("screenshot", "", "write TestRunDashboardBrowser
 // checkpoint being committed (its line in the run's log), with the
 // acknowledgement of both ranks.
 func TestRunDashboardBrowser(t *testing.T) {
+	// Not parallel: chromium and the job under it alone (tests/doc.go).
 	ctx := webtest.Browser(t)
 	state := filepath.Join(t.TempDir(), "heat.libra")
 	p := startProc(t, nil, nil, "run", "-n", "2", "--state", state, "--checkpoint-every", "300ms", "--http", "127.0.0.1:0",

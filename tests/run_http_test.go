@@ -53,6 +53,7 @@ func scrape(t *testing.T, url, accept string) metricstest.Families {
 // status (its ranks, its checkpoints) at /api/status; a bad address is
 // one line, before anything runs.
 func TestRunHTTP(t *testing.T) {
+	t.Parallel()
 	state := filepath.Join(t.TempDir(), "st")
 	p := startProc(t, nil, nil, "run", "-n", "2", "--state", state, "--http", "127.0.0.1:0", guest(t, "samples/heat"),
 		"--", "-grid", "64", "-steps", "1000000000", "-every", "2000")

@@ -13,6 +13,7 @@ import (
 // install (no apt-get, not root, no sudo), says in one line what to install
 // instead of running tests that would fail.
 func TestScriptTestNamesMissingToolchain(t *testing.T) {
+	t.Parallel()
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(filepath.Dir(file)), "scripts", "test")
 	// A PATH with go and what the script needs, but no wasm-opt and no apt-get.

@@ -15,6 +15,7 @@ import (
 // SIGTERM takes a final checkpoint and exits; --resume continues, and the
 // two runs together print what one uninterrupted run prints.
 func TestSigtermCheckpointAndResume(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	dir := t.TempDir()
@@ -41,6 +42,7 @@ func TestSigtermCheckpointAndResume(t *testing.T) {
 // `librahost checkpoint` reaches a running instance through its state dir;
 // after a SIGKILL the run resumes from that checkpoint.
 func TestCheckpointCommand(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	dir := t.TempDir()
@@ -77,6 +79,7 @@ func TestCheckpointCommand(t *testing.T) {
 // restore --epoch continues from an older checkpoint than the newest;
 // the output is still exactly once.
 func TestRestoreOlderEpoch(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	dir := t.TempDir()
@@ -132,9 +135,11 @@ func lastTick(t *testing.T, out string) int {
 // from the last line printed. The checkpoints are held open by a failpoint
 // until the test has sent its signals.
 func TestSignalsDuringFinalCheckpoint(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/ticks")
 	for _, signals := range []int{2, 3} {
 		t.Run(fmt.Sprint(signals, " signals"), func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			state, gate := filepath.Join(dir, "st"), filepath.Join(dir, "gate")
 			if err := os.WriteFile(gate, nil, 0o644); err != nil {
@@ -175,6 +180,7 @@ func TestSignalsDuringFinalCheckpoint(t *testing.T) {
 // SIGTERM of a run without checkpoints exits 143, as a shell reports a
 // process ended by SIGTERM.
 func TestSigtermWithoutCheckpoints(t *testing.T) {
+	t.Parallel()
 	p := startProc(t, nil, nil, "run", guest(t, "tests/testdata/ticks"))
 	p.mustStdout(t, "tick 0")
 	p.signal(syscall.SIGTERM)
@@ -188,6 +194,7 @@ func TestSigtermWithoutCheckpoints(t *testing.T) {
 // full) is a warning: the guest's exit code stands. So is a run record
 // that cannot be marked finished.
 func TestFailedCheckpointAtEnd(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/ckptexit")
 	for _, tc := range []struct {
 		name, failpoints, warning string
@@ -198,6 +205,7 @@ func TestFailedCheckpointAtEnd(t *testing.T) {
 			func(state string) error { return os.Mkdir(filepath.Join(state, "run.json.tmp"), 0o755) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			state, gate := filepath.Join(dir, "st"), filepath.Join(dir, "gate")
 			p := startProc(t, nil, []string{"LIBRAHOST_FAILPOINTS=" + strings.ReplaceAll(tc.failpoints, "GATE", gate)},

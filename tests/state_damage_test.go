@@ -98,6 +98,7 @@ func moveStore(t *testing.T, from, to string) {
 // refused in one line naming what differs; with its own store back, the
 // run resumes and its output is exactly once.
 func TestStoreOfAnotherRun(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm, "first")
 	stateA, outA := killedRun(t, t.TempDir(), wasm, 2, nil, "first")
@@ -121,6 +122,7 @@ func TestStoreOfAnotherRun(t *testing.T) {
 // once; a new run in the same state dir is refused, as for any unfinished
 // run, instead of dropping the checkpoints.
 func TestLostRunRecord(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm, "x")
 	state, outPath := killedRun(t, t.TempDir(), wasm, 2, nil, "x")
@@ -142,6 +144,7 @@ func TestLostRunRecord(t *testing.T) {
 
 // The same for a job: the rebuilt record says how many workers.
 func TestLostRunRecordJob(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	args := []string{"-steps", "400", "-every", "20"}
 	want := jobRun(t, "3", wasm, args...)
@@ -153,6 +156,7 @@ func TestLostRunRecordJob(t *testing.T) {
 // A damaged copy of the module in the state dir is reported as damaged,
 // not as another module; given the module again, the resume repairs it.
 func TestDamagedModuleCopy(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state, outPath := killedRun(t, t.TempDir(), wasm, 2, nil)
@@ -212,6 +216,7 @@ func damageSeal(t *testing.T, path string, epoch uint64) {
 // makes the resume fall back to the checkpoint before, as a damaged chunk
 // does: files and output end up as an uninterrupted run's.
 func TestDamagedJournalSeal(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/files")
 	const steps = "120"
 	refDir := t.TempDir()
@@ -236,6 +241,7 @@ func TestDamagedJournalSeal(t *testing.T) {
 // A guest without mounted directories has no files to roll back: a file
 // journal damaged beyond reading costs nothing but a warning.
 func TestDamagedJournalNoFiles(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	state, outPath := killedRun(t, t.TempDir(), wasm, 2, nil)
@@ -246,6 +252,7 @@ func TestDamagedJournalNoFiles(t *testing.T) {
 // An empty or missing checkpoint store is reported as such, not as a file
 // journal that lacks epoch 0, and the state dir is left as it was.
 func TestEmptyStore(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	state, _ := killedRun(t, t.TempDir(), wasm, 2, nil)
 	for _, tc := range []struct {
@@ -296,6 +303,7 @@ func ledgerWord(t *testing.T, path string, both bool) {
 // is printed again from the checkpoint restored: lines may repeat, none is
 // lost.
 func TestDamagedLedger(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/timer")
 	want := plainRun(t, wasm)
 	for _, tc := range []struct {
@@ -308,6 +316,7 @@ func TestDamagedLedger(t *testing.T) {
 		{"deleted", func(p string) { os.Remove(p) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			state := filepath.Join(t.TempDir(), "st")
 			var before bytes.Buffer
 			cmd := exec.Command(librahost, "run", "--state", state, "--checkpoint-every", "150ms", wasm)
@@ -347,12 +356,14 @@ func TestDamagedLedger(t *testing.T) {
 // what differs; a lost output ledger is said in one line and each rank
 // prints again from its checkpoint, losing nothing.
 func TestJobDamagedState(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/heat")
 	args := []string{"-steps", "400", "-every", "20"}
 	want := jobRun(t, "3", wasm, args...)
 	stateA, outA := killedRun(t, t.TempDir(), wasm, 2, []string{"-n", "3"}, args...)
 	stateB, _ := killedRun(t, t.TempDir(), wasm, 2, []string{"-n", "3"}, "-steps", "500", "-every", "20")
 	t.Run("store of another run", func(t *testing.T) {
+		t.Parallel()
 		state := filepath.Join(t.TempDir(), "st")
 		copyDir(t, stateA, state)
 		other := filepath.Join(t.TempDir(), "b")
@@ -361,6 +372,7 @@ func TestJobDamagedState(t *testing.T) {
 		refused(t, state, `"500" "-every" "20"], this run's [`, "run", "--resume", "--state", state)
 	})
 	t.Run("ledger lost", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		state, outPath := filepath.Join(dir, "st"), filepath.Join(dir, "out")
 		copyDir(t, stateA, state)
@@ -382,6 +394,7 @@ func TestJobDamagedState(t *testing.T) {
 // fall back to the epoch before; files and output end up as an
 // uninterrupted run's.
 func TestJobDamagedJournalSeal(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/jobfiles")
 	args := []string{"-laps", "3000"}
 	want := jobRun(t, "3", wasm, append([]string{"--dir", t.TempDir() + ":/data"}, args...)...)

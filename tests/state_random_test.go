@@ -21,6 +21,7 @@ import (
 // output with lines since the checkpoint possibly repeated, none lost.
 // LIBRAHOST_CORRUPT_SEED replays a failure.
 func TestCorruptStateFiles(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("LIBRAHOST_CORRUPT_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)

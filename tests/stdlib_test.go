@@ -13,6 +13,7 @@ import (
 // runs the whole list: os io/fs path/filepath io/ioutil bufio archive/tar
 // archive/zip testing/fstest).
 func TestGoStdlibUnderLibrahost(t *testing.T) {
+	t.Parallel()
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(filepath.Dir(file)), "scripts", "go_wasip1_exec")
 	for _, pkg := range []string{"os", "io/fs"} {

@@ -11,6 +11,7 @@ import (
 // link is refused, sockets calls say EBADF or ENOTSOCK and fd_renumber
 // needs an open target.
 func TestWasiLibcRights(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "tests/testdata/wasirights.c")
 	data := t.TempDir()
 	stdout, stderr, code := lh(t, "run", "--dir", data+":/data", wasm, "--", "/data")

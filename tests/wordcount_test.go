@@ -38,6 +38,7 @@ func wordcountResult(t *testing.T, dir string) []string {
 // Map/reduce over files in a mounted directory: four workers and three
 // count the same words, and their result files hold the same counts.
 func TestRunJobWordcount(t *testing.T) {
+	t.Parallel()
 	wasm := guest(t, "samples/wordcount")
 	dir := wordcountInput(t, wasm, "12")
 	out4 := jobRun(t, "4", wasm, "--dir", dir+":/data")
