@@ -215,11 +215,15 @@ type ProtoConfig struct {
 	// most MigrateSmall bytes dirty (default 4 MiB), after MigrateStall
 	// rounds in a row that did not shrink what is dirty (default 3), or
 	// after MigrateRounds rounds (default 30). A migration whose target
-	// makes nothing durable for MigrateTimeout (default 10 s) fails.
+	// makes nothing durable for MigrateTimeout (default 10 s) fails, and
+	// so does one whose copy converged but whose switch did not come in
+	// MigrateWait (default 1 min: the checkpoint round under way, which
+	// the switch waits for, did not end).
 	MigrateSmall   int64
 	MigrateStall   int
 	MigrateRounds  int
 	MigrateTimeout time.Duration
+	MigrateWait    time.Duration
 }
 
 // DefaultFailureTimeout is how long a host may be silent before it is

@@ -83,10 +83,11 @@ const (
 	DefaultMigrateStall   = 3
 	DefaultMigrateRounds  = 30
 	DefaultMigrateTimeout = 10 * time.Second
+	DefaultMigrateWait    = time.Minute
 )
 
 func (c *ProtoConfig) validateMigrate() error {
-	if c.MigrateSmall < 0 || c.MigrateStall < 0 || c.MigrateRounds < 0 || c.MigrateTimeout < 0 {
+	if c.MigrateSmall < 0 || c.MigrateStall < 0 || c.MigrateRounds < 0 || c.MigrateTimeout < 0 || c.MigrateWait < 0 {
 		return fmt.Errorf("ckpt: migration settings must be 0 (the default) or more")
 	}
 	if c.MigrateSmall == 0 {
@@ -100,6 +101,9 @@ func (c *ProtoConfig) validateMigrate() error {
 	}
 	if c.MigrateTimeout == 0 {
 		c.MigrateTimeout = DefaultMigrateTimeout
+	}
+	if c.MigrateWait == 0 {
+		c.MigrateWait = DefaultMigrateWait
 	}
 	return nil
 }

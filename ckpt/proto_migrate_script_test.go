@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/librahost/librahost/internal/scripttest"
 )
@@ -21,7 +22,7 @@ import (
 //	final rank=r                   the pending Final of rank is durable at its target
 //	migfail rank=r err=TEXT...     rank's migration failed at its source (the rest of the line is why)
 //	place                          where the coordinator places each rank, and what each live host runs
-//	migconf [small=N] [stall=N] [rounds=N]   change the pre-copy settings of every core
+//	migconf [small=N] [stall=N] [rounds=N] [wait=D]   change the pre-copy settings of every core
 //
 // auto answers Copy with nothing dirty, Halt and Final at once.
 func TestProtoMigrateScripts(t *testing.T) {
@@ -79,6 +80,13 @@ func (h *protoHarness) runMigrate(line, cmd string, args map[string]string, num 
 			c.MigrateSmall = int64(num("small", int(c.MigrateSmall)))
 			c.MigrateStall = num("stall", c.MigrateStall)
 			c.MigrateRounds = num("rounds", c.MigrateRounds)
+			if w, ok := args["wait"]; ok {
+				d, err := time.ParseDuration(w)
+				if err != nil {
+					h.t.Fatalf("%s: %v", line, err)
+				}
+				c.MigrateWait = d
+			}
 		}
 		set(&h.cfg)
 		set(&h.coord.cfg)
@@ -162,7 +170,8 @@ func TestProtoMigrateConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.cfg.MigrateSmall != DefaultMigrateSmall || p.cfg.MigrateStall != DefaultMigrateStall ||
-		p.cfg.MigrateRounds != DefaultMigrateRounds || p.cfg.MigrateTimeout != DefaultMigrateTimeout {
+		p.cfg.MigrateRounds != DefaultMigrateRounds || p.cfg.MigrateTimeout != DefaultMigrateTimeout ||
+		p.cfg.MigrateWait != DefaultMigrateWait {
 		t.Fatalf("defaults: %+v", p.cfg)
 	}
 }

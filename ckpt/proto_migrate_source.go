@@ -20,6 +20,9 @@ type srcMig struct {
 	best  int64     // the fewest bytes a round left dirty (-1: no round yet)
 	stall int       // rounds in a row that left no fewer
 	last  time.Time // when the target (or the rank) last made progress
+	// copied is when COPIED was sent: the switch is due within
+	// MigrateWait (it waits for the checkpoint round under way).
+	copied time.Time
 }
 
 func (p *Participant) stepMigrate(m Msg, now time.Time) {
@@ -73,7 +76,7 @@ func (p *Participant) CopyDurable(rank, round int, dirty int64, now time.Time) {
 	}
 	small := dirty <= p.cfg.MigrateSmall
 	if mg.phase == migCopying && (small || mg.stall >= p.cfg.MigrateStall || round >= p.cfg.MigrateRounds) {
-		mg.phase = migCopied
+		mg.phase, mg.copied = migCopied, now
 		p.send(Msg{Kind: MsgCopied, Rank: rank, Host: mg.to})
 	}
 	// Until SWITCH, rounds go on while what is dirty is not small.
@@ -125,10 +128,15 @@ func (p *Participant) failMig(mg *srcMig, err string) {
 }
 
 // tickMigrations fails the migrations whose target, or rank, made no
-// progress for MigrateTimeout.
+// progress for MigrateTimeout, and those whose switch did not come
+// MigrateWait after their copy converged.
 func (p *Participant) tickMigrations(now time.Time) {
 	for _, r := range slices.Sorted(maps.Keys(p.migs)) {
 		mg := p.migs[r]
+		if mg.phase == migCopied && now.Sub(mg.copied) > p.cfg.MigrateWait {
+			p.failMig(mg, fmt.Sprintf("no switch came %s after the copy converged (the checkpoint round it waits for did not end)", p.cfg.MigrateWait))
+			continue
+		}
 		if !mg.busy || mg.phase >= migMoved || now.Sub(mg.last) <= p.cfg.MigrateTimeout {
 			continue
 		}
