@@ -13,8 +13,9 @@ import (
 // captureRank captures a stopped rank's checkpoint of epoch into the
 // store: its memory and the rest, and its share of the channel state,
 // which the Endpoint's loop completes after the rank went on (takeCut).
-// The write goes on in the background, and is reported.
-func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
+// The write goes on in the background, and is reported. oldest is
+// oldestKept(rank).
+func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture, oldest uint64) error {
 	cut, err := takeCut(j.ep, rank, epoch)
 	if err != nil {
 		return err
@@ -24,9 +25,6 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture) error {
 	if err != nil {
 		return err
 	}
-	j.mu.Lock()
-	oldest := j.oldestKept(rank)
-	j.mu.Unlock()
 	if oldest > 0 {
 		w.ReleaseFiles(oldest)
 	}

@@ -211,12 +211,12 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 	}
 	j.part.Paused(rank, epoch)
 	j.pump()
-	write := j.persist[rank] == epoch
+	write, oldest := j.persist[rank] == epoch, j.oldestKept(rank)
 	j.mu.Unlock()
 	if !write {
 		return nil
 	}
-	if err := j.captureRank(rank, epoch, c); err != nil {
+	if err := j.captureRank(rank, epoch, c, oldest); err != nil {
 		j.report(rank, epoch, ckpt.Stats{}, 0, err)
 	}
 
