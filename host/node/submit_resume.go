@@ -28,8 +28,9 @@ import (
 // host kept what was printed, from the epoch's positions.
 
 // keptWait bounds how long a submitter whose job stopped waits for each
-// host left to keep what it printed.
-const keptWait = 5 * time.Second
+// host left to keep what it printed: the hosts are alive, only slow
+// when the machine is loaded, and without it the resume prints again.
+const keptWait = 30 * time.Second
 
 // stopKept tells the hosts left what was printed of a job that stopped
 // with its committed epochs kept, and returns failure with how to resume.
