@@ -213,3 +213,67 @@ func TestMigrateRefused(t *testing.T) {
 	}
 	compareOutput(t, sub.out.Bytes(), want)
 }
+
+// A drained host stays drained across its restart on the same --data:
+// it refuses a new job in one line until undrained, then takes one.
+func TestDrainKeptAcrossRestart(t *testing.T) {
+	t.Parallel()
+	wasm := guest(t, "tests/testdata/exit3.c")
+	cluster, hs := startCluster(t, "a")
+	logsOnFailure(t, hs)
+	if out, stderr, code := lh(t, "drain", "a", "--cluster", cluster, "--hosts", hs[0].addr); code != 0 {
+		t.Fatalf("drain a: exit %d: %q\n%s", code, out, stderr)
+	}
+	a := restartHostProc(t, cluster, hs[0])
+	logsOnFailure(t, []*hostProc{a})
+	_, stderr, code := lh(t, "submit", "--cluster", cluster, "--hosts", a.addr, wasm)
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "host a is drained: it takes no new jobs until `librahost undrain a`") {
+		t.Fatalf("submit to a host drained before its restart: exit %d: %q", code, stderr)
+	}
+	if out, stderr, code := lh(t, "undrain", "a", "--cluster", cluster, "--hosts", a.addr); code != 0 {
+		t.Fatalf("undrain a: exit %d: %q\n%s", code, out, stderr)
+	}
+	a = restartHostProc(t, cluster, a)
+	logsOnFailure(t, []*hostProc{a})
+	if _, stderr, code := lh(t, "submit", "--cluster", cluster, "--hosts", a.addr, wasm); code != 3 {
+		t.Fatalf("submit to a host undrained before its restart: exit %d, want the guest's 3: %q", code, stderr)
+	}
+}
+
+// A job with a read-write --dir cannot move its ranks (the files a rank
+// writes there stay on its host): migrate is refused in one line naming
+// the mount, and a drain of its host says so for the job.
+func TestMigrateReadWriteDir(t *testing.T) {
+	t.Parallel()
+	wasm := guest(t, "tests/testdata/longjob")
+	cluster, hs := startCluster(t, "a", "b")
+	logsOnFailure(t, hs)
+	hosts := hostList(hs)
+	out := t.TempDir()
+	id := submitDetach(t, cluster, hosts, "-n", "2", "--failure-timeout", "15s", "--checkpoint-every", "100ms",
+		"--dir", out+":/out", wasm, "--", "600")
+	t.Cleanup(func() { lh(t, "cancel", "--job", id, "--cluster", cluster, "--hosts", hosts) })
+	done := make(chan struct{})
+	defer close(done)
+	waitHostLog(t, hs[0], regexp.MustCompile(`epoch 1 committed`), done)
+	want := "job " + id + " cannot move its ranks: its --dir " + out + ":/out is read-write, and the files a rank writes there do not follow it to another host"
+	_, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", "b", "--cluster", cluster, "--hosts", hosts)
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("migrate a rank of a job with a read-write mount: exit %d: %q", code, stderr)
+	}
+	stdout, _, _ := lh(t, "drain", "b", "--cluster", cluster, "--hosts", hosts)
+	if !strings.Contains(stdout, want) {
+		t.Fatalf("drain of a host of a job with a read-write mount: %q", stdout)
+	}
+	running := 0
+	for _, r := range statusJSON(t, cluster, hosts) {
+		for _, j := range r.Status.Jobs {
+			if j.ID == id && j.State == "running" {
+				running++
+			}
+		}
+	}
+	if running != 2 {
+		t.Fatalf("the job runs on %d hosts after its refused moves, want 2", running)
+	}
+}

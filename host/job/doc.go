@@ -58,9 +58,12 @@
 // incarnation, and the ranks here run only once that ROLLBACK came, by
 // the recovery path. Share.Migrate, Drain and Undrain, on the
 // coordinator's host, move a rank to another host while the others run
-// (migrate*.go): the source keeps the rank stopped at a capture point
-// while its state goes to the target (Share.Mover), which restores it
-// through the same restore as a resume and runs it beside its ranks.
+// (migrate*.go): the target makes the rank's worker at the first
+// pre-copy round and writes each round into its memory as it comes
+// (Share.MigrationIn); the source keeps the rank stopped at a capture
+// point while its last state, the chunks written since the last round,
+// goes straight to that worker (Share.Mover's Final, Share.FinalIn), and
+// the target runs it beside its ranks.
 //
 // Config.Metrics (host/metrics) and Config.Status are told of the job as
 // it runs (job_observe.go): each round as it begins, as each rank's part

@@ -41,9 +41,9 @@ import (
 //     through the same restore as a resume (restoreState) and runs it
 //     beside the ranks already here.
 //
-// Files: a job with read-write mounts cannot migrate yet (the command is
-// refused in one line by host/node); its ranks' files would have to
-// travel as a recovery moves them (share_files.go).
+// Files: a job with a read-write mount cannot move its ranks (Mover's
+// Refused, said in one line naming the mount): the files a rank wrote
+// there stay on its host. Read-only inputs are checked by hash instead.
 
 // Mover is what a share needs to move ranks between the job's hosts
 // (Share.Mover); nil: migrations are refused.
@@ -67,6 +67,9 @@ type Mover struct {
 	// Cancel tells host to that the migration of rank to it is off: it
 	// drops what it received and the worker it made ahead.
 	Cancel func(rank int, to ckpt.HostID) error
+	// Refused, if set, says why the job's ranks cannot move (a read-write
+	// mount): Migrate and Drain are refused with it.
+	Refused string
 }
 
 // MigrateResult is how a migration went, for the command's summary.
@@ -228,6 +231,9 @@ func (r *shareRun) migrate(ctx context.Context, rank int, to ckpt.HostID) (Migra
 	case r.s.Mover == nil:
 		r.mu.Unlock()
 		return MigrateResult{}, errors.New("job: this host cannot move ranks")
+	case r.s.Mover.Refused != "":
+		r.mu.Unlock()
+		return MigrateResult{}, fmt.Errorf("%w: %s", ckpt.ErrMigrate, r.s.Mover.Refused)
 	case r.stopped:
 		r.mu.Unlock()
 		return MigrateResult{}, errors.New("job: the job is not running")
@@ -260,6 +266,9 @@ func (r *shareRun) drain(ctx context.Context, h ckpt.HostID) error {
 	case r.s.Mover == nil:
 		r.mu.Unlock()
 		return errors.New("job: this host cannot move ranks")
+	case r.s.Mover.Refused != "":
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %s", ckpt.ErrMigrate, r.s.Mover.Refused)
 	}
 	r.migs.init()
 	c := make(chan error, 1)

@@ -126,6 +126,7 @@ func Listen(cfg Config) (*Daemon, error) {
 		started:   time.Now(),
 		jobs:      make(map[string]*job),
 	}
+	d.loadDrained()
 	if err := d.openRecords(); err != nil {
 		udp.Close()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -91,11 +92,12 @@ const (
 	drainedHint = "librahost undrain"
 )
 
-// mover is what a job's share needs to move its ranks, or nil if they
-// cannot move: a read-write mount's files do not follow them yet.
+// mover is what a job's share needs to move its ranks. A job with a
+// read-write mount cannot move them (Refused names the mount): the files
+// a rank wrote there stay on its host.
 func (d *Daemon) mover(hosts []string, ms []mountMsg) *driver.Mover {
-	if slices.ContainsFunc(ms, func(m mountMsg) bool { return !m.ReadOnly }) {
-		return nil
+	if i := slices.IndexFunc(ms, func(m mountMsg) bool { return !m.ReadOnly }); i >= 0 {
+		return &driver.Mover{Hosts: hosts, Refused: fmt.Sprintf("its --dir %s is read-write, and the files a rank writes there do not follow it to another host: submit it with only read-only mounts (:ro) to move its ranks", ms[i])}
 	}
 	return &driver.Mover{Hosts: hosts, Inputs: func() ([]string, error) { return inputHashes(ms) }}
 }
@@ -130,9 +132,13 @@ func (d *Daemon) migrateJob(str io.Writer, peer string, body []byte) {
 	}
 	switch m.Op {
 	case opHold, opRelease:
-		d.drained.Store(m.Op == opHold)
-		d.logf("%s by %s: this host takes new jobs: %v", map[string]string{opHold: "drained", opRelease: "undrained"}[m.Op], peer, m.Op == opRelease)
-		writeJSON(str, msgMigrated, migratedMsg{})
+		var ans migratedMsg
+		if err := d.setDrained(m.Op == opHold); err != nil {
+			ans.Error = err.Error()
+		} else {
+			d.logf("%s by %s: this host takes new jobs: %v", map[string]string{opHold: "drained", opRelease: "undrained"}[m.Op], peer, m.Op == opRelease)
+		}
+		writeJSON(str, msgMigrated, ans)
 		return
 	}
 	switch m.Op {
@@ -162,7 +168,10 @@ func (d *Daemon) migrateJob(str io.Writer, peer string, body []byte) {
 		writeJSON(str, msgMigrated, migratedMsg{NotHere: fmt.Sprintf("host %s does not run the coordinator of job %s", d.cfg.Name, m.Job)})
 		return
 	case share.Mover == nil:
-		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("job %s has a read-write mount (--dir without :ro): its ranks cannot move, since their files do not follow them yet", m.Job)})
+		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("job %s cannot move its ranks from this host", m.Job)})
+		return
+	case share.Mover.Refused != "" && m.Op != opUndrain:
+		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("job %s cannot move its ranks: %s", m.Job, share.Mover.Refused)})
 		return
 	case h < 0:
 		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("host %s has no part in job %s (its hosts: %s)", m.Host, m.Job, strings.Join(hosts, ", "))})
@@ -295,6 +304,34 @@ func (d *Daemon) askArrived(j *job, id, target string, stopped time.Time) (time.
 	return a.Downtime, true
 }
 
+// drainedFile, under --data, marks a drained host: it stays drained
+// across a restart until undrained.
+const drainedFile = "drained"
+
+// setDrained drains or undrains this host, and keeps it under --data.
+func (d *Daemon) setDrained(on bool) error {
+	path := filepath.Join(d.cfg.DataDir, drainedFile)
+	var err error
+	if on {
+		err = writeFileSync(path, []byte("drained: this host takes no new jobs until `"+drainedHint+" "+d.cfg.Name+"`\n"))
+	} else if err = os.Remove(path); errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("host %s could not keep its drain under its --data (%v): it is not changed", d.cfg.Name, err)
+	}
+	d.drained.Store(on)
+	return nil
+}
+
+// loadDrained restores the drain of a host restarted on its --data.
+func (d *Daemon) loadDrained() {
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, drainedFile)); err == nil {
+		d.drained.Store(true)
+		d.logf("this host was drained before it started: it takes no new jobs until `%s %s`", drainedHint, d.cfg.Name)
+	}
+}
+
 // refuseDrained answers a PREPARE on a drained host; false if it is not.
 func (d *Daemon) refuseDrained(str io.Writer) bool {
 	if !d.drained.Load() {
@@ -329,7 +366,7 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 		writeJSON(str, msgTaken, takenMsg{Error: fmt.Sprintf("%s refused rank %d: %s", d.cfg.Name, h.Rank, why)})
 		return 0, false
 	}
-	if share == nil || share.Mover == nil {
+	if share == nil || share.Mover == nil || share.Mover.Refused != "" {
 		return refuse("the job cannot move ranks here")
 	}
 	switch {

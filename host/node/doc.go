@@ -74,8 +74,10 @@
 // it runs Submit itself and answers DETACHED with the job's ID once every
 // host has started it (detach.go). MIGRATE asks the host that runs a
 // job's coordinator to move a rank, or drain or undrain a host, and is
-// answered by MIGRATED once it ended; a drained host refuses PREPARE; a
-// rank's state travels on a replica stream that HANDOVER opens
+// answered by MIGRATED once it ended; a drained host refuses PREPARE,
+// also after a restart (the drain is kept under --data); a rank's state
+// travels on a replica stream that HANDOVER opens, its last state in one
+// FINAL, and a HANDOVER with cancel tells a target that a move is off
 // (daemon_migrate.go).
 //
 // A daemon keeps its Prometheus metrics (host/metrics) in a registry of
