@@ -373,7 +373,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		case err == nil:
 			j.cancel(errors.New(whyBySubmitter))
 		default:
-			j.cancel(errors.New("the submitter went away"))
+			d.submitterGone(ctx, j) // detach_takeover.go
 		}
 	}()
 	// Stop keeping links before the endpoint and transport close.

@@ -20,6 +20,37 @@ import (
 // `attach`), from the resumed epoch's positions on for the ranks that
 // moved.
 
+// submitterGone cancels job j, whose submitter's stream broke (it died,
+// or was cut off), unless the submission was that of a detached job with
+// checkpoints on its coordinator's host: that host's loss is the
+// protocol's to find, within the job's failure timeout, which stops the
+// job with its epochs kept for a host to take it over. The control
+// connection goes idle after controlQUIC's MaxIdleTimeout (10 s), before
+// a longer failure timeout ends, and cancelling then left nothing to
+// take over. If the job still runs twice its failure timeout later, its
+// coordinator is heard and only the submission is gone: it is cancelled.
+func (d *Daemon) submitterGone(ctx context.Context, j *job) {
+	if j.takenOverOnLoss() {
+		d.logf("job %s: its detached submission on host %s went away: waiting for its coordinator to be found lost (the failure timeout) before cancelling it", j.id, j.submitter)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * j.failureTimeout):
+		}
+	}
+	j.cancel(errors.New("the submitter went away"))
+}
+
+// takenOverOnLoss reports whether j is a detached job with checkpoints
+// submitted from its coordinator's host, which a host of the job takes
+// over once that host is lost.
+func (j *job) takenOverOnLoss() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.detached && j.share != nil && int(j.share.Proto.Coordinator) < len(j.hosts) &&
+		j.hosts[j.share.Proto.Coordinator] == j.submitter
+}
+
 // takeOverTries bounds how often a host taking a detached job over asks
 // again when a host of the job has not stopped it yet.
 const takeOverTries = 50

@@ -36,7 +36,10 @@
 // finished ranks sent are still retransmitted until they are acked. A
 // broken control stream (the submitter died, or was stopped) cancels the
 // job on that host: a submitter killed outright is noticed when its
-// connection goes idle (controlQUIC's MaxIdleTimeout). A job cancelled
+// connection goes idle (controlQUIC's MaxIdleTimeout); a detached job
+// with checkpoints whose submission ran on its coordinator's host is
+// cancelled so only if it still runs twice its failure timeout later,
+// its coordinator's loss not found (detach_takeover.go). A job cancelled
 // otherwise (by hand, or the host stopping) stops reading its stream and
 // gives up output the submitter does not take within 2 s, and tells the
 // submitter why in an ERROR. Each job's failure timeout (PREPARE's, else
