@@ -59,11 +59,18 @@ func startSubmit(t *testing.T, cluster, hosts string, args ...string) *submitPro
 // host` process for each.
 func startCluster(t *testing.T, names ...string) (string, []*hostProc) {
 	t.Helper()
+	return startClusterEnv(t, nil, names...)
+}
+
+// startClusterEnv is startCluster with env added to each host's
+// environment.
+func startClusterEnv(t *testing.T, env []string, names ...string) (string, []*hostProc) {
+	t.Helper()
 	cluster := filepath.Join(t.TempDir(), "cluster")
 	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", strings.Join(names, " ")); code != 0 {
 		t.Fatal(stderr)
 	}
-	return cluster, startHostProcs(t, cluster, nil, names...)
+	return cluster, startHostProcs(t, cluster, env, names...)
 }
 
 // hostReport is one host in `status --json`.
