@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/librahost/librahost/host/uffd"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,10 +77,35 @@ type cowShared struct {
 	slots      [cowSlots]cowSlot
 
 	faults, copied, errs uint64 // counters
+
+	// The handler's syscall buffers, kept out of its nosplit frames.
+	msg  uffd.Msg             // a fault
+	wp   uffd.WriteProtectArg // a protection lifted
+	fds  [2]pollFd            // what it sleeps on
+	word uint64               // a command eventfd's count
+	one  uint64               // 1, what it adds to an eventfd
 }
 
+//go:nosplit
 func (sh *cowShared) at(off uint64) unsafe.Pointer {
 	return unsafe.Add(unsafe.Pointer(sh), off)
+}
+
+// state, keep and need are the handler's unchecked indexing (it may not
+// call the runtime's bounds panics): the caller proves s < cowSlots,
+// b < nblocks and i < needLen.
+//
+//go:nosplit
+func (sh *cowShared) state(s uint32, b uint64) *uint32 {
+	return (*uint32)(sh.at(sh.slots[s%cowSlots].stateOff + 4*b))
+}
+
+//go:nosplit
+func (sh *cowShared) keep(b uint64) *byte { return (*byte)(sh.at(sh.keepOff + b)) }
+
+//go:nosplit
+func (sh *cowShared) need(s uint32, i uint64) *byte {
+	return (*byte)(sh.at(sh.slots[s%cowSlots].needOff + i))
 }
 
 //go:nosplit
@@ -155,7 +181,7 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	sh := (*cowShared)(unsafe.Pointer(&region[0]))
 	c.sh = sh
 	*sh = cowShared{uffd: int32(fd), base: base, limit: limit, page: page, nblocks: nblocks,
-		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1}
+		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1, one: 1}
 	for s := range cowSlots {
 		sh.slots[s] = cowSlot{shadowP: unsafe.Pointer(&c.shadows[s][0]), stateOff: stateOffs[s], needOff: needOffs[s]}
 	}

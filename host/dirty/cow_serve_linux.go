@@ -3,10 +3,12 @@
 package dirty
 
 import (
-	"github.com/librahost/librahost/host/uffd"
+	"math/bits"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
+
+	"github.com/librahost/librahost/host/uffd"
 )
 
 // The fault handler of a copy-on-write capture. It must resolve a write
@@ -28,6 +30,17 @@ import (
 // would throw), allocates nothing, takes no lock, uses no channel, and
 // calls nothing but raw syscalls, memmove (nosplit assembly) and atomic
 // loads and stores on memory outside the Go heap (cowShared is mmap'd).
+// Nor may it panic: its indexing is unchecked (cowShared.state, keep,
+// need), each index proven in range where it is made, so that it has no
+// bounds check to fail, and it divides by no value it has not checked.
+//
+// The linker checks that the deepest chain of nosplit calls fits in the
+// stack a nosplit function may use (792 bytes on amd64), and it must fit
+// under go test -fuzz too, which instruments every comparison with a call
+// and so grows every frame: the syscall buffers live in cowShared, not in
+// the frames, the handler calls syscall.RawSyscall6 itself (not
+// RawSyscall, one frame more) and the copy of a block is one function
+// (TestCOWFuzzBuild).
 // It never waits for Go code either: a fault on a block not yet copied is
 // resolved by copying the block itself, and Go code only ever waits for
 // the handler (command acks, copy progress), never the other way round.
@@ -48,6 +61,10 @@ func entersyscall()
 //go:linkname exitsyscall runtime.exitsyscall
 func exitsyscall()
 
+//go:linkname memmove runtime.memmove
+//go:noescape
+func memmove(to, from unsafe.Pointer, n uintptr)
+
 // cowServe is the handler thread's body.
 //
 //go:nosplit
@@ -59,43 +76,17 @@ func cowServe(sh *cowShared) {
 	exitsyscall()
 }
 
-// cowStep resolves the pending faults, runs a command, copies one block
-// in the background or sleeps until there is something to do. It returns
-// false once told to exit.
+// cowStep resolves the pending faults, runs the commands given, copies
+// one block in the background or sleeps until there is something to do.
+// It returns false once told to exit.
 //
 //go:nosplit
 //go:norace
 func cowStep(sh *cowShared) bool {
-	var msg uffd.Msg
-	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(sh.uffd), uintptr(unsafe.Pointer(&msg)), unsafe.Sizeof(msg))
-		if errno != 0 || n != unsafe.Sizeof(msg) {
-			break
-		}
-		if msg.Event == uffd.EventPagefault {
-			cowFault(sh, msg.Address)
-		}
-	}
-	var v uint64
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(sh.ctl), uintptr(unsafe.Pointer(&v)), 8)
+	cowFaults(sh)
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_READ, uintptr(sh.ctl), uintptr(unsafe.Pointer(&sh.word)), 8, 0, 0, 0)
 	if errno == 0 && n == 8 {
-		more := true
-		for done := atomic.LoadUint32(&sh.acked); more && done != atomic.LoadUint32(&sh.seq); done++ {
-			c := &sh.cmds[done%cmdRing]
-			switch atomic.LoadUint32(&c.cmd) {
-			case cmdStart:
-				cowStart(sh, atomic.LoadUint32(&c.arg))
-			case cmdHold:
-				sh.hold++
-			case cmdResume:
-				sh.hold--
-			case cmdExit:
-				more = false
-			}
-			atomic.StoreUint32(&sh.acked, done+1)
-		}
-		cowSignal(sh.ack)
-		return more
+		return cowCommands(sh)
 	}
 	if sh.hold == 0 {
 		if s := cowBusy(sh); s < cowSlots {
@@ -103,9 +94,50 @@ func cowStep(sh *cowShared) bool {
 			return true
 		}
 	}
-	fds := [2]pollFd{{fd: sh.uffd, events: pollIn}, {fd: sh.ctl, events: pollIn}}
-	syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 2, 0, 0, 0, 0)
+	sh.fds = [2]pollFd{{fd: sh.uffd, events: pollIn}, {fd: sh.ctl, events: pollIn}}
+	syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&sh.fds[0])), 2, 0, 0, 0, 0)
 	return true
+}
+
+// cowFaults resolves the faults queued on the userfaultfd.
+//
+//go:nosplit
+//go:norace
+func cowFaults(sh *cowShared) {
+	for {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_READ, uintptr(sh.uffd), uintptr(unsafe.Pointer(&sh.msg)), unsafe.Sizeof(sh.msg), 0, 0, 0)
+		if errno != 0 || n != unsafe.Sizeof(sh.msg) {
+			return
+		}
+		if sh.msg.Event == uffd.EventPagefault {
+			cowFault(sh, sh.msg.Address)
+		}
+	}
+}
+
+// cowCommands runs the commands given and not yet taken, acks them, and
+// returns false once told to exit.
+//
+//go:nosplit
+//go:norace
+func cowCommands(sh *cowShared) bool {
+	more := true
+	for done := atomic.LoadUint32(&sh.acked); more && done != atomic.LoadUint32(&sh.seq); done++ {
+		c := &sh.cmds[done%cmdRing]
+		switch atomic.LoadUint32(&c.cmd) {
+		case cmdStart:
+			cowStart(sh, atomic.LoadUint32(&c.arg))
+		case cmdHold:
+			sh.hold++
+		case cmdResume:
+			sh.hold--
+		case cmdExit:
+			more = false
+		}
+		atomic.StoreUint32(&sh.acked, done+1)
+	}
+	cowSignal(sh, sh.ack)
+	return more
 }
 
 // cowBusy returns the oldest slot whose background copy has started and
@@ -120,7 +152,7 @@ func cowBusy(sh *cowShared) uint32 {
 		if atomic.LoadUint32(&sl.started) == 0 || atomic.LoadUint64(&sl.pending) == 0 {
 			continue
 		}
-		if best == cowSlots || sl.gen < sh.slots[best].gen {
+		if best == cowSlots || sl.gen < sh.slots[best%cowSlots].gen {
 			best = s
 		}
 	}
@@ -135,36 +167,20 @@ type pollFd struct {
 
 const pollIn = 1
 
+// cowSignal adds one to eventfd fd.
+//
 //go:nosplit
 //go:norace
-func cowSignal(fd int32) {
-	one := uint64(1)
-	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&one)), 8)
+func cowSignal(sh *cowShared, fd int32) {
+	syscall.RawSyscall6(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&sh.one)), 8, 0, 0, 0)
 }
 
-// cowPendingIn reports whether block b is pending in slot s.
+// cowPendingIn reports whether block b is pending in slot s (< cowSlots).
 //
 //go:nosplit
 //go:norace
 func cowPendingIn(sh *cowShared, s uint32, b uint64) bool {
-	st := sh.states(s)
-	return b < uint64(len(st)) && atomic.LoadUint32(&st[b]) == blockPending
-}
-
-// cowCopyAll copies block b into every slot it is pending in, and reports
-// whether it was pending in any.
-//
-//go:nosplit
-//go:norace
-func cowCopyAll(sh *cowShared, b uint64) bool {
-	any := false
-	for s := uint32(0); s < cowSlots; s++ {
-		if cowPendingIn(sh, s, b) {
-			cowCopy(sh, s, b)
-			any = true
-		}
-	}
-	return any
+	return b < sh.nblocks && atomic.LoadUint32(sh.state(s, b)) == blockPending
 }
 
 // cowFault resolves a write fault at addr.
@@ -178,11 +194,11 @@ func cowFault(sh *cowShared, addr uint64) {
 		return
 	}
 	off := addr - sh.base
-	b := off / CopyBlock
+	b := off / CopyBlock // < nblocks, as off < limit
 	lo := b * CopyBlock
 	hi := min(lo+CopyBlock, sh.limit)
 	cowCopyAll(sh, b)
-	if sh.keeps()[b] == 0 {
+	if *sh.keep(b) == 0 {
 		cowRelease(sh, sh.base+lo, hi-lo)
 		return
 	}
@@ -192,67 +208,77 @@ func cowFault(sh *cowShared, addr uint64) {
 	cowRelease(sh, sh.base+u, min(u+TrackUnit, sh.limit)-u)
 }
 
-// cowNext copies the next pending block of slot s in the background.
+// cowNext copies the next pending block of slot s (< cowSlots) in the
+// background.
 //
 //go:nosplit
 //go:norace
 func cowNext(sh *cowShared, s uint32) {
-	sl := &sh.slots[s]
-	st := sh.states(s)
-	nb := min(uint64(len(st)), (sl.size+CopyBlock-1)/CopyBlock)
-	for sl.cursor < nb && atomic.LoadUint32(&st[sl.cursor]) != blockPending {
+	sl := &sh.slots[s%cowSlots]
+	nb := min(sh.nblocks, (sl.size+CopyBlock-1)/CopyBlock)
+	for sl.cursor < nb && atomic.LoadUint32(sh.state(s, sl.cursor)) != blockPending {
 		sl.cursor++
 	}
 	if sl.cursor >= nb {
 		atomic.StoreUint64(&sl.pending, 0)
-		cowSignal(sh.prog)
+		cowSignal(sh, sh.prog)
 		return
 	}
-	b := sl.cursor
+	b := sl.cursor // < nblocks
 	cowCopyAll(sh, b)
-	if sh.keeps()[b] == 0 {
+	if *sh.keep(b) == 0 {
 		lo := b * CopyBlock
 		cowRelease(sh, sh.base+lo, min(lo+CopyBlock, sh.limit)-lo)
 	}
 }
 
-// cowCopy copies the needed chunks of block b, pending in slot s, into
-// the slot's shadow (every chunk before the capture said what it needs)
-// and marks it copied.
+// cowCopyAll copies block b (< nblocks) into the shadow of every slot it
+// is pending in, and marks it copied there: the whole block, or the
+// chunks of it the capture needs once it said what it needs.
 //
 //go:nosplit
 //go:norace
-func cowCopy(sh *cowShared, s uint32, b uint64) {
-	sl := &sh.slots[s]
-	lo := b * CopyBlock
-	hi := min(lo+CopyBlock, sl.size)
-	if atomic.LoadUint32(&sl.started) == 0 || sl.chunk == 0 {
-		cowMove(sh, s, lo, hi)
-	} else {
-		need := sh.needs(s)
-		for c := lo; c < hi; c += sl.chunk {
-			if i := c / sl.chunk; i < uint64(len(need)) && need[i] != 0 {
-				cowMove(sh, s, c, min(c+sl.chunk, hi))
-			}
+func cowCopyAll(sh *cowShared, b uint64) {
+	for s := uint32(0); s < cowSlots; s++ {
+		st := sh.state(s, b)
+		if atomic.LoadUint32(st) != blockPending {
+			continue
 		}
+		sl := &sh.slots[s]
+		lo := b * CopyBlock
+		hi := min(lo+CopyBlock, sl.size)
+		started := atomic.LoadUint32(&sl.started) != 0
+		if chunk := sl.chunk; started && chunk != 0 {
+			// c / chunk, chunk a power of two (Snapshot.start): a
+			// division's zero check, which go test -fuzz's
+			// instrumentation hides from the compiler, could panic.
+			shift := bits.TrailingZeros64(chunk)
+			for c := lo; c < hi; c += chunk {
+				if i := c >> shift; i < sh.needLen && *sh.need(s, i) != 0 {
+					cowMove(sh, s, c, min(c+chunk, hi))
+				}
+			}
+		} else {
+			cowMove(sh, s, lo, hi)
+		}
+		atomic.StoreUint32(st, blockCopied)
+		atomic.AddUint64(&sh.copied, 1)
+		if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
+			sl.cursor = 0
+		}
+		cowSignal(sh, sh.prog)
 	}
-	atomic.StoreUint32(&sh.states(s)[b], blockCopied)
-	atomic.AddUint64(&sh.copied, 1)
-	if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
-		sl.cursor = 0
-	}
-	cowSignal(sh.prog)
 }
 
+// cowMove copies [lo, hi) of the memory into slot s's (< cowSlots)
+// shadow.
+//
 //go:nosplit
 //go:norace
 func cowMove(sh *cowShared, s uint32, lo, hi uint64) {
-	if lo >= hi {
-		return
+	if lo < hi {
+		memmove(unsafe.Add(sh.slots[s%cowSlots].shadowP, lo), unsafe.Add(sh.baseP, lo), uintptr(hi-lo))
 	}
-	dst := unsafe.Slice((*byte)(unsafe.Add(sh.slots[s].shadowP, lo)), hi-lo)
-	src := unsafe.Slice((*byte)(unsafe.Add(sh.baseP, lo)), hi-lo)
-	copy(dst, src)
 }
 
 // cowRelease lifts the write protection of [addr, addr+n) and wakes the
@@ -261,8 +287,8 @@ func cowMove(sh *cowShared, s uint32, lo, hi uint64) {
 //go:nosplit
 //go:norace
 func cowRelease(sh *cowShared, addr, n uint64) {
-	a := uffd.WriteProtectArg{Start: addr, Len: n, Mode: uffd.WriteProtectModeClear}
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, uintptr(sh.uffd), uffd.IoctlWriteProtect, uintptr(unsafe.Pointer(&a))); errno != 0 {
+	sh.wp = uffd.WriteProtectArg{Start: addr, Len: n, Mode: uffd.WriteProtectModeClear}
+	if _, _, errno := syscall.RawSyscall6(syscall.SYS_IOCTL, uintptr(sh.uffd), uffd.IoctlWriteProtect, uintptr(unsafe.Pointer(&sh.wp)), 0, 0, 0); errno != 0 {
 		atomic.AddUint64(&sh.errs, 1)
 	}
 }
@@ -277,32 +303,32 @@ func cowStart(sh *cowShared, s uint32) {
 		return
 	}
 	sl := &sh.slots[s]
-	st := sh.states(s)
-	need := sh.needs(s)
-	nb := min(uint64(len(st)), (sl.size+CopyBlock-1)/CopyBlock)
+	nb := min(sh.nblocks, (sl.size+CopyBlock-1)/CopyBlock)
 	sl.cursor = 0
 	atomic.StoreUint32(&sl.started, 1)
-	for b := range nb {
-		if atomic.LoadUint32(&st[b]) != blockPending {
+	// With no chunk size every block is needed.
+	for chunk, b := sl.chunk, uint64(0); chunk != 0 && b < nb; b++ {
+		st := sh.state(s, b)
+		if atomic.LoadUint32(st) != blockPending {
 			continue
 		}
 		lo := b * CopyBlock
 		hi := min(lo+CopyBlock, sl.size)
-		needed := sl.chunk == 0
-		for c := lo; c < hi && !needed; c += sl.chunk {
-			i := c / sl.chunk
-			needed = i >= uint64(len(need)) || need[i] != 0
+		needed := false
+		for c := lo; c < hi && !needed; c += chunk {
+			i := c / chunk
+			needed = i >= sh.needLen || *sh.need(s, i) != 0
 		}
 		if needed {
 			continue
 		}
-		atomic.StoreUint32(&st[b], blockFree)
+		atomic.StoreUint32(st, blockFree)
 		if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
 			sl.cursor = 0
 		}
-		if sh.keeps()[b] == 0 && !cowPendingIn(sh, 1-s, b) {
+		if *sh.keep(b) == 0 && !cowPendingIn(sh, 1-s, b) {
 			cowRelease(sh, sh.base+lo, min(lo+CopyBlock, sh.limit)-lo)
 		}
 	}
-	cowSignal(sh.prog)
+	cowSignal(sh, sh.prog)
 }
