@@ -119,21 +119,28 @@ func killCoordinator(t *testing.T, cluster, id string, hs []*hostProc, sub *bgSu
 // wiped. `submit --resume` on c and d finishes the job from an epoch of
 // the resumed run, c restarting b's ranks, and the three submitters'
 // output together is the failure-free `run -n 6`'s byte for byte, also
-// with the job links losing, duplicating and reordering frames.
+// with the job links losing, duplicating and reordering frames, and over
+// three hosts, resumed on b and c and then on c alone (no host left for
+// a replica).
 func TestMultiHostCoordinatorResumeTwice(t *testing.T) {
 	t.Parallel()
+	four := []string{"a", "b", "c", "d"}
 	for _, tc := range []struct {
 		name         string
 		steps, every string
 		env          []string // the hosts'
+		hosts        []string
+		placed       string // the second resume's placement
 	}{
-		{"heat", "400", "20", nil},
-		{"heat-faults", "60", "5", faultsEnv},
+		{"heat", "400", "20", nil, four, `\[c c c d c c\]`},
+		{"heat-faults", "60", "5", faultsEnv, four, `\[c c c d c c\]`},
+		// The first resume's replicas are on the other of its two hosts.
+		{"heat-three-hosts", "400", "20", nil, four[:3], `\[c c c c c c\]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			job := newHeldHeat(t, tc.steps, tc.every)
-			cluster, hs := startClusterEnv(t, tc.env, "a", "b", "c", "d")
+			cluster, hs := startClusterEnv(t, tc.env, tc.hosts...)
 			sub := job.submit(t, cluster, hs, "--replicas", "1", "--failure-timeout", failTimeout)
 			id := loseCoordinator(t, cluster, hs, sub)
 
@@ -151,7 +158,7 @@ func TestMultiHostCoordinatorResumeTwice(t *testing.T) {
 				t.Fatalf("submit --resume a second time: exit %d\n%s", code, stderr)
 			}
 			compareOutput(t, append(append(sub.out.Bytes(), resumed.out.Bytes()...), out...), job.want)
-			m = regexp.MustCompile(`job `+id+` resumes from epoch (\d+) on c,d\n`).FindAllStringSubmatch(stderr, -1)
+			m = regexp.MustCompile(`job `+id+` resumes from epoch (\d+) on `+strings.Join(tc.hosts[2:], ",")+`\n`).FindAllStringSubmatch(stderr, -1)
 			if m == nil {
 				t.Fatalf("submit --resume said:\n%s", stderr)
 			}
@@ -162,7 +169,7 @@ func TestMultiHostCoordinatorResumeTwice(t *testing.T) {
 			// host's replicas).
 			ended := make(chan struct{})
 			close(ended)
-			waitHostLog(t, hs[2], regexp.MustCompile(`job `+id+`: incarnation 2: ranks on \[c c c d c c\]`), ended)
+			waitHostLog(t, hs[2], regexp.MustCompile(`job `+id+`: incarnation 2: ranks on `+tc.placed), ended)
 		})
 	}
 }
