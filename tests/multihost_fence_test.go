@@ -13,13 +13,9 @@ import (
 // never rejoins the job's old incarnation.
 func TestMultiHostFenced(t *testing.T) {
 	t.Parallel()
-	wasm := guest(t, "samples/heat")
-	open, release := holdJob(t)
-	args := []string{"-hold", "/hold/end", "-steps", "400", "-every", "20"}
-	want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
+	job := newHeldHeat(t, "400", "20")
 	cluster, hs := startCluster(t, "a", "b", "c")
-	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", lossTimeout,
-		"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+	sub := job.submit(t, cluster, hs, "--failure-timeout", lossTimeout, "--replicas", "1")
 	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
 	if err := hs[2].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -29,10 +25,10 @@ func TestMultiHostFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHostLog(t, hs[2], regexp.MustCompile(`this host was declared lost by the job's coordinator`), sub.done)
-	release.open(t)
+	job.release.open(t)
 	<-sub.done
 	if sub.err != nil {
 		t.Fatalf("host c declared lost: submit: %v\n%s", sub.err, sub.errb.Bytes())
 	}
-	compareOutput(t, sub.out.Bytes(), want)
+	compareOutput(t, sub.out.Bytes(), job.want)
 }

@@ -104,27 +104,19 @@ func TestMultiHostRecovery(t *testing.T) {
 // also with the job links losing, duplicating and reordering frames.
 func TestMultiHostSecondRecovery(t *testing.T) {
 	t.Parallel()
-	wasm := guest(t, "samples/heat")
 	for _, tc := range []struct {
-		name string
-		args []string
-		env  []string // the hosts'
+		name         string
+		steps, every string
+		env          []string // the hosts'
 	}{
-		{"heat", []string{"-steps", "400", "-every", "20"}, nil},
-		{"heat-faults", []string{"-steps", "60", "-every", "5"}, []string{"LIBRAHOST_FAULTS=drop=0.2,dup=0.1,reorder=0.1"}},
+		{"heat", "400", "20", nil},
+		{"heat-faults", "60", "5", faultsEnv},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			open, release := holdJob(t)
-			args := append([]string{"-hold", "/hold/end"}, tc.args...)
-			want := jobRun(t, "6", wasm, append([]string{"--dir", open + ":/hold:ro"}, args...)...)
-			cluster := filepath.Join(t.TempDir(), "cluster")
-			if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c d"); code != 0 {
-				t.Fatal(stderr)
-			}
-			hs := startHostProcs(t, cluster, tc.env, "a", "b", "c", "d")
-			sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", lossTimeout,
-				"--checkpoint-every", "100ms", "--replicas", "1", "--dir", release.dir + ":/hold:ro", wasm, "--"}, args...)...)
+			job := newHeldHeat(t, tc.steps, tc.every)
+			cluster, hs := startClusterEnv(t, tc.env, "a", "b", "c", "d")
+			sub := job.submit(t, cluster, hs, "--failure-timeout", lossTimeout, "--replicas", "1")
 			w := watchLosses(t, hs[0], sub)
 			waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
 			w.kill(t, hs[2])
@@ -134,12 +126,12 @@ func TestMultiHostSecondRecovery(t *testing.T) {
 			waitHostLog(t, hs[0], regexp.MustCompile(`(?s)recovered incarnation 1 in \d+ ms.*epoch \d+ committed`), w.done)
 			w.kill(t, hs[3])
 			waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 2 in`), w.done)
-			release.open(t)
+			job.release.open(t)
 			<-sub.done
 			if sub.err != nil {
 				t.Fatalf("hosts c and d killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
 			}
-			compareOutput(t, sub.out.Bytes(), want)
+			compareOutput(t, sub.out.Bytes(), job.want)
 			ended := make(chan struct{})
 			close(ended)
 			// d took c's rank 2 (it held its replicas), then a took d's
