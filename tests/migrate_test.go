@@ -161,8 +161,9 @@ func logsOnFailure(t *testing.T, hs []*hostProc) {
 }
 
 // A target whose read-only input differs from the source's (checked by
-// hash) refuses the rank in one line and the rank goes on at its source;
-// a move to a host with the same input then succeeds, and the output is
+// hash) refuses the rank in one line and the rank goes on at its source
+// (the target is told that the move is off); a move to a host with the
+// same input then succeeds, and the output is
 // the failure-free run's. Each host resolves the mount `in` in a working
 // directory of its own, the same at submit time; c's copy changes after.
 func TestMigrateRefused(t *testing.T) {
@@ -202,6 +203,8 @@ func TestMigrateRefused(t *testing.T) {
 		!strings.Contains(stderr, "c refused rank 0: its input /in differs from a's (hash): rank 0 goes on at a") {
 		t.Fatalf("migrate to a host whose input differs: exit %d: %q", code, stderr)
 	}
+	// The target is told that the move is off, and drops what came of it.
+	waitHostLog(t, hs[2], regexp.MustCompile(`the move of rank 0 here from a is off: what came of it is dropped`), sub.done)
 	out, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", "b", "--cluster", cluster, "--hosts", hosts)
 	if code != 0 || !strings.HasPrefix(out, "rank 0 of job "+id+" moved to b: ") {
 		t.Fatalf("migrate to b: exit %d: %q\n%s", code, out, stderr)

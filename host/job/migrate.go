@@ -67,6 +67,9 @@ type Mover struct {
 	// Cancel tells host to that the migration of rank to it is off: it
 	// drops what it received and the worker it made ahead.
 	Cancel func(rank int, to ckpt.HostID) error
+	// Dial, if set, opens the connection to host to ahead of a rank's
+	// last state, at its halt (the handshake then overlaps its capture).
+	Dial func(to ckpt.HostID)
 	// Refused, if set, says why the job's ranks cannot move (a read-write
 	// mount): Migrate and Drain are refused with it.
 	Refused string
@@ -126,6 +129,9 @@ type shareMigs struct {
 	// target: the workers of ranks moving here, made ahead
 	// (migrate_stage.go).
 	staged map[int]*stagedRank
+	// target: the drops of adopted ranks' migration keys under way
+	// (clearMigration).
+	cleared map[int]chan struct{}
 }
 
 type arrival struct {
@@ -170,6 +176,7 @@ func (m *shareMigs) init() {
 		m.asked, m.moved = map[int]time.Time{}, map[int]MigrateResult{}
 		m.arrived = map[int64]*arrival{}
 		m.staged = map[int]*stagedRank{}
+		m.cleared = map[int]chan struct{}{}
 	}
 }
 
@@ -370,6 +377,9 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 	case ckpt.ActHalt:
 		mg := r.outMig(a.Rank)
 		mg.halting, mg.copying = true, false
+		if r.s.Mover.Dial != nil && mg.held > 0 && !precopyOff {
+			r.s.Mover.Dial(mg.to)
+		}
 		switch w := j.workers[a.Rank]; {
 		case j.ended[a.Rank]:
 			// Its program has ended: only its channels and exit move.

@@ -86,7 +86,7 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 			return fmt.Errorf("its worker made here ahead, which holds its last state, is gone")
 		}
 		err := j.restoreStateFrom(rank, w, m, rc, inPlace)
-		j.store.DeleteAfter(MigrationKey(rank), 0)
+		r.clearMigration(rank)
 		if err == nil && rc.Stopped != 0 {
 			took := time.Since(time.Unix(0, rc.Stopped))
 			j.logf("rank %d runs here: %v after it stopped at its source", rank, took.Round(time.Microsecond))
@@ -100,6 +100,31 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 	}
 	r.migs.running.Add(1)
 	go r.runAdopted(ctx, stop, rank, rc0)
+}
+
+// clearMigration drops rank's migration key here in the background (a
+// store transaction, with its disk syncs, that the rank need not wait
+// for); a move of the rank off this host waits for it (waitCleared).
+func (r *shareRun) clearMigration(rank int) {
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.migs.init()
+	r.migs.cleared[rank] = done
+	r.mu.Unlock()
+	go func() {
+		defer close(done)
+		r.j.store.DeleteAfter(MigrationKey(rank), 0)
+	}()
+}
+
+// waitCleared waits for clearMigration's drop of rank's migration key.
+func (r *shareRun) waitCleared(rank int) {
+	r.mu.Lock()
+	done := r.migs.cleared[rank]
+	r.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // received reads and checks the state of rank that came here: final, if

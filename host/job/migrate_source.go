@@ -83,6 +83,9 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 					r.j.logf("rank %d: its last state went straight to h%d: %d chunks written since round %d, %s",
 						rank, mg.to, len(fs.Chunks), fs.Base, host.FormatBytes(uint64(n)))
 				}
+				// Else the migration fails and the rank goes on here: its
+				// capture's copy-on-write snapshot was copied only where
+				// it changed, so it cannot go through the stores now.
 			default:
 				n, err = r.sendState(rank, mg, rc, c, epoch, base)
 			}
@@ -114,6 +117,7 @@ func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, bas
 	j := r.j
 	k := MigrationKey(rank)
 	if round == 1 {
+		r.waitCleared(rank)
 		j.store.DeleteAfter(k, 0)
 	}
 	rc := rankCheckpoint{Version: rankStateVersion, Run: j.runTag}
@@ -215,6 +219,7 @@ func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.C
 	}
 	k := MigrationKey(rank)
 	if base == 0 {
+		r.waitCleared(rank)
 		j.store.DeleteAfter(k, 0)
 	}
 	var globals []uint64

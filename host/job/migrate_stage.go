@@ -35,7 +35,9 @@ type stagedRank struct {
 
 // MigrationIn tells the share that a state of rank's migration is durable
 // in its store here (a pre-copy round, or the last state): its worker is
-// made, or brought up to it, in the background.
+// made, or brought up to it, and MigrationIn returns once it is. Called
+// again before the next round is taken, it keeps the rounds from running
+// ahead of the worker, so that the last state does not wait for it.
 func (s *Share) MigrationIn(rank int) {
 	r := s.run.Load()
 	if r == nil {
@@ -63,7 +65,7 @@ func (s *Share) MigrationIn(rank int) {
 	}
 	rc := r.stageConfig(rank)
 	r.mu.Unlock()
-	go r.stageNewest(ctx, rank, st, rc)
+	r.stageNewest(ctx, rank, st, rc)
 }
 
 // DropStaged drops rank's worker made ahead of its move here (its source
@@ -134,7 +136,7 @@ func (r *shareRun) stageNewest(ctx context.Context, rank int, st *stagedRank, rc
 	j := r.j
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.gone || st.err != nil {
+	if st.gone {
 		return
 	}
 	infos, err := j.store.Epochs(MigrationKey(rank))
@@ -154,6 +156,11 @@ func (r *shareRun) stageNewest(ctx context.Context, rank int, st *stagedRank, rc
 	case m.MemSize == 0: // a rank whose program ended: nothing to make
 		return
 	}
+	if st.err != nil {
+		j.logf("rank %d: its worker could not be made ahead of its move here: %v", rank, st.err)
+		st.err = nil
+		return
+	}
 	if st.err == nil && st.w == nil {
 		st.w, st.err = host.NewRankWorker(ctx, rc, rank)
 	}
@@ -162,7 +169,13 @@ func (r *shareRun) stageNewest(ctx context.Context, rank int, st *stagedRank, rc
 		st.err = st.w.Stage(m.MemSize, func(mem []byte) error { return j.readDelta(from, m, mem) })
 	}
 	if st.err != nil {
-		j.logf("rank %d: its worker could not be made ahead of its move here (%v): it is made once it moves", rank, st.err)
+		// Made again from the next round (a round read while a new
+		// migration dropped the key, say).
+		j.logf("rank %d: its worker could not be made ahead of its move here (%v): it is made again from the next round", rank, st.err)
+		if st.w != nil {
+			st.w.Close(context.Background())
+		}
+		st.w, st.m, st.err = nil, nil, nil
 		return
 	}
 	st.m = m

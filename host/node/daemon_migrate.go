@@ -393,6 +393,10 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	if h.Base == 0 { // of a migration that did not end here
 		share.DropStaged(h.Rank)
 		store.DeleteAfter(driver.MigrationKey(h.Rank), 0)
+	} else {
+		// The round before is written into the worker made ahead first:
+		// the last state then finds it up to date.
+		share.MigrationIn(h.Rank)
 	}
 	d.logf("job %s: receiving rank %d from %s", j.id, h.Rank, peer)
 	if writeJSON(str, msgTaken, takenMsg{}) != nil {
@@ -451,6 +455,54 @@ func (r *replicator) sendFinal(fs *driver.FinalState, to ckpt.HostID) (int64, er
 	return int64(len(body)), err
 }
 
+// dialAhead is a migration stream being opened ahead of its use.
+type dialAhead struct {
+	done chan struct{}
+	conn *quic.Conn
+	str  *quic.Stream
+	err  error
+}
+
+// dialAhead opens a migration stream to host to ahead of a rank's last
+// state (its handshake then overlaps the rank's last capture); the next
+// migration request to it takes it. One unused closes with its idle
+// timeout.
+func (r *replicator) dialAhead(to ckpt.HostID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dialed == nil {
+		r.dialed = map[ckpt.HostID]*dialAhead{}
+	}
+	if r.dialed[to] != nil {
+		return
+	}
+	da := &dialAhead{done: make(chan struct{})}
+	r.dialed[to] = da
+	go func() {
+		da.conn, da.str, da.err = r.open(to, migrationFlag)
+		close(da.done)
+	}()
+}
+
+// openMigration returns a migration stream to host to: one opened ahead,
+// or a new one.
+func (r *replicator) openMigration(to ckpt.HostID) (*quic.Conn, *quic.Stream, error) {
+	r.mu.Lock()
+	da := r.dialed[to]
+	delete(r.dialed, to)
+	r.mu.Unlock()
+	if da != nil {
+		<-da.done
+		if da.err == nil && da.conn.Context().Err() == nil {
+			return da.conn, da.str, nil
+		}
+		if da.conn != nil {
+			da.conn.CloseWithError(0, "")
+		}
+	}
+	return r.open(to, migrationFlag)
+}
+
 // cancelMigration tells host to that the migration of rank to it is off.
 func (r *replicator) cancelMigration(rank int, to ckpt.HostID) error {
 	return r.migrationRequest(to, handoverMsg{Rank: rank, Cancel: true}, nil)
@@ -459,7 +511,7 @@ func (r *replicator) cancelMigration(rank int, to ckpt.HostID) error {
 // migrationRequest sends h to host to on a migration stream, then what
 // then writes, and reads the TAKEN that answers.
 func (r *replicator) migrationRequest(to ckpt.HostID, h handoverMsg, then func(io.Writer) error) error {
-	conn, str, err := r.open(to, migrationFlag)
+	conn, str, err := r.openMigration(to)
 	if err != nil {
 		return err
 	}

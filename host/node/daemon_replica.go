@@ -102,6 +102,9 @@ type replicator struct {
 	tls   *tls.Config
 	mu    sync.Mutex
 	base  map[[2]int]uint64 // (rank, host) → newest epoch replicated there
+	// dialed: migration streams opened ahead of a rank's last state, by
+	// target (daemon_migrate.go).
+	dialed map[ckpt.HostID]*dialAhead
 }
 
 // replicate copies rank's checkpoint of epoch to host to, and returns

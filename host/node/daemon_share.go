@@ -115,6 +115,7 @@ func (d *Daemon) startShare(j *job, share *driver.Share, addrs map[string]string
 	share.Control, share.Replicate, share.Stop = ep, rep.replicate, stop
 	if share.Mover != nil {
 		share.Mover.Send, share.Mover.Final, share.Mover.Cancel = rep.sendMigration, rep.sendFinal, rep.cancelMigration
+		share.Mover.Dial = rep.dialAhead
 	}
 	return nil
 }
