@@ -128,3 +128,24 @@ func TestTakeCutWhileLoopHeld(t *testing.T) {
 		t.Fatalf("rank 2's message after the cut: epoch %d (%v), want 1", m.Epoch, err)
 	}
 }
+
+// A rank moved on to the epoch already (it skipped a failed round) has
+// its cut of the epoch taken on the loop, as before.
+func TestTakeCutInEpochAlready(t *testing.T) {
+	ep := localEndpoint(t)
+	ep.SetEpoch(2, 5)
+	if err := ep.Send(2, 0, 7, []byte("in epoch 5")); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := takeCut(ep, 2, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cut()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Epoch != 5 || len(st.Sends) != 1 || st.Sends[0].Next != 2 || len(st.Sends[0].Entries) != 1 {
+		t.Fatalf("cut %+v: want epoch 5 with the message sent before it logged", st)
+	}
+}
