@@ -124,13 +124,16 @@ func submitAsync(cfg SubmitConfig) *submitted {
 	return s
 }
 
-// wait returns Submit's result, failing the test if the job hangs.
+// wait returns Submit's result, failing the test if the job hangs: a
+// hang detector, minutes long since a loaded machine is slow, that
+// prints every goroutine (the hosts run in this process) to show where.
 func (s *submitted) wait(t *testing.T) (int, error) {
 	t.Helper()
 	select {
 	case <-s.done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the job did not end")
+	case <-time.After(5 * time.Minute):
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+		t.Fatal("the job did not end (its goroutines are on stderr)")
 	}
 	return s.code, s.err
 }
