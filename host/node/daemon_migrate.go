@@ -36,6 +36,11 @@ import (
 // state (job IDs are at most 64 bytes).
 const migrationFlag = 0x80
 
+// stageWait bounds how long a migration's target waits, before it takes
+// the next round, for the round before to be written into the worker it
+// makes ahead.
+const stageWait = 2 * time.Second
+
 // migrateWait bounds how long a migration or drain asked for may take.
 const migrateWait = 30 * time.Minute
 
@@ -394,9 +399,22 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 		share.DropStaged(h.Rank)
 		store.DeleteAfter(driver.MigrationKey(h.Rank), 0)
 	} else {
-		// The round before is written into the worker made ahead first:
-		// the last state then finds it up to date.
-		share.MigrationIn(h.Rank)
+		// The round before is written into the worker made ahead first,
+		// so that the last state finds it up to date; for at most
+		// stageWait, which the source's wait for the round counts
+		// against its MigrateTimeout (the first round, the whole memory,
+		// can take seconds on a loaded machine).
+		staged := make(chan struct{})
+		go func() {
+			share.MigrationIn(h.Rank)
+			close(staged)
+		}()
+		t := time.NewTimer(stageWait)
+		select {
+		case <-staged:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	d.logf("job %s: receiving rank %d from %s", j.id, h.Rank, peer)
 	if writeJSON(str, msgTaken, takenMsg{}) != nil {
