@@ -129,11 +129,11 @@ func (j *jobRun) cutRank(rank int, epoch uint64) (*transport.RankState, error) {
 
 // keepCut keeps rank's cut of epoch for the round's release.
 func (j *jobRun) keepCut(rank int, epoch uint64, st transport.RankState) {
-	j.mu.Lock()
-	if j.round.epoch == epoch {
-		j.round.cut[rank] = st
+	j.cutMu.Lock()
+	if j.cutEpoch == epoch {
+		j.cut[rank] = st
 	}
-	j.mu.Unlock()
+	j.cutMu.Unlock()
 }
 
 // progress waits for a rank's checkpoint write, with a line a second for

@@ -64,6 +64,12 @@ type jobRun struct {
 
 	mu   sync.Mutex
 	cond sync.Cond
+	// The round's cut by rank, kept as each rank's write completes it
+	// (keepCut, called by the store while it writes): guarded by cutMu,
+	// not mu, since a holder of mu may wait for the store's writes.
+	cutMu    sync.Mutex
+	cutEpoch uint64
+	cut      []transport.RankState
 	// The protocol's cores, this host being the job's only one.
 	coord   *ckpt.EpochCoordinator
 	part    *ckpt.Participant

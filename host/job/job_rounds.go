@@ -32,8 +32,7 @@ import (
 // roundState is the round under way, or the last one ended.
 type roundState struct {
 	epoch uint64
-	cut   []transport.RankState // by rank, as each took its checkpoint
-	err   error                 // why the round fails, if it does
+	err   error // why the round fails, if it does
 	stats roundStats
 
 	// The last round ended: its epoch and error.
@@ -86,7 +85,10 @@ func (j *jobRun) begin(paused int) uint64 {
 	if e == 0 {
 		return 0
 	}
-	j.round = roundState{epoch: e, cut: make([]transport.RankState, j.n), lastEpoch: j.round.lastEpoch, lastErr: j.round.lastErr}
+	j.round = roundState{epoch: e, lastEpoch: j.round.lastEpoch, lastErr: j.round.lastErr}
+	j.cutMu.Lock()
+	j.cutEpoch, j.cut = e, make([]transport.RankState, j.n)
+	j.cutMu.Unlock()
 	j.observeBegin(e)
 	if j.stopping {
 		j.stopAt = e
@@ -145,7 +147,15 @@ func (j *jobRun) partAction(a ckpt.Action) {
 	case ckpt.ActRelease:
 		if j.round.epoch == a.Epoch {
 			// The senders' logs may drop what the committed cut covers.
-			j.ep.StableCut(j.round.cut)
+			j.cutMu.Lock()
+			cut := j.cut
+			if j.cutEpoch != a.Epoch {
+				cut = nil
+			}
+			j.cutMu.Unlock()
+			if cut != nil {
+				j.ep.StableCut(cut)
+			}
 			j.endRound(nil)
 		}
 	case ckpt.ActAbandon:

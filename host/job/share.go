@@ -133,23 +133,28 @@ type shareRun struct {
 
 	asked, taken []uint64 // by rank: the newest epoch asked for, and taken
 	persist      []uint64 // by rank: the epoch onPause is to write
-	cuts         map[uint64][]transport.RankState
-	waiters      map[uint64][]chan error // coordinator: rounds asked for
-	triggered    map[uint64]time.Time    // coordinator: when the round under way began
-	stopped      bool
-	rec          *recovery          // the recovery under way, from its ROLLBACK to its RESUME
-	rolled       chan struct{}      // a ROLLBACK came: the run under way stops (share_recover.go)
-	next         *recovery          // the newest ROLLBACK's, for run to carry out
-	cancelRun    func()             // stops the ranks of the incarnation under way
-	runCtx       context.Context    // theirs
-	writes       sync.WaitGroup     // checkpoints being written here
-	recoverAt    time.Time          // coordinator: a host was found lost
-	endFiles     map[int][]byte     // an ended rank's file delta since its last checkpoint
-	files        map[int]*rankFiles // by rank here: the file deltas its next checkpoint holds (share_files.go)
-	copies       map[int]*movedCopy // by rank here: the copy of its earlier checkpoints under way (share_files.go)
-	chainTo      []ckpt.HostID      // the replica hosts that hold the chains of the ranks here
-	rollGen      chan struct{}      // closed and made anew at each ROLLBACK
-	migs         shareMigs          // migrations under way (migrate.go)
+	// cuts by epoch, kept as each rank's write completes its cut (the
+	// store calls keepCut while it writes the manifest); guarded by
+	// cutMu, not mu: a holder of mu may wait for the store (DeleteAfter
+	// waits for the key's writes), so a write must never wait for mu.
+	cutMu     sync.Mutex
+	cuts      map[uint64][]transport.RankState
+	waiters   map[uint64][]chan error // coordinator: rounds asked for
+	triggered map[uint64]time.Time    // coordinator: when the round under way began
+	stopped   bool
+	rec       *recovery          // the recovery under way, from its ROLLBACK to its RESUME
+	rolled    chan struct{}      // a ROLLBACK came: the run under way stops (share_recover.go)
+	next      *recovery          // the newest ROLLBACK's, for run to carry out
+	cancelRun func()             // stops the ranks of the incarnation under way
+	runCtx    context.Context    // theirs
+	writes    sync.WaitGroup     // checkpoints being written here
+	recoverAt time.Time          // coordinator: a host was found lost
+	endFiles  map[int][]byte     // an ended rank's file delta since its last checkpoint
+	files     map[int]*rankFiles // by rank here: the file deltas its next checkpoint holds (share_files.go)
+	copies    map[int]*movedCopy // by rank here: the copy of its earlier checkpoints under way (share_files.go)
+	chainTo   []ckpt.HostID      // the replica hosts that hold the chains of the ranks here
+	rollGen   chan struct{}      // closed and made anew at each ROLLBACK
+	migs      shareMigs          // migrations under way (migrate.go)
 	// The participant's control messages sent and received, and the
 	// rounds it was asked to take part in (MARKERs).
 	sent, recvd, rounds int

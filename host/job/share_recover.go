@@ -219,7 +219,9 @@ func (r *shareRun) recover() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(j.workers)
+	r.cutMu.Lock()
 	clear(r.cuts)
+	r.cutMu.Unlock()
 	for _, rank := range ranks {
 		st := j.states[rank]
 		j.ended[rank], j.codes[rank] = st != nil && st.Ended, 0

@@ -275,17 +275,22 @@ func (r *shareRun) partAction(a ckpt.Action) {
 	case ckpt.ActRelease:
 		r.filesCommitted(a.Epoch)
 		// The senders' logs may drop what the committed cut covers.
-		if cut := r.cuts[a.Epoch]; cut != nil {
-			j.ep.StableCut(cut)
-		}
+		r.cutMu.Lock()
+		cut := r.cuts[a.Epoch]
 		for e := range r.cuts {
 			if e <= a.Epoch {
 				delete(r.cuts, e)
 			}
 		}
+		r.cutMu.Unlock()
+		if cut != nil {
+			j.ep.StableCut(cut)
+		}
 	case ckpt.ActAbandon:
 		j.observeEnd(a.Epoch, errors.New(cmp.Or(a.Err, "the checkpoint was abandoned")))
+		r.cutMu.Lock()
 		delete(r.cuts, a.Epoch)
+		r.cutMu.Unlock()
 		for _, rank := range j.ranks {
 			j.store.DeleteAfter(j.key(rank), a.Epoch-1)
 		}
@@ -489,11 +494,12 @@ func (r *shareRun) cut(rank int, epoch uint64) *transport.RankState {
 	return &st
 }
 
-// keepCut keeps a rank's cut of epoch for the epoch's release.
+// keepCut keeps a rank's cut of epoch for the epoch's release. The store
+// calls it while it writes the rank's checkpoint: it takes cutMu only.
 func (r *shareRun) keepCut(epoch uint64, st transport.RankState) {
-	r.mu.Lock()
+	r.cutMu.Lock()
 	r.cuts[epoch] = append(r.cuts[epoch], st)
-	r.mu.Unlock()
+	r.cutMu.Unlock()
 }
 
 // captureShare writes a stopped rank's checkpoint; the write goes on in
