@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -56,8 +57,9 @@ type RanksConfig struct {
 }
 
 // RanksResult is how each rank of a RunRanks call ended, in the order of
-// RanksConfig.Ranks. Errs holds nil for a rank stopped because another
-// failed.
+// RanksConfig.Ranks, less the ranks that moved to another host
+// (ErrMoved): they did not end here. Errs holds nil for a rank stopped
+// because another failed.
 type RanksResult struct {
 	Ranks []int
 	Codes []int
@@ -136,14 +138,19 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 		Codes: make([]int, len(workers)),
 		Errs:  make([]error, len(workers)),
 	}
+	moved := make([]bool, len(workers))
 	var wg sync.WaitGroup
 	for i, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			code, err := w.Run(ctx)
-			if errors.Is(err, context.Canceled) || errors.Is(err, ErrMoved) {
-				return // stopped because another failed, by ctx, or moved away
+			if errors.Is(err, ErrMoved) {
+				moved[i] = true
+				return
+			}
+			if errors.Is(err, context.Canceled) {
+				return // stopped because another failed, or by ctx
 			}
 			if cfg.OnExit != nil {
 				cfg.OnExit(cfg.Ranks[i], code, err)
@@ -160,7 +167,23 @@ func RunRanks(ctx context.Context, cfg RanksConfig) (RanksResult, error) {
 	wg.Wait()
 	closeAll()
 	flushOutputs(workers)
-	return res, nil
+	return res.without(moved), nil
+}
+
+// without leaves out of r the ranks marked in drop (by index).
+func (r RanksResult) without(drop []bool) RanksResult {
+	if !slices.Contains(drop, true) {
+		return r
+	}
+	var out RanksResult
+	for i, rank := range r.Ranks {
+		if !drop[i] {
+			out.Ranks = append(out.Ranks, rank)
+			out.Codes = append(out.Codes, r.Codes[i])
+			out.Errs = append(out.Errs, r.Errs[i])
+		}
+	}
+	return out
 }
 
 // NewRankWorker makes rank's worker as RunRanks would (compiled and
