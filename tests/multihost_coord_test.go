@@ -44,18 +44,7 @@ func TestMultiHostCoordinatorResume(t *testing.T) {
 	}
 
 	job.release.open(t)
-	out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", left)
-	if code != 0 {
-		t.Fatalf("submit --resume: exit %d\n%s", code, stderr)
-	}
-	compareOutput(t, append(sub.out.Bytes(), out...), job.want)
-	m := regexp.MustCompile(`job ` + id + ` resumes from epoch (\d+) on b,c\n`).FindStringSubmatch(stderr)
-	if m == nil {
-		t.Fatalf("submit --resume said:\n%s", stderr)
-	}
-	if e, _ := strconv.Atoi(m[1]); e < 2 {
-		t.Fatalf("resumed from epoch %d, want 2 or later", e)
-	}
+	stderr := resumeOnBC(t, cluster, id, left, sub, job.want)
 	// b runs the coordinator now, and a's ranks 0 and 3 from its
 	// replicas; the job goes on checkpointing.
 	ended := make(chan struct{})
@@ -210,18 +199,7 @@ func TestMultiHostCoordinatorKilledInWrite(t *testing.T) {
 			waitHostLog(t, hs[0], regexp.MustCompile(`(?s)epoch 2 committed.*failpoint `+fp+`: waiting`), sub.done)
 			killCoordinator(t, cluster, id, hs, sub)
 			job.release.open(t)
-			out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hostList(hs[1:]))
-			if code != 0 {
-				t.Fatalf("submit --resume: exit %d\n%s", code, stderr)
-			}
-			compareOutput(t, append(sub.out.Bytes(), out...), job.want)
-			m := regexp.MustCompile(`job ` + id + ` resumes from epoch (\d+) on b,c\n`).FindStringSubmatch(stderr)
-			if m == nil {
-				t.Fatalf("submit --resume said:\n%s", stderr)
-			}
-			if e, _ := strconv.Atoi(m[1]); e < 2 {
-				t.Fatalf("resumed from epoch %d, want 2 or later", e)
-			}
+			resumeOnBC(t, cluster, id, hostList(hs[1:]), sub, job.want)
 		})
 	}
 }
@@ -436,4 +414,24 @@ func exitedRanks(t *testing.T, cluster, hosts string, ranks ...int) bool {
 		}
 	}
 	return true
+}
+
+// resumeOnBC runs `submit --resume` of job id on hosts (b and c) and
+// checks that it resumes from epoch 2 or later and that the first
+// submitter's output and its own are want; it returns its stderr.
+func resumeOnBC(t *testing.T, cluster, id, hosts string, sub *bgSubmit, want []byte) string {
+	t.Helper()
+	out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hosts)
+	if code != 0 {
+		t.Fatalf("submit --resume: exit %d\n%s", code, stderr)
+	}
+	compareOutput(t, append(sub.out.Bytes(), out...), want)
+	m := regexp.MustCompile(`job ` + id + ` resumes from epoch (\d+) on b,c\n`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("submit --resume said:\n%s", stderr)
+	}
+	if e, _ := strconv.Atoi(m[1]); e < 2 {
+		t.Fatalf("resumed from epoch %d, want 2 or later", e)
+	}
+	return stderr
 }

@@ -85,20 +85,7 @@ func (ls *loopState) cutState(e *Endpoint, c *Cut) RankState {
 		}
 		return 0
 	}
-	e.mu.RLock()
-	var chans []*channel
-	for _, ch := range e.chans {
-		if ch.src == c.rank || ch.dst == c.rank {
-			chans = append(chans, ch)
-		}
-	}
-	e.mu.RUnlock()
-	slices.SortFunc(chans, func(a, b *channel) int {
-		if a.src != b.src {
-			return int(a.src) - int(b.src)
-		}
-		return int(a.dst) - int(b.dst)
-	})
+	chans := e.sortedChans(func(ch *channel) bool { return ch.src == c.rank || ch.dst == c.rank })
 	for _, ch := range chans {
 		if ch.src == c.rank && ch.sender != nil {
 			st := ch.sender.State()

@@ -98,18 +98,7 @@ func (ls *loopState) snapshot(e *Endpoint, ranks []uint32) []RankState {
 		w := e.worker(r)
 		out[i] = RankState{Rank: r, Epoch: w.epoch.Load(), Inbox: w.in.snapshot()}
 	}
-	e.mu.RLock()
-	chans := make([]*channel, 0, len(e.chans))
-	for _, ch := range e.chans {
-		chans = append(chans, ch)
-	}
-	e.mu.RUnlock()
-	slices.SortFunc(chans, func(a, b *channel) int {
-		if a.src != b.src {
-			return int(a.src) - int(b.src)
-		}
-		return int(a.dst) - int(b.dst)
-	})
+	chans := e.sortedChans(func(*channel) bool { return true })
 	for _, ch := range chans {
 		if i, ok := in[ch.src]; ok && ch.sender != nil {
 			st := ch.sender.State()
@@ -258,4 +247,24 @@ func (in *inbox) restore(ms []Message, recvs []RecvState) {
 		default:
 		}
 	}
+}
+
+// sortedChans returns the channels that keep reports, by source and then
+// destination rank.
+func (e *Endpoint) sortedChans(keep func(*channel) bool) []*channel {
+	e.mu.RLock()
+	var chans []*channel
+	for _, ch := range e.chans {
+		if keep(ch) {
+			chans = append(chans, ch)
+		}
+	}
+	e.mu.RUnlock()
+	slices.SortFunc(chans, func(a, b *channel) int {
+		if a.src != b.src {
+			return int(a.src) - int(b.src)
+		}
+		return int(a.dst) - int(b.dst)
+	})
+	return chans
 }
