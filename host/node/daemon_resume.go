@@ -86,6 +86,9 @@ type holdsMsg struct {
 	Records []*ckpt.CommitRecord `json:"records,omitempty"`
 	Held    []heldCkpt           `json:"held,omitempty"`
 	Printed []printedOff         `json:"printed,omitempty"`
+	// PrintedKept says the host keeps what the submitter printed (which
+	// may be nothing: Printed is then empty).
+	PrintedKept bool `json:"printed_kept,omitempty"`
 }
 
 // heldCkpt is a rank's checkpoint of an epoch held on a host (its own
@@ -192,7 +195,8 @@ func (d *Daemon) holds(id string) holdsMsg {
 		h.Inc, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, printedFile)); err == nil {
-		json.Unmarshal(b, &h.Printed) // a damaged one: printed from the epoch
+		// A damaged one: printed from the epoch.
+		h.PrintedKept = json.Unmarshal(b, &h.Printed) == nil
 	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {

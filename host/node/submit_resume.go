@@ -284,7 +284,9 @@ func planResume(id string, ids []string, holds []holdsMsg) (resumePlan, error) {
 	holders := map[held][]ckpt.HostID{}
 	var inc, next uint64
 	p.printed = outputPrinted{}
+	printedKept := false
 	for i, h := range holds {
+		printedKept = printedKept || h.PrintedKept
 		inc = max(inc, h.Inc)
 		for _, r := range h.Records {
 			if r != nil && len(r.Place) == spec.N {
@@ -338,7 +340,7 @@ func planResume(id string, ids []string, holds []holdsMsg) (resumePlan, error) {
 	if missing != "" {
 		p.note = " (" + missing + ")"
 	}
-	if len(p.printed) == 0 {
+	if !printedKept {
 		p.note += "; no host knows what its first submitter printed: its output goes on from the epoch's"
 	}
 	for rank := range hs {

@@ -28,9 +28,9 @@ func TestPlanResume(t *testing.T) {
 	}
 	b := holdsMsg{Spec: spec, Module: "m", Inc: 1, Records: []*ckpt.CommitRecord{rec(2, 0), rec(3, 1)},
 		Held:    slices.Concat(held(2, 0, 1, 3), held(3, 1, 3), held(4, 1)),
-		Printed: []printedOff{{Rank: 0, Stream: 1, Off: 10}}}
+		Printed: []printedOff{{Rank: 0, Stream: 1, Off: 10}}, PrintedKept: true}
 	c := holdsMsg{Spec: spec, Module: "m", Records: []*ckpt.CommitRecord{rec(2, 0)},
-		Held: slices.Concat(held(2, 1, 2), held(3, 1, 2)), Printed: []printedOff{{Rank: 0, Stream: 1, Off: 7}, {Rank: 2, Stream: 2, Off: 3}}}
+		Held: slices.Concat(held(2, 1, 2), held(3, 1, 2)), Printed: []printedOff{{Rank: 0, Stream: 1, Off: 7}, {Rank: 2, Stream: 2, Off: 3}}, PrintedKept: true}
 
 	// Epoch 3 lacks rank 0 on b and c: epoch 2 it is.
 	p, err := planResume("j1", []string{"b", "c"}, []holdsMsg{b, c})
@@ -46,6 +46,19 @@ func TestPlanResume(t *testing.T) {
 	}
 	if p.printed[[2]int{0, 1}] != 10 || p.printed[[2]int{2, 2}] != 3 {
 		t.Fatalf("printed %v", p.printed)
+	}
+	if strings.Contains(p.note, "no host knows") {
+		t.Fatalf("note %q", p.note)
+	}
+	// A host that kept an empty list knows nothing was printed; with no
+	// host keeping one, output goes on from the epoch's, and the note says so.
+	for _, kept := range []bool{true, false} {
+		b0, c0 := b, c
+		b0.Printed, c0.Printed, b0.PrintedKept, c0.PrintedKept = nil, nil, kept, false
+		p, err := planResume("j1", []string{"b", "c"}, []holdsMsg{b0, c0})
+		if err != nil || len(p.printed) != 0 || strings.Contains(p.note, "no host knows what its first submitter printed") == kept {
+			t.Fatalf("kept %v: note %q, printed %v, %v", kept, p.note, p.printed, err)
+		}
 	}
 	// The coordinator goes on the first host given.
 	if p, err = planResume("j1", []string{"c", "b"}, []holdsMsg{c, b}); err != nil || p.resume.Coordinator != 2 {
