@@ -91,6 +91,9 @@ func (w *Worker) untilReady(ctx context.Context, mod api.Module, st []uint64, op
 }
 
 func (w *Worker) send(mod api.Module, dst uint32, tag int32, ptr, n uint32) uint32 {
+	if w.lazyFailed() {
+		w.checkStop() // the message may be made of a damaged chunk's zeros
+	}
 	ep := w.cfg.Endpoint
 	if ep == nil {
 		return errnoNoSys

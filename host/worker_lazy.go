@@ -24,9 +24,11 @@ import (
 //
 // A chunk that does not read back ends the run: the filler flags it in a
 // page it shares with this process and lets the guest past it with
-// zeros; from then on the guest's output is dropped (Output.stop) and its
-// next call into the host ends it (checkStop), and Run returns the
-// store's error for that chunk, the one its up-front check gives.
+// zeros; from then on the guest's output is dropped (Output.stop), it
+// sends no message (a rank's would carry those zeros to the others), its
+// next call into the host ends it (checkStop) and it is stopped (a rank
+// waiting for a message is woken), and Run returns the store's error for
+// that chunk, the one its up-front check gives.
 //
 // LIBRAHOST_LAZY=off restores eagerly (the memory is read before the
 // guest starts), as does a kernel without userfaultfd, a process without
@@ -108,7 +110,8 @@ func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error
 	go func() {
 		<-f.Done()
 		if f.Err() != nil {
-			return // the guest's goroutine ends the run (lazyEnd)
+			w.stop() // Run ends in the store's words (lazyWait)
+			return
 		}
 		d := time.Since(start)
 		l.close()

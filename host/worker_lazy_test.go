@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/librahost/librahost/ckpt"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // storedSave puts s's memory in a new store and returns it with the
@@ -102,14 +103,15 @@ func TestLazyRestore(t *testing.T) {
 	}
 }
 
-// TestLazyRestoreDamaged: a chunk damaged on disk that the guest needs at
-// once (the asyncify buffer, which the rewind reads first) ends the run
-// with the error the up-front check gives, and nothing is printed.
-func TestLazyRestoreDamaged(t *testing.T) {
-	module := testGuest(t, "testdata/count.c")
-	args := []string{"count", "700"}
+// damagedLazy is a checkpoint of the count guest whose chunk holding the
+// asyncify buffer (which the rewind reads first) is damaged on disk, in
+// its store, and the error the up-front check gives for it.
+func damagedLazy(t *testing.T) (module []byte, args []string, store *ckpt.Store, m *ckpt.Manifest, want error) {
+	t.Helper()
+	module = testGuest(t, "testdata/count.c")
+	args = []string{"count", "700"}
 	_, s := runCapturing(t, module, args, 100)
-	store, m := storedSave(t, s)
+	store, m = storedSave(t, s)
 	var hs hostState
 	if err := json.Unmarshal(s.host, &hs); err != nil || hs.AsyncBuf == 0 {
 		t.Fatalf("no asyncify buffer in the host state (%v)", err)
@@ -138,15 +140,51 @@ func TestLazyRestoreDamaged(t *testing.T) {
 	if !damaged {
 		t.Fatalf("chunk %d (the asyncify buffer) is not in a segment", bad)
 	}
-	want := store.Verify(m)
-	if want == nil {
+	if want = store.Verify(m); want == nil {
 		t.Fatal("the up-front check passes a damaged chunk")
 	}
+	return module, args, store, m, want
+}
+
+// TestLazyRestoreDamaged: a chunk damaged on disk that the guest needs at
+// once ends the run with the error the up-front check gives, and nothing
+// is printed.
+func TestLazyRestoreDamaged(t *testing.T) {
+	module, args, store, m, want := damagedLazy(t)
 	out, err := restoreRun(t, module, args, lazyStateOf(t, store, m, make(chan time.Duration, 1)))
 	if err == nil || err.Error() != want.Error() || !errors.Is(err, ckpt.ErrCorrupt) {
 		t.Fatalf("run restored lazily from a damaged chunk: %v, want %v", err, want)
 	}
 	if len(out) > 0 {
 		t.Fatalf("the guest printed %q from a damaged memory", out)
+	}
+}
+
+// TestLazyDamagedSendsNothing: a rank let past a chunk that did not read
+// back (zeros) ends at its send rather than carry those zeros to another
+// rank.
+func TestLazyDamagedSendsNothing(t *testing.T) {
+	module, args, store, m, want := damagedLazy(t)
+	ctx := context.Background()
+	ep := floodEndpoint(t, "a", 1<<20)
+	w, err := NewWorker(ctx, Config{Module: module, Args: args, Rank: 0, Size: 2, Endpoint: ep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	if err := w.Restore(lazyStateOf(t, store, m, make(chan time.Duration, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Run(ctx); err == nil || err.Error() != want.Error() {
+		t.Fatalf("run restored lazily from a damaged chunk: %v, want %v", err, want)
+	}
+	// The guest's send, called as the import calls it.
+	send := func() (r uint32, ended any) {
+		defer func() { ended = recover() }()
+		return w.send(w.mod, 1, 0, 0, 8), nil
+	}
+	r, ended := send()
+	if ee, ok := ended.(*sys.ExitError); !ok || ee.ExitCode() != sys.ExitCodeContextCanceled {
+		t.Fatalf("a guest let past a damaged chunk went on at its send (result %d, %v): it would carry the zeros to another rank", r, ended)
 	}
 }

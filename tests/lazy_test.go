@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,54 @@ func TestLazyRestoreDamagedChunk(t *testing.T) {
 	state, outPath := prepareState(t, wasm)
 	editStore(t, state, corruptNewestValue)
 
-	// What the up-front check says of it, on a copy.
+	stderr := lateFindFallsBack(t, state, appendTo(t, outPath), false)
+	if !strings.Contains(stderr, "restore: eager") {
+		t.Fatalf("the resume after the late find restored lazily:\n%s", stderr)
+	}
+	compareOutput(t, readAll(t, outPath), want)
+}
+
+// lateFindFallsBack resumes state, whose newest epoch has a damaged chunk,
+// twice, its output appended to out: the first resume must end in the
+// one-line error an eager restore's up-front check gives (after the rank
+// it names, in a job), and the second, verbose, must fall back to an
+// older checkpoint and end well. It returns the second's stderr.
+func lateFindFallsBack(t *testing.T, state string, out *os.File, job bool) string {
+	t.Helper()
+	upFront := upFrontError(t, state)
+	stderr, err := resumeTo(out, state)
+	if err == nil {
+		t.Fatalf("a lazy restore of a damaged chunk ran to its end:\n%s", stderr)
+	}
+	oneLineError(t, stderr, "corrupt")
+	// "librahost run: [rank N: ]…" against "librahost restore: …".
+	_, late, _ := strings.Cut(stderr, ": ")
+	_, early, _ := strings.Cut(upFront, ": ")
+	if job {
+		var rank int
+		if _, err := fmt.Sscanf(late, "rank %d: ", &rank); err != nil {
+			late = "(no rank) " + late
+		} else {
+			_, late, _ = strings.Cut(late, ": ")
+		}
+	}
+	if late != early {
+		t.Fatalf("the late find says\n%sthe up-front check\n%s", stderr, upFront)
+	}
+	stderr, err = resumeTo(out, state, "-v")
+	if err != nil {
+		t.Fatalf("resume after the late find: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "corrupt") || !strings.Contains(stderr, "older checkpoint") {
+		t.Fatalf("the resume after the late find did not fall back:\n%s", stderr)
+	}
+	return stderr
+}
+
+// upFrontError is the one-line error an eager restore of the newest
+// epoch of state (damaged) gives, on a copy: what its up-front check says.
+func upFrontError(t *testing.T, state string) string {
+	t.Helper()
 	eager := filepath.Join(t.TempDir(), "eager")
 	copyDir(t, state, eager)
 	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
@@ -62,28 +110,7 @@ func TestLazyRestoreDamagedChunk(t *testing.T) {
 		t.Fatalf("eager restore of the damaged epoch: exit %d\n%s", code, upFront)
 	}
 	oneLineError(t, upFront, "corrupt")
-
-	out := appendTo(t, outPath)
-	stderr, err := resumeTo(out, state)
-	if err == nil {
-		t.Fatalf("a lazy restore of a damaged chunk ran to its end:\n%s", stderr)
-	}
-	oneLineError(t, stderr, "corrupt")
-	// "librahost run: …" against "librahost restore: …".
-	_, late, _ := strings.Cut(stderr, ": ")
-	_, early, _ := strings.Cut(upFront, ": ")
-	if late != early {
-		t.Fatalf("the late find says\n%sthe up-front check\n%s", stderr, upFront)
-	}
-
-	stderr, err = resumeTo(out, state, "-v")
-	if err != nil {
-		t.Fatalf("resume after the late find: %v\n%s", err, stderr)
-	}
-	if !strings.Contains(stderr, "corrupt") || !strings.Contains(stderr, "older checkpoint") || !strings.Contains(stderr, "restore: eager") {
-		t.Fatalf("the resume after the late find did not fall back:\n%s", stderr)
-	}
-	compareOutput(t, readAll(t, outPath), want)
+	return upFront
 }
 
 // resumeTo runs `librahost run --resume --state state` (with flags) to its

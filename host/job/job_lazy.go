@@ -32,8 +32,29 @@ import (
 // whose replay the ledger keeps from printing twice. The mark goes once
 // that resume has chosen its epoch.
 //
-// A job of several ranks, a share of a job over several hosts, and a
-// machine where host.LazyRestoreSupported fails restore eagerly.
+// A job of several ranks on this host restores each rank's memory lazily,
+// each with a filler process of its own, by the same rules, made whole
+// for the job:
+//
+//   - a coordinated checkpoint waits until every rank's memory is in:
+//     each rank's capture waits for its own fill, and an epoch is
+//     committed only once every rank's checkpoint of it is durable, so no
+//     epoch is committed until every fill is done, and none holds a
+//     chunk that did not read back;
+//   - a rank whose chunk does not read back says nothing more: its output
+//     is dropped, it sends no message (host: what it would send may be
+//     made of the zeros it was let past with) and it is stopped; the job
+//     ends as for any failing rank, in that rank's one-line error, the
+//     other ranks stopped (what they printed came from memory that read
+//     back and messages sent before the find, and the ledger counts it);
+//   - the mark makes the next resume check every chunk of every rank up
+//     front: the epoch is refused for the whole job, every rank falls back
+//     to the same committed epoch before it, and the ledger keeps every
+//     rank's replay from printing twice.
+//
+// A rank whose program had ended at the epoch (no memory) is checked as
+// before. A share of a job over several hosts, and a machine where
+// host.LazyRestoreSupported fails, restore eagerly.
 const lazyRefusedFile = "lazy-refused"
 
 // lazyMode says whether the job restores lazily, and if not why; decided
@@ -46,8 +67,6 @@ func (j *jobRun) lazyMode() (bool, string) {
 	switch {
 	case j.share != nil:
 		j.lazyWhy = "a share of a job over several hosts"
-	case j.n > 1:
-		j.lazyWhy = "a job of several workers"
 	default:
 		if b, err := os.ReadFile(filepath.Join(j.cfg.StateDir, lazyRefusedFile)); err == nil {
 			j.lazyMarked = true
@@ -68,7 +87,7 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 		j.checkTook = make([]time.Duration, j.n)
 	}
 	defer func() { j.checkTook[r] = time.Since(t0) }()
-	if ok, _ := j.lazyMode(); !ok {
+	if ok, _ := j.lazyMode(); !ok || m.MemSize == 0 {
 		return j.store.Verify(m)
 	}
 	files := *m
