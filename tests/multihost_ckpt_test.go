@@ -116,20 +116,24 @@ func TestMultiHostCheckpoints(t *testing.T) {
 // stops with one line, and the surviving hosts keep its committed
 // epochs, the dead host's ranks among them as replicas, for submit
 // --resume (TestMultiHostCoordinatorResume). The loss of another host is
-// recovered from (TestMultiHostRecovery).
+// recovered from (TestMultiHostRecovery). The submitter says so also when
+// its own connection to the dead host goes idle (10 s) before the other
+// hosts' failure timeout (15 s) ends.
 func TestMultiHostCheckpointsHostKilled(t *testing.T) {
 	t.Parallel()
 	// Each host holds its own ranks and the replicas of the previous
 	// host's: a 0,3 and c's 2,5; b 1,4 and a's; c 2,5 and b's.
 	held := []string{"0,2,3,5", "0,1,3,4", "1,2,4,5"}
 	for _, tc := range []struct {
-		kill int
-		why  []string
+		kill    int
+		timeout string // --failure-timeout
+		why     []string
 	}{
-		{0, []string{"the coordinator's host h0 is lost: the job stops, its committed epochs kept"}},
+		{0, lossTimeout, []string{"the coordinator's host h0 is lost: the job stops, its committed epochs kept"}},
+		{0, "15s", []string{"the coordinator's host h0 is lost: the job stops, its committed epochs kept"}},
 	} {
 		cluster, hs := startCluster(t, "a", "b", "c")
-		sub := submitBg(t, "--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", lossTimeout,
+		sub := submitBg(t, "--cluster", cluster, "--hosts", hostList(hs), "-n", "6", "--failure-timeout", tc.timeout,
 			"--checkpoint-every", "1s", guest(t, "samples/heat"), "--", "-steps", "100000", "-every", "1000")
 		// Epoch 2 is committed once the coordinator's host wrote its
 		// record; the others write theirs on its COMMIT.

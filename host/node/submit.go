@@ -322,6 +322,11 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	// as lost if its stream has not ended a failure timeout later: a dead
 	// host's stream would end only at its connection's idle timeout.
 	var keptc <-chan time.Time
+	// Once the coordinator's host's stream broke, the other hosts say
+	// within a failure timeout that the job stopped with its epochs kept
+	// (which is the failure then); only if none does is the broken stream.
+	var coordLost error
+	var coordc <-chan time.Time
 	for (failure == nil && len(exited) < s.cfg.N) || (failure != nil && !settled()) {
 		select {
 		case ev := <-exitc:
@@ -347,8 +352,17 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 				fmt.Fprintf(s.cfg.Log, "librahost submit: %v: the job goes on from its last committed checkpoint\n", ev.err)
 				continue
 			}
+			if coordLost == nil && s.coordinatorLost(ev, gone) {
+				coordLost, coordc = ev.err, time.After(cmp.Or(s.cfg.FailureTimeout, ckpt.DefaultFailureTimeout))
+				continue
+			}
 			failure = ev.err
 			s.broadcast(msgCancel, nil)
+		case <-coordc:
+			if failure == nil {
+				failure = coordLost
+				s.broadcast(msgCancel, nil)
+			}
 		case <-stop:
 			stop = nil
 			if failure == nil {
@@ -390,6 +404,13 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		return 1, failure
 	}
 	return code, err
+}
+
+// coordinatorLost reports whether host i's stream, which ended with
+// ev.err, is the coordinator's host's (host 0, rank 0's) lost in a job
+// with checkpoints: the other hosts stop the job with its epochs kept.
+func (s *submission) coordinatorLost(ev hostEvent, gone []bool) bool {
+	return s.cfg.CheckpointEvery > 0 && ev.i == 0 && errors.Is(ev.err, ErrHostLost) && slices.Contains(gone, false)
 }
 
 // recovers reports whether the job goes on without host i, whose stream
