@@ -1,6 +1,8 @@
 package ckpt
 
 import (
+	"bytes"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +30,9 @@ type Pending struct {
 	locs     []chunkLoc    // where the writer put each job's value; seg 0 if not yet
 	stored   int64         // written by the writer
 	garbage  []chunkLoc    // chunk values the commit left to free (freeValues)
-	foreign  bool          // the values are the caller's (AddReplica), not the pool's
+	slabsMu  sync.Mutex
+	slabs    [][]byte // pool buffers that hold values packed by carve, given back by the writer
+	foreign  bool     // the values are the caller's (AddReplica), not the pool's
 	// hostLater is Meta.HostLater, called by the writer before the commit.
 	hostLater func() ([]byte, error)
 	rep       *repWriter // a replica's values, already in the replica segment
@@ -111,6 +115,7 @@ func (s *Store) startCompress(p *Pending) {
 			// A chunk of a copy-on-write snapshot is compressed into
 			// scratch, then its value copied into slab at its own size.
 			var scratch, slab []byte
+			var slabs [][]byte
 			defer func() { s.bufs.put(scratch) }()
 			for {
 				i := int(next.Add(1) - 1)
@@ -123,7 +128,11 @@ func (s *Store) startCompress(p *Pending) {
 					if scratch == nil {
 						scratch = s.bufs.get()
 					}
-					j.value, slab = carve(slab, encodeChunkFrom(s.enc, j.src, scratch))
+					var full []byte
+					j.value, slab, full = s.carve(slab, encodeChunkFrom(s.enc, j.src, scratch))
+					if full != nil {
+						slabs = append(slabs, full)
+					}
 				} else {
 					out := s.bufs.get()
 					value, usedBuf := encodeChunk(s.enc, j.buf, out)
@@ -138,6 +147,12 @@ func (s *Store) startCompress(p *Pending) {
 				p.progress.Add(int64(j.raw))
 				p.ready <- i
 			}
+			if slab != nil {
+				slabs = append(slabs, slab)
+			}
+			p.slabsMu.Lock() // before compressed is closed: the writer then gives them back
+			p.slabs = append(p.slabs, slabs...)
+			p.slabsMu.Unlock()
 			if running.Add(-1) == 0 {
 				p.endCompress()
 			}
@@ -145,22 +160,24 @@ func (s *Store) startCompress(p *Pending) {
 	}
 }
 
-// valueSlab is the size of the slabs that hold the values of a
-// copy-on-write capture's chunks.
-const valueSlab = 4 << 20
-
-// carve copies v to the free end of slab (a new one if it does not fit)
-// and returns the copy, capped at its length (so that bufPool.put drops
-// it: its slab goes with the capture), and the slab. A capture holds its
-// values at their compressed size rather than in a chunk-sized buffer
-// each, and its slabs are fresh memory only as large as the values.
-func carve(slab, v []byte) (value, rest []byte) {
+// carve copies v to the free end of slab, a pool buffer (a fresh one from
+// the pool if v does not fit, the one it replaces returned as full), and
+// returns the copy, capped at its length (so that bufPool.put drops it:
+// its slab goes back to the pool whole, once the writer is done with the
+// capture). A capture holds its values at their compressed size rather
+// than in a chunk-sized buffer each, and in buffers the pool keeps warm
+// between captures rather than in fresh memory that each capture zeroes
+// and faults in again.
+func (s *Store) carve(slab, v []byte) (value, rest, full []byte) {
 	if len(v) > cap(slab)-len(slab) {
-		slab = make([]byte, 0, max(valueSlab, len(v)))
+		if len(v) > s.bufs.size { // larger than a pool buffer: kept apart
+			return bytes.Clone(v), slab, nil
+		}
+		full, slab = slab, s.bufs.get()[:0]
 	}
 	n := len(slab)
 	slab = append(slab, v...)
-	return slab[n:len(slab):len(slab)], slab
+	return slab[n:len(slab):len(slab)], slab, full
 }
 
 // endCompress says that every job has its value: a copy-on-write
@@ -209,7 +226,11 @@ func (s *Store) writer() {
 			for _, j := range p.jobs {
 				s.bufs.put(j.value)
 			}
+			for _, b := range p.slabs {
+				s.bufs.put(b)
+			}
 		}
+		p.slabs = nil
 		p.jobs, p.locs = nil, nil
 		p.err = err
 		garbage := append(s.garbage, p.garbage...)
