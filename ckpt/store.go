@@ -115,7 +115,9 @@ type Store struct {
 	gcMu    sync.Mutex
 	garbage []chunkLoc // values a freeValues could not free; writer-owned
 
-	scrubNext []byte // the refs key scrubStep checks next; writer-owned
+	scrubNext  []byte           // the refs key scrubStep checks next; writer-owned
+	scrubRound map[Key]struct{} // keys durably captured since the current pass began (store_scrub.go); writer-owned
+	scrubbed   int64            // bytes of values checked so far; writer-owned
 
 	segs    *segments
 	offered replicaCache // the last ReplicaOf results (store_replica.go)

@@ -239,7 +239,7 @@ func (s *Store) writer() {
 		close(p.done)
 		s.garbage = s.freeValues(garbage)
 		if err == nil {
-			s.scrubStep()
+			s.scrubStep(p.m.Key)
 		}
 		s.gcMu.Unlock()
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // A damaged value of a chunk every kept epoch shares is found by the
@@ -77,7 +79,76 @@ func BenchmarkScrubStep(b *testing.B) {
 	b.SetBytes(s.cfg.ScrubBytes)
 	for b.Loop() {
 		s.gcMu.Lock()
-		s.scrubStep()
+		s.scrubStep(Key{Job: "bench"})
 		s.gcMu.Unlock()
 	}
+}
+
+// A store of several keys smaller than ScrubBytes is checked whole once
+// per round of the keys' captures, not after each key's capture, and a
+// value damaged after a round is still found within the next round.
+func TestScrubStepOncePerRound(t *testing.T) {
+	s := openTest(t, testConfig(t))
+	keys := []Key{{Job: "round", Worker: 0}, {Job: "round", Worker: 1}, {Job: "round", Worker: 2}}
+	mems := make([][]byte, len(keys))
+	for i := range keys {
+		mems[i] = genMemory(128<<10, uint64(10+i))
+	}
+	scrubbed := func() int64 {
+		s.gcMu.Lock()
+		defer s.gcMu.Unlock()
+		return s.scrubbed
+	}
+	round := func(e uint64) (checked, stored int64) {
+		before := scrubbed()
+		for i, k := range keys {
+			mems[i] = bytes.Clone(mems[i])
+			mems[i][int(e)*cs(s)] ^= 0x5a // one chunk changes per epoch
+			capture(t, s, testMeta(k, e), mems[i])
+		}
+		return scrubbed() - before, storedValueBytes(t, s)
+	}
+	round(1)
+	for e := uint64(2); e <= 4; e++ {
+		checked, stored := round(e)
+		if checked > stored {
+			t.Fatalf("round %d checked %d bytes of a store of %d: more than once", e, checked, stored)
+		}
+		if checked == 0 {
+			t.Fatalf("round %d checked nothing", e)
+		}
+	}
+	// A value the last key's memory holds, damaged now, is found within
+	// the next round of captures, and written again by that key's
+	// capture: every epoch is whole.
+	m := mustManifest(t, s, keys[2], 4)
+	var h Hash
+	for _, c := range m.Chunks {
+		if !c.IsZero() {
+			h = c
+		}
+	}
+	mutateChunk(t, s, h, func(v []byte) []byte { v[len(v)/2] ^= 1; return v })
+	round(5)
+	if res, ok := scrubVerdicts(t, s); res.Damaged != 0 || slices.Contains(ok, false) {
+		t.Fatalf("after a round of captures: %d damaged chunks, verdicts %v", res.Damaged, ok)
+	}
+}
+
+// storedValueBytes is the size of every stored value.
+func storedValueBytes(t *testing.T, s *Store) int64 {
+	t.Helper()
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRefs).ForEach(func(k, v []byte) error {
+			if r, ok := decodeRef(v); ok && len(k) == len(Hash{}) {
+				n += int64(r.size)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
