@@ -33,20 +33,39 @@ type stagedRank struct {
 	final *FinalState
 }
 
+// StageGen is the generation of rank's moves here: DropStaged begins a
+// new one. A round received is staged (MigrationIn) only if no drop came
+// since its stream was accepted.
+func (s *Share) StageGen(rank int) uint64 {
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	return s.stageGen[rank]
+}
+
 // MigrationIn tells the share that a state of rank's migration is durable
 // in its store here (a pre-copy round, or the last state): its worker is
 // made, or brought up to it, and MigrationIn returns once it is. Called
 // again before the next round is taken, it keeps the rounds from running
-// ahead of the worker, so that the last state does not wait for it.
-func (s *Share) MigrationIn(rank int) {
+// ahead of the worker, so that the last state does not wait for it. A
+// state of a move dropped since gen (StageGen) was taken, whose cancel
+// overtook a round in flight, makes no worker.
+func (s *Share) MigrationIn(rank int, gen uint64) {
 	r := s.run.Load()
 	if r == nil {
+		return
+	}
+	// A drop after stageMu is let go finds st in staged and marks it
+	// gone, which stageNewest heeds.
+	s.stageMu.Lock()
+	if s.stageGen[rank] != gen {
+		s.stageMu.Unlock()
 		return
 	}
 	r.mu.Lock()
 	r.migs.init()
 	if r.migs.ctx == nil || r.migs.ctx.Err() != nil || r.migs.rc.Module == nil {
 		r.mu.Unlock()
+		s.stageMu.Unlock()
 		return
 	}
 	ctx := r.migs.ctx
@@ -65,12 +84,20 @@ func (s *Share) MigrationIn(rank int) {
 	}
 	rc := r.stageConfig(rank)
 	r.mu.Unlock()
+	s.stageMu.Unlock()
 	r.stageNewest(ctx, rank, st, rc)
 }
 
 // DropStaged drops rank's worker made ahead of its move here (its source
-// cancelled the move, or a new one begins).
+// cancelled the move, or a new one begins), and begins a new generation
+// of its moves here (StageGen).
 func (s *Share) DropStaged(rank int) {
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	if s.stageGen == nil {
+		s.stageGen = map[int]uint64{}
+	}
+	s.stageGen[rank]++
 	r := s.run.Load()
 	if r == nil {
 		return

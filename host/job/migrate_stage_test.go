@@ -2,6 +2,7 @@ package job
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -56,5 +57,37 @@ func TestReadDelta(t *testing.T) {
 	clear(mem)
 	if err := j.readDelta(nil, ms[1], mem); err != nil || !bytes.Equal(mem, late) {
 		t.Fatalf("the whole capture read into a zeroed memory differs from it (%v)", err)
+	}
+}
+
+// A round of a move whose cancel overtook it (DropStaged after the
+// round's stream took its generation) makes no worker here; a round of
+// the move under way does.
+func TestMigrationInAfterDrop(t *testing.T) {
+	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &Share{}
+	r := &shareRun{s: s, j: &jobRun{store: store}}
+	r.migs.init()
+	r.migs.ctx, r.migs.rc.Module = ctx, []byte("\x00asm")
+	s.run.Store(r)
+
+	stale := s.StageGen(1)
+	s.DropStaged(1) // the move's cancel
+	s.MigrationIn(1, stale)
+	if r.migs.staged[1] != nil {
+		t.Fatal("a round of a cancelled move staged a worker")
+	}
+	s.MigrationIn(1, s.StageGen(1))
+	if r.migs.staged[1] == nil {
+		t.Fatal("a round of the move under way staged nothing")
+	}
+	if s.DropStaged(1); r.migs.staged[1] != nil {
+		t.Fatal("DropStaged left the worker made ahead")
 	}
 }

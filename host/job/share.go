@@ -74,6 +74,10 @@ type Share struct {
 	Mover *Mover
 
 	run atomic.Pointer[shareRun]
+	// stageMu orders a move's staging here against its drop; stageGen
+	// counts, by rank, the drops of its moves here (migrate_stage.go).
+	stageMu  sync.Mutex
+	stageGen map[int]uint64
 }
 
 // Control is what a share needs of its control streams (jobctl.Endpoint).

@@ -349,8 +349,9 @@ func (d *Daemon) refuseDrained(str io.Writer) bool {
 // acceptMigration reads the HANDOVER of a migration stream from host
 // peer and answers it: the rank is taken if this host's read-only inputs
 // hash as the source's do. A state received before and never adopted is
-// dropped.
-func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, peer string) (int, bool) {
+// dropped. gen is the generation of the rank's moves here the stream is
+// of (driver.Share.StageGen).
+func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, peer string) (rank int, gen uint64, ok bool) {
 	t, body, err := readMsg(str)
 	var h handoverMsg
 	if err == nil && t != msgHandover {
@@ -361,15 +362,15 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	}
 	if err != nil {
 		d.logf("job %s: migration from %s: %v", j.id, peer, err)
-		return 0, false
+		return 0, 0, false
 	}
 	j.mu.Lock()
 	share := j.share
 	j.mu.Unlock()
-	refuse := func(why string) (int, bool) {
+	refuse := func(why string) (int, uint64, bool) {
 		d.logf("job %s: rank %d from %s refused: %s", j.id, h.Rank, peer, why)
 		writeJSON(str, msgTaken, takenMsg{Error: fmt.Sprintf("%s refused rank %d: %s", d.cfg.Name, h.Rank, why)})
-		return 0, false
+		return 0, 0, false
 	}
 	if share == nil || share.Mover == nil || share.Mover.Refused != "" {
 		return refuse("the job cannot move ranks here")
@@ -380,10 +381,10 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 		store.DeleteAfter(driver.MigrationKey(h.Rank), 0)
 		d.logf("job %s: the move of rank %d here from %s is off: what came of it is dropped", j.id, h.Rank, peer)
 		writeJSON(str, msgTaken, takenMsg{})
-		return 0, false
+		return 0, 0, false
 	case h.Final:
 		d.finalIn(share, str, h.Rank)
-		return 0, false
+		return 0, 0, false
 	}
 	if share.Draining(share.Host) {
 		return refuse("it is draining")
@@ -404,9 +405,9 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 		// stageWait, which the source's wait for the round counts
 		// against its MigrateTimeout (the first round, the whole memory,
 		// can take seconds on a loaded machine).
-		staged := make(chan struct{})
+		staged, gen := make(chan struct{}), share.StageGen(h.Rank)
 		go func() {
-			share.MigrationIn(h.Rank)
+			share.MigrationIn(h.Rank, gen)
 			close(staged)
 		}()
 		t := time.NewTimer(stageWait)
@@ -418,9 +419,9 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 	}
 	d.logf("job %s: receiving rank %d from %s", j.id, h.Rank, peer)
 	if writeJSON(str, msgTaken, takenMsg{}) != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return h.Rank, ckpt.Failpoint("migrate:receive") == nil
+	return h.Rank, share.StageGen(h.Rank), ckpt.Failpoint("migrate:receive") == nil
 }
 
 // finalIn reads a rank's last state, sent straight, writes it into the

@@ -69,10 +69,10 @@ func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 		conn.CloseWithError(1, "no such job here")
 		return
 	}
-	migrating, rank := n[0]&migrationFlag != 0, 0
+	migrating, rank, gen := n[0]&migrationFlag != 0, 0, uint64(0)
 	if migrating {
 		var ok bool
-		if rank, ok = d.acceptMigration(j, store, str, string(peer)); !ok {
+		if rank, gen, ok = d.acceptMigration(j, store, str, string(peer)); !ok {
 			str.Close()
 			<-conn.Context().Done()
 			return
@@ -84,7 +84,7 @@ func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 		// The rank's worker is made here, or brought up to the state
 		// received, while it still runs at its source.
 		if _, share := d.findShare(j.id); share != nil {
-			share.MigrationIn(rank)
+			share.MigrationIn(rank, gen)
 		}
 	}
 	str.Close()
