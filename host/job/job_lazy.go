@@ -52,9 +52,21 @@ import (
 //     to the same committed epoch before it, and the ledger keeps every
 //     rank's replay from printing twice.
 //
+// A share of a job over several hosts restores the ranks placed here
+// lazily at a recovery (and so at `submit --resume`) by the first two
+// rules: the coordinator commits an epoch only once every rank's
+// checkpoint of it is durable, and the submitter prints each byte of a
+// rank's streams once, by its offset. The third has nothing to build on:
+// a share never falls back (the coordinator rolls back to the newest
+// committed epoch, and a recovery whose up-front check refuses it fails
+// the job), and a job that failed cannot be resumed. So a late find fails
+// the job, in the rank's one-line error, as that check does at a
+// recovery; the mark, in the job's directory here, makes a later
+// recovery here check every chunk up front.
+//
 // A rank whose program had ended at the epoch (no memory) is checked as
-// before. A share of a job over several hosts, and a machine where
-// host.LazyRestoreSupported fails, restore eagerly.
+// before. A machine where host.LazyRestoreSupported fails restores
+// eagerly.
 const lazyRefusedFile = "lazy-refused"
 
 // lazyMode says whether the job restores lazily, and if not why; decided
@@ -64,18 +76,22 @@ func (j *jobRun) lazyMode() (bool, string) {
 		return j.lazyWhy == "", j.lazyWhy
 	}
 	j.lazyDecided = true
-	switch {
-	case j.share != nil:
-		j.lazyWhy = "a share of a job over several hosts"
-	default:
-		if b, err := os.ReadFile(filepath.Join(j.cfg.StateDir, lazyRefusedFile)); err == nil {
-			j.lazyMarked = true
-			j.lazyWhy = fmt.Sprintf("a lazy restore of checkpoint %s found a damaged chunk: every chunk is checked first", strings.TrimSpace(string(b)))
-		} else if err := host.LazyRestoreSupported(); err != nil {
-			j.lazyWhy = err.Error()
-		}
+	if b, err := os.ReadFile(j.lazyMark()); err == nil {
+		j.lazyMarked = true
+		j.lazyWhy = fmt.Sprintf("a lazy restore of checkpoint %s found a damaged chunk: every chunk is checked first", strings.TrimSpace(string(b)))
+	} else if err := host.LazyRestoreSupported(); err != nil {
+		j.lazyWhy = err.Error()
 	}
 	return j.lazyWhy == "", j.lazyWhy
+}
+
+// lazyMark is the path of the job's lazyRefusedFile: in its state
+// directory, or a share's in the job's directory on this host.
+func (j *jobRun) lazyMark() string {
+	if j.share != nil {
+		return filepath.Join(j.share.s.Dir, lazyRefusedFile)
+	}
+	return filepath.Join(j.cfg.StateDir, lazyRefusedFile)
 }
 
 // verifyRank is the up-front check of rank r's checkpoint m: every chunk
@@ -124,7 +140,7 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 	if j.lazyMarked {
 		// The resume that checked every chunk up front has chosen.
-		_ = os.Remove(filepath.Join(j.cfg.StateDir, lazyRefusedFile))
+		_ = os.Remove(j.lazyMark())
 		j.lazyMarked = false
 	}
 	if rank >= len(j.lazySrcs) || j.lazySrcs[rank] == nil || j.lazyFor[rank] != m {
@@ -139,8 +155,7 @@ func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 		Filler:      filler,
 		ChunkErr: func(i int) error {
 			err := j.store.ChunkErr(m, i)
-			mark := filepath.Join(j.cfg.StateDir, lazyRefusedFile)
-			if werr := os.WriteFile(mark, []byte(strconv.FormatUint(m.Epoch, 10)+"\n"), 0o644); werr != nil {
+			if werr := os.WriteFile(j.lazyMark(), []byte(strconv.FormatUint(m.Epoch, 10)+"\n"), 0o644); werr != nil {
 				j.logf("warning: %v: the next resume may find the damaged chunk late again", werr)
 			}
 			return err
