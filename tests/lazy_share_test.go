@@ -2,11 +2,25 @@ package tests
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/librahost/librahost/ckpt"
 )
+
+// verboseHosts starts a cluster of three host processes, a, b and c,
+// whose logs say how each rank was restored (-v).
+func verboseHosts(t *testing.T) (string, []*hostProc) {
+	t.Helper()
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
+		t.Fatal(stderr)
+	}
+	return cluster, startHostProcsArgs(t, cluster, nil, []string{"-v"}, "a", "b", "c")
+}
 
 // A job over three host processes (verbose), one replica of each rank,
 // whose host c is lost after the second committed epoch: the hosts left
@@ -17,11 +31,7 @@ import (
 func TestLazyRestoreShareRecovery(t *testing.T) {
 	t.Parallel()
 	job := newHeldHeat(t, "400", "20")
-	cluster := filepath.Join(t.TempDir(), "cluster")
-	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
-		t.Fatal(stderr)
-	}
-	hs := startHostProcsArgs(t, cluster, nil, []string{"-v"}, "a", "b", "c")
+	cluster, hs := verboseHosts(t)
 	sub := job.submit(t, cluster, hs, "--failure-timeout", lossTimeout, "--replicas", "1")
 	w := watchLosses(t, hs[0], sub)
 	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
@@ -44,4 +54,100 @@ func TestLazyRestoreShareRecovery(t *testing.T) {
 		}
 		waitHostLog(t, h, regexp.MustCompile(fmt.Sprintf(`rank %d: restore: lazy`, rank)), ended)
 	}
+}
+
+// A job over three host processes whose coordinator's host is lost, with
+// a chunk of rank 1's memory damaged on disk on host b (in every epoch b
+// keeps of it), is resumed on b and c: b restores its ranks lazily, finds
+// the chunk late, and the job fails in one line naming a rank and the
+// damage, as the check up front does at a recovery (no job over several
+// hosts falls back to an older epoch), having printed nothing but what
+// the failure-free run prints.
+func TestLazyRestoreShareDamagedChunk(t *testing.T) {
+	t.Parallel()
+	job := newHeldHeat(t, "400", "20")
+	cluster, hs := verboseHosts(t)
+	sub := job.submit(t, cluster, hs, "--failure-timeout", failTimeout)
+	id := loseCoordinator(t, cluster, hs, sub)
+	// b's store is closed once the job stopped there.
+	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: its checkpoints here are kept in`), nil)
+	damageEveryEpoch(t, filepath.Join(hs[1].data, "jobs", id, "ckpt.db"), ckpt.Key{Job: "job", Worker: 1})
+
+	out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hs[1].addr+","+hs[2].addr)
+	if code != 1 {
+		t.Fatalf("submit --resume with a damaged chunk: exit %d\n%s", code, stderr)
+	}
+	// What was printed is what the failure-free run prints, so far.
+	got := append(sub.out.Bytes(), out...)
+	compareOutput(t, got, job.want[:min(len(got), len(job.want))])
+	ended := make(chan struct{})
+	close(ended)
+	waitHostLog(t, hs[1], regexp.MustCompile(`rank 1: restore: lazy`), ended)
+	// The resume says where it resumed from, then the error.
+	last := stderr
+	if i := strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n"); i >= 0 {
+		last = stderr[i+1:]
+	}
+	oneLineError(t, last, "corrupt")
+	// The value may be shared by other ranks' checkpoints here (0, 3, 4:
+	// the same chunk), and the job fails in the first rank's words.
+	if !regexp.MustCompile(`^librahost submit: rank [0134]: ckpt: `).MatchString(last) {
+		t.Fatalf("the late find does not name the rank:\n%s", stderr)
+	}
+}
+
+// damageEveryEpoch flips a byte in the middle of a chunk value, kept in a
+// segment file, that every epoch of key k in the store at path holds in
+// its memory.
+func damageEveryEpoch(t *testing.T, path string, k ckpt.Key) {
+	t.Helper()
+	store, err := ckpt.Open(ckpt.Config{Path: path, ScrubBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	infos, err := store.Epochs(k)
+	if err != nil || len(infos) == 0 {
+		t.Fatalf("no epoch of %v in %s (%v)", k, path, err)
+	}
+	type place struct {
+		seg       uint32
+		off, size uint64
+	}
+	count := map[place]int{}
+	for _, in := range infos {
+		m, err := store.Manifest(k, in.Epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs, err := store.MemorySources(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range srcs {
+			if s.Seg != 0 {
+				count[place{s.Seg, s.Off, s.Size}]++
+			}
+		}
+	}
+	for p, n := range count {
+		if n != len(infos) {
+			continue
+		}
+		f, err := os.OpenFile(store.SegmentPath(p.seg), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var b [1]byte
+		if _, err := f.ReadAt(b[:], int64(p.off+p.size/2)); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0x5a
+		if _, err := f.WriteAt(b[:], int64(p.off+p.size/2)); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no chunk value of %v is in every one of its %d epochs", k, len(infos))
 }
