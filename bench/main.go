@@ -41,7 +41,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "dashboard: requests per second of the load")
 	workers := flag.String("workers", "4,8,16", "mhpause: worker counts, separated by commas")
 	var mh mhConfig
-	flag.StringVar(&mh.baseLH, "base-librahost", "", "mhpause: also run each configuration with this librahost `binary` (one built from an earlier commit), in alternation with the tree's")
+	flag.StringVar(&mh.baseLH, "base-librahost", "", "mhpause and mhheat: also run each configuration with this librahost `binary` (one built from an earlier commit), in alternation with the tree's")
 	flag.IntVar(&mh.pauseSteps, "pause-steps", 600, "mhpause: heat's time steps (grid "+heatGrid+")")
 	flag.IntVar(&mh.heatSteps, "heat-steps", 2500, "mhheat: heat's time steps (grid "+heatGrid+")")
 	flag.IntVar(&mh.heatN, "heat-n", 6, "mhheat: workers")

@@ -31,7 +31,7 @@ import (
 // mhConfig is what the multi-host sections measure.
 type mhConfig struct {
 	workers    []int         // mhpause: worker counts
-	baseLH     string        // mhpause: another librahost binary, run in alternation with the tree's
+	baseLH     string        // mhpause, mhheat: another librahost binary, run in alternation with the tree's
 	pauseSteps int           // mhpause: heat's steps
 	heatSteps  int           // mhheat: heat's steps
 	heatN      int           // mhheat: workers
@@ -217,7 +217,7 @@ func benchMultiHost(lh, dir, root string, runs int, want func(string) bool, cfg 
 		}
 	}
 	if want("mhheat") {
-		if err := benchHeatOverhead(lh, c, heat, runs, cfg); err != nil {
+		if err := benchHeatOverhead(lh, dir, c, heat, runs, cfg); err != nil {
 			return err
 		}
 	}
@@ -331,54 +331,88 @@ func benchPauses(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig
 }
 
 // benchHeatOverhead: heat's run time over three hosts with a checkpoint
-// every 10 s and every 1 s against none, in alternation.
-func benchHeatOverhead(lh string, c *cluster, heat string, runs int, cfg mhConfig) error {
+// every 10 s and every 1 s against none, in alternation. With cfg.baseLH,
+// every variant runs with that binary too (its own three hosts), in
+// alternation with the tree's, and each build gets its rows, its ratios
+// against its own run without checkpoints.
+func benchHeatOverhead(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig) error {
+	type build struct {
+		name, lh string
+		c        *cluster
+	}
+	builds := []build{{"tree", lh, c}}
+	if cfg.baseLH != "" {
+		bc, err := startCluster(cfg.baseLH, dir, "a", "b", "c")
+		if err != nil {
+			return fmt.Errorf("-base-librahost: %w", err)
+		}
+		defer bc.stop()
+		builds = append(builds, build{"base", cfg.baseLH, bc})
+	}
 	args := []string{"-grid", heatGrid, "-steps", fmt.Sprint(cfg.heatSteps), "-every", "100"}
 	fmt.Printf("\nheat %s, %d workers on 3 hosts, --replicas 1 --failure-timeout %s, %d runs of each, in alternation (load average at start: %s)\n\n", strings.Join(args, " "), cfg.heatN, cfg.failTimeout, runs, loadAvg())
+	if cfg.baseLH != "" {
+		fmt.Printf("builds: tree (this tree's librahost) and base (%s)\n\n", cfg.baseLH)
+	}
 	variants := []struct {
 		name  string
 		every string
 	}{{"no checkpoints", ""}, {"every 10s", "10s"}, {"every 1s", "1s"}}
-	walls := make([][]time.Duration, len(variants))
-	cpus := make([][]time.Duration, len(variants))
-	epochs := make([][]time.Duration, len(variants)) // committed epochs per run, as durations for median
-	// What the idle hosts cost (heartbeats, the stores' scrub), per
-	// second, to take off the longer runs' CPU.
-	idle0, t0 := c.cpu(), time.Now()
-	time.Sleep(10 * time.Second)
-	idle := float64(c.cpu()-idle0) / time.Since(t0).Seconds()
+	type cell struct {
+		walls, cpus, epochs []time.Duration // epochs: committed epochs per run, as durations for median
+	}
+	cells := make([][]cell, len(builds))
+	idle := make([]float64, len(builds))
+	for b := range builds {
+		cells[b] = make([]cell, len(variants))
+		// What the idle hosts cost (heartbeats, the stores' scrub), per
+		// second, to take off the longer runs' CPU.
+		idle0, t0 := builds[b].c.cpu(), time.Now()
+		time.Sleep(10 * time.Second)
+		idle[b] = float64(builds[b].c.cpu()-idle0) / time.Since(t0).Seconds()
+	}
 	for round := 0; round < runs; round++ {
 		for i, v := range variants {
-			flags := []string{"-n", fmt.Sprint(cfg.heatN)}
-			if v.every != "" {
-				flags = append(flags, "--checkpoint-every", v.every, "--replicas", "1", "--failure-timeout", cfg.failTimeout.String())
+			for b, bu := range builds {
+				flags := []string{"-n", fmt.Sprint(cfg.heatN)}
+				if v.every != "" {
+					flags = append(flags, "--checkpoint-every", v.every, "--replicas", "1", "--failure-timeout", cfg.failTimeout.String())
+				}
+				r, err := bu.c.submit(bu.lh, flags, heat, args...)
+				if err != nil {
+					return err
+				}
+				c := &cells[b][i]
+				c.walls, c.cpus = append(c.walls, r.wall), append(c.cpus, r.cpu)
+				c.epochs = append(c.epochs, time.Duration(len(commitRE.FindAllString(r.logs[0], -1))))
 			}
-			r, err := c.submit(lh, flags, heat, args...)
-			if err != nil {
-				return err
-			}
-			walls[i], cpus[i] = append(walls[i], r.wall), append(cpus[i], r.cpu)
-			epochs[i] = append(epochs[i], time.Duration(len(commitRE.FindAllString(r.logs[0], -1))))
 		}
 	}
 	fmt.Println("Run time (wall) of each run, median, and in brackets the hosts' CPU time (user+sys), median; ratios of the medians; goals: every 10s ≤ 1.02×, every 1s ≤ 1.10×.")
 	fmt.Println()
-	fmt.Printf("The idle hosts used %.0f ms of CPU per second; CPU per checkpoint = (hosts' CPU − no checkpoints' − idle × the longer wall time) / committed epochs, from the medians.\n\n", idle*1000)
-	fmt.Println("| checkpoints | runs (wall) | median | ratio | hosts' CPU | ratio | committed epochs per run | CPU per checkpoint |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for b, bu := range builds {
+		fmt.Printf("%s: the idle hosts used %.0f ms of CPU per second; ", bu.name, idle[b]*1000)
+	}
+	fmt.Printf("CPU per checkpoint = (hosts' CPU − no checkpoints' − idle × the longer wall time) / committed epochs, from the medians.\n\n")
+	fmt.Println("| build | checkpoints | runs (wall) | median | ratio | hosts' CPU (runs) | median | ratio | committed epochs per run | CPU per checkpoint |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for i, v := range variants {
-		var each []string
-		for _, w := range walls[i] {
-			each = append(each, fmt.Sprintf("%.1f", w.Seconds()))
+		for b, bu := range builds {
+			c, none := cells[b][i], cells[b][0]
+			var each, eachCPU []string
+			for k, w := range c.walls {
+				each = append(each, fmt.Sprintf("%.1f", w.Seconds()))
+				eachCPU = append(eachCPU, fmt.Sprintf("%.1f", c.cpus[k].Seconds()))
+			}
+			per := "-"
+			if e := int(median(c.epochs)); e > 0 {
+				extra := median(c.cpus).Seconds() - median(none.cpus).Seconds() - idle[b]*(median(c.walls)-median(none.walls)).Seconds()
+				per = fmt.Sprintf("%.0f ms", extra/float64(e)*1000)
+			}
+			fmt.Printf("| %s | %s | %s s | %s | %.3f× | %s s | %s | %.3f× | %d | %s |\n", bu.name, v.name, strings.Join(each, ", "), secs(median(c.walls)),
+				median(c.walls).Seconds()/median(none.walls).Seconds(), strings.Join(eachCPU, ", "), secs(median(c.cpus)),
+				median(c.cpus).Seconds()/median(none.cpus).Seconds(), int(median(c.epochs)), per)
 		}
-		per := "-"
-		if e := int(median(epochs[i])); e > 0 {
-			extra := median(cpus[i]).Seconds() - median(cpus[0]).Seconds() - idle*(median(walls[i])-median(walls[0])).Seconds()
-			per = fmt.Sprintf("%.0f ms", extra/float64(e)*1000)
-		}
-		fmt.Printf("| %s | %s s | %s | %.3f× | %s | %.3f× | %d | %s |\n", v.name, strings.Join(each, ", "), secs(median(walls[i])),
-			median(walls[i]).Seconds()/median(walls[0]).Seconds(), secs(median(cpus[i])), median(cpus[i]).Seconds()/median(cpus[0]).Seconds(),
-			int(median(epochs[i])), per)
 	}
 	fmt.Printf("\nload average at end: %s\n", loadAvg())
 	return nil
