@@ -17,7 +17,8 @@ import (
 // memory every round), with it on (one that writes a little), with
 // captures that overlap (each taken without waiting for the one before to
 // be written), and with the stop-and-copy capture that stays where
-// copy-on-write cannot be used.
+// copy-on-write cannot be used, or where the memory is smaller than
+// cowMinMemory.
 func TestCOWCaptureWhileWriting(t *testing.T) {
 	cowWorks := dirty.SupportedCOW() == nil
 	module := testGuest(t, "testdata/mem")
@@ -27,16 +28,21 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 		cowOff   bool
 		tracking bool
 		overlap  bool
+		small    bool // cowMinMemory as it is: the guest's memory is below it
 	}{
-		{"untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, false},
-		{"tracked", []string{"mem", "16", "1", "16", "ckpt"}, false, true, false},
-		{"overlapping-untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, true},
-		{"overlapping-tracked", []string{"mem", "16", "10", "16", "ckpt"}, false, true, true},
-		{"stop-and-copy", []string{"mem", "16", "1000", "6", "ckpt"}, true, false, false},
+		{"untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, false, false},
+		{"tracked", []string{"mem", "16", "1", "16", "ckpt"}, false, true, false, false},
+		{"overlapping-untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, true, false},
+		{"overlapping-tracked", []string{"mem", "16", "10", "16", "ckpt"}, false, true, true, false},
+		{"stop-and-copy", []string{"mem", "16", "1000", "6", "ckpt"}, true, false, false, false},
+		{"small-memory", []string{"mem", "2", "1000", "6", "ckpt"}, false, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			defer func(old bool) { cowOff = old }(cowOff)
+			defer func(old bool, min int) { cowOff, cowMinMemory = old, min }(cowOff, cowMinMemory)
 			cowOff = tc.cowOff
+			if !tc.small {
+				cowMinMemory = 0
+			}
 			store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), NoSync: true, Keep: 1000})
 			if err != nil {
 				t.Fatal(err)
@@ -121,9 +127,9 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 			switch {
 			case epoch < 6:
 				t.Fatalf("only %d captures", epoch)
-			case tc.cowOff || !cowWorks:
+			case tc.cowOff || tc.small || !cowWorks:
 				if cow != 0 {
-					t.Fatalf("%d copy-on-write captures where it cannot be used", cow)
+					t.Fatalf("%d copy-on-write captures where it cannot or should not be used", cow)
 				}
 			case cow != int(epoch):
 				t.Fatalf("%d of %d captures were copy-on-write", cow, epoch)

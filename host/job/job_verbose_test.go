@@ -15,9 +15,9 @@ import (
 	"github.com/librahost/librahost/host/dirty"
 )
 
-// run -v says which capture ran: copy-on-write where it can be used,
-// stop-and-copy where not (LIBRAHOST_COW=off: the test runs itself again
-// so).
+// run -v says which capture ran: copy-on-write where it can be used (a
+// memory of at least host's 16 MiB floor for it), stop-and-copy where not
+// (LIBRAHOST_COW=off: the test runs itself again so).
 func TestVerboseCaptureKind(t *testing.T) {
 	module := filepath.Join(t.TempDir(), "mem.wasm")
 	if err := os.WriteFile(module, testGuest(t, "../testdata/mem"), 0o644); err != nil {
@@ -29,7 +29,7 @@ func TestVerboseCaptureKind(t *testing.T) {
 	}
 	var log bytes.Buffer
 	code, err := Run(context.Background(), Config{
-		ModulePath: module, Args: []string{"mem", "8", "1", "3", "ckpt"},
+		ModulePath: module, Args: []string{"mem", "24", "1", "3", "ckpt"},
 		StateDir: t.TempDir(), Verbose: true, Log: &log, Stdout: io.Discard, Stderr: io.Discard,
 	})
 	if err != nil || code != 0 {
