@@ -54,7 +54,7 @@ func (w *Worker) capture() error {
 		return nil
 	}
 	// A lazy restore's fill first: nothing is captured that is not in.
-	if err := w.lazyWait(); err != nil {
+	if err := w.lazyCapture(); err != nil {
 		return err
 	}
 	defer w.thaw()

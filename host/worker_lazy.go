@@ -8,6 +8,7 @@ import (
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host/lazy"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // A lazy restore (host/lazy) starts the guest before its memory is read:
@@ -17,7 +18,8 @@ import (
 //
 //   - no checkpoint is taken: a capture waits for the fill (so a
 //     checkpoint never holds a chunk that did not read back, and no
-//     commit drops the epoch whose values the filler reads);
+//     commit drops the epoch whose values the filler reads), unless the
+//     worker is stopped meanwhile, which ends the guest at once;
 //   - write tracking and copy-on-write are off (their userfaultfd would
 //     need the same memory): the first capture after the fill opens them
 //     again.
@@ -133,19 +135,45 @@ func (l *lazyState) close() {
 // end.
 func (w *Worker) lazyFailed() bool { return w.lazy != nil && w.lazy.fill.Failed() }
 
+// errLazyStopped: the worker was stopped while it waited for its fill.
+var errLazyStopped = errors.New("host: stopped before the memory was in")
+
 // lazyWait waits, with the guest paused for a capture, until every chunk
-// is in; it returns the error that ends the run if one did not read back.
+// is in; it returns the error that ends the run if one did not read back,
+// or errLazyStopped if the worker is stopped first (a job that ends, or
+// rolls back, does not wait for its ranks' fills).
 func (w *Worker) lazyWait() error {
 	l := w.lazy
 	if l == nil {
 		return nil
 	}
-	<-l.fill.Done()
+	// stop sets stopped before it signals interrupt.
+	for !w.stopped.Load() {
+		select {
+		case <-l.fill.Done():
+			if err := w.lazyErr(); err != nil {
+				return err
+			}
+			l.close()
+			w.lazy = nil
+			return nil
+		case <-w.interrupt:
+		}
+	}
 	if err := w.lazyErr(); err != nil {
 		return err
 	}
-	l.close()
-	w.lazy = nil
+	return errLazyStopped
+}
+
+// lazyCapture is lazyWait for a capture: a worker stopped first ends its
+// guest as checkStop does.
+func (w *Worker) lazyCapture() error {
+	if err := w.lazyWait(); errors.Is(err, errLazyStopped) {
+		return sys.NewExitError(sys.ExitCodeContextCanceled)
+	} else if err != nil {
+		return err
+	}
 	return nil
 }
 

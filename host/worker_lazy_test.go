@@ -188,3 +188,52 @@ func TestLazyDamagedSendsNothing(t *testing.T) {
 		t.Fatalf("a guest let past a damaged chunk went on at its send (result %d, %v): it would carry the zeros to another rank", r, ended)
 	}
 }
+
+// TestLazyCaptureStops: a guest whose capture waits for a fill that does
+// not come (the background reader held after one chunk, the guest having
+// touched few of the 256 chunks of its 16 MiB heap) ends when its run is
+// cancelled, as a job that ends or rolls back stops its ranks, rather
+// than wait for every chunk.
+func TestLazyCaptureStops(t *testing.T) {
+	module := testGuest(t, "testdata/mem")
+	args := []string{"mem", "16", "1", "3", "ckpt"} // a checkpoint after each round
+	_, s := runCapturing(t, module, args, len("ready\n"))
+	store, m := storedSave(t, s)
+	t.Setenv("LIBRAHOST_LAZY_HOLD", "1:"+filepath.Join(t.TempDir(), "never"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := NewWorker(ctx, Config{Module: module, Args: args, OnPause: func(*Capture) error {
+		t.Error("a checkpoint was taken before the memory was in")
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(context.Background())
+	if err := w.Restore(lazyStateOf(t, store, m, make(chan time.Duration, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := w.LazyRestore(); !ok {
+		t.Fatalf("restored eagerly: %v", why)
+	}
+	w.RequestCheckpoint()
+	ran := make(chan error, 1)
+	go func() { _, err := w.Run(ctx); ran <- err }()
+	// The capture clears pending as it begins, then waits for the fill.
+	for w.pending.Load() {
+		select {
+		case err := <-ran:
+			t.Fatalf("the run ended (%v) before its capture", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case err := <-ran:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("a run cancelled while its capture waited for the fill: %v", err)
+		}
+	case <-time.After(2 * time.Minute): // only ends a hang
+		t.Fatal("a capture waiting for a held fill did not stop when its run was cancelled")
+	}
+}

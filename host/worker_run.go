@@ -41,7 +41,7 @@ func (w *Worker) Run(ctx context.Context) (int, error) {
 	// A lazy restore's fill is done with before the run is: a damaged
 	// chunk ends it even if the guest never touched it, whatever the
 	// machine's speed.
-	if err := w.lazyWait(); err != nil {
+	if err := w.lazyWait(); err != nil && !errors.Is(err, errLazyStopped) {
 		return 1, err
 	}
 	return exitCode(ctx, err)
