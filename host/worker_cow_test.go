@@ -33,7 +33,11 @@ func TestCOWCaptureWhileWriting(t *testing.T) {
 		{"untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, false, false},
 		{"tracked", []string{"mem", "16", "1", "16", "ckpt"}, false, true, false, false},
 		{"overlapping-untracked", []string{"mem", "16", "1000", "8", "ckpt"}, false, false, true, false},
-		{"overlapping-tracked", []string{"mem", "16", "10", "16", "ckpt"}, false, true, true, false},
+		// A guest that writes more than 1/dirtyKeepRatio of its memory
+		// between captures is tracked only while the faults measured on
+		// this machine cost less than hashing: 1 ‰ stays tracked on a
+		// loaded machine too.
+		{"overlapping-tracked", []string{"mem", "16", "1", "16", "ckpt"}, false, true, true, false},
 		{"stop-and-copy", []string{"mem", "16", "1000", "6", "ckpt"}, true, false, false, false},
 		{"small-memory", []string{"mem", "2", "1000", "6", "ckpt"}, false, false, false, true},
 	} {
