@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,14 +13,82 @@ import (
 )
 
 // verboseHosts starts a cluster of three host processes, a, b and c,
-// whose logs say how each rank was restored (-v).
-func verboseHosts(t *testing.T) (string, []*hostProc) {
+// whose logs say how each rank was restored (-v); env is added to their
+// environment.
+func verboseHosts(t *testing.T, env ...string) (string, []*hostProc) {
 	t.Helper()
 	cluster := filepath.Join(t.TempDir(), "cluster")
 	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", "a b c"); code != 0 {
 		t.Fatal(stderr)
 	}
-	return cluster, startHostProcsArgs(t, cluster, nil, []string{"-v"}, "a", "b", "c")
+	return cluster, startHostProcsArgs(t, cluster, env, []string{"-v"}, "a", "b", "c")
+}
+
+// A job over three host processes, each rank's checkpoints on every host
+// (two replicas), whose hosts' lazy restores hold their background reader
+// after two chunks until a file exists: host c is lost after the second
+// committed epoch, and a and b restore their ranks lazily, their fills
+// held (so no epoch is committed); b is then lost part-way through its
+// fill, the job rolls back again without waiting for the fills (the
+// ranks waiting for them to checkpoint are stopped), a restores every
+// rank lazily, and once the fills go on the job prints byte for byte what
+// the failure-free `run -n 6` prints.
+func TestLazyRestoreShareKilledPartWay(t *testing.T) {
+	t.Parallel()
+	job := newHeldHeat(t, "400", "20")
+	fill := filepath.Join(t.TempDir(), "fill")
+	cluster, hs := verboseHosts(t, "LIBRAHOST_LAZY_HOLD=2:"+fill)
+	sub := job.submit(t, cluster, hs, "--failure-timeout", lossTimeout, "--replicas", "2")
+	w := watchLosses(t, hs[0], sub)
+	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
+	w.kill(t, hs[2])
+	restored := regexp.MustCompile(`rank \d+: restore: (lazy|eager)[^\n]*`)
+	if m := waitHostLog(t, hs[1], restored, w.done); m[0][1] != "lazy" {
+		t.Fatalf("host b restored a rank eagerly: %s", m[0][0])
+	}
+	waitHostLog(t, hs[1], regexp.MustCompile(`lazy fill held after 2 chunks`), w.done)
+	waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in`), w.done)
+	w.kill(t, hs[1])
+	waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 2 in`), w.done)
+	if err := os.WriteFile(fill, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ended := finishHeld(t, job, sub, "hosts c and b killed")
+	// a ran every rank at last, each restored lazily at each recovery.
+	waitHostLog(t, hs[0], regexp.MustCompile(`incarnation 2: ranks on \[a a a a a a\]`), ended)
+	for rank := range 6 {
+		waitHostLog(t, hs[0], regexp.MustCompile(fmt.Sprintf(`rank %d: restore: lazy`, rank)), ended)
+	}
+	if m := restored.FindAllStringSubmatch(readLog(t, hs[0]), -1); len(m) == 0 || slices.ContainsFunc(m, func(m []string) bool { return m[1] != "lazy" }) {
+		t.Fatalf("host a restored a rank eagerly:\n%s", readLog(t, hs[0]))
+	}
+}
+
+// finishHeld lets job, which sub submitted, end, checks that sub printed
+// what its failure-free run prints, and returns a closed channel, for
+// waitHostLog's checks of what the hosts logged before (what: how the job
+// was hurt, for the failure).
+func finishHeld(t *testing.T, job *heldHeat, sub *bgSubmit, what string) <-chan struct{} {
+	t.Helper()
+	job.release.open(t)
+	<-sub.done
+	if sub.err != nil {
+		t.Fatalf("%s: submit: %v\n%s", what, sub.err, sub.errb.Bytes())
+	}
+	compareOutput(t, sub.out.Bytes(), job.want)
+	ended := make(chan struct{})
+	close(ended)
+	return ended
+}
+
+// readLog is host h's log so far.
+func readLog(t *testing.T, h *hostProc) string {
+	t.Helper()
+	b, err := os.ReadFile(h.stderr.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // A job over three host processes (verbose), one replica of each rank,
@@ -37,14 +106,7 @@ func TestLazyRestoreShareRecovery(t *testing.T) {
 	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), w.done)
 	w.kill(t, hs[2])
 	waitHostLog(t, hs[0], regexp.MustCompile(`recovered incarnation 1 in`), w.done)
-	job.release.open(t)
-	<-sub.done
-	if sub.err != nil {
-		t.Fatalf("host c killed: submit: %v\n%s", sub.err, sub.errb.Bytes())
-	}
-	compareOutput(t, sub.out.Bytes(), job.want)
-	ended := make(chan struct{})
-	close(ended)
+	ended := finishHeld(t, job, sub, "host c killed")
 	place := strings.Fields(waitHostLog(t, hs[0], regexp.MustCompile(`incarnation 1: ranks on \[([a-z ]+)\]`), ended)[0][1])
 	byName := map[string]*hostProc{"a": hs[0], "b": hs[1]}
 	for rank, name := range place {
