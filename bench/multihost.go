@@ -363,13 +363,18 @@ func benchHeatOverhead(lh, dir string, c *cluster, heat string, runs int, cfg mh
 	}
 	cells := make([][]cell, len(builds))
 	idle := make([]float64, len(builds))
-	for b := range builds {
+	for b, bu := range builds {
 		cells[b] = make([]cell, len(variants))
+		// A warm-up run, unmeasured: a host's first job compiles the
+		// module, which would weigh on the first variant alone.
+		if _, err := bu.c.submit(bu.lh, []string{"-n", fmt.Sprint(cfg.heatN)}, heat, args...); err != nil {
+			return err
+		}
 		// What the idle hosts cost (heartbeats, the stores' scrub), per
 		// second, to take off the longer runs' CPU.
-		idle0, t0 := builds[b].c.cpu(), time.Now()
+		idle0, t0 := bu.c.cpu(), time.Now()
 		time.Sleep(10 * time.Second)
-		idle[b] = float64(builds[b].c.cpu()-idle0) / time.Since(t0).Seconds()
+		idle[b] = (bu.c.cpu() - idle0).Seconds() / time.Since(t0).Seconds() // CPU seconds per second
 	}
 	for round := 0; round < runs; round++ {
 		for i, v := range variants {
