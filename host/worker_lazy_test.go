@@ -237,3 +237,30 @@ func TestLazyCaptureStops(t *testing.T) {
 		t.Fatal("a capture waiting for a held fill did not stop when its run was cancelled")
 	}
 }
+
+// TestLazyDamagedWakesWaiter: a guest waiting for a message (the host's
+// wait of a Go guest) when its fill finds a damaged chunk is woken and
+// stopped, so that its run ends in the store's words rather than wait
+// for a message another rank may never send.
+func TestLazyDamagedWakesWaiter(t *testing.T) {
+	module, args, store, m, _ := damagedLazy(t)
+	ctx := context.Background()
+	w, err := NewWorker(ctx, Config{Module: module, Args: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	if err := w.Restore(lazyStateOf(t, store, m, make(chan time.Duration, 1))); err != nil {
+		t.Fatal(err)
+	}
+	woken := make(chan error, 1)
+	go func() { woken <- w.wait(ctx) }()
+	select {
+	case err := <-woken:
+		if err != nil || !w.stopped.Load() || !w.lazyFailed() {
+			t.Fatalf("woken (%v), stopped %v, fill failed %v: want stopped by the failed fill", err, w.stopped.Load(), w.lazyFailed())
+		}
+	case <-time.After(2 * time.Minute): // only ends a hang
+		t.Fatal("a guest waiting for a message was not woken when its fill found a damaged chunk")
+	}
+}
