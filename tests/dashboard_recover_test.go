@@ -36,8 +36,8 @@ func TestDashboardRecovery(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(hs[0].http)); err != nil {
 		t.Fatal(err)
 	}
-	webtest.WaitFor(t, ctx, 10*time.Second, `#live[data-live="live"]`)
-	webtest.WaitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host="c"] tr[data-job=%q]`, id))
+	webtest.WaitFor(t, ctx, time.Minute, `#live[data-live="live"]`)
+	webtest.WaitFor(t, ctx, time.Minute, fmt.Sprintf(`section[data-host="c"] tr[data-job=%q]`, id))
 	console.Check(t, ctx)
 
 	waitHostLog(t, hs[2], regexp.MustCompile(`epoch 2 committed`), sub.done)
@@ -52,9 +52,9 @@ func TestDashboardRecovery(t *testing.T) {
 	row := func(host string) string {
 		return fmt.Sprintf(`section[data-host=%q] [data-recoveries=%q] tr[data-inc="1"][data-status="recovered"][data-lost="c"]`, host, id)
 	}
-	webtest.WaitFor(t, ctx, 30*time.Second, row("a"))
-	webtest.WaitFor(t, ctx, 30*time.Second, row("b"))
-	webtest.WaitFor(t, ctx, 30*time.Second, fmt.Sprintf(`section[data-host=%q] [data-s="down"]`, hs[2].addr))
+	webtest.WaitFor(t, ctx, time.Minute, row("a"))
+	webtest.WaitFor(t, ctx, time.Minute, row("b"))
+	webtest.WaitFor(t, ctx, time.Minute, fmt.Sprintf(`section[data-host=%q] [data-s="down"]`, hs[2].addr))
 	cell := func(host, label string) string {
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
 			`document.querySelector('%s td[data-label="%s"]').textContent`, row(host), label)))

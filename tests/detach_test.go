@@ -230,9 +230,9 @@ func TestRecordsDashboardBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(a.http)); err != nil {
 		t.Fatal(err)
 	}
-	webtest.WaitFor(t, ctx, 10*time.Second, `#live[data-live="live"]`)
+	webtest.WaitFor(t, ctx, time.Minute, `#live[data-live="live"]`)
 	row := fmt.Sprintf(`[data-host="a"] tr[data-job="%s"]`, id)
-	webtest.WaitFor(t, ctx, 10*time.Second, row+` .rank[data-s="exited"]`)
+	webtest.WaitFor(t, ctx, time.Minute, row+` .rank[data-s="exited"]`)
 	label, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('%s .rank').textContent`, row)))
 	if err != nil || label != "rank 0 (3)" {
 		t.Fatalf("the job's rank reads %q (%v), want rank 0 (3)", label, err)

@@ -77,7 +77,7 @@ func startHostProcIn(t *testing.T, dir, cluster string, env, args []string, n, d
 			if err != nil && !h.killed {
 				t.Errorf("host %s: %v", n, err)
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(time.Minute):
 			// Its goroutines, for what it waits on.
 			h.cmd.Process.Signal(syscall.SIGQUIT)
 			select {

@@ -60,8 +60,8 @@ func TestDashboardBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)
 	}
-	webtest.WaitFor(t, ctx, 10*time.Second, `#live[data-live="live"]`)
-	webtest.WaitFor(t, ctx, 10*time.Second, `section[data-host="a"]`)
+	webtest.WaitFor(t, ctx, time.Minute, `#live[data-live="live"]`)
+	webtest.WaitFor(t, ctx, time.Minute, `section[data-host="a"]`)
 	console.Check(t, ctx)
 
 	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
@@ -81,11 +81,11 @@ func TestDashboardBrowser(t *testing.T) {
 	if err := <-submit(2, "10", 0); err != nil {
 		t.Fatal(err)
 	}
-	webtest.WaitFor(t, ctx, 10*time.Second, `section[data-host="a"] tr[data-state="ended"]`)
+	webtest.WaitFor(t, ctx, time.Minute, `section[data-host="a"] tr[data-state="ended"]`)
 	submitted := submit(3, "100000000", 300*time.Millisecond)
 	id := waitRunning(t, ds, submitted)
 	for _, h := range []string{"a", "b"} {
-		webtest.WaitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
+		webtest.WaitFor(t, ctx, time.Minute, fmt.Sprintf(`section[data-host=%q] tr[data-job=%q][data-state="running"]`, h, id))
 	}
 	// Its checkpoint history: a row once host a committed an epoch (the
 	// page follows the status every 200 ms here). How soon is logged, not
@@ -133,7 +133,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err, errs)
 	}
 	<-submitted
-	webtest.WaitFor(t, ctx, 10*time.Second, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
+	webtest.WaitFor(t, ctx, time.Minute, fmt.Sprintf(`section[data-host="a"] tr[data-job=%q][data-state="cancelled"]`, id))
 	console.Check(t, ctx)
 }
 
