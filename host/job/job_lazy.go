@@ -1,6 +1,7 @@
 package job
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,15 +60,51 @@ import (
 // rank's streams once, by its offset. The third has nothing to build on:
 // a share never falls back (the coordinator rolls back to the newest
 // committed epoch, and a recovery whose up-front check refuses it fails
-// the job), and a job that failed cannot be resumed. So a late find fails
-// the job, in the rank's one-line error, as that check does at a
-// recovery; the mark, in the job's directory here, makes a later
-// recovery here check every chunk up front.
+// the job). So a late find fails the job, in the rank's one-line error,
+// as that check does at a recovery; the mark, in the job's directory
+// here, makes a later recovery here check every chunk up front. The
+// fall back is `submit --resume`'s: the find, and a refusal by that
+// check, also add the epoch to RefusedFile in the job's directory, which
+// stays; the host then no longer offers its rank checkpoints of that
+// epoch to a resume (HOLDS), which so goes on from an older committed
+// epoch, or from the same one held undamaged on another host.
 //
 // A rank whose program had ended at the epoch (no memory) is checked as
 // before. A machine where host.LazyRestoreSupported fails restores
 // eagerly.
 const lazyRefusedFile = "lazy-refused"
+
+// RefusedFile, in a share's job directory, lists the epochs (one a line)
+// of which a check on this host refused a rank's checkpoint: a damaged
+// chunk found late by a lazy restore or up front at a recovery.
+const RefusedFile = "refused"
+
+// refuse adds epoch to the share's RefusedFile.
+func (j *jobRun) refuse(epoch uint64) {
+	if j.share == nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(j.share.s.Dir, RefusedFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err == nil {
+		_, err = fmt.Fprintf(f, "%d\n", epoch)
+		err = errors.Join(err, f.Sync(), f.Close())
+	}
+	if err != nil {
+		j.logf("warning: %v: a resume may be offered the damaged checkpoint %d again", err, epoch)
+	}
+}
+
+// ReadRefused returns the epochs listed in dir's RefusedFile.
+func ReadRefused(dir string) map[uint64]bool {
+	b, _ := os.ReadFile(filepath.Join(dir, RefusedFile))
+	out := map[uint64]bool{}
+	for _, l := range strings.Fields(string(b)) {
+		if e, err := strconv.ParseUint(l, 10, 64); err == nil {
+			out[e] = true
+		}
+	}
+	return out
+}
 
 // lazyMode says whether the job restores lazily, and if not why; decided
 // once, at its first check.
@@ -158,6 +195,7 @@ func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 			if werr := os.WriteFile(j.lazyMark(), []byte(strconv.FormatUint(m.Epoch, 10)+"\n"), 0o644); werr != nil {
 				j.logf("warning: %v: the next resume may find the damaged chunk late again", werr)
 			}
+			j.refuse(m.Epoch)
 			return err
 		},
 	}

@@ -125,7 +125,9 @@ func (j *jobRun) loadRanks(epoch uint64, ranks []int) error {
 			err = fmt.Errorf("%w: checkpoint %d of %s was made by another build of the module", ckpt.ErrForeignModule, epoch, j.rankName(r))
 		}
 		if err == nil {
-			err = j.verifyRank(r, m)
+			if err = j.verifyRank(r, m); errors.Is(err, ckpt.ErrCorrupt) {
+				j.refuse(epoch)
+			}
 		}
 		if err != nil {
 			return err

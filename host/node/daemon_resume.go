@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/librahost/librahost/ckpt"
+	driver "github.com/librahost/librahost/host/job"
 )
 
 // A job with checkpoints that stopped with its committed epochs kept
@@ -30,7 +31,9 @@ import (
 //
 // HELD?, first on a stream, asks a host what it holds of a job: HOLDS
 // answers with the job, its commit records here and the checkpoint of
-// each rank and epoch held here (its own or a replica). A PREPARE with Resume starts the job again on the hosts given:
+// each rank and epoch held here (its own or a replica), but those of an
+// epoch a check here refused (driver.RefusedFile: a damaged chunk found
+// by a lazy restore or at a recovery), so that the resume falls back. A PREPARE with Resume starts the job again on the hosts given:
 // each host opens the job's store as it was, and the coordinator, on the
 // host the submitter names, rolls every host back to the epoch as a new
 // incarnation (ckpt.EpochCoordinator.Resume).
@@ -224,6 +227,7 @@ func (d *Daemon) holds(id string) holdsMsg {
 	if err != nil {
 		return holdsMsg{Error: fmt.Sprintf("host %s: job %s: %v", d.cfg.Name, id, err)}
 	}
+	refused := driver.ReadRefused(dir)
 	for _, k := range keys {
 		if k.Job != shareKeyJob {
 			continue
@@ -232,6 +236,9 @@ func (d *Daemon) holds(id string) holdsMsg {
 		for _, in := range infos {
 			if in.Created.IsZero() {
 				continue // its manifest does not decode
+			}
+			if refused[in.Epoch] {
+				continue // a check here found it damaged
 			}
 			h.Held = append(h.Held, heldCkpt{Rank: int(k.Worker), Epoch: in.Epoch})
 		}
