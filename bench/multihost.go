@@ -233,24 +233,36 @@ func benchMultiHost(lh, dir, root string, runs int, want func(string) bool, cfg 
 	return nil
 }
 
+// mhBuild is a librahost binary a multi-host bench runs, on its hosts.
+type mhBuild struct {
+	name, lh string
+	c        *cluster
+}
+
+// mhBuilds is the tree's build on c and, with cfg.baseLH, that binary on
+// three hosts of its own; stop stops the latter's.
+func mhBuilds(lh, dir string, c *cluster, cfg mhConfig) (builds []mhBuild, stop func(), err error) {
+	builds, stop = []mhBuild{{"tree", lh, c}}, func() {}
+	if cfg.baseLH != "" {
+		bc, err := startCluster(cfg.baseLH, dir, "a", "b", "c")
+		if err != nil {
+			return nil, nil, fmt.Errorf("-base-librahost: %w", err)
+		}
+		builds, stop = append(builds, mhBuild{"base", cfg.baseLH, bc}), bc.stop
+	}
+	return builds, stop, nil
+}
+
 // benchPauses: each worker's pause per checkpoint against its own capture,
 // heat with a checkpoint every second, on one host and on three. With
 // cfg.baseLH, every configuration runs with that binary too (its own three
 // hosts), in alternation with the tree's, and each gets its rows.
 func benchPauses(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig) error {
-	type build struct {
-		name, lh string
-		c        *cluster
+	builds, stop, err := mhBuilds(lh, dir, c, cfg)
+	if err != nil {
+		return err
 	}
-	builds := []build{{"tree", lh, c}}
-	if cfg.baseLH != "" {
-		bc, err := startCluster(cfg.baseLH, dir, "a", "b", "c")
-		if err != nil {
-			return fmt.Errorf("-base-librahost: %w", err)
-		}
-		defer bc.stop()
-		builds = append(builds, build{"base", cfg.baseLH, bc})
-	}
+	defer stop()
 	args := []string{"-grid", heatGrid, "-steps", fmt.Sprint(cfg.pauseSteps), "-every", "100"}
 	fmt.Printf("\npause of each worker per checkpoint against its own capture: heat %s, a checkpoint every 1s, %d runs of each, in alternation (load average at start: %s)\n\n", strings.Join(args, " "), runs, loadAvg())
 	if cfg.baseLH != "" {
@@ -336,19 +348,11 @@ func benchPauses(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig
 // alternation with the tree's, and each build gets its rows, its ratios
 // against its own run without checkpoints.
 func benchHeatOverhead(lh, dir string, c *cluster, heat string, runs int, cfg mhConfig) error {
-	type build struct {
-		name, lh string
-		c        *cluster
+	builds, stop, err := mhBuilds(lh, dir, c, cfg)
+	if err != nil {
+		return err
 	}
-	builds := []build{{"tree", lh, c}}
-	if cfg.baseLH != "" {
-		bc, err := startCluster(cfg.baseLH, dir, "a", "b", "c")
-		if err != nil {
-			return fmt.Errorf("-base-librahost: %w", err)
-		}
-		defer bc.stop()
-		builds = append(builds, build{"base", cfg.baseLH, bc})
-	}
+	defer stop()
 	args := []string{"-grid", heatGrid, "-steps", fmt.Sprint(cfg.heatSteps), "-every", "100"}
 	fmt.Printf("\nheat %s, %d workers on 3 hosts, --replicas 1 --failure-timeout %s, %d runs of each, in alternation (load average at start: %s)\n\n", strings.Join(args, " "), cfg.heatN, cfg.failTimeout, runs, loadAvg())
 	if cfg.baseLH != "" {
