@@ -72,6 +72,7 @@ type segments struct {
 	// the writer nor Delete waits for readers or for the file system.
 	freeMu      sync.Mutex // held while queueing, so that close does not close frees under a sender
 	closed      bool       // guarded by freeMu
+	shut        bool       // the files are closed; guarded by mu
 	frees       chan []chunkLoc
 	freeing     sync.WaitGroup // queued batches not yet freed
 	puncherDone chan struct{}
@@ -458,4 +459,5 @@ func (sg *segments) close() {
 		delete(sg.files, id)
 	}
 	sg.curFile = nil
+	sg.shut = true
 }

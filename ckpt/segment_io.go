@@ -28,12 +28,11 @@ func (sg *segments) write(vals [][]byte) ([]int64, error) {
 		return nil, err
 	}
 	offs, runs := sg.place(vals)
-	fd := int(sg.curFile.Fd())
 	for _, r := range runs {
 		at := r.off
 		for vs := r.vals; len(vs) > 0; {
 			n := min(len(vs), maxIovecs)
-			next, err := pwritevAll(fd, vs[:n], at)
+			next, err := pwritevFile(sg.curFile, vs[:n], at)
 			if err != nil {
 				return nil, fmt.Errorf("write segment %s: %w", sg.path(sg.cur), err)
 			}
@@ -45,6 +44,34 @@ func (sg *segments) write(vals [][]byte) ([]int64, error) {
 		sg.pending += int64(len(v))
 	}
 	return offs, nil
+}
+
+// withFd runs fn with f's descriptor, which Close cannot release
+// meanwhile (a replica's values are written while the store may be
+// closing: a descriptor closed and reused by another file would take
+// them); errFileClosed once f is closed.
+func withFd(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return errFileClosed
+	}
+	return ferr
+}
+
+// errFileClosed: a segment file was closed, with its store.
+var errFileClosed = ErrClosed
+
+// pwritevFile is pwritevAll on f's descriptor (withFd).
+func pwritevFile(f *os.File, bufs [][]byte, off int64) (next int64, err error) {
+	err = withFd(f, func(fd int) error {
+		next, err = pwritevAll(fd, bufs, off)
+		return err
+	})
+	return next, err
 }
 
 // pwritevAll writes every buffer at off, going on after short writes.

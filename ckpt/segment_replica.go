@@ -45,6 +45,10 @@ func (sg *segments) beginReplica() (*repWriter, error) {
 	sg.repMu.Lock()
 	defer sg.repMu.Unlock()
 	sg.mu.Lock()
+	if sg.shut {
+		sg.mu.Unlock()
+		return nil, errFileClosed
+	}
 	if sg.rep != 0 && (sg.repEnd < segmentMax || sg.repUsers[sg.rep] > 0) {
 		sg.repUsers[sg.rep]++
 		w := &repWriter{sg: sg, id: sg.rep, f: sg.files[sg.rep]}
@@ -57,6 +61,12 @@ func (sg *segments) beginReplica() (*repWriter, error) {
 		return nil, err
 	}
 	sg.mu.Lock()
+	if sg.shut { // closed meanwhile
+		sg.mu.Unlock()
+		f.Close()
+		os.Remove(sg.path(id))
+		return nil, errFileClosed
+	}
 	// The old replica segment, if any, stays until its values are freed
 	// (or the next Open, if none is referenced).
 	sg.files[id], sg.rep, sg.repEnd = f, id, 0
@@ -92,10 +102,9 @@ func (w *repWriter) write(vals [][]byte) ([]int64, error) {
 		offs[i] = at
 		at += int64(len(v))
 	}
-	fd := int(w.f.Fd())
 	for vs, off := vals, x.off; len(vs) > 0; {
 		k := min(len(vs), maxIovecs)
-		next, err := pwritevAll(fd, vs[:k], off)
+		next, err := pwritevFile(w.f, vs[:k], off)
 		if err != nil {
 			return nil, fmt.Errorf("write segment %s: %w", sg.path(w.id), err)
 		}

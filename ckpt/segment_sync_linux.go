@@ -9,12 +9,16 @@ import (
 )
 
 // datasync makes f's data durable (fdatasync: not its times).
-func datasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+func datasync(f *os.File) error {
+	return withFd(f, unix.Fdatasync)
+}
 
 // punch frees n bytes of f at off, its size unchanged.
 func punch(f *os.File, off, n int64) error {
 	if n <= 0 {
 		return nil
 	}
-	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	return withFd(f, func(fd int) error {
+		return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	})
 }

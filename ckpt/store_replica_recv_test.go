@@ -3,8 +3,11 @@ package ckpt
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -568,5 +571,95 @@ func TestReplicaInDurable(t *testing.T) {
 	res, err := dst.Scrub()
 	if err != nil || res.Damaged != 0 {
 		t.Fatalf("scrub after reopen: %+v %v", res, err)
+	}
+}
+
+// TestReplicaInStoreClosed: a replica still arriving when its store
+// closes (its job ended on this host while a peer sent the last epoch's
+// replica) fails in one line, "the store is closed", and writes nothing
+// into files opened after the close, which may be given the closed
+// segment files' descriptors.
+func TestReplicaInStoreClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		already bool // the store holds a replica: its replica segment is open
+	}{{"new replica segment", false}, {"open replica segment", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, src, dst, k, _ := capturedOnce(t, 1<<20, 21)
+			if tc.already {
+				commitStream(t, src, dst, Key{Job: "job"}, 1)
+				mem := make([]byte, 1<<20)
+				fillRandom(mem, rand.New(rand.NewPCG(22, 23)))
+				capture(t, src, testMeta(k, 2), mem)
+			}
+			epoch := uint64(1)
+			if tc.already {
+				epoch = 2
+			}
+			r, err := src.ReplicaOf(k, epoch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rx, err := dst.BeginReplica(r.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			need, err := rx.Missing()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(need) == 0 {
+				t.Fatal("the replica needs no value")
+			}
+			segs := func() []string {
+				es, err := os.ReadDir(cfg.Path + ".seg")
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					t.Fatal(err)
+				}
+				var names []string
+				for _, e := range es {
+					names = append(names, e.Name())
+				}
+				return names
+			}
+			before := segs()
+			if err := dst.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Files opened now take the lowest free descriptors.
+			var others []*os.File
+			for i := range 8 {
+				f, err := os.Create(filepath.Join(t.TempDir(), fmt.Sprint(i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				others = append(others, f)
+			}
+			err = src.ReadValues(need, func(h Hash, v []byte) error {
+				buf, err := rx.Value(len(v))
+				if err != nil {
+					return err
+				}
+				copy(buf, v)
+				return rx.Add(h, buf)
+			})
+			if err == nil {
+				err = rx.Commit()
+			} else {
+				rx.Abort()
+			}
+			if after := segs(); !slices.Equal(after, before) {
+				t.Fatalf("segment files %v before the close, %v after the replica", before, after)
+			}
+			if err == nil || !strings.Contains(err.Error(), "store is closed") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("a replica after its store closed: %v; want one line saying the store is closed", err)
+			}
+			for _, f := range others {
+				if st, err := f.Stat(); err != nil || st.Size() != 0 {
+					t.Fatalf("%s: %v bytes written into a file opened after the close (%v)", f.Name(), st.Size(), err)
+				}
+			}
+		})
 	}
 }

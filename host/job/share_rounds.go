@@ -92,6 +92,14 @@ func (r *shareRun) journal(rank int) string {
 
 // loop feeds the cores what arrives and the time.
 func (r *shareRun) loop(ctx context.Context) {
+	defer func() {
+		// What this host's share of the protocol cost (tests read it),
+		// however the share ended: its Stop, or its control links
+		// closing first when the job ends everywhere at once.
+		r.mu.Lock()
+		r.j.logf("control messages: %d sent, %d received, %d rounds", r.sent, r.recvd, r.rounds)
+		r.mu.Unlock()
+	}()
 	tick := time.NewTicker(r.s.Tick)
 	defer tick.Stop()
 	var every <-chan time.Time
@@ -153,10 +161,6 @@ func (r *shareRun) loop(ctx context.Context) {
 			r.mu.Unlock()
 		case <-r.s.Stop:
 			r.end(errors.New("job: the job has ended"))
-			r.mu.Lock()
-			// What this host's share of the protocol cost, for tests.
-			r.j.logf("control messages: %d sent, %d received, %d rounds", r.sent, r.recvd, r.rounds)
-			r.mu.Unlock()
 			return
 		case <-done:
 			// The ranks here have ended: the share goes on answering the
