@@ -51,7 +51,11 @@ type job struct {
 	// report follows the job's newest checkpoints (the driver's).
 	report *driver.Status
 	log    *jobrec.Log // its output here (daemon_records.go)
-	why    string      // the one line it ended with, if any
+	// logged is closed once the job's output log here is started (or
+	// could not be): a LOGS that found the job waits for it, as the
+	// job is listed a moment before.
+	logged chan struct{}
+	why    string // the one line it ended with, if any
 	// detached: submitted by a host for `submit --detach`
 	detached bool
 
@@ -189,7 +193,7 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 	j := &job{
 		id: p.Job, module: p.Module, submitter: peer, n: p.N, placement: p.Placement,
 		started: time.Now(), str: str, report: driver.NewStatus(0), out: msgWriter{w: str}, state: statePreparing,
-		detached: p.Detached, done: make(chan struct{}), failureTimeout: cmp.Or(p.FailureTimeout, d.cfg.FailureTimeout, ckpt.DefaultFailureTimeout),
+		detached: p.Detached, done: make(chan struct{}), logged: make(chan struct{}), failureTimeout: cmp.Or(p.FailureTimeout, d.cfg.FailureTimeout, ckpt.DefaultFailureTimeout),
 	}
 	for r, h := range p.Placement {
 		if h == d.cfg.Name {

@@ -58,6 +58,25 @@ func (d *Daemon) serveLogs(ctx context.Context, str *quic.Stream, peer string, b
 		d.refuseRequest(str, peer, err)
 		return
 	}
+	if j := d.findJob(m.Job); j != nil && j.logged != nil {
+		// Listed before its output log is started: without it, the
+		// record of an earlier run of the job (or none) would be read
+		// as this one's, and the stream end at once.
+		select {
+		case <-j.logged:
+		default:
+			if d.testLogsWait != nil {
+				d.testLogsWait()
+			}
+			select {
+			case <-j.logged:
+			case <-ctx.Done():
+				return
+			case <-str.Context().Done():
+				return
+			}
+		}
+	}
 	head := d.jobLogged(m.Job)
 	if head.Status == nil {
 		writeJSON(str, msgLogged, head)

@@ -69,6 +69,7 @@ func statusOfRecord(r jobrec.Record) JobStatus {
 
 // recordStart records a job that has come, and starts its output log.
 func (d *Daemon) recordStart(j *job) {
+	defer close(j.logged)
 	if err := d.recs.Put(recordOf(j)); err != nil {
 		d.logf("job %s: %v (it runs unrecorded)", j.id, err)
 	}
