@@ -33,6 +33,14 @@ type EndpointConfig struct {
 	// that comes back cannot inject its stale messages. A peer of a newer
 	// one is refused too (ErrHandshake), until this host moves to it.
 	Incarnation uint64
+	// Restoring lists local ranks that receive nothing until Restore
+	// gives them their state (RankState{Rank: r} for one that starts
+	// afresh): a recovery's Endpoint, whose peers' ranks may run and send
+	// while this host still reads its ranks' checkpoints. Frames for them
+	// are left to their senders' retransmissions meanwhile, unacked: a
+	// message delivered and acked before the restore would be dropped by
+	// it (the inbox restored) and never sent again.
+	Restoring []uint32
 
 	Sender   SenderConfig
 	Receiver ReceiverConfig
@@ -201,6 +209,17 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	route := e.cfg.Route
 	e.route.Store(&route)
 	e.loop.init()
+	for _, r := range cfg.Restoring {
+		if !e.isLocal(r) {
+			return nil, fmt.Errorf("transport: rank %d to restore is not on host %s", r, cfg.Host)
+		}
+		if w := e.workers[r]; w == nil {
+			w = newWorker()
+			w.arriving = true
+			e.workers[r] = w
+			e.loop.arriving++
+		}
+	}
 	e.wg.Add(1)
 	go e.run()
 	return e, nil

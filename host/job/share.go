@@ -55,7 +55,8 @@ type Share struct {
 	Exited func(res host.RanksResult)
 	// NewEndpoint, at a recovery, closes the Endpoint of the incarnation
 	// left and returns a new one of incarnation inc, whose ranks are on
-	// the hosts place gives (share_recover.go).
+	// the hosts place gives (share_recover.go); the ranks placed here
+	// receive nothing until it is restored (transport's Restoring).
 	NewEndpoint func(inc uint64, place []ckpt.HostID) (*transport.Endpoint, error)
 	// Live, if set, resumes a job that stopped (`submit --resume`) from
 	// its committed epoch Proto.Committed, Proto.Place and Proto.Holders

@@ -6,6 +6,7 @@ import (
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/transport"
 )
 
 // Recovery of a share (ckpt/proto.go): when a host of the job is lost,
@@ -187,6 +188,13 @@ func (r *shareRun) recover() error {
 		j.fresh, j.from = true, 0
 		clear(j.mans)
 		clear(j.states)
+		fresh := make([]transport.RankState, len(ranks))
+		for i, rank := range ranks {
+			fresh[i] = transport.RankState{Rank: uint32(rank)}
+		}
+		if err := ep.Restore(fresh); err != nil {
+			return err
+		}
 	} else {
 		j.fresh = false
 		if err := j.loadRanks(rec.epoch, ranks); err != nil {

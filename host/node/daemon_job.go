@@ -273,7 +273,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 		}
 		defer d.closeShare(j)
 	}
-	newEp := func(inc uint64, route func(uint32) transport.HostID) (*transport.Endpoint, error) {
+	newEp := func(inc uint64, route func(uint32) transport.HostID, restoring []uint32) (*transport.Endpoint, error) {
 		var ahead func(uint32, uint64)
 		if share != nil {
 			ahead = share.EpochAhead
@@ -284,6 +284,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 			ClusterID:   d.clusterID,
 			Job:         p.Job,
 			Incarnation: inc,
+			Restoring:   restoring,
 			// A job without checkpoints needs no sender logs; with them, a
 			// message leaves its sender's log once a committed checkpoint
 			// of its receiver covers it, and a rank takes its checkpoint of
@@ -302,7 +303,7 @@ func (d *Daemon) runPrepared(ctx context.Context, j *job, p prepareMsg, module [
 			Logf: func(format string, args ...any) { d.logf("job %s: "+format, append([]any{j.id}, args...)...) },
 		})
 	}
-	ep, err := newEp(0, func(r uint32) transport.HostID { return transport.HostID(p.Placement[r]) })
+	ep, err := newEp(0, func(r uint32) transport.HostID { return transport.HostID(p.Placement[r]) }, nil)
 	if err != nil {
 		return err
 	}

@@ -216,15 +216,19 @@ func (d *Daemon) checkpointJob(str io.Writer, peer string, body []byte) {
 // which is closed (its links with it), and the links to the peers are
 // dialled again; a peer refuses them until it has moved too.
 func (d *Daemon) newIncarnation(j *job, inc uint64, place []ckpt.HostID, peers map[string]chan struct{},
-	newEp func(uint64, func(uint32) transport.HostID) (*transport.Endpoint, error)) (*transport.Endpoint, error) {
+	newEp func(uint64, func(uint32) transport.HostID, []uint32) (*transport.Endpoint, error)) (*transport.Endpoint, error) {
 	hosts := make([]transport.HostID, len(place))
+	var here []uint32 // restored before they receive (the share's recover)
 	for r, h := range place {
 		if h < 0 || int(h) >= len(j.hosts) {
 			return nil, fmt.Errorf("node: job %s: rank %d placed on host h%d of %d", j.id, r, h, len(j.hosts))
 		}
 		hosts[r] = transport.HostID(j.hosts[h])
+		if hosts[r] == transport.HostID(d.cfg.Name) {
+			here = append(here, uint32(r))
+		}
 	}
-	ep, err := newEp(inc, func(r uint32) transport.HostID { return hosts[r] })
+	ep, err := newEp(inc, func(r uint32) transport.HostID { return hosts[r] }, here)
 	if err != nil {
 		return nil, err
 	}
