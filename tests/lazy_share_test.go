@@ -122,17 +122,12 @@ func TestLazyRestoreShareRecovery(t *testing.T) {
 // a chunk of rank 1's memory damaged on disk on host b (in every epoch b
 // keeps of it), is resumed on b and c: b restores its ranks lazily, finds
 // the chunk late, and the job fails in one line naming a rank and the
-// damage, as the check up front does at a recovery (no job over several
-// hosts falls back to an older epoch), having printed nothing but what
-// the failure-free run prints.
+// damage, as the check up front does at a recovery (here no older epoch
+// is undamaged), having printed nothing but what the failure-free run
+// prints.
 func TestLazyRestoreShareDamagedChunk(t *testing.T) {
 	t.Parallel()
-	job := newHeldHeat(t, "400", "20")
-	cluster, hs := verboseHosts(t)
-	sub := job.submit(t, cluster, hs, "--failure-timeout", failTimeout)
-	id := loseCoordinator(t, cluster, hs, sub)
-	// b's store is closed once the job stopped there.
-	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: its checkpoints here are kept in`), nil)
+	job, cluster, hs, sub, id := keptShareJob(t)
 	damageEveryEpoch(t, filepath.Join(hs[1].data, "jobs", id, "ckpt.db"), ckpt.Key{Job: "job", Worker: 1})
 
 	out, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hs[1].addr+","+hs[2].addr)
@@ -156,6 +151,20 @@ func TestLazyRestoreShareDamagedChunk(t *testing.T) {
 	if !regexp.MustCompile(`^librahost submit: rank [0134]: ckpt: `).MatchString(last) {
 		t.Fatalf("the late find does not name the rank:\n%s", stderr)
 	}
+}
+
+// keptShareJob submits a held heat job to verbose hosts a, b and c,
+// loses a, its coordinator's host, after the second committed epoch and
+// returns once the job stopped on b with its epochs kept (its store
+// closed).
+func keptShareJob(t *testing.T) (job *heldHeat, cluster string, hs []*hostProc, sub *bgSubmit, id string) {
+	t.Helper()
+	job = newHeldHeat(t, "400", "20")
+	cluster, hs = verboseHosts(t)
+	sub = job.submit(t, cluster, hs, "--failure-timeout", failTimeout)
+	id = loseCoordinator(t, cluster, hs, sub)
+	waitHostLog(t, hs[1], regexp.MustCompile(`job `+id+`: its checkpoints here are kept in`), nil)
+	return job, cluster, hs, sub, id
 }
 
 // damageEveryEpoch flips a byte in the middle of a chunk value, kept in a
@@ -196,20 +205,132 @@ func damageEveryEpoch(t *testing.T, path string, k ckpt.Key) {
 		if n != len(infos) {
 			continue
 		}
-		f, err := os.OpenFile(store.SegmentPath(p.seg), os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		var b [1]byte
-		if _, err := f.ReadAt(b[:], int64(p.off+p.size/2)); err != nil {
-			t.Fatal(err)
-		}
-		b[0] ^= 0x5a
-		if _, err := f.WriteAt(b[:], int64(p.off+p.size/2)); err != nil {
-			t.Fatal(err)
-		}
+		flipByte(t, store.SegmentPath(p.seg), int64(p.off+p.size/2))
 		return
 	}
 	t.Fatalf("no chunk value of %v is in every one of its %d epochs", k, len(infos))
+}
+
+// A job over three host processes whose newest committed epoch has a
+// damaged chunk on host b falls back: its coordinator's host a lost
+// after the second committed epoch, a first `submit --resume` on b and c
+// fails when b's lazy restore finds the chunk, tells the hosts what it
+// printed and says how to go on; a second goes on from an older
+// committed epoch (b no longer offers the damaged one), and the three
+// submitters together print byte for byte what the failure-free `run -n
+// 6` prints.
+func TestLazyRestoreShareDamagedFallsBack(t *testing.T) {
+	t.Parallel()
+	job, cluster, hs, sub, id := keptShareJob(t)
+	newest := damageNewest(t, filepath.Join(hs[1].data, "jobs", id), ckpt.Key{Job: "job", Worker: 1})
+
+	// Released now, a resume that did not fail would end, not hang: a
+	// rank's memory is all in before it ends.
+	job.release.open(t)
+	hosts := hs[1].addr + "," + hs[2].addr
+	out1, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hosts)
+	last := stderr
+	if i := strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n"); i >= 0 {
+		last = stderr[i+1:]
+	}
+	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("resumes from epoch %d on", newest)) {
+		t.Fatalf("submit --resume with a damaged chunk in epoch %d: exit %d\n%s", newest, code, stderr)
+	}
+	oneLineError(t, last, "corrupt")
+	if !strings.Contains(last, "`librahost submit --resume "+id+" --cluster "+cluster+" --hosts "+hosts+"`") {
+		t.Fatalf("the failure does not say how to resume:\n%s", stderr)
+	}
+
+	out2, stderr, code := lh(t, "submit", "--resume", id, "--cluster", cluster, "--hosts", hosts)
+	if code != 0 {
+		t.Fatalf("submit --resume after the damaged epoch %d: exit %d\n%s", newest, code, stderr)
+	}
+	if !strings.Contains(stderr, "job "+id+" resumes from epoch ") {
+		t.Fatalf("submit --resume said:\n%s", stderr)
+	}
+	compareOutput(t, append(append(sub.out.Bytes(), out1...), out2...), job.want)
+}
+
+// damageNewest flips a byte in the middle of a chunk value that the
+// newest committed epoch (a commit record in the job's directory dir) of
+// key k holds in its memory and that no older epoch of any key holds,
+// and returns that epoch.
+func damageNewest(t *testing.T, dir string, k ckpt.Key) uint64 {
+	t.Helper()
+	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(dir, "ckpt.db"), ScrubBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	infos, err := store.Epochs(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest uint64
+	for _, in := range infos {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("commit-%d", in.Epoch))); err == nil {
+			newest = max(newest, in.Epoch)
+		}
+	}
+	if newest == 0 {
+		t.Fatalf("no committed epoch of %v in %s", k, dir)
+	}
+	type place struct {
+		seg       uint32
+		off, size uint64
+	}
+	sources := func(k ckpt.Key, e uint64) []ckpt.ChunkSource {
+		m, err := store.Manifest(k, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs, err := store.MemorySources(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srcs
+	}
+	older := map[place]bool{}
+	keys, err := store.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		ins, _ := store.Epochs(k)
+		for _, in := range ins {
+			if in.Epoch < newest {
+				for _, s := range sources(k, in.Epoch) {
+					older[place{s.Seg, s.Off, s.Size}] = true
+				}
+			}
+		}
+	}
+	for _, s := range sources(k, newest) {
+		p := place{s.Seg, s.Off, s.Size}
+		if s.Seg == 0 || older[p] {
+			continue
+		}
+		flipByte(t, store.SegmentPath(p.seg), int64(p.off+p.size/2))
+		return newest
+	}
+	t.Fatalf("every chunk value of epoch %d of %v is in an older epoch", newest, k)
+	return 0
+}
+
+// flipByte flips the byte at off in the file at path.
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x5a
+	if _, err := f.WriteAt(b[:], off); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -133,7 +133,8 @@ func (j *job) cancel(why error) {
 // fail reports a one-line reason to the submitter.
 func (j *job) fail(err error) {
 	j.recordWhy(err)
-	j.out.sendJSON(msgError, errorMsg{Error: err.Error(), Kept: errors.Is(err, driver.ErrEpochsKept), Lost: errors.Is(err, driver.ErrDeclaredLost)})
+	j.out.sendJSON(msgError, errorMsg{Error: err.Error(), Kept: errors.Is(err, driver.ErrEpochsKept), Lost: errors.Is(err, driver.ErrDeclaredLost),
+		Damaged: errors.Is(err, ckpt.ErrCorrupt)})
 }
 
 // output forwards a rank's stdout (stream 1) or stderr (2) to the
@@ -486,6 +487,7 @@ func (d *Daemon) sendExit(j *job, res host.RanksResult, cancelled bool) bool {
 		switch {
 		case e != nil:
 			ex.Errs[i] = e.Error()
+			ex.Damaged = ex.Damaged || errors.Is(e, ckpt.ErrCorrupt)
 			w.State, w.Error = workerFailed, e.Error()
 		case cancelled:
 			w.State = workerStopped

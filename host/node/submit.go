@@ -209,6 +209,8 @@ type hostEvent struct {
 	exit *exitMsg
 	err  error
 	kept bool // the host stopped the job with its committed epochs kept
+	// damaged: the host failed the job on a damaged checkpoint
+	damaged bool
 }
 
 func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
@@ -307,6 +309,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	gone := make([]bool, len(s.hcs)) // its stream ended
 	lost := make([]bool, len(s.hcs)) // its stream broke
 	kept := false                    // a host stopped the job with its epochs kept
+	damaged := false                 // a host failed it on a damaged checkpoint
 	settled := func() bool {         // after a failure: every host told or gone
 		for i, t := range told {
 			if !t && !gone[i] {
@@ -332,6 +335,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		case ev := <-exitc:
 			exits = append(exits, ev.exit)
 			told[ev.i] = true
+			damaged = damaged || ev.exit.Damaged
 			for _, r := range ev.exit.Ranks {
 				exited[r] = true
 			}
@@ -342,6 +346,7 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 		case ev := <-events:
 			gone[ev.i] = true
 			lost[ev.i] = errors.Is(ev.err, ErrHostLost)
+			damaged = damaged || ev.damaged
 			if ev.kept && !kept {
 				kept, keptc = true, time.After(cmp.Or(s.cfg.FailureTimeout, ckpt.DefaultFailureTimeout))
 			}
@@ -397,9 +402,18 @@ func (s *submission) run(ctx context.Context, prepare []byte) (int, error) {
 	if failure != nil && !errors.Is(failure, errJobFailed) && s.cfg.CheckpointEvery > 0 && (kept || lost[0]) {
 		// The coordinator's host is lost: the job goes on with
 		// `submit --resume`, which prints what was not printed here.
-		return 1, s.stopKept(ctx, failure, lost, printed)
+		return 1, s.stopKept(ctx, failure, lost, printed, "its last committed epoch")
 	}
 	code, err := outcome(exits)
+	if failure != nil && damaged && s.cfg.CheckpointEvery > 0 {
+		// A rank's checkpoint was found damaged (not the guest's own
+		// failure): the hosts keep the job's epochs but the damaged one,
+		// and `submit --resume` falls back to an older one.
+		if err == nil || !errors.Is(failure, errJobFailed) {
+			err = failure
+		}
+		return 1, s.stopKept(ctx, err, lost, printed, "the newest committed epoch the hosts hold undamaged")
+	}
 	if err == nil && failure != nil && !errors.Is(failure, errJobFailed) {
 		return 1, failure
 	}
@@ -530,7 +544,7 @@ func (s *submission) read(i int, out func(o outputMsg), exit func(e *exitMsg)) h
 			if e.Lost {
 				return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrHostLost, h.id, e.Error)}
 			}
-			return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrJobFailed, h.id, e.Error), kept: e.Kept}
+			return hostEvent{i: i, err: fmt.Errorf("%w: host %s: %s", ErrJobFailed, h.id, e.Error), kept: e.Kept, damaged: e.Damaged}
 		default:
 			return hostEvent{i: i, err: fmt.Errorf("%w: host %s sent %s", ErrProtocol, h.id, t)}
 		}

@@ -26,6 +26,13 @@ import (
 // first submitter stopped printing: each byte is printed once over the
 // two (by its offset in its rank's stream), as across a recovery; if no
 // host kept what was printed, from the epoch's positions.
+//
+// A job that failed on a rank's damaged checkpoint (a chunk that did not
+// read back at a lazy restore or a recovery's check: exitMsg and
+// errorMsg's Damaged) also stops with its epochs kept; its submitter
+// tells the hosts what it printed and says how to resume, as above. The
+// host that refused the epoch no longer offers it (holds), so the resume
+// falls back. A guest's own failure is the job's result: not so.
 
 // keptWait bounds how long a submitter whose job stopped waits for each
 // host left to keep what it printed: the hosts are alive, only slow
@@ -33,8 +40,9 @@ import (
 const keptWait = 30 * time.Second
 
 // stopKept tells the hosts left what was printed of a job that stopped
-// with its committed epochs kept, and returns failure with how to resume.
-func (s *submission) stopKept(ctx context.Context, failure error, lost []bool, printed outputPrinted) error {
+// with its committed epochs kept, and returns failure with how to resume
+// (from: the epoch it resumes from).
+func (s *submission) stopKept(ctx context.Context, failure error, lost []bool, printed outputPrinted, from string) error {
 	var offs []printedOff
 	for k, off := range printed {
 		offs = append(offs, printedOff{Rank: k[0], Stream: byte(k[1]), Off: off})
@@ -61,7 +69,7 @@ func (s *submission) stopKept(ctx context.Context, failure error, lost []bool, p
 			fmt.Fprintf(s.cfg.Log, "librahost submit: %v\n", err)
 		}
 	}
-	how := fmt.Sprintf("`librahost submit --resume %s --cluster %s --hosts %s` continues it from its last committed epoch", s.job, s.cfg.ClusterDir, strings.Join(left, ","))
+	how := fmt.Sprintf("`librahost submit --resume %s --cluster %s --hosts %s` continues it from %s", s.job, s.cfg.ClusterDir, strings.Join(left, ","), from)
 	if told == 0 {
 		how += " (printing again what it printed since)"
 	}

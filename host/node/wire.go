@@ -253,6 +253,9 @@ type exitMsg struct {
 	Ranks []int    `json:"ranks"`
 	Codes []int    `json:"codes"`
 	Errs  []string `json:"errs"`
+	// Damaged: a rank's error is a checkpoint found damaged (at a lazy
+	// restore or a recovery's check): `submit --resume` falls back.
+	Damaged bool `json:"damaged,omitempty"`
 }
 
 // cancelMsg, first on a stream of its own, asks a host to stop a job now
@@ -286,6 +289,8 @@ type errorMsg struct {
 	// Lost: the job's coordinator declared this host lost while it
 	// lived; the job goes on without it, as after its death.
 	Lost bool `json:"lost,omitempty"`
+	// Damaged: as exitMsg's.
+	Damaged bool `json:"damaged,omitempty"`
 }
 
 // Output body: rank u32 | stream u8 (1 stdout, 2 stderr) | offset u64 |
