@@ -49,7 +49,7 @@ func (sg *segments) write(vals [][]byte) ([]int64, error) {
 // withFd runs fn with f's descriptor, which Close cannot release
 // meanwhile (a replica's values are written while the store may be
 // closing: a descriptor closed and reused by another file would take
-// them); errFileClosed once f is closed.
+// them); ErrClosed once f is closed.
 func withFd(f *os.File, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -57,13 +57,10 @@ func withFd(f *os.File, fn func(fd int) error) error {
 	}
 	var ferr error
 	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return errFileClosed
+		return ErrClosed
 	}
 	return ferr
 }
-
-// errFileClosed: a segment file was closed, with its store.
-var errFileClosed = ErrClosed
 
 // pwritevFile is pwritevAll on f's descriptor (withFd).
 func pwritevFile(f *os.File, bufs [][]byte, off int64) (next int64, err error) {

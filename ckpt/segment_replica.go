@@ -47,7 +47,7 @@ func (sg *segments) beginReplica() (*repWriter, error) {
 	sg.mu.Lock()
 	if sg.shut {
 		sg.mu.Unlock()
-		return nil, errFileClosed
+		return nil, ErrClosed
 	}
 	if sg.rep != 0 && (sg.repEnd < segmentMax || sg.repUsers[sg.rep] > 0) {
 		sg.repUsers[sg.rep]++
@@ -65,7 +65,7 @@ func (sg *segments) beginReplica() (*repWriter, error) {
 		sg.mu.Unlock()
 		f.Close()
 		os.Remove(sg.path(id))
-		return nil, errFileClosed
+		return nil, ErrClosed
 	}
 	// The old replica segment, if any, stays until its values are freed
 	// (or the next Open, if none is referenced).

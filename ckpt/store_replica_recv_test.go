@@ -31,21 +31,37 @@ func stream(t *testing.T, src, dst *Store, k Key, epoch uint64, damage func(n in
 // streamTo is stream for another goroutine than the test's: a nil
 // ReplicaIn if none could begin.
 func streamTo(src, dst *Store, k Key, epoch uint64, damage func(n int, v []byte)) (*ReplicaIn, error) {
-	r, err := src.ReplicaOf(k, epoch)
+	rx, need, err := beginStream(src, dst, k, epoch)
 	if err != nil {
 		return nil, err
 	}
+	return rx, feed(src, rx, need, damage)
+}
+
+// beginStream begins k's epoch from src as a replica in dst and returns
+// what dst lacks of it.
+func beginStream(src, dst *Store, k Key, epoch uint64) (*ReplicaIn, []Hash, error) {
+	r, err := src.ReplicaOf(k, epoch)
+	if err != nil {
+		return nil, nil, err
+	}
 	rx, err := dst.BeginReplica(r.Manifest)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	need, err := rx.Missing()
 	if err != nil {
 		rx.Abort()
-		return nil, err
+		return nil, nil, err
 	}
+	return rx, need, nil
+}
+
+// feed gives rx the values need names, read from src; damage, if set,
+// may change the n-th on its way.
+func feed(src *Store, rx *ReplicaIn, need []Hash, damage func(n int, v []byte)) error {
 	n := 0
-	err = src.ReadValues(need, func(h Hash, v []byte) error {
+	return src.ReadValues(need, func(h Hash, v []byte) error {
 		buf, err := rx.Value(len(v))
 		if err != nil {
 			return err
@@ -57,7 +73,6 @@ func streamTo(src, dst *Store, k Key, epoch uint64, damage func(n int, v []byte)
 		n++
 		return rx.Add(h, buf)
 	})
-	return rx, err
 }
 
 // capturedOnce opens a source store holding epoch 1 of key "job", n
@@ -596,15 +611,7 @@ func TestReplicaInStoreClosed(t *testing.T) {
 			if tc.already {
 				epoch = 2
 			}
-			r, err := src.ReplicaOf(k, epoch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rx, err := dst.BeginReplica(r.Manifest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			need, err := rx.Missing()
+			rx, need, err := beginStream(src, dst, k, epoch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -636,14 +643,7 @@ func TestReplicaInStoreClosed(t *testing.T) {
 				defer f.Close()
 				others = append(others, f)
 			}
-			err = src.ReadValues(need, func(h Hash, v []byte) error {
-				buf, err := rx.Value(len(v))
-				if err != nil {
-					return err
-				}
-				copy(buf, v)
-				return rx.Add(h, buf)
-			})
+			err = feed(src, rx, need, nil)
 			if err == nil {
 				err = rx.Commit()
 			} else {

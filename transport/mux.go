@@ -213,12 +213,7 @@ func NewEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 		if !e.isLocal(r) {
 			return nil, fmt.Errorf("transport: rank %d to restore is not on host %s", r, cfg.Host)
 		}
-		if w := e.workers[r]; w == nil {
-			w = newWorker()
-			w.arriving = true
-			e.workers[r] = w
-			e.loop.arriving++
-		}
+		e.loop.arrive(e.worker(r))
 	}
 	e.wg.Add(1)
 	go e.run()

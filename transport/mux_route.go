@@ -58,10 +58,7 @@ func (ls *loopState) reroute(e *Endpoint, ranks uint32, route func(uint32) HostI
 				w = newWorker()
 				e.workers[r] = w
 			}
-			if !w.arriving {
-				w.arriving = true
-				ls.arriving++
-			}
+			ls.arrive(w)
 		}
 	}
 	for k, ch := range e.chans {
@@ -131,4 +128,12 @@ func (ls *loopState) forgetSender(e *Endpoint, ch *channel) {
 	clear(ch.overflow)
 	ch.overflow = ch.overflow[:0]
 	ch.sender = nil
+}
+
+// arrive makes w a rank that receives nothing until Restore.
+func (ls *loopState) arrive(w *worker) {
+	if !w.arriving {
+		w.arriving = true
+		ls.arriving++
+	}
 }
