@@ -331,6 +331,13 @@ func (w *Worker) CheckpointFiles(epoch uint64) ([]byte, error) {
 	return w.sys.CheckpointFiles(epoch)
 }
 
+// PendingFiles returns the file delta of the changes since the last
+// CheckpointFiles, as that of epoch, without sealing the journal. Call it
+// while the guest is paused.
+func (w *Worker) PendingFiles(epoch uint64) ([]byte, error) {
+	return w.sys.PendingFiles(epoch)
+}
+
 // RollbackFiles returns every file the guest touched to its state at
 // checkpoint epoch (0: the start of the run). Call it before Restore.
 func (w *Worker) RollbackFiles(epoch uint64) ([]string, error) {

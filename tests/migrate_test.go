@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A rank of a heat job over three host processes moves between hosts
@@ -147,6 +150,22 @@ func TestMigrateTargetKilled(t *testing.T) {
 	}
 }
 
+// waitFile waits until a file exists at path; it fails the test if done
+// is closed first.
+func waitFile(t *testing.T, path string, done <-chan struct{}) {
+	t.Helper()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s was never written", path)
+		case <-time.After(10 * time.Millisecond): // polls the directory
+		}
+	}
+}
+
 // logsOnFailure prints the hosts' logs if the test fails.
 func logsOnFailure(t *testing.T, hs []*hostProc) {
 	t.Cleanup(func() {
@@ -243,40 +262,78 @@ func TestDrainKeptAcrossRestart(t *testing.T) {
 	}
 }
 
-// A job with a read-write --dir cannot move its ranks (the files a rank
-// writes there stay on its host): migrate is refused in one line naming
-// the mount, and a drain of its host says so for the job.
-func TestMigrateReadWriteDir(t *testing.T) {
+// The files a rank writes under a read-write --dir move with it: a job
+// whose six ranks each append a line per lap to a file of their own and
+// rewrite another (tests/testdata/jobfiles), over three host processes
+// each with a directory of its own, moves rank 0 from a to b, from b to c
+// by stop-and-copy (LIBRAHOST_PRECOPY=off on b), and back to a, whose
+// copy of its files from before is stale. Rank 0 is held at laps between
+// the moves, so that it writes between them, after a checkpoint and
+// before the next (there are no periodic checkpoints: one is asked for
+// before the first move, and each move begins one). Every rank's files on the host it
+// ends on, and the job's output (each rank's files' hashes, read by the
+// rank), are byte for byte those of `run -n 6`.
+func TestMigrateFiles(t *testing.T) {
 	t.Parallel()
-	wasm := guest(t, "tests/testdata/longjob")
-	cluster, hs := startCluster(t, "a", "b")
-	logsOnFailure(t, hs)
-	hosts := hostList(hs)
-	out := t.TempDir()
-	id := submitDetach(t, cluster, hosts, "-n", "2", "--failure-timeout", "15s", "--checkpoint-every", "100ms",
-		"--dir", out+":/out", wasm, "--", "600")
-	t.Cleanup(func() { lh(t, "cancel", "--job", id, "--cluster", cluster, "--hosts", hosts) })
-	done := make(chan struct{})
-	defer close(done)
-	waitHostLog(t, hs[0], regexp.MustCompile(`epoch 1 committed`), done)
-	want := "job " + id + " cannot move its ranks: its --dir " + out + ":/out is read-write, and the files a rank writes there do not follow it to another host"
-	_, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", "b", "--cluster", cluster, "--hosts", hosts)
-	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
-		t.Fatalf("migrate a rank of a job with a read-write mount: exit %d: %q", code, stderr)
-	}
-	stdout, _, _ := lh(t, "drain", "b", "--cluster", cluster, "--hosts", hosts)
-	if !strings.Contains(stdout, want) {
-		t.Fatalf("drain of a host of a job with a read-write mount: %q", stdout)
-	}
-	running := 0
-	for _, r := range statusJSON(t, cluster, hosts) {
-		for _, j := range r.Status.Jobs {
-			if j.ID == id && j.State == "running" {
-				running++
-			}
+	wasm := guest(t, "tests/testdata/jobfiles")
+	open := t.TempDir()
+	for k := 1; k <= 3; k++ {
+		if err := os.WriteFile(filepath.Join(open, fmt.Sprint(k)), nil, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if running != 2 {
-		t.Fatalf("the job runs on %d hosts after its refused moves, want 2", running)
+	args := []string{"-laps", "400", "-hold", "/hold", "-holds", "3"}
+	wantFiles := t.TempDir()
+	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", wantFiles + ":/data", "--dir", open + ":/hold:ro", wasm, "--"}, args...)...)
+	if code != 0 || !strings.Contains(want, "rank5.txt: ") {
+		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
+	}
+	held := t.TempDir()
+	t.Cleanup(func() { copyTree(t, open, held) }) // a failed test's job ends too
+	release := func(k int) {
+		if err := os.WriteFile(filepath.Join(held, fmt.Sprint(k)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cluster := filepath.Join(t.TempDir(), "cluster")
+	hs, cwds := wordcountHosts(t, cluster, t.TempDir(), [][]string{nil, {"LIBRAHOST_PRECOPY=off"}}, "a", "b", "c")
+	logsOnFailure(t, hs)
+	hosts := hostList(hs)
+	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6", "--failure-timeout", "15s",
+		"--checkpoint-every", "1h", "--replicas", "1", "--dir", "out:/data", "--dir", held + ":/hold:ro", wasm, "--"}, args...)...)
+	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	// Once rank 0 runs (it wrote a file), a checkpoint: the first move
+	// takes its chain and what rank 0 wrote since.
+	waitFile(t, filepath.Join(cwds[0], "out", "lap0.txt"), sub.done)
+	if ck, stderr, code := lh(t, "checkpoint", "--job", id, "--cluster", cluster, "--hosts", hosts); code != 0 {
+		t.Fatalf("checkpoint --job: exit %d: %q %q", code, ck, stderr)
+	}
+	summary := regexp.MustCompile(`^rank 0 of job ` + id + ` moved to [abc]: downtime \S+, total \S+, \d+ pre-copy rounds, sent \S+ \S+ of the guest's \S+ \S+\n$`)
+	for k, to := range []string{"b", "c", "a"} {
+		out, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", to, "--cluster", cluster, "--hosts", hosts)
+		if code != 0 || !summary.MatchString(out) || to == "c" && !strings.Contains(out, " 0 pre-copy rounds") {
+			t.Fatalf("migrate rank 0 to %s: exit %d: %q\n%s", to, code, out, stderr)
+		}
+		t.Log(strings.TrimSpace(out))
+		release(k + 1)
+	}
+	<-sub.done
+	if sub.err != nil {
+		t.Fatalf("submit: %v\n%s", sub.err, sub.errb.Bytes())
+	}
+	compareOutput(t, sub.out.Bytes(), []byte(want))
+	// Rank r ran on host r%3 but rank 0, which came back to a.
+	for r := range 6 {
+		for _, name := range []string{"rank%d.txt", "lap%d.txt"} {
+			name = fmt.Sprintf(name, r)
+			w, err := os.ReadFile(filepath.Join(wantFiles, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(cwds[r%3], "out", name))
+			if err != nil || !bytes.Equal(got, w) {
+				t.Fatalf("%s on host %s: %d bytes (%v), want the %d bytes of `run -n 6`", name, hs[r%3].name, len(got), err, len(w))
+			}
+		}
 	}
 }

@@ -74,9 +74,39 @@ func (s *System) CheckpointFiles(epoch uint64) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %v", ErrJournal, err)
 		}
 	}
-	files, prints, err := j.collect()
+	b, prints, err := j.delta(epoch)
 	if err != nil {
 		return nil, err
+	}
+	j.undo = true
+	if err := j.append(&jrec{typ: jrecSeal, epoch: epoch, prints: prints}); err != nil {
+		return nil, err
+	}
+	j.newEpoch()
+	return b, nil
+}
+
+// PendingFiles returns the file delta of the changes made since the
+// last checkpoint (as CheckpointFiles would, for epoch) without sealing
+// the journal: a rank that moves to another host takes them with it,
+// and if it stays, its next checkpoint's delta still holds them.
+func (s *System) PendingFiles(epoch uint64) ([]byte, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if !s.j.on {
+		return nil, ErrNoJournal
+	}
+	b, _, err := s.j.delta(epoch)
+	return b, err
+}
+
+// delta encodes the changes since the last seal as the delta of epoch,
+// with the fingerprints of the files written for the seal.
+func (j *journal) delta(epoch uint64) ([]byte, []fingerprint, error) {
+	files, prints, err := j.collect()
+	if err != nil {
+		return nil, nil, err
 	}
 	b := []byte(deltaMagic)
 	b = binary.AppendUvarint(b, deltaVersion)
@@ -100,12 +130,7 @@ func (s *System) CheckpointFiles(epoch uint64) ([]byte, error) {
 			b = appendString(b, string(x.data))
 		}
 	}
-	j.undo = true
-	if err := j.append(&jrec{typ: jrecSeal, epoch: epoch, prints: prints}); err != nil {
-		return nil, err
-	}
-	j.newEpoch()
-	return b, nil
+	return b, prints, nil
 }
 
 // collect reads the current contents of every tracked file's written

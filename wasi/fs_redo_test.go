@@ -1,8 +1,12 @@
 package wasi
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -45,4 +49,61 @@ func TestRedoFiles(t *testing.T) {
 	if err := RedoFiles(nil, last); err == nil {
 		t.Fatal("a delta redone without its mount")
 	}
+}
+
+// PendingFiles returns what CheckpointFiles would, without sealing the
+// journal: at each checkpoint of a churning guest, the changes since the
+// one before are those the checkpoint's delta then holds, and asking for
+// them adds no epoch to the journal (a rank that moves takes them with
+// it; if it stays, its next checkpoint holds them).
+func TestPendingFiles(t *testing.T) {
+	dir, journal := t.TempDir(), filepath.Join(t.TempDir(), "journal")
+	churnSetup(t, dir)
+	var stderr bytes.Buffer
+	w := &pendingWriter{t: t, journal: journal}
+	s, err := New(Config{Args: []string{"guest", "churn", "/data", "7", "0", "5", "25"}, Stdout: w, Stderr: &stderr,
+		Mounts: []Mount{{HostPath: dir, GuestPath: "/data"}}, Journal: journal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w.s = s
+	if _, err := s.CheckpointFiles(0); err != nil {
+		t.Fatal(err)
+	}
+	res := runSystem(t, s, &bytes.Buffer{}, &stderr)
+	if res.err != nil || res.exit != 0 || w.checked != 5 {
+		t.Fatalf("churn: exit %d %v, %d checkpoints checked, want 5\n%s", res.exit, res.err, w.checked, stderr.String())
+	}
+}
+
+// pendingWriter is a guest's stdout that, at each "CKPT e" line, compares
+// PendingFiles with the delta CheckpointFiles then seals.
+type pendingWriter struct {
+	t       *testing.T
+	s       *System
+	journal string
+	checked int
+}
+
+func (w *pendingWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(string(p), "\n") {
+		e, ok := strings.CutPrefix(line, "CKPT ")
+		if !ok {
+			continue
+		}
+		epoch, _ := strconv.ParseUint(e, 10, 64)
+		before, _, _ := JournalEpochs(w.journal)
+		pending, err := w.s.PendingFiles(epoch)
+		after, _, _ := JournalEpochs(w.journal)
+		if err != nil || !slices.Equal(before, after) {
+			w.t.Errorf("epoch %d: PendingFiles: %v; journal epochs %v, then %v", epoch, err, before, after)
+		}
+		delta, err := w.s.CheckpointFiles(epoch)
+		if err != nil || len(delta) < 20 || !bytes.Equal(pending, delta) {
+			w.t.Errorf("epoch %d: %d bytes pending, the checkpoint's delta %d (%v)", epoch, len(pending), len(delta), err)
+		}
+		w.checked++
+	}
+	return len(p), nil
 }

@@ -62,8 +62,10 @@
 // pre-copy round and writes each round into its memory as it comes
 // (Share.MigrationIn); the source keeps the rank stopped at a capture
 // point while its last state, the chunks written since the last round,
-// goes straight to that worker (Share.Mover's Final, Share.FinalIn), and
-// the target runs it beside its ranks.
+// goes straight to that worker (Share.Mover's Final, Share.FinalIn), with
+// its file history (the deltas from the start to its stop, which the
+// target redoes on its mounts: migrate_files.go), and the target runs it
+// beside its ranks.
 //
 // Config.Metrics (host/metrics) and Config.Status are told of the job as
 // it runs (job_observe.go): each round as it begins, as each rank's part

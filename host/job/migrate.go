@@ -41,9 +41,9 @@ import (
 //     through the same restore as a resume (restoreState) and runs it
 //     beside the ranks already here.
 //
-// Files: a job with a read-write mount cannot move its ranks (Mover's
-// Refused, said in one line naming the mount): the files a rank wrote
-// there stay on its host. Read-only inputs are checked by hash instead.
+// Files: the files a rank wrote under the job's read-write mounts go
+// with its last state, and the target makes them before the rank runs
+// there (migrate_files.go). Read-only inputs are checked by hash instead.
 
 // Mover is what a share needs to move ranks between the job's hosts
 // (Share.Mover); nil: migrations are refused.
@@ -70,9 +70,6 @@ type Mover struct {
 	// Dial, if set, opens the connection to host to ahead of a rank's
 	// last state, at its halt (the handshake then overlaps its capture).
 	Dial func(to ckpt.HostID)
-	// Refused, if set, says why the job's ranks cannot move (a read-write
-	// mount): Migrate and Drain are refused with it.
-	Refused string
 }
 
 // MigrateResult is how a migration went, for the command's summary.
@@ -132,6 +129,10 @@ type shareMigs struct {
 	// target: the drops of adopted ranks' migration keys under way
 	// (clearMigration).
 	cleared map[int]chan struct{}
+	// target: the epoch at which each rank came here, until a recovery:
+	// its journal here starts with the files as they were when it
+	// stopped at its source, not as of that epoch (recover).
+	came map[int]uint64
 }
 
 type arrival struct {
@@ -177,6 +178,7 @@ func (m *shareMigs) init() {
 		m.arrived = map[int64]*arrival{}
 		m.staged = map[int]*stagedRank{}
 		m.cleared = map[int]chan struct{}{}
+		m.came = map[int]uint64{}
 	}
 }
 
@@ -238,9 +240,6 @@ func (r *shareRun) migrate(ctx context.Context, rank int, to ckpt.HostID) (Migra
 	case r.s.Mover == nil:
 		r.mu.Unlock()
 		return MigrateResult{}, errors.New("job: this host cannot move ranks")
-	case r.s.Mover.Refused != "":
-		r.mu.Unlock()
-		return MigrateResult{}, fmt.Errorf("%w: %s", ckpt.ErrMigrate, r.s.Mover.Refused)
 	case r.stopped:
 		r.mu.Unlock()
 		return MigrateResult{}, errors.New("job: the job is not running")
@@ -273,9 +272,6 @@ func (r *shareRun) drain(ctx context.Context, h ckpt.HostID) error {
 	case r.s.Mover == nil:
 		r.mu.Unlock()
 		return errors.New("job: this host cannot move ranks")
-	case r.s.Mover.Refused != "":
-		r.mu.Unlock()
-		return fmt.Errorf("%w: %s", ckpt.ErrMigrate, r.s.Mover.Refused)
 	}
 	r.migs.init()
 	c := make(chan error, 1)

@@ -28,7 +28,7 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 		final = st.final
 		delete(r.migs.staged, rank)
 	}
-	m, rc, cs, err := r.received(rank, final)
+	m, rc, cs, files, err := r.received(rank, final)
 	if err == nil {
 		err = j.ep.Restore([]transport.RankState{*cs})
 	}
@@ -43,14 +43,18 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 	}
 	j.ended[rank], j.codes[rank] = rc.Ended, rc.Exit
 	r.asked[rank], r.taken[rank], r.persist[rank] = max(r.asked[rank], epoch), epoch, 0
-	r.filesRestart(rank, epoch)
+	r.filesMoved(rank, epoch, files)
 	if rc.Ended {
-		// Its program has ended: its exit was told from its source.
+		// Its program has ended: its exit was told from its source; its
+		// files are made here, for a later checkpoint's history.
 		j.store.DeleteAfter(MigrationKey(rank), 0)
+		if err := r.redoFiles(rank, files); err != nil {
+			r.fail(fmt.Errorf("job: rank %d moved here: %w", rank, err))
+		}
 		return
 	}
-	// Its files' journal starts at the epoch (no read-write mounts: no
-	// file moves with it).
+	// Its files are made from its history before it runs, and its
+	// journal starts anew at the epoch (migrate_files.go).
 	os.Remove(r.journal(rank))
 	os.RemoveAll(r.journal(rank) + ".trash")
 	ctx, stop := context.WithCancel(r.migs.ctx)
@@ -79,6 +83,9 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 			w.RequestCheckpoint()
 		}
 		r.mu.Unlock()
+		if err := r.redoFiles(rank, files); err != nil {
+			return err
+		}
 		if _, err := w.CheckpointFiles(epoch); err != nil {
 			return err
 		}
@@ -127,9 +134,10 @@ func (r *shareRun) waitCleared(rank int) {
 	}
 }
 
-// received reads and checks the state of rank that came here: final, if
-// it came straight, else the newest of its migration key.
-func (r *shareRun) received(rank int, final *FinalState) (*ckpt.Manifest, *rankCheckpoint, *transport.RankState, error) {
+// received reads and checks the state of rank that came here, with its
+// file history: final, if it came straight, else the newest of its
+// migration key.
+func (r *shareRun) received(rank int, final *FinalState) (*ckpt.Manifest, *rankCheckpoint, *transport.RankState, []byte, error) {
 	j := r.j
 	if final != nil {
 		rc, cs, err := decodeRankCheckpoint(final.Host, rank)
@@ -137,7 +145,7 @@ func (r *shareRun) received(rank int, final *FinalState) (*ckpt.Manifest, *rankC
 			err = fmt.Errorf("its state holds the channels of rank %d", cs.Rank)
 		}
 		m := &ckpt.Manifest{Meta: ckpt.Meta{Globals: final.Globals, Host: final.Host}, MemSize: final.MemSize, ChunkSize: final.ChunkSize}
-		return m, rc, cs, err
+		return m, rc, cs, final.Files, err
 	}
 	// The newest epoch of its key is its last state (the rounds before
 	// are its pre-copies). Its chunks were checked as they came
@@ -154,14 +162,18 @@ func (r *shareRun) received(rank int, final *FinalState) (*ckpt.Manifest, *rankC
 	if err == nil && m.Binding != j.bind {
 		err = fmt.Errorf("%w: its state was made by another build of the module", ckpt.ErrForeignModule)
 	}
+	var files []byte
+	if err == nil {
+		files, err = j.store.ReadFiles(m)
+	}
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	rc, cs, err := decodeRankCheckpoint(m.Host, rank)
 	if err == nil && cs.Rank != uint32(rank) {
 		err = fmt.Errorf("its state holds the channels of rank %d", cs.Rank)
 	}
-	return m, rc, cs, err
+	return m, rc, cs, files, err
 }
 
 // runAdopted runs an adopted rank until it ends, moves on, or a rollback

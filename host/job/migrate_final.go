@@ -32,6 +32,9 @@ type FinalState struct {
 	Globals   []uint64
 	Host      []byte // the rankCheckpoint, JSON
 	Chunks    []FinalChunk
+	// Files is the rank's file history (migrate_files.go): the file
+	// deltas from the start to its stop, laid end to end.
+	Files []byte
 }
 
 // FinalChunk is a chunk of memory written since the base round.
@@ -40,10 +43,10 @@ type FinalChunk struct {
 	Data  []byte // ChunkSize bytes, fewer for the last chunk of memory
 }
 
-const finalMagic = "LHF1"
+const finalMagic = "LHF2" // LHF1 had no Files
 
-// maxFinal bounds the memory a FinalState carries; beyond it the state
-// goes through the stores.
+// maxFinal bounds the memory and files a FinalState carries; beyond it
+// the state goes through the stores.
 const maxFinal = 256 << 20
 
 // AppendFinal appends fs's encoding to b.
@@ -69,7 +72,8 @@ func AppendFinal(b []byte, fs *FinalState) []byte {
 		b = binary.AppendUvarint(b, uint64(len(z)))
 		b = append(b, z...)
 	}
-	return b
+	b = binary.AppendUvarint(b, uint64(len(fs.Files)))
+	return append(b, fs.Files...)
 }
 
 var errFinal = errors.New("job: a migrating rank's last state is damaged")
@@ -136,6 +140,9 @@ func DecodeFinal(b []byte) (*FinalState, error) {
 		}
 		fs.Chunks = append(fs.Chunks, FinalChunk{Index: uint32(i), Data: data})
 	}
+	if nf := uv(); !bad && nf > 0 {
+		fs.Files = bytes(nf)
+	}
 	if bad || len(b) != 0 {
 		return nil, fmt.Errorf("%w: truncated or with bytes after its end", errFinal)
 	}
@@ -144,15 +151,15 @@ func DecodeFinal(b []byte) (*FinalState, error) {
 
 // finalChunks returns the chunks of the final capture c (its guest
 // stopped) that were written (by chunk of cs bytes); false if they are
-// too many.
-func finalChunks(c *host.Capture, written []bool, cs int) ([]FinalChunk, bool) {
+// more than limit bytes.
+func finalChunks(c *host.Capture, written []bool, cs, limit int) ([]FinalChunk, bool) {
 	n := 0
 	for _, w := range written {
 		if w {
 			n++
 		}
 	}
-	if n*cs > maxFinal {
+	if n*cs > limit {
 		return nil, false
 	}
 	fr := c.Dirty.Frozen // nil: c.Memory is the stopped guest's memory
@@ -176,7 +183,7 @@ func finalChunks(c *host.Capture, written []bool, cs int) ([]FinalChunk, bool) {
 
 // finalState makes the last state of rank, stopped at c, to send to its
 // target straight; nil if its writes since round base are not known.
-func (r *shareRun) finalState(rank int, mg *outMig, rc *rankCheckpoint, c *host.Capture, base uint64) (*FinalState, error) {
+func (r *shareRun) finalState(rank int, mg *outMig, rc *rankCheckpoint, c *host.Capture, files []byte, base uint64) (*FinalState, error) {
 	if base == 0 || c == nil || c.Dirty == nil || r.s.Mover.Final == nil {
 		return nil, nil
 	}
@@ -186,7 +193,7 @@ func (r *shareRun) finalState(rank int, mg *outMig, rc *rankCheckpoint, c *host.
 	if !ok {
 		return nil, nil
 	}
-	chunks, ok := finalChunks(c, written, migChunk)
+	chunks, ok := finalChunks(c, written, migChunk, maxFinal-len(files))
 	if !ok {
 		return nil, nil
 	}
@@ -198,7 +205,7 @@ func (r *shareRun) finalState(rank int, mg *outMig, rc *rankCheckpoint, c *host.
 		return nil, err
 	}
 	return &FinalState{Rank: rank, Base: base, MemSize: uint64(len(c.Memory)), ChunkSize: migChunk,
-		Globals: c.Globals, Host: hs, Chunks: chunks}, nil
+		Globals: c.Globals, Host: hs, Chunks: chunks, Files: files}, nil
 }
 
 // dirtyChain is what the write tracking said of each capture of a

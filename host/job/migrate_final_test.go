@@ -11,7 +11,8 @@ import (
 
 func TestFinalRoundTrip(t *testing.T) {
 	fs := &FinalState{Rank: 3, Base: 7, MemSize: 3 << 16, ChunkSize: 1 << 16, Globals: []uint64{1, 1 << 63},
-		Host: []byte(`{"version":1}`), Chunks: []FinalChunk{{Index: 1, Data: bytes.Repeat([]byte{9}, 1<<16)}}}
+		Host: []byte(`{"version":1}`), Chunks: []FinalChunk{{Index: 1, Data: bytes.Repeat([]byte{9}, 1<<16)}},
+		Files: []byte("LHFDLT\x00 deltas")}
 	got, err := DecodeFinal(AppendFinal(nil, fs))
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +30,7 @@ func TestFinalRoundTrip(t *testing.T) {
 
 func FuzzDecodeFinal(f *testing.F) {
 	f.Add(AppendFinal(nil, &FinalState{Rank: 1, Base: 2, MemSize: 1 << 16, ChunkSize: 1 << 16, Host: []byte("{}"),
-		Chunks: []FinalChunk{{Index: 0, Data: make([]byte, 1<<16)}}}))
+		Chunks: []FinalChunk{{Index: 0, Data: make([]byte, 1<<16)}}, Files: []byte("files")}))
 	f.Add([]byte(finalMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fs, err := DecodeFinal(b)

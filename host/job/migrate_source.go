@@ -69,8 +69,12 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 		rc := &rankCheckpoint{Worker: c.Host, Changes: changes, Held: held, Stopped: mg.stopped.UnixNano()}
 		// Straight to the worker made ahead at the target if the writes
 		// since the round it holds are known (migrate_final.go), else
-		// through the stores.
-		fs, err := r.finalState(rank, mg, rc, c, base)
+		// through the stores. Its files go with it (migrate_files.go).
+		files, err := r.movingFiles(rank, w)
+		var fs *FinalState
+		if err == nil {
+			fs, err = r.finalState(rank, mg, rc, c, files, base)
+		}
 		// The target may die or go silent: the rank goes on here once the
 		// core says so (GoOn), whether or not the send has returned.
 		done := make(chan struct{})
@@ -87,7 +91,7 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 				// capture's copy-on-write snapshot was copied only where
 				// it changed, so it cannot go through the stores now.
 			default:
-				n, err = r.sendState(rank, mg, rc, c, epoch, base)
+				n, err = r.sendState(rank, mg, rc, c, files, epoch, base)
 			}
 			r.stateSent(rank, mg, n, err)
 			close(done)
@@ -179,7 +183,11 @@ func (r *shareRun) sendEnded(rank int, mg *outMig) {
 	code := r.j.codes[rank]
 	epoch, base := uint64(mg.round+1), mg.held
 	r.mu.Unlock()
-	sent, err := r.sendState(rank, mg, &rankCheckpoint{Ended: true, Exit: code}, nil, epoch, base)
+	files, err := r.movingFiles(rank, nil)
+	var sent int64
+	if err == nil {
+		sent, err = r.sendState(rank, mg, &rankCheckpoint{Ended: true, Exit: code}, nil, files, epoch, base)
+	}
 	r.stateSent(rank, mg, sent, err)
 }
 
@@ -209,10 +217,10 @@ func (r *shareRun) channelState(rank int, rc *rankCheckpoint) error {
 }
 
 // sendState writes the stopped rank's whole state — rc with its channel
-// state, and its capture c (nil for a rank that has ended) — under its
-// migration key here at epoch and sends it to the target, which holds
-// the key's epoch base; it returns the bytes sent.
-func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.Capture, epoch, base uint64) (int64, error) {
+// state, its capture c (nil for a rank that has ended) and its file
+// history — under its migration key here at epoch and sends it to the
+// target, which holds the key's epoch base; it returns the bytes sent.
+func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.Capture, files []byte, epoch, base uint64) (int64, error) {
 	j := r.j
 	if err := r.channelState(rank, rc); err != nil {
 		return 0, err
@@ -227,7 +235,7 @@ func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.C
 	if c != nil {
 		globals, async = c.Globals, c.Asyncify
 	}
-	p, err := j.writeKey(k, epoch, rc, nil, c, nil, globals, async)
+	p, err := j.writeKey(k, epoch, rc, nil, c, files, globals, async)
 	if err == nil {
 		<-p.Done()
 		err = p.Err()

@@ -102,53 +102,71 @@ func (r *shareRun) moveFiles(rank int, epoch uint64) error {
 		// Nothing to make; the journal starts anew at epoch.
 		return r.restartJournal(rank)
 	}
-	infos, err := j.store.Epochs(j.key(rank))
+	chain, err := r.chainFiles(rank, epoch)
 	if err != nil {
 		return err
+	}
+	if err := r.redoFiles(rank, chain); err != nil {
+		return err
+	}
+	return r.restartJournal(rank)
+}
+
+// redoFiles redoes rank's file history (deltas laid end to end) on the
+// mounts here.
+func (r *shareRun) redoFiles(rank int, history []byte) error {
+	if len(history) == 0 {
+		return nil
+	}
+	if err := wasi.RedoFiles(mountsFromJSON(r.j.rec.Mounts), history); err != nil {
+		return fmt.Errorf("rank %d: its files cannot be made here: %w", rank, err)
+	}
+	return nil
+}
+
+// chainFiles returns the file deltas of rank's checkpoints in the store
+// from the start to epoch, laid end to end in order: what redoes its
+// files as of epoch on the mounts as the job found them.
+func (r *shareRun) chainFiles(rank int, epoch uint64) ([]byte, error) {
+	j := r.j
+	infos, err := j.store.Epochs(j.key(rank))
+	if err != nil {
+		return nil, err
 	}
 	held := map[uint64]bool{}
 	for _, in := range infos {
 		held[in.Epoch] = true
 	}
 	// The chain of deltas back from epoch to the start.
-	type link struct {
-		epoch uint64
-		files []byte
-	}
-	var chain []link
+	var chain [][]byte
 	for e := epoch; e > 0; {
 		if !held[e] {
-			return fmt.Errorf("%w: rank %d moves to this host, which does not hold its checkpoint %d: the files it wrote up to epoch %d cannot be made here (the hosts that held it died)",
+			return nil, fmt.Errorf("%w: rank %d moves to this host, which does not hold its checkpoint %d: the files it wrote up to epoch %d cannot be made here (the hosts that held it died)",
 				ErrDamagedState, rank, e, epoch)
 		}
 		m, err := j.store.Manifest(j.key(rank), e)
 		if err != nil {
-			return fmt.Errorf("rank %d: checkpoint %d: %w", rank, e, err)
+			return nil, fmt.Errorf("rank %d: checkpoint %d: %w", rank, e, err)
 		}
 		rc, _, err := decodeRankCheckpoint(m.Host, rank)
 		if err != nil {
-			return fmt.Errorf("rank %d: checkpoint %d: %w", rank, e, err)
+			return nil, fmt.Errorf("rank %d: checkpoint %d: %w", rank, e, err)
 		}
 		files, err := j.store.ReadFiles(m)
 		if err != nil {
-			return fmt.Errorf("rank %d: checkpoint %d: %w", rank, e, err)
+			return nil, fmt.Errorf("rank %d: checkpoint %d: %w", rank, e, err)
 		}
 		if rc.FilesBase >= e {
-			return fmt.Errorf("%w: rank %d: checkpoint %d goes on from the files of epoch %d", ErrDamagedState, rank, e, rc.FilesBase)
+			return nil, fmt.Errorf("%w: rank %d: checkpoint %d goes on from the files of epoch %d", ErrDamagedState, rank, e, rc.FilesBase)
 		}
-		chain = append(chain, link{e, files})
+		chain = append(chain, files)
 		e = rc.FilesBase
 	}
-	mounts := mountsFromJSON(j.rec.Mounts)
+	var out []byte
 	for i := len(chain) - 1; i >= 0; i-- {
-		if len(chain[i].files) == 0 {
-			continue
-		}
-		if err := wasi.RedoFiles(mounts, chain[i].files); err != nil {
-			return fmt.Errorf("rank %d: its files of checkpoint %d: %w", rank, chain[i].epoch, err)
-		}
+		out = append(out, chain[i]...)
 	}
-	return r.restartJournal(rank)
+	return out, nil
 }
 
 // restartJournal has rank's file journal start anew at the epoch its

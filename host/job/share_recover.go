@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/librahost/librahost/ckpt"
@@ -184,6 +185,7 @@ func (r *shareRun) recover() error {
 	}
 	j.ep, j.cfg.Endpoint, j.ranks = ep, ep, ranks
 	j.comm = nil
+	remade := r.remade(rec, ranks)
 	if rec.epoch == 0 { // nothing committed: the ranks start over
 		j.fresh, j.from = true, 0
 		clear(j.mans)
@@ -205,7 +207,7 @@ func (r *shareRun) recover() error {
 			j.journals[rank] = readJournalState(r.journal(rank), len(j.rec.Mounts))
 		}
 		if len(j.rec.Mounts) > 0 {
-			for _, rank := range rec.moved {
+			for _, rank := range remade {
 				if j.states[rank] == nil {
 					continue
 				}
@@ -214,7 +216,7 @@ func (r *shareRun) recover() error {
 				}
 			}
 			if j.writable() {
-				r.replicateChains(rec.epoch, ranks, rec.moved)
+				r.replicateChains(rec.epoch, ranks, remade)
 			}
 		}
 		if err := ep.Restore(j.comm); err != nil {
@@ -248,6 +250,25 @@ func (r *shareRun) recover() error {
 	}
 	r.pump()
 	return nil
+}
+
+// remade returns the ranks placed here whose files the recovery makes
+// from their checkpoints: those that ran on another host, and those that
+// came here by a migration at or after the epoch, whose journal here
+// begins with their files as they stopped at their source, not as of
+// the epoch. It forgets where each rank came from.
+func (r *shareRun) remade(rec *recovery, ranks []int) []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.migs.init()
+	out := slices.Clone(rec.moved)
+	for _, rank := range ranks {
+		if e, ok := r.migs.came[rank]; ok && e >= rec.epoch && !slices.Contains(out, rank) {
+			out = append(out, rank)
+		}
+	}
+	clear(r.migs.came)
+	return out
 }
 
 // restored tells the participant that rank is back at the epoch of the

@@ -97,13 +97,9 @@ const (
 	drainedHint = "librahost undrain"
 )
 
-// mover is what a job's share needs to move its ranks. A job with a
-// read-write mount cannot move them (Refused names the mount): the files
-// a rank wrote there stay on its host.
+// mover is what a job's share needs to move its ranks (the files a rank
+// wrote under a read-write mount go with its last state).
 func (d *Daemon) mover(hosts []string, ms []mountMsg) *driver.Mover {
-	if i := slices.IndexFunc(ms, func(m mountMsg) bool { return !m.ReadOnly }); i >= 0 {
-		return &driver.Mover{Hosts: hosts, Refused: fmt.Sprintf("its --dir %s is read-write, and the files a rank writes there do not follow it to another host: submit it with only read-only mounts (:ro) to move its ranks", ms[i])}
-	}
 	return &driver.Mover{Hosts: hosts, Inputs: func() ([]string, error) { return inputHashes(ms) }}
 }
 
@@ -174,9 +170,6 @@ func (d *Daemon) migrateJob(str io.Writer, peer string, body []byte) {
 		return
 	case share.Mover == nil:
 		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("job %s cannot move its ranks from this host", m.Job)})
-		return
-	case share.Mover.Refused != "" && m.Op != opUndrain:
-		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("job %s cannot move its ranks: %s", m.Job, share.Mover.Refused)})
 		return
 	case h < 0:
 		writeJSON(str, msgMigrated, migratedMsg{Error: fmt.Sprintf("host %s has no part in job %s (its hosts: %s)", m.Host, m.Job, strings.Join(hosts, ", "))})
@@ -372,7 +365,7 @@ func (d *Daemon) acceptMigration(j *job, store *ckpt.Store, str *quic.Stream, pe
 		writeJSON(str, msgTaken, takenMsg{Error: fmt.Sprintf("%s refused rank %d: %s", d.cfg.Name, h.Rank, why)})
 		return 0, 0, false
 	}
-	if share == nil || share.Mover == nil || share.Mover.Refused != "" {
+	if share == nil || share.Mover == nil {
 		return refuse("the job cannot move ranks here")
 	}
 	switch {

@@ -1,8 +1,10 @@
 // Command jobfiles is a job whose workers write files while they pass a
 // token round a ring: each rank appends a line per lap to /data/rank<r>.txt
-// and rewrites /data/lap<r>.txt with its lap count. At the end rank 0
-// prints every file's length and hash, so a resumed job whose files were
-// not rolled back with it prints something else.
+// and rewrites /data/lap<r>.txt with its lap count. At the end each rank
+// sends its files' lengths and hashes to rank 0, which prints them all, so
+// a resumed or moved job whose files were not rolled back or moved with it
+// prints something else. With -hold DIR -holds N, rank 0 waits at lap
+// k*laps/(N+1) until DIR/k exists (k = 1..N): a test holds it there.
 package main
 
 import (
@@ -11,12 +13,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	libra "github.com/librahost/librahost/guest-sdk"
 )
 
 func main() {
 	laps := flag.Int("laps", 2000, "laps of the token")
+	hold := flag.String("hold", "", "rank 0 waits at the holds until `dir`/k exists")
+	holds := flag.Int("holds", 0, "the holds, evenly spread over the laps")
 	flag.Parse()
 	rank, size := libra.Rank(), libra.Size()
 	next, prev := (rank+1)%size, (rank+size-1)%size
@@ -25,6 +30,11 @@ func main() {
 	buf := make([]byte, 8)
 	var token uint64
 	for lap := 0; lap < *laps; lap++ {
+		for k := 1; rank == 0 && k <= *holds; k++ {
+			if lap == k**laps/(*holds+1) {
+				waitFor(fmt.Sprintf("%s/%d", *hold, k))
+			}
+		}
 		if rank == 0 {
 			binary.LittleEndian.PutUint64(buf, token)
 			check(libra.Send(next, 1, buf))
@@ -41,15 +51,30 @@ func main() {
 		}
 	}
 	check(log.Close())
-	check(libra.Barrier())
-	if rank == 0 {
-		for r := range size {
-			for _, name := range []string{"rank%d.txt", "lap%d.txt"} {
-				b, err := os.ReadFile(fmt.Sprintf("/data/"+name, r))
-				check(err)
-				fmt.Printf("%s: %d bytes, %x\n", fmt.Sprintf(name, r), len(b), sha256.Sum256(b))
-			}
+	var mine string
+	for _, name := range []string{"rank%d.txt", "lap%d.txt"} {
+		b, err := os.ReadFile(fmt.Sprintf("/data/"+name, rank))
+		check(err)
+		mine += fmt.Sprintf("%s: %d bytes, %x\n", fmt.Sprintf(name, rank), len(b), sha256.Sum256(b))
+	}
+	if rank != 0 {
+		check(libra.Send(0, 2, []byte(mine)))
+		return
+	}
+	fmt.Print(mine)
+	for r := 1; r < size; r++ {
+		m, err := libra.Recv(r, 2)
+		check(err)
+		fmt.Print(string(m.Data))
+	}
+}
+
+func waitFor(path string) {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
