@@ -15,8 +15,10 @@
 // the guest wrote since its last capture, from host/dirty) it hashes only
 // the chunks those pages touch and takes the other hashes from that
 // capture. With Meta.Dirty.Frozen (a copy-on-write snapshot that
-// host/dirty copies while the guest runs on) Capture only says which chunks
-// it needs and returns; it hashes and copies each once it is copied. The
+// host/dirty keeps while the guest runs on) Capture only says which chunks
+// it needs and returns; it reads them in the order the snapshot gives (the
+// blocks the guest waits for first), and hashes and compresses each as it
+// reads it, so that the snapshot gives each block back at once. The
 // key's next capture may be taken while that goes on: it needs what its
 // hint says was written, and takes the other hashes from the capture
 // before once they are known; a capture that fails to be written makes

@@ -70,11 +70,15 @@ type Dirty struct {
 
 // Frozen is a copy-on-write snapshot of a guest's memory as its reader
 // sees it: Need says which chunks of chunkSize bytes will be read (once,
-// before any Wait), Wait blocks until chunk i holds the bytes of the
-// capture instant, and Done says the reader is done with it.
+// before any Next or Read); Next hands out the next range [lo, hi) of
+// chunks to read (lo == hi once all were), the ones the guest waits for
+// first, to any number of goroutines; Read copies chunk i as it was at
+// the capture instant into dst (grown if short) and returns it, once per
+// needed chunk; and Done says the reader is done with it.
 type Frozen interface {
 	Need(chunkSize int, need []bool)
-	Wait(i, chunkSize int)
+	Next(chunkSize int) (lo, hi int)
+	Read(dst []byte, i, chunkSize int) []byte
 	Done()
 }
 

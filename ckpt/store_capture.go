@@ -198,14 +198,12 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	if meta.Dirty != nil {
 		link.mark = meta.Dirty.Mark
 	}
-	var wait func(int)
 	if fz != nil {
 		need := make([]bool, chunkCount(uint64(len(mem)), cs))
 		for i := range need {
 			need[i] = kn == nil || i >= len(kn.written) || kn.written[i]
 		}
 		fz.Need(cs, need)
-		wait = func(i int) { fz.Wait(i, cs) }
 	}
 	var st Stats
 	var fileJobs []chunkJob
@@ -244,6 +242,7 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		m.Chunks = sc.hashes
 		p.jobs = s.dedupe(append(sc.jobs, fileJobs...))
 		p.ready = make(chan int, len(p.jobs))
+		p.slabs = append(p.slabs, sc.slabs...)
 		skipped := p.total
 		for _, j := range p.jobs {
 			skipped -= int64(j.rawLen())
@@ -277,12 +276,12 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 			// for a commit of the key under way. The chunks written
 			// since the last capture are scanned first, then the
 			// others' hashes from that capture once known. The changed
-			// chunks are compressed where they are in the snapshot,
-			// which is done with once they are.
+			// chunks are compressed as they are read, so the snapshot
+			// is done with once scanned.
 			prepare()
-			sc := s.scan(mem, baseMem, bad, kn, wait)
+			sc := s.scan(mem, baseMem, bad, kn, fz)
+			fz.Done()
 			kn.fill(&sc, baseMem)
-			p.compressedFn = fz.Done
 			scanned(sc)
 			st.PauseDur = p.early.PauseDur
 			p.stats = st

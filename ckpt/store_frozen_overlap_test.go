@@ -62,7 +62,8 @@ func TestCaptureFrozenOverlap(t *testing.T) {
 	mem2 := slices.Clone(mem1)
 	mem2[3*cs]++
 	mem2[20*cs+9]++
-	snap2, f2 := garbageFor(mem2), newFrozenMem(n)
+	snap2 := garbageFor(mem2)
+	f2 := newFrozenMem(snap2, n)
 	meta := testMeta(k, 2)
 	meta.Dirty = &Dirty{Since: 1, Mark: 2, Ranges: [][2]uint64{{uint64(3 * cs), uint64(3*cs + 1)}, {uint64(20*cs + 9), uint64(20*cs + 10)}}, Frozen: f2}
 	p2, err := s.Capture(meta, snap2)
@@ -72,7 +73,8 @@ func TestCaptureFrozenOverlap(t *testing.T) {
 
 	mem3 := slices.Clone(mem2)
 	mem3[5*cs+7]++
-	snap3, f3 := garbageFor(mem3), newFrozenMem(n)
+	snap3 := garbageFor(mem3)
+	f3 := newFrozenMem(snap3, n)
 	meta = testMeta(k, 3)
 	meta.Dirty = &Dirty{Since: 2, Mark: 3, Ranges: [][2]uint64{{uint64(5*cs + 7), uint64(5*cs + 8)}}, Frozen: f3}
 	type res struct {
@@ -160,7 +162,8 @@ func TestCaptureFrozenAfterFailure(t *testing.T) {
 	}
 
 	// Nothing written since epoch 2.
-	snap, f := garbageFor(mem), newFrozenMem(n)
+	snap := garbageFor(mem)
+	f := newFrozenMem(snap, n)
 	meta = testMeta(k, 3)
 	meta.Dirty = &Dirty{Since: 2, Mark: 3, Frozen: f}
 	p, err = s.Capture(meta, snap)

@@ -8,20 +8,22 @@ import (
 	"testing"
 )
 
-// frozenMem stands in for a copy-on-write snapshot: its chunks hold
-// garbage until the test copies them, one at a time, after Capture has
-// returned.
+// frozenMem stands in for a copy-on-write snapshot of mem: its chunks
+// hold garbage until the test copies them, one at a time, after Capture
+// has returned.
 type frozenMem struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
+	mem    []byte
 	need   []bool
 	copied []bool
 	done   bool
 	waits  []int
+	next   int // the next chunk Next hands out
 }
 
-func newFrozenMem(n int) *frozenMem {
-	f := &frozenMem{copied: make([]bool, n)}
+func newFrozenMem(mem []byte, n int) *frozenMem {
+	f := &frozenMem{mem: mem, copied: make([]bool, n)}
 	f.cond = sync.NewCond(&f.mu)
 	return f
 }
@@ -32,13 +34,23 @@ func (f *frozenMem) Need(_ int, need []bool) {
 	f.mu.Unlock()
 }
 
-func (f *frozenMem) Wait(i, _ int) {
+// Next hands out the chunks in order, four at a time.
+func (f *frozenMem) Next(int) (lo, hi int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lo = f.next
+	f.next = min(lo+4, len(f.copied))
+	return lo, f.next
+}
+
+func (f *frozenMem) Read(dst []byte, i, cs int) []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.waits = append(f.waits, i)
 	for !f.copied[i] {
 		f.cond.Wait()
 	}
+	return append(dst[:0], f.mem[i*cs:min((i+1)*cs, len(f.mem))]...)
 }
 
 func (f *frozenMem) Done() {
@@ -66,7 +78,7 @@ func TestCaptureFrozen(t *testing.T) {
 	want := genMemory(n*int(cs), 11)
 	// Full: every chunk is needed.
 	snap := make([]byte, len(want))
-	f := newFrozenMem(n)
+	f := newFrozenMem(snap, n)
 	meta := testMeta(k, 1)
 	meta.Dirty = &Dirty{Mark: 1, Frozen: f}
 	p, err := s.Capture(meta, snap)
@@ -89,8 +101,8 @@ func TestCaptureFrozen(t *testing.T) {
 	if !f.done {
 		t.Fatal("Done not called")
 	}
-	// The changed chunks were compressed where they were in the
-	// snapshot, not copied out of it first.
+	// The changed chunks were compressed as they were read, not copied
+	// into a buffer each first.
 	if st := p.Stats(); st.BytesCopied != 0 || st.Changed == 0 {
 		t.Fatalf("a copy-on-write capture copied %d bytes of %d changed chunks", st.BytesCopied, st.Changed)
 	}
@@ -109,7 +121,7 @@ func TestCaptureFrozen(t *testing.T) {
 	for _, i := range []int{3, 20} {
 		clear(snap[i*int(cs) : (i+1)*int(cs)]) // not copied yet
 	}
-	f = newFrozenMem(n)
+	f = newFrozenMem(snap, n)
 	meta = testMeta(k, 2)
 	meta.Dirty = &Dirty{Since: 1, Mark: 2, Ranges: [][2]uint64{{3 * cs, 3*cs + 1}, {20*cs + 9, 20*cs + 10}}, Frozen: f}
 	p, err = s.Capture(meta, snap)
@@ -180,7 +192,7 @@ func TestCaptureFrozenReusesBuffers(t *testing.T) {
 		for i := range n {
 			want[i*cs] += byte(e) // every chunk changes
 		}
-		f := newFrozenMem(n)
+		f := newFrozenMem(want, n)
 		for i := range n {
 			f.copyChunk(i)
 		}

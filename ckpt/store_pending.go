@@ -124,7 +124,9 @@ func (s *Store) startCompress(p *Pending) {
 				}
 				j := &p.jobs[i]
 				j.raw = j.rawLen()
-				if j.src != nil {
+				if j.value != nil {
+					// Encoded as it was read (scanFrozen).
+				} else if j.src != nil {
 					if scratch == nil {
 						scratch = s.bufs.get()
 					}

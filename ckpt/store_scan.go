@@ -16,8 +16,11 @@ type chunkJob struct {
 
 // rawLen is the length of the job's raw chunk.
 func (j *chunkJob) rawLen() int {
-	if j.src != nil {
+	switch {
+	case j.src != nil:
 		return len(j.src)
+	case j.buf == nil: // encoded as it was read (scanFrozen)
+		return j.raw
 	}
 	return len(j.buf) - chunkHeaderLen
 }
@@ -29,6 +32,7 @@ type scanResult struct {
 	changed int
 	hashed  int
 	copied  int64
+	slabs   [][]byte // pool buffers holding the values encoded by scanFrozen
 }
 
 // known is what a scan may take as it is without hashing: the hashes of
@@ -91,9 +95,9 @@ func (k *known) hash(i int) (Hash, bool) {
 // scan hashes data in ChunkSize pieces on cfg.Workers goroutines and copies
 // the non-zero pieces whose hash differs from base (or is in bad). Pieces
 // that kn says are unchanged are not hashed. It is the part of a capture
-// that runs while the guest is paused, unless wait is set: then data is a
-// copy-on-write snapshot, and wait(i) blocks until piece i is copied.
-func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, wait func(i int)) scanResult {
+// that runs while the guest is paused, unless fz is set: then data is a
+// copy-on-write snapshot, read through fz (scanFrozen).
+func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, fz Frozen) scanResult {
 	cs := s.cfg.ChunkSize
 	n := int(chunkCount(uint64(len(data)), cs))
 	res := scanResult{hashes: make([]Hash, n)}
@@ -101,8 +105,8 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 	if w > n {
 		w = n
 	}
-	if w <= 1 {
-		s.scanRange(data, base, bad, kn, wait, 0, n, &res)
+	if w <= 1 && fz == nil {
+		s.scanRange(data, base, bad, kn, 0, n, &res)
 		return res
 	}
 	parts := make([]scanResult, w)
@@ -112,15 +116,11 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if wait == nil {
-				s.scanRange(data, base, bad, kn, nil, i*n/w, (i+1)*n/w, &parts[i])
+			if fz == nil {
+				s.scanRange(data, base, bad, kn, i*n/w, (i+1)*n/w, &parts[i])
 				return
 			}
-			// A snapshot is copied from its start: the workers take
-			// turns along it rather than halves of it.
-			for lo := i * scanStride; lo < n; lo += w * scanStride {
-				s.scanRange(data, base, bad, kn, wait, lo, min(lo+scanStride, n), &parts[i])
-			}
+			s.scanFrozen(fz, base, bad, kn, &parts[i])
 		}()
 	}
 	wg.Wait()
@@ -130,54 +130,92 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 		res.changed += p.changed
 		res.hashed += p.hashed
 		res.copied += p.copied
+		res.slabs = append(res.slabs, p.slabs...)
 	}
 	return res
 }
 
-// scanStride is how many chunks a worker scans of a copy-on-write snapshot
-// before the next worker's turn.
-const scanStride = 32
-
-func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, wait func(int), lo, hi int, res *scanResult) {
+func (s *Store) scanRange(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, lo, hi int, res *scanResult) {
 	cs := s.cfg.ChunkSize
 	for i := lo; i < hi; i++ {
 		off := i * cs
 		c := data[off:min(off+cs, len(data))]
-		if wait != nil && kn.unwritten(i) {
-			continue // not in the snapshot: see known.fill
-		}
 		h, ok := kn.hash(i)
 		if !ok {
-			if wait != nil {
-				wait(i)
-			}
 			res.hashed++
-			if bytes.Equal(c, s.zero[:len(c)]) {
-				h = Hash{}
-			} else {
-				h = hashOf(c)
-			}
+			h = s.hashChunk(c)
 		}
-		res.hashes[i] = h
-		if h == (Hash{}) {
-			res.zero++
-			continue
-		}
-		if i < len(base) && base[i] == h {
-			if _, isBad := bad[h]; !isBad {
-				continue
-			}
-		}
-		res.changed++
-		if wait != nil {
-			// The snapshot holds it until compressed: no copy.
-			res.jobs = append(res.jobs, chunkJob{hash: h, src: c})
+		if !res.store(i, h, base, bad) {
 			continue
 		}
 		buf := s.bufs.get()[:chunkHeaderLen+len(c)]
 		copy(buf[chunkHeaderLen:], c)
 		res.jobs = append(res.jobs, chunkJob{hash: h, buf: buf})
 		res.copied += int64(len(c))
+	}
+}
+
+// hashChunk returns c's hash, the zero Hash if c is all zero.
+func (s *Store) hashChunk(c []byte) Hash {
+	if bytes.Equal(c, s.zero[:len(c)]) {
+		return Hash{}
+	}
+	return hashOf(c)
+}
+
+// store records chunk i's hash h and reports whether the chunk is to be
+// stored: not zero, and differing from base (or in bad).
+func (res *scanResult) store(i int, h Hash, base []Hash, bad map[Hash]struct{}) bool {
+	res.hashes[i] = h
+	if h == (Hash{}) {
+		res.zero++
+		return false
+	}
+	if i < len(base) && base[i] == h {
+		if _, isBad := bad[h]; !isBad {
+			return false
+		}
+	}
+	res.changed++
+	return true
+}
+
+// scanFrozen scans the ranges of chunks a copy-on-write snapshot hands
+// out (Frozen.Next: the ones the guest waits for first), on one of the
+// scan's goroutines. Each needed chunk is copied out of the snapshot into
+// one buffer, hashed and, if changed, compressed at once into the pool's
+// buffers (carve): the snapshot gives each block back as soon as it is
+// read, and nothing holds more than the compressed values.
+func (s *Store) scanFrozen(fz Frozen, base []Hash, bad map[Hash]struct{}, kn *known, res *scanResult) {
+	cs := s.cfg.ChunkSize
+	raw, scratch := s.bufs.get(), s.bufs.get()
+	defer s.bufs.put(raw)
+	defer s.bufs.put(scratch)
+	var slab []byte
+	for {
+		lo, hi := fz.Next(cs)
+		if lo >= hi {
+			break
+		}
+		for i := lo; i < hi && i < len(res.hashes); i++ {
+			if kn.unwritten(i) {
+				continue // not in the snapshot: see known.fill
+			}
+			c := fz.Read(raw[:cs], i, cs)
+			res.hashed++
+			h := s.hashChunk(c)
+			if !res.store(i, h, base, bad) {
+				continue
+			}
+			value, rest, full := s.carve(slab, encodeChunkFrom(s.enc, c, scratch))
+			if slab = rest; full != nil {
+				res.slabs = append(res.slabs, full)
+			}
+			res.jobs = append(res.jobs, chunkJob{hash: h, value: value, raw: len(c)})
+		}
+	}
+	if slab != nil {
+		res.slabs = append(res.slabs, slab)
 	}
 }
 

@@ -89,8 +89,9 @@ type Config struct {
 // Capture is a paused guest's whole state.
 type Capture struct {
 	// Memory is the guest's memory. With copy-on-write (Dirty.Frozen
-	// set) it is a snapshot being copied while the guest runs on: hand it
-	// to ckpt.Store.Capture with Dirty, or read it through Bytes.
+	// set) it is the running guest's: the snapshot is read through
+	// Dirty.Frozen (hand both to ckpt.Store.Capture), or through Bytes
+	// during the pause.
 	Memory   []byte
 	Globals  []uint64
 	Asyncify []byte

@@ -36,8 +36,9 @@ import (
 // (dirty.NewCOW), a capture is copy-on-write: the guest stops only while
 // its memory is protected (what tracking left unprotected, or all of it)
 // and its globals and host state are taken; the store then hashes and
-// copies the snapshot while the guest runs on (ckpt.Dirty.Frozen), and a
-// write to a block not yet copied has the handler copy it first. Tracking
+// reads the snapshot while the guest runs on (ckpt.Dirty.Frozen), and a
+// write to a block not yet read has the handler copy it first, into a
+// bounded pool (host/dirty). Tracking
 // works the same on top. Where it cannot (or with LIBRAHOST_COW=off, or
 // in a -race build), the stop-and-copy capture hashes and copies while
 // the guest is paused.
@@ -45,7 +46,7 @@ import (
 // A memory smaller than cowMinMemory is captured stop-and-copy all the
 // same: hashing and copying it while paused takes a few milliseconds,
 // about what the copy-on-write machinery (protecting it, the faults, the
-// handler's copy into a shadow that the kernel must fault in again) costs
+// handler's copies into the pool) costs
 // in CPU on top of the same copy, capture after capture; the guest that
 // rewrites all of a small memory between checkpoints (heat's workers)
 // paid that CPU for a pause shorter by as little.
@@ -203,14 +204,14 @@ func (d *dirtyTrack) off() {
 }
 
 // freeze returns the memory and hint to capture for the guest's memory
-// data, paused: with copy-on-write, a snapshot of data that is copied
+// data, paused: with copy-on-write, a snapshot of data that is read
 // while the guest runs on (thaw ends the pause).
 func (w *Worker) freeze(data []byte) ([]byte, *ckpt.Dirty) {
 	d := &w.dirty
 	d.waited = 0
 	w.openDirty()
 	if d.cow {
-		// The capture before may still be copied: its handler lifts no
+		// The capture before may still be read: its handler lifts no
 		// protection from Collect to Freeze. Two may be under way.
 		d.t.Ready()
 		defer d.t.Hold()()
@@ -219,7 +220,7 @@ func (w *Worker) freeze(data []byte) ([]byte, *ckpt.Dirty) {
 	if !d.cow || len(data) == 0 || len(data) < cowMinMemory {
 		return data, hint
 	}
-	// The capture before may still be copied and written meanwhile.
+	// The capture before may still be read and written meanwhile.
 	snap, err := d.t.Freeze(uint64(len(data)))
 	// Left out of the pause, as the drivers' own waits for the write
 	// before are: Ready waits only while two captures are under way.
@@ -235,9 +236,9 @@ func (w *Worker) freeze(data []byte) ([]byte, *ckpt.Dirty) {
 	return snap.Memory(), hint
 }
 
-// Bytes returns the guest's memory as Memory holds it, waiting for a
-// copy-on-write snapshot to be copied whole; valid during OnPause. Call it
-// before handing Memory to a store.
+// Bytes returns the guest's memory as Memory holds it (with copy-on-write
+// the paused guest's memory, the snapshot's until the pause ends); valid
+// during OnPause. Call it before handing Memory to a store.
 func (c *Capture) Bytes() []byte {
 	if c.snap == nil {
 		return c.Memory

@@ -15,65 +15,84 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Block states, in each slot's states array.
+// Block states, in each slot's states array (cow.go).
 const (
-	blockFree    = 0 // nothing to copy: a fault just lifts the protection
-	blockPending = 1 // to be copied before a write may go on
-	blockCopied  = 2
+	blockFree     = 0 // nothing to copy or read: a fault just lifts the protection
+	blockPending  = 1 // in guest memory, protected, not read yet
+	blockCopied   = 2 // in a shadow block, not read yet
+	blockReadMem  = 3 // read from guest memory, for the handler to reap
+	blockReadCopy = 4 // read from its shadow block, for the handler to reap
 )
 
 // Commands to the handler.
 const (
-	cmdNone = iota
-	cmdStart
-	cmdHold   // copy nothing in the background until cmdResume
+	cmdNone   = iota
+	cmdHold   // reap nothing until cmdResume
 	cmdResume // ends a cmdHold
 	cmdExit
 )
 
 // cmdRing is how many commands may wait for the handler: Go code gives
-// a command without waiting for the one before to be taken (the handler
-// takes them between two blocks it copies, which under load can be
-// milliseconds), unless the ring is full.
+// a command without waiting for the one before to be taken, unless the
+// ring is full.
 const cmdRing = 16
+
+// cowDefer is how many faults the handler keeps waiting for the reader
+// (at most one per thread); more stay queued in the kernel.
+const cowDefer = 64
+
+// wantRing is how many of the blocks that faults wait for the handler
+// names to the readers before the oldest is overwritten.
+const wantRing = 64
 
 // cowCmd is a command to the handler: cmd on slot arg.
 type cowCmd struct{ cmd, arg uint32 }
 
 // cowSlots is how many snapshots may be under way at once: a capture may
-// freeze while the one before is still being copied and read.
+// freeze while the one before is still being read.
 const cowSlots = 2
 
-// cowSlot is one snapshot's share of cowShared: its own shadow, block
-// states and needs.
+// cowSlot is one snapshot's share of cowShared: its block states, needs,
+// shadow blocks and needed chunks left to read.
 type cowSlot struct {
-	shadowP           unsafe.Pointer // mmap'd, not the Go heap's
 	stateOff, needOff uint64
-	gen               uint64 // freeze order: the older slot is copied first
+	whereOff, leftOff uint64
 	started           uint32 // the capture said what it needs
 	_                 uint32
 	size              uint64 // the capture's memory size
 	chunk             uint64 // need granularity
-	pending           uint64 // blocks still pending
-	cursor            uint64 // handler-owned: next block of the background copy
+	pending           uint64 // blocks not yet reaped
 }
 
 // cowShared is the state the handler thread and Go code share. It lives in
 // an mmap'd region, outside the Go heap, followed by the arrays: per slot
-// one state (uint32) per block and one need flag (byte) per 4 KiB of the
-// mapping; one keep flag (byte) per block.
+// one state, one shadow block index and one count of needed units left
+// (uint32 each) per block and one need flag (byte) per 4 KiB of the
+// mapping; one keep flag (byte) per block; the pool's free bitmap.
 type cowShared struct {
-	uffd, ctl, ack, prog int32 // eventfds: commands, their acks, copy progress
+	uffd, ctl, ack, prog int32 // eventfds: commands and readers' wakes, acks, progress
 	base, limit          uint64
 	baseP                unsafe.Pointer // mmap'd memory, not the Go heap's
 	page                 uint64
 	nblocks              uint64
 	keepOff, needLen     uint64
 
+	poolP              unsafe.Pointer // the shadow blocks, mmap'd
+	poolMax, poolLen   uint64         // the pool's blocks; with overflow room
+	freeOff, freeWords uint64         // the free bitmap (1: free), handler-owned
+	inuse, peak        uint64
+	overflow           uint64
+	stall              int64  // ns a fault waits for a reader with the pool full; 0: for ever
+	consumed           uint64 // blocks the readers have read (readers add)
+	reaped             uint64 // handler-owned: consumed as of the last reap
+
 	seq, acked uint32          // commands given, and taken by the handler
 	cmds       [cmdRing]cowCmd // the commands not yet taken, by seq
 	hold       uint32          // handler-owned: cmdHolds not yet resumed
-	_          uint32
+	ndefer     uint32          // handler-owned: faults deferred
+	deferred   [cowDefer]uint64
+	wseq       uint32 // blocks named to the readers
+	wants      [wantRing]uint32
 	slots      [cowSlots]cowSlot
 
 	faults, copied, errs uint64 // counters
@@ -82,6 +101,7 @@ type cowShared struct {
 	msg  uffd.Msg             // a fault
 	wp   uffd.WriteProtectArg // a protection lifted
 	fds  [2]pollFd            // what it sleeps on
+	ts   timespec             // how long, with faults deferred
 	word uint64               // a command eventfd's count
 	one  uint64               // 1, what it adds to an eventfd
 }
@@ -91,13 +111,23 @@ func (sh *cowShared) at(off uint64) unsafe.Pointer {
 	return unsafe.Add(unsafe.Pointer(sh), off)
 }
 
-// state, keep and need are the handler's unchecked indexing (it may not
-// call the runtime's bounds panics): the caller proves s < cowSlots,
-// b < nblocks and i < needLen.
+// state, where, left, keep, need and freeWord are the handler's unchecked
+// indexing (it may not call the runtime's bounds panics): the caller
+// proves s < cowSlots, b < nblocks, i < needLen and w < freeWords.
 //
 //go:nosplit
 func (sh *cowShared) state(s uint32, b uint64) *uint32 {
 	return (*uint32)(sh.at(sh.slots[s%cowSlots].stateOff + 4*b))
+}
+
+//go:nosplit
+func (sh *cowShared) where(s uint32, b uint64) *uint32 {
+	return (*uint32)(sh.at(sh.slots[s%cowSlots].whereOff + 4*b))
+}
+
+//go:nosplit
+func (sh *cowShared) left(s uint32, b uint64) *uint32 {
+	return (*uint32)(sh.at(sh.slots[s%cowSlots].leftOff + 4*b))
 }
 
 //go:nosplit
@@ -109,34 +139,38 @@ func (sh *cowShared) need(s uint32, i uint64) *byte {
 }
 
 //go:nosplit
+func (sh *cowShared) freeWord(w uint64) *uint64 { return (*uint64)(sh.at(sh.freeOff + 8*w)) }
+
 func (sh *cowShared) states(s uint32) []uint32 {
 	return unsafe.Slice((*uint32)(sh.at(sh.slots[s].stateOff)), sh.nblocks)
 }
 
-//go:nosplit
+func (sh *cowShared) lefts(s uint32) []uint32 {
+	return unsafe.Slice((*uint32)(sh.at(sh.slots[s].leftOff)), sh.nblocks)
+}
+
 func (sh *cowShared) keeps() []byte { return unsafe.Slice((*byte)(sh.at(sh.keepOff)), sh.nblocks) }
 
-//go:nosplit
 func (sh *cowShared) needs(s uint32) []byte {
 	return unsafe.Slice((*byte)(sh.at(sh.slots[s].needOff)), sh.needLen)
 }
 
 // cow is a tracker's copy-on-write machinery.
 type cow struct {
-	region  []byte // cowShared and its arrays
-	sh      *cowShared
-	shadows [cowSlots][]byte
-	prog    *os.File // read end of sh.prog, through the poller
-	ackF    *os.File
-	ctlFd   int
-	exited  chan struct{}
+	region []byte // cowShared and its arrays
+	sh     *cowShared
+	mem    []byte   // the guest's mapping
+	pool   []byte   // the shadow blocks
+	prog   *os.File // read end of sh.prog, through the poller
+	ackF   *os.File
+	ctlFd  int
+	exited chan struct{}
 
 	cmdMu sync.Mutex // one command at a time
 
 	mu    sync.Mutex
 	cond  *sync.Cond // broadcast on progress
 	snaps [cowSlots]*Snapshot
-	gen   uint64 // freezes so far
 
 	holdMu sync.Mutex
 	holds  int // Hold calls not yet resumed
@@ -144,17 +178,31 @@ type cow struct {
 	waited atomic.Int64 // see Tracker.Waited
 }
 
-// startCOW sets up the shared state and the shadows of a mapping and
-// starts the handler thread on uffd.
+// poolBlocks and stall are PoolBlocks and Stall; variables for the tests.
+var (
+	poolBlocks uint64 = PoolBlocks
+	stall             = Stall
+)
+
+// startCOW sets up the shared state and the pool of a mapping and starts
+// the handler thread on uffd.
 func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	base := uint64(uintptr(mem))
 	nblocks := (limit + CopyBlock - 1) / CopyBlock
 	needLen := (limit + minNeedUnit - 1) / minNeedUnit
+	// Room for every block of every slot beyond the pool: a forced copy
+	// (Stall) always has a place; only what is used is memory.
+	poolLen := poolBlocks + cowSlots*nblocks
+	freeWords := (poolLen + 63) / 64
 	off := (uint64(unsafe.Sizeof(cowShared{})) + 7) &^ 7
-	var stateOffs, needOffs [cowSlots]uint64
+	freeOff := off
+	off += 8 * freeWords
+	var stateOffs, whereOffs, leftOffs, needOffs [cowSlots]uint64
 	for s := range cowSlots {
 		stateOffs[s] = off
-		off += 4 * nblocks
+		whereOffs[s] = off + 4*nblocks
+		leftOffs[s] = off + 8*nblocks
+		off += 12 * nblocks
 	}
 	keepOff := off
 	off += nblocks
@@ -167,23 +215,26 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cow{region: region, exited: make(chan struct{}), ctlFd: -1}
+	c := &cow{region: region, exited: make(chan struct{}), ctlFd: -1, mem: unsafe.Slice((*byte)(mem), limit)}
 	c.cond = sync.NewCond(&c.mu)
-	for s := range cowSlots {
-		shadow, err := unix.Mmap(-1, 0, int(limit), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-		if err != nil {
-			c.unmap()
-			return nil, err
-		}
-		_ = unix.Madvise(shadow, unix.MADV_HUGEPAGE)
-		c.shadows[s] = shadow
+	pool, err := unix.Mmap(-1, 0, int(poolLen*CopyBlock), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		c.unmap()
+		return nil, err
 	}
+	_ = unix.Madvise(pool, unix.MADV_HUGEPAGE)
+	c.pool = pool
 	sh := (*cowShared)(unsafe.Pointer(&region[0]))
 	c.sh = sh
 	*sh = cowShared{uffd: int32(fd), base: base, limit: limit, page: page, nblocks: nblocks,
-		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1, one: 1}
+		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1, one: 1,
+		poolP: unsafe.Pointer(&pool[0]), poolMax: poolBlocks, poolLen: poolLen,
+		freeOff: freeOff, freeWords: freeWords, stall: int64(stall)}
+	for p := range poolLen {
+		*sh.freeWord(p / 64) |= 1 << (p % 64)
+	}
 	for s := range cowSlots {
-		sh.slots[s] = cowSlot{shadowP: unsafe.Pointer(&c.shadows[s][0]), stateOff: stateOffs[s], needOff: needOffs[s]}
+		sh.slots[s] = cowSlot{stateOff: stateOffs[s], whereOff: whereOffs[s], leftOff: leftOffs[s], needOff: needOffs[s]}
 	}
 	fds := [3]int{-1, -1, -1}
 	for i := range fds {
@@ -213,18 +264,18 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 
 const cowBuilt = true
 
-// Idle waits until every snapshot is copied and its readers are done
-// with it.
+// Idle waits until every snapshot's readers are done with it and its
+// blocks are given back.
 func (t *Tracker) Idle() {
 	if t.cow != nil {
 		t.cow.idle()
 	}
 }
 
-// Hold stops the handler's background copy until the returned function
-// is called: while the guest is paused, the protection and the block
-// states then change only by the caller's hand (no background copy of an
-// earlier snapshot lifts the protection of a block between the caller's
+// Hold stops the handler's reaps until the returned function is called:
+// while the guest is paused, the protection and the block states then
+// change only by the caller's hand (no reap of a block an earlier
+// snapshot's reader has read lifts its protection between the caller's
 // reading and its writing of them, nor between Collect and Freeze). A
 // worker holds the tracker from before Collect to after Freeze. Holds
 // nest; the calls that change the protection hold it themselves.
@@ -249,8 +300,8 @@ func (t *Tracker) Hold() func() {
 }
 
 // Ready waits until a snapshot may be frozen: while two are under way,
-// until the older one is copied and read. Call it before Hold, which
-// would keep the older one from being copied.
+// until the older one is read. Call it before Hold, which would keep the
+// older one's blocks from being given back.
 func (t *Tracker) Ready() {
 	if c := t.cow; c != nil {
 		t0 := time.Now()
@@ -261,8 +312,8 @@ func (t *Tracker) Ready() {
 	}
 }
 
-// Waited returns how long Freeze waited for an earlier snapshot's copy
-// and reader, because two were under way, since the last call.
+// Waited returns how long Freeze waited for an earlier snapshot's
+// reader, because two were under way, since the last call.
 func (t *Tracker) Waited() time.Duration {
 	if t.cow == nil {
 		return 0
@@ -271,9 +322,9 @@ func (t *Tracker) Waited() time.Duration {
 }
 
 // unprotect lifts the write protection of [start, end) but for the blocks
-// a snapshot still has to copy: those are left to the handler, which
-// lifts their protection once copied (their keep flag is cleared). The
-// caller holds t.mu and the tracker (Hold).
+// a snapshot still has to read from guest memory: those are left to the
+// handler, which lifts their protection once read or copied (their keep
+// flag is cleared). The caller holds t.mu and the tracker (Hold).
 func (t *Tracker) unprotect(start, end uint64) error {
 	c := t.cow
 	if c == nil {
@@ -309,7 +360,7 @@ func (t *Tracker) unprotect(start, end uint64) error {
 	return nil
 }
 
-// copyingNow reports whether a snapshot's copy is under way.
+// copyingNow reports whether a snapshot's read is under way.
 func (t *Tracker) copyingNow() bool {
 	c := t.cow
 	if c == nil {
@@ -360,13 +411,6 @@ func (c *cow) command(cmd, arg uint32, wait bool) {
 	}
 }
 
-// synced waits until the handler has taken every command given.
-func (c *cow) synced() {
-	c.cmdMu.Lock()
-	defer c.cmdMu.Unlock()
-	c.waitAck(atomic.LoadUint32(&c.sh.seq))
-}
-
 // waitAck waits until the handler has taken the first n commands. The
 // caller holds cmdMu.
 func (c *cow) waitAck(n uint32) {
@@ -378,8 +422,8 @@ func (c *cow) waitAck(n uint32) {
 	}
 }
 
-// idle waits until no capture uses a shadow: every pending block copied,
-// and every Snapshot's reader done.
+// idle waits until no capture uses the memory or the pool: every
+// Snapshot's reader done and its blocks reaped.
 func (c *cow) idle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -393,7 +437,7 @@ func (c *cow) idle() {
 
 // slot returns a slot for the next snapshot: a free one, or the one whose
 // snapshot is done with first. It waits only while both slots' snapshots
-// are still being copied or read. The caller holds c.mu.
+// are still being read. The caller holds c.mu.
 func (c *cow) slot() uint32 {
 	for {
 		for s := range uint32(cowSlots) {
@@ -412,15 +456,7 @@ func (c *cow) slot() uint32 {
 
 // reap frees slot s of a finished snapshot. The caller holds c.mu.
 func (c *cow) reap(s uint32) {
-	if c.snaps[s] == nil {
-		return
-	}
 	c.snaps[s] = nil
-	// Give the copies back, lazily: the kernel takes them when memory is
-	// short; until then the next capture reuses them, without the faults
-	// and the zeroing of fresh pages (with MADV_DONTNEED, a quarter of a
-	// 1 GiB random writer's checkpoint CPU; bench/RESULTS.md).
-	_ = unix.Madvise(c.shadows[s], unix.MADV_FREE)
 }
 
 func (c *cow) close() {
@@ -434,11 +470,9 @@ func (c *cow) close() {
 }
 
 func (c *cow) unmap() {
-	for s := range c.shadows {
-		if c.shadows[s] != nil {
-			unix.Munmap(c.shadows[s])
-			c.shadows[s] = nil
-		}
+	if c.pool != nil {
+		unix.Munmap(c.pool)
+		c.pool = nil
 	}
 	if c.region != nil {
 		unix.Munmap(c.region)
@@ -446,9 +480,10 @@ func (c *cow) unmap() {
 	}
 }
 
-// Snapshot is the memory of a guest as it was at Freeze, being copied
-// while the guest runs on. Its readers say what they need (Need), wait for
-// each piece (Wait) and say when they are done (Done).
+// Snapshot is the memory of a guest as it was at Freeze, read while the
+// guest runs on. Its readers say what they need (Need), take the blocks
+// to read in the order Next gives, copy each chunk out (Read) and say
+// when they are done (Done).
 type Snapshot struct {
 	c       *cow
 	slot    uint32
@@ -457,14 +492,20 @@ type Snapshot struct {
 	readers atomic.Int32
 	done    atomic.Bool
 	readAll bool // ReadAll's reader, which Drop ends
+
+	nextMu sync.Mutex // Next's order
+	handed []bool     // by group (Next)
+	cursor int
+	wack   uint32 // the wants seen
 }
 
-// Memory returns the snapshot's memory; read a piece only once Wait
-// returned for it.
-func (s *Snapshot) Memory() []byte { return s.c.shadows[s.slot][:s.size] }
+// Memory returns the guest's memory, the snapshot's size of it: only its
+// length is the snapshot's, and during the pause its bytes (ReadAll).
+// Read the snapshot through Read.
+func (s *Snapshot) Memory() []byte { return s.c.mem[:s.size] }
 
 // Need tells which pieces of chunkSize bytes a reader will read (nil: all
-// of them); the first reader's needs are what is copied, the others are
+// of them); the first reader's needs are what is kept, the others' are
 // not. Each Need counts a reader, which Done ends.
 func (s *Snapshot) Need(chunkSize int, need []bool) {
 	s.readers.Add(1)
@@ -495,8 +536,60 @@ func (s *Snapshot) start(chunkSize int, need []bool) {
 			ns[i] = b2u(need == nil || i < len(need) && need[i])
 		}
 	}
+	// Each block's needed units: the block is read once Read has taken
+	// them all.
+	left := sh.lefts(s.slot)
+	per := CopyBlock / cs
+	for b := range s.blocks() {
+		n := uint32(0)
+		for _, v := range ns[b*per : min((b+1)*per, uint64(len(ns)))] {
+			n += uint32(v)
+		}
+		atomic.StoreUint32(&left[b], n)
+	}
 	sl.chunk = cs
-	s.c.command(cmdStart, s.slot, false)
+	atomic.StoreUint32(&sl.started, 1)
+	woke := false
+	for b := range s.blocks() {
+		if atomic.LoadUint32(&left[b]) == 0 {
+			woke = s.consume(b) || woke
+		}
+	}
+	if woke {
+		s.c.wake()
+	}
+}
+
+// blocks is how many blocks the snapshot covers.
+func (s *Snapshot) blocks() uint64 {
+	return min(s.c.sh.nblocks, (s.size+CopyBlock-1)/CopyBlock)
+}
+
+// consume marks block b read (from guest memory or from its shadow
+// block), for the handler to reap; false if it was not pending or copied.
+func (s *Snapshot) consume(b uint64) bool {
+	sh := s.c.sh
+	st := sh.state(s.slot, b)
+	for {
+		switch v := atomic.LoadUint32(st); v {
+		case blockPending:
+			if !atomic.CompareAndSwapUint32(st, blockPending, blockReadMem) {
+				continue // copied meanwhile
+			}
+		case blockCopied:
+			atomic.StoreUint32(st, blockReadCopy) // only the reader moves it on
+		default:
+			return false
+		}
+		atomic.AddUint64(&sh.consumed, 1)
+		return true
+	}
+}
+
+// wake has the handler reap what the readers have read.
+func (c *cow) wake() {
+	one := [8]byte{1}
+	_, _ = unix.Write(c.ctlFd, one[:])
 }
 
 func b2u(b bool) byte {
@@ -506,25 +599,131 @@ func b2u(b bool) byte {
 	return 0
 }
 
-// Wait blocks until chunk i (of Need's chunkSize) holds its captured bytes.
-func (s *Snapshot) Wait(i int, chunkSize int) {
-	b := uint64(i) * uint64(chunkSize) / CopyBlock
-	st := s.c.sh.states(s.slot)
-	if b >= uint64(len(st)) || atomic.LoadUint32(&st[b]) != blockPending {
-		return
+// Read copies chunk i (of Need's chunkSize) as it was at the freeze into
+// dst (grown if short) and returns it. Read each needed chunk once: a
+// block is read, and its protection lifted, once every chunk it holds
+// that Need asked for was.
+func (s *Snapshot) Read(dst []byte, i, chunkSize int) []byte {
+	sh := s.c.sh
+	off := uint64(i) * uint64(chunkSize)
+	end := min(off+uint64(chunkSize), s.size)
+	if off >= end {
+		return dst[:0]
 	}
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	for atomic.LoadUint32(&st[b]) == blockPending {
-		s.c.cond.Wait()
+	if uint64(cap(dst)) < end-off {
+		dst = make([]byte, end-off)
 	}
+	dst = dst[:end-off]
+	cs := sh.slots[s.slot].chunk
+	woke := false
+	for lo := off; lo < end; {
+		b := lo / CopyBlock
+		hi := min((b+1)*CopyBlock, end)
+		s.readPiece(dst[lo-off:hi-off], b, lo)
+		// The needed units of [lo, hi), which Read takes once.
+		n := uint32(0)
+		if cs != 0 {
+			ns := sh.needs(s.slot)
+			for u := lo / cs; u < (hi+cs-1)/cs && u < uint64(len(ns)); u++ {
+				n += uint32(ns[u])
+			}
+		}
+		if n > 0 && atomic.AddUint32(sh.left(s.slot, b), -n) == 0 {
+			woke = s.consume(b) || woke
+		}
+		lo = hi
+	}
+	if woke {
+		s.c.wake()
+	}
+	return dst
 }
 
-// Done ends a reader: once the last is done, the snapshot is.
+// readPiece copies [lo, lo+len(dst)) of block b into dst: from guest
+// memory while the block is pending (it checks afterwards that it still
+// is: the handler may have copied it and lifted its protection
+// meanwhile), else from its shadow block.
+func (s *Snapshot) readPiece(dst []byte, b, lo uint64) {
+	sh := s.c.sh
+	st := sh.state(s.slot, b)
+	if atomic.LoadUint32(st) == blockPending {
+		copy(dst, s.c.mem[lo:])
+		if atomic.CompareAndSwapUint32(st, blockPending, blockPending) {
+			return
+		}
+	}
+	if v := atomic.LoadUint32(st); v != blockCopied && v != blockReadCopy {
+		// Not needed by the first reader: read where it is, unchecked.
+		copy(dst, s.c.mem[lo:])
+		return
+	}
+	p := uint64(atomic.LoadUint32(sh.where(s.slot, b)))
+	copy(dst, s.c.pool[p*CopyBlock+lo-b*CopyBlock:])
+}
+
+// Next returns the next range [lo, hi) of chunks (of chunkSize) for a
+// reader to read: the blocks writes wait for first, then in order; lo ==
+// hi once all were given. Several readers may share the ranges.
+func (s *Snapshot) Next(chunkSize int) (lo, hi int) {
+	sh := s.c.sh
+	cs := uint64(chunkSize)
+	n := int((s.size + cs - 1) / cs)
+	// A group is a block of chunks, or a chunk of blocks.
+	per, groups := uint64(1), uint64(n)
+	if cs < CopyBlock {
+		per, groups = CopyBlock/cs, s.blocks()
+	}
+	s.nextMu.Lock()
+	defer s.nextMu.Unlock()
+	if s.handed == nil {
+		s.handed = make([]bool, groups)
+		s.wack = atomic.LoadUint32(&sh.wseq) - wantRing
+	}
+	give := func(g uint64) (int, int, bool) {
+		if g >= groups || s.handed[g] {
+			return 0, 0, false
+		}
+		s.handed[g] = true
+		return int(g * per), min(int((g+1)*per), n), true
+	}
+	for w := atomic.LoadUint32(&sh.wseq); s.wack != w; s.wack++ {
+		if w-s.wack > wantRing {
+			s.wack = w - wantRing
+		}
+		b := uint64(atomic.LoadUint32(&sh.wants[s.wack%wantRing]))
+		if lo, hi, ok := give(b * CopyBlock / cs / per); ok {
+			s.wack++
+			return lo, hi
+		}
+	}
+	for uint64(s.cursor) < groups {
+		g := uint64(s.cursor)
+		s.cursor++
+		if lo, hi, ok := give(g); ok {
+			return lo, hi
+		}
+	}
+	return n, n
+}
+
+// Done ends a reader: once the last is done, the snapshot is, and what
+// it has not read is given back.
 func (s *Snapshot) Done() {
 	s.start(minNeedUnit, []bool{}) // a reader that needed nothing
 	if s.readers.Add(-1) > 0 {
 		return
+	}
+	s.end()
+}
+
+// end gives back every block of the snapshot not yet read.
+func (s *Snapshot) end() {
+	woke := false
+	for b := range s.blocks() {
+		woke = s.consume(b) || woke
+	}
+	if woke {
+		s.c.wake()
 	}
 	s.done.Store(true)
 	s.c.mu.Lock()
@@ -532,16 +731,13 @@ func (s *Snapshot) Done() {
 	s.c.mu.Unlock()
 }
 
-// ReadAll waits for the whole snapshot to be copied and returns it, for
-// a reader at the pause; Drop ends that reader. Call it before any other
-// reader's Need.
+// ReadAll returns the snapshot, for a reader at the pause: while the
+// guest is paused its memory is the snapshot's. Drop ends that reader.
+// Call it before any other reader's Need.
 func (s *Snapshot) ReadAll() []byte {
 	if !s.readAll {
 		s.readAll = true
-		s.Need(CopyBlock, nil)
-		for i := range (s.size + CopyBlock - 1) / CopyBlock {
-			s.Wait(int(i), CopyBlock)
-		}
+		s.readers.Add(1)
 	}
 	return s.Memory()
 }
@@ -554,7 +750,8 @@ func (s *Snapshot) Drop() {
 	}
 }
 
-// finished reports whether the snapshot no longer needs its shadow.
+// finished reports whether the snapshot no longer needs the memory's
+// protection or the pool.
 func (s *Snapshot) finished() bool {
 	return s.done.Load() && atomic.LoadUint64(&s.c.sh.slots[s.slot].pending) == 0
 }
@@ -562,9 +759,8 @@ func (s *Snapshot) finished() bool {
 // Freeze protects [0, size) of the mapping, what Collect did not protect
 // already, and returns the snapshot of it. Call it while the guest is
 // paused, after Collect if tracking is on. The snapshot before may still
-// be copied and read meanwhile; the one before that must be done with
-// (Done), which Freeze waits for (Ready: call that first if the tracker
-// is held). A snapshot's copy ends by itself.
+// be read meanwhile; the one before that must be done with (Done), which
+// Freeze waits for (Ready: call that first if the tracker is held).
 func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 	if t.cow == nil {
 		return nil, ErrUnsupported
@@ -574,9 +770,6 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 	c.mu.Lock()
 	slot := c.slot()
 	c.mu.Unlock()
-	// The slot's last start command, if not yet taken, would apply its
-	// needs to this one's blocks.
-	c.synced()
 	defer t.Hold()()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -586,20 +779,19 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 	for b := range keep {
 		keep[b] = b2u(t.armed > 0 || t.inProbe(uint64(b)*CopyBlock))
 	}
-	c.gen++
-	freeze(sh, slot, size, c.gen)
+	freeze(sh, slot, size)
 	if size > t.armed {
 		// Not counted in Protected: tracking does not pay for it.
 		protected := t.protected
 		err := t.protect(t.armed, size, true)
 		t.protected = protected
 		if err != nil {
-			sh.slots[slot].chunk = 0
-			c.command(cmdStart, slot, false) // copies what a write needs, then ends
+			s := &Snapshot{c: c, slot: slot, size: size}
+			s.started.Store(true)
 			c.mu.Lock()
-			c.snaps[slot] = &Snapshot{c: c, slot: slot, size: size}
-			c.snaps[slot].done.Store(true)
+			c.snaps[slot] = s
 			c.mu.Unlock()
+			s.end() // given back once the hold ends
 			return nil, fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 		}
 	}
@@ -611,17 +803,17 @@ func (t *Tracker) Freeze(size uint64) (*Snapshot, error) {
 }
 
 // freeze makes every block of slot s's capture of size bytes pending:
-// from now on a fault copies its whole block before it lifts the
-// protection. It runs with the slot free, the handler held (no
-// background copy) and the guest paused: nothing writes to the memory
-// meanwhile, so no fault is in flight and the handler touches none of the
-// slot's state; the handler's next command (or fault) sees it after the
-// syscalls that wake it.
-func freeze(sh *cowShared, s uint32, size, gen uint64) {
+// from now on a fault copies its block before it lifts the protection,
+// and a reader reads it from guest memory until then. It runs with the
+// slot free, the handler held (no reap) and the guest paused: nothing
+// writes to the memory meanwhile, so no fault is in flight and the
+// handler touches none of the slot's state; the handler's next fault sees
+// it after the syscalls that wake it.
+func freeze(sh *cowShared, s uint32, size uint64) {
 	sl := &sh.slots[s]
 	st := sh.states(s)
 	nb := min(uint64(len(st)), (size+CopyBlock-1)/CopyBlock)
-	sl.size, sl.gen, sl.cursor = size, gen, 0
+	sl.size = size
 	atomic.StoreUint32(&sl.started, 0)
 	atomic.StoreUint64(&sl.pending, nb)
 	for b := range st {
@@ -671,10 +863,21 @@ func Release(b []byte) {
 }
 
 // Faults returns how many write faults the handler resolved and how many
-// blocks it copied since New.
+// blocks it copied since New (a block pending in two snapshots counts
+// twice).
 func (t *Tracker) Faults() (faults, copied uint64) {
 	if t.cow == nil {
 		return 0, 0
 	}
 	return atomic.LoadUint64(&t.cow.sh.faults), atomic.LoadUint64(&t.cow.sh.copied)
+}
+
+// Pool reports the tracker's shadow blocks.
+func (t *Tracker) Pool() PoolStats {
+	if t.cow == nil {
+		return PoolStats{}
+	}
+	sh := t.cow.sh
+	return PoolStats{Blocks: int(sh.poolMax), InUse: int(atomic.LoadUint64(&sh.inuse)),
+		Peak: int(atomic.LoadUint64(&sh.peak)), Overflow: atomic.LoadUint64(&sh.overflow)}
 }

@@ -92,23 +92,12 @@ func TestCOWSnapshot(t *testing.T) {
 			ws.Add(1)
 			go func() { defer ws.Done(); hammer(mem, phase+1, uint64(i)+phase, stop, &wrote) }()
 		}
-		snap.Need(chunk, need)
-		got := snap.Memory()
-		for i := range size / chunk {
-			if need != nil && !need[i] {
-				continue
-			}
-			snap.Wait(i, chunk)
-			if at, ok := check(got[i*chunk:(i+1)*chunk], i*chunk, phase); !ok {
-				close(stop)
-				ws.Wait()
-				snap.Done()
-				t.Fatalf("phase %d: snapshot differs at %#x", phase, at)
-			}
-		}
-		snap.Done()
+		err = verify(snap, chunk, need, func(int) uint64 { return phase })
 		close(stop)
 		ws.Wait()
+		if err != nil {
+			t.Fatalf("phase %d: snapshot %v", phase, err)
+		}
 		fill(mem, 0, size, phase+1) // the next phase, everywhere
 	}
 
@@ -116,9 +105,9 @@ func TestCOWSnapshot(t *testing.T) {
 	capture(1, nil)
 	capture(2, nil)
 	faults, copied := tr.Faults()
-	t.Logf("untracked: %d faults, %d blocks copied, %d writes", faults, copied, wrote.Load())
-	if copied < 2*size/CopyBlock {
-		t.Fatalf("%d blocks copied, want at least %d", copied, 2*size/CopyBlock)
+	t.Logf("untracked: %d faults, %d blocks copied, %d writes, pool %+v", faults, copied, wrote.Load(), tr.Pool())
+	if faults == 0 {
+		t.Fatal("no write faulted while the snapshots were read")
 	}
 
 	// Tracked: Collect reports what was written since the last one; a
@@ -191,17 +180,29 @@ func TestCOWRelease(t *testing.T) {
 	if n, err := unix.Read(fds[0], mem[at:at+len(msg)]); err != nil || n != len(msg) {
 		t.Fatalf("read(2) after Release: %d, %v", n, err)
 	}
-	snap.Need(64<<10, nil)
-	for i := range size / (64 << 10) {
-		snap.Wait(i, 64<<10)
+	if err := verify(snap, 64<<10, nil, func(int) uint64 { return 1 }); err != nil {
+		t.Fatalf("snapshot %v", err)
 	}
-	if at, ok := check(snap.Memory(), 0, 1); !ok {
-		t.Fatalf("snapshot differs at %#x", at)
-	}
-	snap.Done()
 	if string(mem[at:at+len(msg)]) != string(msg) {
 		t.Fatalf("memory after the read: %q", mem[at:at+len(msg)])
 	}
+}
+
+// collectUntil runs the collector in a loop on a goroutine of ws until
+// stop is closed: stops of the world while writers fault.
+func collectUntil(stop chan struct{}, ws *sync.WaitGroup) {
+	ws.Add(1)
+	go func() {
+		defer ws.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	}()
 }
 
 // freezeBeside freezes [0, size) while the snapshot before, a, is neither
@@ -232,22 +233,27 @@ func freezeBeside(t *testing.T, tr *Tracker, a *Snapshot, size uint64) *Snapshot
 	}
 }
 
-// verify reads every needed chunk of snap as soon as it is copied and
+// verify reads every needed chunk of snap in the order Next gives and
 // checks it holds phase(offset)'s pattern.
 func verify(snap *Snapshot, chunk int, need []bool, phase func(off int) uint64) error {
 	snap.Need(chunk, need)
 	defer snap.Done()
-	got := snap.Memory()
-	for i := range len(got) / chunk {
-		if need != nil && !need[i] {
-			continue
+	buf := make([]byte, chunk)
+	for {
+		lo, hi := snap.Next(chunk)
+		if lo >= hi {
+			return nil
 		}
-		snap.Wait(i, chunk)
-		if at, ok := check(got[i*chunk:(i+1)*chunk], i*chunk, phase(i*chunk)); !ok {
-			return fmt.Errorf("differs at %#x", at)
+		for i := lo; i < hi; i++ {
+			if need != nil && !need[i] {
+				continue
+			}
+			got := snap.Read(buf, i, chunk)
+			if at, ok := check(got, i*chunk, phase(i*chunk)); !ok {
+				return fmt.Errorf("differs at %#x", at)
+			}
 		}
 	}
-	return nil
 }
 
 // Two snapshots are under way at once: the second freezes while the first
@@ -312,18 +318,7 @@ func TestCOWOverlap(t *testing.T) {
 				ws.Add(1)
 				go func() { defer ws.Done(); hammer(mem, 3, uint64(i), stop, &wrote) }()
 			}
-			ws.Add(1)
-			go func() {
-				defer ws.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-						runtime.GC()
-					}
-				}
-			}()
+			collectUntil(stop, &ws)
 			errs := make(chan error, 2)
 			go func() { errs <- verify(a, chunk, nil, func(int) uint64 { return 1 }) }()
 			go func() {

@@ -41,16 +41,21 @@ import (
 // the frames, the handler calls syscall.RawSyscall6 itself (not
 // RawSyscall, one frame more) and the copy of a block is one function
 // (TestCOWFuzzBuild).
-// It never waits for Go code either: a fault on a block not yet copied is
-// resolved by copying the block itself, and Go code only ever waits for
-// the handler (command acks, copy progress), never the other way round.
-// Hence no deadlock: a fault needs the handler thread alone, and that
-// thread needs nothing the runtime could withhold.
+// A fault on a block not yet read is resolved by copying the block into
+// the pool, which needs the handler thread alone. With the pool full the
+// fault waits for the reader, which is Go code: the runtime may stop it
+// (a stop-the-world that waits in turn for the faulting thread's P) or
+// give it no P (every P held by a thread waiting in a fault). So that
+// wait is bounded: after sh.stall without the reader taking a block, the
+// handler copies the block beyond the pool (cowForce). Hence no deadlock:
+// a fault needs at most sh.stall and the handler thread, and that thread
+// needs nothing the runtime could withhold. Go code waits only for the
+// handler (command acks, progress), never the other way round.
 //
 // Two snapshots may be under way at once, one per slot (cowSlots): a block
 // pending in both holds the same bytes for both (it was not written since
-// the older froze), so whoever copies it copies it into both shadows, and
-// its protection is lifted only once no slot needs it any more.
+// the older froze), so a fault copies it for both, and its protection is
+// lifted only once no slot needs it any more.
 //
 // The race detector's atomics need a P, so this file is built without
 // -race; under -race NewCOW reports ErrUnsupported (cow_race.go).
@@ -76,43 +81,101 @@ func cowServe(sh *cowShared) {
 	exitsyscall()
 }
 
-// cowStep resolves the pending faults, runs the commands given, copies
-// one block in the background or sleeps until there is something to do.
-// It returns false once told to exit.
+// cowStep gives back the blocks the readers have read, resolves the
+// faults it can, runs the commands given, or sleeps until there is
+// something to do. It returns false once told to exit.
 //
 //go:nosplit
 //go:norace
 func cowStep(sh *cowShared) bool {
+	if cowReap(sh) || sh.ndefer > 0 {
+		cowRetry(sh)
+	}
 	cowFaults(sh)
 	n, _, errno := syscall.RawSyscall6(syscall.SYS_READ, uintptr(sh.ctl), uintptr(unsafe.Pointer(&sh.word)), 8, 0, 0, 0)
 	if errno == 0 && n == 8 {
 		return cowCommands(sh)
 	}
-	if sh.hold == 0 {
-		if s := cowBusy(sh); s < cowSlots {
-			cowNext(sh, s)
-			return true
-		}
+	// The uffd is left unread while the deferred faults fill their array:
+	// its messages wait in the kernel.
+	ufd := sh.uffd
+	if sh.ndefer >= cowDefer {
+		ufd = -1
 	}
-	sh.fds = [2]pollFd{{fd: sh.uffd, events: pollIn}, {fd: sh.ctl, events: pollIn}}
-	syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&sh.fds[0])), 2, 0, 0, 0, 0)
+	sh.fds = [2]pollFd{{fd: ufd, events: pollIn}, {fd: sh.ctl, events: pollIn}}
+	var ts uintptr
+	if sh.ndefer > 0 && sh.stall > 0 {
+		sh.ts = timespec{sec: sh.stall / 1e9, nsec: sh.stall % 1e9}
+		ts = uintptr(unsafe.Pointer(&sh.ts))
+	}
+	r, _, errno := syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&sh.fds[0])), 2, ts, 0, 0, 0)
+	if errno == 0 && r == 0 && sh.ndefer > 0 && sh.hold == 0 {
+		cowForce(sh) // the reader took nothing for sh.stall
+	}
 	return true
 }
 
-// cowFaults resolves the faults queued on the userfaultfd.
+// cowFaults resolves the faults queued on the userfaultfd, or defers
+// them while the pool is full.
 //
 //go:nosplit
 //go:norace
 func cowFaults(sh *cowShared) {
-	for {
+	for sh.ndefer < cowDefer {
 		n, _, errno := syscall.RawSyscall6(syscall.SYS_READ, uintptr(sh.uffd), uintptr(unsafe.Pointer(&sh.msg)), unsafe.Sizeof(sh.msg), 0, 0, 0)
 		if errno != 0 || n != unsafe.Sizeof(sh.msg) {
 			return
 		}
-		if sh.msg.Event == uffd.EventPagefault {
-			cowFault(sh, sh.msg.Address)
+		if sh.msg.Event != uffd.EventPagefault {
+			continue
+		}
+		atomic.AddUint64(&sh.faults, 1)
+		if cowFault(sh, sh.msg.Address, false) {
+			continue
+		}
+		sh.deferred[sh.ndefer%cowDefer] = sh.msg.Address
+		sh.ndefer++
+		cowWant(sh, sh.msg.Address)
+	}
+}
+
+// cowWant names the block at addr to the readers: a write waits for it.
+//
+//go:nosplit
+//go:norace
+func cowWant(sh *cowShared, addr uint64) {
+	w := atomic.LoadUint32(&sh.wseq)
+	atomic.StoreUint32(&sh.wants[w%wantRing], uint32((addr-sh.base)/CopyBlock))
+	atomic.StoreUint32(&sh.wseq, w+1)
+	cowSignal(sh, sh.prog)
+}
+
+// cowRetry resolves the deferred faults that can be now.
+//
+//go:nosplit
+//go:norace
+func cowRetry(sh *cowShared) {
+	kept := uint32(0)
+	for i := uint32(0); i < sh.ndefer && i < cowDefer; i++ {
+		a := sh.deferred[i]
+		if !cowFault(sh, a, false) {
+			sh.deferred[kept%cowDefer] = a
+			kept++
 		}
 	}
+	sh.ndefer = kept
+}
+
+// cowForce resolves the oldest deferred fault, beyond the pool if it must.
+//
+//go:nosplit
+//go:norace
+func cowForce(sh *cowShared) {
+	cowFault(sh, sh.deferred[0], true)
+	for i := uint32(1); i < sh.ndefer && i < cowDefer; i++ {
+		sh.deferred[i-1] = sh.deferred[i]
+	}
+	sh.ndefer--
 }
 
 // cowCommands runs the commands given and not yet taken, acks them, and
@@ -125,8 +188,6 @@ func cowCommands(sh *cowShared) bool {
 	for done := atomic.LoadUint32(&sh.acked); more && done != atomic.LoadUint32(&sh.seq); done++ {
 		c := &sh.cmds[done%cmdRing]
 		switch atomic.LoadUint32(&c.cmd) {
-		case cmdStart:
-			cowStart(sh, atomic.LoadUint32(&c.arg))
 		case cmdHold:
 			sh.hold++
 		case cmdResume:
@@ -140,30 +201,13 @@ func cowCommands(sh *cowShared) bool {
 	return more
 }
 
-// cowBusy returns the oldest slot whose background copy has started and
-// is not done, or cowSlots if none.
-//
-//go:nosplit
-//go:norace
-func cowBusy(sh *cowShared) uint32 {
-	best := uint32(cowSlots)
-	for s := uint32(0); s < cowSlots; s++ {
-		sl := &sh.slots[s]
-		if atomic.LoadUint32(&sl.started) == 0 || atomic.LoadUint64(&sl.pending) == 0 {
-			continue
-		}
-		if best == cowSlots || sl.gen < sh.slots[best%cowSlots].gen {
-			best = s
-		}
-	}
-	return best
-}
-
 type pollFd struct {
 	fd      int32
 	events  int16
 	revents int16
 }
+
+type timespec struct{ sec, nsec int64 }
 
 const pollIn = 1
 
@@ -183,58 +227,48 @@ func cowPendingIn(sh *cowShared, s uint32, b uint64) bool {
 	return b < sh.nblocks && atomic.LoadUint32(sh.state(s, b)) == blockPending
 }
 
-// cowFault resolves a write fault at addr.
+// cowFault resolves a write fault at addr: it copies the block for the
+// snapshots that have it pending, then lifts the protection. Unless
+// force, it does nothing and returns false if the copies do not fit in
+// the pool.
 //
 //go:nosplit
 //go:norace
-func cowFault(sh *cowShared, addr uint64) {
-	atomic.AddUint64(&sh.faults, 1)
+func cowFault(sh *cowShared, addr uint64, force bool) bool {
 	if addr < sh.base || addr >= sh.base+sh.limit { // a scratch mapping (Costs)
 		cowRelease(sh, addr&^(sh.page-1), sh.page)
-		return
+		return true
 	}
 	off := addr - sh.base
 	b := off / CopyBlock // < nblocks, as off < limit
 	lo := b * CopyBlock
 	hi := min(lo+CopyBlock, sh.limit)
+	k := uint64(0)
+	for s := uint32(0); s < cowSlots; s++ {
+		if cowPendingIn(sh, s, b) {
+			k++
+		}
+	}
+	if k > 0 && !force && atomic.LoadUint64(&sh.inuse)+k > sh.poolMax {
+		return false
+	}
 	cowCopyAll(sh, b)
 	if *sh.keep(b) == 0 {
 		cowRelease(sh, sh.base+lo, hi-lo)
-		return
+		return true
 	}
 	// Tracked: lift the protection of the faulting unit only, so that
 	// the next capture knows what was written.
 	u := off &^ (TrackUnit - 1)
 	cowRelease(sh, sh.base+u, min(u+TrackUnit, sh.limit)-u)
+	return true
 }
 
-// cowNext copies the next pending block of slot s (< cowSlots) in the
-// background.
-//
-//go:nosplit
-//go:norace
-func cowNext(sh *cowShared, s uint32) {
-	sl := &sh.slots[s%cowSlots]
-	nb := min(sh.nblocks, (sl.size+CopyBlock-1)/CopyBlock)
-	for sl.cursor < nb && atomic.LoadUint32(sh.state(s, sl.cursor)) != blockPending {
-		sl.cursor++
-	}
-	if sl.cursor >= nb {
-		atomic.StoreUint64(&sl.pending, 0)
-		cowSignal(sh, sh.prog)
-		return
-	}
-	b := sl.cursor // < nblocks
-	cowCopyAll(sh, b)
-	if *sh.keep(b) == 0 {
-		lo := b * CopyBlock
-		cowRelease(sh, sh.base+lo, min(lo+CopyBlock, sh.limit)-lo)
-	}
-}
-
-// cowCopyAll copies block b (< nblocks) into the shadow of every slot it
-// is pending in, and marks it copied there: the whole block, or the
-// chunks of it the capture needs once it said what it needs.
+// cowCopyAll copies block b (< nblocks) into a shadow block for every
+// slot it is pending in, and marks it copied there: the whole block, or
+// the chunks of it the capture needs once it said what it needs. A slot
+// whose reader read the block meanwhile keeps it read, and the shadow
+// block goes back.
 //
 //go:nosplit
 //go:norace
@@ -244,40 +278,91 @@ func cowCopyAll(sh *cowShared, b uint64) {
 		if atomic.LoadUint32(st) != blockPending {
 			continue
 		}
+		p := cowAlloc(sh)
+		if p >= sh.poolLen {
+			atomic.AddUint64(&sh.errs, 1) // cannot be: the pool has room for every block of every slot
+			continue
+		}
 		sl := &sh.slots[s]
 		lo := b * CopyBlock
 		hi := min(lo+CopyBlock, sl.size)
-		started := atomic.LoadUint32(&sl.started) != 0
-		if chunk := sl.chunk; started && chunk != 0 {
+		dst := unsafe.Add(sh.poolP, p*CopyBlock)
+		if chunk := sl.chunk; atomic.LoadUint32(&sl.started) != 0 && chunk != 0 {
 			// c / chunk, chunk a power of two (Snapshot.start): a
 			// division's zero check, which go test -fuzz's
 			// instrumentation hides from the compiler, could panic.
 			shift := bits.TrailingZeros64(chunk)
 			for c := lo; c < hi; c += chunk {
 				if i := c >> shift; i < sh.needLen && *sh.need(s, i) != 0 {
-					cowMove(sh, s, c, min(c+chunk, hi))
+					cowMove(sh, dst, c-lo, c, min(c+chunk, hi))
 				}
 			}
 		} else {
-			cowMove(sh, s, lo, hi)
+			cowMove(sh, dst, 0, lo, hi)
 		}
-		atomic.StoreUint32(st, blockCopied)
+		atomic.StoreUint32(sh.where(s, b), uint32(p))
+		if !atomic.CompareAndSwapUint32(st, blockPending, blockCopied) {
+			cowFree(sh, p) // read meanwhile
+			continue
+		}
 		atomic.AddUint64(&sh.copied, 1)
-		if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
-			sl.cursor = 0
-		}
-		cowSignal(sh, sh.prog)
 	}
 }
 
-// cowMove copies [lo, hi) of the memory into slot s's (< cowSlots)
-// shadow.
+// cowAlloc takes the lowest free shadow block (poolLen if none) and
+// counts it in use.
 //
 //go:nosplit
 //go:norace
-func cowMove(sh *cowShared, s uint32, lo, hi uint64) {
+func cowAlloc(sh *cowShared) uint64 {
+	for w := uint64(0); w < sh.freeWords; w++ {
+		word := sh.freeWord(w)
+		if *word == 0 {
+			continue
+		}
+		i := uint64(bits.TrailingZeros64(*word))
+		p := w*64 + i
+		if p >= sh.poolLen {
+			break
+		}
+		*word &^= 1 << i
+		n := atomic.AddUint64(&sh.inuse, 1)
+		if n > atomic.LoadUint64(&sh.peak) {
+			atomic.StoreUint64(&sh.peak, n)
+		}
+		if p >= sh.poolMax {
+			atomic.AddUint64(&sh.overflow, 1)
+		}
+		return p
+	}
+	return sh.poolLen
+}
+
+// cowFree gives shadow block p (< poolLen) back to the pool, and its
+// memory to the kernel if it is beyond the pool.
+//
+//go:nosplit
+//go:norace
+func cowFree(sh *cowShared, p uint64) {
+	if p >= sh.poolLen {
+		return
+	}
+	if p >= sh.poolMax {
+		syscall.RawSyscall6(syscall.SYS_MADVISE, uintptr(sh.poolP)+uintptr(p*CopyBlock), CopyBlock, madvDontneed, 0, 0, 0)
+	}
+	*sh.freeWord(p / 64) |= 1 << (p % 64)
+	atomic.AddUint64(&sh.inuse, ^uint64(0))
+}
+
+const madvDontneed = 4
+
+// cowMove copies [lo, hi) of the memory to dst+at.
+//
+//go:nosplit
+//go:norace
+func cowMove(sh *cowShared, dst unsafe.Pointer, at, lo, hi uint64) {
 	if lo < hi {
-		memmove(unsafe.Add(sh.slots[s%cowSlots].shadowP, lo), unsafe.Add(sh.baseP, lo), uintptr(hi-lo))
+		memmove(unsafe.Add(dst, at), unsafe.Add(sh.baseP, lo), uintptr(hi-lo))
 	}
 }
 
@@ -293,42 +378,48 @@ func cowRelease(sh *cowShared, addr, n uint64) {
 	}
 }
 
-// cowStart takes slot s's needs: a pending block none of whose chunks is
-// needed is done with at once, and the background copy starts.
+// cowReap ends the blocks the readers have read since the last call
+// (their protection lifted, their shadow blocks back to the pool) and
+// reports whether any were. It leaves them while the handler is held: a
+// reap lifts protection.
 //
 //go:nosplit
 //go:norace
-func cowStart(sh *cowShared, s uint32) {
-	if s >= cowSlots {
-		return
+func cowReap(sh *cowShared) bool {
+	if sh.hold != 0 {
+		return false
 	}
-	sl := &sh.slots[s]
-	nb := min(sh.nblocks, (sl.size+CopyBlock-1)/CopyBlock)
-	sl.cursor = 0
-	atomic.StoreUint32(&sl.started, 1)
-	// With no chunk size every block is needed.
-	for chunk, b := sl.chunk, uint64(0); chunk != 0 && b < nb; b++ {
-		st := sh.state(s, b)
-		if atomic.LoadUint32(st) != blockPending {
-			continue
+	seen := atomic.LoadUint64(&sh.consumed)
+	if seen == sh.reaped {
+		return false
+	}
+	sh.reaped = seen
+	for s := uint32(0); s < cowSlots; s++ {
+		sl := &sh.slots[s]
+		nb := min(sh.nblocks, (sl.size+CopyBlock-1)/CopyBlock)
+		ended := false
+		for b := uint64(0); b < nb; b++ {
+			st := sh.state(s, b)
+			switch atomic.LoadUint32(st) {
+			case blockReadMem:
+				atomic.StoreUint32(st, blockFree)
+				if *sh.keep(b) == 0 && !cowPendingIn(sh, 1-s, b) {
+					lo := b * CopyBlock
+					cowRelease(sh, sh.base+lo, min(lo+CopyBlock, sh.limit)-lo)
+				}
+			case blockReadCopy:
+				atomic.StoreUint32(st, blockFree)
+				cowFree(sh, uint64(atomic.LoadUint32(sh.where(s, b))))
+			default:
+				continue
+			}
+			if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
+				ended = true
+			}
 		}
-		lo := b * CopyBlock
-		hi := min(lo+CopyBlock, sl.size)
-		needed := false
-		for c := lo; c < hi && !needed; c += chunk {
-			i := c / chunk
-			needed = i >= sh.needLen || *sh.need(s, i) != 0
-		}
-		if needed {
-			continue
-		}
-		atomic.StoreUint32(st, blockFree)
-		if atomic.AddUint64(&sl.pending, ^uint64(0)) == 0 {
-			sl.cursor = 0
-		}
-		if *sh.keep(b) == 0 && !cowPendingIn(sh, 1-s, b) {
-			cowRelease(sh, sh.base+lo, min(lo+CopyBlock, sh.limit)-lo)
+		if ended {
+			cowSignal(sh, sh.prog)
 		}
 	}
-	cowSignal(sh, sh.prog)
+	return true
 }

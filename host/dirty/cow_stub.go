@@ -15,8 +15,11 @@ func (*Snapshot) Memory() []byte { return nil }
 // Need does nothing.
 func (*Snapshot) Need(int, []bool) {}
 
-// Wait returns at once.
-func (*Snapshot) Wait(int, int) {}
+// Read returns dst emptied.
+func (*Snapshot) Read(dst []byte, _, _ int) []byte { return dst[:0] }
+
+// Next returns an empty range.
+func (*Snapshot) Next(int) (int, int) { return 0, 0 }
 
 // ReadAll returns nil.
 func (*Snapshot) ReadAll() []byte { return nil }
@@ -47,3 +50,6 @@ func (t *Tracker) Hold() func() { return func() {} }
 
 // Waited reports nothing.
 func (t *Tracker) Waited() time.Duration { return 0 }
+
+// Pool reports nothing.
+func (t *Tracker) Pool() PoolStats { return PoolStats{} }

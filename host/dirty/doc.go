@@ -26,11 +26,12 @@
 //
 // NewCOW makes a tracker for copy-on-write captures: its write faults
 // wait for a handler thread instead, so Tracker.Freeze can protect the
-// memory at a capture and let the guest run on while the handler copies
-// it, block by block, into a Snapshot; a write to a block not yet copied
-// has the handler copy it first. Two snapshots may be under way at once
-// (each with its own shadow), so a capture need not wait for the one
-// before to be copied and read. Writes are tracked as with New. The
+// memory at a capture and let the guest run on while the capture reads
+// it, block by block, where it is (Snapshot.Read); a write to a block not
+// yet read has the handler copy it first into a bounded pool of shadow
+// blocks, or wait, with the pool full, until the reader has read it
+// (cow.go). Two snapshots may be under way at once, so a capture need not
+// wait for the one before to be read. Writes are tracked as with New. The
 // kernel's writes into protected memory fail (EFAULT) rather than wait:
 // Release lifts the protection of a buffer before a read(2) into it.
 // cow_serve_linux.go tells why the handler cannot deadlock with the Go

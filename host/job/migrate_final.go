@@ -172,11 +172,14 @@ func finalChunks(c *host.Capture, written []bool, cs, limit int) ([]FinalChunk, 
 		if !w {
 			continue
 		}
+		var data []byte
 		if fr != nil {
-			fr.Wait(i, cs)
+			data = fr.Read(nil, i, cs)
+		} else {
+			off := i * cs
+			data = append([]byte(nil), c.Memory[off:min(off+cs, len(c.Memory))]...)
 		}
-		off := i * cs
-		out = append(out, FinalChunk{Index: uint32(i), Data: append([]byte(nil), c.Memory[off:min(off+cs, len(c.Memory))]...)})
+		out = append(out, FinalChunk{Index: uint32(i), Data: data})
 	}
 	return out, true
 }

@@ -1,0 +1,173 @@
+//go:build linux && !race
+
+package dirty
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// withPool runs the test with a pool of blocks shadow blocks and writes
+// that wait for the reader for st (0: for ever).
+func withPool(t *testing.T, blocks uint64, st time.Duration) {
+	pb, s := poolBlocks, stall
+	poolBlocks, stall = blocks, st
+	t.Cleanup(func() { poolBlocks, stall = pb, s })
+}
+
+// rssAnon returns the process's resident anonymous memory.
+func rssAnon(t *testing.T) uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("RssAnon:")); ok {
+			kb, err := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no RssAnon in /proc/self/status")
+	return 0
+}
+
+// A capture of a memory much larger than the pool, while a writer
+// rewrites all of it, holds at most the pool's blocks: the writer waits
+// on the full pool until the reader, which takes the blocks it waits for
+// first, has read them, and then goes on. The process's memory grows by
+// no more than the pool while it runs.
+func TestCOWPoolBound(t *testing.T) {
+	const size = 128 << 20
+	const chunk = 64 << 10
+	const pool = 4
+	withPool(t, pool, 0) // no escape: nothing here stops the reader
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
+	mem, tr := newTestWith(t, size, NewCOW)
+	fill(mem, 0, size, 1)
+	snap, err := tr.Freeze(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := rssAnon(t)
+
+	wrote := make(chan struct{})
+	go func() { // rewrites every block, in order
+		fill(mem, 0, size, 2)
+		close(wrote)
+	}()
+	for tr.Pool().InUse < pool { // the writer has filled the pool
+		runtime.Gosched()
+	}
+	select {
+	case <-wrote:
+		t.Fatal("the writer rewrote all of the memory with the pool full and nothing read")
+	default:
+	}
+
+	snap.Need(chunk, nil)
+	buf := make([]byte, chunk)
+	var peak uint64
+	for {
+		lo, hi := snap.Next(chunk)
+		if lo >= hi {
+			break
+		}
+		for i := lo; i < hi; i++ {
+			if at, ok := check(snap.Read(buf, i, chunk), i*chunk, 1); !ok {
+				snap.Done()
+				<-wrote
+				t.Fatalf("snapshot differs at %#x", at)
+			}
+		}
+		peak = max(peak, rssAnon(t))
+	}
+	snap.Done()
+	<-wrote
+	if at, ok := check(mem, 0, 2); !ok {
+		t.Fatalf("memory after the rewrite differs at %#x", at)
+	}
+	st := tr.Pool()
+	faults, copied := tr.Faults()
+	t.Logf("pool %+v, %d faults, %d blocks copied of %d; resident memory grew by %d MiB at most",
+		st, faults, copied, size/CopyBlock, (peak-base)>>20)
+	if st.Peak > pool || st.Overflow != 0 {
+		t.Fatalf("pool %+v: more than its %d blocks held", st, pool)
+	}
+	// The pool, and room for the test's own allocations.
+	if limit := uint64(pool*CopyBlock + 16<<20); peak > base+limit {
+		t.Fatalf("resident memory grew by %d MiB during the capture, more than %d MiB", (peak-base)>>20, limit>>20)
+	}
+	tr.Idle()
+	if st := tr.Pool(); st.InUse != 0 {
+		t.Fatalf("pool %+v once the snapshot is done with: blocks still held", st)
+	}
+}
+
+// Writes that wait on a full pool go on while the collector stops the
+// world again and again: a stop-the-world waits for the thread waiting in
+// its fault, which holds its P, while the reader is stopped; the handler
+// then copies the block beyond the pool. The snapshot still holds the
+// freeze's bytes, and what is copied beyond the pool is given back.
+func TestCOWPoolStopTheWorld(t *testing.T) {
+	const size = 32 << 20
+	const chunk = 64 << 10
+	withPool(t, 2, Stall)
+	mem, tr := newTestWith(t, size, NewCOW)
+	for round := range uint64(3) {
+		fill(mem, 0, size, round+1)
+		snap, err := tr.Freeze(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var ws sync.WaitGroup
+		var passes atomic.Int64
+		for w := range 2 {
+			ws.Add(1)
+			go func() { // whole passes over the memory, each the other way
+				defer ws.Done()
+				for stopped := false; !stopped; {
+					if w == 0 {
+						fill(mem, 0, size, round+2)
+					} else {
+						for b := size/CopyBlock - 1; b >= 0; b-- {
+							fill(mem, b*CopyBlock, (b+1)*CopyBlock, round+2)
+						}
+					}
+					passes.Add(1)
+					select {
+					case <-stop:
+						stopped = true
+					default:
+					}
+				}
+			}()
+		}
+		collectUntil(stop, &ws)
+		err = verify(snap, chunk, nil, func(int) uint64 { return round + 1 })
+		close(stop)
+		ws.Wait()
+		if err != nil {
+			t.Fatalf("round %d: snapshot %v", round, err)
+		}
+		t.Logf("round %d: %d passes written, pool %+v", round, passes.Load(), tr.Pool())
+	}
+	tr.Idle()
+	if st := tr.Pool(); st.InUse != 0 {
+		t.Fatalf("pool %+v once the snapshots are done with: blocks still held", st)
+	}
+}
