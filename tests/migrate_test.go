@@ -150,6 +150,23 @@ func TestMigrateTargetKilled(t *testing.T) {
 	}
 }
 
+// waitHostLogOr waits until host h's log matches re and returns the
+// matches, or nil once done is closed and it still does not.
+func waitHostLogOr(h *hostProc, re *regexp.Regexp, done <-chan struct{}) [][]string {
+	for {
+		b, _ := os.ReadFile(h.stderr.Name())
+		if m := re.FindAllStringSubmatch(string(b), -1); m != nil {
+			return m
+		}
+		select {
+		case <-done:
+			b, _ = os.ReadFile(h.stderr.Name())
+			return re.FindAllStringSubmatch(string(b), -1)
+		case <-time.After(10 * time.Millisecond): // polls the log file
+		}
+	}
+}
+
 // waitFile waits until a file exists at path; it fails the test if done
 // is closed first.
 func waitFile(t *testing.T, path string, done <-chan struct{}) {
@@ -270,11 +287,75 @@ func TestDrainKeptAcrossRestart(t *testing.T) {
 // copy of its files from before is stale. Rank 0 is held at laps between
 // the moves, so that it writes between them, after a checkpoint and
 // before the next (there are no periodic checkpoints: one is asked for
-// before the first move, and each move begins one). Every rank's files on the host it
-// ends on, and the job's output (each rank's files' hashes, read by the
-// rank), are byte for byte those of `run -n 6`.
+// before the first move, and each move begins one). Every rank's files
+// on the host it ends on, and the job's output (each rank's files'
+// hashes, read by the rank), are byte for byte those of `run -n 6`.
 func TestMigrateFiles(t *testing.T) {
 	t.Parallel()
+	fj := startFilesJob(t, "15s", [][]string{nil, {"LIBRAHOST_PRECOPY=off"}})
+	summary := regexp.MustCompile(`^rank 0 of job ` + fj.id + ` moved to [abc]: downtime \S+, total \S+, \d+ pre-copy rounds, sent \S+ \S+ of the guest's \S+ \S+\n$`)
+	for k, to := range []string{"b", "c", "a"} {
+		out, stderr, code := lh(t, "migrate", "--job", fj.id, "--rank", "0", "--to", to, "--cluster", fj.cluster, "--hosts", fj.hosts)
+		if code != 0 || !summary.MatchString(out) || to == "c" && !strings.Contains(out, " 0 pre-copy rounds") {
+			t.Fatalf("migrate rank 0 to %s: exit %d: %q\n%s", to, code, out, stderr)
+		}
+		t.Log(strings.TrimSpace(out))
+		fj.release(t, k+1)
+	}
+	// Rank r ran on host r%3 but rank 0, which came back to a.
+	fj.check(t, "a b c a b c")
+}
+
+// A move of a rank with files whose target dies while it holds the
+// rank's last state unread (by stop-and-copy from a: its only copy; a
+// failpoint keeps b there) leaves the rank at its source with its files,
+// which its journal there still rolls back: the job recovers from b's
+// loss (b's ranks' files are made on the hosts they restart on) and its
+// output and files are those of `run -n 6`.
+func TestMigrateFilesTargetKilled(t *testing.T) {
+	t.Parallel()
+	fj := startFilesJob(t, lossTimeout, [][]string{{"LIBRAHOST_PRECOPY=off"},
+		{"LIBRAHOST_FAILPOINTS=migrate:receive=wait(" + filepath.Join(t.TempDir(), "never") + ")"}})
+	fj.release(t, 1)
+	mig, migDone := make(chan string, 1), make(chan struct{})
+	go func() {
+		defer close(migDone)
+		_, stderr, code := lh(t, "migrate", "--job", fj.id, "--rank", "0", "--to", "b", "--cluster", fj.cluster, "--hosts", fj.hosts)
+		mig <- fmt.Sprintf("exit %d: %s", code, stderr)
+	}()
+	if m := waitHostLogOr(fj.hs[1], regexp.MustCompile(`failpoint migrate:receive: waiting`), migDone); m == nil {
+		t.Fatalf("migrate ended before b took rank 0's state: %s", <-mig)
+	}
+	fj.hs[1].lose(t)
+	if err := os.RemoveAll(fj.cwds[1]); err != nil { // its directory goes with the machine
+		t.Fatal(err)
+	}
+	if r := <-mig; !regexp.MustCompile(`^exit 1: librahost migrate: .*rank 0[^\n]*\n$`).MatchString(r) {
+		t.Fatalf("migrate to a host killed mid-copy: %q", r)
+	}
+	place := waitHostLog(t, fj.hs[0], regexp.MustCompile(`incarnation 1: ranks on \[([a-c ]+)\]`), fj.sub.done)[0][1]
+	if !strings.HasPrefix(place, "a ") {
+		t.Fatalf("rank 0 runs on %s after the recovery, want a", place)
+	}
+	fj.check(t, place)
+}
+
+// filesJob is a jobfiles job over three host processes a, b and c, each
+// with a directory of its own, with what `run -n 6` made.
+type filesJob struct {
+	cluster, hosts, id string
+	hs                 []*hostProc
+	cwds               []string
+	sub                *bgSubmit
+	held               string // the holds' directory
+	want, wantFiles    string
+}
+
+// startFilesJob runs the job without a move, then over host processes
+// (env[i] added to the i-th's environment), and returns once it has
+// taken a checkpoint, with rank 0 held at its first hold.
+func startFilesJob(t *testing.T, failureTimeout string, env [][]string) *filesJob {
+	t.Helper()
 	wasm := guest(t, "tests/testdata/jobfiles")
 	open := t.TempDir()
 	for k := 1; k <= 3; k++ {
@@ -283,56 +364,60 @@ func TestMigrateFiles(t *testing.T) {
 		}
 	}
 	args := []string{"-laps", "400", "-hold", "/hold", "-holds", "3"}
-	wantFiles := t.TempDir()
-	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", wantFiles + ":/data", "--dir", open + ":/hold:ro", wasm, "--"}, args...)...)
+	fj := &filesJob{wantFiles: t.TempDir(), held: t.TempDir()}
+	want, stderr, code := lh(t, append([]string{"run", "-n", "6", "--dir", fj.wantFiles + ":/data", "--dir", open + ":/hold:ro", wasm, "--"}, args...)...)
 	if code != 0 || !strings.Contains(want, "rank5.txt: ") {
 		t.Fatalf("run -n 6: exit %d\n%s%s", code, want, stderr)
 	}
-	held := t.TempDir()
-	t.Cleanup(func() { copyTree(t, open, held) }) // a failed test's job ends too
-	release := func(k int) {
-		if err := os.WriteFile(filepath.Join(held, fmt.Sprint(k)), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cluster := filepath.Join(t.TempDir(), "cluster")
-	hs, cwds := wordcountHosts(t, cluster, t.TempDir(), [][]string{nil, {"LIBRAHOST_PRECOPY=off"}}, "a", "b", "c")
-	logsOnFailure(t, hs)
-	hosts := hostList(hs)
-	sub := submitBg(t, append([]string{"--cluster", cluster, "--hosts", hosts, "-n", "6", "--failure-timeout", "15s",
-		"--checkpoint-every", "1h", "--replicas", "1", "--dir", "out:/data", "--dir", held + ":/hold:ro", wasm, "--"}, args...)...)
-	id := waitHostLog(t, hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), sub.done)[0][1]
+	fj.want = want
+	t.Cleanup(func() { copyTree(t, open, fj.held) }) // a failed test's job ends too
+	fj.cluster = filepath.Join(t.TempDir(), "cluster")
+	fj.hs, fj.cwds = wordcountHosts(t, fj.cluster, t.TempDir(), env, "a", "b", "c")
+	logsOnFailure(t, fj.hs)
+	fj.hosts = hostList(fj.hs)
+	fj.sub = submitBg(t, append([]string{"--cluster", fj.cluster, "--hosts", fj.hosts, "-n", "6", "--failure-timeout", failureTimeout,
+		"--checkpoint-every", "1h", "--replicas", "1", "--dir", "out:/data", "--dir", fj.held + ":/hold:ro", wasm, "--"}, args...)...)
+	fj.id = waitHostLog(t, fj.hs[0], regexp.MustCompile(`job ([0-9a-f]+) from`), fj.sub.done)[0][1]
 	// Once rank 0 runs (it wrote a file), a checkpoint: the first move
 	// takes its chain and what rank 0 wrote since.
-	waitFile(t, filepath.Join(cwds[0], "out", "lap0.txt"), sub.done)
-	if ck, stderr, code := lh(t, "checkpoint", "--job", id, "--cluster", cluster, "--hosts", hosts); code != 0 {
+	waitFile(t, filepath.Join(fj.cwds[0], "out", "lap0.txt"), fj.sub.done)
+	if ck, stderr, code := lh(t, "checkpoint", "--job", fj.id, "--cluster", fj.cluster, "--hosts", fj.hosts); code != 0 {
 		t.Fatalf("checkpoint --job: exit %d: %q %q", code, ck, stderr)
 	}
-	summary := regexp.MustCompile(`^rank 0 of job ` + id + ` moved to [abc]: downtime \S+, total \S+, \d+ pre-copy rounds, sent \S+ \S+ of the guest's \S+ \S+\n$`)
-	for k, to := range []string{"b", "c", "a"} {
-		out, stderr, code := lh(t, "migrate", "--job", id, "--rank", "0", "--to", to, "--cluster", cluster, "--hosts", hosts)
-		if code != 0 || !summary.MatchString(out) || to == "c" && !strings.Contains(out, " 0 pre-copy rounds") {
-			t.Fatalf("migrate rank 0 to %s: exit %d: %q\n%s", to, code, out, stderr)
-		}
-		t.Log(strings.TrimSpace(out))
-		release(k + 1)
+	return fj
+}
+
+// release lets rank 0 go on from hold k.
+func (fj *filesJob) release(t *testing.T, k int) {
+	if err := os.WriteFile(filepath.Join(fj.held, fmt.Sprint(k)), nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	<-sub.done
-	if sub.err != nil {
-		t.Fatalf("submit: %v\n%s", sub.err, sub.errb.Bytes())
+}
+
+// check lets the job end and compares its output, and the files of each
+// rank on the host place names for it, with those of `run -n 6`.
+func (fj *filesJob) check(t *testing.T, place string) {
+	t.Helper()
+	for k := 1; k <= 3; k++ {
+		fj.release(t, k)
 	}
-	compareOutput(t, sub.out.Bytes(), []byte(want))
-	// Rank r ran on host r%3 but rank 0, which came back to a.
+	<-fj.sub.done
+	if fj.sub.err != nil {
+		t.Fatalf("submit: %v\n%s", fj.sub.err, fj.sub.errb.Bytes())
+	}
+	compareOutput(t, fj.sub.out.Bytes(), []byte(fj.want))
+	hosts := strings.Fields(place)
 	for r := range 6 {
 		for _, name := range []string{"rank%d.txt", "lap%d.txt"} {
 			name = fmt.Sprintf(name, r)
-			w, err := os.ReadFile(filepath.Join(wantFiles, name))
+			w, err := os.ReadFile(filepath.Join(fj.wantFiles, name))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := os.ReadFile(filepath.Join(cwds[r%3], "out", name))
+			h := hosts[r][0] - 'a'
+			got, err := os.ReadFile(filepath.Join(fj.cwds[h], "out", name))
 			if err != nil || !bytes.Equal(got, w) {
-				t.Fatalf("%s on host %s: %d bytes (%v), want the %d bytes of `run -n 6`", name, hs[r%3].name, len(got), err, len(w))
+				t.Fatalf("%s on host %s: %d bytes (%v), want the %d bytes of `run -n 6`", name, hosts[r], len(got), err, len(w))
 			}
 		}
 	}

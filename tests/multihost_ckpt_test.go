@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // waitHostLog waits until host h's log matches re and returns the
@@ -16,20 +15,12 @@ import (
 // does not match).
 func waitHostLog(t *testing.T, h *hostProc, re *regexp.Regexp, done <-chan struct{}) [][]string {
 	t.Helper()
-	for {
+	m := waitHostLogOr(h, re, done)
+	if m == nil {
 		b, _ := os.ReadFile(h.stderr.Name())
-		if m := re.FindAllStringSubmatch(string(b), -1); m != nil {
-			return m
-		}
-		select {
-		case <-done:
-			if m := re.FindAllStringSubmatch(string(b), -1); m != nil {
-				return m
-			}
-			t.Fatalf("host %s never logged %q:\n%s", h.name, re, b)
-		case <-time.After(10 * time.Millisecond): // polls the log file
-		}
+		t.Fatalf("host %s never logged %q:\n%s", h.name, re, b)
 	}
+	return m
 }
 
 // bgSubmit is a `librahost submit` run in the background.
