@@ -81,9 +81,23 @@ func (r *Receiver) OnData(f Frame) (deliver []Frame, ack *Frame) {
 }
 
 // Ack returns the current cumulative ack, with the stability Commit
-// recorded, valid until the next call.
+// recorded, valid until the next call. It claims nothing about the
+// receiver's cuts (Cut 0): see AckIn.
 func (r *Receiver) Ack() *Frame {
-	r.ack.Cum, r.ack.Stable = r.delivered, r.stable
+	r.ack.Cum, r.ack.Stable, r.ack.Cut = r.delivered, r.stable, 0
+	return &r.ack
+}
+
+// AckIn is Ack from a receiving rank in epoch, whose cuts take every
+// message delivered so far from now on: the ack tells the sender that
+// its checkpoints of a later epoch need not log them (Sender.CutState).
+// The caller must make sure of it: the rank's cut of epoch+1 must not
+// have been taken before the last of them was delivered, and the rank's
+// state must go on from here (not, say, from a state sent elsewhere
+// earlier).
+func (r *Receiver) AckIn(epoch uint64) *Frame {
+	r.Ack()
+	r.ack.Cut = epoch + 1
 	return &r.ack
 }
 

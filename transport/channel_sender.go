@@ -79,7 +79,20 @@ type Sender struct {
 	ready, spare []Frame
 	deadline     time.Time // earliest retransmit due; valid if timed
 	timed        bool
+
+	// cuts is what the receiver's acks said its cuts hold (OnCut): each
+	// Seq ≤ cum is in its cut of every epoch ≥ from. Oldest first, by
+	// from; an unused slot has from 0.
+	cuts [cutMarks]cutMark
 }
+
+// cutMark is one claim of the receiver's acks: Seq ≤ cum is in its cut
+// of every epoch ≥ from.
+type cutMark struct{ from, cum uint64 }
+
+// cutMarks is how many claims a Sender keeps, one per epoch the receiver
+// acked in: a cut asks for the newest epoch or the one before.
+const cutMarks = 4
 
 type sentEntry struct {
 	Entry
@@ -139,6 +152,44 @@ func (s *Sender) OnAck(cum uint64) {
 	if s.acked == s.next-1 {
 		s.timed = false
 	}
+}
+
+// OnCut records an ack's claim about the receiver's cuts (Frame.Cut):
+// every message with Seq ≤ cum is in its cut of every epoch ≥ from. A
+// claim with from 0 says nothing.
+func (s *Sender) OnCut(cum, from uint64) {
+	if from == 0 {
+		return
+	}
+	cum = min(cum, s.next-1)
+	last := &s.cuts[cutMarks-1]
+	switch {
+	case from == last.from:
+		last.cum = max(last.cum, cum)
+	case from > last.from:
+		copy(s.cuts[:], s.cuts[1:])
+		*last = cutMark{from, max(cum, last.cum)}
+	default:
+		// An older epoch's ack, overtaken: it adds to the claims of its
+		// epoch and of every later one.
+		for i := range s.cuts {
+			if c := &s.cuts[i]; c.from >= from {
+				c.cum = max(c.cum, cum)
+			}
+		}
+	}
+}
+
+// covered returns the highest Seq the receiver's cut of epoch is known to
+// hold (OnCut): 0 if none.
+func (s *Sender) covered(epoch uint64) uint64 {
+	var cum uint64
+	for _, c := range s.cuts {
+		if c.from != 0 && c.from <= epoch {
+			cum = max(cum, c.cum)
+		}
+	}
+	return cum
 }
 
 // Tick retransmits every unacked message whose timer ran out at now, and
@@ -219,6 +270,7 @@ func (s *Sender) Rewind(fromSeq uint64) error {
 	for seq := fromSeq; seq <= s.acked; seq++ {
 		s.unacked += int64(len(s.entry(seq).Payload))
 	}
+	s.cuts = [cutMarks]cutMark{} // the receiver's cuts are not what they said
 	if fromSeq-1 < s.acked {
 		s.acked = fromSeq - 1
 	}
@@ -234,8 +286,10 @@ func (s *Sender) Rewind(fromSeq uint64) error {
 
 // Resend marks every message in the log unacked and returns them all, to
 // be sent to the receiver's new host: its state there may predate any ack
-// the old host gave (it drops what it had). Their timers restart at now.
+// the old host gave (it drops what it had), and what those acks said of
+// its cuts is forgotten. Their timers restart at now.
 func (s *Sender) Resend(now time.Time) []Frame {
+	s.cuts = [cutMarks]cutMark{}
 	if s.stable+1 < s.next {
 		if err := s.Rewind(s.stable + 1); err != nil {
 			panic(err) // cannot happen: stable+1 is the log's first message
@@ -270,6 +324,23 @@ func (s *Sender) State() SenderState {
 	return SenderState{Next: s.next, Entries: s.Log()}
 }
 
+// CutState returns what the sender's checkpoint of epoch must keep: State
+// without the messages the receiver's acks said its own cut of epoch
+// holds (OnCut). After a restore from both cuts, the receiver has
+// delivered those and the rest come again from this log. Entries share
+// payloads.
+func (s *Sender) CutState(epoch uint64) SenderState {
+	st := s.State()
+	if c := s.covered(epoch); c > 0 {
+		k := 0
+		for k < len(st.Entries) && st.Entries[k].Seq <= c {
+			k++
+		}
+		st.Entries = st.Entries[k:]
+	}
+	return st
+}
+
 // Restore replaces the Sender's state with st. Every logged message counts
 // as unacked and the next Tick (or OnReconnect) sends it again. Ready
 // frames not yet taken are discarded.
@@ -288,6 +359,7 @@ func (s *Sender) Restore(st SenderState) error {
 		bytes += int64(len(e.Payload))
 	}
 	s.next, s.stable, s.acked = st.Next, first-1, first-1
+	s.cuts = [cutMarks]cutMark{}
 	s.log, s.head, s.unacked, s.logged = log, 0, bytes, bytes
 	s.ready = s.ready[:0]
 	s.timed = len(log) > 0

@@ -13,7 +13,11 @@
 //     An ACK carries, besides the cumulative ack, how far a committed
 //     checkpoint of the receiver covers the channel: stability crosses
 //     hosts on the links' own acks (mux_stable.go), never in frames of
-//     its own while a channel is in use.
+//     its own while a channel is in use. It also says which of the
+//     receiver's cuts will hold what it acks (Cut: the epoch the receiver
+//     was in, plus one), so that a sender's checkpoint logs only the
+//     messages in flight at the cut, not every one sent since the last
+//     commit (Sender.CutState).
 //   - Links (link.go): a Link carries buffers of encoded frames to one peer
 //     host. Pipe (inproc.go) is an in-memory pair; the QUIC driver is
 //     another. WithFaults (fault.go) wraps any Link with seeded loss,

@@ -6,7 +6,7 @@ import (
 	"hash/crc32"
 )
 
-// Frame format, version 2. Every frame is
+// Frame format, version 3. Every frame is
 //
 //	magic    1 byte  0x4C ('L')
 //	version  1 byte  FrameVersion
@@ -19,14 +19,15 @@ import (
 // Bodies (uvarint unless said otherwise; tag is a zig-zag varint):
 //
 //	DATA     src dst seq epoch tag, then the payload: the rest of the body
-//	ACK      src dst cum stable
+//	ACK      src dst cum stable cut
 //	HELLO    version, then hostID clusterID job, each uvarint length + bytes,
 //	         then incarnation
 //	CONTROL  kind (1 byte), then the body: the rest of the body
 //
-// Version 1 lacked ACK's stable and HELLO's incarnation. Its frames still
-// decode (those fields 0), so a peer of the old format is refused by the
-// HELLO check in one line ("speaks version 1") rather than as garbage.
+// Version 1 lacked ACK's stable and HELLO's incarnation, version 2 ACK's
+// cut. Their frames still decode (those fields 0, which claim nothing), so
+// a peer of an old format is refused by the HELLO check in one line
+// ("speaks version 2") rather than as garbage.
 //
 // The payload is length-prefixed by the frame's own length, so frames are
 // self-delimiting and many can share one buffer: a batch is simply frames
@@ -43,9 +44,10 @@ import (
 // Frame header constants.
 const (
 	FrameMagic   = 0x4C
-	FrameVersion = 2
-	// frameVersion1 is the previous format, still decoded.
+	FrameVersion = 3
+	// frameVersion1 and frameVersion2 are earlier formats, still decoded.
 	frameVersion1 = 1
+	frameVersion2 = 2
 
 	flagChecksum = 0x80
 	typeMask     = 0x7f
@@ -105,9 +107,13 @@ type Frame struct {
 	Epoch    uint64 // DATA
 	Cum      uint64 // ACK
 	Stable   uint64 // ACK
-	Inc      uint64 // HELLO: the sender's incarnation of the job
-	Payload  []byte // DATA
-	Body     []byte // CONTROL
+	// Cut (ACK) says that every Seq ≤ Cum is in the receiver's cut of
+	// every epoch from Cut on: the receiver was in epoch Cut-1 when it
+	// had them all. 0 claims nothing.
+	Cut     uint64
+	Inc     uint64 // HELLO: the sender's incarnation of the job
+	Payload []byte // DATA
+	Body    []byte // CONTROL
 
 	HostID, ClusterID, Job string // HELLO
 }
@@ -117,10 +123,14 @@ func (f *Frame) String() string {
 	case FrameData:
 		return fmt.Sprintf("DATA %d->%d seq=%d epoch=%d tag=%d %q", f.Src, f.Dst, f.Seq, f.Epoch, f.Tag, f.Payload)
 	case FrameAck:
+		s := fmt.Sprintf("ACK %d->%d cum=%d", f.Src, f.Dst, f.Cum)
 		if f.Stable > 0 {
-			return fmt.Sprintf("ACK %d->%d cum=%d stable=%d", f.Src, f.Dst, f.Cum, f.Stable)
+			s += fmt.Sprintf(" stable=%d", f.Stable)
 		}
-		return fmt.Sprintf("ACK %d->%d cum=%d", f.Src, f.Dst, f.Cum)
+		if f.Cut > 0 {
+			s += fmt.Sprintf(" cut=%d", f.Cut)
+		}
+		return s
 	case FrameHello:
 		return fmt.Sprintf("HELLO v%d host=%q cluster=%q job=%q inc=%d", f.Version, f.HostID, f.ClusterID, f.Job, f.Inc)
 	case FrameControl:
@@ -167,6 +177,7 @@ func appendFrame(dst []byte, f *Frame, sum bool) []byte {
 		dst = binary.AppendUvarint(dst, uint64(f.Dst))
 		dst = binary.AppendUvarint(dst, f.Cum)
 		dst = binary.AppendUvarint(dst, f.Stable)
+		dst = binary.AppendUvarint(dst, f.Cut)
 	case FrameHello:
 		dst = binary.AppendUvarint(dst, uint64(f.Version))
 		for _, s := range [...]string{f.HostID, f.ClusterID, f.Job} {
@@ -194,7 +205,7 @@ func bodyLen(f *Frame) int {
 		return uvarintLen(uint64(f.Src)) + uvarintLen(uint64(f.Dst)) + uvarintLen(f.Seq) +
 			uvarintLen(f.Epoch) + varintLen(int64(f.Tag)) + len(f.Payload)
 	case FrameAck:
-		return uvarintLen(uint64(f.Src)) + uvarintLen(uint64(f.Dst)) + uvarintLen(f.Cum) + uvarintLen(f.Stable)
+		return uvarintLen(uint64(f.Src)) + uvarintLen(uint64(f.Dst)) + uvarintLen(f.Cum) + uvarintLen(f.Stable) + uvarintLen(f.Cut)
 	case FrameHello:
 		n := uvarintLen(uint64(f.Version)) + uvarintLen(f.Inc)
 		for _, s := range [...]string{f.HostID, f.ClusterID, f.Job} {

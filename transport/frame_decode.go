@@ -25,7 +25,7 @@ func DecodeFrame(b []byte) (Frame, int, error) {
 		return Frame{}, 0, fmt.Errorf("%w: bad magic byte 0x%02x", ErrMalformed, b[0])
 	}
 	v := b[1]
-	if v != FrameVersion && v != frameVersion1 {
+	if v != FrameVersion && v != frameVersion1 && v != frameVersion2 {
 		return Frame{}, 0, fmt.Errorf("%w: version %d, this build speaks %d", ErrVersion, b[1], FrameVersion)
 	}
 	typ, sum := FrameType(b[2]&typeMask), b[2]&flagChecksum != 0
@@ -73,6 +73,9 @@ func DecodeFrame(b []byte) (Frame, int, error) {
 		f.Cum = d.uvarint("cum")
 		if v != frameVersion1 {
 			f.Stable = d.uvarint("stable")
+		}
+		if v != frameVersion1 && v != frameVersion2 {
+			f.Cut = d.uvarint("cut")
 		}
 	case FrameHello:
 		f.Version = d.u32("version")

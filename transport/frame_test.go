@@ -111,12 +111,19 @@ func TestFrameVersion1(t *testing.T) {
 	if err != nil || n != len(hello) || f.Version != 1 || f.HostID != "b" || f.Job != "j" || f.Inc != 0 {
 		t.Fatalf("v1 HELLO: %+v %d %v", f, n, err)
 	}
-	// The version 2 ACK of the same fields is one byte longer: stable.
-	if b := AppendFrame(nil, &Frame{Type: FrameAck, Src: 1, Dst: 2, Cum: 9}); len(b) != len(ack)+1 || b[1] != FrameVersion {
-		t.Fatalf("v2 ACK: % x", b)
+	// A version 2 ACK has stable and no cut: it claims nothing of the
+	// receiver's cuts.
+	ack2 := []byte{FrameMagic, 2, byte(FrameAck), 4, 1, 2, 9, 4}
+	f, n, err = DecodeFrame(ack2)
+	if err != nil || n != len(ack2) || f.Cum != 9 || f.Stable != 4 || f.Cut != 0 {
+		t.Fatalf("v2 ACK: %+v %d %v", f, n, err)
 	}
-	if _, _, err := DecodeFrame([]byte{FrameMagic, 3, byte(FrameAck), 0}); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version 3: %v", err)
+	// The version 3 ACK of the same fields is one byte longer: cut.
+	if b := AppendFrame(nil, &Frame{Type: FrameAck, Src: 1, Dst: 2, Cum: 9, Stable: 4}); len(b) != len(ack2)+1 || b[1] != FrameVersion {
+		t.Fatalf("v3 ACK: % x", b)
+	}
+	if _, _, err := DecodeFrame([]byte{FrameMagic, 4, byte(FrameAck), 0}); !errors.Is(err, ErrVersion) {
+		t.Fatalf("version 4: %v", err)
 	}
 }
 
@@ -144,7 +151,7 @@ func TestDecodeFrameErrors(t *testing.T) {
 		{"short", good[:2], ErrTruncated},
 		{"magic", flip(good, 0, 'X'), ErrMalformed},
 		{"magic short", []byte{'X'}, ErrMalformed},
-		{"version", flip(good, 1, 3), ErrVersion},
+		{"version", flip(good, 1, 4), ErrVersion},
 		{"cut", good[:len(good)-1], ErrTruncated},
 		{"length overflow", []byte{FrameMagic, FrameVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrMalformed},
 		{"length cut", []byte{FrameMagic, FrameVersion, 1, 0xff}, ErrTruncated},

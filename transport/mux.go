@@ -184,6 +184,10 @@ type worker struct {
 	held     []*channel // loop only: channels to it holding frames
 	arriving bool       // loop only: moved here by SetRoute, not yet restored
 	ended    bool       // loop only: its program ended (Ended)
+	// left (loop only): its state was taken to go on elsewhere (Snapshot
+	// without a cut): what it is given here from then on may not be in
+	// that state, so its acks claim nothing of its cuts until a Restore.
+	left bool
 }
 
 type sendReq struct {

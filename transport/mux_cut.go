@@ -49,7 +49,7 @@ func (e *Endpoint) CutRank(rank uint32, epoch uint64) (*Cut, error) {
 	c := &Cut{e: e, rank: rank, epoch: epoch, done: make(chan struct{})}
 	// The inbox first: messages held for the new epoch are delivered
 	// once SetEpoch releases them, after the cut.
-	c.inbox, c.got = w.in.mark()
+	c.inbox, c.got = w.in.mark(&w.epoch, epoch)
 	e.SetEpoch(rank, epoch)
 	if !e.after(func() {
 		c.st = e.loop.cutState(e, c)
@@ -76,6 +76,21 @@ func (c *Cut) State() (RankState, error) {
 	}
 }
 
+// cutClaim is what an ack of a channel to local rank may claim of its
+// cuts (Frame.Cut): every message delivered to it so far is in its cut
+// of each epoch after the one it is in. A rank's epoch moves on at its
+// cut, at the same instant as the cut reads its inbox (inbox.mark) or on
+// the loop (snapshot), and the loop reads the claim after it delivered,
+// so the claim is never too early. 0 for a rank whose state was taken
+// to go on elsewhere (worker.left).
+func (e *Endpoint) cutClaim(rank uint32) uint64 {
+	w := e.worker(rank)
+	if w.left {
+		return 0
+	}
+	return w.epoch.Load() + 1
+}
+
 // cutState completes c on the loop.
 func (ls *loopState) cutState(e *Endpoint, c *Cut) RankState {
 	out := RankState{Rank: c.rank, Epoch: c.epoch, Inbox: c.inbox}
@@ -88,8 +103,9 @@ func (ls *loopState) cutState(e *Endpoint, c *Cut) RankState {
 	chans := e.sortedChans(func(ch *channel) bool { return ch.src == c.rank || ch.dst == c.rank })
 	for _, ch := range chans {
 		if ch.src == c.rank && ch.sender != nil {
-			st := ch.sender.State()
-			// What the rank sent after the cut carries its epoch.
+			// What the receiver's acks said its own cut holds is left
+			// out; what the rank sent after the cut carries its epoch.
+			st := ch.sender.CutState(c.epoch)
 			if k := slices.IndexFunc(st.Entries, func(en Entry) bool { return en.Epoch >= c.epoch }); k >= 0 {
 				st.Next, st.Entries = st.Entries[k].Seq, st.Entries[:k]
 			}

@@ -58,7 +58,7 @@ func (ls *loopState) releaseHeld(e *Endpoint, rank uint32) {
 			w.held = append(w.held, ch)
 		}
 		if ch.local {
-			ls.onAck(e, ch, ch.receiver.Delivered(), 0)
+			ls.localAck(e, ch)
 		} else if !ch.ackDue {
 			ch.ackDue = true
 			ls.acks = append(ls.acks, ch)

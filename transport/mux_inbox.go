@@ -3,6 +3,7 @@ package transport
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // inbox holds one local rank's delivered messages in arrival order.
@@ -71,10 +72,14 @@ func (in *inbox) setGot(src uint32, seq uint64) {
 }
 
 // mark returns the messages waiting and how far each channel to the rank
-// is delivered, at one instant.
-func (in *inbox) mark() ([]Message, []uint64) {
+// is delivered, at one instant, and sets the rank's epoch (*at) to epoch
+// at that same instant: a message pushed after it finds the rank in
+// epoch, so that an ack read after the push does not claim it for the
+// cut of epoch (Frame.Cut).
+func (in *inbox) mark(at *atomic.Uint64, epoch uint64) ([]Message, []uint64) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	at.Store(epoch)
 	return slices.Clone(in.q[in.head:]), slices.Clone(in.got)
 }
 

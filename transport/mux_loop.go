@@ -140,7 +140,7 @@ func (ls *loopState) flushReady(e *Endpoint) {
 			for _, f := range frames {
 				ls.deliver(e, ch, f)
 			}
-			ls.onAck(e, ch, ch.receiver.Delivered(), 0)
+			ls.localAck(e, ch)
 			continue
 		}
 		host := e.hostOf(ch.dst)
@@ -186,12 +186,14 @@ func (ls *loopState) deliver(e *Endpoint, ch *channel, f Frame) {
 	clear(ls.msgs)
 }
 
-// onAck takes an ack of ch: cum, and stable from its receiver's committed
-// checkpoint (0: none). With StableOnAck an ack is stability too.
-func (ls *loopState) onAck(e *Endpoint, ch *channel, cum, stable uint64) {
+// onAck takes an ack of ch: cum, stable from its receiver's committed
+// checkpoint (0: none), and what it says of the receiver's cuts
+// (Frame.Cut, 0: nothing). With StableOnAck an ack is stability too.
+func (ls *loopState) onAck(e *Endpoint, ch *channel, cum, stable, cut uint64) {
 	s := ch.sender
 	before := s.Unacked()
 	s.OnAck(cum)
+	s.OnCut(cum, cut)
 	if e.cfg.StableOnAck {
 		stable = cum
 	}
@@ -200,6 +202,12 @@ func (ls *loopState) onAck(e *Endpoint, ch *channel, cum, stable uint64) {
 	}
 	ch.release(before - s.Unacked())
 	ls.admitOverflow(e, ch)
+}
+
+// localAck acks a channel whose receiver is here too, as its ACK frame
+// would.
+func (ls *loopState) localAck(e *Endpoint, ch *channel) {
+	ls.onAck(e, ch, ch.receiver.Delivered(), 0, e.cutClaim(ch.dst))
 }
 
 // receive handles the frames of one buffer from a peer.
@@ -236,7 +244,7 @@ func (ls *loopState) receive(e *Endpoint, b inBatch) {
 			}
 			ch := e.channel(f.Src, f.Dst)
 			before := ch.sender.Acked()
-			ls.onAck(e, ch, f.Cum, f.Stable)
+			ls.onAck(e, ch, f.Cum, f.Stable, f.Cut)
 			if after := ch.sender.Acked(); after > before {
 				acked += after - before
 			}

@@ -35,16 +35,34 @@ type RecvState struct {
 	ReceiverState
 }
 
-// Snapshot returns the state of the given local ranks. The caller makes
-// sure none of them sends or receives until it returns (they are paused
-// for a checkpoint). Everything they sent before is processed first, so
-// a message between two of them is either in its receiver's inbox or
-// taken by it; the log of a sender whose receiver is among ranks keeps
-// only messages that receiver has not had, which on one host is none.
-// Message payloads are shared with the Endpoint and must not be modified.
+// Snapshot returns the state of the given local ranks, to go on from
+// elsewhere (a migration's last state). The caller makes sure none of
+// them sends or receives until it returns (they are paused). Everything
+// they sent before is processed first, so a message between two of them
+// is either in its receiver's inbox or taken by it; the log of a sender
+// whose receiver is among ranks keeps only messages that receiver has not
+// had, which on one host is none. Messages the ranks are given here after
+// it may be missing from the state, so from then on their acks claim
+// nothing of their cuts (Frame.Cut) until a Restore. Message payloads are
+// shared with the Endpoint and must not be modified.
 func (e *Endpoint) Snapshot(ranks []uint32) ([]RankState, error) {
+	return e.snapshotAt(ranks, 0)
+}
+
+// SnapshotAt is Snapshot as the ranks' cut of epoch, later than the epoch
+// each is in: they are moved to epoch at the same instant (SetEpoch), and
+// each sender log leaves out what its receiver's acks said the
+// receiver's own cut of epoch holds (Sender.CutState).
+func (e *Endpoint) SnapshotAt(ranks []uint32, epoch uint64) ([]RankState, error) {
+	if epoch == 0 {
+		return nil, fmt.Errorf("%w: a cut of epoch 0", ErrBadState)
+	}
+	return e.snapshotAt(ranks, epoch)
+}
+
+func (e *Endpoint) snapshotAt(ranks []uint32, epoch uint64) ([]RankState, error) {
 	res := make(chan []RankState, 1)
-	if !e.after(func() { res <- e.loop.snapshot(e, ranks) }) {
+	if !e.after(func() { res <- e.loop.snapshot(e, ranks, epoch) }) {
 		return nil, ErrClosed
 	}
 	select {
@@ -90,18 +108,33 @@ func (e *Endpoint) after(f func()) bool {
 	return true
 }
 
-func (ls *loopState) snapshot(e *Endpoint, ranks []uint32) []RankState {
+// snapshot takes the state of ranks: their cut of epoch, or with epoch 0
+// a state to go on from elsewhere (Snapshot).
+func (ls *loopState) snapshot(e *Endpoint, ranks []uint32, epoch uint64) []RankState {
 	in := make(map[uint32]int, len(ranks))
 	out := make([]RankState, len(ranks))
 	for i, r := range ranks {
 		in[r] = i
 		w := e.worker(r)
 		out[i] = RankState{Rank: r, Epoch: w.epoch.Load(), Inbox: w.in.snapshot()}
+		if epoch == 0 {
+			w.left = true
+		} else {
+			// On the loop, where deliveries and acks are: no ack claims
+			// for this cut what it lacks (cutClaim).
+			if w.epoch.Load() < epoch {
+				w.epoch.Store(epoch)
+			}
+			out[i].Epoch = epoch
+		}
 	}
 	chans := e.sortedChans(func(*channel) bool { return true })
 	for _, ch := range chans {
 		if i, ok := in[ch.src]; ok && ch.sender != nil {
 			st := ch.sender.State()
+			if epoch > 0 {
+				st = ch.sender.CutState(epoch)
+			}
 			if _, both := in[ch.dst]; both && ch.receiver != nil {
 				// The receiver's state is in the same cut: the log need
 				// only hold what it has not delivered.
@@ -139,6 +172,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 	for _, st := range states {
 		w := e.worker(st.Rank)
 		w.epoch.Store(st.Epoch)
+		w.left = false
 		if w.arriving {
 			w.arriving = false
 			ls.arriving--
@@ -221,7 +255,7 @@ func (ls *loopState) redeliver(e *Endpoint, ch *channel) error {
 			ls.deliver(e, ch, ch.sender.frame(&log[i]))
 		}
 	}
-	ls.onAck(e, ch, ch.receiver.Delivered(), 0)
+	ls.localAck(e, ch)
 	return nil
 }
 

@@ -107,6 +107,9 @@ func (ls *loopState) dropStable(e *Endpoint, ch *channel, seq uint64) {
 // emitAck sends ch's receiver's ack to its sender's host.
 func (ls *loopState) emitAck(e *Endpoint, ch *channel) {
 	ack := ch.receiver.Ack()
+	if c := e.cutClaim(ch.dst); c > 0 {
+		ack = ch.receiver.AckIn(c - 1)
+	}
 	ch.told = ack.Stable
 	ls.emit(e, e.hostOf(ch.src), ack)
 }

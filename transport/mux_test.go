@@ -138,7 +138,7 @@ func TestEndpointRefusesPeers(t *testing.T) {
 			{"wrong host", [][]byte{hello("x", "c1")}, `says it is "x"`},
 			{"garbage", [][]byte{hello("b", "c1"), []byte("\x4c\x01\x01\x09garbage")}, "truncated frame"},
 			// A peer of the frame format before stability and incarnations.
-			{"version 1", [][]byte{{FrameMagic, 1, byte(FrameHello), 5, 1, 1, 'b', 0, 0}}, "peer b speaks version 1, this host 2"},
+			{"version 1", [][]byte{{FrameMagic, 1, byte(FrameHello), 5, 1, 1, 'b', 0, 0}}, "peer b speaks version 1, this host 3"},
 		}
 		for _, c := range cases {
 			mine, theirs := Pipe()

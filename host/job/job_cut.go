@@ -14,15 +14,12 @@ func cutAt(ep *transport.Endpoint, ranks []int, epoch uint64) ([]transport.RankS
 	for i, r := range ranks {
 		rs[i] = uint32(r)
 	}
-	cut, err := ep.Snapshot(rs)
+	cut, err := ep.SnapshotAt(rs, epoch)
 	if err != nil {
 		return nil, err
 	}
-	for i, r := range rs {
-		ep.SetEpoch(r, epoch)
-		// Snapshot read the epoch before the cut: a rank restored from
-		// it is in epoch already.
-		cut[i].Epoch = epoch
+	for _, r := range rs {
+		ep.SetEpoch(r, epoch) // messages held for epoch are theirs now
 	}
 	return cut, nil
 }

@@ -487,7 +487,7 @@ func (r *shareRun) setEpoch(rank int, e uint64) {
 // keeps it for the epoch's release; messages it sends from now on carry
 // epoch.
 func (r *shareRun) cut(rank int, epoch uint64) *transport.RankState {
-	cut, err := r.j.ep.Snapshot([]uint32{uint32(rank)})
+	cut, err := r.j.ep.SnapshotAt([]uint32{uint32(rank)}, epoch)
 	r.j.ep.SetEpoch(uint32(rank), epoch)
 	if err != nil || len(cut) != 1 {
 		return nil

@@ -440,6 +440,7 @@ func (w *world) deliverData() error {
 		}
 		if r.running { // a rank stopped for its migration still takes acks, as its Endpoint does
 			r.senders[d.f.Dst].OnAck(d.f.Cum)
+			r.senders[d.f.Dst].OnCut(d.f.Cum, d.f.Cut)
 			r.senders[d.f.Dst].Stable(d.f.Stable)
 		}
 		return nil
@@ -454,6 +455,11 @@ func (w *world) deliverData() error {
 	deliver, ack := r.recvs[d.f.Src].OnData(d.f)
 	for _, f := range deliver {
 		r.inbox = append(r.inbox, f)
+	}
+	if ack != nil && !r.left {
+		// Its next cut takes what it has: the ack says so, and the
+		// sender's checkpoints of that epoch on do not log it.
+		ack = r.recvs[d.f.Src].AckIn(r.epoch)
 	}
 	if ack != nil {
 		w.sendFrames(x, []transport.Frame{*ack})

@@ -25,7 +25,7 @@ func (w *world) flush(x *host) error {
 		case ckpt.ActPersist:
 			r := x.ranks[a.Rank]
 			r.epoch, r.want = a.Epoch, max(r.want, a.Epoch)
-			x.work = append(x.work, work{a: a, snap: r.snapshot(a.Epoch)})
+			x.work = append(x.work, work{a: a, snap: r.snapshot(a.Epoch, true)})
 		case ckpt.ActReplicate, ckpt.ActPersistCommit, ckpt.ActRollback, ckpt.ActRestore:
 			x.work = append(x.work, work{a: a})
 		case ckpt.ActAbandon:

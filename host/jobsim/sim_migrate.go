@@ -89,9 +89,10 @@ func (w *world) migrateAction(x *host, a ckpt.Action) error {
 	case ckpt.ActHalt:
 		r.halt = true
 	case ckpt.ActFinal:
-		x.work = append(x.work, work{a: a, snap: r.snapshot(r.epoch)})
+		x.work = append(x.work, work{a: a, snap: r.snapshot(r.epoch, false)})
+		r.left = true
 	case ckpt.ActGoOn:
-		r.halt, r.frozen = false, false
+		r.halt, r.frozen, r.left = false, false, false
 	case ckpt.ActCancel:
 		x.work = slices.DeleteFunc(x.work, func(wk work) bool {
 			return wk.a.Rank == a.Rank && (wk.a.Kind == ckpt.ActCopy || wk.a.Kind == ckpt.ActFinal)

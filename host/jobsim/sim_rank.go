@@ -68,10 +68,12 @@ type rank struct {
 	running bool  // false while the job recovers
 	halt    bool  // its migration asks it to stop at its next capture point
 	frozen  bool  // stopped there: its last state is on its way
+	left    bool  // its last state was taken: its acks claim nothing of its cuts (Frame.Cut)
 	dirty   int64 // bytes its program wrote since the current pre-copy round began
 }
 
-// snapshot is a rank's checkpoint of an epoch.
+// snapshot is a rank's checkpoint of an epoch, or the last state of its
+// migration.
 type snapshot struct {
 	rank    int
 	epoch   uint64
@@ -92,11 +94,17 @@ func newRank(id, n int) *rank {
 	return r
 }
 
-func (r *rank) snapshot(e uint64) *snapshot {
+// snapshot takes rank r's checkpoint of epoch e, its cut (cut), or the
+// last state of its migration, in epoch e.
+func (r *rank) snapshot(e uint64, cut bool) *snapshot {
 	s := &snapshot{rank: r.id, epoch: e, prog: r.prog, inbox: append([]transport.Frame(nil), r.inbox...),
 		file: append([]string(nil), r.file...), ended: r.ended}
 	for o := range r.senders {
-		s.senders = append(s.senders, r.senders[o].State())
+		st := r.senders[o].State()
+		if cut {
+			st = r.senders[o].CutState(e)
+		}
+		s.senders = append(s.senders, st)
 		s.recvs = append(s.recvs, r.recvs[o].State())
 	}
 	return s
