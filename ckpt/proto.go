@@ -22,7 +22,8 @@ import (
 //	             (a rank that receives a message stamped ≥ e captures e first,
 //	             even before the marker: Paused(rank, e))
 //	             Paused → Persist; Durable → Replicate to R other hosts;
-//	             all local ranks durable and replicated → DONE(e)
+//	             all local ranks durable and replicated, and MARKER(e)
+//	             came (a ROUTE before it may bring a rank) → DONE(e)
 //	coordinator  DONE(e) from every live host → PersistCommit (its own host)
 //	             CommitDurable → COMMIT(e, record) to every live host
 //	participant  COMMIT → PersistCommit; CommitDurable → Release(e): the

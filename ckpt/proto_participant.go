@@ -18,6 +18,7 @@ type Participant struct {
 	ranks map[int]*partRank // the ranks placed here
 
 	round     uint64 // the epoch being captured here, 0 if none
+	marked    uint64 // newest epoch whose MARKER came: DONE waits for it
 	sent      bool   // DONE (or its failure) of round was sent
 	doneOK    bool   // DONE of round was sent without an error: it may commit
 	release   uint64 // epoch whose commit record is being written here
@@ -153,7 +154,11 @@ func (p *Participant) Step(m Msg, now time.Time) {
 	}
 }
 
-// marker asks every rank here for a checkpoint of epoch e.
+// marker asks every rank here for a checkpoint of epoch e. The ranks here
+// are those the coordinator placed here when it began the round: the
+// ROUTE of a move comes before the MARKER of the round the move begins,
+// so a rank adopted after the round began here (its other ranks paused
+// for messages stamped e) is part of it too, an ended one as well.
 func (p *Participant) marker(e uint64) {
 	if e < p.round {
 		return
@@ -161,8 +166,14 @@ func (p *Participant) marker(e uint64) {
 	if e > p.round {
 		p.begin(e)
 	}
+	p.marked = e
 	for _, r := range p.Ranks() {
-		if rk := p.ranks[r]; !rk.ended && rk.epoch < e && rk.asked < e {
+		rk := p.ranks[r]
+		switch {
+		case rk.ended && rk.epoch < e:
+			rk.epoch, rk.asked = e, e
+			p.ready.act(Action{Kind: ActPersist, Rank: r, Epoch: e, Ended: true})
+		case !rk.ended && rk.epoch < e && rk.asked < e:
 			rk.asked = e
 			p.ready.act(Action{Kind: ActCapture, Rank: r, Epoch: e})
 		}
@@ -254,8 +265,12 @@ func (p *Participant) Failed(rank int, e uint64, err string) {
 	p.send(Msg{Kind: MsgDone, Epoch: e, Err: fmt.Sprintf("rank %d: %s", rank, err)})
 }
 
+// checkDone sends DONE once every rank here is durable and replicated for
+// the round, and not before its MARKER came: until then a rank may still
+// be moving here (its ROUTE is on the way), and a DONE without it would
+// let the coordinator commit an epoch that lacks the rank's checkpoint.
 func (p *Participant) checkDone() {
-	if p.sent {
+	if p.sent || p.marked < p.round {
 		return
 	}
 	want := len(ReplicaHosts(p.host, p.live, p.cfg.Replicas))

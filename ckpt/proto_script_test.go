@@ -386,10 +386,21 @@ func (h *protoHarness) flushCoord() {
 	for _, a := range rd.Actions {
 		h.printf("coord: %s", a)
 		if a.Kind == ActPersistCommit {
+			h.checkRecord(a.Record)
 			h.pending = append(h.pending, pendingAction{host: h.cfg.Coordinator, coord: true, a: a})
 		}
 	}
 	h.queue(rd.Msgs)
+}
+
+// checkRecord fails the test if a commit record the coordinator is about
+// to write lacks some rank's checkpoint: a recovery to it would find none.
+func (h *protoHarness) checkRecord(rec *CommitRecord) {
+	for r := range rec.Place {
+		if !slices.ContainsFunc(rec.Digests, func(d RankDigest) bool { return d.Rank == r }) {
+			h.t.Errorf("the commit record of e%d names no checkpoint of rank %d: %s", rec.Epoch, r, rec)
+		}
+	}
 }
 
 func (h *protoHarness) flush(x HostID) {

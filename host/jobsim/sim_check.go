@@ -9,13 +9,17 @@ import (
 )
 
 // checkCut checks the checkpoints a commit record names, before it is
-// written: each is on every live host the record says holds it, and for
+// written: it names one of every rank, each is on every live host the
+// record says holds it, and for
 // every channel s→d the cut has no orphan (d delivered nothing s had not
 // sent at its checkpoint) and loses nothing (every message s sent that d
 // had not delivered is in s's log).
 func (w *world) checkCut(rec *ckpt.CommitRecord) error {
 	snaps := make([]*snapshot, w.cfg.Ranks)
 	for r := range snaps {
+		if !slices.ContainsFunc(rec.Digests, func(d ckpt.RankDigest) bool { return d.Rank == r }) {
+			return fmt.Errorf("commit of e%d: the record names no checkpoint of rank %d", rec.Epoch, r)
+		}
 		for _, h := range rec.Holders[r] {
 			if x := w.hosts[h]; !x.dead && x.store[ckey{r, rec.Epoch}] == nil {
 				return fmt.Errorf("commit of e%d: live host h%d holds no checkpoint of rank %d", rec.Epoch, h, r)
