@@ -22,5 +22,6 @@
 //
 //	go test ./host/jobsim                     # 500 seeds
 //	go test ./host/jobsim -seeds 10000        # more
+//	go test ./host/jobsim -first 20001 -seeds 10000  # others
 //	go test ./host/jobsim -seed 1234 -v       # one seed, with its trace
 package jobsim

@@ -7,11 +7,12 @@ import (
 
 var (
 	seeds = flag.Int("seeds", 500, "number of seeds TestSimulation runs")
+	from  = flag.Uint64("first", 1, "the first seed TestSimulation runs")
 	seed  = flag.Int64("seed", -1, "run only this seed")
 )
 
 func TestSimulation(t *testing.T) {
-	first, n := uint64(1), uint64(*seeds)
+	first, n := *from, uint64(*seeds)
 	if *seed >= 0 {
 		first, n = uint64(*seed), 1
 	}
