@@ -22,10 +22,10 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 		return err
 	}
 	fmt.Printf("memory sizes: host/testdata/mem, then %d rounds that each rewrite 1 %% of it (a run of pages) and take a checkpoint\n\n", rounds)
-	fmt.Println("Pauses and time to durable (from the pause's start) over all runs: p50 / max; run time: median of the whole run (fill included).")
+	fmt.Println("Pauses and time to durable (from the pause's start) over all runs: p50 / max; run time: median of the whole run (fill included); peak resident memory (VmHWM), the most of any run.")
 	fmt.Println()
-	fmt.Println("| guest memory | capture | full: pause | full: durable (GB/s) | 1 %: pause p50 / max | 1 %: durable p50 | run time | ratio |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| guest memory | capture | full: pause | full: durable (GB/s) | 1 %: pause p50 / max | 1 %: durable p50 | run time | ratio | peak RSS |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, mib := range sizes {
 		args := []string{fmt.Sprint(mib), "10", fmt.Sprint(rounds), "ckpt"}
 		variants := []struct {
@@ -34,6 +34,7 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 		}{{"stop-and-copy", []string{"LIBRAHOST_COW=off"}}, {"copy-on-write", nil}}
 		type result struct {
 			wall                            []time.Duration
+			peak                            uint64
 			fullPause, fullDur, pause, durs []time.Duration
 			kinds                           map[string]int
 		}
@@ -43,12 +44,13 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 		}
 		for round := 0; round < runs; round++ {
 			for i, v := range variants {
-				wall, cks, err := runCheckpoints(lh, dir, wasm, args, v.env)
+				wall, peak, cks, err := runCheckpoints(lh, dir, wasm, args, v.env)
 				if err != nil {
 					return err
 				}
 				r := &res[i]
 				r.wall = append(r.wall, wall)
+				r.peak = max(r.peak, peak)
 				for _, c := range cks {
 					r.kinds[c.kind]++
 					if c.epoch == 1 {
@@ -72,10 +74,10 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 			if d := median(r.fullDur); d > 0 {
 				gbs = float64(mib<<20) / d.Seconds() / 1e9
 			}
-			fmt.Printf("| %s | %s | %s | %s (%.2f) | %s / %s | %s | %s | %.2f× |\n", mem(mib), kind,
+			fmt.Printf("| %s | %s | %s | %s (%.2f) | %s / %s | %s | %s | %.2f× | %d MiB |\n", mem(mib), kind,
 				ms2(median(r.fullPause)), ms(median(r.fullDur)), gbs,
 				ms2(median(r.pause)), ms2(maxDur(r.pause)), ms(median(r.durs)),
-				secs(median(r.wall)), median(r.wall).Seconds()/base.Seconds())
+				secs(median(r.wall)), median(r.wall).Seconds()/base.Seconds(), r.peak>>20)
 		}
 	}
 	return nil
@@ -101,12 +103,12 @@ type ckptLine struct {
 var ckptRE = regexp.MustCompile(`checkpoint (\d+) durable: .* pause ([0-9.]+[µmn]?s) \(([a-z-]+)[^)]*\), write ([0-9.]+[µmn]?s)`)
 
 // runCheckpoints runs a module under librahost run -v with a state
-// directory (the guest asks for its checkpoints) and returns the wall time
-// and the checkpoints' lines.
-func runCheckpoints(lh, dir, wasm string, args, env []string) (time.Duration, []ckptLine, error) {
-	wall, _, log, err := runState(lh, dir, wasm, args, nil, env, true)
+// directory (the guest asks for its checkpoints) and returns the wall
+// time, the peak resident memory and the checkpoints' lines.
+func runCheckpoints(lh, dir, wasm string, args, env []string) (time.Duration, uint64, []ckptLine, error) {
+	wall, _, peak, log, err := runStatePeak(lh, dir, wasm, args, nil, env, true)
 	if err != nil {
-		return 0, nil, err
+		return 0, 0, nil, err
 	}
 	var cks []ckptLine
 	for _, m := range ckptRE.FindAllStringSubmatch(log, -1) {
@@ -118,7 +120,7 @@ func runCheckpoints(lh, dir, wasm string, args, env []string) (time.Duration, []
 		}
 	}
 	if len(cks) == 0 {
-		return 0, nil, fmt.Errorf("%s: no checkpoint lines in\n%s", filepath.Base(wasm), log)
+		return 0, 0, nil, fmt.Errorf("%s: no checkpoint lines in\n%s", filepath.Base(wasm), log)
 	}
-	return wall, cks, nil
+	return wall, peak, cks, nil
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -24,10 +25,10 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 		return err
 	}
 	fmt.Printf("randwrite: %d rounds of 2^20 random single-byte increments after touching every page\n\n", rounds)
-	fmt.Println("Run time (wall), and in brackets the process's CPU time (user+sys), medians; pauses over all runs.")
+	fmt.Println("Run time (wall), and in brackets the process's CPU time (user+sys), medians; pauses over all runs; peak resident memory (VmHWM), the most of any run.")
 	fmt.Println()
-	fmt.Println("| guest memory | alone | checkpoint every 1s (copy-on-write) | ratio | pauses (n per run, p50, max) | same, LIBRAHOST_COW=off (stop-and-copy) | ratio | pauses (n per run, p50, max) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| guest memory | alone | checkpoint every 1s (copy-on-write) | ratio | pauses (n per run, p50, max) | same, LIBRAHOST_COW=off (stop-and-copy) | ratio | pauses (n per run, p50, max) | peak RSS: alone, copy-on-write, stop-and-copy |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, mib := range sizes {
 		args := []string{fmt.Sprint(mib), fmt.Sprint(rounds)}
 		variants := []struct {
@@ -37,16 +38,18 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 		times := make([][]time.Duration, len(variants))
 		cpus := make([][]time.Duration, len(variants))
 		pauses := make([][]time.Duration, len(variants))
+		peaks := make([]uint64, len(variants))
 		for round := -1; round < runs; round++ { // round -1 warms the compilation cache
 			if round < 0 && mib != sizes[0] {
 				continue
 			}
 			for i, v := range variants {
-				d, cpu, ps, err := timeRunPauses(lh, dir, wasm, args, v.ckpt, v.env)
+				d, cpu, peak, ps, err := timeRunPauses(lh, dir, wasm, args, v.ckpt, v.env)
 				if err != nil {
 					return err
 				}
 				if round >= 0 {
+					peaks[i] = max(peaks[i], peak)
 					times[i] = append(times[i], d)
 					cpus[i] = append(cpus[i], cpu)
 					pauses[i] = append(pauses[i], ps...)
@@ -55,9 +58,10 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 		}
 		alone, on, off := median(times[0]), median(times[1]), median(times[2])
 		cAlone, cOn, cOff := median(cpus[0]), median(cpus[1]), median(cpus[2])
-		fmt.Printf("| %s | %s [%s] | %s [%s] | %.2f× [%.2f×] | %s | %s [%s] | %.2f× [%.2f×] | %s |\n", mem(mib),
+		fmt.Printf("| %s | %s [%s] | %s [%s] | %.2f× [%.2f×] | %s | %s [%s] | %.2f× [%.2f×] | %s | %d, %d, %d MiB |\n", mem(mib),
 			secs(alone), secs(cAlone), secs(on), secs(cOn), on.Seconds()/alone.Seconds(), cOn.Seconds()/cAlone.Seconds(), pauseStats(pauses[1], runs),
-			secs(off), secs(cOff), off.Seconds()/alone.Seconds(), cOff.Seconds()/cAlone.Seconds(), pauseStats(pauses[2], runs))
+			secs(off), secs(cOff), off.Seconds()/alone.Seconds(), cOff.Seconds()/cAlone.Seconds(), pauseStats(pauses[2], runs),
+			peaks[0]>>20, peaks[1]>>20, peaks[2]>>20)
 	}
 	return nil
 }
@@ -85,29 +89,36 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", d.Seconds()*1000
 var pauseRE = regexp.MustCompile(`durable: .* pause ([0-9.]+[µmn]?s)`)
 
 // timeRunPauses runs a module once under librahost, with a checkpoint
-// every second if ckpt, and returns the wall time, the CPU time and the
-// checkpoints' pauses (from the -v lines).
-func timeRunPauses(lh, dir, wasm string, args []string, ckpt bool, env []string) (wall, cpu time.Duration, pauses []time.Duration, err error) {
+// every second if ckpt, and returns the wall time, the CPU time, the peak
+// resident memory and the checkpoints' pauses (from the -v lines).
+func timeRunPauses(lh, dir, wasm string, args []string, ckpt bool, env []string) (wall, cpu time.Duration, peak uint64, pauses []time.Duration, err error) {
 	var flags []string
 	if ckpt {
 		flags = []string{"--checkpoint-every", "1s"}
 	}
-	wall, cpu, log, err := runState(lh, dir, wasm, args, flags, env, ckpt)
+	wall, cpu, peak, log, err := runStatePeak(lh, dir, wasm, args, flags, env, ckpt)
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, 0, 0, nil, err
 	}
 	for _, m := range pauseRE.FindAllStringSubmatch(log, -1) {
 		if p, err := time.ParseDuration(m[1]); err == nil {
 			pauses = append(pauses, p)
 		}
 	}
-	return wall, cpu, pauses, nil
+	return wall, cpu, peak, pauses, nil
 }
 
 // runState runs a module once under librahost run, with -v and a fresh
 // state directory if state, and returns the wall and CPU time and what it
 // wrote to stderr.
 func runState(lh, dir, wasm string, args, flags, env []string, state bool) (wall, cpu time.Duration, log string, err error) {
+	wall, cpu, _, log, err = runStatePeak(lh, dir, wasm, args, flags, env, state)
+	return wall, cpu, log, err
+}
+
+// runStatePeak is runState that also returns the process's peak resident
+// memory (its VmHWM).
+func runStatePeak(lh, dir, wasm string, args, flags, env []string, state bool) (wall, cpu time.Duration, peak uint64, log string, err error) {
 	argv := []string{"run"}
 	if state {
 		st := filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
@@ -123,7 +134,10 @@ func runState(lh, dir, wasm string, args, flags, env []string, state bool) (wall
 	_, err = cmd.Output()
 	wall = time.Since(t0)
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
+		return 0, 0, 0, "", fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
 	}
-	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), stderr.String(), nil
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		peak = uint64(ru.Maxrss) << 10
+	}
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), peak, stderr.String(), nil
 }

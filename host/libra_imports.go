@@ -52,10 +52,12 @@ func (w *Worker) instantiateLibra(ctx context.Context) error {
 	// preempt: the call wasmbin.InsertPreemption puts in the guest's loops.
 	// Leaving compiled code for it lets the Go runtime stop the guest's
 	// goroutine; it is never an asyncify capture point (asyncify did not
-	// instrument its call sites), so it only ends a guest that must stop.
+	// instrument its call sites), so it only ends a guest that must stop,
+	// or has it wait while a capture's copy-on-write pool is full.
 	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
 		w.preempts.Add(1)
 		w.checkStop()
+		w.throttle()
 	}), nil, nil).Export(wasmbin.PreemptName)
 	// checkpoint: a Go guest's watcher returns "paused" after this call; an
 	// asyncify guest unwinds at once (the rewind then returns from here).

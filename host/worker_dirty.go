@@ -255,6 +255,15 @@ func (w *Worker) thaw() {
 	}
 }
 
+// throttle has the guest, at its preemption call, wait while a capture's
+// copy-on-write pool is full, until the capture has read what the pool
+// holds (dirty.Tracker.Throttle): the pool then stays within its size.
+func (w *Worker) throttle() {
+	if d := &w.dirty; d.cow {
+		d.t.Throttle()
+	}
+}
+
 // CaptureKind names the capture mechanism in the verbose lines.
 func CaptureKind(cow bool) string {
 	if cow {

@@ -17,16 +17,16 @@ import "time"
 // read. So host memory is the guest's plus the pool.
 //
 // The pool holds PoolBlocks blocks (64 MiB), shared by a tracker's
-// snapshots. When it is full, a write to a block not yet read waits until
-// the reader has read that block (the handler names it to the reader,
-// which takes it next: Snapshot.Next), and its protection is then lifted
-// with no copy. One exception keeps that wait from deadlocking: a thread
-// waiting in a write fault holds its P, and the Go runtime's
-// stop-the-world waits for it while the reader, Go code, is stopped; so
-// if the reader takes nothing for Stall while a write waits, the handler
-// copies that block beyond the pool (counted: PoolStats.Overflow) and
-// gives the extra memory back once it is read.
-//
+// snapshots, and reused. The handler never waits for the reader: with the
+// pool full it copies beyond it (PoolStats.Overflow), and gives that
+// memory back once the block is read. What keeps the pool to its size is
+// the guest: at each of its preemption calls (libra.preempt, in every
+// loop) it waits, while the pool is full, until the reader has read
+// blocks the handler copied, which it reads first (Snapshot.Next,
+// Tracker.Throttle). A thread must not wait in a write fault for the
+// reader instead: the thread holds its P, and the Go runtime's
+// stop-the-world would wait for it while the reader, Go code, is stopped.
+
 // Per snapshot (slot) and block, the states and who moves them:
 //
 //	free     -> pending   Freeze, the guest paused and the handler held
@@ -69,18 +69,16 @@ const (
 	// TrackUnit is what a fault unprotects while writes are tracked: the
 	// store's chunk size by default.
 	TrackUnit = 64 << 10
-	// PoolBlocks is how many shadow blocks a tracker's snapshots may
-	// hold at once (64 MiB).
+	// PoolBlocks is how many shadow blocks a tracker's snapshots hold
+	// before the guest waits for their reader (64 MiB).
 	PoolBlocks = 32
-	// Stall is how long a write waits for the reader, with the pool
-	// full, before its block is copied beyond the pool.
-	Stall = 10 * time.Millisecond
 )
 
 // PoolStats describes a copy-on-write tracker's shadow blocks.
 type PoolStats struct {
-	Blocks   int    // the pool's size, in blocks of CopyBlock bytes
-	InUse    int    // blocks held now, overflow included
-	Peak     int    // the most held at once since New
-	Overflow uint64 // blocks copied beyond the pool since New (see Stall)
+	Blocks    int           // the pool's size, in blocks of CopyBlock bytes
+	InUse     int           // blocks held now, overflow included
+	Peak      int           // the most held at once since New
+	Overflow  uint64        // blocks copied beyond the pool since New
+	Throttled time.Duration // the guest's waits for room in the pool since New (Throttle)
 }

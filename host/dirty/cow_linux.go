@@ -37,12 +37,8 @@ const (
 // ring is full.
 const cmdRing = 16
 
-// cowDefer is how many faults the handler keeps waiting for the reader
-// (at most one per thread); more stay queued in the kernel.
-const cowDefer = 64
-
-// wantRing is how many of the blocks that faults wait for the handler
-// names to the readers before the oldest is overwritten.
+// wantRing is how many of the blocks it copied the handler names to the
+// readers before the oldest is overwritten.
 const wantRing = 64
 
 // cowCmd is a command to the handler: cmd on slot arg.
@@ -82,16 +78,13 @@ type cowShared struct {
 	freeOff, freeWords uint64         // the free bitmap (1: free), handler-owned
 	inuse, peak        uint64
 	overflow           uint64
-	stall              int64  // ns a fault waits for a reader with the pool full; 0: for ever
 	consumed           uint64 // blocks the readers have read (readers add)
 	reaped             uint64 // handler-owned: consumed as of the last reap
 
 	seq, acked uint32          // commands given, and taken by the handler
 	cmds       [cmdRing]cowCmd // the commands not yet taken, by seq
 	hold       uint32          // handler-owned: cmdHolds not yet resumed
-	ndefer     uint32          // handler-owned: faults deferred
-	deferred   [cowDefer]uint64
-	wseq       uint32 // blocks named to the readers
+	wseq       uint32          // blocks named to the readers
 	wants      [wantRing]uint32
 	slots      [cowSlots]cowSlot
 
@@ -101,7 +94,6 @@ type cowShared struct {
 	msg  uffd.Msg             // a fault
 	wp   uffd.WriteProtectArg // a protection lifted
 	fds  [2]pollFd            // what it sleeps on
-	ts   timespec             // how long, with faults deferred
 	word uint64               // a command eventfd's count
 	one  uint64               // 1, what it adds to an eventfd
 }
@@ -175,14 +167,12 @@ type cow struct {
 	holdMu sync.Mutex
 	holds  int // Hold calls not yet resumed
 
-	waited atomic.Int64 // see Tracker.Waited
+	waited    atomic.Int64 // see Tracker.Waited
+	throttled atomic.Int64 // see PoolStats.Throttled
 }
 
-// poolBlocks and stall are PoolBlocks and Stall; variables for the tests.
-var (
-	poolBlocks uint64 = PoolBlocks
-	stall             = Stall
-)
+// poolBlocks is PoolBlocks; a variable for the tests.
+var poolBlocks uint64 = PoolBlocks
 
 // startCOW sets up the shared state and the pool of a mapping and starts
 // the handler thread on uffd.
@@ -190,8 +180,8 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	base := uint64(uintptr(mem))
 	nblocks := (limit + CopyBlock - 1) / CopyBlock
 	needLen := (limit + minNeedUnit - 1) / minNeedUnit
-	// Room for every block of every slot beyond the pool: a forced copy
-	// (Stall) always has a place; only what is used is memory.
+	// Room for every block of every slot beyond the pool: a copy always
+	// has a place; only what is used is memory.
 	poolLen := poolBlocks + cowSlots*nblocks
 	freeWords := (poolLen + 63) / 64
 	off := (uint64(unsafe.Sizeof(cowShared{})) + 7) &^ 7
@@ -229,7 +219,7 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	*sh = cowShared{uffd: int32(fd), base: base, limit: limit, page: page, nblocks: nblocks,
 		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1, one: 1,
 		poolP: unsafe.Pointer(&pool[0]), poolMax: poolBlocks, poolLen: poolLen,
-		freeOff: freeOff, freeWords: freeWords, stall: int64(stall)}
+		freeOff: freeOff, freeWords: freeWords}
 	for p := range poolLen {
 		*sh.freeWord(p / 64) |= 1 << (p % 64)
 	}
@@ -662,8 +652,9 @@ func (s *Snapshot) readPiece(dst []byte, b, lo uint64) {
 }
 
 // Next returns the next range [lo, hi) of chunks (of chunkSize) for a
-// reader to read: the blocks writes wait for first, then in order; lo ==
-// hi once all were given. Several readers may share the ranges.
+// reader to read: the blocks the handler copied first (reading them gives
+// their shadow blocks back), then in order; lo == hi once all were given.
+// Several readers may share the ranges.
 func (s *Snapshot) Next(chunkSize int) (lo, hi int) {
 	sh := s.c.sh
 	cs := uint64(chunkSize)
@@ -879,5 +870,27 @@ func (t *Tracker) Pool() PoolStats {
 	}
 	sh := t.cow.sh
 	return PoolStats{Blocks: int(sh.poolMax), InUse: int(atomic.LoadUint64(&sh.inuse)),
-		Peak: int(atomic.LoadUint64(&sh.peak)), Overflow: atomic.LoadUint64(&sh.overflow)}
+		Peak: int(atomic.LoadUint64(&sh.peak)), Overflow: atomic.LoadUint64(&sh.overflow),
+		Throttled: time.Duration(t.cow.throttled.Load())}
+}
+
+// Throttle waits, while the pool is full, until the snapshots' readers
+// have given shadow blocks back, and reports whether it waited. The
+// guest's goroutine calls it where it may wait (its preemption calls,
+// never in a fault): so a guest that writes faster than a capture reads
+// waits for it, and the pool stays within its size but for what the
+// guest copies between two calls.
+func (t *Tracker) Throttle() bool {
+	c := t.cow
+	if c == nil || atomic.LoadUint64(&c.sh.inuse) < c.sh.poolMax {
+		return false
+	}
+	t0 := time.Now()
+	c.mu.Lock()
+	for atomic.LoadUint64(&c.sh.inuse) >= c.sh.poolMax {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+	c.throttled.Add(int64(time.Since(t0)))
+	return true
 }

@@ -41,16 +41,17 @@ import (
 // the frames, the handler calls syscall.RawSyscall6 itself (not
 // RawSyscall, one frame more) and the copy of a block is one function
 // (TestCOWFuzzBuild).
-// A fault on a block not yet read is resolved by copying the block into
-// the pool, which needs the handler thread alone. With the pool full the
-// fault waits for the reader, which is Go code: the runtime may stop it
-// (a stop-the-world that waits in turn for the faulting thread's P) or
-// give it no P (every P held by a thread waiting in a fault). So that
-// wait is bounded: after sh.stall without the reader taking a block, the
-// handler copies the block beyond the pool (cowForce). Hence no deadlock:
-// a fault needs at most sh.stall and the handler thread, and that thread
-// needs nothing the runtime could withhold. Go code waits only for the
-// handler (command acks, progress), never the other way round.
+// It never waits for Go code either: a fault on a block not yet read is
+// resolved by copying the block itself, into the pool or, with the pool
+// full, beyond it (a fault that waited for the reader, Go code, could
+// wait for ever: the runtime's stop-the-world waits for the faulting
+// thread's P while the reader is stopped; and short of that, the
+// collector's stack scan spins on a thread waiting in a fault). Go code
+// only ever waits for the handler (command acks, progress), never the
+// other way round: the guest waits for a full pool to drain in Go, at its
+// own preemption calls (Tracker.Throttle). Hence no deadlock: a fault
+// needs the handler thread alone, and that thread needs nothing the
+// runtime could withhold.
 //
 // Two snapshots may be under way at once, one per slot (cowSlots): a block
 // pending in both holds the same bytes for both (it was not written since
@@ -82,100 +83,49 @@ func cowServe(sh *cowShared) {
 }
 
 // cowStep gives back the blocks the readers have read, resolves the
-// faults it can, runs the commands given, or sleeps until there is
-// something to do. It returns false once told to exit.
+// faults, runs the commands given, or sleeps until there is something to
+// do. It returns false once told to exit.
 //
 //go:nosplit
 //go:norace
 func cowStep(sh *cowShared) bool {
-	if cowReap(sh) || sh.ndefer > 0 {
-		cowRetry(sh)
-	}
+	cowReap(sh)
 	cowFaults(sh)
 	n, _, errno := syscall.RawSyscall6(syscall.SYS_READ, uintptr(sh.ctl), uintptr(unsafe.Pointer(&sh.word)), 8, 0, 0, 0)
 	if errno == 0 && n == 8 {
 		return cowCommands(sh)
 	}
-	// The uffd is left unread while the deferred faults fill their array:
-	// its messages wait in the kernel.
-	ufd := sh.uffd
-	if sh.ndefer >= cowDefer {
-		ufd = -1
-	}
-	sh.fds = [2]pollFd{{fd: ufd, events: pollIn}, {fd: sh.ctl, events: pollIn}}
-	var ts uintptr
-	if sh.ndefer > 0 && sh.stall > 0 {
-		sh.ts = timespec{sec: sh.stall / 1e9, nsec: sh.stall % 1e9}
-		ts = uintptr(unsafe.Pointer(&sh.ts))
-	}
-	r, _, errno := syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&sh.fds[0])), 2, ts, 0, 0, 0)
-	if errno == 0 && r == 0 && sh.ndefer > 0 && sh.hold == 0 {
-		cowForce(sh) // the reader took nothing for sh.stall
-	}
+	sh.fds = [2]pollFd{{fd: sh.uffd, events: pollIn}, {fd: sh.ctl, events: pollIn}}
+	syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&sh.fds[0])), 2, 0, 0, 0, 0)
 	return true
 }
 
-// cowFaults resolves the faults queued on the userfaultfd, or defers
-// them while the pool is full.
+// cowFaults resolves the faults queued on the userfaultfd.
 //
 //go:nosplit
 //go:norace
 func cowFaults(sh *cowShared) {
-	for sh.ndefer < cowDefer {
+	for {
 		n, _, errno := syscall.RawSyscall6(syscall.SYS_READ, uintptr(sh.uffd), uintptr(unsafe.Pointer(&sh.msg)), unsafe.Sizeof(sh.msg), 0, 0, 0)
 		if errno != 0 || n != unsafe.Sizeof(sh.msg) {
 			return
 		}
-		if sh.msg.Event != uffd.EventPagefault {
-			continue
+		if sh.msg.Event == uffd.EventPagefault {
+			atomic.AddUint64(&sh.faults, 1)
+			cowFault(sh, sh.msg.Address)
 		}
-		atomic.AddUint64(&sh.faults, 1)
-		if cowFault(sh, sh.msg.Address, false) {
-			continue
-		}
-		sh.deferred[sh.ndefer%cowDefer] = sh.msg.Address
-		sh.ndefer++
-		cowWant(sh, sh.msg.Address)
 	}
 }
 
-// cowWant names the block at addr to the readers: a write waits for it.
+// cowWant names block b to the readers: it was copied, and reading it
+// gives its shadow block back.
 //
 //go:nosplit
 //go:norace
-func cowWant(sh *cowShared, addr uint64) {
+func cowWant(sh *cowShared, b uint64) {
 	w := atomic.LoadUint32(&sh.wseq)
-	atomic.StoreUint32(&sh.wants[w%wantRing], uint32((addr-sh.base)/CopyBlock))
+	atomic.StoreUint32(&sh.wants[w%wantRing], uint32(b))
 	atomic.StoreUint32(&sh.wseq, w+1)
-	cowSignal(sh, sh.prog)
-}
-
-// cowRetry resolves the deferred faults that can be now.
-//
-//go:nosplit
-//go:norace
-func cowRetry(sh *cowShared) {
-	kept := uint32(0)
-	for i := uint32(0); i < sh.ndefer && i < cowDefer; i++ {
-		a := sh.deferred[i]
-		if !cowFault(sh, a, false) {
-			sh.deferred[kept%cowDefer] = a
-			kept++
-		}
-	}
-	sh.ndefer = kept
-}
-
-// cowForce resolves the oldest deferred fault, beyond the pool if it must.
-//
-//go:nosplit
-//go:norace
-func cowForce(sh *cowShared) {
-	cowFault(sh, sh.deferred[0], true)
-	for i := uint32(1); i < sh.ndefer && i < cowDefer; i++ {
-		sh.deferred[i-1] = sh.deferred[i]
-	}
-	sh.ndefer--
 }
 
 // cowCommands runs the commands given and not yet taken, acks them, and
@@ -207,8 +157,6 @@ type pollFd struct {
 	revents int16
 }
 
-type timespec struct{ sec, nsec int64 }
-
 const pollIn = 1
 
 // cowSignal adds one to eventfd fd.
@@ -228,51 +176,42 @@ func cowPendingIn(sh *cowShared, s uint32, b uint64) bool {
 }
 
 // cowFault resolves a write fault at addr: it copies the block for the
-// snapshots that have it pending, then lifts the protection. Unless
-// force, it does nothing and returns false if the copies do not fit in
-// the pool.
+// snapshots that have it pending, then lifts the protection.
 //
 //go:nosplit
 //go:norace
-func cowFault(sh *cowShared, addr uint64, force bool) bool {
+func cowFault(sh *cowShared, addr uint64) {
 	if addr < sh.base || addr >= sh.base+sh.limit { // a scratch mapping (Costs)
 		cowRelease(sh, addr&^(sh.page-1), sh.page)
-		return true
+		return
 	}
 	off := addr - sh.base
 	b := off / CopyBlock // < nblocks, as off < limit
 	lo := b * CopyBlock
 	hi := min(lo+CopyBlock, sh.limit)
-	k := uint64(0)
-	for s := uint32(0); s < cowSlots; s++ {
-		if cowPendingIn(sh, s, b) {
-			k++
-		}
+	if cowCopyAll(sh, b) {
+		cowWant(sh, b)
 	}
-	if k > 0 && !force && atomic.LoadUint64(&sh.inuse)+k > sh.poolMax {
-		return false
-	}
-	cowCopyAll(sh, b)
 	if *sh.keep(b) == 0 {
 		cowRelease(sh, sh.base+lo, hi-lo)
-		return true
+		return
 	}
 	// Tracked: lift the protection of the faulting unit only, so that
 	// the next capture knows what was written.
 	u := off &^ (TrackUnit - 1)
 	cowRelease(sh, sh.base+u, min(u+TrackUnit, sh.limit)-u)
-	return true
 }
 
 // cowCopyAll copies block b (< nblocks) into a shadow block for every
 // slot it is pending in, and marks it copied there: the whole block, or
 // the chunks of it the capture needs once it said what it needs. A slot
 // whose reader read the block meanwhile keeps it read, and the shadow
-// block goes back.
+// block goes back. It reports whether it copied any.
 //
 //go:nosplit
 //go:norace
-func cowCopyAll(sh *cowShared, b uint64) {
+func cowCopyAll(sh *cowShared, b uint64) bool {
+	any := false
 	for s := uint32(0); s < cowSlots; s++ {
 		st := sh.state(s, b)
 		if atomic.LoadUint32(st) != blockPending {
@@ -306,7 +245,9 @@ func cowCopyAll(sh *cowShared, b uint64) {
 			continue
 		}
 		atomic.AddUint64(&sh.copied, 1)
+		any = true
 	}
+	return any
 }
 
 // cowAlloc takes the lowest free shadow block (poolLen if none) and
@@ -379,21 +320,22 @@ func cowRelease(sh *cowShared, addr, n uint64) {
 }
 
 // cowReap ends the blocks the readers have read since the last call
-// (their protection lifted, their shadow blocks back to the pool) and
-// reports whether any were. It leaves them while the handler is held: a
-// reap lifts protection.
+// (their protection lifted, their shadow blocks back to the pool, which
+// wakes a guest waiting for room: Throttle). It leaves them while the
+// handler is held: a reap lifts protection.
 //
 //go:nosplit
 //go:norace
-func cowReap(sh *cowShared) bool {
+func cowReap(sh *cowShared) {
 	if sh.hold != 0 {
-		return false
+		return
 	}
 	seen := atomic.LoadUint64(&sh.consumed)
 	if seen == sh.reaped {
-		return false
+		return
 	}
 	sh.reaped = seen
+	freed := false
 	for s := uint32(0); s < cowSlots; s++ {
 		sl := &sh.slots[s]
 		nb := min(sh.nblocks, (sl.size+CopyBlock-1)/CopyBlock)
@@ -410,6 +352,7 @@ func cowReap(sh *cowShared) bool {
 			case blockReadCopy:
 				atomic.StoreUint32(st, blockFree)
 				cowFree(sh, uint64(atomic.LoadUint32(sh.where(s, b))))
+				freed = true
 			default:
 				continue
 			}
@@ -421,5 +364,7 @@ func cowReap(sh *cowShared) bool {
 			cowSignal(sh, sh.prog)
 		}
 	}
-	return true
+	if freed {
+		cowSignal(sh, sh.prog)
+	}
 }

@@ -53,3 +53,6 @@ func (t *Tracker) Waited() time.Duration { return 0 }
 
 // Pool reports nothing.
 func (t *Tracker) Pool() PoolStats { return PoolStats{} }
+
+// Throttle returns at once.
+func (t *Tracker) Throttle() bool { return false }
