@@ -2,11 +2,14 @@ package wasi
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
+	"syscall"
 )
 
 // A file delta (the blob of CheckpointFiles) redoes one epoch of the
@@ -272,6 +275,23 @@ func decodeDeltaPrefix(b []byte) (*delta, []byte, error) {
 	return out, d.b, nil
 }
 
+// clearName removes what an earlier redo of the same deltas left at rel,
+// a name a delta makes anew (redoOver); a directory is kept if keepDir.
+func clearName(r *os.Root, rel string, keepDir bool) error {
+	fi, err := r.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir() && keepDir:
+		return nil
+	case fi.IsDir():
+		return r.RemoveAll(rel)
+	}
+	return r.Remove(rel)
+}
+
 // applyDelta redoes a delta, or several laid end to end, in order, on
 // files as they were at the checkpoint before the first, opened as roots
 // (one per mount).
@@ -301,22 +321,51 @@ func redoDelta(roots []*os.Root, d *delta) error {
 		if err != nil {
 			return err
 		}
+		// Each op but a remove makes a name that did not exist when the
+		// guest made it: one that exists here is of an earlier redo of
+		// the same deltas (redoOver).
 		switch op.typ {
 		case opCreate:
 			var f *os.File
-			if f, err = r.OpenFile(op.rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666); err == nil {
-				err = f.Close()
+			if err = clearName(r, op.rel, false); err == nil {
+				if f, err = r.OpenFile(op.rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666); err == nil {
+					err = f.Close()
+				}
 			}
 		case opMkdir:
-			err = r.Mkdir(op.rel, 0o777)
+			if err = clearName(r, op.rel, true); err == nil {
+				err = r.Mkdir(op.rel, 0o777)
+				if fi, serr := r.Lstat(op.rel); errors.Is(err, fs.ErrExist) && serr == nil && fi.IsDir() {
+					err = nil
+				}
+			}
 		case opSymlink:
-			err = r.Symlink(op.rel2, op.rel)
+			if err = clearName(r, op.rel, false); err == nil {
+				err = r.Symlink(op.rel2, op.rel)
+			}
 		case opLink:
-			err = r.Link(op.rel, op.rel2)
+			if err = clearName(r, op.rel2, false); err == nil {
+				err = r.Link(op.rel, op.rel2)
+			}
 		case opRemove:
 			err = r.Remove(op.rel)
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+				err = nil
+			}
 		case opRename:
-			err = renameat(r, op.rel, op.rel2)
+			_, serr := r.Lstat(op.rel)
+			_, terr := r.Lstat(op.rel2)
+			switch {
+			case errors.Is(serr, fs.ErrNotExist) && terr == nil:
+				// Renamed by an earlier redo (a file that was there
+				// before the deltas).
+			case serr == nil:
+				if err = clearName(r, op.rel2, false); err == nil {
+					err = renameat(r, op.rel, op.rel2)
+				}
+			default:
+				err = renameat(r, op.rel, op.rel2)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%w: redo %d %s: %v", ErrJournal, op.typ, op.rel, err)
@@ -355,7 +404,12 @@ func redoDelta(roots []*os.Root, d *delta) error {
 // directories of mounts, in the order the guest that made them had them,
 // as they were at the checkpoint before the first: a rank moved to
 // another host gets its files there by redoing every delta of its
-// checkpoints, the first on the mounts as the job started.
+// checkpoints, the first on the mounts as the job started. The mounts may
+// also hold what an earlier redo of the same deltas, or of their first
+// ones, made there (a rank that comes back to a host it ran on): a name
+// a delta makes anew is cleared first (a directory is kept, as other
+// guests' files may be in it), a remove of what is gone is done, and a
+// rename whose source is gone and target there was done.
 func RedoFiles(mounts []Mount, delta []byte) error {
 	var roots []*os.Root
 	defer func() {

@@ -107,3 +107,41 @@ func (w *pendingWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// RedoFiles redoes the deltas of a guest that churns files of its own
+// from the start over a copy of its directory that already holds what
+// some of them made (a rank that comes back to a host it moved to
+// before finds the files made there then): the copy ends as the guest's
+// files all the same.
+func TestRedoFilesOverStale(t *testing.T) {
+	for _, seed := range []uint64{11, 12, 13, 14} {
+		dir, start := t.TempDir(), filepath.Join(t.TempDir(), "start")
+		copyTree(t, dir, start)
+		var deltas [][]byte
+		s := runChurn(t, dir, filepath.Join(t.TempDir(), "journal"), seed, 0, 6, 25, false, func(_ *System, _ uint64, delta []byte) error {
+			deltas = append(deltas, delta)
+			return nil
+		})
+		s.Close()
+		var all []byte
+		for _, d := range deltas {
+			all = append(all, d...)
+		}
+		for k := 1; k < len(deltas); k++ {
+			stale := filepath.Join(t.TempDir(), "stale")
+			copyTree(t, start, stale)
+			m := []Mount{{HostPath: stale, GuestPath: "/data"}}
+			for _, d := range deltas[:k] {
+				if err := RedoFiles(m, d); err != nil {
+					t.Fatalf("seed %d: the first %d deltas: %v", seed, k, err)
+				}
+			}
+			if err := RedoFiles(m, all); err != nil {
+				t.Fatalf("seed %d: every delta over the files of the first %d: %v", seed, k, err)
+			}
+			if d := diffTrees(treeOf(t, dir), treeOf(t, stale)); d != "" {
+				t.Fatalf("seed %d: every delta over the files of the first %d differ from the guest's:\n%s", seed, k, d)
+			}
+		}
+	}
+}
