@@ -130,7 +130,7 @@ func TestCutRankEpochMustGrow(t *testing.T) {
 // another host had before the receiver's own cut of the same epoch (its
 // acks say so), and keeps those it had after: a restore of both cuts
 // gives each message exactly once. Once a rank's state is taken to go on
-// elsewhere (Snapshot), its acks claim nothing.
+// elsewhere (Snapshot), its acks claim nothing until it stays (Stayed).
 func TestCutLeavesOutWhatReceiverCutHolds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := pipeEndpoints(t, EndpointConfig{}, nil)
@@ -188,6 +188,13 @@ func TestCutLeavesOutWhatReceiverCutHolds(t *testing.T) {
 		st0 = cutOf(t, a, 0, 2)
 		if got := seqs(st0.Sends[0].Entries); !slices.Contains(got, 4) {
 			t.Fatalf("rank 0's cut of 2 logs %v: m4, which rank 1 had after its state left, is missing", got)
+		}
+		// Its move called off, rank 1 runs on here with all it had: its
+		// acks claim its cuts again.
+		b.Stayed(1)
+		send("m5")
+		if got := seqs(cutOf(t, a, 0, 3).Sends[0].Entries); len(got) != 0 {
+			t.Fatalf("rank 0's cut of 3 logs %v, which rank 1, in epoch 1 and staying, has had", got)
 		}
 	})
 }

@@ -49,6 +49,13 @@ func (e *Endpoint) Snapshot(ranks []uint32) ([]RankState, error) {
 	return e.snapshotAt(ranks, 0)
 }
 
+// Stayed says that the state of rank taken by Snapshot did not go on
+// elsewhere (its migration was called off): the rank runs on here with
+// everything it was given since, and its acks claim its cuts again.
+func (e *Endpoint) Stayed(rank uint32) {
+	e.do(func() { e.worker(rank).left = false })
+}
+
 // SnapshotAt is Snapshot as the ranks' cut of epoch, later than the epoch
 // each is in: they are moved to epoch at the same instant (SetEpoch), and
 // each sender log leaves out what its receiver's acks said the

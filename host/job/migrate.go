@@ -398,6 +398,7 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 		}
 	case ckpt.ActGoOn:
 		if mg := m.out[a.Rank]; mg != nil {
+			j.ep.Stayed(uint32(a.Rank))
 			mg.end <- nil
 			delete(m.out, a.Rank)
 			go j.store.DeleteAfter(MigrationKey(a.Rank), 0)
