@@ -289,7 +289,9 @@ func TestDrainKeptAcrossRestart(t *testing.T) {
 // before the next (there are no periodic checkpoints: one is asked for
 // before the first move, and each move begins one). Every rank's files
 // on the host it ends on, and the job's output (each rank's files'
-// hashes, read by the rank), are byte for byte those of `run -n 6`.
+// hashes, read by the rank), are byte for byte those of `run -n 6`. The
+// stop-and-copy target runs the rank before its memory is read (lazily),
+// and has all of it before the rank moves on.
 func TestMigrateFiles(t *testing.T) {
 	t.Parallel()
 	fj := startFilesJob(t, "15s", [][]string{nil, {"LIBRAHOST_PRECOPY=off"}})
@@ -300,6 +302,14 @@ func TestMigrateFiles(t *testing.T) {
 			t.Fatalf("migrate rank 0 to %s: exit %d: %q\n%s", to, code, out, stderr)
 		}
 		t.Log(strings.TrimSpace(out))
+		// c said how it restored rank 0 before the rank ran there, and
+		// the move off it waited for all of its memory.
+		if to != "b" {
+			want := map[string]string{"c": "rank 0: restore: lazy", "a": "rank 0: memory restored lazily: all"}[to]
+			if b, err := os.ReadFile(fj.hs[2].stderr.Name()); err != nil || !strings.Contains(string(b), want) {
+				t.Fatalf("after the move to %s, host c has not logged %q (%v):\n%s", to, want, err, b)
+			}
+		}
 		fj.release(t, k+1)
 	}
 	// Rank r ran on host r%3 but rank 0, which came back to a.
@@ -372,7 +382,7 @@ func startFilesJob(t *testing.T, failureTimeout string, env [][]string) *filesJo
 	fj.want = want
 	t.Cleanup(func() { copyTree(t, open, fj.held) }) // a failed test's job ends too
 	fj.cluster = filepath.Join(t.TempDir(), "cluster")
-	fj.hs, fj.cwds = wordcountHosts(t, fj.cluster, t.TempDir(), env, "a", "b", "c")
+	fj.hs, fj.cwds = wordcountHostsArgs(t, fj.cluster, t.TempDir(), env, []string{"-v"}, "a", "b", "c")
 	logsOnFailure(t, fj.hs)
 	fj.hosts = hostList(fj.hs)
 	fj.sub = submitBg(t, append([]string{"--cluster", fj.cluster, "--hosts", fj.hosts, "-n", "6", "--failure-timeout", failureTimeout,

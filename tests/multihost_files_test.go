@@ -123,6 +123,12 @@ func TestMultiHostDirs(t *testing.T) {
 // them with those directories.
 func wordcountHosts(t *testing.T, cluster, input string, env [][]string, names ...string) ([]*hostProc, []string) {
 	t.Helper()
+	return wordcountHostsArgs(t, cluster, input, env, nil, names...)
+}
+
+// wordcountHostsArgs is wordcountHosts with more arguments to each host.
+func wordcountHostsArgs(t *testing.T, cluster, input string, env [][]string, args []string, names ...string) ([]*hostProc, []string) {
+	t.Helper()
 	if _, stderr, code := lh(t, "cluster", "init", cluster, "--hosts", strings.Join(names, " ")); code != 0 {
 		t.Fatal(stderr)
 	}
@@ -139,7 +145,7 @@ func wordcountHosts(t *testing.T, cluster, input string, env [][]string, names .
 			t.Fatal(err)
 		}
 		cwds = append(cwds, cwd)
-		hs = append(hs, startHostProcIn(t, cwd, cluster, e, nil, n, filepath.Join(t.TempDir(), n+"-data")))
+		hs = append(hs, startHostProcIn(t, cwd, cluster, e, args, n, filepath.Join(t.TempDir(), n+"-data")))
 	}
 	return hs, cwds
 }

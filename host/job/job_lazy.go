@@ -201,12 +201,44 @@ func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 	}
 	if j.cfg.Verbose {
 		check := j.checkTook[rank]
-		lm.OnResident = func(d time.Duration, f host.LazyFiller) {
-			j.logf("%smemory restored lazily: all %s resident %s after the restore began (filler ready after %s, peak %s)",
-				j.who(rank), host.FormatBytes(m.MemSize), (check + d).Round(time.Millisecond), ms3(f.Ready), host.FormatBytes(f.Peak))
-		}
+		lm.OnResident = func(d time.Duration, f host.LazyFiller) { j.logResident(rank, m, check+d, f) }
 	}
 	return lm
+}
+
+// lazyAdopted returns what restores the memory of a rank that moved here
+// lazily from m, the state of its migration key it is adopted from, or
+// nil if this host restores eagerly. resident is called once every chunk
+// is in: the key's chunks are read until then. A chunk that does not
+// read back ends the rank, as an eager read of it would: the state is not
+// a checkpoint of the job's, no epoch is refused for it.
+func (j *jobRun) lazyAdopted(rank int, m *ckpt.Manifest, resident func()) *host.LazyMemory {
+	if ok, _ := j.lazyMode(); !ok || m.MemSize == 0 {
+		return nil
+	}
+	srcs, err := j.store.MemorySources(m)
+	if err != nil {
+		return nil // read whole, which says what is wrong
+	}
+	return &host.LazyMemory{
+		ChunkSize:   int(m.ChunkSize),
+		Chunks:      srcs,
+		SegmentPath: j.store.SegmentPath,
+		ChunkErr:    func(i int) error { return j.store.ChunkErr(m, i) },
+		OnResident: func(d time.Duration, f host.LazyFiller) {
+			if j.cfg.Verbose {
+				j.logResident(rank, m, d, f)
+			}
+			resident()
+		},
+	}
+}
+
+// logResident says that rank's memory, restored lazily from m, is all
+// in, d after its restore began.
+func (j *jobRun) logResident(rank int, m *ckpt.Manifest, d time.Duration, f host.LazyFiller) {
+	j.logf("%smemory restored lazily: all %s resident %s after the restore began (filler ready after %s, peak %s)",
+		j.who(rank), host.FormatBytes(m.MemSize), d.Round(time.Millisecond), ms3(f.Ready), host.FormatBytes(f.Peak))
 }
 
 // logRestore says, in a verbose run, how rank's memory was restored and

@@ -43,13 +43,21 @@ func (j *jobRun) restoreRank(rank int, w *host.Worker) error {
 // output positions from its checkpoint m with job state rc (nothing if m
 // is nil: the rank starts afresh).
 func (j *jobRun) restoreState(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint) error {
-	return j.restoreStateFrom(rank, w, m, rc, nil)
+	return j.restoreStateFrom(rank, w, m, rc, memFrom{})
 }
 
-// restoreStateFrom is restoreState into a worker whose memory already
-// holds an earlier state (host.Worker.Stage), which inPlace brings up to
-// m's (nil: none staged, the memory is read whole).
-func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint, inPlace func(mem []byte) error) error {
+// memFrom says how a restore reads a rank's memory, if not as a resume
+// does (lazily if the resume's check made it ready, else whole).
+type memFrom struct {
+	// inPlace writes m's state into a worker's memory that holds an
+	// earlier one (host.Worker.Stage), or nothing of it yet.
+	inPlace func(mem []byte) error
+	// lazy reads it lazily so.
+	lazy *host.LazyMemory
+}
+
+// restoreStateFrom is restoreState with the memory read as from says.
+func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc *rankCheckpoint, from memFrom) error {
 	var pos [2]int64
 	var tails [2][]byte
 	var midLine [2]bool
@@ -61,9 +69,12 @@ func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc
 			Globals:    m.Globals,
 			Host:       rc.Worker,
 		}
-		if inPlace != nil {
-			st.InPlace, st.ReadMemory = true, inPlace
-		} else {
+		switch {
+		case from.inPlace != nil:
+			st.InPlace, st.ReadMemory = true, from.inPlace
+		case from.lazy != nil:
+			st.Lazy = from.lazy
+		default:
 			st.Lazy = j.lazyState(rank, m)
 		}
 		err := w.Restore(st)

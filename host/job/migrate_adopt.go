@@ -63,14 +63,21 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 	// The worker made ahead (migrate_stage.go), once the last state is
 	// written into it; else it is made now.
 	var inPlace func([]byte) error
+	// Read lazily where this host can: a state that came through the
+	// store with no round written into a worker here (stop-and-copy, or
+	// a worker that could not be made ahead).
+	lazily := final == nil
 	if st != nil {
 		rc0.Made = func(int) *host.Worker {
-			w, staged := st.take()
+			w, staged, unread := st.take()
 			switch {
 			case w == nil:
 			case final != nil:
 				inPlace = func([]byte) error { return nil } // all in
+			case unread:
+				inPlace = func(mem []byte) error { return j.readDelta(nil, m, mem) }
 			default:
+				lazily = false
 				inPlace = func(mem []byte) error { return j.readDelta(staged, m, mem) }
 			}
 			return w
@@ -92,8 +99,18 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 		if final != nil && inPlace == nil {
 			return fmt.Errorf("its worker made here ahead, which holds its last state, is gone")
 		}
-		err := j.restoreStateFrom(rank, w, m, rc, inPlace)
-		r.clearMigration(rank)
+		// The rank runs before a lazily read memory is in; its migration
+		// key goes once it is.
+		from := memFrom{inPlace: inPlace}
+		if lazily {
+			if lz := j.lazyAdopted(rank, m, func() { r.clearMigration(rank) }); lz != nil {
+				from = memFrom{lazy: lz}
+			}
+		}
+		err := j.restoreStateFrom(rank, w, m, rc, from)
+		if lazy, _ := w.LazyRestore(); !lazy || err != nil {
+			r.clearMigration(rank)
+		}
 		if err == nil && rc.Stopped != 0 {
 			took := time.Since(time.Unix(0, rc.Stopped))
 			j.logf("rank %d runs here: %v after it stopped at its source", rank, took.Round(time.Microsecond))

@@ -23,11 +23,15 @@ import (
 
 // stagedRank is a rank's worker made here ahead of its adoption.
 type stagedRank struct {
-	mu   sync.Mutex // held while a round is written into w
-	w    *host.Worker
-	m    *ckpt.Manifest // the state w's memory holds
-	err  error          // staging failed: the adoption makes its worker anew
-	gone bool           // dropped: w is closed
+	mu sync.Mutex // held while a round is written into w
+	w  *host.Worker
+	m  *ckpt.Manifest // the state w's memory holds
+	// unread: m is a last state that came with no round before it
+	// (stop-and-copy), not written into w: the rank is stopped at its
+	// source, so the adoption reads it, lazily where it can.
+	unread bool
+	err    error // staging failed: the adoption makes its worker anew
+	gone   bool  // dropped: w is closed
 	// final is the last state, written into w (FinalIn); guarded by
 	// shareRun.mu.
 	final *FinalState
@@ -128,7 +132,7 @@ func (s *Share) FinalIn(fs *FinalState) error {
 	switch {
 	case st.gone || st.w == nil || st.err != nil:
 		return fmt.Errorf("the worker of rank %d made here ahead is gone (%v)", fs.Rank, st.err)
-	case st.m == nil || st.m.Epoch < fs.Base:
+	case st.m == nil || st.unread || st.m.Epoch < fs.Base:
 		// A later round than the base is fine: what was not written since
 		// the base is the same in every capture after it.
 		return fmt.Errorf("the worker of rank %d made here holds an older round than %d", fs.Rank, fs.Base)
@@ -191,8 +195,15 @@ func (r *shareRun) stageNewest(ctx context.Context, rank int, st *stagedRank, rc
 	if st.err == nil && st.w == nil {
 		st.w, st.err = host.NewRankWorker(ctx, rc, rank)
 	}
+	if st.err == nil && st.m == nil && lastState(m, rank) {
+		st.m, st.unread = m, true
+		return
+	}
 	if st.err == nil {
 		from := st.m
+		if st.unread {
+			from = nil // nothing of it was written into the worker
+		}
 		st.err = st.w.Stage(m.MemSize, func(mem []byte) error { return j.readDelta(from, m, mem) })
 	}
 	if st.err != nil {
@@ -205,28 +216,35 @@ func (r *shareRun) stageNewest(ctx context.Context, rank int, st *stagedRank, rc
 		st.w, st.m, st.err = nil, nil, nil
 		return
 	}
-	st.m = m
+	st.m, st.unread = m, false
 }
 
-// take returns the worker made ahead and the state its memory holds, once
-// no round is being written into it; nil if there is none. The caller
-// owns the worker.
-func (st *stagedRank) take() (*host.Worker, *ckpt.Manifest) {
+// lastState reports whether m, a state of rank's migration key, is its
+// last state (the rank stopped at its source for it), not a round.
+func lastState(m *ckpt.Manifest, rank int) bool {
+	rc, _, err := decodeRankCheckpoint(m.Host, rank)
+	return err == nil && rc.Stopped != 0
+}
+
+// take returns the worker made ahead and the state its memory holds (or,
+// unread, is to hold), once no round is being written into it; nil if
+// there is none. The caller owns the worker.
+func (st *stagedRank) take() (w *host.Worker, m *ckpt.Manifest, unread bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	w, m := st.w, st.m
+	w, m = st.w, st.m
 	st.w, st.gone = nil, true
 	if w != nil && (st.err != nil || m == nil) {
 		w.Close(context.Background())
-		return nil, nil
+		return nil, nil, false
 	}
-	return w, m
+	return w, m, st.unread
 }
 
 // drop closes the worker made ahead, once no round is being written
 // into it.
 func (st *stagedRank) drop() {
-	if w, _ := st.take(); w != nil {
+	if w, _, _ := st.take(); w != nil {
 		w.Close(context.Background())
 	}
 }
