@@ -282,13 +282,13 @@ func TestDrainKeptAcrossRestart(t *testing.T) {
 // The files a rank writes under a read-write --dir move with it: a job
 // whose six ranks each append a line per lap to a file of their own and
 // rewrite another (tests/testdata/jobfiles), over three host processes
-// each with a directory of its own, moves rank 0 from a to b, from b to c
-// by stop-and-copy (LIBRAHOST_PRECOPY=off on b), and back to a, whose
-// copy of its files from before is stale. Rank 0 is held at laps between
-// the moves, so that it writes between them, after a checkpoint and
-// before the next (there are no periodic checkpoints: one is asked for
-// before the first move, and each move begins one). Every rank's files
-// on the host it ends on, and the job's output (each rank's files'
+// each with a directory of its own, moves rank 0 from a to b (a then
+// removes the files rank 0 made there), from b to c by stop-and-copy
+// (LIBRAHOST_PRECOPY=off on b), and back to a. Rank 0 is held at laps
+// between the moves, so that it writes between them, after a checkpoint
+// and before the next (there are no periodic checkpoints: one is asked
+// for before the first move, and each move begins one). Every rank's
+// files on the host it ends on, and the job's output (each rank's files'
 // hashes, read by the rank), are byte for byte those of `run -n 6`. The
 // stop-and-copy target runs the rank before its memory is read (lazily),
 // and has all of it before the rank moves on.
@@ -312,6 +312,11 @@ func TestMigrateFiles(t *testing.T) {
 		}
 		fj.release(t, k+1)
 	}
+	// a, where it started, returned its directory to how it was before
+	// rank 0 ran there once it left, before rank 0 came back.
+	ended := make(chan struct{})
+	close(ended)
+	waitHostLog(t, fj.hs[0], regexp.MustCompile(`(?s)rank 0 left: its files here are as they were before it ran here.*rank 0 runs here`), ended)
 	// Rank r ran on host r%3 but rank 0, which came back to a.
 	fj.check(t, "a b c a b c")
 }

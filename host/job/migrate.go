@@ -133,6 +133,9 @@ type shareMigs struct {
 	// its journal here starts with the files as they were when it
 	// stopped at its source, not as of that epoch (recover).
 	came map[int]uint64
+	// source: the ranks that left, until their files here are as before
+	// they ran here (left); a move back waits for it.
+	leaving map[int]chan struct{}
 }
 
 type arrival struct {
@@ -162,7 +165,8 @@ type outMig struct {
 	stopped time.Time // when it stopped
 	sent    int64
 	size    int64
-	chain   dirtyChain // the write tracking of its captures since the round held
+	chain   dirtyChain    // the write tracking of its captures since the round held
+	gone    chan struct{} // closed when its stop here has ended (migPause)
 }
 
 type adoptedRank struct {
@@ -179,6 +183,7 @@ func (m *shareMigs) init() {
 		m.staged = map[int]*stagedRank{}
 		m.cleared = map[int]chan struct{}{}
 		m.came = map[int]uint64{}
+		m.leaving = map[int]chan struct{}{}
 	}
 }
 
@@ -422,6 +427,9 @@ func (r *shareRun) migAction(a ckpt.Action) bool {
 			return false // a recovery's Drop
 		}
 		mg.end <- host.ErrMoved
+		if mg.paused && !j.ended[a.Rank] {
+			m.leaving[a.Rank] = mg.gone // its files here are undone (left)
+		}
 		delete(m.out, a.Rank)
 		j.workers[a.Rank] = nil
 		go j.store.DeleteAfter(MigrationKey(a.Rank), 0)
@@ -447,7 +455,7 @@ func (r *shareRun) tellCancel(rank int, to ckpt.HostID) {
 func (r *shareRun) outMig(rank int) *outMig {
 	mg := r.migs.out[rank]
 	if mg == nil {
-		mg = &outMig{ctx: r.rankCtx(rank), final: make(chan struct{}), end: make(chan error, 1)}
+		mg = &outMig{ctx: r.rankCtx(rank), final: make(chan struct{}), end: make(chan error, 1), gone: make(chan struct{})}
 		r.migs.out[rank] = mg
 	}
 	return mg

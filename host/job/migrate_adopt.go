@@ -48,9 +48,14 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 		// Its program has ended: its exit was told from its source; its
 		// files are made here, for a later checkpoint's history.
 		j.store.DeleteAfter(MigrationKey(rank), 0)
-		if err := r.redoFiles(rank, files); err != nil {
-			r.fail(fmt.Errorf("job: rank %d moved here: %w", rank, err))
-		}
+		go func() {
+			r.waitLeft(rank)
+			if err := r.redoFiles(rank, files); err != nil {
+				r.mu.Lock()
+				r.fail(fmt.Errorf("job: rank %d moved here: %w", rank, err))
+				r.mu.Unlock()
+			}
+		}()
 		return
 	}
 	// Its files are made from its history before it runs, and its
@@ -90,6 +95,7 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 			w.RequestCheckpoint()
 		}
 		r.mu.Unlock()
+		r.waitLeft(rank)
 		if err := r.redoFiles(rank, files); err != nil {
 			return err
 		}

@@ -1,9 +1,12 @@
 package job
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/librahost/librahost/host"
+	"github.com/librahost/librahost/wasi"
 )
 
 // The files a migrating rank wrote under the job's read-write mounts go
@@ -20,9 +23,19 @@ import (
 // journal starts anew at the rank's epoch, and until one of its
 // checkpoints taken there is committed each carries the whole history
 // with no base, since neither the target's store nor its replica hosts
-// hold the checkpoints the history came from. The source keeps its copy
-// of the files; a rank that comes back has its files made again from its
-// history, over them.
+// hold the checkpoints the history came from.
+//
+// Once the rank has left (Drop), the source returns the files it changed
+// there to how they were before it ran there, by its journal (left): its
+// files are on one host, where it runs, and a move or a recovery of it
+// back redoes its history on the directory as the job found it. (Of a
+// rank that came to the source by a move or a recovery, that is as its
+// arrival made them: a later redo clears the names the history makes
+// anew, but a file that was there before the job and that the rank
+// removed or renamed before that arrival cannot be made back there; a
+// rank whose program had ended has no worker left to undo them with: its
+// files stay.) If the move fails, the rank goes on at the source with its
+// files and journal as they were.
 
 // movingFiles returns the file history of rank, stopped here to move (w
 // its worker; nil for a rank whose program has ended: what it wrote after
@@ -74,4 +87,48 @@ func (r *shareRun) filesMoved(rank int, epoch uint64, history []byte) {
 	r.files[rank] = f
 	delete(r.endFiles, rank) // in the history
 	r.migs.came[rank] = epoch
+}
+
+// left is told how rank's stop here for its move ended (end: host.ErrMoved
+// if it left, stopped at its capture point with its worker w), and
+// returns end. A rank that left has the files it changed here returned
+// to how they were before it ran here, by its journal, which is then
+// dropped.
+func (r *shareRun) left(rank int, w *host.Worker, end error) error {
+	if !errors.Is(end, host.ErrMoved) || !r.j.writable() {
+		return end
+	}
+	path := r.journal(rank)
+	epochs, _, err := wasi.JournalEpochs(path)
+	if err == nil && len(epochs) == 0 {
+		err = errors.New("its journal holds no checkpoint")
+	}
+	var warnings []string
+	if err == nil {
+		warnings, err = w.RollbackFiles(epochs[0])
+	}
+	for _, msg := range warnings {
+		r.j.logf("rank %d left: %s", rank, msg)
+	}
+	if err != nil {
+		r.j.logf("rank %d left: the files it wrote here stay (%v)", rank, err)
+		return end
+	}
+	os.Remove(path)
+	os.RemoveAll(path + ".trash")
+	r.j.logf("rank %d left: its files here are as they were before it ran here", rank)
+	return end
+}
+
+// waitLeft waits until the files rank changed here on an earlier stay
+// are as before it ran here (left), if it left this host running; its
+// files are made again from its history after.
+func (r *shareRun) waitLeft(rank int) {
+	r.mu.Lock()
+	ch := r.migs.leaving[rank]
+	delete(r.migs.leaving, rank)
+	r.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }

@@ -51,6 +51,7 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 	r.part.MigratePaused(rank, time.Now())
 	r.pump()
 	r.mu.Unlock()
+	defer close(mg.gone)
 	select {
 	case <-mg.final:
 	case err := <-mg.end:
@@ -99,14 +100,14 @@ func (r *shareRun) migPause(rank int, c *host.Capture) (bool, error) {
 		select {
 		case <-done:
 		case err := <-mg.end:
-			return true, err
+			return true, r.left(rank, w, err)
 		case <-mg.ctx.Done():
 			return true, nil
 		}
 	}
 	select {
 	case err := <-mg.end:
-		return true, err
+		return true, r.left(rank, w, err)
 	case <-mg.ctx.Done():
 		return true, nil
 	}
