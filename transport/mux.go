@@ -188,6 +188,9 @@ type worker struct {
 	// without a cut): what it is given here from then on may not be in
 	// that state, so its acks claim nothing of its cuts until a Restore.
 	left bool
+	// gone (loop only): its state is going to another host (Leave): it
+	// acks nothing until a Restore or Stayed.
+	gone bool
 }
 
 type sendReq struct {

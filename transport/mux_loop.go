@@ -207,6 +207,9 @@ func (ls *loopState) onAck(e *Endpoint, ch *channel, cum, stable, cut uint64) {
 // localAck acks a channel whose receiver is here too, as its ACK frame
 // would.
 func (ls *loopState) localAck(e *Endpoint, ch *channel) {
+	if e.worker(ch.dst).gone {
+		return // see Leave
+	}
 	ls.onAck(e, ch, ch.receiver.Delivered(), 0, e.cutClaim(ch.dst))
 }
 

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -222,5 +223,67 @@ func TestEndpointAckFromLeftHost(t *testing.T) {
 		if n := a.Counters().Acked; n != 1 {
 			t.Fatalf("%d messages acked after host b's late ack, want still 1", n)
 		}
+	})
+}
+
+// A rank whose state is taken to go on elsewhere (Leave) acks nothing it
+// is given after: such an ack, reaching its sender late (once the rank is
+// back on this host, where the sender's route check lets it through),
+// would stop the retransmission of a message the state never had, and
+// the rank would wait for it for ever (host/jobsim seed 42377). Once it
+// goes on here instead (Stayed), it acks again.
+func TestEndpointLeftRankAcksNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := newTestEndpoint(t, EndpointConfig{Host: "a", Route: routeMod("a", "b")})
+		mine, theirs := Pipe()
+		a.AddLink("b", mine)
+		var mu sync.Mutex
+		var acked uint64 // the highest Cum a acked to rank 1 on b
+		go func() {
+			for {
+				b, err := theirs.Recv()
+				if err != nil {
+					return
+				}
+				fs, _ := DecodeFrames(nil, b)
+				mu.Lock()
+				for _, f := range fs {
+					if f.Type == FrameAck {
+						acked = max(acked, f.Cum)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+		send := func(seq uint64) uint64 {
+			t.Helper()
+			b := AppendFrame(nil, &Frame{Type: FrameData, Src: 1, Dst: 0, Seq: seq, Payload: []byte{byte(seq)}})
+			if err := theirs.Send(b); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			return acked
+		}
+		if err := theirs.Send(AppendFrame(nil, &Frame{Type: FrameHello, Version: FrameVersion, HostID: "b"})); err != nil {
+			t.Fatal(err)
+		}
+		if got := send(1); got != 1 {
+			t.Fatalf("acked %d before the snapshot, want 1", got)
+		}
+		a.Leave(0)
+		if _, err := a.Snapshot([]uint32{0}); err != nil {
+			t.Fatal(err)
+		}
+		if got := send(2); got != 1 {
+			t.Fatalf("rank 0's state left, yet it acked %d, beyond what its state holds (1)", got)
+		}
+		a.Stayed(0)
+		synctest.Wait()
+		if got := send(2); got != 2 {
+			t.Fatalf("acked %d after Stayed, want 2", got)
+		}
+		theirs.Close()
 	})
 }

@@ -51,9 +51,23 @@ func (e *Endpoint) Snapshot(ranks []uint32) ([]RankState, error) {
 
 // Stayed says that the state of rank taken by Snapshot did not go on
 // elsewhere (its migration was called off): the rank runs on here with
-// everything it was given since, and its acks claim its cuts again.
+// everything it was given since, acks again (Leave), and its acks claim
+// its cuts again.
 func (e *Endpoint) Stayed(rank uint32) {
-	e.do(func() { e.worker(rank).left = false })
+	e.do(func() {
+		w := e.worker(rank)
+		w.left, w.gone = false, false
+	})
+}
+
+// Leave says that rank's state is about to be taken (Snapshot) to go on
+// on another host: from now on it acks nothing, until a Restore or
+// Stayed. What it is given here from then on may not be in that state,
+// and an ack of it, reaching its sender late (once the rank is back on
+// this host, where the sender's route check lets it through), would stop
+// the retransmission of a message the state never had. It does not wait.
+func (e *Endpoint) Leave(rank uint32) {
+	e.after(func() { e.worker(rank).gone = true })
 }
 
 // SnapshotAt is Snapshot as the ranks' cut of epoch, later than the epoch
@@ -179,7 +193,7 @@ func (ls *loopState) restore(e *Endpoint, states []RankState) error {
 	for _, st := range states {
 		w := e.worker(st.Rank)
 		w.epoch.Store(st.Epoch)
-		w.left = false
+		w.left, w.gone = false, false
 		if w.arriving {
 			w.arriving = false
 			ls.arriving--

@@ -104,8 +104,12 @@ func (ls *loopState) dropStable(e *Endpoint, ch *channel, seq uint64) {
 	}
 }
 
-// emitAck sends ch's receiver's ack to its sender's host.
+// emitAck sends ch's receiver's ack to its sender's host; none for a rank
+// that is leaving (Leave).
 func (ls *loopState) emitAck(e *Endpoint, ch *channel) {
+	if e.worker(ch.dst).gone {
+		return
+	}
 	ack := ch.receiver.Ack()
 	if c := e.cutClaim(ch.dst); c > 0 {
 		ack = ch.receiver.AckIn(c - 1)

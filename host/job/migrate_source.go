@@ -209,6 +209,7 @@ func (r *shareRun) stateSent(rank int, mg *outMig, n int64, err error) {
 
 // channelState puts the stopped rank's share of the channel state in rc.
 func (r *shareRun) channelState(rank int, rc *rankCheckpoint) error {
+	r.j.ep.Leave(uint32(rank)) // it acks nothing its state may lack
 	cs, err := r.j.ep.Snapshot([]uint32{uint32(rank)})
 	if err != nil || len(cs) != 1 {
 		return fmt.Errorf("rank %d's channel state could not be taken (%v)", rank, err)

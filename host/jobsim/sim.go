@@ -449,14 +449,21 @@ func (w *world) deliverData() error {
 	if !r.running {
 		return nil
 	}
-	// A rank stopped for its migration still receives and acks here, as
-	// its Endpoint does until the route changes: what it takes after its
-	// last state was sent must come again from the senders' logs.
+	// A rank stopped for its migration still receives here, as its
+	// Endpoint does until the route changes, but acks nothing once its
+	// last state was taken: what it takes after that must come again from
+	// the senders' logs.
 	deliver, ack := r.recvs[d.f.Src].OnData(d.f)
 	for _, f := range deliver {
 		r.inbox = append(r.inbox, f)
 	}
-	if ack != nil && !r.left {
+	switch {
+	case r.left:
+		// Its state left: an ack could cover messages that state lacks,
+		// and stop their retransmission if it reached the sender late,
+		// once the rank is back here (the route check lets it through).
+		ack = nil
+	case ack != nil:
 		// Its next cut takes what it has: the ack says so, and the
 		// sender's checkpoints of that epoch on do not log it.
 		ack = r.recvs[d.f.Src].AckIn(r.epoch)

@@ -108,7 +108,7 @@ func (w *world) migrateAction(x *host, a ckpt.Action) error {
 				continue
 			}
 			w.sendFrames(x, o.senders[a.Rank].Resend(w.now))
-			if o.recvs[a.Rank].Delivered() > 0 {
+			if o.recvs[a.Rank].Delivered() > 0 && !o.left {
 				w.sendFrames(x, []transport.Frame{*o.recvs[a.Rank].Ack()})
 			}
 		}
