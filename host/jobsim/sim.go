@@ -221,21 +221,25 @@ func (w *world) dump() string {
 }
 
 // finished: every rank's program ended on a live host and nothing is
-// being recovered.
+// being recovered. A copy stopped for its migration (frozen: its state
+// is on its way, its new host may have it already) does not count: a rank
+// between two hosts has not finished.
 func (w *world) finished() bool {
-	n := 0
+	ended := map[int]bool{}
 	for _, x := range w.hosts {
 		if x.dead {
 			continue
 		}
-		for _, r := range x.ranks {
+		for id, r := range x.ranks {
 			if !r.ended || !r.running {
 				return false
 			}
-			n++
+			if !r.frozen {
+				ended[id] = true
+			}
 		}
 	}
-	return n == w.cfg.Ranks
+	return len(ended) == w.cfg.Ranks
 }
 
 // step does one thing, chosen by the seed.
