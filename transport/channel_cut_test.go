@@ -39,6 +39,7 @@ func TestSenderCutState(t *testing.T) {
 	s.OnCut(4, 6) // and 3..4 only once in epoch 5: not in its cut of 5
 	check("claims of 5 and 6", 5, []uint64{3, 4, 5, 6, 7}, 8)
 	check("claims of 5 and 6", 6, []uint64{5, 6, 7}, 8)
+	check("epoch 0, which no ack claims", 0, []uint64{1, 2, 3, 4, 5, 6, 7}, 8)
 	s.OnCut(3, 5) // a late ack of epoch 4
 	check("an overtaken claim", 5, []uint64{4, 5, 6, 7}, 8)
 	s.OnCut(99, 5) // past what was sent: counts up to seq 7

@@ -326,19 +326,22 @@ func (s *Sender) State() SenderState {
 
 // CutState returns what the sender's checkpoint of epoch must keep: State
 // without the messages the receiver's acks said its own cut of epoch
-// holds (OnCut). After a restore from both cuts, the receiver has
-// delivered those and the rest come again from this log. Entries share
-// payloads.
+// holds (OnCut); with epoch 0, which no ack claims, State. After a
+// restore from both cuts, the receiver has delivered those and the rest
+// come again from this log. Entries share payloads.
 func (s *Sender) CutState(epoch uint64) SenderState {
 	st := s.State()
-	if c := s.covered(epoch); c > 0 {
-		k := 0
-		for k < len(st.Entries) && st.Entries[k].Seq <= c {
-			k++
-		}
-		st.Entries = st.Entries[k:]
-	}
+	st.Entries = entriesAfter(st.Entries, s.covered(epoch))
 	return st
+}
+
+// entriesAfter returns the entries of es, a log in Seq order, past seq.
+func entriesAfter(es []Entry, seq uint64) []Entry {
+	k := 0
+	for k < len(es) && es[k].Seq <= seq {
+		k++
+	}
+	return es[k:]
 }
 
 // Restore replaces the Sender's state with st. Every logged message counts

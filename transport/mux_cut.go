@@ -112,12 +112,7 @@ func (ls *loopState) cutState(e *Endpoint, c *Cut) RankState {
 			if ch.dst == c.rank {
 				// Its own receiving half is in the cut: the log need
 				// only hold what it had not delivered.
-				d := got(c.rank)
-				k := 0
-				for k < len(st.Entries) && st.Entries[k].Seq <= d {
-					k++
-				}
-				st.Entries = st.Entries[k:]
+				st.Entries = entriesAfter(st.Entries, got(c.rank))
 			}
 			ss := SendState{Dst: ch.dst, SenderState: st}
 			for _, r := range ch.overflow {

@@ -152,19 +152,11 @@ func (ls *loopState) snapshot(e *Endpoint, ranks []uint32, epoch uint64) []RankS
 	chans := e.sortedChans(func(*channel) bool { return true })
 	for _, ch := range chans {
 		if i, ok := in[ch.src]; ok && ch.sender != nil {
-			st := ch.sender.State()
-			if epoch > 0 {
-				st = ch.sender.CutState(epoch)
-			}
+			st := ch.sender.CutState(epoch)
 			if _, both := in[ch.dst]; both && ch.receiver != nil {
 				// The receiver's state is in the same cut: the log need
 				// only hold what it has not delivered.
-				d := ch.receiver.Delivered()
-				k := 0
-				for k < len(st.Entries) && st.Entries[k].Seq <= d {
-					k++
-				}
-				st.Entries = st.Entries[k:]
+				st.Entries = entriesAfter(st.Entries, ch.receiver.Delivered())
 			}
 			ss := SendState{Dst: ch.dst, SenderState: st}
 			for _, r := range ch.overflow {
