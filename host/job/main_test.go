@@ -2,8 +2,10 @@ package job
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host/build/buildtest"
 	"github.com/librahost/librahost/host/lazy"
 )
@@ -19,3 +21,16 @@ func TestMain(m *testing.M) {
 
 // testGuest builds src (relative to this package) once per test run.
 func testGuest(t testing.TB, src string) []byte { return guests.Guest(t, src) }
+
+// testStore opens a store in a directory of t's, as cfg says but for its
+// path; it is closed when t ends.
+func testStore(t testing.TB, cfg ckpt.Config) *ckpt.Store {
+	t.Helper()
+	cfg.Path = filepath.Join(t.TempDir(), "ckpt.db")
+	store, err := ckpt.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}

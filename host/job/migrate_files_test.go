@@ -3,7 +3,6 @@ package job
 import (
 	"encoding/json"
 	"io"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -20,11 +19,7 @@ import (
 // a base of a checkpoint the host does not hold); a recovery to that
 // epoch or before makes its files again from the chain.
 func TestMovedFilesHistory(t *testing.T) {
-	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := testStore(t, ckpt.Config{})
 	j := &jobRun{cfg: Config{Log: io.Discard}, store: store,
 		rec: &runRecord{Job: "job", runSpec: runSpec{Mounts: []mountJSON{{Host: t.TempDir(), Guest: "/out"}}}}}
 	// Checkpoints 2 (from the start), 3 (abandoned: its delta rides in

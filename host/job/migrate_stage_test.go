@@ -3,7 +3,6 @@ package job
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/librahost/librahost/ckpt"
@@ -13,11 +12,7 @@ import (
 // only the chunks that differ: changed ones, ones become zero, and the
 // memory grown since.
 func TestReadDelta(t *testing.T) {
-	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), ChunkSize: 4 << 10, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := testStore(t, ckpt.Config{ChunkSize: 4 << 10, NoSync: true})
 	const cs = 4 << 10
 	early := make([]byte, 8*cs)
 	for i := range early {
@@ -64,11 +59,7 @@ func TestReadDelta(t *testing.T) {
 // round's stream took its generation) makes no worker here; a round of
 // the move under way does.
 func TestMigrationInAfterDrop(t *testing.T) {
-	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db"), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := testStore(t, ckpt.Config{NoSync: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := &Share{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"path/filepath"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -19,11 +18,7 @@ import (
 // wait returns the copy's error and begins the copy again for the next
 // round, and a rollback ends it.
 func TestMovedCopyGatesDurable(t *testing.T) {
-	store, err := ckpt.Open(ckpt.Config{Path: filepath.Join(t.TempDir(), "ckpt.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := testStore(t, ckpt.Config{})
 	p, err := store.Capture(ckpt.Meta{Key: ckpt.Key{Job: "job", Worker: 1}, Epoch: 4}, make([]byte, 1<<16))
 	if err != nil {
 		t.Fatal(err)
