@@ -32,6 +32,31 @@ import (
 // so three control messages per host per epoch. A round that fails on a
 // host (DONE with an error) is abandoned; the next MARKER tells the hosts.
 //
+// Rounds may overlap (ProtoConfig.MaxRounds, as Flink's
+// maxConcurrentCheckpoints): round e+1 begins while round e is still being
+// written, so that a checkpoint asked for meanwhile does not wait for e's
+// commit. The rules that keep it consistent:
+//
+//   - Commits go in epoch order: e+1's record is written only once e's is
+//     durable, and hosts Release in epoch order.
+//   - A rank takes the rounds in epoch order: it is asked for e+1 once it
+//     took e, and one that meets a message stamped e+1 first takes e. It
+//     takes e+1 before e+1's MARKER came only if e's did (with a single
+//     round at a time, always): an earlier round's MARKER may still be on
+//     its way otherwise.
+//   - A round that fails ends every later one under way, on the
+//     coordinator and on the failing host (an incremental capture takes
+//     the chunks it did not change from the capture before: a later
+//     checkpoint may rest on the failed one). No round begins while a
+//     failed one leaves a gap behind an earlier one still under way, so
+//     the rounds under way are always the newest begun, and the oldest of
+//     them, which each MARKER names, tells a host that every earlier round
+//     that did not commit was abandoned.
+//   - A recovery, a switch of a migration and a resume wait for or
+//     abandon every round under way, as with one: a host's loss while the
+//     oldest round's record is written waits for that write, then rolls
+//     back to it and abandons the later round.
+//
 // A host silent for the failure timeout (Tick) or reported lost is dead:
 // the coordinator starts a new incarnation, re-places the dead host's
 // ranks on live hosts that hold their committed checkpoint, and sends
@@ -96,6 +121,7 @@ type Msg struct {
 	From, To HostID
 	Inc      uint64 // the sender's incarnation of the job
 	Epoch    uint64
+	Oldest   uint64        // Marker: the oldest round still under way (the rounds before it that did not commit were abandoned)
 	Place    []HostID      // Rollback: rank → host
 	Live     []bool        // Rollback: the hosts alive
 	Digests  []RankDigest  // Done: the manifest digests of the host's ranks
@@ -212,6 +238,12 @@ type ProtoConfig struct {
 	Committed      uint64        // newest committed epoch (0: none)
 	Holders        [][]HostID    // where each rank's committed checkpoint is (Committed > 0)
 
+	// MaxRounds is how many checkpoint rounds may be under way at once
+	// (default 1), as Flink's maxConcurrentCheckpoints: with 2, round e+1
+	// begins while round e is still being written. Rounds commit in
+	// epoch order, and a round that fails ends every later one under way.
+	MaxRounds int
+
 	// Migration (proto_migrate.go): pre-copy stops once a round leaves at
 	// most MigrateSmall bytes dirty (default 4 MiB), after MigrateStall
 	// rounds in a row that did not shrink what is dirty (default 3), or
@@ -256,6 +288,10 @@ func (c *ProtoConfig) validate() error {
 	if c.FailureTimeout <= 0 {
 		c.FailureTimeout = DefaultFailureTimeout
 	}
+	if c.MaxRounds < 0 {
+		return fmt.Errorf("ckpt: rounds under way at once must be 1 or more (got %d)", c.MaxRounds)
+	}
+	c.MaxRounds = max(c.MaxRounds, 1)
 	if err := c.validateMigrate(); err != nil {
 		return err
 	}
@@ -304,6 +340,9 @@ func (m Msg) String() string {
 	}
 	if m.Epoch != 0 || m.Kind == MsgRollback {
 		fmt.Fprintf(&b, " e=%d", m.Epoch)
+	}
+	if m.Oldest != 0 && m.Oldest != m.Epoch {
+		fmt.Fprintf(&b, " oldest=%d", m.Oldest)
 	}
 	if m.Place != nil {
 		fmt.Fprintf(&b, " place=%v", m.Place)

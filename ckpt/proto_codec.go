@@ -9,7 +9,7 @@ import (
 // A control message (Msg) on the wire, for the drivers that carry them
 // between hosts (host/jobctl):
 //
-//	version u8 | kind u8 | from | to | inc | epoch
+//	version u8 | kind u8 | from | to | inc | epoch | oldest
 //	| place list(host) | live list(u8 0/1) | digests list(rank, hash [16]byte)
 //	| record u8 (0 none, 1: epoch | inc | place list(host)
 //	                         | holders list(list(host)) | digests list(…))
@@ -20,7 +20,7 @@ import (
 // empty stay apart. A string is its length, then UTF-8 bytes. Nothing may
 // follow the message. A newer version is refused as such.
 const (
-	MsgCodecVersion = 2 // 2: migration kinds, with rank, host and ended
+	MsgCodecVersion = 3 // 2: migration kinds, with rank, host and ended; 3: oldest
 
 	maxMsgHosts = 1 << 16 // hosts of a job, as host IDs go
 	maxMsgRanks = 1 << 16 // ranks of a job
@@ -34,6 +34,7 @@ func AppendMsg(dst []byte, m Msg) []byte {
 	dst = binary.AppendUvarint(dst, uint64(m.To))
 	dst = binary.AppendUvarint(dst, m.Inc)
 	dst = binary.AppendUvarint(dst, m.Epoch)
+	dst = binary.AppendUvarint(dst, m.Oldest)
 	dst = appendHosts(dst, m.Place)
 	dst = appendListLen(dst, m.Live == nil, len(m.Live))
 	for _, l := range m.Live {
@@ -107,7 +108,7 @@ func DecodeMsg(b []byte) (Msg, error) {
 		r.fail("unknown kind %d", uint8(m.Kind))
 	}
 	m.From, m.To = r.host(), r.host()
-	m.Inc, m.Epoch = r.uvarint(), r.uvarint()
+	m.Inc, m.Epoch, m.Oldest = r.uvarint(), r.uvarint(), r.uvarint()
 	m.Place = r.hosts()
 	if n, ok := r.list(1, maxMsgHosts, "live hosts"); ok {
 		m.Live = make([]bool, n)

@@ -16,6 +16,7 @@ func codecMsgs() []Msg {
 		Digests: []RankDigest{{0, d(1)}, {1, d(2)}, {2, d(3)}, {3, d(4)}}}
 	return []Msg{
 		{Kind: MsgMarker, From: 0, To: 2, Inc: 1, Epoch: 3},
+		{Kind: MsgMarker, From: 0, To: 2, Inc: 1, Epoch: 4, Oldest: 3},
 		{Kind: MsgDone, From: 2, To: 0, Inc: 1, Epoch: 3, Digests: []RankDigest{{2, d(9)}}},
 		{Kind: MsgDone, From: 1, To: 0, Inc: 1, Epoch: 3, Digests: []RankDigest{}},
 		{Kind: MsgDone, From: 1, To: 0, Inc: 1, Epoch: 3, Err: "rank 4: disk full — ß"},
@@ -52,7 +53,7 @@ func TestMsgCodecRoundTrip(t *testing.T) {
 // TestMsgCodecRefuses: garbage, truncations and versions this build does
 // not read are refused with one line naming the problem.
 func TestMsgCodecRefuses(t *testing.T) {
-	good := AppendMsg(nil, codecMsgs()[4])
+	good := AppendMsg(nil, codecMsgs()[5])
 	with := func(f func(b []byte) []byte) []byte { return f(append([]byte{}, good...)) }
 	for _, tc := range []struct {
 		name string
@@ -60,18 +61,18 @@ func TestMsgCodecRefuses(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "empty"},
-		{"newer version", with(func(b []byte) []byte { b[0] = 3; return b }), "version 3, this build reads version 2"},
+		{"newer version", with(func(b []byte) []byte { b[0] = 4; return b }), "version 4, this build reads version 3"},
 		{"unknown kind", with(func(b []byte) []byte { b[1] = 99; return b }), "unknown kind 99"},
-		{"ended flag", setByte(AppendMsg(nil, Msg{Kind: MsgStop}), 13, 2), "ended flag is neither 0 nor 1"},
+		{"ended flag", setByte(AppendMsg(nil, Msg{Kind: MsgStop}), 14, 2), "ended flag is neither 0 nor 1"},
 		{"kind zero", with(func(b []byte) []byte { b[1] = 0; return b }), "unknown kind 0"},
 		{"trailing bytes", append(append([]byte{}, good...), 0, 0), "2 bytes past its end"},
 		{"host too large", AppendMsg(nil, Msg{Kind: MsgMarker, From: 1 << 16}), "host 65536"},
-		{"list longer than the message", []byte{MsgCodecVersion, 1, 0, 0, 0, 0, 200, 1}, "more than the message holds"},
-		{"ends early", AppendMsg(nil, Msg{Kind: MsgStop})[:9], "ends early"},
-		{"live flag", setByte(AppendMsg(nil, Msg{Kind: MsgRollback, Live: []bool{true}}), 8, 2), "live flag of host 0 is neither 0 nor 1"},
-		{"record flag", setByte(AppendMsg(nil, Msg{Kind: MsgStop}), 9, 2), "record flag is neither 0 nor 1"},
+		{"list longer than the message", []byte{MsgCodecVersion, 1, 0, 0, 0, 0, 0, 200, 1}, "more than the message holds"},
+		{"ends early", AppendMsg(nil, Msg{Kind: MsgStop})[:10], "ends early"},
+		{"live flag", setByte(AppendMsg(nil, Msg{Kind: MsgRollback, Live: []bool{true}}), 9, 2), "live flag of host 0 is neither 0 nor 1"},
+		{"record flag", setByte(AppendMsg(nil, Msg{Kind: MsgStop}), 10, 2), "record flag is neither 0 nor 1"},
 		{"bad varint", []byte{MsgCodecVersion, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "bad or missing number"},
-		{"bad utf-8", append(AppendMsg(nil, Msg{Kind: MsgStop})[:10:10], 1, 0xff), "not UTF-8"},
+		{"bad utf-8", append(AppendMsg(nil, Msg{Kind: MsgStop})[:11:11], 1, 0xff), "not UTF-8"},
 	} {
 		_, err := DecodeMsg(tc.b)
 		if err == nil {

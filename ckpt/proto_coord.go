@@ -21,12 +21,9 @@ type EpochCoordinator struct {
 	holders   [][]HostID // where each rank's checkpoint of committed is
 	next      uint64     // epoch of the next round
 
-	round   uint64 // epoch of the round under way, 0 if none
-	done    []bool
-	nDone   int
-	digests []RankDigest
-	holds   [][]HostID    // where the round's checkpoints are replicated to
-	rec     *CommitRecord // the round's record, once every host is done
+	// The rounds under way, in epoch order: at most cfg.MaxRounds, their
+	// epochs consecutive (a round that fails ends every later one too).
+	rounds []*coordRound
 
 	recovering bool
 	recovered  []bool
@@ -38,6 +35,17 @@ type EpochCoordinator struct {
 	ready Ready
 }
 
+// coordRound is a round under way.
+type coordRound struct {
+	epoch   uint64
+	done    []bool
+	nDone   int
+	digests []RankDigest
+	holds   [][]HostID    // where the round's checkpoints are replicated to
+	rec     *CommitRecord // the round's record, once every host is done
+	writing bool          // its record is being written (only the oldest round's is)
+}
+
 // NewEpochCoordinator returns the coordinator of a job. Next is the epoch
 // the next round takes (larger than any epoch begun before, committed or
 // not); 0 means Committed+1.
@@ -47,7 +55,7 @@ func NewEpochCoordinator(cfg ProtoConfig, next uint64) (*EpochCoordinator, error
 	}
 	c := &EpochCoordinator{cfg: cfg, live: allLive(cfg.Hosts), heard: make([]time.Time, cfg.Hosts),
 		inc: cfg.Inc, place: slices.Clone(cfg.Place), committed: cfg.Committed,
-		next: max(next, cfg.Committed+1), done: make([]bool, cfg.Hosts), recovered: make([]bool, cfg.Hosts)}
+		next: max(next, cfg.Committed+1), recovered: make([]bool, cfg.Hosts)}
 	if cfg.Committed > 0 {
 		c.holders = cloneHolders(cfg.Holders)
 	}
@@ -60,8 +68,37 @@ func (c *EpochCoordinator) Ready() Ready { return c.ready.take() }
 // Committed returns the newest committed epoch.
 func (c *EpochCoordinator) Committed() uint64 { return c.committed }
 
-// Round returns the epoch of the round under way, 0 if none.
-func (c *EpochCoordinator) Round() uint64 { return c.round }
+// Round returns the epoch of the newest round under way, 0 if none.
+func (c *EpochCoordinator) Round() uint64 {
+	if len(c.rounds) == 0 {
+		return 0
+	}
+	return c.rounds[len(c.rounds)-1].epoch
+}
+
+// Rounds returns how many rounds are under way.
+func (c *EpochCoordinator) Rounds() int { return len(c.rounds) }
+
+// Busy reports whether no round may begin now because of the rounds
+// under way: MaxRounds are, or the newest round begun failed while an
+// earlier one is still under way. The rounds under way are always the
+// newest ones begun, one after another, so that the oldest of them,
+// which each MARKER names, tells a host that every earlier round that
+// did not commit was abandoned. A round may begin once the oldest ends.
+func (c *EpochCoordinator) Busy() bool {
+	n := len(c.rounds)
+	return n >= c.cfg.MaxRounds || n > 0 && c.rounds[n-1].epoch != c.next-1
+}
+
+// round returns the round of epoch e under way, nil if none.
+func (c *EpochCoordinator) round(e uint64) (int, *coordRound) {
+	for i, r := range c.rounds {
+		if r.epoch == e {
+			return i, r
+		}
+	}
+	return -1, nil
+}
 
 // Inc returns the job's incarnation.
 func (c *EpochCoordinator) Inc() uint64 { return c.inc }
@@ -96,23 +133,24 @@ func (c *EpochCoordinator) Resume(live []bool, now time.Time) {
 	c.recover()
 }
 
-// Trigger begins a round if none is under way and the job runs, sending
-// a MARKER to every live host. It returns the round's epoch, or 0.
+// Trigger begins a round if fewer than MaxRounds are under way and the
+// job runs, sending a MARKER to every live host; the MARKER names the
+// oldest round still under way, so that a host learns that the rounds
+// before it that did not commit were abandoned. It returns the round's
+// epoch, or 0.
 func (c *EpochCoordinator) Trigger() uint64 {
-	if c.stopped || c.recovering || c.round != 0 || c.holdRound() {
+	if c.stopped || c.recovering || c.Busy() || c.holdRound() {
 		return 0
 	}
-	c.round = c.next
+	r := &coordRound{epoch: c.next, done: make([]bool, len(c.live)), holds: holdersOf(c.place, c.live, c.cfg.Replicas)}
 	c.next++
-	c.nDone, c.digests, c.rec = 0, nil, nil
-	c.holds = holdersOf(c.place, c.live, c.cfg.Replicas)
-	clear(c.done)
+	c.rounds = append(c.rounds, r)
 	for h := range c.live {
 		if c.live[h] {
-			c.send(Msg{Kind: MsgMarker, To: HostID(h), Epoch: c.round})
+			c.send(Msg{Kind: MsgMarker, To: HostID(h), Epoch: r.epoch, Oldest: c.rounds[0].epoch})
 		}
 	}
-	return c.round
+	return r.epoch
 }
 
 // Heard records that host h was heard from (any traffic on its control
@@ -143,53 +181,79 @@ func (c *EpochCoordinator) Step(m Msg, now time.Time) {
 }
 
 func (c *EpochCoordinator) stepDone(m Msg) {
-	if m.Epoch != c.round || c.done[m.From] || c.rec != nil {
+	i, r := c.round(m.Epoch)
+	if r == nil || r.done[m.From] || r.rec != nil {
 		return
 	}
 	if m.Err != "" {
 		// Abandoned: the next MARKER tells the hosts.
-		c.ready.act(Action{Kind: ActAbandon, Epoch: c.round, Err: fmt.Sprintf("host h%d: %s", m.From, m.Err)})
-		c.round = 0
+		c.abandon(i, fmt.Sprintf("host h%d: %s", m.From, m.Err))
 		c.migNext()
 		return
 	}
-	c.done[m.From] = true
-	c.nDone++
-	c.digests = append(c.digests, m.Digests...)
-	if c.nDone < c.nLive() {
+	r.done[m.From] = true
+	r.nDone++
+	r.digests = append(r.digests, m.Digests...)
+	if r.nDone < c.nLive() {
 		return
 	}
-	slices.SortFunc(c.digests, func(a, b RankDigest) int { return cmp.Compare(a.Rank, b.Rank) })
-	c.rec = &CommitRecord{Epoch: c.round, Inc: c.inc, Place: slices.Clone(c.place), Holders: c.holds, Digests: c.digests}
-	c.ready.act(Action{Kind: ActPersistCommit, Epoch: c.round, Record: c.rec})
+	slices.SortFunc(r.digests, func(a, b RankDigest) int { return cmp.Compare(a.Rank, b.Rank) })
+	r.rec = &CommitRecord{Epoch: r.epoch, Inc: c.inc, Place: slices.Clone(c.place), Holders: r.holds, Digests: r.digests}
+	c.writeNext()
+}
+
+// writeNext asks for the commit record of the oldest round, once every
+// host is done with it: records are written one at a time, in epoch
+// order, so that a round commits only after every earlier one did.
+func (c *EpochCoordinator) writeNext() {
+	if len(c.rounds) == 0 || c.rounds[0].rec == nil || c.rounds[0].writing {
+		return
+	}
+	r := c.rounds[0]
+	r.writing = true
+	c.ready.act(Action{Kind: ActPersistCommit, Epoch: r.epoch, Record: r.rec})
+}
+
+// abandon ends the round at index i and every later one: a later round's
+// checkpoints may rest on the failed one's (an incremental capture takes
+// the chunks it did not change from it), so none of them may commit.
+func (c *EpochCoordinator) abandon(i int, why string) {
+	for k, r := range c.rounds[i:] {
+		err := why
+		if k > 0 {
+			err = fmt.Sprintf("the round of epoch %d before it failed (%s)", c.rounds[i].epoch, why)
+		}
+		c.ready.act(Action{Kind: ActAbandon, Epoch: r.epoch, Err: err})
+	}
+	c.rounds = c.rounds[:i]
 }
 
 // CommitDurable reports that the commit record of epoch is durable on the
 // coordinator's host: the epoch is committed, and every live host is told.
 func (c *EpochCoordinator) CommitDurable(epoch uint64) {
-	if c.rec == nil || epoch != c.round || c.stopped {
+	if len(c.rounds) == 0 || !c.rounds[0].writing || epoch != c.rounds[0].epoch || c.stopped {
 		return
 	}
-	rec := c.rec
+	rec := c.rounds[0].rec
 	c.committed, c.holders = epoch, cloneHolders(rec.Holders)
-	c.round, c.rec = 0, nil
+	c.rounds = c.rounds[1:]
 	for h := range c.live {
 		if c.live[h] {
 			c.send(Msg{Kind: MsgCommit, To: HostID(h), Epoch: epoch, Record: rec})
 		}
 	}
 	c.afterWrite()
+	c.writeNext()
 	c.migNext()
 }
 
 // CommitFailed reports that the commit record of epoch could not be
-// written: the round is abandoned.
+// written: the round is abandoned, and every later one.
 func (c *EpochCoordinator) CommitFailed(epoch uint64) {
-	if c.rec == nil || epoch != c.round {
+	if len(c.rounds) == 0 || !c.rounds[0].writing || epoch != c.rounds[0].epoch {
 		return
 	}
-	c.round, c.rec = 0, nil
-	c.ready.act(Action{Kind: ActAbandon, Epoch: epoch, Err: "its commit record could not be written"})
+	c.abandon(0, "its commit record could not be written")
 	c.afterWrite()
 	c.migNext()
 }
@@ -235,7 +299,7 @@ func (c *EpochCoordinator) lose(h HostID) bool {
 }
 
 func (c *EpochCoordinator) afterLoss() {
-	if c.rec != nil {
+	if len(c.rounds) > 0 && c.rounds[0].writing {
 		// Every checkpoint of the round is durable and replicated: once its
 		// record is written, the round counts and the job rolls back to it.
 		return
@@ -248,7 +312,7 @@ func (c *EpochCoordinator) afterLoss() {
 func (c *EpochCoordinator) recover() {
 	c.abortMigrations()
 	c.inc++
-	c.round, c.recovering = 0, true
+	c.rounds, c.recovering = nil, true
 	clear(c.recovered)
 	for _, h := range c.lost {
 		c.ready.act(Action{Kind: ActRecover, Host: h, Inc: c.inc, Epoch: c.committed})

@@ -186,7 +186,7 @@ func (c *EpochCoordinator) migNext() {
 	if c.stopped || c.recovering || m.migs == nil {
 		return
 	}
-	if c.round == 0 {
+	if len(c.rounds) == 0 {
 		for _, r := range slices.Sorted(maps.Keys(m.migs)) {
 			if mg := m.migs[r]; mg.phase == migCopied {
 				mg.phase = migSwitching

@@ -128,7 +128,7 @@ func (h *protoHarness) answerMigrate(p pendingAction, dirty int64) {
 // after the move commits the new placement.
 func TestProtoMigrateControlMessages(t *testing.T) {
 	h := &protoHarness{t: t}
-	h.job(3, 6, 1, 0, "")
+	h.job(3, 6, 1, 0, "", 0)
 	if err := h.coord.Migrate(1, 2); err != nil {
 		t.Fatal(err)
 	}

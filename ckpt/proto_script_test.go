@@ -29,7 +29,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // control messages they send are in flight on a "net" until delivered.
 // Every action a core asks for is pending until answered. Commands:
 //
-//	job hosts=H ranks=N [replicas=R] [coord=C] [timeout=D]   start over, ranks round-robin
+//	job hosts=H ranks=N [replicas=R] [coord=C] [timeout=D] [rounds=M]
+//	                                         start over, ranks round-robin, M rounds at once
 //	trigger                                  the coordinator's timer fires
 //	net                                      print the messages in flight
 //	deliver [to=h] [from=h] [kind=K] [n=N]   deliver the first N (default all) that match
@@ -37,6 +38,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	paused rank=r [e=E]                      rank stopped at a capture point (default: as asked)
 //	ended rank=r                             rank's program ended
 //	durable rank=r | replicated rank=r to=h | failed rank=r err=S    answer rank's Persist / Replicate
+//	                                         (the oldest pending; e=E: of epoch E)
 //	commit host=h [coord] [fail]             the commit record written on h (by the coordinator) is durable (or failed)
 //	rolledback rank=r [ended]                answer rank's Rollback or Restore
 //	tick +D                                  time passes; live hosts keep each other alive
@@ -110,7 +112,7 @@ func (h *protoHarness) run(line string) string {
 	}
 	switch f[0] {
 	case "job":
-		h.job(num("hosts", 1), num("ranks", 1), num("replicas", 0), HostID(num("coord", 0)), args["timeout"])
+		h.job(num("hosts", 1), num("ranks", 1), num("replicas", 0), HostID(num("coord", 0)), args["timeout"], num("rounds", 0))
 	case "trigger":
 		if e := h.coord.Trigger(); e == 0 {
 			h.printf("no round begins")
@@ -139,8 +141,10 @@ func (h *protoHarness) run(line string) string {
 		h.parts[p].Ended(r)
 		h.flush(p)
 	case "durable", "failed":
-		r := num("rank", 0)
-		a, ok := h.take(ActPersist, r, HostID(num("on", -1)))
+		r, e := num("rank", 0), uint64(num("e", 0))
+		a, ok := h.takeWhere(func(p pendingAction) bool {
+			return p.a.Kind == ActPersist && p.a.Rank == r && (num("on", -1) < 0 || p.host == HostID(num("on", -1))) && (e == 0 || p.a.Epoch == e)
+		})
 		if !ok {
 			h.t.Fatalf("%s: rank %d has no Persist pending", line, r)
 		}
@@ -151,9 +155,9 @@ func (h *protoHarness) run(line string) string {
 		}
 		h.flush(a.host)
 	case "replicated":
-		r, to := num("rank", 0), HostID(num("to", 0))
+		r, to, e := num("rank", 0), HostID(num("to", 0)), uint64(num("e", 0))
 		a, ok := h.takeWhere(func(p pendingAction) bool {
-			return p.a.Kind == ActReplicate && p.a.Rank == r && p.a.Host == to
+			return p.a.Kind == ActReplicate && p.a.Rank == r && p.a.Host == to && (e == 0 || p.a.Epoch == e)
 		})
 		if !ok {
 			h.t.Fatalf("%s: no Replicate of rank %d to h%d pending", line, r, to)
@@ -228,12 +232,12 @@ func (h *protoHarness) paused(r int, e uint64, on HostID) {
 	h.flush(p)
 }
 
-func (h *protoHarness) job(hosts, ranks, replicas int, coord HostID, timeout string) {
+func (h *protoHarness) job(hosts, ranks, replicas int, coord HostID, timeout string, rounds int) {
 	place := make([]HostID, ranks)
 	for r := range place {
 		place[r] = HostID(r % hosts)
 	}
-	cfg := ProtoConfig{Hosts: hosts, Coordinator: coord, Place: place, Replicas: replicas}
+	cfg := ProtoConfig{Hosts: hosts, Coordinator: coord, Place: place, Replicas: replicas, MaxRounds: rounds}
 	if timeout != "" {
 		d, err := time.ParseDuration(timeout)
 		if err != nil {
@@ -255,6 +259,10 @@ func (h *protoHarness) job(hosts, ranks, replicas int, coord HostID, timeout str
 		}
 		p.Start(h.now)
 		h.parts = append(h.parts, p)
+	}
+	if rounds > 1 {
+		h.printf("place=%v replicas=%d rounds=%d", place, h.coord.cfg.Replicas, rounds)
+		return
 	}
 	h.printf("place=%v replicas=%d", place, h.coord.cfg.Replicas)
 }

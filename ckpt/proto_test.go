@@ -8,17 +8,21 @@ import (
 
 // TestProtoControlMessages runs failure-free epochs of jobs of several
 // sizes and counts the control messages: three per host per epoch (a
-// MARKER, a DONE, a COMMIT), whatever the number of ranks.
+// MARKER, a DONE, a COMMIT), whatever the number of ranks, and with two
+// rounds under way at once.
 func TestProtoControlMessages(t *testing.T) {
-	for _, tc := range []struct{ hosts, ranks, replicas int }{{1, 4, 0}, {3, 4, 1}, {3, 16, 2}, {5, 64, 1}} {
+	for _, tc := range []struct{ hosts, ranks, replicas, rounds int }{{1, 4, 0, 1}, {3, 4, 1, 1}, {3, 16, 2, 1}, {5, 64, 1, 1},
+		{1, 4, 0, 2}, {3, 16, 2, 2}, {5, 64, 1, 2}} {
 		h := &protoHarness{t: t}
-		h.job(tc.hosts, tc.ranks, tc.replicas, 0, "")
+		h.job(tc.hosts, tc.ranks, tc.replicas, 0, "", tc.rounds)
 		const epochs = 20
-		for range epochs {
-			if h.coord.Trigger() == 0 {
-				t.Fatal("no round began")
+		for range epochs / tc.rounds {
+			for range tc.rounds {
+				if h.coord.Trigger() == 0 {
+					t.Fatal("no round began")
+				}
+				h.flushCoord()
 			}
-			h.flushCoord()
 			h.auto(true, false)
 		}
 		if h.coord.Committed() != epochs {
@@ -46,6 +50,7 @@ func TestProtoConfig(t *testing.T) {
 		{ProtoConfig{Hosts: 2}, "at least one rank"},
 		{ProtoConfig{Hosts: 2, Place: []HostID{0, 3}}, "rank 1 is placed on host 3"},
 		{ProtoConfig{Hosts: 2, Place: []HostID{0}, Replicas: -1}, "replicas must be 0 or more"},
+		{ProtoConfig{Hosts: 2, Place: []HostID{0}, MaxRounds: -1}, "rounds under way at once must be 1 or more"},
 		{ProtoConfig{Hosts: 2, Place: []HostID{0, 1}, Committed: 4}, "holders of 0 ranks"},
 	} {
 		if _, err := NewEpochCoordinator(tc.cfg, 0); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -57,7 +62,7 @@ func TestProtoConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.Replicas != 2 || c.cfg.FailureTimeout != DefaultFailureTimeout {
+	if c.cfg.Replicas != 2 || c.cfg.FailureTimeout != DefaultFailureTimeout || c.cfg.MaxRounds != 1 {
 		t.Fatalf("defaults: replicas %d, timeout %v", c.cfg.Replicas, c.cfg.FailureTimeout)
 	}
 	if _, err := NewParticipant(cfg, 3); err == nil {

@@ -8,8 +8,9 @@
 // happen: the order of steps, loss, duplication and reordering of data
 // frames, host crashes at any step (during a capture, a write, a
 // replication, between DONE and COMMIT, during a recovery), disk write
-// failures, and live migrations of ranks and drains of hosts asked for at
-// random steps (pre-copy rounds chasing what the program writes, targets
+// failures, checkpoint rounds that overlap (Config.MaxRounds), and live
+// migrations of ranks and drains of hosts asked for at random steps
+// (pre-copy rounds chasing what the program writes, targets
 // that refuse, are slow or die mid-way, the route change that makes each
 // sender resend its log to the rank's new host, frames and acks that reach
 // the host a rank left). Invariants are checked as it runs: no orphan and

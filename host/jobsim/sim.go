@@ -26,6 +26,7 @@ type Config struct {
 	DiskFailures bool // some checkpoint writes fail
 	Migrations   int  // migrations (and drains) asked for at random steps, at most; targets may refuse or crash
 	Drains       bool // some of them drain a host (and undrain it later)
+	MaxRounds    int  // checkpoint rounds under way at once (ckpt.ProtoConfig.MaxRounds), default 1
 }
 
 // Result is how a simulated job ended.
@@ -302,13 +303,15 @@ func (w *world) runRank() error {
 		return nil
 	}
 	if r.want > r.epoch && !r.ended {
-		w.logf("h%d rank %d paused for e%d", x.id, r.id, r.want)
-		x.part.Paused(r.id, r.want)
-		err := w.flush(x)
-		if r.want > r.epoch {
-			r.want = r.epoch // its host takes that epoch no more: it goes on
-		}
-		return err
+		// It takes the oldest round its host has not had it take; one
+		// after it is asked for again (Capture). An epoch its host takes
+		// no more (or not yet: its MARKER is on the way) is asked no more:
+		// it goes on, and a message stamped with it asks again.
+		want := r.want
+		r.want = r.epoch
+		w.logf("h%d rank %d paused for e%d", x.id, r.id, want)
+		x.part.Paused(r.id, want)
+		return w.flush(x)
 	}
 	if r.halt {
 		return w.halt(x, r)

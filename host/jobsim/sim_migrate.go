@@ -21,7 +21,7 @@ const (
 )
 
 func protoConfig(cfg Config) ckpt.ProtoConfig {
-	return ckpt.ProtoConfig{Hosts: cfg.Hosts, Replicas: cfg.Replicas, FailureTimeout: failureTimeout,
+	return ckpt.ProtoConfig{Hosts: cfg.Hosts, Replicas: cfg.Replicas, FailureTimeout: failureTimeout, MaxRounds: cfg.MaxRounds,
 		MigrateSmall: 2 * stepWrites, MigrateStall: 3, MigrateRounds: 8, MigrateTimeout: 3 * time.Second}
 }
 

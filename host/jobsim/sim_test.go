@@ -20,7 +20,7 @@ func TestSimulation(t *testing.T) {
 	for s := first; s < first+n; s++ {
 		cfg := Config{Seed: s, Hosts: 3 + int(s%2), Replicas: 1 + int(s/2%2), Faults: s%3 != 0,
 			Crashes: int(s % 4), Coordinator: s%7 < 3, DiskFailures: s%5 == 0,
-			Migrations: int(s%6) * 2, Drains: s%6 >= 4}
+			Migrations: int(s%6) * 2, Drains: s%6 >= 4, MaxRounds: 1 + int(s/4%2)}
 		res, err := Run(cfg)
 		if err != nil {
 			t.Fatalf("%v\nreplay: go test ./host/jobsim -run TestSimulation -seed %d -v", err, s)
@@ -68,9 +68,10 @@ func TestSimulationWithoutFailures(t *testing.T) {
 func TestSimulationMigrations(t *testing.T) {
 	var sum Result
 	for s := uint64(1); s <= 60; s++ {
-		res, err := Run(Config{Seed: s, Migrations: 12, Drains: s%2 == 0, Faults: s%3 != 0, Crashes: int(s % 3)})
+		rounds := 1 + int(s/2%2)
+		res, err := Run(Config{Seed: s, Migrations: 12, Drains: s%2 == 0, Faults: s%3 != 0, Crashes: int(s % 3), MaxRounds: rounds})
 		if err != nil {
-			t.Fatalf("%v\nreplay: Run(Config{Seed: %d, Migrations: 12, Drains: %v, Faults: %v, Crashes: %d})", err, s, s%2 == 0, s%3 != 0, s%3)
+			t.Fatalf("%v\nreplay: Run(Config{Seed: %d, Migrations: 12, Drains: %v, Faults: %v, Crashes: %d, MaxRounds: %d})", err, s, s%2 == 0, s%3 != 0, s%3, rounds)
 		}
 		sum.Moved += res.Moved
 		sum.MigFailed += res.MigFailed
