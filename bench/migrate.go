@@ -36,7 +36,18 @@ type migrateSample struct {
 	rounds          int
 	sent, size      string
 	failed          string // the command's line if the move failed
+	last            int    // chunks of the last state sent straight to the target (-1: none said)
+	split           string // the target's split of the downtime (its -v line), if it said one
 }
+
+// migrateLastRE is the source's line (-v) for a last state sent straight
+// to the target's worker: how many chunks were written since the
+// pre-copy round the target holds.
+var migrateLastRE = regexp.MustCompile(`its last state went straight to \S+: (\d+) chunks written since round`)
+
+// migrateSplitRE is the target's line (-v) once the rank runs there:
+// when its last state arrived and when the coordinator's ROUTE did.
+var migrateSplitRE = regexp.MustCompile(`rank 0 runs here: \S+ after it stopped at its source \((?:its last state here after (\S+), )?its route after (\S+)\)`)
 
 func benchMigrate(lh, dir, root string, runs int, cfg migrateConfig) error {
 	mem, err := buildGuest(dir, "dirtymem", filepath.Join(root, "bench/testdata/dirtymem"), false)
@@ -91,6 +102,16 @@ func benchMigrate(lh, dir, root string, runs int, cfg migrateConfig) error {
 				ms2(pct(down, 0.5)), ms2(pct(down, 0.99)), ms2(pct(down, 1)), ms(pct(total, 0.5)), int(pct(rounds, 0.5)), sent, size)
 			if failed != "" {
 				fmt.Printf("\n(%d %%, %s: a failed move said: %s)\n\n", rate, mode.name, failed)
+			}
+			if mode.name == "pre-copy" && len(moved) > 0 {
+				// What each move's downtime went with: the chunks written
+				// since the last round the target held, and when the last
+				// state and the ROUTE reached the target.
+				var each []string
+				for _, s := range moved {
+					each = append(each, fmt.Sprintf("%.1f ms (%d chunks; %s)", s.downtime.Seconds()*1000, s.last, s.split))
+				}
+				fmt.Printf("\n(%d %%, pre-copy: each move's downtime, the chunks of its last state, and when its last state and its route were at the target after its stop: %s)\n\n", rate, strings.Join(each, ", "))
 			}
 		}
 	}
@@ -148,6 +169,13 @@ func migrateRun(lh string, c *cluster, mem string, cfg migrateConfig, rate int) 
 	at := "a"
 	for range cfg.migrations {
 		to := map[string]string{"a": "b", "b": "a"}[at]
+		src := map[string]int{"a": 0, "b": 1}[at]
+		var logOff [2]int64
+		for i := range logOff {
+			if fi, err := os.Stat(c.logs[i]); err == nil {
+				logOff[i] = fi.Size()
+			}
+		}
 		b, err := exec.Command(lh, "migrate", "--job", id, "--rank", "0", "--to", to, "--cluster", c.dir, "--hosts", c.hosts).CombinedOutput()
 		m := migrateSummaryRE.FindStringSubmatch(string(b))
 		if err != nil && strings.Contains(string(b), "goes on at "+at) {
@@ -160,7 +188,16 @@ func migrateRun(lh string, c *cluster, mem string, cfg migrateConfig, rate int) 
 			return nil, fmt.Errorf("migrate to %s: %v: %s", to, err, b)
 		}
 		at = to
-		s := migrateSample{sent: m[4], size: m[5]}
+		s := migrateSample{sent: m[4], size: m[5], last: -1}
+		if lm := migrateLastRE.FindStringSubmatch(logSince(c.logs[src], logOff[src])); lm != nil {
+			fmt.Sscan(lm[1], &s.last)
+		}
+		if sm := migrateSplitRE.FindStringSubmatch(logSince(c.logs[1-src], logOff[1-src])); sm != nil {
+			s.split = "route " + sm[2]
+			if sm[1] != "" {
+				s.split = "state " + sm[1] + ", " + s.split
+			}
+		}
 		s.downtime, _ = time.ParseDuration(m[1])
 		s.total, _ = time.ParseDuration(m[2])
 		fmt.Sscan(m[3], &s.rounds)

@@ -251,12 +251,16 @@ type ProtoConfig struct {
 	// makes nothing durable for MigrateTimeout (default 10 s) fails, and
 	// so does one whose copy converged but whose switch did not come in
 	// MigrateWait (default 1 min: the checkpoint round under way, which
-	// the switch waits for, did not end).
+	// the switch waits for, did not end). A switch that comes more than
+	// MigrateTopUp (default 50 ms) after the last round was durable at
+	// the target copies once more before the rank stops, so that the
+	// rank's downtime does not grow with the wait.
 	MigrateSmall   int64
 	MigrateStall   int
 	MigrateRounds  int
 	MigrateTimeout time.Duration
 	MigrateWait    time.Duration
+	MigrateTopUp   time.Duration
 }
 
 // DefaultFailureTimeout is how long a host may be silent before it is

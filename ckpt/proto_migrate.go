@@ -19,7 +19,11 @@ import (
 //	             rounds in a row did not shrink them, or MigrateRounds
 //	             rounds were made → COPIED (rounds go on meanwhile)
 //	coordinator  COPIED, and no checkpoint round under way → SWITCH
-//	source       Halt the rank at its next capture point (MigratePaused)
+//	source       If the last round was durable more than MigrateTopUp
+//	             ago (the switch waited for a checkpoint round), or one
+//	             is still under way, Copy once more (the top-up round)
+//	             and wait for it;
+//	             then Halt the rank at its next capture point (MigratePaused)
 //	             → Final: the chunks written since the last round began,
 //	             globals, host state, channel state (sender logs and
 //	             receive positions) and files, to the target;
@@ -84,10 +88,11 @@ const (
 	DefaultMigrateRounds  = 30
 	DefaultMigrateTimeout = 10 * time.Second
 	DefaultMigrateWait    = time.Minute
+	DefaultMigrateTopUp   = 50 * time.Millisecond
 )
 
 func (c *ProtoConfig) validateMigrate() error {
-	if c.MigrateSmall < 0 || c.MigrateStall < 0 || c.MigrateRounds < 0 || c.MigrateTimeout < 0 || c.MigrateWait < 0 {
+	if c.MigrateSmall < 0 || c.MigrateStall < 0 || c.MigrateRounds < 0 || c.MigrateTimeout < 0 || c.MigrateWait < 0 || c.MigrateTopUp < 0 {
 		return fmt.Errorf("ckpt: migration settings must be 0 (the default) or more")
 	}
 	if c.MigrateSmall == 0 {
@@ -105,6 +110,9 @@ func (c *ProtoConfig) validateMigrate() error {
 	if c.MigrateWait == 0 {
 		c.MigrateWait = DefaultMigrateWait
 	}
+	if c.MigrateTopUp == 0 {
+		c.MigrateTopUp = DefaultMigrateTopUp
+	}
 	return nil
 }
 
@@ -114,6 +122,7 @@ type migPhase uint8
 const (
 	migCopying   migPhase = iota // pre-copy rounds
 	migCopied                    // converged: COPIED sent, rounds go on until SWITCH
+	migTopUp                     // source: SWITCH came; a last round runs before the rank stops
 	migSwitching                 // SWITCH: the rank stops, its last state goes to the target
 	migFinal                     // source: the last state is on its way
 	migMoved                     // source: MOVED sent, waiting for ROUTE or a rollback

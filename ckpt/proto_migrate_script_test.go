@@ -22,7 +22,7 @@ import (
 //	final rank=r                   the pending Final of rank is durable at its target
 //	migfail rank=r err=TEXT...     rank's migration failed at its source (the rest of the line is why)
 //	place                          where the coordinator places each rank, and what each live host runs
-//	migconf [small=N] [stall=N] [rounds=N] [wait=D]   change the pre-copy settings of every core
+//	migconf [small=N] [stall=N] [rounds=N] [wait=D] [topup=D]   change the pre-copy settings of every core
 //
 // auto answers Copy with nothing dirty, Halt and Final at once.
 func TestProtoMigrateScripts(t *testing.T) {
@@ -86,6 +86,13 @@ func (h *protoHarness) runMigrate(line, cmd string, args map[string]string, num 
 					h.t.Fatalf("%s: %v", line, err)
 				}
 				c.MigrateWait = d
+			}
+			if w, ok := args["topup"]; ok {
+				d, err := time.ParseDuration(w)
+				if err != nil {
+					h.t.Fatalf("%s: %v", line, err)
+				}
+				c.MigrateTopUp = d
 			}
 		}
 		set(&h.cfg)
@@ -171,7 +178,7 @@ func TestProtoMigrateConfig(t *testing.T) {
 	}
 	if p.cfg.MigrateSmall != DefaultMigrateSmall || p.cfg.MigrateStall != DefaultMigrateStall ||
 		p.cfg.MigrateRounds != DefaultMigrateRounds || p.cfg.MigrateTimeout != DefaultMigrateTimeout ||
-		p.cfg.MigrateWait != DefaultMigrateWait {
+		p.cfg.MigrateWait != DefaultMigrateWait || p.cfg.MigrateTopUp != DefaultMigrateTopUp {
 		t.Fatalf("defaults: %+v", p.cfg)
 	}
 }

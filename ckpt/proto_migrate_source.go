@@ -47,11 +47,27 @@ func (p *Participant) stepMigrate(m Msg, now time.Time) {
 		if mg == nil || mg.phase != migCopied {
 			return
 		}
-		mg.phase, mg.busy, mg.last = migSwitching, true, now
-		p.ready.act(Action{Kind: ActHalt, Rank: mg.rank})
+		// What the rank wrote since the last round is its downtime's
+		// work: if the switch waited (for a checkpoint round), copy it
+		// once more while the rank runs.
+		if mg.busy || now.Sub(mg.last) > p.cfg.MigrateTopUp {
+			mg.phase = migTopUp
+			if !mg.busy {
+				p.copyRound(mg, now)
+			}
+			return
+		}
+		p.halt(mg, now)
 	case MsgRoute:
 		p.route(m)
 	}
+}
+
+// halt stops the rank at its next capture point: its last state goes to
+// the target.
+func (p *Participant) halt(mg *srcMig, now time.Time) {
+	mg.phase, mg.busy, mg.last = migSwitching, true, now
+	p.ready.act(Action{Kind: ActHalt, Rank: mg.rank})
 }
 
 func (p *Participant) copyRound(mg *srcMig, now time.Time) {
@@ -65,10 +81,14 @@ func (p *Participant) copyRound(mg *srcMig, now time.Time) {
 // began: what the next round would send.
 func (p *Participant) CopyDurable(rank, round int, dirty int64, now time.Time) {
 	mg := p.migs[rank]
-	if mg == nil || round != mg.round || mg.phase > migCopied || !mg.busy {
+	if mg == nil || round != mg.round || mg.phase > migTopUp || !mg.busy {
 		return
 	}
 	mg.busy, mg.last = false, now
+	if mg.phase == migTopUp {
+		p.halt(mg, now)
+		return
+	}
 	if mg.best < 0 || dirty < mg.best {
 		mg.best, mg.stall = dirty, 0
 	} else {

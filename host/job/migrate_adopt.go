@@ -22,10 +22,12 @@ import (
 // source has let the rank go. The caller holds r.mu.
 func (r *shareRun) adopt(rank int, epoch uint64) {
 	j := r.j
+	routed := time.Now()
 	st := r.migs.staged[rank]
 	var final *FinalState
+	var finalAt time.Time
 	if st != nil {
-		final = st.final
+		final, finalAt = st.final, st.finalAt
 		delete(r.migs.staged, rank)
 	}
 	m, rc, cs, files, err := r.received(rank, final)
@@ -118,8 +120,16 @@ func (r *shareRun) adopt(rank int, epoch uint64) {
 			r.clearMigration(rank)
 		}
 		if err == nil && rc.Stopped != 0 {
-			took := time.Since(time.Unix(0, rc.Stopped))
-			j.logf("rank %d runs here: %v after it stopped at its source", rank, took.Round(time.Microsecond))
+			stopped := time.Unix(0, rc.Stopped)
+			took := time.Since(stopped)
+			// Where the downtime went: the last state's way here, the
+			// coordinator's ROUTE after it, and the restore.
+			split := ""
+			if final != nil {
+				split = fmt.Sprintf("its last state here after %v, ", finalAt.Sub(stopped).Round(100*time.Microsecond))
+			}
+			j.logf("rank %d runs here: %v after it stopped at its source (%sits route after %v)", rank, took.Round(time.Microsecond),
+				split, routed.Sub(stopped).Round(100*time.Microsecond))
 			r.mu.Lock()
 			a := r.arrival(rc.Stopped)
 			a.took = took

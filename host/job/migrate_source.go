@@ -156,8 +156,8 @@ func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, bas
 			mg.rate = float64(dirty) / taken.Sub(mg.last).Seconds()
 		}
 		mg.last = taken
-		j.logf("rank %d: pre-copy round %d to h%d: %s sent, %s changed since the round before",
-			rank, round, to, host.FormatBytes(uint64(n)), host.FormatBytes(uint64(dirty)))
+		j.logf("rank %d: pre-copy round %d to h%d: %s sent, %s changed since the round before, durable there %v after its capture",
+			rank, round, to, host.FormatBytes(uint64(n)), host.FormatBytes(uint64(dirty)), time.Since(taken).Round(100*time.Microsecond))
 		r.part.CopyDurable(rank, round, dirty, time.Now())
 		r.pump()
 	}()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/librahost/librahost/ckpt"
 	"github.com/librahost/librahost/host"
@@ -32,9 +33,10 @@ type stagedRank struct {
 	unread bool
 	err    error // staging failed: the adoption makes its worker anew
 	gone   bool  // dropped: w is closed
-	// final is the last state, written into w (FinalIn); guarded by
-	// shareRun.mu.
-	final *FinalState
+	// final is the last state, written into w (FinalIn), at finalAt;
+	// guarded by shareRun.mu.
+	final   *FinalState
+	finalAt time.Time
 }
 
 // StageGen is the generation of rank's moves here: DropStaged begins a
@@ -148,7 +150,7 @@ func (s *Share) FinalIn(fs *FinalState) error {
 		return st.err
 	}
 	r.mu.Lock()
-	st.final = fs
+	st.final, st.finalAt = fs, time.Now()
 	r.mu.Unlock()
 	return nil
 }
