@@ -11,6 +11,15 @@ const (
 	PreemptName   = "preempt"
 )
 
+// PreemptCounterName is the export name of the counter global that
+// InsertPreemption adds: the host may set it to zero (api.MutableGlobal)
+// to have the guest call the import at its next loop head or function
+// entry that spends from the global. A loop in a function that calls
+// nothing spends from a copy in a local, which it loads at the function's
+// entry and after each call: it sees the zero only once it calls or
+// returns. The counter is not guest state: a capture leaves it out.
+const PreemptCounterName = "libra.preempt.counter"
+
 // DefaultPreemptBudget is the work between two calls of the preemption
 // import: each loop iteration and each entry of a function that calls
 // others spends its instruction count (up to maxPreemptWeight).
@@ -28,8 +37,9 @@ const maxPreemptWeight = 256
 // InsertPreemption returns a copy of b whose code calls the import
 // PreemptModule.PreemptName regularly: at the head of every loop and at the
 // entry of every function that calls others (recursion without loops), a
-// counter global goes down by the work the code ahead may do, and when it
-// passes zero the import is called and the counter starts again at budget.
+// counter global (exported as PreemptCounterName) goes down by the work
+// the code ahead may do, and when it passes zero the import is called and
+// the counter starts again at budget.
 //
 // The import is a new function, so every function index of the module
 // from the imported functions' count on moves up by one: calls, ref.func,
@@ -112,15 +122,18 @@ func InsertPreemption(b []byte, budget int32) ([]byte, error) {
 	globalEntry = []byte{byte(I32), 1, opI32Const}
 	globalEntry = appendS32(globalEntry, budget)
 	globalEntry = append(globalEntry, opEnd)
+	exportEntry := appendName(nil, PreemptCounterName)
+	exportEntry = append(exportEntry, byte(KindGlobal))
+	exportEntry = appendU32(exportEntry, rw.counter)
 
-	added := map[byte]newEntries{secImport: {1, importEntry}, secGlobal: {1, globalEntry}}
+	added := map[byte]newEntries{secImport: {1, importEntry}, secGlobal: {1, globalEntry}, secExport: {1, exportEntry}}
 	if len(newTypes) > 0 {
 		added[secType] = newEntries{len(newTypes), typeEntry}
 	}
 	out := make([]byte, 0, len(b)+len(b)/8+64)
 	out = append(out, b[:8]...)
 	flush := func(before int) {
-		for _, id := range []byte{secType, secImport, secGlobal} {
+		for _, id := range []byte{secType, secImport, secGlobal, secExport} {
 			if e, ok := added[id]; ok && order(id) < before {
 				out = appendSection(out, id, append(appendU32(nil, uint32(e.n)), e.b...))
 				delete(added, id)
@@ -160,7 +173,10 @@ func InsertPreemption(b []byte, budget int32) ([]byte, error) {
 		case secTable:
 			nb, err = rw.tables(r)
 		case secExport:
-			nb, err = rw.exports(r)
+			if nb, err = rw.exports(r); err == nil {
+				nb, err = appendEntries(nb, added[secExport])
+				delete(added, secExport)
+			}
 		case secStart:
 			var idx uint32
 			if idx, err = r.u32(); err == nil {

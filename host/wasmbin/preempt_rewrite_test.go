@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
 // preemptCalls instantiates module b (with env.log and libra.preempt) and
@@ -105,7 +106,7 @@ func TestInsertPreemption(t *testing.T) {
 	}
 }
 
-// A module without import or global sections gets them, in order, and a
+// A module without import, global or export sections gets them, in order, and a
 // type () -> () for the import and (): (i32, i64) for its function's block.
 func TestInsertPreemptionNewSections(t *testing.T) {
 	b := newModule().
@@ -124,12 +125,74 @@ func TestInsertPreemptionNewSections(t *testing.T) {
 	if len(m.Types) != 3 || m.ImportedFuncs != 1 || len(m.Globals) != 1 || !m.Globals[0].Mutable {
 		t.Fatalf("rewritten module %+v", m)
 	}
+	if len(m.Exports) != 1 || m.Exports[0] != (Export{Name: PreemptCounterName, Kind: KindGlobal, Index: 0}) {
+		t.Fatalf("exports %+v, want the counter's", m.Exports)
+	}
 	ctx := context.Background()
 	r := wazero.NewRuntime(ctx)
 	defer r.Close(ctx)
 	if _, err := r.CompileModule(ctx, out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The host may set the exported counter to zero: the guest then calls the
+// import at its next check, once, and goes on with a full budget. In a
+// function whose loop calls others the counter is the global itself
+// (run); a loop that calls nothing takes it into a local at the function's
+// entry (sum).
+func TestPreemptCounterExport(t *testing.T) {
+	in, err := os.ReadFile("testdata/preempt.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := InsertPreemption(in, DefaultPreemptBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	if _, err := r.NewHostModuleBuilder("env").NewFunctionBuilder().WithFunc(func(uint32) {}).Export("log").Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	preempts := 0
+	if _, err := r.NewHostModuleBuilder(PreemptModule).NewFunctionBuilder().
+		WithFunc(func() { preempts++ }).Export(PreemptName).Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := r.Instantiate(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter, ok := mod.ExportedGlobal(PreemptCounterName).(api.MutableGlobal)
+	if !ok {
+		t.Fatalf("no mutable global exported as %q", PreemptCounterName)
+	}
+	if v := counter.Get(); v == 0 || v > DefaultPreemptBudget {
+		t.Fatalf("counter %d, want at most the budget %d", v, DefaultPreemptBudget)
+	}
+	for _, name := range []string{"run", "sum"} {
+		for _, zero := range []bool{false, true, false} {
+			if zero {
+				counter.Set(0)
+			}
+			before := preempts
+			if _, err := mod.ExportedFunction(name).Call(ctx, 1000); err != nil {
+				t.Fatal(err)
+			}
+			if want := btoi(zero); preempts-before != want {
+				t.Errorf("%s with the counter set to zero: %v: %d preempt calls, want %d", name, zero, preempts-before, want)
+			}
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func TestInsertPreemptionErrors(t *testing.T) {
