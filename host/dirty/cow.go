@@ -23,9 +23,13 @@ import "time"
 // the guest: at each of its preemption calls (libra.preempt, in every
 // loop) it waits, while the pool is full, until the reader has read
 // blocks the handler copied, which it reads first (Snapshot.Next,
-// Tracker.Throttle). A thread must not wait in a write fault for the
-// reader instead: the thread holds its P, and the Go runtime's
-// stop-the-world would wait for it while the reader, Go code, is stopped.
+// Tracker.Throttle). A copy that fills the pool zeroes the guest's
+// preemption counter before the guest goes on (Tracker.ZeroWhenFull), so
+// that the guest makes that call at its next loop head rather than after
+// up to 2^20 instructions, time enough to fault on hundreds of blocks. A
+// thread must not wait in a write fault for the reader instead: the
+// thread holds its P, and the Go runtime's stop-the-world would wait for
+// it while the reader, Go code, is stopped.
 
 // Per snapshot (slot) and block, the states and who moves them:
 //

@@ -74,6 +74,7 @@ type cowShared struct {
 	keepOff, needLen     uint64
 
 	poolP              unsafe.Pointer // the shadow blocks, mmap'd
+	full               unsafe.Pointer // *uint32 zeroed when a copy fills the pool (ZeroWhenFull)
 	poolMax, poolLen   uint64         // the pool's blocks; with overflow room
 	freeOff, freeWords uint64         // the free bitmap (1: free), handler-owned
 	inuse, peak        uint64
@@ -174,15 +175,18 @@ type cow struct {
 // poolBlocks is PoolBlocks; a variable for the tests.
 var poolBlocks uint64 = PoolBlocks
 
-// startCOW sets up the shared state and the pool of a mapping and starts
-// the handler thread on uffd.
-func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
+// startCOW sets up the shared state and the pool (of poolMax blocks, 0:
+// poolBlocks) of a mapping and starts the handler thread on uffd.
+func startCOW(fd int, mem unsafe.Pointer, limit, page, poolMax uint64) (*cow, error) {
+	if poolMax == 0 {
+		poolMax = poolBlocks
+	}
 	base := uint64(uintptr(mem))
 	nblocks := (limit + CopyBlock - 1) / CopyBlock
 	needLen := (limit + minNeedUnit - 1) / minNeedUnit
 	// Room for every block of every slot beyond the pool: a copy always
 	// has a place; only what is used is memory.
-	poolLen := poolBlocks + cowSlots*nblocks
+	poolLen := poolMax + cowSlots*nblocks
 	freeWords := (poolLen + 63) / 64
 	off := (uint64(unsafe.Sizeof(cowShared{})) + 7) &^ 7
 	freeOff := off
@@ -218,7 +222,7 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page uint64) (*cow, error) {
 	c.sh = sh
 	*sh = cowShared{uffd: int32(fd), base: base, limit: limit, page: page, nblocks: nblocks,
 		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1, one: 1,
-		poolP: unsafe.Pointer(&pool[0]), poolMax: poolBlocks, poolLen: poolLen,
+		poolP: unsafe.Pointer(&pool[0]), poolMax: poolMax, poolLen: poolLen,
 		freeOff: freeOff, freeWords: freeWords}
 	for p := range poolLen {
 		*sh.freeWord(p / 64) |= 1 << (p % 64)
@@ -872,6 +876,27 @@ func (t *Tracker) Pool() PoolStats {
 	return PoolStats{Blocks: int(sh.poolMax), InUse: int(atomic.LoadUint64(&sh.inuse)),
 		Peak: int(atomic.LoadUint64(&sh.peak)), Overflow: atomic.LoadUint64(&sh.overflow),
 		Throttled: time.Duration(t.cow.throttled.Load())}
+}
+
+// ZeroWhenFull has the handler store 0 into *word whenever its copy of a
+// block the guest wrote leaves the pool full, before the guest goes on
+// (nil: no more). A worker gives it the guest's preemption counter
+// (wasmbin.PreemptCounterName) as wazero's compiled code keeps it: the
+// guest then calls libra.preempt, and so Throttle, at its next loop head,
+// so that what is copied beyond the pool is only what it writes until
+// then. The guest cannot wait in its faults, and Throttle waits only
+// where it is called: without this, a guest that writes all over its
+// memory faulted, between two preemption calls, on most of its blocks,
+// each copied beyond the pool. A goroutine setting the counter comes too
+// late: while the guest waits in a fault it holds its P, and the
+// goroutine waits for the other one for milliseconds, as long as the
+// guest takes to fault on a hundred blocks. The handler stores into *word
+// as C code would into Go memory: word must point into a pinned object
+// (runtime.Pinner) and stay valid until Close.
+func (t *Tracker) ZeroWhenFull(word *uint32) {
+	if t.cow != nil {
+		atomic.StorePointer(&t.cow.sh.full, unsafe.Pointer(word))
+	}
 }
 
 // Throttle waits, while the pool is full, until the snapshots' readers

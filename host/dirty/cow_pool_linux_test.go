@@ -5,6 +5,7 @@ package dirty
 import (
 	"bufio"
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -180,5 +181,71 @@ func TestCOWPoolStopTheWorld(t *testing.T) {
 	tr.Idle()
 	if st := tr.Pool(); st.InUse != 0 {
 		t.Fatalf("pool %+v once the snapshots are done with: blocks still held", st)
+	}
+}
+
+// A writer that writes at random all over the memory and calls Throttle
+// only when its word is zero, as a guest's loop head calls libra.preempt
+// when its preemption counter is, holds no block beyond the pool: the
+// handler zeroes the word (ZeroWhenFull) when its copy fills the pool,
+// before the writer goes on from its fault, and the writer waits on the
+// full pool until the reader starts. Without it the writer never waits,
+// and every block it writes is copied, most beyond the pool.
+func TestCOWPoolZeroWhenFull(t *testing.T) {
+	const size = 64 << 20
+	const chunk = 64 << 10
+	const pool = 2
+	const budget = 1 << 20
+	withPool(t, pool)
+	mem, tr := newTestWith(t, size, NewCOW)
+	word := new(uint32)
+	var pin runtime.Pinner
+	pin.Pin(word)
+	defer pin.Unpin()
+	atomic.StoreUint32(word, budget)
+	tr.ZeroWhenFull(word)
+	defer tr.ZeroWhenFull(nil)
+	fill(mem, 0, size, 1)
+	snap, err := tr.Freeze(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 1)
+	wrote := make(chan struct{})
+	go func() { // enough random writes to touch every block
+		defer close(wrote)
+		r := rand.New(rand.NewPCG(1, 2))
+		for range 64 * size / CopyBlock {
+			if atomic.LoadUint32(word) == 0 { // the loop head's check
+				select {
+				case waiting <- struct{}{}:
+				default:
+				}
+				tr.Throttle()
+				atomic.StoreUint32(word, budget)
+			}
+			o := r.IntN(size/8) * 8
+			fill(mem, o, o+8, 2)
+		}
+	}()
+	select {
+	case <-waiting:
+	case <-wrote:
+		t.Errorf("the writer wrote all over the memory without waiting: pool %+v", tr.Pool())
+	}
+	if st := tr.Pool(); st.Overflow != 0 || st.Peak > pool {
+		t.Errorf("pool %+v before the reader started: blocks copied beyond its %d", st, pool)
+	}
+	err = verify(snap, chunk, nil, func(int) uint64 { return 1 })
+	<-wrote
+	if err != nil {
+		t.Fatalf("snapshot %v", err)
+	}
+	tr.Idle()
+	st := tr.Pool()
+	_, copied := tr.Faults()
+	t.Logf("%d blocks copied, pool %+v", copied, st)
+	if st.Overflow != 0 || st.Peak > pool {
+		t.Fatalf("pool %+v: blocks copied beyond its %d", st, pool)
 	}
 }

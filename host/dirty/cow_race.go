@@ -14,7 +14,7 @@ const cowBuilt = false
 
 type cow struct{}
 
-func startCOW(int, unsafe.Pointer, uint64, uint64) (*cow, error) {
+func startCOW(int, unsafe.Pointer, uint64, uint64, uint64) (*cow, error) {
 	return nil, errors.New("not built with -race")
 }
 

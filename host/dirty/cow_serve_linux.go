@@ -29,7 +29,9 @@ import (
 // is nosplit (the stack guard is poisoned in syscall state, a stack check
 // would throw), allocates nothing, takes no lock, uses no channel, and
 // calls nothing but raw syscalls, memmove (nosplit assembly) and atomic
-// loads and stores on memory outside the Go heap (cowShared is mmap'd).
+// loads and stores on memory outside the Go heap (cowShared is mmap'd), or
+// pinned in it, as C code may (the guest's preemption counter:
+// ZeroWhenFull).
 // Nor may it panic: its indexing is unchecked (cowShared.state, keep,
 // need), each index proven in range where it is made, so that it has no
 // bounds check to fail, and it divides by no value it has not checked.
@@ -191,6 +193,11 @@ func cowFault(sh *cowShared, addr uint64) {
 	hi := min(lo+CopyBlock, sh.limit)
 	if cowCopyAll(sh, b) {
 		cowWant(sh, b)
+		if p := atomic.LoadPointer(&sh.full); p != nil && atomic.LoadUint64(&sh.inuse) >= sh.poolMax {
+			// The guest, stopped in this fault, calls Throttle at its
+			// next loop head (ZeroWhenFull).
+			atomic.StoreUint32((*uint32)(p), 0)
+		}
 	}
 	if *sh.keep(b) == 0 {
 		cowRelease(sh, sh.base+lo, hi-lo)

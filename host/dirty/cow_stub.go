@@ -56,3 +56,6 @@ func (t *Tracker) Pool() PoolStats { return PoolStats{} }
 
 // Throttle returns at once.
 func (t *Tracker) Throttle() bool { return false }
+
+// ZeroWhenFull does nothing.
+func (t *Tracker) ZeroWhenFull(*uint32) {}

@@ -63,20 +63,26 @@ type Tracker struct {
 // New registers mapping (a whole mmap'd region, page-aligned) for write
 // tracking. Nothing is protected before the first Collect.
 func New(mapping []byte) (*Tracker, error) {
-	return newTracker(mapping, false)
+	return newTracker(mapping, false, 0)
 }
 
 // NewCOW is New for copy-on-write captures (Freeze): write faults are
 // resolved by a handler thread rather than by the kernel. Writes are
 // tracked as with New.
 func NewCOW(mapping []byte) (*Tracker, error) {
+	return NewCOWPool(mapping, 0)
+}
+
+// NewCOWPool is NewCOW with a pool of blocks shadow blocks (0:
+// PoolBlocks).
+func NewCOWPool(mapping []byte, blocks int) (*Tracker, error) {
 	if !cowBuilt {
 		return nil, fmt.Errorf("%w: copy-on-write is not built in (-race)", ErrUnsupported)
 	}
-	return newTracker(mapping, true)
+	return newTracker(mapping, true, uint64(max(blocks, 0)))
 }
 
-func newTracker(mapping []byte, sync bool) (*Tracker, error) {
+func newTracker(mapping []byte, sync bool, pool uint64) (*Tracker, error) {
 	if len(mapping) == 0 {
 		return nil, fmt.Errorf("%w: empty mapping", ErrUnsupported)
 	}
@@ -95,14 +101,14 @@ func newTracker(mapping []byte, sync bool) (*Tracker, error) {
 		sync:     sync,
 		mem:      unsafe.Pointer(unsafe.SliceData(mapping)),
 	}
-	if err := t.init(sync); err != nil {
+	if err := t.init(sync, pool); err != nil {
 		t.Close()
 		return nil, err
 	}
 	return t, nil
 }
 
-func (t *Tracker) init(sync bool) error {
+func (t *Tracker) init(sync bool, pool uint64) error {
 	api := uffd.APIArg{API: uffd.API, Features: uffd.FeatureWPAsync | uffd.FeatureWPUnpopulated}
 	if sync {
 		api.Features = uffd.FeatureWPUnpopulated
@@ -124,7 +130,7 @@ func (t *Tracker) init(sync bool) error {
 		return fmt.Errorf("%w: PAGEMAP_SCAN: %v", ErrUnsupported, err)
 	}
 	if sync {
-		c, err := startCOW(t.uffd, t.mem, t.limit, t.page)
+		c, err := startCOW(t.uffd, t.mem, t.limit, t.page, pool)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrUnsupported, err)
 		}

@@ -52,3 +52,6 @@ func SupportedCOW() error { return ErrUnsupported }
 
 // NewCOW always fails here.
 func NewCOW([]byte) (*Tracker, error) { return nil, ErrUnsupported }
+
+// NewCOWPool always fails here.
+func NewCOWPool([]byte, int) (*Tracker, error) { return nil, ErrUnsupported }
