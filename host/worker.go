@@ -150,6 +150,14 @@ type Worker struct {
 	// (wasmbin.InsertPreemption); preempts counts them.
 	preemptible bool
 	preempts    atomic.Int64
+	// counterWord is the guest's preemption counter
+	// (wasmbin.PreemptCounterName) where its compiled code keeps it: zero
+	// there has the guest call libra.preempt at its next loop head. The
+	// copy-on-write handler zeroes it when the pool fills
+	// (dirty.Tracker.ZeroWhenFull). nil if not found (counterWord);
+	// unpinCounter lets it go at Close.
+	counterWord  *uint32
+	unpinCounter func()
 }
 
 // Digest returns the SHA-256 of the module as given.
@@ -235,6 +243,10 @@ func NewWorker(ctx context.Context, cfg Config) (*Worker, error) {
 		w.rt.Close(ctx)
 		return nil, fmt.Errorf("host: instantiate: %w", err)
 	}
+	if w.preemptible {
+		g, _ := w.mod.ExportedGlobal(wasmbin.PreemptCounterName).(api.MutableGlobal)
+		w.counterWord, w.unpinCounter = counterWord(w.mod, g)
+	}
 	w.openDirty()
 	return w, nil
 }
@@ -282,8 +294,11 @@ func (w *Worker) instantiateHost(ctx context.Context) error {
 // Close releases the runtime and the guest's memory.
 func (w *Worker) Close(ctx context.Context) error {
 	w.closeLazy()
-	w.dirty.close()
+	w.dirty.close() // the handler writes counterWord no more
 	err := w.rt.Close(ctx)
+	if w.unpinCounter != nil {
+		w.unpinCounter()
+	}
 	if w.sys != nil {
 		w.sys.Close()
 	}

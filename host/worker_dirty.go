@@ -60,6 +60,10 @@ const (
 // variable for the tests.
 var cowMinMemory = 16 << 20
 
+// cowPoolBlocks is the size of a worker's pool of shadow blocks
+// (dirty.NewCOWPool; 0: dirty.PoolBlocks); a variable for the tests.
+var cowPoolBlocks = 0
+
 var (
 	dirtyOff = os.Getenv("LIBRAHOST_DIRTY") == "off"
 	cowOff   = os.Getenv("LIBRAHOST_COW") == "off"
@@ -95,8 +99,11 @@ func (w *Worker) openDirty() {
 		return
 	}
 	if !cowOff {
-		if t, err := dirty.NewCOW(w.reserved.Mapping()); err == nil {
+		if t, err := dirty.NewCOWPool(w.reserved.Mapping(), cowPoolBlocks); err == nil {
 			d.t, d.cow = t, true
+			if w.counterWord != nil {
+				t.ZeroWhenFull(w.counterWord)
+			}
 		}
 	}
 	if d.t == nil && !dirtyOff {

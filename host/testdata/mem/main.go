@@ -2,7 +2,11 @@
 // it (per mille from argv[2]) in each of argv[3] rounds, for checkpoint
 // benchmarks. With argv[4] "ckpt" it asks for a checkpoint after each
 // round, so that each one sees exactly one round's changes. With argv[5]
-// "random" a round writes as many pages, at random, instead of a run.
+// "random" a round writes as many pages, at random, instead of a run;
+// with "spray" it writes one byte in each 64 of them at random, as fast as
+// it can, in main's own loop (a loop that also calls functions, so that
+// its preemption checks read the counter the host may zero:
+// wasmbin.PreemptCounterName).
 package main
 
 import (
@@ -25,7 +29,10 @@ func main() {
 		rounds, _ = strconv.Atoi(os.Args[3])
 	}
 	ckpt := len(os.Args) > 4 && os.Args[4] == "ckpt"
-	random := len(os.Args) > 5 && os.Args[5] == "random"
+	mode := ""
+	if len(os.Args) > 5 {
+		mode = os.Args[5]
+	}
 	buf := make([]byte, mib<<20)
 	x := uint64(88172645463325252)
 	for i := 0; i < len(buf); i += 8 { // a mix: a quarter random, the rest structured
@@ -42,9 +49,17 @@ func main() {
 	step := len(buf) * permille / 1000
 	off := 0
 	for r := 0; r < rounds; r++ {
-		if random {
+		switch mode {
+		case "random":
 			x = scatter(buf, x, step)
-		} else {
+		case "spray":
+			for k := 0; k < step/64; k++ {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+				buf[x%uint64(len(buf))]++
+			}
+		default:
 			off = touch(buf, off, step)
 		}
 		if ckpt {
