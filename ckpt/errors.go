@@ -35,6 +35,11 @@ var (
 	// ErrBadMsg: a control message between hosts (Msg) could not be
 	// decoded (DecodeMsg).
 	ErrBadMsg = errors.New("ckpt: bad control message")
+	// ErrChunkGone: a capture or a replica relied on a chunk the store
+	// held when it began, and a concurrent drop of older epochs freed it
+	// before the commit; nothing was written, and a new attempt finds
+	// the chunk missing and stores it.
+	ErrChunkGone = errors.New("ckpt: a chunk it relied on went from the store")
 	// ErrMigrate: a migration or drain was refused (EpochCoordinator.Migrate,
 	// Drain); the job goes on as it was.
 	ErrMigrate = errors.New("ckpt: migration refused")

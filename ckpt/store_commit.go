@@ -18,6 +18,8 @@ func (e *errMissing) Error() string {
 	return "chunk " + short(e.h[:]) + " of the previous epoch is missing from the store"
 }
 
+func (e *errMissing) Is(target error) bool { return target == ErrChunkGone }
+
 // commit makes one capture durable: the chunks not yet written go to the
 // segment, then the reference counts, the segment's length, the manifest
 // and the dropping of epochs beyond Keep are written in one transaction.

@@ -561,6 +561,16 @@ func (r *replicator) readTaken(to ckpt.HostID, str io.Reader) error {
 // sendMigration sends the migration state k of epoch to host to, once it
 // took it, and returns the bytes of chunk values sent.
 func (r *replicator) sendMigration(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error) {
+	var n int64
+	err := sendAgain(func() error {
+		var err error
+		n, err = r.sendMigrationOnce(k, epoch, base, to, inputs)
+		return err
+	})
+	return n, err
+}
+
+func (r *replicator) sendMigrationOnce(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error) {
 	conn, str, err := r.open(to, migrationFlag)
 	if err != nil {
 		return 0, err

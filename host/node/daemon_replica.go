@@ -110,6 +110,21 @@ type replicator struct {
 // replicate copies rank's checkpoint of epoch to host to, and returns
 // once it is durable there.
 func (r *replicator) replicate(rank int, epoch uint64, to ckpt.HostID) error {
+	return sendAgain(func() error { return r.replicateOnce(rank, epoch, to) })
+}
+
+// sendAgain runs send, and once more if the replica host refused only
+// because a chunk it held went meanwhile (replica.ErrAgain): the second
+// attempt sends that chunk.
+func sendAgain(send func() error) error {
+	err := send()
+	if errors.Is(err, replica.ErrAgain) {
+		err = send()
+	}
+	return err
+}
+
+func (r *replicator) replicateOnce(rank int, epoch uint64, to ckpt.HostID) error {
 	conn, str, err := r.open(to, 0)
 	if err != nil {
 		return err

@@ -8,7 +8,9 @@
 //	replica NEED    the indexes of the chunks it does not hold
 //	source  VALUE…  the values of those it did not push
 //	source  END
-//	replica RESULT  ok, or one line saying why the replica was refused
+//	replica RESULT  ok, or one line saying why the replica was refused (and
+//	                whether only because a chunk it held went meanwhile:
+//	                ErrAgain, which a new attempt gets past)
 //
 // A chunk's index is its place in the manifest's list of distinct chunks
 // (ckpt.Replica.Chunks), which both ends derive from the manifest. The

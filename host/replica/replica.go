@@ -141,10 +141,10 @@ func result(body []byte) error {
 	if len(body) == 0 {
 		return fmt.Errorf("%w: empty result", ErrProtocol)
 	}
-	if body[0] == 1 {
+	if body[0] == resultOK {
 		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrRefused, body[1:])
+	return &refusal{why: string(body[1:]), again: body[0] == resultAgain}
 }
 
 // frame is one frame read from the peer, or why none could be.
@@ -347,9 +347,12 @@ type server struct {
 
 // answer sends the RESULT: ok, or the one line of err.
 func (v *server) answer(err error) error {
-	res := []byte{1}
-	if err != nil {
-		res = append([]byte{0}, err.Error()...)
+	res := []byte{resultOK}
+	switch {
+	case errors.Is(err, ckpt.ErrChunkGone):
+		res = append([]byte{resultAgain}, err.Error()...)
+	case err != nil:
+		res = append([]byte{resultRefused}, err.Error()...)
 	}
 	return writeFrame(v.rw, tResult, res)
 }

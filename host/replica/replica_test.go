@@ -469,3 +469,67 @@ func TestReplicaRefusedWhilePushing(t *testing.T) {
 		t.Fatalf("a refused replica left %v", keys)
 	}
 }
+
+// onNeed runs f before the replica host's NEED goes out: after the
+// replica host decided which chunks it holds, before its commit.
+type onNeed struct {
+	net.Conn
+	once sync.Once
+	f    func()
+}
+
+func (o *onNeed) Write(p []byte) (int, error) {
+	if len(p) >= 5 && p[4] == tNeed {
+		o.once.Do(o.f)
+	}
+	return o.Conn.Write(p)
+}
+
+// TestReplicaAgain: the replica host holds every chunk of a checkpoint,
+// but only under another key whose epochs are dropped between its NEED
+// and its commit (as a newer checkpoint drops older ones): it refuses
+// with ErrAgain (and ErrRefused), keeps nothing, and the same checkpoint
+// sent again is taken whole.
+func TestReplicaAgain(t *testing.T) {
+	src, dst := openStore(t), openStore(t)
+	mem := memory(1<<20, 7)
+	capture(t, src, 1, mem)
+	other := ckpt.Key{Job: "other", Worker: 0}
+	meta := ckpt.Meta{Key: other, Epoch: 1, Created: time.Unix(1, 0), Host: []byte("host state"),
+		Binding: ckpt.Binding{ModuleDigest: sha256.Sum256([]byte("m")), Wazero: "v1.12.0", Go: "go1.26.8"}}
+	p, err := dst.Capture(meta, mem)
+	if err == nil {
+		err = p.Wait()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	a, b := net.Pipe()
+	served := make(chan error, 1)
+	go func() {
+		served <- Serve(&onNeed{Conn: b, f: func() { dst.DeleteAfter(other, 0) }}, dst)
+		b.Close()
+	}()
+	st, err := Send(a, src, key, 1, Options{})
+	a.Close()
+	serr := <-served
+	if !errors.Is(err, ErrAgain) || !errors.Is(err, ErrRefused) || !errors.Is(serr, ckpt.ErrChunkGone) {
+		t.Fatalf("send: %v (sent %d values); serve: %v; want ErrAgain and ckpt.ErrChunkGone", err, st.Sent, serr)
+	}
+	if !strings.Contains(err.Error(), "replica: refused: ") {
+		t.Fatalf("refusal reads %q", err)
+	}
+	if infos, _ := dst.Epochs(key); len(infos) != 0 {
+		t.Fatalf("a refused replica left %v", infos)
+	}
+
+	st, err, serr = pipeReplica(t, src, dst, 1)
+	if err != nil || serr != nil {
+		t.Fatalf("again: send %v, serve %v", err, serr)
+	}
+	if st.Sent == 0 {
+		t.Fatal("again: no value sent, though the replica host holds none now")
+	}
+	readBack(t, dst, 1, mem)
+}

@@ -17,6 +17,14 @@ const (
 	tResult = 5
 )
 
+// A RESULT's first byte; a refusal's reason follows it. A source of an
+// earlier build takes resultAgain as any refusal.
+const (
+	resultRefused = 0
+	resultOK      = 1
+	resultAgain   = 2 // refused only because a chunk it held went meanwhile (ErrAgain)
+)
+
 // maxFrame bounds a frame: an offer of a 4 GiB guest lists 65,536 chunks
 // (1 MiB) and its manifest carries up to 1 MiB of files inline; a value
 // is at most a chunk and its header.
