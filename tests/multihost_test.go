@@ -60,6 +60,7 @@ func startHostProcIn(t *testing.T, dir, cluster string, env, args []string, n, d
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = errf
+	dieWithTest(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
