@@ -22,7 +22,10 @@
 // and, with GOMAXPROCS such guests, every other goroutine: signals, the
 // control socket, a host's daemon. The call returns at once (it is never
 // an asyncify capture point); it only ends a guest whose run was
-// cancelled.
+// cancelled, or has it wait while a copy-on-write capture's pool of
+// shadow blocks is full. The handler that fills the pool zeroes the
+// guest's counter, so that the guest makes that call at its next loop
+// head (preempt_counter.go, dirty.Tracker.ZeroWhenFull).
 //
 // Memory, globals, asyncify data and the host-side state (fd table, clocks,
 // output positions) then go to the checkpoint store (package ckpt), and a
