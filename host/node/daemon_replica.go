@@ -78,14 +78,21 @@ func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 			return
 		}
 	}
-	if err := replica.Serve(countedStream{str, d.metrics.Jobs()}, store); err != nil {
-		d.logf("job %s: replica from host %s: %v", j.id, peer, err)
-	} else if migrating {
+	var staged func()
+	if migrating {
 		// The rank's worker is made here, or brought up to the state
-		// received, while it still runs at its source.
-		if _, share := d.findShare(j.id); share != nil {
-			share.MigrationIn(rank, gen)
+		// received, while it still runs at its source, before the source
+		// hears that the round is here: so the source stops the rank only
+		// once the rounds it counts on are in that worker, and the last
+		// state does not wait here for a round to be written into it.
+		staged = func() {
+			if _, share := d.findShare(j.id); share != nil {
+				share.MigrationIn(rank, gen)
+			}
 		}
+	}
+	if err := replica.ServeThen(countedStream{str, d.metrics.Jobs()}, store, staged); err != nil {
+		d.logf("job %s: replica from host %s: %v", j.id, peer, err)
 	}
 	str.Close()
 	// The source closes the connection once it has read the answer.

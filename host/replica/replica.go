@@ -325,8 +325,19 @@ func putBatch(b batch) {
 // the source still sends is read until its END, so that it is not left
 // blocked on a stream no one reads.
 func Serve(rw io.ReadWriter, store *ckpt.Store) error {
+	return ServeThen(rw, store, nil)
+}
+
+// ServeThen is Serve that calls durable, if not nil, once the replica is
+// durable and before the source is told: what durable does counts in the
+// source's wait (a migration's target writes the round it got into the
+// rank's worker there before the source may stop the rank).
+func ServeThen(rw io.ReadWriter, store *ckpt.Store, durable func()) error {
 	v := &server{rw: rw, store: store}
 	err := v.serve()
+	if err == nil && durable != nil {
+		durable()
+	}
 	if werr := v.answer(err); err == nil {
 		err = werr
 	} else if werr == nil && v.sending {

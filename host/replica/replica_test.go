@@ -533,3 +533,66 @@ func TestReplicaAgain(t *testing.T) {
 	}
 	readBack(t, dst, 1, mem)
 }
+
+// TestServeThen: durable runs once the replica is durable and before the
+// source hears so (its Send has not returned while durable runs); a
+// refused replica does not call it.
+func TestServeThen(t *testing.T) {
+	src, dst := openStore(t), openStore(t)
+	mem := memory(1<<20, 3)
+	capture(t, src, 1, mem)
+	sent := make(chan struct{})
+	var during bool
+	durable := func() {
+		select {
+		case <-sent:
+		default:
+			during = true
+		}
+		if infos, _ := dst.Epochs(key); len(infos) != 1 {
+			t.Errorf("durable called before the replica is in the store: %v", infos)
+		}
+	}
+	a, b := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- ServeThen(b, dst, durable); b.Close() }()
+	_, err := Send(a, src, key, 1, Options{})
+	close(sent)
+	a.Close()
+	if serr := <-served; err != nil || serr != nil {
+		t.Fatalf("send %v, serve %v", err, serr)
+	}
+	if !during {
+		t.Fatal("durable ran after the source was told, or not at all")
+	}
+
+	// A replica refused (its only copy of a chunk goes before the
+	// commit, as in TestReplicaAgain): durable is not called.
+	other := ckpt.Key{Job: "other", Worker: 0}
+	capture2 := func(s *ckpt.Store, k ckpt.Key, mem []byte) {
+		meta := ckpt.Meta{Key: k, Epoch: 1, Created: time.Unix(1, 0), Host: []byte("host state"),
+			Binding: ckpt.Binding{ModuleDigest: sha256.Sum256([]byte("m")), Wazero: "v1.12.0", Go: "go1.26.8"}}
+		p, err := s.Capture(meta, mem)
+		if err == nil {
+			err = p.Wait()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst2, mem2 := openStore(t), memory(1<<20, 4)
+	capture2(src, ckpt.Key{Job: "job", Worker: 3}, mem2)
+	capture2(dst2, other, mem2)
+	called := false
+	a, b = net.Pipe()
+	go func() {
+		served <- ServeThen(&onNeed{Conn: b, f: func() { dst2.DeleteAfter(other, 0) }}, dst2, func() { called = true })
+		b.Close()
+	}()
+	_, err = Send(a, src, ckpt.Key{Job: "job", Worker: 3}, 1, Options{})
+	a.Close()
+	<-served
+	if err == nil || called {
+		t.Fatalf("a refused replica: send %v, durable called %v", err, called)
+	}
+}
