@@ -42,7 +42,13 @@ var key = ckpt.Key{Job: "job", Worker: 2}
 
 func capture(t testing.TB, s *ckpt.Store, epoch uint64, mem []byte) {
 	t.Helper()
-	meta := ckpt.Meta{Key: key, Epoch: epoch, Created: time.Unix(1, 0), Host: []byte("host state"),
+	captureKey(t, s, key, epoch, mem)
+}
+
+// captureKey is capture under key k.
+func captureKey(t testing.TB, s *ckpt.Store, k ckpt.Key, epoch uint64, mem []byte) {
+	t.Helper()
+	meta := ckpt.Meta{Key: k, Epoch: epoch, Created: time.Unix(1, 0), Host: []byte("host state"),
 		Binding: ckpt.Binding{ModuleDigest: sha256.Sum256([]byte("m")), Wazero: "v1.12.0", Go: "go1.26.8"}}
 	p, err := s.Capture(meta, mem)
 	if err != nil {
@@ -495,15 +501,7 @@ func TestReplicaAgain(t *testing.T) {
 	mem := memory(1<<20, 7)
 	capture(t, src, 1, mem)
 	other := ckpt.Key{Job: "other", Worker: 0}
-	meta := ckpt.Meta{Key: other, Epoch: 1, Created: time.Unix(1, 0), Host: []byte("host state"),
-		Binding: ckpt.Binding{ModuleDigest: sha256.Sum256([]byte("m")), Wazero: "v1.12.0", Go: "go1.26.8"}}
-	p, err := dst.Capture(meta, mem)
-	if err == nil {
-		err = p.Wait()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	captureKey(t, dst, other, 1, mem)
 
 	a, b := net.Pipe()
 	served := make(chan error, 1)
@@ -569,20 +567,9 @@ func TestServeThen(t *testing.T) {
 	// A replica refused (its only copy of a chunk goes before the
 	// commit, as in TestReplicaAgain): durable is not called.
 	other := ckpt.Key{Job: "other", Worker: 0}
-	capture2 := func(s *ckpt.Store, k ckpt.Key, mem []byte) {
-		meta := ckpt.Meta{Key: k, Epoch: 1, Created: time.Unix(1, 0), Host: []byte("host state"),
-			Binding: ckpt.Binding{ModuleDigest: sha256.Sum256([]byte("m")), Wazero: "v1.12.0", Go: "go1.26.8"}}
-		p, err := s.Capture(meta, mem)
-		if err == nil {
-			err = p.Wait()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	dst2, mem2 := openStore(t), memory(1<<20, 4)
-	capture2(src, ckpt.Key{Job: "job", Worker: 3}, mem2)
-	capture2(dst2, other, mem2)
+	captureKey(t, src, ckpt.Key{Job: "job", Worker: 3}, 1, mem2)
+	captureKey(t, dst2, other, 1, mem2)
 	called := false
 	a, b = net.Pipe()
 	go func() {
