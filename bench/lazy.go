@@ -28,7 +28,7 @@ func benchLazy(lh, dir, root string, runs int, sizes []int) error {
 		return err
 	}
 	fmt.Printf("restores: host/testdata/mem stopped after its fill (final checkpoint), then run -v --resume, killed once all memory is in; load %s\n\n", loadAvg())
-	fmt.Println("Median of the runs. To first instruction: from the restore's start (the up-front check: for lazy, the chunks' places in the index; for eager, every chunk read) to the guest's start; for eager the memory is all in then.")
+	fmt.Println("Median of the runs. To first instruction: from the restore's start (the up-front check: for lazy, the file delta's chunks and a snapshot of the index pinned for the filler, which finds each chunk's place as it goes; for eager, every chunk read) to the guest's start; for eager the memory is all in then.")
 	fmt.Println()
 	fmt.Println("| guest memory | restore | to first instruction (check + map/read) | filler serving after | to all resident | librahost peak RSS | filler peak RSS |")
 	fmt.Println("|---|---|---|---|---|---|---|")

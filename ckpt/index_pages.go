@@ -89,16 +89,11 @@ type boltFile struct {
 // openBoltFile reads the meta pages of the file at path. It fails only if
 // the file cannot be read; a file with no valid meta page has no metas.
 func openBoltFile(path string) (*boltFile, error) {
-	f, err := os.Open(path)
+	bf, err := openBoltPages(path, 0)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	bf := &boltFile{f: f, size: fi.Size()}
+	f := bf.f
 	// Meta page 0 is at 0; page 1 at the page size, which only a valid
 	// meta page tells: bbolt tries the powers of two from 1 KiB.
 	var m0 boltMeta
@@ -145,6 +140,21 @@ func openBoltFile(path string) (*boltFile, error) {
 		bf.pageSize = int(bf.metas[0].pageSize)
 	}
 	return bf, nil
+}
+
+// openBoltPages opens the file at path to read pages of pageSize bytes,
+// reading no meta page.
+func openBoltPages(path string, pageSize int) (*boltFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &boltFile{f: f, size: fi.Size(), pageSize: pageSize}, nil
 }
 
 func (bf *boltFile) close() { bf.f.Close() }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -88,9 +87,7 @@ type segments struct {
 
 func segmentKey(id uint32) []byte { return binary.BigEndian.AppendUint32(nil, id) }
 
-func (sg *segments) path(id uint32) string {
-	return filepath.Join(sg.dir, fmt.Sprintf("%06d", id))
-}
+func (sg *segments) path(id uint32) string { return SegmentFile(sg.dir, id) }
 
 func parseSegmentName(name string) (uint32, bool) {
 	if len(name) != 6 {

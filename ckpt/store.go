@@ -122,6 +122,9 @@ type Store struct {
 	segs    *segments
 	offered replicaCache // the last ReplicaOf results (store_replica.go)
 	valBufs sync.Pool    // *[]byte, for values read from segments
+
+	pinMu sync.Mutex
+	pins  map[*IndexPin]struct{} // snapshots of the index kept for lazy restores (index_places.go)
 }
 
 // Open opens or creates the store at cfg.Path. If another process (or
@@ -262,6 +265,7 @@ func (s *Store) Close() error {
 	}
 	s.dec.Close()
 	s.segs.close()
+	s.releasePins()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("ckpt: close store %s: %w", s.cfg.Path, err)
 	}

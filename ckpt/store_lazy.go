@@ -11,9 +11,11 @@ import (
 // A lazy restore (host/lazy) starts the guest before its memory is read
 // and has a process of its own fill each chunk from the store, on the
 // guest's first touch or in the background. That process cannot open the
-// bbolt index (this process holds its lock), so the store tells it where
-// each chunk's value is (MemorySources); the filler reads the segment
-// files and decodes each value with a ValueDecoder. The values stay where
+// bbolt index (this process holds its lock), so it finds each chunk's
+// place in a snapshot of the index pinned for it (PinIndex,
+// index_places.go), or the store tells it where every chunk's value is
+// up front (MemorySources); the filler reads the segment files and
+// decodes each value with a ValueDecoder. The values stay where
 // they are while the checkpoint's epoch is stored: a value is freed (or
 // its place reused) only once no stored epoch references it, and the
 // caller takes no checkpoint of the key, which could drop the epoch, until

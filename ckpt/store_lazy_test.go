@@ -3,7 +3,6 @@ package ckpt
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -64,23 +63,7 @@ func TestMemorySources(t *testing.T) {
 				t.Fatalf("source of chunk %d out of order or of another chunk", src.Index)
 			}
 			last = int(src.Index)
-			v := src.Value
-			if src.Seg != 0 {
-				f, err := os.Open(s.SegmentPath(src.Seg))
-				if err != nil {
-					t.Fatal(err)
-				}
-				v = make([]byte, src.Size)
-				_, err = f.ReadAt(v, int64(src.Off))
-				f.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			off := int(src.Index) * int(m.ChunkSize)
-			if err := dec.Decode(v, got[off:off+int(m.ChunkSize)], src.Hash); err != nil {
-				t.Fatalf("chunk %d: %v", src.Index, err)
-			}
+			decodeSource(t, dec, s.SegmentPath(src.Seg), src, got, int(m.ChunkSize))
 		}
 		if !bytes.Equal(got, mems[m.Key]) {
 			t.Fatalf("%v: the sources do not give the memory back", m.Key)

@@ -125,7 +125,13 @@ func (w *Worker) snapshot() (*Capture, error) {
 // Restore loads st into the guest before Run: memory, every mutable
 // global, the WASI state, the clock and the output positions. Run then
 // resumes the guest where the checkpoint left it.
-func (w *Worker) Restore(st *State) error {
+func (w *Worker) Restore(st *State) (err error) {
+	lazyTaken := false // by restoreLazy, which ends what it does not use
+	defer func() {
+		if st.Lazy != nil && !lazyTaken {
+			st.Lazy.abandon()
+		}
+	}()
 	if w.kind == KindPlain {
 		return ErrNotCheckpointable
 	}
@@ -166,6 +172,7 @@ func (w *Worker) Restore(st *State) error {
 			return err
 		}
 	} else if st.Lazy != nil {
+		lazyTaken = true
 		w.lazyWhy = w.restoreLazy(buf, st.Lazy, start)
 	}
 	if w.lazy == nil && !st.InPlace {

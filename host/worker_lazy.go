@@ -37,11 +37,20 @@ import (
 // the right to serve the kernel's faults, or a memory on the Go heap.
 var lazyOff = os.Getenv("LIBRAHOST_LAZY") == "off"
 
-// LazyMemory is what a lazy restore reads the memory from.
+// LazyMemory is what a lazy restore reads the memory from: the places of
+// its chunks found up front (Chunks), or a snapshot of the index in which
+// the filler finds each chunk of Hashes as it fills it (lazy.Config).
 type LazyMemory struct {
 	ChunkSize   int
 	Chunks      []ckpt.ChunkSource // ckpt.Store.MemorySources
 	SegmentPath func(seg uint32) string
+	Index       *ckpt.IndexSnapshot // ckpt.Store.PinIndex
+	Hashes      []ckpt.Hash         // the manifest's, with Index
+	// Release, if set, is called once the fill no longer needs the
+	// index (it is done, has failed or was closed, or Restore read the
+	// memory eagerly), maybe more than once and from any goroutine: it
+	// releases the pin.
+	Release func()
 	// ChunkErr is the store's error for chunk i that did not read back.
 	ChunkErr func(i int) error
 	// Filler, if set, is a filler process spawned ahead (lazy.Spawn),
@@ -83,9 +92,7 @@ func LazyRestoreSupported() error {
 // checkpoint's size.
 func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error {
 	fail := func(why string) error {
-		if src.Filler != nil {
-			src.Filler.Close()
-		}
+		src.abandon()
 		return errors.New(why)
 	}
 	if lazyOff {
@@ -98,8 +105,10 @@ func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error
 	// capture after the fill.
 	w.dirty.close()
 	w.dirty = dirtyTrack{}
-	f, err := lazy.Start(lazy.Config{Memory: buf, ChunkSize: src.ChunkSize, Chunks: src.Chunks, SegmentPath: src.SegmentPath, Filler: src.Filler})
+	f, err := lazy.Start(lazy.Config{Memory: buf, ChunkSize: src.ChunkSize, Chunks: src.Chunks, SegmentPath: src.SegmentPath,
+		Index: src.Index, Hashes: src.Hashes, Filler: src.Filler})
 	if err != nil {
+		src.release()
 		return err
 	}
 	l := &lazyState{fill: f, src: src, start: start}
@@ -128,7 +137,23 @@ func (w *Worker) restoreLazy(buf []byte, src *LazyMemory, start time.Time) error
 func (l *lazyState) close() {
 	l.once.Do(func() {
 		l.fill.Close()
+		l.src.release()
 	})
+}
+
+// abandon ends the filler spawned ahead and releases the index, for a
+// lazy restore that does not start.
+func (m *LazyMemory) abandon() {
+	if m.Filler != nil {
+		m.Filler.Close()
+	}
+	m.release()
+}
+
+func (m *LazyMemory) release() {
+	if m.Release != nil {
+		m.Release()
+	}
 }
 
 // lazyFailed reports whether a chunk did not read back: the guest must
@@ -190,6 +215,12 @@ func (w *Worker) lazyErr() error {
 	if err == nil {
 		return nil
 	}
+	// The store's check of the chunk reads the index: the pin goes
+	// first, so that the check never waits on a remap of the index
+	// that waits on the pin. The filler's lookups need it no more (it
+	// checks what it reads against the chunk's hash; the guest is to
+	// end).
+	l.src.release()
 	var ce *lazy.ChunkError
 	if errors.As(err, &ce) && l.src.ChunkErr != nil {
 		if serr := l.src.ChunkErr(ce.Index); serr != nil {

@@ -15,13 +15,17 @@ import (
 )
 
 // A run resumed on this host restores its memory lazily (host.Worker,
-// host/lazy) where it can: the guest starts once the store has said where
-// each chunk is (ckpt.Store.MemorySources: the index only, no value read),
-// and each chunk is read, decompressed and checked on the guest's first
-// touch or in the background. So the up-front check reads no chunk of the
-// memory (the file delta's chunks are still checked), and a damaged one is
-// found late: the run ends with the error the up-front check would have
-// given, in one line.
+// host/lazy) where it can: the guest starts once the manifest is checked
+// (its digest, its build, its chunk list against its size), and each
+// chunk's place is found in the index, and the chunk read, decompressed
+// and checked, on the guest's first touch or in the background, by the
+// filler process, in a snapshot of the index pinned for it
+// (ckpt.Store.PinIndex; where the index cannot be pinned, every place is
+// found before the start, ckpt.Store.MemorySources). So the up-front check
+// reads no chunk of the memory and looks none up (the file delta's chunks
+// are still checked), and a damaged chunk, or one missing from the index,
+// is found late: the run ends with the error the up-front check would
+// have given, in one line.
 //
 // A late find is handled as a crash after the checkpoint resumed: no
 // checkpoint is taken until the whole memory is in (a capture waits), so
@@ -133,7 +137,7 @@ func (j *jobRun) lazyMark() string {
 
 // verifyRank is the up-front check of rank r's checkpoint m: every chunk
 // read back and checked, or for a lazy restore the file delta's chunks
-// only, and the memory's found in the index (the places the fill reads).
+// only, and the index pinned for the fill (lazyPlaces).
 func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 	t0 := time.Now()
 	if j.checkTook == nil {
@@ -148,8 +152,8 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 	if err := j.store.Verify(&files); err != nil {
 		return err
 	}
-	if j.lazySrcs == nil {
-		j.lazySrcs = make([][]ckpt.ChunkSource, j.n)
+	if j.lazyMem == nil {
+		j.lazyMem = make([]*host.LazyMemory, j.n)
 		j.fillers = make([]chan *lazy.Filler, j.n)
 		j.lazyFor = make([]*ckpt.Manifest, j.n)
 	}
@@ -163,13 +167,44 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 		}()
 		j.fillers[r] = ch
 	}
-	srcs, err := j.store.MemorySources(m)
+	lm, err := j.lazyPlaces(m)
 	if err != nil {
 		return err
 	}
-	j.lazySrcs[r] = srcs
-	j.lazyFor[r] = m
+	j.dropLazy(r)
+	j.lazyMem[r], j.lazyFor[r] = lm, m
 	return nil
+}
+
+// lazyPlaces returns where a lazy restore of m reads its chunks from: a
+// snapshot of the index pinned for the filler, which finds each chunk's
+// place as it goes, or, where the index cannot be pinned, every chunk's
+// place found now.
+func (j *jobRun) lazyPlaces(m *ckpt.Manifest) (*host.LazyMemory, error) {
+	pin, err := j.store.PinIndex(m)
+	if err != nil {
+		return nil, err
+	}
+	lm := &host.LazyMemory{ChunkSize: int(m.ChunkSize), SegmentPath: j.store.SegmentPath}
+	if pin != nil {
+		lm.Index, lm.Hashes, lm.Release = &pin.Snapshot, m.Chunks, pin.Release
+		return lm, nil
+	}
+	if lm.Chunks, err = j.store.MemorySources(m); err != nil {
+		return nil, err
+	}
+	return lm, nil
+}
+
+// dropLazy releases what rank r's check made ready for a lazy restore
+// that will not happen (its filler stays for the next check).
+func (j *jobRun) dropLazy(r int) {
+	if r < len(j.lazyMem) && j.lazyMem[r] != nil {
+		if j.lazyMem[r].Release != nil {
+			j.lazyMem[r].Release()
+		}
+		j.lazyMem[r], j.lazyFor[r] = nil, nil
+	}
 }
 
 // lazyState returns what restores rank's memory lazily from m, nil if it
@@ -180,24 +215,20 @@ func (j *jobRun) lazyState(rank int, m *ckpt.Manifest) *host.LazyMemory {
 		_ = os.Remove(j.lazyMark())
 		j.lazyMarked = false
 	}
-	if rank >= len(j.lazySrcs) || j.lazySrcs[rank] == nil || j.lazyFor[rank] != m {
+	if rank >= len(j.lazyMem) || j.lazyMem[rank] == nil || j.lazyFor[rank] != m {
+		j.dropLazy(rank)
 		return nil // not checked for a lazy restore: read up front
 	}
-	srcs, filler := j.lazySrcs[rank], <-j.fillers[rank]
-	j.lazySrcs[rank], j.fillers[rank] = nil, nil
-	lm := &host.LazyMemory{
-		ChunkSize:   int(m.ChunkSize),
-		Chunks:      srcs,
-		SegmentPath: j.store.SegmentPath,
-		Filler:      filler,
-		ChunkErr: func(i int) error {
-			err := j.store.ChunkErr(m, i)
-			if werr := os.WriteFile(j.lazyMark(), []byte(strconv.FormatUint(m.Epoch, 10)+"\n"), 0o644); werr != nil {
-				j.logf("warning: %v: the next resume may find the damaged chunk late again", werr)
-			}
-			j.refuse(m.Epoch)
-			return err
-		},
+	lm, filler := j.lazyMem[rank], <-j.fillers[rank]
+	j.lazyMem[rank], j.lazyFor[rank], j.fillers[rank] = nil, nil, nil
+	lm.Filler = filler
+	lm.ChunkErr = func(i int) error {
+		err := j.store.ChunkErr(m, i)
+		if werr := os.WriteFile(j.lazyMark(), []byte(strconv.FormatUint(m.Epoch, 10)+"\n"), 0o644); werr != nil {
+			j.logf("warning: %v: the next resume may find the damaged chunk late again", werr)
+		}
+		j.refuse(m.Epoch)
+		return err
 	}
 	if j.cfg.Verbose {
 		check := j.checkTook[rank]
@@ -216,22 +247,18 @@ func (j *jobRun) lazyAdopted(rank int, m *ckpt.Manifest, resident func()) *host.
 	if ok, _ := j.lazyMode(); !ok || m.MemSize == 0 {
 		return nil
 	}
-	srcs, err := j.store.MemorySources(m)
+	lm, err := j.lazyPlaces(m)
 	if err != nil {
 		return nil // read whole, which says what is wrong
 	}
-	return &host.LazyMemory{
-		ChunkSize:   int(m.ChunkSize),
-		Chunks:      srcs,
-		SegmentPath: j.store.SegmentPath,
-		ChunkErr:    func(i int) error { return j.store.ChunkErr(m, i) },
-		OnResident: func(d time.Duration, f host.LazyFiller) {
-			if j.cfg.Verbose {
-				j.logResident(rank, m, d, f)
-			}
-			resident()
-		},
+	lm.ChunkErr = func(i int) error { return j.store.ChunkErr(m, i) }
+	lm.OnResident = func(d time.Duration, f host.LazyFiller) {
+		if j.cfg.Verbose {
+			j.logResident(rank, m, d, f)
+		}
+		resident()
 	}
+	return lm
 }
 
 // logResident says that rank's memory, restored lazily from m, is all
@@ -254,7 +281,7 @@ func (j *jobRun) logRestore(rank int, w *host.Worker, took time.Duration) {
 	}
 	lazy, why := w.LazyRestore()
 	if lazy {
-		j.logf("%srestore: lazy: the guest runs %s after the restore began (index %s, memory mapped %s), while its memory is read",
+		j.logf("%srestore: lazy: the guest runs %s after the restore began (check %s, memory mapped %s), while its memory is read",
 			j.who(rank), ms3(check+took), ms3(check), ms3(took))
 		return
 	}
@@ -271,8 +298,12 @@ func (j *jobRun) logRestore(rank int, w *host.Worker, took time.Duration) {
 // ms3 is d in milliseconds, to the microsecond.
 func ms3(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d)/1e6) }
 
-// closeFillers ends the fillers spawned for restores that did not happen.
+// closeFillers ends the fillers spawned, and releases the index pinned,
+// for restores that did not happen.
 func (j *jobRun) closeFillers() {
+	for r := range j.lazyMem {
+		j.dropLazy(r)
+	}
 	for r, ch := range j.fillers {
 		if ch != nil {
 			if fl := <-ch; fl != nil {

@@ -55,8 +55,8 @@ type jobRun struct {
 	states   []*rankCheckpoint
 	comm     []transport.RankState
 	// A lazy restore's memory, by rank (job_lazy.go).
-	lazySrcs                [][]ckpt.ChunkSource
-	lazyFor                 []*ckpt.Manifest    // the manifest each one's sources are of
+	lazyMem                 []*host.LazyMemory  // where each rank's chunks are read from
+	lazyFor                 []*ckpt.Manifest    // the manifest each one is of
 	fillers                 []chan *lazy.Filler // by rank: spawned ahead (job_lazy.go)
 	lazyDecided, lazyMarked bool
 	lazyWhy                 string

@@ -17,8 +17,11 @@
 // for the stop-the-world: they would wait for each other for ever, and so
 // would guests that fault on every P at once. The filler's runtime is its
 // own; it needs nothing of the guest's process but the file descriptors
-// it was given. It reads the store's segment files at the places the store
-// named (ckpt.Store.MemorySources), which stay until Fill.Done.
+// it was given. It finds each chunk's place when it fills the chunk, in a
+// snapshot of the store's index that the guest's process keeps for it
+// (ckpt.Store.PinIndex, ckpt.PlaceReader), or where the store named them
+// all up front (ckpt.Store.MemorySources), and reads the store's segment
+// files there; the values stay until Fill.Done.
 //
 // The userfaultfd is opened without UFFD_USER_MODE_ONLY, so that the
 // kernel's own accesses to guest memory (a write(2) from a guest buffer)

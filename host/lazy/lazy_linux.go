@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/librahost/librahost/host/uffd"
 	"io"
 	"os"
 	"os/exec"
@@ -20,6 +19,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/librahost/librahost/ckpt"
+	"github.com/librahost/librahost/host/uffd"
 )
 
 // Fill is a lazy restore under way.
@@ -205,6 +207,13 @@ func Start(cfg Config) (*Fill, error) {
 		return fail(fmt.Errorf("%w: UFFDIO_REGISTER: %v", ErrUnsupported, err))
 	}
 	p := &plan{base: reg.Start, size: reg.Len, chunkSize: uint32(cfg.ChunkSize), segs: map[uint32]string{}, srcs: cfg.Chunks}
+	if cfg.Index != nil {
+		if n := (len(mem) + cfg.ChunkSize - 1) / cfg.ChunkSize; len(cfg.Hashes) != n || len(cfg.Chunks) > 0 {
+			f.lift()
+			return fail(fmt.Errorf("lazy: %d chunk hashes (and %d places) for a memory of %d chunks", len(cfg.Hashes), len(cfg.Chunks), n))
+		}
+		p.nhash, p.index = uint32(len(cfg.Hashes)), cfg.Index
+	}
 	for _, s := range cfg.Chunks {
 		if s.Seg != 0 {
 			if _, ok := p.segs[s.Seg]; !ok {
@@ -217,7 +226,7 @@ func Start(cfg Config) (*Fill, error) {
 		v, _ := strconv.ParseUint(n, 10, 32)
 		p.hold = uint32(v)
 	}
-	flagFile, err := newFlag(f)
+	flagFile, err := newFlag(f, cfg.Hashes[:p.nhash])
 	if err != nil {
 		f.lift()
 		return fail(err)
@@ -312,17 +321,27 @@ func (f *Fill) finish(err error) {
 	close(f.done)
 }
 
-// newFlag maps f's shared flag page and returns its file for the filler.
-func newFlag(f *Fill) (*os.File, error) {
+// newFlag maps f's shared flag page and returns its file for the filler,
+// which holds hashes from its second page on (lazy_wire.go).
+func newFlag(f *Fill, hashes []ckpt.Hash) (*os.File, error) {
 	fd, err := unix.MemfdCreate("librahost-lazy", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("%w: memfd_create: %v", ErrUnsupported, err)
 	}
 	file := os.NewFile(uintptr(fd), "lazy-flag")
 	page := unix.Getpagesize()
-	if err := unix.Ftruncate(fd, int64(page)); err != nil {
+	hb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(hashes))), len(hashes)*len(ckpt.Hash{}))
+	if err := unix.Ftruncate(fd, int64(page+len(hb))); err != nil {
 		file.Close()
 		return nil, err
+	}
+	for at := 0; at < len(hb); {
+		n, err := unix.Pwrite(fd, hb[at:], int64(page+at))
+		if err != nil {
+			file.Close()
+			return nil, err
+		}
+		at += n
 	}
 	f.flag, err = unix.Mmap(fd, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -84,20 +86,43 @@ func mapping(t *testing.T, size int) []byte {
 }
 
 // start starts the fill of m into mem, with fl (nil: Start spawns the
-// filler).
+// filler), every chunk's place found up front.
 func start(t *testing.T, s *ckpt.Store, m *ckpt.Manifest, mem []byte, fl *Filler) *Fill {
 	t.Helper()
 	srcs, err := s.MemorySources(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := Start(Config{Memory: mem[:m.MemSize], ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: s.SegmentPath, Filler: fl})
+	return startConfig(t, Config{Memory: mem[:m.MemSize], ChunkSize: int(m.ChunkSize), Chunks: srcs, SegmentPath: s.SegmentPath, Filler: fl})
+}
+
+// startIndexed is start with the places found by the filler as it goes,
+// in a snapshot of the index.
+func startIndexed(t *testing.T, s *ckpt.Store, m *ckpt.Manifest, mem []byte, fl *Filler) *Fill {
+	t.Helper()
+	pin, err := s.PinIndex(m)
+	if err != nil || pin == nil {
+		t.Fatalf("index not pinned: %v", err)
+	}
+	t.Cleanup(pin.Release)
+	return startConfig(t, Config{Memory: mem[:m.MemSize], ChunkSize: int(m.ChunkSize), Index: &pin.Snapshot, Hashes: m.Chunks, Filler: fl})
+}
+
+func startConfig(t *testing.T, cfg Config) *Fill {
+	t.Helper()
+	f, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
 	return f
 }
+
+// starts are the two ways a fill finds the chunks' places.
+var starts = []struct {
+	name  string
+	start func(*testing.T, *ckpt.Store, *ckpt.Manifest, []byte, *Filler) *Fill
+}{{"up-front", start}, {"indexed", startIndexed}}
 
 // TestFill: with the background reader held after one chunk, the guest's
 // touches (in a random order) and the kernel's (a write(2) from guest
@@ -107,6 +132,12 @@ func TestFill(t *testing.T) {
 	if err := Supported(); err != nil {
 		t.Fatalf("lazy restore needs userfaultfd here: %v", err)
 	}
+	for _, st := range starts {
+		t.Run(st.name, func(t *testing.T) { testFill(t, st.start) })
+	}
+}
+
+func testFill(t *testing.T, start func(*testing.T, *ckpt.Store, *ckpt.Manifest, []byte, *Filler) *Fill) {
 	const n = 64
 	want := image(n, 1)
 	s, m := stored(t, want)
@@ -196,9 +227,18 @@ func spawnOnEndedThread(t *testing.T) *Filler {
 
 // TestFillDamaged: a chunk damaged on disk is not given to the guest: the
 // filler flags it and reports which chunk, and the store says why in the
-// up-front check's words.
+// up-front check's words; so for a chunk whose place the filler looked up
+// late, and for one missing from the index (a manifest naming a chunk the
+// store does not hold).
 func TestFillDamaged(t *testing.T) {
-	const n = 16
+	for _, st := range starts {
+		t.Run(st.name, func(t *testing.T) { testFillDamaged(t, st.start, false) })
+	}
+	t.Run("missing", func(t *testing.T) { testFillDamaged(t, startIndexed, true) })
+}
+
+func testFillDamaged(t *testing.T, start func(*testing.T, *ckpt.Store, *ckpt.Manifest, []byte, *Filler) *Fill, missing bool) {
+	const n = 64 // a refs bucket of pages of its own, not inline
 	want := image(n, 3)
 	s, m := stored(t, want)
 	srcs, err := s.MemorySources(m)
@@ -214,15 +254,22 @@ func TestFillDamaged(t *testing.T) {
 	if bad.Seg == 0 {
 		t.Fatal("no chunk value in a segment")
 	}
-	sf, err := os.OpenFile(s.SegmentPath(bad.Seg), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
+	if missing {
+		mm := *m
+		mm.Chunks = slices.Clone(m.Chunks)
+		mm.Chunks[bad.Index][0] ^= 1
+		m = &mm
+	} else {
+		sf, err := os.OpenFile(s.SegmentPath(bad.Seg), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b [1]byte
+		sf.ReadAt(b[:], int64(bad.Off)+50)
+		b[0] ^= 0xff
+		sf.WriteAt(b[:], int64(bad.Off)+50)
+		sf.Close()
 	}
-	var b [1]byte
-	sf.ReadAt(b[:], int64(bad.Off)+50)
-	b[0] ^= 0xff
-	sf.WriteAt(b[:], int64(bad.Off)+50)
-	sf.Close()
 
 	t.Setenv(envHold, "0:")
 	mem := mapping(t, n*chunk)
@@ -243,7 +290,7 @@ func TestFillDamaged(t *testing.T) {
 	if err := s.ChunkErr(m, ce.Index); err == nil || !errors.Is(err, ckpt.ErrCorrupt) {
 		t.Fatalf("store's error for the chunk: %v", err)
 	}
-	if err := s.Verify(m); err == nil || s.ChunkErr(m, ce.Index).Error() != err.Error() {
+	if err := s.Verify(m); err == nil || s.ChunkErr(m, ce.Index).Error() != err.Error() || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("the late find says %v, the up-front check %v", s.ChunkErr(m, ce.Index), err)
 	}
 }
@@ -253,17 +300,20 @@ func TestFillDamaged(t *testing.T) {
 // the filler needs no goroutine of this process to run (one could not,
 // here or under a stop-the-world).
 func TestFillOneP(t *testing.T) {
-	const n = 8
+	const n = 64
 	want := image(n, 5)
 	s, m := stored(t, want)
 	mem := mapping(t, n*chunk)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	f := start(t, s, m, mem, nil)
-	if !bytes.Equal(mem[:m.MemSize], want) {
-		t.Fatal("memory differs from the image")
-	}
-	<-f.Done()
-	if err := f.Err(); err != nil {
-		t.Fatal(err)
+	for _, st := range starts {
+		clear(mem) // dropped by Start
+		f := st.start(t, s, m, mem, nil)
+		if !bytes.Equal(mem[:m.MemSize], want) {
+			t.Fatalf("%s: memory differs from the image", st.name)
+		}
+		<-f.Done()
+		if err := f.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -58,15 +58,27 @@ const (
 	chunkBad
 )
 
+// Kinds of chunk in filler.src, besides an index in plan.srcs.
+const (
+	srcZero  = -1 // a zero chunk
+	srcIndex = -2 // its place is found in the index (filler.places)
+)
+
 type filler struct {
 	uffd  int
 	p     *plan
 	n     int     // chunks in the memory
-	src   []int32 // by chunk: its index in p.srcs, -1 for a zero chunk
+	src   []int32 // by chunk: its index in p.srcs, or srcZero, srcIndex
+	order []int32 // the non-zero chunks, in order
 	state []atomic.Uint32
-	segs  map[uint32]*os.File
 	left  atomic.Int64 // non-zero chunks not in yet
 	gone  atomic.Bool  // the guest's memory is gone: nothing to fill
+
+	hashes    []ckpt.Hash       // by chunk, with an index (the flag's memfd)
+	places    *ckpt.PlaceReader // nil without an index, or if it did not open
+	placesErr error             // why it did not
+	segMu     sync.Mutex
+	segs      map[uint32]*os.File // opened so far (nil: does not open)
 
 	repMu sync.Mutex
 	rep   *os.File
@@ -78,7 +90,12 @@ func serve(uf, ctl, rep, flag *os.File) error {
 	if err != nil {
 		return fmt.Errorf("lazy filler: %v", err)
 	}
-	fl, err := unix.Mmap(int(flag.Fd()), 0, unix.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	page := unix.Getpagesize()
+	hashLen := int(p.nhash) * len(ckpt.Hash{})
+	if fi, err := flag.Stat(); err != nil || fi.Size() < int64(page+hashLen) {
+		return fmt.Errorf("lazy filler: the flag's memfd holds no %d chunk hashes (%v)", p.nhash, err)
+	}
+	fl, err := unix.Mmap(int(flag.Fd()), 0, page+hashLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return fmt.Errorf("lazy filler: %v", err)
 	}
@@ -86,7 +103,7 @@ func serve(uf, ctl, rep, flag *os.File) error {
 	f := &filler{uffd: int(uf.Fd()), p: p, n: int((p.size + cs - 1) / cs), segs: map[uint32]*os.File{}, rep: rep, flag: (*uint32)(unsafe.Pointer(&fl[0]))}
 	f.src = make([]int32, f.n)
 	for i := range f.src {
-		f.src[i] = -1
+		f.src[i] = srcZero
 	}
 	for k, s := range p.srcs {
 		if int(s.Index) >= f.n {
@@ -94,17 +111,29 @@ func serve(uf, ctl, rep, flag *os.File) error {
 		}
 		f.src[s.Index] = int32(k)
 	}
-	f.state = make([]atomic.Uint32, f.n)
-	f.left.Store(int64(len(p.srcs)))
-	for seg, path := range p.segs {
-		// A segment that does not open fails its chunks when they are
-		// read, as a missing value does.
-		if sf, err := os.Open(path); err == nil {
-			f.segs[seg] = sf
+	if p.index != nil {
+		if int(p.nhash) != f.n {
+			return fmt.Errorf("lazy filler: %d chunk hashes for %d chunks", p.nhash, f.n)
+		}
+		f.hashes = unsafe.Slice((*ckpt.Hash)(unsafe.Pointer(&fl[page])), p.nhash)
+		for i, h := range f.hashes {
+			if !h.IsZero() {
+				f.src[i] = srcIndex
+			}
+		}
+		// An index that does not open fails each chunk when it is
+		// filled, in the store's words (Fill's caller asks the store).
+		f.places, f.placesErr = ckpt.OpenPlaces(*p.index)
+	}
+	for i, k := range f.src {
+		if k != srcZero {
+			f.order = append(f.order, int32(i))
 		}
 	}
+	f.state = make([]atomic.Uint32, f.n)
+	f.left.Store(int64(len(f.order)))
 	f.report("ready")
-	if len(p.srcs) == 0 {
+	if len(f.order) == 0 {
 		f.report("done")
 	}
 	go f.faults(uf)
@@ -162,7 +191,7 @@ func (f *filler) background() {
 			dec, buf := f.decoder()
 			for {
 				k := next.Add(1) - 1
-				if k >= int64(len(f.p.srcs)) || f.gone.Load() {
+				if k >= int64(len(f.order)) || f.gone.Load() {
 					return
 				}
 				if f.p.hold > 0 && filled.Load() == f.p.hold && holdPath != "" {
@@ -171,7 +200,7 @@ func (f *filler) background() {
 						time.Sleep(10 * time.Millisecond)
 					}
 				}
-				i := int(f.p.srcs[k].Index)
+				i := int(f.order[k])
 				if f.state[i].CompareAndSwap(chunkMissing, chunkBusy) {
 					f.fill(i, dec, buf)
 					filled.Add(1)
@@ -199,15 +228,18 @@ func (f *filler) fill(i int, dec *ckpt.ValueDecoder, fb *fillBuf) {
 	off := uint64(i) * cs
 	n := min(cs, f.p.size-off)
 	k := f.src[i]
-	if k < 0 {
+	if k == srcZero {
 		z := uffd.ZeropageArg{Range: uffd.Range{Start: f.p.base + off, Len: n}}
 		err := uffd.Ioctl(f.uffd, uffd.IoctlZeropage, unsafe.Pointer(&z))
 		f.done(i, err)
 		return
 	}
-	s := &f.p.srcs[k]
 	dst := fb.chunk[:n]
-	v, err := f.value(s, fb)
+	s, err := f.source(i)
+	var v []byte
+	if err == nil {
+		v, err = f.value(&s, fb)
+	}
 	if err == nil {
 		err = dec.Decode(v, dst, s.Hash)
 	}
@@ -268,12 +300,43 @@ func (f *filler) wake(i int) {
 	_ = uffd.Ioctl(f.uffd, uffd.IoctlWake, unsafe.Pointer(&r))
 }
 
+// source is where non-zero chunk i is stored: as the plan says, or as
+// the index does.
+func (f *filler) source(i int) (ckpt.ChunkSource, error) {
+	if k := f.src[i]; k >= 0 {
+		return f.p.srcs[k], nil
+	}
+	if f.places == nil {
+		return ckpt.ChunkSource{}, fmt.Errorf("index cannot be read: %v", f.placesErr)
+	}
+	return f.places.Find(uint32(i), f.hashes[i])
+}
+
+// segment returns segment seg's file, opened on its first use; nil if it
+// does not open, which fails its chunks as a missing value does.
+func (f *filler) segment(seg uint32) *os.File {
+	f.segMu.Lock()
+	defer f.segMu.Unlock()
+	sf, ok := f.segs[seg]
+	if !ok {
+		path, named := f.p.segs[seg]
+		if !named && f.p.index != nil {
+			path, named = ckpt.SegmentFile(f.p.index.SegDir, seg), true
+		}
+		if named {
+			sf, _ = os.Open(path)
+		}
+		f.segs[seg] = sf
+	}
+	return sf
+}
+
 // value reads chunk source s's stored value.
 func (f *filler) value(s *ckpt.ChunkSource, fb *fillBuf) ([]byte, error) {
 	if s.Seg == 0 {
 		return s.Value, nil
 	}
-	sf := f.segs[s.Seg]
+	sf := f.segment(s.Seg)
 	if sf == nil {
 		return nil, fmt.Errorf("segment %d cannot be opened", s.Seg)
 	}
