@@ -72,7 +72,7 @@ func TestPlaceReader(t *testing.T) {
 	if !bytes.Equal(got, mem) {
 		t.Fatal("the places found give another memory back")
 	}
-	if len(r.branches) == 0 {
+	if r.branches == 0 {
 		t.Fatal("the refs bucket has no branch page: the test does not descend")
 	}
 	var gone Hash
