@@ -42,6 +42,21 @@ func (s *Store) Delete(k Key) error {
 // of k still being written are waited for first and dropped too if they
 // are newer. Nothing newer than epoch is not an error.
 func (s *Store) DeleteAfter(k Key, epoch uint64) error {
+	return s.deleteWhere(k, "delete after epoch "+itoa(epoch), func(e uint64) bool { return e > epoch })
+}
+
+// DeleteEpoch drops epoch of k, if stored, as DeleteAfter drops the
+// newer ones: the checkpoint of a round abandoned while an earlier one,
+// whose checkpoints stay, is still being written.
+func (s *Store) DeleteEpoch(k Key, epoch uint64) error {
+	return s.deleteWhere(k, "delete epoch "+itoa(epoch), func(e uint64) bool { return e == epoch })
+}
+
+// deleteWhere drops the epochs of k that drop accepts (what says so in
+// an error), with the chunks no other epoch uses, after the captures of
+// k being written, and makes the next Capture of k compare against the
+// newest epoch left and hash all of memory.
+func (s *Store) deleteWhere(k Key, what string, drop func(uint64) bool) error {
 	ks := s.keyState(k)
 	ks.capMu.Lock()
 	defer ks.capMu.Unlock()
@@ -49,22 +64,22 @@ func (s *Store) DeleteAfter(k Key, epoch uint64) error {
 	var dead []chunkLoc
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		dead = dead[:0]
-		var drop []uint64
+		var gone []uint64
 		for _, e := range epochsOf(tx, k) {
-			if e > epoch {
-				drop = append(drop, e)
+			if drop(e) {
+				gone = append(gone, e)
 			}
 		}
-		if len(drop) == 0 {
+		if len(gone) == 0 {
 			return nil
 		}
-		if err := dropEpochs(tx, k, drop, freeIn(tx, &dead)); err != nil {
+		if err := dropEpochs(tx, k, gone, freeIn(tx, &dead)); err != nil {
 			return err
 		}
 		return fail("deleteafter:tx")
 	})
 	if err != nil {
-		return deleteErr(k, "delete after epoch "+itoa(epoch), err)
+		return deleteErr(k, what, err)
 	}
 	s.segs.freeLater(dead)
 	base := s.loadBase(k)

@@ -196,3 +196,51 @@ func TestDeleteAfterReopen(t *testing.T) {
 	}
 	checkRefs(t, s)
 }
+
+// TestDeleteEpoch drops one epoch of a key between others (a round
+// abandoned while the one before it and the one after are kept): the
+// others read back as they were, and the next capture compares against
+// the newest left.
+func TestDeleteEpoch(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Keep = 10
+	s := openTest(t, cfg)
+	k := Key{Job: "drop", Worker: 1}
+	mem := genMemory(256<<10, 5)
+	n := len(mem) / cs(s)
+	mems := map[uint64][]byte{}
+	for e := uint64(1); e <= 4; e++ {
+		mem[(int(e)*3%n)*cs(s)+1] ^= byte(e)
+		capture(t, s, testMeta(k, e), mem)
+		mems[e] = bytes.Clone(mem)
+	}
+	if err := s.DeleteEpoch(k, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEpoch(k, 9); err != nil {
+		t.Fatalf("an epoch not stored: %v", err)
+	}
+	infos, err := s.Epochs(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, in := range infos {
+		got = append(got, in.Epoch)
+	}
+	if !slices.Equal(got, []uint64{1, 2, 4}) {
+		t.Fatalf("epochs left %v", got)
+	}
+	checkRefs(t, s)
+	for _, e := range got {
+		m, err := s.Manifest(k, e)
+		if err != nil || !bytes.Equal(readBack(t, s, m), mems[e]) {
+			t.Fatalf("epoch %d differs: %v", e, err)
+		}
+	}
+	next := bytes.Clone(mems[4])
+	next[7*cs(s)] ^= 0x5a
+	if st := capture(t, s, testMeta(k, 5), next); st.Changed != 1 {
+		t.Fatalf("next capture changed %d chunks, want 1", st.Changed)
+	}
+}

@@ -68,6 +68,10 @@ type Config struct {
 	Resume          bool   // continue the job in StateDir (N and the rest come from its record)
 	Epoch           uint64 // with Resume: this committed epoch, not the newest good one
 	Verbose         bool   // a line per checkpoint
+	// Rounds is how many checkpoint rounds of a job on one host may be
+	// under way at once (default 2: one asked for while another is
+	// written begins at once; 1: each waits for the one before).
+	Rounds int
 
 	// Metrics, if set, is told of the job's checkpoints, workers, store
 	// and links (host/metrics); Status, if set, follows its state, ranks

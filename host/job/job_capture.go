@@ -130,8 +130,8 @@ func (j *jobRun) cutRank(rank int, epoch uint64) (*transport.RankState, error) {
 // keepCut keeps rank's cut of epoch for the round's release.
 func (j *jobRun) keepCut(rank int, epoch uint64, st transport.RankState) {
 	j.cutMu.Lock()
-	if j.cutEpoch == epoch {
-		j.cut[rank] = st
+	if c := j.cuts[epoch]; c != nil {
+		c[rank] = st
 	}
 	j.cutMu.Unlock()
 }

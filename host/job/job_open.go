@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -64,12 +65,12 @@ type jobRun struct {
 
 	mu   sync.Mutex
 	cond sync.Cond
-	// The round's cut by rank, kept as each rank's write completes it
-	// (keepCut, called by the store while it writes): guarded by cutMu,
-	// not mu, since a holder of mu may wait for the store's writes.
-	cutMu    sync.Mutex
-	cutEpoch uint64
-	cut      []transport.RankState
+	// Each round's cut by epoch and rank, kept as each rank's write
+	// completes it (keepCut, called by the store while it writes):
+	// guarded by cutMu, not mu, since a holder of mu may wait for the
+	// store's writes.
+	cutMu sync.Mutex
+	cuts  map[uint64][]transport.RankState
 	// The protocol's cores, this host being the job's only one.
 	coord   *ckpt.EpochCoordinator
 	part    *ckpt.Participant
@@ -81,16 +82,18 @@ type jobRun struct {
 	workers               []*host.Worker // by rank; nil for a rank not run here
 	ended                 []bool
 	codes                 []int
-	round                 roundState
-	stopping              bool   // a stop was asked for
-	stopAt                uint64 // the epoch whose commit ends the job, 0 if none yet
-	aborted               bool   // the job is failing: no more checkpoints
-	live                  int    // ranks run here
-	prepared              int    // of which prepared
-	ready                 bool   // every rank run here is prepared: checkpoints may begin
-	waiters               []chan ckptResult
-	kept                  []uint64 // by rank: oldestKept (job_capture.go)
-	obs                   observer // what Config.Metrics and Config.Status are told
+	rounds                map[uint64]*roundState       // the rounds under way, by epoch
+	stopping              bool                         // a stop was asked for
+	stopAt                uint64                       // the epoch whose commit ends the job, 0 if none yet
+	stopErr               error                        // why the round of stopAt failed
+	aborted               bool                         // the job is failing: no more checkpoints
+	live                  int                          // ranks run here
+	prepared              int                          // of which prepared
+	ready                 bool                         // every rank run here is prepared: checkpoints may begin
+	waiters               map[uint64][]chan ckptResult // by epoch
+	endWrites             []chan struct{}              // by rank: its last checkpoint as ended, closed once written
+	kept                  []uint64                     // by rank: oldestKept (job_capture.go)
+	obs                   observer                     // what Config.Metrics and Config.Status are told
 }
 
 func newJob(cfg Config) (*jobRun, error) {
@@ -232,7 +235,7 @@ func (j *jobRun) open() error {
 
 // cores makes the protocol's cores of a job resuming from j.from.
 func (j *jobRun) cores() error {
-	pc := protoConfig(j.n, j.from)
+	pc := protoConfig(j.n, j.from, cmp.Or(j.cfg.Rounds, defaultRounds))
 	var err error
 	if j.coord, err = ckpt.NewEpochCoordinator(pc, j.from+1); err != nil {
 		return err
@@ -245,6 +248,8 @@ func (j *jobRun) cores() error {
 		j.asked[r], j.taken[r] = j.from, j.from
 	}
 	j.pauser = -1
+	j.rounds, j.waiters, j.cuts = map[uint64]*roundState{}, map[uint64][]chan ckptResult{}, map[uint64][]transport.RankState{}
+	j.endWrites = make([]chan struct{}, j.n)
 	return nil
 }
 

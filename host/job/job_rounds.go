@@ -28,16 +28,23 @@ import (
 // durable the participant says DONE, the coordinator writes the commit
 // record, and the epoch counts: the senders' logs may drop what its
 // ranks show delivered.
+//
+// Two rounds may be under way at once (Config.Rounds): a rank that asks
+// for a checkpoint itself (the guest's Checkpoint call) while round e is
+// still being written begins round e+1 at once instead of waiting for
+// e's commit. The cores keep the order: each rank takes e before e+1,
+// e+1 commits after e, and a failure of e ends e+1 too. Here each round
+// has its own state, cut and waiters, by epoch, and rounds end (their
+// lines, the run record) in epoch order.
 
-// roundState is the round under way, or the last one ended.
+// defaultRounds is how many checkpoint rounds a job on one host has
+// under way at once unless Config.Rounds says otherwise.
+const defaultRounds = 2
+
+// roundState is a round under way.
 type roundState struct {
-	epoch uint64
 	err   error // why the round fails, if it does
 	stats roundStats
-
-	// The last round ended: its epoch and error.
-	lastEpoch uint64
-	lastErr   error
 }
 
 type roundStats struct {
@@ -49,9 +56,10 @@ type roundStats struct {
 }
 
 // protoConfig is the protocol's view of a job on this host alone that
-// resumes from committed epoch from (0: none).
-func protoConfig(n int, from uint64) ckpt.ProtoConfig {
-	cfg := ckpt.ProtoConfig{Hosts: 1, Place: make([]ckpt.HostID, n), Committed: from}
+// resumes from committed epoch from (0: none), with rounds under way at
+// once.
+func protoConfig(n int, from uint64, rounds int) ckpt.ProtoConfig {
+	cfg := ckpt.ProtoConfig{Hosts: 1, Place: make([]ckpt.HostID, n), Committed: from, MaxRounds: rounds}
 	if from > 0 {
 		cfg.Holders = make([][]ckpt.HostID, n)
 		for r := range cfg.Holders {
@@ -61,13 +69,14 @@ func protoConfig(n int, from uint64) ckpt.ProtoConfig {
 	return cfg
 }
 
-// begin starts a round: every running rank is asked for a checkpoint,
-// but paused, the rank whose own capture point begins it (-1 if none),
-// which takes it at once. The caller holds j.mu. It returns 0 if no round
-// starts: one is under way, the job is failing, not every rank is
-// prepared yet, nothing runs, or the final round of a stop has begun
-// (after it the ranks leave without another capture point, so a later
-// round could never end).
+// begin starts a round: every running rank is asked for a checkpoint
+// (once it took the rounds before), but paused, the rank whose own
+// capture point begins it (-1 if none), which takes it at once. The
+// caller holds j.mu. It returns 0 if no round starts: as many as may be
+// are under way, the job is failing, not every rank is prepared yet,
+// nothing runs, or the final round of a stop has begun (after it the
+// ranks leave without another capture point, so a later round could
+// never end).
 func (j *jobRun) begin(paused int) uint64 {
 	if j.aborted || !j.ready || j.stopAt != 0 {
 		return 0
@@ -85,9 +94,9 @@ func (j *jobRun) begin(paused int) uint64 {
 	if e == 0 {
 		return 0
 	}
-	j.round = roundState{epoch: e, lastEpoch: j.round.lastEpoch, lastErr: j.round.lastErr}
+	j.rounds[e] = &roundState{}
 	j.cutMu.Lock()
-	j.cutEpoch, j.cut = e, make([]transport.RankState, j.n)
+	j.cuts[e] = make([]transport.RankState, j.n)
 	j.cutMu.Unlock()
 	j.observeBegin(e)
 	if j.stopping {
@@ -138,28 +147,35 @@ func (j *jobRun) partAction(a ckpt.Action) {
 		}
 	case ckpt.ActPersist:
 		if a.Ended {
-			go j.writeEnded(a.Rank, a.Epoch, j.codes[a.Rank])
+			// One after another: the cut of a rank's next round moves it
+			// past this one's.
+			prev, done, code := j.endWrites[a.Rank], make(chan struct{}), j.codes[a.Rank]
+			j.endWrites[a.Rank] = done
+			go func() {
+				defer close(done)
+				if prev != nil {
+					<-prev
+				}
+				j.writeEnded(a.Rank, a.Epoch, code)
+			}()
 		} else {
 			j.persist[a.Rank] = a.Epoch // onPause writes it
 		}
 	case ckpt.ActPersistCommit:
 		j.part.CommitDurable(a.Epoch) // the coordinator's write, on this host
 	case ckpt.ActRelease:
-		if j.round.epoch == a.Epoch {
+		if j.rounds[a.Epoch] != nil {
 			// The senders' logs may drop what the committed cut covers.
 			j.cutMu.Lock()
-			cut := j.cut
-			if j.cutEpoch != a.Epoch {
-				cut = nil
-			}
+			cut := j.cuts[a.Epoch]
 			j.cutMu.Unlock()
 			if cut != nil {
 				j.ep.StableCut(cut)
 			}
-			j.endRound(nil)
+			j.endRound(a.Epoch, nil)
 		}
 	case ckpt.ActAbandon:
-		j.dropUncommitted()
+		j.dropEpoch(a.Epoch)
 	}
 }
 
@@ -168,27 +184,29 @@ func (j *jobRun) coordAction(a ckpt.Action) {
 	switch a.Kind {
 	case ckpt.ActPersistCommit:
 		if err := j.store.CommitJob(ckpt.Commit{Job: j.rec.Job, Epoch: a.Epoch, Workers: uint32(j.n)}); err != nil {
-			j.round.err = err
+			if r := j.rounds[a.Epoch]; r != nil {
+				r.err = err
+			}
 			j.coord.CommitFailed(a.Epoch)
 			return
 		}
 		j.coord.CommitDurable(a.Epoch)
 	case ckpt.ActAbandon:
-		if j.round.epoch == a.Epoch {
-			err := j.round.err
+		if r := j.rounds[a.Epoch]; r != nil {
+			err := r.err
 			if err == nil {
 				err = errors.New(a.Err)
 			}
-			j.endRound(err)
+			j.endRound(a.Epoch, err)
 		}
 	}
 }
 
-// dropUncommitted drops what ranks wrote of epochs after the newest
-// committed one: they never count.
-func (j *jobRun) dropUncommitted() {
+// dropEpoch drops what ranks wrote of an abandoned epoch: it never
+// counts. Only that epoch: a round before it may still be under way.
+func (j *jobRun) dropEpoch(epoch uint64) {
 	for rank := range j.n {
-		j.store.DeleteAfter(j.key(rank), j.coord.Committed())
+		j.store.DeleteEpoch(j.key(rank), epoch)
 	}
 }
 
@@ -201,12 +219,13 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 	}
 	for j.asked[rank] <= j.taken[rank] {
 		// Not asked by a round (the guest's own Checkpoint call): it
-		// starts one, after the one under way (one at a time).
+		// starts one at once, unless as many as may be are under way
+		// (then once the oldest ends).
 		switch {
 		case j.aborted:
 			j.mu.Unlock()
 			return nil
-		case j.coord.Round() != 0:
+		case j.coord.Busy():
 			j.cond.Wait()
 		case j.begin(rank) == 0:
 			j.mu.Unlock()
@@ -215,7 +234,11 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 	}
 	epoch := j.asked[rank]
 	j.taken[rank] = epoch
-	if epoch != j.round.epoch { // asked by a round that has failed since
+	if j.rounds[epoch] == nil {
+		// Asked by a round that has failed since: the rank, which took
+		// every round before it, is in its epoch all the same (messages
+		// stamped with it, held for the rank, are its own).
+		j.ep.SetEpoch(uint32(rank), epoch)
 		j.mu.Unlock()
 		return nil
 	}
@@ -236,11 +259,11 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 		return nil
 	}
 	// The final checkpoint of a stop: wait for its commit, then end.
-	for !j.aborted && j.round.lastEpoch != epoch {
+	for !j.aborted && j.rounds[epoch] != nil {
 		j.cond.Wait()
 	}
-	if j.round.lastErr != nil {
-		return stopFailed(j.round.lastErr)
+	if j.stopErr != nil {
+		return stopFailed(j.stopErr)
 	}
 	if j.aborted {
 		return stopFailed(errors.New("the " + j.what() + " failed"))
@@ -254,8 +277,8 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 	j.observeDurable(rank, epoch, stopped, err)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	r := &j.round
-	if r.epoch != epoch || j.aborted {
+	r := j.rounds[epoch]
+	if r == nil || j.aborted {
 		return
 	}
 	if err != nil {
@@ -276,11 +299,18 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 	j.pump()
 }
 
-// endRound ends the round under way: committed if err is nil. The caller
-// holds j.mu.
-func (j *jobRun) endRound(err error) {
-	r := &j.round
-	epoch := r.epoch
+// endRound ends the round of epoch: committed if err is nil. Commits come
+// in epoch order. The caller holds j.mu.
+func (j *jobRun) endRound(epoch uint64, err error) {
+	r := j.rounds[epoch]
+	delete(j.rounds, epoch)
+	j.cutMu.Lock()
+	for e := range j.cuts {
+		if e <= epoch && (err == nil || e == epoch) {
+			delete(j.cuts, e)
+		}
+	}
+	j.cutMu.Unlock()
 	j.observeEnd(epoch, err)
 	if err == nil {
 		j.rec.Epoch = epoch
@@ -292,22 +322,27 @@ func (j *jobRun) endRound(err error) {
 		}
 	} else {
 		j.logf("checkpoint %d failed: %v", epoch, err)
-		j.dropUncommitted()
-		// The ranks that had not taken it yet are in the epoch all the
-		// same: messages stamped with it, held for them, are theirs.
+		j.dropEpoch(epoch)
+		// The ranks that had not taken it yet, and took every round
+		// before it, are in the epoch all the same: messages stamped
+		// with it, held for them, are theirs. One that has an earlier
+		// round to take is asked for this one once it took that, and
+		// moves on then (onPause).
 		for rank, t := range j.taken {
-			if t < epoch {
+			if t < epoch && !j.roundBefore(t, epoch) {
 				j.taken[rank] = epoch
 				j.ep.SetEpoch(uint32(rank), epoch)
 			}
 		}
 	}
 	res := ckptResult{epoch: epoch, stats: ckpt.Stats{BytesStored: int64(r.stats.stored), PauseDur: r.stats.maxStop}, err: err}
-	*r = roundState{lastEpoch: epoch, lastErr: err}
-	for _, w := range j.waiters {
+	for _, w := range j.waiters[epoch] {
 		w <- res
 	}
-	j.waiters = nil
+	delete(j.waiters, epoch)
+	if j.stopAt == epoch {
+		j.stopErr = err
+	}
 	if err != nil && j.stopAt == epoch {
 		j.logf("the final checkpoint failed")
 	} else if err == nil && j.stopAt == epoch {
@@ -317,6 +352,17 @@ func (j *jobRun) endRound(err error) {
 		j.begin(-1) // a stop asked for while this round was under way
 	}
 	j.cond.Broadcast()
+}
+
+// roundBefore reports whether a round under way lies between epochs
+// after and before. The caller holds j.mu.
+func (j *jobRun) roundBefore(after, before uint64) bool {
+	for e := range j.rounds {
+		if e > after && e < before {
+			return true
+		}
+	}
+	return false
 }
 
 // onExit is told that rank's program ended (or that the rank stopped).
@@ -362,45 +408,54 @@ func (j *jobRun) abortLocked() {
 		return
 	}
 	j.aborted = true
-	if e := j.coord.Round(); e != 0 {
-		for _, w := range j.waiters {
+	for e, ws := range j.waiters {
+		for _, w := range ws {
 			w <- ckptResult{epoch: e, err: errors.New("job: the " + j.what() + " is ending")}
 		}
-		j.waiters = nil
+		delete(j.waiters, e)
 	}
 	j.cond.Broadcast()
 }
 
-// stop takes a final checkpoint, after which every rank ends: the next
-// round's (a rank that took the round under way has gone on).
+// stop takes a final checkpoint, after which every rank ends: a new
+// round's (a rank that took the rounds under way has gone on), once one
+// may begin.
 func (j *jobRun) stop() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.stopping = true
-	if j.coord.Round() == 0 {
+	if !j.coord.Busy() {
 		j.begin(-1)
 	}
 }
 
 // requestCheckpoint asks for a job checkpoint (the control socket) and
-// reports it once committed or failed.
+// reports it once committed or failed: a new round's, or the newest
+// under way if no other may begin.
 func (j *jobRun) requestCheckpoint() <-chan ckptResult {
 	c := make(chan ckptResult, 1)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.coord.Round() == 0 && j.begin(-1) == 0 {
+	e := uint64(0)
+	if !j.coord.Busy() {
+		e = j.begin(-1)
+	}
+	if e == 0 {
+		e = j.coord.Round()
+	}
+	if e == 0 || j.rounds[e] == nil {
 		c <- ckptResult{err: errors.New("job: the " + j.what() + " is not running")}
 		return c
 	}
-	j.waiters = append(j.waiters, c)
+	j.waiters[e] = append(j.waiters[e], c)
 	return c
 }
 
-// waitRound waits for the round under way to end.
+// waitRound waits for the rounds under way to end.
 func (j *jobRun) waitRound() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for !j.aborted && j.coord.Round() != 0 {
+	for !j.aborted && j.coord.Rounds() != 0 {
 		j.cond.Wait()
 	}
 }

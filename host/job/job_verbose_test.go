@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,10 +18,7 @@ import (
 // memory of at least host's 16 MiB floor for it), stop-and-copy where not
 // (LIBRAHOST_COW=off: the test runs itself again so).
 func TestVerboseCaptureKind(t *testing.T) {
-	module := filepath.Join(t.TempDir(), "mem.wasm")
-	if err := os.WriteFile(module, testGuest(t, "../testdata/mem"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	module := testModuleFile(t, "../testdata/mem")
 	want := "(copy-on-write)"
 	if os.Getenv("LIBRAHOST_COW") == "off" || dirty.SupportedCOW() != nil {
 		want = "(stop-and-copy)"
@@ -59,10 +55,7 @@ func TestVerboseCaptureKind(t *testing.T) {
 // run -n -v says, for each rank and checkpoint, how long the rank stood
 // still and how long of it was its own capture.
 func TestVerbosePauseByRank(t *testing.T) {
-	module := filepath.Join(t.TempDir(), "mem.wasm")
-	if err := os.WriteFile(module, testGuest(t, "../testdata/mem"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	module := testModuleFile(t, "../testdata/mem")
 	var log bytes.Buffer
 	const n = 3
 	code, err := Run(context.Background(), Config{

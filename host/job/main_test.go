@@ -34,3 +34,14 @@ func testStore(t testing.TB, cfg ckpt.Config) *ckpt.Store {
 	t.Cleanup(func() { store.Close() })
 	return store
 }
+
+// testModuleFile builds src as testGuest does and writes it to a file of
+// t's, for a Config's ModulePath.
+func testModuleFile(t testing.TB, src string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), filepath.Base(src)+".wasm")
+	if err := os.WriteFile(path, testGuest(t, src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
