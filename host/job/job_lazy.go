@@ -152,21 +152,7 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 	if err := j.store.Verify(&files); err != nil {
 		return err
 	}
-	if j.lazyMem == nil {
-		j.lazyMem = make([]*host.LazyMemory, j.n)
-		j.fillers = make([]chan *lazy.Filler, j.n)
-		j.lazyFor = make([]*ckpt.Manifest, j.n)
-	}
-	if j.fillers[r] == nil {
-		// Its start overlaps the rest of the check and the module's
-		// compilation; without one, Restore starts it.
-		ch := make(chan *lazy.Filler, 1)
-		go func() {
-			fl, _ := lazy.Spawn()
-			ch <- fl
-		}()
-		j.fillers[r] = ch
-	}
+	j.spawnFiller(r)
 	lm, err := j.lazyPlaces(m)
 	if err != nil {
 		return err
@@ -174,6 +160,37 @@ func (j *jobRun) verifyRank(r int, m *ckpt.Manifest) error {
 	j.dropLazy(r)
 	j.lazyMem[r], j.lazyFor[r] = lm, m
 	return nil
+}
+
+// spawnFillers spawns a filler process for each rank of a resume that
+// restores lazily, as soon as the resume is known (before the store is
+// opened and the epoch chosen): the guest's first touch waits until its
+// filler runs, and Restore until it is spawned, which on a loaded machine
+// takes longer than all of the check.
+func (j *jobRun) spawnFillers() {
+	if ok, _ := j.lazyMode(); ok {
+		for r := range j.n {
+			j.spawnFiller(r)
+		}
+	}
+}
+
+// spawnFiller spawns rank r's filler unless it has one; Restore takes it
+// (without one, Restore starts one).
+func (j *jobRun) spawnFiller(r int) {
+	if j.lazyMem == nil {
+		j.lazyMem = make([]*host.LazyMemory, j.n)
+		j.fillers = make([]chan *lazy.Filler, j.n)
+		j.lazyFor = make([]*ckpt.Manifest, j.n)
+	}
+	if j.fillers[r] == nil {
+		ch := make(chan *lazy.Filler, 1)
+		go func() {
+			fl, _ := lazy.Spawn()
+			ch <- fl
+		}()
+		j.fillers[r] = ch
+	}
 }
 
 // lazyPlaces returns where a lazy restore of m reads its chunks from: a

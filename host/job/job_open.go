@@ -186,6 +186,9 @@ func (j *jobRun) open() error {
 	j.n = max(j.rec.N, 1)
 	j.ranks = allRanks(j.n)
 	j.runTag = j.rec.binding()
+	if resume {
+		j.spawnFillers()
+	}
 	info, ok, err := build.ReadInfo(module)
 	if err != nil {
 		return err
