@@ -96,7 +96,9 @@ func readPlan(r io.Reader) (*plan, error) {
 	p := &plan{base: le.Uint64(b[4:]), size: le.Uint64(b[12:]), chunkSize: le.Uint32(b[20:]), hold: le.Uint32(b[24:]), segs: map[uint32]string{}}
 	nseg, nsrc := le.Uint32(b[28:]), le.Uint32(b[32:])
 	p.nhash = le.Uint32(b[36:])
-	if p.chunkSize == 0 || uint64(nsrc) > p.size/uint64(p.chunkSize)+1 || uint64(p.nhash) > p.size/uint64(p.chunkSize)+1 {
+	// A wasm32 memory is at most 4 GiB, in chunks of at least a page:
+	// what is allocated for the chunks stays bounded.
+	if p.chunkSize < 4096 || p.size > 1<<32 || uint64(nsrc) > p.size/uint64(p.chunkSize)+1 || uint64(p.nhash) > p.size/uint64(p.chunkSize)+1 {
 		return nil, fmt.Errorf("lazy: a plan of %d and %d chunks for %d bytes", nsrc, p.nhash, p.size)
 	}
 	str := func() (string, error) {
