@@ -123,6 +123,7 @@ func (s *Store) commit(p *Pending) error {
 		if err := fail("commit:gc"); err != nil {
 			return err
 		}
+		commits := tx.Bucket(bucketCommits)
 		for _, e := range drop {
 			dk := manifestKey(m.Key, e)
 			if !deltas.drop(mans.Get(dk)) {
@@ -130,6 +131,14 @@ func (s *Store) commit(p *Pending) error {
 			}
 			if err := mans.Delete(dk); err != nil {
 				return err
+			}
+			// A commit record of the epoch names a checkpoint that is no
+			// longer whole: it goes with it (CommitJob prunes the records
+			// only when the next one is written, which may never come).
+			if commits != nil {
+				if err := commits.Delete(commitKey(m.Key.Job, e)); err != nil {
+					return err
+				}
 			}
 		}
 		stored, known, err := storedFromBase(tx, p, newSet, placed, len(rewritten) > 0)

@@ -244,3 +244,33 @@ func TestDeleteEpoch(t *testing.T) {
 		t.Fatalf("next capture changed %d chunks, want 1", st.Changed)
 	}
 }
+
+// TestKeepDropsCommitRecord: an epoch a capture drops beyond Keep takes
+// its commit record with it, even before the next commit record is
+// written (a run killed between a rank's durable checkpoint and its
+// commit record listed a record whose checkpoint was gone).
+func TestKeepDropsCommitRecord(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Keep = 1
+	s := openTest(t, cfg)
+	k := Key{Job: "keep", Worker: 0}
+	mem := genMemory(1<<20, 1)
+	capture(t, s, testMeta(k, 1), mem)
+	if err := s.CommitJob(Commit{Job: k.Job, Epoch: 1, Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	capture(t, s, testMeta(k, 2), mem)
+	cs, err := s.Commits(k.Job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 0 {
+		t.Fatalf("epoch 1 dropped, its commit record kept: %+v", cs)
+	}
+	if err := s.CommitJob(Commit{Job: k.Job, Epoch: 2, Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ = s.Commits(k.Job); len(cs) != 1 || cs[0].Epoch != 2 {
+		t.Fatalf("commit records after epoch 2's: %+v", cs)
+	}
+}
