@@ -12,58 +12,80 @@ import (
 func TestFailpoints(t *testing.T) {
 	defer func(b int) { batchBytes = b }(batchBytes)
 	batchBytes = 2 << 10 // several early batches per capture
-	for _, name := range []string{"commit:batch", "segment:write", "segment:sync", "commit:chunks", "commit:gc", "commit:manifest", "commit:tx"} {
-		t.Run(name, func(t *testing.T) {
-			cfg := testConfig(t)
-			cfg.Keep = 1 // the failed commit would also have dropped epoch 1
-			s := openTest(t, cfg)
-			k := Key{Job: "fp"}
-			mem := genMemory(256<<10, 5)
-			capture(t, s, testMeta(k, 1), mem)
-			before := storeDigest(t, s)
-
-			dirty := []int{3, 4, 30, 31, 60, 61, 62, 63}
-			for _, c := range dirty {
-				mem[c*cs(s)+1] ^= 0xff
-			}
-			injected := errors.New("no space left on device (injected)")
-			setFailpoint(func(n string) error {
-				if n == name {
-					return injected
-				}
-				return nil
-			})
-			p, err := s.Capture(testMeta(k, 2), mem)
-			if err != nil {
-				t.Fatal(err)
-			}
-			<-p.Done()
-			setFailpoint(nil)
-			err = p.Err()
-			if !errors.Is(err, ErrWrite) || !errors.Is(err, injected) || strings.Contains(err.Error(), "\n") ||
-				!strings.HasPrefix(err.Error(), `ckpt: epoch 2 of job "fp" worker 0: not written: `) {
-				t.Fatalf("Err = %v", err)
-			}
-			if after := storeDigest(t, s); after != before {
-				t.Fatal("a failed commit modified the store")
-			}
-			m, _, err := s.Latest(k, testBinding)
-			if err != nil || m.Epoch != 1 {
-				t.Fatalf("Latest after failure: %v, %v", m, err)
-			}
-
-			// The next capture is computed against epoch 1, the last durable one.
-			st := capture(t, s, testMeta(k, 3), mem)
-			if st.Changed != len(dirty) {
-				t.Fatalf("capture after failure changed %d chunks, want %d", st.Changed, len(dirty))
-			}
-			m, _, err = s.Latest(k, testBinding)
-			if err != nil || m.Epoch != 3 || !bytes.Equal(readBack(t, s, m), mem) {
-				t.Fatalf("Latest after recovery: %v, %v", m, err)
-			}
-			checkRefs(t, s)
-		})
+	for _, cow := range []bool{false, true} {
+		for _, name := range []string{"commit:batch", "commit:batched", "segment:write", "segment:sync", "commit:chunks", "commit:gc", "commit:manifest", "commit:tx"} {
+			testFailpoint(t, name, cow)
+		}
 	}
+}
+
+// testFailpoint fails a capture at failpoint name (a copy-on-write one if
+// cow: its values are written while it is scanned, and some given back
+// before it fails) and checks that the store is as before it.
+func testFailpoint(t *testing.T, name string, cow bool) {
+	sub := name
+	if cow {
+		sub += "/cow"
+	}
+	t.Run(sub, func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Keep = 1 // the failed commit would also have dropped epoch 1
+		s := openTest(t, cfg)
+		k := Key{Job: "fp"}
+		mem := genMemory(256<<10, 5)
+		capture(t, s, testMeta(k, 1), mem)
+		before := storeDigest(t, s)
+
+		dirty := []int{3, 4, 30, 31, 60, 61, 62, 63}
+		for _, c := range dirty {
+			mem[c*cs(s)+1] ^= 0xff
+		}
+		injected := errors.New("no space left on device (injected)")
+		setFailpoint(func(n string) error {
+			if n == name {
+				return injected
+			}
+			return nil
+		})
+		meta := testMeta(k, 2)
+		if cow {
+			n := len(mem) / cs(s)
+			f := newFrozenMem(mem, n)
+			for i := range n {
+				f.copyChunk(i)
+			}
+			meta.Dirty = &Dirty{Mark: 2, Frozen: f}
+		}
+		p, err := s.Capture(meta, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.Done()
+		setFailpoint(nil)
+		err = p.Err()
+		if !errors.Is(err, ErrWrite) || !errors.Is(err, injected) || strings.Contains(err.Error(), "\n") ||
+			!strings.HasPrefix(err.Error(), `ckpt: epoch 2 of job "fp" worker 0: not written: `) {
+			t.Fatalf("Err = %v", err)
+		}
+		if after := storeDigest(t, s); after != before {
+			t.Fatal("a failed commit modified the store")
+		}
+		m, _, err := s.Latest(k, testBinding)
+		if err != nil || m.Epoch != 1 {
+			t.Fatalf("Latest after failure: %v, %v", m, err)
+		}
+
+		// The next capture is computed against epoch 1, the last durable one.
+		st := capture(t, s, testMeta(k, 3), mem)
+		if st.Changed != len(dirty) {
+			t.Fatalf("capture after failure changed %d chunks, want %d", st.Changed, len(dirty))
+		}
+		m, _, err = s.Latest(k, testBinding)
+		if err != nil || m.Epoch != 3 || !bytes.Equal(readBack(t, s, m), mem) {
+			t.Fatalf("Latest after recovery: %v, %v", m, err)
+		}
+		checkRefs(t, s)
+	})
 }
 
 func TestDeleteFailpoint(t *testing.T) {

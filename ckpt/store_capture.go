@@ -198,20 +198,32 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 	if meta.Dirty != nil {
 		link.mark = meta.Dirty.Mark
 	}
-	if fz != nil {
-		need := make([]bool, chunkCount(uint64(len(mem)), cs))
-		for i := range need {
-			need[i] = kn == nil || i >= len(kn.written) || kn.written[i]
-		}
-		fz.Need(cs, need)
-	}
 	var st Stats
 	var fileJobs []chunkJob
 	var baseMem []Hash
 	files := meta.Files
 	chunked := len(files) > filesInlineMax
-	if fz != nil && chunked {
-		files = cloneBytes(files) // scanned after Capture returns
+	if fz != nil {
+		// A chunk not needed counts as processed at once; a needed one,
+		// or one of the file blob's, may have a job.
+		need := make([]bool, chunkCount(uint64(len(mem)), cs))
+		slots := 0
+		var skipped int64
+		for i := range need {
+			need[i] = kn == nil || i >= len(kn.written) || kn.written[i]
+			if need[i] {
+				slots++
+			} else {
+				skipped += int64(min(cs, len(mem)-i*cs))
+			}
+		}
+		fz.Need(cs, need)
+		if chunked {
+			files = cloneBytes(files) // scanned after Capture returns
+			slots += int(chunkCount(uint64(len(files)), cs))
+		}
+		p.stream = newStream(p, fz, slots)
+		p.progress.Store(skipped)
 	}
 	// prepare chooses the base (the last durable capture, which a commit
 	// under way may replace: it holds ks.mu meanwhile) and scans the
@@ -242,7 +254,6 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		m.Chunks = sc.hashes
 		p.jobs = s.dedupe(append(sc.jobs, fileJobs...))
 		p.ready = make(chan int, len(p.jobs))
-		p.slabs = append(p.slabs, sc.slabs...)
 		skipped := p.total
 		for _, j := range p.jobs {
 			skipped -= int64(j.rawLen())
@@ -271,21 +282,32 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 		st.PauseDur = time.Since(start)
 		p.early = st
 		p.scanned = make(chan struct{})
+		sm := p.stream
 		go func() {
 			// The base is chosen here, so that the pause does not wait
 			// for a commit of the key under way. The chunks written
 			// since the last capture are scanned first, then the
 			// others' hashes from that capture once known. The changed
-			// chunks are compressed as they are read, so the snapshot
-			// is done with once scanned.
+			// chunks are compressed as they are read and handed to the
+			// writer at once, so the snapshot is done with once
+			// scanned, and the disk writes while the scan goes on.
+			sm.open()
 			prepare()
-			sc := s.scan(mem, baseMem, bad, kn, fz)
+			if chunked {
+				sm.addFiles(s, fileJobs, len(files))
+			}
+			sc := s.scan(mem, baseMem, bad, kn, sm)
+			s.encodeFiles(sm) // if memory had no chunk, and so no scan goroutine
 			fz.Done()
 			kn.fill(&sc, baseMem)
-			scanned(sc)
+			m.Chunks = sc.hashes
+			st.Chunks, st.Zero, st.Changed, st.Hashed = len(sc.hashes), sc.zero, sc.changed, sc.hashed
 			st.PauseDur = p.early.PauseDur
 			p.stats = st
+			link.hashes = m.Chunks
+			close(link.done)
 			close(p.scanned)
+			p.endCompress()
 		}()
 	}
 	p.captured = time.Now()

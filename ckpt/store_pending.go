@@ -1,8 +1,6 @@
 package ckpt
 
 import (
-	"bytes"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,9 +28,8 @@ type Pending struct {
 	locs     []chunkLoc    // where the writer put each job's value; seg 0 if not yet
 	stored   int64         // written by the writer
 	garbage  []chunkLoc    // chunk values the commit left to free (freeValues)
-	slabsMu  sync.Mutex
-	slabs    [][]byte // pool buffers that hold values packed by carve, given back by the writer
-	foreign  bool     // the values are the caller's (AddReplica), not the pool's
+	stream   *valueStream  // for a copy-on-write capture: how its values reach the writer as they are made
+	foreign  bool          // the values are the caller's (AddReplica), not the pool's
 	// hostLater is Meta.HostLater, called by the writer before the commit.
 	hostLater func() ([]byte, error)
 	rep       *repWriter // a replica's values, already in the replica segment
@@ -100,7 +97,8 @@ func (p *Pending) Key() Key      { return p.m.Key }
 func (p *Pending) Epoch() uint64 { return p.m.Epoch }
 
 // startCompress encodes the capture's chunks on cfg.Workers goroutines;
-// the shared encoder bounds how many run at once across captures.
+// the shared encoder bounds how many run at once across captures. (A
+// copy-on-write capture's are encoded by its scan: scanFrozen.)
 func (s *Store) startCompress(p *Pending) {
 	if len(p.jobs) == 0 {
 		p.endCompress()
@@ -112,49 +110,16 @@ func (s *Store) startCompress(p *Pending) {
 	running.Store(int32(w))
 	for range w {
 		go func() {
-			// A chunk of a copy-on-write snapshot is compressed into
-			// scratch, then its value copied into slab at its own size.
-			var scratch, slab []byte
-			var slabs [][]byte
-			defer func() { s.bufs.put(scratch) }()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(p.jobs) {
 					break
 				}
 				j := &p.jobs[i]
-				j.raw = j.rawLen()
-				if j.value != nil {
-					// Encoded as it was read (scanFrozen).
-				} else if j.src != nil {
-					if scratch == nil {
-						scratch = s.bufs.get()
-					}
-					var full []byte
-					j.value, slab, full = s.carve(slab, encodeChunkFrom(s.enc, j.src, scratch))
-					if full != nil {
-						slabs = append(slabs, full)
-					}
-				} else {
-					out := s.bufs.get()
-					value, usedBuf := encodeChunk(s.enc, j.buf, out)
-					if usedBuf {
-						s.bufs.put(out)
-					} else {
-						s.bufs.put(j.buf)
-					}
-					j.value = value
-				}
-				j.buf, j.src = nil, nil
+				s.encodeJob(j)
 				p.progress.Add(int64(j.raw))
 				p.ready <- i
 			}
-			if slab != nil {
-				slabs = append(slabs, slab)
-			}
-			p.slabsMu.Lock() // before compressed is closed: the writer then gives them back
-			p.slabs = append(p.slabs, slabs...)
-			p.slabsMu.Unlock()
 			if running.Add(-1) == 0 {
 				p.endCompress()
 			}
@@ -162,24 +127,18 @@ func (s *Store) startCompress(p *Pending) {
 	}
 }
 
-// carve copies v to the free end of slab, a pool buffer (a fresh one from
-// the pool if v does not fit, the one it replaces returned as full), and
-// returns the copy, capped at its length (so that bufPool.put drops it:
-// its slab goes back to the pool whole, once the writer is done with the
-// capture). A capture holds its values at their compressed size rather
-// than in a chunk-sized buffer each, and in buffers the pool keeps warm
-// between captures rather than in fresh memory that each capture zeroes
-// and faults in again.
-func (s *Store) carve(slab, v []byte) (value, rest, full []byte) {
-	if len(v) > cap(slab)-len(slab) {
-		if len(v) > s.bufs.size { // larger than a pool buffer: kept apart
-			return bytes.Clone(v), slab, nil
-		}
-		full, slab = slab, s.bufs.get()[:0]
+// encodeJob encodes j's chunk, copied into j.buf, into a pool buffer
+// (j.buf itself, or the other one goes back to the pool).
+func (s *Store) encodeJob(j *chunkJob) {
+	j.raw = j.rawLen()
+	out := s.bufs.get()
+	value, usedBuf := encodeChunk(s.enc, j.buf, out)
+	if usedBuf {
+		s.bufs.put(out)
+	} else {
+		s.bufs.put(j.buf)
 	}
-	n := len(slab)
-	slab = append(slab, v...)
-	return slab[n:len(slab):len(slab)], slab, full
+	j.value, j.buf = value, nil
 }
 
 // endCompress says that every job has its value: a copy-on-write
@@ -197,10 +156,10 @@ func (p *Pending) endCompress() {
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	for p := range s.writeq {
-		if p.scanned != nil {
-			<-p.scanned
-		}
 		err := s.writeChunks(p)
+		if p.scanned != nil {
+			<-p.scanned // the manifest's hashes and the stats are set
+		}
 		switch {
 		case err != nil:
 			<-p.compressed // the compressors still own the jobs
@@ -225,15 +184,17 @@ func (s *Store) writer() {
 			p.final.BytesStored = p.stored
 		}
 		if !p.foreign {
-			for _, j := range p.jobs {
-				s.bufs.put(j.value)
-			}
-			for _, b := range p.slabs {
-				s.bufs.put(b)
+			// The compressors are done: every value left, written or not,
+			// goes back.
+			for i := range p.jobs {
+				if j := &p.jobs[i]; j.slab != nil {
+					s.unref(j.slab)
+				} else {
+					s.bufs.put(j.value)
+				}
 			}
 		}
-		p.slabs = nil
-		p.jobs, p.locs = nil, nil
+		p.jobs, p.locs, p.stream = nil, nil, nil
 		p.err = err
 		garbage := append(s.garbage, p.garbage...)
 		p.garbage = nil

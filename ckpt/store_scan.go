@@ -9,17 +9,14 @@ import (
 type chunkJob struct {
 	hash  Hash
 	buf   []byte // chunkHeaderLen spare bytes, then the raw chunk
-	src   []byte // instead of buf: the raw chunk in a copy-on-write snapshot, read where it is
-	value []byte // the stored value once encoded (buf itself, or a pool buffer)
+	value []byte // the stored value once encoded (buf itself, a pool buffer, or carved from slab)
+	slab  *slab  // the pool buffer value is carved from (scanFrozen), nil if none
 	raw   int    // raw length
 }
 
 // rawLen is the length of the job's raw chunk.
 func (j *chunkJob) rawLen() int {
-	switch {
-	case j.src != nil:
-		return len(j.src)
-	case j.buf == nil: // encoded as it was read (scanFrozen)
+	if j.buf == nil { // encoded as it was read (scanFrozen)
 		return j.raw
 	}
 	return len(j.buf) - chunkHeaderLen
@@ -32,7 +29,6 @@ type scanResult struct {
 	changed int
 	hashed  int
 	copied  int64
-	slabs   [][]byte // pool buffers holding the values encoded by scanFrozen
 }
 
 // known is what a scan may take as it is without hashing: the hashes of
@@ -95,9 +91,10 @@ func (k *known) hash(i int) (Hash, bool) {
 // scan hashes data in ChunkSize pieces on cfg.Workers goroutines and copies
 // the non-zero pieces whose hash differs from base (or is in bad). Pieces
 // that kn says are unchanged are not hashed. It is the part of a capture
-// that runs while the guest is paused, unless fz is set: then data is a
-// copy-on-write snapshot, read through fz (scanFrozen).
-func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, fz Frozen) scanResult {
+// that runs while the guest is paused, unless st is set: then data is a
+// copy-on-write snapshot, read through st.fz, whose values go to the
+// writer as they are made (scanFrozen).
+func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known, st *valueStream) scanResult {
 	cs := s.cfg.ChunkSize
 	n := int(chunkCount(uint64(len(data)), cs))
 	res := scanResult{hashes: make([]Hash, n)}
@@ -105,7 +102,7 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 	if w > n {
 		w = n
 	}
-	if w <= 1 && fz == nil {
+	if w <= 1 && st == nil {
 		s.scanRange(data, base, bad, kn, 0, n, &res)
 		return res
 	}
@@ -116,11 +113,11 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if fz == nil {
+			if st == nil {
 				s.scanRange(data, base, bad, kn, i*n/w, (i+1)*n/w, &parts[i])
 				return
 			}
-			s.scanFrozen(fz, base, bad, kn, &parts[i])
+			s.scanFrozen(st, base, bad, kn, &parts[i])
 		}()
 	}
 	wg.Wait()
@@ -130,7 +127,6 @@ func (s *Store) scan(data []byte, base []Hash, bad map[Hash]struct{}, kn *known,
 		res.changed += p.changed
 		res.hashed += p.hashed
 		res.copied += p.copied
-		res.slabs = append(res.slabs, p.slabs...)
 	}
 	return res
 }
@@ -184,16 +180,18 @@ func (res *scanResult) store(i int, h Hash, base []Hash, bad map[Hash]struct{}) 
 // out (Frozen.Next: the ones the guest waits for first), on one of the
 // scan's goroutines. Each needed chunk is copied out of the snapshot into
 // one buffer, hashed and, if changed, compressed at once into the pool's
-// buffers (carve): the snapshot gives each block back as soon as it is
-// read, and nothing holds more than the compressed values.
-func (s *Store) scanFrozen(fz Frozen, base []Hash, bad map[Hash]struct{}, kn *known, res *scanResult) {
+// buffers (carve) and handed to the writer (valueStream.publish): the snapshot
+// gives each block back as soon as it is read, and nothing holds more
+// than the compressed values not yet written. Then it encodes the file
+// blob's chunks with the other scan goroutines.
+func (s *Store) scanFrozen(st *valueStream, base []Hash, bad map[Hash]struct{}, kn *known, res *scanResult) {
 	cs := s.cfg.ChunkSize
 	raw, scratch := s.bufs.get(), s.bufs.get()
 	defer s.bufs.put(raw)
 	defer s.bufs.put(scratch)
-	var slab []byte
+	var cur *slab
 	for {
-		lo, hi := fz.Next(cs)
+		lo, hi := st.fz.Next(cs)
 		if lo >= hi {
 			break
 		}
@@ -201,22 +199,22 @@ func (s *Store) scanFrozen(fz Frozen, base []Hash, bad map[Hash]struct{}, kn *kn
 			if kn.unwritten(i) {
 				continue // not in the snapshot: see known.fill
 			}
-			c := fz.Read(raw[:cs], i, cs)
+			c := st.fz.Read(raw[:cs], i, cs)
 			res.hashed++
 			h := s.hashChunk(c)
-			if !res.store(i, h, base, bad) {
+			if !res.store(i, h, base, bad) || !st.claim(h) {
+				st.p.progress.Add(int64(len(c)))
 				continue
 			}
-			value, rest, full := s.carve(slab, encodeChunkFrom(s.enc, c, scratch))
-			if slab = rest; full != nil {
-				res.slabs = append(res.slabs, full)
-			}
-			res.jobs = append(res.jobs, chunkJob{hash: h, value: value, raw: len(c)})
+			j := chunkJob{hash: h, raw: len(c)}
+			j.value, j.slab, cur = s.carve(cur, encodeChunkFrom(s.enc, c, scratch))
+			st.publish(j)
+			st.p.progress.Add(int64(len(c)))
+			st.wait()
 		}
 	}
-	if slab != nil {
-		res.slabs = append(res.slabs, slab)
-	}
+	s.unref(cur)
+	s.encodeFiles(st)
 }
 
 func (s *Store) badSnapshot() map[Hash]struct{} {

@@ -9,20 +9,39 @@ import (
 var batchBytes = 16 << 20
 
 // writeChunks writes a capture's new chunks to the current segment in
-// batches as they come out of the compressors, so that compression and the
-// disk overlap. These values count only once commit's transaction records
-// them: a failed capture gives their room back (segments.rollback), and
-// Open does after a crash.
+// batches as they come out of the compressors (for a copy-on-write
+// capture, out of its scan), so that compression and the disk overlap.
+// These values count only once commit's transaction records them: a
+// failed capture gives their room back (segments.rollback), and Open does
+// after a crash.
 func (s *Store) writeChunks(p *Pending) error {
 	if p.rep != nil { // a replica's, written as they arrived
 		return nil
+	}
+	st := p.stream
+	if st != nil {
+		<-st.opened
+		st.setWriting(true)
+		defer st.setWriting(false)
 	}
 	p.locs = make([]chunkLoc, len(p.jobs))
 	if len(p.jobs) == 0 {
 		return nil
 	}
-	if err := s.segs.begin(); err != nil {
-		return err
+	// A copy-on-write capture may have nothing to store after all: its
+	// segment is begun once it has.
+	begun := false
+	begin := func() error {
+		if begun {
+			return nil
+		}
+		begun = true
+		return s.segs.begin()
+	}
+	if st == nil {
+		if err := begin(); err != nil {
+			return err
+		}
 	}
 	var batch []int
 	size := 0
@@ -50,17 +69,33 @@ func (s *Store) writeChunks(p *Pending) error {
 						more = false
 					}
 				}
+				if st != nil {
+					n := st.published()
+					p.jobs, p.locs = p.jobs[:n], p.locs[:n]
+					if n > 0 {
+						return begin()
+					}
+				}
 				// The rest goes into the commit's own transaction.
 				return nil
 			}
 		}
+		if err := begin(); err != nil {
+			return err
+		}
 		if err := s.writeBatch(p, batch); err != nil {
 			return err
+		}
+		if st != nil {
+			st.taken(int64(size))
 		}
 		batch, size = batch[:0], 0
 	}
 }
 
+// writeBatch writes the values of a batch of jobs whose hash is not yet
+// stored, and syncs them. A value found stored is kept until the commit,
+// which writes it after all if that chunk went meanwhile.
 func (s *Store) writeBatch(p *Pending, batch []int) error {
 	if err := fail("commit:batch"); err != nil {
 		return err
@@ -83,7 +118,11 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 	if err := s.writeValues(p, todo); err != nil {
 		return err
 	}
-	return s.segs.sync()
+	if err := s.segs.sync(); err != nil {
+		return err
+	}
+	s.release(p, todo)
+	return fail("commit:batched")
 }
 
 // writeValues writes the values of the listed jobs to the current segment,
