@@ -307,10 +307,23 @@ func (p *Participant) Paused(rank int, e uint64) {
 	}
 	pr := p.next(rk)
 	if pr == nil || pr.epoch > e {
+		p.ask(rank) // a later round here, if any
 		return
 	}
 	p.take(rank, pr, false)
 	p.ask(rank)
+}
+
+// Waits reports whether rank, paused for epoch e and asked for no
+// checkpoint (Paused left Ready without a Persist), may still take one
+// of e here: e has not begun here, and a MARKER on its way (e's, or the
+// one before it) will ask. Otherwise the rank takes none of e here (e's
+// round here was left, or it took e already), and the driver moves it on
+// to e all the same, so that messages stamped e reach it. Never with a
+// single round at a time.
+func (p *Participant) Waits(rank int, e uint64) bool {
+	rk := p.ranks[rank]
+	return rk != nil && !p.recovering && !p.stopped && rk.epoch < e && e > p.last && !p.mayBegin(e)
 }
 
 // Ended reports that rank's program ended. Its final state is its

@@ -136,8 +136,10 @@ type shareRun struct {
 	coord *ckpt.EpochCoordinator // on the coordinator's host only
 	part  *ckpt.Participant
 
-	asked, taken []uint64 // by rank: the newest epoch asked for, and taken
-	persist      []uint64 // by rank: the epoch onPause is to write
+	asked, taken []uint64                 // by rank: the newest epoch asked for, and taken
+	persist      []uint64                 // by rank: the epoch onPause is to write
+	endWrites    []chan struct{}          // by rank: its last checkpoint as ended, closed once written
+	repChains    map[[2]int]chan struct{} // by (rank, host): its last replica there, closed once made
 	// cuts by epoch, kept as each rank's write completes its cut (the
 	// store calls keepCut while it writes the manifest); guarded by
 	// cutMu, not mu: a holder of mu may wait for the store (DeleteAfter
@@ -182,6 +184,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.runTag = j.rec.binding()
 	j.store = s.Store
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
+		endWrites: make([]chan struct{}, j.n), repChains: map[[2]int]chan struct{}{},
 		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},
 		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}, files: map[int]*rankFiles{},
 		copies: map[int]*movedCopy{}, rollGen: make(chan struct{})}

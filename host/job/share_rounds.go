@@ -245,16 +245,33 @@ func (r *shareRun) partAction(a ckpt.Action) {
 		}
 	case ckpt.ActPersist:
 		if a.Ended {
+			// One after another: the cut of a rank's next round moves it
+			// past this one's.
+			prev, done := r.endWrites[a.Rank], make(chan struct{})
+			r.endWrites[a.Rank] = done
 			r.writes.Add(1)
 			go func() {
 				defer r.writes.Done()
+				defer close(done)
+				if prev != nil {
+					<-prev
+				}
 				r.writeEnded(a.Rank, a.Epoch)
 			}()
 		} else {
 			r.persist[a.Rank] = a.Epoch // onPause writes it
 		}
 	case ckpt.ActReplicate:
+		// One after another to each host: a rank's replica of its next
+		// round goes once this one's is there.
+		k := [2]int{a.Rank, int(a.Host)}
+		prev, done := r.repChains[k], make(chan struct{})
+		r.repChains[k] = done
 		go func() {
+			defer close(done)
+			if prev != nil {
+				<-prev
+			}
 			err := r.s.Replicate(a.Rank, a.Epoch, a.Host)
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -295,8 +312,9 @@ func (r *shareRun) partAction(a ckpt.Action) {
 		r.cutMu.Lock()
 		delete(r.cuts, a.Epoch)
 		r.cutMu.Unlock()
+		// That epoch only: a round before it may still be under way.
 		for _, rank := range j.ranks {
-			j.store.DeleteAfter(j.key(rank), a.Epoch-1)
+			j.store.DeleteEpoch(j.key(rank), a.Epoch)
 		}
 	case ckpt.ActStop:
 		r.stopped = true
@@ -327,7 +345,11 @@ func (r *shareRun) coordAction(a ckpt.Action) {
 					j.logf("checkpoint %d: %v from trigger to commit", a.Epoch, time.Since(t).Round(time.Millisecond))
 				}
 			}
-			clear(r.triggered)
+			for e := range r.triggered {
+				if e <= a.Epoch {
+					delete(r.triggered, e)
+				}
+			}
 		})
 	case ckpt.ActAbandon:
 		j.logf("checkpoint %d abandoned: %s", a.Epoch, a.Err)
@@ -355,8 +377,8 @@ func (r *shareRun) persistCommit(rec *ckpt.CommitRecord, done func(error)) {
 	}()
 }
 
-// trigger begins a round if none is under way, and notes when. The
-// caller holds r.mu.
+// trigger begins a round if one may begin (fewer than the job's
+// MaxRounds are under way), and notes when. The caller holds r.mu.
 func (r *shareRun) trigger() uint64 {
 	e := r.coord.Trigger()
 	if e != 0 {
@@ -373,8 +395,8 @@ func (r *shareRun) answer(epoch uint64, err error) {
 	delete(r.waiters, epoch)
 }
 
-// checkpoint begins a round at once (or joins the one under way) and
-// waits for its commit.
+// checkpoint begins a round at once (or joins the newest under way, if
+// no other may begin) and waits for its commit.
 func (r *shareRun) checkpoint() (uint64, error) {
 	r.mu.Lock()
 	if r.coord == nil {
@@ -439,7 +461,9 @@ func (r *shareRun) prepare(rank int, w *host.Worker) error {
 }
 
 // onPause runs on rank's goroutine when it stopped at a capture point:
-// it takes the rank's checkpoint of the newest epoch asked for.
+// it takes the rank's checkpoint of the oldest round here it has not
+// taken, up to the newest epoch asked for (rounds are taken in epoch
+// order); a later one asked for is taken at its next capture point.
 func (r *shareRun) onPause(rank int, c *host.Capture) error {
 	if halted, err := r.migPause(rank, c); halted {
 		return err
@@ -452,15 +476,31 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 		r.mu.Unlock()
 		return nil
 	}
-	r.taken[rank] = e
 	r.part.Paused(rank, e)
 	r.pump()
-	write := r.persist[rank] == e
-	r.mu.Unlock()
-	if !write {
+	if t := r.persist[rank]; t > r.taken[rank] {
+		// The core had it take t: e, or a round before it.
+		r.taken[rank], e = t, t
+		if r.asked[rank] > t {
+			if w := r.j.workers[rank]; w != nil {
+				w.RequestCheckpoint()
+			}
+		}
+	} else {
+		if r.part.Waits(rank, e) {
+			// e may still begin here (its MARKER, or the one before, is
+			// on its way): the MARKER asks again.
+			r.mu.Unlock()
+			return nil
+		}
+		// Its round here was left: the rank goes on in e all the same,
+		// so that messages stamped e reach it.
+		r.taken[rank] = e
+		r.mu.Unlock()
 		r.setEpoch(rank, e)
 		return nil
 	}
+	r.mu.Unlock()
 	p, err := r.captureShare(rank, e, c)
 	if err != nil {
 		r.report(rank, e, err)

@@ -307,11 +307,21 @@ func (w *world) runRank() error {
 		// after it is asked for again (Capture). An epoch its host takes
 		// no more (or not yet: its MARKER is on the way) is asked no more:
 		// it goes on, and a message stamped with it asks again.
-		want := r.want
+		want, before := r.want, r.epoch
 		r.want = r.epoch
 		w.logf("h%d rank %d paused for e%d", x.id, r.id, want)
 		x.part.Paused(r.id, want)
-		return w.flush(x)
+		if err := w.flush(x); err != nil {
+			return err
+		}
+		if r.epoch == before && !x.part.Waits(r.id, want) {
+			// Its round here was left: it goes on in that epoch all the
+			// same, as the drivers move it (Endpoint.SetEpoch), so that
+			// messages stamped with it reach it.
+			w.logf("h%d rank %d moves on to e%d", x.id, r.id, want)
+			r.epoch = want
+		}
+		return nil
 	}
 	if r.halt {
 		return w.halt(x, r)

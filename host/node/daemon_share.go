@@ -23,6 +23,12 @@ import (
 // those of its ranks in the order rank 0, 1, … first names them; the
 // coordinator runs on host 0, the host of rank 0.
 
+// jobRounds is how many checkpoint rounds of a job may be under way at
+// once (ckpt.ProtoConfig.MaxRounds): a round may begin while the one
+// before is still written and replicated. Every host of a job runs the
+// same release, so they agree on it.
+const jobRounds = 2
+
 // jobDir is where a job's checkpoints are kept on a host.
 func jobDir(dataDir, id string) string { return filepath.Join(dataDir, "jobs", id) }
 
@@ -71,7 +77,7 @@ func (d *Daemon) openShare(j *job, p prepareMsg, module []byte) (*driver.Share, 
 		Dir:   dir,
 		Store: store,
 		Proto: ckpt.ProtoConfig{Hosts: len(hosts), Coordinator: 0, Place: place, Replicas: p.Replicas,
-			FailureTimeout: j.failureTimeout},
+			FailureTimeout: j.failureTimeout, MaxRounds: jobRounds},
 		Host:  ckpt.HostID(slices.Index(hosts, d.cfg.Name)),
 		Every: p.CheckpointEvery,
 	}
