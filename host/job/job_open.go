@@ -65,6 +65,10 @@ type jobRun struct {
 
 	mu   sync.Mutex
 	cond sync.Cond
+	// recMu orders the run record's writes by commits, off mu, with the
+	// last one at the end (recFinal): taken after mu, never before it.
+	recMu    sync.Mutex
+	recFinal bool
 	// Each round's cut by epoch and rank, kept as each rank's write
 	// completes it (keepCut, called by the store while it writes):
 	// guarded by cutMu, not mu, since a holder of mu may wait for the

@@ -183,14 +183,12 @@ func (j *jobRun) partAction(a ckpt.Action) {
 func (j *jobRun) coordAction(a ckpt.Action) {
 	switch a.Kind {
 	case ckpt.ActPersistCommit:
-		if err := j.store.CommitJob(ckpt.Commit{Job: j.rec.Job, Epoch: a.Epoch, Workers: uint32(j.n)}); err != nil {
-			if r := j.rounds[a.Epoch]; r != nil {
-				r.err = err
-			}
-			j.coord.CommitFailed(a.Epoch)
-			return
-		}
-		j.coord.CommitDurable(a.Epoch)
+		// Off the job's lock: a rank asking for its next checkpoint
+		// meanwhile need not wait for these writes (the coordinator asks
+		// for one commit record at a time).
+		rec := *j.rec
+		rec.Epoch = a.Epoch
+		go j.persistCommit(a.Epoch, &rec)
 	case ckpt.ActAbandon:
 		if r := j.rounds[a.Epoch]; r != nil {
 			err := r.err
@@ -200,6 +198,36 @@ func (j *jobRun) coordAction(a ckpt.Action) {
 			j.endRound(a.Epoch, err)
 		}
 	}
+}
+
+// persistCommit writes the commit record of epoch, then the run record
+// rec that names it, and tells the coordinator.
+func (j *jobRun) persistCommit(epoch uint64, rec *runRecord) {
+	err := j.store.CommitJob(ckpt.Commit{Job: rec.Job, Epoch: epoch, Workers: uint32(j.n)})
+	if err == nil {
+		j.recMu.Lock()
+		if !j.recFinal {
+			if werr := writeRecord(j.cfg.StateDir, rec); werr != nil {
+				j.logf("warning: %v", werr)
+			}
+		}
+		j.recMu.Unlock()
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.aborted {
+		return // no more checkpoints: the job is ending
+	}
+	if err != nil {
+		if r := j.rounds[epoch]; r != nil {
+			r.err = err
+		}
+		j.coord.CommitFailed(epoch)
+	} else {
+		j.coord.CommitDurable(epoch)
+	}
+	j.pump()
+	j.cond.Broadcast()
 }
 
 // dropEpoch drops what ranks wrote of an abandoned epoch: it never
@@ -313,10 +341,7 @@ func (j *jobRun) endRound(epoch uint64, err error) {
 	j.cutMu.Unlock()
 	j.observeEnd(epoch, err)
 	if err == nil {
-		j.rec.Epoch = epoch
-		if werr := writeRecord(j.cfg.StateDir, j.rec); werr != nil {
-			j.logf("warning: %v", werr)
-		}
+		j.rec.Epoch = epoch // written with the commit record (persistCommit)
 		if j.cfg.Verbose {
 			j.logDurable(epoch, r.stats)
 		}

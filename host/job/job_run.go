@@ -224,6 +224,9 @@ func (j *jobRun) finish(code int) (int, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.rec.Finished, j.rec.Exit = true, code
+	j.recMu.Lock()
+	defer j.recMu.Unlock()
+	j.recFinal = true // a commit's write of the record after this one would undo it
 	if err := writeRecord(j.cfg.StateDir, j.rec); err != nil {
 		// The job's exit code stands.
 		j.logf("warning: the %s ended but %s does not say so: %v", j.what(), j.cfg.StateDir, err)
