@@ -100,9 +100,10 @@ type Store struct {
 
 	mu      sync.Mutex
 	keys    map[Key]*keyState
-	closeMu sync.RWMutex // held for reading while sending on writeq
-	closed  bool         // guarded by closeMu
-	pinned  map[pin]int  // base epochs that queued captures were compared against
+	closeMu sync.RWMutex      // held for reading while sending on writeq
+	closed  bool              // guarded by closeMu
+	pinned  map[pin]int       // base epochs that queued captures were compared against
+	floors  map[string]uint64 // by job: the Keep rule drops no epoch from this one on (KeepFrom)
 
 	badMu sync.Mutex
 	bad   map[Hash]struct{} // chunks found corrupt: rewritten when captured again
@@ -194,6 +195,7 @@ func Open(cfg Config) (*Store, error) {
 		zero:       make([]byte, cfg.ChunkSize),
 		keys:       make(map[Key]*keyState),
 		pinned:     make(map[pin]int),
+		floors:     make(map[string]uint64),
 		bad:        make(map[Hash]struct{}),
 		writeq:     make(chan *Pending, 1024),
 		writerDone: make(chan struct{}),

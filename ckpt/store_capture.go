@@ -379,10 +379,27 @@ func (s *Store) unpin(p *Pending) {
 	}
 }
 
-// isPinned reports whether a capture other than p relies on epoch e of k.
+// KeepFrom makes the Keep rule drop no epoch of job's keys from epoch
+// on: the job's newest committed epoch, which a rollback goes back to.
+// With checkpoint rounds under way, and abandoned ones not yet dropped,
+// more than Keep epochs of a key may be newer than it. Only a later
+// epoch moves it.
+func (s *Store) KeepFrom(job string, epoch uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.floors[job]; epoch > f {
+		s.floors[job] = epoch
+	}
+}
+
+// isPinned reports whether a capture other than p relies on epoch e of k,
+// or e is at or after the floor of k's job (KeepFrom).
 func (s *Store) isPinned(p *Pending, k Key, e uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if f := s.floors[k.Job]; f > 0 && e >= f {
+		return true
+	}
 	n := s.pinned[pin{k, e}]
 	if p.base != nil && p.base.epoch == e && p.m.Key == k {
 		n--

@@ -220,14 +220,7 @@ func TestDeleteEpoch(t *testing.T) {
 	if err := s.DeleteEpoch(k, 9); err != nil {
 		t.Fatalf("an epoch not stored: %v", err)
 	}
-	infos, err := s.Epochs(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []uint64
-	for _, in := range infos {
-		got = append(got, in.Epoch)
-	}
+	got := storedEpochs(t, s, k)
 	if !slices.Equal(got, []uint64{1, 2, 4}) {
 		t.Fatalf("epochs left %v", got)
 	}
@@ -273,4 +266,49 @@ func TestKeepDropsCommitRecord(t *testing.T) {
 	if cs, _ = s.Commits(k.Job); len(cs) != 1 || cs[0].Epoch != 2 {
 		t.Fatalf("commit records after epoch 2's: %+v", cs)
 	}
+}
+
+// TestKeepFrom: the Keep rule drops no epoch from a job's floor on (its
+// newest committed epoch), however many newer ones there are; a later
+// floor lets the older ones go; other jobs keep the plain rule.
+func TestKeepFrom(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Keep = 2
+	s := openTest(t, cfg)
+	k, other := Key{Job: "floor", Worker: 1}, Key{Job: "plain", Worker: 1}
+	mem := genMemory(64<<10, 9)
+	epochs := func(k Key) []uint64 { return storedEpochs(t, s, k) }
+	s.KeepFrom("floor", 2)
+	for e := uint64(1); e <= 5; e++ {
+		mem[int(e)] ^= 0xa5
+		capture(t, s, testMeta(k, e), mem)
+		capture(t, s, testMeta(other, e), mem)
+	}
+	if got := epochs(k); !slices.Equal(got, []uint64{2, 3, 4, 5}) {
+		t.Fatalf("epochs kept with floor 2: %v", got)
+	}
+	if got := epochs(other); !slices.Equal(got, []uint64{4, 5}) {
+		t.Fatalf("epochs kept without a floor: %v", got)
+	}
+	s.KeepFrom("floor", 1) // never back
+	s.KeepFrom("floor", 5)
+	capture(t, s, testMeta(k, 6), mem)
+	if got := epochs(k); !slices.Equal(got, []uint64{5, 6}) {
+		t.Fatalf("epochs kept with floor 5: %v", got)
+	}
+	checkRefs(t, s)
+}
+
+// storedEpochs returns the epochs of k in s, in order.
+func storedEpochs(t *testing.T, s *Store, k Key) []uint64 {
+	t.Helper()
+	infos, err := s.Epochs(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, in := range infos {
+		out = append(out, in.Epoch)
+	}
+	return out
 }

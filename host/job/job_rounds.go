@@ -342,6 +342,7 @@ func (j *jobRun) endRound(epoch uint64, err error) {
 	j.observeEnd(epoch, err)
 	if err == nil {
 		j.rec.Epoch = epoch // written with the commit record (persistCommit)
+		j.store.KeepFrom(j.rec.Job, epoch)
 		if j.cfg.Verbose {
 			j.logDurable(epoch, r.stats)
 		}

@@ -183,6 +183,9 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.bind = ckpt.Binding{ModuleDigest: sha256.Sum256(j.module), Wazero: host.WazeroVersion(), Go: info.Go}
 	j.runTag = j.rec.binding()
 	j.store = s.Store
+	if s.Proto.Committed > 0 {
+		j.store.KeepFrom(j.rec.Job, s.Proto.Committed)
+	}
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
 		endWrites: make([]chan struct{}, j.n), repChains: map[[2]int]chan struct{}{},
 		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},

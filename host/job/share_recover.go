@@ -67,6 +67,7 @@ func (r *shareRun) recoverAction(a ckpt.Action) {
 		}
 		r.stopAdopted()
 	case ckpt.ActRollback, ckpt.ActRestore:
+		r.j.store.KeepFrom(r.j.rec.Job, a.Epoch) // the epoch rolled back to
 		if r.rec != nil {
 			r.rec.epoch = a.Epoch
 			r.rec.rolling = append(r.rec.rolling, a.Rank)

@@ -294,6 +294,9 @@ func (r *shareRun) partAction(a ckpt.Action) {
 			r.part.CommitDurable(a.Epoch)
 		})
 	case ckpt.ActRelease:
+		// The store keeps the epoch, its checkpoints and the replicas
+		// here, whatever rounds after it hold (ckpt.Store.KeepFrom).
+		j.store.KeepFrom(j.rec.Job, a.Epoch)
 		r.filesCommitted(a.Epoch)
 		// The senders' logs may drop what the committed cut covers.
 		r.cutMu.Lock()
