@@ -35,7 +35,17 @@ func committed(st *ckpt.Store, rec *runRecord) ([]ckpt.Commit, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A checkpoint older than the newest commit record and without its
+	// own lost that record to --keep: it is being dropped, and does not
+	// count (a store of an earlier release has no records at all).
+	var newest uint64
+	for _, c := range commits {
+		newest = max(newest, c.Epoch)
+	}
 	for _, in := range infos {
+		if in.Epoch < newest {
+			continue
+		}
 		if !slices.ContainsFunc(commits, func(c ckpt.Commit) bool { return c.Epoch == in.Epoch }) {
 			commits = append(commits, ckpt.Commit{Job: rec.Job, Epoch: in.Epoch, Workers: 1, Created: in.Created})
 		}

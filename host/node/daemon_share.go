@@ -24,10 +24,12 @@ import (
 // coordinator runs on host 0, the host of rank 0.
 
 // jobRounds is how many checkpoint rounds of a job may be under way at
-// once (ckpt.ProtoConfig.MaxRounds): a round may begin while the one
-// before is still written and replicated. Every host of a job runs the
-// same release, so they agree on it.
-const jobRounds = 2
+// once (ckpt.ProtoConfig.MaxRounds). Every host of a job runs the same
+// release, so they agree on it. One for now: with two, a resume after a
+// damaged epoch (TestLazyRestoreShareDamagedFallsBack) chose an epoch
+// whose checkpoint of rank 0 was on no host; the cores and the
+// simulation cover two.
+const jobRounds = 1
 
 // jobDir is where a job's checkpoints are kept on a host.
 func jobDir(dataDir, id string) string { return filepath.Join(dataDir, "jobs", id) }
