@@ -53,16 +53,19 @@ type Daemon struct {
 	// testLogsWait, if set, is called when a LOGS waits for a job's
 	// output log to start.
 	testLogsWait func()
-	tls          *tls.Config // for job transports
-	ctl          *tls.Config // for control connections, both ways
-	clusterID    string
-	ln           *quic.Listener
-	udp          *net.UDPConn
-	tr           *quic.Transport
-	started      time.Time
-	metrics      *metrics.Host
-	jobctl       *jobctl.Hub // the control streams between the hosts of jobs
-	recs         *jobrec.DB  // the jobs' records and output, in --data
+	// testJobWait, if set, is called when a job's part has come, before
+	// it is listed; testLogsUnknown when a LOGS asks for a job not here.
+	testJobWait, testLogsUnknown func()
+	tls                          *tls.Config // for job transports
+	ctl                          *tls.Config // for control connections, both ways
+	clusterID                    string
+	ln                           *quic.Listener
+	udp                          *net.UDPConn
+	tr                           *quic.Transport
+	started                      time.Time
+	metrics                      *metrics.Host
+	jobctl                       *jobctl.Hub // the control streams between the hosts of jobs
+	recs                         *jobrec.DB  // the jobs' records and output, in --data
 
 	drained atomic.Bool // takes no new jobs (daemon_migrate.go)
 

@@ -221,6 +221,9 @@ func (d *Daemon) runJob(ctx context.Context, str *quic.Stream, peer string, body
 		j.fail(fmt.Errorf("job %s still runs on host %s", p.Job, d.cfg.Name))
 		return
 	}
+	if d.testJobWait != nil {
+		d.testJobWait()
+	}
 	if p.Resume == nil && !d.addJob(j) {
 		j.fail(fmt.Errorf("host %s already has a job %s", d.cfg.Name, p.Job))
 		return

@@ -79,6 +79,9 @@ func (d *Daemon) serveLogs(ctx context.Context, str *quic.Stream, peer string, b
 	}
 	head := d.jobLogged(m.Job)
 	if head.Status == nil {
+		if d.testLogsUnknown != nil {
+			d.testLogsUnknown()
+		}
 		writeJSON(str, msgLogged, head)
 		return
 	}

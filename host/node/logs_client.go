@@ -105,11 +105,6 @@ func Logs(ctx context.Context, cfg LogsConfig) (JobEnd, error) {
 		return end, err
 	}
 	timeout := cfg.dialTimeout()
-	type asked struct {
-		h    *hostConn
-		str  *quic.Stream
-		head loggedMsg
-	}
 	as, errs := eachHost(cfg.Hosts, func(a string) (asked, error) {
 		h, err := dialHost(ctx, a, tc, timeout)
 		if err != nil {
@@ -125,6 +120,7 @@ func Logs(ctx context.Context, cfg LogsConfig) (JobEnd, error) {
 			}
 		}
 	}()
+	askLate(ctx, cfg, as, errs, timeout)
 	var down, failed []error // hosts that did not answer; the other failures
 	for _, err := range errs {
 		switch {
@@ -197,6 +193,65 @@ func Logs(ctx context.Context, cfg LogsConfig) (JobEnd, error) {
 		}
 	}
 	return end, errors.Join(errs...)
+}
+
+// lateAsk is how often a host of a running job that does not know the
+// job yet is asked again.
+const lateAsk = 50 * time.Millisecond
+
+// askLate asks again, until it knows the job or for up to timeout, each
+// host that answered it has no such job while another host of it runs a
+// part: the job reaches its hosts one after another, and a host asked
+// before it got its part would otherwise not be followed. One that still
+// does not know it is taken for down.
+func askLate(ctx context.Context, cfg LogsConfig, as []asked, errs []error, timeout time.Duration) {
+	hosts := map[string]bool{} // the job's, as a host that runs a part says
+	for i, a := range as {
+		if errs[i] == nil && a.head.Status != nil && a.head.Status.Ended.IsZero() {
+			for _, h := range a.head.Placement {
+				hosts[h] = true
+			}
+		}
+	}
+	var late []int
+	for i, a := range as {
+		if errs[i] == nil && a.head.Status == nil && hosts[a.h.id] {
+			late = append(late, i)
+		}
+	}
+	if len(late) == 0 {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	var wg sync.WaitGroup
+	for _, i := range late {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(lateAsk):
+				}
+				str, head, err := askLogs(ctx, as[i].h, logsMsg{Job: cfg.Job, Follow: cfg.Follow, FromNow: cfg.FromNow})
+				if err != nil || head.Status != nil {
+					as[i].str, as[i].head, errs[i] = str, head, err
+					return
+				}
+			}
+			errs[i] = fmt.Errorf("%w: host %s at %s has had no part of job %s for %v while its other hosts run it", ErrHostDown, as[i].h.id, as[i].h.addr, cfg.Job, timeout)
+		}()
+	}
+	wg.Wait()
+}
+
+// asked is a host asked for a job's output: its connection, its LOGS
+// stream and its first answer.
+type asked struct {
+	h    *hostConn
+	str  *quic.Stream
+	head loggedMsg
 }
 
 // askLogs opens a LOGS stream to h and reads the host's first LOGGED.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,4 +194,72 @@ func TestOutcomeOwnReasonFirst(t *testing.T) {
 	if code, err := end.Outcome(); code != 1 || err == nil || err.Error() != "job j1 cancelled: "+whyBySubmitter {
 		t.Errorf("cancelled by the submitter alone: exit %d, %v", code, err)
 	}
+}
+
+// A host that gets its part of a job after attach asked it (the job
+// reaches its hosts one after another) is asked again, and followed: the
+// output of its ranks is printed and its end is the job's too.
+func TestLogsFollowLateHost(t *testing.T) {
+	long := testGuest(t, "../../tests/testdata/longjob")
+	ds, _, _ := startDaemons(t, transport.Faults{}, "a", "b")
+	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
+	arrived, release, unknown := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ds[1].testJobWait = func() { close(arrived); <-release }
+	ds[1].testLogsUnknown = func() { once.Do(func() { close(unknown) }) }
+	cfg, _, _ := submitCfg(addrs, 2, long, "600")
+	res := submitAsync(cfg)
+	<-arrived
+	var id string
+	for id == "" {
+		if jobs := ds[0].Status().Jobs; len(jobs) == 1 {
+			id = jobs[0].ID
+		}
+		select {
+		case <-res.done:
+			t.Fatalf("the job ended: %v", res.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	lc, got, errOut := logsCfg(addrs, id)
+	lc.Follow = true
+	seen := make(chan struct{})
+	var seenOnce sync.Once
+	lc.Stdout = writerFunc(func(p []byte) (int, error) {
+		got.Write(p)
+		if strings.Contains(got.String(), "rank 0 tick 2\n") {
+			seenOnce.Do(func() { close(seen) })
+		}
+		return len(p), nil
+	})
+	type result struct {
+		end JobEnd
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		end, err := Logs(context.Background(), lc)
+		done <- result{end, err}
+	}()
+	<-unknown // host b said it has no such job
+	close(release)
+	select {
+	case <-seen:
+	case r := <-done:
+		t.Fatalf("logs ended before the job: %+v, %v", r.end, r.err)
+	}
+	if _, errs, _ := CancelJob(context.Background(), cfg.Client, addrs, id); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	r := <-done
+	if r.err != nil || len(r.end.Hosts) != 2 {
+		t.Fatalf("followed the hosts %+v (%v)", r.end.Hosts, r.err)
+	}
+	if lines := byRank(got.String())["[1]"]; len(lines) == 0 || !strings.HasPrefix(lines[0], "[1] rank 1 started") {
+		t.Fatalf("host b's rank 1 not followed: %q", got)
+	}
+	if errOut.String() != "" {
+		t.Fatalf("logs said %q", errOut)
+	}
+	res.wait(t)
 }
