@@ -90,17 +90,7 @@ func TestLogsFollow(t *testing.T) {
 	addrs := []string{ds[0].Addr().String(), ds[1].Addr().String()}
 	cfg, _, _ := submitCfg(addrs, 2, long, "600")
 	res := submitAsync(cfg)
-	var id string
-	for id == "" {
-		if jobs := ds[1].Status().Jobs; len(jobs) == 1 && jobs[0].State == stateRunning {
-			id = jobs[0].ID
-		}
-		select {
-		case <-res.done:
-			t.Fatalf("the job ended: %v", res.err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	id := waitJobListed(t, ds[1], res, true)
 	lc, got, _ := logsCfg(addrs, id)
 	lc.Follow = true
 	seen := make(chan struct{})
@@ -210,17 +200,7 @@ func TestLogsFollowLateHost(t *testing.T) {
 	cfg, _, _ := submitCfg(addrs, 2, long, "600")
 	res := submitAsync(cfg)
 	<-arrived
-	var id string
-	for id == "" {
-		if jobs := ds[0].Status().Jobs; len(jobs) == 1 {
-			id = jobs[0].ID
-		}
-		select {
-		case <-res.done:
-			t.Fatalf("the job ended: %v", res.err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	id := waitJobListed(t, ds[0], res, false)
 	lc, got, errOut := logsCfg(addrs, id)
 	lc.Follow = true
 	seen := make(chan struct{})
@@ -262,4 +242,20 @@ func TestLogsFollowLateHost(t *testing.T) {
 		t.Fatalf("logs said %q", errOut)
 	}
 	res.wait(t)
+}
+
+// waitJobListed waits until d lists the one job submitted by res (and it
+// runs, if running) and returns its ID.
+func waitJobListed(t *testing.T, d *Daemon, res *submitted, running bool) string {
+	t.Helper()
+	for {
+		if jobs := d.Status().Jobs; len(jobs) == 1 && (!running || jobs[0].State == stateRunning) {
+			return jobs[0].ID
+		}
+		select {
+		case <-res.done:
+			t.Fatalf("the job ended: %v", res.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
