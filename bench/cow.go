@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -15,23 +21,35 @@ import (
 // ask for a checkpoint) under librahost run -v, with the copy-on-write
 // capture and with the stop-and-copy one (LIBRAHOST_COW=off): the pause
 // of the first (full) checkpoint and of the 1 % incremental ones, the
-// time from a checkpoint's pause to durable, and the guest's run time.
+// time from a checkpoint's pause to durable, and the guest's run time;
+// and with copy-on-write a periodic run, where a guest that rewrites 1 %
+// per period never asks (a guest that asks back to back waits for the
+// oldest round under way to commit once two are).
 func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 	wasm, err := buildGuest(dir, "mem", filepath.Join(root, "host/testdata/mem"), false)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("memory sizes: host/testdata/mem, then %d rounds that each rewrite 1 %% of it (a run of pages) and take a checkpoint\n\n", rounds)
+	fmt.Printf("memory sizes: host/testdata/mem, then %d rounds that each rewrite 1 %% of it (a run of pages) and take a checkpoint; "+
+		"the periodic run sleeps %v after each round instead, `--checkpoint-every %v` takes the checkpoints, and it is ended once %d after the full one are durable "+
+		"(its run time is until then)\n\n", rounds, cowPeriod, cowPeriod, rounds)
 	fmt.Println("Pauses and time to durable (from the pause's start) over all runs: p50 / max; run time: median of the whole run (fill included); peak resident memory (VmHWM), the most of any run.")
 	fmt.Println()
 	fmt.Println("| guest memory | capture | full: pause | full: durable (GB/s) | 1 %: pause p50 / max | 1 %: durable p50 | run time | ratio | peak RSS |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, mib := range sizes {
 		args := []string{fmt.Sprint(mib), "10", fmt.Sprint(rounds), "ckpt"}
+		// The periodic run: the guest rewrites 1 % each period and the
+		// host's timer takes the checkpoints (a tick while a round is
+		// under way is skipped: the guest never waits for one), until
+		// rounds of them after the full one are durable.
+		periodic := []string{fmt.Sprint(mib), "10", "1000000000", "tick", "run", fmt.Sprint(cowPeriod.Milliseconds())}
 		variants := []struct {
-			name string
-			env  []string
-		}{{"stop-and-copy", []string{"LIBRAHOST_COW=off"}}, {"copy-on-write", nil}}
+			name        string
+			env         []string
+			args, flags []string
+		}{{"stop-and-copy", []string{"LIBRAHOST_COW=off"}, args, nil}, {"copy-on-write", nil, args, nil},
+			{"copy-on-write", nil, periodic, []string{"--checkpoint-every", cowPeriod.String()}}}
 		type result struct {
 			wall                            []time.Duration
 			peak                            uint64
@@ -44,7 +62,13 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 		}
 		for round := 0; round < runs; round++ {
 			for i, v := range variants {
-				wall, peak, cks, err := runCheckpoints(lh, dir, wasm, args, v.env)
+				run := runCheckpoints
+				if v.flags != nil {
+					run = func(lh, dir, wasm string, args, flags, env []string) (time.Duration, uint64, []ckptLine, error) {
+						return runPeriodic(lh, dir, wasm, args, flags, env, rounds)
+					}
+				}
+				wall, peak, cks, err := run(lh, dir, wasm, v.args, v.flags, v.env)
 				if err != nil {
 					return err
 				}
@@ -70,18 +94,27 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 			if r.kinds[v.name] == 0 { // the verbose lines say which ran
 				kind += fmt.Sprintf(" (ran: %v)", r.kinds)
 			}
+			ratio := fmt.Sprintf("%.2f×", median(r.wall).Seconds()/base.Seconds())
+			if v.flags != nil {
+				kind += fmt.Sprintf(", every %v", cowPeriod)
+				ratio = "—" // the run sleeps, and is ended
+			}
 			gbs := 0.0
 			if d := median(r.fullDur); d > 0 {
 				gbs = float64(mib<<20) / d.Seconds() / 1e9
 			}
-			fmt.Printf("| %s | %s | %s | %s (%.2f) | %s / %s | %s | %s | %.2f× | %d MiB |\n", mem(mib), kind,
+			fmt.Printf("| %s | %s | %s | %s (%.2f) | %s / %s | %s | %s | %s | %d MiB |\n", mem(mib), kind,
 				ms2(median(r.fullPause)), ms(median(r.fullDur)), gbs,
 				ms2(median(r.pause)), ms2(maxDur(r.pause)), ms(median(r.durs)),
-				secs(median(r.wall)), median(r.wall).Seconds()/base.Seconds(), r.peak>>20)
+				secs(median(r.wall)), ratio, r.peak>>20)
 		}
 	}
 	return nil
 }
+
+// cowPeriod is the periodic run's period: the guest rewrites 1 % of its
+// memory in each.
+const cowPeriod = 250 * time.Millisecond
 
 // ms2 prints a duration in milliseconds with two decimals.
 func ms2(d time.Duration) string { return fmt.Sprintf("%.2f ms", d.Seconds()*1000) }
@@ -102,25 +135,79 @@ type ckptLine struct {
 
 var ckptRE = regexp.MustCompile(`checkpoint (\d+) durable: .* pause ([0-9.]+[µmn]?s) \(([a-z-]+)[^)]*\), write ([0-9.]+[µmn]?s)`)
 
+// parseCkptLine reads a checkpoint's -v line.
+func parseCkptLine(l string) (ckptLine, bool) {
+	m := ckptRE.FindStringSubmatch(l)
+	if m == nil {
+		return ckptLine{}, false
+	}
+	e, _ := strconv.Atoi(m[1])
+	p, err1 := time.ParseDuration(m[2])
+	w, err2 := time.ParseDuration(m[4])
+	return ckptLine{epoch: e, pause: p, write: w, kind: m[3]}, err1 == nil && err2 == nil
+}
+
 // runCheckpoints runs a module under librahost run -v with a state
 // directory (the guest asks for its checkpoints) and returns the wall
 // time, the peak resident memory and the checkpoints' lines.
-func runCheckpoints(lh, dir, wasm string, args, env []string) (time.Duration, uint64, []ckptLine, error) {
-	wall, _, peak, log, err := runStatePeak(lh, dir, wasm, args, nil, env, true)
+func runCheckpoints(lh, dir, wasm string, args, flags, env []string) (time.Duration, uint64, []ckptLine, error) {
+	wall, _, peak, log, err := runStatePeak(lh, dir, wasm, args, flags, env, true)
 	if err != nil {
 		return 0, 0, nil, err
 	}
 	var cks []ckptLine
-	for _, m := range ckptRE.FindAllStringSubmatch(log, -1) {
-		e, _ := strconv.Atoi(m[1])
-		p, err1 := time.ParseDuration(m[2])
-		w, err2 := time.ParseDuration(m[4])
-		if err1 == nil && err2 == nil {
-			cks = append(cks, ckptLine{epoch: e, pause: p, write: w, kind: m[3]})
+	for _, l := range strings.Split(log, "\n") {
+		if c, ok := parseCkptLine(l); ok {
+			cks = append(cks, c)
 		}
 	}
 	if len(cks) == 0 {
 		return 0, 0, nil, fmt.Errorf("%s: no checkpoint lines in\n%s", filepath.Base(wasm), log)
+	}
+	return wall, peak, cks, nil
+}
+
+// runPeriodic runs a module that does not end by itself under librahost
+// run -v with a state directory and flags (a --checkpoint-every), and
+// kills it once want checkpoints after the first are durable; it returns
+// the time until then, the peak resident memory and the checkpoints'
+// lines.
+func runPeriodic(lh, dir, wasm string, args, flags, env []string, want int) (time.Duration, uint64, []ckptLine, error) {
+	st := filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
+	defer os.RemoveAll(st)
+	cmd := exec.Command(lh, append(append(append([]string{"run", "-v", "--state", st}, flags...), wasm, "--"), args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, nil, err
+	}
+	var cks []ckptLine
+	var log strings.Builder
+	sc := bufio.NewScanner(stderr)
+	later := 0
+	for later < want && sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if c, ok := parseCkptLine(sc.Text()); ok {
+			cks = append(cks, c)
+			if c.epoch > 1 {
+				later++
+			}
+		}
+	}
+	wall := time.Since(t0)
+	cmd.Process.Kill()
+	go io.Copy(io.Discard, stderr)
+	cmd.Wait()
+	if later < want {
+		return 0, 0, nil, fmt.Errorf("%s: ended after %d checkpoints:\n%s", filepath.Base(wasm), len(cks), log.String())
+	}
+	var peak uint64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		peak = uint64(ru.Maxrss) << 10
 	}
 	return wall, peak, cks, nil
 }

@@ -6,13 +6,16 @@
 // with "spray" it writes one byte in each 64 of them at random, as fast as
 // it can, in main's own loop (a loop that also calls functions, so that
 // its preemption checks read the counter the host may zero:
-// wasmbin.PreemptCounterName).
+// wasmbin.PreemptCounterName). With argv[6] it sleeps that many
+// milliseconds after each round (the host's --checkpoint-every then takes
+// the checkpoints: argv[4] other than "ckpt").
 package main
 
 import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	libra "github.com/librahost/librahost/guest-sdk"
 )
@@ -32,6 +35,11 @@ func main() {
 	mode := ""
 	if len(os.Args) > 5 {
 		mode = os.Args[5]
+	}
+	var gap time.Duration
+	if len(os.Args) > 6 {
+		ms, _ := strconv.Atoi(os.Args[6])
+		gap = time.Duration(ms) * time.Millisecond
 	}
 	buf := make([]byte, mib<<20)
 	x := uint64(88172645463325252)
@@ -64,6 +72,9 @@ func main() {
 		}
 		if ckpt {
 			libra.Checkpoint()
+		}
+		if gap > 0 {
+			time.Sleep(gap)
 		}
 	}
 	fmt.Println("done", buf[0])
