@@ -4,6 +4,7 @@ package dirty
 
 import (
 	"fmt"
+	"math/bits"
 	"os"
 	"runtime"
 	"sync"
@@ -77,6 +78,7 @@ type cowShared struct {
 	full               unsafe.Pointer // *uint32 zeroed when a copy fills the pool (ZeroWhenFull)
 	poolMax, poolLen   uint64         // the pool's blocks; with overflow room
 	freeOff, freeWords uint64         // the free bitmap (1: free), handler-owned
+	liftOff, liftWords uint64         // the lifted bitmap: see cowLifted
 	inuse, peak        uint64
 	overflow           uint64
 	consumed           uint64 // blocks the readers have read (readers add)
@@ -104,9 +106,10 @@ func (sh *cowShared) at(off uint64) unsafe.Pointer {
 	return unsafe.Add(unsafe.Pointer(sh), off)
 }
 
-// state, where, left, keep, need and freeWord are the handler's unchecked
-// indexing (it may not call the runtime's bounds panics): the caller
-// proves s < cowSlots, b < nblocks, i < needLen and w < freeWords.
+// state, where, left, keep, need, freeWord and liftWord are the
+// handler's unchecked indexing (it may not call the runtime's bounds
+// panics): the caller proves s < cowSlots, b < nblocks, i < needLen,
+// w < freeWords (liftWords).
 //
 //go:nosplit
 func (sh *cowShared) state(s uint32, b uint64) *uint32 {
@@ -133,6 +136,13 @@ func (sh *cowShared) need(s uint32, i uint64) *byte {
 
 //go:nosplit
 func (sh *cowShared) freeWord(w uint64) *uint64 { return (*uint64)(sh.at(sh.freeOff + 8*w)) }
+
+//go:nosplit
+func (sh *cowShared) liftWord(w uint64) *uint64 { return (*uint64)(sh.at(sh.liftOff + 8*w)) }
+
+func (sh *cowShared) lifts() []uint64 {
+	return unsafe.Slice((*uint64)(sh.at(sh.liftOff)), sh.liftWords)
+}
 
 func (sh *cowShared) states(s uint32) []uint32 {
 	return unsafe.Slice((*uint32)(sh.at(sh.slots[s].stateOff)), sh.nblocks)
@@ -191,6 +201,9 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page, poolMax uint64) (*cow, er
 	off := (uint64(unsafe.Sizeof(cowShared{})) + 7) &^ 7
 	freeOff := off
 	off += 8 * freeWords
+	liftWords := (limit/TrackUnit + 1 + 63) / 64
+	liftOff := off
+	off += 8 * liftWords
 	var stateOffs, whereOffs, leftOffs, needOffs [cowSlots]uint64
 	for s := range cowSlots {
 		stateOffs[s] = off
@@ -223,7 +236,7 @@ func startCOW(fd int, mem unsafe.Pointer, limit, page, poolMax uint64) (*cow, er
 	*sh = cowShared{uffd: int32(fd), base: base, limit: limit, page: page, nblocks: nblocks,
 		keepOff: keepOff, needLen: needLen, baseP: mem, ctl: -1, ack: -1, prog: -1, one: 1,
 		poolP: unsafe.Pointer(&pool[0]), poolMax: poolMax, poolLen: poolLen,
-		freeOff: freeOff, freeWords: freeWords}
+		freeOff: freeOff, freeWords: freeWords, liftOff: liftOff, liftWords: liftWords}
 	for p := range poolLen {
 		*sh.freeWord(p / 64) |= 1 << (p % 64)
 	}
@@ -352,6 +365,97 @@ func (t *Tracker) unprotect(start, end uint64) error {
 		return t.protect(from, end, false)
 	}
 	return nil
+}
+
+// The lifted bitmap has a bit per TrackUnit of the mapping, set before
+// its write protection is lifted (by the handler, cowLifted, or by Go
+// code, markLifted) and cleared before it is put back (clearLifted):
+// while the tracker is armed, the units with their bit set are the ones
+// written since the last Collect (TestCOWLifted checks them against the
+// page tables), which so needs no walk of the page tables (PAGEMAP_SCAN)
+// that grows with the memory; nor does the guard, which held the
+// tracker's lock for one and so could stretch a pause.
+
+// unitsIn returns the units [lo, hi) that lie wholly in [start, end)
+// (inner) or that [start, end) touches.
+func unitsIn(start, end uint64, inner bool) (lo, hi uint64) {
+	if inner {
+		return (start + TrackUnit - 1) / TrackUnit, end / TrackUnit
+	}
+	return start / TrackUnit, (end + TrackUnit - 1) / TrackUnit
+}
+
+// markLifted sets the bits of the units [start, end) of the mapping
+// touches: Go code lifted their protection.
+func (c *cow) markLifted(start, end uint64) {
+	lo, hi := unitsIn(start, min(end, c.sh.limit), false)
+	lifts := c.sh.lifts()
+	for u := lo; u < hi; u++ {
+		atomic.OrUint64(&lifts[u/64], 1<<(u%64))
+	}
+}
+
+// clearLifted clears the bits of the units wholly in [start, end), which
+// are about to be protected.
+func (c *cow) clearLifted(start, end uint64) {
+	lo, hi := unitsIn(start, min(end, c.sh.limit), true)
+	lifts := c.sh.lifts()
+	for u := lo; u < hi; {
+		w := u / 64
+		n := min(hi-u, 64-u%64)
+		mask := ^uint64(0) >> (64 - n) << (u % 64)
+		atomic.AndUint64(&lifts[w], ^mask)
+		u += n
+	}
+}
+
+// takeLifted reports the runs of units below end whose bits are set,
+// clipped to end, and clears those bits.
+func (c *cow) takeLifted(end uint64, fn func(start, end uint64)) {
+	end = min(end, c.sh.limit)
+	hi := (end + TrackUnit - 1) / TrackUnit
+	lifts := c.sh.lifts()
+	var run, runEnd uint64
+	open := false
+	for w := uint64(0); w*64 < hi; w++ {
+		mask := ^uint64(0)
+		if left := hi - w*64; left < 64 {
+			mask = 1<<left - 1
+		}
+		v := atomic.AndUint64(&lifts[w], ^mask) & mask
+		for v != 0 {
+			u := w*64 + uint64(bits.TrailingZeros64(v))
+			v &= v - 1
+			if open && u*TrackUnit == runEnd {
+				runEnd += TrackUnit
+				continue
+			}
+			if open {
+				fn(run, min(runEnd, end))
+			}
+			run, runEnd, open = u*TrackUnit, (u+1)*TrackUnit, true
+		}
+	}
+	if open {
+		fn(run, min(runEnd, end))
+	}
+}
+
+// countLifted returns how many bytes of the units below end have their
+// bits set.
+func (c *cow) countLifted(end uint64) uint64 {
+	end = min(end, c.sh.limit)
+	hi := (end + TrackUnit - 1) / TrackUnit
+	lifts := c.sh.lifts()
+	var n uint64
+	for w := uint64(0); w*64 < hi; w++ {
+		v := atomic.LoadUint64(&lifts[w])
+		if left := hi - w*64; left < 64 {
+			v &= 1<<left - 1
+		}
+		n += uint64(bits.OnesCount64(v))
+	}
+	return n * TrackUnit
 }
 
 // copyingNow reports whether a snapshot's read is under way.

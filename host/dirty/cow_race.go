@@ -23,3 +23,8 @@ func (*cow) close() {}
 func (t *Tracker) unprotect(start, end uint64) error { return t.protect(start, end, false) }
 
 func (t *Tracker) copyingNow() bool { return false }
+
+func (*cow) markLifted(start, end uint64)                      {}
+func (*cow) clearLifted(start, end uint64)                     {}
+func (*cow) takeLifted(end uint64, fn func(start, end uint64)) {}
+func (*cow) countLifted(end uint64) uint64                     { return 0 }

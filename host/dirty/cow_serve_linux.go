@@ -320,9 +320,30 @@ func cowMove(sh *cowShared, dst unsafe.Pointer, at, lo, hi uint64) {
 //go:nosplit
 //go:norace
 func cowRelease(sh *cowShared, addr, n uint64) {
+	if addr >= sh.base && addr-sh.base < sh.limit {
+		cowLifted(sh, addr-sh.base, n)
+	}
 	sh.wp = uffd.WriteProtectArg{Start: addr, Len: n, Mode: uffd.WriteProtectModeClear}
 	if _, _, errno := syscall.RawSyscall6(syscall.SYS_IOCTL, uintptr(sh.uffd), uffd.IoctlWriteProtect, uintptr(unsafe.Pointer(&sh.wp)), 0, 0, 0); errno != 0 {
 		atomic.AddUint64(&sh.errs, 1)
+	}
+}
+
+// cowLifted sets the lifted bits (cow.markLifted) of the units that
+// [off, off+n) of the mapping touches, before their protection is lifted:
+// the write that faulted goes on only once it is, so by the time the
+// guest is paused for a Collect the bit of every unit it wrote is set. (A
+// Collect runs only while the guest is paused and reaps are held: no lift
+// is under way then, and none can come between its clearing a bit and
+// its protecting the unit again.)
+//
+//go:nosplit
+//go:norace
+func cowLifted(sh *cowShared, off, n uint64) {
+	for u := off / TrackUnit; u*TrackUnit < off+n; u++ {
+		if w := u / 64; w < sh.liftWords {
+			atomic.OrUint64(sh.liftWord(w), 1<<(u%64))
+		}
 	}
 }
 

@@ -131,6 +131,9 @@ func (t *Tracker) check(stop chan struct{}) (bool, uint64) {
 // count returns how many bytes of [start, end) were written, stopping
 // once it passes max.
 func (t *Tracker) count(start, end, max uint64) uint64 {
+	if t.cow != nil && start == 0 {
+		return t.cow.countLifted(end)
+	}
 	var n uint64
 	_ = t.scan(start, end, false, max, func(start, end uint64) { n += end - start })
 	return n

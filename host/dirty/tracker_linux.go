@@ -153,7 +153,9 @@ func (t *Tracker) Armed() bool {
 // and protects them again. If tracking was off (the first call, or after
 // Disarm or an error), the whole [0, size) counts as written. Memory that
 // grew since the last call counts as written. fn sees page-aligned ranges
-// in increasing order.
+// in increasing order. With copy-on-write, call it only while nothing
+// writes to the memory (the guest paused): it reads what the handler
+// lifted (cowLifted).
 func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 	defer t.Hold()()
 	t.mu.Lock()
@@ -174,11 +176,13 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 		}
 	}
 	if armed > 0 && t.sync {
-		// Only the asynchronous mode protects as it scans.
+		// Only the asynchronous mode protects as it scans. A
+		// copy-on-write tracker knows what it lifted.
 		var written [][2]uint64
-		if err := t.scan(0, armed, false, 0, func(start, end uint64) {
-			written = append(written, [2]uint64{start, end})
-		}); err != nil {
+		add := func(start, end uint64) { written = append(written, [2]uint64{start, end}) }
+		if t.cow != nil {
+			t.cow.takeLifted(armed, add)
+		} else if err := t.scan(0, armed, false, 0, add); err != nil {
 			return fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
 		}
 		for _, r := range written {
@@ -260,6 +264,13 @@ func (t *Tracker) protect(start, end uint64, on bool) error {
 	if on {
 		a.Mode = uffd.WriteProtectModeWP
 		t.protected += end - start
+		if t.cow != nil {
+			t.cow.clearLifted(start, end)
+		}
+		return uffd.Ioctl(t.uffd, uffd.IoctlWriteProtect, unsafe.Pointer(&a))
+	}
+	if t.cow != nil {
+		t.cow.markLifted(start, end) // before: see cowLifted
 	}
 	return uffd.Ioctl(t.uffd, uffd.IoctlWriteProtect, unsafe.Pointer(&a))
 }

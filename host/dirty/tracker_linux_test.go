@@ -22,7 +22,7 @@ func newTest(t *testing.T, size int) ([]byte, *Tracker) {
 }
 
 // newTestWith is newTest with the tracker that open makes.
-func newTestWith(t *testing.T, size int, open func([]byte) (*Tracker, error)) ([]byte, *Tracker) {
+func newTestWith(t testing.TB, size int, open func([]byte) (*Tracker, error)) ([]byte, *Tracker) {
 	t.Helper()
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
