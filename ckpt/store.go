@@ -100,10 +100,11 @@ type Store struct {
 
 	mu      sync.Mutex
 	keys    map[Key]*keyState
-	closeMu sync.RWMutex      // held for reading while sending on writeq
-	closed  bool              // guarded by closeMu
-	pinned  map[pin]int       // base epochs that queued captures were compared against
-	floors  map[string]uint64 // by job: the Keep rule drops no epoch from this one on (KeepFrom)
+	closeMu sync.RWMutex        // held for reading while sending on writeq
+	closed  bool                // guarded by closeMu
+	pinned  map[pin]int         // base epochs that queued captures were compared against
+	floors  map[string]uint64   // by job: the Keep rule drops no epoch from this one on (KeepFrom)
+	commits map[string][]uint64 // by job: its newest committed epochs the floor keeps (KeepFrom), oldest first
 
 	badMu sync.Mutex
 	bad   map[Hash]struct{} // chunks found corrupt: rewritten when captured again
@@ -196,6 +197,7 @@ func Open(cfg Config) (*Store, error) {
 		keys:       make(map[Key]*keyState),
 		pinned:     make(map[pin]int),
 		floors:     make(map[string]uint64),
+		commits:    make(map[string][]uint64),
 		bad:        make(map[Hash]struct{}),
 		writeq:     make(chan *Pending, 1024),
 		writerDone: make(chan struct{}),

@@ -379,17 +379,28 @@ func (s *Store) unpin(p *Pending) {
 	}
 }
 
-// KeepFrom makes the Keep rule drop no epoch of job's keys from epoch
-// on: the job's newest committed epoch, which a rollback goes back to.
-// With checkpoint rounds under way, and abandoned ones not yet dropped,
-// more than Keep epochs of a key may be newer than it. Only a later
-// epoch moves it.
+// KeepFrom says that epoch is the job's newest committed epoch: the Keep
+// rule then drops no epoch of the job's keys from it on (a rollback goes
+// back to it), nor, with Keep 2 or more, from the committed epoch before
+// it that this store was told of (a resume that finds the newest one
+// damaged falls back to it). With checkpoint rounds under way, and
+// abandoned ones not yet dropped, more than Keep epochs of a key may be
+// newer than those: with two rounds under way, Keep 3 would otherwise
+// drop the epoch before the newest committed one as the second round is
+// written. Only a later epoch moves it.
 func (s *Store) KeepFrom(job string, epoch uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.floors[job]; epoch > f {
-		s.floors[job] = epoch
+	cs := s.commits[job]
+	if len(cs) > 0 && epoch <= cs[len(cs)-1] {
+		return
 	}
+	cs = append(cs, epoch)
+	if n := min(s.cfg.Keep, 2); len(cs) > n {
+		cs = cs[len(cs)-n:]
+	}
+	s.commits[job] = cs
+	s.floors[job] = cs[0]
 }
 
 // isPinned reports whether a capture other than p relies on epoch e of k,

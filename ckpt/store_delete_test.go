@@ -268,9 +268,10 @@ func TestKeepDropsCommitRecord(t *testing.T) {
 	}
 }
 
-// TestKeepFrom: the Keep rule drops no epoch from a job's floor on (its
-// newest committed epoch), however many newer ones there are; a later
-// floor lets the older ones go; other jobs keep the plain rule.
+// TestKeepFrom: the Keep rule drops no epoch from a job's floor on (the
+// committed epoch before its newest, or with Keep 1 its newest), however
+// many newer ones there are; a later floor lets the older ones go; other
+// jobs keep the plain rule.
 func TestKeepFrom(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Keep = 2
@@ -291,12 +292,31 @@ func TestKeepFrom(t *testing.T) {
 		t.Fatalf("epochs kept without a floor: %v", got)
 	}
 	s.KeepFrom("floor", 1) // never back
-	s.KeepFrom("floor", 5)
+	s.KeepFrom("floor", 5) // 2 is the committed epoch before it: kept
 	capture(t, s, testMeta(k, 6), mem)
-	if got := epochs(k); !slices.Equal(got, []uint64{5, 6}) {
-		t.Fatalf("epochs kept with floor 5: %v", got)
+	if got := epochs(k); !slices.Equal(got, []uint64{2, 3, 4, 5, 6}) {
+		t.Fatalf("epochs kept with 2 and 5 committed: %v", got)
+	}
+	s.KeepFrom("floor", 6)
+	capture(t, s, testMeta(k, 7), mem)
+	if got := epochs(k); !slices.Equal(got, []uint64{5, 6, 7}) {
+		t.Fatalf("epochs kept with 5 and 6 committed: %v", got)
 	}
 	checkRefs(t, s)
+
+	cfg = testConfig(t)
+	cfg.Keep = 1
+	one := openTest(t, cfg)
+	one.KeepFrom("floor", 2)
+	one.KeepFrom("floor", 3)
+	for e := uint64(1); e <= 4; e++ {
+		mem[int(e)] ^= 0xa5
+		capture(t, one, testMeta(k, e), mem)
+	}
+	if got := storedEpochs(t, one, k); !slices.Equal(got, []uint64{3, 4}) {
+		t.Fatalf("Keep 1, 3 committed: epochs kept %v", got)
+	}
+	checkRefs(t, one)
 }
 
 // storedEpochs returns the epochs of k in s, in order.

@@ -39,6 +39,10 @@ type Share struct {
 	Replicate func(rank int, epoch uint64, to ckpt.HostID) error
 	// PersistCommit makes a commit record durable on this host.
 	PersistCommit func(rec *ckpt.CommitRecord) error
+	// Before is the committed epoch before Proto.Committed (0: none
+	// known), which a resume that finds Proto.Committed damaged falls
+	// back to: the store keeps it (ckpt.Store.KeepFrom).
+	Before uint64
 	// Every is how often the coordinator begins a checkpoint; 0: only
 	// when asked (Checkpoint).
 	Every time.Duration
@@ -184,6 +188,9 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 	j.runTag = j.rec.binding()
 	j.store = s.Store
 	if s.Proto.Committed > 0 {
+		if s.Before > 0 && s.Before < s.Proto.Committed {
+			j.store.KeepFrom(j.rec.Job, s.Before)
+		}
 		j.store.KeepFrom(j.rec.Job, s.Proto.Committed)
 	}
 	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/librahost/librahost/ckpt"
 	driver "github.com/librahost/librahost/host/job"
@@ -25,11 +27,11 @@ import (
 
 // jobRounds is how many checkpoint rounds of a job may be under way at
 // once (ckpt.ProtoConfig.MaxRounds). Every host of a job runs the same
-// release, so they agree on it. One for now: with two, a resume after a
-// damaged epoch (TestLazyRestoreShareDamagedFallsBack) chose an epoch
-// whose checkpoint of rank 0 was on no host; the cores and the
-// simulation cover two.
-const jobRounds = 1
+// release, so they agree on it. With two, the stores must keep the
+// committed epoch before the newest whatever the rounds under way hold
+// (ckpt.Store.KeepFrom): a resume that finds the newest damaged falls
+// back to it (TestLazyRestoreShareDamagedFallsBack).
+const jobRounds = 2
 
 // jobDir is where a job's checkpoints are kept on a host.
 func jobDir(dataDir, id string) string { return filepath.Join(dataDir, "jobs", id) }
@@ -89,6 +91,7 @@ func (d *Daemon) openShare(j *job, p prepareMsg, module []byte) (*driver.Share, 
 		share.Proto.Hosts, share.Proto.Coordinator, share.Proto.Place = len(hosts), r.Coordinator, r.Place
 		share.Proto.Inc, share.Proto.Committed, share.Proto.Holders = r.Inc, r.Epoch, r.Holders
 		share.Live, share.Next = r.Live, r.Next
+		share.Before = committedBefore(dir, r.Epoch)
 		if share.Host < 0 {
 			store.Close()
 			return nil, fmt.Errorf("node: job %s: host %s is not among its hosts %v", j.id, d.cfg.Name, hosts)
@@ -259,4 +262,19 @@ func (d *Daemon) newIncarnation(j *job, inc uint64, place []ckpt.HostID, peers m
 	noteInc(j, inc)
 	d.logf("job %s: incarnation %d: ranks on %v", j.id, inc, hosts)
 	return ep, nil
+}
+
+// committedBefore is the newest epoch before epoch whose commit record
+// the job's directory dir holds (0: none).
+func committedBefore(dir string, epoch uint64) uint64 {
+	ents, _ := os.ReadDir(dir)
+	var before uint64
+	for _, e := range ents {
+		if n, ok := strings.CutPrefix(e.Name(), "commit-"); ok {
+			if v, err := strconv.ParseUint(n, 10, 64); err == nil && v < epoch {
+				before = max(before, v)
+			}
+		}
+	}
+	return before
 }
