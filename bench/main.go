@@ -8,6 +8,7 @@
 //	               [-migrate-mib 256] [-migrations 10] [-migrate-rates 1,10,40]
 //
 // multihost stands for mhpause, mhheat and mhcommit (multihost.go);
+// mhside is heat with and without checkpoints at once (multihost_side.go);
 // migrate is live migration (migrate.go).
 package main
 
@@ -32,7 +33,7 @@ func main() {
 	lazy.Main() // the filler of a lazy restore, should one run in-process
 	runs := flag.Int("runs", 3, "runs of each measurement (the median is reported)")
 	quick := flag.Bool("quick", false, "smaller workloads")
-	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, lazy (restores by memory size), dashboard, mhpause, mhheat, mhcommit (multihost: the three), migrate")
+	only := flag.String("only", "", "run these sections, separated by commas: guests, jobs, cow (checkpoints by memory size), randwrite, lazy (restores by memory size), dashboard, mhpause, mhheat, mhcommit (multihost: the three), mhside, migrate")
 	sizes := flag.String("sizes", "256,1024,3840", "randwrite, cow and lazy: the guest's memory sizes, in MiB (3840 stands for 4 GiB: a Go guest cannot allocate all of it)")
 	rounds := flag.Int("rounds", 40, "randwrite: rounds of 2^20 writes (10 with -quick)")
 	ckpts := flag.Int("ckpts", 10, "cow: checkpoints of each run, after the full one")
@@ -45,6 +46,7 @@ func main() {
 	flag.IntVar(&mh.pauseSteps, "pause-steps", 600, "mhpause: heat's time steps (grid "+heatGrid+")")
 	flag.IntVar(&mh.heatSteps, "heat-steps", 2500, "mhheat: heat's time steps (grid "+heatGrid+")")
 	flag.IntVar(&mh.heatN, "heat-n", 6, "mhheat: workers")
+	flag.IntVar(&mh.pairs, "heat-pairs", 3, "mhside: pairs of runs of each checkpoint interval")
 	flag.IntVar(&mh.commitN, "commit-n", 8, "mhcommit: workers")
 	flag.IntVar(&mh.commitMiB, "commit-mib", 64, "mhcommit: each worker's memory in MiB")
 	flag.DurationVar(&mh.commitFor, "commit-for", 40*time.Second, "mhcommit: how long each run rewrites its memory")
@@ -99,8 +101,8 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 		if o = strings.TrimSpace(o); o == "" {
 			continue
 		}
-		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "lazy", "dashboard", "multihost", "mhpause", "mhheat", "mhcommit", "migrate"}, o) {
-			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite, lazy, dashboard, multihost, mhpause, mhheat, mhcommit or migrate, separated by commas", only)
+		if !slices.Contains([]string{"guests", "jobs", "cow", "randwrite", "lazy", "dashboard", "multihost", "mhpause", "mhheat", "mhcommit", "mhside", "migrate"}, o) {
+			return fmt.Errorf("-only %q: say guests, jobs, cow, randwrite, lazy, dashboard, multihost, mhpause, mhheat, mhcommit, mhside or migrate, separated by commas", only)
 		}
 		if o == "multihost" {
 			sections["mhpause"], sections["mhheat"], sections["mhcommit"] = true, true, true
@@ -180,7 +182,7 @@ func run(runs int, quick bool, only, sizeList string, rounds, ckpts int, dash da
 		}
 		fmt.Println()
 	}
-	if want("mhpause") || want("mhheat") || want("mhcommit") {
+	if want("mhpause") || want("mhheat") || want("mhcommit") || want("mhside") {
 		if quick {
 			mh.pauseSteps, mh.heatSteps, mh.commitFor = min(mh.pauseSteps, 200), min(mh.heatSteps, 400), min(mh.commitFor, 10*time.Second)
 		}

@@ -34,7 +34,8 @@ type mhConfig struct {
 	baseLH     string        // mhpause, mhheat: another librahost binary, run in alternation with the tree's
 	pauseSteps int           // mhpause: heat's steps
 	heatSteps  int           // mhheat: heat's steps
-	heatN      int           // mhheat: workers
+	heatN      int           // mhheat, mhside: workers
+	pairs      int           // mhside: pairs of runs per interval
 	commitN    int           // mhcommit: workers
 	commitMiB  int           // mhcommit: each worker's buffer
 	commitFor  time.Duration // mhcommit: how long each run rewrites
@@ -218,6 +219,11 @@ func benchMultiHost(lh, dir, root string, runs int, want func(string) bool, cfg 
 	}
 	if want("mhheat") {
 		if err := benchHeatOverhead(lh, dir, c, heat, runs, cfg); err != nil {
+			return err
+		}
+	}
+	if want("mhside") {
+		if err := benchHeatSideBySide(lh, dir, c, heat, cfg); err != nil {
 			return err
 		}
 	}
