@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -45,11 +43,10 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 		// rounds of them after the full one are durable.
 		periodic := []string{fmt.Sprint(mib), "10", "1000000000", "tick", "run", fmt.Sprint(cowPeriod.Milliseconds())}
 		variants := []struct {
-			name        string
-			env         []string
-			args, flags []string
-		}{{"stop-and-copy", []string{"LIBRAHOST_COW=off"}, args, nil}, {"copy-on-write", nil, args, nil},
-			{"copy-on-write", nil, periodic, []string{"--checkpoint-every", cowPeriod.String()}}}
+			name     string
+			env      []string
+			periodic bool
+		}{{"stop-and-copy", []string{"LIBRAHOST_COW=off"}, false}, {"copy-on-write", nil, false}, {"copy-on-write", nil, true}}
 		type result struct {
 			wall                            []time.Duration
 			peak                            uint64
@@ -62,13 +59,14 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 		}
 		for round := 0; round < runs; round++ {
 			for i, v := range variants {
-				run := runCheckpoints
-				if v.flags != nil {
-					run = func(lh, dir, wasm string, args, flags, env []string) (time.Duration, uint64, []ckptLine, error) {
-						return runPeriodic(lh, dir, wasm, args, flags, env, rounds)
-					}
+				var wall time.Duration
+				var peak uint64
+				var cks []ckptLine
+				if v.periodic {
+					wall, peak, cks, err = runPeriodic(lh, dir, wasm, periodic, []string{"--checkpoint-every", cowPeriod.String()}, v.env, rounds)
+				} else {
+					wall, peak, cks, err = runCheckpoints(lh, dir, wasm, args, v.env)
 				}
-				wall, peak, cks, err := run(lh, dir, wasm, v.args, v.flags, v.env)
 				if err != nil {
 					return err
 				}
@@ -95,7 +93,7 @@ func benchCOW(lh, dir, root string, runs int, sizes []int, rounds int) error {
 				kind += fmt.Sprintf(" (ran: %v)", r.kinds)
 			}
 			ratio := fmt.Sprintf("%.2f×", median(r.wall).Seconds()/base.Seconds())
-			if v.flags != nil {
+			if v.periodic {
 				kind += fmt.Sprintf(", every %v", cowPeriod)
 				ratio = "—" // the run sleeps, and is ended
 			}
@@ -150,8 +148,8 @@ func parseCkptLine(l string) (ckptLine, bool) {
 // runCheckpoints runs a module under librahost run -v with a state
 // directory (the guest asks for its checkpoints) and returns the wall
 // time, the peak resident memory and the checkpoints' lines.
-func runCheckpoints(lh, dir, wasm string, args, flags, env []string) (time.Duration, uint64, []ckptLine, error) {
-	wall, _, peak, log, err := runStatePeak(lh, dir, wasm, args, flags, env, true)
+func runCheckpoints(lh, dir, wasm string, args, env []string) (time.Duration, uint64, []ckptLine, error) {
+	wall, _, peak, log, err := runStatePeak(lh, dir, wasm, args, nil, env, true)
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -173,10 +171,8 @@ func runCheckpoints(lh, dir, wasm string, args, flags, env []string) (time.Durat
 // the time until then, the peak resident memory and the checkpoints'
 // lines.
 func runPeriodic(lh, dir, wasm string, args, flags, env []string, want int) (time.Duration, uint64, []ckptLine, error) {
-	st := filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
+	cmd, st := runCmd(lh, dir, wasm, args, flags, env, true)
 	defer os.RemoveAll(st)
-	cmd := exec.Command(lh, append(append(append([]string{"run", "-v", "--state", st}, flags...), wasm, "--"), args...)...)
-	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return 0, 0, nil, err
@@ -205,9 +201,5 @@ func runPeriodic(lh, dir, wasm string, args, flags, env []string, want int) (tim
 	if later < want {
 		return 0, 0, nil, fmt.Errorf("%s: ended after %d checkpoints:\n%s", filepath.Base(wasm), len(cks), log.String())
 	}
-	var peak uint64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peak = uint64(ru.Maxrss) << 10
-	}
-	return wall, peak, cks, nil
+	return wall, peakRSS(cmd.ProcessState), cks, nil
 }

@@ -152,9 +152,7 @@ func resumeOnce(lh, state string, env []string) (resumeResult, error) {
 	if r.kind == "" || (r.kind == "lazy" && r.resident == 0) {
 		return r, fmt.Errorf("no restore line:\n%s", log.String())
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.peak = uint64(ru.Maxrss) << 10
-	}
+	r.peak = peakRSS(cmd.ProcessState)
 	return r, nil
 }
 

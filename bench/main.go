@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/librahost/librahost/host/build"
@@ -301,13 +303,37 @@ func timeRun(lh, dir string, wasm string, args []string, ckpt bool) (time.Durati
 	return time.Since(t0), nil
 }
 
-// median is 0 for no durations (a table cell with nothing measured).
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// median is 0 for no values (a table cell with nothing measured).
+func median[T cmp.Ordered](xs []T) T {
+	var zero T
+	if len(xs) == 0 {
+		return zero
 	}
-	slices.Sort(ds)
-	return ds[len(ds)/2]
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// peakRSS is an ended process's peak resident memory (its VmHWM), 0 if
+// not known.
+func peakRSS(ps *os.ProcessState) uint64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return uint64(ru.Maxrss) << 10
+	}
+	return 0
+}
+
+// runCmd is librahost run of wasm with flags and args, in env besides
+// this process's; with state, under -v with a state directory of its own,
+// st, for the caller to remove.
+func runCmd(lh, dir, wasm string, args, flags, env []string, state bool) (cmd *exec.Cmd, st string) {
+	argv := []string{"run"}
+	if state {
+		st = filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
+		argv = append(argv, "-v", "--state", st)
+	}
+	cmd = exec.Command(lh, append(append(append(argv, flags...), wasm, "--"), args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd, st
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

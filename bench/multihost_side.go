@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 )
 
 // benchHeatSideBySide runs heat without checkpoints and with them at
@@ -64,17 +63,8 @@ func benchHeatSideBySide(lh, dir string, c *cluster, heat string, cfg mhConfig) 
 			fmt.Printf("| every %s | %d | %s, %s | %s, %s, %d | %.3f× | %.3f× |\n", every, k+1, secs(rw.wall), secs(rw.cpu),
 				secs(rc.wall), secs(rc.cpu), len(commitRE.FindAllString(rc.logs[0], -1)), wr, cr)
 		}
-		fmt.Printf("| every %s | median | | | %.3f× | %.3f× |\n", every, medianF(walls), medianF(cpus))
+		fmt.Printf("| every %s | median | | | %.3f× | %.3f× |\n", every, median(walls), median(cpus))
 	}
 	fmt.Printf("\nload average at end: %s\n", loadAvg())
 	return nil
-}
-
-// medianF is the median of xs.
-func medianF(xs []float64) float64 {
-	ds := make([]time.Duration, len(xs))
-	for i, x := range xs {
-		ds[i] = time.Duration(x * 1e9)
-	}
-	return median(ds).Seconds()
 }

@@ -3,12 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -119,15 +117,10 @@ func runState(lh, dir, wasm string, args, flags, env []string, state bool) (wall
 // runStatePeak is runState that also returns the process's peak resident
 // memory (its VmHWM).
 func runStatePeak(lh, dir, wasm string, args, flags, env []string, state bool) (wall, cpu time.Duration, peak uint64, log string, err error) {
-	argv := []string{"run"}
-	if state {
-		st := filepath.Join(dir, fmt.Sprintf("state-%d", time.Now().UnixNano()))
+	cmd, st := runCmd(lh, dir, wasm, args, flags, env, state)
+	if st != "" {
 		defer os.RemoveAll(st)
-		argv = append(argv, "-v", "--state", st)
 	}
-	argv = append(append(append(argv, flags...), wasm, "--"), args...)
-	cmd := exec.Command(lh, argv...)
-	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	t0 := time.Now()
@@ -136,8 +129,5 @@ func runStatePeak(lh, dir, wasm string, args, flags, env []string, state bool) (
 	if err != nil {
 		return 0, 0, 0, "", fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peak = uint64(ru.Maxrss) << 10
-	}
-	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), peak, stderr.String(), nil
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), peakRSS(cmd.ProcessState), stderr.String(), nil
 }
