@@ -376,29 +376,18 @@ func (t *Tracker) unprotect(start, end uint64) error {
 // that grows with the memory; nor does the guard, which held the
 // tracker's lock for one and so could stretch a pause.
 
-// unitsIn returns the units [lo, hi) that lie wholly in [start, end)
-// (inner) or that [start, end) touches.
-func unitsIn(start, end uint64, inner bool) (lo, hi uint64) {
-	if inner {
-		return (start + TrackUnit - 1) / TrackUnit, end / TrackUnit
-	}
-	return start / TrackUnit, (end + TrackUnit - 1) / TrackUnit
-}
-
 // markLifted sets the bits of the units [start, end) of the mapping
 // touches: Go code lifted their protection.
 func (c *cow) markLifted(start, end uint64) {
-	lo, hi := unitsIn(start, min(end, c.sh.limit), false)
-	lifts := c.sh.lifts()
-	for u := lo; u < hi; u++ {
-		atomic.OrUint64(&lifts[u/64], 1<<(u%64))
+	if end = min(end, c.sh.limit); start < end {
+		cowLifted(c.sh, start, end-start)
 	}
 }
 
 // clearLifted clears the bits of the units wholly in [start, end), which
 // are about to be protected.
 func (c *cow) clearLifted(start, end uint64) {
-	lo, hi := unitsIn(start, min(end, c.sh.limit), true)
+	lo, hi := (start+TrackUnit-1)/TrackUnit, min(end, c.sh.limit)/TrackUnit
 	lifts := c.sh.lifts()
 	for u := lo; u < hi; {
 		w := u / 64
@@ -407,6 +396,14 @@ func (c *cow) clearLifted(start, end uint64) {
 		atomic.AndUint64(&lifts[w], ^mask)
 		u += n
 	}
+}
+
+// liftMask is the bits of lifted word w that stand for units below hi.
+func liftMask(w, hi uint64) uint64 {
+	if left := hi - w*64; left < 64 {
+		return 1<<left - 1
+	}
+	return ^uint64(0)
 }
 
 // takeLifted reports the runs of units below end whose bits are set,
@@ -418,10 +415,7 @@ func (c *cow) takeLifted(end uint64, fn func(start, end uint64)) {
 	var run, runEnd uint64
 	open := false
 	for w := uint64(0); w*64 < hi; w++ {
-		mask := ^uint64(0)
-		if left := hi - w*64; left < 64 {
-			mask = 1<<left - 1
-		}
+		mask := liftMask(w, hi)
 		v := atomic.AndUint64(&lifts[w], ^mask) & mask
 		for v != 0 {
 			u := w*64 + uint64(bits.TrailingZeros64(v))
@@ -449,11 +443,7 @@ func (c *cow) countLifted(end uint64) uint64 {
 	lifts := c.sh.lifts()
 	var n uint64
 	for w := uint64(0); w*64 < hi; w++ {
-		v := atomic.LoadUint64(&lifts[w])
-		if left := hi - w*64; left < 64 {
-			v &= 1<<left - 1
-		}
-		n += uint64(bits.OnesCount64(v))
+		n += uint64(bits.OnesCount64(atomic.LoadUint64(&lifts[w]) & liftMask(w, hi)))
 	}
 	return n * TrackUnit
 }
