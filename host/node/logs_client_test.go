@@ -92,28 +92,7 @@ func TestLogsFollow(t *testing.T) {
 	res := submitAsync(cfg)
 	id := waitJobListed(t, ds[1], res, true)
 	lc, got, _ := logsCfg(addrs, id)
-	lc.Follow = true
-	seen := make(chan struct{})
-	lc.Stdout = writerFunc(func(p []byte) (int, error) {
-		got.Write(p)
-		if strings.Contains(got.String(), "rank 1 tick 2\n") {
-			select {
-			case <-seen:
-			default:
-				close(seen)
-			}
-		}
-		return len(p), nil
-	})
-	type result struct {
-		end JobEnd
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		end, err := Logs(context.Background(), lc)
-		done <- result{end, err}
-	}()
+	seen, done := followLogs(lc, got, "rank 1 tick 2\n")
 	<-seen
 	if !strings.HasPrefix(byRank(got.String())["[1]"][0], "[1] rank 1 started") {
 		t.Fatalf("followed %q", got)
@@ -127,6 +106,32 @@ func TestLogsFollow(t *testing.T) {
 		t.Fatalf("outcome %d, %v (%v)", code, err, r.err)
 	}
 	res.wait(t)
+}
+
+// logsResult is what Logs returned.
+type logsResult struct {
+	end JobEnd
+	err error
+}
+
+// followLogs runs Logs with lc following the job, its output into got;
+// seen is closed once got holds until, done gets what Logs returned.
+func followLogs(lc LogsConfig, got *syncBuffer, until string) (seen <-chan struct{}, done <-chan logsResult) {
+	lc.Follow = true
+	s, d := make(chan struct{}), make(chan logsResult, 1)
+	var once sync.Once
+	lc.Stdout = writerFunc(func(p []byte) (int, error) {
+		got.Write(p)
+		if strings.Contains(got.String(), until) {
+			once.Do(func() { close(s) })
+		}
+		return len(p), nil
+	})
+	go func() {
+		end, err := Logs(context.Background(), lc)
+		d <- logsResult{end, err}
+	}()
+	return s, d
 }
 
 type writerFunc func([]byte) (int, error)
@@ -202,25 +207,7 @@ func TestLogsFollowLateHost(t *testing.T) {
 	<-arrived
 	id := waitJobListed(t, ds[0], res, false)
 	lc, got, errOut := logsCfg(addrs, id)
-	lc.Follow = true
-	seen := make(chan struct{})
-	var seenOnce sync.Once
-	lc.Stdout = writerFunc(func(p []byte) (int, error) {
-		got.Write(p)
-		if strings.Contains(got.String(), "rank 0 tick 2\n") {
-			seenOnce.Do(func() { close(seen) })
-		}
-		return len(p), nil
-	})
-	type result struct {
-		end JobEnd
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		end, err := Logs(context.Background(), lc)
-		done <- result{end, err}
-	}()
+	seen, done := followLogs(lc, got, "rank 0 tick 2\n")
 	<-unknown // host b said it has no such job
 	close(release)
 	select {
