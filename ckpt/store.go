@@ -100,11 +100,12 @@ type Store struct {
 
 	mu      sync.Mutex
 	keys    map[Key]*keyState
-	closeMu sync.RWMutex        // held for reading while sending on writeq
-	closed  bool                // guarded by closeMu
-	pinned  map[pin]int         // base epochs that queued captures were compared against
-	floors  map[string]uint64   // by job: the Keep rule drops no epoch from this one on (KeepFrom)
-	commits map[string][]uint64 // by job: its newest committed epochs the floor keeps (KeepFrom), oldest first
+	closeMu sync.RWMutex // held for reading while sending on writeq
+	closed  bool         // guarded by closeMu
+	pinned  map[pin]int  // base epochs that queued captures were compared against
+	// commits are by job its newest committed epochs the Keep rule
+	// keeps, oldest first: it drops no epoch from the first on (KeepFrom).
+	commits map[string][]uint64
 
 	badMu sync.Mutex
 	bad   map[Hash]struct{} // chunks found corrupt: rewritten when captured again
@@ -196,7 +197,6 @@ func Open(cfg Config) (*Store, error) {
 		zero:       make([]byte, cfg.ChunkSize),
 		keys:       make(map[Key]*keyState),
 		pinned:     make(map[pin]int),
-		floors:     make(map[string]uint64),
 		commits:    make(map[string][]uint64),
 		bad:        make(map[Hash]struct{}),
 		writeq:     make(chan *Pending, 1024),

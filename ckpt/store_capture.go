@@ -392,7 +392,7 @@ func (s *Store) KeepFrom(job string, epoch uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cs := s.commits[job]
-	if len(cs) > 0 && epoch <= cs[len(cs)-1] {
+	if epoch == 0 || len(cs) > 0 && epoch <= cs[len(cs)-1] {
 		return
 	}
 	cs = append(cs, epoch)
@@ -400,7 +400,6 @@ func (s *Store) KeepFrom(job string, epoch uint64) {
 		cs = cs[len(cs)-n:]
 	}
 	s.commits[job] = cs
-	s.floors[job] = cs[0]
 }
 
 // isPinned reports whether a capture other than p relies on epoch e of k,
@@ -408,7 +407,7 @@ func (s *Store) KeepFrom(job string, epoch uint64) {
 func (s *Store) isPinned(p *Pending, k Key, e uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f := s.floors[k.Job]; f > 0 && e >= f {
+	if cs := s.commits[k.Job]; len(cs) > 0 && e >= cs[0] {
 		return true
 	}
 	n := s.pinned[pin{k, e}]
