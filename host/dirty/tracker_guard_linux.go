@@ -92,9 +92,7 @@ func (t *Tracker) guard(stop chan struct{}) {
 		case <-timer.C:
 		}
 		t0 := time.Now()
-		trip, armed := t.check(stop)
-		if trip {
-			t.restoreHuge(0, armed)
+		if t.check(stop) {
 			return
 		}
 		wait = min(max(guardShare*time.Since(t0), guardMin), guardMax)
@@ -103,29 +101,29 @@ func (t *Tracker) guard(stop chan struct{}) {
 }
 
 // check turns tracking off if more than the limit was written since the
-// last Collect. It returns whether it did, and how much was protected.
-func (t *Tracker) check(stop chan struct{}) (bool, uint64) {
+// last Collect, and reports whether it did.
+func (t *Tracker) check(stop chan struct{}) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	select {
 	case <-stop: // Collect, Disarm or Close came first
-		return false, 0
+		return false
 	default:
 	}
 	armed := t.armed
 	if armed == 0 || t.count(0, armed, t.guardLimit) <= t.guardLimit {
-		return false, 0
+		return false
 	}
 	if t.copyingNow() {
-		return false, 0 // lifting protection now would lose the capture's copy
+		return false // lifting protection now would lose the capture's copy
 	}
 	t.armed = 0
 	t.tripped = true
 	t.guardStop = nil
-	if t.protect(0, armed, false) != nil {
-		return true, 0
+	if t.protect(0, armed, false) == nil {
+		t.restoreHuge(0, armed)
 	}
-	return true, armed
+	return true
 }
 
 // count returns how many bytes of [start, end) were written, stopping

@@ -48,6 +48,10 @@ type Tracker struct {
 	protected uint64      // bytes ever protected
 	collapse  bool        // restore huge pages where protection split them
 
+	huge       [][2]uint64    // address ranges queued for the collapser (restoreHuge)
+	collapsing bool           // the collapser runs
+	collapsed  sync.WaitGroup // the collapser
+
 	guardLimit  uint64        // see SetLimit; 0: none
 	guardStop   chan struct{} // closed to stop the running guard
 	tripped     bool          // the guard turned tracking off
@@ -165,6 +169,7 @@ func (t *Tracker) Collect(size uint64, fn func(start, end uint64)) error {
 	t.armed = 0 // until this call succeeds: the next one reports everything
 	if armed == 0 {
 		t.probe = nil // protecting everything covers the sample
+		t.huge = nil  // and would leave them split again
 	}
 	if armed > 0 && !t.sync {
 		err := t.scan(0, armed, true, 0, func(start, end uint64) {
@@ -255,6 +260,10 @@ func (t *Tracker) Close() error {
 	}
 	t.armed = 0
 	t.stopGuard()
+	t.collapse = false // the collapser stops after its piece under way
+	t.mu.Unlock()
+	t.collapsed.Wait()
+	t.mu.Lock()
 	return nil
 }
 

@@ -83,31 +83,67 @@ func (t *Tracker) endProbe() (written, sampled uint64, err error) {
 	t.probe = nil
 	for _, r := range probe {
 		sampled += r[1] - r[0]
-		if err := t.scan(r[0], r[1], false, 0, func(start, end uint64) { written += end - start }); err != nil {
+		var w uint64
+		if err := t.scan(r[0], r[1], false, 0, func(start, end uint64) { w += end - start }); err != nil {
 			return 0, 0, fmt.Errorf("dirty: PAGEMAP_SCAN: %w", err)
 		}
 		if err := t.unprotect(r[0], r[1]); err != nil {
 			return 0, 0, fmt.Errorf("dirty: UFFDIO_WRITEPROTECT: %w", err)
 		}
-		t.restoreHuge(r[0], r[1])
+		if w > 0 { // split by a write
+			t.restoreHuge(r[0], r[1])
+		}
+		written += w
 	}
 	return written, sampled, nil
 }
 
-// restoreHuge collapses the small pages of [start, end), no longer
-// protected, back into huge pages. Advice only: a block that was not a
-// huge page before (some of it never written) stays as it is.
+// collapsePiece is the most that one MADV_COLLAPSE call of the collapser
+// covers: Close waits for no more than one.
+const collapsePiece = 32 << 20
+
+// restoreHuge has the small pages of [start, end), no longer protected,
+// collapsed back into huge pages, by a goroutine of its own: collapsing
+// copies each split block (a few ms for four of them here), and the
+// caller is most often a capture's pause. Advice only: a block that was
+// not a huge page before (some of it never written) stays as it is, and
+// one protected again before its turn is left split (the kernel does not
+// collapse write-protected pages). The caller holds t.mu.
 func (t *Tracker) restoreHuge(start, end uint64) {
-	if !t.collapse {
-		return
-	}
 	lo := (t.base + start + ProbeBlock - 1) / ProbeBlock * ProbeBlock
 	hi := (t.base + end) / ProbeBlock * ProbeBlock
-	if lo >= hi {
+	if !t.collapse || lo >= hi {
 		return
 	}
-	_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_COLLAPSE)
+	t.huge = append(t.huge, [2]uint64{lo, hi})
+	if !t.collapsing {
+		t.collapsing = true
+		t.collapsed.Add(1)
+		go t.collapser()
+	}
 }
+
+// collapser collapses the ranges restoreHuge queued, a piece at a time,
+// until none is left or the tracker closes.
+func (t *Tracker) collapser() {
+	defer t.collapsed.Done()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for t.collapse && len(t.huge) > 0 {
+		r := &t.huge[0]
+		lo, hi := r[0], min(r[1], r[0]+collapsePiece)
+		if r[0] = hi; r[0] >= r[1] {
+			t.huge = t.huge[1:]
+		}
+		t.mu.Unlock()
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_COLLAPSE)
+		t.mu.Lock()
+	}
+	t.huge, t.collapsing = nil, false
+}
+
+// waitHuge waits until the collapser has collapsed what was queued.
+func (t *Tracker) waitHuge() { t.collapsed.Wait() }
 
 // thpNever reports whether the system turned transparent huge pages off.
 func thpNever() bool {

@@ -112,6 +112,7 @@ func TestHugePagesRestored(t *testing.T) {
 	if err := tr.Disarm(); err != nil {
 		t.Fatal(err)
 	}
+	tr.waitHuge() // collapsed off the caller's time
 	if h := hugeBytes(t, mem); h != huge {
 		t.Fatalf("after Disarm: %d MiB of huge pages, %d before tracking", h>>20, huge>>20)
 	}
@@ -124,6 +125,7 @@ func TestHugePagesRestored(t *testing.T) {
 	if w, s, err := tr.EndProbe(); err != nil || w != s {
 		t.Fatalf("EndProbe: %d of %d written, %v", w, s, err)
 	}
+	tr.waitHuge()
 	if h := hugeBytes(t, mem); h != huge {
 		t.Fatalf("after EndProbe: %d MiB of huge pages, %d before", h>>20, huge>>20)
 	}
