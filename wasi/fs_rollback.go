@@ -345,10 +345,20 @@ func (u *undoer) verify(fp fingerprint) {
 	}
 }
 
+// journalCompactMin is the least a journal rewrite drops (ReleaseFiles);
+// a variable for the tests.
+var journalCompactMin int64 = 1 << 20
+
 // ReleaseFiles drops the undo data that can serve only checkpoints older
 // than oldest, which the host has garbage-collected: the journal is
 // rewritten from the seal of the newest epoch not after oldest, and the
-// trash of removed files older than it is emptied.
+// trash of files removed before it is emptied. Only once what it drops
+// is at least journalCompactMin and as much as what it keeps, or it
+// empties trash: it is called in the guest's pause, and a rewrite creates
+// and renames a file, which waits behind the store's syncs on a busy disk
+// (5–30 ms here), so a guest that writes few files has it rewritten far
+// less often than at every checkpoint, and each rewrite copies no more
+// than it drops. Until then the journal still serves the older epochs.
 func (s *System) ReleaseFiles(oldest uint64) {
 	j := s.j
 	if s.closed || j.f == nil {
@@ -362,6 +372,10 @@ func (s *System) ReleaseFiles(oldest uint64) {
 	}
 	if cut <= int64(len(journalMagic)) {
 		return
+	}
+	drop := cut - int64(len(journalMagic))
+	if (drop < journalCompactMin || drop < j.size-cut) && !j.trashedBefore(cut) {
+		return // the journal still serves oldest and every epoch after it
 	}
 	tmp := j.path + ".tmp"
 	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -382,15 +396,16 @@ func (s *System) ReleaseFiles(oldest uint64) {
 	}
 	j.f.Close()
 	j.f = nf
-	shift := cut - int64(len(journalMagic))
+	shift := drop
 	j.size -= shift
-	var seals, trashed []journalMark
+	var seals []journalMark
 	for _, m := range j.seals {
 		if m.at >= cut {
 			m.at -= shift
 			seals = append(seals, m)
 		}
 	}
+	var trashed []journalMark
 	for _, m := range j.trashed {
 		if m.at >= cut {
 			m.at -= shift
@@ -401,4 +416,15 @@ func (s *System) ReleaseFiles(oldest uint64) {
 		}
 	}
 	j.seals, j.trashed = seals, trashed
+}
+
+// trashedBefore reports whether a file removed before offset cut of the
+// journal is in the trash.
+func (j *journal) trashedBefore(cut int64) bool {
+	for _, m := range j.trashed {
+		if m.at < cut {
+			return true
+		}
+	}
+	return false
 }

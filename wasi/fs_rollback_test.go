@@ -131,16 +131,32 @@ func TestRollbackRefused(t *testing.T) {
 		t.Fatal("a failed rollback let a checkpoint start a new journal")
 	}
 	s.Close()
-	s, _ = New(cfg)
-	s.CheckpointFiles(1)
-	s.CheckpointFiles(2)
-	s.ReleaseFiles(2)
-	s.Close()
+	// A release that would drop less than journalCompactMin leaves the
+	// journal as it is, still able to serve the epoch released; one that
+	// drops enough rewrites it without that epoch.
+	defer func(min int64) { journalCompactMin = min }(journalCompactMin)
+	for _, compact := range []bool{false, true} {
+		cfg.Journal = filepath.Join(t.TempDir(), "j")
+		if compact {
+			journalCompactMin = 0
+		}
+		s, _ = New(cfg)
+		s.CheckpointFiles(1)
+		s.CheckpointFiles(2)
+		s.ReleaseFiles(2)
+		s.Close()
+		s, _ = New(cfg)
+		_, err := s.RollbackFiles(1)
+		s.Close()
+		if compact && err == nil {
+			t.Fatal("rollback to a released epoch succeeded after the journal was rewritten")
+		}
+		if !compact && err != nil {
+			t.Fatalf("rollback to a released epoch of a journal not rewritten: %v", err)
+		}
+	}
 	s, _ = New(cfg)
 	defer s.Close()
-	if _, err := s.RollbackFiles(1); err == nil {
-		t.Fatal("rollback to a released epoch succeeded")
-	}
 	if _, err := s.RollbackFiles(2); err != nil {
 		t.Fatalf("rollback to the oldest kept epoch: %v", err)
 	}
