@@ -99,8 +99,9 @@ func (t *Tracker) endProbe() (written, sampled uint64, err error) {
 }
 
 // collapsePiece is the most that one MADV_COLLAPSE call of the collapser
-// covers: Close waits for no more than one.
-const collapsePiece = 32 << 20
+// covers: a protection the guest's pause asks for meanwhile (the kernel
+// serializes the two), and Close, wait for no more than one.
+const collapsePiece = 2 * ProbeBlock
 
 // restoreHuge has the small pages of [start, end), no longer protected,
 // collapsed back into huge pages, by a goroutine of its own: collapsing
