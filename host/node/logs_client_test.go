@@ -207,7 +207,9 @@ func TestLogsFollowLateHost(t *testing.T) {
 	<-arrived
 	id := waitJobListed(t, ds[0], res, false)
 	lc, got, errOut := logsCfg(addrs, id)
-	seen, done := followLogs(lc, got, "rank 0 tick 2\n")
+	// Host b's rank is followed once it runs: its lines come after b
+	// said it had no such job.
+	seen, done := followLogs(lc, got, "rank 1 tick 2\n")
 	<-unknown // host b said it has no such job
 	close(release)
 	select {
