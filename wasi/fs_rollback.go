@@ -396,19 +396,17 @@ func (s *System) ReleaseFiles(oldest uint64) {
 	}
 	j.f.Close()
 	j.f = nf
-	shift := drop
-	j.size -= shift
-	var seals []journalMark
+	j.size -= drop
+	var seals, trashed []journalMark
 	for _, m := range j.seals {
 		if m.at >= cut {
-			m.at -= shift
+			m.at -= drop
 			seals = append(seals, m)
 		}
 	}
-	var trashed []journalMark
 	for _, m := range j.trashed {
 		if m.at >= cut {
-			m.at -= shift
+			m.at -= drop
 			trashed = append(trashed, m)
 		} else {
 			os.Remove(j.trashDir() + "/" + m.name)

@@ -21,9 +21,10 @@
 // the caller tracks all of it; Tracker.SetLimit has a guard turn tracking
 // off while the program runs, once it wrote more than the limit; and
 // Tracker.Disarm turns tracking off. All have what they split collapsed
-// back into huge pages (MADV_COLLAPSE), by a goroutine of the tracker's
-// own: the copies that takes stay out of the caller's pause. Tracker.Costs tells what a fault and a
-// page's read cost on this machine, measured at New.
+// back into huge pages (MADV_COLLAPSE) by a goroutine of the tracker's
+// own, so that the copies it takes stay out of the caller's pause.
+// Tracker.Costs tells what a fault and a page's read cost on this
+// machine, measured at New.
 //
 // NewCOW makes a tracker for copy-on-write captures: its write faults
 // wait for a handler thread instead, so Tracker.Freeze can protect the
