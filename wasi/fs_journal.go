@@ -167,7 +167,7 @@ func (j *journal) close() {
 }
 
 // append writes r at the end of the journal. Records are written whole by
-// one write; a kill in the middle leaves a torn tail that decodeJournal
+// one write; a kill in the middle leaves a torn tail that scanFrames
 // ignores.
 func (j *journal) append(r *jrec) error {
 	if !j.undo {
@@ -178,6 +178,9 @@ func (j *journal) append(r *jrec) error {
 		return fmt.Errorf("%w: record of %d bytes", ErrJournal, len(j.buf))
 	}
 	if _, err := j.f.WriteAt(j.buf, j.size); err != nil {
+		// A part written (a full disk) would be read as damage after the
+		// next record: cut it off.
+		_ = j.f.Truncate(j.size)
 		return fmt.Errorf("%w: %v", ErrJournal, err)
 	}
 	switch r.typ {

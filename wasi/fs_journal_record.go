@@ -280,30 +280,6 @@ type journalEntry struct {
 	rec *jrec
 }
 
-// decodeJournal decodes a journal file's contents. It returns the records
-// of the intact prefix and that prefix's length; a torn or corrupt tail is
-// ignored. A missing magic is an error.
-func decodeJournal(b []byte) ([]journalEntry, int64, error) {
-	if len(b) < len(journalMagic) || string(b[:len(journalMagic)]) != journalMagic {
-		return nil, 0, fmt.Errorf("%w: no magic", ErrJournal)
-	}
-	var out []journalEntry
-	at := len(journalMagic)
-	for {
-		p, n, ok := nextFrame(b[at:])
-		if !ok {
-			break
-		}
-		r, err := decodeRecord(p)
-		if err != nil {
-			break
-		}
-		out = append(out, journalEntry{int64(at), int64(n), r})
-		at += n
-	}
-	return out, int64(at), nil
-}
-
 // bytes reads a string as a byte slice, nil when empty.
 func (d *decoder) bytes() []byte {
 	if s := d.string(); s != "" {

@@ -2,6 +2,7 @@ package wasi
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -109,4 +110,28 @@ func FuzzDeltaDecode(f *testing.F) {
 		decodeDelta(b)
 		decodeDeltas(b)
 	})
+}
+
+// decodeJournal decodes a journal file's contents. It returns the records
+// of the intact prefix and that prefix's length; a torn or corrupt tail is
+// ignored. A missing magic is an error.
+func decodeJournal(b []byte) ([]journalEntry, int64, error) {
+	if len(b) < len(journalMagic) || string(b[:len(journalMagic)]) != journalMagic {
+		return nil, 0, fmt.Errorf("%w: no magic", ErrJournal)
+	}
+	var out []journalEntry
+	at := len(journalMagic)
+	for {
+		p, n, ok := nextFrame(b[at:])
+		if !ok {
+			break
+		}
+		r, err := decodeRecord(p)
+		if err != nil {
+			break
+		}
+		out = append(out, journalEntry{int64(at), int64(n), r})
+		at += n
+	}
+	return out, int64(at), nil
 }

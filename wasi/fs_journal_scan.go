@@ -30,7 +30,8 @@ type journalScan struct {
 
 // scanFrames reads the records of the journal f. A frame whose checksum
 // or decoding fails is skipped, when the journal goes on with intact
-// frames after it, as damage; a frame cut short at the end is a torn tail.
+// frames after it, as damage; a frame cut short at the end is a torn tail,
+// and any other bad bytes at the end are damage.
 func scanFrames(f *os.File) (*journalScan, error) {
 	fi, err := f.Stat()
 	if err != nil {
@@ -54,7 +55,10 @@ func scanFrames(f *os.File) (*journalScan, error) {
 		}
 		next, seal, ok := resync(f, at, size)
 		if !ok {
-			break // a torn tail
+			if tornTail(f, at, size) {
+				break
+			}
+			next = size // damage runs to the end
 		}
 		sc.damage = append(sc.damage, journalDamage{at: at, end: next, seal: seal})
 		at = next
@@ -131,6 +135,23 @@ func resync(f *os.File, at, size int64) (next int64, seal, ok bool) {
 		}
 	}
 	return 0, false, false
+}
+
+// tornTail reports whether the bytes from at to the end of the journal
+// are what a kill leaves of a frame written whole by one write: part of
+// its header, or a header whose length reaches past the end. Anything
+// else there (zeroes a failing disk or a lost power left, a frame whole
+// but for its checksum) is damage: the undo records it held are lost.
+func tornTail(f *os.File, at, size int64) bool {
+	var l [4]byte
+	if size-at < int64(len(l)) {
+		return true
+	}
+	if _, err := f.ReadAt(l[:], at); err != nil {
+		return false
+	}
+	n := int64(binary.LittleEndian.Uint32(l[:]))
+	return n > 0 && n <= maxRecordSize && at+frameHeaderSize+n > size
 }
 
 // intactFrame reports whether b starts with an intact, decodable frame.

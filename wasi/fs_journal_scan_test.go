@@ -44,7 +44,13 @@ func TestJournalEpochsDamage(t *testing.T) {
 		{"checksum of a seal", func(b []byte) []byte { b[at[3]+5] ^= 0x80; return b }, []uint64{1, 3}, "offset " + strconv.Itoa(at[3])},
 		// A kill cuts the last frame short: that is no damage.
 		{"torn tail", func(b []byte) []byte { return b[:len(b)-2] }, []uint64{1, 2}, ""},
+		{"torn header", func(b []byte) []byte { return b[:at[4]+3] }, []uint64{1, 2}, ""},
 		{"created, no magic yet", func(b []byte) []byte { return b[:3] }, nil, ""},
+		// Zeroes or a bad frame at the end are no kill's: the undo
+		// records there are lost.
+		{"zeroed tail", func(b []byte) []byte { clear(b[at[2]+frameHeaderSize+2:]); return b }, nil, "offset " + strconv.Itoa(at[2])},
+		{"zeroed seals at the end", func(b []byte) []byte { clear(b[at[3]:]); return b }, nil, "offset " + strconv.Itoa(at[3])},
+		{"last frame whole, checksum bad", func(b []byte) []byte { b[at[4]+4] ^= 0x01; return b }, []uint64{1, 2}, "offset " + strconv.Itoa(at[4])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "j")
