@@ -13,26 +13,43 @@ import (
 // benchRandWrite runs a plain Go program that rewrites its memory at
 // random (bench/testdata/randwrite) at several sizes of its buffer (a Go
 // program cannot allocate all of the 4 GiB a wasm32 guest may have:
-// 3.75 GiB stands for 4), without checkpoints, with a checkpoint every
-// second, and with a checkpoint every second taken by the stop-and-copy
-// capture (LIBRAHOST_COW=off), in alternation: the guest's run time with
-// checkpoints against without.
+// 3.75 GiB stands for 4), without checkpoints and with a checkpoint every
+// second: by copy-on-write with the default --checkpoint-overhead and with
+// none (off: a checkpoint at every tick no round is under way), and by
+// the stop-and-copy capture (LIBRAHOST_COW=off), in alternation: the
+// guest's run time with checkpoints against without.
 func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) error {
 	wasm, err := buildGuest(dir, "randwrite", filepath.Join(root, "bench/testdata/randwrite"), false)
 	if err != nil {
 		return err
 	}
+	variants := []struct {
+		name  string
+		flags []string
+		env   []string
+	}{
+		{"alone", nil, nil},
+		{"copy-on-write", []string{"--checkpoint-every", "1s"}, nil},
+		{"copy-on-write, --checkpoint-overhead off", []string{"--checkpoint-every", "1s", "--checkpoint-overhead", "off"}, nil},
+		{"stop-and-copy (LIBRAHOST_COW=off)", []string{"--checkpoint-every", "1s"}, []string{"LIBRAHOST_COW=off"}},
+	}
 	fmt.Printf("randwrite: %d rounds of 2^20 random single-byte increments after touching every page\n\n", rounds)
-	fmt.Println("Run time (wall), and in brackets the process's CPU time (user+sys), medians; pauses over all runs; peak resident memory (VmHWM), the most of any run.")
+	fmt.Println("Run time (wall), and in brackets the process's CPU time (user+sys), medians, and its ratio to the run alone; with `--checkpoint-every 1s`: the checkpoints per run and their pauses' p50 and max; peak resident memory (VmHWM), the most of any run.")
 	fmt.Println()
-	fmt.Println("| guest memory | alone | checkpoint every 1s (copy-on-write) | ratio | pauses (n per run, p50, max) | same, LIBRAHOST_COW=off (stop-and-copy) | ratio | pauses (n per run, p50, max) | peak RSS: alone, copy-on-write, stop-and-copy |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	head, sep := "| guest memory |", "|---|"
+	for _, v := range variants {
+		if v.flags == nil {
+			head += " " + v.name + " | peak |"
+			sep += "---|---|"
+			continue
+		}
+		head += " " + v.name + " | ratio | checkpoints, pause p50, max | peak |"
+		sep += "---|---|---|---|"
+	}
+	fmt.Println(head)
+	fmt.Println(sep)
 	for _, mib := range sizes {
 		args := []string{fmt.Sprint(mib), fmt.Sprint(rounds)}
-		variants := []struct {
-			ckpt bool
-			env  []string
-		}{{false, nil}, {true, nil}, {true, []string{"LIBRAHOST_COW=off"}}}
 		times := make([][]time.Duration, len(variants))
 		cpus := make([][]time.Duration, len(variants))
 		pauses := make([][]time.Duration, len(variants))
@@ -42,7 +59,7 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 				continue
 			}
 			for i, v := range variants {
-				d, cpu, peak, ps, err := timeRunPauses(lh, dir, wasm, args, v.ckpt, v.env)
+				d, cpu, peak, ps, err := timeRunPauses(lh, dir, wasm, args, v.flags, v.env)
 				if err != nil {
 					return err
 				}
@@ -54,12 +71,17 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 				}
 			}
 		}
-		alone, on, off := median(times[0]), median(times[1]), median(times[2])
-		cAlone, cOn, cOff := median(cpus[0]), median(cpus[1]), median(cpus[2])
-		fmt.Printf("| %s | %s [%s] | %s [%s] | %.2f× [%.2f×] | %s | %s [%s] | %.2f× [%.2f×] | %s | %d, %d, %d MiB |\n", mem(mib),
-			secs(alone), secs(cAlone), secs(on), secs(cOn), on.Seconds()/alone.Seconds(), cOn.Seconds()/cAlone.Seconds(), pauseStats(pauses[1], runs),
-			secs(off), secs(cOff), off.Seconds()/alone.Seconds(), cOff.Seconds()/cAlone.Seconds(), pauseStats(pauses[2], runs),
-			peaks[0]>>20, peaks[1]>>20, peaks[2]>>20)
+		alone, cAlone := median(times[0]), median(cpus[0])
+		row := fmt.Sprintf("| %s |", mem(mib))
+		for i, v := range variants {
+			t, c := median(times[i]), median(cpus[i])
+			row += fmt.Sprintf(" %s [%s] |", secs(t), secs(c))
+			if v.flags != nil {
+				row += fmt.Sprintf(" %.2f× [%.2f×] | %s |", t.Seconds()/alone.Seconds(), c.Seconds()/cAlone.Seconds(), pauseStats(pauses[i], runs))
+			}
+			row += fmt.Sprintf(" %d MiB |", peaks[i]>>20)
+		}
+		fmt.Println(row)
 	}
 	return nil
 }
@@ -86,15 +108,12 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", d.Seconds()*1000
 
 var pauseRE = regexp.MustCompile(`durable: .* pause ([0-9.]+[µmn]?s)`)
 
-// timeRunPauses runs a module once under librahost, with a checkpoint
-// every second if ckpt, and returns the wall time, the CPU time, the peak
-// resident memory and the checkpoints' pauses (from the -v lines).
-func timeRunPauses(lh, dir, wasm string, args []string, ckpt bool, env []string) (wall, cpu time.Duration, peak uint64, pauses []time.Duration, err error) {
-	var flags []string
-	if ckpt {
-		flags = []string{"--checkpoint-every", "1s"}
-	}
-	wall, cpu, peak, log, err := runStatePeak(lh, dir, wasm, args, flags, env, ckpt)
+// timeRunPauses runs a module once under librahost with flags (a fresh
+// state directory and -v when there are any) and returns the wall time,
+// the CPU time, the peak resident memory and the checkpoints' pauses
+// (from the -v lines).
+func timeRunPauses(lh, dir, wasm string, args, flags, env []string) (wall, cpu time.Duration, peak uint64, pauses []time.Duration, err error) {
+	wall, cpu, peak, log, err := runStatePeak(lh, dir, wasm, args, flags, env, flags != nil)
 	if err != nil {
 		return 0, 0, 0, nil, err
 	}

@@ -292,3 +292,13 @@ func (d *dirtyTrack) close() {
 		d.t.Close()
 	}
 }
+
+// Throttled is how long the guest has waited in all, at its preemption
+// calls, for copy-on-write captures' readers to give shadow blocks back
+// (throttle): the part of what its checkpoints cost it beyond the pauses.
+func (w *Worker) Throttled() time.Duration {
+	if d := &w.dirty; d.cow {
+		return d.t.Pool().Throttled
+	}
+	return 0
+}

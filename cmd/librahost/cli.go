@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/librahost/librahost/host/job"
 )
 
 const usage = `librahost runs WebAssembly programs with transparent checkpoints.
@@ -173,6 +176,37 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// overheadFlag is --checkpoint-overhead: a share of the guest's time, as a
+// percentage ("20%" or "20"), or "off" for no limit (0).
+type overheadFlag float64
+
+func (o *overheadFlag) String() string {
+	if *o == 0 {
+		return "off"
+	}
+	return strconv.FormatFloat(float64(*o)*100, 'g', -1, 64) + "%"
+}
+
+func (o *overheadFlag) Set(v string) error {
+	if v == "off" {
+		*o = 0
+		return nil
+	}
+	p, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+	if err != nil || !(p > 0 && p <= 100) {
+		return errors.New("want a percentage above 0 and at most 100 (e.g. 20%), or off")
+	}
+	*o = overheadFlag(p / 100)
+	return nil
+}
+
+// overheadVar defines --checkpoint-overhead on fs.
+func overheadVar(fs *flag.FlagSet) *overheadFlag {
+	o := overheadFlag(job.DefaultCheckpointOverhead)
+	fs.Var(&o, "checkpoint-overhead", "the most of the guest's `time` periodic checkpoints may hold it up (its pauses, its waits for a capture): after a costly one the next waits; off for no limit")
+	return &o
+}
 
 func oneLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {

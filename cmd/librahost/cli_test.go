@@ -162,3 +162,23 @@ func TestCheckWorkerMemory(t *testing.T) {
 		t.Errorf("%d workers accepted", maxWorkers+1)
 	}
 }
+
+func TestOverheadFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"20%", 0.2, true}, {"5", 0.05, true}, {"100%", 1, true}, {"off", 0, true},
+		{"0", 0, false}, {"0%", 0, false}, {"150%", 0, false}, {"-5%", 0, false}, {"x", 0, false}, {"", 0, false},
+	} {
+		o := overheadFlag(0.5)
+		err := o.Set(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && float64(o) != tc.want) {
+			t.Errorf("--checkpoint-overhead %q: %v, %v; want %v (ok %v)", tc.in, float64(o), err, tc.want, tc.ok)
+		}
+	}
+	if o := overheadFlag(0.2); o.String() != "20%" {
+		t.Errorf("default shown as %q", o.String())
+	}
+}

@@ -40,6 +40,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	epoch := fs.Uint64("epoch", 0, "checkpoint to restore (default: the newest good one)")
 	verbose := fs.Bool("v", false, "print a line per checkpoint")
 	every := fs.Duration("checkpoint-every", 0, "take a checkpoint at this interval after the restore")
+	overhead := overheadVar(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,11 +51,12 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return runJob(job.Config{
-		StateDir:        *state,
-		Resume:          true,
-		Epoch:           *epoch,
-		Verbose:         *verbose,
-		CheckpointEvery: *every,
+		StateDir:           *state,
+		Resume:             true,
+		Epoch:              *epoch,
+		Verbose:            *verbose,
+		CheckpointEvery:    *every,
+		CheckpointOverhead: float64(*overhead),
 	}, stdout, stderr)
 }
 

@@ -19,6 +19,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&envs, "env", "set a guest environment variable: K=V (repeatable)")
 	state := fs.String("state", "", "state directory for checkpoints (default <app>.libra when checkpointing)")
 	every := fs.Duration("checkpoint-every", 0, "take a checkpoint at this interval (e.g. 10s)")
+	overhead := overheadVar(fs)
 	resume := fs.Bool("resume", false, "continue the run held in --state from its newest good checkpoint")
 	keep := fs.Int("keep", 3, "checkpoints kept in --state (each older one is deleted)")
 	verbose := fs.Bool("v", false, "print a line per checkpoint")
@@ -80,19 +81,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		argv = append([]string{guestName(rest[0])}, guestArgs...)
 	}
 	cfg := job.Config{
-		ModulePath:      module,
-		N:               *n,
-		Args:            argv,
-		Env:             envs,
-		Mounts:          mounts,
-		Prefix:          *prefix,
-		Deterministic:   *deterministic,
-		Seed:            *seed,
-		StateDir:        *state,
-		CheckpointEvery: *every,
-		Resume:          *resume,
-		Verbose:         *verbose,
-		Keep:            *keep,
+		ModulePath:         module,
+		N:                  *n,
+		Args:               argv,
+		Env:                envs,
+		Mounts:             mounts,
+		Prefix:             *prefix,
+		Deterministic:      *deterministic,
+		Seed:               *seed,
+		StateDir:           *state,
+		CheckpointEvery:    *every,
+		CheckpointOverhead: float64(*overhead),
+		Resume:             *resume,
+		Verbose:            *verbose,
+		Keep:               *keep,
 	}
 	if *httpAddr != "" {
 		stop, err := serveRunHTTP(&cfg, *httpAddr, stderr)

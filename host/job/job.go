@@ -64,10 +64,15 @@ type Config struct {
 	// output ledger and file journals; "" runs without checkpoints.
 	StateDir        string
 	CheckpointEvery time.Duration
-	Keep            int    // checkpoints kept, default 3
-	Resume          bool   // continue the job in StateDir (N and the rest come from its record)
-	Epoch           uint64 // with Resume: this committed epoch, not the newest good one
-	Verbose         bool   // a line per checkpoint
+	// CheckpointOverhead is the share of a rank's time that periodic
+	// checkpoints may hold it up (pace.go): after one that held a rank
+	// up for d, the next periodic one begins no sooner than
+	// d/CheckpointOverhead after it. 0: no limit.
+	CheckpointOverhead float64
+	Keep               int    // checkpoints kept, default 3
+	Resume             bool   // continue the job in StateDir (N and the rest come from its record)
+	Epoch              uint64 // with Resume: this committed epoch, not the newest good one
+	Verbose            bool   // a line per checkpoint
 	// Rounds is how many checkpoint rounds of a job on one host may be
 	// under way at once (default 2: one asked for while another is
 	// written begins at once; 1: each waits for the one before).

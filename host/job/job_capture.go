@@ -43,6 +43,7 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture, oldest uin
 		rc.StderrTail, rc.MidLine[1] = o.tail(), !o.lineStart
 	}
 	later := withCut(&rc, cut, func(st transport.RankState) { j.keepCut(rank, epoch, st) })
+	waited := w.Throttled()
 	p, err := j.writeKey(j.key(rank), epoch, nil, later, c, files, c.Globals, c.Asyncify)
 	if err != nil {
 		return err
@@ -54,7 +55,7 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture, oldest uin
 		if p.Err() == nil {
 			j.noteKept(rank)
 		}
-		j.report(rank, epoch, p.Stats(), stopped, p.Err())
+		j.report(rank, epoch, p.Stats(), stopped, stopped+w.Throttled()-waited, p.Err())
 	}()
 	return nil
 }
@@ -103,17 +104,17 @@ func (j *jobRun) noteKept(rank int) {
 func (j *jobRun) writeEnded(rank int, epoch uint64, code int) {
 	comm, err := j.cutRank(rank, epoch)
 	if err != nil {
-		j.report(rank, epoch, ckpt.Stats{}, 0, err)
+		j.report(rank, epoch, ckpt.Stats{}, 0, 0, err)
 		return
 	}
 	rc := rankCheckpoint{Version: rankStateVersion, Ended: true, Exit: code, Comm: transport.AppendRankState(nil, comm), Run: j.runTag}
 	p, err := j.write(rank, epoch, &rc, nil, nil, nil, nil)
 	if err != nil {
-		j.report(rank, epoch, ckpt.Stats{}, 0, err)
+		j.report(rank, epoch, ckpt.Stats{}, 0, 0, err)
 		return
 	}
 	<-p.Done()
-	j.report(rank, epoch, p.Stats(), 0, p.Err())
+	j.report(rank, epoch, p.Stats(), 0, 0, p.Err())
 }
 
 // cutRank takes the share of the channel state of rank, whose program

@@ -78,7 +78,8 @@ type jobRun struct {
 	// The protocol's cores, this host being the job's only one.
 	coord   *ckpt.EpochCoordinator
 	part    *ckpt.Participant
-	pumping bool // pump is carrying out their actions
+	pace    pacer // spaces the periodic rounds (guarded by mu)
+	pumping bool  // pump is carrying out their actions
 	// By rank: the newest epoch it was asked for, the newest it took (or
 	// skipped: a failed round's), the newest it is to write.
 	asked, taken, persist []uint64
@@ -110,7 +111,7 @@ func newJob(cfg Config) (*jobRun, error) {
 	if cfg.StateDir != "" && (cfg.Ranks != nil || cfg.Endpoint != nil) {
 		return nil, errors.New("job: a state directory holds a whole job on this host: no Ranks or Endpoint")
 	}
-	j := &jobRun{cfg: cfg}
+	j := &jobRun{cfg: cfg, pace: pacer{share: cfg.CheckpointOverhead}}
 	j.cond.L = &j.mu
 	return j, nil
 }

@@ -100,15 +100,16 @@ func (j *jobRun) restoreStateFrom(rank int, w *host.Worker, m *ckpt.Manifest, rc
 
 // triggers starts periodic checkpoints.
 func (j *jobRun) triggers(done <-chan struct{}) {
-	periodically(j.cfg.CheckpointEvery, done, j.tick)
+	periodically(j.cfg.CheckpointEvery, done, func() { j.tick(true) })
 }
 
-// tick begins a periodic checkpoint unless a round is under way: it would
-// pause the ranks again as soon as they go on.
-func (j *jobRun) tick() {
+// tick begins a checkpoint unless a round is under way: it would pause
+// the ranks again as soon as they go on. A periodic one also waits until
+// the pacer lets it (pace.go).
+func (j *jobRun) tick(periodic bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.coord.Round() == 0 {
+	if j.coord.Round() == 0 && (!periodic || j.pace.due(time.Now())) {
 		j.begin(-1)
 	}
 }

@@ -45,6 +45,7 @@ const defaultRounds = 2
 type roundState struct {
 	err   error // why the round fails, if it does
 	stats roundStats
+	began time.Time
 }
 
 type roundStats struct {
@@ -53,6 +54,7 @@ type roundStats struct {
 	maxCapture          time.Duration // longest capture (hash and copy) of a rank
 	cow                 bool          // a rank's capture was copy-on-write
 	maxWrite            time.Duration
+	maxHeld             time.Duration // longest a rank was held up: its pause and its waits for the capture's reader
 }
 
 // protoConfig is the protocol's view of a job on this host alone that
@@ -94,7 +96,7 @@ func (j *jobRun) begin(paused int) uint64 {
 	if e == 0 {
 		return 0
 	}
-	j.rounds[e] = &roundState{}
+	j.rounds[e] = &roundState{began: time.Now()}
 	j.cutMu.Lock()
 	j.cuts[e] = make([]transport.RankState, j.n)
 	j.cutMu.Unlock()
@@ -278,7 +280,7 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 		return nil
 	}
 	if err := j.captureRank(rank, epoch, c, oldest); err != nil {
-		j.report(rank, epoch, ckpt.Stats{}, 0, err)
+		j.report(rank, epoch, ckpt.Stats{}, 0, 0, err)
 	}
 
 	j.mu.Lock()
@@ -300,8 +302,9 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 }
 
 // report records that rank's checkpoint of epoch is durable (err nil) or
-// failed.
-func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Duration, err error) {
+// failed; the rank stood still for stopped and was held up for held in
+// all (pace.go).
+func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped, held time.Duration, err error) {
 	j.observeDurable(rank, epoch, stopped, err)
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -322,6 +325,7 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped time.Dura
 		r.stats.maxCapture = max(r.stats.maxCapture, st.PauseDur)
 		r.stats.cow = r.stats.cow || st.CopyOnWrite
 		r.stats.maxWrite = max(r.stats.maxWrite, st.WriteDur)
+		r.stats.maxHeld = max(r.stats.maxHeld, held)
 		j.part.Durable(rank, epoch, ckpt.Hash{})
 	}
 	j.pump()
@@ -346,6 +350,7 @@ func (j *jobRun) endRound(epoch uint64, err error) {
 		if j.cfg.Verbose {
 			j.logDurable(epoch, r.stats)
 		}
+		j.paceAfter(epoch, r)
 	} else {
 		j.logf("checkpoint %d failed: %v", epoch, err)
 		j.dropEpoch(epoch)
@@ -419,7 +424,7 @@ func (j *jobRun) onFailed(rank int, err error) {
 	j.mu.Lock()
 	e := j.asked[rank]
 	j.mu.Unlock()
-	j.report(rank, e, ckpt.Stats{}, 0, err)
+	j.report(rank, e, ckpt.Stats{}, 0, 0, err)
 }
 
 func (j *jobRun) abort() {
@@ -498,6 +503,21 @@ func (j *jobRun) logDurable(epoch uint64, st roundStats) {
 	j.logf("checkpoint %d durable: %s%s memory (%s hashed), %s written, pause %s (%s), write %s",
 		epoch, workers, host.FormatBytes(st.mem), host.FormatBytes(st.hashed), host.FormatBytes(st.stored), st.maxStop.Round(time.Microsecond),
 		capture, st.maxWrite.Round(time.Millisecond))
+}
+
+// paceAfter spaces the next periodic round after the committed round
+// of epoch by what it cost the ranks (pace.go), saying so (-v) when that
+// holds the next one back past the interval. The caller holds j.mu.
+func (j *jobRun) paceAfter(epoch uint64, r *roundState) {
+	next := j.pace.held(r.began, r.stats.maxHeld)
+	if every := j.cfg.CheckpointEvery; j.cfg.Verbose && every > 0 && next.Sub(r.began) > every {
+		who := "the guest"
+		if j.n > 1 {
+			who = "a worker"
+		}
+		j.logf("checkpoint %d held %s up %s: the next periodic one %s after it began, not %s (--checkpoint-overhead %g%%)",
+			epoch, who, r.stats.maxHeld.Round(time.Millisecond), next.Sub(r.began).Round(100*time.Millisecond), every, j.pace.share*100)
+	}
 }
 
 // logPause says (-v, a job of several workers) how long rank stood still

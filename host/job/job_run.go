@@ -151,7 +151,7 @@ func (j *jobRun) endpoint() error {
 	var logFull func(int64)
 	if j.store != nil {
 		// Sender logs past their limit: a checkpoint makes them stable.
-		logFull = func(int64) { go j.tick() }
+		logFull = func(int64) { go j.tick(false) }
 	}
 	ep, err := transport.NewEndpoint(transport.EndpointConfig{
 		Host:  "local",

@@ -1,0 +1,39 @@
+package job
+
+import "time"
+
+// DefaultCheckpointOverhead is the share of a rank's time that periodic
+// checkpoints may hold it up, unless Config.CheckpointOverhead says
+// otherwise (the CLI's --checkpoint-overhead default).
+const DefaultCheckpointOverhead = 0.2
+
+// pacer spaces periodic checkpoints so that they hold the ranks up for at
+// most a share of their time, as Flink's minimum pause between
+// checkpoints keeps a job that checkpoints slowly making progress, but
+// measured: a checkpoint that held a rank up for d (its pause, and its
+// waits for a copy-on-write capture's reader) lets the next periodic one
+// begin no sooner than d/share after it began. A guest whose checkpoints
+// cost it little (a pause of a millisecond) is checkpointed at every
+// interval; one that rewrites a gigabyte of memory a second, whose every
+// checkpoint has it wait for a gigabyte to be compressed, less often
+// instead of not at all between them. Checkpoints asked for (the guest's
+// own, the control socket's, a stop's) are never held back.
+type pacer struct {
+	share float64   // 0: no limit
+	next  time.Time // no periodic checkpoint begins before it
+}
+
+// due reports whether a periodic checkpoint may begin at now.
+func (p *pacer) due(now time.Time) bool { return !now.Before(p.next) }
+
+// held records that the checkpoint begun at began held a rank up for d
+// at most, and returns the earliest time the next periodic one may begin.
+func (p *pacer) held(began time.Time, d time.Duration) time.Time {
+	if p.share <= 0 || began.IsZero() {
+		return p.next
+	}
+	if next := began.Add(time.Duration(float64(d) / p.share)); next.After(p.next) {
+		p.next = next
+	}
+	return p.next
+}

@@ -1,0 +1,39 @@
+package job
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPacer(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	p := &pacer{share: 0.2}
+	if !p.due(t0) {
+		t.Fatal("the first periodic checkpoint held back")
+	}
+	// A pause of 1 ms: the next may begin 5 ms after it began.
+	if next := p.held(t0, time.Millisecond); !next.Equal(t0.Add(5 * time.Millisecond)) {
+		t.Fatalf("next %v", next.Sub(t0))
+	}
+	if !p.due(t0.Add(time.Second)) {
+		t.Fatal("a cheap checkpoint held the next one back")
+	}
+	// One that held the guest up 1 s: none begins within 5 s of it.
+	t1 := t0.Add(time.Second)
+	p.held(t1, time.Second)
+	if p.due(t1.Add(4*time.Second)) || !p.due(t1.Add(5*time.Second)) {
+		t.Fatalf("next %v after the costly checkpoint, want 5s", p.next.Sub(t1))
+	}
+	// An older round's commit, reported after a newer one's, does not
+	// move the time back.
+	p.held(t0, 2*time.Millisecond)
+	if !p.next.Equal(t1.Add(5 * time.Second)) {
+		t.Fatalf("next moved back to %v", p.next.Sub(t1))
+	}
+	// No limit.
+	q := &pacer{}
+	q.held(t0, time.Hour)
+	if !q.due(t0) {
+		t.Fatal("a pacer without a share held a checkpoint back")
+	}
+}
