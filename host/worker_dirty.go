@@ -297,6 +297,9 @@ func (d *dirtyTrack) close() {
 // calls, for copy-on-write captures' readers to give shadow blocks back
 // (throttle): the part of what its checkpoints cost it beyond the pauses.
 func (w *Worker) Throttled() time.Duration {
+	if w == nil {
+		return 0
+	}
 	if d := &w.dirty; d.cow {
 		return d.t.Pool().Throttled
 	}

@@ -83,6 +83,7 @@ func TestRunHTTP(t *testing.T) {
 	}{
 		{"librahost_checkpoints_total", []string{"outcome", "committed"}},
 		{"librahost_checkpoint_pause_seconds", nil},
+		{"librahost_checkpoint_held_seconds", nil},
 		{"librahost_checkpoint_durable_seconds", nil},
 		{"librahost_checkpoint_commit_seconds", nil},
 		{"librahost_checkpoint_size_bytes", nil},

@@ -30,6 +30,7 @@ type roundObs struct {
 	size      uint64    // their checkpoints' stored sizes
 	stored    uint64    // the bytes they added to the store
 	pause     time.Duration
+	held      time.Duration
 }
 
 func (j *jobRun) observing() bool { return j.cfg.Metrics != nil || j.cfg.Status != nil }
@@ -135,9 +136,9 @@ func (j *jobRun) observeBegin(epoch uint64) {
 
 // observeDurable: rank's part of epoch is durable here (err nil), after
 // the guest stood still for stopped (0: unknown, its capture's time
-// counts). It reads the checkpoint's manifest: the caller may hold its
+// counts) and was held up for held in all (0: unknown). It reads the checkpoint's manifest: the caller may hold its
 // locks, but not j.obs.mu.
-func (j *jobRun) observeDurable(rank int, epoch uint64, stopped time.Duration, err error) {
+func (j *jobRun) observeDurable(rank int, epoch uint64, stopped, held time.Duration, err error) {
 	if !j.observing() || err != nil {
 		return
 	}
@@ -166,6 +167,7 @@ func (j *jobRun) observeDurable(rank int, epoch uint64, stopped time.Duration, e
 		return
 	}
 	r.pause = max(r.pause, stopped)
+	r.held = max(r.held, held)
 	var rate float64
 	if d := now.Sub(o.last[rank]); d > 0 {
 		rate = float64(uint64(m.Stats.Changed)*uint64(m.ChunkSize)) / d.Seconds()
@@ -199,7 +201,7 @@ func (j *jobRun) observeEnd(epoch uint64, err error) {
 	if !r.durable.IsZero() {
 		durable = r.durable.Sub(r.triggered)
 	}
-	o.met.CheckpointCommitted(metrics.CheckpointStats{Pause: r.pause, Durable: durable, Commit: took, Size: r.size, Incremental: r.stored})
+	o.met.CheckpointCommitted(metrics.CheckpointStats{Pause: r.pause, Held: r.held, Durable: durable, Commit: took, Size: r.size, Incremental: r.stored})
 	o.met.StoreSize(storeSize(j.store.Path()))
 	j.cfg.Status.checkpoint(epoch, func(c *Checkpoint) {
 		c.Status, c.Duration, c.Size, c.Incremental = CheckpointCommitted, took, r.size, r.stored

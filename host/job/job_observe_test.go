@@ -59,6 +59,7 @@ func TestJobObserved(t *testing.T) {
 		{"librahost_checkpoints_total", []string{"outcome", "committed"}, 3},
 		{"librahost_checkpoints_total", []string{"outcome", "failed"}, 0},
 		{"librahost_checkpoint_pause_seconds", nil, 3},
+		{"librahost_checkpoint_held_seconds", nil, 3},
 		{"librahost_checkpoint_durable_seconds", nil, 3},
 		{"librahost_checkpoint_commit_seconds", nil, 3},
 		{"librahost_checkpoint_size_bytes", nil, 3},

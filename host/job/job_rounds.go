@@ -305,7 +305,7 @@ func (j *jobRun) onPause(rank int, c *host.Capture) error {
 // failed; the rank stood still for stopped and was held up for held in
 // all (pace.go).
 func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped, held time.Duration, err error) {
-	j.observeDurable(rank, epoch, stopped, err)
+	j.observeDurable(rank, epoch, stopped, held, err)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	r := j.rounds[epoch]

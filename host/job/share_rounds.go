@@ -504,9 +504,11 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 		return nil
 	}
 	r.mu.Unlock()
+	w := r.j.workers[rank]
+	waited := w.Throttled()
 	p, err := r.captureShare(rank, e, c)
 	if err != nil {
-		r.report(rank, e, err)
+		r.report(rank, e, 0, 0, err)
 		return nil
 	}
 	stopped, taken := time.Since(c.Paused), c.Taken
@@ -515,7 +517,7 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 		defer r.writes.Done()
 		<-p.Done()
 		r.j.logPause(rank, e, stopped, taken+p.Stats().PauseDur)
-		r.report(rank, e, p.Err())
+		r.report(rank, e, stopped, stopped+w.Throttled()-waited, p.Err())
 	}()
 	return nil
 }
@@ -575,7 +577,7 @@ func (r *shareRun) captureShare(rank int, epoch uint64, c *host.Capture) (*ckpt.
 func (r *shareRun) writeEnded(rank int, epoch uint64) {
 	comm := r.cut(rank, epoch)
 	if comm == nil {
-		r.report(rank, epoch, errors.New("its channel state could not be taken"))
+		r.report(rank, epoch, 0, 0, errors.New("its channel state could not be taken"))
 		return
 	}
 	r.mu.Lock()
@@ -591,16 +593,17 @@ func (r *shareRun) writeEnded(rank int, epoch uint64) {
 		<-p.Done()
 		err = p.Err()
 	}
-	r.report(rank, epoch, err)
+	r.report(rank, epoch, 0, 0, err)
 }
 
 // report tells the participant that rank's checkpoint of epoch is durable
-// here (err nil), with its manifest's digest, or failed.
-func (r *shareRun) report(rank int, epoch uint64, err error) {
+// here (err nil), with its manifest's digest, or failed; the rank stood
+// still for stopped and was held up for held (0: not known).
+func (r *shareRun) report(rank int, epoch uint64, stopped, held time.Duration, err error) {
 	if err == nil {
 		err = r.copied(rank)
 	}
-	r.j.observeDurable(rank, epoch, 0, err)
+	r.j.observeDurable(rank, epoch, stopped, held, err)
 	var digest ckpt.Hash
 	if err == nil {
 		var rep *ckpt.Replica
@@ -624,7 +627,7 @@ func (r *shareRun) onFailed(rank int, err error) {
 	r.mu.Lock()
 	e := r.asked[rank]
 	r.mu.Unlock()
-	r.report(rank, e, err)
+	r.report(rank, e, 0, 0, err)
 }
 
 // onExit is told that rank's program ended.

@@ -37,7 +37,11 @@ var directions = []string{Sent, Received}
 // durations count from the checkpoint's trigger (the request, or the
 // timer firing); a duration not known here is 0 and not observed.
 type CheckpointStats struct {
-	Pause   time.Duration // the guest was stopped (the longest of this host's ranks)
+	Pause time.Duration // the guest was stopped (the longest of this host's ranks)
+	// Held is how long the checkpoint held the guest up: its pause and
+	// its waits for a copy-on-write capture's reader (the longest of this
+	// host's ranks; 0 if not known).
+	Held    time.Duration
 	Durable time.Duration // until every rank here had its part durable in the store
 	Commit  time.Duration // until the job committed the epoch (every rank acknowledged)
 	// Size is the stored size of every chunk the checkpoint uses;
@@ -50,7 +54,8 @@ type CheckpointStats struct {
 // of their workers. The job driver makes a Job per job (Start) and
 // reports on it; gauges of a job go when it ends.
 type Jobs struct {
-	pause, durable, commit prometheus.Histogram
+	pause, held, durable   prometheus.Histogram
+	commit                 prometheus.Histogram
 	size, incremental      prometheus.Histogram
 	checkpoints            *prometheus.CounterVec
 	written                prometheus.Counter
@@ -77,6 +82,7 @@ func newJobs() *Jobs {
 	)
 	j := &Jobs{
 		pause:       hist("checkpoint_pause_seconds", "How long a checkpoint stopped the guest (the longest of this host's ranks).", pauses),
+		held:        hist("checkpoint_held_seconds", "How long a checkpoint held the guest up: its pause and its waits for a copy-on-write capture to read what it wrote (the longest of this host's ranks).", waits),
 		durable:     hist("checkpoint_durable_seconds", "From a checkpoint's trigger until this host's part was durable.", waits),
 		commit:      hist("checkpoint_commit_seconds", "From a checkpoint's trigger until the job committed it.", waits),
 		size:        hist("checkpoint_size_bytes", "Stored size of every chunk a committed checkpoint uses (this host's ranks).", sizes),
@@ -115,7 +121,7 @@ func newJobs() *Jobs {
 }
 
 func (js *Jobs) collectors() []prometheus.Collector {
-	return []prometheus.Collector{js.pause, js.durable, js.commit, js.size, js.incremental, js.checkpoints,
+	return []prometheus.Collector{js.pause, js.held, js.durable, js.commit, js.size, js.incremental, js.checkpoints,
 		js.written, js.replication, js.control, js.recoveries, js.recovered, js.migrations, workersCollector{js}}
 }
 
@@ -214,7 +220,7 @@ func (j *Job) CheckpointCommitted(st CheckpointStats) {
 	for _, o := range []struct {
 		h prometheus.Histogram
 		d time.Duration
-	}{{js.pause, st.Pause}, {js.durable, st.Durable}, {js.commit, st.Commit}} {
+	}{{js.pause, st.Pause}, {js.held, st.Held}, {js.durable, st.Durable}, {js.commit, st.Commit}} {
 		if o.d > 0 {
 			o.h.Observe(o.d.Seconds())
 		}

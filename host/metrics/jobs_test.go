@@ -46,6 +46,7 @@ func TestJobMetrics(t *testing.T) {
 	f := metricstest.Scrape(t, h.Handler())
 	check(t, f,
 		want{"librahost_checkpoint_pause_seconds", nil, 0},
+		want{"librahost_checkpoint_held_seconds", nil, 0},
 		want{"librahost_checkpoint_durable_seconds", nil, 0},
 		want{"librahost_checkpoint_commit_seconds", nil, 0},
 		want{"librahost_checkpoint_size_bytes", nil, 0},
@@ -63,7 +64,7 @@ func TestJobMetrics(t *testing.T) {
 	)
 
 	a, b := h.Jobs().Start(2), h.Jobs().Start(4)
-	a.CheckpointCommitted(metrics.CheckpointStats{Pause: 20 * time.Millisecond, Durable: 300 * time.Millisecond,
+	a.CheckpointCommitted(metrics.CheckpointStats{Pause: 20 * time.Millisecond, Held: 900 * time.Millisecond, Durable: 300 * time.Millisecond,
 		Commit: 400 * time.Millisecond, Size: 64 << 20, Incremental: 1 << 20})
 	b.CheckpointCommitted(metrics.CheckpointStats{Pause: 10 * time.Millisecond, Durable: 100 * time.Millisecond, Size: 8 << 20, Incremental: 2 << 20})
 	b.CheckpointFailed()
@@ -86,6 +87,7 @@ func TestJobMetrics(t *testing.T) {
 	f = metricstest.Scrape(t, h.Handler())
 	check(t, f,
 		want{"librahost_checkpoint_pause_seconds", nil, 2},
+		want{"librahost_checkpoint_held_seconds", nil, 1}, // not known of b's
 		want{"librahost_checkpoint_durable_seconds", nil, 2},
 		want{"librahost_checkpoint_commit_seconds", nil, 1}, // b's commit time is not known here
 		want{"librahost_checkpoint_size_bytes", nil, 2},
@@ -109,6 +111,9 @@ func TestJobMetrics(t *testing.T) {
 	)
 	if s := sum(t, f, "librahost_checkpoint_pause_seconds"); s < 0.0299 || s > 0.0301 {
 		t.Errorf("pause sum %v, want 0.03", s)
+	}
+	if s := sum(t, f, "librahost_checkpoint_held_seconds"); s < 0.899 || s > 0.901 {
+		t.Errorf("held sum %v, want 0.9", s)
 	}
 	if s := sum(t, f, "librahost_checkpoint_incremental_bytes"); s != 3<<20 {
 		t.Errorf("incremental sum %v", s)
