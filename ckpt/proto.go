@@ -130,6 +130,7 @@ type Msg struct {
 	Rank     int           // migration messages: the rank that moves
 	Host     HostID        // migration messages: the host it moves to
 	Ended    bool          // Moved, Route: the rank's program had ended
+	Held     time.Duration // Done: the longest the host's ranks were held up by their checkpoints of Epoch (pause, waits for the capture)
 }
 
 // RankDigest names one rank's checkpoint of an epoch by its manifest's hash.
@@ -213,6 +214,10 @@ type Action struct {
 	Record *CommitRecord
 	Err    string
 	Lost   bool // Stop: this host was declared lost; the job goes on without it
+	// Held is, in the coordinator's PersistCommit, the longest any rank
+	// was held up by its checkpoint of Epoch (Done's Held): what the
+	// driver paces the periodic rounds by.
+	Held time.Duration
 }
 
 // Ready is what a core has to say after some events: messages to send and

@@ -3,6 +3,8 @@ package ckpt
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"time"
 	"unicode/utf8"
 )
 
@@ -13,14 +15,14 @@ import (
 //	| place list(host) | live list(u8 0/1) | digests list(rank, hash [16]byte)
 //	| record u8 (0 none, 1: epoch | inc | place list(host)
 //	                         | holders list(list(host)) | digests list(…))
-//	| err string | rank | host | ended u8 (0/1)
+//	| err string | rank | host | ended u8 (0/1) | held (nanoseconds)
 //
 // Numbers (hosts, ranks, epochs, counts) are unsigned varints. A list is
 // its length plus one, then its elements; 0 is a nil list, so that nil and
 // empty stay apart. A string is its length, then UTF-8 bytes. Nothing may
 // follow the message. A newer version is refused as such.
 const (
-	MsgCodecVersion = 3 // 2: migration kinds, with rank, host and ended; 3: oldest
+	MsgCodecVersion = 4 // 2: migration kinds, with rank, host and ended; 3: oldest; 4: held
 
 	maxMsgHosts = 1 << 16 // hosts of a job, as host IDs go
 	maxMsgRanks = 1 << 16 // ranks of a job
@@ -58,7 +60,8 @@ func AppendMsg(dst []byte, m Msg) []byte {
 	dst = append(dst, m.Err...)
 	dst = binary.AppendUvarint(dst, uint64(m.Rank))
 	dst = binary.AppendUvarint(dst, uint64(m.Host))
-	return append(dst, boolByte(m.Ended))
+	dst = append(dst, boolByte(m.Ended))
+	return binary.AppendUvarint(dst, uint64(max(m.Held, 0)))
 }
 
 func appendListLen(dst []byte, isNil bool, n int) []byte {
@@ -163,6 +166,11 @@ func DecodeMsg(b []byte) (Msg, error) {
 		m.Ended = true
 	default:
 		r.fail("ended flag is neither 0 nor 1")
+	}
+	if held := r.uvarint(); r.err == nil && held > math.MaxInt64 {
+		r.fail("held time %d ns out of range", held)
+	} else {
+		m.Held = time.Duration(held)
 	}
 	if r.err == nil && len(r.b) > 0 {
 		r.fail("%d bytes past its end", len(r.b))

@@ -1,10 +1,12 @@
 package ckpt
 
 import (
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // codecMsgs are messages with every field set, nil and empty lists apart,
@@ -17,7 +19,7 @@ func codecMsgs() []Msg {
 	return []Msg{
 		{Kind: MsgMarker, From: 0, To: 2, Inc: 1, Epoch: 3},
 		{Kind: MsgMarker, From: 0, To: 2, Inc: 1, Epoch: 4, Oldest: 3},
-		{Kind: MsgDone, From: 2, To: 0, Inc: 1, Epoch: 3, Digests: []RankDigest{{2, d(9)}}},
+		{Kind: MsgDone, From: 2, To: 0, Inc: 1, Epoch: 3, Digests: []RankDigest{{2, d(9)}}, Held: 1500 * time.Millisecond},
 		{Kind: MsgDone, From: 1, To: 0, Inc: 1, Epoch: 3, Digests: []RankDigest{}},
 		{Kind: MsgDone, From: 1, To: 0, Inc: 1, Epoch: 3, Err: "rank 4: disk full — ß"},
 		{Kind: MsgCommit, From: 0, To: 1, Inc: 2, Epoch: 7, Record: rec},
@@ -61,7 +63,9 @@ func TestMsgCodecRefuses(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "empty"},
-		{"newer version", with(func(b []byte) []byte { b[0] = 4; return b }), "version 4, this build reads version 3"},
+		{"newer version", with(func(b []byte) []byte { b[0] = 5; return b }), "version 5, this build reads version 4"},
+		{"older version", with(func(b []byte) []byte { b[0] = 3; return b }), "version 3, this build reads version 4"},
+		{"held out of range", binary.AppendUvarint(AppendMsg(nil, Msg{Kind: MsgDone})[:15], 1<<63), "held time 9223372036854775808 ns out of range"},
 		{"unknown kind", with(func(b []byte) []byte { b[1] = 99; return b }), "unknown kind 99"},
 		{"ended flag", setByte(AppendMsg(nil, Msg{Kind: MsgStop}), 14, 2), "ended flag is neither 0 nor 1"},
 		{"kind zero", with(func(b []byte) []byte { b[1] = 0; return b }), "unknown kind 0"},

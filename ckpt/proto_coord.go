@@ -44,6 +44,7 @@ type coordRound struct {
 	holds   [][]HostID    // where the round's checkpoints are replicated to
 	rec     *CommitRecord // the round's record, once every host is done
 	writing bool          // its record is being written (only the oldest round's is)
+	held    time.Duration // the longest a rank was held up by it (Done's Held)
 }
 
 // NewEpochCoordinator returns the coordinator of a job. Next is the epoch
@@ -194,6 +195,7 @@ func (c *EpochCoordinator) stepDone(m Msg) {
 	r.done[m.From] = true
 	r.nDone++
 	r.digests = append(r.digests, m.Digests...)
+	r.held = max(r.held, m.Held)
 	if r.nDone < c.nLive() {
 		return
 	}
@@ -211,7 +213,7 @@ func (c *EpochCoordinator) writeNext() {
 	}
 	r := c.rounds[0]
 	r.writing = true
-	c.ready.act(Action{Kind: ActPersistCommit, Epoch: r.epoch, Record: r.rec})
+	c.ready.act(Action{Kind: ActPersistCommit, Epoch: r.epoch, Record: r.rec, Held: r.held})
 }
 
 // abandon ends the round at index i and every later one: a later round's

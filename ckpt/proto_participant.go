@@ -58,6 +58,7 @@ type roundRank struct {
 	durable bool // durable here
 	replied []HostID
 	digest  Hash
+	held    time.Duration // how long the checkpoint held the rank up
 }
 
 // relWait is a commit record being written here: Release follows in
@@ -344,8 +345,10 @@ func (p *Participant) Ended(rank int) {
 }
 
 // Durable reports that rank's checkpoint of e is durable on this host,
-// with its manifest's digest: it is replicated next.
-func (p *Participant) Durable(rank int, e uint64, digest Hash) {
+// with its manifest's digest, after it held the rank up for held (its
+// pause and its waits for the capture; 0 if not known): it is replicated
+// next.
+func (p *Participant) Durable(rank int, e uint64, digest Hash, held time.Duration) {
 	pr := p.round(e)
 	if p.ranks[rank] == nil || pr == nil || pr.sent {
 		return
@@ -354,7 +357,7 @@ func (p *Participant) Durable(rank int, e uint64, digest Hash) {
 	if rr == nil || rr.durable {
 		return
 	}
-	rr.durable, rr.digest = true, digest
+	rr.durable, rr.digest, rr.held = true, digest, held
 	for _, to := range ReplicaHosts(p.host, p.live, p.cfg.Replicas) {
 		p.ready.act(Action{Kind: ActReplicate, Rank: rank, Epoch: e, Host: to})
 	}
@@ -411,18 +414,20 @@ func (p *Participant) checkDone(pr *partRound) {
 	}
 	want := len(ReplicaHosts(p.host, p.live, p.cfg.Replicas))
 	var ds []RankDigest
+	var held time.Duration
 	for _, r := range p.Ranks() {
 		rr := pr.ranks[r]
 		if rr == nil || !rr.durable || len(rr.replied) < want {
 			return
 		}
 		ds = append(ds, RankDigest{Rank: r, Digest: rr.digest})
+		held = max(held, rr.held)
 	}
 	pr.sent, pr.doneOK = true, true
 	if ds == nil {
 		ds = []RankDigest{}
 	}
-	p.send(Msg{Kind: MsgDone, Epoch: pr.epoch, Digests: ds})
+	p.send(Msg{Kind: MsgDone, Epoch: pr.epoch, Digests: ds, Held: held})
 }
 
 // commit takes a COMMIT: its record is written here, and the rounds up to

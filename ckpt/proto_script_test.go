@@ -149,7 +149,7 @@ func (h *protoHarness) run(line string) string {
 			h.t.Fatalf("%s: rank %d has no Persist pending", line, r)
 		}
 		if f[0] == "durable" {
-			h.parts[a.host].Durable(r, a.a.Epoch, Hash{byte(r)})
+			h.parts[a.host].Durable(r, a.a.Epoch, Hash{byte(r)}, 0)
 		} else {
 			h.parts[a.host].Failed(r, a.a.Epoch, args["err"])
 		}
@@ -489,7 +489,7 @@ func (h *protoHarness) auto(quiet, untilCommit bool) {
 			case ActCapture:
 				h.paused(p.a.Rank, 0, p.host)
 			case ActPersist:
-				h.parts[p.host].Durable(p.a.Rank, p.a.Epoch, Hash{byte(p.a.Rank)})
+				h.parts[p.host].Durable(p.a.Rank, p.a.Epoch, Hash{byte(p.a.Rank)}, 0)
 				h.flush(p.host)
 			case ActReplicate:
 				h.parts[p.host].Replicated(p.a.Rank, p.a.Epoch, p.a.Host)

@@ -93,3 +93,64 @@ func TestProtoResume(t *testing.T) {
 		t.Fatalf("after recovery: %v", rd.Msgs)
 	}
 }
+
+// TestProtoHeld: each host's DONE carries the longest its ranks were held
+// up by their checkpoints, and the coordinator's commit action the
+// longest of all hosts', which the driver paces periodic rounds by.
+func TestProtoHeld(t *testing.T) {
+	cfg := ProtoConfig{Hosts: 2, Place: []HostID{0, 1, 1}}
+	c, err := NewEpochCoordinator(cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0)
+	c.Start(now)
+	parts := make([]*Participant, 2)
+	for h := range parts {
+		if parts[h], err = NewParticipant(cfg, HostID(h)); err != nil {
+			t.Fatal(err)
+		}
+		parts[h].Start(now)
+	}
+	e := c.Trigger()
+	for _, m := range c.Ready().Msgs {
+		parts[m.To].Step(m, now)
+	}
+	held := map[int]time.Duration{0: 3 * time.Millisecond, 1: 900 * time.Millisecond, 2: 40 * time.Millisecond}
+	var done []Msg
+	for h, p := range parts {
+		p.Ready()
+		for _, r := range p.Ranks() {
+			p.Paused(r, e)
+			p.Durable(r, e, Hash{byte(r + 1)}, held[r])
+			for _, a := range p.Ready().Actions {
+				if a.Kind == ActReplicate {
+					p.Replicated(r, e, a.Host)
+				}
+			}
+		}
+		for _, m := range p.Ready().Msgs {
+			if m.Kind == MsgDone {
+				if want := map[int]time.Duration{0: 3 * time.Millisecond, 1: 900 * time.Millisecond}[h]; m.Held != want {
+					t.Errorf("host %d's DONE says held %v, want %v", h, m.Held, want)
+				}
+				done = append(done, m)
+			}
+		}
+	}
+	if len(done) != 2 {
+		t.Fatalf("%d DONE messages, want 2", len(done))
+	}
+	for _, m := range done {
+		c.Step(m, now)
+	}
+	var commit *Action
+	for _, a := range c.Ready().Actions {
+		if a.Kind == ActPersistCommit {
+			commit = &a
+		}
+	}
+	if commit == nil || commit.Epoch != e || commit.Held != 900*time.Millisecond {
+		t.Fatalf("commit action %+v, want epoch %d held 900ms", commit, e)
+	}
+}

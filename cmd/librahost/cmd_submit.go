@@ -52,6 +52,7 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 	failTimeout := fs.Duration("failure-timeout", 0, "how long a host of the job may be silent before it is declared dead (default: each host's --failure-timeout, 2s unless set)")
 	every := fs.Duration("checkpoint-every", 0, "take a coordinated checkpoint of the job at this `interval` (each rank's kept in its host's --data)")
 	replicas := fs.Int("replicas", 1, "other `hosts` that keep a copy of each rank's checkpoint (with --checkpoint-every)")
+	overhead := overheadVar(fs)
 	resume := fs.String("resume", "", "continue `JOB`, stopped when its coordinator's host was lost, on the --hosts that hold its checkpoints (no module: they kept it)")
 	detach := fs.Bool("detach", false, "print the job's ID and return: the first of --hosts submits the job and it runs on without this process (librahost attach JOB, logs JOB)")
 	var envs, dirs listFlag
@@ -127,10 +128,11 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) error {
 		Stderr:     stderr,
 		Progress:   stderr,
 
-		FailureTimeout:  *failTimeout,
-		CheckpointEvery: *every,
-		Replicas:        *replicas,
-		Mounts:          mounts,
+		FailureTimeout:     *failTimeout,
+		CheckpointEvery:    *every,
+		CheckpointOverhead: float64(*overhead),
+		Replicas:           *replicas,
+		Mounts:             mounts,
 	}
 	if *detach {
 		return submitDetached(cfg, stdout, stderr)

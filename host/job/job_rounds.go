@@ -326,7 +326,7 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped, held tim
 		r.stats.cow = r.stats.cow || st.CopyOnWrite
 		r.stats.maxWrite = max(r.stats.maxWrite, st.WriteDur)
 		r.stats.maxHeld = max(r.stats.maxHeld, held)
-		j.part.Durable(rank, epoch, ckpt.Hash{})
+		j.part.Durable(rank, epoch, ckpt.Hash{}, held)
 	}
 	j.pump()
 }
@@ -509,14 +509,12 @@ func (j *jobRun) logDurable(epoch uint64, st roundStats) {
 // of epoch by what it cost the ranks (pace.go), saying so (-v) when that
 // holds the next one back past the interval. The caller holds j.mu.
 func (j *jobRun) paceAfter(epoch uint64, r *roundState) {
-	next := j.pace.held(r.began, r.stats.maxHeld)
-	if every := j.cfg.CheckpointEvery; j.cfg.Verbose && every > 0 && next.Sub(r.began) > every {
-		who := "the guest"
-		if j.n > 1 {
-			who = "a worker"
-		}
-		j.logf("checkpoint %d held %s up %s: the next periodic one %s after it began, not %s (--checkpoint-overhead %g%%)",
-			epoch, who, r.stats.maxHeld.Round(time.Millisecond), next.Sub(r.began).Round(100*time.Millisecond), every, j.pace.share*100)
+	who := "the guest"
+	if j.n > 1 {
+		who = "a worker"
+	}
+	if line := j.pace.after(epoch, who, r.began, r.stats.maxHeld, j.cfg.CheckpointEvery); line != "" && j.cfg.Verbose {
+		j.logf("%s", line)
 	}
 }
 

@@ -1,6 +1,9 @@
 package job
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // DefaultCheckpointOverhead is the share of a rank's time that periodic
 // checkpoints may hold it up, unless Config.CheckpointOverhead says
@@ -25,6 +28,18 @@ type pacer struct {
 
 // due reports whether a periodic checkpoint may begin at now.
 func (p *pacer) due(now time.Time) bool { return !now.Before(p.next) }
+
+// after records that the committed round of epoch, begun at began, held
+// who (a rank) up for d at most, and returns the line saying that this
+// holds the next periodic round back past every, or "" if it does not.
+func (p *pacer) after(epoch uint64, who string, began time.Time, d, every time.Duration) string {
+	next := p.held(began, d)
+	if every <= 0 || next.Sub(began) <= every {
+		return ""
+	}
+	return fmt.Sprintf("checkpoint %d held %s up %s: the next periodic one %s after it began, not %s (--checkpoint-overhead %g%%)",
+		epoch, who, d.Round(time.Millisecond), next.Sub(began).Round(100*time.Millisecond), every, p.share*100)
+}
 
 // held records that the checkpoint begun at began held a rank up for d
 // at most, and returns the earliest time the next periodic one may begin.

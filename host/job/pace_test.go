@@ -37,3 +37,15 @@ func TestPacer(t *testing.T) {
 		t.Fatal("a pacer without a share held a checkpoint back")
 	}
 }
+
+func TestPacerLine(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	p := &pacer{share: 0.2}
+	if line := p.after(1, "the guest", t0, time.Millisecond, time.Second); line != "" {
+		t.Fatalf("a cheap checkpoint said %q", line)
+	}
+	want := "checkpoint 2 held the guest up 1s: the next periodic one 5s after it began, not 1s (--checkpoint-overhead 20%)"
+	if line := p.after(2, "the guest", t0.Add(time.Second), time.Second, time.Second); line != want {
+		t.Fatalf("line %q, want %q", line, want)
+	}
+}

@@ -46,6 +46,11 @@ type Share struct {
 	// Every is how often the coordinator begins a checkpoint; 0: only
 	// when asked (Checkpoint).
 	Every time.Duration
+	// Overhead is the share of a rank's time periodic checkpoints may
+	// hold it up (Config.CheckpointOverhead, pace.go): the coordinator
+	// spaces its periodic rounds by the longest any rank of a committed
+	// round was held up, which each host's DONE tells it. 0: no limit.
+	Overhead float64
 	// Tick is how often the failure timeout is checked. Default 50 ms.
 	Tick time.Duration
 	// Stop, once closed, ends the share's part in the protocol. The
@@ -139,6 +144,7 @@ type shareRun struct {
 	mu    sync.Mutex
 	coord *ckpt.EpochCoordinator // on the coordinator's host only
 	part  *ckpt.Participant
+	pace  pacer // the coordinator's periodic rounds
 
 	asked, taken []uint64                 // by rank: the newest epoch asked for, and taken
 	persist      []uint64                 // by rank: the epoch onPause is to write
@@ -193,7 +199,7 @@ func newShareRun(j *jobRun, s *Share) (*shareRun, error) {
 		}
 		j.store.KeepFrom(j.rec.Job, s.Proto.Committed)
 	}
-	r := &shareRun{j: j, s: s, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
+	r := &shareRun{j: j, s: s, pace: pacer{share: s.Overhead}, asked: make([]uint64, j.n), taken: make([]uint64, j.n), persist: make([]uint64, j.n),
 		endWrites: make([]chan struct{}, j.n), repChains: map[[2]int]chan struct{}{},
 		cuts: map[uint64][]transport.RankState{}, waiters: map[uint64][]chan error{}, triggered: map[uint64]time.Time{},
 		rolled: make(chan struct{}, 1), endFiles: map[int][]byte{}, files: map[int]*rankFiles{},

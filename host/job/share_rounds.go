@@ -154,10 +154,12 @@ func (r *shareRun) loop(ctx context.Context) {
 			r.part.Tick(now)
 			r.pump()
 			r.mu.Unlock()
-		case <-every:
+		case now := <-every:
 			r.mu.Lock()
-			r.trigger()
-			r.pump()
+			if r.pace.due(now) {
+				r.trigger()
+				r.pump()
+			}
 			r.mu.Unlock()
 		case <-r.s.Stop:
 			r.end(errors.New("job: the job has ended"))
@@ -171,6 +173,16 @@ func (r *shareRun) loop(ctx context.Context) {
 			}
 			done = nil
 		}
+	}
+}
+
+// paceAfter spaces the coordinator's next periodic round after the
+// committed round of epoch, begun at began, by the longest any rank was
+// held up by it (pace.go), saying so when that holds the next one back
+// past the interval. The caller holds r.mu.
+func (r *shareRun) paceAfter(epoch uint64, began time.Time, held time.Duration) {
+	if line := r.pace.after(epoch, "a rank", began, held, r.s.Every); line != "" {
+		r.j.logf("%s", line)
 	}
 }
 
@@ -346,6 +358,7 @@ func (r *shareRun) coordAction(a ckpt.Action) {
 				r.answer(a.Epoch, nil)
 				if t, ok := r.triggered[a.Epoch]; ok {
 					j.logf("checkpoint %d: %v from trigger to commit", a.Epoch, time.Since(t).Round(time.Millisecond))
+					r.paceAfter(a.Epoch, t, a.Held)
 				}
 			}
 			for e := range r.triggered {
@@ -617,7 +630,7 @@ func (r *shareRun) report(rank int, epoch uint64, stopped, held time.Duration, e
 		r.j.logf("checkpoint %d: rank %d: %v", epoch, rank, err)
 		r.part.Failed(rank, epoch, err.Error())
 	} else {
-		r.part.Durable(rank, epoch, digest)
+		r.part.Durable(rank, epoch, digest, held)
 	}
 	r.pump()
 }

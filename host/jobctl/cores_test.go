@@ -126,7 +126,7 @@ func (h *coreHost) carryOut(a ckpt.Action, fromCoord bool) {
 	case ckpt.ActCapture:
 		h.part.Paused(a.Rank, a.Epoch)
 	case ckpt.ActPersist:
-		h.part.Durable(a.Rank, a.Epoch, ckpt.Hash{byte(a.Rank), byte(a.Epoch)})
+		h.part.Durable(a.Rank, a.Epoch, ckpt.Hash{byte(a.Rank), byte(a.Epoch)}, 0)
 	case ckpt.ActReplicate:
 		h.part.Replicated(a.Rank, a.Epoch, a.Host)
 	case ckpt.ActPersistCommit:

@@ -211,7 +211,7 @@ func (w *world) doWork() error {
 		}
 		x.store[ckey{a.Rank, a.Epoch}] = wk.snap
 		w.written[ckey{a.Rank, a.Epoch}] = wk.snap
-		x.part.Durable(a.Rank, a.Epoch, ckpt.Hash{byte(a.Rank), byte(a.Epoch)})
+		x.part.Durable(a.Rank, a.Epoch, ckpt.Hash{byte(a.Rank), byte(a.Epoch)}, 0)
 	case ckpt.ActReplicate:
 		s := x.store[ckey{a.Rank, a.Epoch}]
 		to := w.hosts[a.Host]

@@ -82,8 +82,9 @@ func (d *Daemon) openShare(j *job, p prepareMsg, module []byte) (*driver.Share, 
 		Store: store,
 		Proto: ckpt.ProtoConfig{Hosts: len(hosts), Coordinator: 0, Place: place, Replicas: p.Replicas,
 			FailureTimeout: j.failureTimeout, MaxRounds: jobRounds},
-		Host:  ckpt.HostID(slices.Index(hosts, d.cfg.Name)),
-		Every: p.CheckpointEvery,
+		Host:     ckpt.HostID(slices.Index(hosts, d.cfg.Name)),
+		Every:    p.CheckpointEvery,
+		Overhead: p.CheckpointOverhead,
 	}
 	if r := p.Resume; r != nil {
 		hosts = r.Hosts

@@ -52,7 +52,8 @@ func SubmitDetached(ctx context.Context, cfg SubmitConfig) (string, error) {
 		return "", errors.New("node: no hosts to submit to")
 	}
 	body, err := encodeWithModule(detachMsg{Hosts: cfg.Hosts, prepareMsg: prepareMsg{N: cfg.N, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
-		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas, Mounts: mountsToMsg(cfg.Mounts)}}, cfg.Module)
+		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas,
+		CheckpointOverhead: cfg.CheckpointOverhead, Mounts: mountsToMsg(cfg.Mounts)}}, cfg.Module)
 	if err != nil {
 		return "", err
 	}
@@ -106,9 +107,10 @@ func (d *Daemon) serveDetach(ctx context.Context, str *quic.Stream, peer string,
 		Hosts:  m.Hosts, N: m.N, Module: module, ModuleName: m.Module, Args: m.Args, Env: m.Env,
 		Stdout: io.Discard, Stderr: io.Discard, Stop: ctx.Done(),
 		FailureTimeout: m.FailureTimeout, CheckpointEvery: m.CheckpointEvery, Replicas: m.Replicas,
-		Mounts:   mountsFromMsg(m.Mounts),
-		Started:  func(job string) { started <- job },
-		detached: true,
+		CheckpointOverhead: m.CheckpointOverhead,
+		Mounts:             mountsFromMsg(m.Mounts),
+		Started:            func(job string) { started <- job },
+		detached:           true,
 	}
 	type result struct {
 		code int

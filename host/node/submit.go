@@ -128,6 +128,10 @@ type SubmitConfig struct {
 	// and on Replicas other hosts (default 1, at most the hosts but one).
 	CheckpointEvery time.Duration
 	Replicas        int
+	// CheckpointOverhead is the share of a rank's time the periodic
+	// checkpoints may hold it up (job.Config.CheckpointOverhead); 0: no
+	// limit.
+	CheckpointOverhead float64
 	// Mounts are directories that exist on every host, a relative host
 	// path from each host's working directory; a read-only one must hold
 	// the same files on every host.
@@ -179,8 +183,9 @@ func Submit(ctx context.Context, cfg SubmitConfig) (int, error) {
 	body, err := encodePrepare(prepareMsg{
 		Job: s.job, N: cfg.N, Placement: placement, Args: cfg.Args, Env: cfg.Env, Module: cfg.ModuleName,
 		FailureTimeout: cfg.FailureTimeout, CheckpointEvery: cfg.CheckpointEvery, Replicas: cfg.Replicas,
-		Mounts:   mountsToMsg(cfg.Mounts),
-		Detached: cfg.detached,
+		CheckpointOverhead: cfg.CheckpointOverhead,
+		Mounts:             mountsToMsg(cfg.Mounts),
+		Detached:           cfg.detached,
 	}, cfg.Module)
 	if err != nil {
 		return 1, err

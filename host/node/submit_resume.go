@@ -182,7 +182,7 @@ func SubmitResume(ctx context.Context, cfg ResumeConfig) (int, error) {
 	sc := SubmitConfig{Client: cfg.Client, Hosts: cfg.Hosts, N: spec.N, ModuleName: spec.Module, Args: spec.Args, Env: spec.Env,
 		Prefix: cfg.Prefix, Stdout: cfg.Stdout, Stderr: cfg.Stderr, Log: cfg.Log, Stop: cfg.Stop,
 		FailureTimeout: spec.FailureTimeout, CheckpointEvery: spec.CheckpointEvery, Replicas: spec.Replicas,
-		Mounts: mountsFromMsg(spec.Mounts), Started: cfg.Started}
+		CheckpointOverhead: spec.CheckpointOverhead, Mounts: mountsFromMsg(spec.Mounts), Started: cfg.Started}
 	s := &submission{cfg: sc, hcs: hcs, job: cfg.Job, printed: plan.printed}
 	s.bar = progress.New(nil, "", 0)
 	defer s.bar.Done()

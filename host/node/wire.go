@@ -153,6 +153,10 @@ type prepareMsg struct {
 	// that interval, each rank's kept on its host and on Replicas others.
 	CheckpointEvery time.Duration `json:"checkpoint_every,omitempty"`
 	Replicas        int           `json:"replicas,omitempty"`
+	// CheckpointOverhead is the share of a rank's time the periodic
+	// checkpoints may hold it up (job.Config.CheckpointOverhead); 0: no
+	// limit.
+	CheckpointOverhead float64 `json:"checkpoint_overhead,omitempty"`
 	// Mounts are directories that exist on every host (job_mounts.go).
 	Mounts []mountMsg `json:"mounts,omitempty"`
 	// Detached: submitted by a host for `submit --detach`.
@@ -220,6 +224,8 @@ func (p prepareMsg) check() error {
 		return fmt.Errorf("%w: failure timeout %v", ErrProtocol, p.FailureTimeout)
 	case p.CheckpointEvery < 0 || p.Replicas < 0:
 		return fmt.Errorf("%w: checkpoint every %v with %d replicas", ErrProtocol, p.CheckpointEvery, p.Replicas)
+	case !(p.CheckpointOverhead >= 0 && p.CheckpointOverhead <= 1):
+		return fmt.Errorf("%w: checkpoint overhead %v", ErrProtocol, p.CheckpointOverhead)
 	}
 	for _, m := range p.Mounts {
 		if m.Host == "" || m.Guest == "" {

@@ -67,6 +67,8 @@ func TestWireRefuses(t *testing.T) {
 		append([]byte{0, 0, 0, 26}, `{"job":"j","n":2,"placemen`...),
 		append([]byte{0, 0, 0, 35}, `{"job":"j","n":2,"placement":["a"]}`...),
 		append([]byte{0, 0, 0, 40}, `{"job":"j","n":-1,"placement":["a","b"]}`...),
+		append([]byte{0, 0, 0, 61}, `{"job":"j","n":1,"placement":["a"],"checkpoint_overhead":1.5}`...),
+		append([]byte{0, 0, 0, 62}, `{"job":"j","n":1,"placement":["a"],"checkpoint_overhead":-0.1}`...),
 	} {
 		if _, _, err := decodePrepare(body); !errors.Is(err, ErrProtocol) {
 			t.Errorf("decodePrepare(%q) = %v", body, err)
