@@ -46,6 +46,7 @@ type roundState struct {
 	err   error // why the round fails, if it does
 	stats roundStats
 	began time.Time
+	held  time.Duration // the longest a rank was held up by it: the coordinator's, at its commit (pace.go)
 }
 
 type roundStats struct {
@@ -54,7 +55,6 @@ type roundStats struct {
 	maxCapture          time.Duration // longest capture (hash and copy) of a rank
 	cow                 bool          // a rank's capture was copy-on-write
 	maxWrite            time.Duration
-	maxHeld             time.Duration // longest a rank was held up: its pause and its waits for the capture's reader
 }
 
 // protoConfig is the protocol's view of a job on this host alone that
@@ -185,6 +185,9 @@ func (j *jobRun) partAction(a ckpt.Action) {
 func (j *jobRun) coordAction(a ckpt.Action) {
 	switch a.Kind {
 	case ckpt.ActPersistCommit:
+		if r := j.rounds[a.Epoch]; r != nil {
+			r.held = a.Held
+		}
 		// Off the job's lock: a rank asking for its next checkpoint
 		// meanwhile need not wait for these writes (the coordinator asks
 		// for one commit record at a time).
@@ -325,7 +328,6 @@ func (j *jobRun) report(rank int, epoch uint64, st ckpt.Stats, stopped, held tim
 		r.stats.maxCapture = max(r.stats.maxCapture, st.PauseDur)
 		r.stats.cow = r.stats.cow || st.CopyOnWrite
 		r.stats.maxWrite = max(r.stats.maxWrite, st.WriteDur)
-		r.stats.maxHeld = max(r.stats.maxHeld, held)
 		j.part.Durable(rank, epoch, ckpt.Hash{}, held)
 	}
 	j.pump()
@@ -513,7 +515,7 @@ func (j *jobRun) paceAfter(epoch uint64, r *roundState) {
 	if j.n > 1 {
 		who = "a worker"
 	}
-	if line := j.pace.after(epoch, who, r.began, r.stats.maxHeld, j.cfg.CheckpointEvery); line != "" && j.cfg.Verbose {
+	if line := j.pace.after(epoch, who, r.began, r.held, j.cfg.CheckpointEvery); line != "" && j.cfg.Verbose {
 		j.logf("%s", line)
 	}
 }
