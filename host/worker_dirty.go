@@ -293,15 +293,18 @@ func (d *dirtyTrack) close() {
 	}
 }
 
-// Throttled is how long the guest has waited in all, at its preemption
-// calls, for copy-on-write captures' readers to give shadow blocks back
-// (throttle): the part of what its checkpoints cost it beyond the pauses.
-func (w *Worker) Throttled() time.Duration {
+// CaptureWaits is how long the guest has stood in all for copy-on-write
+// captures beyond their pauses: at its preemption calls, waiting for the
+// readers to give shadow blocks back (throttle), and in its write faults
+// while the handler copied a block or lifted a protection. Tracking's
+// faults count too: they are what tracking costs the guest.
+func (w *Worker) CaptureWaits() time.Duration {
 	if w == nil {
 		return 0
 	}
 	if d := &w.dirty; d.cow {
-		return d.t.Pool().Throttled
+		st := d.t.Pool()
+		return st.Throttled + st.Faulted
 	}
 	return 0
 }

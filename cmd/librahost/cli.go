@@ -204,7 +204,7 @@ func (o *overheadFlag) Set(v string) error {
 // overheadVar defines --checkpoint-overhead on fs.
 func overheadVar(fs *flag.FlagSet) *overheadFlag {
 	o := overheadFlag(job.DefaultCheckpointOverhead)
-	fs.Var(&o, "checkpoint-overhead", "the most of the guest's `time` periodic checkpoints may hold it up (its pauses, its waits for a capture): after a costly one the next waits; off for no limit")
+	fs.Var(&o, "checkpoint-overhead", "the most of the guest's `time` periodic checkpoints may hold it up (its pauses, its waits and faults for a capture): after a costly one the next waits; off for no limit")
 	return &o
 }
 

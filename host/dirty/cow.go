@@ -85,4 +85,5 @@ type PoolStats struct {
 	Peak      int           // the most held at once since New
 	Overflow  uint64        // blocks copied beyond the pool since New
 	Throttled time.Duration // the guest's waits for room in the pool since New (Throttle)
+	Faulted   time.Duration // the handler's time on the guest's write faults since New: the faulting thread stood meanwhile
 }

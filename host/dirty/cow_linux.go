@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -92,9 +93,12 @@ type cowShared struct {
 	slots      [cowSlots]cowSlot
 
 	faults, copied, errs uint64 // counters
+	faultNs              uint64 // the handler's time on faults in the mapping (PoolStats.Faulted)
 
 	// The handler's syscall buffers, kept out of its nosplit frames.
 	msg  uffd.Msg             // a fault
+	t0   syscall.Timespec     // when the handler took it
+	t1   syscall.Timespec     // when it resolved it
 	wp   uffd.WriteProtectArg // a protection lifted
 	fds  [2]pollFd            // what it sleeps on
 	word uint64               // a command eventfd's count
@@ -969,7 +973,8 @@ func (t *Tracker) Pool() PoolStats {
 	sh := t.cow.sh
 	return PoolStats{Blocks: int(sh.poolMax), InUse: int(atomic.LoadUint64(&sh.inuse)),
 		Peak: int(atomic.LoadUint64(&sh.peak)), Overflow: atomic.LoadUint64(&sh.overflow),
-		Throttled: time.Duration(t.cow.throttled.Load())}
+		Throttled: time.Duration(t.cow.throttled.Load()),
+		Faulted:   time.Duration(atomic.LoadUint64(&sh.faultNs))}
 }
 
 // ZeroWhenFull has the handler store 0 into *word whenever its copy of a

@@ -109,6 +109,9 @@ func TestCOWSnapshot(t *testing.T) {
 	if faults == 0 {
 		t.Fatal("no write faulted while the snapshots were read")
 	}
+	if tr.Pool().Faulted <= 0 {
+		t.Fatalf("%d faults resolved in no time (PoolStats.Faulted %v)", faults, tr.Pool().Faulted)
+	}
 
 	// Tracked: Collect reports what was written since the last one; a
 	// capture needs only that.

@@ -43,7 +43,7 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture, oldest uin
 		rc.StderrTail, rc.MidLine[1] = o.tail(), !o.lineStart
 	}
 	later := withCut(&rc, cut, func(st transport.RankState) { j.keepCut(rank, epoch, st) })
-	waited := w.Throttled()
+	waited := w.CaptureWaits()
 	p, err := j.writeKey(j.key(rank), epoch, nil, later, c, files, c.Globals, c.Asyncify)
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func (j *jobRun) captureRank(rank int, epoch uint64, c *host.Capture, oldest uin
 		if p.Err() == nil {
 			j.noteKept(rank)
 		}
-		j.report(rank, epoch, p.Stats(), stopped, stopped+w.Throttled()-waited, p.Err())
+		j.report(rank, epoch, p.Stats(), stopped, stopped+w.CaptureWaits()-waited, p.Err())
 	}()
 	return nil
 }

@@ -515,7 +515,7 @@ func (j *jobRun) paceAfter(epoch uint64, r *roundState) {
 	if j.n > 1 {
 		who = "a worker"
 	}
-	if line := j.pace.after(epoch, who, r.began, r.held, j.cfg.CheckpointEvery); line != "" && j.cfg.Verbose {
+	if line := j.pace.after(epoch, who, r.began, time.Now(), r.held, j.cfg.CheckpointEvery); line != "" && j.cfg.Verbose {
 		j.logf("%s", line)
 	}
 }

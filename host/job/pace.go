@@ -11,16 +11,20 @@ import (
 const DefaultCheckpointOverhead = 0.2
 
 // pacer spaces periodic checkpoints so that they hold the ranks up for at
-// most a share of their time, as Flink's minimum pause between
-// checkpoints keeps a job that checkpoints slowly making progress, but
-// measured: a checkpoint that held a rank up for d (its pause, and its
-// waits for a copy-on-write capture's reader) lets the next periodic one
-// begin no sooner than d/share after it began. A guest whose checkpoints
-// cost it little (a pause of a millisecond) is checkpointed at every
-// interval; one that rewrites a gigabyte of memory a second, whose every
-// checkpoint has it wait for a gigabyte to be compressed, less often
-// instead of not at all between them. Checkpoints asked for (the guest's
-// own, the control socket's, a stop's) are never held back.
+// most a share of their time. It is Flink's minimum pause between
+// checkpoints, from the end of one to the beginning of the next, but
+// measured: a checkpoint that held a rank up for d (its pause, its waits
+// for a copy-on-write capture's reader and its faults) lets the next
+// periodic one begin no sooner than d·(1−share)/share after it ended, so
+// that the rank runs on for at least that long for every d it stood. A
+// guest whose checkpoints cost it little (a pause of a millisecond) is
+// checkpointed at every interval; one that rewrites a gigabyte of memory
+// a second, whose every checkpoint has it wait for a gigabyte to be
+// compressed, less often instead of not at all between them. The pause
+// counts from the end, not the beginning: a round may wait long for a
+// rank to stop (a guest in one long instruction, memory.fill of a
+// gigabyte), which is no time the rank ran. Checkpoints asked for (the
+// guest's own, the control socket's, a stop's) are never held back.
 type pacer struct {
 	share float64   // 0: no limit
 	next  time.Time // no periodic checkpoint begins before it
@@ -29,25 +33,27 @@ type pacer struct {
 // due reports whether a periodic checkpoint may begin at now.
 func (p *pacer) due(now time.Time) bool { return !now.Before(p.next) }
 
-// after records that the committed round of epoch, begun at began, held
-// who (a rank) up for d at most, and returns the line saying that this
-// holds the next periodic round back past every, or "" if it does not.
-func (p *pacer) after(epoch uint64, who string, began time.Time, d, every time.Duration) string {
-	next := p.held(began, d)
+// after records that the round of epoch, begun at began and committed at
+// ended, held who (a rank) up for d at most, and returns the line saying
+// that this holds the next periodic round back past every after began,
+// or "" if it does not.
+func (p *pacer) after(epoch uint64, who string, began, ended time.Time, d, every time.Duration) string {
+	next := p.held(ended, d)
 	if every <= 0 || next.Sub(began) <= every {
 		return ""
 	}
-	return fmt.Sprintf("checkpoint %d held %s up %s: the next periodic one %s after it began, not %s (--checkpoint-overhead %g%%)",
-		epoch, who, d.Round(time.Millisecond), next.Sub(began).Round(100*time.Millisecond), every, p.share*100)
+	return fmt.Sprintf("checkpoint %d held %s up %s: the next periodic one begins no sooner than %s after it ended, not %s after it began (--checkpoint-overhead %g%%)",
+		epoch, who, d.Round(time.Millisecond), next.Sub(ended).Round(100*time.Millisecond), every, p.share*100)
 }
 
-// held records that the checkpoint begun at began held a rank up for d
-// at most, and returns the earliest time the next periodic one may begin.
-func (p *pacer) held(began time.Time, d time.Duration) time.Time {
-	if p.share <= 0 || began.IsZero() {
+// held records that a checkpoint that ended at ended held a rank up for
+// d at most, and returns the earliest time the next periodic one may
+// begin.
+func (p *pacer) held(ended time.Time, d time.Duration) time.Time {
+	if p.share <= 0 || ended.IsZero() {
 		return p.next
 	}
-	if next := began.Add(time.Duration(float64(d) / p.share)); next.After(p.next) {
+	if next := ended.Add(time.Duration(float64(d) * (1 - p.share) / p.share)); next.After(p.next) {
 		p.next = next
 	}
 	return p.next

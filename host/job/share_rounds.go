@@ -181,7 +181,7 @@ func (r *shareRun) loop(ctx context.Context) {
 // held up by it (pace.go), saying so when that holds the next one back
 // past the interval. The caller holds r.mu.
 func (r *shareRun) paceAfter(epoch uint64, began time.Time, held time.Duration) {
-	if line := r.pace.after(epoch, "a rank", began, held, r.s.Every); line != "" {
+	if line := r.pace.after(epoch, "a rank", began, time.Now(), held, r.s.Every); line != "" {
 		r.j.logf("%s", line)
 	}
 }
@@ -518,7 +518,7 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 	}
 	r.mu.Unlock()
 	w := r.j.workers[rank]
-	waited := w.Throttled()
+	waited := w.CaptureWaits()
 	p, err := r.captureShare(rank, e, c)
 	if err != nil {
 		r.report(rank, e, 0, 0, err)
@@ -530,7 +530,7 @@ func (r *shareRun) onPause(rank int, c *host.Capture) error {
 		defer r.writes.Done()
 		<-p.Done()
 		r.j.logPause(rank, e, stopped, taken+p.Stats().PauseDur)
-		r.report(rank, e, stopped, stopped+w.Throttled()-waited, p.Err())
+		r.report(rank, e, stopped, stopped+w.CaptureWaits()-waited, p.Err())
 	}()
 	return nil
 }

@@ -38,9 +38,9 @@ var directions = []string{Sent, Received}
 // timer firing); a duration not known here is 0 and not observed.
 type CheckpointStats struct {
 	Pause time.Duration // the guest was stopped (the longest of this host's ranks)
-	// Held is how long the checkpoint held the guest up: its pause and
-	// its waits for a copy-on-write capture's reader (the longest of this
-	// host's ranks; 0 if not known).
+	// Held is how long the checkpoint held the guest up: its pause, its
+	// waits for a copy-on-write capture's reader and its write faults
+	// (the longest of this host's ranks; 0 if not known).
 	Held    time.Duration
 	Durable time.Duration // until every rank here had its part durable in the store
 	Commit  time.Duration // until the job committed the epoch (every rank acknowledged)
@@ -82,7 +82,7 @@ func newJobs() *Jobs {
 	)
 	j := &Jobs{
 		pause:       hist("checkpoint_pause_seconds", "How long a checkpoint stopped the guest (the longest of this host's ranks).", pauses),
-		held:        hist("checkpoint_held_seconds", "How long a checkpoint held the guest up: its pause and its waits for a copy-on-write capture to read what it wrote (the longest of this host's ranks).", waits),
+		held:        hist("checkpoint_held_seconds", "How long a checkpoint held the guest up: its pause, its waits for a copy-on-write capture to read what it wrote and its write faults (the longest of this host's ranks).", waits),
 		durable:     hist("checkpoint_durable_seconds", "From a checkpoint's trigger until this host's part was durable.", waits),
 		commit:      hist("checkpoint_commit_seconds", "From a checkpoint's trigger until the job committed it.", waits),
 		size:        hist("checkpoint_size_bytes", "Stored size of every chunk a committed checkpoint uses (this host's ranks).", sizes),
