@@ -67,8 +67,7 @@ type Config struct {
 	// CheckpointOverhead is the share of a rank's time that periodic
 	// checkpoints may hold it up (pace.go): after one that held a rank
 	// up for d, the next periodic one begins no sooner than
-	// d·(1−CheckpointOverhead)/CheckpointOverhead after it ended.
-	// 0: no limit.
+	// d/CheckpointOverhead after it ended. 0: no limit.
 	CheckpointOverhead float64
 	Keep               int    // checkpoints kept, default 3
 	Resume             bool   // continue the job in StateDir (N and the rest come from its record)
