@@ -26,7 +26,9 @@ import (
 // gives freed memory back to its host (virtio-balloon free page
 // reporting) costs from 0.5 s to 6 s for 4 GiB, run alone or not,
 // depending on how long ago the memory was freed; the rounds are what
-// checkpoints slow down.
+// checkpoints slow down. The rounds' speed itself varies from one process
+// to the next, alone or not, by up to a third (where the guest's memory
+// lands on the host) and drifts within a run: take several runs.
 func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) error {
 	wasm, err := buildGuest(dir, "randwrite", filepath.Join(root, "bench/testdata/randwrite"), false)
 	if err != nil {

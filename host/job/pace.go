@@ -7,8 +7,11 @@ import (
 
 // DefaultCheckpointOverhead is the share of a rank's time that periodic
 // checkpoints may hold it up, unless Config.CheckpointOverhead says
-// otherwise (the CLI's --checkpoint-overhead default).
-const DefaultCheckpointOverhead = 0.2
+// otherwise (the CLI's --checkpoint-overhead default). It is the usual
+// aim of checkpoint/restart, and it leaves room for what no pace can
+// bound: the first periodic checkpoint, whose cost nothing before it
+// tells, and the one a run ends right after.
+const DefaultCheckpointOverhead = 0.1
 
 // pacer spaces periodic checkpoints so that they hold the ranks up for at
 // most a share of their time. It is Flink's minimum pause between
@@ -17,7 +20,7 @@ const DefaultCheckpointOverhead = 0.2
 // for a copy-on-write capture's reader and its faults) lets the next
 // periodic one begin no sooner than d/share after it ended, so that the
 // rank runs on for at least that long for every d it stood: checkpoints
-// add at most the share to its run time (1.2× at 20 %). A
+// add at most the share to its run time (1.1× at 10 %). A
 // guest whose checkpoints cost it little (a pause of a millisecond) is
 // checkpointed at every interval; one that rewrites a gigabyte of memory
 // a second, whose every checkpoint has it wait for a gigabyte to be
