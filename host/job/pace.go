@@ -20,15 +20,16 @@ const DefaultCheckpointOverhead = 0.1
 // for a copy-on-write capture's reader and its faults) lets the next
 // periodic one begin no sooner than d/share after it ended, so that the
 // rank runs on for at least that long for every d it stood: checkpoints
-// add at most the share to its run time (1.1× at 10 %). A
-// guest whose checkpoints cost it little (a pause of a millisecond) is
-// checkpointed at every interval; one that rewrites a gigabyte of memory
-// a second, whose every checkpoint has it wait for a gigabyte to be
-// compressed, less often instead of not at all between them. The pause
-// counts from the end, not the beginning: a round may wait long for a
-// rank to stop (a guest in one long instruction, memory.fill of a
-// gigabyte), which is no time the rank ran. Checkpoints asked for (the
-// guest's own, the control socket's, a stop's) are never held back.
+// add at most the share to its run time (1.1× at 10 %). A guest whose
+// checkpoints cost it little (a pause of a millisecond) is checkpointed at
+// every interval; one that rewrites a gigabyte of memory a second, whose
+// every checkpoint has it wait for a gigabyte to be compressed, less often
+// instead of not at all between them. The pause counts from the end, not
+// the beginning: a round may wait long for a rank to stop (a guest in a
+// long stretch without a preemption call, such as its first touch of
+// gigabytes of memory), which is no time the rank ran. Checkpoints asked
+// for (the guest's own, the control socket's, a stop's) are never held
+// back.
 type pacer struct {
 	share float64   // 0: no limit
 	next  time.Time // no periodic checkpoint begins before it
