@@ -1,8 +1,9 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -131,40 +132,32 @@ type roundsRun struct {
 // the time from its first line of output to its last, the peak resident
 // memory and the checkpoints' pauses (from the -v lines).
 func timeRunRounds(lh, dir, wasm string, args, flags, env []string) (roundsRun, error) {
-	cmd, st := runCmd(lh, dir, wasm, args, flags, env, flags != nil)
-	if st != "" {
-		defer os.RemoveAll(st)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	var lines lineClock
+	wall, _, peak, log, err := runStateOut(lh, dir, wasm, args, flags, env, flags != nil, &lines)
 	if err != nil {
 		return roundsRun{}, err
 	}
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		return roundsRun{}, err
-	}
-	var first, last time.Time
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		last = time.Now()
-		if first.IsZero() {
-			first = last
-		}
-	}
-	err = cmd.Wait()
-	r := roundsRun{wall: time.Since(t0), rounds: last.Sub(first)}
-	if err != nil {
-		return roundsRun{}, fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())
-	}
-	r.peak = peakRSS(cmd.ProcessState)
-	for _, m := range pauseRE.FindAllStringSubmatch(stderr.String(), -1) {
+	r := roundsRun{wall: wall, rounds: lines.last.Sub(lines.first), peak: peak}
+	for _, m := range pauseRE.FindAllStringSubmatch(log, -1) {
 		if p, err := time.ParseDuration(m[1]); err == nil {
 			r.pauses = append(r.pauses, p)
 		}
 	}
 	return r, nil
+}
+
+// lineClock notes when the first and the last line of what is written to
+// it came.
+type lineClock struct{ first, last time.Time }
+
+func (c *lineClock) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\n') >= 0 {
+		c.last = time.Now()
+		if c.first.IsZero() {
+			c.first = c.last
+		}
+	}
+	return len(p), nil
 }
 
 // runState runs a module once under librahost run, with -v and a fresh
@@ -178,14 +171,20 @@ func runState(lh, dir, wasm string, args, flags, env []string, state bool) (wall
 // runStatePeak is runState that also returns the process's peak resident
 // memory (its VmHWM).
 func runStatePeak(lh, dir, wasm string, args, flags, env []string, state bool) (wall, cpu time.Duration, peak uint64, log string, err error) {
+	return runStateOut(lh, dir, wasm, args, flags, env, state, nil)
+}
+
+// runStateOut is runStatePeak that writes the module's output to stdout
+// (nil: drops it).
+func runStateOut(lh, dir, wasm string, args, flags, env []string, state bool, stdout io.Writer) (wall, cpu time.Duration, peak uint64, log string, err error) {
 	cmd, st := runCmd(lh, dir, wasm, args, flags, env, state)
 	if st != "" {
 		defer os.RemoveAll(st)
 	}
 	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	t0 := time.Now()
-	_, err = cmd.Output()
+	err = cmd.Run()
 	wall = time.Since(t0)
 	if err != nil {
 		return 0, 0, 0, "", fmt.Errorf("%s: %v\n%s", filepath.Base(wasm), err, stderr.String())

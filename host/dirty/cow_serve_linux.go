@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/librahost/librahost/host/uffd"
+	"golang.org/x/sys/unix"
 )
 
 // The fault handler of a copy-on-write capture. It must resolve a write
@@ -133,10 +134,8 @@ func cowFaults(sh *cowShared) {
 //go:nosplit
 //go:norace
 func cowClock(ts *syscall.Timespec) {
-	syscall.RawSyscall6(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(ts)), 0, 0, 0, 0)
+	syscall.RawSyscall6(syscall.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(ts)), 0, 0, 0, 0)
 }
-
-const clockMonotonic = 1
 
 // cowWant names block b to the readers: it was copied, and reading it
 // gives its shadow block back.
