@@ -29,7 +29,10 @@ import (
 // depending on how long ago the memory was freed; the rounds are what
 // checkpoints slow down. The rounds' speed itself varies from one process
 // to the next, alone or not, by up to a third (where the guest's memory
-// lands on the host) and drifts within a run: take several runs.
+// lands on the host) and drifts within a run by as much, alone or not:
+// take several runs. So a third figure is taken of each checkpointed run
+// that the drift does not sway: what its checkpoints cost the rounds they
+// overlapped, against the rounds around them (stalls).
 func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) error {
 	wasm, err := buildGuest(dir, "randwrite", filepath.Join(root, "bench/testdata/randwrite"), false)
 	if err != nil {
@@ -60,12 +63,15 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 	}
 	fmt.Println(head)
 	fmt.Println(sep)
+	var byStalls []string
 	for _, mib := range sizes {
 		args := []string{fmt.Sprint(mib), fmt.Sprint(rounds)}
 		times := make([][]time.Duration, len(variants))
 		walls := make([][]time.Duration, len(variants))
 		pauses := make([][]time.Duration, len(variants))
 		peaks := make([]uint64, len(variants))
+		costs := make([][]float64, len(variants))
+		betweens := make([][]time.Duration, len(variants))
 		for round := -1; round < runs; round++ { // round -1 warms the compilation cache
 			if round < 0 && mib != sizes[0] {
 				continue
@@ -80,6 +86,8 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 					times[i] = append(times[i], r.rounds)
 					walls[i] = append(walls[i], r.wall)
 					pauses[i] = append(pauses[i], r.pauses...)
+					costs[i] = append(costs[i], r.rounds.Seconds()/(r.rounds-r.stalled).Seconds())
+					betweens[i] = append(betweens[i], r.between)
 				}
 			}
 		}
@@ -93,6 +101,31 @@ func benchRandWrite(lh, dir, root string, runs int, sizes []int, rounds int) err
 			}
 			row += fmt.Sprintf(" %d MiB |", peaks[i]>>20)
 		}
+		fmt.Println(row)
+		row = fmt.Sprintf("| %s |", mem(mib))
+		for i, v := range variants {
+			if v.flags != nil {
+				row += fmt.Sprintf(" %.2f× |", median(costs[i]))
+			}
+			row += fmt.Sprintf(" %.1f ms |", median(betweens[i]).Seconds()*1000)
+		}
+		byStalls = append(byStalls, row)
+	}
+	fmt.Println()
+	fmt.Println("What the checkpoints cost the rounds they overlapped (stalls: their time beyond the median of up to 10 rounds on each side that overlap none), as a ratio of the rounds' time to it without that cost, and the median round outside checkpoints; medians of the runs:")
+	fmt.Println()
+	head, sep = "| guest memory |", "|---|"
+	for _, v := range variants {
+		if v.flags != nil {
+			head += " " + v.name + ": by stalls |"
+			sep += "---|"
+		}
+		head += " round p50 |"
+		sep += "---|"
+	}
+	fmt.Println(head)
+	fmt.Println(sep)
+	for _, row := range byStalls {
 		fmt.Println(row)
 	}
 	return nil
@@ -125,37 +158,150 @@ type roundsRun struct {
 	wall, rounds time.Duration // the whole run; from its first line of output to its last
 	peak         uint64        // peak resident memory
 	pauses       []time.Duration
+	// stalled is what the checkpoints cost the rounds they overlapped
+	// (stalls); between is the median round outside them.
+	stalled, between time.Duration
 }
 
 // timeRunRounds runs a module once under librahost with flags (a fresh
 // state directory and -v when there are any) and returns the wall time,
 // the time from its first line of output to its last, the peak resident
-// memory and the checkpoints' pauses (from the -v lines).
+// memory, the checkpoints' pauses (from the -v lines) and what they cost
+// the rounds (stalls).
 func timeRunRounds(lh, dir, wasm string, args, flags, env []string) (roundsRun, error) {
-	var lines lineClock
-	wall, _, peak, log, err := runStateOut(lh, dir, wasm, args, flags, env, flags != nil, &lines)
+	var out, errs lineLog
+	errs.keep = true
+	wall, _, peak, log, err := runStateOut(lh, dir, wasm, args, flags, env, flags != nil, &out, &errs)
 	if err != nil {
 		return roundsRun{}, err
 	}
-	r := roundsRun{wall: wall, rounds: lines.last.Sub(lines.first), peak: peak}
+	if len(out.times) == 0 {
+		return roundsRun{}, fmt.Errorf("%s wrote nothing", filepath.Base(wasm))
+	}
+	r := roundsRun{wall: wall, rounds: out.times[len(out.times)-1].Sub(out.times[0]), peak: peak}
 	for _, m := range pauseRE.FindAllStringSubmatch(log, -1) {
 		if p, err := time.ParseDuration(m[1]); err == nil {
 			r.pauses = append(r.pauses, p)
 		}
 	}
+	r.stalled, r.between = stalls(out.times, checkpointSpans(errs))
 	return r, nil
 }
 
-// lineClock notes when the first and the last line of what is written to
-// it came.
-type lineClock struct{ first, last time.Time }
-
-func (c *lineClock) Write(p []byte) (int, error) {
-	if bytes.IndexByte(p, '\n') >= 0 {
-		c.last = time.Now()
-		if c.first.IsZero() {
-			c.first = c.last
+// checkpointSpans returns when each checkpoint of a run held its capture
+// under way, from the -v lines that say it is durable: from its pause to
+// that line.
+func checkpointSpans(errs lineLog) [][2]time.Time {
+	var spans [][2]time.Time
+	for i, line := range errs.lines {
+		m := durableRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
 		}
+		pause, err1 := time.ParseDuration(m[3]) // durableRE: dashboard.go
+		write, err2 := time.ParseDuration(m[4])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		end := errs.times[i]
+		spans = append(spans, [2]time.Time{end.Add(-write - pause), end})
+	}
+	return spans
+}
+
+// stallNeighbours is how many rounds on each side of a checkpoint's
+// rounds stand for the guest's speed then.
+const stallNeighbours = 10
+
+// stalls measures what checkpoints cost a guest that prints a line per
+// round of equal work, from the times its lines came (ends) and when the
+// checkpoints were under way (spans): each checkpoint costs the rounds
+// that overlap it their time beyond what as many rounds take around it
+// (the median of up to stallNeighbours rounds on each side that overlap
+// no checkpoint). The rounds' speed here drifts by a half over seconds,
+// alone or not, so a run compared with its neighbouring rounds tells the
+// checkpoints' cost where a run compared with another run does not.
+// between is the median of the rounds that overlap no checkpoint.
+func stalls(ends []time.Time, spans [][2]time.Time) (stalled, between time.Duration) {
+	if len(ends) < 2 {
+		return 0, 0
+	}
+	n := len(ends) - 1 // round i runs from ends[i] to ends[i+1]
+	in := make([]bool, n)
+	for i := range n {
+		for _, s := range spans {
+			if ends[i].Before(s[1]) && ends[i+1].After(s[0]) {
+				in[i] = true
+			}
+		}
+	}
+	round := func(i int) time.Duration { return ends[i+1].Sub(ends[i]) }
+	var free []time.Duration
+	for i := range n {
+		if !in[i] {
+			free = append(free, round(i))
+		}
+	}
+	if len(free) == 0 {
+		return 0, 0
+	}
+	between = median(free)
+	for i := 0; i < n; {
+		if !in[i] {
+			i++
+			continue
+		}
+		j := i
+		var spent time.Duration
+		for ; j < n && in[j]; j++ {
+			spent += round(j)
+		}
+		var near []time.Duration
+		for k := i - 1; k >= 0 && len(near) < stallNeighbours; k-- {
+			if !in[k] {
+				near = append(near, round(k))
+			}
+		}
+		for k, m := j, 0; k < n && m < stallNeighbours; k++ {
+			if !in[k] {
+				near = append(near, round(k))
+				m++
+			}
+		}
+		if len(near) == 0 {
+			near = free
+		}
+		stalled += spent - time.Duration(j-i)*median(near)
+		i = j
+	}
+	return stalled, between
+}
+
+// lineLog notes when each line written to it ended, and with keep the
+// lines themselves.
+type lineLog struct {
+	keep    bool
+	partial []byte
+	times   []time.Time
+	lines   []string
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	now := time.Now()
+	for rest := p; ; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			if l.keep {
+				l.partial = append(l.partial, rest...)
+			}
+			break
+		}
+		l.times = append(l.times, now)
+		if l.keep {
+			l.lines = append(l.lines, string(l.partial)+string(rest[:i]))
+			l.partial = l.partial[:0]
+		}
+		rest = rest[i+1:]
 	}
 	return len(p), nil
 }
@@ -171,18 +317,22 @@ func runState(lh, dir, wasm string, args, flags, env []string, state bool) (wall
 // runStatePeak is runState that also returns the process's peak resident
 // memory (its VmHWM).
 func runStatePeak(lh, dir, wasm string, args, flags, env []string, state bool) (wall, cpu time.Duration, peak uint64, log string, err error) {
-	return runStateOut(lh, dir, wasm, args, flags, env, state, nil)
+	return runStateOut(lh, dir, wasm, args, flags, env, state, nil, nil)
 }
 
 // runStateOut is runStatePeak that writes the module's output to stdout
-// (nil: drops it).
-func runStateOut(lh, dir, wasm string, args, flags, env []string, state bool, stdout io.Writer) (wall, cpu time.Duration, peak uint64, log string, err error) {
+// (nil: drops it), and what it writes to stderr to stderr too (if not
+// nil).
+func runStateOut(lh, dir, wasm string, args, flags, env []string, state bool, stdout, stderrTo io.Writer) (wall, cpu time.Duration, peak uint64, log string, err error) {
 	cmd, st := runCmd(lh, dir, wasm, args, flags, env, state)
 	if st != "" {
 		defer os.RemoveAll(st)
 	}
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	if stderrTo != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, stderrTo)
+	}
 	t0 := time.Now()
 	err = cmd.Run()
 	wall = time.Since(t0)
