@@ -113,6 +113,13 @@ type Store struct {
 	writeq     chan *Pending
 	writerDone chan struct{}
 
+	// queueMu and queueCond hold the scans of queued copy-on-write
+	// captures (valueStream.wait); writerOutside is set while the writer
+	// waits outside the store (Meta.HostLater).
+	queueMu       sync.Mutex
+	queueCond     sync.Cond
+	writerOutside bool
+
 	// gcMu is held by the writer from the moment a capture is done until
 	// it has freed what the commit left (freeValues).
 	gcMu    sync.Mutex
@@ -203,6 +210,7 @@ func Open(cfg Config) (*Store, error) {
 		writerDone: make(chan struct{}),
 		segs:       segs,
 	}
+	s.queueCond.L = &s.queueMu
 	s.scratch.New = func() any {
 		b := make([]byte, cfg.ChunkSize+decodeSlack)
 		return &b

@@ -222,7 +222,7 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 			files = cloneBytes(files) // scanned after Capture returns
 			slots += int(chunkCount(uint64(len(files)), cs))
 		}
-		p.stream = newStream(p, fz, slots)
+		p.stream = newStream(s, p, fz, slots)
 		p.progress.Store(skipped)
 	}
 	// prepare chooses the base (the last durable capture, which a commit
@@ -314,6 +314,9 @@ func (s *Store) Capture(meta Meta, mem []byte) (*Pending, error) {
 
 	if err := s.enqueue(p); err != nil {
 		s.unpin(p)
+		if p.stream != nil {
+			p.stream.setState(streamDone) // no writer will come: the scan must not wait for one
+		}
 		return nil, err
 	}
 	ks.linkMu.Lock()

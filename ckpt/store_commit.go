@@ -70,6 +70,11 @@ func (s *Store) commit(p *Pending) error {
 				}
 				continue
 			}
+			if j.dropped {
+				// Let go of by a batch: its chunk was stored, and its
+				// epoch went since (deleted).
+				return &errMissing{j.hash}
+			}
 			ours = append(ours, i)
 			if p.locs[i].seg == 0 {
 				tail = append(tail, i)

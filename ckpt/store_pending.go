@@ -29,7 +29,11 @@ type Pending struct {
 	stored   int64         // written by the writer
 	garbage  []chunkLoc    // chunk values the commit left to free (freeValues)
 	stream   *valueStream  // for a copy-on-write capture: how its values reach the writer as they are made
-	foreign  bool          // the values are the caller's (AddReplica), not the pool's
+	// baseSet is the chunks of baseSetOf, the key's newest durable capture
+	// when a batch last looked (dropStored); writer-owned.
+	baseSet   map[Hash]struct{}
+	baseSetOf *baseState
+	foreign   bool // the values are the caller's (AddReplica), not the pool's
 	// hostLater is Meta.HostLater, called by the writer before the commit.
 	hostLater func() ([]byte, error)
 	rep       *repWriter // a replica's values, already in the replica segment
@@ -165,7 +169,10 @@ func (s *Store) writer() {
 			<-p.compressed // the compressors still own the jobs
 			err = s.writeErr(p.m, err)
 		case p.hostLater != nil:
-			if p.m.Host, err = p.hostLater(); err != nil {
+			s.outside(true)
+			p.m.Host, err = p.hostLater()
+			s.outside(false)
+			if err != nil {
 				err = s.writeErr(p.m, err)
 				break
 			}

@@ -12,6 +12,9 @@ type chunkJob struct {
 	value []byte // the stored value once encoded (buf itself, a pool buffer, or carved from slab)
 	slab  *slab  // the pool buffer value is carved from (scanFrozen), nil if none
 	raw   int    // raw length
+	// dropped: a batch found the chunk stored by the key's newest durable
+	// capture and let the value go (Store.dropStored)
+	dropped bool
 }
 
 // rawLen is the length of the job's raw chunk.

@@ -13,31 +13,39 @@ import (
 // of its values at once.
 
 // heldMax is how many bytes of a copy-on-write capture's values may wait
-// for the writer once the writer is taking them: above it the scan waits
-// (valueStream.wait). At least 2*batchBytes is used, so that the writer always
-// has a whole batch to write when the scan waits.
+// for the writer: above it the scan waits (valueStream.wait). At least
+// 2*batchBytes is used, so that the writer always has a whole batch to
+// write when the scan waits.
 var heldMax = 64 << 20
+
+// A stream's state, as the writer moves it.
+const (
+	streamQueued  = iota // the writer has not come to the capture yet
+	streamWriting        // the writer takes its values (writeChunks)
+	streamDone           // the writer is done with it, or will never come
+)
 
 // valueStream hands a copy-on-write capture's values to the writer.
 type valueStream struct {
+	s      *Store
 	p      *Pending
 	fz     Frozen
 	slots  int           // an upper bound on the jobs: len(p.jobs)
 	opened chan struct{} // closed once p.jobs and p.ready are made
 
-	mu      sync.Mutex
-	cond    sync.Cond
-	seen    map[Hash]struct{} // hashes with a job: a chunk that occurs again is not stored twice
-	n       int               // jobs published, p.jobs[:n]
-	held    int64             // bytes of published values that no batch has taken care of yet
-	writing bool              // the writer is taking this capture's values (writeChunks)
+	mu    sync.Mutex
+	cond  sync.Cond
+	seen  map[Hash]struct{} // hashes with a job: a chunk that occurs again is not stored twice
+	n     int               // jobs published, p.jobs[:n]
+	held  int64             // bytes of published values that no batch has taken care of yet
+	state int               // streamQueued, streamWriting or streamDone
 
 	files    []chunkJob // the file blob's chunks to store, encoded by the scan once the snapshot is read
 	nextFile atomic.Int64
 }
 
-func newStream(p *Pending, fz Frozen, slots int) *valueStream {
-	st := &valueStream{p: p, fz: fz, slots: slots, opened: make(chan struct{}), seen: make(map[Hash]struct{})}
+func newStream(s *Store, p *Pending, fz Frozen, slots int) *valueStream {
+	st := &valueStream{s: s, p: p, fz: fz, slots: slots, opened: make(chan struct{}), seen: make(map[Hash]struct{})}
 	st.cond.L = &st.mu
 	return st
 }
@@ -90,27 +98,80 @@ func (st *valueStream) publish(j chunkJob) {
 	st.p.ready <- i
 }
 
-// wait holds the scan while too many of its values wait for the writer.
-// It never waits while the writer is elsewhere (another capture, or this
-// one failed): then nothing it waits for would come. While the writer
-// takes this capture's values, everything published is in p.ready or in
-// the writer's batch; above 2*batchBytes held, the batch fills and is
-// written, so the writer never waits for a scan that waits for it.
+// wait holds the scan while more than heldMax of its values wait for the
+// writer, so that a capture never holds all of its values. That includes
+// a capture queued behind another one the writer is still writing (two
+// rounds under way, or another worker's capture): its values would
+// otherwise pile up until the writer comes to it, up to its whole
+// compressed size (1.2 GiB for a 3.75 GiB guest). It does not wait once
+// the writer is done with the capture (written, or failed: nothing would
+// take its values), nor, while queued, while the writer waits for
+// something outside the store (Meta.HostLater of the capture before,
+// which may wait for the guests' progress, and so for this scan). So the
+// writer never waits for a scan that waits for it: while it takes this
+// capture's values, everything published is in p.ready or in its batch,
+// and above 2*batchBytes held the batch fills and is written; before, it
+// waits only for captures taken earlier, whose scans do not wait for
+// later ones.
 func (st *valueStream) wait() {
 	limit := int64(max(heldMax, 2*batchBytes))
 	st.mu.Lock()
-	for st.writing && st.held > limit {
+	for st.state == streamWriting && st.held > limit {
 		st.cond.Wait()
 	}
+	queued := st.state == streamQueued && st.held > limit
 	st.mu.Unlock()
+	if queued {
+		st.s.waitQueued(st, limit)
+	}
 }
 
-// setWriting says whether the writer is taking this capture's values.
-func (st *valueStream) setWriting(on bool) {
+// waitQueued waits, for wait, while st is queued with more than limit
+// bytes held and the writer is not outside the store.
+func (s *Store) waitQueued(st *valueStream, limit int64) {
+	s.queueMu.Lock()
+	defer s.queueMu.Unlock()
+	for !s.writerOutside {
+		st.mu.Lock()
+		stay := st.state == streamQueued && st.held > limit
+		st.mu.Unlock()
+		if !stay {
+			return
+		}
+		if h := queuedHook; h != nil {
+			h()
+		}
+		s.queueCond.Wait()
+	}
+}
+
+// queuedHook, if set (by tests), is called each time a queued capture's
+// scan is about to wait for the writer.
+var queuedHook func()
+
+// wakeQueued wakes the scans waiting in waitQueued, to look again.
+func (s *Store) wakeQueued() {
+	s.queueMu.Lock()
+	s.queueCond.Broadcast()
+	s.queueMu.Unlock()
+}
+
+// outside says that the writer waits for something outside the store
+// (on), or is back (off): meanwhile no queued scan waits for it.
+func (s *Store) outside(on bool) {
+	s.queueMu.Lock()
+	s.writerOutside = on
+	s.queueCond.Broadcast()
+	s.queueMu.Unlock()
+}
+
+// setState moves the stream to state (streamWriting or streamDone).
+func (st *valueStream) setState(state int) {
 	st.mu.Lock()
-	st.writing = on
+	st.state = state
 	st.cond.Broadcast()
 	st.mu.Unlock()
+	st.s.wakeQueued()
 }
 
 // taken says that a batch of n bytes of values is written or skipped.

@@ -1,6 +1,7 @@
 package ckpt
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -137,12 +138,7 @@ func TestCaptureFrozenStreams(t *testing.T) {
 func TestCaptureFrozenGivesSlabsBack(t *testing.T) {
 	s, cfg := streamStore(t)
 	const n = 64
-	s.bufs.reserve(4 * n)
-	free := func() int {
-		s.bufs.mu.Lock()
-		defer s.bufs.mu.Unlock()
-		return len(s.bufs.free)
-	}
+	free := reservedFree(s, 4*n)
 	before := free()
 	p, f, mem := streamed(t, s, Key{Job: "slabs"}, 1, n)
 	// Each scan goroutine holds two buffers (its chunk, its scratch) and
@@ -195,11 +191,12 @@ func TestCaptureFrozenKeepsSkippedValues(t *testing.T) {
 	checkRefs(t, s)
 }
 
-// With the values held bounded to two bytes, copy-on-write
-// captures still end: the scan waits for the writer only while the
-// writer takes that capture's values. A capture queued behind one whose
-// scan is stopped is scanned whole meanwhile (nothing would take its
-// values), and then both are written and read back.
+// With the values held bounded to two bytes, a copy-on-write capture
+// queued behind another that the writer is still writing holds no more
+// than its bound either: while the first capture's scan is stopped, the
+// second's scan waits after each of its goroutines published one value
+// (rather than holding all of its values until the writer comes to it);
+// once the first goes on, both are written and read back.
 func TestCaptureFrozenBounded(t *testing.T) {
 	s, cfg := streamStore(t)
 	defer func(h int) { heldMax = h }(heldMax)
@@ -207,34 +204,172 @@ func TestCaptureFrozenBounded(t *testing.T) {
 	const n = 32
 	first := Key{Job: "first"}
 	p1, f1, mem1 := streamed(t, s, first, 1, n) // a batch per value: the scan waits after each
+	release := sync.OnceFunc(func() { close(f1.release) })
+	defer release() // on a failure too: the store's Close waits for the writer
 
+	waiting := make(chan struct{}, 2*n)
+	queuedHook = func() { waiting <- struct{}{} }
+	defer func() { queuedHook = nil }()
 	second := Key{Job: "second"}
 	mem2 := randomMemory(n, cfg.ChunkSize, 2)
-	f2 := newFrozenMem(mem2, n)
-	for i := range n {
-		f2.copyChunk(i)
-	}
-	meta := testMeta(second, 1)
-	meta.Dirty = &Dirty{Mark: 1, Frozen: f2}
-	p2, err := s.Capture(meta, mem2)
-	if err != nil {
-		t.Fatal(err)
+	p2 := frozenCapture(t, s, testMeta(second, 1), mem2, n)
+	select {
+	case <-waiting:
+	case <-p2.scanned:
+		t.Fatal("a capture queued behind another was scanned whole before the writer came to it")
+	case <-time.After(time.Minute): // a guard against a hang, not a measure
+		t.Fatal("the queued capture's scan neither waited nor ended")
 	}
 	select {
 	case <-p2.scanned:
-	case <-time.After(time.Minute): // a guard against a hang, not a measure
-		t.Fatal("a capture queued behind another waited for the writer to scan")
+		t.Fatal("a capture queued behind another was scanned whole before the writer came to it")
+	default:
 	}
-	close(f1.release)
-	for _, c := range []struct {
-		p   *Pending
-		k   Key
-		mem []byte
-	}{{p1, first, mem1}, {p2, second, mem2}} {
-		if err := c.p.Wait(); err != nil {
+	if got := p2.stream.published(); got > cfg.Workers {
+		t.Fatalf("the queued capture published %d values with a bound of 2 bytes and %d scan goroutines", got, cfg.Workers)
+	}
+	release()
+	durableReadBack(t, s, written{p1, first, mem1}, written{p2, second, mem2})
+}
+
+// A queued capture's scan does not wait for the writer while the writer
+// waits outside the store: the capture before it asks for its host state
+// once its chunks are written (Meta.HostLater), and that waits here for
+// the queued capture's scan to end, as a job's channel state may wait for
+// guests that the queued capture's snapshot holds. Both are written.
+func TestCaptureFrozenBoundedHostLater(t *testing.T) {
+	s, cfg := streamStore(t)
+	defer func(h int) { heldMax = h }(heldMax)
+	heldMax = 1
+	old := batchBytes
+	batchBytes = 1
+	defer func() { batchBytes = old }()
+	const n = 32
+
+	first := Key{Job: "first"}
+	mem1 := randomMemory(n, cfg.ChunkSize, 1)
+	taken := make(chan *Pending, 1)
+	meta1 := testMeta(first, 1)
+	meta1.HostLater = func() ([]byte, error) {
+		p2 := <-taken
+		select {
+		case <-p2.scanned:
+			return []byte("host"), nil
+		case <-time.After(time.Minute): // a guard against a hang, not a measure
+			return nil, errors.New("the queued capture's scan waited for a writer that waited for it")
+		}
+	}
+	p1, err := s.Capture(meta1, mem1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	second := Key{Job: "second"}
+	mem2 := randomMemory(n, cfg.ChunkSize, 2)
+	p2 := frozenCapture(t, s, testMeta(second, 1), mem2, n)
+	taken <- p2
+	durableReadBack(t, s, written{p1, first, mem1}, written{p2, second, mem2})
+}
+
+// A capture taken while the key's capture before is still being written
+// is compared with an older base, so it compresses again what that one
+// stores; once that one is durable, the capture's batches find those
+// chunks stored and let their values go rather than hold them until its
+// commit (dropStored): at its commit it holds none of the pool's buffers,
+// stores nothing, and reads back.
+func TestCaptureFrozenDropsStoredValues(t *testing.T) {
+	s, _ := streamStore(t)
+	const n = 64
+	free := reservedFree(s, 4*n)
+	before := free()
+	k := Key{Job: "again"}
+	p1, f1, mem := streamed(t, s, k, 1, n)
+	release := sync.OnceFunc(func() { close(f1.release) })
+	defer release()
+
+	var mu sync.Mutex
+	var commits, out int
+	setFailpoint(func(name string) error {
+		if name == "commit:chunks" {
+			mu.Lock()
+			if commits++; commits == 2 { // the second capture's
+				out = before - free()
+			}
+			mu.Unlock()
+		}
+		return nil
+	})
+	p2 := frozenCapture(t, s, testMeta(k, 2), mem, n)
+	select {
+	case <-p2.scanned:
+	case <-time.After(time.Minute): // a guard against a hang, not a measure
+		t.Fatal("the second capture's scan did not end")
+	}
+	if got := p2.stream.published(); got != n {
+		t.Fatalf("the second capture compressed %d chunks of %d (its base is older than the first)", got, n)
+	}
+	release()
+	for _, p := range []*Pending{p1, p2} {
+		if err := p.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		readsBack(t, s, c.k, 1, c.mem)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if commits != 2 || out != 0 {
+		t.Fatalf("at the second capture's commit (of %d commits), %d pool buffers were out", commits, out)
+	}
+	if st := p2.Stats(); st.BytesStored != 0 {
+		t.Fatalf("the second capture stored %d bytes of chunks the first stored", st.BytesStored)
+	}
+	readsBack(t, s, k, 2, mem)
+	readsBack(t, s, k, 1, mem)
+	checkRefs(t, s)
+}
+
+// frozenCapture takes a copy-on-write capture of n chunks of mem with
+// meta, every chunk of its snapshot copied already.
+func frozenCapture(t *testing.T, s *Store, meta Meta, mem []byte, n int) *Pending {
+	t.Helper()
+	f := newFrozenMem(mem, n)
+	for i := range n {
+		f.copyChunk(i)
+	}
+	meta.Dirty = &Dirty{Mark: meta.Epoch, Frozen: f}
+	p, err := s.Capture(meta, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// written is a capture of epoch 1 of k's memory mem.
+type written struct {
+	p   *Pending
+	k   Key
+	mem []byte
+}
+
+// durableReadBack waits for each capture to be durable, reads it back,
+// and checks the store's references.
+func durableReadBack(t *testing.T, s *Store, ws ...written) {
+	t.Helper()
+	for _, w := range ws {
+		if err := w.p.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		readsBack(t, s, w.k, 1, w.mem)
 	}
 	checkRefs(t, s)
+}
+
+// reservedFree reserves n of s's pool buffers and returns how many are
+// free at the time of a call.
+func reservedFree(s *Store, n int) func() int {
+	s.bufs.reserve(n)
+	return func() int {
+		s.bufs.mu.Lock()
+		defer s.bufs.mu.Unlock()
+		return len(s.bufs.free)
+	}
 }

@@ -21,8 +21,8 @@ func (s *Store) writeChunks(p *Pending) error {
 	st := p.stream
 	if st != nil {
 		<-st.opened
-		st.setWriting(true)
-		defer st.setWriting(false)
+		st.setState(streamWriting)
+		defer st.setState(streamDone)
 	}
 	p.locs = make([]chunkLoc, len(p.jobs))
 	if len(p.jobs) == 0 {
@@ -122,7 +122,50 @@ func (s *Store) writeBatch(p *Pending, batch []int) error {
 		return err
 	}
 	s.release(p, todo)
+	s.dropStored(p, batch, todo)
 	return fail("commit:batched")
+}
+
+// dropStored lets go of the values of a batch's jobs that it did not write
+// (the jobs not in todo) whose chunk the key's newest durable capture
+// holds: that capture stays until this one commits (Keep never drops the
+// newest durable epoch), so the value will not be needed. A capture taken
+// while the one before was still being written (two rounds under way)
+// hashes what that one stores again; without this, it held every such
+// value until its commit, up to the whole memory's compressed size. The
+// others are kept for the commit, which writes them after all if their
+// chunk went meanwhile (another key's deleted).
+func (s *Store) dropStored(p *Pending, batch, todo []int) {
+	if len(batch) == len(todo) || p.stream == nil {
+		return
+	}
+	ks := s.keyState(p.m.Key)
+	ks.mu.Lock()
+	base := ks.base
+	ks.mu.Unlock()
+	if base == nil {
+		return
+	}
+	if p.baseSet == nil || p.baseSetOf != base {
+		p.baseSet, p.baseSetOf = make(map[Hash]struct{}, len(base.mem)+len(base.files)), base
+		for _, hs := range [][]Hash{base.mem, base.files} {
+			for _, h := range hs {
+				p.baseSet[h] = struct{}{}
+			}
+		}
+	}
+	written := make(map[int]bool, len(todo))
+	for _, i := range todo {
+		written[i] = true
+	}
+	for _, i := range batch {
+		j := &p.jobs[i]
+		if _, ok := p.baseSet[j.hash]; !ok || written[i] || j.slab == nil {
+			continue
+		}
+		s.unref(j.slab)
+		j.slab, j.value, j.dropped = nil, nil, true
+	}
 }
 
 // writeValues writes the values of the listed jobs to the current segment,
