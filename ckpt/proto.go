@@ -253,7 +253,8 @@ type ProtoConfig struct {
 	// most MigrateSmall bytes dirty (default 4 MiB), after MigrateStall
 	// rounds in a row that did not shrink what is dirty (default 3), or
 	// after MigrateRounds rounds (default 30). A migration whose target
-	// makes nothing durable for MigrateTimeout (default 10 s) fails, and
+	// makes nothing durable, and whose round goes no further (the driver's
+	// Participant.CopyProgress), for MigrateTimeout (default 10 s) fails, and
 	// so does one whose copy converged but whose switch did not come in
 	// MigrateWait (default 1 min: the checkpoint round under way, which
 	// the switch waits for, did not end). A switch that comes more than

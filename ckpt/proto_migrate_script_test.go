@@ -66,6 +66,11 @@ func (h *protoHarness) runMigrate(line, cmd string, args map[string]string, num 
 			h.t.Fatalf("%s: rank %d has no %s pending", line, r, kind)
 		}
 		h.answerMigrate(p, int64(num("dirty", 0)))
+	case "progress":
+		r := num("rank", 0)
+		x := h.host(r)
+		h.parts[x].CopyProgress(r, num("round", 1), h.now)
+		h.flush(x)
 	case "migfail":
 		before, why, _ := strings.Cut(line, " err=")
 		var r int

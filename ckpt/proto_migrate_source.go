@@ -76,6 +76,17 @@ func (p *Participant) copyRound(mg *srcMig, now time.Time) {
 	p.ready.act(Action{Kind: ActCopy, Rank: mg.rank, Host: mg.to, Round: mg.round})
 }
 
+// CopyProgress reports that round of rank's pre-copy moved forward: more
+// of its capture is written here, or more of it reached the target. A
+// round of a large guest takes longer than MigrateTimeout (the first of a
+// 4 GiB guest compresses and sends all of it); the timeout is for a round
+// that stands still.
+func (p *Participant) CopyProgress(rank, round int, now time.Time) {
+	if mg := p.migs[rank]; mg != nil && round == mg.round && mg.busy && mg.phase <= migTopUp {
+		mg.last = now
+	}
+}
+
 // CopyDurable reports that round of rank's pre-copy is durable at the
 // target, and that dirty bytes of its memory were written since the round
 // began: what the next round would send.
@@ -148,7 +159,8 @@ func (p *Participant) failMig(mg *srcMig, err string) {
 }
 
 // tickMigrations fails the migrations whose target, or rank, made no
-// progress for MigrateTimeout, and those whose switch did not come
+// progress for MigrateTimeout (a round durable, or one going forward:
+// CopyProgress), and those whose switch did not come
 // MigrateWait after their copy converged.
 func (p *Participant) tickMigrations(now time.Time) {
 	for _, r := range slices.Sorted(maps.Keys(p.migs)) {
@@ -163,7 +175,7 @@ func (p *Participant) tickMigrations(now time.Time) {
 		if mg.phase == migSwitching {
 			p.failMig(mg, fmt.Sprintf("rank %d reached no capture point in %s", r, p.cfg.MigrateTimeout))
 		} else {
-			p.failMig(mg, fmt.Sprintf("the target h%d made nothing durable for %s", mg.to, p.cfg.MigrateTimeout))
+			p.failMig(mg, fmt.Sprintf("the pre-copy to h%d went no further for %s", mg.to, p.cfg.MigrateTimeout))
 		}
 	}
 }

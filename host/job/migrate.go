@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/librahost/librahost/ckpt"
@@ -55,8 +56,9 @@ type Mover struct {
 	// with the bytes of chunk values sent (those to lacked). Base is an
 	// epoch of k that to holds (0: none; then to drops what it holds of
 	// k first). The target refuses it, in one line, if its read-only
-	// inputs do not hash to inputs.
-	Send func(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error)
+	// inputs do not hash to inputs. Sent, if not nil, counts the bytes
+	// written to to as they go.
+	Send func(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string, sent *atomic.Int64) (int64, error)
 	// Inputs returns the hashes of the job's read-only mounts on this
 	// host.
 	Inputs func() ([]string, error)

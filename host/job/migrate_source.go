@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/librahost/librahost/ckpt"
@@ -129,6 +130,12 @@ func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, bas
 	p, err := j.writeKey(k, uint64(round), &rc, nil, c, nil, c.Globals, c.Asyncify)
 	taken := time.Now()
 	go func() {
+		var sent atomic.Int64
+		stop := make(chan struct{})
+		if err == nil {
+			go r.copyProgress(rank, round, p, &sent, stop)
+		}
+		defer close(stop)
 		if err == nil {
 			<-p.Done()
 			err = p.Err()
@@ -136,7 +143,7 @@ func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, bas
 		var n, dirty int64
 		if err == nil {
 			dirty = int64(p.Stats().Changed) * migChunk
-			n, err = r.sendTo(k, uint64(round), base, to)
+			n, err = r.sendTo(k, uint64(round), base, to, &sent)
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -163,18 +170,46 @@ func (r *shareRun) precopy(rank int, mg *outMig, c *host.Capture, round int, bas
 	}()
 }
 
+// copyProgressEvery is how often a pre-copy round's progress is looked at.
+const copyProgressEvery = time.Second
+
+// copyProgress tells the core, until stop is closed, each time pre-copy
+// round's capture p has written more here or its transfer has sent more
+// (sent): a round of a large guest may take longer than the migration's
+// timeout, which is for a round that stands still
+// (ckpt.Participant.CopyProgress).
+func (r *shareRun) copyProgress(rank, round int, p *ckpt.Pending, sent *atomic.Int64, stop <-chan struct{}) {
+	t := time.NewTicker(copyProgressEvery)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		done, _ := p.Progress()
+		if now := done + sent.Load(); now > last {
+			last = now
+			r.mu.Lock()
+			r.part.CopyProgress(rank, round, time.Now())
+			r.mu.Unlock()
+		}
+	}
+}
+
 // migChunk is the chunk size of a share's store (ckpt's default), by
 // which a round's changed chunks count its dirty bytes.
 const migChunk = 64 << 10
 
 // sendTo sends k's capture of epoch to host to, with the source's
 // read-only inputs for it to check.
-func (r *shareRun) sendTo(k ckpt.Key, epoch, base uint64, to ckpt.HostID) (int64, error) {
+func (r *shareRun) sendTo(k ckpt.Key, epoch, base uint64, to ckpt.HostID, sent *atomic.Int64) (int64, error) {
 	inputs, err := r.s.Mover.Inputs()
 	if err != nil {
 		return 0, fmt.Errorf("the read-only inputs here cannot be read: %v", err)
 	}
-	return r.s.Mover.Send(k, epoch, base, to, inputs)
+	return r.s.Mover.Send(k, epoch, base, to, inputs, sent)
 }
 
 // sendEnded sends the state of a rank whose program has ended: its
@@ -245,5 +280,5 @@ func (r *shareRun) sendState(rank int, mg *outMig, rc *rankCheckpoint, c *host.C
 	if err != nil {
 		return 0, fmt.Errorf("rank %d's state could not be written here: %v", rank, err)
 	}
-	return r.sendTo(k, epoch, base, mg.to)
+	return r.sendTo(k, epoch, base, mg.to, nil)
 }

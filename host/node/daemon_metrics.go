@@ -2,6 +2,7 @@ package node
 
 import (
 	"io"
+	"sync/atomic"
 
 	"github.com/librahost/librahost/host/metrics"
 )
@@ -41,8 +42,9 @@ func (d *Daemon) endLinks(j *job) {
 // stream in librahost_replication_bytes_total as they pass: a replica is
 // counted before its answer goes.
 type countedStream struct {
-	rw io.ReadWriter
-	js *metrics.Jobs
+	rw   io.ReadWriter
+	js   *metrics.Jobs
+	sent *atomic.Int64 // if set, counts the bytes written too
 }
 
 func (c countedStream) Read(p []byte) (int, error) {
@@ -54,5 +56,8 @@ func (c countedStream) Read(p []byte) (int, error) {
 func (c countedStream) Write(p []byte) (int, error) {
 	n, err := c.rw.Write(p)
 	c.js.Replicated(uint64(n), 0)
+	if c.sent != nil {
+		c.sent.Add(int64(n))
+	}
 	return n, err
 }

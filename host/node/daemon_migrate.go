@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -560,17 +561,17 @@ func (r *replicator) readTaken(to ckpt.HostID, str io.Reader) error {
 
 // sendMigration sends the migration state k of epoch to host to, once it
 // took it, and returns the bytes of chunk values sent.
-func (r *replicator) sendMigration(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error) {
+func (r *replicator) sendMigration(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string, sent *atomic.Int64) (int64, error) {
 	var n int64
 	err := sendAgain(func() error {
 		var err error
-		n, err = r.sendMigrationOnce(k, epoch, base, to, inputs)
+		n, err = r.sendMigrationOnce(k, epoch, base, to, inputs, sent)
 		return err
 	})
 	return n, err
 }
 
-func (r *replicator) sendMigrationOnce(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string) (int64, error) {
+func (r *replicator) sendMigrationOnce(k ckpt.Key, epoch, base uint64, to ckpt.HostID, inputs []string, sent *atomic.Int64) (int64, error) {
 	conn, str, err := r.open(to, migrationFlag)
 	if err != nil {
 		return 0, err
@@ -586,6 +587,6 @@ func (r *replicator) sendMigrationOnce(k ckpt.Key, epoch, base uint64, to ckpt.H
 	if store == nil {
 		return 0, fmt.Errorf("the job's store is closed")
 	}
-	st, err := replica.Send(countedStream{str, r.d.metrics.Jobs()}, store, k, epoch, replica.Options{Base: base})
+	st, err := replica.Send(countedStream{rw: str, js: r.d.metrics.Jobs(), sent: sent}, store, k, epoch, replica.Options{Base: base})
 	return st.Bytes, err
 }

@@ -91,7 +91,7 @@ func (d *Daemon) serveReplica(ctx context.Context, conn *quic.Conn) {
 			}
 		}
 	}
-	if err := replica.ServeThen(countedStream{str, d.metrics.Jobs()}, store, staged); err != nil {
+	if err := replica.ServeThen(countedStream{rw: str, js: d.metrics.Jobs()}, store, staged); err != nil {
 		d.logf("job %s: replica from host %s: %v", j.id, peer, err)
 	}
 	str.Close()
@@ -145,7 +145,7 @@ func (r *replicator) replicateOnce(rank int, epoch uint64, to ckpt.HostID) error
 	if store == nil {
 		return errors.New("the job's store is closed")
 	}
-	if _, err := replica.Send(countedStream{str, r.d.metrics.Jobs()}, store, ckpt.Key{Job: shareKeyJob, Worker: uint32(rank)}, epoch, replica.Options{Base: base}); err != nil {
+	if _, err := replica.Send(countedStream{rw: str, js: r.d.metrics.Jobs()}, store, ckpt.Key{Job: shareKeyJob, Worker: uint32(rank)}, epoch, replica.Options{Base: base}); err != nil {
 		return err
 	}
 	r.mu.Lock()
