@@ -258,7 +258,8 @@ func TestDamagedJobIndex(t *testing.T) {
 }
 
 // killedHeatJob runs the heat sample as a job of 3 workers with frequent
-// checkpoints and kills it after its third durable one. It returns the
+// checkpoints, not paced (waitDurable), and kills it after its third
+// durable one. It returns the
 // state dir, the file its output went to (open for appending, as out)
 // and what an uninterrupted run prints.
 func killedHeatJob(t *testing.T) (state, outPath string, out *os.File, want []byte) {
@@ -270,7 +271,7 @@ func killedHeatJob(t *testing.T) (state, outPath string, out *os.File, want []by
 	state = filepath.Join(dir, "st")
 	outPath = filepath.Join(dir, "out")
 	out = appendTo(t, outPath)
-	p := startProc(t, out, nil, append([]string{"run", "-n", "3", "--state", state, "--checkpoint-every", "150ms", wasm, "--"}, args...)...)
+	p := startProc(t, out, nil, append([]string{"run", "-n", "3", "--state", state, "--checkpoint-every", "150ms", "--checkpoint-overhead", "off", wasm, "--"}, args...)...)
 	p.mustDurable(t, 3)
 	p.kill()
 	return state, outPath, out, want

@@ -24,7 +24,7 @@ func prepareState(t *testing.T, wasm string) (state, outPath string) {
 	state = filepath.Join(dir, "st")
 	outPath = filepath.Join(dir, "out")
 	out := appendTo(t, outPath)
-	p := startProc(t, out, nil, "run", "--state", state, "--checkpoint-every", "150ms", wasm)
+	p := startProc(t, out, nil, "run", "--state", state, "--checkpoint-every", "150ms", "--checkpoint-overhead", "off", wasm)
 	p.mustDurable(t, 2)
 	p.kill()
 	return state, outPath

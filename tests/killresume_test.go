@@ -50,7 +50,7 @@ func killResumeFlags(t *testing.T, flags []string, wasm string, kills int, every
 	out := appendTo(t, outPath)
 	killed := 0
 	for i := 0; ; i++ {
-		argv := append([]string{"run", "--state", state, "--checkpoint-every", every}, flags...)
+		argv := append([]string{"run", "--state", state, "--checkpoint-every", every, "--checkpoint-overhead", "off"}, flags...)
 		if i > 0 {
 			argv = append(argv, "--resume")
 		}
@@ -155,7 +155,7 @@ func TestKillDuringCheckpointWrite(t *testing.T) {
 	var listed string
 	never := filepath.Join(dir, "never") // a wait(PATH) failpoint holds the write until the kill
 	for i, fp := range []string{"", "commit:tx", "commit:chunks"} {
-		argv := []string{"run", "--state", state, "--checkpoint-every", "300ms"}
+		argv := []string{"run", "--state", state, "--checkpoint-every", "300ms", "--checkpoint-overhead", "off"}
 		if i > 0 {
 			argv = append(argv, "--resume")
 		}

@@ -61,7 +61,10 @@ var durableLine = regexp.MustCompile(`(?m)^librahost: checkpoint (\d+) durable`)
 
 // waitDurable waits for the process's k-th durable checkpoint (counted in
 // this process, from 1) and returns its epoch; ok is false if the process
-// ended first.
+// ended first. A run of a guest that ends by itself, waited on for its
+// k-th periodic checkpoint, is given --checkpoint-overhead off: on a
+// loaded machine one slow pause would otherwise put the next checkpoint
+// seconds out, past the guest's end.
 func (p *proc) waitDurable(k int) (epoch uint64, ok bool) {
 	p.stderr.waitFor(func(s string) bool {
 		m := durableLine.FindAllStringSubmatch(s, k)

@@ -86,7 +86,7 @@ func TestRestoreOlderEpoch(t *testing.T) {
 	state := filepath.Join(dir, "st")
 	outPath := filepath.Join(dir, "out")
 	f := appendTo(t, outPath)
-	p := startProc(t, f, nil, "run", "--state", state, "--checkpoint-every", "200ms", wasm)
+	p := startProc(t, f, nil, "run", "--state", state, "--checkpoint-every", "200ms", "--checkpoint-overhead", "off", wasm)
 	p.mustDurable(t, 2)
 	p.kill()
 	ls, _, _ := lh(t, "ckpt", "ls", "--state", state)
