@@ -154,13 +154,10 @@ func (s *Store) dropStored(p *Pending, batch, todo []int) {
 			}
 		}
 	}
-	written := make(map[int]bool, len(todo))
-	for _, i := range todo {
-		written[i] = true
-	}
 	for _, i := range batch {
 		j := &p.jobs[i]
-		if _, ok := p.baseSet[j.hash]; !ok || written[i] || j.slab == nil {
+		// The jobs written have no slab any more (release).
+		if _, ok := p.baseSet[j.hash]; !ok || j.slab == nil {
 			continue
 		}
 		s.unref(j.slab)
